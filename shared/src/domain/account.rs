@@ -1,0 +1,106 @@
+//! Provider accounts: who sends, through which provider, with which credentials (R7.2).
+
+use super::{new_id, DomainError, Time};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Meta,
+}
+
+/// Meta's default throughput per business number (PROVIDERS.md section 4).
+pub const DEFAULT_ACCOUNT_RATE: u32 = 80;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    pub id: String,
+    pub tenant: String,
+    pub name: String,
+    pub provider: Provider,
+    /// The provider's id of the sending number (Meta: phone_number_id).
+    pub sender_id: String,
+    /// Where the API token lives: `secretsmanager:NAME`, `ssm:NAME` or `env:VAR`.
+    /// The token itself is never stored (R7.2).
+    pub token_ref: String,
+    /// Messages per second the provider allows this sender.
+    pub rate_limit: u32,
+    pub created_at: Time,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewAccount {
+    pub name: Option<String>,
+    pub provider: Option<Provider>,
+    pub sender_id: Option<String>,
+    pub token_ref: Option<String>,
+    pub rate_limit: Option<u32>,
+}
+
+/// A credential reference names a secret store and a key, never the secret itself.
+pub fn validate_secret_ref(field: &str, r: &str) -> Result<(), DomainError> {
+    let ok = ["secretsmanager:", "ssm:", "env:"]
+        .iter()
+        .any(|p| r.strip_prefix(p).is_some_and(|rest| !rest.trim().is_empty()));
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::invalid(
+            field,
+            "must reference a secret as secretsmanager:NAME, ssm:NAME or env:VAR, not hold it",
+        ))
+    }
+}
+
+impl Account {
+    pub fn create(tenant: &str, input: NewAccount, now: Time) -> Result<Self, DomainError> {
+        let name = required("name", input.name)?;
+        let sender_id = required("sender_id", input.sender_id)?;
+        let token_ref = required("token_ref", input.token_ref)?;
+        validate_secret_ref("token_ref", &token_ref)?;
+        let rate_limit = input.rate_limit.unwrap_or(DEFAULT_ACCOUNT_RATE);
+        if !(1..=1000).contains(&rate_limit) {
+            return Err(DomainError::invalid("rate_limit", "must be between 1 and 1000 messages/s"));
+        }
+        Ok(Account {
+            id: new_id("acc"),
+            tenant: tenant.to_owned(),
+            name,
+            provider: input.provider.unwrap_or(Provider::Meta),
+            sender_id,
+            token_ref,
+            rate_limit,
+            created_at: now,
+        })
+    }
+}
+
+pub(crate) fn required(field: &str, v: Option<String>) -> Result<String, DomainError> {
+    match v {
+        Some(s) if !s.trim().is_empty() => Ok(s.trim().to_owned()),
+        _ => Err(DomainError::invalid(field, "is required")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(token_ref: &str) -> NewAccount {
+        NewAccount {
+            name: Some("Main".into()),
+            provider: None,
+            sender_id: Some("106540352242922".into()),
+            token_ref: Some(token_ref.into()),
+            rate_limit: None,
+        }
+    }
+
+    #[test]
+    fn r7_2_account_holds_a_reference_not_a_token() {
+        let a = Account::create("t1", input("secretsmanager:prod/meta-token"), chrono::Utc::now()).unwrap();
+        assert_eq!(a.rate_limit, DEFAULT_ACCOUNT_RATE);
+        let err = Account::create("t1", input("EAAG1234secret"), chrono::Utc::now()).unwrap_err();
+        assert!(matches!(err, DomainError::Invalid { field, .. } if field == "token_ref"));
+    }
+}

@@ -1,0 +1,374 @@
+//! Hopper entries: one per contact per campaign, and the rules of their states (R4.1).
+
+use super::campaign::Campaign;
+use super::inbound::{EntryRef, StatusKind};
+use super::outcome::{FailureClass, SendFailure};
+use super::phone::PhoneNumber;
+use super::template::ContactData;
+use super::{stable_hash, Time};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EntryState {
+    Fresh,
+    Sending,
+    Retry,
+    Pending,
+    Closed,
+    Failed,
+    BlockList,
+    Skipped,
+}
+
+impl EntryState {
+    pub const ALL: [EntryState; 8] = [
+        EntryState::Fresh,
+        EntryState::Sending,
+        EntryState::Retry,
+        EntryState::Pending,
+        EntryState::Closed,
+        EntryState::Failed,
+        EntryState::BlockList,
+        EntryState::Skipped,
+    ];
+
+    /// Still to be sent or waited for: a campaign with such entries is not done.
+    pub fn is_open(self) -> bool {
+        matches!(self, EntryState::Fresh | EntryState::Sending | EntryState::Pending)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryState::Fresh => "FRESH",
+            EntryState::Sending => "SENDING",
+            EntryState::Retry => "RETRY",
+            EntryState::Pending => "PENDING",
+            EntryState::Closed => "CLOSED",
+            EntryState::Failed => "FAILED",
+            EntryState::BlockList => "BLOCK_LIST",
+            EntryState::Skipped => "SKIPPED",
+        }
+    }
+}
+
+impl fmt::Display for EntryState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    pub message_id: String,
+    pub text: Option<String>,
+    pub button: Option<String>,
+    pub at: Time,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HopperEntry {
+    pub tenant: String,
+    pub campaign_id: String,
+    pub shard: u16,
+    pub phone: PhoneNumber,
+    pub state: EntryState,
+    /// Dispatch order inside the campaign; entries added later sort after earlier ones.
+    pub seq: u64,
+    pub contact: ContactData,
+    pub attempts: u32,
+    pub message_id: Option<String>,
+    pub sent_at: Option<Time>,
+    pub delivered_at: Option<Time>,
+    pub read_at: Option<Time>,
+    pub replied_at: Option<Time>,
+    /// When the response timeout ends; present only while PENDING.
+    pub expires_at: Option<Time>,
+    pub reply: Option<Reply>,
+    /// The final outcome code: `replied`, `replied:<button>`, `no_response`, `undeliverable`.
+    pub disposition: Option<String>,
+    pub error: Option<String>,
+    #[serde(default)]
+    pub version: u64,
+}
+
+/// Why an entry could not be claimed for sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotClaimable(pub EntryState);
+
+/// What a reply meant for the entry it was attributed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyOutcome {
+    /// Inside the response timeout: recorded, the interaction closed.
+    InTime,
+    /// After the timeout: the interaction closed as expired, not counted (R5.4).
+    Late,
+    /// The entry was not waiting for a reply (already answered, or never sent).
+    NotWaiting,
+}
+
+pub fn shard_of(phone: &PhoneNumber, shards: u16) -> u16 {
+    (stable_hash(phone.as_str()) % u64::from(shards.max(1))) as u16
+}
+
+impl HopperEntry {
+    pub fn new(campaign: &Campaign, phone: PhoneNumber, contact: ContactData, seq: u64) -> Self {
+        HopperEntry {
+            tenant: campaign.tenant.clone(),
+            campaign_id: campaign.id.clone(),
+            shard: shard_of(&phone, campaign.hopper_shards),
+            phone,
+            state: EntryState::Fresh,
+            seq,
+            contact,
+            attempts: 0,
+            message_id: None,
+            sent_at: None,
+            delivered_at: None,
+            read_at: None,
+            replied_at: None,
+            expires_at: None,
+            reply: None,
+            disposition: None,
+            error: None,
+            version: 0,
+        }
+    }
+
+    pub fn entry_ref(&self) -> EntryRef {
+        EntryRef {
+            tenant: self.tenant.clone(),
+            campaign_id: self.campaign_id.clone(),
+            shard: self.shard,
+            phone: self.phone.clone(),
+        }
+    }
+
+    /// FRESH or RETRY -> SENDING, before the provider is called (R4.10).
+    pub fn claim(&mut self) -> Result<(), NotClaimable> {
+        match self.state {
+            EntryState::Fresh | EntryState::Retry => {
+                self.state = EntryState::Sending;
+                self.attempts += 1;
+                Ok(())
+            }
+            other => Err(NotClaimable(other)),
+        }
+    }
+
+    /// The provider accepted the message: wait for a reply until the timeout.
+    /// A `failed` status that overtook this record wins.
+    pub fn record_sent(&mut self, message_id: String, now: Time, timeout: chrono::Duration) {
+        self.message_id = Some(message_id);
+        self.sent_at.get_or_insert(now);
+        self.error = None;
+        if self.disposition.as_deref() == Some("undeliverable") {
+            self.state = EntryState::Failed;
+        } else {
+            self.state = EntryState::Pending;
+            self.expires_at = Some(now + timeout);
+        }
+    }
+
+    /// The provider refused the message, or the message could not be built.
+    pub fn record_failure(&mut self, failure: &SendFailure) {
+        self.error = Some(failure.reason.clone());
+        match failure.class {
+            FailureClass::Permanent => {
+                self.state = EntryState::Failed;
+                self.disposition = Some("undeliverable".into());
+            }
+            FailureClass::Temporary | FailureClass::Campaign => self.state = EntryState::Retry,
+        }
+    }
+
+    /// The message could not be built for this contact (R3.3): not sent, error recorded.
+    pub fn record_unsendable(&mut self, error: String) {
+        self.state = EntryState::Failed;
+        self.disposition = Some("not_sent".into());
+        self.error = Some(error);
+    }
+
+    /// Applies a delivery status. Statuses only move forward (R6.1); `read` implies
+    /// `delivered`. Returns whether anything changed.
+    pub fn apply_status(&mut self, status: &StatusKind, at: Time) -> bool {
+        let before = self.clone();
+        match status {
+            StatusKind::Sent => {
+                self.sent_at.get_or_insert(at);
+            }
+            StatusKind::Delivered => {
+                self.sent_at.get_or_insert(at);
+                self.delivered_at.get_or_insert(at);
+            }
+            StatusKind::Read => {
+                self.sent_at.get_or_insert(at);
+                self.delivered_at.get_or_insert(at);
+                self.read_at.get_or_insert(at);
+            }
+            StatusKind::Failed { reason, .. } => {
+                // A message that reached the phone cannot fail afterwards.
+                if self.delivered_at.is_none() && self.disposition.as_deref() != Some("undeliverable") {
+                    self.error = Some(reason.clone());
+                    self.disposition = Some("undeliverable".into());
+                    if self.state == EntryState::Pending {
+                        self.state = EntryState::Failed;
+                        self.expires_at = None;
+                    }
+                }
+            }
+        }
+        *self != before
+    }
+
+    /// A customer's reply attributed to this entry (R5.2, R5.4). A reply proves the
+    /// message was delivered and read.
+    pub fn apply_reply(&mut self, reply: Reply) -> ReplyOutcome {
+        if self.state != EntryState::Pending {
+            return ReplyOutcome::NotWaiting;
+        }
+        let expires = self.expires_at.unwrap_or(reply.at);
+        self.expires_at = None;
+        self.state = EntryState::Closed;
+        if reply.at > expires {
+            self.disposition = Some("expired".into());
+            return ReplyOutcome::Late;
+        }
+        self.delivered_at.get_or_insert(reply.at);
+        self.read_at.get_or_insert(reply.at);
+        self.replied_at = Some(reply.at);
+        self.disposition = Some(match &reply.button {
+            Some(b) => format!("replied:{b}"),
+            None => "replied".into(),
+        });
+        self.reply = Some(reply);
+        ReplyOutcome::InTime
+    }
+
+    /// The response timeout passed with no reply (R5.5). Returns whether it expired.
+    pub fn expire(&mut self, now: Time) -> bool {
+        match (self.state, self.expires_at) {
+            (EntryState::Pending, Some(at)) if at <= now => {
+                self.state = EntryState::Closed;
+                self.disposition = Some("no_response".into());
+                self.expires_at = None;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::campaign::{NewCampaign, TemplateRef};
+    use chrono::{Duration, Utc};
+
+    fn entry() -> HopperEntry {
+        let c = Campaign::create(
+            "t",
+            NewCampaign {
+                name: Some("c".into()),
+                account_id: Some("a".into()),
+                template: Some(TemplateRef { name: "x".into(), language: "en".into() }),
+                ..Default::default()
+            },
+            Utc::now(),
+        )
+        .unwrap();
+        HopperEntry::new(&c, PhoneNumber::parse("919812345678").unwrap(), ContactData::default(), 1)
+    }
+
+    #[test]
+    fn r4_1_entry_moves_fresh_sending_pending_closed() {
+        let now = Utc::now();
+        let mut e = entry();
+        assert_eq!(e.state, EntryState::Fresh);
+        e.claim().unwrap();
+        assert_eq!((e.state, e.attempts), (EntryState::Sending, 1));
+        e.record_sent("wamid.1".into(), now, Duration::days(1));
+        assert_eq!(e.state, EntryState::Pending);
+        let r = Reply { message_id: "in".into(), text: Some("Yes".into()), button: Some("YES".into()), at: now };
+        assert_eq!(e.apply_reply(r), ReplyOutcome::InTime);
+        assert_eq!(e.state, EntryState::Closed);
+        assert_eq!(e.disposition.as_deref(), Some("replied:YES"));
+        assert!(e.read_at.is_some() && e.delivered_at.is_some());
+    }
+
+    #[test]
+    fn r4_10_an_entry_is_claimed_once() {
+        let mut e = entry();
+        e.claim().unwrap();
+        assert_eq!(e.claim(), Err(NotClaimable(EntryState::Sending)));
+    }
+
+    #[test]
+    fn r6_1_status_never_moves_backwards_and_read_implies_delivered() {
+        let now = Utc::now();
+        let mut e = entry();
+        e.claim().unwrap();
+        e.record_sent("wamid.1".into(), now, Duration::days(1));
+        assert!(e.apply_status(&StatusKind::Read, now + Duration::seconds(5)));
+        assert_eq!(e.delivered_at, Some(now + Duration::seconds(5)));
+        assert!(!e.apply_status(&StatusKind::Delivered, now + Duration::seconds(9)));
+        assert!(!e.apply_status(&StatusKind::Read, now + Duration::seconds(9)), "duplicates change nothing");
+        let failed = StatusKind::Failed { code: Some(131026), reason: "Message Undeliverable".into() };
+        assert!(!e.apply_status(&failed, now + Duration::seconds(10)), "a read message cannot fail");
+        assert_eq!(e.state, EntryState::Pending);
+    }
+
+    #[test]
+    fn r6_1_failed_status_fails_a_pending_entry_even_before_the_send_is_recorded() {
+        let now = Utc::now();
+        let mut e = entry();
+        e.claim().unwrap();
+        let failed = StatusKind::Failed { code: Some(131026), reason: "Message Undeliverable".into() };
+        assert!(e.apply_status(&failed, now));
+        e.record_sent("wamid.1".into(), now, Duration::days(1));
+        assert_eq!(e.state, EntryState::Failed);
+    }
+
+    #[test]
+    fn r5_5_pending_entry_expires_as_no_response_only_after_timeout() {
+        let now = Utc::now();
+        let mut e = entry();
+        e.claim().unwrap();
+        e.record_sent("wamid.1".into(), now, Duration::days(1));
+        assert!(!e.expire(now + Duration::hours(23)));
+        assert!(e.expire(now + Duration::days(1)));
+        assert_eq!((e.state, e.disposition.as_deref()), (EntryState::Closed, Some("no_response")));
+    }
+
+    #[test]
+    fn r5_4_late_reply_closes_as_expired_and_is_not_counted() {
+        let now = Utc::now();
+        let mut e = entry();
+        e.claim().unwrap();
+        e.record_sent("wamid.1".into(), now, Duration::days(1));
+        let r = Reply { message_id: "in".into(), text: Some("hi".into()), button: None, at: now + Duration::days(2) };
+        assert_eq!(e.apply_reply(r), ReplyOutcome::Late);
+        assert_eq!(e.disposition.as_deref(), Some("expired"));
+        assert!(e.replied_at.is_none());
+    }
+
+    #[test]
+    fn r4_7_permanent_failure_fails_and_temporary_retries() {
+        let mut e = entry();
+        e.claim().unwrap();
+        e.record_failure(&SendFailure::meta(131026, "Message undeliverable"));
+        assert_eq!((e.state, e.error.as_deref()), (EntryState::Failed, Some("Message Undeliverable")));
+        let mut e = entry();
+        e.claim().unwrap();
+        e.record_failure(&SendFailure::meta(130429, "Rate limit hit"));
+        assert_eq!(e.state, EntryState::Retry);
+    }
+
+    #[test]
+    fn shards_are_stable_and_in_range() {
+        let p = PhoneNumber::parse("919812345678").unwrap();
+        assert_eq!(shard_of(&p, 16), shard_of(&p, 16));
+        assert!(shard_of(&p, 16) < 16);
+    }
+}

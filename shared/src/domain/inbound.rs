@@ -1,0 +1,95 @@
+//! Provider-neutral facts that arrive by webhook: delivery statuses and customer messages.
+
+use super::phone::PhoneNumber;
+use super::Time;
+use serde::{Deserialize, Serialize};
+
+/// Identifies a hopper entry. Carried to the provider (Meta's `biz_opaque_callback_data`)
+/// so that a status finds its entry without a lookup item.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EntryRef {
+    pub tenant: String,
+    pub campaign_id: String,
+    pub shard: u16,
+    pub phone: PhoneNumber,
+}
+
+impl EntryRef {
+    const PREFIX: &'static str = "ce1";
+
+    pub fn encode(&self) -> String {
+        format!("{}|{}|{}|{}|{}", Self::PREFIX, self.tenant, self.campaign_id, self.shard, self.phone)
+    }
+
+    /// `None` for callback data that some other sender put there.
+    pub fn decode(s: &str) -> Option<Self> {
+        let mut it = s.split('|');
+        if it.next()? != Self::PREFIX {
+            return None;
+        }
+        let tenant = it.next()?.to_owned();
+        let campaign_id = it.next()?.to_owned();
+        let shard = it.next()?.parse().ok()?;
+        let phone = PhoneNumber::parse(it.next()?).ok()?;
+        if it.next().is_some() {
+            return None;
+        }
+        Some(EntryRef { tenant, campaign_id, shard, phone })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum StatusKind {
+    Sent,
+    Delivered,
+    Read,
+    Failed { code: Option<i64>, reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusUpdate {
+    pub message_id: String,
+    pub status: StatusKind,
+    pub at: Time,
+    pub entry: Option<EntryRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundMessage {
+    /// Our business number that received it (Meta: phone_number_id).
+    pub sender_id: String,
+    pub from: PhoneNumber,
+    pub message_id: String,
+    pub at: Time,
+    /// The id of our message it answers, when the provider says.
+    pub context_id: Option<String>,
+    pub text: Option<String>,
+    /// Quick-reply payload or interactive reply id.
+    pub button: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Inbound {
+    Status(StatusUpdate),
+    Message(InboundMessage),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_ref_round_trips_and_rejects_foreign_data() {
+        let r = EntryRef {
+            tenant: "t1".into(),
+            campaign_id: "cmp_1".into(),
+            shard: 7,
+            phone: PhoneNumber::parse("919812345678").unwrap(),
+        };
+        assert_eq!(EntryRef::decode(&r.encode()), Some(r));
+        assert_eq!(EntryRef::decode("some data"), None);
+        assert_eq!(EntryRef::decode("cmp_42:contact_9001"), None);
+    }
+}

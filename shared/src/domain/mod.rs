@@ -1,0 +1,36 @@
+//! Pure types and rules of the campaign engine. No I/O lives here: the use cases in
+//! `crate::app` load state through the ports, ask these types what to do, and store the
+//! answer.
+
+pub mod account;
+pub mod campaign;
+pub mod contact;
+pub mod error;
+pub mod events;
+pub mod hopper;
+pub mod inbound;
+pub mod outcome;
+pub mod phone;
+pub mod stats;
+pub mod template;
+
+pub use error::DomainError;
+
+/// Instants are UTC everywhere inside the engine.
+pub type Time = chrono::DateTime<chrono::Utc>;
+
+/// Stable 64-bit FNV-1a hash: shard numbers must not change between processes or
+/// compiler versions (std's `DefaultHasher` promises neither).
+pub fn stable_hash(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// A new random identifier with a short prefix naming its kind (`cmp_…`, `acc_…`).
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}

@@ -1,0 +1,171 @@
+//! Campaign statistics (R6.2). Counters move only by the difference between an entry
+//! before and after a stored change, so the totals always equal a recount of entries.
+
+use super::hopper::{EntryState, HopperEntry};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The counters kept per campaign.
+pub const COUNTERS: [&str; 9] = [
+    "target",
+    "open",
+    "sent",
+    "delivered",
+    "read",
+    "replied",
+    "failed",
+    "no_response",
+    "retry",
+];
+
+/// Which counters one entry contributes to.
+fn membership(e: &HopperEntry) -> [i64; 9] {
+    let b = |x: bool| i64::from(x);
+    [
+        1,
+        b(e.state.is_open()),
+        b(e.sent_at.is_some()),
+        b(e.delivered_at.is_some()),
+        b(e.read_at.is_some()),
+        b(e.replied_at.is_some()),
+        b(e.state == EntryState::Failed),
+        b(e.disposition.as_deref() == Some("no_response")),
+        b(e.state == EntryState::Retry),
+    ]
+}
+
+/// Counter changes, by counter name; zero changes are left out.
+pub type Delta = BTreeMap<&'static str, i64>;
+
+/// What changing `before` into `after` does to the counters (`None`: the entry is new).
+pub fn delta(before: Option<&HopperEntry>, after: &HopperEntry) -> Delta {
+    let a = membership(after);
+    let b = before.map(membership).unwrap_or([0; 9]);
+    COUNTERS
+        .iter()
+        .zip(a.iter().zip(b.iter()))
+        .filter(|(_, (x, y))| x != y)
+        .map(|(name, (x, y))| (*name, x - y))
+        .collect()
+}
+
+/// Adds `other` into `acc`, for folding a batch's changes into one counter write.
+pub fn fold(acc: &mut Delta, other: Delta) {
+    for (k, v) in other {
+        *acc.entry(k).or_insert(0) += v;
+    }
+    acc.retain(|_, v| *v != 0);
+}
+
+/// Sums counters over entries: the recount the live counters must equal.
+pub fn recount<'a>(entries: impl IntoIterator<Item = &'a HopperEntry>) -> Delta {
+    let mut acc = Delta::new();
+    for e in entries {
+        fold(&mut acc, delta(None, e));
+    }
+    acc
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub target: i64,
+    pub sent: i64,
+    pub delivered: i64,
+    pub read: i64,
+    pub replied: i64,
+    pub failed: i64,
+    pub no_response: i64,
+    pub retry: i64,
+    /// Still to send or waiting for a reply.
+    pub open: i64,
+    /// Delivered of sent, in percent.
+    pub delivered_pct: f64,
+    /// Read of delivered, in percent.
+    pub read_pct: f64,
+    /// Replied of delivered, in percent.
+    pub replied_pct: f64,
+}
+
+fn pct(part: i64, whole: i64) -> f64 {
+    if whole <= 0 {
+        0.0
+    } else {
+        (part as f64 * 1000.0 / whole as f64).round() / 10.0
+    }
+}
+
+impl Stats {
+    pub fn from_counters(c: &BTreeMap<String, i64>) -> Self {
+        let g = |k: &str| c.get(k).copied().unwrap_or(0);
+        Stats {
+            target: g("target"),
+            sent: g("sent"),
+            delivered: g("delivered"),
+            read: g("read"),
+            replied: g("replied"),
+            failed: g("failed"),
+            no_response: g("no_response"),
+            retry: g("retry"),
+            open: g("open"),
+            delivered_pct: pct(g("delivered"), g("sent")),
+            read_pct: pct(g("read"), g("delivered")),
+            replied_pct: pct(g("replied"), g("delivered")),
+        }
+    }
+
+    /// Nothing left to send or wait for.
+    pub fn is_done(&self) -> bool {
+        self.target > 0 && self.open == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::campaign::{Campaign, NewCampaign, TemplateRef};
+    use crate::domain::inbound::StatusKind;
+    use crate::domain::phone::PhoneNumber;
+    use crate::domain::template::ContactData;
+    use chrono::{Duration, Utc};
+
+    #[test]
+    fn r6_2_counters_follow_entry_changes_and_equal_a_recount() {
+        let now = Utc::now();
+        let c = Campaign::create(
+            "t",
+            NewCampaign {
+                name: Some("c".into()),
+                account_id: Some("a".into()),
+                template: Some(TemplateRef { name: "x".into(), language: "en".into() }),
+                ..Default::default()
+            },
+            now,
+        )
+        .unwrap();
+        let mut live = Delta::new();
+        let mut entries = Vec::new();
+        for i in 0..3 {
+            let e = HopperEntry::new(&c, PhoneNumber::parse(&format!("91981234567{i}")).unwrap(), ContactData::default(), i);
+            fold(&mut live, delta(None, &e));
+            entries.push(e);
+        }
+        for (i, e) in entries.iter_mut().enumerate() {
+            let before = e.clone();
+            e.claim().unwrap();
+            e.record_sent(format!("m{i}"), now, Duration::days(1));
+            if i == 0 {
+                e.apply_status(&StatusKind::Read, now);
+            }
+            if i == 1 {
+                e.expire(now + Duration::days(2));
+            }
+            fold(&mut live, delta(Some(&before), e));
+        }
+        assert_eq!(live, recount(&entries));
+        let stats = Stats::from_counters(&live.iter().map(|(k, v)| (k.to_string(), *v)).collect());
+        assert_eq!((stats.target, stats.sent, stats.delivered, stats.read, stats.no_response), (3, 3, 1, 1, 1));
+        assert_eq!(stats.open, 2);
+        assert!(!stats.is_done());
+        assert_eq!(stats.delivered_pct, 33.3);
+    }
+}
