@@ -5,32 +5,17 @@ use super::hopper::{EntryState, HopperEntry};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The counters kept per campaign.
-pub const COUNTERS: [&str; 9] = [
-    "target",
-    "open",
-    "sent",
-    "delivered",
-    "read",
-    "replied",
-    "failed",
-    "no_response",
-    "retry",
-];
-
-/// Which counters one entry contributes to.
-fn membership(e: &HopperEntry) -> [i64; 9] {
-    let b = |x: bool| i64::from(x);
+/// Which counters one entry contributes to: the funnel steps it reached, and one counter
+/// per hopper state (named after the state) so hopper counts come from the same source.
+fn membership(e: &HopperEntry) -> [(&'static str, bool); 7] {
     [
-        1,
-        b(e.state.is_open()),
-        b(e.sent_at.is_some()),
-        b(e.delivered_at.is_some()),
-        b(e.read_at.is_some()),
-        b(e.replied_at.is_some()),
-        b(e.state == EntryState::Failed),
-        b(e.disposition.as_deref() == Some("no_response")),
-        b(e.state == EntryState::Retry),
+        ("target", true),
+        ("sent", e.sent_at.is_some()),
+        ("delivered", e.delivered_at.is_some()),
+        ("read", e.read_at.is_some()),
+        ("replied", e.replied_at.is_some()),
+        ("no_response", e.disposition.as_deref() == Some("no_response")),
+        (e.state.as_str(), true),
     ]
 }
 
@@ -39,14 +24,17 @@ pub type Delta = BTreeMap<&'static str, i64>;
 
 /// What changing `before` into `after` does to the counters (`None`: the entry is new).
 pub fn delta(before: Option<&HopperEntry>, after: &HopperEntry) -> Delta {
-    let a = membership(after);
-    let b = before.map(membership).unwrap_or([0; 9]);
-    COUNTERS
-        .iter()
-        .zip(a.iter().zip(b.iter()))
-        .filter(|(_, (x, y))| x != y)
-        .map(|(name, (x, y))| (*name, x - y))
-        .collect()
+    let mut d = Delta::new();
+    for (name, member) in membership(after) {
+        *d.entry(name).or_insert(0) += i64::from(member);
+    }
+    if let Some(b) = before {
+        for (name, member) in membership(b) {
+            *d.entry(name).or_insert(0) -= i64::from(member);
+        }
+    }
+    d.retain(|_, v| *v != 0);
+    d
 }
 
 /// Adds `other` into `acc`, for folding a batch's changes into one counter write.
@@ -64,6 +52,25 @@ pub fn recount<'a>(entries: impl IntoIterator<Item = &'a HopperEntry>) -> Delta 
         fold(&mut acc, delta(None, e));
     }
     acc
+}
+
+/// Entries per hopper state plus the total (R4.1 hopper view).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HopperCounts {
+    pub total: i64,
+    pub states: BTreeMap<String, i64>,
+}
+
+impl HopperCounts {
+    pub fn from_counters(c: &BTreeMap<String, i64>) -> Self {
+        HopperCounts {
+            total: c.get("target").copied().unwrap_or(0),
+            states: EntryState::ALL
+                .iter()
+                .map(|s| (s.as_str().to_owned(), c.get(s.as_str()).copied().unwrap_or(0)))
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -103,10 +110,10 @@ impl Stats {
             delivered: g("delivered"),
             read: g("read"),
             replied: g("replied"),
-            failed: g("failed"),
+            failed: g("FAILED"),
             no_response: g("no_response"),
-            retry: g("retry"),
-            open: g("open"),
+            retry: g("RETRY"),
+            open: g("FRESH") + g("SENDING") + g("PENDING"),
             delivered_pct: pct(g("delivered"), g("sent")),
             read_pct: pct(g("read"), g("delivered")),
             replied_pct: pct(g("replied"), g("delivered")),

@@ -1,0 +1,78 @@
+//! Use cases: each loads state through the ports, asks the domain what to do, stores the
+//! answer and publishes what happened. One service per function keeps each Lambda's
+//! dependencies to what it uses.
+
+pub mod admin;
+pub mod dispatch;
+pub mod inbox;
+pub mod send;
+pub mod sweep;
+
+use crate::domain::campaign::{Campaign, CampaignStatus};
+use crate::domain::events::{CampaignStateChanged, DomainEvent};
+use crate::domain::DomainError;
+use crate::ports::{EventBus, PortError, Table};
+use crate::repo;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+/// How often an optimistic update is retried when someone else changed the item first.
+pub(crate) const CONFLICT_RETRIES: usize = 8;
+
+/// Loads a campaign, lets `change` decide, and stores the result; retried when another
+/// writer got there first. Publishes the state change when the status moved.
+pub(crate) async fn update_campaign<R>(
+    table: &dyn Table,
+    bus: &dyn EventBus,
+    tenant: &str,
+    id: &str,
+    reason: Option<String>,
+    change: impl Fn(&mut Campaign) -> Result<R, DomainError>,
+) -> AppResult<(Campaign, R)> {
+    for _ in 0..CONFLICT_RETRIES {
+        let mut c = repo::get_campaign(table, tenant, id)
+            .await?
+            .ok_or_else(|| DomainError::not_found("campaign", id))?;
+        let from = c.status;
+        let r = change(&mut c)?;
+        match repo::save_campaign(table, &mut c).await {
+            Ok(()) => {
+                if c.status != from {
+                    publish_state_change(bus, &c, from, reason.clone()).await;
+                }
+                return Ok((c, r));
+            }
+            Err(PortError::ConditionFailed) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(DomainError::Conflict(format!("campaign {id} is being changed by someone else; try again")).into())
+}
+
+/// Events are best effort: a bus outage must not undo a stored state change.
+pub(crate) async fn publish(bus: &dyn EventBus, events: &[DomainEvent]) {
+    if let Err(e) = bus.publish(events).await {
+        tracing::warn!(error = %e, count = events.len(), "publishing domain events failed");
+    }
+}
+
+pub(crate) async fn publish_state_change(bus: &dyn EventBus, c: &Campaign, from: CampaignStatus, reason: Option<String>) {
+    let ev = DomainEvent::CampaignStateChanged(CampaignStateChanged {
+        tenant: c.tenant.clone(),
+        campaign_id: c.id.clone(),
+        from,
+        to: c.status,
+        reason,
+        at: c.updated_at,
+    });
+    publish(bus, &[ev]).await;
+}

@@ -1,0 +1,227 @@
+//! The sender: claims each queued entry, renders its template, calls the provider and
+//! records the outcome. At most once (R4.10): the claim is a conditional write made
+//! before the provider is called, so a redelivered or retried message finds the entry
+//! no longer claimable and sends nothing.
+
+use super::{update_campaign, AppResult};
+use crate::domain::account::Account;
+use crate::domain::campaign::Campaign;
+use crate::domain::hopper::HopperEntry;
+use crate::domain::inbound::EntryRef;
+use crate::domain::outcome::FailureClass;
+use crate::domain::stats::{self, Delta};
+use crate::domain::template::Template;
+use crate::ports::{Clock, EventBus, MessagingProvider, OutboundTemplate, PortError, Table};
+use crate::repo::{self, Interaction};
+use futures::stream::{self, StreamExt};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub struct SendService {
+    pub table: Arc<dyn Table>,
+    pub provider: Arc<dyn MessagingProvider>,
+    pub bus: Arc<dyn EventBus>,
+    pub clock: Arc<dyn Clock>,
+    /// Records of one batch processed at once.
+    pub concurrency: usize,
+}
+
+/// What happened to one queued entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    Sent(String),
+    Failed(String),
+    Retry(String),
+    /// Nothing was sent, with why (already claimed, campaign not running, ...).
+    Skipped(&'static str),
+}
+
+/// Everything a batch needs about one campaign, read once per batch.
+struct CampaignCtx {
+    campaign: Campaign,
+    account: Account,
+    template: Template,
+}
+
+/// One queue record: its id, and the entry it names or why it could not be read.
+pub type Job = (String, Result<EntryRef, String>);
+
+impl SendService {
+    /// Processes a batch; returns the ids of records that should be delivered again.
+    /// A malformed record is reported alone; the rest of the batch proceeds.
+    pub async fn send_batch(&self, jobs: Vec<Job>) -> Vec<String> {
+        let mut failed = Vec::new();
+        let mut ctx: HashMap<(String, String), Option<Arc<CampaignCtx>>> = HashMap::new();
+        let mut work = Vec::new();
+        for (id, job) in jobs {
+            match job {
+                Err(why) => {
+                    tracing::warn!(record = %id, error = %why, "malformed send record");
+                    failed.push(id);
+                }
+                Ok(r) => {
+                    let key = (r.tenant.clone(), r.campaign_id.clone());
+                    if !ctx.contains_key(&key) {
+                        match self.load_ctx(&r.tenant, &r.campaign_id).await {
+                            Ok(c) => {
+                                ctx.insert(key.clone(), c.map(Arc::new));
+                            }
+                            Err(e) => {
+                                tracing::warn!(record = %id, error = %e, "could not load campaign");
+                                failed.push(id);
+                                continue;
+                            }
+                        }
+                    }
+                    work.push((id, r, ctx[&key].clone()));
+                }
+            }
+        }
+        let results: Vec<(String, EntryRef, AppResult<(SendOutcome, Delta)>)> = stream::iter(work)
+            .map(|(id, r, c)| async move {
+                let res = match c {
+                    Some(c) => self.send_one(&c, &r).await,
+                    None => Ok((SendOutcome::Skipped("campaign not found"), Delta::new())),
+                };
+                (id, r, res)
+            })
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
+        // Counter changes are folded per campaign: one counter write per batch.
+        let mut deltas: HashMap<(String, String), Delta> = HashMap::new();
+        for (id, r, res) in results {
+            match res {
+                Ok((outcome, d)) => {
+                    tracing::debug!(record = %id, phone = %r.phone.masked(), ?outcome, "send record done");
+                    stats::fold(deltas.entry((r.tenant, r.campaign_id)).or_default(), d);
+                }
+                Err(e) => {
+                    tracing::warn!(record = %id, phone = %r.phone.masked(), error = %e, "send record failed");
+                    failed.push(id);
+                }
+            }
+        }
+        for ((tenant, campaign), d) in deltas {
+            if let Err(e) = repo::add_counters(&*self.table, &tenant, &campaign, &d).await {
+                tracing::error!(campaign_id = %campaign, error = %e, "counter update lost; a recount will repair it");
+            }
+        }
+        failed
+    }
+
+    async fn load_ctx(&self, tenant: &str, id: &str) -> AppResult<Option<CampaignCtx>> {
+        let Some(campaign) = repo::get_campaign(&*self.table, tenant, id).await? else { return Ok(None) };
+        let (Some(account_id), Some(tref)) = (&campaign.account_id, &campaign.template) else { return Ok(None) };
+        let Some(account) = repo::get_account(&*self.table, tenant, account_id).await? else { return Ok(None) };
+        let Some(template) =
+            repo::get_template(&*self.table, tenant, account_id, &tref.name, &tref.language).await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(CampaignCtx { campaign, account, template }))
+    }
+
+    async fn send_one(&self, ctx: &CampaignCtx, r: &EntryRef) -> AppResult<(SendOutcome, Delta)> {
+        let mut delta = Delta::new();
+        if !ctx.campaign.is_sending() {
+            // Paused or stopped: the entry stays FRESH and goes out after resume.
+            return Ok((SendOutcome::Skipped("campaign not running"), delta));
+        }
+        let Some(mut entry) = repo::get_entry(&*self.table, r).await? else {
+            return Ok((SendOutcome::Skipped("entry not found"), delta));
+        };
+        let before = entry.clone();
+        if entry.claim().is_err() {
+            return Ok((SendOutcome::Skipped("already claimed"), delta));
+        }
+        match repo::save_entry(&*self.table, &mut entry).await {
+            Ok(()) => {}
+            Err(PortError::ConditionFailed) => return Ok((SendOutcome::Skipped("claimed concurrently"), delta)),
+            Err(e) => return Err(e.into()),
+        }
+        stats::fold(&mut delta, stats::delta(Some(&before), &entry));
+
+        let rendered = match ctx.template.check_usable(&ctx.campaign.variables) {
+            Err(e) => Err(e.to_string()),
+            Ok(()) => ctx.template.render(&ctx.campaign.variables, &entry.contact),
+        };
+        let rendered = match rendered {
+            Ok(r) => r,
+            Err(why) => {
+                let d = self.record(&mut entry, |e| e.record_unsendable(why.clone())).await?;
+                stats::fold(&mut delta, d);
+                return Ok((SendOutcome::Failed(why), delta));
+            }
+        };
+        let msg = OutboundTemplate {
+            to: entry.phone.clone(),
+            template: ctx.template.name.clone(),
+            language: ctx.template.language.clone(),
+            params: rendered.params,
+            quick_reply_payloads: ctx.template.quick_replies.clone(),
+            callback_data: r.encode(),
+        };
+        match self.provider.send(&ctx.account, &msg).await {
+            Ok(message_id) => {
+                let now = self.clock.now();
+                let timeout = ctx.campaign.response_timeout();
+                let id = message_id.clone();
+                let d = self.record(&mut entry, move |e| e.record_sent(id.clone(), now, timeout)).await?;
+                stats::fold(&mut delta, d);
+                let interaction = Interaction {
+                    entry: r.clone(),
+                    message_id: message_id.clone(),
+                    expires_at: now + timeout,
+                    ttl: (now + timeout + chrono::Duration::days(7)).timestamp(),
+                };
+                repo::put_interaction(&*self.table, &ctx.account.sender_id, &interaction).await?;
+                Ok((SendOutcome::Sent(message_id), delta))
+            }
+            Err(failure) => {
+                let f = failure.clone();
+                let d = self.record(&mut entry, move |e| e.record_failure(&f)).await?;
+                stats::fold(&mut delta, d);
+                if failure.class == FailureClass::Campaign {
+                    self.pause_campaign(&ctx.campaign, &failure.reason).await;
+                }
+                Ok(match failure.class {
+                    FailureClass::Permanent => (SendOutcome::Failed(failure.reason), delta),
+                    _ => (SendOutcome::Retry(failure.reason), delta),
+                })
+            }
+        }
+    }
+
+    /// Applies a change to a claimed entry and stores it; when a webhook changed the entry
+    /// meanwhile, reloads it and applies the change again.
+    async fn record(&self, entry: &mut HopperEntry, change: impl Fn(&mut HopperEntry)) -> AppResult<Delta> {
+        let r = entry.entry_ref();
+        for _ in 0..super::CONFLICT_RETRIES {
+            let before = entry.clone();
+            change(entry);
+            match repo::save_entry(&*self.table, entry).await {
+                Ok(()) => return Ok(stats::delta(Some(&before), entry)),
+                Err(PortError::ConditionFailed) => {
+                    *entry = repo::get_entry(&*self.table, &r).await?.ok_or(PortError::ConditionFailed)?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(PortError::ConditionFailed.into())
+    }
+
+    /// A campaign-level failure pauses the campaign with the reason instead of burning
+    /// through the audience (R4.7).
+    async fn pause_campaign(&self, c: &Campaign, reason: &str) {
+        let now = self.clock.now();
+        let why = reason.to_owned();
+        let res = update_campaign(&*self.table, &*self.bus, &c.tenant, &c.id, Some(why.clone()), move |c| {
+            c.pause(Some(why.clone()), now)
+        })
+        .await;
+        if let Err(e) = res {
+            tracing::info!(campaign_id = %c.id, error = %e, "campaign not paused (already paused?)");
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! Lambda event handlers: translate an event into a use-case call and its result into the
+//! answer Lambda expects. The Lambda binaries, the local runner and the tests all call
+//! these, so the same code runs everywhere.
+
+use crate::adapters::sqs_event;
+use crate::app::admin::LauncherEvent;
+use crate::app::dispatch::Dispatcher;
+use crate::app::send::SendService;
+use crate::app::sweep::{SweepReport, SweepService};
+use crate::app::AppError;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use serde_json::{json, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("event is not a launcher event: {0}")]
+    BadEvent(String),
+    #[error(transparent)]
+    App(#[from] AppError),
+}
+
+/// Launcher: `{"action":"launch",...}` from a start-date schedule, `{"action":"tick"}`
+/// from the recurring schedule.
+pub async fn launcher(d: &Dispatcher, event: Value) -> Result<Value, HandlerError> {
+    let ev: LauncherEvent = serde_json::from_value(event).map_err(|e| HandlerError::BadEvent(e.to_string()))?;
+    match ev {
+        LauncherEvent::Launch { tenant, campaign_id } => {
+            let enqueued = d.launch(&tenant, &campaign_id).await?;
+            Ok(json!({ "enqueued": enqueued }))
+        }
+        LauncherEvent::Tick => Ok(serde_json::to_value(d.tick().await?).expect("report serialises")),
+    }
+}
+
+/// Sender: an SQS batch; the records to deliver again go back as `batchItemFailures`.
+pub async fn sender(s: &SendService, event: SqsEvent) -> SqsBatchResponse {
+    let failed = s.send_batch(sqs_event::jobs(&event)).await;
+    sqs_event::batch_response(failed)
+}
+
+/// Sweeper: any event (the recurring schedule sends `{"action":"sweep"}`).
+pub async fn sweeper(s: &SweepService) -> Result<SweepReport, HandlerError> {
+    Ok(s.sweep().await?)
+}

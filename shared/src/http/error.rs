@@ -1,0 +1,90 @@
+use crate::app::AppError;
+use crate::domain::DomainError;
+use crate::ports::PortError;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+/// Every error answer has the same JSON shape: `{"error": kind, "message": text}` plus
+/// `"field"` when one input field is at fault.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, kind, message: message.into(), field: None }
+    }
+    pub fn bad_request(field: Option<String>, message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::BAD_REQUEST, kind: "bad_request", message: message.into(), field }
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Domain(DomainError::Invalid { field, message }) => ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                kind: "invalid",
+                message: format!("{field}: {message}"),
+                field: Some(field),
+            },
+            AppError::Domain(e @ DomainError::NotFound { .. }) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            AppError::Domain(DomainError::Conflict(m)) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            AppError::Port(PortError::ConditionFailed) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", "changed concurrently; try again")
+            }
+            AppError::Port(PortError::Backend(m)) => {
+                tracing::error!(error = %m, "backend failure");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; try again")
+            }
+        }
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        AppError::from(e).into()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.kind, "message": self.message });
+        if let Some(f) = self.field {
+            body["field"] = f.into();
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// JSON body extractor whose rejections use the error shape above and name the field.
+pub struct JsonBody<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::bad_request(None, e.body_text()))?;
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        let value: Result<T, _> = serde_path_to_error::deserialize(de);
+        value.map(JsonBody).map_err(|e| {
+            let path = e.path().to_string();
+            let field = (path != ".").then_some(path);
+            ApiError::bad_request(field, format!("invalid JSON body: {}", e.inner()))
+        })
+    }
+}

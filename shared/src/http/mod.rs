@@ -1,0 +1,42 @@
+//! HTTP adapters: the operator API and the provider webhooks as axum routers. They
+//! translate requests into use-case calls and errors into status codes, nothing more.
+
+pub mod api;
+pub mod error;
+pub mod webhook;
+
+pub use error::ApiError;
+
+/// The tenant a request acts for. The composition root puts it in the request's
+/// extensions: from the API Gateway authorizer's JWT claims in AWS, from the
+/// `x-tenant-id` header in local mode. A request without it is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantId(pub String);
+
+/// Axum layer for local mode: the tenant comes from `x-tenant-id`, default `demo`.
+pub async fn tenant_from_header(mut req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let tenant = req
+        .headers()
+        .get("x-tenant-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|t| is_valid_tenant(t))
+        .unwrap_or("demo")
+        .to_owned();
+    req.extensions_mut().insert(TenantId(tenant));
+    next.run(req).await
+}
+
+/// Tenant ids become part of keys, so they are kept to a safe alphabet.
+pub fn is_valid_tenant(t: &str) -> bool {
+    !t.is_empty() && t.len() <= 64 && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for TenantId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<TenantId>().cloned().ok_or_else(|| {
+            ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "unauthorized", "no tenant in the request's credentials")
+        })
+    }
+}

@@ -1,0 +1,114 @@
+//! Every function in one process: the local runner and the end-to-end tests play the
+//! parts AWS plays in production (the event source mapping that feeds the sender, the
+//! schedules that fire the launcher and the sweeper).
+
+use crate::adapters::memory::MemoryScheduler;
+use crate::adapters::sqs_event;
+use crate::app::admin::Admin;
+use crate::app::dispatch::Dispatcher;
+use crate::app::inbox::Inbox;
+use crate::app::send::SendService;
+use crate::app::sweep::SweepService;
+use crate::domain::Time;
+use crate::handlers;
+use crate::ports::{Clock, EventBus, MessagingProvider, Queue, Scheduler, Table};
+use std::sync::{Arc, Mutex};
+
+/// The ports one system runs on.
+#[derive(Clone)]
+pub struct Ports {
+    pub table: Arc<dyn Table>,
+    pub queue: Arc<dyn Queue>,
+    pub scheduler: Arc<dyn Scheduler>,
+    pub bus: Arc<dyn EventBus>,
+    pub provider: Arc<dyn MessagingProvider>,
+    pub clock: Arc<dyn Clock>,
+}
+
+pub struct System {
+    pub ports: Ports,
+    pub admin: Arc<Admin>,
+    pub dispatcher: Arc<Dispatcher>,
+    pub sender: Arc<SendService>,
+    pub inbox: Arc<Inbox>,
+    pub sweeper: Arc<SweepService>,
+    last_tick: Mutex<Option<Time>>,
+}
+
+impl System {
+    pub fn new(ports: Ports, tick_seconds: u32) -> Self {
+        let p = ports.clone();
+        System {
+            admin: Arc::new(Admin {
+                table: p.table.clone(),
+                scheduler: p.scheduler.clone(),
+                bus: p.bus.clone(),
+                clock: p.clock.clone(),
+            }),
+            dispatcher: Arc::new(Dispatcher {
+                table: p.table.clone(),
+                queue: p.queue.clone(),
+                bus: p.bus.clone(),
+                clock: p.clock.clone(),
+                tick_seconds,
+            }),
+            sender: Arc::new(SendService {
+                table: p.table.clone(),
+                provider: p.provider.clone(),
+                bus: p.bus.clone(),
+                clock: p.clock.clone(),
+                concurrency: 10,
+            }),
+            inbox: Arc::new(Inbox { table: p.table.clone(), bus: p.bus.clone(), clock: p.clock.clone() }),
+            sweeper: Arc::new(SweepService { table: p.table.clone(), bus: p.bus.clone(), clock: p.clock.clone() }),
+            ports,
+            last_tick: Mutex::new(None),
+        }
+    }
+
+    /// Feeds queued messages to the sender in batches of ten, as the event source mapping
+    /// does, deleting the ones the sender did not report as failed. Returns how many
+    /// messages were handed over.
+    pub async fn drain_queue(&self) -> anyhow::Result<usize> {
+        let mut handed = 0;
+        loop {
+            let received = self.ports.queue.receive(10).await?;
+            if received.is_empty() {
+                return Ok(handed);
+            }
+            handed += received.len();
+            let resp = handlers::sender(&self.sender, sqs_event::event_from(&received)).await;
+            for r in &received {
+                if !resp.batch_item_failures.iter().any(|f| f.item_identifier == r.id) {
+                    self.ports.queue.delete(&r.receipt).await?;
+                }
+            }
+        }
+    }
+
+    /// Runs the launcher's tick when `tick_seconds` passed since the last one.
+    pub async fn tick_if_due(&self) -> anyhow::Result<bool> {
+        let now = self.ports.clock.now();
+        let due = {
+            let last = self.last_tick.lock().unwrap();
+            last.is_none_or(|t| now - t >= chrono::Duration::seconds(i64::from(self.dispatcher.tick_seconds)))
+        };
+        if due {
+            *self.last_tick.lock().unwrap() = Some(now);
+            handlers::launcher(&self.dispatcher, serde_json::json!({"action": "tick"})).await?;
+            handlers::sweeper(&self.sweeper).await?;
+        }
+        Ok(due)
+    }
+
+    /// Fires the in-memory scheduler's due one-time schedules at the launcher, as
+    /// EventBridge Scheduler does in AWS.
+    pub async fn fire_due_schedules(&self, scheduler: &MemoryScheduler) -> anyhow::Result<usize> {
+        let due = scheduler.take_due(self.ports.clock.now());
+        for s in &due {
+            let event: serde_json::Value = serde_json::from_str(&s.payload)?;
+            handlers::launcher(&self.dispatcher, event).await?;
+        }
+        Ok(due.len())
+    }
+}

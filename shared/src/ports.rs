@@ -1,0 +1,187 @@
+//! What the domain needs from the world. Each port has an AWS adapter and an in-memory
+//! twin in `crate::adapters`; the twins keep the same semantics so tests on one hold for
+//! the other (the table contract tests run against both).
+
+use crate::domain::account::Account;
+use crate::domain::events::DomainEvent;
+use crate::domain::outcome::SendFailure;
+use crate::domain::phone::PhoneNumber;
+use crate::domain::Time;
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum PortError {
+    /// A conditional write found the item in another state (DynamoDB
+    /// ConditionalCheckFailed). Callers reload and ask the domain again.
+    #[error("condition failed")]
+    ConditionFailed,
+    /// The backend failed; the operation may be retried.
+    #[error("backend: {0}")]
+    Backend(String),
+}
+
+pub type PortResult<T> = Result<T, PortError>;
+
+/// One item of the single table: a JSON object whose key attributes are strings named
+/// `PK`, `SK` and, when the item is in an index, `GSI1PK`/`GSI1SK` or `GSI2PK`/`GSI2SK`.
+/// Numbers are JSON numbers, absent values are left out (never null).
+pub type Item = Map<String, Value>;
+
+/// Condition on a put.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cond {
+    /// Unconditional.
+    None,
+    /// No item with this key exists (`attribute_not_exists(PK)`).
+    NotExists,
+    /// The stored item exists and its attribute equals the value (`#a = :v`).
+    Eq(String, Value),
+}
+
+/// Which key a query reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Index {
+    /// `PK` / `SK`.
+    Primary,
+    /// `GSI1PK` / `GSI1SK`, sparse.
+    Gsi1,
+    /// `GSI2PK` / `GSI2SK`, sparse.
+    Gsi2,
+}
+
+/// Condition on the sort key of a query. Sort keys compare as strings (byte order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkCond {
+    Any,
+    BeginsWith(String),
+    /// Sort key <= value.
+    Lte(String),
+    /// Sort key > value.
+    Gt(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub index: Index,
+    pub pk: String,
+    pub sk: SkCond,
+    /// At most this many items in the page (the backend may return fewer and a cursor).
+    pub limit: Option<u32>,
+    /// Opaque cursor from a previous page.
+    pub cursor: Option<String>,
+}
+
+impl Query {
+    pub fn new(index: Index, pk: impl Into<String>, sk: SkCond) -> Self {
+        Query { index, pk: pk.into(), sk, limit: None, cursor: None }
+    }
+    pub fn limit(mut self, n: u32) -> Self {
+        self.limit = Some(n);
+        self
+    }
+    pub fn cursor(mut self, c: Option<String>) -> Self {
+        self.cursor = c;
+        self
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Page {
+    /// Items in ascending sort-key order (ties in an index broken by primary key).
+    pub items: Vec<Item>,
+    /// Present when more items may follow: pass it back in `Query::cursor`.
+    pub cursor: Option<String>,
+}
+
+/// The single DynamoDB table, reduced to what the repositories use.
+#[async_trait]
+pub trait Table: Send + Sync {
+    async fn get(&self, pk: &str, sk: &str) -> PortResult<Option<Item>>;
+    /// Writes the whole item (replacing any stored one) if `cond` holds, else
+    /// `PortError::ConditionFailed`. Index attributes absent from the item leave the index.
+    async fn put(&self, item: Item, cond: Cond) -> PortResult<()>;
+    async fn delete(&self, pk: &str, sk: &str) -> PortResult<()>;
+    async fn query(&self, q: &Query) -> PortResult<Page>;
+    /// Atomically adds each delta to a numeric attribute (missing counts as 0), creating
+    /// the item if needed; returns the item after the change.
+    async fn add(&self, pk: &str, sk: &str, deltas: &[(String, i64)]) -> PortResult<Item>;
+}
+
+/// A message for the send queue, delivered no earlier than `delay_secs` (0..=900).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutMessage {
+    pub body: String,
+    pub delay_secs: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub id: String,
+    pub receipt: String,
+    pub body: String,
+}
+
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Sends in batches of at most ten, as SQS does.
+    async fn send(&self, msgs: Vec<OutMessage>) -> PortResult<()>;
+    /// Receives up to `max` (<= 10) visible messages and hides them for the visibility
+    /// timeout. Lambda's event source mapping does this in AWS; the local runner and the
+    /// tests call it themselves.
+    async fn receive(&self, max: u32) -> PortResult<Vec<Received>>;
+    async fn delete(&self, receipt: &str) -> PortResult<()>;
+}
+
+/// A one-time schedule that invokes the launcher with `payload` at `at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneTimeSchedule {
+    /// Unique per campaign; putting the same name again replaces the schedule.
+    pub name: String,
+    pub at: Time,
+    /// JSON the launcher receives as its event.
+    pub payload: String,
+}
+
+#[async_trait]
+pub trait Scheduler: Send + Sync {
+    async fn put(&self, s: OneTimeSchedule) -> PortResult<()>;
+    /// Deleting a schedule that does not exist is not an error.
+    async fn delete(&self, name: &str) -> PortResult<()>;
+}
+
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    async fn publish(&self, events: &[DomainEvent]) -> PortResult<()>;
+}
+
+/// A template message to one contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundTemplate {
+    pub to: PhoneNumber,
+    pub template: String,
+    pub language: String,
+    /// Body parameters, `{{1}}` first.
+    pub params: Vec<String>,
+    /// Payload of each quick-reply button, in order; it comes back with a tap.
+    pub quick_reply_payloads: Vec<String>,
+    /// Echoed by the provider on status webhooks (Meta `biz_opaque_callback_data`).
+    pub callback_data: String,
+}
+
+#[async_trait]
+pub trait MessagingProvider: Send + Sync {
+    /// Returns the provider's message id, or the classified failure.
+    async fn send(&self, account: &Account, msg: &OutboundTemplate) -> Result<String, SendFailure>;
+}
+
+/// Resolves credential references (`secretsmanager:NAME`, `ssm:NAME`, `env:VAR`).
+#[async_trait]
+pub trait Secrets: Send + Sync {
+    async fn resolve(&self, reference: &str) -> PortResult<String>;
+}
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Time;
+}

@@ -1,0 +1,450 @@
+//! The single-table mapping, written once above the `Table` port so the DynamoDB adapter
+//! and its in-memory twin cannot drift. Every key layout lives here.
+//!
+//! | item | PK | SK | index |
+//! |---|---|---|---|
+//! | account | `TENANT#t` | `ACCOUNT#a` | |
+//! | template | `TENANT#t` | `TEMPLATE#a#name#lang` | |
+//! | campaign | `TENANT#t` | `CAMPAIGN#c` | GSI1 `CAMPAIGNS#RUNNING` / `CAMPAIGNS#SCHEDULED` |
+//! | list | `TENANT#t` | `LIST#l` | |
+//! | list member | `LIST#t#l` | `PHONE#p` | |
+//! | contact | `TENANT#t#PHONE#p` | `CONTACT` | |
+//! | counters | `CAMPAIGN#t#c` | `STATS` | |
+//! | dispatch cursors | `CAMPAIGN#t#c` | `DISPATCH` | |
+//! | sequence | `CAMPAIGN#t#c` | `SEQ` | |
+//! | hopper entry | `HOPPER#t#c#n` | `ENTRY#p` | GSI2 `READY#t#c#n` while FRESH; GSI1 `DUE#k` while PENDING |
+//! | interaction | `INTERACTION#sender#p` | `INTERACTION` | TTL |
+
+use crate::domain::account::Account;
+use crate::domain::campaign::{Campaign, CampaignStatus};
+use crate::domain::contact::{Contact, ContactList};
+use crate::domain::hopper::{EntryState, HopperEntry};
+use crate::domain::inbound::EntryRef;
+use crate::domain::phone::PhoneNumber;
+use crate::domain::stable_hash;
+use crate::domain::stats::Delta;
+use crate::domain::template::Template;
+use crate::domain::Time;
+use crate::ports::{Cond, Index, Item, Page, PortError, PortResult, Query, SkCond, Table};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Shards of the due-entry index, so the sweeper's reads and the index's writes spread.
+pub const DUE_SHARDS: u16 = 16;
+
+/// Sortable text for an instant: zero-padded epoch milliseconds.
+pub fn time_key(t: Time) -> String {
+    format!("{:015}", t.timestamp_millis().max(0))
+}
+
+fn strip_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
+}
+
+/// Serialises an entity and adds its keys.
+pub fn to_item<T: Serialize>(entity: &T, kind: &str, keys: &[(&str, String)]) -> PortResult<Item> {
+    let mut v = serde_json::to_value(entity).map_err(|e| PortError::Backend(format!("serialise {kind}: {e}")))?;
+    strip_nulls(&mut v);
+    let Value::Object(mut item) = v else {
+        return Err(PortError::Backend(format!("{kind} is not an object")));
+    };
+    for (k, val) in keys {
+        item.insert((*k).to_owned(), Value::String(val.clone()));
+    }
+    item.insert("type".into(), kind.into());
+    Ok(item)
+}
+
+pub fn from_item<T: DeserializeOwned>(item: Item) -> PortResult<T> {
+    serde_json::from_value(Value::Object(item)).map_err(|e| PortError::Backend(format!("corrupt item: {e}")))
+}
+
+/// Puts an entity carrying a `version`: the first write needs the key to be free, later
+/// ones need the stored version to be the one read. The caller bumps nothing: this does.
+async fn put_versioned(table: &dyn Table, mut item: Item, version: &mut u64) -> PortResult<()> {
+    let cond = if *version == 0 {
+        Cond::NotExists
+    } else {
+        Cond::Eq("version".into(), (*version).into())
+    };
+    item.insert("version".into(), (*version + 1).into());
+    table.put(item, cond).await?;
+    *version += 1;
+    Ok(())
+}
+
+/// Reads every page of a query.
+pub async fn query_all(table: &dyn Table, mut q: Query) -> PortResult<Vec<Item>> {
+    let mut out = Vec::new();
+    loop {
+        let Page { items, cursor } = table.query(&q).await?;
+        out.extend(items);
+        match cursor {
+            Some(c) => q.cursor = Some(c),
+            None => return Ok(out),
+        }
+    }
+}
+
+fn tenant_pk(tenant: &str) -> String {
+    format!("TENANT#{tenant}")
+}
+
+// ---- accounts, templates, contacts, lists ----
+
+pub async fn put_account(table: &dyn Table, a: &Account) -> PortResult<()> {
+    let item = to_item(a, "account", &[("PK", tenant_pk(&a.tenant)), ("SK", format!("ACCOUNT#{}", a.id))])?;
+    table.put(item, Cond::NotExists).await
+}
+
+pub async fn get_account(table: &dyn Table, tenant: &str, id: &str) -> PortResult<Option<Account>> {
+    table.get(&tenant_pk(tenant), &format!("ACCOUNT#{id}")).await?.map(from_item).transpose()
+}
+
+pub async fn list_accounts(table: &dyn Table, tenant: &str) -> PortResult<Vec<Account>> {
+    let q = Query::new(Index::Primary, tenant_pk(tenant), SkCond::BeginsWith("ACCOUNT#".into()));
+    query_all(table, q).await?.into_iter().map(from_item).collect()
+}
+
+fn template_sk(account: &str, name: &str, language: &str) -> String {
+    format!("TEMPLATE#{account}#{name}#{language}")
+}
+
+pub async fn put_template(table: &dyn Table, t: &Template) -> PortResult<()> {
+    let sk = template_sk(&t.account_id, &t.name, &t.language);
+    let item = to_item(t, "template", &[("PK", tenant_pk(&t.tenant)), ("SK", sk)])?;
+    table.put(item, Cond::None).await
+}
+
+pub async fn get_template(
+    table: &dyn Table,
+    tenant: &str,
+    account: &str,
+    name: &str,
+    language: &str,
+) -> PortResult<Option<Template>> {
+    table.get(&tenant_pk(tenant), &template_sk(account, name, language)).await?.map(from_item).transpose()
+}
+
+pub async fn list_templates(table: &dyn Table, tenant: &str) -> PortResult<Vec<Template>> {
+    let q = Query::new(Index::Primary, tenant_pk(tenant), SkCond::BeginsWith("TEMPLATE#".into()));
+    query_all(table, q).await?.into_iter().map(from_item).collect()
+}
+
+fn contact_pk(tenant: &str, phone: &PhoneNumber) -> String {
+    format!("TENANT#{tenant}#PHONE#{phone}")
+}
+
+pub async fn put_contact(table: &dyn Table, c: &Contact) -> PortResult<()> {
+    let item = to_item(c, "contact", &[("PK", contact_pk(&c.tenant, &c.phone)), ("SK", "CONTACT".into())])?;
+    table.put(item, Cond::None).await
+}
+
+pub async fn get_contact(table: &dyn Table, tenant: &str, phone: &PhoneNumber) -> PortResult<Option<Contact>> {
+    table.get(&contact_pk(tenant, phone), "CONTACT").await?.map(from_item).transpose()
+}
+
+pub async fn put_list(table: &dyn Table, l: &ContactList) -> PortResult<()> {
+    let item = to_item(l, "list", &[("PK", tenant_pk(&l.tenant)), ("SK", format!("LIST#{}", l.id))])?;
+    table.put(item, Cond::NotExists).await
+}
+
+pub async fn get_list(table: &dyn Table, tenant: &str, id: &str) -> PortResult<Option<ContactList>> {
+    table.get(&tenant_pk(tenant), &format!("LIST#{id}")).await?.map(from_item).transpose()
+}
+
+#[derive(Serialize, Deserialize)]
+struct ListMember {
+    phone: PhoneNumber,
+}
+
+pub async fn add_list_member(table: &dyn Table, tenant: &str, list: &str, phone: &PhoneNumber) -> PortResult<()> {
+    let item = to_item(
+        &ListMember { phone: phone.clone() },
+        "list_member",
+        &[("PK", format!("LIST#{tenant}#{list}")), ("SK", format!("PHONE#{phone}"))],
+    )?;
+    table.put(item, Cond::None).await
+}
+
+/// One page of a list's members.
+pub async fn list_members(
+    table: &dyn Table,
+    tenant: &str,
+    list: &str,
+    limit: u32,
+    cursor: Option<String>,
+) -> PortResult<(Vec<PhoneNumber>, Option<String>)> {
+    let q = Query::new(Index::Primary, format!("LIST#{tenant}#{list}"), SkCond::BeginsWith("PHONE#".into()))
+        .limit(limit)
+        .cursor(cursor);
+    let page = table.query(&q).await?;
+    let phones = page
+        .items
+        .into_iter()
+        .map(|i| from_item::<ListMember>(i).map(|m| m.phone))
+        .collect::<PortResult<_>>()?;
+    Ok((phones, page.cursor))
+}
+
+// ---- campaigns ----
+
+pub const RUNNING_PK: &str = "CAMPAIGNS#RUNNING";
+pub const SCHEDULED_PK: &str = "CAMPAIGNS#SCHEDULED";
+
+fn campaign_keys(c: &Campaign) -> Vec<(&'static str, String)> {
+    let mut keys = vec![("PK", tenant_pk(&c.tenant)), ("SK", format!("CAMPAIGN#{}", c.id))];
+    match (c.status, c.start_at) {
+        (CampaignStatus::Running, _) => {
+            keys.push(("GSI1PK", RUNNING_PK.into()));
+            keys.push(("GSI1SK", format!("{}#{}", c.tenant, c.id)));
+        }
+        (CampaignStatus::Scheduled, Some(at)) => {
+            keys.push(("GSI1PK", SCHEDULED_PK.into()));
+            keys.push(("GSI1SK", format!("{}#{}#{}", time_key(at), c.tenant, c.id)));
+        }
+        _ => {}
+    }
+    keys
+}
+
+/// Stores a campaign if nobody changed it since it was read (optimistic concurrency).
+pub async fn save_campaign(table: &dyn Table, c: &mut Campaign) -> PortResult<()> {
+    let item = to_item(c, "campaign", &campaign_keys(c))?;
+    put_versioned(table, item, &mut c.version).await
+}
+
+pub async fn get_campaign(table: &dyn Table, tenant: &str, id: &str) -> PortResult<Option<Campaign>> {
+    table.get(&tenant_pk(tenant), &format!("CAMPAIGN#{id}")).await?.map(from_item).transpose()
+}
+
+pub async fn list_campaigns(
+    table: &dyn Table,
+    tenant: &str,
+    limit: u32,
+    cursor: Option<String>,
+) -> PortResult<(Vec<Campaign>, Option<String>)> {
+    let q = Query::new(Index::Primary, tenant_pk(tenant), SkCond::BeginsWith("CAMPAIGN#".into()))
+        .limit(limit)
+        .cursor(cursor);
+    let page = table.query(&q).await?;
+    Ok((page.items.into_iter().map(from_item).collect::<PortResult<_>>()?, page.cursor))
+}
+
+/// (tenant, campaign id) of every RUNNING campaign.
+pub async fn running_campaigns(table: &dyn Table) -> PortResult<Vec<(String, String)>> {
+    let items = query_all(table, Query::new(Index::Gsi1, RUNNING_PK, SkCond::Any)).await?;
+    items.into_iter().map(|i| from_item::<Campaign>(i).map(|c| (c.tenant, c.id))).collect()
+}
+
+/// (tenant, campaign id) of SCHEDULED campaigns whose start date is at or before `now`.
+pub async fn due_scheduled_campaigns(table: &dyn Table, now: Time) -> PortResult<Vec<(String, String)>> {
+    let q = Query::new(Index::Gsi1, SCHEDULED_PK, SkCond::Lte(format!("{}#~", time_key(now))));
+    let items = query_all(table, q).await?;
+    items.into_iter().map(|i| from_item::<Campaign>(i).map(|c| (c.tenant, c.id))).collect()
+}
+
+fn campaign_pk(tenant: &str, id: &str) -> String {
+    format!("CAMPAIGN#{tenant}#{id}")
+}
+
+/// Applies counter changes in one atomic write.
+pub async fn add_counters(table: &dyn Table, tenant: &str, campaign: &str, d: &Delta) -> PortResult<()> {
+    if d.is_empty() {
+        return Ok(());
+    }
+    let deltas: Vec<(String, i64)> = d.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+    table.add(&campaign_pk(tenant, campaign), "STATS", &deltas).await.map(|_| ())
+}
+
+pub async fn get_counters(table: &dyn Table, tenant: &str, campaign: &str) -> PortResult<BTreeMap<String, i64>> {
+    let item = table.get(&campaign_pk(tenant, campaign), "STATS").await?.unwrap_or_default();
+    Ok(item.into_iter().filter_map(|(k, v)| v.as_i64().map(|n| (k, n))).collect())
+}
+
+/// Reserves `n` dispatch sequence numbers; returns the first.
+pub async fn reserve_seq(table: &dyn Table, tenant: &str, campaign: &str, n: u64) -> PortResult<u64> {
+    let item = table.add(&campaign_pk(tenant, campaign), "SEQ", &[("seq".into(), n as i64)]).await?;
+    let last = item.get("seq").and_then(Value::as_u64).ok_or_else(|| PortError::Backend("seq missing".into()))?;
+    Ok(last + 1 - n)
+}
+
+/// Where the dispatcher stopped in each hopper shard.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cursors {
+    /// Shard -> last dispatched sequence key.
+    pub after: BTreeMap<u16, String>,
+    #[serde(default)]
+    pub version: u64,
+}
+
+pub async fn get_cursors(table: &dyn Table, tenant: &str, campaign: &str) -> PortResult<Cursors> {
+    Ok(table
+        .get(&campaign_pk(tenant, campaign), "DISPATCH")
+        .await?
+        .map(from_item)
+        .transpose()?
+        .unwrap_or_default())
+}
+
+pub async fn save_cursors(table: &dyn Table, tenant: &str, campaign: &str, c: &mut Cursors) -> PortResult<()> {
+    let item = to_item(c, "dispatch", &[("PK", campaign_pk(tenant, campaign)), ("SK", "DISPATCH".into())])?;
+    put_versioned(table, item, &mut c.version).await
+}
+
+// ---- hopper ----
+
+fn entry_pk(tenant: &str, campaign: &str, shard: u16) -> String {
+    format!("HOPPER#{tenant}#{campaign}#{shard}")
+}
+
+fn ready_pk(tenant: &str, campaign: &str, shard: u16) -> String {
+    format!("READY#{tenant}#{campaign}#{shard}")
+}
+
+pub fn seq_key(seq: u64) -> String {
+    format!("{seq:020}")
+}
+
+fn entry_keys(e: &HopperEntry) -> Vec<(&'static str, String)> {
+    let mut keys = vec![
+        ("PK", entry_pk(&e.tenant, &e.campaign_id, e.shard)),
+        ("SK", format!("ENTRY#{}", e.phone)),
+    ];
+    if e.state == EntryState::Fresh {
+        keys.push(("GSI2PK", ready_pk(&e.tenant, &e.campaign_id, e.shard)));
+        keys.push(("GSI2SK", seq_key(e.seq)));
+    }
+    if let (EntryState::Pending, Some(at)) = (e.state, e.expires_at) {
+        let due_shard = stable_hash(e.phone.as_str()) % u64::from(DUE_SHARDS);
+        keys.push(("GSI1PK", format!("DUE#{due_shard}")));
+        keys.push((
+            "GSI1SK",
+            format!("{}#{}#{}#{}#{}", time_key(at), e.tenant, e.campaign_id, e.shard, e.phone),
+        ));
+    }
+    keys
+}
+
+/// Adds an entry unless the contact is already in the campaign's hopper (R2.2).
+/// Returns false when it was already there.
+pub async fn insert_entry(table: &dyn Table, e: &mut HopperEntry) -> PortResult<bool> {
+    let item = to_item(e, "entry", &entry_keys(e))?;
+    match put_versioned(table, item, &mut e.version).await {
+        Ok(()) => Ok(true),
+        Err(PortError::ConditionFailed) => Ok(false),
+        Err(other) => Err(other),
+    }
+}
+
+/// Stores a changed entry if nobody changed it since it was read.
+pub async fn save_entry(table: &dyn Table, e: &mut HopperEntry) -> PortResult<()> {
+    let item = to_item(e, "entry", &entry_keys(e))?;
+    put_versioned(table, item, &mut e.version).await
+}
+
+pub async fn get_entry(table: &dyn Table, r: &EntryRef) -> PortResult<Option<HopperEntry>> {
+    table
+        .get(&entry_pk(&r.tenant, &r.campaign_id, r.shard), &format!("ENTRY#{}", r.phone))
+        .await?
+        .map(from_item)
+        .transpose()
+}
+
+/// FRESH entries of one shard after the cursor, in dispatch order.
+pub async fn ready_entries(
+    table: &dyn Table,
+    tenant: &str,
+    campaign: &str,
+    shard: u16,
+    after: Option<&str>,
+    limit: u32,
+) -> PortResult<Vec<HopperEntry>> {
+    let sk = match after {
+        Some(a) => SkCond::Gt(a.to_owned()),
+        None => SkCond::Any,
+    };
+    let mut out = Vec::new();
+    let mut q = Query::new(Index::Gsi2, ready_pk(tenant, campaign, shard), sk).limit(limit);
+    // DynamoDB may return short pages; keep reading until the limit or the end.
+    loop {
+        let page = table.query(&q).await?;
+        for item in page.items {
+            out.push(from_item(item)?);
+        }
+        match page.cursor {
+            Some(c) if (out.len() as u32) < limit => q = q.limit(limit - out.len() as u32).cursor(Some(c)),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// Every entry of a campaign (for recounts, exports and tests).
+pub async fn all_entries(table: &dyn Table, c: &Campaign) -> PortResult<Vec<HopperEntry>> {
+    let mut out = Vec::new();
+    for shard in 0..c.hopper_shards {
+        let q = Query::new(Index::Primary, entry_pk(&c.tenant, &c.id, shard), SkCond::BeginsWith("ENTRY#".into()));
+        for item in query_all(table, q).await? {
+            out.push(from_item(item)?);
+        }
+    }
+    Ok(out)
+}
+
+/// One page of PENDING entries whose response timeout ended at or before `now`.
+pub async fn due_entries(
+    table: &dyn Table,
+    due_shard: u16,
+    now: Time,
+    limit: u32,
+    cursor: Option<String>,
+) -> PortResult<(Vec<HopperEntry>, Option<String>)> {
+    let q = Query::new(Index::Gsi1, format!("DUE#{due_shard}"), SkCond::Lte(format!("{}#~", time_key(now))))
+        .limit(limit)
+        .cursor(cursor);
+    let page = table.query(&q).await?;
+    Ok((page.items.into_iter().map(from_item).collect::<PortResult<_>>()?, page.cursor))
+}
+
+// ---- interactions ----
+
+/// The open campaign interaction of a contact with one of our senders: how a reply
+/// without context finds its entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Interaction {
+    pub entry: EntryRef,
+    pub message_id: String,
+    pub expires_at: Time,
+    /// Epoch seconds after which DynamoDB may delete the item (cleanup only).
+    pub ttl: i64,
+}
+
+fn interaction_pk(sender_id: &str, phone: &PhoneNumber) -> String {
+    format!("INTERACTION#{sender_id}#{phone}")
+}
+
+pub async fn put_interaction(table: &dyn Table, sender_id: &str, i: &Interaction) -> PortResult<()> {
+    let item = to_item(
+        i,
+        "interaction",
+        &[("PK", interaction_pk(sender_id, &i.entry.phone)), ("SK", "INTERACTION".into())],
+    )?;
+    table.put(item, Cond::None).await
+}
+
+pub async fn get_interaction(
+    table: &dyn Table,
+    sender_id: &str,
+    phone: &PhoneNumber,
+) -> PortResult<Option<Interaction>> {
+    table.get(&interaction_pk(sender_id, phone), "INTERACTION").await?.map(from_item).transpose()
+}

@@ -1,0 +1,305 @@
+//! The walking skeleton's story, driven like a user: an operator sets up a campaign over
+//! HTTP, it launches at its start date, messages go through the real Meta adapter to the
+//! WhatsApp simulator over loopback HTTP, signed webhooks come back, non-responders time
+//! out and the campaign completes. It runs on the in-memory adapters and on DynamoDB,
+//! SQS, EventBridge and Scheduler served by the local emulator.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use axum::Router;
+use chrono::{Duration, TimeZone, Utc};
+use serde_json::{json, Value};
+use shared::adapters::aws;
+use shared::adapters::memory::{ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, MemorySecrets, MemoryTable};
+use shared::app::admin::launch_schedule_name;
+use shared::domain::events::DomainEvent;
+use shared::domain::stats;
+use shared::handlers;
+use shared::http::webhook::{self, WebhookState};
+use shared::local::{Ports, System};
+use shared::ports::Clock;
+use shared::providers::meta::{self, MetaProvider};
+use shared::simulator::{ReplyKind, SimConfig, Simulator};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+const SECRET: &str = "test-app-secret";
+const LAUNCHER_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:launcher";
+
+enum Sched {
+    Memory(Arc<MemoryScheduler>),
+    Aws(Arc<aws::scheduler::EventBridgeScheduler>),
+}
+
+struct Harness {
+    sys: System,
+    sim: Simulator,
+    clock: Arc<ManualClock>,
+    api: Router,
+    sched: Sched,
+    bus: Option<Arc<MemoryBus>>,
+    webhook_url: String,
+}
+
+async fn call(api: &Router, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .header("x-tenant-id", "acme")
+        .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
+        .unwrap();
+    let resp = api.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+async fn harness(
+    table: Arc<dyn shared::ports::Table>,
+    make_queue: impl FnOnce(Arc<dyn Clock>) -> Arc<dyn shared::ports::Queue>,
+    sched: Sched,
+    bus: Option<Arc<dyn shared::ports::EventBus>>,
+) -> Harness {
+    let clock = Arc::new(ManualClock::frozen(Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap()));
+    let queue = make_queue(clock.clone());
+    let sim = Simulator::start(SimConfig { reply_percent: 0, ..SimConfig::default() }, clock.clone()).await.unwrap();
+    let secrets = Arc::new(MemorySecrets::default().with("env:SIM_TOKEN", "test-token"));
+    let provider = Arc::new(MetaProvider::new(sim.base_url(), "v23.0", secrets));
+    let memory_bus = Arc::new(MemoryBus::default());
+    let scheduler: Arc<dyn shared::ports::Scheduler> = match &sched {
+        Sched::Memory(s) => s.clone(),
+        Sched::Aws(s) => s.clone(),
+    };
+    let sys = System::new(
+        Ports {
+            table,
+            queue,
+            scheduler,
+            bus: bus.clone().unwrap_or_else(|| memory_bus.clone()),
+            provider,
+            clock: clock.clone(),
+        },
+        60,
+    );
+    let hook = webhook::router(Arc::new(WebhookState {
+        inbox: sys.inbox.clone(),
+        app_secret: SECRET.into(),
+        verify_token: "test-verify-token".into(),
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let webhook_url = format!("http://{}/webhooks/meta", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
+    sim.set_webhook_url(webhook_url.clone());
+    let api = shared::http::api::router(sys.admin.clone())
+        .layer(axum::middleware::from_fn(shared::http::tenant_from_header));
+    Harness { sys, sim, clock, api, sched, bus: bus.is_none().then_some(memory_bus), webhook_url }
+}
+
+fn phones() -> Vec<String> {
+    (0..10).map(|i| format!("9198123450{i:02}")).collect()
+}
+
+async fn story(h: Harness) {
+    let api = &h.api;
+    let start = h.clock.now() + Duration::hours(1);
+
+    // Setup over HTTP.
+    let (s, account) = call(api, Method::POST, "/accounts", Some(json!({
+        "name": "Main number", "sender_id": "106540352242922", "token_ref": "env:SIM_TOKEN"
+    }))).await;
+    assert_eq!(s, StatusCode::CREATED, "{account}");
+    let account_id = account["id"].as_str().unwrap().to_owned();
+    let (s, t) = call(api, Method::POST, "/templates", Some(json!({
+        "account_id": account_id, "name": "spring_offer", "language": "en", "category": "MARKETING",
+        "body": "Hi {{1}}, use code {{2}} for 20% off", "quick_replies": ["Yes", "No"]
+    }))).await;
+    assert_eq!(s, StatusCode::CREATED, "{t}");
+    let contacts: Vec<Value> = phones()
+        .iter()
+        .enumerate()
+        .map(|(i, p)| json!({"phone": format!("+{p}"), "name": format!("Customer {i}"), "fields": {"code": format!("SPRING{i}")}}))
+        .collect();
+    let (s, body) = call(api, Method::POST, "/contacts", Some(Value::Array(contacts))).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let (s, list) = call(api, Method::POST, "/lists", Some(json!({"name": "Spring VIPs"}))).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let list_id = list["id"].as_str().unwrap().to_owned();
+    let (s, body) = call(api, Method::POST, &format!("/lists/{list_id}/members"), Some(json!({"phones": phones()}))).await;
+    assert_eq!((s, body["added"].as_u64()), (StatusCode::OK, Some(10)));
+
+    // Bad input is a clear 4xx naming the field.
+    let (s, body) = call(api, Method::POST, "/campaigns", Some(json!({"name": "x", "rate": 0}))).await;
+    assert_eq!((s, body["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("rate")), "{body}");
+    let (s, body) = call(api, Method::POST, "/campaigns", Some(json!({"name": 5}))).await;
+    assert_eq!((s, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("name")), "{body}");
+    let (s, _) = call(api, Method::GET, "/campaigns/cmp_missing", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    let (s, campaign) = call(api, Method::POST, "/campaigns", Some(json!({
+        "name": "Spring offer", "account_id": account_id,
+        "template": {"name": "spring_offer", "language": "en"},
+        "variables": [{"source": "contact_name"}, {"source": "field", "name": "code"}],
+        "rate": 50, "response_timeout_days": 1, "start_at": start
+    }))).await;
+    assert_eq!((s, campaign["status"].as_str()), (StatusCode::CREATED, Some("READY")), "{campaign}");
+    let id = campaign["id"].as_str().unwrap().to_owned();
+    let (s, body) = call(api, Method::POST, &format!("/campaigns/{id}/pause"), None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "illegal transition is a 409: {body}");
+
+    // R2.2: attaching the same contacts twice keeps one entry each.
+    let (s, body) = call(api, Method::POST, &format!("/campaigns/{id}/lists"), Some(json!({"list_id": list_id}))).await;
+    assert_eq!((s, body["added"].as_u64()), (StatusCode::OK, Some(10)), "{body}");
+    let (_, body) = call(api, Method::POST, &format!("/campaigns/{id}/lists"), Some(json!({"list_id": list_id}))).await;
+    assert_eq!((body["added"].as_u64(), body["already_present"].as_u64()), (Some(0), Some(10)));
+    let (_, hopper) = call(api, Method::GET, &format!("/campaigns/{id}/hopper"), None).await;
+    assert_eq!((hopper["total"].as_i64(), hopper["states"]["FRESH"].as_i64()), (Some(10), Some(10)), "{hopper}");
+
+    // Launch with a start date: a one-time schedule targets the launcher.
+    let (s, body) = call(api, Method::POST, &format!("/campaigns/{id}/launch"), None).await;
+    assert_eq!((s, body["status"].as_str()), (StatusCode::OK, Some("SCHEDULED")), "{body}");
+    let payload: Value = match &h.sched {
+        Sched::Memory(m) => {
+            let s = m.get(&launch_schedule_name(&id)).expect("schedule exists");
+            assert_eq!(s.at, start);
+            serde_json::from_str(&s.payload).unwrap()
+        }
+        Sched::Aws(a) => {
+            let (expr, target, input) = a.get(&launch_schedule_name(&id)).await.unwrap().expect("schedule exists");
+            assert_eq!(expr, format!("at({})", start.format("%Y-%m-%dT%H:%M:%S")));
+            assert_eq!(target, LAUNCHER_ARN);
+            serde_json::from_str(&input).unwrap()
+        }
+    };
+    assert_eq!(payload, json!({"action": "launch", "tenant": "acme", "campaign_id": id}));
+    // Nothing goes out before the start date.
+    handlers::launcher(&h.sys.dispatcher, json!({"action": "tick"})).await.unwrap();
+    assert_eq!(h.sys.drain_queue().await.unwrap(), 0);
+
+    // The start date arrives and the schedule fires.
+    h.clock.advance(Duration::hours(1));
+    match &h.sched {
+        Sched::Memory(m) => assert_eq!(h.sys.fire_due_schedules(m).await.unwrap(), 1),
+        // The emulator stores schedules but never fires them: play its part.
+        Sched::Aws(_) => {
+            handlers::launcher(&h.sys.dispatcher, payload).await.unwrap();
+        }
+    }
+    let (_, body) = call(api, Method::GET, &format!("/campaigns/{id}"), None).await;
+    assert_eq!(body["status"], "RUNNING");
+
+    // Sends reach the simulator through the Meta adapter, rendered per contact.
+    assert_eq!(h.sys.drain_queue().await.unwrap(), 10);
+    let sent = h.sim.sent();
+    assert_eq!(sent.len(), 10);
+    let to_first = sent.iter().find(|s| s.to == phones()[0]).expect("first contact got the message");
+    assert_eq!(to_first.params, vec!["Customer 0", "SPRING0"]);
+    assert_eq!(to_first.quick_reply_payloads, vec!["Yes", "No"]);
+    // A redelivered batch sends nothing twice (R4.10).
+    let again = h.sys.sender.send_batch(vec![("dup".into(), Ok(shared::domain::inbound::EntryRef::decode(to_first.callback_data.as_deref().unwrap()).unwrap()))]).await;
+    assert!(again.is_empty());
+    assert_eq!(h.sim.sent().len(), 10);
+
+    // Statuses and replies come back as signed webhooks.
+    h.sim.idle().await;
+    assert!(h.sim.webhooks().iter().all(|w| w.accepted()), "every webhook accepted");
+    // Three customers tap "Yes" (R8.5: the simulator posts a reply for any number).
+    let repliers = 3;
+    for p in &phones()[..3] {
+        let posted = h.sim.post_reply(p, ReplyKind::Button("Yes".into())).await.unwrap();
+        assert!(posted.accepted(), "{posted:?}");
+    }
+    let (_, st) = call(api, Method::GET, &format!("/campaigns/{id}/stats"), None).await;
+    assert_eq!(
+        (st["target"].as_i64(), st["sent"].as_i64(), st["delivered"].as_i64(), st["read"].as_i64(), st["replied"].as_i64(), st["failed"].as_i64()),
+        (Some(10), Some(10), Some(10), Some(10), Some(repliers), Some(0)),
+        "{st}"
+    );
+
+    // A tampered webhook is refused and changes nothing.
+    let body = h.sim.webhooks()[0].body.replace("\"sent\"", "\"failed\"");
+    let resp = reqwest::Client::new()
+        .post(&h.webhook_url)
+        .header("x-hub-signature-256", meta::signature_header(b"wrong-secret", body.as_bytes()))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let (_, st2) = call(api, Method::GET, &format!("/campaigns/{id}/stats"), None).await;
+    assert_eq!(st, st2);
+
+    // Not done while replies are awaited; non-responders time out after a day.
+    assert_eq!(h.sys.sweeper.sweep().await.unwrap().completed, 0);
+    h.clock.advance(Duration::days(1) + Duration::minutes(1));
+    let report = h.sys.sweeper.sweep().await.unwrap();
+    assert_eq!((report.expired as i64, report.completed), (10 - repliers, 1));
+    let (_, body) = call(api, Method::GET, &format!("/campaigns/{id}"), None).await;
+    assert_eq!(body["status"], "COMPLETED");
+    assert_eq!(body["progress"]["percent"], 100.0);
+    let (_, st) = call(api, Method::GET, &format!("/campaigns/{id}/stats"), None).await;
+    assert_eq!(st["no_response"].as_i64(), Some(10 - repliers));
+    let (_, hopper) = call(api, Method::GET, &format!("/campaigns/{id}/hopper"), None).await;
+    assert_eq!(hopper["states"]["CLOSED"].as_i64(), Some(10));
+
+    // The live counters equal a recount of the entries.
+    let c = shared::repo::get_campaign(&*h.sys.ports.table, "acme", &id).await.unwrap().unwrap();
+    let entries = shared::repo::all_entries(&*h.sys.ports.table, &c).await.unwrap();
+    let recount: std::collections::BTreeMap<String, i64> =
+        stats::recount(&entries).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    let live = shared::repo::get_counters(&*h.sys.ports.table, "acme", &id).await.unwrap();
+    assert_eq!(live.into_iter().filter(|(_, v)| *v != 0).collect::<std::collections::BTreeMap<_, _>>(), recount);
+    assert!(entries.iter().filter(|e| e.replied_at.is_some()).all(|e| e.disposition.as_deref() == Some("replied:Yes")));
+
+    if let Some(bus) = &h.bus {
+        let events = bus.events.lock().unwrap();
+        let replies = events.iter().filter(|e| matches!(e, DomainEvent::ReplyReceived(_))).count() as i64;
+        assert_eq!(replies, repliers);
+        assert!(events.iter().any(|e| matches!(e, DomainEvent::CampaignStateChanged(c) if c.to == shared::domain::campaign::CampaignStatus::Completed)));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn walking_skeleton_story_on_in_memory_adapters() {
+    let sched = Arc::new(MemoryScheduler::default());
+    let h = harness(
+        Arc::new(MemoryTable::new()),
+        |clock| Arc::new(MemoryQueue::new(clock)),
+        Sched::Memory(sched),
+        None,
+    )
+    .await;
+    story(h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn walking_skeleton_story_on_aws_emulator() {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .expect("AWS_ENDPOINT_URL is not set: run the suite with scripts/test.sh, which starts the local AWS emulator");
+    assert!(endpoint.contains("127.0.0.1") || endpoint.contains("localhost"), "emulator must be on loopback");
+    let cfg = aws::sdk_config().await;
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let ddb = aws_sdk_dynamodb::Client::new(&cfg);
+    let table_name = format!("e2e-{suffix}");
+    aws::setup::ensure_table(&ddb, &table_name).await.unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&cfg);
+    let queue_url = aws::setup::ensure_queue(&sqs, &format!("e2e-{suffix}")).await.unwrap();
+    let eb = aws_sdk_eventbridge::Client::new(&cfg);
+    aws::setup::ensure_bus(&eb, &format!("e2e-{suffix}")).await.unwrap();
+    let sch = aws_sdk_scheduler::Client::new(&cfg);
+    aws::setup::ensure_schedule_group(&sch, &format!("e2e-{suffix}")).await.unwrap();
+    let scheduler = Arc::new(aws::scheduler::EventBridgeScheduler::new(
+        sch,
+        format!("e2e-{suffix}"),
+        LAUNCHER_ARN,
+        "arn:aws:iam::123456789012:role/scheduler",
+    ));
+    let h = harness(
+        Arc::new(aws::dynamo::DynamoTable::new(ddb, table_name)),
+        move |_| Arc::new(aws::sqs::SqsQueue::new(sqs, queue_url)),
+        Sched::Aws(scheduler),
+        Some(Arc::new(aws::eventbridge::EventBridgeBus::new(eb, format!("e2e-{suffix}"), "campaigns"))),
+    )
+    .await;
+    story(h).await;
+}
