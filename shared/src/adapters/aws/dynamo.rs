@@ -1,0 +1,310 @@
+//! The single table on DynamoDB. Same semantics as `MemoryTable`: conditional puts,
+//! sparse GSIs, sort-key order and opaque cursors.
+
+use super::backend;
+use crate::ports::*;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::Client;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+type Attrs = HashMap<String, AttributeValue>;
+
+/// A `Table` backed by one DynamoDB table with the `PK`/`SK` key and the `GSI1` and
+/// `GSI2` indexes (see `setup::ensure_table`).
+pub struct DynamoTable {
+    client: Client,
+    table: String,
+    /// Counts of calls, for the cost benchmark and tests.
+    pub reads: AtomicU64,
+    pub writes: AtomicU64,
+}
+
+impl DynamoTable {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoTable {
+            client,
+            table: table.into(),
+            reads: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+        }
+    }
+
+    /// The table name.
+    pub fn name(&self) -> &str {
+        &self.table
+    }
+
+    fn key(pk: &str, sk: &str) -> Attrs {
+        HashMap::from([
+            ("PK".to_owned(), AttributeValue::S(pk.to_owned())),
+            ("SK".to_owned(), AttributeValue::S(sk.to_owned())),
+        ])
+    }
+}
+
+fn to_attrs(item: Item) -> PortResult<Attrs> {
+    serde_dynamo::to_item(item).map_err(|e| PortError::Backend(format!("item to DynamoDB: {e}")))
+}
+
+fn to_attr(v: &Value) -> PortResult<AttributeValue> {
+    serde_dynamo::to_attribute_value(v)
+        .map_err(|e| PortError::Backend(format!("value to DynamoDB: {e}")))
+}
+
+/// Integral numbers come back as JSON integers: serde_dynamo tries i64, then u64, then
+/// f64, and `integral` turns what is left with no fraction (`"1.0"`, `"1E+2"`; DynamoDB
+/// normalises these itself, emulators may not) into integers too.
+fn from_attrs(attrs: Attrs) -> PortResult<Item> {
+    let mut item = serde_dynamo::from_item::<_, Map<String, Value>>(attrs)
+        .map_err(|e| PortError::Backend(format!("item from DynamoDB: {e}")))?;
+    item.values_mut().for_each(integral);
+    Ok(item)
+}
+
+/// 2^53: beyond it an f64 no longer holds every integer exactly.
+const MAX_EXACT: f64 = 9_007_199_254_740_992.0;
+
+fn integral(v: &mut Value) {
+    match v {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            if let Some(f) = n
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() <= MAX_EXACT)
+            {
+                *v = Value::from(f as i64);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(integral),
+        Value::Object(m) => m.values_mut().for_each(integral),
+        _ => {}
+    }
+}
+
+fn index_spec(index: Index) -> (Option<&'static str>, &'static str, &'static str) {
+    match index {
+        Index::Primary => (None, "PK", "SK"),
+        Index::Gsi1 => (Some("GSI1"), "GSI1PK", "GSI1SK"),
+        Index::Gsi2 => (Some("GSI2"), "GSI2PK", "GSI2SK"),
+    }
+}
+
+/// LastEvaluatedKey (string attributes only) as a JSON object string.
+fn encode_cursor(key: Attrs) -> PortResult<String> {
+    let obj = from_attrs(key)?;
+    serde_json::to_string(&obj).map_err(|e| PortError::Backend(format!("cursor: {e}")))
+}
+
+fn decode_cursor(cursor: &str) -> PortResult<Attrs> {
+    let obj: Map<String, Value> =
+        serde_json::from_str(cursor).map_err(|e| PortError::Backend(format!("bad cursor: {e}")))?;
+    if !obj.values().all(Value::is_string) {
+        return Err(PortError::Backend(
+            "bad cursor: non-string key attribute".into(),
+        ));
+    }
+    to_attrs(obj)
+}
+
+#[async_trait]
+impl Table for DynamoTable {
+    async fn get(&self, pk: &str, sk: &str) -> PortResult<Option<Item>> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend("GetItem", e))?;
+        out.item.map(from_attrs).transpose()
+    }
+
+    async fn put(&self, item: Item, cond: Cond) -> PortResult<()> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        if !matches!(item.get("PK"), Some(Value::String(_)))
+            || !matches!(item.get("SK"), Some(Value::String(_)))
+        {
+            return Err(PortError::Backend("item lacks string PK/SK".into()));
+        }
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_attrs(item)?));
+        match &cond {
+            Cond::None => {}
+            Cond::NotExists => {
+                req = req.condition_expression("attribute_not_exists(PK)");
+            }
+            Cond::Eq(attr, v) => {
+                req = req
+                    .condition_expression("#a = :v")
+                    .expression_attribute_names("#a", attr)
+                    .expression_attribute_values(":v", to_attr(v)?);
+            }
+        }
+        match req.send().await {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Err(PortError::ConditionFailed)
+            }
+            Err(e) => Err(backend("PutItem", e)),
+        }
+    }
+
+    async fn delete(&self, pk: &str, sk: &str) -> PortResult<()> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk, sk)))
+            .send()
+            .await
+            .map_err(|e| backend("DeleteItem", e))?;
+        Ok(())
+    }
+
+    async fn query(&self, q: &Query) -> PortResult<Page> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let (index_name, pk_attr, sk_attr) = index_spec(q.index);
+        let mut req = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .set_index_name(index_name.map(str::to_owned))
+            .expression_attribute_names("#pk", pk_attr)
+            .expression_attribute_values(":pk", AttributeValue::S(q.pk.clone()));
+        let sk_expr = match &q.sk {
+            SkCond::Any => None,
+            SkCond::BeginsWith(v) => Some(("begins_with(#sk, :sk)", v)),
+            SkCond::Lte(v) => Some(("#sk <= :sk", v)),
+            SkCond::Gt(v) => Some(("#sk > :sk", v)),
+        };
+        req = match sk_expr {
+            None => req.key_condition_expression("#pk = :pk"),
+            Some((expr, v)) => req
+                .key_condition_expression(format!("#pk = :pk AND {expr}"))
+                .expression_attribute_names("#sk", sk_attr)
+                .expression_attribute_values(":sk", AttributeValue::S(v.clone())),
+        };
+        if let Some(limit) = q.limit {
+            let limit = i32::try_from(limit.max(1)).unwrap_or(i32::MAX);
+            req = req.limit(limit);
+        }
+        if let Some(c) = &q.cursor {
+            req = req.set_exclusive_start_key(Some(decode_cursor(c)?));
+        }
+        let out = req.send().await.map_err(|e| backend("Query", e))?;
+        let items = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_attrs)
+            .collect::<PortResult<Vec<_>>>()?;
+        let cursor = out.last_evaluated_key.map(encode_cursor).transpose()?;
+        Ok(Page { items, cursor })
+    }
+
+    async fn add(&self, pk: &str, sk: &str, deltas: &[(String, i64)]) -> PortResult<Item> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        if deltas.is_empty() {
+            // An UpdateExpression cannot be empty: create the bare item if missing.
+            let mut bare = Item::new();
+            bare.insert("PK".into(), pk.into());
+            bare.insert("SK".into(), sk.into());
+            match self.put(bare, Cond::NotExists).await {
+                Ok(()) | Err(PortError::ConditionFailed) => {}
+                Err(e) => return Err(e),
+            }
+            return self
+                .get(pk, sk)
+                .await?
+                .ok_or_else(|| PortError::Backend("item vanished during add".into()));
+        }
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk, sk)))
+            .return_values(ReturnValue::AllNew);
+        // DynamoDB rejects two clauses on one attribute; the twin applies both.
+        let mut merged: Vec<(&str, i64)> = Vec::with_capacity(deltas.len());
+        for (attr, d) in deltas {
+            match merged.iter_mut().find(|(a, _)| a == attr) {
+                Some((_, sum)) => *sum += d,
+                None => merged.push((attr, *d)),
+            }
+        }
+        let mut clauses = Vec::with_capacity(merged.len());
+        for (i, (attr, d)) in merged.into_iter().enumerate() {
+            clauses.push(format!("#a{i} :v{i}"));
+            req = req
+                .expression_attribute_names(format!("#a{i}"), attr)
+                .expression_attribute_values(format!(":v{i}"), AttributeValue::N(d.to_string()));
+        }
+        let out = req
+            .update_expression(format!("ADD {}", clauses.join(", ")))
+            .send()
+            .await
+            .map_err(|e| backend("UpdateItem", e))?;
+        from_attrs(out.attributes.unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn integral_numbers_come_back_as_integers() {
+        let attrs: Attrs = HashMap::from([
+            ("a".to_owned(), AttributeValue::N("1.0".into())),
+            ("b".to_owned(), AttributeValue::N("1E+2".into())),
+            ("c".to_owned(), AttributeValue::N("0.5".into())),
+            ("d".to_owned(), AttributeValue::N("-3".into())),
+            (
+                "e".to_owned(),
+                AttributeValue::N("18000000000000000000".into()),
+            ),
+            (
+                "f".to_owned(),
+                AttributeValue::L(vec![AttributeValue::N("2.00".into())]),
+            ),
+            (
+                "g".to_owned(),
+                AttributeValue::M(HashMap::from([(
+                    "h".to_owned(),
+                    AttributeValue::N("7.0".into()),
+                )])),
+            ),
+        ]);
+        let item = from_attrs(attrs).unwrap();
+        assert_eq!(
+            Value::Object(item.clone()),
+            json!({"a": 1, "b": 100, "c": 0.5, "d": -3, "e": 18_000_000_000_000_000_000_u64, "f": [2], "g": {"h": 7}})
+        );
+        assert!(item["a"].is_i64() && item["f"][0].is_i64() && item["g"]["h"].is_i64());
+    }
+
+    #[test]
+    fn cursor_round_trips_and_rejects_garbage() {
+        let key: Attrs = HashMap::from([
+            ("PK".to_owned(), AttributeValue::S("P".into())),
+            ("SK".to_owned(), AttributeValue::S("S#1".into())),
+            ("GSI1PK".to_owned(), AttributeValue::S("DUE".into())),
+        ]);
+        let c = encode_cursor(key.clone()).unwrap();
+        assert_eq!(decode_cursor(&c).unwrap(), key);
+        assert!(decode_cursor("not json").is_err());
+        assert!(decode_cursor(r#"{"PK": 1}"#).is_err());
+    }
+}

@@ -1,0 +1,32 @@
+//! AWS adapters of the ports: DynamoDB table, SQS queue, EventBridge Scheduler and
+//! EventBridge bus, plus `setup` helpers that create the resources on a local emulator.
+//! Each behaves like its in-memory twin in `crate::adapters::memory`.
+
+pub mod dynamo;
+pub mod eventbridge;
+pub mod scheduler;
+pub mod setup;
+pub mod sqs;
+
+pub use dynamo::DynamoTable;
+pub use eventbridge::EventBridgeBus;
+pub use scheduler::EventBridgeScheduler;
+pub use sqs::SqsQueue;
+
+use crate::ports::PortError;
+
+/// Loads the shared AWS configuration from the environment (region, credentials and
+/// `AWS_ENDPOINT_URL`, which points every client at a local emulator when set).
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
+/// A backend error carrying the SDK error with its full cause chain.
+pub(crate) fn backend<E: std::error::Error>(op: &str, err: E) -> PortError {
+    PortError::Backend(format!(
+        "{op}: {}",
+        aws_sdk_dynamodb::error::DisplayErrorContext(err)
+    ))
+}

@@ -1,0 +1,6 @@
+//! Adapters: the AWS implementation of each port and its in-memory twin.
+
+pub mod aws;
+pub mod memory;
+pub mod secrets;
+pub mod sqs_event;
