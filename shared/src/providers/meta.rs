@@ -1,0 +1,731 @@
+//! Meta WhatsApp Cloud API: sending templates (PROVIDERS.md section 1), verifying and
+//! parsing webhooks (section 2). Error codes are classified by
+//! `crate::domain::outcome` (section 3).
+//!
+//! Nothing here logs a token or a full phone number: phones appear masked
+//! (`PhoneNumber::masked`), tokens never.
+
+use crate::domain::account::Account;
+use crate::domain::inbound::{EntryRef, Inbound, InboundMessage, StatusKind, StatusUpdate};
+use crate::domain::outcome::{meta_reason, FailureClass, SendFailure};
+use crate::domain::phone::PhoneNumber;
+use crate::domain::Time;
+use crate::ports::{MessagingProvider, OutboundTemplate, Secrets};
+use async_trait::async_trait;
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::Sha256;
+use std::sync::Arc;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Header Meta signs every webhook POST with.
+pub const SIGNATURE_HEADER: &str = "X-Hub-Signature-256";
+
+/// Connect timeout of the Graph API client.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Whole-request timeout of the Graph API client.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `MessagingProvider` over the WhatsApp Cloud API.
+#[derive(Clone)]
+pub struct MetaProvider {
+    http: reqwest::Client,
+    /// Without a trailing slash, e.g. `https://graph.facebook.com`.
+    base_url: String,
+    /// Graph API version, e.g. `v23.0`.
+    version: String,
+    secrets: Arc<dyn Secrets>,
+}
+
+impl std::fmt::Debug for MetaProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetaProvider")
+            .field("base_url", &self.base_url)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MetaProvider {
+    /// `base_url` like `https://graph.facebook.com` (a trailing `/` is dropped), `version`
+    /// like `v23.0`. The HTTP client connects within 3 s and gives up on a request
+    /// after 10 s.
+    pub fn new(
+        base_url: impl Into<String>,
+        version: impl Into<String>,
+        secrets: Arc<dyn Secrets>,
+    ) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .expect("reqwest client with static configuration");
+        Self::with_client(http, base_url, version, secrets)
+    }
+
+    /// Like [`MetaProvider::new`] with a caller-built client (shared pools, other timeouts).
+    pub fn with_client(
+        http: reqwest::Client,
+        base_url: impl Into<String>,
+        version: impl Into<String>,
+        secrets: Arc<dyn Secrets>,
+    ) -> Self {
+        let base_url = base_url.into().trim_end_matches('/').to_owned();
+        let version = version.into().trim_matches('/').to_owned();
+        MetaProvider {
+            http,
+            base_url,
+            version,
+            secrets,
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// `{base}/{version}/{phone_number_id}/messages`.
+    pub fn messages_url(&self, phone_number_id: &str) -> String {
+        format!(
+            "{}/{}/{}/messages",
+            self.base_url, self.version, phone_number_id
+        )
+    }
+}
+
+/// The Cloud API request body for a template message (PROVIDERS.md section 1).
+pub fn template_body(msg: &OutboundTemplate) -> Value {
+    let mut components = Vec::new();
+    if !msg.params.is_empty() {
+        let parameters: Vec<Value> = msg
+            .params
+            .iter()
+            .map(|p| json!({"type": "text", "text": p}))
+            .collect();
+        components.push(json!({"type": "body", "parameters": parameters}));
+    }
+    for (i, payload) in msg.quick_reply_payloads.iter().enumerate() {
+        components.push(json!({
+            "type": "button",
+            "sub_type": "quick_reply",
+            "index": i.to_string(),
+            "parameters": [{"type": "payload", "payload": payload}],
+        }));
+    }
+    let mut template = json!({
+        "name": msg.template,
+        "language": {"code": msg.language},
+    });
+    if !components.is_empty() {
+        template["components"] = Value::Array(components);
+    }
+    let mut body = json!({
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": msg.to.as_str(),
+        "type": "template",
+        "template": template,
+    });
+    if !msg.callback_data.is_empty() {
+        body["biz_opaque_callback_data"] = Value::String(msg.callback_data.clone());
+    }
+    body
+}
+
+/// What a Graph API answer means: the message id, or the classified failure.
+/// A Meta error body wins whatever the HTTP status.
+pub fn interpret_response(status: u16, body: &[u8]) -> Result<String, SendFailure> {
+    let json: Option<Value> = serde_json::from_slice(body).ok();
+    if let Some(err) = json
+        .as_ref()
+        .and_then(|v| v.get("error"))
+        .filter(|e| e.is_object())
+    {
+        let message = err.get("message").and_then(Value::as_str).unwrap_or("");
+        return match err.get("code").and_then(as_i64_lenient) {
+            Some(code) => Err(SendFailure::meta(code, message)),
+            None => Err(SendFailure::transport(format!(
+                "HTTP {status}: Meta error without a code: {message}"
+            ))),
+        };
+    }
+    if !(200..300).contains(&status) {
+        let what = if json.is_some() {
+            "without an error object"
+        } else {
+            "without a JSON body"
+        };
+        return Err(SendFailure::transport(format!(
+            "HTTP {status} from Meta {what}"
+        )));
+    }
+    let id = json
+        .as_ref()
+        .and_then(|v| v.get("messages"))
+        .and_then(|m| m.get(0))
+        .and_then(|m| m.get("id"))
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty());
+    match id {
+        Some(id) => Ok(id.to_owned()),
+        None => Err(SendFailure::transport(format!(
+            "HTTP {status} from Meta without a message id"
+        ))),
+    }
+}
+
+fn transport_error(e: &reqwest::Error) -> SendFailure {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect error"
+    } else if e.is_body() || e.is_decode() {
+        "error reading the response"
+    } else {
+        "request error"
+    };
+    // Callers strip the URL (`without_url`): reasons stay short and uniform.
+    let detail = reqwest_error_chain(e);
+    SendFailure::transport(format!("Meta {kind}: {detail}"))
+}
+
+fn reqwest_error_chain(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+#[async_trait]
+impl MessagingProvider for MetaProvider {
+    async fn send(&self, account: &Account, msg: &OutboundTemplate) -> Result<String, SendFailure> {
+        let token = match self.secrets.resolve(&account.token_ref).await {
+            Ok(t) if !t.trim().is_empty() => t,
+            _ => {
+                tracing::warn!(account = %account.id, token_ref = %account.token_ref, "meta credentials unavailable");
+                return Err(SendFailure {
+                    class: FailureClass::Campaign,
+                    code: None,
+                    reason: format!("credentials unavailable: {}", account.token_ref),
+                });
+            }
+        };
+        let url = self.messages_url(&account.sender_id);
+        let body = template_body(msg);
+        let to = msg.to.masked();
+        tracing::debug!(account = %account.id, to = %to, template = %msg.template, "meta send");
+        let resp = self
+            .http
+            .post(&url)
+            .bearer_auth(token.trim())
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| transport_error(&e.without_url()))?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| transport_error(&e.without_url()))?;
+        let out = interpret_response(status, &bytes);
+        match &out {
+            Ok(id) => {
+                tracing::debug!(account = %account.id, to = %to, message_id = %id, "meta accepted")
+            }
+            Err(f) => tracing::warn!(
+                account = %account.id, to = %to, http_status = status, code = ?f.code,
+                class = ?f.class, reason = %f.reason, "meta send failed"
+            ),
+        }
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Webhook authentication
+
+/// `sha256=<hex HMAC-SHA256(body, app_secret)>`, the value of `X-Hub-Signature-256`.
+pub fn signature_header(app_secret: &[u8], body: &[u8]) -> String {
+    let mut mac = HmacSha256::new_from_slice(app_secret).expect("HMAC takes keys of any length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Checks `X-Hub-Signature-256` against the raw body, in constant time. A missing or
+/// malformed header, or an empty secret (a configuration error anyone could sign for),
+/// fails.
+pub fn verify_signature(app_secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
+    if app_secret.is_empty() {
+        return false;
+    }
+    let Some(hex_sig) = header
+        .map(str::trim)
+        .and_then(|h| h.strip_prefix("sha256="))
+    else {
+        return false;
+    };
+    let Ok(sig) = hex::decode(hex_sig) else {
+        return false;
+    };
+    let mut mac = HmacSha256::new_from_slice(app_secret).expect("HMAC takes keys of any length");
+    mac.update(body);
+    mac.verify_slice(&sig).is_ok()
+}
+
+/// The subscription handshake (`GET ?hub.mode=subscribe&hub.verify_token=..&hub.challenge=..`):
+/// the challenge to echo with 200 when the token matches, else `None` (answer 403).
+pub fn verify_handshake(
+    mode: Option<&str>,
+    token: Option<&str>,
+    challenge: Option<&str>,
+    expected_token: &str,
+) -> Option<String> {
+    if mode != Some("subscribe") || expected_token.is_empty() {
+        return None;
+    }
+    let token = token?;
+    if !bool::from(token.as_bytes().ct_eq(expected_token.as_bytes())) {
+        return None;
+    }
+    challenge.map(str::to_owned)
+}
+
+// ---------------------------------------------------------------------------------------
+// Webhook parsing: lenient structs, every field optional, unknown fields ignored.
+
+#[derive(Debug, Default, Deserialize)]
+struct Envelope {
+    object: Option<String>,
+    entry: Option<Vec<WebhookEntry>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct WebhookEntry {
+    changes: Option<Vec<Change>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Change {
+    field: Option<String>,
+    /// Kept raw: only `messages` values are read, the others may have any shape.
+    value: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct MessagesValue {
+    metadata: Option<Metadata>,
+    statuses: Option<Vec<Value>>,
+    messages: Option<Vec<Value>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Metadata {
+    phone_number_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct StatusItem {
+    id: Option<String>,
+    status: Option<String>,
+    timestamp: Option<Value>,
+    recipient_type: Option<String>,
+    biz_opaque_callback_data: Option<String>,
+    errors: Option<Vec<ErrorItem>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ErrorItem {
+    code: Option<Value>,
+    title: Option<String>,
+    message: Option<String>,
+    error_data: Option<ErrorData>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ErrorData {
+    details: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct MessageItem {
+    from: Option<String>,
+    id: Option<String>,
+    timestamp: Option<Value>,
+    context: Option<Context>,
+    text: Option<Text>,
+    button: Option<Button>,
+    interactive: Option<Interactive>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Context {
+    id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Text {
+    body: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Button {
+    payload: Option<String>,
+    text: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Interactive {
+    button_reply: Option<Reply>,
+    list_reply: Option<Reply>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Reply {
+    id: Option<String>,
+    title: Option<String>,
+}
+
+fn as_i64_lenient(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Meta timestamps are epoch seconds, as a string (numbers accepted too).
+fn epoch_time(v: Option<&Value>) -> Option<Time> {
+    chrono::DateTime::from_timestamp(as_i64_lenient(v?)?, 0)
+}
+
+fn non_empty(s: Option<&String>) -> Option<&str> {
+    s.map(String::as_str).filter(|s| !s.trim().is_empty())
+}
+
+fn parse_status(item: StatusItem) -> Option<StatusUpdate> {
+    if item.recipient_type.as_deref() == Some("group") {
+        return None;
+    }
+    let status = match item.status.as_deref()? {
+        "sent" => StatusKind::Sent,
+        "delivered" => StatusKind::Delivered,
+        "read" => StatusKind::Read,
+        "failed" => {
+            let first = item.errors.as_ref().and_then(|e| e.first());
+            let code = first.and_then(|e| e.code.as_ref()).and_then(as_i64_lenient);
+            let text = first
+                .and_then(|e| {
+                    non_empty(e.error_data.as_ref().and_then(|d| d.details.as_ref()))
+                        .or_else(|| non_empty(e.title.as_ref()))
+                        .or_else(|| non_empty(e.message.as_ref()))
+                })
+                .unwrap_or("");
+            let reason = match code {
+                Some(code) => meta_reason(code, text),
+                None if text.is_empty() => "delivery failed".to_owned(),
+                None => text.to_owned(),
+            };
+            StatusKind::Failed { code, reason }
+        }
+        // `played` (voice messages) and whatever Meta adds later mean nothing to a campaign.
+        _ => return None,
+    };
+    let message_id = item.id.filter(|s| !s.is_empty())?;
+    let at = epoch_time(item.timestamp.as_ref())?;
+    let entry = item
+        .biz_opaque_callback_data
+        .as_deref()
+        .and_then(EntryRef::decode);
+    Some(StatusUpdate {
+        message_id,
+        status,
+        at,
+        entry,
+    })
+}
+
+fn parse_message(item: MessageItem, sender_id: &str) -> Option<InboundMessage> {
+    let from = PhoneNumber::parse(item.from.as_deref()?).ok()?;
+    let message_id = item.id.filter(|s| !s.is_empty())?;
+    let at = epoch_time(item.timestamp.as_ref())?;
+    let context_id = item.context.and_then(|c| c.id).filter(|s| !s.is_empty());
+    let reply = item
+        .interactive
+        .and_then(|i| i.button_reply.or(i.list_reply));
+    let (text, button) = if let Some(t) = item.text.and_then(|t| t.body) {
+        (Some(t), None)
+    } else if let Some(b) = item.button {
+        (b.text, b.payload)
+    } else if let Some(r) = reply {
+        (r.title, r.id)
+    } else {
+        (None, None)
+    };
+    Some(InboundMessage {
+        sender_id: sender_id.to_owned(),
+        from,
+        message_id,
+        at,
+        context_id,
+        text,
+        button,
+    })
+}
+
+/// Statuses and customer messages of a Meta webhook body, in order. Only
+/// `field: messages` changes are read; other fields (template status and quality
+/// updates, user preferences, ...) and other envelopes (`object` other than
+/// `whatsapp_business_account`) give nothing. Items that do not fit (no id, no timestamp,
+/// a sender that is not a phone number) are skipped; only a body that is not a JSON
+/// object of the envelope's shape is an error.
+pub fn parse_webhook(body: &[u8]) -> Result<Vec<Inbound>, serde_json::Error> {
+    let env: Envelope = serde_json::from_slice(body)?;
+    let mut out = Vec::new();
+    if env.object.as_deref() != Some("whatsapp_business_account") {
+        return Ok(out);
+    }
+    for entry in env.entry.unwrap_or_default() {
+        for change in entry.changes.unwrap_or_default() {
+            if change.field.as_deref() != Some("messages") {
+                continue;
+            }
+            let Some(value) = change.value else { continue };
+            let value: MessagesValue = match serde_json::from_value(value) {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(error = %e, "meta webhook: messages value of an unexpected shape skipped");
+                    continue;
+                }
+            };
+            let sender_id = value
+                .metadata
+                .and_then(|m| m.phone_number_id)
+                .unwrap_or_default();
+            for raw in value.statuses.unwrap_or_default() {
+                match serde_json::from_value::<StatusItem>(raw) {
+                    Ok(item) => out.extend(parse_status(item).map(Inbound::Status)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "meta webhook: status of an unexpected shape skipped")
+                    }
+                }
+            }
+            for raw in value.messages.unwrap_or_default() {
+                match serde_json::from_value::<MessageItem>(raw) {
+                    Ok(item) => out.extend(parse_message(item, &sender_id).map(Inbound::Message)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "meta webhook: message of an unexpected shape skipped")
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::account::Provider;
+    use crate::ports::PortResult;
+    use axum::http::StatusCode;
+    use axum::routing::post;
+
+    struct FixedSecrets;
+
+    #[async_trait]
+    impl Secrets for FixedSecrets {
+        async fn resolve(&self, reference: &str) -> PortResult<String> {
+            match reference {
+                "env:TOKEN" => Ok("tok-123".into()),
+                _ => Err(crate::ports::PortError::Backend("no such secret".into())),
+            }
+        }
+    }
+
+    fn account(token_ref: &str) -> Account {
+        Account {
+            id: "acc_1".into(),
+            tenant: "t1".into(),
+            name: "Main".into(),
+            provider: Provider::Meta,
+            sender_id: "106540352242922".into(),
+            token_ref: token_ref.into(),
+            rate_limit: 80,
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    fn msg(params: &[&str], payloads: &[&str]) -> OutboundTemplate {
+        OutboundTemplate {
+            to: PhoneNumber::parse("919812345678").unwrap(),
+            template: "diwali_offer".into(),
+            language: "en".into(),
+            params: params.iter().map(|s| s.to_string()).collect(),
+            quick_reply_payloads: payloads.iter().map(|s| s.to_string()).collect(),
+            callback_data: "ce1|t1|cmp_42|3|919812345678".into(),
+        }
+    }
+
+    #[test]
+    fn r7_1_template_body_has_meta_shape() {
+        let body = template_body(&msg(&["Asha", "20%"], &["OPTIN_YES|cmp_42", "STOP|cmp_42"]));
+        assert_eq!(
+            body,
+            json!({"messaging_product":"whatsapp","recipient_type":"individual","to":"919812345678","type":"template",
+             "biz_opaque_callback_data":"ce1|t1|cmp_42|3|919812345678",
+             "template":{"name":"diwali_offer","language":{"code":"en"},
+              "components":[
+               {"type":"body","parameters":[{"type":"text","text":"Asha"},{"type":"text","text":"20%"}]},
+               {"type":"button","sub_type":"quick_reply","index":"0","parameters":[{"type":"payload","payload":"OPTIN_YES|cmp_42"}]},
+               {"type":"button","sub_type":"quick_reply","index":"1","parameters":[{"type":"payload","payload":"STOP|cmp_42"}]}]}})
+        );
+        let bare = template_body(&msg(&[], &[]));
+        assert!(bare["template"].get("components").is_none());
+        let only_button = template_body(&msg(&[], &["X"]));
+        assert_eq!(
+            only_button["template"]["components"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn r4_7_meta_error_body_wins_whatever_the_status() {
+        let err = br#"{"error":{"message":"(#130429) Rate limit hit","type":"OAuthException","code":130429}}"#;
+        for status in [400, 200, 500] {
+            let f = interpret_response(status, err).unwrap_err();
+            assert_eq!(f.code, Some(130429));
+            assert_eq!(f.class, FailureClass::Temporary);
+        }
+        let f = interpret_response(400, br#"{"error":{"message":"x","code":131026}}"#).unwrap_err();
+        assert_eq!(
+            (f.class, f.reason.as_str()),
+            (FailureClass::Permanent, "Message Undeliverable")
+        );
+        let f = interpret_response(401, br#"{"error":{"message":"bad token","code":190}}"#)
+            .unwrap_err();
+        assert_eq!(f.class, FailureClass::Campaign);
+    }
+
+    #[test]
+    fn r4_7_unreadable_answers_are_transport_failures() {
+        let f = interpret_response(502, b"<html>Bad Gateway</html>").unwrap_err();
+        assert_eq!((f.class, f.code), (FailureClass::Temporary, None));
+        let f = interpret_response(200, br#"{"messaging_product":"whatsapp","messages":[]}"#)
+            .unwrap_err();
+        assert_eq!((f.class, f.code), (FailureClass::Temporary, None));
+        assert_eq!(
+            interpret_response(
+                200,
+                br#"{"messages":[{"id":"wamid.X","message_status":"accepted"}]}"#
+            ),
+            Ok("wamid.X".to_owned())
+        );
+    }
+
+    async fn serve(router: axum::Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn r7_2_missing_credentials_pause_the_campaign_without_leaking() {
+        let p = MetaProvider::new("http://127.0.0.1:9", "v23.0", Arc::new(FixedSecrets));
+        let f = p
+            .send(&account("env:MISSING"), &msg(&[], &[]))
+            .await
+            .unwrap_err();
+        assert_eq!(f.class, FailureClass::Campaign);
+        assert_eq!(f.reason, "credentials unavailable: env:MISSING");
+    }
+
+    #[tokio::test]
+    async fn r7_1_send_posts_with_bearer_and_maps_answers() {
+        let router = axum::Router::new().route(
+            "/{version}/{id}/messages",
+            post(
+                |headers: axum::http::HeaderMap,
+                 axum::extract::Path((v, id)): axum::extract::Path<(String, String)>,
+                 body: axum::body::Bytes| async move {
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|h| h.to_str().ok())
+                        .unwrap_or("");
+                    let json: Value = serde_json::from_slice(&body).unwrap();
+                    assert_eq!(v, "v23.0");
+                    assert_eq!(id, "106540352242922");
+                    if auth != "Bearer tok-123" {
+                        return (
+                            StatusCode::UNAUTHORIZED,
+                            r#"{"error":{"message":"bad","code":190}}"#.to_owned(),
+                        );
+                    }
+                    match json["template"]["name"].as_str() {
+                        Some("html500") => {
+                            (StatusCode::BAD_GATEWAY, "<html>oops</html>".to_owned())
+                        }
+                        Some("noid") => (StatusCode::OK, r#"{"messages":[]}"#.to_owned()),
+                        _ => (
+                            StatusCode::OK,
+                            r#"{"messages":[{"id":"wamid.OK"}]}"#.to_owned(),
+                        ),
+                    }
+                },
+            ),
+        );
+        let base = serve(router).await;
+        let p = MetaProvider::new(format!("{base}/"), "v23.0", Arc::new(FixedSecrets));
+        let acc = account("env:TOKEN");
+        assert_eq!(
+            p.send(&acc, &msg(&["a"], &["b"])).await,
+            Ok("wamid.OK".to_owned())
+        );
+        let mut m = msg(&[], &[]);
+        m.template = "html500".into();
+        let f = p.send(&acc, &m).await.unwrap_err();
+        assert_eq!((f.class, f.code), (FailureClass::Temporary, None));
+        m.template = "noid".into();
+        assert_eq!(
+            p.send(&acc, &m).await.unwrap_err().class,
+            FailureClass::Temporary
+        );
+    }
+
+    #[tokio::test]
+    async fn r4_7_network_errors_are_transport_failures() {
+        // Bind and drop to get a port nobody listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let p = MetaProvider::new(
+            format!("http://127.0.0.1:{port}"),
+            "v23.0",
+            Arc::new(FixedSecrets),
+        );
+        let f = p
+            .send(&account("env:TOKEN"), &msg(&[], &[]))
+            .await
+            .unwrap_err();
+        assert_eq!((f.class, f.code), (FailureClass::Temporary, None));
+        assert!(!f.reason.contains("tok-123"));
+    }
+}

@@ -1,0 +1,4 @@
+//! Messaging providers: adapters of the `MessagingProvider` port and the webhook
+//! formats each provider posts back.
+
+pub mod meta;

@@ -1,0 +1,723 @@
+//! A WhatsApp Cloud API simulator on loopback, for tests and the local demo.
+//!
+//! It answers `POST /{version}/{phone_number_id}/messages` like Meta does (bearer token,
+//! Meta-shaped errors, `wamid.SIM<n>` ids), then posts signed webhooks back to the
+//! configured URL: `sent`, `delivered`, `read` and, for a deterministic share of the
+//! contacts, a reply (a quick-reply tap when the template had quick-reply buttons, else a
+//! text). Control routes show what it received and sent back, and post replies on demand:
+//!
+//! - `GET  /sim/messages`  the template sends it accepted ([`SentRecord`]s)
+//! - `GET  /sim/webhooks`  the webhooks it posted ([`WebhookRecord`]s, with the answer)
+//! - `POST /sim/reply`     `{"phone":"..","text":".."}` or `{"phone":"..","button":"PAYLOAD"}`,
+//!   optional `"context_id"` (default: the last wamid sent to that phone; `""` for none)
+//!   and `"phone_number_id"`
+//!
+//! [`Simulator::router`] holds the Cloud API route and [`Simulator::control_router`] the
+//! control routes with paths relative to their mount point (`/messages`, `/webhooks`,
+//! `/reply`); the simulator's own listener serves the control routes under `/sim`, and
+//! another server can nest them elsewhere (e.g. `/local/sim`).
+
+use crate::domain::phone::PhoneNumber;
+use crate::domain::{stable_hash, Time};
+use crate::ports::Clock;
+use crate::providers::meta::{signature_header, SIGNATURE_HEADER};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The display number the simulated business number shows in webhooks.
+pub const SIM_DISPLAY_PHONE_NUMBER: &str = "15550000000";
+/// The WABA id the simulated webhooks carry.
+pub const SIM_WABA_ID: &str = "100000000000001";
+/// The phone_number_id used for replies when nothing was ever sent.
+pub const SIM_DEFAULT_PHONE_NUMBER_ID: &str = "100000000000002";
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Signs the webhooks (`X-Hub-Signature-256`).
+    pub app_secret: String,
+    /// The bearer token the send API expects.
+    pub access_token: String,
+    /// Where webhooks go; none are posted while unset.
+    pub webhook_url: Option<String>,
+    /// Share of contacts (0..=100, chosen by a stable hash of the phone) that reply.
+    pub reply_percent: u8,
+    /// Text of automatic replies to templates without quick-reply buttons.
+    pub reply_text: String,
+    /// Pause before each webhook of a send (sent, delivered, read, reply).
+    pub status_delay: Duration,
+    /// When set, sends from any other phone_number_id fail with Meta error 100.
+    pub phone_number_id_filter: Option<String>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            app_secret: "test-app-secret".into(),
+            access_token: "test-token".into(),
+            webhook_url: None,
+            reply_percent: 50,
+            reply_text: "Yes please".into(),
+            status_delay: Duration::ZERO,
+            phone_number_id_filter: None,
+        }
+    }
+}
+
+/// A template send the simulator accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentRecord {
+    pub wamid: String,
+    pub version: String,
+    pub phone_number_id: String,
+    /// `to` as the request gave it.
+    pub to: String,
+    pub template: String,
+    pub language: Option<String>,
+    /// Body parameters, `{{1}}` first.
+    pub params: Vec<String>,
+    /// Quick-reply payloads in button order.
+    pub quick_reply_payloads: Vec<String>,
+    pub callback_data: Option<String>,
+    pub at: Time,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookKind {
+    Sent,
+    Delivered,
+    Read,
+    ReplyText,
+    ReplyButton,
+}
+
+/// A webhook the simulator posted (or tried to).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookRecord {
+    pub kind: WebhookKind,
+    /// The status's message id, or the inbound message's id for replies.
+    pub message_id: String,
+    /// The contact: recipient of the status, sender of the reply.
+    pub phone: String,
+    /// The exact body posted (what was signed).
+    pub body: String,
+    /// The HTTP status the receiver answered.
+    pub answered: Option<u16>,
+    /// Why there was no answer (connection refused, timeout, no URL).
+    pub error: Option<String>,
+    pub at: Time,
+}
+
+impl WebhookRecord {
+    /// Answered with 2xx.
+    pub fn accepted(&self) -> bool {
+        self.answered.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+/// What a simulated customer answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplyKind {
+    /// A typed message.
+    Text(String),
+    /// A quick-reply tap with this payload (its text is the payload too).
+    Button(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SimError {
+    #[error("no webhook URL configured")]
+    NoWebhookUrl,
+    #[error("invalid phone: {0}")]
+    InvalidPhone(String),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+#[derive(Default)]
+struct State0 {
+    sent: Vec<SentRecord>,
+    webhooks: Vec<WebhookRecord>,
+}
+
+struct Inner {
+    cfg: SimConfig,
+    webhook_url: Mutex<Option<String>>,
+    clock: Arc<dyn Clock>,
+    http: reqwest::Client,
+    state: Mutex<State0>,
+    out_seq: AtomicU64,
+    in_seq: AtomicU64,
+    /// Webhook tasks still running.
+    pending: watch::Sender<usize>,
+}
+
+/// Aborts the simulator's own server when the last `Simulator` handle goes.
+struct ServerGuard(tokio::task::AbortHandle);
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Decrements the pending count however a webhook task ends.
+struct PendingGuard(Arc<Inner>);
+
+impl PendingGuard {
+    fn new(inner: &Arc<Inner>) -> Self {
+        inner.pending.send_modify(|n| *n += 1);
+        PendingGuard(inner.clone())
+    }
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        self.0.pending.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// Handle on a running simulator; clones share it. The listener stops when the last
+/// handle is dropped.
+#[derive(Clone)]
+pub struct Simulator {
+    inner: Arc<Inner>,
+    addr: SocketAddr,
+    _server: Arc<ServerGuard>,
+}
+
+impl std::fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulator")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Simulator {
+    /// Binds 127.0.0.1 on a free port and serves in a tokio task.
+    pub async fn start(cfg: SimConfig, clock: Arc<dyn Clock>) -> std::io::Result<Simulator> {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), cfg, clock).await
+    }
+
+    /// Like [`Simulator::start`] on a chosen address (the local demo's fixed port).
+    pub async fn start_on(
+        addr: SocketAddr,
+        cfg: SimConfig,
+        clock: Arc<dyn Clock>,
+    ) -> std::io::Result<Simulator> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(10))
+            .no_proxy()
+            .build()
+            .map_err(std::io::Error::other)?;
+        let (pending, _) = watch::channel(0usize);
+        let inner = Arc::new(Inner {
+            webhook_url: Mutex::new(cfg.webhook_url.clone()),
+            cfg,
+            clock,
+            http,
+            state: Mutex::new(State0::default()),
+            out_seq: AtomicU64::new(0),
+            in_seq: AtomicU64::new(0),
+            pending,
+        });
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let app = api_router(inner.clone()).nest("/sim", control_router(inner.clone()));
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "simulator server stopped");
+            }
+        });
+        tracing::info!(%addr, "whatsapp simulator listening");
+        Ok(Simulator {
+            inner,
+            addr,
+            _server: Arc::new(ServerGuard(task.abort_handle())),
+        })
+    }
+
+    /// `http://127.0.0.1:<port>`: the `base_url` for `MetaProvider`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn config(&self) -> &SimConfig {
+        &self.inner.cfg
+    }
+
+    pub fn webhook_url(&self) -> Option<String> {
+        self.inner.webhook_url.lock().unwrap().clone()
+    }
+
+    pub fn set_webhook_url(&self, url: impl Into<String>) {
+        *self.inner.webhook_url.lock().unwrap() = Some(url.into());
+    }
+
+    pub fn clear_webhook_url(&self) {
+        *self.inner.webhook_url.lock().unwrap() = None;
+    }
+
+    /// The Cloud API route alone (`POST /{version}/{phone_number_id}/messages`).
+    pub fn router(&self) -> Router {
+        api_router(self.inner.clone())
+    }
+
+    /// The control routes relative to where they are mounted: `GET /messages`,
+    /// `GET /webhooks`, `POST /reply`.
+    pub fn control_router(&self) -> Router {
+        control_router(self.inner.clone())
+    }
+
+    /// Sends accepted so far, oldest first.
+    pub fn sent(&self) -> Vec<SentRecord> {
+        self.inner.state.lock().unwrap().sent.clone()
+    }
+
+    /// Webhooks posted so far, in the order they were answered.
+    pub fn webhooks(&self) -> Vec<WebhookRecord> {
+        self.inner.state.lock().unwrap().webhooks.clone()
+    }
+
+    /// Webhook tasks still running.
+    pub fn pending_webhooks(&self) -> usize {
+        *self.inner.pending.borrow()
+    }
+
+    /// Waits until every webhook task spawned so far has finished.
+    pub async fn idle(&self) {
+        let mut rx = self.inner.pending.subscribe();
+        // The sender lives in `inner`, which we hold: the channel cannot close.
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+
+    /// Posts a signed inbound message from `phone`, in reply to the last wamid sent to it.
+    pub async fn post_reply(
+        &self,
+        phone: &str,
+        reply: ReplyKind,
+    ) -> Result<WebhookRecord, SimError> {
+        post_reply(&self.inner, phone, reply, None, None).await
+    }
+
+    /// Like [`Simulator::post_reply`] with an explicit context: `Some(id)` answers that
+    /// message, `Some("")` answers none, `None` the last wamid sent to the phone.
+    pub async fn post_reply_in_context(
+        &self,
+        phone: &str,
+        reply: ReplyKind,
+        context_id: Option<&str>,
+    ) -> Result<WebhookRecord, SimError> {
+        post_reply(&self.inner, phone, reply, context_id, None).await
+    }
+}
+
+fn api_router(inner: Arc<Inner>) -> Router {
+    Router::new()
+        .route("/{version}/{phone_number_id}/messages", post(send_message))
+        .with_state(inner)
+}
+
+fn control_router(inner: Arc<Inner>) -> Router {
+    Router::new()
+        .route("/messages", get(list_messages))
+        .route("/webhooks", get(list_webhooks))
+        .route("/reply", post(reply_route))
+        .with_state(inner)
+}
+
+fn meta_error(status: StatusCode, code: i64, message: &str, details: Option<&str>) -> Response {
+    let mut err = json!({
+        "message": message,
+        "type": "OAuthException",
+        "code": code,
+        "fbtrace_id": "ASIMULATORTRACE",
+    });
+    if let Some(d) = details {
+        err["error_data"] = json!({"messaging_product": "whatsapp", "details": d});
+    }
+    (status, Json(json!({ "error": err }))).into_response()
+}
+
+fn invalid_param(details: &str) -> Response {
+    meta_error(
+        StatusCode::BAD_REQUEST,
+        100,
+        "(#100) Invalid parameter",
+        Some(details),
+    )
+}
+
+fn digits(s: &str) -> String {
+    PhoneNumber::parse(s)
+        .map(String::from)
+        .unwrap_or_else(|_| s.chars().filter(char::is_ascii_digit).collect())
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    let mut cur = v;
+    for k in path {
+        cur = cur.get(k)?;
+    }
+    cur.as_str()
+}
+
+async fn send_message(
+    State(inner): State<Arc<Inner>>,
+    Path((version, phone_number_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let expected = format!("Bearer {}", inner.cfg.access_token);
+    let auth = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok());
+    if auth != Some(expected.as_str()) {
+        return meta_error(
+            StatusCode::UNAUTHORIZED,
+            190,
+            "Invalid OAuth access token - Cannot parse access token",
+            None,
+        );
+    }
+    if let Some(only) = &inner.cfg.phone_number_id_filter {
+        if *only != phone_number_id {
+            return meta_error(
+                StatusCode::BAD_REQUEST,
+                100,
+                &format!(
+                    "Unsupported post request. Object with ID '{phone_number_id}' does not exist"
+                ),
+                None,
+            );
+        }
+    }
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+        return invalid_param("the request body is not JSON");
+    };
+    if str_at(&req, &["messaging_product"]) != Some("whatsapp") {
+        return invalid_param("messaging_product must be whatsapp");
+    }
+    let Some(to) = str_at(&req, &["to"]).filter(|s| !s.trim().is_empty()) else {
+        return invalid_param("to is required");
+    };
+    if str_at(&req, &["type"]) != Some("template") {
+        return invalid_param("the simulator accepts type template only");
+    }
+    let Some(template) = str_at(&req, &["template", "name"]).filter(|s| !s.is_empty()) else {
+        return invalid_param("template.name is required");
+    };
+
+    let mut params = Vec::new();
+    let mut payloads = Vec::new();
+    let components = req["template"].get("components").and_then(Value::as_array);
+    for c in components.into_iter().flatten() {
+        let parameters = c
+            .get("parameters")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten();
+        match (str_at(c, &["type"]), str_at(c, &["sub_type"])) {
+            (Some("body"), _) => params.extend(
+                parameters
+                    .filter_map(|p| p.get("text").and_then(Value::as_str))
+                    .map(str::to_owned),
+            ),
+            (Some("button"), Some("quick_reply")) => payloads.extend(
+                parameters
+                    .filter_map(|p| p.get("payload").and_then(Value::as_str))
+                    .map(str::to_owned),
+            ),
+            _ => {}
+        }
+    }
+
+    let n = inner.out_seq.fetch_add(1, Ordering::SeqCst) + 1;
+    let wamid = format!("wamid.SIM{n}");
+    let record = SentRecord {
+        wamid: wamid.clone(),
+        version,
+        phone_number_id,
+        to: to.to_owned(),
+        template: template.to_owned(),
+        language: str_at(&req, &["template", "language", "code"]).map(str::to_owned),
+        params,
+        quick_reply_payloads: payloads,
+        callback_data: str_at(&req, &["biz_opaque_callback_data"]).map(str::to_owned),
+        at: inner.clock.now(),
+    };
+    inner.state.lock().unwrap().sent.push(record.clone());
+    let wa_id = digits(to);
+    tracing::debug!(wamid = %wamid, template = %record.template, "simulator accepted a template");
+
+    if inner.webhook_url.lock().unwrap().is_some() {
+        let guard = PendingGuard::new(&inner);
+        tokio::spawn(async move {
+            status_flow(&guard.0, &record).await;
+            drop(guard);
+        });
+    }
+
+    Json(json!({
+        "messaging_product": "whatsapp",
+        "contacts": [{"input": to, "wa_id": wa_id}],
+        "messages": [{"id": wamid, "message_status": "accepted"}],
+    }))
+    .into_response()
+}
+
+/// Whether the contact answers: a stable hash of the phone below `reply_percent`.
+pub fn will_reply(phone: &str, reply_percent: u8) -> bool {
+    stable_hash(phone) % 100 < u64::from(reply_percent)
+}
+
+async fn status_flow(inner: &Arc<Inner>, sent: &SentRecord) {
+    let phone = digits(&sent.to);
+    for (kind, status) in [
+        (WebhookKind::Sent, "sent"),
+        (WebhookKind::Delivered, "delivered"),
+        (WebhookKind::Read, "read"),
+    ] {
+        pause(inner).await;
+        let mut item = json!({
+            "id": sent.wamid,
+            "status": status,
+            "timestamp": inner.clock.now().timestamp().to_string(),
+            "recipient_id": phone,
+        });
+        if let Some(cb) = &sent.callback_data {
+            item["biz_opaque_callback_data"] = Value::String(cb.clone());
+        }
+        if status != "read" {
+            item["pricing"] = json!({"billable": true, "pricing_model": "PMP", "type": "regular", "category": "marketing"});
+        }
+        let value = json!({
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": SIM_DISPLAY_PHONE_NUMBER, "phone_number_id": sent.phone_number_id},
+            "statuses": [item],
+        });
+        deliver(inner, kind, &sent.wamid, &phone, &envelope(value)).await;
+    }
+    if !will_reply(&phone, inner.cfg.reply_percent) {
+        return;
+    }
+    pause(inner).await;
+    let reply = match sent.quick_reply_payloads.first() {
+        Some(p) => ReplyKind::Button(p.clone()),
+        None => ReplyKind::Text(inner.cfg.reply_text.clone()),
+    };
+    // Typed replies come without context, taps with the template's id.
+    let context = match reply {
+        ReplyKind::Button(_) => Some(sent.wamid.as_str()),
+        ReplyKind::Text(_) => None,
+    };
+    let (kind, id, body) = inbound_message(inner, &sent.phone_number_id, &phone, &reply, context);
+    deliver(inner, kind, &id, &phone, &body).await;
+}
+
+async fn pause(inner: &Inner) {
+    if !inner.cfg.status_delay.is_zero() {
+        tokio::time::sleep(inner.cfg.status_delay).await;
+    }
+}
+
+fn envelope(value: Value) -> Value {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": SIM_WABA_ID, "changes": [{"value": value, "field": "messages"}]}],
+    })
+}
+
+/// The webhook body of an inbound message, its kind and its id.
+fn inbound_message(
+    inner: &Inner,
+    phone_number_id: &str,
+    phone: &str,
+    reply: &ReplyKind,
+    context_id: Option<&str>,
+) -> (WebhookKind, String, Value) {
+    let n = inner.in_seq.fetch_add(1, Ordering::SeqCst) + 1;
+    let id = format!("wamid.SIMIN{n}");
+    let mut msg = json!({
+        "from": phone,
+        "id": id,
+        "timestamp": inner.clock.now().timestamp().to_string(),
+    });
+    if let Some(ctx) = context_id {
+        msg["context"] = json!({"from": SIM_DISPLAY_PHONE_NUMBER, "id": ctx});
+    }
+    let kind = match reply {
+        ReplyKind::Text(t) => {
+            msg["type"] = json!("text");
+            msg["text"] = json!({ "body": t });
+            WebhookKind::ReplyText
+        }
+        ReplyKind::Button(p) => {
+            msg["type"] = json!("button");
+            msg["button"] = json!({"payload": p, "text": p});
+            WebhookKind::ReplyButton
+        }
+    };
+    let value = json!({
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": SIM_DISPLAY_PHONE_NUMBER, "phone_number_id": phone_number_id},
+        "contacts": [{"profile": {"name": "Simulated Customer"}, "wa_id": phone}],
+        "messages": [msg],
+    });
+    (kind, id, envelope(value))
+}
+
+/// Signs and posts one webhook, records and returns what happened.
+async fn deliver(
+    inner: &Inner,
+    kind: WebhookKind,
+    message_id: &str,
+    phone: &str,
+    body: &Value,
+) -> WebhookRecord {
+    let bytes = serde_json::to_vec(body).expect("JSON values serialize");
+    let url = inner.webhook_url.lock().unwrap().clone();
+    let (answered, error) = match url {
+        None => (None, Some(SimError::NoWebhookUrl.to_string())),
+        Some(url) => {
+            let sig = signature_header(inner.cfg.app_secret.as_bytes(), &bytes);
+            let res = inner
+                .http
+                .post(&url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(SIGNATURE_HEADER, sig)
+                .body(bytes.clone())
+                .send()
+                .await;
+            match res {
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    // Drain the answer so the connection can be reused.
+                    let _ = r.bytes().await;
+                    (Some(status), None)
+                }
+                Err(e) => (None, Some(e.to_string())),
+            }
+        }
+    };
+    if let Some(e) = &error {
+        tracing::warn!(kind = ?kind, message_id, error = %e, "simulator webhook not delivered");
+    }
+    let record = WebhookRecord {
+        kind,
+        message_id: message_id.to_owned(),
+        phone: phone.to_owned(),
+        body: String::from_utf8(bytes).expect("serde_json writes UTF-8"),
+        answered,
+        error,
+        at: inner.clock.now(),
+    };
+    inner.state.lock().unwrap().webhooks.push(record.clone());
+    record
+}
+
+async fn post_reply(
+    inner: &Arc<Inner>,
+    phone: &str,
+    reply: ReplyKind,
+    context_id: Option<&str>,
+    phone_number_id: Option<&str>,
+) -> Result<WebhookRecord, SimError> {
+    let phone = PhoneNumber::parse(phone).map_err(|e| SimError::InvalidPhone(e.to_string()))?;
+    let phone = phone.as_str();
+    if inner.webhook_url.lock().unwrap().is_none() {
+        return Err(SimError::NoWebhookUrl);
+    }
+    let (last_to_phone, last_any) = {
+        let st = inner.state.lock().unwrap();
+        let last = st
+            .sent
+            .iter()
+            .rev()
+            .find(|s| digits(&s.to) == phone)
+            .cloned();
+        (last, st.sent.last().map(|s| s.phone_number_id.clone()))
+    };
+    let context = match context_id {
+        Some("") => None,
+        Some(c) => Some(c.to_owned()),
+        None => last_to_phone.as_ref().map(|s| s.wamid.clone()),
+    };
+    let pnid = phone_number_id
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .or_else(|| last_to_phone.as_ref().map(|s| s.phone_number_id.clone()))
+        .or(last_any)
+        .or_else(|| inner.cfg.phone_number_id_filter.clone())
+        .unwrap_or_else(|| SIM_DEFAULT_PHONE_NUMBER_ID.to_owned());
+    let (kind, id, body) = inbound_message(inner, &pnid, phone, &reply, context.as_deref());
+    Ok(deliver(inner, kind, &id, phone, &body).await)
+}
+
+async fn list_messages(State(inner): State<Arc<Inner>>) -> Json<Vec<SentRecord>> {
+    Json(inner.state.lock().unwrap().sent.clone())
+}
+
+async fn list_webhooks(State(inner): State<Arc<Inner>>) -> Json<Vec<WebhookRecord>> {
+    Json(inner.state.lock().unwrap().webhooks.clone())
+}
+
+#[derive(Debug, Deserialize)]
+struct ReplyRequest {
+    phone: String,
+    text: Option<String>,
+    button: Option<String>,
+    context_id: Option<String>,
+    phone_number_id: Option<String>,
+}
+
+async fn reply_route(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
+    let bad = |msg: String| (StatusCode::BAD_REQUEST, Json(json!({"error": msg}))).into_response();
+    let req: ReplyRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return bad(format!(
+                "expected {{\"phone\", \"text\" | \"button\"}}: {e}"
+            ))
+        }
+    };
+    let reply = match (req.text, req.button) {
+        (Some(t), None) => ReplyKind::Text(t),
+        (None, Some(b)) => ReplyKind::Button(b),
+        _ => return bad("give exactly one of \"text\" and \"button\"".into()),
+    };
+    match post_reply(
+        &inner,
+        &req.phone,
+        reply,
+        req.context_id.as_deref(),
+        req.phone_number_id.as_deref(),
+    )
+    .await
+    {
+        Ok(record) => Json(record).into_response(),
+        Err(SimError::NoWebhookUrl) => (
+            StatusCode::CONFLICT,
+            Json(json!({"error": SimError::NoWebhookUrl.to_string()})),
+        )
+            .into_response(),
+        Err(e) => bad(e.to_string()),
+    }
+}
