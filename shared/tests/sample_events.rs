@@ -1,0 +1,229 @@
+//! The sample events in `events/` (used with `cargo lambda invoke --data-file`) must parse
+//! as the event types the functions receive, and the signed webhook events must carry a
+//! valid `X-Hub-Signature-256` for the documented test secret.
+
+use std::path::PathBuf;
+
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::sqs::SqsEvent;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// The app secret the sample webhook events are signed with (see events/README.md).
+const TEST_APP_SECRET: &[u8] = b"test-app-secret";
+
+fn events_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("events")
+}
+
+fn read(name: &str) -> String {
+    let path = events_dir().join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+fn http(name: &str) -> ApiGatewayV2httpRequest {
+    serde_json::from_str(&read(name))
+        .unwrap_or_else(|e| panic!("{name} as ApiGatewayV2httpRequest: {e}"))
+}
+
+fn json(name: &str) -> serde_json::Value {
+    serde_json::from_str(&read(name)).unwrap_or_else(|e| panic!("{name} as JSON: {e}"))
+}
+
+fn header<'a>(req: &'a ApiGatewayV2httpRequest, name: &str) -> &'a str {
+    req.headers
+        .get(name)
+        .unwrap_or_else(|| panic!("missing header {name}"))
+        .to_str()
+        .expect("header is ASCII")
+}
+
+fn assert_signed(name: &str) {
+    let req = http(name);
+    assert_eq!(
+        req.request_context.http.method,
+        http::Method::POST,
+        "{name}"
+    );
+    assert_eq!(req.raw_path.as_deref(), Some("/webhooks/meta"), "{name}");
+    assert!(!req.is_base64_encoded, "{name}");
+    let body = req.body.as_deref().expect("webhook event has a body");
+    let mut mac = Hmac::<Sha256>::new_from_slice(TEST_APP_SECRET).unwrap();
+    mac.update(body.as_bytes());
+    let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    assert_eq!(
+        header(&req, "x-hub-signature-256"),
+        expected,
+        "{name}: signature over the exact body"
+    );
+    let envelope: serde_json::Value = serde_json::from_str(body).expect("body is JSON");
+    assert_eq!(envelope["object"], "whatsapp_business_account");
+    assert_eq!(
+        envelope["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"],
+        "106540352242922"
+    );
+}
+
+#[test]
+fn every_sample_event_is_covered() {
+    let mut names: Vec<String> = std::fs::read_dir(events_dir())
+        .expect("events/ exists")
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    let covered = [
+        "api-create-campaign.json",
+        "api-list-campaigns.json",
+        "launcher-launch.json",
+        "launcher-tick.json",
+        "sender-sqs-batch.json",
+        "sweeper-sweep.json",
+        "webhook-reply.json",
+        "webhook-status.json",
+        "webhook-verify.json",
+    ];
+    for name in &names {
+        assert!(
+            covered.contains(&name.as_str()),
+            "events/{name} has no check in this test"
+        );
+    }
+}
+
+#[test]
+fn api_create_campaign_is_an_http_api_v2_post_with_tenant_claim() {
+    let req = http("api-create-campaign.json");
+    assert_eq!(req.request_context.http.method, http::Method::POST);
+    assert_eq!(req.raw_path.as_deref(), Some("/campaigns"));
+    assert_eq!(header(&req, "content-type"), "application/json");
+    let claims = &req
+        .request_context
+        .authorizer
+        .as_ref()
+        .expect("authorizer")
+        .jwt
+        .as_ref()
+        .expect("jwt")
+        .claims;
+    assert_eq!(claims.get("tenant_id").map(String::as_str), Some("demo"));
+    let body: serde_json::Value =
+        serde_json::from_str(req.body.as_deref().expect("body")).expect("body is JSON");
+    assert_eq!(body["name"], "Diwali offer");
+    assert_eq!(body["account_id"], "acc_demo");
+    assert_eq!(body["template"]["name"], "diwali_offer");
+    assert_eq!(body["template"]["language"], "en");
+    assert_eq!(body["variables"][0]["source"], "contact_name");
+    assert_eq!(body["rate"], 20);
+    assert_eq!(body["response_timeout_days"], 1);
+}
+
+#[test]
+fn api_list_campaigns_is_an_http_api_v2_get_with_tenant_claim() {
+    let req = http("api-list-campaigns.json");
+    assert_eq!(req.request_context.http.method, http::Method::GET);
+    assert_eq!(req.raw_path.as_deref(), Some("/campaigns"));
+    assert!(req.body.is_none());
+    let claims = &req
+        .request_context
+        .authorizer
+        .as_ref()
+        .expect("authorizer")
+        .jwt
+        .as_ref()
+        .expect("jwt")
+        .claims;
+    assert_eq!(claims.get("tenant_id").map(String::as_str), Some("demo"));
+}
+
+#[test]
+fn webhook_verify_is_a_get_with_hub_parameters() {
+    let req = http("webhook-verify.json");
+    assert_eq!(req.request_context.http.method, http::Method::GET);
+    assert_eq!(req.raw_path.as_deref(), Some("/webhooks/meta"));
+    assert!(
+        req.request_context.authorizer.is_none(),
+        "webhook routes have no authorizer"
+    );
+    let q = &req.query_string_parameters;
+    assert_eq!(q.first("hub.mode"), Some("subscribe"));
+    assert_eq!(q.first("hub.verify_token"), Some("test-verify-token"));
+    assert_eq!(q.first("hub.challenge"), Some("1158201444"));
+    let raw = req.raw_query_string.as_deref().expect("rawQueryString");
+    for pair in [
+        "hub.mode=subscribe",
+        "hub.verify_token=test-verify-token",
+        "hub.challenge=1158201444",
+    ] {
+        assert!(
+            raw.split('&').any(|p| p == pair),
+            "rawQueryString has {pair}"
+        );
+    }
+}
+
+#[test]
+fn webhook_status_is_signed_and_carries_the_callback_data() {
+    assert_signed("webhook-status.json");
+    let req = http("webhook-status.json");
+    let body: serde_json::Value = serde_json::from_str(req.body.as_deref().unwrap()).unwrap();
+    let status = &body["entry"][0]["changes"][0]["value"]["statuses"][0];
+    assert_eq!(status["id"], "wamid.TEST1");
+    assert_eq!(status["status"], "delivered");
+    assert_eq!(
+        status["biz_opaque_callback_data"],
+        "ce1|demo|cmp_demo|3|919812345678"
+    );
+}
+
+#[test]
+fn webhook_reply_is_signed_and_is_a_button_reply() {
+    assert_signed("webhook-reply.json");
+    let req = http("webhook-reply.json");
+    let body: serde_json::Value = serde_json::from_str(req.body.as_deref().unwrap()).unwrap();
+    let msg = &body["entry"][0]["changes"][0]["value"]["messages"][0];
+    assert_eq!(msg["from"], "919812345678");
+    assert_eq!(msg["type"], "button");
+    assert_eq!(msg["button"]["payload"], "YES");
+    assert_eq!(msg["button"]["text"], "Yes");
+    assert_eq!(msg["context"]["id"], "wamid.TEST1");
+}
+
+#[test]
+fn sender_batch_is_an_sqs_event_with_one_malformed_record() {
+    let event: SqsEvent = serde_json::from_str(&read("sender-sqs-batch.json")).expect("SqsEvent");
+    assert_eq!(event.records.len(), 3);
+    let mut phones = Vec::new();
+    for record in &event.records[..2] {
+        assert!(record.message_id.is_some());
+        let body: serde_json::Value =
+            serde_json::from_str(record.body.as_deref().unwrap()).expect("JSON body");
+        assert_eq!(body["tenant"], "demo");
+        assert_eq!(body["campaign_id"], "cmp_demo");
+        assert_eq!(body["shard"], 3);
+        phones.push(body["phone"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(phones[0], "919812345678");
+    assert_ne!(phones[0], phones[1]);
+    let bad = event.records[2].body.as_deref().unwrap();
+    assert_eq!(bad, "not json");
+    assert!(serde_json::from_str::<serde_json::Value>(bad).is_err());
+}
+
+#[test]
+fn scheduled_payloads_name_their_action() {
+    assert_eq!(
+        json("launcher-tick.json"),
+        serde_json::json!({"action": "tick"})
+    );
+    assert_eq!(
+        json("launcher-launch.json"),
+        serde_json::json!({"action": "launch", "tenant": "demo", "campaign_id": "cmp_demo"})
+    );
+    assert_eq!(
+        json("sweeper-sweep.json"),
+        serde_json::json!({"action": "sweep"})
+    );
+}
