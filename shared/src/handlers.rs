@@ -22,13 +22,19 @@ pub enum HandlerError {
 /// Launcher: `{"action":"launch",...}` from a start-date schedule, `{"action":"tick"}`
 /// from the recurring schedule.
 pub async fn launcher(d: &Dispatcher, event: Value) -> Result<Value, HandlerError> {
-    let ev: LauncherEvent = serde_json::from_value(event).map_err(|e| HandlerError::BadEvent(e.to_string()))?;
+    let ev: LauncherEvent =
+        serde_json::from_value(event).map_err(|e| HandlerError::BadEvent(e.to_string()))?;
     match ev {
-        LauncherEvent::Launch { tenant, campaign_id } => {
+        LauncherEvent::Launch {
+            tenant,
+            campaign_id,
+        } => {
             let enqueued = d.launch(&tenant, &campaign_id).await?;
             Ok(json!({ "enqueued": enqueued }))
         }
-        LauncherEvent::Tick => Ok(serde_json::to_value(d.tick().await?).expect("report serialises")),
+        LauncherEvent::Tick => {
+            Ok(serde_json::to_value(d.tick().await?).expect("report serialises"))
+        }
     }
 }
 

@@ -59,8 +59,16 @@ impl System {
                 clock: p.clock.clone(),
                 concurrency: 10,
             }),
-            inbox: Arc::new(Inbox { table: p.table.clone(), bus: p.bus.clone(), clock: p.clock.clone() }),
-            sweeper: Arc::new(SweepService { table: p.table.clone(), bus: p.bus.clone(), clock: p.clock.clone() }),
+            inbox: Arc::new(Inbox {
+                table: p.table.clone(),
+                bus: p.bus.clone(),
+                clock: p.clock.clone(),
+            }),
+            sweeper: Arc::new(SweepService {
+                table: p.table.clone(),
+                bus: p.bus.clone(),
+                clock: p.clock.clone(),
+            }),
             ports,
             last_tick: Mutex::new(None),
         }
@@ -79,7 +87,11 @@ impl System {
             handed += received.len();
             let resp = handlers::sender(&self.sender, sqs_event::event_from(&received)).await;
             for r in &received {
-                if !resp.batch_item_failures.iter().any(|f| f.item_identifier == r.id) {
+                if !resp
+                    .batch_item_failures
+                    .iter()
+                    .any(|f| f.item_identifier == r.id)
+                {
                     self.ports.queue.delete(&r.receipt).await?;
                 }
             }
@@ -91,7 +103,9 @@ impl System {
         let now = self.ports.clock.now();
         let due = {
             let last = self.last_tick.lock().unwrap();
-            last.is_none_or(|t| now - t >= chrono::Duration::seconds(i64::from(self.dispatcher.tick_seconds)))
+            last.is_none_or(|t| {
+                now - t >= chrono::Duration::seconds(i64::from(self.dispatcher.tick_seconds))
+            })
         };
         if due {
             *self.last_tick.lock().unwrap() = Some(now);

@@ -75,7 +75,13 @@ pub struct Query {
 
 impl Query {
     pub fn new(index: Index, pk: impl Into<String>, sk: SkCond) -> Self {
-        Query { index, pk: pk.into(), sk, limit: None, cursor: None }
+        Query {
+            index,
+            pk: pk.into(),
+            sk,
+            limit: None,
+            cursor: None,
+        }
     }
     pub fn limit(mut self, n: u32) -> Self {
         self.limit = Some(n);

@@ -52,7 +52,8 @@ fn strip_nulls(v: &mut Value) {
 
 /// Serialises an entity and adds its keys.
 pub fn to_item<T: Serialize>(entity: &T, kind: &str, keys: &[(&str, String)]) -> PortResult<Item> {
-    let mut v = serde_json::to_value(entity).map_err(|e| PortError::Backend(format!("serialise {kind}: {e}")))?;
+    let mut v = serde_json::to_value(entity)
+        .map_err(|e| PortError::Backend(format!("serialise {kind}: {e}")))?;
     strip_nulls(&mut v);
     let Value::Object(mut item) = v else {
         return Err(PortError::Backend(format!("{kind} is not an object")));
@@ -65,7 +66,8 @@ pub fn to_item<T: Serialize>(entity: &T, kind: &str, keys: &[(&str, String)]) ->
 }
 
 pub fn from_item<T: DeserializeOwned>(item: Item) -> PortResult<T> {
-    serde_json::from_value(Value::Object(item)).map_err(|e| PortError::Backend(format!("corrupt item: {e}")))
+    serde_json::from_value(Value::Object(item))
+        .map_err(|e| PortError::Backend(format!("corrupt item: {e}")))
 }
 
 /// Puts an entity carrying a `version`: the first write needs the key to be free, later
@@ -102,17 +104,36 @@ fn tenant_pk(tenant: &str) -> String {
 // ---- accounts, templates, contacts, lists ----
 
 pub async fn put_account(table: &dyn Table, a: &Account) -> PortResult<()> {
-    let item = to_item(a, "account", &[("PK", tenant_pk(&a.tenant)), ("SK", format!("ACCOUNT#{}", a.id))])?;
+    let item = to_item(
+        a,
+        "account",
+        &[
+            ("PK", tenant_pk(&a.tenant)),
+            ("SK", format!("ACCOUNT#{}", a.id)),
+        ],
+    )?;
     table.put(item, Cond::NotExists).await
 }
 
 pub async fn get_account(table: &dyn Table, tenant: &str, id: &str) -> PortResult<Option<Account>> {
-    table.get(&tenant_pk(tenant), &format!("ACCOUNT#{id}")).await?.map(from_item).transpose()
+    table
+        .get(&tenant_pk(tenant), &format!("ACCOUNT#{id}"))
+        .await?
+        .map(from_item)
+        .transpose()
 }
 
 pub async fn list_accounts(table: &dyn Table, tenant: &str) -> PortResult<Vec<Account>> {
-    let q = Query::new(Index::Primary, tenant_pk(tenant), SkCond::BeginsWith("ACCOUNT#".into()));
-    query_all(table, q).await?.into_iter().map(from_item).collect()
+    let q = Query::new(
+        Index::Primary,
+        tenant_pk(tenant),
+        SkCond::BeginsWith("ACCOUNT#".into()),
+    );
+    query_all(table, q)
+        .await?
+        .into_iter()
+        .map(from_item)
+        .collect()
 }
 
 fn template_sk(account: &str, name: &str, language: &str) -> String {
@@ -132,12 +153,24 @@ pub async fn get_template(
     name: &str,
     language: &str,
 ) -> PortResult<Option<Template>> {
-    table.get(&tenant_pk(tenant), &template_sk(account, name, language)).await?.map(from_item).transpose()
+    table
+        .get(&tenant_pk(tenant), &template_sk(account, name, language))
+        .await?
+        .map(from_item)
+        .transpose()
 }
 
 pub async fn list_templates(table: &dyn Table, tenant: &str) -> PortResult<Vec<Template>> {
-    let q = Query::new(Index::Primary, tenant_pk(tenant), SkCond::BeginsWith("TEMPLATE#".into()));
-    query_all(table, q).await?.into_iter().map(from_item).collect()
+    let q = Query::new(
+        Index::Primary,
+        tenant_pk(tenant),
+        SkCond::BeginsWith("TEMPLATE#".into()),
+    );
+    query_all(table, q)
+        .await?
+        .into_iter()
+        .map(from_item)
+        .collect()
 }
 
 fn contact_pk(tenant: &str, phone: &PhoneNumber) -> String {
@@ -145,21 +178,51 @@ fn contact_pk(tenant: &str, phone: &PhoneNumber) -> String {
 }
 
 pub async fn put_contact(table: &dyn Table, c: &Contact) -> PortResult<()> {
-    let item = to_item(c, "contact", &[("PK", contact_pk(&c.tenant, &c.phone)), ("SK", "CONTACT".into())])?;
+    let item = to_item(
+        c,
+        "contact",
+        &[
+            ("PK", contact_pk(&c.tenant, &c.phone)),
+            ("SK", "CONTACT".into()),
+        ],
+    )?;
     table.put(item, Cond::None).await
 }
 
-pub async fn get_contact(table: &dyn Table, tenant: &str, phone: &PhoneNumber) -> PortResult<Option<Contact>> {
-    table.get(&contact_pk(tenant, phone), "CONTACT").await?.map(from_item).transpose()
+pub async fn get_contact(
+    table: &dyn Table,
+    tenant: &str,
+    phone: &PhoneNumber,
+) -> PortResult<Option<Contact>> {
+    table
+        .get(&contact_pk(tenant, phone), "CONTACT")
+        .await?
+        .map(from_item)
+        .transpose()
 }
 
 pub async fn put_list(table: &dyn Table, l: &ContactList) -> PortResult<()> {
-    let item = to_item(l, "list", &[("PK", tenant_pk(&l.tenant)), ("SK", format!("LIST#{}", l.id))])?;
+    let item = to_item(
+        l,
+        "list",
+        &[
+            ("PK", tenant_pk(&l.tenant)),
+            ("SK", format!("LIST#{}", l.id)),
+        ],
+    )?;
     table.put(item, Cond::NotExists).await
 }
 
-pub async fn get_list(table: &dyn Table, tenant: &str, id: &str) -> PortResult<Option<ContactList>> {
-    table.get(&tenant_pk(tenant), &format!("LIST#{id}")).await?.map(from_item).transpose()
+pub async fn get_list(
+    table: &dyn Table,
+    tenant: &str,
+    id: &str,
+) -> PortResult<Option<ContactList>> {
+    table
+        .get(&tenant_pk(tenant), &format!("LIST#{id}"))
+        .await?
+        .map(from_item)
+        .transpose()
 }
 
 #[derive(Serialize, Deserialize)]
@@ -167,11 +230,21 @@ struct ListMember {
     phone: PhoneNumber,
 }
 
-pub async fn add_list_member(table: &dyn Table, tenant: &str, list: &str, phone: &PhoneNumber) -> PortResult<()> {
+pub async fn add_list_member(
+    table: &dyn Table,
+    tenant: &str,
+    list: &str,
+    phone: &PhoneNumber,
+) -> PortResult<()> {
     let item = to_item(
-        &ListMember { phone: phone.clone() },
+        &ListMember {
+            phone: phone.clone(),
+        },
         "list_member",
-        &[("PK", format!("LIST#{tenant}#{list}")), ("SK", format!("PHONE#{phone}"))],
+        &[
+            ("PK", format!("LIST#{tenant}#{list}")),
+            ("SK", format!("PHONE#{phone}")),
+        ],
     )?;
     table.put(item, Cond::None).await
 }
@@ -184,9 +257,13 @@ pub async fn list_members(
     limit: u32,
     cursor: Option<String>,
 ) -> PortResult<(Vec<PhoneNumber>, Option<String>)> {
-    let q = Query::new(Index::Primary, format!("LIST#{tenant}#{list}"), SkCond::BeginsWith("PHONE#".into()))
-        .limit(limit)
-        .cursor(cursor);
+    let q = Query::new(
+        Index::Primary,
+        format!("LIST#{tenant}#{list}"),
+        SkCond::BeginsWith("PHONE#".into()),
+    )
+    .limit(limit)
+    .cursor(cursor);
     let page = table.query(&q).await?;
     let phones = page
         .items
@@ -202,7 +279,10 @@ pub const RUNNING_PK: &str = "CAMPAIGNS#RUNNING";
 pub const SCHEDULED_PK: &str = "CAMPAIGNS#SCHEDULED";
 
 fn campaign_keys(c: &Campaign) -> Vec<(&'static str, String)> {
-    let mut keys = vec![("PK", tenant_pk(&c.tenant)), ("SK", format!("CAMPAIGN#{}", c.id))];
+    let mut keys = vec![
+        ("PK", tenant_pk(&c.tenant)),
+        ("SK", format!("CAMPAIGN#{}", c.id)),
+    ];
     match (c.status, c.start_at) {
         (CampaignStatus::Running, _) => {
             keys.push(("GSI1PK", RUNNING_PK.into()));
@@ -223,8 +303,16 @@ pub async fn save_campaign(table: &dyn Table, c: &mut Campaign) -> PortResult<()
     put_versioned(table, item, &mut c.version).await
 }
 
-pub async fn get_campaign(table: &dyn Table, tenant: &str, id: &str) -> PortResult<Option<Campaign>> {
-    table.get(&tenant_pk(tenant), &format!("CAMPAIGN#{id}")).await?.map(from_item).transpose()
+pub async fn get_campaign(
+    table: &dyn Table,
+    tenant: &str,
+    id: &str,
+) -> PortResult<Option<Campaign>> {
+    table
+        .get(&tenant_pk(tenant), &format!("CAMPAIGN#{id}"))
+        .await?
+        .map(from_item)
+        .transpose()
 }
 
 pub async fn list_campaigns(
@@ -233,24 +321,47 @@ pub async fn list_campaigns(
     limit: u32,
     cursor: Option<String>,
 ) -> PortResult<(Vec<Campaign>, Option<String>)> {
-    let q = Query::new(Index::Primary, tenant_pk(tenant), SkCond::BeginsWith("CAMPAIGN#".into()))
-        .limit(limit)
-        .cursor(cursor);
+    let q = Query::new(
+        Index::Primary,
+        tenant_pk(tenant),
+        SkCond::BeginsWith("CAMPAIGN#".into()),
+    )
+    .limit(limit)
+    .cursor(cursor);
     let page = table.query(&q).await?;
-    Ok((page.items.into_iter().map(from_item).collect::<PortResult<_>>()?, page.cursor))
+    Ok((
+        page.items
+            .into_iter()
+            .map(from_item)
+            .collect::<PortResult<_>>()?,
+        page.cursor,
+    ))
 }
 
 /// (tenant, campaign id) of every RUNNING campaign.
 pub async fn running_campaigns(table: &dyn Table) -> PortResult<Vec<(String, String)>> {
     let items = query_all(table, Query::new(Index::Gsi1, RUNNING_PK, SkCond::Any)).await?;
-    items.into_iter().map(|i| from_item::<Campaign>(i).map(|c| (c.tenant, c.id))).collect()
+    items
+        .into_iter()
+        .map(|i| from_item::<Campaign>(i).map(|c| (c.tenant, c.id)))
+        .collect()
 }
 
 /// (tenant, campaign id) of SCHEDULED campaigns whose start date is at or before `now`.
-pub async fn due_scheduled_campaigns(table: &dyn Table, now: Time) -> PortResult<Vec<(String, String)>> {
-    let q = Query::new(Index::Gsi1, SCHEDULED_PK, SkCond::Lte(format!("{}#~", time_key(now))));
+pub async fn due_scheduled_campaigns(
+    table: &dyn Table,
+    now: Time,
+) -> PortResult<Vec<(String, String)>> {
+    let q = Query::new(
+        Index::Gsi1,
+        SCHEDULED_PK,
+        SkCond::Lte(format!("{}#~", time_key(now))),
+    );
     let items = query_all(table, q).await?;
-    items.into_iter().map(|i| from_item::<Campaign>(i).map(|c| (c.tenant, c.id))).collect()
+    items
+        .into_iter()
+        .map(|i| from_item::<Campaign>(i).map(|c| (c.tenant, c.id)))
+        .collect()
 }
 
 fn campaign_pk(tenant: &str, id: &str) -> String {
@@ -258,23 +369,55 @@ fn campaign_pk(tenant: &str, id: &str) -> String {
 }
 
 /// Applies counter changes in one atomic write.
-pub async fn add_counters(table: &dyn Table, tenant: &str, campaign: &str, d: &Delta) -> PortResult<()> {
+pub async fn add_counters(
+    table: &dyn Table,
+    tenant: &str,
+    campaign: &str,
+    d: &Delta,
+) -> PortResult<()> {
     if d.is_empty() {
         return Ok(());
     }
     let deltas: Vec<(String, i64)> = d.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
-    table.add(&campaign_pk(tenant, campaign), "STATS", &deltas).await.map(|_| ())
+    table
+        .add(&campaign_pk(tenant, campaign), "STATS", &deltas)
+        .await
+        .map(|_| ())
 }
 
-pub async fn get_counters(table: &dyn Table, tenant: &str, campaign: &str) -> PortResult<BTreeMap<String, i64>> {
-    let item = table.get(&campaign_pk(tenant, campaign), "STATS").await?.unwrap_or_default();
-    Ok(item.into_iter().filter_map(|(k, v)| v.as_i64().map(|n| (k, n))).collect())
+pub async fn get_counters(
+    table: &dyn Table,
+    tenant: &str,
+    campaign: &str,
+) -> PortResult<BTreeMap<String, i64>> {
+    let item = table
+        .get(&campaign_pk(tenant, campaign), "STATS")
+        .await?
+        .unwrap_or_default();
+    Ok(item
+        .into_iter()
+        .filter_map(|(k, v)| v.as_i64().map(|n| (k, n)))
+        .collect())
 }
 
 /// Reserves `n` dispatch sequence numbers; returns the first.
-pub async fn reserve_seq(table: &dyn Table, tenant: &str, campaign: &str, n: u64) -> PortResult<u64> {
-    let item = table.add(&campaign_pk(tenant, campaign), "SEQ", &[("seq".into(), n as i64)]).await?;
-    let last = item.get("seq").and_then(Value::as_u64).ok_or_else(|| PortError::Backend("seq missing".into()))?;
+pub async fn reserve_seq(
+    table: &dyn Table,
+    tenant: &str,
+    campaign: &str,
+    n: u64,
+) -> PortResult<u64> {
+    let item = table
+        .add(
+            &campaign_pk(tenant, campaign),
+            "SEQ",
+            &[("seq".into(), n as i64)],
+        )
+        .await?;
+    let last = item
+        .get("seq")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| PortError::Backend("seq missing".into()))?;
     Ok(last + 1 - n)
 }
 
@@ -296,8 +439,20 @@ pub async fn get_cursors(table: &dyn Table, tenant: &str, campaign: &str) -> Por
         .unwrap_or_default())
 }
 
-pub async fn save_cursors(table: &dyn Table, tenant: &str, campaign: &str, c: &mut Cursors) -> PortResult<()> {
-    let item = to_item(c, "dispatch", &[("PK", campaign_pk(tenant, campaign)), ("SK", "DISPATCH".into())])?;
+pub async fn save_cursors(
+    table: &dyn Table,
+    tenant: &str,
+    campaign: &str,
+    c: &mut Cursors,
+) -> PortResult<()> {
+    let item = to_item(
+        c,
+        "dispatch",
+        &[
+            ("PK", campaign_pk(tenant, campaign)),
+            ("SK", "DISPATCH".into()),
+        ],
+    )?;
     put_versioned(table, item, &mut c.version).await
 }
 
@@ -329,7 +484,14 @@ fn entry_keys(e: &HopperEntry) -> Vec<(&'static str, String)> {
         keys.push(("GSI1PK", format!("DUE#{due_shard}")));
         keys.push((
             "GSI1SK",
-            format!("{}#{}#{}#{}#{}", time_key(at), e.tenant, e.campaign_id, e.shard, e.phone),
+            format!(
+                "{}#{}#{}#{}#{}",
+                time_key(at),
+                e.tenant,
+                e.campaign_id,
+                e.shard,
+                e.phone
+            ),
         ));
     }
     keys
@@ -354,7 +516,10 @@ pub async fn save_entry(table: &dyn Table, e: &mut HopperEntry) -> PortResult<()
 
 pub async fn get_entry(table: &dyn Table, r: &EntryRef) -> PortResult<Option<HopperEntry>> {
     table
-        .get(&entry_pk(&r.tenant, &r.campaign_id, r.shard), &format!("ENTRY#{}", r.phone))
+        .get(
+            &entry_pk(&r.tenant, &r.campaign_id, r.shard),
+            &format!("ENTRY#{}", r.phone),
+        )
         .await?
         .map(from_item)
         .transpose()
@@ -382,7 +547,9 @@ pub async fn ready_entries(
             out.push(from_item(item)?);
         }
         match page.cursor {
-            Some(c) if (out.len() as u32) < limit => q = q.limit(limit - out.len() as u32).cursor(Some(c)),
+            Some(c) if (out.len() as u32) < limit => {
+                q = q.limit(limit - out.len() as u32).cursor(Some(c))
+            }
             _ => return Ok(out),
         }
     }
@@ -392,7 +559,11 @@ pub async fn ready_entries(
 pub async fn all_entries(table: &dyn Table, c: &Campaign) -> PortResult<Vec<HopperEntry>> {
     let mut out = Vec::new();
     for shard in 0..c.hopper_shards {
-        let q = Query::new(Index::Primary, entry_pk(&c.tenant, &c.id, shard), SkCond::BeginsWith("ENTRY#".into()));
+        let q = Query::new(
+            Index::Primary,
+            entry_pk(&c.tenant, &c.id, shard),
+            SkCond::BeginsWith("ENTRY#".into()),
+        );
         for item in query_all(table, q).await? {
             out.push(from_item(item)?);
         }
@@ -408,11 +579,21 @@ pub async fn due_entries(
     limit: u32,
     cursor: Option<String>,
 ) -> PortResult<(Vec<HopperEntry>, Option<String>)> {
-    let q = Query::new(Index::Gsi1, format!("DUE#{due_shard}"), SkCond::Lte(format!("{}#~", time_key(now))))
-        .limit(limit)
-        .cursor(cursor);
+    let q = Query::new(
+        Index::Gsi1,
+        format!("DUE#{due_shard}"),
+        SkCond::Lte(format!("{}#~", time_key(now))),
+    )
+    .limit(limit)
+    .cursor(cursor);
     let page = table.query(&q).await?;
-    Ok((page.items.into_iter().map(from_item).collect::<PortResult<_>>()?, page.cursor))
+    Ok((
+        page.items
+            .into_iter()
+            .map(from_item)
+            .collect::<PortResult<_>>()?,
+        page.cursor,
+    ))
 }
 
 // ---- interactions ----
@@ -432,11 +613,18 @@ fn interaction_pk(sender_id: &str, phone: &PhoneNumber) -> String {
     format!("INTERACTION#{sender_id}#{phone}")
 }
 
-pub async fn put_interaction(table: &dyn Table, sender_id: &str, i: &Interaction) -> PortResult<()> {
+pub async fn put_interaction(
+    table: &dyn Table,
+    sender_id: &str,
+    i: &Interaction,
+) -> PortResult<()> {
     let item = to_item(
         i,
         "interaction",
-        &[("PK", interaction_pk(sender_id, &i.entry.phone)), ("SK", "INTERACTION".into())],
+        &[
+            ("PK", interaction_pk(sender_id, &i.entry.phone)),
+            ("SK", "INTERACTION".into()),
+        ],
     )?;
     table.put(item, Cond::None).await
 }
@@ -446,5 +634,9 @@ pub async fn get_interaction(
     sender_id: &str,
     phone: &PhoneNumber,
 ) -> PortResult<Option<Interaction>> {
-    table.get(&interaction_pk(sender_id, phone), "INTERACTION").await?.map(from_item).transpose()
+    table
+        .get(&interaction_pk(sender_id, phone), "INTERACTION")
+        .await?
+        .map(from_item)
+        .transpose()
 }

@@ -10,7 +10,9 @@ use axum::Router;
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::{json, Value};
 use shared::adapters::aws;
-use shared::adapters::memory::{ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, MemorySecrets, MemoryTable};
+use shared::adapters::memory::{
+    ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, MemorySecrets, MemoryTable,
+};
 use shared::app::admin::launch_schedule_name;
 use shared::domain::events::DomainEvent;
 use shared::domain::stats;
@@ -41,7 +43,12 @@ struct Harness {
     webhook_url: String,
 }
 
-async fn call(api: &Router, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+async fn call(
+    api: &Router,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
     let req = Request::builder()
         .method(method)
         .uri(path)
@@ -51,8 +58,13 @@ async fn call(api: &Router, method: Method, path: &str, body: Option<Value>) -> 
         .unwrap();
     let resp = api.clone().oneshot(req).await.unwrap();
     let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 async fn harness(
@@ -61,9 +73,19 @@ async fn harness(
     sched: Sched,
     bus: Option<Arc<dyn shared::ports::EventBus>>,
 ) -> Harness {
-    let clock = Arc::new(ManualClock::frozen(Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap()));
+    let clock = Arc::new(ManualClock::frozen(
+        Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap(),
+    ));
     let queue = make_queue(clock.clone());
-    let sim = Simulator::start(SimConfig { reply_percent: 0, ..SimConfig::default() }, clock.clone()).await.unwrap();
+    let sim = Simulator::start(
+        SimConfig {
+            reply_percent: 0,
+            ..SimConfig::default()
+        },
+        clock.clone(),
+    )
+    .await
+    .unwrap();
     let secrets = Arc::new(MemorySecrets::default().with("env:SIM_TOKEN", "test-token"));
     let provider = Arc::new(MetaProvider::new(sim.base_url(), "v23.0", secrets));
     let memory_bus = Arc::new(MemoryBus::default());
@@ -93,7 +115,15 @@ async fn harness(
     sim.set_webhook_url(webhook_url.clone());
     let api = shared::http::api::router(sys.admin.clone())
         .layer(axum::middleware::from_fn(shared::http::tenant_from_header));
-    Harness { sys, sim, clock, api, sched, bus: bus.is_none().then_some(memory_bus), webhook_url }
+    Harness {
+        sys,
+        sim,
+        clock,
+        api,
+        sched,
+        bus: bus.is_none().then_some(memory_bus),
+        webhook_url,
+    }
 }
 
 fn phones() -> Vec<String> {
@@ -105,9 +135,15 @@ async fn story(h: Harness) {
     let start = h.clock.now() + Duration::hours(1);
 
     // Setup over HTTP.
-    let (s, account) = call(api, Method::POST, "/accounts", Some(json!({
-        "name": "Main number", "sender_id": "106540352242922", "token_ref": "env:SIM_TOKEN"
-    }))).await;
+    let (s, account) = call(
+        api,
+        Method::POST,
+        "/accounts",
+        Some(json!({
+            "name": "Main number", "sender_id": "106540352242922", "token_ref": "env:SIM_TOKEN"
+        })),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{account}");
     let account_id = account["id"].as_str().unwrap().to_owned();
     let (s, t) = call(api, Method::POST, "/templates", Some(json!({
@@ -122,42 +158,109 @@ async fn story(h: Harness) {
         .collect();
     let (s, body) = call(api, Method::POST, "/contacts", Some(Value::Array(contacts))).await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
-    let (s, list) = call(api, Method::POST, "/lists", Some(json!({"name": "Spring VIPs"}))).await;
+    let (s, list) = call(
+        api,
+        Method::POST,
+        "/lists",
+        Some(json!({"name": "Spring VIPs"})),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED);
     let list_id = list["id"].as_str().unwrap().to_owned();
-    let (s, body) = call(api, Method::POST, &format!("/lists/{list_id}/members"), Some(json!({"phones": phones()}))).await;
+    let (s, body) = call(
+        api,
+        Method::POST,
+        &format!("/lists/{list_id}/members"),
+        Some(json!({"phones": phones()})),
+    )
+    .await;
     assert_eq!((s, body["added"].as_u64()), (StatusCode::OK, Some(10)));
 
     // Bad input is a clear 4xx naming the field.
-    let (s, body) = call(api, Method::POST, "/campaigns", Some(json!({"name": "x", "rate": 0}))).await;
-    assert_eq!((s, body["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("rate")), "{body}");
+    let (s, body) = call(
+        api,
+        Method::POST,
+        "/campaigns",
+        Some(json!({"name": "x", "rate": 0})),
+    )
+    .await;
+    assert_eq!(
+        (s, body["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("rate")),
+        "{body}"
+    );
     let (s, body) = call(api, Method::POST, "/campaigns", Some(json!({"name": 5}))).await;
-    assert_eq!((s, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("name")), "{body}");
+    assert_eq!(
+        (s, body["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("name")),
+        "{body}"
+    );
     let (s, _) = call(api, Method::GET, "/campaigns/cmp_missing", None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
-    let (s, campaign) = call(api, Method::POST, "/campaigns", Some(json!({
-        "name": "Spring offer", "account_id": account_id,
-        "template": {"name": "spring_offer", "language": "en"},
-        "variables": [{"source": "contact_name"}, {"source": "field", "name": "code"}],
-        "rate": 50, "response_timeout_days": 1, "start_at": start
-    }))).await;
-    assert_eq!((s, campaign["status"].as_str()), (StatusCode::CREATED, Some("READY")), "{campaign}");
+    let (s, campaign) = call(
+        api,
+        Method::POST,
+        "/campaigns",
+        Some(json!({
+            "name": "Spring offer", "account_id": account_id,
+            "template": {"name": "spring_offer", "language": "en"},
+            "variables": [{"source": "contact_name"}, {"source": "field", "name": "code"}],
+            "rate": 50, "response_timeout_days": 1, "start_at": start
+        })),
+    )
+    .await;
+    assert_eq!(
+        (s, campaign["status"].as_str()),
+        (StatusCode::CREATED, Some("READY")),
+        "{campaign}"
+    );
     let id = campaign["id"].as_str().unwrap().to_owned();
     let (s, body) = call(api, Method::POST, &format!("/campaigns/{id}/pause"), None).await;
-    assert_eq!(s, StatusCode::CONFLICT, "illegal transition is a 409: {body}");
+    assert_eq!(
+        s,
+        StatusCode::CONFLICT,
+        "illegal transition is a 409: {body}"
+    );
 
     // R2.2: attaching the same contacts twice keeps one entry each.
-    let (s, body) = call(api, Method::POST, &format!("/campaigns/{id}/lists"), Some(json!({"list_id": list_id}))).await;
-    assert_eq!((s, body["added"].as_u64()), (StatusCode::OK, Some(10)), "{body}");
-    let (_, body) = call(api, Method::POST, &format!("/campaigns/{id}/lists"), Some(json!({"list_id": list_id}))).await;
-    assert_eq!((body["added"].as_u64(), body["already_present"].as_u64()), (Some(0), Some(10)));
+    let (s, body) = call(
+        api,
+        Method::POST,
+        &format!("/campaigns/{id}/lists"),
+        Some(json!({"list_id": list_id})),
+    )
+    .await;
+    assert_eq!(
+        (s, body["added"].as_u64()),
+        (StatusCode::OK, Some(10)),
+        "{body}"
+    );
+    let (_, body) = call(
+        api,
+        Method::POST,
+        &format!("/campaigns/{id}/lists"),
+        Some(json!({"list_id": list_id})),
+    )
+    .await;
+    assert_eq!(
+        (body["added"].as_u64(), body["already_present"].as_u64()),
+        (Some(0), Some(10))
+    );
     let (_, hopper) = call(api, Method::GET, &format!("/campaigns/{id}/hopper"), None).await;
-    assert_eq!((hopper["total"].as_i64(), hopper["states"]["FRESH"].as_i64()), (Some(10), Some(10)), "{hopper}");
+    assert_eq!(
+        (hopper["total"].as_i64(), hopper["states"]["FRESH"].as_i64()),
+        (Some(10), Some(10)),
+        "{hopper}"
+    );
 
     // Launch with a start date: a one-time schedule targets the launcher.
     let (s, body) = call(api, Method::POST, &format!("/campaigns/{id}/launch"), None).await;
-    assert_eq!((s, body["status"].as_str()), (StatusCode::OK, Some("SCHEDULED")), "{body}");
+    assert_eq!(
+        (s, body["status"].as_str()),
+        (StatusCode::OK, Some("SCHEDULED")),
+        "{body}"
+    );
     let payload: Value = match &h.sched {
         Sched::Memory(m) => {
             let s = m.get(&launch_schedule_name(&id)).expect("schedule exists");
@@ -165,15 +268,24 @@ async fn story(h: Harness) {
             serde_json::from_str(&s.payload).unwrap()
         }
         Sched::Aws(a) => {
-            let (expr, target, input) = a.get(&launch_schedule_name(&id)).await.unwrap().expect("schedule exists");
+            let (expr, target, input) = a
+                .get(&launch_schedule_name(&id))
+                .await
+                .unwrap()
+                .expect("schedule exists");
             assert_eq!(expr, format!("at({})", start.format("%Y-%m-%dT%H:%M:%S")));
             assert_eq!(target, LAUNCHER_ARN);
             serde_json::from_str(&input).unwrap()
         }
     };
-    assert_eq!(payload, json!({"action": "launch", "tenant": "acme", "campaign_id": id}));
+    assert_eq!(
+        payload,
+        json!({"action": "launch", "tenant": "acme", "campaign_id": id})
+    );
     // Nothing goes out before the start date.
-    handlers::launcher(&h.sys.dispatcher, json!({"action": "tick"})).await.unwrap();
+    handlers::launcher(&h.sys.dispatcher, json!({"action": "tick"}))
+        .await
+        .unwrap();
     assert_eq!(h.sys.drain_queue().await.unwrap(), 0);
 
     // The start date arrives and the schedule fires.
@@ -182,7 +294,9 @@ async fn story(h: Harness) {
         Sched::Memory(m) => assert_eq!(h.sys.fire_due_schedules(m).await.unwrap(), 1),
         // The emulator stores schedules but never fires them: play its part.
         Sched::Aws(_) => {
-            handlers::launcher(&h.sys.dispatcher, payload).await.unwrap();
+            handlers::launcher(&h.sys.dispatcher, payload)
+                .await
+                .unwrap();
         }
     }
     let (_, body) = call(api, Method::GET, &format!("/campaigns/{id}"), None).await;
@@ -192,27 +306,61 @@ async fn story(h: Harness) {
     assert_eq!(h.sys.drain_queue().await.unwrap(), 10);
     let sent = h.sim.sent();
     assert_eq!(sent.len(), 10);
-    let to_first = sent.iter().find(|s| s.to == phones()[0]).expect("first contact got the message");
+    let to_first = sent
+        .iter()
+        .find(|s| s.to == phones()[0])
+        .expect("first contact got the message");
     assert_eq!(to_first.params, vec!["Customer 0", "SPRING0"]);
     assert_eq!(to_first.quick_reply_payloads, vec!["Yes", "No"]);
     // A redelivered batch sends nothing twice (R4.10).
-    let again = h.sys.sender.send_batch(vec![("dup".into(), Ok(shared::domain::inbound::EntryRef::decode(to_first.callback_data.as_deref().unwrap()).unwrap()))]).await;
+    let again = h
+        .sys
+        .sender
+        .send_batch(vec![(
+            "dup".into(),
+            Ok(shared::domain::inbound::EntryRef::decode(
+                to_first.callback_data.as_deref().unwrap(),
+            )
+            .unwrap()),
+        )])
+        .await;
     assert!(again.is_empty());
     assert_eq!(h.sim.sent().len(), 10);
 
     // Statuses and replies come back as signed webhooks.
     h.sim.idle().await;
-    assert!(h.sim.webhooks().iter().all(|w| w.accepted()), "every webhook accepted");
+    assert!(
+        h.sim.webhooks().iter().all(|w| w.accepted()),
+        "every webhook accepted"
+    );
     // Three customers tap "Yes" (R8.5: the simulator posts a reply for any number).
     let repliers = 3;
     for p in &phones()[..3] {
-        let posted = h.sim.post_reply(p, ReplyKind::Button("Yes".into())).await.unwrap();
+        let posted = h
+            .sim
+            .post_reply(p, ReplyKind::Button("Yes".into()))
+            .await
+            .unwrap();
         assert!(posted.accepted(), "{posted:?}");
     }
     let (_, st) = call(api, Method::GET, &format!("/campaigns/{id}/stats"), None).await;
     assert_eq!(
-        (st["target"].as_i64(), st["sent"].as_i64(), st["delivered"].as_i64(), st["read"].as_i64(), st["replied"].as_i64(), st["failed"].as_i64()),
-        (Some(10), Some(10), Some(10), Some(10), Some(repliers), Some(0)),
+        (
+            st["target"].as_i64(),
+            st["sent"].as_i64(),
+            st["delivered"].as_i64(),
+            st["read"].as_i64(),
+            st["replied"].as_i64(),
+            st["failed"].as_i64()
+        ),
+        (
+            Some(10),
+            Some(10),
+            Some(10),
+            Some(10),
+            Some(repliers),
+            Some(0)
+        ),
         "{st}"
     );
 
@@ -220,7 +368,10 @@ async fn story(h: Harness) {
     let body = h.sim.webhooks()[0].body.replace("\"sent\"", "\"failed\"");
     let resp = reqwest::Client::new()
         .post(&h.webhook_url)
-        .header("x-hub-signature-256", meta::signature_header(b"wrong-secret", body.as_bytes()))
+        .header(
+            "x-hub-signature-256",
+            meta::signature_header(b"wrong-secret", body.as_bytes()),
+        )
         .body(body)
         .send()
         .await
@@ -233,7 +384,10 @@ async fn story(h: Harness) {
     assert_eq!(h.sys.sweeper.sweep().await.unwrap().completed, 0);
     h.clock.advance(Duration::days(1) + Duration::minutes(1));
     let report = h.sys.sweeper.sweep().await.unwrap();
-    assert_eq!((report.expired as i64, report.completed), (10 - repliers, 1));
+    assert_eq!(
+        (report.expired as i64, report.completed),
+        (10 - repliers, 1)
+    );
     let (_, body) = call(api, Method::GET, &format!("/campaigns/{id}"), None).await;
     assert_eq!(body["status"], "COMPLETED");
     assert_eq!(body["progress"]["percent"], 100.0);
@@ -243,17 +397,37 @@ async fn story(h: Harness) {
     assert_eq!(hopper["states"]["CLOSED"].as_i64(), Some(10));
 
     // The live counters equal a recount of the entries.
-    let c = shared::repo::get_campaign(&*h.sys.ports.table, "acme", &id).await.unwrap().unwrap();
-    let entries = shared::repo::all_entries(&*h.sys.ports.table, &c).await.unwrap();
-    let recount: std::collections::BTreeMap<String, i64> =
-        stats::recount(&entries).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-    let live = shared::repo::get_counters(&*h.sys.ports.table, "acme", &id).await.unwrap();
-    assert_eq!(live.into_iter().filter(|(_, v)| *v != 0).collect::<std::collections::BTreeMap<_, _>>(), recount);
-    assert!(entries.iter().filter(|e| e.replied_at.is_some()).all(|e| e.disposition.as_deref() == Some("replied:Yes")));
+    let c = shared::repo::get_campaign(&*h.sys.ports.table, "acme", &id)
+        .await
+        .unwrap()
+        .unwrap();
+    let entries = shared::repo::all_entries(&*h.sys.ports.table, &c)
+        .await
+        .unwrap();
+    let recount: std::collections::BTreeMap<String, i64> = stats::recount(&entries)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    let live = shared::repo::get_counters(&*h.sys.ports.table, "acme", &id)
+        .await
+        .unwrap();
+    assert_eq!(
+        live.into_iter()
+            .filter(|(_, v)| *v != 0)
+            .collect::<std::collections::BTreeMap<_, _>>(),
+        recount
+    );
+    assert!(entries
+        .iter()
+        .filter(|e| e.replied_at.is_some())
+        .all(|e| e.disposition.as_deref() == Some("replied:Yes")));
 
     if let Some(bus) = &h.bus {
         let events = bus.events.lock().unwrap();
-        let replies = events.iter().filter(|e| matches!(e, DomainEvent::ReplyReceived(_))).count() as i64;
+        let replies = events
+            .iter()
+            .filter(|e| matches!(e, DomainEvent::ReplyReceived(_)))
+            .count() as i64;
         assert_eq!(replies, repliers);
         assert!(events.iter().any(|e| matches!(e, DomainEvent::CampaignStateChanged(c) if c.to == shared::domain::campaign::CampaignStatus::Completed)));
     }
@@ -276,18 +450,27 @@ async fn walking_skeleton_story_on_in_memory_adapters() {
 async fn walking_skeleton_story_on_aws_emulator() {
     let endpoint = std::env::var("AWS_ENDPOINT_URL")
         .expect("AWS_ENDPOINT_URL is not set: run the suite with scripts/test.sh, which starts the local AWS emulator");
-    assert!(endpoint.contains("127.0.0.1") || endpoint.contains("localhost"), "emulator must be on loopback");
+    assert!(
+        endpoint.contains("127.0.0.1") || endpoint.contains("localhost"),
+        "emulator must be on loopback"
+    );
     let cfg = aws::sdk_config().await;
     let suffix = uuid::Uuid::new_v4().simple().to_string();
     let ddb = aws_sdk_dynamodb::Client::new(&cfg);
     let table_name = format!("e2e-{suffix}");
     aws::setup::ensure_table(&ddb, &table_name).await.unwrap();
     let sqs = aws_sdk_sqs::Client::new(&cfg);
-    let queue_url = aws::setup::ensure_queue(&sqs, &format!("e2e-{suffix}")).await.unwrap();
+    let queue_url = aws::setup::ensure_queue(&sqs, &format!("e2e-{suffix}"))
+        .await
+        .unwrap();
     let eb = aws_sdk_eventbridge::Client::new(&cfg);
-    aws::setup::ensure_bus(&eb, &format!("e2e-{suffix}")).await.unwrap();
+    aws::setup::ensure_bus(&eb, &format!("e2e-{suffix}"))
+        .await
+        .unwrap();
     let sch = aws_sdk_scheduler::Client::new(&cfg);
-    aws::setup::ensure_schedule_group(&sch, &format!("e2e-{suffix}")).await.unwrap();
+    aws::setup::ensure_schedule_group(&sch, &format!("e2e-{suffix}"))
+        .await
+        .unwrap();
     let scheduler = Arc::new(aws::scheduler::EventBridgeScheduler::new(
         sch,
         format!("e2e-{suffix}"),
@@ -298,7 +481,11 @@ async fn walking_skeleton_story_on_aws_emulator() {
         Arc::new(aws::dynamo::DynamoTable::new(ddb, table_name)),
         move |_| Arc::new(aws::sqs::SqsQueue::new(sqs, queue_url)),
         Sched::Aws(scheduler),
-        Some(Arc::new(aws::eventbridge::EventBridgeBus::new(eb, format!("e2e-{suffix}"), "campaigns"))),
+        Some(Arc::new(aws::eventbridge::EventBridgeBus::new(
+            eb,
+            format!("e2e-{suffix}"),
+            "campaigns",
+        ))),
     )
     .await;
     story(h).await;

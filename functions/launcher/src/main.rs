@@ -1,1 +1,43 @@
-fn main() {}
+//! The launcher: target of start-date schedules and of the recurring dispatch tick.
+
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::Value;
+use shared::adapters::aws::{
+    self, dynamo::DynamoTable, eventbridge::EventBridgeBus, sqs::SqsQueue,
+};
+use shared::adapters::memory::SystemClock;
+use shared::app::dispatch::Dispatcher;
+use shared::config;
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    config::init_tracing();
+    let sdk = aws::sdk_config().await;
+    let dispatcher = Arc::new(Dispatcher {
+        table: Arc::new(DynamoTable::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            config::required("TABLE_NAME", "the DynamoDB table")?,
+        )),
+        queue: Arc::new(SqsQueue::new(
+            aws_sdk_sqs::Client::new(&sdk),
+            config::required("QUEUE_URL", "the send queue")?,
+        )),
+        bus: Arc::new(EventBridgeBus::new(
+            aws_sdk_eventbridge::Client::new(&sdk),
+            config::required("EVENT_BUS_NAME", "the domain event bus")?,
+            "campaigns",
+        )),
+        clock: Arc::new(SystemClock),
+        tick_seconds: config::number("TICK_SECONDS", 60)?,
+    });
+    lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| {
+        let d = dispatcher.clone();
+        async move {
+            shared::handlers::launcher(&d, ev.payload)
+                .await
+                .map_err(lambda_runtime::Error::from)
+        }
+    }))
+    .await
+}

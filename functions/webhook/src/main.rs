@@ -1,1 +1,47 @@
-fn main() {}
+//! Provider webhooks behind API Gateway: Meta's verification handshake and signed events.
+
+use shared::adapters::aws::{self, dynamo::DynamoTable, eventbridge::EventBridgeBus};
+use shared::adapters::memory::SystemClock;
+use shared::adapters::secrets::SecretResolver;
+use shared::app::inbox::Inbox;
+use shared::config;
+use shared::http::webhook::WebhookState;
+use shared::ports::Secrets;
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    config::init_tracing();
+    let sdk = aws::sdk_config().await;
+    let secrets = SecretResolver::new();
+    let app_secret = secrets
+        .resolve(&config::required(
+            "META_APP_SECRET_REF",
+            "reference to the Meta app secret",
+        )?)
+        .await?;
+    let verify_token = secrets
+        .resolve(&config::required(
+            "META_VERIFY_TOKEN_REF",
+            "reference to the webhook verify token",
+        )?)
+        .await?;
+    let inbox = Arc::new(Inbox {
+        table: Arc::new(DynamoTable::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            config::required("TABLE_NAME", "the DynamoDB table")?,
+        )),
+        bus: Arc::new(EventBridgeBus::new(
+            aws_sdk_eventbridge::Client::new(&sdk),
+            config::required("EVENT_BUS_NAME", "the domain event bus")?,
+            "campaigns",
+        )),
+        clock: Arc::new(SystemClock),
+    });
+    let app = shared::http::webhook::router(Arc::new(WebhookState {
+        inbox,
+        app_secret,
+        verify_token,
+    }));
+    lambda_http::run(app).await
+}

@@ -65,7 +65,12 @@ fn sk_matches(sk: &str, c: &SkCond) -> bool {
 impl Table for MemoryTable {
     async fn get(&self, pk: &str, sk: &str) -> PortResult<Option<Item>> {
         self.reads.fetch_add(1, Ordering::Relaxed);
-        Ok(self.items.lock().unwrap().get(&(pk.to_owned(), sk.to_owned())).cloned())
+        Ok(self
+            .items
+            .lock()
+            .unwrap()
+            .get(&(pk.to_owned(), sk.to_owned()))
+            .cloned())
     }
 
     async fn put(&self, item: Item, cond: Cond) -> PortResult<()> {
@@ -85,7 +90,10 @@ impl Table for MemoryTable {
 
     async fn delete(&self, pk: &str, sk: &str) -> PortResult<()> {
         self.writes.fetch_add(1, Ordering::Relaxed);
-        self.items.lock().unwrap().remove(&(pk.to_owned(), sk.to_owned()));
+        self.items
+            .lock()
+            .unwrap()
+            .remove(&(pk.to_owned(), sk.to_owned()));
         Ok(())
     }
 
@@ -99,13 +107,15 @@ impl Table for MemoryTable {
             .filter_map(|((pk, sk), item)| {
                 let ipk = key_of(item, pk_attr)?;
                 let isk = key_of(item, sk_attr)?;
-                (ipk == q.pk && sk_matches(&isk, &q.sk)).then(|| ((isk, pk.clone(), sk.clone()), item))
+                (ipk == q.pk && sk_matches(&isk, &q.sk))
+                    .then(|| ((isk, pk.clone(), sk.clone()), item))
             })
             .collect();
         hits.sort_by(|a, b| a.0.cmp(&b.0));
         let after: Option<(String, String, String)> = match &q.cursor {
             Some(c) => Some(
-                serde_json::from_str(c).map_err(|e| PortError::Backend(format!("bad cursor: {e}")))?,
+                serde_json::from_str(c)
+                    .map_err(|e| PortError::Backend(format!("bad cursor: {e}")))?,
             ),
             None => None,
         };
@@ -117,7 +127,8 @@ impl Table for MemoryTable {
         let page: Vec<_> = hits[start..].iter().take(limit).collect();
         let more = start + page.len() < hits.len();
         let cursor = if more {
-            page.last().map(|(k, _)| serde_json::to_string(k).expect("keys serialise"))
+            page.last()
+                .map(|(k, _)| serde_json::to_string(k).expect("keys serialise"))
         } else {
             None
         };
@@ -130,12 +141,14 @@ impl Table for MemoryTable {
     async fn add(&self, pk: &str, sk: &str, deltas: &[(String, i64)]) -> PortResult<Item> {
         self.writes.fetch_add(1, Ordering::Relaxed);
         let mut items = self.items.lock().unwrap();
-        let item = items.entry((pk.to_owned(), sk.to_owned())).or_insert_with(|| {
-            let mut i = Item::new();
-            i.insert("PK".into(), pk.into());
-            i.insert("SK".into(), sk.into());
-            i
-        });
+        let item = items
+            .entry((pk.to_owned(), sk.to_owned()))
+            .or_insert_with(|| {
+                let mut i = Item::new();
+                i.insert("PK".into(), pk.into());
+                i.insert("SK".into(), sk.into());
+                i
+            });
         for (attr, d) in deltas {
             let cur = item.get(attr).and_then(Value::as_i64).unwrap_or(0);
             item.insert(attr.clone(), (cur + d).into());
@@ -155,14 +168,21 @@ pub struct ManualClock {
 impl ManualClock {
     /// Follows the system clock, plus whatever has been advanced.
     pub fn system() -> Self {
-        ManualClock { offset_ms: AtomicI64::new(0), frozen: None }
+        ManualClock {
+            offset_ms: AtomicI64::new(0),
+            frozen: None,
+        }
     }
     /// Stands still at `at` until advanced.
     pub fn frozen(at: Time) -> Self {
-        ManualClock { offset_ms: AtomicI64::new(0), frozen: Some(at) }
+        ManualClock {
+            offset_ms: AtomicI64::new(0),
+            frozen: Some(at),
+        }
     }
     pub fn advance(&self, by: chrono::Duration) {
-        self.offset_ms.fetch_add(by.num_milliseconds(), Ordering::SeqCst);
+        self.offset_ms
+            .fetch_add(by.num_milliseconds(), Ordering::SeqCst);
     }
 }
 
@@ -248,14 +268,21 @@ impl Queue for MemoryQueue {
                 let receipt = format!("{}#{n}", m.id);
                 m.receipt = Some(receipt.clone());
                 m.visible_at = now + self.visibility;
-                out.push(Received { id: m.id.clone(), receipt, body: m.body.clone() });
+                out.push(Received {
+                    id: m.id.clone(),
+                    receipt,
+                    body: m.body.clone(),
+                });
             }
         }
         Ok(out)
     }
 
     async fn delete(&self, receipt: &str) -> PortResult<()> {
-        self.msgs.lock().unwrap().retain(|m| m.receipt.as_deref() != Some(receipt));
+        self.msgs
+            .lock()
+            .unwrap()
+            .retain(|m| m.receipt.as_deref() != Some(receipt));
         Ok(())
     }
 }
@@ -274,7 +301,11 @@ impl MemoryScheduler {
     /// and then delete them.
     pub fn take_due(&self, now: Time) -> Vec<OneTimeSchedule> {
         let mut s = self.schedules.lock().unwrap();
-        let due: Vec<String> = s.iter().filter(|(_, v)| v.at <= now).map(|(k, _)| k.clone()).collect();
+        let due: Vec<String> = s
+            .iter()
+            .filter(|(_, v)| v.at <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
         due.into_iter().filter_map(|k| s.remove(&k)).collect()
     }
 }

@@ -12,10 +12,14 @@ pub fn jobs(event: &SqsEvent) -> Vec<Job> {
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let id = m.message_id.clone().unwrap_or_else(|| format!("record-{i}"));
+            let id = m
+                .message_id
+                .clone()
+                .unwrap_or_else(|| format!("record-{i}"));
             let job = match m.body.as_deref() {
                 None => Err("record has no body".to_owned()),
-                Some(b) => serde_json::from_str::<EntryRef>(b).map_err(|e| format!("body is not a send job: {e}")),
+                Some(b) => serde_json::from_str::<EntryRef>(b)
+                    .map_err(|e| format!("body is not a send job: {e}")),
             };
             (id, job)
         })
@@ -62,13 +66,24 @@ mod tests {
     fn malformed_record_fails_alone() {
         let ok = r#"{"tenant":"t","campaign_id":"c","shard":1,"phone":"919812345678"}"#;
         let ev = event_from(&[
-            Received { id: "a".into(), receipt: "ra".into(), body: ok.into() },
-            Received { id: "b".into(), receipt: "rb".into(), body: "not json".into() },
+            Received {
+                id: "a".into(),
+                receipt: "ra".into(),
+                body: ok.into(),
+            },
+            Received {
+                id: "b".into(),
+                receipt: "rb".into(),
+                body: "not json".into(),
+            },
         ]);
         let jobs = jobs(&ev);
         assert!(jobs[0].1.is_ok());
         assert!(jobs[1].1.is_err());
         let resp = batch_response(vec!["b".into()]);
-        assert_eq!(serde_json::to_value(&resp).unwrap()["batchItemFailures"][0]["itemIdentifier"], "b");
+        assert_eq!(
+            serde_json::to_value(&resp).unwrap()["batchItemFailures"][0]["itemIdentifier"],
+            "b"
+        );
     }
 }

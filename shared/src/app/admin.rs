@@ -80,8 +80,15 @@ impl Admin {
 
     pub async fn create_template(&self, tenant: &str, input: NewTemplate) -> AppResult<Template> {
         let t = Template::create(tenant, input, self.now())?;
-        if repo::get_account(&*self.table, tenant, &t.account_id).await?.is_none() {
-            return Err(DomainError::invalid("account_id", format!("account '{}' does not exist", t.account_id)).into());
+        if repo::get_account(&*self.table, tenant, &t.account_id)
+            .await?
+            .is_none()
+        {
+            return Err(DomainError::invalid(
+                "account_id",
+                format!("account '{}' does not exist", t.account_id),
+            )
+            .into());
         }
         repo::put_template(&*self.table, &t).await?;
         Ok(t)
@@ -92,11 +99,18 @@ impl Admin {
     }
 
     /// Validates every contact before storing any, so a bad row changes nothing.
-    pub async fn upsert_contacts(&self, tenant: &str, input: Vec<NewContact>) -> AppResult<Vec<Contact>> {
+    pub async fn upsert_contacts(
+        &self,
+        tenant: &str,
+        input: Vec<NewContact>,
+    ) -> AppResult<Vec<Contact>> {
         let now = self.now();
         let mut contacts = Vec::with_capacity(input.len());
         for (i, c) in input.into_iter().enumerate() {
-            contacts.push(Contact::create(tenant, c, now).map_err(|e| prefix(e, &format!("contacts[{i}]")))?);
+            contacts.push(
+                Contact::create(tenant, c, now)
+                    .map_err(|e| prefix(e, &format!("contacts[{i}]")))?,
+            );
         }
         for c in &contacts {
             repo::put_contact(&*self.table, c).await?;
@@ -124,13 +138,25 @@ impl Admin {
     }
 
     /// Adds existing contacts to a list; unknown or malformed phones name their index.
-    pub async fn add_list_members(&self, tenant: &str, list: &str, phones: Vec<String>) -> AppResult<usize> {
+    pub async fn add_list_members(
+        &self,
+        tenant: &str,
+        list: &str,
+        phones: Vec<String>,
+    ) -> AppResult<usize> {
         self.get_list(tenant, list).await?;
         let mut parsed = Vec::with_capacity(phones.len());
         for (i, p) in phones.iter().enumerate() {
             let phone = PhoneNumber::parse(p).map_err(|e| prefix(e, &format!("phones[{i}]")))?;
-            if repo::get_contact(&*self.table, tenant, &phone).await?.is_none() {
-                return Err(DomainError::invalid(format!("phones[{i}]"), "no contact has this phone; create it first").into());
+            if repo::get_contact(&*self.table, tenant, &phone)
+                .await?
+                .is_none()
+            {
+                return Err(DomainError::invalid(
+                    format!("phones[{i}]"),
+                    "no contact has this phone; create it first",
+                )
+                .into());
             }
             parsed.push(phone);
         }
@@ -151,8 +177,15 @@ impl Admin {
     /// usable with the campaign's variables (R3.2, R3.3).
     async fn check_references(&self, c: &Campaign) -> AppResult<()> {
         if let Some(a) = &c.account_id {
-            if repo::get_account(&*self.table, &c.tenant, a).await?.is_none() {
-                return Err(DomainError::invalid("account_id", format!("account '{a}' does not exist")).into());
+            if repo::get_account(&*self.table, &c.tenant, a)
+                .await?
+                .is_none()
+            {
+                return Err(DomainError::invalid(
+                    "account_id",
+                    format!("account '{a}' does not exist"),
+                )
+                .into());
             }
             if let Some(t) = &c.template {
                 let template = repo::get_template(&*self.table, &c.tenant, a, &t.name, &t.language)
@@ -160,7 +193,10 @@ impl Admin {
                     .ok_or_else(|| {
                         DomainError::invalid(
                             "template",
-                            format!("template {} ({}) does not exist for account {a}", t.name, t.language),
+                            format!(
+                                "template {} ({}) does not exist for account {a}",
+                                t.name, t.language
+                            ),
                         )
                     })?;
                 template.check_usable(&c.variables)?;
@@ -178,8 +214,19 @@ impl Admin {
 
     async fn view(&self, c: Campaign) -> AppResult<CampaignView> {
         let s = Stats::from_counters(&repo::get_counters(&*self.table, &c.tenant, &c.id).await?);
-        let percent = if s.target > 0 { (s.sent as f64 * 1000.0 / s.target as f64).round() / 10.0 } else { 0.0 };
-        Ok(CampaignView { campaign: c, progress: Progress { sent: s.sent, target: s.target, percent } })
+        let percent = if s.target > 0 {
+            (s.sent as f64 * 1000.0 / s.target as f64).round() / 10.0
+        } else {
+            0.0
+        };
+        Ok(CampaignView {
+            campaign: c,
+            progress: Progress {
+                sent: s.sent,
+                target: s.target,
+                percent,
+            },
+        })
     }
 
     pub async fn list_campaigns(
@@ -188,7 +235,8 @@ impl Admin {
         limit: u32,
         cursor: Option<String>,
     ) -> AppResult<(Vec<CampaignView>, Option<String>)> {
-        let (cs, next) = repo::list_campaigns(&*self.table, tenant, limit.clamp(1, 100), cursor).await?;
+        let (cs, next) =
+            repo::list_campaigns(&*self.table, tenant, limit.clamp(1, 100), cursor).await?;
         let mut out = Vec::with_capacity(cs.len());
         for c in cs {
             out.push(self.view(c).await?);
@@ -198,18 +246,29 @@ impl Admin {
 
     /// Puts a list's contacts into the campaign's hopper as FRESH; a contact already there
     /// keeps its one entry (R2.2).
-    pub async fn attach_list(&self, tenant: &str, campaign_id: &str, list_id: &str) -> AppResult<AttachResult> {
+    pub async fn attach_list(
+        &self,
+        tenant: &str,
+        campaign_id: &str,
+        list_id: &str,
+    ) -> AppResult<AttachResult> {
         let campaign = repo::get_campaign(&*self.table, tenant, campaign_id)
             .await?
             .ok_or_else(|| DomainError::not_found("campaign", campaign_id))?;
         campaign.accepts_audience()?;
         self.get_list(tenant, list_id).await?;
-        let mut result = AttachResult { added: 0, already_present: 0 };
+        let mut result = AttachResult {
+            added: 0,
+            already_present: 0,
+        };
         let mut cursor = None;
         loop {
-            let (phones, next) = repo::list_members(&*self.table, tenant, list_id, PAGE, cursor).await?;
+            let (phones, next) =
+                repo::list_members(&*self.table, tenant, list_id, PAGE, cursor).await?;
             if !phones.is_empty() {
-                let first = repo::reserve_seq(&*self.table, tenant, campaign_id, phones.len() as u64).await?;
+                let first =
+                    repo::reserve_seq(&*self.table, tenant, campaign_id, phones.len() as u64)
+                        .await?;
                 let mut delta = stats::Delta::new();
                 for (i, phone) in phones.into_iter().enumerate() {
                     let contact = repo::get_contact(&*self.table, tenant, &phone).await?;
@@ -239,10 +298,16 @@ impl Admin {
         self.check_references(&c).await?;
         let counts = repo::get_counters(&*self.table, tenant, id).await?;
         if counts.get("target").copied().unwrap_or(0) == 0 {
-            return Err(DomainError::Conflict(format!("campaign {id} has no contacts: attach a list first")).into());
+            return Err(DomainError::Conflict(format!(
+                "campaign {id} has no contacts: attach a list first"
+            ))
+            .into());
         }
         let now = self.now();
-        let (c, launched) = update_campaign(&*self.table, &*self.bus, tenant, id, None, |c| c.launch(now)).await?;
+        let (c, launched) = update_campaign(&*self.table, &*self.bus, tenant, id, None, |c| {
+            c.launch(now)
+        })
+        .await?;
         if let Launched::Scheduled(at) = launched {
             let payload = serde_json::to_string(&LauncherEvent::Launch {
                 tenant: tenant.to_owned(),
@@ -250,7 +315,11 @@ impl Admin {
             })
             .expect("event serialises");
             self.scheduler
-                .put(OneTimeSchedule { name: launch_schedule_name(id), at, payload })
+                .put(OneTimeSchedule {
+                    name: launch_schedule_name(id),
+                    at,
+                    payload,
+                })
                 .await?;
         }
         self.view(c).await
@@ -258,7 +327,10 @@ impl Admin {
 
     pub async fn pause(&self, tenant: &str, id: &str) -> AppResult<CampaignView> {
         let now = self.now();
-        let (c, ()) = update_campaign(&*self.table, &*self.bus, tenant, id, None, |c| c.pause(None, now)).await?;
+        let (c, ()) = update_campaign(&*self.table, &*self.bus, tenant, id, None, |c| {
+            c.pause(None, now)
+        })
+        .await?;
         self.view(c).await
     }
 
@@ -266,7 +338,10 @@ impl Admin {
     /// start, so entries whose queued messages were dropped while paused go out again.
     pub async fn resume(&self, tenant: &str, id: &str) -> AppResult<CampaignView> {
         let now = self.now();
-        let (c, ()) = update_campaign(&*self.table, &*self.bus, tenant, id, None, |c| c.resume(now)).await?;
+        let (c, ()) = update_campaign(&*self.table, &*self.bus, tenant, id, None, |c| {
+            c.resume(now)
+        })
+        .await?;
         let mut cursors = repo::get_cursors(&*self.table, tenant, id).await?;
         cursors.after.clear();
         if cursors.version > 0 {
@@ -277,18 +352,24 @@ impl Admin {
 
     pub async fn hopper(&self, tenant: &str, id: &str) -> AppResult<HopperCounts> {
         self.get_campaign(tenant, id).await?;
-        Ok(HopperCounts::from_counters(&repo::get_counters(&*self.table, tenant, id).await?))
+        Ok(HopperCounts::from_counters(
+            &repo::get_counters(&*self.table, tenant, id).await?,
+        ))
     }
 
     pub async fn stats(&self, tenant: &str, id: &str) -> AppResult<Stats> {
         self.get_campaign(tenant, id).await?;
-        Ok(Stats::from_counters(&repo::get_counters(&*self.table, tenant, id).await?))
+        Ok(Stats::from_counters(
+            &repo::get_counters(&*self.table, tenant, id).await?,
+        ))
     }
 }
 
 fn prefix(e: DomainError, at: &str) -> AppError {
     match e {
-        DomainError::Invalid { field, message } => DomainError::invalid(format!("{at}.{field}"), message).into(),
+        DomainError::Invalid { field, message } => {
+            DomainError::invalid(format!("{at}.{field}"), message).into()
+        }
         other => other.into(),
     }
 }

@@ -37,7 +37,10 @@ impl Dispatcher {
     /// The one-time schedule of a start date fired. Starting twice is harmless.
     pub async fn launch(&self, tenant: &str, campaign_id: &str) -> AppResult<usize> {
         let Some(c) = repo::get_campaign(&*self.table, tenant, campaign_id).await? else {
-            tracing::warn!(campaign_id, "schedule fired for a campaign that no longer exists");
+            tracing::warn!(
+                campaign_id,
+                "schedule fired for a campaign that no longer exists"
+            );
             return Ok(0);
         };
         let c = match c.status {
@@ -53,7 +56,8 @@ impl Dispatcher {
 
     async fn start(&self, tenant: &str, id: &str) -> AppResult<Campaign> {
         let now = self.clock.now();
-        let (c, ()) = update_campaign(&*self.table, &*self.bus, tenant, id, None, |c| c.start(now)).await?;
+        let (c, ()) =
+            update_campaign(&*self.table, &*self.bus, tenant, id, None, |c| c.start(now)).await?;
         Ok(c)
     }
 
@@ -65,11 +69,15 @@ impl Dispatcher {
         for (tenant, id) in repo::due_scheduled_campaigns(&*self.table, now).await? {
             match self.start(&tenant, &id).await {
                 Ok(_) => report.started += 1,
-                Err(e) => tracing::warn!(campaign_id = %id, error = %e, "could not start due campaign"),
+                Err(e) => {
+                    tracing::warn!(campaign_id = %id, error = %e, "could not start due campaign")
+                }
             }
         }
         for (tenant, id) in repo::running_campaigns(&*self.table).await? {
-            let Some(c) = repo::get_campaign(&*self.table, &tenant, &id).await? else { continue };
+            let Some(c) = repo::get_campaign(&*self.table, &tenant, &id).await? else {
+                continue;
+            };
             if !c.is_sending() {
                 continue; // the index lags behind the table
             }
@@ -96,8 +104,15 @@ impl Dispatcher {
                 }
                 let want = per_shard.min(remaining as u32);
                 let after = cursors.after.get(&shard).cloned();
-                let entries =
-                    repo::ready_entries(&*self.table, &c.tenant, &c.id, shard, after.as_deref(), want).await?;
+                let entries = repo::ready_entries(
+                    &*self.table,
+                    &c.tenant,
+                    &c.id,
+                    shard,
+                    after.as_deref(),
+                    want,
+                )
+                .await?;
                 if (entries.len() as u32) < want {
                     exhausted[shard as usize] = true;
                 }

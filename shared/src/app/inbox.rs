@@ -46,20 +46,31 @@ impl Inbox {
             tracing::debug!(message_id = %s.message_id, "status without our callback data; ignored");
             return Ok(false);
         };
-        let changed = self.change_entry(&r, |e| e.apply_status(&s.status, s.at).then_some(())).await?;
+        let changed = self
+            .change_entry(&r, |e| e.apply_status(&s.status, s.at).then_some(()))
+            .await?;
         Ok(changed.is_some())
     }
 
     async fn message(&self, m: InboundMessage) -> AppResult<bool> {
-        let Some(interaction) = repo::get_interaction(&*self.table, &m.sender_id, &m.from).await? else {
+        let Some(interaction) = repo::get_interaction(&*self.table, &m.sender_id, &m.from).await?
+        else {
             tracing::info!(phone = %m.from.masked(), "inbound message with no campaign interaction");
             return Ok(false);
         };
-        if m.context_id.as_deref().is_some_and(|c| c != interaction.message_id) {
+        if m.context_id
+            .as_deref()
+            .is_some_and(|c| c != interaction.message_id)
+        {
             tracing::info!(phone = %m.from.masked(), "reply to an older message; not counted for the campaign");
             return Ok(false);
         }
-        let reply = Reply { message_id: m.message_id.clone(), text: m.text.clone(), button: m.button.clone(), at: m.at };
+        let reply = Reply {
+            message_id: m.message_id.clone(),
+            text: m.text.clone(),
+            button: m.button.clone(),
+            at: m.at,
+        };
         let outcome = self
             .change_entry(&interaction.entry, |e| match e.apply_reply(reply.clone()) {
                 ReplyOutcome::NotWaiting => None,
@@ -93,7 +104,9 @@ impl Inbox {
                 return Ok(None);
             };
             let before = e.clone();
-            let Some(out) = change(&mut e) else { return Ok(None) };
+            let Some(out) = change(&mut e) else {
+                return Ok(None);
+            };
             match repo::save_entry(&*self.table, &mut e).await {
                 Ok(()) => {
                     let d: Delta = stats::delta(Some(&before), &e);

@@ -55,7 +55,10 @@ pub(crate) async fn update_campaign<R>(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(DomainError::Conflict(format!("campaign {id} is being changed by someone else; try again")).into())
+    Err(DomainError::Conflict(format!(
+        "campaign {id} is being changed by someone else; try again"
+    ))
+    .into())
 }
 
 /// Events are best effort: a bus outage must not undo a stored state change.
@@ -65,7 +68,12 @@ pub(crate) async fn publish(bus: &dyn EventBus, events: &[DomainEvent]) {
     }
 }
 
-pub(crate) async fn publish_state_change(bus: &dyn EventBus, c: &Campaign, from: CampaignStatus, reason: Option<String>) {
+pub(crate) async fn publish_state_change(
+    bus: &dyn EventBus,
+    c: &Campaign,
+    from: CampaignStatus,
+    reason: Option<String>,
+) {
     let ev = DomainEvent::CampaignStateChanged(CampaignStateChanged {
         tenant: c.tenant.clone(),
         campaign_id: c.id.clone(),

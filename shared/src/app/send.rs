@@ -43,6 +43,9 @@ struct CampaignCtx {
     template: Template,
 }
 
+/// What one record did, and what that does to the counters.
+type Done = (SendOutcome, Delta);
+
 /// One queue record: its id, and the entry it names or why it could not be read.
 pub type Job = (String, Result<EntryRef, String>);
 
@@ -77,7 +80,7 @@ impl SendService {
                 }
             }
         }
-        let results: Vec<(String, EntryRef, AppResult<(SendOutcome, Delta)>)> = stream::iter(work)
+        let results: Vec<(String, EntryRef, AppResult<Done>)> = stream::iter(work)
             .map(|(id, r, c)| async move {
                 let res = match c {
                     Some(c) => self.send_one(&c, &r).await,
@@ -111,18 +114,29 @@ impl SendService {
     }
 
     async fn load_ctx(&self, tenant: &str, id: &str) -> AppResult<Option<CampaignCtx>> {
-        let Some(campaign) = repo::get_campaign(&*self.table, tenant, id).await? else { return Ok(None) };
-        let (Some(account_id), Some(tref)) = (&campaign.account_id, &campaign.template) else { return Ok(None) };
-        let Some(account) = repo::get_account(&*self.table, tenant, account_id).await? else { return Ok(None) };
+        let Some(campaign) = repo::get_campaign(&*self.table, tenant, id).await? else {
+            return Ok(None);
+        };
+        let (Some(account_id), Some(tref)) = (&campaign.account_id, &campaign.template) else {
+            return Ok(None);
+        };
+        let Some(account) = repo::get_account(&*self.table, tenant, account_id).await? else {
+            return Ok(None);
+        };
         let Some(template) =
-            repo::get_template(&*self.table, tenant, account_id, &tref.name, &tref.language).await?
+            repo::get_template(&*self.table, tenant, account_id, &tref.name, &tref.language)
+                .await?
         else {
             return Ok(None);
         };
-        Ok(Some(CampaignCtx { campaign, account, template }))
+        Ok(Some(CampaignCtx {
+            campaign,
+            account,
+            template,
+        }))
     }
 
-    async fn send_one(&self, ctx: &CampaignCtx, r: &EntryRef) -> AppResult<(SendOutcome, Delta)> {
+    async fn send_one(&self, ctx: &CampaignCtx, r: &EntryRef) -> AppResult<Done> {
         let mut delta = Delta::new();
         if !ctx.campaign.is_sending() {
             // Paused or stopped: the entry stays FRESH and goes out after resume.
@@ -137,7 +151,9 @@ impl SendService {
         }
         match repo::save_entry(&*self.table, &mut entry).await {
             Ok(()) => {}
-            Err(PortError::ConditionFailed) => return Ok((SendOutcome::Skipped("claimed concurrently"), delta)),
+            Err(PortError::ConditionFailed) => {
+                return Ok((SendOutcome::Skipped("claimed concurrently"), delta))
+            }
             Err(e) => return Err(e.into()),
         }
         stats::fold(&mut delta, stats::delta(Some(&before), &entry));
@@ -149,7 +165,9 @@ impl SendService {
         let rendered = match rendered {
             Ok(r) => r,
             Err(why) => {
-                let d = self.record(&mut entry, |e| e.record_unsendable(why.clone())).await?;
+                let d = self
+                    .record(&mut entry, |e| e.record_unsendable(why.clone()))
+                    .await?;
                 stats::fold(&mut delta, d);
                 return Ok((SendOutcome::Failed(why), delta));
             }
@@ -167,7 +185,9 @@ impl SendService {
                 let now = self.clock.now();
                 let timeout = ctx.campaign.response_timeout();
                 let id = message_id.clone();
-                let d = self.record(&mut entry, move |e| e.record_sent(id.clone(), now, timeout)).await?;
+                let d = self
+                    .record(&mut entry, move |e| e.record_sent(id.clone(), now, timeout))
+                    .await?;
                 stats::fold(&mut delta, d);
                 let interaction = Interaction {
                     entry: r.clone(),
@@ -180,7 +200,9 @@ impl SendService {
             }
             Err(failure) => {
                 let f = failure.clone();
-                let d = self.record(&mut entry, move |e| e.record_failure(&f)).await?;
+                let d = self
+                    .record(&mut entry, move |e| e.record_failure(&f))
+                    .await?;
                 stats::fold(&mut delta, d);
                 if failure.class == FailureClass::Campaign {
                     self.pause_campaign(&ctx.campaign, &failure.reason).await;
@@ -195,7 +217,11 @@ impl SendService {
 
     /// Applies a change to a claimed entry and stores it; when a webhook changed the entry
     /// meanwhile, reloads it and applies the change again.
-    async fn record(&self, entry: &mut HopperEntry, change: impl Fn(&mut HopperEntry)) -> AppResult<Delta> {
+    async fn record(
+        &self,
+        entry: &mut HopperEntry,
+        change: impl Fn(&mut HopperEntry),
+    ) -> AppResult<Delta> {
         let r = entry.entry_ref();
         for _ in 0..super::CONFLICT_RETRIES {
             let before = entry.clone();
@@ -203,7 +229,9 @@ impl SendService {
             match repo::save_entry(&*self.table, entry).await {
                 Ok(()) => return Ok(stats::delta(Some(&before), entry)),
                 Err(PortError::ConditionFailed) => {
-                    *entry = repo::get_entry(&*self.table, &r).await?.ok_or(PortError::ConditionFailed)?;
+                    *entry = repo::get_entry(&*self.table, &r)
+                        .await?
+                        .ok_or(PortError::ConditionFailed)?;
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -216,9 +244,14 @@ impl SendService {
     async fn pause_campaign(&self, c: &Campaign, reason: &str) {
         let now = self.clock.now();
         let why = reason.to_owned();
-        let res = update_campaign(&*self.table, &*self.bus, &c.tenant, &c.id, Some(why.clone()), move |c| {
-            c.pause(Some(why.clone()), now)
-        })
+        let res = update_campaign(
+            &*self.table,
+            &*self.bus,
+            &c.tenant,
+            &c.id,
+            Some(why.clone()),
+            move |c| c.pause(Some(why.clone()), now),
+        )
         .await;
         if let Err(e) = res {
             tracing::info!(campaign_id = %c.id, error = %e, "campaign not paused (already paused?)");

@@ -26,12 +26,15 @@ impl SweepService {
         for due_shard in 0..repo::DUE_SHARDS {
             let mut cursor = None;
             loop {
-                let (entries, next) = repo::due_entries(&*self.table, due_shard, now, 100, cursor).await?;
+                let (entries, next) =
+                    repo::due_entries(&*self.table, due_shard, now, 100, cursor).await?;
                 for stale in entries {
                     // The index is eventually consistent: decide on the entry as stored.
                     let r = stale.entry_ref();
                     for _ in 0..CONFLICT_RETRIES {
-                        let Some(mut e) = repo::get_entry(&*self.table, &r).await? else { break };
+                        let Some(mut e) = repo::get_entry(&*self.table, &r).await? else {
+                            break;
+                        };
                         let before = e.clone();
                         if !e.expire(now) {
                             break;
@@ -40,7 +43,8 @@ impl SweepService {
                             Ok(()) => {
                                 report.expired += 1;
                                 let d = stats::delta(Some(&before), &e);
-                                repo::add_counters(&*self.table, &r.tenant, &r.campaign_id, &d).await?;
+                                repo::add_counters(&*self.table, &r.tenant, &r.campaign_id, &d)
+                                    .await?;
                                 break;
                             }
                             Err(PortError::ConditionFailed) => continue,
@@ -59,13 +63,21 @@ impl SweepService {
             if !s.is_done() {
                 continue;
             }
-            match update_campaign(&*self.table, &*self.bus, &tenant, &id, None, |c| c.complete(now)).await {
+            match update_campaign(&*self.table, &*self.bus, &tenant, &id, None, |c| {
+                c.complete(now)
+            })
+            .await
+            {
                 Ok(_) => report.completed += 1,
                 Err(e) => tracing::info!(campaign_id = %id, error = %e, "campaign not completed"),
             }
         }
         if report != SweepReport::default() {
-            tracing::info!(expired = report.expired, completed = report.completed, "swept");
+            tracing::info!(
+                expired = report.expired,
+                completed = report.completed,
+                "swept"
+            );
         }
         Ok(report)
     }

@@ -39,9 +39,10 @@ pub struct NewAccount {
 
 /// A credential reference names a secret store and a key, never the secret itself.
 pub fn validate_secret_ref(field: &str, r: &str) -> Result<(), DomainError> {
-    let ok = ["secretsmanager:", "ssm:", "env:"]
-        .iter()
-        .any(|p| r.strip_prefix(p).is_some_and(|rest| !rest.trim().is_empty()));
+    let ok = ["secretsmanager:", "ssm:", "env:"].iter().any(|p| {
+        r.strip_prefix(p)
+            .is_some_and(|rest| !rest.trim().is_empty())
+    });
     if ok {
         Ok(())
     } else {
@@ -60,7 +61,10 @@ impl Account {
         validate_secret_ref("token_ref", &token_ref)?;
         let rate_limit = input.rate_limit.unwrap_or(DEFAULT_ACCOUNT_RATE);
         if !(1..=1000).contains(&rate_limit) {
-            return Err(DomainError::invalid("rate_limit", "must be between 1 and 1000 messages/s"));
+            return Err(DomainError::invalid(
+                "rate_limit",
+                "must be between 1 and 1000 messages/s",
+            ));
         }
         Ok(Account {
             id: new_id("acc"),
@@ -98,7 +102,12 @@ mod tests {
 
     #[test]
     fn r7_2_account_holds_a_reference_not_a_token() {
-        let a = Account::create("t1", input("secretsmanager:prod/meta-token"), chrono::Utc::now()).unwrap();
+        let a = Account::create(
+            "t1",
+            input("secretsmanager:prod/meta-token"),
+            chrono::Utc::now(),
+        )
+        .unwrap();
         assert_eq!(a.rate_limit, DEFAULT_ACCOUNT_RATE);
         let err = Account::create("t1", input("EAAG1234secret"), chrono::Utc::now()).unwrap_err();
         assert!(matches!(err, DomainError::Invalid { field, .. } if field == "token_ref"));

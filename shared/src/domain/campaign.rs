@@ -101,15 +101,24 @@ impl Campaign {
     pub fn create(tenant: &str, input: NewCampaign, now: Time) -> Result<Self, DomainError> {
         let name = required("name", input.name)?;
         if name.chars().count() > 200 {
-            return Err(DomainError::invalid("name", "must be at most 200 characters"));
+            return Err(DomainError::invalid(
+                "name",
+                "must be at most 200 characters",
+            ));
         }
         let rate = input.rate.unwrap_or(DEFAULT_RATE);
         if !(1..=MAX_RATE).contains(&rate) {
-            return Err(DomainError::invalid("rate", format!("must be between 1 and {MAX_RATE} messages/s")));
+            return Err(DomainError::invalid(
+                "rate",
+                format!("must be between 1 and {MAX_RATE} messages/s"),
+            ));
         }
         let response_timeout_days = input.response_timeout_days.unwrap_or(1);
         if !(1..=30).contains(&response_timeout_days) {
-            return Err(DomainError::invalid("response_timeout_days", "must be between 1 and 30 days"));
+            return Err(DomainError::invalid(
+                "response_timeout_days",
+                "must be between 1 and 30 days",
+            ));
         }
         if let Some(t) = &input.template {
             if t.name.trim().is_empty() {
@@ -119,7 +128,11 @@ impl Campaign {
                 return Err(DomainError::invalid("template.language", "is required"));
             }
         }
-        if input.account_id.as_deref().is_some_and(|a| a.trim().is_empty()) {
+        if input
+            .account_id
+            .as_deref()
+            .is_some_and(|a| a.trim().is_empty())
+        {
             return Err(DomainError::invalid("account_id", "must not be empty"));
         }
         let mut c = Campaign {
@@ -245,7 +258,9 @@ impl Campaign {
     /// Whether contacts may still be added to the hopper (R1.4, R2.2).
     pub fn accepts_audience(&self) -> Result<(), DomainError> {
         match self.status {
-            CampaignStatus::Completed | CampaignStatus::Cancelled => Err(self.illegal("add contacts to")),
+            CampaignStatus::Completed | CampaignStatus::Cancelled => {
+                Err(self.illegal("add contacts to"))
+            }
             _ => Ok(()),
         }
     }
@@ -264,7 +279,10 @@ mod tests {
         NewCampaign {
             name: Some("Diwali".into()),
             account_id: Some("acc_1".into()),
-            template: Some(TemplateRef { name: "offer".into(), language: "en".into() }),
+            template: Some(TemplateRef {
+                name: "offer".into(),
+                language: "en".into(),
+            }),
             ..Default::default()
         }
     }
@@ -272,7 +290,15 @@ mod tests {
     #[test]
     fn r1_3_campaign_missing_template_is_draft_and_cannot_launch() {
         let now = Utc::now();
-        let mut c = Campaign::create("t", NewCampaign { template: None, ..complete_input() }, now).unwrap();
+        let mut c = Campaign::create(
+            "t",
+            NewCampaign {
+                template: None,
+                ..complete_input()
+            },
+            now,
+        )
+        .unwrap();
         assert_eq!(c.status, CampaignStatus::Draft);
         let err = c.launch(now).unwrap_err();
         assert!(matches!(err, DomainError::Conflict(m) if m.contains("template")));
@@ -295,9 +321,20 @@ mod tests {
     fn r1_3_start_date_in_future_schedules_then_starts() {
         let now = Utc::now();
         let at = now + Duration::hours(2);
-        let mut c = Campaign::create("t", NewCampaign { start_at: Some(at), ..complete_input() }, now).unwrap();
+        let mut c = Campaign::create(
+            "t",
+            NewCampaign {
+                start_at: Some(at),
+                ..complete_input()
+            },
+            now,
+        )
+        .unwrap();
         assert_eq!(c.launch(now).unwrap(), Launched::Scheduled(at));
-        assert!(c.pause(None, now).is_err(), "a scheduled campaign is not running");
+        assert!(
+            c.pause(None, now).is_err(),
+            "a scheduled campaign is not running"
+        );
         c.start(at).unwrap();
         assert_eq!(c.status, CampaignStatus::Running);
     }
@@ -313,18 +350,43 @@ mod tests {
         assert!(matches!(c.launch(now), Err(DomainError::Conflict(_))));
         assert!(matches!(c.start(now), Err(DomainError::Conflict(_))));
         c.complete(now).unwrap();
-        assert!(matches!(c.accepts_audience(), Err(DomainError::Conflict(_))));
+        assert!(matches!(
+            c.accepts_audience(),
+            Err(DomainError::Conflict(_))
+        ));
     }
 
     #[test]
     fn r1_2_settings_are_validated_naming_the_field() {
         let now = Utc::now();
-        let bad_rate = Campaign::create("t", NewCampaign { rate: Some(0), ..complete_input() }, now);
+        let bad_rate = Campaign::create(
+            "t",
+            NewCampaign {
+                rate: Some(0),
+                ..complete_input()
+            },
+            now,
+        );
         assert!(matches!(bad_rate, Err(DomainError::Invalid { field, .. }) if field == "rate"));
-        let bad_timeout =
-            Campaign::create("t", NewCampaign { response_timeout_days: Some(0), ..complete_input() }, now);
-        assert!(matches!(bad_timeout, Err(DomainError::Invalid { field, .. }) if field == "response_timeout_days"));
-        let no_name = Campaign::create("t", NewCampaign { name: None, ..complete_input() }, now);
+        let bad_timeout = Campaign::create(
+            "t",
+            NewCampaign {
+                response_timeout_days: Some(0),
+                ..complete_input()
+            },
+            now,
+        );
+        assert!(
+            matches!(bad_timeout, Err(DomainError::Invalid { field, .. }) if field == "response_timeout_days")
+        );
+        let no_name = Campaign::create(
+            "t",
+            NewCampaign {
+                name: None,
+                ..complete_input()
+            },
+            now,
+        );
         assert!(matches!(no_name, Err(DomainError::Invalid { field, .. }) if field == "name"));
     }
 }

@@ -81,14 +81,24 @@ mod tests {
     fn r2_1_contact_phone_is_normalised_on_create() {
         let c = Contact::create(
             "t",
-            NewContact { phone: Some("+91 98123 45678".into()), name: Some("Asha".into()), email: None, fields: BTreeMap::new() },
+            NewContact {
+                phone: Some("+91 98123 45678".into()),
+                name: Some("Asha".into()),
+                email: None,
+                fields: BTreeMap::new(),
+            },
             chrono::Utc::now(),
         )
         .unwrap();
         assert_eq!(c.phone.as_str(), "919812345678");
         let err = Contact::create(
             "t",
-            NewContact { phone: None, name: None, email: None, fields: BTreeMap::new() },
+            NewContact {
+                phone: None,
+                name: None,
+                email: None,
+                fields: BTreeMap::new(),
+            },
             chrono::Utc::now(),
         )
         .unwrap_err();

@@ -36,7 +36,10 @@ impl EntryState {
 
     /// Still to be sent or waited for: a campaign with such entries is not done.
     pub fn is_open(self) -> bool {
-        matches!(self, EntryState::Fresh | EntryState::Sending | EntryState::Pending)
+        matches!(
+            self,
+            EntryState::Fresh | EntryState::Sending | EntryState::Pending
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -209,7 +212,9 @@ impl HopperEntry {
             }
             StatusKind::Failed { reason, .. } => {
                 // A message that reached the phone cannot fail afterwards.
-                if self.delivered_at.is_none() && self.disposition.as_deref() != Some("undeliverable") {
+                if self.delivered_at.is_none()
+                    && self.disposition.as_deref() != Some("undeliverable")
+                {
                     self.error = Some(reason.clone());
                     self.disposition = Some("undeliverable".into());
                     if self.state == EntryState::Pending {
@@ -272,13 +277,21 @@ mod tests {
             NewCampaign {
                 name: Some("c".into()),
                 account_id: Some("a".into()),
-                template: Some(TemplateRef { name: "x".into(), language: "en".into() }),
+                template: Some(TemplateRef {
+                    name: "x".into(),
+                    language: "en".into(),
+                }),
                 ..Default::default()
             },
             Utc::now(),
         )
         .unwrap();
-        HopperEntry::new(&c, PhoneNumber::parse("919812345678").unwrap(), ContactData::default(), 1)
+        HopperEntry::new(
+            &c,
+            PhoneNumber::parse("919812345678").unwrap(),
+            ContactData::default(),
+            1,
+        )
     }
 
     #[test]
@@ -290,7 +303,12 @@ mod tests {
         assert_eq!((e.state, e.attempts), (EntryState::Sending, 1));
         e.record_sent("wamid.1".into(), now, Duration::days(1));
         assert_eq!(e.state, EntryState::Pending);
-        let r = Reply { message_id: "in".into(), text: Some("Yes".into()), button: Some("YES".into()), at: now };
+        let r = Reply {
+            message_id: "in".into(),
+            text: Some("Yes".into()),
+            button: Some("YES".into()),
+            at: now,
+        };
         assert_eq!(e.apply_reply(r), ReplyOutcome::InTime);
         assert_eq!(e.state, EntryState::Closed);
         assert_eq!(e.disposition.as_deref(), Some("replied:YES"));
@@ -313,9 +331,18 @@ mod tests {
         assert!(e.apply_status(&StatusKind::Read, now + Duration::seconds(5)));
         assert_eq!(e.delivered_at, Some(now + Duration::seconds(5)));
         assert!(!e.apply_status(&StatusKind::Delivered, now + Duration::seconds(9)));
-        assert!(!e.apply_status(&StatusKind::Read, now + Duration::seconds(9)), "duplicates change nothing");
-        let failed = StatusKind::Failed { code: Some(131026), reason: "Message Undeliverable".into() };
-        assert!(!e.apply_status(&failed, now + Duration::seconds(10)), "a read message cannot fail");
+        assert!(
+            !e.apply_status(&StatusKind::Read, now + Duration::seconds(9)),
+            "duplicates change nothing"
+        );
+        let failed = StatusKind::Failed {
+            code: Some(131026),
+            reason: "Message Undeliverable".into(),
+        };
+        assert!(
+            !e.apply_status(&failed, now + Duration::seconds(10)),
+            "a read message cannot fail"
+        );
         assert_eq!(e.state, EntryState::Pending);
     }
 
@@ -324,7 +351,10 @@ mod tests {
         let now = Utc::now();
         let mut e = entry();
         e.claim().unwrap();
-        let failed = StatusKind::Failed { code: Some(131026), reason: "Message Undeliverable".into() };
+        let failed = StatusKind::Failed {
+            code: Some(131026),
+            reason: "Message Undeliverable".into(),
+        };
         assert!(e.apply_status(&failed, now));
         e.record_sent("wamid.1".into(), now, Duration::days(1));
         assert_eq!(e.state, EntryState::Failed);
@@ -338,7 +368,10 @@ mod tests {
         e.record_sent("wamid.1".into(), now, Duration::days(1));
         assert!(!e.expire(now + Duration::hours(23)));
         assert!(e.expire(now + Duration::days(1)));
-        assert_eq!((e.state, e.disposition.as_deref()), (EntryState::Closed, Some("no_response")));
+        assert_eq!(
+            (e.state, e.disposition.as_deref()),
+            (EntryState::Closed, Some("no_response"))
+        );
     }
 
     #[test]
@@ -347,7 +380,12 @@ mod tests {
         let mut e = entry();
         e.claim().unwrap();
         e.record_sent("wamid.1".into(), now, Duration::days(1));
-        let r = Reply { message_id: "in".into(), text: Some("hi".into()), button: None, at: now + Duration::days(2) };
+        let r = Reply {
+            message_id: "in".into(),
+            text: Some("hi".into()),
+            button: None,
+            at: now + Duration::days(2),
+        };
         assert_eq!(e.apply_reply(r), ReplyOutcome::Late);
         assert_eq!(e.disposition.as_deref(), Some("expired"));
         assert!(e.replied_at.is_none());
@@ -358,7 +396,10 @@ mod tests {
         let mut e = entry();
         e.claim().unwrap();
         e.record_failure(&SendFailure::meta(131026, "Message undeliverable"));
-        assert_eq!((e.state, e.error.as_deref()), (EntryState::Failed, Some("Message Undeliverable")));
+        assert_eq!(
+            (e.state, e.error.as_deref()),
+            (EntryState::Failed, Some("Message Undeliverable"))
+        );
         let mut e = entry();
         e.claim().unwrap();
         e.record_failure(&SendFailure::meta(130429, "Rate limit hit"));

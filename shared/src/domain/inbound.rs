@@ -18,7 +18,14 @@ impl EntryRef {
     const PREFIX: &'static str = "ce1";
 
     pub fn encode(&self) -> String {
-        format!("{}|{}|{}|{}|{}", Self::PREFIX, self.tenant, self.campaign_id, self.shard, self.phone)
+        format!(
+            "{}|{}|{}|{}|{}",
+            Self::PREFIX,
+            self.tenant,
+            self.campaign_id,
+            self.shard,
+            self.phone
+        )
     }
 
     /// `None` for callback data that some other sender put there.
@@ -34,7 +41,12 @@ impl EntryRef {
         if it.next().is_some() {
             return None;
         }
-        Some(EntryRef { tenant, campaign_id, shard, phone })
+        Some(EntryRef {
+            tenant,
+            campaign_id,
+            shard,
+            phone,
+        })
     }
 }
 

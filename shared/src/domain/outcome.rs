@@ -27,8 +27,26 @@ pub fn classify_meta(code: i64) -> FailureClass {
     match code {
         130429 | 131056 | 131049 | 131000 | 131016 | 1 | 2 | 131057 | 4 | 80007 => Temporary,
         131026 | 131050 | 130472 | 131047 | 131021 | 131030 | 132005 | 132008 | 132012 => Permanent,
-        131048 | 132000 | 132001 | 132007 | 132015 | 132016 | 0 | 190 | 3 | 10 | 200..=299 | 131031 | 368
-        | 130497 | 131042 | 131064 | 133010 | 100 | 131008 | 131009 => Campaign,
+        131048
+        | 132000
+        | 132001
+        | 132007
+        | 132015
+        | 132016
+        | 0
+        | 190
+        | 3
+        | 10
+        | 200..=299
+        | 131031
+        | 368
+        | 130497
+        | 131042
+        | 131064
+        | 133010
+        | 100
+        | 131008
+        | 131009 => Campaign,
         // An unknown code must not burn through the audience: treat it as temporary so the
         // entry waits for an operator's retry instead of being marked failed forever.
         _ => Temporary,
@@ -73,6 +91,9 @@ mod tests {
         assert_eq!(classify_meta(130429), FailureClass::Temporary);
         assert_eq!(classify_meta(190), FailureClass::Campaign);
         assert_eq!(classify_meta(132015), FailureClass::Campaign);
-        assert_eq!(SendFailure::meta(131026, "Message undeliverable").reason, "Message Undeliverable");
+        assert_eq!(
+            SendFailure::meta(131026, "Message undeliverable").reason,
+            "Message Undeliverable"
+        );
     }
 }

@@ -28,22 +28,28 @@ impl PhoneNumber {
                 '0'..='9' => digits.push(c),
                 '+' if i == 0 => {}
                 ' ' | '-' | '.' | '(' | ')' | '/' => {}
-                _ => {
-                    return Err(DomainError::invalid(
-                        "phone",
-                        format!("'{input}' contains '{c}'; use digits, spaces, dashes and a leading '+'"),
-                    ))
-                }
+                _ => return Err(DomainError::invalid(
+                    "phone",
+                    format!(
+                        "'{input}' contains '{c}'; use digits, spaces, dashes and a leading '+'"
+                    ),
+                )),
             }
         }
-        let digits = digits.strip_prefix("00").map(str::to_owned).unwrap_or(digits);
+        let digits = digits
+            .strip_prefix("00")
+            .map(str::to_owned)
+            .unwrap_or(digits);
         if digits.is_empty() {
             return Err(DomainError::invalid("phone", "must contain digits"));
         }
         if digits.len() > MAX_DIGITS {
             return Err(DomainError::invalid(
                 "phone",
-                format!("has {} digits; at most {MAX_DIGITS} are allowed", digits.len()),
+                format!(
+                    "has {} digits; at most {MAX_DIGITS} are allowed",
+                    digits.len()
+                ),
             ));
         }
         Ok(PhoneNumber(digits))
@@ -93,8 +99,17 @@ mod tests {
 
     #[test]
     fn r2_1_phone_is_normalised_to_international_digits() {
-        for input in ["+91 98123-45678", "0091 9812345678", "919812345678", " +91 (98123) 45678 "] {
-            assert_eq!(PhoneNumber::parse(input).unwrap().as_str(), "919812345678", "{input}");
+        for input in [
+            "+91 98123-45678",
+            "0091 9812345678",
+            "919812345678",
+            " +91 (98123) 45678 ",
+        ] {
+            assert_eq!(
+                PhoneNumber::parse(input).unwrap().as_str(),
+                "919812345678",
+                "{input}"
+            );
         }
     }
 
@@ -115,6 +130,9 @@ mod tests {
 
     #[test]
     fn masked_phone_hides_the_subscriber_digits() {
-        assert_eq!(PhoneNumber::parse("919812345678").unwrap().masked(), "91********78");
+        assert_eq!(
+            PhoneNumber::parse("919812345678").unwrap().masked(),
+            "91********78"
+        );
     }
 }

@@ -14,7 +14,10 @@ fn membership(e: &HopperEntry) -> [(&'static str, bool); 7] {
         ("delivered", e.delivered_at.is_some()),
         ("read", e.read_at.is_some()),
         ("replied", e.replied_at.is_some()),
-        ("no_response", e.disposition.as_deref() == Some("no_response")),
+        (
+            "no_response",
+            e.disposition.as_deref() == Some("no_response"),
+        ),
         (e.state.as_str(), true),
     ]
 }
@@ -67,7 +70,12 @@ impl HopperCounts {
             total: c.get("target").copied().unwrap_or(0),
             states: EntryState::ALL
                 .iter()
-                .map(|s| (s.as_str().to_owned(), c.get(s.as_str()).copied().unwrap_or(0)))
+                .map(|s| {
+                    (
+                        s.as_str().to_owned(),
+                        c.get(s.as_str()).copied().unwrap_or(0),
+                    )
+                })
                 .collect(),
         }
     }
@@ -143,7 +151,10 @@ mod tests {
             NewCampaign {
                 name: Some("c".into()),
                 account_id: Some("a".into()),
-                template: Some(TemplateRef { name: "x".into(), language: "en".into() }),
+                template: Some(TemplateRef {
+                    name: "x".into(),
+                    language: "en".into(),
+                }),
                 ..Default::default()
             },
             now,
@@ -152,7 +163,12 @@ mod tests {
         let mut live = Delta::new();
         let mut entries = Vec::new();
         for i in 0..3 {
-            let e = HopperEntry::new(&c, PhoneNumber::parse(&format!("91981234567{i}")).unwrap(), ContactData::default(), i);
+            let e = HopperEntry::new(
+                &c,
+                PhoneNumber::parse(&format!("91981234567{i}")).unwrap(),
+                ContactData::default(),
+                i,
+            );
             fold(&mut live, delta(None, &e));
             entries.push(e);
         }
@@ -170,7 +186,16 @@ mod tests {
         }
         assert_eq!(live, recount(&entries));
         let stats = Stats::from_counters(&live.iter().map(|(k, v)| (k.to_string(), *v)).collect());
-        assert_eq!((stats.target, stats.sent, stats.delivered, stats.read, stats.no_response), (3, 3, 1, 1, 1));
+        assert_eq!(
+            (
+                stats.target,
+                stats.sent,
+                stats.delivered,
+                stats.read,
+                stats.no_response
+            ),
+            (3, 3, 1, 1, 1)
+        );
         assert_eq!(stats.open, 2);
         assert!(!stats.is_done());
         assert_eq!(stats.delivered_pct, 33.3);

@@ -93,7 +93,10 @@ pub fn placeholder_count(body: &str) -> Result<usize, DomainError> {
             .ok_or_else(|| DomainError::invalid("body", "has '{{' without a closing '}}'"))?;
         let inner = after[..end].trim();
         let n: usize = inner.parse().map_err(|_| {
-            DomainError::invalid("body", format!("placeholder '{{{{{inner}}}}}' must be a number like {{{{1}}}}"))
+            DomainError::invalid(
+                "body",
+                format!("placeholder '{{{{{inner}}}}}' must be a number like {{{{1}}}}"),
+            )
         })?;
         if n == 0 {
             return Err(DomainError::invalid("body", "placeholders start at {{1}}"));
@@ -105,7 +108,10 @@ pub fn placeholder_count(body: &str) -> Result<usize, DomainError> {
     seen.dedup();
     for (i, n) in seen.iter().enumerate() {
         if *n != i + 1 {
-            return Err(DomainError::invalid("body", format!("placeholder {{{{{}}}}} is missing", i + 1)));
+            return Err(DomainError::invalid(
+                "body",
+                format!("placeholder {{{{{}}}}} is missing", i + 1),
+            ));
         }
     }
     Ok(seen.len())
@@ -115,13 +121,22 @@ impl Template {
     pub fn create(tenant: &str, input: NewTemplate, now: Time) -> Result<Self, DomainError> {
         let account_id = super::account::required("account_id", input.account_id)?;
         let name = super::account::required("name", input.name)?;
-        if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
-            return Err(DomainError::invalid("name", "use lowercase letters, digits and '_' as Meta does"));
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(DomainError::invalid(
+                "name",
+                "use lowercase letters, digits and '_' as Meta does",
+            ));
         }
         let language = super::account::required("language", input.language)?;
         let body = super::account::required("body", input.body)?;
         if body.chars().count() > MAX_BODY_CHARS {
-            return Err(DomainError::invalid("body", format!("must be at most {MAX_BODY_CHARS} characters")));
+            return Err(DomainError::invalid(
+                "body",
+                format!("must be at most {MAX_BODY_CHARS} characters"),
+            ));
         }
         placeholder_count(&body)?;
         if input.quick_replies.len() > MAX_QUICK_REPLIES {
@@ -130,8 +145,15 @@ impl Template {
                 format!("at most {MAX_QUICK_REPLIES} quick-reply buttons"),
             ));
         }
-        if input.quick_replies.iter().any(|q| q.trim().is_empty() || q.chars().count() > 25) {
-            return Err(DomainError::invalid("quick_replies", "each button needs 1 to 25 characters"));
+        if input
+            .quick_replies
+            .iter()
+            .any(|q| q.trim().is_empty() || q.chars().count() > 25)
+        {
+            return Err(DomainError::invalid(
+                "quick_replies",
+                "each button needs 1 to 25 characters",
+            ));
         }
         Ok(Template {
             tenant: tenant.to_owned(),
@@ -161,14 +183,22 @@ impl Template {
         if variables.len() < n {
             return Err(DomainError::invalid(
                 "variables",
-                format!("placeholder {{{{{}}}}} of template {} has no mapping", variables.len() + 1, self.name),
+                format!(
+                    "placeholder {{{{{}}}}} of template {} has no mapping",
+                    variables.len() + 1,
+                    self.name
+                ),
             ));
         }
         Ok(())
     }
 
     /// Fills the placeholders for one contact. A missing value names the variable (R3.3).
-    pub fn render(&self, variables: &[VariableSource], contact: &ContactData) -> Result<Rendered, String> {
+    pub fn render(
+        &self,
+        variables: &[VariableSource],
+        contact: &ContactData,
+    ) -> Result<Rendered, String> {
         let n = placeholder_count(&self.body).map_err(|e| e.to_string())?;
         let mut params = Vec::with_capacity(n);
         for i in 0..n {
@@ -243,8 +273,12 @@ mod tests {
         let t = template("Hi {{1}}, your code {{2}} gives {{3}}");
         let vars = vec![
             VariableSource::ContactName,
-            VariableSource::Field { name: "code".into() },
-            VariableSource::Text { value: "20%".into() },
+            VariableSource::Field {
+                name: "code".into(),
+            },
+            VariableSource::Text {
+                value: "20%".into(),
+            },
         ];
         let contact = ContactData {
             name: Some("Asha".into()),
@@ -258,8 +292,21 @@ mod tests {
     #[test]
     fn r3_3_missing_value_names_the_variable() {
         let t = template("Hi {{1}}, code {{2}}");
-        let vars = vec![VariableSource::ContactName, VariableSource::Field { name: "code".into() }];
-        let err = t.render(&vars, &ContactData { name: Some("A".into()), ..Default::default() }).unwrap_err();
+        let vars = vec![
+            VariableSource::ContactName,
+            VariableSource::Field {
+                name: "code".into(),
+            },
+        ];
+        let err = t
+            .render(
+                &vars,
+                &ContactData {
+                    name: Some("A".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap_err();
         assert_eq!(err, "missing value for variable {{2}}");
     }
 

@@ -113,7 +113,12 @@ struct Members {
     phones: Vec<String>,
 }
 
-async fn add_members(State(a): S, t: TenantId, Path(id): Path<String>, JsonBody(b): JsonBody<Members>) -> R {
+async fn add_members(
+    State(a): S,
+    t: TenantId,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<Members>,
+) -> R {
     ok(json!({ "added": a.add_list_members(&t.0, &id, b.phones).await? }))
 }
 
@@ -128,7 +133,9 @@ struct Paging {
 }
 
 async fn list_campaigns(State(a): S, t: TenantId, Query(p): Query<Paging>) -> R {
-    let (items, next) = a.list_campaigns(&t.0, p.limit.unwrap_or(50), p.cursor).await?;
+    let (items, next) = a
+        .list_campaigns(&t.0, p.limit.unwrap_or(50), p.cursor)
+        .await?;
     ok(json!({ "items": items, "next_cursor": next }))
 }
 
@@ -141,7 +148,12 @@ struct Attach {
     list_id: String,
 }
 
-async fn attach_list(State(a): S, t: TenantId, Path(id): Path<String>, JsonBody(b): JsonBody<Attach>) -> R {
+async fn attach_list(
+    State(a): S,
+    t: TenantId,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<Attach>,
+) -> R {
     ok(a.attach_list(&t.0, &id, &b.list_id).await?)
 }
 

@@ -18,10 +18,20 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, kind, message: message.into(), field: None }
+        ApiError {
+            status,
+            kind,
+            message: message.into(),
+            field: None,
+        }
     }
     pub fn bad_request(field: Option<String>, message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::BAD_REQUEST, kind: "bad_request", message: message.into(), field }
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            kind: "bad_request",
+            message: message.into(),
+            field,
+        }
     }
 }
 
@@ -37,13 +47,21 @@ impl From<AppError> for ApiError {
             AppError::Domain(e @ DomainError::NotFound { .. }) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
             }
-            AppError::Domain(DomainError::Conflict(m)) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
-            AppError::Port(PortError::ConditionFailed) => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", "changed concurrently; try again")
+            AppError::Domain(DomainError::Conflict(m)) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", m)
             }
+            AppError::Port(PortError::ConditionFailed) => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "changed concurrently; try again",
+            ),
             AppError::Port(PortError::Backend(m)) => {
                 tracing::error!(error = %m, "backend failure");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is unavailable; try again")
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "storage is unavailable; try again",
+                )
             }
         }
     }

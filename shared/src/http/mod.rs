@@ -14,7 +14,10 @@ pub use error::ApiError;
 pub struct TenantId(pub String);
 
 /// Axum layer for local mode: the tenant comes from `x-tenant-id`, default `demo`.
-pub async fn tenant_from_header(mut req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+pub async fn tenant_from_header(
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     let tenant = req
         .headers()
         .get("x-tenant-id")
@@ -28,15 +31,25 @@ pub async fn tenant_from_header(mut req: axum::extract::Request, next: axum::mid
 
 /// Tenant ids become part of keys, so they are kept to a safe alphabet.
 pub fn is_valid_tenant(t: &str) -> bool {
-    !t.is_empty() && t.len() <= 64 && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !t.is_empty()
+        && t.len() <= 64
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for TenantId {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
         parts.extensions.get::<TenantId>().cloned().ok_or_else(|| {
-            ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "unauthorized", "no tenant in the request's credentials")
+            ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "no tenant in the request's credentials",
+            )
         })
     }
 }

@@ -37,9 +37,17 @@ struct Handshake {
 }
 
 async fn verify(State(s): State<Arc<WebhookState>>, Query(h): Query<Handshake>) -> Response {
-    match meta::verify_handshake(h.mode.as_deref(), h.token.as_deref(), h.challenge.as_deref(), &s.verify_token) {
+    match meta::verify_handshake(
+        h.mode.as_deref(),
+        h.token.as_deref(),
+        h.challenge.as_deref(),
+        &s.verify_token,
+    ) {
         Some(challenge) => (StatusCode::OK, challenge).into_response(),
-        None => (StatusCode::FORBIDDEN, Json(json!({"error": "forbidden", "message": "verification failed"})))
+        None => (
+            StatusCode::FORBIDDEN,
+            Json(json!({"error": "forbidden", "message": "verification failed"})),
+        )
             .into_response(),
     }
 }
@@ -48,10 +56,15 @@ async fn verify(State(s): State<Arc<WebhookState>>, Query(h): Query<Handshake>) 
 /// changes nothing (401). A body we cannot parse is acknowledged and logged, so Meta does
 /// not retry it for days; a storage failure answers 503 so Meta delivers it again.
 async fn receive(State(s): State<Arc<WebhookState>>, headers: HeaderMap, body: Bytes) -> Response {
-    let sig = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok());
+    let sig = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok());
     if !meta::verify_signature(s.app_secret.as_bytes(), &body, sig) {
         tracing::warn!(has_header = sig.is_some(), "webhook signature rejected");
-        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "unauthorized", "message": "invalid signature"})))
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "unauthorized", "message": "invalid signature"})),
+        )
             .into_response();
     }
     let events = match meta::parse_webhook(&body) {
@@ -65,7 +78,10 @@ async fn receive(State(s): State<Arc<WebhookState>>, headers: HeaderMap, body: B
         Ok(report) => (StatusCode::OK, Json(report)).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "webhook not applied; the provider will retry");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "unavailable", "message": "try again"})))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": "unavailable", "message": "try again"})),
+            )
                 .into_response()
         }
     }

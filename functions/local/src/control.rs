@@ -1,0 +1,89 @@
+//! The local server (API, webhook, control routes) and the loop that plays AWS's part:
+//! firing schedules, ticking the launcher and sweeper, feeding the queue to the sender.
+
+use crate::wiring::{Local, APP_SECRET, VERIFY_TOKEN};
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use shared::http::error::{ApiError, JsonBody};
+use shared::http::webhook::WebhookState;
+use shared::ports::Clock;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn router(local: Arc<Local>) -> Router {
+    let webhook = shared::http::webhook::router(Arc::new(WebhookState {
+        inbox: local.system.inbox.clone(),
+        app_secret: APP_SECRET.into(),
+        verify_token: VERIFY_TOKEN.into(),
+    }));
+    let control = Router::new()
+        .route("/local/clock", get(clock))
+        .route("/local/clock/advance", post(advance))
+        .with_state(local.clone())
+        .nest("/local/sim", local.simulator.control_router());
+    shared::http::api::router(local.system.admin.clone())
+        .layer(axum::middleware::from_fn(shared::http::tenant_from_header))
+        .merge(webhook)
+        .merge(control)
+        .route("/health", get(|| async { Json(json!({"ok": true})) }))
+}
+
+async fn clock(State(l): State<Arc<Local>>) -> Json<Value> {
+    Json(json!({ "now": l.clock.now() }))
+}
+
+#[derive(Deserialize)]
+struct Advance {
+    #[serde(default)]
+    seconds: i64,
+    #[serde(default)]
+    minutes: i64,
+    #[serde(default)]
+    hours: i64,
+    #[serde(default)]
+    days: i64,
+}
+
+/// Moves the clock forward so start dates, response timeouts and windows can be shown
+/// without waiting (R8.5). The loop then fires what became due.
+async fn advance(
+    State(l): State<Arc<Local>>,
+    JsonBody(a): JsonBody<Advance>,
+) -> Result<Json<Value>, ApiError> {
+    let by = chrono::Duration::seconds(a.seconds)
+        + chrono::Duration::minutes(a.minutes)
+        + chrono::Duration::hours(a.hours)
+        + chrono::Duration::days(a.days);
+    if by < chrono::Duration::zero() {
+        return Err(ApiError::bad_request(None, "the clock only moves forward"));
+    }
+    l.clock.advance(by);
+    step(&l).await;
+    Ok(Json(json!({ "now": l.clock.now() })))
+}
+
+/// One round of what AWS would do on its own.
+pub async fn step(l: &Local) {
+    let res: anyhow::Result<()> = async {
+        if let Some(s) = &l.scheduler {
+            l.system.fire_due_schedules(s).await?;
+        }
+        l.system.tick_if_due().await?;
+        l.system.drain_queue().await?;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = res {
+        tracing::warn!(error = %e, "local step failed; retrying");
+    }
+}
+
+pub async fn run_loop(l: Arc<Local>) {
+    loop {
+        step(&l).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

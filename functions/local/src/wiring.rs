@@ -1,0 +1,109 @@
+//! Chooses the adapters: in-memory by default, AWS (or an emulator) with AWS_ENDPOINT_URL.
+
+use async_trait::async_trait;
+use shared::adapters::aws::{
+    self, dynamo::DynamoTable, eventbridge::EventBridgeBus, scheduler::EventBridgeScheduler,
+    sqs::SqsQueue,
+};
+use shared::adapters::memory::{ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, MemoryTable};
+use shared::config;
+use shared::local::{Ports, System};
+use shared::ports::{Clock, PortResult, Secrets};
+use shared::providers::meta::MetaProvider;
+use shared::simulator::{SimConfig, Simulator};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const APP_SECRET: &str = "test-app-secret";
+pub const VERIFY_TOKEN: &str = "test-verify-token";
+
+pub struct Local {
+    pub system: System,
+    pub clock: Arc<ManualClock>,
+    pub simulator: Simulator,
+    /// Present on the in-memory backend, whose schedules this process fires.
+    pub scheduler: Option<Arc<MemoryScheduler>>,
+    pub backend: &'static str,
+}
+
+/// Every account's token reference resolves to the simulator's token.
+struct SimulatorToken(String);
+
+#[async_trait]
+impl Secrets for SimulatorToken {
+    async fn resolve(&self, _reference: &str) -> PortResult<String> {
+        Ok(self.0.clone())
+    }
+}
+
+pub async fn build(base_url: &str) -> anyhow::Result<Local> {
+    let clock = Arc::new(ManualClock::system());
+    let sim_cfg = SimConfig {
+        webhook_url: Some(format!("{base_url}/webhooks/meta")),
+        reply_percent: config::number("LOCAL_REPLY_PERCENT", 40)?,
+        status_delay: Duration::from_millis(config::number("LOCAL_STATUS_DELAY_MS", 300)?),
+        ..SimConfig::default()
+    };
+    let token = sim_cfg.access_token.clone();
+    let simulator = Simulator::start(sim_cfg, clock.clone()).await?;
+    let provider = Arc::new(MetaProvider::new(
+        simulator.base_url(),
+        "v23.0",
+        Arc::new(SimulatorToken(token)),
+    ));
+    // Lambda ticks every minute (the shortest EventBridge rate); locally a short tick
+    // starts a launched campaign within seconds. The pacing is the same either way.
+    let tick_seconds = config::number("TICK_SECONDS", 5)?;
+    let clock_dyn: Arc<dyn Clock> = clock.clone();
+    let (ports, scheduler, backend) = if std::env::var("AWS_ENDPOINT_URL").is_ok() {
+        let sdk = aws::sdk_config().await;
+        let name = config::optional("TABLE_NAME", "campaigns-local");
+        let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+        aws::setup::ensure_table(&ddb, &name).await?;
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let queue_url = aws::setup::ensure_queue(&sqs, &format!("{name}-send")).await?;
+        let eb = aws_sdk_eventbridge::Client::new(&sdk);
+        aws::setup::ensure_bus(&eb, &name).await?;
+        let sch = aws_sdk_scheduler::Client::new(&sdk);
+        aws::setup::ensure_schedule_group(&sch, &name).await?;
+        let ports = Ports {
+            table: Arc::new(DynamoTable::new(ddb, name.clone())),
+            queue: Arc::new(SqsQueue::new(sqs, queue_url)),
+            // Schedules are stored; the launcher's tick starts due campaigns itself.
+            scheduler: Arc::new(EventBridgeScheduler::new(
+                sch,
+                name.clone(),
+                config::optional(
+                    "LAUNCHER_ARN",
+                    "arn:aws:lambda:us-east-1:000000000000:function:launcher",
+                ),
+                config::optional(
+                    "SCHEDULER_ROLE_ARN",
+                    "arn:aws:iam::000000000000:role/scheduler",
+                ),
+            )),
+            bus: Arc::new(EventBridgeBus::new(eb, name, "campaigns")),
+            provider,
+            clock: clock_dyn,
+        };
+        (ports, None, "AWS adapters at AWS_ENDPOINT_URL")
+    } else {
+        let scheduler = Arc::new(MemoryScheduler::default());
+        let ports = Ports {
+            table: Arc::new(MemoryTable::new()),
+            queue: Arc::new(MemoryQueue::new(clock_dyn.clone())),
+            scheduler: scheduler.clone(),
+            bus: Arc::new(MemoryBus::default()),
+            provider,
+            clock: clock_dyn,
+        };
+        (ports, Some(scheduler), "in-memory adapters")
+    };
+    Ok(Local {
+        system: System::new(ports, tick_seconds),
+        clock,
+        simulator,
+        scheduler,
+        backend,
+    })
+}

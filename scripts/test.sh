@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what it needs into the project venv
+# (.venv: moto for the local AWS emulator, aws-sam-cli and cfn-lint for the template),
+# starts the emulator on loopback, runs every test, and stops what it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== infrastructure template: sam validate --lint, cfn-lint"
+scripts/lint-infra.sh
+
+echo "== local AWS emulator (moto) on loopback"
+eval "$(scripts/emulator.sh start)"
+trap 'scripts/emulator.sh stop' EXIT
+
+echo "== cargo test (unit, contract, adapter, end-to-end)"
+cargo test --workspace --all-targets
+
+echo "== smoke: the README's first command plays its demo on the embedded default"
+env -u AWS_ENDPOINT_URL cargo run -q -p local -- --exit-after-demo --port 0
