@@ -1,8 +1,6 @@
 //! The operator API behind API Gateway (HTTP API, JWT authorizer).
 
-use shared::adapters::aws::{
-    self, dynamo::DynamoTable, eventbridge::EventBridgeBus, scheduler::EventBridgeScheduler,
-};
+use shared::adapters::aws::{self, scheduler::EventBridgeScheduler};
 use shared::adapters::memory::SystemClock;
 use shared::app::admin::Admin;
 use shared::config;
@@ -15,10 +13,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     config::init_tracing();
     let sdk = aws::sdk_config().await;
     let admin = Arc::new(Admin {
-        table: Arc::new(DynamoTable::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            config::required("TABLE_NAME", "the DynamoDB table")?,
-        )),
+        table: aws::table_from_env(&sdk)?,
         scheduler: Arc::new(EventBridgeScheduler::new(
             aws_sdk_scheduler::Client::new(&sdk),
             config::required("SCHEDULE_GROUP", "the schedule group for start dates")?,
@@ -28,11 +23,7 @@ async fn main() -> Result<(), lambda_http::Error> {
                 "the role EventBridge Scheduler assumes",
             )?,
         )),
-        bus: Arc::new(EventBridgeBus::new(
-            aws_sdk_eventbridge::Client::new(&sdk),
-            config::required("EVENT_BUS_NAME", "the domain event bus")?,
-            "campaigns",
-        )),
+        bus: aws::bus_from_env(&sdk)?,
         clock: Arc::new(SystemClock),
     });
     let claim = config::optional("TENANT_CLAIM", "tenant_id");

@@ -2,9 +2,7 @@
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
-use shared::adapters::aws::{
-    self, dynamo::DynamoTable, eventbridge::EventBridgeBus, sqs::SqsQueue,
-};
+use shared::adapters::aws::{self, sqs::SqsQueue};
 use shared::adapters::memory::SystemClock;
 use shared::app::dispatch::Dispatcher;
 use shared::config;
@@ -15,19 +13,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     config::init_tracing();
     let sdk = aws::sdk_config().await;
     let dispatcher = Arc::new(Dispatcher {
-        table: Arc::new(DynamoTable::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            config::required("TABLE_NAME", "the DynamoDB table")?,
-        )),
+        table: aws::table_from_env(&sdk)?,
         queue: Arc::new(SqsQueue::new(
             aws_sdk_sqs::Client::new(&sdk),
             config::required("QUEUE_URL", "the send queue")?,
         )),
-        bus: Arc::new(EventBridgeBus::new(
-            aws_sdk_eventbridge::Client::new(&sdk),
-            config::required("EVENT_BUS_NAME", "the domain event bus")?,
-            "campaigns",
-        )),
+        bus: aws::bus_from_env(&sdk)?,
         clock: Arc::new(SystemClock),
         tick_seconds: config::number("TICK_SECONDS", 60)?,
     });

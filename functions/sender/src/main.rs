@@ -2,7 +2,7 @@
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, LambdaEvent};
-use shared::adapters::aws::{self, dynamo::DynamoTable, eventbridge::EventBridgeBus};
+use shared::adapters::aws;
 use shared::adapters::memory::SystemClock;
 use shared::adapters::secrets::SecretResolver;
 use shared::app::send::SendService;
@@ -16,20 +16,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = aws::sdk_config().await;
     let (graph_url, graph_version) = config::meta_graph();
     let service = Arc::new(SendService {
-        table: Arc::new(DynamoTable::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            config::required("TABLE_NAME", "the DynamoDB table")?,
-        )),
+        table: aws::table_from_env(&sdk)?,
         provider: Arc::new(MetaProvider::new(
             graph_url,
             graph_version,
             Arc::new(SecretResolver::new()),
         )),
-        bus: Arc::new(EventBridgeBus::new(
-            aws_sdk_eventbridge::Client::new(&sdk),
-            config::required("EVENT_BUS_NAME", "the domain event bus")?,
-            "campaigns",
-        )),
+        bus: aws::bus_from_env(&sdk)?,
         clock: Arc::new(SystemClock),
         concurrency: 10,
     });

@@ -2,7 +2,7 @@
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
-use shared::adapters::aws::{self, dynamo::DynamoTable, eventbridge::EventBridgeBus};
+use shared::adapters::aws;
 use shared::adapters::memory::SystemClock;
 use shared::app::sweep::SweepService;
 use shared::config;
@@ -13,15 +13,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     config::init_tracing();
     let sdk = aws::sdk_config().await;
     let sweeper = Arc::new(SweepService {
-        table: Arc::new(DynamoTable::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            config::required("TABLE_NAME", "the DynamoDB table")?,
-        )),
-        bus: Arc::new(EventBridgeBus::new(
-            aws_sdk_eventbridge::Client::new(&sdk),
-            config::required("EVENT_BUS_NAME", "the domain event bus")?,
-            "campaigns",
-        )),
+        table: aws::table_from_env(&sdk)?,
+        bus: aws::bus_from_env(&sdk)?,
         clock: Arc::new(SystemClock),
     });
     lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {

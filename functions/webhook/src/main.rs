@@ -1,6 +1,6 @@
 //! Provider webhooks behind API Gateway: Meta's verification handshake and signed events.
 
-use shared::adapters::aws::{self, dynamo::DynamoTable, eventbridge::EventBridgeBus};
+use shared::adapters::aws;
 use shared::adapters::memory::SystemClock;
 use shared::adapters::secrets::SecretResolver;
 use shared::app::inbox::Inbox;
@@ -27,15 +27,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         )?)
         .await?;
     let inbox = Arc::new(Inbox {
-        table: Arc::new(DynamoTable::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            config::required("TABLE_NAME", "the DynamoDB table")?,
-        )),
-        bus: Arc::new(EventBridgeBus::new(
-            aws_sdk_eventbridge::Client::new(&sdk),
-            config::required("EVENT_BUS_NAME", "the domain event bus")?,
-            "campaigns",
-        )),
+        table: aws::table_from_env(&sdk)?,
+        bus: aws::bus_from_env(&sdk)?,
         clock: Arc::new(SystemClock),
     });
     let app = shared::http::webhook::router(Arc::new(WebhookState {

@@ -28,12 +28,14 @@ impl PhoneNumber {
                 '0'..='9' => digits.push(c),
                 '+' if i == 0 => {}
                 ' ' | '-' | '.' | '(' | ')' | '/' => {}
-                _ => return Err(DomainError::invalid(
-                    "phone",
-                    format!(
+                _ => {
+                    return Err(DomainError::invalid(
+                        "phone",
+                        format!(
                         "'{input}' contains '{c}'; use digits, spaces, dashes and a leading '+'"
                     ),
-                )),
+                    ))
+                }
             }
         }
         let digits = digits

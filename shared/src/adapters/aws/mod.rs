@@ -30,3 +30,26 @@ pub(crate) fn backend<E: std::error::Error>(op: &str, err: E) -> PortError {
         aws_sdk_dynamodb::error::DisplayErrorContext(err)
     ))
 }
+
+/// The table named by `TABLE_NAME`, for the composition roots.
+pub fn table_from_env(
+    sdk: &aws_config::SdkConfig,
+) -> Result<std::sync::Arc<dynamo::DynamoTable>, crate::config::MissingVar> {
+    let name = crate::config::required("TABLE_NAME", "the DynamoDB table")?;
+    Ok(std::sync::Arc::new(dynamo::DynamoTable::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        name,
+    )))
+}
+
+/// The domain event bus named by `EVENT_BUS_NAME`, for the composition roots.
+pub fn bus_from_env(
+    sdk: &aws_config::SdkConfig,
+) -> Result<std::sync::Arc<eventbridge::EventBridgeBus>, crate::config::MissingVar> {
+    let name = crate::config::required("EVENT_BUS_NAME", "the domain event bus")?;
+    Ok(std::sync::Arc::new(eventbridge::EventBridgeBus::new(
+        aws_sdk_eventbridge::Client::new(sdk),
+        name,
+        "campaigns",
+    )))
+}
