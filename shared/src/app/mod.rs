@@ -3,10 +3,12 @@
 //! dependencies to what it uses.
 
 pub mod admin;
+pub mod audience;
 pub mod dispatch;
 pub mod inbox;
 pub mod send;
 pub mod sweep;
+pub mod templates;
 
 use crate::domain::campaign::{Campaign, CampaignStatus};
 use crate::domain::events::{CampaignStateChanged, DomainEvent};

@@ -50,6 +50,7 @@ impl Contact {
         ContactData {
             name: self.name.clone(),
             fields: self.fields.clone(),
+            valued_tags: Default::default(),
         }
     }
 }

@@ -64,6 +64,8 @@ pub enum VariableSource {
     ContactName,
     /// A custom field of the contact.
     Field { name: String },
+    /// The value of one of the contact's valued tags (key -> value).
+    ValuedTag { name: String },
 }
 
 /// What a contact supplies to a template.
@@ -72,6 +74,8 @@ pub struct ContactData {
     pub name: Option<String>,
     #[serde(default)]
     pub fields: BTreeMap<String, String>,
+    #[serde(default)]
+    pub valued_tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,6 +210,7 @@ impl Template {
                 Some(VariableSource::Text { value }) => Some(value.clone()),
                 Some(VariableSource::ContactName) => contact.name.clone(),
                 Some(VariableSource::Field { name }) => contact.fields.get(name).cloned(),
+                Some(VariableSource::ValuedTag { name }) => contact.valued_tags.get(name).cloned(),
                 None => None,
             };
             match value {
@@ -283,6 +288,7 @@ mod tests {
         let contact = ContactData {
             name: Some("Asha".into()),
             fields: [("code".to_string(), "X1".to_string())].into(),
+            ..Default::default()
         };
         let r = t.render(&vars, &contact).unwrap();
         assert_eq!(r.params, vec!["Asha", "X1", "20%"]);

@@ -2,7 +2,9 @@
 //! translate requests into use-case calls and errors into status codes, nothing more.
 
 pub mod api;
+pub mod audience;
 pub mod error;
+pub mod templates;
 pub mod webhook;
 
 pub use error::ApiError;

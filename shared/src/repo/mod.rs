@@ -15,15 +15,13 @@
 //! | hopper entry | `HOPPER#t#c#n` | `ENTRY#p` | GSI2 `READY#t#c#n` while FRESH; GSI1 `DUE#k` while PENDING |
 //! | interaction | `INTERACTION#sender#p` | `INTERACTION` | TTL |
 
-use crate::domain::account::Account;
 use crate::domain::campaign::{Campaign, CampaignStatus};
-use crate::domain::contact::{Contact, ContactList};
+
 use crate::domain::hopper::{EntryState, HopperEntry};
 use crate::domain::inbound::EntryRef;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::stable_hash;
 use crate::domain::stats::Delta;
-use crate::domain::template::Template;
 use crate::domain::Time;
 use crate::ports::{Cond, Index, Item, Page, PortError, PortResult, Query, SkCond, Table};
 use serde::de::DeserializeOwned;
@@ -97,181 +95,15 @@ pub async fn query_all(table: &dyn Table, mut q: Query) -> PortResult<Vec<Item>>
     }
 }
 
-fn tenant_pk(tenant: &str) -> String {
+pub(crate) fn tenant_pk(tenant: &str) -> String {
     format!("TENANT#{tenant}")
 }
 
-// ---- accounts, templates, contacts, lists ----
+pub mod audience;
+pub mod templates;
 
-pub async fn put_account(table: &dyn Table, a: &Account) -> PortResult<()> {
-    let item = to_item(
-        a,
-        "account",
-        &[
-            ("PK", tenant_pk(&a.tenant)),
-            ("SK", format!("ACCOUNT#{}", a.id)),
-        ],
-    )?;
-    table.put(item, Cond::NotExists).await
-}
-
-pub async fn get_account(table: &dyn Table, tenant: &str, id: &str) -> PortResult<Option<Account>> {
-    table
-        .get(&tenant_pk(tenant), &format!("ACCOUNT#{id}"))
-        .await?
-        .map(from_item)
-        .transpose()
-}
-
-pub async fn list_accounts(table: &dyn Table, tenant: &str) -> PortResult<Vec<Account>> {
-    let q = Query::new(
-        Index::Primary,
-        tenant_pk(tenant),
-        SkCond::BeginsWith("ACCOUNT#".into()),
-    );
-    query_all(table, q)
-        .await?
-        .into_iter()
-        .map(from_item)
-        .collect()
-}
-
-fn template_sk(account: &str, name: &str, language: &str) -> String {
-    format!("TEMPLATE#{account}#{name}#{language}")
-}
-
-pub async fn put_template(table: &dyn Table, t: &Template) -> PortResult<()> {
-    let sk = template_sk(&t.account_id, &t.name, &t.language);
-    let item = to_item(t, "template", &[("PK", tenant_pk(&t.tenant)), ("SK", sk)])?;
-    table.put(item, Cond::None).await
-}
-
-pub async fn get_template(
-    table: &dyn Table,
-    tenant: &str,
-    account: &str,
-    name: &str,
-    language: &str,
-) -> PortResult<Option<Template>> {
-    table
-        .get(&tenant_pk(tenant), &template_sk(account, name, language))
-        .await?
-        .map(from_item)
-        .transpose()
-}
-
-pub async fn list_templates(table: &dyn Table, tenant: &str) -> PortResult<Vec<Template>> {
-    let q = Query::new(
-        Index::Primary,
-        tenant_pk(tenant),
-        SkCond::BeginsWith("TEMPLATE#".into()),
-    );
-    query_all(table, q)
-        .await?
-        .into_iter()
-        .map(from_item)
-        .collect()
-}
-
-fn contact_pk(tenant: &str, phone: &PhoneNumber) -> String {
-    format!("TENANT#{tenant}#PHONE#{phone}")
-}
-
-pub async fn put_contact(table: &dyn Table, c: &Contact) -> PortResult<()> {
-    let item = to_item(
-        c,
-        "contact",
-        &[
-            ("PK", contact_pk(&c.tenant, &c.phone)),
-            ("SK", "CONTACT".into()),
-        ],
-    )?;
-    table.put(item, Cond::None).await
-}
-
-pub async fn get_contact(
-    table: &dyn Table,
-    tenant: &str,
-    phone: &PhoneNumber,
-) -> PortResult<Option<Contact>> {
-    table
-        .get(&contact_pk(tenant, phone), "CONTACT")
-        .await?
-        .map(from_item)
-        .transpose()
-}
-
-pub async fn put_list(table: &dyn Table, l: &ContactList) -> PortResult<()> {
-    let item = to_item(
-        l,
-        "list",
-        &[
-            ("PK", tenant_pk(&l.tenant)),
-            ("SK", format!("LIST#{}", l.id)),
-        ],
-    )?;
-    table.put(item, Cond::NotExists).await
-}
-
-pub async fn get_list(
-    table: &dyn Table,
-    tenant: &str,
-    id: &str,
-) -> PortResult<Option<ContactList>> {
-    table
-        .get(&tenant_pk(tenant), &format!("LIST#{id}"))
-        .await?
-        .map(from_item)
-        .transpose()
-}
-
-#[derive(Serialize, Deserialize)]
-struct ListMember {
-    phone: PhoneNumber,
-}
-
-pub async fn add_list_member(
-    table: &dyn Table,
-    tenant: &str,
-    list: &str,
-    phone: &PhoneNumber,
-) -> PortResult<()> {
-    let item = to_item(
-        &ListMember {
-            phone: phone.clone(),
-        },
-        "list_member",
-        &[
-            ("PK", format!("LIST#{tenant}#{list}")),
-            ("SK", format!("PHONE#{phone}")),
-        ],
-    )?;
-    table.put(item, Cond::None).await
-}
-
-/// One page of a list's members.
-pub async fn list_members(
-    table: &dyn Table,
-    tenant: &str,
-    list: &str,
-    limit: u32,
-    cursor: Option<String>,
-) -> PortResult<(Vec<PhoneNumber>, Option<String>)> {
-    let q = Query::new(
-        Index::Primary,
-        format!("LIST#{tenant}#{list}"),
-        SkCond::BeginsWith("PHONE#".into()),
-    )
-    .limit(limit)
-    .cursor(cursor);
-    let page = table.query(&q).await?;
-    let phones = page
-        .items
-        .into_iter()
-        .map(|i| from_item::<ListMember>(i).map(|m| m.phone))
-        .collect::<PortResult<_>>()?;
-    Ok((phones, page.cursor))
-}
+pub use audience::*;
+pub use templates::*;
 
 // ---- campaigns ----
 
