@@ -9,8 +9,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 PORT="${MOTO_PORT:-5055}"
 MOTO_VERSION="5.2.1"
-PID_FILE="$VENV/moto.pid"
-LOG_FILE="$VENV/moto.log"
+PID_FILE="$VENV/moto-$PORT.pid"
+LOG_FILE="$VENV/moto-$PORT.log"
 URL="http://127.0.0.1:$PORT"
 
 print_env() {
