@@ -12,7 +12,11 @@
 //!   optional `"context_id"` (default: the last wamid sent to that phone; `""` for none)
 //!   and `"phone_number_id"`
 //!
-//! [`Simulator::router`] holds the Cloud API route and [`Simulator::control_router`] the
+//! It also lists message templates like Meta's `GET /{version}/{waba_id}/message_templates`
+//! (bearer token, `limit` and `after` cursors, a `paging.next` link while more follow), from
+//! what [`Simulator::set_templates`] gave it.
+//!
+//! [`Simulator::router`] holds the Cloud API routes and [`Simulator::control_router`] the
 //! control routes with paths relative to their mount point (`/messages`, `/webhooks`,
 //! `/reply`); the simulator's own listener serves the control routes under `/sim`, and
 //! another server can nest them elsewhere (e.g. `/local/sim`).
@@ -145,10 +149,26 @@ pub enum SimError {
     Invalid(String),
 }
 
+/// A template-list request the simulator answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateListRequest {
+    pub waba_id: String,
+    pub limit: Option<u32>,
+    pub after: Option<String>,
+}
+
+/// Templates listed per page when neither the request nor the simulator says.
+pub const SIM_TEMPLATE_PAGE: usize = 25;
+
 #[derive(Default)]
 struct State0 {
     sent: Vec<SentRecord>,
     webhooks: Vec<WebhookRecord>,
+    /// Meta-shaped template objects the list route serves.
+    templates: Vec<Value>,
+    /// At most this many templates per page (0: as the request asks).
+    template_page_size: usize,
+    template_lists: Vec<TemplateListRequest>,
 }
 
 struct Inner {
@@ -296,6 +316,20 @@ impl Simulator {
         self.inner.state.lock().unwrap().webhooks.clone()
     }
 
+    /// The templates the list route serves (Meta-shaped objects: `name`, `language`,
+    /// `status`, `category`, `id`, `quality_score`, `components`), at most `page_size` a
+    /// page (0: as many as the request's `limit`).
+    pub fn set_templates(&self, templates: Vec<Value>, page_size: usize) {
+        let mut st = self.inner.state.lock().unwrap();
+        st.templates = templates;
+        st.template_page_size = page_size;
+    }
+
+    /// Template-list requests answered so far, oldest first.
+    pub fn template_list_requests(&self) -> Vec<TemplateListRequest> {
+        self.inner.state.lock().unwrap().template_lists.clone()
+    }
+
     /// Webhook tasks still running.
     pub fn pending_webhooks(&self) -> usize {
         *self.inner.pending.borrow()
@@ -332,6 +366,11 @@ impl Simulator {
 fn api_router(inner: Arc<Inner>) -> Router {
     Router::new()
         .route("/{version}/{phone_number_id}/messages", post(send_message))
+        // The id here is the WABA's; the segment shares the send route's name.
+        .route(
+            "/{version}/{phone_number_id}/message_templates",
+            get(list_templates),
+        )
         .with_state(inner)
 }
 
@@ -481,6 +520,57 @@ async fn send_message(
         "messages": [{"id": wamid, "message_status": "accepted"}],
     }))
     .into_response()
+}
+
+/// `GET /{version}/{waba_id}/message_templates?limit=&after=`: a page of the configured
+/// templates; cursors are `c<offset>`.
+async fn list_templates(
+    State(inner): State<Arc<Inner>>,
+    Path((version, waba_id)): Path<(String, String)>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let expected = format!("Bearer {}", inner.cfg.access_token);
+    let auth = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok());
+    if auth != Some(expected.as_str()) {
+        return meta_error(
+            StatusCode::UNAUTHORIZED,
+            190,
+            "Invalid OAuth access token - Cannot parse access token",
+            None,
+        );
+    }
+    let limit = q.get("limit").and_then(|l| l.parse::<u32>().ok());
+    let after = q.get("after").cloned();
+    let mut st = inner.state.lock().unwrap();
+    st.template_lists.push(TemplateListRequest {
+        waba_id: waba_id.clone(),
+        limit,
+        after: after.clone(),
+    });
+    let start = match after.as_deref() {
+        None => 0,
+        Some(c) => match c.strip_prefix('c').and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) if n <= st.templates.len() => n,
+            _ => return invalid_param("after: unknown cursor"),
+        },
+    };
+    let mut size = limit.map_or(SIM_TEMPLATE_PAGE, |l| l.clamp(1, 1000) as usize);
+    if st.template_page_size > 0 {
+        size = size.min(st.template_page_size);
+    }
+    let end = (start + size).min(st.templates.len());
+    let data = st.templates[start..end].to_vec();
+    let mut paging =
+        json!({"cursors": {"before": format!("c{start}"), "after": format!("c{end}")}});
+    if end < st.templates.len() {
+        paging["next"] = Value::String(format!(
+            "https://graph.facebook.com/{version}/{waba_id}/message_templates?limit={size}&after=c{end}"
+        ));
+    }
+    Json(json!({"data": data, "paging": paging})).into_response()
 }
 
 /// Whether the contact answers: a stable hash of the phone below `reply_percent`.

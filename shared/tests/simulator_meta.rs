@@ -157,6 +157,7 @@ fn template(phone: &str, payloads: &[&str]) -> OutboundTemplate {
         params: vec!["Asha".into(), "20%".into()],
         quick_reply_payloads: payloads.iter().map(|s| s.to_string()).collect(),
         callback_data: entry_ref(phone).encode(),
+        header: None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! The webhook's use case: apply delivery statuses and customer replies to hopper
-//! entries, idempotently and never backwards (R6.1, R5.2).
+//! entries, idempotently and never backwards (R6.1, R5.2), and the provider's template
+//! status and quality changes to the stored templates (R3.2).
 
 use super::{publish, AppResult, CONFLICT_RETRIES};
 use crate::domain::events::{DomainEvent, ReplyReceived};
@@ -31,6 +32,12 @@ impl Inbox {
             let applied = match ev {
                 Inbound::Status(s) => self.status(s).await?,
                 Inbound::Message(m) => self.message(m).await?,
+                Inbound::TemplateStatus(u) => {
+                    let now = self.clock.now();
+                    super::templates::apply_template_update(&*self.table, &*self.bus, now, &u)
+                        .await?
+                        > 0
+                }
             };
             if applied {
                 report.applied += 1;

@@ -8,9 +8,9 @@ use crate::domain::account::Account;
 use crate::domain::campaign::Campaign;
 use crate::domain::hopper::HopperEntry;
 use crate::domain::inbound::EntryRef;
-use crate::domain::outcome::FailureClass;
+use crate::domain::outcome::{FailureClass, SendFailure};
 use crate::domain::stats::{self, Delta};
-use crate::domain::template::Template;
+use crate::domain::template::{status_from_send_error, Template};
 use crate::ports::{Clock, EventBus, MessagingProvider, OutboundTemplate, PortError, Table};
 use crate::repo::{self, Interaction};
 use futures::stream::{self, StreamExt};
@@ -142,27 +142,54 @@ impl SendService {
             // Paused or stopped: the entry stays FRESH and goes out after resume.
             return Ok((SendOutcome::Skipped("campaign not running"), delta));
         }
-        let Some(mut entry) = repo::get_entry(&*self.table, r).await? else {
-            return Ok((SendOutcome::Skipped("entry not found"), delta));
-        };
-        let before = entry.clone();
-        if entry.claim().is_err() {
-            return Ok((SendOutcome::Skipped("already claimed"), delta));
-        }
-        match repo::save_entry(&*self.table, &mut entry).await {
-            Ok(()) => {}
-            Err(PortError::ConditionFailed) => {
-                return Ok((SendOutcome::Skipped("claimed concurrently"), delta))
+        // Claim: another writer (a contact update refreshing a FRESH entry's fields) may
+        // have changed the entry since it was read; reload and ask again, so the entry is
+        // neither lost nor claimed twice.
+        let mut claimed = None;
+        for _ in 0..super::CONFLICT_RETRIES {
+            let Some(mut entry) = repo::get_entry(&*self.table, r).await? else {
+                return Ok((SendOutcome::Skipped("entry not found"), delta));
+            };
+            let before = entry.clone();
+            if entry.claim().is_err() {
+                return Ok((SendOutcome::Skipped("already claimed"), delta));
             }
-            Err(e) => return Err(e.into()),
+            match repo::save_entry(&*self.table, &mut entry).await {
+                Ok(()) => {
+                    stats::fold(&mut delta, stats::delta(Some(&before), &entry));
+                    claimed = Some(entry);
+                    break;
+                }
+                Err(PortError::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
         }
-        stats::fold(&mut delta, stats::delta(Some(&before), &entry));
-
-        let rendered = match ctx.template.check_usable(&ctx.campaign.variables) {
-            Err(e) => Err(e.to_string()),
-            Ok(()) => ctx.template.render(&ctx.campaign.variables, &entry.contact),
+        let Some(mut entry) = claimed else {
+            return Err(PortError::ConditionFailed.into());
         };
-        let rendered = match rendered {
+
+        // A template that cannot be sent (not APPROVED, a placeholder without a source, a
+        // header without its link) stops the campaign; the contact is not at fault, so the
+        // entry waits in RETRY for the campaign to resume (R3.2, R4.7).
+        if let Err(e) = ctx.template.check_usable(&ctx.campaign.variables) {
+            let reason = ctx
+                .template
+                .blocked_reason()
+                .unwrap_or_else(|| e.to_string());
+            let failure = SendFailure {
+                class: FailureClass::Campaign,
+                code: None,
+                reason: reason.clone(),
+            };
+            let d = self
+                .record(&mut entry, move |e| e.record_failure(&failure))
+                .await?;
+            stats::fold(&mut delta, d);
+            self.pause_campaign(&ctx.campaign, &reason).await;
+            return Ok((SendOutcome::Retry(reason), delta));
+        }
+        // A contact without a value for a mapped variable is not sent to (R3.3).
+        let rendered = match ctx.template.render(&ctx.campaign.variables, &entry.contact) {
             Ok(r) => r,
             Err(why) => {
                 let d = self
@@ -179,8 +206,10 @@ impl SendService {
             params: rendered.params,
             quick_reply_payloads: ctx.template.quick_replies.clone(),
             callback_data: r.encode(),
+            header: ctx.template.header.clone(),
         };
-        match self.provider.send(&ctx.account, &msg).await {
+        let sent = self.provider.send(&ctx.account, &msg).await;
+        match sent {
             Ok(message_id) => {
                 let now = self.clock.now();
                 let timeout = ctx.campaign.response_timeout();
@@ -206,6 +235,20 @@ impl SendService {
                 stats::fold(&mut delta, d);
                 if failure.class == FailureClass::Campaign {
                     self.pause_campaign(&ctx.campaign, &failure.reason).await;
+                }
+                if let Some(status) = failure.code.and_then(status_from_send_error) {
+                    let res = super::templates::provider_reported_status(
+                        &*self.table,
+                        &*self.bus,
+                        self.clock.now(),
+                        &ctx.template,
+                        status,
+                        &failure.reason,
+                    )
+                    .await;
+                    if let Err(e) = res {
+                        tracing::warn!(template = %ctx.template.name, error = %e, "template status from a send error not stored");
+                    }
                 }
                 Ok(match failure.class {
                     FailureClass::Permanent => (SendOutcome::Failed(failure.reason), delta),

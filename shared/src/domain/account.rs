@@ -2,8 +2,9 @@
 
 use super::{new_id, DomainError, Time};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
     Meta,
@@ -12,7 +13,12 @@ pub enum Provider {
 /// Meta's default throughput per business number (PROVIDERS.md section 4).
 pub const DEFAULT_ACCOUNT_RATE: u32 = 80;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": "acc_0190a1", "tenant": "acme", "name": "Main", "provider": "meta",
+    "sender_id": "106540352242922", "token_ref": "secretsmanager:campaigns/main/meta-token",
+    "rate_limit": 80, "created_at": "2026-03-01T09:00:00Z"
+}))]
 pub struct Account {
     pub id: String,
     pub tenant: String,
@@ -25,16 +31,37 @@ pub struct Account {
     pub token_ref: String,
     /// Messages per second the provider allows this sender.
     pub rate_limit: u32,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Time,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "name": "Main", "sender_id": "106540352242922",
+    "token_ref": "secretsmanager:campaigns/main/meta-token", "waba_id": "102290129340398"
+}))]
 pub struct NewAccount {
     pub name: Option<String>,
     pub provider: Option<Provider>,
     pub sender_id: Option<String>,
     pub token_ref: Option<String>,
     pub rate_limit: Option<u32>,
+    /// Meta's WhatsApp Business Account id: where templates are synchronised from
+    /// (R3.4). Kept with the account's template settings.
+    #[serde(default)]
+    pub waba_id: Option<String>,
+}
+
+/// A WhatsApp Business Account id is a Meta object id: digits only.
+pub fn validate_waba_id(w: &str) -> Result<(), DomainError> {
+    if (5..=32).contains(&w.len()) && w.chars().all(|c| c.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(DomainError::invalid(
+            "waba_id",
+            "must be the WhatsApp Business Account id (digits)",
+        ))
+    }
 }
 
 /// A credential reference names a secret store and a key, never the secret itself.
@@ -59,6 +86,9 @@ impl Account {
         let sender_id = required("sender_id", input.sender_id)?;
         let token_ref = required("token_ref", input.token_ref)?;
         validate_secret_ref("token_ref", &token_ref)?;
+        if let Some(w) = &input.waba_id {
+            validate_waba_id(w.trim())?;
+        }
         let rate_limit = input.rate_limit.unwrap_or(DEFAULT_ACCOUNT_RATE);
         if !(1..=1000).contains(&rate_limit) {
             return Err(DomainError::invalid(
@@ -96,7 +126,7 @@ mod tests {
             provider: None,
             sender_id: Some("106540352242922".into()),
             token_ref: Some(token_ref.into()),
-            rate_limit: None,
+            ..Default::default()
         }
     }
 

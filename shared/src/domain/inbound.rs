@@ -1,6 +1,8 @@
-//! Provider-neutral facts that arrive by webhook: delivery statuses and customer messages.
+//! Provider-neutral facts that arrive by webhook: delivery statuses, customer messages and
+//! changes to our templates.
 
 use super::phone::PhoneNumber;
+use super::template::{Quality, TemplateStatus};
 use super::Time;
 use serde::{Deserialize, Serialize};
 
@@ -81,11 +83,32 @@ pub struct InboundMessage {
     pub button: Option<String>,
 }
 
+/// What the provider says about one of our templates: a new status (R3.2) or a new
+/// quality rating. The provider does not say which tenant it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateUpdate {
+    /// The business account holding the template (Meta: the WABA id of the entry).
+    pub waba_id: Option<String>,
+    /// The provider's template id.
+    pub template_id: Option<String>,
+    pub name: String,
+    pub language: String,
+    /// The event as the provider spelled it (Meta: APPROVED, PAUSED, FLAGGED, ..., or
+    /// QUALITY for a quality change), for the logs.
+    pub event: String,
+    /// The status the event means here, when it means one.
+    pub status: Option<TemplateStatus>,
+    /// Why (rejection or pause reason), when the provider said.
+    pub reason: Option<String>,
+    pub quality: Option<Quality>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Inbound {
     Status(StatusUpdate),
     Message(InboundMessage),
+    TemplateStatus(TemplateUpdate),
 }
 
 #[cfg(test)]

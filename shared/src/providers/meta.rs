@@ -6,9 +6,12 @@
 //! (`PhoneNumber::masked`), tokens never.
 
 use crate::domain::account::Account;
-use crate::domain::inbound::{EntryRef, Inbound, InboundMessage, StatusKind, StatusUpdate};
+use crate::domain::inbound::{
+    EntryRef, Inbound, InboundMessage, StatusKind, StatusUpdate, TemplateUpdate,
+};
 use crate::domain::outcome::{meta_reason, FailureClass, SendFailure};
 use crate::domain::phone::PhoneNumber;
+use crate::domain::template::{MediaHeader, MediaKind};
 use crate::domain::Time;
 use crate::ports::{MessagingProvider, OutboundTemplate, Secrets};
 use async_trait::async_trait;
@@ -101,9 +104,23 @@ impl MetaProvider {
     }
 }
 
-/// The Cloud API request body for a template message (PROVIDERS.md section 1).
+/// The header component of a media header: `{"type":"header","parameters":[{"type":
+/// "image","image":{"link":..}}]}` (a document also names its file).
+pub fn header_component(h: &MediaHeader) -> Option<Value> {
+    let link = h.url.as_deref()?;
+    let kind = h.kind.as_str();
+    let mut media = json!({ "link": link });
+    if let (MediaKind::Document, Some(f)) = (h.kind, &h.filename) {
+        media["filename"] = Value::String(f.clone());
+    }
+    Some(json!({"type": "header", "parameters": [{"type": kind, kind: media}]}))
+}
+
+/// The Cloud API request body for a template message (PROVIDERS.md section 1); a media
+/// header goes out as the header parameter.
 pub fn template_body(msg: &OutboundTemplate) -> Value {
     let mut components = Vec::new();
+    components.extend(msg.header.as_ref().and_then(header_component));
     if !msg.params.is_empty() {
         let parameters: Vec<Value> = msg
             .params
@@ -314,6 +331,8 @@ struct Envelope {
 
 #[derive(Debug, Default, Deserialize)]
 struct WebhookEntry {
+    /// The WABA id (a string; numbers accepted).
+    id: Option<Value>,
     changes: Option<Vec<Change>>,
 }
 
@@ -329,6 +348,30 @@ struct MessagesValue {
     metadata: Option<Metadata>,
     statuses: Option<Vec<Value>>,
     messages: Option<Vec<Value>>,
+}
+
+/// `message_template_status_update` and `message_template_quality_update` values.
+#[derive(Debug, Default, Deserialize)]
+struct TemplateValue {
+    event: Option<String>,
+    message_template_id: Option<Value>,
+    message_template_name: Option<String>,
+    message_template_language: Option<String>,
+    reason: Option<String>,
+    rejection_info: Option<ReasonInfo>,
+    other_info: Option<OtherInfo>,
+    new_quality_score: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ReasonInfo {
+    reason: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct OtherInfo {
+    title: Option<String>,
+    description: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -457,6 +500,63 @@ fn parse_status(item: StatusItem) -> Option<StatusUpdate> {
     })
 }
 
+fn id_text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A template status or quality update; `None` when it names no template or says
+/// nothing we track.
+fn parse_template_update(
+    field: &str,
+    v: TemplateValue,
+    waba_id: Option<String>,
+) -> Option<TemplateUpdate> {
+    use super::meta_templates::{meaningful_reason, quality_from_meta, status_from_meta};
+    let name = v.message_template_name.filter(|s| !s.trim().is_empty())?;
+    let language = v
+        .message_template_language
+        .filter(|s| !s.trim().is_empty())?;
+    let template_id = id_text(v.message_template_id.as_ref());
+    if field == "message_template_quality_update" {
+        let score = v.new_quality_score?;
+        return Some(TemplateUpdate {
+            waba_id,
+            template_id,
+            name,
+            language,
+            quality: Some(quality_from_meta(&score)?),
+            event: format!("QUALITY_{}", score.to_ascii_uppercase()),
+            status: None,
+            reason: None,
+        });
+    }
+    let event = v.event.filter(|e| !e.trim().is_empty())?;
+    // The most specific words first: the rejection explanation, the pause description,
+    // then Meta's reason code.
+    let reason = meaningful_reason(v.rejection_info.and_then(|r| r.reason).as_deref())
+        .or_else(|| {
+            v.other_info.and_then(|o| {
+                meaningful_reason(o.description.as_deref())
+                    .or_else(|| meaningful_reason(o.title.as_deref()))
+            })
+        })
+        .or_else(|| meaningful_reason(v.reason.as_deref()));
+    Some(TemplateUpdate {
+        waba_id,
+        template_id,
+        name,
+        language,
+        status: status_from_meta(&event),
+        event: event.to_ascii_uppercase(),
+        reason,
+        quality: None,
+    })
+}
+
 fn parse_message(item: MessageItem, sender_id: &str) -> Option<InboundMessage> {
     let from = PhoneNumber::parse(item.from.as_deref()?).ok()?;
     let message_id = item.id.filter(|s| !s.is_empty())?;
@@ -485,9 +585,10 @@ fn parse_message(item: MessageItem, sender_id: &str) -> Option<InboundMessage> {
     })
 }
 
-/// Statuses and customer messages of a Meta webhook body, in order. Only
-/// `field: messages` changes are read; other fields (template status and quality
-/// updates, user preferences, ...) and other envelopes (`object` other than
+/// Statuses, customer messages and template updates of a Meta webhook body, in order.
+/// `field: messages` changes give statuses and messages; `message_template_status_update`
+/// and `message_template_quality_update` give [`Inbound::TemplateStatus`] (R3.2, R3.4);
+/// other fields (user preferences, ...) and other envelopes (`object` other than
 /// `whatsapp_business_account`) give nothing. Items that do not fit (no id, no timestamp,
 /// a sender that is not a phone number) are skipped; only a body that is not a JSON
 /// object of the envelope's shape is an error.
@@ -498,8 +599,26 @@ pub fn parse_webhook(body: &[u8]) -> Result<Vec<Inbound>, serde_json::Error> {
         return Ok(out);
     }
     for entry in env.entry.unwrap_or_default() {
+        let waba_id = id_text(entry.id.as_ref());
         for change in entry.changes.unwrap_or_default() {
-            if change.field.as_deref() != Some("messages") {
+            let field = change.field.as_deref().unwrap_or("");
+            if matches!(
+                field,
+                "message_template_status_update" | "message_template_quality_update"
+            ) {
+                let Some(value) = change.value else { continue };
+                match serde_json::from_value::<TemplateValue>(value) {
+                    Ok(v) => out.extend(
+                        parse_template_update(field, v, waba_id.clone())
+                            .map(Inbound::TemplateStatus),
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "meta webhook: template update of an unexpected shape skipped")
+                    }
+                }
+                continue;
+            }
+            if field != "messages" {
                 continue;
             }
             let Some(value) = change.value else { continue };
@@ -576,6 +695,7 @@ mod tests {
             params: params.iter().map(|s| s.to_string()).collect(),
             quick_reply_payloads: payloads.iter().map(|s| s.to_string()).collect(),
             callback_data: "ce1|t1|cmp_42|3|919812345678".into(),
+            header: None,
         }
     }
 
@@ -601,6 +721,40 @@ mod tests {
                 .unwrap()
                 .len(),
             1
+        );
+    }
+
+    #[test]
+    fn r3_1_media_header_is_sent_as_the_header_parameter() {
+        let doc = MediaHeader {
+            kind: MediaKind::Document,
+            url: Some("https://cdn.example.com/terms.pdf".into()),
+            filename: Some("terms.pdf".into()),
+        };
+        let body = template_body(&OutboundTemplate {
+            header: Some(doc),
+            ..msg(&["Asha"], &[])
+        });
+        assert_eq!(
+            body["template"]["components"][0],
+            json!({"type": "header", "parameters": [{"type": "document",
+                "document": {"link": "https://cdn.example.com/terms.pdf", "filename": "terms.pdf"}}]})
+        );
+        assert_eq!(body["template"]["components"][1]["type"], "body");
+        let image = MediaHeader {
+            kind: MediaKind::Image,
+            url: Some("https://cdn.example.com/banner.jpg".into()),
+            filename: None,
+        };
+        assert_eq!(
+            header_component(&image),
+            Some(
+                json!({"type": "header", "parameters": [{"type": "image", "image": {"link": "https://cdn.example.com/banner.jpg"}}]})
+            )
+        );
+        assert_eq!(
+            template_body(&msg(&["Asha"], &[]))["template"]["components"][0]["type"],
+            "body"
         );
     }
 

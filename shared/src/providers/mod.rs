@@ -2,3 +2,4 @@
 //! formats each provider posts back.
 
 pub mod meta;
+pub mod meta_templates;
