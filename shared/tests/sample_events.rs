@@ -77,6 +77,8 @@ fn every_sample_event_is_covered() {
     let covered = [
         "api-create-campaign.json",
         "api-list-campaigns.json",
+        "importer-continue.json",
+        "importer-s3-put.json",
         "launcher-launch.json",
         "launcher-tick.json",
         "sender-sqs-batch.json",
@@ -226,4 +228,29 @@ fn scheduled_payloads_name_their_action() {
         json("sweeper-sweep.json"),
         serde_json::json!({"action": "sweep"})
     );
+}
+
+#[test]
+fn importer_events_name_an_import_upload_or_a_continuation() {
+    use shared::app::import::ImporterEvent;
+    let s3: aws_lambda_events::s3::S3Event =
+        serde_json::from_str(&read("importer-s3-put.json")).expect("S3Event");
+    assert_eq!(s3.records.len(), 1);
+    assert_eq!(
+        s3.records[0].event_name.as_deref(),
+        Some("ObjectCreated:Put")
+    );
+    match ImporterEvent::parse(json("importer-s3-put.json")).expect("importer event") {
+        ImporterEvent::Uploaded(v) => assert_eq!(v, vec![("demo".into(), "imp_demo".into())]),
+        other => panic!("{other:?}"),
+    }
+    match ImporterEvent::parse(json("importer-continue.json")).expect("importer event") {
+        ImporterEvent::Continue(c) => {
+            assert_eq!(
+                (c.tenant.as_str(), c.import_id.as_str()),
+                ("demo", "imp_demo")
+            )
+        }
+        other => panic!("{other:?}"),
+    }
 }

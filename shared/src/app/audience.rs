@@ -1,33 +1,300 @@
-//! Contacts, lists and a campaign's audience (R2).
+//! Contacts, lists and a campaign's audience (R2.1-R2.3).
+//!
+//! **Custom fields follow the contact into the hopper (R2.2).** A hopper entry keeps a
+//! snapshot of the contact's name, fields and valued tags (what its template renders).
+//! When the contact is updated, or attached to a campaign again (list or segment), the
+//! snapshot of each of its entries is refreshed **while the entry has not been handed to
+//! the sender**: FRESH entries after the shard's dispatch cursor, and RETRY entries.
+//! Entries already queued, sent or finished keep what they had (what was sent stays what
+//! was sent). The contact's partition links it to its campaigns, so an update finds its
+//! entries with one query.
+//!
+//! **The segmentation index (R2.3)** lists each contact under each of its tags and valued
+//! tags. New memberships are written before the contact and stale ones removed after it,
+//! so the index is always a superset of the truth; a segment checks every candidate on the
+//! contact itself, so a stale membership costs a read, never a wrong send.
+//!
+//! **Deleting a contact** removes it, its list memberships and its index items. Entries
+//! already in a campaign's hopper stay: they are that campaign's record.
 
 use super::admin::{prefix, Admin, AttachResult, PAGE};
-use super::AppResult;
-use crate::domain::contact::{Contact, ContactList, NewContact};
-use crate::domain::hopper::HopperEntry;
+use super::{AppResult, CONFLICT_RETRIES};
+use crate::domain::campaign::Campaign;
+use crate::domain::contact::{index_keys, CheckedKey, Contact, ContactList, NewContact, Segment};
+use crate::domain::hopper::{EntryState, HopperEntry};
+use crate::domain::inbound::EntryRef;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::stats;
-use crate::domain::DomainError;
-use crate::repo;
+use crate::domain::template::ContactData;
+use crate::domain::{DomainError, Time};
+use crate::ports::{PortError, Table};
+use crate::repo::{self, CampaignLink, Cursors};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use std::collections::{BTreeMap, HashMap};
+
+/// At most this many contacts in one `POST /contacts`; more go through the CSV import.
+pub const MAX_CONTACTS_PER_REQUEST: usize = 1000;
+/// Concurrent table calls while attaching a page of contacts.
+const ATTACH_CONCURRENCY: usize = 16;
+
+/// What one upsert did.
+#[derive(Debug, Clone)]
+pub struct Upserted {
+    pub contact: Contact,
+    /// Member-count changes of the index keys (+1 added, -1 removed), for the caller to
+    /// fold and apply.
+    pub index_delta: BTreeMap<String, i64>,
+}
+
+fn same_content(a: &Contact, b: &Contact) -> bool {
+    let strip = |c: &Contact| Contact {
+        updated_at: c.created_at.unwrap_or(c.updated_at),
+        ..c.clone()
+    };
+    strip(a) == strip(b)
+}
+
+/// Creates or updates one contact (see `domain::contact` for the rules), keeps the
+/// segmentation index in step and refreshes the contact's unsent hopper entries.
+/// Index member counts are returned, not written, so bulk callers can fold them.
+pub async fn upsert_one(
+    table: &dyn Table,
+    tenant: &str,
+    input: NewContact,
+    now: Time,
+) -> AppResult<Upserted> {
+    let key = input.checked_key()?;
+    upsert_keyed(table, tenant, &key, input, now).await
+}
+
+/// [`upsert_one`] with the key already validated.
+pub async fn upsert_keyed(
+    table: &dyn Table,
+    tenant: &str,
+    checked: &CheckedKey,
+    input: NewContact,
+    now: Time,
+) -> AppResult<Upserted> {
+    let key = &checked.phone;
+    for _ in 0..CONFLICT_RETRIES {
+        let existing = repo::get_contact(table, tenant, key).await?;
+        let mut c = Contact::apply_keyed(tenant, existing.clone(), checked, input.clone(), now)?;
+        if let Some(old) = &existing {
+            if same_content(old, &c) {
+                return Ok(Upserted {
+                    contact: old.clone(),
+                    index_delta: BTreeMap::new(),
+                });
+            }
+        }
+        let before = existing.as_ref().map(index_keys).unwrap_or_default();
+        let after = index_keys(&c);
+        for k in after.difference(&before) {
+            repo::put_index_member(table, tenant, k, &c.phone).await?;
+        }
+        match repo::save_contact(table, &mut c, existing.is_some()).await {
+            Ok(()) => {}
+            Err(PortError::ConditionFailed) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        let mut index_delta = BTreeMap::new();
+        for k in after.difference(&before) {
+            index_delta.insert(k.clone(), 1);
+        }
+        for k in before.difference(&after) {
+            repo::delete_index_member(table, tenant, k, &c.phone).await?;
+            index_delta.insert(k.clone(), -1);
+        }
+        if let Some(old) = &existing {
+            if old.data() != c.data() {
+                let rec = repo::load_contact(table, tenant, &c.phone).await?;
+                let mut cursors = HashMap::new();
+                for link in &rec.campaigns {
+                    sync_entry(table, tenant, link, &c.phone, &c.data(), &mut cursors).await?;
+                }
+            }
+        }
+        return Ok(Upserted {
+            contact: c,
+            index_delta,
+        });
+    }
+    Err(DomainError::Conflict(format!(
+        "contact {} is being changed by someone else; try again",
+        key.masked()
+    ))
+    .into())
+}
+
+/// Whether an entry's contact snapshot may still change: it has not been handed to the
+/// sender (FRESH after the dispatch cursor of its shard) or waits for a retry.
+fn snapshot_open(e: &HopperEntry, cursors: &Cursors) -> bool {
+    match e.state {
+        EntryState::Retry => true,
+        EntryState::Fresh => cursors
+            .after
+            .get(&e.shard)
+            .is_none_or(|c| repo::seq_key(e.seq).as_str() > c.as_str()),
+        _ => false,
+    }
+}
+
+/// Refreshes one entry's contact snapshot if it is still open (R2.2). Returns whether it
+/// changed.
+async fn sync_entry(
+    table: &dyn Table,
+    tenant: &str,
+    link: &CampaignLink,
+    phone: &PhoneNumber,
+    data: &ContactData,
+    cursors: &mut HashMap<String, Cursors>,
+) -> AppResult<bool> {
+    let r = EntryRef {
+        tenant: tenant.to_owned(),
+        campaign_id: link.campaign_id.clone(),
+        shard: link.shard,
+        phone: phone.clone(),
+    };
+    if !cursors.contains_key(&link.campaign_id) {
+        let c = repo::get_cursors(table, tenant, &link.campaign_id).await?;
+        cursors.insert(link.campaign_id.clone(), c);
+    }
+    let cur = &cursors[&link.campaign_id];
+    for _ in 0..CONFLICT_RETRIES {
+        let Some(mut e) = repo::get_entry(table, &r).await? else {
+            return Ok(false);
+        };
+        if e.contact == *data || !snapshot_open(&e, cur) {
+            return Ok(false);
+        }
+        e.contact = data.clone();
+        match repo::save_entry(table, &mut e).await {
+            Ok(()) => return Ok(true),
+            Err(PortError::ConditionFailed) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(false)
+}
+
+/// Puts contacts into a campaign's hopper as FRESH, in order; a contact already there
+/// keeps its one entry, whose snapshot is refreshed while still open (R2.2).
+async fn add_to_hopper(
+    table: &dyn Table,
+    campaign: &Campaign,
+    contacts: Vec<Contact>,
+    result: &mut AttachResult,
+) -> AppResult<()> {
+    if contacts.is_empty() {
+        return Ok(());
+    }
+    let tenant = &campaign.tenant;
+    let first = repo::reserve_seq(table, tenant, &campaign.id, contacts.len() as u64).await?;
+    let outcomes: Vec<(bool, stats::Delta)> = stream::iter(contacts.into_iter().enumerate())
+        .map(|(i, c)| async move {
+            let mut e = HopperEntry::new(campaign, c.phone.clone(), c.data(), first + i as u64);
+            // The link first: a link without an entry is harmless, an entry without a
+            // link would miss updates.
+            let link = CampaignLink {
+                campaign_id: campaign.id.clone(),
+                shard: e.shard,
+            };
+            repo::put_campaign_link(table, tenant, &c.phone, &link).await?;
+            if repo::insert_entry(table, &mut e).await? {
+                Ok::<_, super::AppError>((true, stats::delta(None, &e)))
+            } else {
+                let mut cursors = HashMap::new();
+                sync_entry(table, tenant, &link, &c.phone, &c.data(), &mut cursors).await?;
+                Ok((false, stats::Delta::new()))
+            }
+        })
+        .buffer_unordered(ATTACH_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let mut delta = stats::Delta::new();
+    for (added, d) in outcomes {
+        if added {
+            result.added += 1;
+        } else {
+            result.already_present += 1;
+        }
+        stats::fold(&mut delta, d);
+    }
+    repo::add_counters(table, tenant, &campaign.id, &delta).await?;
+    Ok(())
+}
+
+/// Reads the contacts of a page of phones; phones without a contact (deleted) drop out.
+async fn contacts_of(
+    table: &dyn Table,
+    tenant: &str,
+    phones: Vec<PhoneNumber>,
+) -> AppResult<Vec<Contact>> {
+    let found: Vec<Option<Contact>> = stream::iter(phones)
+        .map(|p| async move { repo::get_contact(table, tenant, &p).await })
+        .buffered(ATTACH_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(found.into_iter().flatten().collect())
+}
 
 impl Admin {
-    /// Validates every contact before storing any, so a bad row changes nothing.
+    /// Creates or updates many contacts. Every input is validated before any is stored, so
+    /// a bad one changes nothing; errors name it (`[3].phone`).
     pub async fn upsert_contacts(
         &self,
         tenant: &str,
         input: Vec<NewContact>,
     ) -> AppResult<Vec<Contact>> {
+        if input.len() > MAX_CONTACTS_PER_REQUEST {
+            return Err(DomainError::invalid(
+                "contacts",
+                format!(
+                    "at most {MAX_CONTACTS_PER_REQUEST} contacts per request; import a CSV \
+                     (POST /contacts/import or POST /imports) for more"
+                ),
+            )
+            .into());
+        }
         let now = self.now();
-        let mut contacts = Vec::with_capacity(input.len());
-        for (i, c) in input.into_iter().enumerate() {
-            contacts.push(
-                Contact::create(tenant, c, now)
-                    .map_err(|e| prefix(e, &format!("contacts[{i}]")))?,
-            );
+        for (i, c) in input.iter().enumerate() {
+            Contact::create(tenant, c.clone(), now).map_err(|e| prefix(e, &format!("[{i}]")))?;
         }
-        for c in &contacts {
-            repo::put_contact(&*self.table, c).await?;
+        let mut out = Vec::with_capacity(input.len());
+        let mut counts = BTreeMap::new();
+        for c in input {
+            let u = upsert_one(&*self.table, tenant, c, now).await?;
+            fold_counts(&mut counts, u.index_delta);
+            out.push(u.contact);
         }
-        Ok(contacts)
+        repo::add_index_counts(&*self.table, tenant, &counts).await?;
+        Ok(out)
+    }
+
+    /// Creates or updates one contact; with `phone` (from the path) the body's phone, if
+    /// any, must be the same number.
+    pub async fn upsert_contact(
+        &self,
+        tenant: &str,
+        phone: Option<&str>,
+        mut input: NewContact,
+    ) -> AppResult<Contact> {
+        if let Some(p) = phone {
+            let key = PhoneNumber::parse(p)?;
+            if let Some(given) = input.phone.as_deref() {
+                if PhoneNumber::parse_valid(given, "phone")? != key {
+                    return Err(DomainError::invalid(
+                        "phone",
+                        "differs from the phone in the path; a contact's phone cannot change",
+                    )
+                    .into());
+                }
+            }
+            input.phone = Some(key.to_string());
+        }
+        let u = upsert_one(&*self.table, tenant, input, self.now()).await?;
+        repo::add_index_counts(&*self.table, tenant, &u.index_delta).await?;
+        Ok(u.contact)
     }
 
     pub async fn get_contact(&self, tenant: &str, phone: &str) -> AppResult<Contact> {
@@ -35,6 +302,32 @@ impl Admin {
         repo::get_contact(&*self.table, tenant, &p)
             .await?
             .ok_or_else(|| DomainError::not_found("contact", p.masked()).into())
+    }
+
+    pub async fn list_contacts(
+        &self,
+        tenant: &str,
+        limit: u32,
+        cursor: Option<String>,
+    ) -> AppResult<(Vec<Contact>, Option<String>)> {
+        Ok(repo::list_contacts(&*self.table, tenant, limit.clamp(1, 100), cursor).await?)
+    }
+
+    /// Deletes a contact with its list memberships and index items (see the module docs).
+    pub async fn delete_contact(&self, tenant: &str, phone: &str) -> AppResult<()> {
+        let p = PhoneNumber::parse(phone)?;
+        let rec = repo::load_contact(&*self.table, tenant, &p).await?;
+        let Some(c) = &rec.contact else {
+            return Err(DomainError::not_found("contact", p.masked()).into());
+        };
+        let mut counts = BTreeMap::new();
+        for k in index_keys(c) {
+            repo::delete_index_member(&*self.table, tenant, &k, &p).await?;
+            counts.insert(k, -1);
+        }
+        repo::delete_contact_partition(&*self.table, tenant, &p, &rec).await?;
+        repo::add_index_counts(&*self.table, tenant, &counts).await?;
+        Ok(())
     }
 
     pub async fn create_list(&self, tenant: &str, name: Option<String>) -> AppResult<ContactList> {
@@ -78,18 +371,36 @@ impl Admin {
         Ok(parsed.len())
     }
 
+    /// One page of a list's members (phones, in phone order).
+    pub async fn list_members(
+        &self,
+        tenant: &str,
+        list: &str,
+        limit: u32,
+        cursor: Option<String>,
+    ) -> AppResult<(Vec<PhoneNumber>, Option<String>)> {
+        self.get_list(tenant, list).await?;
+        Ok(repo::list_members(&*self.table, tenant, list, limit.clamp(1, 1000), cursor).await?)
+    }
+
+    async fn audience_campaign(&self, tenant: &str, campaign_id: &str) -> AppResult<Campaign> {
+        let campaign = repo::get_campaign(&*self.table, tenant, campaign_id)
+            .await?
+            .ok_or_else(|| DomainError::not_found("campaign", campaign_id))?;
+        campaign.accepts_audience()?;
+        Ok(campaign)
+    }
+
     /// Puts a list's contacts into the campaign's hopper as FRESH; a contact already there
-    /// keeps its one entry (R2.2).
+    /// keeps its one entry (R2.2). Works on a RUNNING campaign too: the new entries sort
+    /// after the dispatch cursors and go out on the next ticks.
     pub async fn attach_list(
         &self,
         tenant: &str,
         campaign_id: &str,
         list_id: &str,
     ) -> AppResult<AttachResult> {
-        let campaign = repo::get_campaign(&*self.table, tenant, campaign_id)
-            .await?
-            .ok_or_else(|| DomainError::not_found("campaign", campaign_id))?;
-        campaign.accepts_audience()?;
+        let campaign = self.audience_campaign(tenant, campaign_id).await?;
         self.get_list(tenant, list_id).await?;
         let mut result = AttachResult {
             added: 0,
@@ -99,28 +410,59 @@ impl Admin {
         loop {
             let (phones, next) =
                 repo::list_members(&*self.table, tenant, list_id, PAGE, cursor).await?;
-            if !phones.is_empty() {
-                let first =
-                    repo::reserve_seq(&*self.table, tenant, campaign_id, phones.len() as u64)
-                        .await?;
-                let mut delta = stats::Delta::new();
-                for (i, phone) in phones.into_iter().enumerate() {
-                    let contact = repo::get_contact(&*self.table, tenant, &phone).await?;
-                    let data = contact.map(|c| c.data()).unwrap_or_default();
-                    let mut e = HopperEntry::new(&campaign, phone, data, first + i as u64);
-                    if repo::insert_entry(&*self.table, &mut e).await? {
-                        result.added += 1;
-                        stats::fold(&mut delta, stats::delta(None, &e));
-                    } else {
-                        result.already_present += 1;
-                    }
-                }
-                repo::add_counters(&*self.table, tenant, campaign_id, &delta).await?;
-            }
+            let contacts = contacts_of(&*self.table, tenant, phones).await?;
+            add_to_hopper(&*self.table, &campaign, contacts, &mut result).await?;
             match next {
                 Some(c) => cursor = Some(c),
                 None => return Ok(result),
             }
         }
+    }
+
+    /// Puts every contact having all the segment's tags and valued tags into the
+    /// campaign's hopper (R2.3). It walks the smallest of the index sets involved and
+    /// checks the others on each contact.
+    pub async fn attach_segment(
+        &self,
+        tenant: &str,
+        campaign_id: &str,
+        segment: &Segment,
+    ) -> AppResult<AttachResult> {
+        let seg = segment.normalised()?;
+        let campaign = self.audience_campaign(tenant, campaign_id).await?;
+        let mut smallest: Option<(i64, String)> = None;
+        for k in seg.index_keys() {
+            let n = repo::index_count(&*self.table, tenant, &k).await?;
+            if smallest.as_ref().is_none_or(|(m, _)| n < *m) {
+                smallest = Some((n, k));
+            }
+        }
+        let (_, key) = smallest.expect("a normalised segment has a key");
+        let mut result = AttachResult {
+            added: 0,
+            already_present: 0,
+        };
+        let mut cursor = None;
+        loop {
+            let (phones, next) =
+                repo::index_members(&*self.table, tenant, &key, PAGE, cursor).await?;
+            let matching = contacts_of(&*self.table, tenant, phones)
+                .await?
+                .into_iter()
+                .filter(|c| seg.matches(c))
+                .collect();
+            add_to_hopper(&*self.table, &campaign, matching, &mut result).await?;
+            match next {
+                Some(c) => cursor = Some(c),
+                None => return Ok(result),
+            }
+        }
+    }
+}
+
+/// Adds one upsert's index count changes to a running total.
+pub fn fold_counts(acc: &mut BTreeMap<String, i64>, d: BTreeMap<String, i64>) {
+    for (k, v) in d {
+        *acc.entry(k).or_insert(0) += v;
     }
 }

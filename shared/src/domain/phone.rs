@@ -10,8 +10,11 @@ use std::fmt;
 /// `(415) 555 0100` with a country code) but does not judge whether the number can
 /// receive messages: a short number is kept so the hopper can record why it was not sent
 /// (R4.4). [`PhoneNumber::is_dialable`] answers that question.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, example = "919812345678")]
 pub struct PhoneNumber(String);
 
 /// Fewer digits than this cannot be a reachable number (R4.4).
@@ -64,6 +67,67 @@ impl PhoneNumber {
     /// At least [`MIN_DIGITS`] digits (R4.4).
     pub fn is_dialable(&self) -> bool {
         self.0.len() >= MIN_DIGITS
+    }
+
+    /// Checks the number against libphonenumber's metadata for its country (the
+    /// `phonenumber` crate): the length and prefixes must be ones the country assigns.
+    /// The contacts API and the CSV import reject numbers that fail this; the hopper does
+    /// not ask (a stored number that is not dialable is recorded there, R4.4). `field`
+    /// names the input in the error (`phone`, `mobile`, `contacts[2].phone`).
+    pub fn check_valid(&self, field: &str) -> Result<(), DomainError> {
+        self.validate(field).map(|_| ())
+    }
+
+    /// [`Self::check_valid`] and [`Self::region`] with one libphonenumber parse: the
+    /// region of a valid number.
+    pub fn validate(&self, field: &str) -> Result<Option<String>, DomainError> {
+        match self.libphonenumber() {
+            Some(n) if n.is_valid() => Ok(n.country().id().map(|id| id.as_ref().to_owned())),
+            Some(n) => Err(DomainError::invalid(
+                field,
+                match n.country().id() {
+                    Some(id) => format!(
+                        "+{} is not a valid number for {} (country code +{})",
+                        self.0,
+                        id.as_ref(),
+                        n.code().value()
+                    ),
+                    None => format!("+{} is not a valid phone number", self.0),
+                },
+            )),
+            None => Err(DomainError::invalid(
+                field,
+                format!("+{} is not a valid phone number", self.0),
+            )),
+        }
+    }
+
+    /// Parses what a person typed and checks it is a valid number ([`Self::check_valid`]);
+    /// errors name `field`.
+    pub fn parse_valid(input: &str, field: &str) -> Result<Self, DomainError> {
+        let p = Self::parse(input).map_err(|e| match e {
+            DomainError::Invalid { message, .. } => DomainError::invalid(field, message),
+            other => other,
+        })?;
+        p.check_valid(field)?;
+        Ok(p)
+    }
+
+    /// The number's country as an ISO 3166-1 region code (`IN`, `US`, `GB`), as
+    /// libphonenumber assigns it from the country code and the leading digits (so
+    /// `+1 416…` is `CA`). `None` when the number fits no region (too short, unassigned
+    /// code, or a non-geographic code such as +800). Calling hours use it.
+    pub fn region(&self) -> Option<String> {
+        self.libphonenumber()
+            .and_then(|n| n.country().id())
+            .map(|id| id.as_ref().to_owned())
+    }
+
+    fn libphonenumber(&self) -> Option<phonenumber::PhoneNumber> {
+        if !self.is_dialable() {
+            return None;
+        }
+        phonenumber::parse(None, format!("+{}", self.0)).ok()
     }
 
     /// A form safe for logs: country code and the last two digits only.
@@ -128,6 +192,41 @@ mod tests {
         let p = PhoneNumber::parse("1234").unwrap();
         assert!(!p.is_dialable());
         assert!(PhoneNumber::parse("12345").unwrap().is_dialable());
+    }
+
+    #[test]
+    fn r2_1_invalid_number_for_its_country_is_rejected_naming_the_field() {
+        // India's mobile numbers have ten digits after +91.
+        assert!(PhoneNumber::parse_valid("+91 98123 45678", "phone").is_ok());
+        let err = PhoneNumber::parse_valid("+91 98123 4567", "mobile").unwrap_err();
+        match err {
+            DomainError::Invalid { field, message } => {
+                assert_eq!(field, "mobile");
+                assert!(message.contains("not a valid number for IN"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Short numbers parse (the hopper keeps them, R4.4) but are not valid contacts.
+        let short = PhoneNumber::parse("1234").unwrap();
+        assert!(short.check_valid("phone").is_err());
+        let err = PhoneNumber::parse_valid("+91 98x", "phone").unwrap_err();
+        assert!(matches!(err, DomainError::Invalid { ref field, .. } if field == "phone"));
+        assert!(PhoneNumber::parse_valid("+999 1234567", "phone").is_err());
+    }
+
+    #[test]
+    fn r2_1_region_is_computed_from_the_number() {
+        let region = |s: &str| PhoneNumber::parse(s).unwrap().region();
+        assert_eq!(region("+91 98123 45678").as_deref(), Some("IN"));
+        assert_eq!(region("+44 20 7946 0958").as_deref(), Some("GB"));
+        assert_eq!(region("+44 7400 123456").as_deref(), Some("GB"));
+        assert!(PhoneNumber::parse("+44 7400 123456")
+            .unwrap()
+            .check_valid("phone")
+            .is_ok());
+        assert_eq!(region("+1 202 555 0143").as_deref(), Some("US"));
+        assert_eq!(region("+1 416 555 0143").as_deref(), Some("CA"));
+        assert_eq!(region("1234"), None);
     }
 
     #[test]
