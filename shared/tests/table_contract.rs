@@ -389,6 +389,50 @@ async fn delete(t: &dyn Table) {
     t.put(it, Cond::NotExists).await.unwrap();
 }
 
+async fn delete_many(t: &dyn Table) {
+    // More than one BatchWriteItem's worth (25), with a repeated and a missing key.
+    for i in 0..60 {
+        t.put(
+            item(json!({"PK": "M#1", "SK": format!("E#{i:03}"), "v": i})),
+            Cond::None,
+        )
+        .await
+        .unwrap();
+    }
+    t.put(item(json!({"PK": "M#2", "SK": "E#000"})), Cond::None)
+        .await
+        .unwrap();
+    let mut keys: Vec<(String, String)> = (0..55)
+        .map(|i| ("M#1".to_owned(), format!("E#{i:03}")))
+        .collect();
+    keys.push(("M#1".into(), "E#000".into()));
+    keys.push(("M#1".into(), "E#999".into()));
+    t.delete_many(&keys).await.unwrap();
+    let left = t
+        .query(&Query::new(Index::Primary, "M#1", SkCond::Any))
+        .await
+        .unwrap();
+    assert_eq!(sks(&left), ["E#055", "E#056", "E#057", "E#058", "E#059"]);
+    assert!(
+        t.get("M#2", "E#000").await.unwrap().is_some(),
+        "only the listed keys"
+    );
+    t.delete_many(&[]).await.unwrap();
+    // Deleted items leave the indexes too.
+    t.put(
+        item(json!({"PK": "M#3", "SK": "X", "GSI1PK": "G#M", "GSI1SK": "1"})),
+        Cond::None,
+    )
+    .await
+    .unwrap();
+    t.delete_many(&[("M#3".into(), "X".into())]).await.unwrap();
+    let idx = t
+        .query(&Query::new(Index::Gsi1, "G#M", SkCond::Any))
+        .await
+        .unwrap();
+    assert!(idx.items.is_empty());
+}
+
 // ---- backends -----------------------------------------------------------------------------
 
 async fn dynamo() -> DynamoTable {
@@ -435,6 +479,7 @@ contract! {
     pagination: contract_memory_pagination, contract_dynamo_pagination;
     add_counters: contract_memory_add_counters, contract_dynamo_add_counters;
     delete: contract_memory_delete, contract_dynamo_delete;
+    delete_many: contract_memory_delete_many, contract_dynamo_delete_many;
 }
 
 #[tokio::test]

@@ -1,13 +1,21 @@
-//! What operators do over the API: accounts, templates, contacts, lists, campaigns.
+//! What operators do over the API: campaigns and tenants here; accounts and templates in
+//! `templates`, contacts, lists and audiences in `audience`.
 
-use super::{update_campaign, AppError, AppResult};
-use crate::domain::campaign::{Campaign, Launched, NewCampaign};
-use crate::domain::stats::{HopperCounts, Stats};
+use super::{publish_state_change, update_campaign, AppError, AppResult, CONFLICT_RETRIES};
+use crate::domain::campaign::{
+    Campaign, CampaignPatch, CampaignStatus, Channel, Launched, NewCampaign,
+};
+use crate::domain::hopper::HopperEntry;
+use crate::domain::phone::PhoneNumber;
+use crate::domain::stats::{self, HopperCounts, Stats};
+use crate::domain::tenant::{Tenant, TenantSettings};
 use crate::domain::DomainError;
-use crate::ports::{Clock, EventBus, OneTimeSchedule, Scheduler, Table};
+use crate::ports::{Clock, EventBus, OneTimeSchedule, PortError, Scheduler, Table};
 use crate::repo;
+use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 pub struct Admin {
     pub table: Arc<dyn Table>,
@@ -29,21 +37,25 @@ pub fn launch_schedule_name(campaign_id: &str) -> String {
     format!("launch-{campaign_id}")
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A campaign as the API shows it: its settings and its progress (R1.7).
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CampaignView {
     #[serde(flatten)]
     pub campaign: Campaign,
     pub progress: Progress,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Progress {
+    /// Messages sent so far.
     pub sent: i64,
+    /// Contacts in the hopper.
     pub target: i64,
+    /// `sent` of `target`, in percent with one decimal.
     pub percent: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AttachResult {
     pub added: u64,
     pub already_present: u64,
@@ -51,17 +63,120 @@ pub struct AttachResult {
 
 /// Members are read and entries written a page at a time.
 pub(crate) const PAGE: u32 = 100;
+/// Most phones one test send accepts (R1.6: "a few given numbers").
+pub const MAX_TEST_PHONES: usize = 10;
+/// Campaigns read while filtering one listing page before it answers with what it has
+/// (and a cursor to go on), so a very selective filter never runs for long.
+const MAX_LIST_SCAN: usize = 2000;
+
+/// Filters of `GET /campaigns` (R1.7). By default CANCELLED campaigns and test campaigns
+/// are hidden; DELETING ones never show.
+#[derive(Debug, Clone, Default)]
+pub struct CampaignFilter {
+    pub statuses: Vec<CampaignStatus>,
+    pub channel: Option<Channel>,
+    pub account_id: Option<String>,
+    /// Case-insensitive substring of the name.
+    pub name: Option<String>,
+    pub include_cancelled: bool,
+    pub include_tests: bool,
+}
+
+impl CampaignFilter {
+    pub fn matches(&self, c: &Campaign) -> bool {
+        if c.status == CampaignStatus::Deleting {
+            return false;
+        }
+        if !self.statuses.is_empty() {
+            if !self.statuses.contains(&c.status) {
+                return false;
+            }
+        } else if c.status == CampaignStatus::Cancelled && !self.include_cancelled {
+            return false;
+        }
+        if c.is_test() && !self.include_tests {
+            return false;
+        }
+        if self.channel.is_some_and(|ch| ch != c.channel) {
+            return false;
+        }
+        if let Some(a) = &self.account_id {
+            if c.account_id.as_deref() != Some(a.as_str()) {
+                return false;
+            }
+        }
+        if let Some(n) = &self.name {
+            if !c.name.to_lowercase().contains(&n.to_lowercase()) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// A listing cursor is the id of the last campaign read.
+fn check_cursor(cursor: &str) -> Result<(), DomainError> {
+    let ok = !cursor.is_empty()
+        && cursor.len() <= 64
+        && cursor
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::invalid(
+            "cursor",
+            "is not a cursor this API returned",
+        ))
+    }
+}
 
 impl Admin {
     pub(crate) fn now(&self) -> crate::domain::Time {
         self.clock.now()
     }
 
-    pub async fn create_campaign(&self, tenant: &str, input: NewCampaign) -> AppResult<Campaign> {
+    // ---- tenants (R1.8) ----
+
+    pub async fn get_tenant(&self, tenant: &str) -> AppResult<Tenant> {
+        Ok(repo::get_tenant(&*self.table, tenant).await?)
+    }
+
+    pub async fn put_tenant(&self, tenant: &str, s: TenantSettings) -> AppResult<Tenant> {
+        for _ in 0..CONFLICT_RETRIES {
+            let mut t = repo::get_tenant(&*self.table, tenant).await?;
+            t.apply(s.clone(), self.now())?;
+            match repo::save_tenant(&*self.table, &mut t).await {
+                Ok(()) => return Ok(t),
+                Err(PortError::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(DomainError::Conflict(format!(
+            "tenant {tenant} is being changed by someone else; try again"
+        ))
+        .into())
+    }
+
+    /// Whether the tenant may use the campaign endpoints (R1.8).
+    pub async fn campaigns_enabled(&self, tenant: &str) -> AppResult<bool> {
+        Ok(self.get_tenant(tenant).await?.campaigns_enabled)
+    }
+
+    // ---- campaigns ----
+
+    pub async fn create_campaign(
+        &self,
+        tenant: &str,
+        input: NewCampaign,
+    ) -> AppResult<CampaignView> {
         let mut c = Campaign::create(tenant, input, self.now())?;
+        if c.display_timezone.is_none() {
+            c.display_timezone = Some(self.get_tenant(tenant).await?.timezone);
+        }
         self.check_references(&c).await?;
         repo::save_campaign(&*self.table, &mut c).await?;
-        Ok(c)
+        self.view(c).await
     }
 
     /// The account and template a campaign names must exist, and the template must be
@@ -78,7 +193,7 @@ impl Admin {
                 )
                 .into());
             }
-            if let Some(t) = &c.template {
+            if let (Channel::Whatsapp, Some(t)) = (c.channel, &c.template) {
                 let template = repo::get_template(&*self.table, &c.tenant, a, &t.name, &t.language)
                     .await?
                     .ok_or_else(|| {
@@ -96,14 +211,20 @@ impl Admin {
         Ok(())
     }
 
+    /// The campaign as operators see it: one being deleted is already gone.
+    pub async fn load(&self, tenant: &str, id: &str) -> AppResult<Campaign> {
+        match repo::get_campaign(&*self.table, tenant, id).await? {
+            Some(c) if c.status != CampaignStatus::Deleting => Ok(c),
+            _ => Err(DomainError::not_found("campaign", id).into()),
+        }
+    }
+
     pub async fn get_campaign(&self, tenant: &str, id: &str) -> AppResult<CampaignView> {
-        let c = repo::get_campaign(&*self.table, tenant, id)
-            .await?
-            .ok_or_else(|| DomainError::not_found("campaign", id))?;
+        let c = self.load(tenant, id).await?;
         self.view(c).await
     }
 
-    async fn view(&self, c: Campaign) -> AppResult<CampaignView> {
+    pub async fn view(&self, c: Campaign) -> AppResult<CampaignView> {
         let s = Stats::from_counters(&repo::get_counters(&*self.table, &c.tenant, &c.id).await?);
         let percent = if s.target > 0 {
             (s.sent as f64 * 1000.0 / s.target as f64).round() / 10.0
@@ -120,26 +241,132 @@ impl Admin {
         })
     }
 
+    /// One page of the tenant's campaigns that pass `filter`, oldest first (R1.7). It
+    /// keeps reading until the page is full or the campaigns end, so a filter still gives
+    /// full pages; the cursor is the id to continue after.
     pub async fn list_campaigns(
         &self,
         tenant: &str,
+        filter: &CampaignFilter,
         limit: u32,
         cursor: Option<String>,
     ) -> AppResult<(Vec<CampaignView>, Option<String>)> {
-        let (cs, next) =
-            repo::list_campaigns(&*self.table, tenant, limit.clamp(1, 100), cursor).await?;
-        let mut out = Vec::with_capacity(cs.len());
-        for c in cs {
-            out.push(self.view(c).await?);
+        if let Some(c) = &cursor {
+            check_cursor(c)?;
         }
+        let limit = limit.clamp(1, 100) as usize;
+        let mut picked = Vec::new();
+        let mut after = cursor;
+        let mut scanned = 0;
+        let next = loop {
+            let page = repo::campaigns_after(&*self.table, tenant, after.as_deref(), PAGE).await?;
+            let n = page.campaigns.len();
+            let mut full_at = None;
+            for (i, c) in page.campaigns.into_iter().enumerate() {
+                scanned += 1;
+                if filter.matches(&c) {
+                    picked.push(c);
+                    if picked.len() == limit {
+                        full_at = Some(i);
+                        break;
+                    }
+                }
+            }
+            if let Some(i) = full_at {
+                let more = i + 1 < n || page.more;
+                break more.then(|| picked.last().map(|c| c.id.clone())).flatten();
+            }
+            if !page.more {
+                break None;
+            }
+            after = page.last;
+            if scanned >= MAX_LIST_SCAN {
+                break after;
+            }
+        };
+        // Progress is one counter read per campaign: a few at a time, in order.
+        let out = futures::stream::iter(picked)
+            .map(|c| self.view(c))
+            .buffered(8)
+            .try_collect()
+            .await?;
         Ok((out, next))
+    }
+
+    /// Loads, changes and stores a campaign with the versioned save, checking the account
+    /// and template when they change (R1.4). A SCHEDULED campaign's new start date moves
+    /// its schedule.
+    pub async fn edit_campaign(
+        &self,
+        tenant: &str,
+        id: &str,
+        patch: CampaignPatch,
+    ) -> AppResult<CampaignView> {
+        for _ in 0..CONFLICT_RETRIES {
+            let mut c = self.load(tenant, id).await?;
+            let from = c.status;
+            let edited = c.edit(patch.clone(), self.now())?;
+            if edited.references {
+                self.check_references(&c).await?;
+            }
+            match repo::save_campaign(&*self.table, &mut c).await {
+                Ok(()) => {}
+                Err(PortError::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            if c.status != from {
+                publish_state_change(&*self.bus, &c, from, None).await;
+            }
+            if let Some(at) = edited.rescheduled {
+                self.put_schedule(&c, at).await?;
+            }
+            return self.view(c).await;
+        }
+        Err(DomainError::Conflict(format!(
+            "campaign {id} is being changed by someone else; try again"
+        ))
+        .into())
+    }
+
+    /// A one-time schedule that launches the campaign at `at`; putting it again moves it.
+    async fn put_schedule(&self, c: &Campaign, at: crate::domain::Time) -> AppResult<()> {
+        let payload = serde_json::to_string(&LauncherEvent::Launch {
+            tenant: c.tenant.clone(),
+            campaign_id: c.id.clone(),
+        })
+        .expect("event serialises");
+        self.scheduler
+            .put(OneTimeSchedule {
+                name: launch_schedule_name(&c.id),
+                at,
+                payload,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Removes the start-date schedule. A schedule left behind is harmless (the launcher
+    /// ignores a campaign that is not SCHEDULED, or not yet due), so a failure is logged.
+    async fn drop_schedule(&self, id: &str) {
+        if let Err(e) = self.scheduler.delete(&launch_schedule_name(id)).await {
+            tracing::warn!(campaign_id = %id, error = %e, "could not delete the start-date schedule; the launcher will ignore it");
+        }
+    }
+
+    /// Runs a lifecycle change on a visible campaign.
+    async fn transition<R>(
+        &self,
+        tenant: &str,
+        id: &str,
+        change: impl Fn(&mut Campaign) -> Result<R, DomainError>,
+    ) -> AppResult<(Campaign, R)> {
+        self.load(tenant, id).await?;
+        update_campaign(&*self.table, &*self.bus, tenant, id, None, change).await
     }
 
     /// Launch now, or at the start date through a one-time schedule.
     pub async fn launch(&self, tenant: &str, id: &str) -> AppResult<CampaignView> {
-        let c = repo::get_campaign(&*self.table, tenant, id)
-            .await?
-            .ok_or_else(|| DomainError::not_found("campaign", id))?;
+        let c = self.load(tenant, id).await?;
         self.check_references(&c).await?;
         let counts = repo::get_counters(&*self.table, tenant, id).await?;
         if counts.get("target").copied().unwrap_or(0) == 0 {
@@ -149,33 +376,24 @@ impl Admin {
             .into());
         }
         let now = self.now();
-        let (c, launched) = update_campaign(&*self.table, &*self.bus, tenant, id, None, |c| {
-            c.launch(now)
-        })
-        .await?;
+        let (c, launched) = self.transition(tenant, id, |c| c.launch(now)).await?;
         if let Launched::Scheduled(at) = launched {
-            let payload = serde_json::to_string(&LauncherEvent::Launch {
-                tenant: tenant.to_owned(),
-                campaign_id: id.to_owned(),
-            })
-            .expect("event serialises");
-            self.scheduler
-                .put(OneTimeSchedule {
-                    name: launch_schedule_name(id),
-                    at,
-                    payload,
-                })
-                .await?;
+            self.put_schedule(&c, at).await?;
         }
+        self.view(c).await
+    }
+
+    /// SCHEDULED -> READY; the schedule is deleted (R1.3).
+    pub async fn unschedule(&self, tenant: &str, id: &str) -> AppResult<CampaignView> {
+        let now = self.now();
+        let (c, ()) = self.transition(tenant, id, |c| c.unschedule(now)).await?;
+        self.drop_schedule(id).await;
         self.view(c).await
     }
 
     pub async fn pause(&self, tenant: &str, id: &str) -> AppResult<CampaignView> {
         let now = self.now();
-        let (c, ()) = update_campaign(&*self.table, &*self.bus, tenant, id, None, |c| {
-            c.pause(None, now)
-        })
-        .await?;
+        let (c, ()) = self.transition(tenant, id, |c| c.pause(None, now)).await?;
         self.view(c).await
     }
 
@@ -183,27 +401,120 @@ impl Admin {
     /// start, so entries whose queued messages were dropped while paused go out again.
     pub async fn resume(&self, tenant: &str, id: &str) -> AppResult<CampaignView> {
         let now = self.now();
-        let (c, ()) = update_campaign(&*self.table, &*self.bus, tenant, id, None, |c| {
-            c.resume(now)
-        })
-        .await?;
+        let (c, ()) = self.transition(tenant, id, |c| c.resume(now)).await?;
         let mut cursors = repo::get_cursors(&*self.table, tenant, id).await?;
         cursors.after.clear();
+        // The pacing may have changed while paused: start its count afresh.
+        cursors.pace_offset = 0;
         if cursors.version > 0 {
             repo::save_cursors(&*self.table, tenant, id, &mut cursors).await?;
         }
         self.view(c).await
     }
 
+    /// Cancel (R1.5): the campaign stays, CANCELLED and hidden from default listings;
+    /// nothing more is sent and its schedule goes. Not undoable.
+    pub async fn cancel(&self, tenant: &str, id: &str) -> AppResult<CampaignView> {
+        let now = self.now();
+        let (c, ()) = self.transition(tenant, id, |c| c.cancel(now)).await?;
+        self.drop_schedule(id).await;
+        self.view(c).await
+    }
+
+    /// Delete (R1.5): the campaign disappears at once (DELETING answers as not found)
+    /// and the sweeper removes its hopper, counters, cursors, sequence, test campaigns and
+    /// owned interactions in bounded chunks, then the campaign. Not undoable.
+    pub async fn delete_campaign(&self, tenant: &str, id: &str) -> AppResult<Campaign> {
+        let now = self.now();
+        let (c, ()) = self
+            .transition(tenant, id, |c| c.mark_deleting(now))
+            .await?;
+        self.drop_schedule(id).await;
+        Ok(c)
+    }
+
+    /// A test send (R1.6): a child campaign with the same settings, flagged `test_of`,
+    /// whose hopper holds the given contacts, launched at once. Its statistics are its
+    /// own; it is hidden from default listings and listed by `tests`.
+    pub async fn test_campaign(
+        &self,
+        tenant: &str,
+        id: &str,
+        phones: Vec<String>,
+    ) -> AppResult<CampaignView> {
+        let parent = self.load(tenant, id).await?;
+        if phones.is_empty() || phones.len() > MAX_TEST_PHONES {
+            return Err(DomainError::invalid(
+                "phones",
+                format!("give between 1 and {MAX_TEST_PHONES} phone numbers"),
+            )
+            .into());
+        }
+        let mut contacts = Vec::with_capacity(phones.len());
+        for (i, p) in phones.iter().enumerate() {
+            let field = format!("phones[{i}]");
+            let phone = PhoneNumber::parse(p).map_err(|e| match e {
+                DomainError::Invalid { message, .. } => DomainError::invalid(&field, message),
+                other => other,
+            })?;
+            let contact = repo::get_contact(&*self.table, tenant, &phone)
+                .await?
+                .ok_or_else(|| {
+                    DomainError::invalid(&field, "no contact has this phone; create it first")
+                })?;
+            if !contacts.iter().any(|(q, _)| *q == phone) {
+                contacts.push((phone, contact.data()));
+            }
+        }
+        let now = self.now();
+        let mut test = parent.test_copy(now)?;
+        self.check_references(&test).await?;
+        // The hopper first, then the campaign: it is RUNNING from its first write.
+        let first =
+            repo::reserve_seq(&*self.table, tenant, &test.id, contacts.len() as u64).await?;
+        let mut delta = stats::Delta::new();
+        for (i, (phone, data)) in contacts.into_iter().enumerate() {
+            let mut e = HopperEntry::new(&test, phone, data, first + i as u64);
+            if repo::insert_entry(&*self.table, &mut e).await? {
+                stats::fold(&mut delta, stats::delta(None, &e));
+            }
+        }
+        repo::add_counters(&*self.table, tenant, &test.id, &delta).await?;
+        repo::put_test_link(&*self.table, tenant, &parent.id, &test.id).await?;
+        repo::save_campaign(&*self.table, &mut test).await?;
+        publish_state_change(
+            &*self.bus,
+            &test,
+            CampaignStatus::Ready,
+            Some(format!("test of {}", parent.id)),
+        )
+        .await;
+        self.view(test).await
+    }
+
+    /// The test campaigns of a campaign, oldest first.
+    pub async fn tests(&self, tenant: &str, id: &str) -> AppResult<Vec<CampaignView>> {
+        self.load(tenant, id).await?;
+        let mut out = Vec::new();
+        for child in repo::test_campaign_ids(&*self.table, tenant, id).await? {
+            if let Some(c) = repo::get_campaign(&*self.table, tenant, &child).await? {
+                if c.status != CampaignStatus::Deleting {
+                    out.push(self.view(c).await?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     pub async fn hopper(&self, tenant: &str, id: &str) -> AppResult<HopperCounts> {
-        self.get_campaign(tenant, id).await?;
+        self.load(tenant, id).await?;
         Ok(HopperCounts::from_counters(
             &repo::get_counters(&*self.table, tenant, id).await?,
         ))
     }
 
     pub async fn stats(&self, tenant: &str, id: &str) -> AppResult<Stats> {
-        self.get_campaign(tenant, id).await?;
+        self.load(tenant, id).await?;
         Ok(Stats::from_counters(
             &repo::get_counters(&*self.table, tenant, id).await?,
         ))

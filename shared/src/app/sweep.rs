@@ -1,11 +1,17 @@
-//! The sweeper: closes interactions whose response timeout passed (R5.5) and completes
-//! campaigns with nothing left to send or wait for.
+//! The sweeper: closes interactions whose response timeout passed (R5.5), completes
+//! campaigns with nothing left to send or wait for (or whose end date passed), and
+//! removes deleted campaigns in bounded chunks (R1.5).
 
 use super::{update_campaign, AppResult, CONFLICT_RETRIES};
+use crate::domain::campaign::Campaign;
+use crate::domain::phone::PhoneNumber;
 use crate::domain::stats::{self, Stats};
 use crate::ports::{Clock, EventBus, PortError, Table};
-use crate::repo;
+use crate::repo::{self, Key};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde_json::Value;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub struct SweepService {
     pub table: Arc<dyn Table>,
@@ -17,10 +23,69 @@ pub struct SweepService {
 pub struct SweepReport {
     pub expired: usize,
     pub completed: usize,
+    /// Items of deleted campaigns removed in this sweep.
+    pub purged_items: usize,
+    /// Deleted campaigns fully removed in this sweep.
+    pub purged_campaigns: usize,
+}
+
+/// How much one sweep may spend removing deleted campaigns. The sweeper runs every
+/// minute with a 55 s timeout, so the default leaves room for the rest of its work; what
+/// is left continues in the next sweep.
+#[derive(Debug, Clone, Copy)]
+pub struct PurgeBudget {
+    /// Wall-clock time for the purge.
+    pub time: Duration,
+    /// Items to delete at most.
+    pub max_items: usize,
+    /// Items read (and deleted) per query; bounds the memory a sweep holds.
+    pub page: u32,
+}
+
+impl Default for PurgeBudget {
+    fn default() -> Self {
+        PurgeBudget {
+            time: Duration::from_secs(40),
+            max_items: usize::MAX,
+            page: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PurgeReport {
+    /// Keys deleted (an entry's contact link counts even when the contact had none).
+    pub items_deleted: usize,
+    pub campaigns_removed: usize,
+    /// Campaigns still being deleted (the budget ran out, or the grace period runs).
+    pub campaigns_pending: usize,
+}
+
+/// How long a DELETING campaign item outlives its entries. Work that loaded the campaign
+/// before it was marked (a sender batch, an attach) finishes well within it; the last
+/// step checks again that nothing came back before removing the campaign.
+pub const DELETE_GRACE: chrono::Duration = chrono::Duration::minutes(5);
+/// Interaction reads in flight while purging a page.
+const PURGE_CONCURRENCY: usize = 16;
+
+struct Budget {
+    deadline: Instant,
+    items_left: usize,
+    page: u32,
+}
+
+impl Budget {
+    fn spent(&self) -> bool {
+        self.items_left == 0 || Instant::now() >= self.deadline
+    }
+    fn take(&mut self, n: usize) {
+        self.items_left = self.items_left.saturating_sub(n);
+    }
 }
 
 impl SweepService {
     pub async fn sweep(&self) -> AppResult<SweepReport> {
+        let started = Instant::now();
         let now = self.clock.now();
         let mut report = SweepReport::default();
         for due_shard in 0..repo::DUE_SHARDS {
@@ -59,8 +124,21 @@ impl SweepService {
             }
         }
         for (tenant, id) in repo::running_campaigns(&*self.table).await? {
-            let s = Stats::from_counters(&repo::get_counters(&*self.table, &tenant, &id).await?);
-            if !s.is_done() {
+            let counters = repo::get_counters(&*self.table, &tenant, &id).await?;
+            let s = Stats::from_counters(&counters);
+            let done = if s.is_done() {
+                true
+            } else {
+                // Past its end date nothing more is sent: done once nothing is in flight.
+                let in_flight = ["SENDING", "PENDING"]
+                    .iter()
+                    .any(|k| counters.get(*k).copied().unwrap_or(0) > 0);
+                !in_flight
+                    && repo::get_campaign(&*self.table, &tenant, &id)
+                        .await?
+                        .is_some_and(|c| c.has_ended(now))
+            };
+            if !done {
                 continue;
             }
             match update_campaign(&*self.table, &*self.bus, &tenant, &id, None, |c| {
@@ -72,13 +150,188 @@ impl SweepService {
                 Err(e) => tracing::info!(campaign_id = %id, error = %e, "campaign not completed"),
             }
         }
+        let budget = PurgeBudget {
+            time: PurgeBudget::default()
+                .time
+                .saturating_sub(started.elapsed()),
+            ..PurgeBudget::default()
+        };
+        let purge = self.purge_deleted(budget).await?;
+        report.purged_items = purge.items_deleted;
+        report.purged_campaigns = purge.campaigns_removed;
         if report != SweepReport::default() {
             tracing::info!(
                 expired = report.expired,
                 completed = report.completed,
+                purged_items = report.purged_items,
+                purged_campaigns = report.purged_campaigns,
                 "swept"
             );
         }
         Ok(report)
+    }
+
+    /// Removes campaigns marked DELETING, within `budget` (R1.5): their hopper entries,
+    /// the interactions they own, their counters, cursors, sequence and test links (their
+    /// test campaigns are marked for deletion in turn), and finally the campaign item.
+    /// Each step re-reads what is left, so a later call resumes where this one stopped.
+    pub async fn purge_deleted(&self, budget: PurgeBudget) -> AppResult<PurgeReport> {
+        let mut b = Budget {
+            deadline: Instant::now() + budget.time,
+            items_left: budget.max_items,
+            page: budget.page.clamp(1, 1000),
+        };
+        let mut report = PurgeReport::default();
+        let campaigns = repo::deleting_campaigns(&*self.table).await?;
+        for (i, c) in campaigns.iter().enumerate() {
+            if b.spent() {
+                report.campaigns_pending += campaigns.len() - i;
+                break;
+            }
+            match self.purge_campaign(c, &mut b, &mut report).await {
+                Ok(true) => report.campaigns_removed += 1,
+                Ok(false) => report.campaigns_pending += 1,
+                Err(e) => {
+                    report.campaigns_pending += 1;
+                    tracing::warn!(campaign_id = %c.id, error = %e, "purge of a deleted campaign failed; it continues in the next sweep");
+                }
+            }
+        }
+        if report.items_deleted > 0 || report.campaigns_removed > 0 {
+            tracing::info!(
+                items = report.items_deleted,
+                removed = report.campaigns_removed,
+                pending = report.campaigns_pending,
+                "purged deleted campaigns"
+            );
+        }
+        Ok(report)
+    }
+
+    /// Returns whether the campaign is gone.
+    async fn purge_campaign(
+        &self,
+        c: &Campaign,
+        b: &mut Budget,
+        report: &mut PurgeReport,
+    ) -> AppResult<bool> {
+        let t = &*self.table;
+        let sender = match &c.account_id {
+            Some(a) => repo::get_account(t, &c.tenant, a)
+                .await?
+                .map(|a| a.sender_id),
+            None => None,
+        };
+        for shard in 0..c.hopper_shards.max(1) {
+            loop {
+                if b.spent() {
+                    return Ok(false);
+                }
+                let page = b.page.min(b.items_left.min(u32::MAX as usize) as u32);
+                let items = repo::hopper_page(t, &c.tenant, &c.id, shard, page).await?;
+                // DynamoDB may return a short page (1 MB per query): only an empty one
+                // means the shard is done.
+                if items.is_empty() {
+                    break;
+                }
+                let mut keys: Vec<Key> = items.iter().filter_map(repo::key_of).collect();
+                keys.extend(
+                    items
+                        .iter()
+                        .filter_map(|i| i.get("phone").and_then(Value::as_str))
+                        .map(|p| repo::contact_campaign_link_key(&c.tenant, p, &c.id)),
+                );
+                if let Some(sender) = &sender {
+                    keys.extend(self.owned_interactions(c, sender, &items).await?);
+                }
+                drop(items);
+                t.delete_many(&keys).await?;
+                report.items_deleted += keys.len();
+                b.take(keys.len());
+            }
+        }
+        // The campaign's own partition: counters, cursors, sequence, test links.
+        loop {
+            if b.spent() {
+                return Ok(false);
+            }
+            let items = repo::campaign_partition_page(t, &c.tenant, &c.id, b.page).await?;
+            if items.is_empty() {
+                break;
+            }
+            for child in items
+                .iter()
+                .filter_map(|i| i.get("child").and_then(Value::as_str))
+            {
+                let now = self.clock.now();
+                match update_campaign(t, &*self.bus, &c.tenant, child, None, |tc| {
+                    tc.mark_deleting(now)
+                })
+                .await
+                {
+                    Ok(_) => {}
+                    // Already deleting, or gone.
+                    Err(super::AppError::Domain(crate::domain::DomainError::NotFound {
+                        ..
+                    })) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let keys: Vec<Key> = items.iter().filter_map(repo::key_of).collect();
+            t.delete_many(&keys).await?;
+            report.items_deleted += keys.len();
+            b.take(keys.len());
+        }
+        // Last: once the grace period is over and nothing came back, the campaign itself.
+        if self.clock.now() - c.updated_at < DELETE_GRACE {
+            return Ok(false);
+        }
+        for shard in 0..c.hopper_shards.max(1) {
+            if !repo::hopper_page(t, &c.tenant, &c.id, shard, 1)
+                .await?
+                .is_empty()
+            {
+                return Ok(false);
+            }
+        }
+        if !repo::campaign_partition_page(t, &c.tenant, &c.id, 1)
+            .await?
+            .is_empty()
+        {
+            return Ok(false);
+        }
+        repo::delete_campaign_item(t, &c.tenant, &c.id).await?;
+        report.items_deleted += 1;
+        tracing::info!(campaign_id = %c.id, "deleted campaign removed");
+        Ok(true)
+    }
+
+    /// Keys of the interactions that still point at entries of this campaign, among the
+    /// entries that were sent (an interaction of another campaign is left alone).
+    async fn owned_interactions(
+        &self,
+        c: &Campaign,
+        sender: &str,
+        entries: &[crate::ports::Item],
+    ) -> AppResult<Vec<Key>> {
+        let sent: Vec<PhoneNumber> = entries
+            .iter()
+            .filter(|i| i.get("message_id").is_some_and(|m| !m.is_null()))
+            .filter_map(|i| i.get("phone").and_then(Value::as_str))
+            .filter_map(|p| PhoneNumber::parse(p).ok())
+            .collect();
+        let t = &*self.table;
+        let owned: Vec<Option<Key>> = stream::iter(sent)
+            .map(|phone| async move {
+                let i = repo::get_interaction(t, sender, &phone).await?;
+                Ok::<_, PortError>(
+                    i.filter(|i| i.entry.tenant == c.tenant && i.entry.campaign_id == c.id)
+                        .map(|_| repo::interaction_key(sender, &phone)),
+                )
+            })
+            .buffer_unordered(PURGE_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(owned.into_iter().flatten().collect())
     }
 }

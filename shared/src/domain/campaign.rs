@@ -1,38 +1,135 @@
-//! Campaigns and their lifecycle (R1.1-R1.3).
+//! Campaigns: their settings (R1.1, R1.2), lifecycle (R1.3), edit rules (R1.4), cancel and
+//! delete (R1.5) and test copies (R1.6).
+//!
+//! Lifecycle:
+//!
+//! ```text
+//! DRAFT <-> READY --launch--> SCHEDULED --start date--> RUNNING <-> PAUSED
+//!             |   <--unschedule--'                        |
+//!             '--launch (no future start date)------------'--> COMPLETED
+//! any of DRAFT, READY, SCHEDULED, RUNNING, PAUSED --cancel--> CANCELLED
+//! any --delete--> DELETING (hidden; the sweeper removes everything, then the campaign)
+//! ```
+//!
+//! DRAFT and READY are recomputed on every edit: READY when nothing required is missing.
 
 use super::account::required;
 use super::template::VariableSource;
+use super::tenant::{parse_timezone, present};
 use super::{new_id, DomainError, Time};
+use chrono::{DateTime, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CampaignStatus {
+    /// Required fields are missing.
     Draft,
+    /// Complete; may be launched.
     Ready,
+    /// Launched with a future start date; a one-time schedule starts it.
     Scheduled,
     Running,
     Paused,
     Completed,
     Cancelled,
+    /// Being deleted in the background; hidden and answered as not found.
+    Deleting,
+}
+
+impl CampaignStatus {
+    pub const ALL: [CampaignStatus; 8] = [
+        CampaignStatus::Draft,
+        CampaignStatus::Ready,
+        CampaignStatus::Scheduled,
+        CampaignStatus::Running,
+        CampaignStatus::Paused,
+        CampaignStatus::Completed,
+        CampaignStatus::Cancelled,
+        CampaignStatus::Deleting,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CampaignStatus::Draft => "DRAFT",
+            CampaignStatus::Ready => "READY",
+            CampaignStatus::Scheduled => "SCHEDULED",
+            CampaignStatus::Running => "RUNNING",
+            CampaignStatus::Paused => "PAUSED",
+            CampaignStatus::Completed => "COMPLETED",
+            CampaignStatus::Cancelled => "CANCELLED",
+            CampaignStatus::Deleting => "DELETING",
+        }
+    }
+
+    /// Parses a status as the API spells it (case-insensitive); DELETING is not visible.
+    pub fn parse_visible(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .filter(|st| *st != CampaignStatus::Deleting)
+            .find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// Edits are allowed in these states (R1.4).
+    pub fn is_editable(self) -> bool {
+        matches!(
+            self,
+            CampaignStatus::Draft
+                | CampaignStatus::Ready
+                | CampaignStatus::Scheduled
+                | CampaignStatus::Paused
+        )
+    }
 }
 
 impl fmt::Display for CampaignStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = serde_json::to_value(self).ok();
-        f.write_str(s.as_ref().and_then(|v| v.as_str()).unwrap_or("?"))
+        f.write_str(self.as_str())
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// The channel a campaign sends on (R1.1). Only WhatsApp campaigns can launch today.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     #[default]
     Whatsapp,
+    Sms,
+    Voice,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Whatsapp => "whatsapp",
+            Channel::Sms => "sms",
+            Channel::Voice => "voice",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Channel::Whatsapp, Channel::Sms, Channel::Voice]
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// Whether campaigns on this channel can be launched with today's providers.
+    pub fn can_send(self) -> bool {
+        self == Channel::Whatsapp
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "spring_offer", "language": "en"}))]
 pub struct TemplateRef {
     pub name: String,
     pub language: String,
@@ -42,39 +139,200 @@ pub struct TemplateRef {
 pub const DEFAULT_RATE: u32 = 20;
 /// Highest rate a campaign may ask for: Meta's top throughput tier.
 pub const MAX_RATE: u32 = 1000;
+/// Highest slow-pacing value: the same 1,000 messages/s expressed per hour.
+pub const MAX_PER_HOUR: u32 = MAX_RATE * 3600;
+/// Longest minimum interval between two sends: one day.
+pub const MAX_INTERVAL_SECONDS: u32 = 86_400;
+/// Longest response timeout.
+pub const MAX_TIMEOUT_DAYS: u32 = 30;
 /// Default number of hopper shards: enough that a campaign at 1,000 messages/s stays far
 /// below one DynamoDB partition's write limit.
 pub const DEFAULT_HOPPER_SHARDS: u16 = 16;
+const MAX_NAME_CHARS: usize = 200;
+const MAX_NOTES_CHARS: usize = 4000;
+const MAX_ROUTE_CHARS: usize = 256;
+const MAX_MESSAGE_CHARS: usize = 1600;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// How a pacing value is expressed (R1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PacingUnit {
+    /// `value` messages every second (fast sends; default 20).
+    MessagesPerSecond,
+    /// `value` contacts every hour (slow pacing, e.g. 30 an hour).
+    ContactsPerHour,
+    /// At least `value` seconds between two sends.
+    MinIntervalSeconds,
+}
+
+/// The sending rate, in one of three forms. The dispatcher turns it into messages per
+/// tick with `rate_fraction`, carrying fractions from tick to tick so a slow pace never
+/// rounds down to nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"unit": "contacts_per_hour", "value": 30}))]
+pub struct Pacing {
+    pub unit: PacingUnit,
+    pub value: u32,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Pacing::per_second(DEFAULT_RATE)
+    }
+}
+
+impl Pacing {
+    pub fn per_second(v: u32) -> Self {
+        Pacing {
+            unit: PacingUnit::MessagesPerSecond,
+            value: v,
+        }
+    }
+
+    pub fn validate(&self, field: &str) -> Result<(), DomainError> {
+        let (max, what) = match self.unit {
+            PacingUnit::MessagesPerSecond => (MAX_RATE, "messages/s"),
+            PacingUnit::ContactsPerHour => (MAX_PER_HOUR, "contacts/hour"),
+            PacingUnit::MinIntervalSeconds => (MAX_INTERVAL_SECONDS, "seconds between sends"),
+        };
+        if (1..=max).contains(&self.value) {
+            Ok(())
+        } else {
+            Err(DomainError::invalid(
+                format!("{field}.value"),
+                format!("must be between 1 and {max} {what}"),
+            ))
+        }
+    }
+
+    /// Messages per second as the exact fraction `(numerator, denominator)`.
+    pub fn rate_fraction(&self) -> (u64, u64) {
+        let v = u64::from(self.value.max(1));
+        match self.unit {
+            PacingUnit::MessagesPerSecond => (v, 1),
+            PacingUnit::ContactsPerHour => (v, 3600),
+            PacingUnit::MinIntervalSeconds => (1, v),
+        }
+    }
+
+    /// Messages per second, for display and estimates.
+    pub fn messages_per_second(&self) -> f64 {
+        let (n, d) = self.rate_fraction();
+        n as f64 / d as f64
+    }
+}
+
+/// Hours of the day (in `timezone`) inside which sends may go out (R1.2). A window whose
+/// end is before its start runs overnight (`22:00`-`06:00`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"start": "09:00", "end": "20:00", "timezone": "Asia/Kolkata"}))]
+pub struct CallingHours {
+    /// `HH:MM`, 24-hour clock.
+    pub start: String,
+    /// `HH:MM`, 24-hour clock; sends stop at this minute.
+    pub end: String,
+    /// IANA time zone of `start` and `end`.
+    pub timezone: String,
+}
+
+fn parse_hhmm(field: &str, s: &str) -> Result<NaiveTime, DomainError> {
+    let ok = s.len() == 5 && s.as_bytes()[2] == b':';
+    ok.then(|| NaiveTime::parse_from_str(s, "%H:%M").ok())
+        .flatten()
+        .ok_or_else(|| DomainError::invalid(field, format!("'{s}' is not a time as HH:MM")))
+}
+
+impl CallingHours {
+    pub fn validate(&self, field: &str) -> Result<(), DomainError> {
+        let start = parse_hhmm(&format!("{field}.start"), &self.start)?;
+        let end = parse_hhmm(&format!("{field}.end"), &self.end)?;
+        if start == end {
+            return Err(DomainError::invalid(
+                format!("{field}.end"),
+                "must differ from start (an empty window would never send)",
+            ));
+        }
+        parse_timezone(&format!("{field}.timezone"), &self.timezone)?;
+        Ok(())
+    }
+
+    /// Whether a send at `at` falls inside the window. Invalid settings allow nothing.
+    pub fn allows(&self, at: Time) -> bool {
+        let (Ok(start), Ok(end), Ok(tz)) = (
+            parse_hhmm("start", &self.start),
+            parse_hhmm("end", &self.end),
+            parse_timezone("timezone", &self.timezone),
+        ) else {
+            return false;
+        };
+        let local = at.with_timezone(&tz).time();
+        if start < end {
+            start <= local && local < end
+        } else {
+            local >= start || local < end
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Campaign {
     pub id: String,
     pub tenant: String,
     pub name: String,
     pub channel: Channel,
+    /// Provider account that sends.
     pub account_id: Option<String>,
+    /// The WhatsApp template (required on the whatsapp channel).
     pub template: Option<TemplateRef>,
     /// Source of each placeholder: index 0 fills `{{1}}` (R3.3).
     pub variables: Vec<VariableSource>,
+    /// Message body of an SMS campaign (R1.1).
+    pub message: Option<String>,
     pub notes: Option<String>,
-    /// Messages per second.
-    pub rate: u32,
+    /// Sending rate (R1.2).
+    #[serde(default)]
+    pub pacing: Pacing,
     pub response_timeout_days: u32,
-    pub start_at: Option<Time>,
+    /// A contact sent to by any campaign of the tenant in the last N days is skipped
+    /// (1..=7); absent means no check.
+    pub duplicate_window_days: Option<u32>,
+    /// Send even to contacts with an open interaction elsewhere (default off).
+    #[serde(default)]
+    pub include_active_interactions: bool,
+    /// A quick-reply answer closes the campaign interaction (default off).
+    #[serde(default)]
+    pub close_on_quick_reply: bool,
+    /// When to start; absent means when launched.
+    pub start_at: Option<DateTime<Utc>>,
+    /// Nothing is sent after this instant.
+    pub end_at: Option<DateTime<Utc>>,
+    pub calling_hours: Option<CallingHours>,
+    /// IANA time zone the campaign's times are shown in (the tenant's by default).
+    pub display_timezone: Option<String>,
+    /// The bot flow or agent queue that takes replies; carried on reply events.
+    pub reply_route: Option<String>,
+    /// Set on a test campaign: the campaign it tests (R1.6).
+    pub test_of: Option<String>,
     pub status: CampaignStatus,
     /// Why the campaign paused, when the engine paused it itself.
     pub pause_reason: Option<String>,
     pub hopper_shards: u16,
-    pub created_at: Time,
-    pub updated_at: Time,
-    pub started_at: Option<Time>,
-    pub completed_at: Option<Time>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
     /// Optimistic-concurrency version; every stored change bumps it.
     #[serde(default)]
     pub version: u64,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `POST /campaigns`. Only `name` is required; a campaign missing its account or template
+/// is stored as DRAFT.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewCampaign {
     pub name: Option<String>,
     pub channel: Option<Channel>,
@@ -82,10 +340,90 @@ pub struct NewCampaign {
     pub template: Option<TemplateRef>,
     #[serde(default)]
     pub variables: Vec<VariableSource>,
+    pub message: Option<String>,
     pub notes: Option<String>,
+    /// Shorthand for `pacing: {"unit": "messages_per_second", "value": rate}`.
     pub rate: Option<u32>,
+    pub pacing: Option<Pacing>,
     pub response_timeout_days: Option<u32>,
-    pub start_at: Option<Time>,
+    pub duplicate_window_days: Option<u32>,
+    pub include_active_interactions: Option<bool>,
+    pub close_on_quick_reply: Option<bool>,
+    pub start_at: Option<DateTime<Utc>>,
+    pub end_at: Option<DateTime<Utc>>,
+    pub calling_hours: Option<CallingHours>,
+    pub display_timezone: Option<String>,
+    pub reply_route: Option<String>,
+}
+
+/// `PATCH /campaigns/{id}`: fields left out keep their value; `null` clears an optional
+/// field. `version`, when given, must be the version read (optimistic concurrency).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"pacing": {"unit": "contacts_per_hour", "value": 600}, "notes": "slowed down for the call centre", "version": 3}))]
+pub struct CampaignPatch {
+    pub name: Option<String>,
+    pub channel: Option<Channel>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub account_id: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<TemplateRef>)]
+    pub template: Option<Option<TemplateRef>>,
+    pub variables: Option<Vec<VariableSource>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub message: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub notes: Option<Option<String>>,
+    /// Shorthand for a messages-per-second `pacing`.
+    pub rate: Option<u32>,
+    pub pacing: Option<Pacing>,
+    pub response_timeout_days: Option<u32>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>)]
+    pub duplicate_window_days: Option<Option<u32>>,
+    pub include_active_interactions: Option<bool>,
+    pub close_on_quick_reply: Option<bool>,
+    /// On a SCHEDULED campaign a new (future) start date moves its schedule.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub start_at: Option<Option<DateTime<Utc>>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub end_at: Option<Option<DateTime<Utc>>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<CallingHours>)]
+    pub calling_hours: Option<Option<CallingHours>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub display_timezone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub reply_route: Option<Option<String>>,
+    pub version: Option<u64>,
+}
+
+impl CampaignPatch {
+    /// Whether the patch touches what a RUNNING campaign must keep: what is sent and by
+    /// whom (R1.4).
+    pub fn changes_message(&self) -> bool {
+        self.account_id.is_some()
+            || self.template.is_some()
+            || self.variables.is_some()
+            || self.message.is_some()
+            || self.channel.is_some()
+    }
+}
+
+/// What an edit did that the use case must follow up on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Edited {
+    /// The account, template or variables changed: check they exist and fit.
+    pub references: bool,
+    /// A SCHEDULED campaign's start date moved: the schedule must follow.
+    pub rescheduled: Option<DateTime<Utc>>,
 }
 
 /// What launching did.
@@ -97,56 +435,70 @@ pub enum Launched {
     Running,
 }
 
+fn optional_text(
+    field: &str,
+    v: Option<String>,
+    max: usize,
+) -> Result<Option<String>, DomainError> {
+    match v {
+        None => Ok(None),
+        Some(s) if s.trim().is_empty() => Ok(None),
+        Some(s) if s.chars().count() > max => Err(DomainError::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        )),
+        Some(s) => Ok(Some(s.trim().to_owned())),
+    }
+}
+
+fn pacing_of(rate: Option<u32>, pacing: Option<Pacing>) -> Result<Option<Pacing>, DomainError> {
+    match (rate, pacing) {
+        (Some(_), Some(_)) => Err(DomainError::invalid(
+            "pacing",
+            "give either rate (messages/s) or pacing, not both",
+        )),
+        (Some(r), None) => {
+            if !(1..=MAX_RATE).contains(&r) {
+                return Err(DomainError::invalid(
+                    "rate",
+                    format!("must be between 1 and {MAX_RATE} messages/s"),
+                ));
+            }
+            Ok(Some(Pacing::per_second(r)))
+        }
+        (None, Some(p)) => {
+            p.validate("pacing")?;
+            Ok(Some(p))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 impl Campaign {
+    /// A new campaign, DRAFT or READY. `tenant_timezone` is the display default.
     pub fn create(tenant: &str, input: NewCampaign, now: Time) -> Result<Self, DomainError> {
         let name = required("name", input.name)?;
-        if name.chars().count() > 200 {
-            return Err(DomainError::invalid(
-                "name",
-                "must be at most 200 characters",
-            ));
-        }
-        let rate = input.rate.unwrap_or(DEFAULT_RATE);
-        if !(1..=MAX_RATE).contains(&rate) {
-            return Err(DomainError::invalid(
-                "rate",
-                format!("must be between 1 and {MAX_RATE} messages/s"),
-            ));
-        }
-        let response_timeout_days = input.response_timeout_days.unwrap_or(1);
-        if !(1..=30).contains(&response_timeout_days) {
-            return Err(DomainError::invalid(
-                "response_timeout_days",
-                "must be between 1 and 30 days",
-            ));
-        }
-        if let Some(t) = &input.template {
-            if t.name.trim().is_empty() {
-                return Err(DomainError::invalid("template.name", "is required"));
-            }
-            if t.language.trim().is_empty() {
-                return Err(DomainError::invalid("template.language", "is required"));
-            }
-        }
-        if input
-            .account_id
-            .as_deref()
-            .is_some_and(|a| a.trim().is_empty())
-        {
-            return Err(DomainError::invalid("account_id", "must not be empty"));
-        }
         let mut c = Campaign {
             id: new_id("cmp"),
             tenant: tenant.to_owned(),
             name,
             channel: input.channel.unwrap_or_default(),
-            account_id: input.account_id,
-            template: input.template,
-            variables: input.variables,
-            notes: input.notes,
-            rate,
-            response_timeout_days,
-            start_at: input.start_at,
+            account_id: None,
+            template: None,
+            variables: Vec::new(),
+            message: None,
+            notes: None,
+            pacing: Pacing::default(),
+            response_timeout_days: 1,
+            duplicate_window_days: None,
+            include_active_interactions: false,
+            close_on_quick_reply: false,
+            start_at: None,
+            end_at: None,
+            calling_hours: None,
+            display_timezone: None,
+            reply_route: None,
+            test_of: None,
             status: CampaignStatus::Draft,
             pause_reason: None,
             hopper_shards: DEFAULT_HOPPER_SHARDS,
@@ -154,11 +506,33 @@ impl Campaign {
             updated_at: now,
             started_at: None,
             completed_at: None,
+            cancelled_at: None,
             version: 0,
         };
-        if c.missing_fields().is_empty() {
-            c.status = CampaignStatus::Ready;
-        }
+        // Creating is editing a blank DRAFT with every given field.
+        let patch = CampaignPatch {
+            name: None,
+            channel: None,
+            account_id: input.account_id.map(Some),
+            template: input.template.map(Some),
+            variables: Some(input.variables),
+            message: input.message.map(Some),
+            notes: input.notes.map(Some),
+            rate: input.rate,
+            pacing: input.pacing,
+            response_timeout_days: input.response_timeout_days,
+            duplicate_window_days: input.duplicate_window_days.map(Some),
+            include_active_interactions: input.include_active_interactions,
+            close_on_quick_reply: input.close_on_quick_reply,
+            start_at: input.start_at.map(Some),
+            end_at: input.end_at.map(Some),
+            calling_hours: input.calling_hours.map(Some),
+            display_timezone: input.display_timezone.map(Some),
+            reply_route: input.reply_route.map(Some),
+            version: None,
+        };
+        c.apply(patch, now)?;
+        c.updated_at = now;
         Ok(c)
     }
 
@@ -168,14 +542,25 @@ impl Campaign {
         if self.account_id.is_none() {
             m.push("account_id");
         }
-        if self.template.is_none() {
-            m.push("template");
+        match self.channel {
+            Channel::Whatsapp if self.template.is_none() => m.push("template"),
+            Channel::Sms if self.message.is_none() => m.push("message"),
+            _ => {}
         }
         m
     }
 
     pub fn response_timeout(&self) -> chrono::Duration {
         chrono::Duration::days(i64::from(self.response_timeout_days))
+    }
+
+    pub fn is_test(&self) -> bool {
+        self.test_of.is_some()
+    }
+
+    /// Whether the end date has passed: nothing more is sent.
+    pub fn has_ended(&self, now: Time) -> bool {
+        self.end_at.is_some_and(|e| now >= e)
     }
 
     fn illegal(&self, action: &str) -> DomainError {
@@ -185,8 +570,206 @@ impl Campaign {
         ))
     }
 
+    /// A campaign being deleted is gone for every caller.
+    fn alive(&self) -> Result<(), DomainError> {
+        if self.status == CampaignStatus::Deleting {
+            Err(DomainError::not_found("campaign", self.id.clone()))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// DRAFT <-> READY follows completeness; other states keep theirs.
+    fn refresh_readiness(&mut self) {
+        if matches!(self.status, CampaignStatus::Draft | CampaignStatus::Ready) {
+            self.status = if self.missing_fields().is_empty() {
+                CampaignStatus::Ready
+            } else {
+                CampaignStatus::Draft
+            };
+        }
+    }
+
+    /// Applies every given field, then checks the whole; `self` is unchanged on error.
+    fn apply(&mut self, p: CampaignPatch, now: Time) -> Result<Edited, DomainError> {
+        let mut c = self.clone();
+        let mut edited = Edited {
+            references: p.account_id.is_some() || p.template.is_some() || p.variables.is_some(),
+            rescheduled: None,
+        };
+        if let Some(n) = p.name {
+            c.name = required("name", Some(n))?;
+        }
+        if c.name.chars().count() > MAX_NAME_CHARS {
+            return Err(DomainError::invalid(
+                "name",
+                format!("must be at most {MAX_NAME_CHARS} characters"),
+            ));
+        }
+        if let Some(ch) = p.channel {
+            c.channel = ch;
+        }
+        if let Some(a) = p.account_id {
+            c.account_id = match a {
+                Some(a) if a.trim().is_empty() => {
+                    return Err(DomainError::invalid("account_id", "must not be empty"))
+                }
+                other => other.map(|a| a.trim().to_owned()),
+            };
+        }
+        if let Some(t) = p.template {
+            if let Some(t) = &t {
+                if t.name.trim().is_empty() {
+                    return Err(DomainError::invalid("template.name", "is required"));
+                }
+                if t.language.trim().is_empty() {
+                    return Err(DomainError::invalid("template.language", "is required"));
+                }
+            }
+            c.template = t;
+        }
+        if let Some(v) = p.variables {
+            c.variables = v;
+        }
+        if let Some(m) = p.message {
+            c.message = optional_text("message", m, MAX_MESSAGE_CHARS)?;
+        }
+        if let Some(n) = p.notes {
+            c.notes = optional_text("notes", n, MAX_NOTES_CHARS)?;
+        }
+        if let Some(pacing) = pacing_of(p.rate, p.pacing)? {
+            c.pacing = pacing;
+        }
+        if let Some(d) = p.response_timeout_days {
+            if !(1..=MAX_TIMEOUT_DAYS).contains(&d) {
+                return Err(DomainError::invalid(
+                    "response_timeout_days",
+                    format!("must be between 1 and {MAX_TIMEOUT_DAYS} days"),
+                ));
+            }
+            c.response_timeout_days = d;
+        }
+        if let Some(w) = p.duplicate_window_days {
+            if w.is_some_and(|w| !(1..=7).contains(&w)) {
+                return Err(DomainError::invalid(
+                    "duplicate_window_days",
+                    "must be between 1 and 7 days (leave it out for no duplicate check)",
+                ));
+            }
+            c.duplicate_window_days = w;
+        }
+        if let Some(b) = p.include_active_interactions {
+            c.include_active_interactions = b;
+        }
+        if let Some(b) = p.close_on_quick_reply {
+            c.close_on_quick_reply = b;
+        }
+        if let Some(h) = p.calling_hours {
+            if let Some(h) = &h {
+                h.validate("calling_hours")?;
+            }
+            c.calling_hours = h;
+        }
+        if let Some(tz) = p.display_timezone {
+            c.display_timezone = match tz {
+                Some(tz) => Some(parse_timezone("display_timezone", &tz)?.name().to_owned()),
+                None => None,
+            };
+        }
+        if let Some(r) = p.reply_route {
+            c.reply_route = optional_text("reply_route", r, MAX_ROUTE_CHARS)?;
+        }
+        if let Some(s) = p.start_at.filter(|s| *s != c.start_at) {
+            match (c.status, s) {
+                (CampaignStatus::Draft | CampaignStatus::Ready, s) => c.start_at = s,
+                (CampaignStatus::Scheduled, Some(at)) if at > now => {
+                    edited.rescheduled = Some(at);
+                    c.start_at = Some(at);
+                }
+                (CampaignStatus::Scheduled, _) => {
+                    return Err(DomainError::invalid(
+                        "start_at",
+                        "a scheduled campaign needs a future start date; unschedule it to start it by hand",
+                    ))
+                }
+                _ => {
+                    return Err(DomainError::invalid(
+                        "start_at",
+                        format!("cannot move the start date of a {} campaign", c.status),
+                    ))
+                }
+            }
+        }
+        if let Some(e) = p.end_at.filter(|e| *e != c.end_at) {
+            if e.is_some_and(|e| e <= now) {
+                return Err(DomainError::invalid("end_at", "must be in the future"));
+            }
+            c.end_at = e;
+        }
+        if let (Some(s), Some(e)) = (c.start_at, c.end_at) {
+            if e <= s {
+                return Err(DomainError::invalid("end_at", "must be after start_at"));
+            }
+        }
+        // A launched campaign must stay complete.
+        if !matches!(c.status, CampaignStatus::Draft | CampaignStatus::Ready) {
+            if let Some(f) = c.missing_fields().first() {
+                return Err(DomainError::invalid(
+                    *f,
+                    format!("is required while the campaign is {}", c.status),
+                ));
+            }
+        }
+        c.refresh_readiness();
+        c.updated_at = now;
+        *self = c;
+        Ok(edited)
+    }
+
+    /// Edits the settings (R1.4): only DRAFT, READY, SCHEDULED and PAUSED campaigns can be
+    /// edited. A PAUSED campaign may even change its template, account or variables
+    /// (that is how one recovers from a paused template); entries already sent keep their
+    /// history. The channel can change only before launch.
+    pub fn edit(&mut self, p: CampaignPatch, now: Time) -> Result<Edited, DomainError> {
+        self.alive()?;
+        if let Some(v) = p.version {
+            if v != self.version {
+                return Err(DomainError::Conflict(format!(
+                    "campaign {} was changed by someone else (version {} now, {v} read): reload and try again",
+                    self.id, self.version
+                )));
+            }
+        }
+        if !self.status.is_editable() {
+            let what = if p.changes_message() {
+                "change the template, account or variables of"
+            } else {
+                "edit"
+            };
+            let hint = if self.status == CampaignStatus::Running {
+                ": pause it first"
+            } else {
+                ""
+            };
+            return Err(DomainError::Conflict(format!(
+                "cannot {what} campaign {} while it is {}{hint}",
+                self.id, self.status
+            )));
+        }
+        if p.channel.is_some_and(|ch| ch != self.channel)
+            && !matches!(self.status, CampaignStatus::Draft | CampaignStatus::Ready)
+        {
+            return Err(DomainError::Conflict(format!(
+                "cannot change the channel of campaign {} while it is {}",
+                self.id, self.status
+            )));
+        }
+        self.apply(p, now)
+    }
+
     /// Launch now, or wait for the start date when it lies in the future.
     pub fn launch(&mut self, now: Time) -> Result<Launched, DomainError> {
+        self.alive()?;
         match self.status {
             CampaignStatus::Ready => {}
             CampaignStatus::Draft => {
@@ -197,6 +780,18 @@ impl Campaign {
                 )))
             }
             _ => return Err(self.illegal("launch")),
+        }
+        if !self.channel.can_send() {
+            return Err(DomainError::Conflict(format!(
+                "cannot launch campaign {}: the {} channel cannot send yet (only whatsapp campaigns launch today)",
+                self.id, self.channel
+            )));
+        }
+        if self.has_ended(now) {
+            return Err(DomainError::Conflict(format!(
+                "cannot launch campaign {}: its end date has passed",
+                self.id
+            )));
         }
         self.updated_at = now;
         match self.start_at {
@@ -214,8 +809,15 @@ impl Campaign {
 
     /// The start date arrived (the one-time schedule fired, or the tick noticed).
     pub fn start(&mut self, now: Time) -> Result<(), DomainError> {
+        self.alive()?;
         if self.status != CampaignStatus::Scheduled {
             return Err(self.illegal("start"));
+        }
+        if self.start_at.is_some_and(|at| at > now) {
+            return Err(DomainError::Conflict(format!(
+                "cannot start campaign {} before its start date",
+                self.id
+            )));
         }
         self.status = CampaignStatus::Running;
         self.started_at = Some(now);
@@ -223,8 +825,21 @@ impl Campaign {
         Ok(())
     }
 
+    /// SCHEDULED -> READY: the start date stays, the schedule goes.
+    pub fn unschedule(&mut self, now: Time) -> Result<(), DomainError> {
+        self.alive()?;
+        if self.status != CampaignStatus::Scheduled {
+            return Err(self.illegal("unschedule"));
+        }
+        self.status = CampaignStatus::Ready;
+        self.refresh_readiness();
+        self.updated_at = now;
+        Ok(())
+    }
+
     /// Stop sending; `reason` is set when the engine pauses by itself.
     pub fn pause(&mut self, reason: Option<String>, now: Time) -> Result<(), DomainError> {
+        self.alive()?;
         if self.status != CampaignStatus::Running {
             return Err(self.illegal("pause"));
         }
@@ -235,8 +850,15 @@ impl Campaign {
     }
 
     pub fn resume(&mut self, now: Time) -> Result<(), DomainError> {
+        self.alive()?;
         if self.status != CampaignStatus::Paused {
             return Err(self.illegal("resume"));
+        }
+        if self.has_ended(now) {
+            return Err(DomainError::Conflict(format!(
+                "cannot resume campaign {}: its end date has passed",
+                self.id
+            )));
         }
         self.status = CampaignStatus::Running;
         self.pause_reason = None;
@@ -244,8 +866,10 @@ impl Campaign {
         Ok(())
     }
 
-    /// Nothing is left to send or to wait for.
+    /// Nothing is left to send or to wait for (or the end date passed and nothing is in
+    /// flight).
     pub fn complete(&mut self, now: Time) -> Result<(), DomainError> {
+        self.alive()?;
         if self.status != CampaignStatus::Running {
             return Err(self.illegal("complete"));
         }
@@ -255,14 +879,88 @@ impl Campaign {
         Ok(())
     }
 
-    /// Whether contacts may still be added to the hopper (R1.4, R2.2).
+    /// Cancel keeps the campaign as CANCELLED, hidden from default listings (R1.5).
+    /// Not undoable.
+    pub fn cancel(&mut self, now: Time) -> Result<(), DomainError> {
+        self.alive()?;
+        match self.status {
+            CampaignStatus::Completed | CampaignStatus::Cancelled => Err(self.illegal("cancel")),
+            _ => {
+                self.status = CampaignStatus::Cancelled;
+                self.cancelled_at = Some(now);
+                self.updated_at = now;
+                Ok(())
+            }
+        }
+    }
+
+    /// Delete: hidden at once, removed in the background (R1.5). Not undoable.
+    pub fn mark_deleting(&mut self, now: Time) -> Result<(), DomainError> {
+        self.alive()?;
+        self.status = CampaignStatus::Deleting;
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// Whether contacts may still be added to the hopper (R1.4, R2.2): adding contacts to
+    /// a RUNNING campaign is fine, its template is what stays frozen.
     pub fn accepts_audience(&self) -> Result<(), DomainError> {
+        self.alive()?;
+        if self.is_test() {
+            return Err(DomainError::Conflict(format!(
+                "campaign {} is a test campaign: its audience is the phones it was created with",
+                self.id
+            )));
+        }
         match self.status {
             CampaignStatus::Completed | CampaignStatus::Cancelled => {
                 Err(self.illegal("add contacts to"))
             }
             _ => Ok(()),
         }
+    }
+
+    /// A test copy (R1.6): same settings, its own id, hopper and statistics, marked
+    /// `test_of`, launched at once (no start or end date).
+    pub fn test_copy(&self, now: Time) -> Result<Campaign, DomainError> {
+        self.alive()?;
+        if self.is_test() {
+            return Err(DomainError::Conflict(format!(
+                "campaign {} is itself a test; test its parent instead",
+                self.id
+            )));
+        }
+        if let Some(f) = self.missing_fields().first() {
+            return Err(DomainError::Conflict(format!(
+                "cannot test campaign {}: missing {f}",
+                self.id
+            )));
+        }
+        if !self.channel.can_send() {
+            return Err(DomainError::Conflict(format!(
+                "cannot test campaign {}: the {} channel cannot send yet",
+                self.id, self.channel
+            )));
+        }
+        let mut t = self.clone();
+        t.id = new_id("cmp");
+        t.name = format!("{} (test)", self.name)
+            .chars()
+            .take(MAX_NAME_CHARS)
+            .collect();
+        t.test_of = Some(self.id.clone());
+        t.status = CampaignStatus::Ready;
+        t.start_at = None;
+        t.end_at = None;
+        t.pause_reason = None;
+        t.created_at = now;
+        t.updated_at = now;
+        t.started_at = None;
+        t.completed_at = None;
+        t.cancelled_at = None;
+        t.version = 0;
+        t.launch(now)?;
+        Ok(t)
     }
 
     pub fn is_sending(&self) -> bool {
@@ -273,7 +971,7 @@ impl Campaign {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{Duration, Utc};
+    use chrono::{Duration, TimeZone, Utc};
 
     fn complete_input() -> NewCampaign {
         NewCampaign {
@@ -285,6 +983,17 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    fn field_of(r: Result<impl fmt::Debug, DomainError>) -> String {
+        match r {
+            Err(DomainError::Invalid { field, .. }) => field,
+            other => panic!("expected a 422, got {other:?}"),
+        }
+    }
+
+    fn create(input: NewCampaign) -> Result<Campaign, DomainError> {
+        Campaign::create("t", input, Utc::now())
     }
 
     #[test]
@@ -302,6 +1011,39 @@ mod tests {
         assert_eq!(c.status, CampaignStatus::Draft);
         let err = c.launch(now).unwrap_err();
         assert!(matches!(err, DomainError::Conflict(m) if m.contains("template")));
+    }
+
+    #[test]
+    fn r1_3_draft_and_ready_are_recomputed_on_every_edit() {
+        let now = Utc::now();
+        let mut c = create(NewCampaign {
+            name: Some("x".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.status, CampaignStatus::Draft);
+        c.edit(
+            CampaignPatch {
+                account_id: Some(Some("acc_1".into())),
+                template: Some(Some(TemplateRef {
+                    name: "offer".into(),
+                    language: "en".into(),
+                })),
+                ..Default::default()
+            },
+            now,
+        )
+        .unwrap();
+        assert_eq!(c.status, CampaignStatus::Ready);
+        c.edit(
+            CampaignPatch {
+                template: Some(None),
+                ..Default::default()
+            },
+            now,
+        )
+        .unwrap();
+        assert_eq!(c.status, CampaignStatus::Draft);
     }
 
     #[test]
@@ -335,8 +1077,47 @@ mod tests {
             c.pause(None, now).is_err(),
             "a scheduled campaign is not running"
         );
+        assert!(
+            matches!(c.start(now), Err(DomainError::Conflict(_))),
+            "a stale schedule cannot start it early"
+        );
         c.start(at).unwrap();
         assert_eq!(c.status, CampaignStatus::Running);
+    }
+
+    #[test]
+    fn r1_3_reschedule_and_unschedule_a_scheduled_campaign() {
+        let now = Utc::now();
+        let at = now + Duration::hours(2);
+        let mut c = create(NewCampaign {
+            start_at: Some(at),
+            ..complete_input()
+        })
+        .unwrap();
+        c.launch(now).unwrap();
+        let later = at + Duration::days(1);
+        let e = c
+            .edit(
+                CampaignPatch {
+                    start_at: Some(Some(later)),
+                    ..Default::default()
+                },
+                now,
+            )
+            .unwrap();
+        assert_eq!(e.rescheduled, Some(later));
+        assert_eq!(
+            (c.status, c.start_at),
+            (CampaignStatus::Scheduled, Some(later))
+        );
+        let past = CampaignPatch {
+            start_at: Some(Some(now - Duration::minutes(1))),
+            ..Default::default()
+        };
+        assert_eq!(field_of(c.edit(past, now)), "start_at");
+        c.unschedule(now).unwrap();
+        assert_eq!(c.status, CampaignStatus::Ready);
+        assert!(matches!(c.unschedule(now), Err(DomainError::Conflict(_))));
     }
 
     #[test]
@@ -346,6 +1127,7 @@ mod tests {
         assert!(matches!(c.resume(now), Err(DomainError::Conflict(_))));
         assert!(matches!(c.pause(None, now), Err(DomainError::Conflict(_))));
         assert!(matches!(c.complete(now), Err(DomainError::Conflict(_))));
+        assert!(matches!(c.unschedule(now), Err(DomainError::Conflict(_))));
         c.launch(now).unwrap();
         assert!(matches!(c.launch(now), Err(DomainError::Conflict(_))));
         assert!(matches!(c.start(now), Err(DomainError::Conflict(_))));
@@ -354,39 +1136,265 @@ mod tests {
             c.accepts_audience(),
             Err(DomainError::Conflict(_))
         ));
+        assert!(matches!(c.cancel(now), Err(DomainError::Conflict(_))));
+        let mut d = Campaign::create("t", complete_input(), now).unwrap();
+        d.cancel(now).unwrap();
+        for r in [d.launch(now).map(|_| ()), d.cancel(now), d.resume(now)] {
+            assert!(matches!(r, Err(DomainError::Conflict(_))), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn r1_3_only_whatsapp_campaigns_launch_today() {
+        let now = Utc::now();
+        let mut c = create(NewCampaign {
+            channel: Some(Channel::Sms),
+            message: Some("Hi!".into()),
+            ..complete_input()
+        })
+        .unwrap();
+        assert_eq!(c.status, CampaignStatus::Ready);
+        let err = c.launch(now).unwrap_err();
+        assert!(matches!(err, DomainError::Conflict(m) if m.contains("sms")));
     }
 
     #[test]
     fn r1_2_settings_are_validated_naming_the_field() {
+        let bad_rate = create(NewCampaign {
+            rate: Some(0),
+            ..complete_input()
+        });
+        assert_eq!(field_of(bad_rate), "rate");
+        let bad_timeout = create(NewCampaign {
+            response_timeout_days: Some(0),
+            ..complete_input()
+        });
+        assert_eq!(field_of(bad_timeout), "response_timeout_days");
+        let no_name = create(NewCampaign {
+            name: None,
+            ..complete_input()
+        });
+        assert_eq!(field_of(no_name), "name");
+        for w in [0, 8] {
+            let bad = create(NewCampaign {
+                duplicate_window_days: Some(w),
+                ..complete_input()
+            });
+            assert_eq!(field_of(bad), "duplicate_window_days");
+        }
+        let ok = create(NewCampaign {
+            duplicate_window_days: Some(7),
+            ..complete_input()
+        })
+        .unwrap();
+        assert_eq!(ok.duplicate_window_days, Some(7));
+        let bad_pacing = create(NewCampaign {
+            pacing: Some(Pacing {
+                unit: PacingUnit::ContactsPerHour,
+                value: 0,
+            }),
+            ..complete_input()
+        });
+        assert_eq!(field_of(bad_pacing), "pacing.value");
+        let both = create(NewCampaign {
+            rate: Some(5),
+            pacing: Some(Pacing::per_second(5)),
+            ..complete_input()
+        });
+        assert_eq!(field_of(both), "pacing");
+        let bad_tz = create(NewCampaign {
+            display_timezone: Some("Europe/Atlantis".into()),
+            ..complete_input()
+        });
+        assert_eq!(field_of(bad_tz), "display_timezone");
+    }
+
+    #[test]
+    fn r1_2_defaults_are_off_and_twenty_per_second() {
+        let c = create(complete_input()).unwrap();
+        assert_eq!(c.pacing, Pacing::per_second(DEFAULT_RATE));
+        assert!(!c.include_active_interactions && !c.close_on_quick_reply);
+        assert_eq!(c.duplicate_window_days, None);
+        assert_eq!(c.response_timeout_days, 1);
+    }
+
+    #[test]
+    fn r1_2_end_date_must_follow_start_date() {
         let now = Utc::now();
-        let bad_rate = Campaign::create(
-            "t",
-            NewCampaign {
-                rate: Some(0),
+        let start = now + Duration::days(1);
+        let before = create(NewCampaign {
+            start_at: Some(start),
+            end_at: Some(start - Duration::hours(1)),
+            ..complete_input()
+        });
+        assert_eq!(field_of(before), "end_at");
+        let past = create(NewCampaign {
+            end_at: Some(now - Duration::hours(1)),
+            ..complete_input()
+        });
+        assert_eq!(field_of(past), "end_at");
+        let ok = create(NewCampaign {
+            start_at: Some(start),
+            end_at: Some(start + Duration::hours(1)),
+            ..complete_input()
+        })
+        .unwrap();
+        assert!(ok.end_at > ok.start_at);
+    }
+
+    #[test]
+    fn r1_2_calling_hours_are_validated_and_tell_inside_from_outside() {
+        let hours = |s: &str, e: &str, tz: &str| CallingHours {
+            start: s.into(),
+            end: e.into(),
+            timezone: tz.into(),
+        };
+        for (h, field) in [
+            (hours("9:00", "18:00", "UTC"), "calling_hours.start"),
+            (hours("09:00", "24:00", "UTC"), "calling_hours.end"),
+            (hours("09:00", "09:00", "UTC"), "calling_hours.end"),
+            (
+                hours("09:00", "18:00", "Nowhere/City"),
+                "calling_hours.timezone",
+            ),
+        ] {
+            let r = create(NewCampaign {
+                calling_hours: Some(h),
                 ..complete_input()
-            },
-            now,
-        );
-        assert!(matches!(bad_rate, Err(DomainError::Invalid { field, .. }) if field == "rate"));
-        let bad_timeout = Campaign::create(
-            "t",
-            NewCampaign {
-                response_timeout_days: Some(0),
-                ..complete_input()
-            },
-            now,
-        );
+            });
+            assert_eq!(field_of(r), field);
+        }
+        let day = hours("09:00", "18:00", "Asia/Kolkata");
+        day.validate("calling_hours").unwrap();
+        // 04:00 UTC is 09:30 in India; 13:00 UTC is 18:30.
+        let at = |h, m| Utc.with_ymd_and_hms(2026, 11, 21, h, m, 0).unwrap();
+        assert!(day.allows(at(4, 0)));
+        assert!(!day.allows(at(13, 0)));
+        let night = hours("22:00", "06:00", "UTC");
+        assert!(night.allows(at(23, 0)) && night.allows(at(5, 59)));
+        assert!(!night.allows(at(6, 0)) && !night.allows(at(12, 0)));
+    }
+
+    #[test]
+    fn r1_2_pacing_is_an_exact_fraction_per_second() {
+        assert_eq!(Pacing::per_second(20).rate_fraction(), (20, 1));
+        let slow = Pacing {
+            unit: PacingUnit::ContactsPerHour,
+            value: 30,
+        };
+        assert_eq!(slow.rate_fraction(), (30, 3600));
+        let interval = Pacing {
+            unit: PacingUnit::MinIntervalSeconds,
+            value: 90,
+        };
+        assert_eq!(interval.rate_fraction(), (1, 90));
+        let json: Pacing =
+            serde_json::from_str(r#"{"unit": "min_interval_seconds", "value": 90}"#).unwrap();
+        assert_eq!(json, interval);
+    }
+
+    #[test]
+    fn r1_4_running_campaign_cannot_change_template() {
+        let now = Utc::now();
+        let mut c = create(complete_input()).unwrap();
+        c.launch(now).unwrap();
+        let change = CampaignPatch {
+            template: Some(Some(TemplateRef {
+                name: "other".into(),
+                language: "en".into(),
+            })),
+            ..Default::default()
+        };
+        let err = c.edit(change.clone(), now).unwrap_err();
         assert!(
-            matches!(bad_timeout, Err(DomainError::Invalid { field, .. }) if field == "response_timeout_days")
+            matches!(&err, DomainError::Conflict(m) if m.contains("template") && m.contains("RUNNING")),
+            "{err}"
         );
-        let no_name = Campaign::create(
-            "t",
-            NewCampaign {
-                name: None,
-                ..complete_input()
-            },
-            now,
+        let rename = CampaignPatch {
+            name: Some("x".into()),
+            ..Default::default()
+        };
+        assert!(matches!(c.edit(rename, now), Err(DomainError::Conflict(_))));
+        // PAUSED may change it: that is how a campaign recovers from a paused template.
+        c.pause(None, now).unwrap();
+        c.edit(change, now).unwrap();
+        assert_eq!(c.template.as_ref().unwrap().name, "other");
+        // ...but not lose it, nor change channel.
+        let drop = CampaignPatch {
+            template: Some(None),
+            ..Default::default()
+        };
+        assert_eq!(field_of(c.edit(drop, now)), "template");
+        let sms = CampaignPatch {
+            channel: Some(Channel::Sms),
+            ..Default::default()
+        };
+        assert!(matches!(c.edit(sms, now), Err(DomainError::Conflict(_))));
+    }
+
+    #[test]
+    fn r1_4_stale_version_is_a_conflict() {
+        let now = Utc::now();
+        let mut c = create(complete_input()).unwrap();
+        c.version = 4;
+        let stale = CampaignPatch {
+            notes: Some(Some("x".into())),
+            version: Some(3),
+            ..Default::default()
+        };
+        assert!(
+            matches!(c.edit(stale, now), Err(DomainError::Conflict(m)) if m.contains("version"))
         );
-        assert!(matches!(no_name, Err(DomainError::Invalid { field, .. }) if field == "name"));
+    }
+
+    #[test]
+    fn r1_5_cancelled_and_deleting_campaigns_refuse_everything() {
+        let now = Utc::now();
+        let mut c = create(complete_input()).unwrap();
+        c.mark_deleting(now).unwrap();
+        assert!(matches!(c.launch(now), Err(DomainError::NotFound { .. })));
+        assert!(matches!(
+            c.accepts_audience(),
+            Err(DomainError::NotFound { .. })
+        ));
+        assert!(matches!(
+            c.mark_deleting(now),
+            Err(DomainError::NotFound { .. })
+        ));
+        let mut d = create(complete_input()).unwrap();
+        d.cancel(now).unwrap();
+        assert_eq!(d.cancelled_at, Some(now));
+        assert!(matches!(
+            d.edit(CampaignPatch::default(), now),
+            Err(DomainError::Conflict(_))
+        ));
+    }
+
+    #[test]
+    fn r1_6_test_copy_keeps_settings_and_runs_at_once() {
+        let now = Utc::now();
+        let c = create(NewCampaign {
+            start_at: Some(now + Duration::days(3)),
+            duplicate_window_days: Some(2),
+            ..complete_input()
+        })
+        .unwrap();
+        let t = c.test_copy(now).unwrap();
+        assert_ne!(t.id, c.id);
+        assert_eq!(t.test_of.as_deref(), Some(c.id.as_str()));
+        assert_eq!((t.status, t.start_at), (CampaignStatus::Running, None));
+        assert_eq!(
+            (t.template.clone(), t.duplicate_window_days),
+            (c.template.clone(), Some(2))
+        );
+        assert!(matches!(t_of_t(&c, now), Err(DomainError::Conflict(_))));
+        assert!(matches!(
+            t.accepts_audience(),
+            Err(DomainError::Conflict(_))
+        ));
+    }
+
+    fn t_of_t(c: &Campaign, now: Time) -> Result<Campaign, DomainError> {
+        c.test_copy(now)?.test_copy(now)
     }
 }

@@ -58,7 +58,8 @@ pub fn recount<'a>(entries: impl IntoIterator<Item = &'a HopperEntry>) -> Delta 
 }
 
 /// Entries per hopper state plus the total (R4.1 hopper view).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"total": 10, "states": {"FRESH": 4, "SENDING": 0, "RETRY": 1, "PENDING": 3, "CLOSED": 2, "FAILED": 0, "BLOCK_LIST": 0, "SKIPPED": 0}}))]
 pub struct HopperCounts {
     pub total: i64,
     pub states: BTreeMap<String, i64>,
@@ -81,7 +82,9 @@ impl HopperCounts {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Live statistics of a campaign (R6.2).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"target": 10, "sent": 10, "delivered": 9, "read": 7, "replied": 3, "failed": 1, "no_response": 4, "retry": 0, "open": 2, "delivered_pct": 90.0, "read_pct": 77.8, "replied_pct": 33.3}))]
 pub struct Stats {
     pub target: i64,
     pub sent: i64,

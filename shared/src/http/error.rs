@@ -6,6 +6,18 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+/// The JSON body of every error answer (documentation of `ApiError`'s shape).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": "invalid", "message": "end_at: must be after start_at", "field": "end_at"}))]
+pub struct ErrorBody {
+    /// `bad_request` (400), `unauthorized` (401), `forbidden` (403), `not_found` (404),
+    /// `conflict` (409), `invalid` (422), `unavailable` (503), ...
+    pub error: String,
+    pub message: String,
+    /// The input field at fault, when one is (`phones[2]`, `calling_hours.timezone`).
+    pub field: Option<String>,
+}
+
 /// Every error answer has the same JSON shape: `{"error": kind, "message": text}` plus
 /// `"field"` when one input field is at fault.
 #[derive(Debug)]
@@ -24,6 +36,9 @@ impl ApiError {
             message: message.into(),
             field: None,
         }
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
     pub fn bad_request(field: Option<String>, message: impl Into<String>) -> Self {
         ApiError {

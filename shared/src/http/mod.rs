@@ -4,6 +4,7 @@
 pub mod api;
 pub mod audience;
 pub mod error;
+pub mod openapi;
 pub mod templates;
 pub mod webhook;
 
@@ -28,6 +29,31 @@ pub async fn tenant_from_header(
         .unwrap_or("demo")
         .to_owned();
     req.extensions_mut().insert(TenantId(tenant));
+    next.run(req).await
+}
+
+/// Every `/campaigns` route answers 403 while the caller's tenant has campaigns disabled
+/// (R1.8). Runs inside the tenant layer; a request without a tenant goes on to its 401.
+pub async fn campaigns_gate(
+    axum::extract::State(admin): axum::extract::State<std::sync::Arc<crate::app::admin::Admin>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = req.uri().path();
+    let gated = path == "/campaigns" || path.starts_with("/campaigns/");
+    if let (true, Some(TenantId(t))) = (gated, req.extensions().get::<TenantId>()) {
+        match admin.campaigns_enabled(t).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return ApiError::forbidden(format!(
+                    "campaigns are disabled for tenant {t}; an administrator can enable them with PUT /tenant"
+                ))
+                .into_response()
+            }
+            Err(e) => return ApiError::from(e).into_response(),
+        }
+    }
     next.run(req).await
 }
 

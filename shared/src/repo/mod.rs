@@ -5,17 +5,20 @@
 //! |---|---|---|---|
 //! | account | `TENANT#t` | `ACCOUNT#a` | |
 //! | template | `TENANT#t` | `TEMPLATE#a#name#lang` | |
-//! | campaign | `TENANT#t` | `CAMPAIGN#c` | GSI1 `CAMPAIGNS#RUNNING` / `CAMPAIGNS#SCHEDULED` |
+//! | tenant | `TENANT#t` | `TENANT` | |
+//! | campaign | `TENANT#t` | `CAMPAIGN#c` | GSI1 `CAMPAIGNS#RUNNING` / `CAMPAIGNS#SCHEDULED` / `CAMPAIGNS#DELETING` |
 //! | list | `TENANT#t` | `LIST#l` | |
 //! | list member | `LIST#t#l` | `PHONE#p` | |
 //! | contact | `TENANT#t#PHONE#p` | `CONTACT` | |
 //! | counters | `CAMPAIGN#t#c` | `STATS` | |
 //! | dispatch cursors | `CAMPAIGN#t#c` | `DISPATCH` | |
 //! | sequence | `CAMPAIGN#t#c` | `SEQ` | |
+//! | test campaign link | `CAMPAIGN#t#c` | `TEST#child` | |
 //! | hopper entry | `HOPPER#t#c#n` | `ENTRY#p` | GSI2 `READY#t#c#n` while FRESH; GSI1 `DUE#k` while PENDING |
 //! | interaction | `INTERACTION#sender#p` | `INTERACTION` | TTL |
 
 use crate::domain::campaign::{Campaign, CampaignStatus};
+use crate::domain::tenant::Tenant;
 
 use crate::domain::hopper::{EntryState, HopperEntry};
 use crate::domain::inbound::EntryRef;
@@ -105,15 +108,44 @@ pub mod templates;
 pub use audience::*;
 pub use templates::*;
 
+// ---- tenants ----
+
+fn tenant_sk() -> &'static str {
+    "TENANT"
+}
+
+/// The tenant's settings; the defaults when none are stored (R1.8).
+pub async fn get_tenant(table: &dyn Table, tenant: &str) -> PortResult<Tenant> {
+    Ok(table
+        .get(&tenant_pk(tenant), tenant_sk())
+        .await?
+        .map(from_item)
+        .transpose()?
+        .unwrap_or_else(|| Tenant::defaults(tenant)))
+}
+
+/// Stores the tenant's settings if nobody changed them since they were read.
+pub async fn save_tenant(table: &dyn Table, t: &mut Tenant) -> PortResult<()> {
+    let item = to_item(
+        t,
+        "tenant",
+        &[("PK", tenant_pk(&t.id)), ("SK", tenant_sk().into())],
+    )?;
+    put_versioned(table, item, &mut t.version).await
+}
+
 // ---- campaigns ----
 
 pub const RUNNING_PK: &str = "CAMPAIGNS#RUNNING";
 pub const SCHEDULED_PK: &str = "CAMPAIGNS#SCHEDULED";
+/// Campaigns waiting for the sweeper to remove them (R1.5).
+pub const DELETING_PK: &str = "CAMPAIGNS#DELETING";
+const CAMPAIGN_SK: &str = "CAMPAIGN#";
 
 fn campaign_keys(c: &Campaign) -> Vec<(&'static str, String)> {
     let mut keys = vec![
         ("PK", tenant_pk(&c.tenant)),
-        ("SK", format!("CAMPAIGN#{}", c.id)),
+        ("SK", format!("{CAMPAIGN_SK}{}", c.id)),
     ];
     match (c.status, c.start_at) {
         (CampaignStatus::Running, _) => {
@@ -123,6 +155,10 @@ fn campaign_keys(c: &Campaign) -> Vec<(&'static str, String)> {
         (CampaignStatus::Scheduled, Some(at)) => {
             keys.push(("GSI1PK", SCHEDULED_PK.into()));
             keys.push(("GSI1SK", format!("{}#{}#{}", time_key(at), c.tenant, c.id)));
+        }
+        (CampaignStatus::Deleting, _) => {
+            keys.push(("GSI1PK", DELETING_PK.into()));
+            keys.push(("GSI1SK", format!("{}#{}", c.tenant, c.id)));
         }
         _ => {}
     }
@@ -135,39 +171,80 @@ pub async fn save_campaign(table: &dyn Table, c: &mut Campaign) -> PortResult<()
     put_versioned(table, item, &mut c.version).await
 }
 
+/// The stored campaign, whatever its status (DELETING included: callers that serve
+/// operators treat that one as gone).
 pub async fn get_campaign(
     table: &dyn Table,
     tenant: &str,
     id: &str,
 ) -> PortResult<Option<Campaign>> {
     table
-        .get(&tenant_pk(tenant), &format!("CAMPAIGN#{id}"))
+        .get(&tenant_pk(tenant), &format!("{CAMPAIGN_SK}{id}"))
         .await?
         .map(from_item)
         .transpose()
 }
 
-pub async fn list_campaigns(
+/// Removes the campaign item itself: the last step of a delete.
+pub async fn delete_campaign_item(table: &dyn Table, tenant: &str, id: &str) -> PortResult<()> {
+    table
+        .delete(&tenant_pk(tenant), &format!("{CAMPAIGN_SK}{id}"))
+        .await
+}
+
+/// One page of a tenant's campaigns.
+pub struct CampaignPage {
+    /// In id order (ids sort by creation time).
+    pub campaigns: Vec<Campaign>,
+    /// The last campaign id read, to continue after.
+    pub last: Option<String>,
+    /// Whether campaigns may follow `last`.
+    pub more: bool,
+}
+
+/// Up to `limit` of the tenant's campaigns whose id sorts after `after`. The cursor is
+/// the campaign id itself, so a caller that filters can resume after any campaign.
+pub async fn campaigns_after(
     table: &dyn Table,
     tenant: &str,
+    after: Option<&str>,
     limit: u32,
-    cursor: Option<String>,
-) -> PortResult<(Vec<Campaign>, Option<String>)> {
-    let q = Query::new(
-        Index::Primary,
-        tenant_pk(tenant),
-        SkCond::BeginsWith("CAMPAIGN#".into()),
-    )
-    .limit(limit)
-    .cursor(cursor);
-    let page = table.query(&q).await?;
-    Ok((
-        page.items
-            .into_iter()
-            .map(from_item)
-            .collect::<PortResult<_>>()?,
-        page.cursor,
-    ))
+) -> PortResult<CampaignPage> {
+    let from = format!("{CAMPAIGN_SK}{}", after.unwrap_or(""));
+    let mut q = Query::new(Index::Primary, tenant_pk(tenant), SkCond::Gt(from)).limit(limit);
+    let mut out = CampaignPage {
+        campaigns: Vec::new(),
+        last: None,
+        more: false,
+    };
+    // Other kinds of item follow the campaigns in the partition: stop at the first.
+    loop {
+        let page = table.query(&q).await?;
+        for item in page.items {
+            let is_campaign = item
+                .get("SK")
+                .and_then(Value::as_str)
+                .is_some_and(|sk| sk.starts_with(CAMPAIGN_SK));
+            if !is_campaign {
+                return Ok(out);
+            }
+            let c: Campaign = from_item(item)?;
+            out.last = Some(c.id.clone());
+            out.campaigns.push(c);
+        }
+        match page.cursor {
+            Some(cur) if (out.campaigns.len() as u32) < limit => {
+                q = q
+                    .limit(limit - out.campaigns.len() as u32)
+                    .cursor(Some(cur))
+            }
+            Some(_) => {
+                out.more = true;
+                return Ok(out);
+            }
+            None => return Ok(out),
+        }
+    }
 }
 
 /// (tenant, campaign id) of every RUNNING campaign.
@@ -194,6 +271,12 @@ pub async fn due_scheduled_campaigns(
         .into_iter()
         .map(|i| from_item::<Campaign>(i).map(|c| (c.tenant, c.id)))
         .collect()
+}
+
+/// Campaigns marked for deletion, oldest request first per tenant.
+pub async fn deleting_campaigns(table: &dyn Table) -> PortResult<Vec<Campaign>> {
+    let items = query_all(table, Query::new(Index::Gsi1, DELETING_PK, SkCond::Any)).await?;
+    items.into_iter().map(from_item).collect()
 }
 
 fn campaign_pk(tenant: &str, id: &str) -> String {
@@ -253,11 +336,18 @@ pub async fn reserve_seq(
     Ok(last + 1 - n)
 }
 
-/// Where the dispatcher stopped in each hopper shard.
+/// Where the dispatcher stopped in each hopper shard, and where in the next tick the
+/// next send is due.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Cursors {
     /// Shard -> last dispatched sequence key.
     pub after: BTreeMap<u16, String>,
+    /// When the next send is due, counted from the start of the next tick in units of
+    /// `1/numerator` seconds of the campaign's pacing (`Pacing::rate_fraction`). It
+    /// carries fractions of a message from tick to tick, so 30 contacts/hour over 60 s
+    /// ticks sends one every other tick instead of rounding to nothing.
+    #[serde(default)]
+    pub pace_offset: u64,
     #[serde(default)]
     pub version: u64,
 }
@@ -286,6 +376,60 @@ pub async fn save_cursors(
         ],
     )?;
     put_versioned(table, item, &mut c.version).await
+}
+
+/// Records that `child` is a test campaign of `parent` (R1.6).
+pub async fn put_test_link(
+    table: &dyn Table,
+    tenant: &str,
+    parent: &str,
+    child: &str,
+) -> PortResult<()> {
+    let mut item = Item::new();
+    item.insert("PK".into(), campaign_pk(tenant, parent).into());
+    item.insert("SK".into(), format!("TEST#{child}").into());
+    item.insert("type".into(), "test_link".into());
+    item.insert("child".into(), child.into());
+    table.put(item, Cond::None).await
+}
+
+/// Ids of the test campaigns of `parent`, oldest first.
+pub async fn test_campaign_ids(
+    table: &dyn Table,
+    tenant: &str,
+    parent: &str,
+) -> PortResult<Vec<String>> {
+    let q = Query::new(
+        Index::Primary,
+        campaign_pk(tenant, parent),
+        SkCond::BeginsWith("TEST#".into()),
+    );
+    Ok(query_all(table, q)
+        .await?
+        .into_iter()
+        .filter_map(|i| i.get("child").and_then(Value::as_str).map(str::to_owned))
+        .collect())
+}
+
+/// A primary key: (PK, SK).
+pub type Key = (String, String);
+
+/// The key of a stored item.
+pub fn key_of(item: &Item) -> Option<Key> {
+    let s = |a: &str| item.get(a).and_then(Value::as_str).map(str::to_owned);
+    Some((s("PK")?, s("SK")?))
+}
+
+/// Up to `limit` items of the campaign's own partition (counters, cursors, sequence,
+/// test links): what a delete removes after the hopper.
+pub async fn campaign_partition_page(
+    table: &dyn Table,
+    tenant: &str,
+    campaign: &str,
+    limit: u32,
+) -> PortResult<Vec<Item>> {
+    let q = Query::new(Index::Primary, campaign_pk(tenant, campaign), SkCond::Any).limit(limit);
+    Ok(table.query(&q).await?.items)
 }
 
 // ---- hopper ----
@@ -403,6 +547,34 @@ pub async fn all_entries(table: &dyn Table, c: &Campaign) -> PortResult<Vec<Hopp
     Ok(out)
 }
 
+/// The first `limit` items of one hopper shard, as stored (a delete reads a page,
+/// removes it and reads again from the start, so it needs no cursor to resume).
+pub async fn hopper_page(
+    table: &dyn Table,
+    tenant: &str,
+    campaign: &str,
+    shard: u16,
+    limit: u32,
+) -> PortResult<Vec<Item>> {
+    let q = Query::new(
+        Index::Primary,
+        entry_pk(tenant, campaign, shard),
+        SkCond::BeginsWith("ENTRY#".into()),
+    )
+    .limit(limit);
+    Ok(table.query(&q).await?.items)
+}
+
+/// The key of the link a contact's partition keeps to a campaign whose hopper holds it
+/// (written by the audience use cases, `repo::audience::put_campaign_link`); a delete
+/// removes it with the entry.
+pub fn contact_campaign_link_key(tenant: &str, phone: &str, campaign: &str) -> Key {
+    (
+        format!("TENANT#{tenant}#PHONE#{phone}"),
+        format!("IN#{campaign}"),
+    )
+}
+
 /// One page of PENDING entries whose response timeout ended at or before `now`.
 pub async fn due_entries(
     table: &dyn Table,
@@ -459,6 +631,11 @@ pub async fn put_interaction(
         ],
     )?;
     table.put(item, Cond::None).await
+}
+
+/// The key of the interaction of a contact with one of our senders.
+pub fn interaction_key(sender_id: &str, phone: &PhoneNumber) -> Key {
+    (interaction_pk(sender_id, phone), "INTERACTION".into())
 }
 
 pub async fn get_interaction(
