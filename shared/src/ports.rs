@@ -109,6 +109,16 @@ pub trait Table: Send + Sync {
     /// `PortError::ConditionFailed`. Index attributes absent from the item leave the index.
     async fn put(&self, item: Item, cond: Cond) -> PortResult<()>;
     async fn delete(&self, pk: &str, sk: &str) -> PortResult<()>;
+    /// Deletes every item whose (PK, SK) is listed, unconditionally; missing items and
+    /// repeated keys are fine. DynamoDB does it 25 keys per BatchWriteItem call, retrying
+    /// unprocessed keys; an error means some keys may remain (calling again is safe).
+    /// The default deletes one key at a time (for test doubles).
+    async fn delete_many(&self, keys: &[(String, String)]) -> PortResult<()> {
+        for (pk, sk) in keys {
+            self.delete(pk, sk).await?;
+        }
+        Ok(())
+    }
     async fn query(&self, q: &Query) -> PortResult<Page>;
     /// Atomically adds each delta to a numeric attribute (missing counts as 0), creating
     /// the item if needed; returns the item after the change.
@@ -174,6 +184,8 @@ pub struct OutboundTemplate {
     pub quick_reply_payloads: Vec<String>,
     /// Echoed by the provider on status webhooks (Meta `biz_opaque_callback_data`).
     pub callback_data: String,
+    /// The template's media header, sent as the header parameter.
+    pub header: Option<crate::domain::template::MediaHeader>,
 }
 
 #[async_trait]
@@ -190,4 +202,45 @@ pub trait Secrets: Send + Sync {
 
 pub trait Clock: Send + Sync {
     fn now(&self) -> Time;
+}
+
+/// A provider's list of one business account's templates, a page at a time (R3.4).
+#[async_trait]
+pub trait TemplateSource: Send + Sync {
+    /// One page of the templates of business account `waba_id` (Meta: the WABA), read
+    /// with `account`'s credentials; `after` is the previous page's cursor.
+    async fn list_templates(
+        &self,
+        account: &Account,
+        waba_id: &str,
+        after: Option<&str>,
+    ) -> Result<
+        crate::domain::template::ProviderTemplatePage,
+        crate::domain::template::TemplateListError,
+    >;
+}
+
+/// The bytes of an object, chunk by chunk, as they arrive.
+pub type ByteChunks = futures::stream::BoxStream<'static, PortResult<bytes::Bytes>>;
+
+/// Object storage for uploaded files (S3 in AWS). Large CSV imports are uploaded straight
+/// to it through a presigned URL and read back as a stream, from an offset when an import
+/// continues in a later invocation (R2.4).
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// A URL that accepts one HTTP `PUT` of the object at `key` with this content type
+    /// until `expires_in` has passed.
+    async fn presign_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        expires_in: std::time::Duration,
+    ) -> PortResult<String>;
+    /// Stores an object (tests, local uploads, small files).
+    async fn put(&self, key: &str, body: bytes::Bytes, content_type: &str) -> PortResult<()>;
+    /// The object's bytes from `offset` to the end, streamed (an offset at or past the end
+    /// gives an empty stream); `None` when there is no such object.
+    async fn get_from(&self, key: &str, offset: u64) -> PortResult<Option<ByteChunks>>;
+    /// Deleting a missing object is not an error.
+    async fn delete(&self, key: &str) -> PortResult<()>;
 }

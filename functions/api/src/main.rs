@@ -2,8 +2,11 @@
 
 use shared::adapters::aws::{self, scheduler::EventBridgeScheduler};
 use shared::adapters::memory::SystemClock;
+use shared::adapters::secrets::SecretResolver;
 use shared::app::admin::Admin;
+use shared::app::templates::TemplateSync;
 use shared::config;
+use shared::providers::meta_templates::MetaTemplates;
 use std::sync::Arc;
 
 mod tenant;
@@ -26,10 +29,27 @@ async fn main() -> Result<(), lambda_http::Error> {
         bus: aws::bus_from_env(&sdk)?,
         clock: Arc::new(SystemClock),
     });
+    // Template synchronisation reads Meta's template list with the account's token.
+    let (graph_url, graph_version) = config::meta_graph();
+    let sync = Arc::new(TemplateSync {
+        table: admin.table.clone(),
+        bus: admin.bus.clone(),
+        clock: admin.clock.clone(),
+        source: Arc::new(MetaTemplates::new(
+            graph_url,
+            graph_version,
+            Arc::new(SecretResolver::new()),
+        )),
+    });
     let claim = config::optional("TENANT_CLAIM", "tenant_id");
+    let api = shared::http::audience::with_object_store(
+        shared::http::api::router(admin),
+        aws::s3::objects_from_env(&sdk)?,
+    );
     let app =
-        shared::http::api::router(admin).layer(axum::middleware::from_fn(move |req, next| {
-            tenant::from_authorizer(claim.clone(), req, next)
-        }));
+        api.merge(shared::http::templates::sync_router(sync))
+            .layer(axum::middleware::from_fn(move |req, next| {
+                tenant::from_authorizer(claim.clone(), req, next)
+            }));
     lambda_http::run(app).await
 }

@@ -24,11 +24,52 @@ pub fn router(local: Arc<Local>) -> Router {
         .route("/local/clock/advance", post(advance))
         .with_state(local.clone())
         .nest("/local/sim", local.simulator.control_router());
-    shared::http::api::router(local.system.admin.clone())
-        .layer(axum::middleware::from_fn(shared::http::tenant_from_header))
+    let api = shared::http::audience::with_object_store(
+        shared::http::api::router(local.system.admin.clone()),
+        local.objects.clone(),
+    );
+    let uploads = Router::new()
+        .route("/local/objects/{*key}", axum::routing::put(upload))
+        .layer(axum::extract::DefaultBodyLimit::max(1 << 30))
+        .with_state(local.clone());
+    // Template synchronisation runs on its own state (it reads the simulator's list).
+    let api = api.merge(shared::http::templates::sync_router(
+        local.template_sync.clone(),
+    ));
+    api.layer(axum::middleware::from_fn(shared::http::tenant_from_header))
+        .merge(uploads)
         .merge(webhook)
         .merge(control)
         .route("/health", get(|| async { Json(json!({"ok": true})) }))
+}
+
+/// Stands in for S3 behind a presigned URL: stores the upload and starts the import, as
+/// the bucket's event starts the importer function in AWS.
+async fn upload(
+    State(l): State<Arc<Local>>,
+    axum::extract::Path(key): axum::extract::Path<String>,
+    body: axum::body::Bytes,
+) -> Result<axum::http::StatusCode, ApiError> {
+    use shared::ports::ObjectStore;
+    let Some((tenant, id)) = shared::domain::import::parse_object_key(&key) else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "not_found",
+            "not an import upload URL",
+        ));
+    };
+    l.objects
+        .put(&key, body, "text/csv")
+        .await
+        .map_err(|e| ApiError::from(shared::app::AppError::from(e)))?;
+    let imports = l.imports.clone();
+    tokio::spawn(async move {
+        let budget = Duration::from_secs(14 * 60);
+        if let Err(e) = imports.run_to_end(&tenant, &id, "local", budget).await {
+            tracing::warn!(error = %e, import_id = %id, "import failed");
+        }
+    });
+    Ok(axum::http::StatusCode::OK)
 }
 
 async fn clock(State(l): State<Arc<Local>>) -> Json<Value> {

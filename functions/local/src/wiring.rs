@@ -6,10 +6,14 @@ use shared::adapters::aws::{
     sqs::SqsQueue,
 };
 use shared::adapters::memory::{ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, MemoryTable};
+use shared::adapters::memory_objects::MemoryObjects;
+use shared::app::import::{ImportService, ImportTuning};
+use shared::app::templates::TemplateSync;
 use shared::config;
 use shared::local::{Ports, System};
 use shared::ports::{Clock, PortResult, Secrets};
 use shared::providers::meta::MetaProvider;
+use shared::providers::meta_templates::MetaTemplates;
 use shared::simulator::{SimConfig, Simulator};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +28,11 @@ pub struct Local {
     /// Present on the in-memory backend, whose schedules this process fires.
     pub scheduler: Option<Arc<MemoryScheduler>>,
     pub backend: &'static str,
+    /// Template synchronisation from the simulator's template list (R3.4).
+    pub template_sync: Arc<TemplateSync>,
+    /// Uploads of large CSV imports: "presigned" URLs point at `PUT /local/objects/…`.
+    pub objects: Arc<MemoryObjects>,
+    pub imports: Arc<ImportService>,
 }
 
 /// Every account's token reference resolves to the simulator's token.
@@ -99,7 +108,27 @@ pub async fn build(base_url: &str) -> anyhow::Result<Local> {
         };
         (ports, Some(scheduler), "in-memory adapters")
     };
+    let objects = Arc::new(MemoryObjects::new(base_url));
+    let imports = Arc::new(ImportService {
+        table: ports.table.clone(),
+        objects: objects.clone(),
+        clock: ports.clock.clone(),
+        tuning: ImportTuning::default(),
+    });
+    let template_sync = Arc::new(TemplateSync {
+        table: ports.table.clone(),
+        bus: ports.bus.clone(),
+        clock: ports.clock.clone(),
+        source: Arc::new(MetaTemplates::new(
+            simulator.base_url(),
+            "v23.0",
+            Arc::new(SimulatorToken(simulator.config().access_token.clone())),
+        )),
+    });
     Ok(Local {
+        template_sync,
+        objects,
+        imports,
         system: System::new(ports, tick_seconds),
         clock,
         simulator,

@@ -97,21 +97,32 @@ impl Table for MemoryTable {
         Ok(())
     }
 
+    async fn delete_many(&self, keys: &[(String, String)]) -> PortResult<()> {
+        // One write per 25 keys, as BatchWriteItem counts them.
+        self.writes
+            .fetch_add(keys.len().div_ceil(25) as u64, Ordering::Relaxed);
+        let mut items = self.items.lock().unwrap();
+        for k in keys {
+            items.remove(k);
+        }
+        Ok(())
+    }
+
     async fn query(&self, q: &Query) -> PortResult<Page> {
         self.reads.fetch_add(1, Ordering::Relaxed);
         let (pk_attr, sk_attr) = index_attrs(q.index);
         let items = self.items.lock().unwrap();
         // (index sort key, PK, SK) orders the results; the cursor is that triple.
-        let mut hits: Vec<((String, String, String), &Item)> = items
-            .iter()
-            .filter_map(|((pk, sk), item)| {
-                let ipk = key_of(item, pk_attr)?;
-                let isk = key_of(item, sk_attr)?;
-                (ipk == q.pk && sk_matches(&isk, &q.sk))
-                    .then(|| ((isk, pk.clone(), sk.clone()), item))
-            })
-            .collect();
-        hits.sort_by(|a, b| a.0.cmp(&b.0));
+        fn hit<'a>(
+            q: &Query,
+            (pk_attr, sk_attr): (&str, &str),
+            ((pk, sk), item): (&(String, String), &'a Item),
+        ) -> Option<((String, String, String), &'a Item)> {
+            let ipk = key_of(item, pk_attr)?;
+            let isk = key_of(item, sk_attr)?;
+            (ipk == q.pk && sk_matches(&isk, &q.sk)).then(|| ((isk, pk.clone(), sk.clone()), item))
+        }
+        let matches = |e| hit(q, (pk_attr, sk_attr), e);
         let after: Option<(String, String, String)> = match &q.cursor {
             Some(c) => Some(
                 serde_json::from_str(c)
@@ -119,11 +130,31 @@ impl Table for MemoryTable {
             ),
             None => None,
         };
+        let limit = q.limit.map(|l| l as usize).unwrap_or(usize::MAX);
+        let mut hits: Vec<((String, String, String), &Item)> = match q.index {
+            // The map is ordered by (PK, SK), which is the result order here: read the
+            // partition from the cursor on, and no more than the page (plus one, to know
+            // whether more follow).
+            Index::Primary => {
+                use std::ops::Bound;
+                let from = match &after {
+                    Some((_, _, sk)) => Bound::Excluded((q.pk.clone(), sk.clone())),
+                    None => Bound::Included((q.pk.clone(), String::new())),
+                };
+                items
+                    .range((from, Bound::Unbounded))
+                    .take_while(|((pk, _), _)| *pk == q.pk)
+                    .filter_map(matches)
+                    .take(limit.saturating_add(1))
+                    .collect()
+            }
+            Index::Gsi1 | Index::Gsi2 => items.iter().filter_map(matches).collect(),
+        };
+        hits.sort_by(|a, b| a.0.cmp(&b.0));
         let start = match &after {
             Some(a) => hits.partition_point(|(k, _)| k <= a),
             None => 0,
         };
-        let limit = q.limit.map(|l| l as usize).unwrap_or(usize::MAX);
         let page: Vec<_> = hits[start..].iter().take(limit).collect();
         let more = start + page.len() < hits.len();
         let cursor = if more {

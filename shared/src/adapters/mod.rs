@@ -2,5 +2,6 @@
 
 pub mod aws;
 pub mod memory;
+pub mod memory_objects;
 pub mod secrets;
 pub mod sqs_event;

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod audience;
 pub mod dispatch;
+pub mod import;
 pub mod inbox;
 pub mod send;
 pub mod sweep;

@@ -8,11 +8,13 @@ pub mod contact;
 pub mod error;
 pub mod events;
 pub mod hopper;
+pub mod import;
 pub mod inbound;
 pub mod outcome;
 pub mod phone;
 pub mod stats;
 pub mod template;
+pub mod tenant;
 
 pub use error::DomainError;
 

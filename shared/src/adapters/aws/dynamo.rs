@@ -4,8 +4,9 @@
 use super::backend;
 use crate::ports::*;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, ReturnValue, WriteRequest};
 use aws_sdk_dynamodb::Client;
+use futures::StreamExt;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,6 +43,49 @@ impl DynamoTable {
             ("PK".to_owned(), AttributeValue::S(pk.to_owned())),
             ("SK".to_owned(), AttributeValue::S(sk.to_owned())),
         ])
+    }
+}
+
+/// Keys per BatchWriteItem call (DynamoDB's limit).
+const BATCH_WRITE_MAX: usize = 25;
+/// BatchWriteItem calls in flight at once for one `delete_many`.
+const BATCH_CONCURRENCY: usize = 4;
+/// Attempts for a batch whose items keep coming back unprocessed (throttling).
+const BATCH_ATTEMPTS: u32 = 8;
+
+impl DynamoTable {
+    /// One BatchWriteItem of at most 25 deletes; unprocessed items are sent again with
+    /// exponential backoff (50 ms, 100 ms, ... capped at 2 s).
+    async fn batch_delete(&self, mut requests: Vec<WriteRequest>) -> PortResult<()> {
+        for attempt in 0..BATCH_ATTEMPTS {
+            if requests.is_empty() {
+                return Ok(());
+            }
+            if attempt > 0 {
+                let ms = (50u64 << (attempt - 1)).min(2000);
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
+            self.writes.fetch_add(1, Ordering::Relaxed);
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, requests)
+                .send()
+                .await
+                .map_err(|e| backend("BatchWriteItem", e))?;
+            requests = out
+                .unprocessed_items
+                .and_then(|mut u| u.remove(&self.table))
+                .unwrap_or_default();
+        }
+        if requests.is_empty() {
+            Ok(())
+        } else {
+            Err(PortError::Backend(format!(
+                "BatchWriteItem: {} deletes still unprocessed after {BATCH_ATTEMPTS} attempts",
+                requests.len()
+            )))
+        }
     }
 }
 
@@ -170,6 +214,31 @@ impl Table for DynamoTable {
             .await
             .map_err(|e| backend("DeleteItem", e))?;
         Ok(())
+    }
+
+    async fn delete_many(&self, keys: &[(String, String)]) -> PortResult<()> {
+        // BatchWriteItem refuses a batch that names one key twice.
+        let mut seen = std::collections::HashSet::with_capacity(keys.len());
+        let unique: Vec<&(String, String)> = keys.iter().filter(|k| seen.insert(*k)).collect();
+        let batches = unique.chunks(BATCH_WRITE_MAX).map(|chunk| {
+            chunk
+                .iter()
+                .map(|(pk, sk)| {
+                    let del = DeleteRequest::builder()
+                        .set_key(Some(Self::key(pk, sk)))
+                        .build()
+                        .map_err(|e| backend("DeleteRequest", e))?;
+                    Ok(WriteRequest::builder().delete_request(del).build())
+                })
+                .collect::<PortResult<Vec<WriteRequest>>>()
+        });
+        let batches = batches.collect::<PortResult<Vec<_>>>()?;
+        let results: Vec<PortResult<()>> = futures::stream::iter(batches)
+            .map(|b| self.batch_delete(b))
+            .buffer_unordered(BATCH_CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().collect()
     }
 
     async fn query(&self, q: &Query) -> PortResult<Page> {

@@ -4,6 +4,7 @@
 
 pub mod dynamo;
 pub mod eventbridge;
+pub mod s3;
 pub mod scheduler;
 pub mod setup;
 pub mod sqs;
