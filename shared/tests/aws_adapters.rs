@@ -1,21 +1,17 @@
 //! The SQS, EventBridge Scheduler and EventBridge adapters against the local emulator.
 //! Run through `scripts/test.sh` (or `eval "$(scripts/emulator.sh start)"` first).
 
+mod common;
+
 use chrono::TimeZone;
-use shared::adapters::aws::{self, setup, EventBridgeBus, EventBridgeScheduler, SqsQueue};
+use shared::adapters::aws::{setup, EventBridgeBus, EventBridgeScheduler, SqsQueue};
 use shared::domain::campaign::CampaignStatus;
 use shared::domain::events::{CampaignStateChanged, DomainEvent, ReplyReceived};
 use shared::ports::*;
 use std::collections::BTreeSet;
 
 async fn config() -> aws_config::SdkConfig {
-    if std::env::var("AWS_ENDPOINT_URL").map_or(true, |v| v.is_empty()) {
-        panic!(
-            "AWS_ENDPOINT_URL is not set: the AWS adapter tests need the local emulator. \
-             Run them through scripts/test.sh (or `eval \"$(scripts/emulator.sh start)\"` first)."
-        );
-    }
-    aws::sdk_config().await
+    common::emulator_config("AWS adapter").await
 }
 
 fn unique(prefix: &str) -> String {

@@ -3,15 +3,16 @@
 //! where storage matters (listing pagination, background delete, reschedule) also on
 //! DynamoDB and EventBridge Scheduler in the local emulator.
 
+mod common;
+
 use async_trait::async_trait;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::Router;
-use chrono::{Duration, TimeZone, Utc};
+use chrono::{Duration, Utc};
 use serde_json::{json, Value};
 use shared::adapters::aws::scheduler::{at_expression, EventBridgeScheduler};
-use shared::adapters::aws::{self, setup, DynamoTable};
-use shared::adapters::memory::{ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, MemoryTable};
+use shared::adapters::aws::{setup, DynamoTable};
+use shared::adapters::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
 use shared::app::admin::launch_schedule_name;
 use shared::app::sweep::{PurgeBudget, DELETE_GRACE};
 use shared::domain::account::Account;
@@ -21,12 +22,11 @@ use shared::domain::outcome::SendFailure;
 use shared::domain::phone::PhoneNumber;
 use shared::domain::stats;
 use shared::domain::template::ContactData;
-use shared::local::{Ports, System};
+use shared::local::System;
 use shared::ports::{Clock, MessagingProvider, OutboundTemplate, Scheduler, Table};
 use shared::repo::{self, Interaction};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tower::ServiceExt;
 
 // ---- harness ---------------------------------------------------------------------------
 
@@ -86,22 +86,7 @@ impl H {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("content-type", "application/json")
-            .header("x-tenant-id", tenant)
-            .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
-            .unwrap();
-        let resp = self.api.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        common::call_as(&self.api, tenant, method, path, body).await
     }
 
     async fn ok(&self, tenant: &str, method: Method, path: &str, body: Option<Value>) -> Value {
@@ -112,25 +97,20 @@ impl H {
 }
 
 fn start_time() -> chrono::DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap()
+    common::t0()
 }
 
 fn harness(table: Arc<dyn Table>, sched: Sched) -> H {
-    let clock = Arc::new(ManualClock::frozen(start_time()));
+    let clock = common::frozen(start_time());
     let provider = Arc::new(FakeProvider::default());
-    let sys = System::new(
-        Ports {
-            table,
-            queue: Arc::new(MemoryQueue::new(clock.clone())),
-            scheduler: sched.port(),
-            bus: Arc::new(MemoryBus::default()),
-            provider: provider.clone(),
-            clock: clock.clone(),
-        },
-        60,
+    let sys = common::system(
+        table,
+        clock.clone(),
+        sched.port(),
+        Arc::new(MemoryBus::default()),
+        provider.clone(),
     );
-    let api = shared::http::api::router(sys.admin.clone())
-        .layer(axum::middleware::from_fn(shared::http::tenant_from_header));
+    let api = common::operator_api(sys.admin.clone());
     H {
         sys,
         api,
@@ -149,16 +129,9 @@ fn memory() -> H {
 
 /// The same system on DynamoDB and EventBridge Scheduler in the local emulator.
 async fn emulator() -> H {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
-    assert!(
-        !endpoint.is_empty(),
-        "AWS_ENDPOINT_URL is not set: this test needs the local AWS emulator. Run it through \
-         scripts/test.sh, or `eval \"$(scripts/emulator.sh start)\"` first."
-    );
-    let cfg = aws::sdk_config().await;
+    let cfg = common::emulator_config("R1 campaign").await;
     let name = format!("r1-{}", uuid::Uuid::new_v4().simple());
-    let ddb = aws_sdk_dynamodb::Client::new(&cfg);
-    setup::ensure_table(&ddb, &name).await.unwrap();
+    let ddb = common::create_table(&cfg, &name).await;
     let sch = aws_sdk_scheduler::Client::new(&cfg);
     setup::ensure_schedule_group(&sch, &name).await.unwrap();
     let scheduler = EventBridgeScheduler::new(
@@ -193,10 +166,10 @@ async fn fixture(h: &H, tenant: &str, contacts: usize) -> Fixture {
             tenant,
             Method::POST,
             "/templates",
-            Some(json!({
-                "account_id": account, "name": name, "language": "en", "category": "MARKETING",
-                "body": "Hi {{1}}, code {{2}}", "quick_replies": ["Yes", "No"]
-            })),
+            Some(common::merged(
+                common::template_body(&account, name),
+                json!({"quick_replies": ["Yes", "No"]}),
+            )),
         )
         .await;
     }
@@ -238,15 +211,10 @@ async fn fixture(h: &H, tenant: &str, contacts: usize) -> Fixture {
 }
 
 fn campaign_body(f: &Fixture, extra: Value) -> Value {
-    let mut b = json!({
-        "name": "Spring offer", "account_id": f.account,
-        "template": {"name": "spring_offer", "language": "en"},
-        "variables": [{"source": "contact_name"}, {"source": "field", "name": "code"}]
-    });
-    for (k, v) in extra.as_object().unwrap() {
-        b[k] = v.clone();
-    }
-    b
+    common::merged(
+        common::campaign_body("Spring offer", &f.account, "spring_offer"),
+        extra,
+    )
 }
 
 async fn create(h: &H, tenant: &str, body: Value) -> String {
@@ -756,14 +724,9 @@ async fn reschedule_moves_the_schedule(h: H) {
     assert_eq!(v["status"], "RUNNING");
 }
 
-#[tokio::test]
-async fn r1_3_reschedule_moves_the_schedule() {
-    reschedule_moves_the_schedule(memory()).await;
-}
-
-#[tokio::test]
-async fn r1_3_reschedule_moves_the_schedule_on_emulator() {
-    reschedule_moves_the_schedule(emulator().await).await;
+common::on_both_backends! {
+    memory: memory(), dynamo: emulator().await;
+    reschedule_moves_the_schedule: r1_3_reschedule_moves_the_schedule, r1_3_reschedule_moves_the_schedule_on_emulator;
 }
 
 async fn unschedule_deletes_the_schedule(h: H) {
@@ -826,14 +789,9 @@ async fn unschedule_deletes_the_schedule(h: H) {
     assert_eq!(h.sched.at(&id2).await, None);
 }
 
-#[tokio::test]
-async fn r1_3_unschedule_deletes_the_schedule() {
-    unschedule_deletes_the_schedule(memory()).await;
-}
-
-#[tokio::test]
-async fn r1_3_unschedule_deletes_the_schedule_on_emulator() {
-    unschedule_deletes_the_schedule(emulator().await).await;
+common::on_both_backends! {
+    memory: memory(), dynamo: emulator().await;
+    unschedule_deletes_the_schedule: r1_3_unschedule_deletes_the_schedule, r1_3_unschedule_deletes_the_schedule_on_emulator;
 }
 
 #[tokio::test]
@@ -1628,14 +1586,9 @@ async fn filters_and_pagination(h: H) {
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
 
-#[tokio::test]
-async fn r1_7_filters_and_pagination() {
-    filters_and_pagination(memory()).await;
-}
-
-#[tokio::test]
-async fn r1_7_filters_and_pagination_on_emulator() {
-    filters_and_pagination(emulator().await).await;
+common::on_both_backends! {
+    memory: memory(), dynamo: emulator().await;
+    filters_and_pagination: r1_7_filters_and_pagination, r1_7_filters_and_pagination_on_emulator;
 }
 
 // ---- R1.8 tenants ----------------------------------------------------------------------
@@ -1893,12 +1846,7 @@ async fn no_read_or_write_crosses_tenants(h: H) {
     }
 }
 
-#[tokio::test]
-async fn r1_8_no_read_or_write_crosses_tenants() {
-    no_read_or_write_crosses_tenants(memory()).await;
-}
-
-#[tokio::test]
-async fn r1_8_no_read_or_write_crosses_tenants_on_emulator() {
-    no_read_or_write_crosses_tenants(emulator().await).await;
+common::on_both_backends! {
+    memory: memory(), dynamo: emulator().await;
+    no_read_or_write_crosses_tenants: r1_8_no_read_or_write_crosses_tenants, r1_8_no_read_or_write_crosses_tenants_on_emulator;
 }

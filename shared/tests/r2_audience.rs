@@ -2,24 +2,21 @@
 //! HTTP API on the in-memory adapters; the storage-dependent parts (segmentation index,
 //! contact listing, tenant isolation) also on DynamoDB in the local emulator.
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+mod common;
+
+use axum::http::{Method, StatusCode};
 use axum::Router;
-use chrono::{Duration, TimeZone, Utc};
+use chrono::Duration;
+use common::{call, call_as};
 use serde_json::{json, Value};
-use shared::adapters::aws::{setup, DynamoTable};
-use shared::adapters::memory::{
-    ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, MemorySecrets, MemoryTable,
-};
+use shared::adapters::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
 use shared::domain::hopper::EntryState;
 use shared::domain::phone::PhoneNumber;
-use shared::local::{Ports, System};
+use shared::local::System;
 use shared::ports::Table;
-use shared::providers::meta::MetaProvider;
 use shared::repo;
 use shared::simulator::{SimConfig, Simulator};
 use std::sync::Arc;
-use tower::ServiceExt;
 
 struct Env {
     sys: System,
@@ -29,9 +26,7 @@ struct Env {
 }
 
 async fn env_on(table: Arc<dyn Table>) -> Env {
-    let clock = Arc::new(ManualClock::frozen(
-        Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap(),
-    ));
+    let clock = common::frozen(common::t0());
     let sim = Simulator::start(
         SimConfig {
             reply_percent: 0,
@@ -41,20 +36,14 @@ async fn env_on(table: Arc<dyn Table>) -> Env {
     )
     .await
     .unwrap();
-    let secrets = Arc::new(MemorySecrets::default().with("env:SIM_TOKEN", "test-token"));
-    let sys = System::new(
-        Ports {
-            table,
-            queue: Arc::new(MemoryQueue::new(clock.clone())),
-            scheduler: Arc::new(MemoryScheduler::default()),
-            bus: Arc::new(MemoryBus::default()),
-            provider: Arc::new(MetaProvider::new(sim.base_url(), "v23.0", secrets)),
-            clock: clock.clone(),
-        },
-        60,
+    let sys = common::system(
+        table,
+        clock.clone(),
+        Arc::new(MemoryScheduler::default()),
+        Arc::new(MemoryBus::default()),
+        common::meta_provider(sim.base_url()),
     );
-    let api = shared::http::api::router(sys.admin.clone())
-        .layer(axum::middleware::from_fn(shared::http::tenant_from_header));
+    let api = common::operator_api(sys.admin.clone());
     Env {
         sys,
         api,
@@ -68,53 +57,7 @@ async fn env() -> Env {
 }
 
 async fn dynamo() -> Arc<dyn Table> {
-    if std::env::var("AWS_ENDPOINT_URL").map_or(true, |v| v.is_empty()) {
-        panic!(
-            "AWS_ENDPOINT_URL is not set: the DynamoDB audience tests need the local emulator. \
-             Run them through scripts/test.sh (or `eval \"$(scripts/emulator.sh start)\"` first)."
-        );
-    }
-    let conf = shared::adapters::aws::sdk_config().await;
-    let client = aws_sdk_dynamodb::Client::new(&conf);
-    let name = format!("audience-{}", uuid::Uuid::new_v4());
-    setup::ensure_table(&client, &name)
-        .await
-        .expect("create the test table");
-    Arc::new(DynamoTable::new(client, name))
-}
-
-async fn call_as(
-    api: &Router,
-    tenant: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", "application/json")
-        .header("x-tenant-id", tenant)
-        .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
-        .unwrap();
-    let resp = api.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
-async fn call(
-    api: &Router,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    call_as(api, "acme", method, path, body).await
+    Arc::new(common::dynamo_table("DynamoDB audience", "audience").await)
 }
 
 fn phone(i: usize) -> String {
@@ -124,23 +67,14 @@ fn phone(i: usize) -> String {
 /// An account, an approved template `offer` (`Hi {{1}}, code {{2}}`) and a campaign using
 /// the contact's name and custom field `code`.
 async fn campaign(api: &Router) -> String {
-    let (s, account) = call(
-        api,
-        Method::POST,
-        "/accounts",
-        Some(json!({"name": "Main", "sender_id": "106540352242922", "token_ref": "env:SIM_TOKEN"})),
-    )
-    .await;
+    let (s, account) = call(api, Method::POST, "/accounts", Some(common::account_body())).await;
     assert_eq!(s, StatusCode::CREATED, "{account}");
     let account_id = account["id"].as_str().unwrap().to_owned();
     let (s, t) = call(
         api,
         Method::POST,
         "/templates",
-        Some(
-            json!({"account_id": account_id, "name": "offer", "language": "en",
-            "category": "MARKETING", "body": "Hi {{1}}, code {{2}}"}),
-        ),
+        Some(common::template_body(&account_id, "offer")),
     )
     .await;
     assert_eq!(s, StatusCode::CREATED, "{t}");
@@ -148,10 +82,10 @@ async fn campaign(api: &Router) -> String {
         api,
         Method::POST,
         "/campaigns",
-        Some(json!({"name": "Offer", "account_id": account_id,
-            "template": {"name": "offer", "language": "en"},
-            "variables": [{"source": "contact_name"}, {"source": "field", "name": "code"}],
-            "rate": 50, "response_timeout_days": 1})),
+        Some(common::merged(
+            common::campaign_body("Offer", &account_id, "offer"),
+            json!({"rate": 50, "response_timeout_days": 1}),
+        )),
     )
     .await;
     assert_eq!(s, StatusCode::CREATED, "{c}");
@@ -373,14 +307,9 @@ async fn tenant_isolation(e: &Env) {
     assert_eq!(page["items"].as_array().unwrap().len(), 3);
 }
 
-#[tokio::test]
-async fn r2_1_tenant_cannot_read_another_tenants_contacts() {
-    tenant_isolation(&env().await).await;
-}
-
-#[tokio::test]
-async fn r2_1_tenant_cannot_read_another_tenants_contacts_on_dynamodb() {
-    tenant_isolation(&env_on(dynamo().await).await).await;
+common::on_both_backends! {
+    memory: &env().await, dynamo: &env_on(dynamo().await).await;
+    tenant_isolation: r2_1_tenant_cannot_read_another_tenants_contacts, r2_1_tenant_cannot_read_another_tenants_contacts_on_dynamodb;
 }
 
 // ---- R2.2 ----
@@ -392,7 +321,10 @@ async fn pagination(e: &Env) {
     let mut cursor: Option<String> = None;
     loop {
         let q = match &cursor {
-            Some(c) => format!("/lists/{list}/members?limit=3&cursor={}", urlencode(c)),
+            Some(c) => format!(
+                "/lists/{list}/members?limit=3&cursor={}",
+                common::urlencode(c)
+            ),
             None => format!("/lists/{list}/members?limit=3"),
         };
         let (s, page) = call(&e.api, Method::GET, &q, None).await;
@@ -418,7 +350,7 @@ async fn pagination(e: &Env) {
     let mut cursor: Option<String> = None;
     loop {
         let q = match &cursor {
-            Some(c) => format!("/contacts?limit=2&cursor={}", urlencode(c)),
+            Some(c) => format!("/contacts?limit=2&cursor={}", common::urlencode(c)),
             None => "/contacts?limit=2".to_owned(),
         };
         let (s, page) = call(&e.api, Method::GET, &q, None).await;
@@ -440,25 +372,9 @@ async fn pagination(e: &Env) {
     assert_eq!(all, (0..7).map(phone).collect::<Vec<_>>());
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-#[tokio::test]
-async fn r2_2_list_members_and_contacts_paginate_with_cursors() {
-    pagination(&env().await).await;
-}
-
-#[tokio::test]
-async fn r2_2_list_members_and_contacts_paginate_with_cursors_on_dynamodb() {
-    pagination(&env_on(dynamo().await).await).await;
+common::on_both_backends! {
+    memory: &env().await, dynamo: &env_on(dynamo().await).await;
+    pagination: r2_2_list_members_and_contacts_paginate_with_cursors, r2_2_list_members_and_contacts_paginate_with_cursors_on_dynamodb;
 }
 
 #[tokio::test]
@@ -575,18 +491,7 @@ async fn r2_2_list_added_to_running_campaign_gets_sent() {
     )
     .await;
     assert_eq!(b["added"], 2);
-    let (s, b) = call(
-        &e.api,
-        Method::POST,
-        &format!("/campaigns/{id}/launch"),
-        None,
-    )
-    .await;
-    assert_eq!(
-        (s, b["status"].as_str()),
-        (StatusCode::OK, Some("RUNNING")),
-        "{b}"
-    );
+    common::launch(&e.api, &id).await;
     e.sys.tick_if_due().await.unwrap();
     e.clock.advance(Duration::seconds(61));
     e.sys.drain_queue().await.unwrap();
@@ -728,14 +633,9 @@ async fn segments(e: &Env) {
     assert_eq!(b["added"], 1, "{b}");
 }
 
-#[tokio::test]
-async fn r2_3_segment_by_tag_and_valued_tag() {
-    segments(&env().await).await;
-}
-
-#[tokio::test]
-async fn r2_3_segment_by_tag_and_valued_tag_on_dynamodb() {
-    segments(&env_on(dynamo().await).await).await;
+common::on_both_backends! {
+    memory: &env().await, dynamo: &env_on(dynamo().await).await;
+    segments: r2_3_segment_by_tag_and_valued_tag, r2_3_segment_by_tag_and_valued_tag_on_dynamodb;
 }
 
 #[tokio::test]

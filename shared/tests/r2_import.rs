@@ -2,15 +2,16 @@
 //! streams, checkpoints and continues; on the in-memory adapters and on DynamoDB + S3 in
 //! the local emulator (a real PUT to the presigned URL).
 
+mod common;
+
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::Router;
-use chrono::{TimeZone, Utc};
+use chrono::Utc;
 use serde_json::{json, Value};
-use shared::adapters::aws::{self, s3, setup, DynamoTable};
-use shared::adapters::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
+use shared::adapters::aws::{s3, DynamoTable};
+use shared::adapters::memory::{ManualClock, MemoryTable};
 use shared::adapters::memory_objects::MemoryObjects;
-use shared::app::admin::Admin;
 use shared::app::import::{ImportService, ImportTuning, ImporterEvent, RunOutcome};
 use shared::domain::import::ImportStatus;
 use shared::domain::phone::PhoneNumber;
@@ -18,7 +19,6 @@ use shared::ports::{ObjectStore, Table};
 use shared::repo;
 use std::sync::Arc;
 use std::time::Duration;
-use tower::ServiceExt;
 
 struct Env {
     api: Router,
@@ -28,20 +28,12 @@ struct Env {
 }
 
 fn env_on(table: Arc<dyn Table>, objects: Arc<dyn ObjectStore>) -> Env {
-    let clock = Arc::new(ManualClock::frozen(
-        Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap(),
-    ));
-    let admin = Arc::new(Admin {
-        table: table.clone(),
-        scheduler: Arc::new(MemoryScheduler::default()),
-        bus: Arc::new(MemoryBus::default()),
-        clock: clock.clone(),
-    });
-    let api = shared::http::audience::with_object_store(
+    let clock = common::frozen(common::t0());
+    let admin = common::memory_admin(table.clone(), clock.clone());
+    let api = common::with_tenant(shared::http::audience::with_object_store(
         shared::http::api::router(admin),
         objects.clone(),
-    )
-    .layer(axum::middleware::from_fn(shared::http::tenant_from_header));
+    ));
     Env {
         api,
         table,
@@ -58,21 +50,12 @@ fn memory_env() -> Env {
     )
 }
 
-fn require_emulator() {
-    if std::env::var("AWS_ENDPOINT_URL").map_or(true, |v| v.is_empty()) {
-        panic!(
-            "AWS_ENDPOINT_URL is not set: the DynamoDB/S3 import tests need the local emulator. \
-             Run them through scripts/test.sh (or `eval \"$(scripts/emulator.sh start)\"` first)."
-        );
-    }
-}
+const WHAT: &str = "DynamoDB/S3 import";
 
 async fn aws_env() -> (Env, Arc<s3::S3Objects>) {
-    require_emulator();
-    let conf = aws::sdk_config().await;
-    let ddb = aws_sdk_dynamodb::Client::new(&conf);
-    let name = format!("import-{}", uuid::Uuid::new_v4());
-    setup::ensure_table(&ddb, &name).await.expect("table");
+    let conf = common::emulator_config(WHAT).await;
+    let name = common::unique_name("import");
+    let ddb = common::create_table(&conf, &name).await;
     let s3c = s3::client(&conf);
     s3::ensure_bucket(&s3c, &name).await.expect("bucket");
     s3::ensure_bucket(&s3c, &name)
@@ -99,32 +82,19 @@ impl Env {
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        self.raw(
-            method,
-            path,
-            "application/json",
-            body.map(|b| b.to_string()).unwrap_or_default(),
-        )
-        .await
+        common::call(&self.api, method, path, body).await
     }
 
     async fn raw(&self, method: Method, path: &str, ct: &str, body: String) -> (StatusCode, Value) {
-        let req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("content-type", ct)
-            .header("x-tenant-id", "acme")
-            .body(Body::from(body))
-            .unwrap();
-        let resp = self.api.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        common::call_raw(
+            &self.api,
+            common::TENANT,
+            method,
+            path,
+            ct,
+            Body::from(body),
         )
+        .await
     }
 
     async fn contact(&self, phone: &str) -> Option<shared::domain::contact::Contact> {
@@ -471,7 +441,10 @@ async fn upload_flow(e: &Env, rows: usize, put: impl AsyncFnOnce(&str, String)) 
     let mut cursor: Option<String> = None;
     loop {
         let q = match &cursor {
-            Some(c) => format!("/imports/{id}/errors?limit=40&cursor={}", urlencoding(c)),
+            Some(c) => format!(
+                "/imports/{id}/errors?limit=40&cursor={}",
+                common::urlencode(c)
+            ),
             None => format!("/imports/{id}/errors?limit=40"),
         };
         let (_, page) = e.call(Method::GET, &q, None).await;
@@ -502,7 +475,7 @@ async fn upload_flow(e: &Env, rows: usize, put: impl AsyncFnOnce(&str, String)) 
         let q = match &cursor {
             Some(c) => format!(
                 "/lists/{list_id}/members?limit=1000&cursor={}",
-                urlencoding(c)
+                common::urlencode(c)
             ),
             None => format!("/lists/{list_id}/members?limit=1000"),
         };
@@ -538,17 +511,6 @@ fn s3_event(key: &str) -> Value {
             "bucket": {"name": "b", "ownerIdentity": {"principalId": "x"}, "arn": "arn:aws:s3:::b"},
             "object": {"key": key, "size": 1, "eTag": "e", "sequencer": "1"}}
     }]})
-}
-
-fn urlencoding(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -590,7 +552,7 @@ async fn r2_4_large_import_streams_from_s3_on_the_emulator() {
 
 #[tokio::test]
 async fn r2_4_s3_adapter_streams_ranges_and_reports_missing_objects() {
-    require_emulator();
+    common::require_emulator(WHAT);
     let (_, objects) = aws_env().await;
     let body = "0123456789".repeat(10_000);
     objects

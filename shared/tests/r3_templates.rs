@@ -3,15 +3,15 @@
 //! tests fail without `AWS_ENDPOINT_URL`: run `scripts/test.sh` or
 //! `eval "$(scripts/emulator.sh start)"` first).
 
+mod common;
+
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 use chrono::{TimeZone, Utc};
+use common::{call, call_as, TENANT};
 use serde_json::{json, Value};
-use shared::adapters::aws::{setup, DynamoTable};
-use shared::adapters::memory::{
-    ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, MemorySecrets, MemoryTable,
-};
+use shared::adapters::memory::{MemoryBus, MemoryScheduler, MemoryTable};
 use shared::app::templates::TemplateSync;
 use shared::domain::hopper::{EntryState, HopperEntry};
 use shared::domain::inbound::Inbound;
@@ -19,18 +19,16 @@ use shared::domain::phone::PhoneNumber;
 use shared::domain::stats;
 use shared::domain::template::{ContactData, Quality, Template, TemplateStatus};
 use shared::http::webhook::{self, WebhookState};
-use shared::local::{Ports, System};
+use shared::local::System;
 use shared::ports::{MessagingProvider, Table};
-use shared::providers::meta::{parse_webhook, signature_header, MetaProvider};
+use shared::providers::meta::{parse_webhook, signature_header};
 use shared::providers::meta_templates::MetaTemplates;
 use shared::repo;
 use shared::simulator::{SimConfig, Simulator};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use tower::ServiceExt;
 
-const TENANT: &str = "acme";
 const SECRET: &str = "test-app-secret";
 const WABA: &str = "102290129340398";
 
@@ -45,36 +43,33 @@ struct Env {
 /// The system on `table`, sending through the Meta adapter to `provider` (default: the
 /// simulator), with the API (template sync mounted) and the webhook router.
 async fn env_with(table: Arc<dyn Table>, provider: Option<Arc<dyn MessagingProvider>>) -> Env {
-    let clock = Arc::new(ManualClock::frozen(
-        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(),
-    ));
+    let clock = common::frozen(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap());
     let sim = Simulator::start(SimConfig::default(), clock.clone())
         .await
         .unwrap();
-    let secrets = Arc::new(MemorySecrets::default().with("env:SIM_TOKEN", "test-token"));
-    let provider = provider
-        .unwrap_or_else(|| Arc::new(MetaProvider::new(sim.base_url(), "v23.0", secrets.clone())));
+    let provider = provider.unwrap_or_else(|| common::meta_provider(sim.base_url()));
     let bus = Arc::new(MemoryBus::default());
-    let sys = System::new(
-        Ports {
-            table: table.clone(),
-            queue: Arc::new(MemoryQueue::new(clock.clone())),
-            scheduler: Arc::new(MemoryScheduler::default()),
-            bus: bus.clone(),
-            provider,
-            clock: clock.clone(),
-        },
-        60,
+    let sys = common::system(
+        table.clone(),
+        clock.clone(),
+        Arc::new(MemoryScheduler::default()),
+        bus.clone(),
+        provider,
     );
     let sync = Arc::new(TemplateSync {
         table,
         bus: bus.clone(),
         clock,
-        source: Arc::new(MetaTemplates::new(sim.base_url(), "v23.0", secrets)),
+        source: Arc::new(MetaTemplates::new(
+            sim.base_url(),
+            "v23.0",
+            common::sim_secrets(),
+        )),
     });
-    let api = shared::http::api::router(sys.admin.clone())
-        .merge(shared::http::templates::sync_router(sync))
-        .layer(axum::middleware::from_fn(shared::http::tenant_from_header));
+    let api = common::with_tenant(
+        shared::http::api::router(sys.admin.clone())
+            .merge(shared::http::templates::sync_router(sync)),
+    );
     let hook = webhook::router(Arc::new(WebhookState {
         inbox: sys.inbox.clone(),
         app_secret: SECRET.into(),
@@ -98,53 +93,7 @@ fn memory() -> Arc<dyn Table> {
 }
 
 async fn dynamo() -> Arc<dyn Table> {
-    if std::env::var("AWS_ENDPOINT_URL").map_or(true, |v| v.is_empty()) {
-        panic!(
-            "AWS_ENDPOINT_URL is not set: the DynamoDB template tests need the local emulator. \
-             Run them through scripts/test.sh (or `eval \"$(scripts/emulator.sh start)\"` first)."
-        );
-    }
-    let conf = shared::adapters::aws::sdk_config().await;
-    let client = aws_sdk_dynamodb::Client::new(&conf);
-    let name = format!("r3-{}", uuid::Uuid::new_v4());
-    setup::ensure_table(&client, &name)
-        .await
-        .expect("create the test table");
-    Arc::new(DynamoTable::new(client, name))
-}
-
-async fn call(
-    api: &Router,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    call_as(api, TENANT, method, path, body).await
-}
-
-async fn call_as(
-    api: &Router,
-    tenant: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", "application/json")
-        .header("x-tenant-id", tenant)
-        .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
-        .unwrap();
-    let resp = api.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    Arc::new(common::dynamo_table("DynamoDB template", "r3").await)
 }
 
 /// Posts a signed Meta webhook; returns the inbox report.
@@ -160,11 +109,8 @@ async fn post_webhook(hook: &Router, body: &Value) -> Value {
         )
         .body(Body::from(bytes))
         .unwrap();
-    let resp = hook.clone().oneshot(req).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
+    let (status, bytes) = common::send(hook, req).await;
+    assert_eq!(status, StatusCode::OK);
     serde_json::from_slice(&bytes).unwrap()
 }
 
@@ -187,8 +133,7 @@ async fn account(api: &Router, waba: Option<&str>) -> String {
 }
 
 async fn account_as(api: &Router, tenant: &str, waba: Option<&str>) -> String {
-    let mut body =
-        json!({"name": "Main", "sender_id": "106540352242922", "token_ref": "env:SIM_TOKEN"});
+    let mut body = common::account_body();
     if let Some(w) = waba {
         body["waba_id"] = w.into();
     }
@@ -198,11 +143,7 @@ async fn account_as(api: &Router, tenant: &str, waba: Option<&str>) -> String {
 }
 
 async fn register(api: &Router, account: &str, name: &str, extra: Value) -> (StatusCode, Value) {
-    let mut body = json!({"account_id": account, "name": name, "language": "en",
-        "category": "MARKETING", "body": "Hi {{1}}, code {{2}}"});
-    for (k, v) in extra.as_object().unwrap() {
-        body[k] = v.clone();
-    }
+    let body = common::merged(common::template_body(account, name), extra);
     call(api, Method::POST, "/templates", Some(body)).await
 }
 
@@ -219,12 +160,10 @@ async fn running_campaign(
         &e.api,
         Method::POST,
         "/campaigns",
-        Some(json!({
-            "name": format!("Campaign {template}"), "account_id": account,
-            "template": {"name": template, "language": "en"},
-            "variables": [{"source": "contact_name"}, {"source": "field", "name": "code"}],
-            "rate": 20, "response_timeout_days": 1
-        })),
+        Some(common::merged(
+            common::campaign_body(&format!("Campaign {template}"), account, template),
+            json!({"rate": 20, "response_timeout_days": 1}),
+        )),
     )
     .await;
     assert_eq!(s, StatusCode::CREATED, "{c}");
@@ -252,18 +191,7 @@ async fn running_campaign(
         .await
         .unwrap();
     }
-    let (s, body) = call(
-        &e.api,
-        Method::POST,
-        &format!("/campaigns/{id}/launch"),
-        None,
-    )
-    .await;
-    assert_eq!(
-        (s, body["status"].as_str()),
-        (StatusCode::OK, Some("RUNNING")),
-        "{body}"
-    );
+    common::launch(&e.api, &id).await;
     id
 }
 
@@ -406,18 +334,13 @@ async fn capturing_meta() -> (String, Arc<Mutex<Vec<Value>>>) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (base, seen)
+    (common::serve(app).await, seen)
 }
 
 #[tokio::test]
 async fn r3_1_media_header_goes_out_with_every_message() {
     let (base, seen) = capturing_meta().await;
-    let secrets = Arc::new(MemorySecrets::default().with("env:SIM_TOKEN", "test-token"));
-    let provider: Arc<dyn MessagingProvider> = Arc::new(MetaProvider::new(base, "v23.0", secrets));
-    let e = env_with(memory(), Some(provider)).await;
+    let e = env_with(memory(), Some(common::meta_provider(base))).await;
     let acc = account(&e.api, None).await;
     let (s, t) = register(
         &e.api,
@@ -523,14 +446,9 @@ async fn paused_template_pauses_its_campaigns_and_entries_retry(table: Arc<dyn T
     }
 }
 
-#[tokio::test]
-async fn r3_2_paused_template_pauses_its_campaigns_and_entries_retry() {
-    paused_template_pauses_its_campaigns_and_entries_retry(memory()).await;
-}
-
-#[tokio::test]
-async fn r3_2_paused_template_pauses_its_campaigns_and_entries_retry_on_dynamodb() {
-    paused_template_pauses_its_campaigns_and_entries_retry(dynamo().await).await;
+common::on_both_backends! {
+    memory: memory(), dynamo: dynamo().await;
+    paused_template_pauses_its_campaigns_and_entries_retry: r3_2_paused_template_pauses_its_campaigns_and_entries_retry, r3_2_paused_template_pauses_its_campaigns_and_entries_retry_on_dynamodb;
 }
 
 /// A Meta stand-in that refuses every send with `code`.
@@ -544,20 +462,12 @@ async fn refusing_meta(code: i64) -> String {
             )
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    base
+    common::serve(app).await
 }
 
 #[tokio::test]
 async fn r3_2_template_paused_error_stops_every_campaign_sending_it() {
-    let secrets = Arc::new(MemorySecrets::default().with("env:SIM_TOKEN", "test-token"));
-    let provider: Arc<dyn MessagingProvider> = Arc::new(MetaProvider::new(
-        refusing_meta(132015).await,
-        "v23.0",
-        secrets,
-    ));
+    let provider = common::meta_provider(refusing_meta(132015).await);
     let e = env_with(memory(), Some(provider)).await;
     let acc = account(&e.api, None).await;
     register(&e.api, &acc, "spring_offer", json!({})).await;
@@ -660,14 +570,9 @@ async fn status_webhook_pauses_running_campaigns(table: Arc<dyn Table>) {
     assert_eq!(report, json!({"applied": 0, "ignored": 1}));
 }
 
-#[tokio::test]
-async fn r3_2_template_status_webhook_pauses_running_campaigns() {
-    status_webhook_pauses_running_campaigns(memory()).await;
-}
-
-#[tokio::test]
-async fn r3_2_template_status_webhook_pauses_running_campaigns_on_dynamodb() {
-    status_webhook_pauses_running_campaigns(dynamo().await).await;
+common::on_both_backends! {
+    memory: memory(), dynamo: dynamo().await;
+    status_webhook_pauses_running_campaigns: r3_2_template_status_webhook_pauses_running_campaigns, r3_2_template_status_webhook_pauses_running_campaigns_on_dynamodb;
 }
 
 fn fixture(file: &str) -> BTreeMap<String, Value> {
@@ -889,14 +794,9 @@ async fn sync_reads_every_page_from_meta(table: Arc<dyn Table>) {
     assert_eq!(report["applied"], 1);
 }
 
-#[tokio::test]
-async fn r3_4_sync_reads_every_page_from_meta() {
-    sync_reads_every_page_from_meta(memory()).await;
-}
-
-#[tokio::test]
-async fn r3_4_sync_reads_every_page_from_meta_on_dynamodb() {
-    sync_reads_every_page_from_meta(dynamo().await).await;
+common::on_both_backends! {
+    memory: memory(), dynamo: dynamo().await;
+    sync_reads_every_page_from_meta: r3_4_sync_reads_every_page_from_meta, r3_4_sync_reads_every_page_from_meta_on_dynamodb;
 }
 
 #[tokio::test]
@@ -1007,14 +907,9 @@ async fn the_251st_template_is_refused(table: Arc<dyn Table>) {
     assert_eq!(list["items"].as_array().unwrap().len(), 250);
 }
 
-#[tokio::test]
-async fn r3_4_251st_template_is_refused() {
-    the_251st_template_is_refused(memory()).await;
-}
-
-#[tokio::test]
-async fn r3_4_251st_template_is_refused_on_dynamodb() {
-    the_251st_template_is_refused(dynamo().await).await;
+common::on_both_backends! {
+    memory: memory(), dynamo: dynamo().await;
+    the_251st_template_is_refused: r3_4_251st_template_is_refused, r3_4_251st_template_is_refused_on_dynamodb;
 }
 
 #[tokio::test]
@@ -1224,14 +1119,9 @@ async fn one_recontact_template_per_account(table: Arc<dyn Table>) {
     assert_eq!(a["recontact_template"], Value::Null);
 }
 
-#[tokio::test]
-async fn r3_5_one_recontact_template_per_account() {
-    one_recontact_template_per_account(memory()).await;
-}
-
-#[tokio::test]
-async fn r3_5_one_recontact_template_per_account_on_dynamodb() {
-    one_recontact_template_per_account(dynamo().await).await;
+common::on_both_backends! {
+    memory: memory(), dynamo: dynamo().await;
+    one_recontact_template_per_account: r3_5_one_recontact_template_per_account, r3_5_one_recontact_template_per_account_on_dynamodb;
 }
 
 #[test]

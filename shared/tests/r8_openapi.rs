@@ -3,15 +3,15 @@
 //! description fails here), every described operation is really served, and every
 //! operation shows at least one response example.
 
+mod common;
+
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::Value;
-use shared::adapters::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
-use shared::app::admin::Admin;
+use shared::adapters::memory::{ManualClock, MemoryTable};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use tower::ServiceExt;
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
@@ -172,15 +172,10 @@ fn r8_1_openapi_document_parses_and_lists_every_route() {
 
 #[tokio::test]
 async fn r8_1_every_described_operation_is_served() {
-    let clock = Arc::new(ManualClock::system());
-    let admin = Arc::new(Admin {
-        table: Arc::new(MemoryTable::new()),
-        scheduler: Arc::new(MemoryScheduler::default()),
-        bus: Arc::new(MemoryBus::default()),
-        clock,
-    });
-    let api = shared::http::api::router(admin)
-        .layer(axum::middleware::from_fn(shared::http::tenant_from_header));
+    let api = common::operator_api(common::memory_admin(
+        Arc::new(MemoryTable::new()),
+        Arc::new(ManualClock::system()),
+    ));
     // Routes declared on the operator router itself (others, like the template sync on
     // its own state, are merged by the composition root).
     let on_api: BTreeSet<(String, String)> = declared_routes()
@@ -197,18 +192,14 @@ async fn r8_1_every_described_operation_is_served() {
             .map(|seg| if seg.starts_with('{') { "x1" } else { seg })
             .collect::<Vec<_>>()
             .join("/");
-        let req = Request::builder()
-            .method(Method::from_bytes(method.to_uppercase().as_bytes()).unwrap())
-            .uri(&uri)
-            .header("content-type", "application/json")
-            .header("x-tenant-id", "acme")
-            .body(Body::from("{}"))
-            .unwrap();
-        let resp = api.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
+        let req = common::request(
+            common::TENANT,
+            Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),
+            &uri,
+            "application/json",
+            Body::from("{}"),
+        );
+        let (status, body) = common::send(&api, req).await;
         let body = String::from_utf8_lossy(&body);
         assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         assert!(
@@ -221,19 +212,15 @@ async fn r8_1_every_described_operation_is_served() {
         .uri("/openapi.json")
         .body(Body::empty())
         .unwrap();
-    let resp = shared::http::api::router(Arc::new(Admin {
-        table: Arc::new(MemoryTable::new()),
-        scheduler: Arc::new(MemoryScheduler::default()),
-        bus: Arc::new(MemoryBus::default()),
-        clock: Arc::new(ManualClock::system()),
-    }))
-    .oneshot(req)
-    .await
-    .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
+    let (status, bytes) = common::send(
+        &shared::http::api::router(common::memory_admin(
+            Arc::new(MemoryTable::new()),
+            Arc::new(ManualClock::system()),
+        )),
+        req,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
     let served: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(served, document());
 }

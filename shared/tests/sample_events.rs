@@ -166,11 +166,16 @@ fn webhook_verify_is_a_get_with_hub_parameters() {
     }
 }
 
+/// The body of the webhook sample `file`, after checking its signature.
+fn signed_webhook_body(file: &str) -> serde_json::Value {
+    assert_signed(file);
+    let req = http(file);
+    serde_json::from_str(req.body.as_deref().unwrap()).unwrap()
+}
+
 #[test]
 fn webhook_status_is_signed_and_carries_the_callback_data() {
-    assert_signed("webhook-status.json");
-    let req = http("webhook-status.json");
-    let body: serde_json::Value = serde_json::from_str(req.body.as_deref().unwrap()).unwrap();
+    let body = signed_webhook_body("webhook-status.json");
     let status = &body["entry"][0]["changes"][0]["value"]["statuses"][0];
     assert_eq!(status["id"], "wamid.TEST1");
     assert_eq!(status["status"], "delivered");
@@ -182,9 +187,7 @@ fn webhook_status_is_signed_and_carries_the_callback_data() {
 
 #[test]
 fn webhook_reply_is_signed_and_is_a_button_reply() {
-    assert_signed("webhook-reply.json");
-    let req = http("webhook-reply.json");
-    let body: serde_json::Value = serde_json::from_str(req.body.as_deref().unwrap()).unwrap();
+    let body = signed_webhook_body("webhook-reply.json");
     let msg = &body["entry"][0]["changes"][0]["value"]["messages"][0];
     assert_eq!(msg["from"], "919812345678");
     assert_eq!(msg["type"], "button");

@@ -1,6 +1,8 @@
 //! The real `MetaProvider` against the WhatsApp simulator, with a webhook receiver that
 //! checks signatures and parses like the webhook function does.
 
+mod common;
+
 use async_trait::async_trait;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -104,11 +106,8 @@ async fn start_receiver(secret: &str) -> Receiver {
     let app = Router::new()
         .route("/webhook", post(receive))
         .with_state((Arc::new(secret.as_bytes().to_vec()), got.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Receiver {
-        url: format!("http://{addr}/webhook"),
+        url: format!("{}/webhook", common::serve(app).await),
         got,
     }
 }
@@ -161,6 +160,25 @@ fn template(phone: &str, payloads: &[&str]) -> OutboundTemplate {
     }
 }
 
+/// Sends the button-less template to `PHONE` from the account the simulator knows; the
+/// wamid.
+async fn send_to_phone(provider: &MetaProvider) -> String {
+    provider
+        .send(&account("env:SIM_TOKEN"), &template(PHONE, &[]))
+        .await
+        .unwrap()
+}
+
+/// A client that reaches the loopback servers directly.
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// GETs `url`; the JSON answer.
+async fn get_json(http: &reqwest::Client, url: String) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 fn cfg(reply_percent: u8) -> SimConfig {
     SimConfig {
         reply_percent,
@@ -206,10 +224,7 @@ async fn meta_adapter_sends_template_over_http_to_simulator() {
 #[tokio::test]
 async fn r6_1_simulator_posts_sent_delivered_read_with_the_entry() {
     let (sim, receiver, provider) = setup(cfg(0)).await;
-    let wamid = provider
-        .send(&account("env:SIM_TOKEN"), &template(PHONE, &[]))
-        .await
-        .unwrap();
+    let wamid = send_to_phone(&provider).await;
     sim.idle().await;
     assert_eq!(sim.pending_webhooks(), 0);
 
@@ -241,10 +256,7 @@ async fn r6_1_simulator_posts_sent_delivered_read_with_the_entry() {
 #[tokio::test]
 async fn r7_3_simulator_webhooks_are_signed_and_parse() {
     let (sim, receiver, provider) = setup(cfg(100)).await;
-    provider
-        .send(&account("env:SIM_TOKEN"), &template(PHONE, &[]))
-        .await
-        .unwrap();
+    send_to_phone(&provider).await;
     sim.idle().await;
     assert_eq!(receiver.rejected(), 0);
     assert_eq!(receiver.inbound().len(), 4, "three statuses and a reply");
@@ -256,10 +268,7 @@ async fn r7_3_simulator_webhooks_are_signed_and_parse() {
     // A receiver holding another secret refuses every post, and the simulator records it.
     let other = start_receiver("another-secret").await;
     sim.set_webhook_url(other.url.clone());
-    provider
-        .send(&account("env:SIM_TOKEN"), &template(PHONE, &[]))
-        .await
-        .unwrap();
+    send_to_phone(&provider).await;
     sim.idle().await;
     assert_eq!(other.rejected(), 4);
     assert!(other.inbound().is_empty());
@@ -300,10 +309,7 @@ async fn r5_2_simulated_quick_reply_tap_carries_payload_and_context() {
 #[tokio::test]
 async fn r5_2_simulated_text_reply_without_buttons() {
     let (sim, receiver, provider) = setup(cfg(100)).await;
-    provider
-        .send(&account("env:SIM_TOKEN"), &template(PHONE, &[]))
-        .await
-        .unwrap();
+    send_to_phone(&provider).await;
     sim.idle().await;
     let msgs = receiver.messages();
     assert_eq!(msgs.len(), 1);
@@ -373,7 +379,7 @@ async fn simulator_rejects_malformed_sends_like_meta() {
     let sim = Simulator::start(SimConfig::default(), clock())
         .await
         .unwrap();
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = http_client();
     let url = format!("{}/v23.0/{PHONE_NUMBER_ID}/messages", sim.base_url());
     for body in [
         json!({"to": PHONE, "type": "template", "template": {"name": "x"}}),
@@ -416,13 +422,10 @@ async fn simulator_filters_phone_number_ids_when_asked() {
 #[tokio::test]
 async fn r8_5_posted_text_reply_arrives_as_inbound_message() {
     let (sim, receiver, provider) = setup(cfg(0)).await;
-    let wamid = provider
-        .send(&account("env:SIM_TOKEN"), &template(PHONE, &[]))
-        .await
-        .unwrap();
+    let wamid = send_to_phone(&provider).await;
     sim.idle().await;
 
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = http_client();
     let r = http
         .post(format!("{}/sim/reply", sim.base_url()))
         .json(&json!({"phone": "+91 98123 45678", "text": "hello there"}))
@@ -493,48 +496,22 @@ async fn r8_5_posted_text_reply_arrives_as_inbound_message() {
 #[tokio::test]
 async fn r8_5_control_routes_show_what_the_simulator_received_and_sent() {
     let (sim, _receiver, provider) = setup(cfg(0)).await;
-    let wamid = provider
-        .send(&account("env:SIM_TOKEN"), &template(PHONE, &[]))
-        .await
-        .unwrap();
+    let wamid = send_to_phone(&provider).await;
     sim.idle().await;
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let messages: Value = http
-        .get(format!("{}/sim/messages", sim.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let http = http_client();
+    let messages = get_json(&http, format!("{}/sim/messages", sim.base_url())).await;
     assert_eq!(messages.as_array().unwrap().len(), 1);
     assert_eq!(messages[0]["wamid"], wamid.as_str());
     assert_eq!(messages[0]["template"], "diwali_offer");
-    let hooks: Value = http
-        .get(format!("{}/sim/webhooks", sim.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let hooks = get_json(&http, format!("{}/sim/webhooks", sim.base_url())).await;
     let hooks = hooks.as_array().unwrap();
     assert_eq!(hooks.len(), 3);
     assert!(hooks.iter().all(|h| h["answered"] == 200));
 
     // Mounted in another server.
     let app = Router::new().nest("/local/sim", sim.control_router());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let nested: Value = http
-        .get(format!("http://{addr}/local/sim/messages"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let base = common::serve(app).await;
+    let nested = get_json(&http, format!("{base}/local/sim/messages")).await;
     assert_eq!(nested, messages);
 }
 
@@ -542,10 +519,7 @@ async fn r8_5_control_routes_show_what_the_simulator_received_and_sent() {
 async fn simulator_without_webhook_url_posts_nothing() {
     let sim = Simulator::start(cfg(100), clock()).await.unwrap();
     let provider = MetaProvider::new(sim.base_url(), "v23.0", Arc::new(TestSecrets));
-    provider
-        .send(&account("env:SIM_TOKEN"), &template(PHONE, &[]))
-        .await
-        .unwrap();
+    send_to_phone(&provider).await;
     sim.idle().await;
     assert!(sim.webhooks().is_empty());
     assert!(sim
@@ -563,10 +537,7 @@ async fn status_delay_spaces_webhooks_and_idle_waits_for_them() {
     };
     let (sim, receiver, provider) = setup(cfg).await;
     let started = std::time::Instant::now();
-    provider
-        .send(&account("env:SIM_TOKEN"), &template(PHONE, &[]))
-        .await
-        .unwrap();
+    send_to_phone(&provider).await;
     assert!(receiver.statuses().len() < 3);
     sim.idle().await;
     assert!(started.elapsed() >= Duration::from_millis(300));

@@ -2,6 +2,8 @@
 //! on the local emulator, so the two cannot drift. The DynamoDB half needs the emulator:
 //! run `scripts/test.sh` (or `eval "$(scripts/emulator.sh start)"` first).
 
+mod common;
+
 use serde_json::{json, Value};
 use shared::adapters::aws::{setup, DynamoTable};
 use shared::adapters::memory::MemoryTable;
@@ -436,18 +438,9 @@ async fn delete_many(t: &dyn Table) {
 // ---- backends -----------------------------------------------------------------------------
 
 async fn dynamo() -> DynamoTable {
-    if std::env::var("AWS_ENDPOINT_URL").map_or(true, |v| v.is_empty()) {
-        panic!(
-            "AWS_ENDPOINT_URL is not set: the DynamoDB contract tests need the local emulator. \
-             Run them through scripts/test.sh (or `eval \"$(scripts/emulator.sh start)\"` first)."
-        );
-    }
-    let conf = shared::adapters::aws::sdk_config().await;
-    let client = aws_sdk_dynamodb::Client::new(&conf);
-    let name = format!("contract-{}", uuid::Uuid::new_v4());
-    setup::ensure_table(&client, &name)
-        .await
-        .expect("create the test table");
+    let conf = common::emulator_config("DynamoDB contract").await;
+    let name = common::unique_name("contract");
+    let client = common::create_table(&conf, &name).await;
     // Idempotent.
     setup::ensure_table(&client, &name)
         .await
