@@ -16,6 +16,16 @@
 //! (bearer token, `limit` and `after` cursors, a `paging.next` link while more follow), from
 //! what [`Simulator::set_templates`] gave it.
 //!
+//! It also answers Kaleyra's v2 send API, `POST /v2/{sid}/whatsapp/{from}/messages` (header
+//! `api-key` must equal [`SimConfig::kaleyra_api_key`]; body `{"messaging_object": <Cloud
+//! API message>, "extra_info": {"ref": ..}}`; answers `{"code":"WA200","data":[{
+//! "message_id":"wamid.SIM<n>",..}]}` or Kaleyra-coded errors: `RBC001` for a wrong key,
+//! `E413` for numbers in [`SimConfig::kaleyra_invalid_numbers`], `WA400` for a bad
+//! payload). Kaleyra sends are recorded in the same [`Simulator::sent`] list with
+//! [`SimProvider::Kaleyra`], and their v2-shaped status callbacks (sent, delivered, read;
+//! no automatic replies) go unsigned to [`SimConfig::kaleyra_callback_url`] (put the shared
+//! token in that URL's query).
+//!
 //! [`Simulator::router`] holds the Cloud API routes and [`Simulator::control_router`] the
 //! control routes with paths relative to their mount point (`/messages`, `/webhooks`,
 //! `/reply`); the simulator's own listener serves the control routes under `/sim`, and
@@ -62,6 +72,14 @@ pub struct SimConfig {
     pub status_delay: Duration,
     /// When set, sends from any other phone_number_id fail with Meta error 100.
     pub phone_number_id_filter: Option<String>,
+    /// The `api-key` Kaleyra's send API expects.
+    pub kaleyra_api_key: String,
+    /// Where Kaleyra status callbacks go (unsigned; carry the token in the query); none
+    /// are posted while unset.
+    pub kaleyra_callback_url: Option<String>,
+    /// Numbers (digits) Kaleyra answers with `E413`, "'To' number invalid or WhatsApp
+    /// account does not exist".
+    pub kaleyra_invalid_numbers: Vec<String>,
 }
 
 impl Default for SimConfig {
@@ -74,15 +92,34 @@ impl Default for SimConfig {
             reply_text: "Yes please".into(),
             status_delay: Duration::ZERO,
             phone_number_id_filter: None,
+            kaleyra_api_key: "test-kaleyra-key".into(),
+            kaleyra_callback_url: None,
+            kaleyra_invalid_numbers: Vec::new(),
         }
     }
+}
+
+/// Which provider API a send came through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SimProvider {
+    /// The Cloud API route.
+    #[default]
+    Meta,
+    /// Kaleyra's v2 route.
+    Kaleyra,
 }
 
 /// A template send the simulator accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SentRecord {
     pub wamid: String,
+    /// Which API it came through.
+    #[serde(default)]
+    pub provider: SimProvider,
+    /// Graph API version (Meta) or `v2` (Kaleyra).
     pub version: String,
+    /// Meta: the phone_number_id; Kaleyra: `<sid>:<from>` as in the URL.
     pub phone_number_id: String,
     /// `to` as the request gave it.
     pub to: String,
@@ -366,6 +403,7 @@ impl Simulator {
 fn api_router(inner: Arc<Inner>) -> Router {
     Router::new()
         .route("/{version}/{phone_number_id}/messages", post(send_message))
+        .route("/v2/{sid}/whatsapp/{from}/messages", post(kaleyra_send))
         // The id here is the WABA's; the segment shares the send route's name.
         .route(
             "/{version}/{phone_number_id}/message_templates",
@@ -464,34 +502,13 @@ async fn send_message(
         return invalid_param("template.name is required");
     };
 
-    let mut params = Vec::new();
-    let mut payloads = Vec::new();
-    let components = req["template"].get("components").and_then(Value::as_array);
-    for c in components.into_iter().flatten() {
-        let parameters = c
-            .get("parameters")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten();
-        match (str_at(c, &["type"]), str_at(c, &["sub_type"])) {
-            (Some("body"), _) => params.extend(
-                parameters
-                    .filter_map(|p| p.get("text").and_then(Value::as_str))
-                    .map(str::to_owned),
-            ),
-            (Some("button"), Some("quick_reply")) => payloads.extend(
-                parameters
-                    .filter_map(|p| p.get("payload").and_then(Value::as_str))
-                    .map(str::to_owned),
-            ),
-            _ => {}
-        }
-    }
+    let (params, payloads) = template_parts(&req);
 
     let n = inner.out_seq.fetch_add(1, Ordering::SeqCst) + 1;
     let wamid = format!("wamid.SIM{n}");
     let record = SentRecord {
         wamid: wamid.clone(),
+        provider: SimProvider::Meta,
         version,
         phone_number_id,
         to: to.to_owned(),
@@ -571,6 +588,154 @@ async fn list_templates(
         ));
     }
     Json(json!({"data": data, "paging": paging})).into_response()
+}
+
+/// `POST /v2/{sid}/whatsapp/{from}/messages`: Kaleyra's v2 send API.
+async fn kaleyra_send(
+    State(inner): State<Arc<Inner>>,
+    Path((sid, from)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let kaleyra_error = |status: StatusCode, code: &str, message: &str| {
+        (
+            status,
+            Json(json!({"code": code, "message": message, "data": [],
+                "error": {"code": code, "message": message}})),
+        )
+            .into_response()
+    };
+    let key = headers.get("api-key").and_then(|h| h.to_str().ok());
+    if key != Some(inner.cfg.kaleyra_api_key.as_str()) {
+        return kaleyra_error(
+            StatusCode::UNAUTHORIZED,
+            "RBC001",
+            "Incorrect SID or API key.",
+        );
+    }
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+        return kaleyra_error(StatusCode::BAD_REQUEST, "WA400", "Incorrect payload.");
+    };
+    let m = &req["messaging_object"];
+    let to = str_at(m, &["to"]).filter(|s| !s.trim().is_empty());
+    let template = str_at(m, &["template", "name"]).filter(|s| !s.is_empty());
+    let (Some(to), Some(template), Some("whatsapp"), Some("template")) = (
+        to,
+        template,
+        str_at(m, &["messaging_product"]),
+        str_at(m, &["type"]),
+    ) else {
+        return kaleyra_error(StatusCode::BAD_REQUEST, "WA400", "Incorrect payload.");
+    };
+    let phone = digits(to);
+    if inner
+        .cfg
+        .kaleyra_invalid_numbers
+        .iter()
+        .any(|n| digits(n) == phone)
+    {
+        return kaleyra_error(
+            StatusCode::BAD_REQUEST,
+            "E413",
+            crate::domain::outcome::KALEYRA_INVALID_NUMBER_REASON,
+        );
+    }
+    let (params, payloads) = template_parts(m);
+    let n = inner.out_seq.fetch_add(1, Ordering::SeqCst) + 1;
+    let wamid = format!("wamid.SIM{n}");
+    let callback_data = str_at(&req, &["extra_info", "ref"])
+        .or_else(|| str_at(m, &["biz_opaque_callback_data"]))
+        .map(str::to_owned);
+    let record = SentRecord {
+        wamid: wamid.clone(),
+        provider: SimProvider::Kaleyra,
+        version: "v2".into(),
+        phone_number_id: format!("{sid}:{from}"),
+        to: to.to_owned(),
+        template: template.to_owned(),
+        language: str_at(m, &["template", "language", "code"]).map(str::to_owned),
+        params,
+        quick_reply_payloads: payloads,
+        callback_data,
+        at: inner.clock.now(),
+    };
+    inner.state.lock().unwrap().sent.push(record.clone());
+    if inner.cfg.kaleyra_callback_url.is_some() {
+        let guard = PendingGuard::new(&inner);
+        tokio::spawn(async move {
+            kaleyra_status_flow(&guard.0, &record, &from).await;
+            drop(guard);
+        });
+    }
+    Json(json!({
+        "code": "WA200",
+        "message": "Message sent successfully.",
+        "data": [{"message_id": wamid, "recipient": phone}],
+        "error": {},
+    }))
+    .into_response()
+}
+
+/// Body parameters and quick-reply payloads of a Cloud API template message.
+fn template_parts(m: &Value) -> (Vec<String>, Vec<String>) {
+    let mut params = Vec::new();
+    let mut payloads = Vec::new();
+    let components = m["template"].get("components").and_then(Value::as_array);
+    for c in components.into_iter().flatten() {
+        let parameters = c
+            .get("parameters")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten();
+        match (str_at(c, &["type"]), str_at(c, &["sub_type"])) {
+            (Some("body"), _) => params.extend(
+                parameters
+                    .filter_map(|p| p.get("text").and_then(Value::as_str))
+                    .map(str::to_owned),
+            ),
+            (Some("button"), Some("quick_reply")) => payloads.extend(
+                parameters
+                    .filter_map(|p| p.get("payload").and_then(Value::as_str))
+                    .map(str::to_owned),
+            ),
+            _ => {}
+        }
+    }
+    (params, payloads)
+}
+
+/// Posts Kaleyra v2 callbacks `sent`, `delivered`, `read` for one send.
+async fn kaleyra_status_flow(inner: &Arc<Inner>, sent: &SentRecord, from: &str) {
+    let phone = digits(&sent.to);
+    for (kind, status) in [
+        (WebhookKind::Sent, "sent"),
+        (WebhookKind::Delivered, "delivered"),
+        (WebhookKind::Read, "read"),
+    ] {
+        pause(inner).await;
+        let n = inner.in_seq.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut extra = json!({
+            "trace_id": format!("sim-trace-{n}"),
+            "message_id": sent.wamid,
+            "waba_id": SIM_WABA_ID,
+        });
+        if let Some(r) = &sent.callback_data {
+            extra["ref"] = Value::String(r.clone());
+        }
+        let body = json!({
+            "meta_object": {"field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": from, "phone_number_id": SIM_DEFAULT_PHONE_NUMBER_ID},
+                "statuses": [{"id": sent.wamid, "status": status,
+                    "timestamp": inner.clock.now().timestamp().to_string(), "recipient_id": phone}],
+            }},
+            "extra_info": extra,
+            "status": status,
+            "message_id": sent.wamid,
+        });
+        let url = inner.cfg.kaleyra_callback_url.clone();
+        deliver_to(inner, url, None, kind, &sent.wamid, &phone, &body).await;
+    }
 }
 
 /// Whether the contact answers: a stable hash of the phone below `reply_percent`.
@@ -682,20 +847,34 @@ async fn deliver(
     phone: &str,
     body: &Value,
 ) -> WebhookRecord {
-    let bytes = serde_json::to_vec(body).expect("JSON values serialize");
     let url = inner.webhook_url.lock().unwrap().clone();
+    let secret = Some(inner.cfg.app_secret.as_bytes());
+    deliver_to(inner, url, secret, kind, message_id, phone, body).await
+}
+
+/// Posts one webhook to `url`, signed (`X-Hub-Signature-256`) when `secret` is given,
+/// records and returns what happened.
+async fn deliver_to(
+    inner: &Inner,
+    url: Option<String>,
+    secret: Option<&[u8]>,
+    kind: WebhookKind,
+    message_id: &str,
+    phone: &str,
+    body: &Value,
+) -> WebhookRecord {
+    let bytes = serde_json::to_vec(body).expect("JSON values serialize");
     let (answered, error) = match url {
         None => (None, Some(SimError::NoWebhookUrl.to_string())),
         Some(url) => {
-            let sig = signature_header(inner.cfg.app_secret.as_bytes(), &bytes);
-            let res = inner
+            let mut req = inner
                 .http
                 .post(&url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header(SIGNATURE_HEADER, sig)
-                .body(bytes.clone())
-                .send()
-                .await;
+                .header(reqwest::header::CONTENT_TYPE, "application/json");
+            if let Some(secret) = secret {
+                req = req.header(SIGNATURE_HEADER, signature_header(secret, &bytes));
+            }
+            let res = req.body(bytes.clone()).send().await;
             match res {
                 Ok(r) => {
                     let status = r.status().as_u16();

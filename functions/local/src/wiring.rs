@@ -12,8 +12,10 @@ use shared::app::templates::TemplateSync;
 use shared::config;
 use shared::local::{Ports, System};
 use shared::ports::{Clock, PortResult, Secrets};
+use shared::providers::kaleyra::KaleyraProvider;
 use shared::providers::meta::MetaProvider;
 use shared::providers::meta_templates::MetaTemplates;
+use shared::providers::ByAccountProvider;
 use shared::simulator::{SimConfig, Simulator};
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,12 +56,20 @@ pub async fn build(base_url: &str) -> anyhow::Result<Local> {
         ..SimConfig::default()
     };
     let token = sim_cfg.access_token.clone();
+    let kaleyra_key = sim_cfg.kaleyra_api_key.clone();
     let simulator = Simulator::start(sim_cfg, clock.clone()).await?;
-    let provider = Arc::new(MetaProvider::new(
-        simulator.base_url(),
-        "v23.0",
-        Arc::new(SimulatorToken(token)),
-    ));
+    // Meta and Kaleyra accounts both send to the simulator.
+    let provider = Arc::new(ByAccountProvider {
+        meta: Arc::new(MetaProvider::new(
+            simulator.base_url(),
+            "v23.0",
+            Arc::new(SimulatorToken(token)),
+        )),
+        kaleyra: Arc::new(KaleyraProvider::new(
+            simulator.base_url(),
+            Arc::new(SimulatorToken(kaleyra_key)),
+        )),
+    });
     // Lambda ticks every minute (the shortest EventBridge rate); locally a short tick
     // starts a launched campaign within seconds. The pacing is the same either way.
     let tick_seconds = config::number("TICK_SECONDS", 5)?;

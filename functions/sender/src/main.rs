@@ -7,7 +7,9 @@ use shared::adapters::memory::SystemClock;
 use shared::adapters::secrets::SecretResolver;
 use shared::app::send::SendService;
 use shared::config;
+use shared::providers::kaleyra::KaleyraProvider;
 use shared::providers::meta::MetaProvider;
+use shared::providers::ByAccountProvider;
 use std::sync::Arc;
 
 #[tokio::main]
@@ -15,13 +17,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     config::init_tracing();
     let sdk = aws::sdk_config().await;
     let (graph_url, graph_version) = config::meta_graph();
+    let secrets = Arc::new(SecretResolver::new());
     let service = Arc::new(SendService {
         table: aws::table_from_env(&sdk)?,
-        provider: Arc::new(MetaProvider::new(
-            graph_url,
-            graph_version,
-            Arc::new(SecretResolver::new()),
-        )),
+        provider: Arc::new(ByAccountProvider {
+            meta: Arc::new(MetaProvider::new(graph_url, graph_version, secrets.clone())),
+            kaleyra: Arc::new(KaleyraProvider::new(
+                config::optional("KALEYRA_API_URL", "https://api.kaleyra.io"),
+                secrets,
+            )),
+        }),
         bus: aws::bus_from_env(&sdk)?,
         clock: Arc::new(SystemClock),
         concurrency: 10,

@@ -7,11 +7,42 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
+    /// Meta WhatsApp Cloud API: `sender_id` is the phone_number_id.
     Meta,
+    /// Kaleyra v2 WhatsApp API: `sender_id` is `<sid>:<from>`, the Kaleyra account SID
+    /// and the business WhatsApp number (digits), e.g. `HXIN1234567890IN:919800000000`
+    /// (`crate::providers::kaleyra::KaleyraSender`). `token_ref` names the Kaleyra API key.
+    Kaleyra,
 }
 
 /// Meta's default throughput per business number (PROVIDERS.md section 4).
 pub const DEFAULT_ACCOUNT_RATE: u32 = 80;
+/// Kaleyra's tested outbound rate (PROVIDERS.md section 5): the default for its accounts.
+pub const DEFAULT_KALEYRA_RATE: u32 = 20;
+
+/// A Kaleyra `sender_id` is `<sid>:<from>`: an account SID (letters, digits, `_`, `-`) and
+/// the business number (6-15 digits, an optional leading `+`). The Kaleyra adapter checks
+/// the same again at send time.
+pub fn validate_kaleyra_sender_id(s: &str) -> Result<(), DomainError> {
+    let ok = s.split_once(':').is_some_and(|(sid, from)| {
+        let from = from.strip_prefix('+').unwrap_or(from);
+        !sid.is_empty()
+            && sid.len() <= 64
+            && sid
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            && (6..=15).contains(&from.len())
+            && from.chars().all(|c| c.is_ascii_digit())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::invalid(
+            "sender_id",
+            "a Kaleyra sender_id must be <sid>:<from> (account SID and business number)",
+        ))
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
@@ -24,7 +55,8 @@ pub struct Account {
     pub tenant: String,
     pub name: String,
     pub provider: Provider,
-    /// The provider's id of the sending number (Meta: phone_number_id).
+    /// The provider's id of the sending number (Meta: phone_number_id; Kaleyra:
+    /// `<sid>:<from>`, see [`Provider::Kaleyra`]).
     pub sender_id: String,
     /// Where the API token lives: `secretsmanager:NAME`, `ssm:NAME` or `env:VAR`.
     /// The token itself is never stored (R7.2).
@@ -89,7 +121,14 @@ impl Account {
         if let Some(w) = &input.waba_id {
             validate_waba_id(w.trim())?;
         }
-        let rate_limit = input.rate_limit.unwrap_or(DEFAULT_ACCOUNT_RATE);
+        let provider = input.provider.unwrap_or(Provider::Meta);
+        if provider == Provider::Kaleyra {
+            validate_kaleyra_sender_id(&sender_id)?;
+        }
+        let rate_limit = input.rate_limit.unwrap_or(match provider {
+            Provider::Meta => DEFAULT_ACCOUNT_RATE,
+            Provider::Kaleyra => DEFAULT_KALEYRA_RATE,
+        });
         if !(1..=1000).contains(&rate_limit) {
             return Err(DomainError::invalid(
                 "rate_limit",
@@ -100,7 +139,7 @@ impl Account {
             id: new_id("acc"),
             tenant: tenant.to_owned(),
             name,
-            provider: input.provider.unwrap_or(Provider::Meta),
+            provider,
             sender_id,
             token_ref,
             rate_limit,
@@ -141,5 +180,25 @@ mod tests {
         assert_eq!(a.rate_limit, DEFAULT_ACCOUNT_RATE);
         let err = Account::create("t1", input("EAAG1234secret"), chrono::Utc::now()).unwrap_err();
         assert!(matches!(err, DomainError::Invalid { field, .. } if field == "token_ref"));
+    }
+
+    #[test]
+    fn r7_1_kaleyra_account_needs_sid_and_number() {
+        let kaleyra = |sender: &str| NewAccount {
+            provider: Some(Provider::Kaleyra),
+            sender_id: Some(sender.into()),
+            ..input("env:KALEYRA_KEY")
+        };
+        let a = Account::create("t1", kaleyra("HXIN17:919800000000"), chrono::Utc::now()).unwrap();
+        assert_eq!(a.rate_limit, DEFAULT_KALEYRA_RATE);
+        for bad in [
+            "919800000000",
+            "HXIN17:",
+            ":919800000000",
+            "HX/17:919800000000",
+        ] {
+            let err = Account::create("t1", kaleyra(bad), chrono::Utc::now()).unwrap_err();
+            assert!(matches!(err, DomainError::Invalid { field, .. } if field == "sender_id"));
+        }
     }
 }

@@ -62,7 +62,54 @@ pub fn meta_reason(code: i64, message: &str) -> String {
     }
 }
 
+/// Kaleyra's invalid-number error code (send API). Kaleyra answers a number that is not
+/// on WhatsApp with its own code `E413` and this reason; a Meta `131026` passed through
+/// inside `meta_object` keeps Meta's wording ([`meta_reason`]).
+pub const KALEYRA_INVALID_NUMBER_CODE: &str = "E413";
+/// The reason recorded on the entry for [`KALEYRA_INVALID_NUMBER_CODE`] (R4.7), verbatim.
+pub const KALEYRA_INVALID_NUMBER_REASON: &str =
+    "'To' number invalid or WhatsApp account does not exist";
+
+/// Kaleyra send API codes (PROVIDERS.md section 5). Codes compare case-insensitively.
+pub fn classify_kaleyra(code: &str) -> FailureClass {
+    use FailureClass::*;
+    match code.trim().to_ascii_uppercase().as_str() {
+        // Wrong SID or key, no balance, account daily limit, unauthorized or template not
+        // approved: every further send would fail the same way.
+        "RBC001" | "E110" | "WAV2101" | "WA401" => Campaign,
+        // A payload Kaleyra refuses for this contact, or a number not on WhatsApp.
+        "WA400" | "E413" => Permanent,
+        // Internal error: Kaleyra asks for a retry after 5, 10, 15 minutes.
+        "WA500" => Temporary,
+        // As for Meta: an unknown code waits in RETRY rather than failing the contact.
+        _ => Temporary,
+    }
+}
+
+/// The reason recorded on the entry for a Kaleyra error (R4.7 wording).
+pub fn kaleyra_reason(code: &str, message: &str) -> String {
+    let code = code.trim();
+    let message = message.trim();
+    if code.eq_ignore_ascii_case(KALEYRA_INVALID_NUMBER_CODE) {
+        KALEYRA_INVALID_NUMBER_REASON.to_owned()
+    } else if message.is_empty() {
+        format!("Kaleyra error {code}")
+    } else {
+        format!("{message} ({code})")
+    }
+}
+
 impl SendFailure {
+    /// A Kaleyra error. Kaleyra codes are not numbers: `code` stays `None` and the code
+    /// is kept in the reason (except for the verbatim invalid-number reason).
+    pub fn kaleyra(code: &str, message: &str) -> Self {
+        SendFailure {
+            class: classify_kaleyra(code),
+            code: None,
+            reason: kaleyra_reason(code, message),
+        }
+    }
+
     pub fn meta(code: i64, message: &str) -> Self {
         SendFailure {
             class: classify_meta(code),
@@ -94,6 +141,20 @@ mod tests {
         assert_eq!(
             SendFailure::meta(131026, "Message undeliverable").reason,
             "Message Undeliverable"
+        );
+    }
+
+    #[test]
+    fn r4_7_kaleyra_codes_are_classified_here_too() {
+        assert_eq!(classify_kaleyra("rbc001"), FailureClass::Campaign);
+        assert_eq!(classify_kaleyra("WA400"), FailureClass::Permanent);
+        assert_eq!(classify_kaleyra("WA500"), FailureClass::Temporary);
+        let f = SendFailure::kaleyra("E413", "whatever");
+        assert_eq!(f.class, FailureClass::Permanent);
+        assert_eq!(f.reason, KALEYRA_INVALID_NUMBER_REASON);
+        assert_eq!(
+            SendFailure::kaleyra("WA500", "").reason,
+            "Kaleyra error WA500"
         );
     }
 }

@@ -622,36 +622,49 @@ pub fn parse_webhook(body: &[u8]) -> Result<Vec<Inbound>, serde_json::Error> {
                 continue;
             }
             let Some(value) = change.value else { continue };
-            let value: MessagesValue = match serde_json::from_value(value) {
-                Ok(v) => v,
-                Err(e) => {
-                    tracing::warn!(error = %e, "meta webhook: messages value of an unexpected shape skipped");
-                    continue;
-                }
-            };
-            let sender_id = value
-                .metadata
-                .and_then(|m| m.phone_number_id)
-                .unwrap_or_default();
-            for raw in value.statuses.unwrap_or_default() {
-                match serde_json::from_value::<StatusItem>(raw) {
-                    Ok(item) => out.extend(parse_status(item).map(Inbound::Status)),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "meta webhook: status of an unexpected shape skipped")
-                    }
-                }
-            }
-            for raw in value.messages.unwrap_or_default() {
-                match serde_json::from_value::<MessageItem>(raw) {
-                    Ok(item) => out.extend(parse_message(item, &sender_id).map(Inbound::Message)),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "meta webhook: message of an unexpected shape skipped")
-                    }
-                }
-            }
+            let (statuses, messages) = parse_messages_value(value);
+            out.extend(statuses.into_iter().map(Inbound::Status));
+            out.extend(messages.into_iter().map(Inbound::Message));
         }
     }
     Ok(out)
+}
+
+/// The statuses and customer messages of one `field: messages` change value
+/// (`{"metadata":..,"statuses":[..],"messages":[..]}`), each in order; items that do not
+/// fit are skipped. Shared with providers that pass Meta's value through (Kaleyra's
+/// `meta_object.value`).
+pub(crate) fn parse_messages_value(value: Value) -> (Vec<StatusUpdate>, Vec<InboundMessage>) {
+    let mut statuses = Vec::new();
+    let mut messages = Vec::new();
+    let value: MessagesValue = match serde_json::from_value(value) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "meta webhook: messages value of an unexpected shape skipped");
+            return (statuses, messages);
+        }
+    };
+    let sender_id = value
+        .metadata
+        .and_then(|m| m.phone_number_id)
+        .unwrap_or_default();
+    for raw in value.statuses.unwrap_or_default() {
+        match serde_json::from_value::<StatusItem>(raw) {
+            Ok(item) => statuses.extend(parse_status(item)),
+            Err(e) => {
+                tracing::warn!(error = %e, "meta webhook: status of an unexpected shape skipped")
+            }
+        }
+    }
+    for raw in value.messages.unwrap_or_default() {
+        match serde_json::from_value::<MessageItem>(raw) {
+            Ok(item) => messages.extend(parse_message(item, &sender_id)),
+            Err(e) => {
+                tracing::warn!(error = %e, "meta webhook: message of an unexpected shape skipped")
+            }
+        }
+    }
+    (statuses, messages)
 }
 
 #[cfg(test)]
