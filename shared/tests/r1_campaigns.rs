@@ -1056,7 +1056,7 @@ async fn fill_hopper(
         let phone = PhoneNumber::parse(&format!("9177{i:08}")).unwrap();
         let mut e = HopperEntry::new(&c, phone.clone(), ContactData::default(), first + i as u64);
         if i % sent_every == 0 {
-            e.claim().unwrap();
+            e.claim(h.clock.now()).unwrap();
             e.record_sent(format!("wamid.{i}"), h.clock.now(), Duration::days(1));
             repo::put_interaction(
                 t,

@@ -123,7 +123,7 @@ async fn main() -> anyhow::Result<()> {
         let phone = PhoneNumber::parse(&format!("91{:010}", 7_000_000_000u64 + i as u64))?;
         let mut e = HopperEntry::new(&c, phone, ContactData::default(), first + i as u64);
         if i % 100 == 0 {
-            e.claim().ok();
+            e.claim(clock.now()).ok();
             e.record_sent(format!("wamid.{i}"), clock.now(), Duration::days(1));
             repo::put_interaction(
                 &*table,

@@ -43,9 +43,6 @@ struct CampaignCtx {
     template: Template,
 }
 
-/// What one record did, and what that does to the counters.
-type Done = (SendOutcome, Delta);
-
 /// One queue record: its id, and the entry it names or why it could not be read.
 pub type Job = (String, Result<EntryRef, String>);
 
@@ -80,30 +77,34 @@ impl SendService {
                 }
             }
         }
-        let results: Vec<(String, EntryRef, AppResult<Done>)> = stream::iter(work)
+        // A record that fails still reports what it stored (a claim, an outcome): the
+        // counters follow every stored change, so they keep equalling a recount.
+        type Done = (String, EntryRef, AppResult<SendOutcome>, Delta);
+        let results: Vec<Done> = stream::iter(work)
             .map(|(id, r, c)| async move {
+                let mut delta = Delta::new();
                 let res = match c {
-                    Some(c) => self.send_one(&c, &r).await,
-                    None => Ok((SendOutcome::Skipped("campaign not found"), Delta::new())),
+                    Some(c) => self.send_one(&c, &r, &mut delta).await,
+                    None => Ok(SendOutcome::Skipped("campaign not found")),
                 };
-                (id, r, res)
+                (id, r, res, delta)
             })
             .buffer_unordered(self.concurrency.max(1))
             .collect()
             .await;
         // Counter changes are folded per campaign: one counter write per batch.
         let mut deltas: HashMap<(String, String), Delta> = HashMap::new();
-        for (id, r, res) in results {
+        for (id, r, res, d) in results {
             match res {
-                Ok((outcome, d)) => {
+                Ok(outcome) => {
                     tracing::debug!(record = %id, phone = %r.phone.masked(), ?outcome, "send record done");
-                    stats::fold(deltas.entry((r.tenant, r.campaign_id)).or_default(), d);
                 }
                 Err(e) => {
                     tracing::warn!(record = %id, phone = %r.phone.masked(), error = %e, "send record failed");
                     failed.push(id);
                 }
             }
+            stats::fold(deltas.entry((r.tenant, r.campaign_id)).or_default(), d);
         }
         for ((tenant, campaign), d) in deltas {
             if let Err(e) = repo::add_counters(&*self.table, &tenant, &campaign, &d).await {
@@ -136,11 +137,15 @@ impl SendService {
         }))
     }
 
-    async fn send_one(&self, ctx: &CampaignCtx, r: &EntryRef) -> AppResult<Done> {
-        let mut delta = Delta::new();
+    async fn send_one(
+        &self,
+        ctx: &CampaignCtx,
+        r: &EntryRef,
+        delta: &mut Delta,
+    ) -> AppResult<SendOutcome> {
         if !ctx.campaign.is_sending() {
             // Paused or stopped: the entry stays FRESH and goes out after resume.
-            return Ok((SendOutcome::Skipped("campaign not running"), delta));
+            return Ok(SendOutcome::Skipped("campaign not running"));
         }
         // Claim: another writer (a contact update refreshing a FRESH entry's fields) may
         // have changed the entry since it was read; reload and ask again, so the entry is
@@ -148,20 +153,27 @@ impl SendService {
         let mut claimed = None;
         for _ in 0..super::CONFLICT_RETRIES {
             let Some(mut entry) = repo::get_entry(&*self.table, r).await? else {
-                return Ok((SendOutcome::Skipped("entry not found"), delta));
+                return Ok(SendOutcome::Skipped("entry not found"));
             };
             let before = entry.clone();
-            if entry.claim().is_err() {
-                return Ok((SendOutcome::Skipped("already claimed"), delta));
+            if entry.claim(self.clock.now()).is_err() {
+                return Ok(SendOutcome::Skipped("already claimed"));
             }
             match repo::save_entry(&*self.table, &mut entry).await {
                 Ok(()) => {
-                    stats::fold(&mut delta, stats::delta(Some(&before), &entry));
+                    stats::fold(delta, stats::delta(Some(&before), &entry));
                     claimed = Some(entry);
                     break;
                 }
                 Err(PortError::ConditionFailed) => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    // The write may have landed: count it if it did, and stop here. The
+                    // entry then waits in SENDING for the sweeper (R4.10).
+                    if self.landed(&entry).await {
+                        stats::fold(delta, stats::delta(Some(&before), &entry));
+                    }
+                    return Err(e.into());
+                }
             }
         }
         let Some(mut entry) = claimed else {
@@ -181,22 +193,18 @@ impl SendService {
                 code: None,
                 reason: reason.clone(),
             };
-            let d = self
-                .record(&mut entry, move |e| e.record_failure(&failure))
+            self.record(&mut entry, delta, move |e| e.record_failure(&failure))
                 .await?;
-            stats::fold(&mut delta, d);
             self.pause_campaign(&ctx.campaign, &reason).await;
-            return Ok((SendOutcome::Retry(reason), delta));
+            return Ok(SendOutcome::Retry(reason));
         }
         // A contact without a value for a mapped variable is not sent to (R3.3).
         let rendered = match ctx.template.render(&ctx.campaign.variables, &entry.contact) {
             Ok(r) => r,
             Err(why) => {
-                let d = self
-                    .record(&mut entry, |e| e.record_unsendable(why.clone()))
+                self.record(&mut entry, delta, |e| e.record_unsendable(why.clone()))
                     .await?;
-                stats::fold(&mut delta, d);
-                return Ok((SendOutcome::Failed(why), delta));
+                return Ok(SendOutcome::Failed(why));
             }
         };
         let msg = OutboundTemplate {
@@ -214,10 +222,10 @@ impl SendService {
                 let now = self.clock.now();
                 let timeout = ctx.campaign.response_timeout();
                 let id = message_id.clone();
-                let d = self
-                    .record(&mut entry, move |e| e.record_sent(id.clone(), now, timeout))
-                    .await?;
-                stats::fold(&mut delta, d);
+                self.record(&mut entry, delta, move |e| {
+                    e.record_sent(id.clone(), now, timeout)
+                })
+                .await?;
                 let interaction = Interaction {
                     entry: r.clone(),
                     message_id: message_id.clone(),
@@ -225,14 +233,12 @@ impl SendService {
                     ttl: (now + timeout + chrono::Duration::days(7)).timestamp(),
                 };
                 repo::put_interaction(&*self.table, &ctx.account.sender_id, &interaction).await?;
-                Ok((SendOutcome::Sent(message_id), delta))
+                Ok(SendOutcome::Sent(message_id))
             }
             Err(failure) => {
                 let f = failure.clone();
-                let d = self
-                    .record(&mut entry, move |e| e.record_failure(&f))
+                self.record(&mut entry, delta, move |e| e.record_failure(&f))
                     .await?;
-                stats::fold(&mut delta, d);
                 if failure.class == FailureClass::Campaign {
                     self.pause_campaign(&ctx.campaign, &failure.reason).await;
                 }
@@ -251,35 +257,61 @@ impl SendService {
                     }
                 }
                 Ok(match failure.class {
-                    FailureClass::Permanent => (SendOutcome::Failed(failure.reason), delta),
-                    _ => (SendOutcome::Retry(failure.reason), delta),
+                    FailureClass::Permanent => SendOutcome::Failed(failure.reason),
+                    _ => SendOutcome::Retry(failure.reason),
                 })
             }
         }
     }
 
-    /// Applies a change to a claimed entry and stores it; when a webhook changed the entry
-    /// meanwhile, reloads it and applies the change again.
+    /// Applies a change to a claimed entry and stores it, folding what it does to the
+    /// counters into `delta`; when a webhook changed the entry meanwhile, reloads it and
+    /// applies the change again.
     async fn record(
         &self,
         entry: &mut HopperEntry,
+        delta: &mut Delta,
         change: impl Fn(&mut HopperEntry),
-    ) -> AppResult<Delta> {
+    ) -> AppResult<()> {
         let r = entry.entry_ref();
         for _ in 0..super::CONFLICT_RETRIES {
             let before = entry.clone();
             change(entry);
             match repo::save_entry(&*self.table, entry).await {
-                Ok(()) => return Ok(stats::delta(Some(&before), entry)),
+                Ok(()) => {
+                    stats::fold(delta, stats::delta(Some(&before), entry));
+                    return Ok(());
+                }
                 Err(PortError::ConditionFailed) => {
                     *entry = repo::get_entry(&*self.table, &r)
                         .await?
                         .ok_or(PortError::ConditionFailed)?;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    if self.landed(entry).await {
+                        stats::fold(delta, stats::delta(Some(&before), entry));
+                    }
+                    return Err(e.into());
+                }
             }
         }
         Err(PortError::ConditionFailed.into())
+    }
+
+    /// Whether a write of `entry` that reported an error was stored nonetheless (a
+    /// timeout after DynamoDB applied it): the stored entry is the next version in the
+    /// same state. When that cannot be read, the answer is no and a recount repairs the
+    /// counters.
+    async fn landed(&self, entry: &HopperEntry) -> bool {
+        match repo::get_entry(&*self.table, &entry.entry_ref()).await {
+            Ok(Some(stored)) => {
+                stored.version == entry.version + 1
+                    && stored.state == entry.state
+                    && stored.claimed_at == entry.claimed_at
+                    && stored.message_id == entry.message_id
+            }
+            _ => false,
+        }
     }
 
     /// A campaign-level failure pauses the campaign with the reason instead of burning

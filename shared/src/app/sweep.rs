@@ -1,4 +1,5 @@
-//! The sweeper: closes interactions whose response timeout passed (R5.5), completes
+//! The sweeper: closes interactions whose response timeout passed (R5.5), moves entries
+//! whose sender died after claiming them to RETRY "outcome unknown" (R4.10), completes
 //! campaigns with nothing left to send or wait for (or whose end date passed), and
 //! removes deleted campaigns in bounded chunks (R1.5).
 
@@ -22,12 +23,19 @@ pub struct SweepService {
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SweepReport {
     pub expired: usize,
+    /// SENDING entries whose claim went stale, now RETRY "outcome unknown" (R4.10).
+    pub reclaimed: usize,
     pub completed: usize,
     /// Items of deleted campaigns removed in this sweep.
     pub purged_items: usize,
     /// Deleted campaigns fully removed in this sweep.
     pub purged_campaigns: usize,
 }
+
+/// How long an entry may stay SENDING after its claim before the sweeper takes the
+/// worker for dead and moves it to RETRY "outcome unknown" (R4.10). Far above a sender's
+/// run time (a batch of ten with a provider timeout), so a live worker is never overtaken.
+pub const SENDING_STALE_AFTER: chrono::Duration = chrono::Duration::minutes(15);
 
 /// How much one sweep may spend removing deleted campaigns. The sweeper runs every
 /// minute with a 55 s timeout, so the default leaves room for the rest of its work; what
@@ -94,27 +102,11 @@ impl SweepService {
                 let (entries, next) =
                     repo::due_entries(&*self.table, due_shard, now, 100, cursor).await?;
                 for stale in entries {
-                    // The index is eventually consistent: decide on the entry as stored.
-                    let r = stale.entry_ref();
-                    for _ in 0..CONFLICT_RETRIES {
-                        let Some(mut e) = repo::get_entry(&*self.table, &r).await? else {
-                            break;
-                        };
-                        let before = e.clone();
-                        if !e.expire(now) {
-                            break;
-                        }
-                        match repo::save_entry(&*self.table, &mut e).await {
-                            Ok(()) => {
-                                report.expired += 1;
-                                let d = stats::delta(Some(&before), &e);
-                                repo::add_counters(&*self.table, &r.tenant, &r.campaign_id, &d)
-                                    .await?;
-                                break;
-                            }
-                            Err(PortError::ConditionFailed) => continue,
-                            Err(e) => return Err(e.into()),
-                        }
+                    if self
+                        .change_stored(&stale.entry_ref(), |e| e.expire(now))
+                        .await?
+                    {
+                        report.expired += 1;
                     }
                 }
                 match next {
@@ -123,6 +115,7 @@ impl SweepService {
                 }
             }
         }
+        report.reclaimed = self.reclaim_stale_sending(now).await?;
         for (tenant, id) in repo::running_campaigns(&*self.table).await? {
             let counters = repo::get_counters(&*self.table, &tenant, &id).await?;
             let s = Stats::from_counters(&counters);
@@ -162,6 +155,7 @@ impl SweepService {
         if report != SweepReport::default() {
             tracing::info!(
                 expired = report.expired,
+                reclaimed = report.reclaimed,
                 completed = report.completed,
                 purged_items = report.purged_items,
                 purged_campaigns = report.purged_campaigns,
@@ -169,6 +163,72 @@ impl SweepService {
             );
         }
         Ok(report)
+    }
+
+    /// Moves entries claimed more than [`SENDING_STALE_AFTER`] ago and still SENDING to
+    /// RETRY "outcome unknown" (R4.10); they are never sent again automatically. Returns
+    /// how many moved.
+    pub async fn reclaim_stale_sending(&self, now: crate::domain::Time) -> AppResult<usize> {
+        let mut reclaimed = 0;
+        let claimed_by = now - SENDING_STALE_AFTER;
+        for partition in 0..repo::DUE_SHARDS {
+            let mut cursor = None;
+            loop {
+                let (entries, next) =
+                    repo::stale_sending_entries(&*self.table, partition, claimed_by, 100, cursor)
+                        .await?;
+                for stale in entries {
+                    if self
+                        .change_stored(&stale.entry_ref(), |e| {
+                            e.reclaim_stale(now, SENDING_STALE_AFTER)
+                        })
+                        .await?
+                    {
+                        reclaimed += 1;
+                    }
+                }
+                match next {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+        }
+        if reclaimed > 0 {
+            tracing::warn!(
+                reclaimed,
+                "stale SENDING entries moved to RETRY, outcome unknown"
+            );
+        }
+        Ok(reclaimed)
+    }
+
+    /// Applies `change` to an entry as stored (the index that found it is eventually
+    /// consistent) with a conditional write, reloading on conflict, and moves the
+    /// counters by the difference. Returns whether the entry changed.
+    async fn change_stored(
+        &self,
+        r: &crate::domain::inbound::EntryRef,
+        change: impl Fn(&mut crate::domain::hopper::HopperEntry) -> bool,
+    ) -> AppResult<bool> {
+        for _ in 0..CONFLICT_RETRIES {
+            let Some(mut e) = repo::get_entry(&*self.table, r).await? else {
+                return Ok(false);
+            };
+            let before = e.clone();
+            if !change(&mut e) {
+                return Ok(false);
+            }
+            match repo::save_entry(&*self.table, &mut e).await {
+                Ok(()) => {
+                    let d = stats::delta(Some(&before), &e);
+                    repo::add_counters(&*self.table, &r.tenant, &r.campaign_id, &d).await?;
+                    return Ok(true);
+                }
+                Err(PortError::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(false)
     }
 
     /// Removes campaigns marked DELETING, within `budget` (R1.5): their hopper entries,

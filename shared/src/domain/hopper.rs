@@ -104,6 +104,10 @@ pub struct HopperEntry {
     /// The final outcome code: `replied`, `replied:<button>`, `no_response`, `undeliverable`.
     pub disposition: Option<String>,
     pub error: Option<String>,
+    /// When the entry was last claimed for sending; while SENDING it dates the claim, so
+    /// the sweeper can tell a worker that died from one still at work (R4.10).
+    #[serde(default)]
+    pub claimed_at: Option<Time>,
     #[serde(default)]
     pub version: u64,
 }
@@ -122,6 +126,9 @@ pub enum ReplyOutcome {
     /// The entry was not waiting for a reply (already answered, or never sent).
     NotWaiting,
 }
+
+/// The error of an entry whose send was claimed but never recorded (R4.10).
+pub const OUTCOME_UNKNOWN: &str = "outcome unknown";
 
 pub fn shard_of(phone: &PhoneNumber, shards: u16) -> u16 {
     (stable_hash(phone.as_str()) % u64::from(shards.max(1))) as u16
@@ -147,6 +154,7 @@ impl HopperEntry {
             reply: None,
             disposition: None,
             error: None,
+            claimed_at: None,
             version: 0,
         }
     }
@@ -160,15 +168,35 @@ impl HopperEntry {
         }
     }
 
-    /// FRESH or RETRY -> SENDING, before the provider is called (R4.10).
-    pub fn claim(&mut self) -> Result<(), NotClaimable> {
+    /// FRESH -> SENDING, before the provider is called (R4.10). Only FRESH entries are
+    /// sent automatically: a RETRY entry may have reached the customer already (its
+    /// outcome may be unknown), so it goes out again only by an explicit retry command,
+    /// never because a queue message naming it was delivered again.
+    pub fn claim(&mut self, now: Time) -> Result<(), NotClaimable> {
         match self.state {
-            EntryState::Fresh | EntryState::Retry => {
+            EntryState::Fresh => {
                 self.state = EntryState::Sending;
                 self.attempts += 1;
+                self.claimed_at = Some(now);
                 Ok(())
             }
             other => Err(NotClaimable(other)),
+        }
+    }
+
+    /// A claim older than `threshold` whose outcome was never recorded (the worker died
+    /// between the claim and the record): SENDING -> RETRY "outcome unknown" (R4.10). The
+    /// message may or may not have gone out, so it is never sent again automatically.
+    /// Returns whether the entry changed.
+    pub fn reclaim_stale(&mut self, now: Time, threshold: chrono::Duration) -> bool {
+        match (self.state, self.claimed_at) {
+            (EntryState::Sending, Some(at)) if at + threshold <= now => {
+                self.state = EntryState::Retry;
+                self.error = Some(OUTCOME_UNKNOWN.into());
+                self.disposition = Some("outcome_unknown".into());
+                true
+            }
+            _ => false,
         }
     }
 
@@ -311,7 +339,7 @@ mod tests {
         let now = Utc::now();
         let mut e = entry();
         assert_eq!(e.state, EntryState::Fresh);
-        e.claim().unwrap();
+        e.claim(now).unwrap();
         assert_eq!((e.state, e.attempts), (EntryState::Sending, 1));
         e.record_sent("wamid.1".into(), now, Duration::days(1));
         assert_eq!(e.state, EntryState::Pending);
@@ -329,16 +357,17 @@ mod tests {
 
     #[test]
     fn r4_10_an_entry_is_claimed_once() {
+        let now = Utc::now();
         let mut e = entry();
-        e.claim().unwrap();
-        assert_eq!(e.claim(), Err(NotClaimable(EntryState::Sending)));
+        e.claim(now).unwrap();
+        assert_eq!(e.claim(now), Err(NotClaimable(EntryState::Sending)));
     }
 
     #[test]
     fn r6_1_status_never_moves_backwards_and_read_implies_delivered() {
         let now = Utc::now();
         let mut e = entry();
-        e.claim().unwrap();
+        e.claim(now).unwrap();
         e.record_sent("wamid.1".into(), now, Duration::days(1));
         assert!(e.apply_status(&StatusKind::Read, now + Duration::seconds(5)));
         assert_eq!(e.delivered_at, Some(now + Duration::seconds(5)));
@@ -362,7 +391,7 @@ mod tests {
     fn r6_1_failed_status_fails_a_pending_entry_even_before_the_send_is_recorded() {
         let now = Utc::now();
         let mut e = entry();
-        e.claim().unwrap();
+        e.claim(now).unwrap();
         let failed = StatusKind::Failed {
             code: Some(131026),
             reason: "Message Undeliverable".into(),
@@ -376,7 +405,7 @@ mod tests {
     fn r5_5_pending_entry_expires_as_no_response_only_after_timeout() {
         let now = Utc::now();
         let mut e = entry();
-        e.claim().unwrap();
+        e.claim(now).unwrap();
         e.record_sent("wamid.1".into(), now, Duration::days(1));
         assert!(!e.expire(now + Duration::hours(23)));
         assert!(e.expire(now + Duration::days(1)));
@@ -390,7 +419,7 @@ mod tests {
     fn r5_4_late_reply_closes_as_expired_and_is_not_counted() {
         let now = Utc::now();
         let mut e = entry();
-        e.claim().unwrap();
+        e.claim(now).unwrap();
         e.record_sent("wamid.1".into(), now, Duration::days(1));
         let r = Reply {
             message_id: "in".into(),
@@ -406,16 +435,48 @@ mod tests {
     #[test]
     fn r4_7_permanent_failure_fails_and_temporary_retries() {
         let mut e = entry();
-        e.claim().unwrap();
+        e.claim(Utc::now()).unwrap();
         e.record_failure(&SendFailure::meta(131026, "Message undeliverable"));
         assert_eq!(
             (e.state, e.error.as_deref()),
             (EntryState::Failed, Some("Message Undeliverable"))
         );
         let mut e = entry();
-        e.claim().unwrap();
+        e.claim(Utc::now()).unwrap();
         e.record_failure(&SendFailure::meta(130429, "Rate limit hit"));
         assert_eq!(e.state, EntryState::Retry);
+    }
+
+    #[test]
+    fn r4_10_stale_claim_becomes_retry_outcome_unknown_and_is_not_claimable() {
+        let now = Utc::now();
+        let threshold = Duration::minutes(15);
+        let mut e = entry();
+        assert!(
+            !e.reclaim_stale(now + Duration::days(1), threshold),
+            "not SENDING"
+        );
+        e.claim(now).unwrap();
+        assert_eq!(e.claimed_at, Some(now));
+        assert!(!e.reclaim_stale(now + Duration::minutes(14), threshold));
+        assert!(e.reclaim_stale(now + threshold, threshold));
+        assert_eq!(
+            (e.state, e.error.as_deref(), e.disposition.as_deref()),
+            (
+                EntryState::Retry,
+                Some(OUTCOME_UNKNOWN),
+                Some("outcome_unknown")
+            )
+        );
+        assert!(
+            !e.state.is_open(),
+            "a reclaimed entry does not hold the campaign open"
+        );
+        assert_eq!(e.claim(now), Err(NotClaimable(EntryState::Retry)));
+        let mut sent = entry();
+        sent.claim(now).unwrap();
+        sent.record_sent("wamid.1".into(), now, Duration::days(1));
+        assert!(!sent.reclaim_stale(now + Duration::days(2), threshold));
     }
 
     #[test]

@@ -177,7 +177,7 @@ mod tests {
         }
         for (i, e) in entries.iter_mut().enumerate() {
             let before = e.clone();
-            e.claim().unwrap();
+            e.claim(now).unwrap();
             e.record_sent(format!("m{i}"), now, Duration::days(1));
             if i == 0 {
                 e.apply_status(&StatusKind::Read, now);

@@ -14,7 +14,7 @@
 //! | dispatch cursors | `CAMPAIGN#t#c` | `DISPATCH` | |
 //! | sequence | `CAMPAIGN#t#c` | `SEQ` | |
 //! | test campaign link | `CAMPAIGN#t#c` | `TEST#child` | |
-//! | hopper entry | `HOPPER#t#c#n` | `ENTRY#p` | GSI2 `READY#t#c#n` while FRESH; GSI1 `DUE#k` while PENDING |
+//! | hopper entry | `HOPPER#t#c#n` | `ENTRY#p` | GSI2 `READY#t#c#n` while FRESH; GSI1 `DUE#k` while PENDING; GSI1 `SENDING#k` while SENDING |
 //! | interaction | `INTERACTION#sender#p` | `INTERACTION` | TTL |
 
 use crate::domain::campaign::{Campaign, CampaignStatus};
@@ -470,6 +470,21 @@ fn entry_keys(e: &HopperEntry) -> Vec<(&'static str, String)> {
             ),
         ));
     }
+    if let (EntryState::Sending, Some(at)) = (e.state, e.claimed_at) {
+        let shard = stable_hash(e.phone.as_str()) % u64::from(DUE_SHARDS);
+        keys.push(("GSI1PK", format!("SENDING#{shard}")));
+        keys.push((
+            "GSI1SK",
+            format!(
+                "{}#{}#{}#{}#{}",
+                time_key(at),
+                e.tenant,
+                e.campaign_id,
+                e.shard,
+                e.phone
+            ),
+        ));
+    }
     keys
 }
 
@@ -587,6 +602,33 @@ pub async fn due_entries(
         Index::Gsi1,
         format!("DUE#{due_shard}"),
         SkCond::Lte(format!("{}#~", time_key(now))),
+    )
+    .limit(limit)
+    .cursor(cursor);
+    let page = table.query(&q).await?;
+    Ok((
+        page.items
+            .into_iter()
+            .map(from_item)
+            .collect::<PortResult<_>>()?,
+        page.cursor,
+    ))
+}
+
+/// Entries of one index partition claimed for sending at or before `claimed_by`, oldest
+/// claim first (GSI1 `SENDING#k`, present only while SENDING). The index is eventually
+/// consistent: re-read an entry before acting on it.
+pub async fn stale_sending_entries(
+    table: &dyn Table,
+    partition: u16,
+    claimed_by: Time,
+    limit: u32,
+    cursor: Option<String>,
+) -> PortResult<(Vec<HopperEntry>, Option<String>)> {
+    let q = Query::new(
+        Index::Gsi1,
+        format!("SENDING#{partition}"),
+        SkCond::Lte(format!("{}#~", time_key(claimed_by))),
     )
     .limit(limit)
     .cursor(cursor);
