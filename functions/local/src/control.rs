@@ -1,14 +1,14 @@
 //! The local server (API, webhook, control routes) and the loop that plays AWS's part:
 //! firing schedules, ticking the launcher and sweeper, feeding the queue to the sender.
 
-use crate::wiring::{Local, APP_SECRET, VERIFY_TOKEN};
+use crate::wiring::{Local, APP_SECRET, KALEYRA_TOKEN, VERIFY_TOKEN};
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::http::error::{ApiError, JsonBody};
-use shared::http::webhook::WebhookState;
+use shared::http::webhook::{KaleyraHookState, WebhookState};
 use shared::ports::Clock;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +18,10 @@ pub fn router(local: Arc<Local>) -> Router {
         inbox: local.system.inbox.clone(),
         app_secret: APP_SECRET.into(),
         verify_token: VERIFY_TOKEN.into(),
+    }));
+    let kaleyra = shared::http::webhook::kaleyra_router(Arc::new(KaleyraHookState {
+        inbox: local.system.inbox.clone(),
+        token: KALEYRA_TOKEN.into(),
     }));
     let control = Router::new()
         .route("/local/clock", get(clock))
@@ -39,6 +43,7 @@ pub fn router(local: Arc<Local>) -> Router {
     api.layer(axum::middleware::from_fn(shared::http::tenant_from_header))
         .merge(uploads)
         .merge(webhook)
+        .merge(kaleyra)
         .merge(control)
         .route("/health", get(|| async { Json(json!({"ok": true})) }))
 }

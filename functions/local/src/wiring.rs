@@ -22,6 +22,8 @@ use std::time::Duration;
 
 pub const APP_SECRET: &str = "test-app-secret";
 pub const VERIFY_TOKEN: &str = "test-verify-token";
+/// The token the local Kaleyra callback URL carries.
+pub const KALEYRA_TOKEN: &str = "test-kaleyra-token";
 
 pub struct Local {
     pub system: System,
@@ -51,6 +53,7 @@ pub async fn build(base_url: &str) -> anyhow::Result<Local> {
     let clock = Arc::new(ManualClock::system());
     let sim_cfg = SimConfig {
         webhook_url: Some(format!("{base_url}/webhooks/meta")),
+        kaleyra_callback_url: Some(format!("{base_url}/webhooks/kaleyra?token={KALEYRA_TOKEN}")),
         reply_percent: config::number("LOCAL_REPLY_PERCENT", 40)?,
         status_delay: Duration::from_millis(config::number("LOCAL_STATUS_DELAY_MS", 300)?),
         ..SimConfig::default()

@@ -5,7 +5,7 @@ use shared::adapters::memory::SystemClock;
 use shared::adapters::secrets::SecretResolver;
 use shared::app::inbox::Inbox;
 use shared::config;
-use shared::http::webhook::WebhookState;
+use shared::http::webhook::{KaleyraHookState, WebhookState};
 use shared::ports::Secrets;
 use std::sync::Arc;
 
@@ -31,10 +31,27 @@ async fn main() -> Result<(), lambda_http::Error> {
         bus: aws::bus_from_env(&sdk)?,
         clock: Arc::new(SystemClock),
     });
-    let app = shared::http::webhook::router(Arc::new(WebhookState {
-        inbox,
+    // Kaleyra callbacks are served when their shared token is configured.
+    let kaleyra = match std::env::var("KALEYRA_CALLBACK_TOKEN_REF") {
+        // A missing Kaleyra secret must not take the Meta webhook down with it.
+        Ok(r) if !r.trim().is_empty() => match secrets.resolve(&r).await {
+            Ok(token) => Some(token),
+            Err(e) => {
+                tracing::warn!(error = %e, "Kaleyra callback token unavailable; /webhooks/kaleyra is off");
+                None
+            }
+        },
+        _ => None,
+    };
+    let mut app = shared::http::webhook::router(Arc::new(WebhookState {
+        inbox: inbox.clone(),
         app_secret,
         verify_token,
     }));
+    if let Some(token) = kaleyra {
+        app = app.merge(shared::http::webhook::kaleyra_router(Arc::new(
+            KaleyraHookState { inbox, token },
+        )));
+    }
     lambda_http::run(app).await
 }

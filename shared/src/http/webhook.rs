@@ -1,7 +1,9 @@
-//! Provider webhooks (R7.3): Meta's GET verification handshake and signed POSTs.
+//! Provider webhooks (R7.3): Meta's GET verification handshake and signed POSTs, and
+//! Kaleyra's status callbacks authenticated by a shared token.
 
 use crate::app::inbox::Inbox;
-use crate::providers::meta;
+use crate::domain::inbound::Inbound;
+use crate::providers::{kaleyra, meta};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -74,7 +76,13 @@ async fn receive(State(s): State<Arc<WebhookState>>, headers: HeaderMap, body: B
             return (StatusCode::OK, Json(json!({"applied": 0, "ignored": 0}))).into_response();
         }
     };
-    match s.inbox.handle(events).await {
+    apply(&s.inbox, events).await
+}
+
+/// Hands verified events to the inbox. A storage failure answers 503 so the provider
+/// delivers the callback again; everything the inbox does is idempotent.
+async fn apply(inbox: &Inbox, events: Vec<Inbound>) -> Response {
+    match inbox.handle(events).await {
         Ok(report) => (StatusCode::OK, Json(report)).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "webhook not applied; the provider will retry");
@@ -85,4 +93,58 @@ async fn receive(State(s): State<Arc<WebhookState>>, headers: HeaderMap, body: B
                 .into_response()
         }
     }
+}
+
+/// Kaleyra's callbacks: Kaleyra signs nothing, so the callback URL registered with it
+/// carries a shared token (`?token=`, or the `X-Kaleyra-Token` header from a proxy), and
+/// `?sid=` names the Kaleyra account so replies find the interaction of `<sid>:<from>`.
+pub struct KaleyraHookState {
+    pub inbox: Arc<Inbox>,
+    pub token: String,
+}
+
+pub fn kaleyra_router(state: Arc<KaleyraHookState>) -> Router {
+    Router::new()
+        .route("/webhooks/kaleyra", axum::routing::post(receive_kaleyra))
+        .with_state(state)
+}
+
+#[derive(Deserialize)]
+struct KaleyraQuery {
+    token: Option<String>,
+    sid: Option<String>,
+}
+
+async fn receive_kaleyra(
+    State(s): State<Arc<KaleyraHookState>>,
+    Query(q): Query<KaleyraQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let given = q
+        .token
+        .as_deref()
+        .or_else(|| headers.get("x-kaleyra-token").and_then(|v| v.to_str().ok()));
+    if !kaleyra::verify_kaleyra_token(&s.token, given) {
+        tracing::warn!(
+            has_token = given.is_some(),
+            "kaleyra callback token rejected"
+        );
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "unauthorized", "message": "invalid token"})),
+        )
+            .into_response();
+    }
+    let mut events = match kaleyra::parse_kaleyra_callback(&body) {
+        Ok(ev) => ev,
+        Err(e) => {
+            tracing::warn!(error = %e, "unparseable kaleyra callback acknowledged");
+            return (StatusCode::OK, Json(json!({"applied": 0, "ignored": 0}))).into_response();
+        }
+    };
+    if let Some(sid) = q.sid.as_deref() {
+        kaleyra::qualify_kaleyra_senders(&mut events, sid);
+    }
+    apply(&s.inbox, events).await
 }
