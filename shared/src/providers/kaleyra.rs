@@ -220,27 +220,6 @@ pub fn interpret_kaleyra_response(status: u16, body: &[u8]) -> Result<String, Se
     }
 }
 
-fn transport_error(e: &reqwest::Error) -> SendFailure {
-    use std::error::Error as _;
-    let kind = if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connect error"
-    } else if e.is_body() || e.is_decode() {
-        "error reading the response"
-    } else {
-        "request error"
-    };
-    let mut detail = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        detail.push_str(": ");
-        detail.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    SendFailure::transport(format!("Kaleyra {kind}: {detail}"))
-}
-
 #[async_trait]
 impl MessagingProvider for KaleyraProvider {
     async fn send(&self, account: &Account, msg: &OutboundTemplate) -> Result<String, SendFailure> {
@@ -253,44 +232,16 @@ impl MessagingProvider for KaleyraProvider {
                     .to_owned(),
             });
         };
-        let key = match self.secrets.resolve(&account.token_ref).await {
-            Ok(t) if !t.trim().is_empty() => t,
-            _ => {
-                tracing::warn!(account = %account.id, token_ref = %account.token_ref, "kaleyra credentials unavailable");
-                return Err(SendFailure {
-                    class: FailureClass::Campaign,
-                    code: None,
-                    reason: format!("credentials unavailable: {}", account.token_ref),
-                });
-            }
-        };
+        let key = super::credential(&*self.secrets, account, "Kaleyra").await?;
         let url = self.messages_url(&sender);
         let to = msg.to.masked();
         tracing::debug!(account = %account.id, to = %to, template = %msg.template, "kaleyra send");
-        let resp = self
+        let req = self
             .http
             .post(&url)
-            .header(API_KEY_HEADER, key.trim())
-            .json(&kaleyra_body(msg))
-            .send()
-            .await
-            .map_err(|e| transport_error(&e.without_url()))?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| transport_error(&e.without_url()))?;
-        let out = interpret_kaleyra_response(status, &bytes);
-        match &out {
-            Ok(id) => {
-                tracing::debug!(account = %account.id, to = %to, message_id = %id, "kaleyra accepted")
-            }
-            Err(f) => tracing::warn!(
-                account = %account.id, to = %to, http_status = status, code = ?f.code,
-                class = ?f.class, reason = %f.reason, "kaleyra send failed"
-            ),
-        }
-        out
+            .header(API_KEY_HEADER, key)
+            .json(&kaleyra_body(msg));
+        super::send_request(req, "Kaleyra", account, &to, interpret_kaleyra_response).await
     }
 }
 

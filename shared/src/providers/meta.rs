@@ -9,7 +9,7 @@ use crate::domain::account::Account;
 use crate::domain::inbound::{
     EntryRef, Inbound, InboundMessage, StatusKind, StatusUpdate, TemplateUpdate,
 };
-use crate::domain::outcome::{meta_reason, FailureClass, SendFailure};
+use crate::domain::outcome::{meta_reason, SendFailure};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::template::{MediaHeader, MediaKind};
 use crate::domain::Time;
@@ -199,75 +199,16 @@ pub fn interpret_response(status: u16, body: &[u8]) -> Result<String, SendFailur
     }
 }
 
-fn transport_error(e: &reqwest::Error) -> SendFailure {
-    let kind = if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connect error"
-    } else if e.is_body() || e.is_decode() {
-        "error reading the response"
-    } else {
-        "request error"
-    };
-    // Callers strip the URL (`without_url`): reasons stay short and uniform.
-    let detail = reqwest_error_chain(e);
-    SendFailure::transport(format!("Meta {kind}: {detail}"))
-}
-
-fn reqwest_error_chain(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
-}
-
 #[async_trait]
 impl MessagingProvider for MetaProvider {
     async fn send(&self, account: &Account, msg: &OutboundTemplate) -> Result<String, SendFailure> {
-        let token = match self.secrets.resolve(&account.token_ref).await {
-            Ok(t) if !t.trim().is_empty() => t,
-            _ => {
-                tracing::warn!(account = %account.id, token_ref = %account.token_ref, "meta credentials unavailable");
-                return Err(SendFailure {
-                    class: FailureClass::Campaign,
-                    code: None,
-                    reason: format!("credentials unavailable: {}", account.token_ref),
-                });
-            }
-        };
+        let token = super::credential(&*self.secrets, account, "Meta").await?;
         let url = self.messages_url(&account.sender_id);
         let body = template_body(msg);
         let to = msg.to.masked();
         tracing::debug!(account = %account.id, to = %to, template = %msg.template, "meta send");
-        let resp = self
-            .http
-            .post(&url)
-            .bearer_auth(token.trim())
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| transport_error(&e.without_url()))?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| transport_error(&e.without_url()))?;
-        let out = interpret_response(status, &bytes);
-        match &out {
-            Ok(id) => {
-                tracing::debug!(account = %account.id, to = %to, message_id = %id, "meta accepted")
-            }
-            Err(f) => tracing::warn!(
-                account = %account.id, to = %to, http_status = status, code = ?f.code,
-                class = ?f.class, reason = %f.reason, "meta send failed"
-            ),
-        }
-        out
+        let req = self.http.post(&url).bearer_auth(token).json(&body);
+        super::send_request(req, "Meta", account, &to, interpret_response).await
     }
 }
 
@@ -671,6 +612,7 @@ pub(crate) fn parse_messages_value(value: Value) -> (Vec<StatusUpdate>, Vec<Inbo
 mod tests {
     use super::*;
     use crate::domain::account::Provider;
+    use crate::domain::outcome::FailureClass;
     use crate::ports::PortResult;
     use axum::http::StatusCode;
     use axum::routing::post;

@@ -6,8 +6,8 @@ pub mod meta;
 pub mod meta_templates;
 
 use crate::domain::account::{Account, Provider};
-use crate::domain::outcome::SendFailure;
-use crate::ports::{MessagingProvider, OutboundTemplate};
+use crate::domain::outcome::{FailureClass, SendFailure};
+use crate::ports::{MessagingProvider, OutboundTemplate, Secrets};
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -26,4 +26,78 @@ impl MessagingProvider for ByAccountProvider {
             Provider::Kaleyra => self.kaleyra.send(account, msg).await,
         }
     }
+}
+
+/// The account's credential, resolved from its reference. An unavailable credential is an
+/// account-level failure: the campaign pauses instead of failing every contact.
+pub(crate) async fn credential(
+    secrets: &dyn Secrets,
+    account: &Account,
+    provider: &str,
+) -> Result<String, SendFailure> {
+    match secrets.resolve(&account.token_ref).await {
+        Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_owned()),
+        _ => {
+            tracing::warn!(account = %account.id, token_ref = %account.token_ref, provider, "credentials unavailable");
+            Err(SendFailure {
+                class: FailureClass::Campaign,
+                code: None,
+                reason: format!("credentials unavailable: {}", account.token_ref),
+            })
+        }
+    }
+}
+
+/// A network-level failure, classified temporary, with the whole error chain and no URL.
+fn transport_error(provider: &str, e: &reqwest::Error) -> SendFailure {
+    use std::error::Error as _;
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect error"
+    } else if e.is_body() || e.is_decode() {
+        "error reading the response"
+    } else {
+        "request error"
+    };
+    let mut detail = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        detail.push_str(": ");
+        detail.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    SendFailure::transport(format!("{provider} {kind}: {detail}"))
+}
+
+/// Sends a provider request and reads its answer with the provider's `interpret`
+/// (HTTP status and body -> message id or classified failure), logging the outcome
+/// with the masked recipient.
+pub(crate) async fn send_request(
+    req: reqwest::RequestBuilder,
+    provider: &str,
+    account: &Account,
+    to: &str,
+    interpret: fn(u16, &[u8]) -> Result<String, SendFailure>,
+) -> Result<String, SendFailure> {
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| transport_error(provider, &e.without_url()))?;
+    let status = resp.status().as_u16();
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| transport_error(provider, &e.without_url()))?;
+    let out = interpret(status, &bytes);
+    match &out {
+        Ok(id) => {
+            tracing::debug!(account = %account.id, to, provider, message_id = %id, "provider accepted")
+        }
+        Err(f) => tracing::warn!(
+            account = %account.id, to, provider, http_status = status, code = ?f.code,
+            class = ?f.class, reason = %f.reason, "provider send failed"
+        ),
+    }
+    out
 }
