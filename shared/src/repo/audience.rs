@@ -18,7 +18,7 @@
 //! entries (R2.2) and what a delete removes. Contacts are listed through GSI1 spread over
 //! 16 partitions per tenant so a large import does not write one hot index partition.
 
-use super::{from_item, query_all, tenant_pk, to_item};
+use super::{from_item, get_as, query_all, tenant_pk, to_item};
 use crate::domain::contact::{Contact, ContactList};
 use crate::domain::import::{Import, RowError};
 use crate::domain::phone::PhoneNumber;
@@ -85,11 +85,7 @@ pub async fn get_contact(
     tenant: &str,
     phone: &PhoneNumber,
 ) -> PortResult<Option<Contact>> {
-    table
-        .get(&contact_pk(tenant, phone), "CONTACT")
-        .await?
-        .map(from_item)
-        .transpose()
+    get_as(table, &contact_pk(tenant, phone), "CONTACT").await
 }
 
 /// A contact's hopper entry in one campaign.
@@ -234,11 +230,7 @@ pub async fn get_list(
     tenant: &str,
     id: &str,
 ) -> PortResult<Option<ContactList>> {
-    table
-        .get(&tenant_pk(tenant), &format!("LIST#{id}"))
-        .await?
-        .map(from_item)
-        .transpose()
+    get_as(table, &tenant_pk(tenant), &format!("LIST#{id}")).await
 }
 
 #[derive(Serialize, Deserialize)]
@@ -410,11 +402,7 @@ pub async fn save_import(table: &dyn Table, i: &mut Import) -> PortResult<()> {
 }
 
 pub async fn get_import(table: &dyn Table, tenant: &str, id: &str) -> PortResult<Option<Import>> {
-    table
-        .get(&import_pk(tenant, id), "IMPORT")
-        .await?
-        .map(from_item)
-        .transpose()
+    get_as(table, &import_pk(tenant, id), "IMPORT").await
 }
 
 /// Stores one invalid row (idempotent: keyed by its line).

@@ -85,6 +85,15 @@ async fn put_versioned(table: &dyn Table, mut item: Item, version: &mut u64) -> 
     Ok(())
 }
 
+/// Reads one item as an entity.
+pub(crate) async fn get_as<T: DeserializeOwned>(
+    table: &dyn Table,
+    pk: &str,
+    sk: &str,
+) -> PortResult<Option<T>> {
+    table.get(pk, sk).await?.map(from_item).transpose()
+}
+
 /// Reads every page of a query.
 pub async fn query_all(table: &dyn Table, mut q: Query) -> PortResult<Vec<Item>> {
     let mut out = Vec::new();
@@ -116,11 +125,8 @@ fn tenant_sk() -> &'static str {
 
 /// The tenant's settings; the defaults when none are stored (R1.8).
 pub async fn get_tenant(table: &dyn Table, tenant: &str) -> PortResult<Tenant> {
-    Ok(table
-        .get(&tenant_pk(tenant), tenant_sk())
+    Ok(get_as(table, &tenant_pk(tenant), tenant_sk())
         .await?
-        .map(from_item)
-        .transpose()?
         .unwrap_or_else(|| Tenant::defaults(tenant)))
 }
 
@@ -178,11 +184,7 @@ pub async fn get_campaign(
     tenant: &str,
     id: &str,
 ) -> PortResult<Option<Campaign>> {
-    table
-        .get(&tenant_pk(tenant), &format!("{CAMPAIGN_SK}{id}"))
-        .await?
-        .map(from_item)
-        .transpose()
+    get_as(table, &tenant_pk(tenant), &format!("{CAMPAIGN_SK}{id}")).await
 }
 
 /// Removes the campaign item itself: the last step of a delete.
@@ -353,11 +355,8 @@ pub struct Cursors {
 }
 
 pub async fn get_cursors(table: &dyn Table, tenant: &str, campaign: &str) -> PortResult<Cursors> {
-    Ok(table
-        .get(&campaign_pk(tenant, campaign), "DISPATCH")
+    Ok(get_as(table, &campaign_pk(tenant, campaign), "DISPATCH")
         .await?
-        .map(from_item)
-        .transpose()?
         .unwrap_or_default())
 }
 
@@ -598,21 +597,7 @@ pub async fn due_entries(
     limit: u32,
     cursor: Option<String>,
 ) -> PortResult<(Vec<HopperEntry>, Option<String>)> {
-    let q = Query::new(
-        Index::Gsi1,
-        format!("DUE#{due_shard}"),
-        SkCond::Lte(format!("{}#~", time_key(now))),
-    )
-    .limit(limit)
-    .cursor(cursor);
-    let page = table.query(&q).await?;
-    Ok((
-        page.items
-            .into_iter()
-            .map(from_item)
-            .collect::<PortResult<_>>()?,
-        page.cursor,
-    ))
+    entries_until(table, format!("DUE#{due_shard}"), now, limit, cursor).await
 }
 
 /// Entries of one index partition claimed for sending at or before `claimed_by`, oldest
@@ -625,10 +610,28 @@ pub async fn stale_sending_entries(
     limit: u32,
     cursor: Option<String>,
 ) -> PortResult<(Vec<HopperEntry>, Option<String>)> {
+    entries_until(
+        table,
+        format!("SENDING#{partition}"),
+        claimed_by,
+        limit,
+        cursor,
+    )
+    .await
+}
+
+/// One page of a time-ordered GSI1 partition of entries, up to and including `until`.
+async fn entries_until(
+    table: &dyn Table,
+    pk: String,
+    until: Time,
+    limit: u32,
+    cursor: Option<String>,
+) -> PortResult<(Vec<HopperEntry>, Option<String>)> {
     let q = Query::new(
         Index::Gsi1,
-        format!("SENDING#{partition}"),
-        SkCond::Lte(format!("{}#~", time_key(claimed_by))),
+        pk,
+        SkCond::Lte(format!("{}#~", time_key(until))),
     )
     .limit(limit)
     .cursor(cursor);
@@ -685,9 +688,5 @@ pub async fn get_interaction(
     sender_id: &str,
     phone: &PhoneNumber,
 ) -> PortResult<Option<Interaction>> {
-    table
-        .get(&interaction_pk(sender_id, phone), "INTERACTION")
-        .await?
-        .map(from_item)
-        .transpose()
+    get_as(table, &interaction_pk(sender_id, phone), "INTERACTION").await
 }

@@ -10,7 +10,7 @@
 //! Provider webhooks about a template name the WABA, the template name and language, never
 //! our tenant: the owner items answer "which tenants' accounts have this template".
 
-use super::{from_item, query_all, tenant_pk, to_item};
+use super::{from_item, get_as, query_all, tenant_pk, to_item};
 use crate::domain::account::Account;
 use crate::domain::campaign::Campaign;
 use crate::domain::template::{Template, TemplateKey};
@@ -30,11 +30,7 @@ pub async fn put_account(table: &dyn Table, a: &Account) -> PortResult<()> {
 }
 
 pub async fn get_account(table: &dyn Table, tenant: &str, id: &str) -> PortResult<Option<Account>> {
-    table
-        .get(&tenant_pk(tenant), &format!("ACCOUNT#{id}"))
-        .await?
-        .map(from_item)
-        .transpose()
+    get_as(table, &tenant_pk(tenant), &format!("ACCOUNT#{id}")).await
 }
 
 pub async fn list_accounts(table: &dyn Table, tenant: &str) -> PortResult<Vec<Account>> {
@@ -90,11 +86,8 @@ pub async fn get_template_settings(
     tenant: &str,
     account: &str,
 ) -> PortResult<TemplateSettings> {
-    Ok(table
-        .get(&tenant_pk(tenant), &settings_sk(account))
+    Ok(get_as(table, &tenant_pk(tenant), &settings_sk(account))
         .await?
-        .map(from_item)
-        .transpose()?
         .unwrap_or_else(|| TemplateSettings {
             tenant: tenant.to_owned(),
             account_id: account.to_owned(),
@@ -155,11 +148,12 @@ pub async fn get_template(
     name: &str,
     language: &str,
 ) -> PortResult<Option<Template>> {
-    table
-        .get(&tenant_pk(tenant), &template_sk(account, name, language))
-        .await?
-        .map(from_item)
-        .transpose()
+    get_as(
+        table,
+        &tenant_pk(tenant),
+        &template_sk(account, name, language),
+    )
+    .await
 }
 
 pub async fn list_templates(table: &dyn Table, tenant: &str) -> PortResult<Vec<Template>> {
