@@ -103,7 +103,17 @@ pub struct HopperEntry {
     pub reply: Option<Reply>,
     /// The final outcome code: `replied`, `replied:<button>`, `no_response`, `undeliverable`.
     pub disposition: Option<String>,
+    /// The short reason an entry was not sent or did not succeed, as reports group it:
+    /// `block list`, `opted out`, `Invalid Number`, `duplicate`, `campaign ended`, or the
+    /// provider's reason (`Message Undeliverable`). `error` keeps the detailed text.
+    #[serde(default)]
+    pub reason: Option<String>,
     pub error: Option<String>,
+    /// A FRESH entry that may not be sent yet (an open interaction elsewhere, outside
+    /// calling hours) waits until this instant, out of the dispatch order; the sweeper
+    /// then puts it back at the end of the order (R4.6, R4.8).
+    #[serde(default)]
+    pub wait_until: Option<Time>,
     /// When the entry was last claimed for sending; while SENDING it dates the claim, so
     /// the sweeper can tell a worker that died from one still at work (R4.10).
     #[serde(default)]
@@ -129,6 +139,8 @@ pub enum ReplyOutcome {
 
 /// The error of an entry whose send was claimed but never recorded (R4.10).
 pub const OUTCOME_UNKNOWN: &str = "outcome unknown";
+/// The reason of an entry whose template could not be filled for its contact (R3.3).
+pub const TEMPLATE_VARIABLES_REASON: &str = "template variables";
 
 pub fn shard_of(phone: &PhoneNumber, shards: u16) -> u16 {
     (stable_hash(phone.as_str()) % u64::from(shards.max(1))) as u16
@@ -153,7 +165,9 @@ impl HopperEntry {
             expires_at: None,
             reply: None,
             disposition: None,
+            reason: None,
             error: None,
+            wait_until: None,
             claimed_at: None,
             version: 0,
         }
@@ -174,7 +188,12 @@ impl HopperEntry {
     /// never because a queue message naming it was delivered again.
     pub fn claim(&mut self, now: Time) -> Result<(), NotClaimable> {
         match self.state {
+            // A waiting entry goes out only once the sweeper puts it back in line.
+            EntryState::Fresh if self.wait_until.is_some_and(|w| w > now) => {
+                Err(NotClaimable(EntryState::Fresh))
+            }
             EntryState::Fresh => {
+                self.wait_until = None;
                 self.state = EntryState::Sending;
                 self.attempts += 1;
                 self.claimed_at = Some(now);
@@ -193,6 +212,7 @@ impl HopperEntry {
             (EntryState::Sending, Some(at)) if at + threshold <= now => {
                 self.state = EntryState::Retry;
                 self.error = Some(OUTCOME_UNKNOWN.into());
+                self.reason = Some(OUTCOME_UNKNOWN.into());
                 self.disposition = Some("outcome_unknown".into());
                 true
             }
@@ -206,6 +226,7 @@ impl HopperEntry {
         self.message_id = Some(message_id);
         self.sent_at.get_or_insert(now);
         self.error = None;
+        self.reason = None;
         if self.disposition.as_deref() == Some("undeliverable") {
             self.state = EntryState::Failed;
         } else {
@@ -217,6 +238,7 @@ impl HopperEntry {
     /// The provider refused the message, or the message could not be built.
     pub fn record_failure(&mut self, failure: &SendFailure) {
         self.error = Some(failure.reason.clone());
+        self.reason = Some(failure.reason.clone());
         match failure.class {
             FailureClass::Permanent => {
                 self.state = EntryState::Failed;
@@ -230,7 +252,47 @@ impl HopperEntry {
     pub fn record_unsendable(&mut self, error: String) {
         self.state = EntryState::Failed;
         self.disposition = Some("not_sent".into());
+        self.reason = Some(TEMPLATE_VARIABLES_REASON.into());
         self.error = Some(error);
+    }
+
+    /// A check before the send ruled this contact out (R4.2-R4.5): the entry stays in the
+    /// hopper in `state` (FAILED, BLOCK_LIST or SKIPPED) with its reason and error, and is
+    /// never sent by this campaign.
+    pub fn record_ineligible(&mut self, state: EntryState, reason: &str, error: Option<String>) {
+        debug_assert!(matches!(
+            state,
+            EntryState::Failed | EntryState::BlockList | EntryState::Skipped
+        ));
+        self.state = state;
+        self.disposition = Some("not_sent".into());
+        self.reason = Some(reason.to_owned());
+        self.error = error;
+        self.wait_until = None;
+        self.claimed_at = None;
+    }
+
+    /// The contact may not be sent to yet (R4.6 open interaction, R4.8 calling hours): the
+    /// entry stays FRESH, leaves the dispatch order and waits until `until`, with why.
+    pub fn defer(&mut self, until: Time, why: &str) {
+        if self.state == EntryState::Fresh {
+            self.wait_until = Some(until);
+            self.error = Some(why.to_owned());
+        }
+    }
+
+    /// The wait is over: back in the dispatch order at `seq` (the end of the line).
+    /// Returns whether the entry changed.
+    pub fn release(&mut self, seq: u64, now: Time) -> bool {
+        match (self.state, self.wait_until) {
+            (EntryState::Fresh, Some(w)) if w <= now => {
+                self.wait_until = None;
+                self.error = None;
+                self.seq = seq;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Applies a delivery status. Statuses only move forward (R6.1); `read` implies
@@ -256,6 +318,7 @@ impl HopperEntry {
                     && self.disposition.as_deref() != Some("undeliverable")
                 {
                     self.error = Some(reason.clone());
+                    self.reason = Some(reason.clone());
                     self.disposition = Some("undeliverable".into());
                     if self.state == EntryState::Pending {
                         self.state = EntryState::Failed;

@@ -450,9 +450,28 @@ fn entry_keys(e: &HopperEntry) -> Vec<(&'static str, String)> {
         ("PK", entry_pk(&e.tenant, &e.campaign_id, e.shard)),
         ("SK", format!("ENTRY#{}", e.phone)),
     ];
-    if e.state == EntryState::Fresh {
-        keys.push(("GSI2PK", ready_pk(&e.tenant, &e.campaign_id, e.shard)));
-        keys.push(("GSI2SK", seq_key(e.seq)));
+    match (e.state, e.wait_until) {
+        (EntryState::Fresh, None) => {
+            keys.push(("GSI2PK", ready_pk(&e.tenant, &e.campaign_id, e.shard)));
+            keys.push(("GSI2SK", seq_key(e.seq)));
+        }
+        // Waiting: out of the dispatch order, in the time-ordered wait index instead.
+        (EntryState::Fresh, Some(until)) => {
+            let shard = stable_hash(e.phone.as_str()) % u64::from(DUE_SHARDS);
+            keys.push(("GSI1PK", format!("WAIT#{shard}")));
+            keys.push((
+                "GSI1SK",
+                format!(
+                    "{}#{}#{}#{}#{}",
+                    time_key(until),
+                    e.tenant,
+                    e.campaign_id,
+                    e.shard,
+                    e.phone
+                ),
+            ));
+        }
+        _ => {}
     }
     if let (EntryState::Pending, Some(at)) = (e.state, e.expires_at) {
         let due_shard = stable_hash(e.phone.as_str()) % u64::from(DUE_SHARDS);
@@ -618,6 +637,18 @@ pub async fn stale_sending_entries(
         cursor,
     )
     .await
+}
+
+/// One page of FRESH entries of one index partition whose wait (R4.6, R4.8) ended at or
+/// before `now` (GSI1 `WAIT#k`). Eventually consistent: re-read before acting.
+pub async fn waiting_entries(
+    table: &dyn Table,
+    partition: u16,
+    now: Time,
+    limit: u32,
+    cursor: Option<String>,
+) -> PortResult<(Vec<HopperEntry>, Option<String>)> {
+    entries_until(table, format!("WAIT#{partition}"), now, limit, cursor).await
 }
 
 /// One page of a time-ordered GSI1 partition of entries, up to and including `until`.
