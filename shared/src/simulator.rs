@@ -26,10 +26,44 @@
 //! no automatic replies) go unsigned to [`SimConfig::kaleyra_callback_url`] (put the shared
 //! token in that URL's query).
 //!
+//! **Throughput limit.** [`SimConfig::rate_limit_per_sec`] (default 80, Meta's default per
+//! number; `None` for no limit; [`Simulator::set_rate_limit`] or `POST /sim/rate_limit`
+//! `{"per_second": n | null}` at run time) caps the sends accepted per sender (Meta's
+//! phone_number_id, Kaleyra's `<sid>:<from>`) in each whole second of the simulator's
+//! [`Clock`], not of wall time, so tests on a `ManualClock` are deterministic. Beyond it
+//! the Cloud API route answers HTTP 400 `{"error":{"message":"(#130429) Rate limit hit",
+//! "type":"OAuthException","code":130429,"error_data":{..},"fbtrace_id":..}}` and the
+//! Kaleyra route HTTP 429 with Meta's error passed through (`{"message":"(#130429) Rate
+//! limit hit","data":[],"error":{"code":130429,..},"meta_object":{"error":<Meta's>}}`).
+//! Refused sends are not in [`Simulator::sent`] but in [`Simulator::throttled`]
+//! ([`ThrottleRecord`]s, `GET /sim/throttled`); [`Simulator::sent_per_second`] and
+//! [`Simulator::throttled_per_second`] count by clock second for pacing tests.
+//!
+//! **Configured failures.** [`SimConfig::failures`] (keyed by the number's digits),
+//! [`Simulator::set_failure`] / [`Simulator::clear_failures`], or `POST /sim/failures`
+//! `{"phone":"9198..","kind":"permanent"|"temporary"|"campaign","code":131016?,
+//! "kaleyra_code":"E110"?,"times":2?}` (`GET` lists them, `DELETE` clears all, `DELETE
+//! ?phone=..` one) make every send to a number fail on both routes until cleared, or only
+//! the next `times` sends. Checked after the throughput limit; failed sends are not
+//! recorded and do not use the sender's budget. Defaults per [`SimFailureKind`], each
+//! classified as its kind by `classify_meta` / `classify_kaleyra`:
+//!
+//! | kind | Cloud API (HTTP, code, message) | Kaleyra (HTTP, code) |
+//! |---|---|---|
+//! | permanent | 400, `131026`, `(#131026) Message undeliverable` | 400, `E413` |
+//! | temporary | 500, `131000`, `(#131000) Something went wrong` | 500, `WA500` |
+//! | campaign | 404, `132001`, `(#132001) Template name does not exist in the translation` | 401, `WA401` |
+//!
+//! An explicit `code` (a Meta code) replaces the default on the Cloud API route and is
+//! passed through inside `meta_object.error` on the Kaleyra route; `kaleyra_code` replaces
+//! Kaleyra's code there. [`SimConfig::kaleyra_invalid_numbers`] still answer `E413` on the
+//! Kaleyra route only.
+//!
 //! [`Simulator::router`] holds the Cloud API routes and [`Simulator::control_router`] the
 //! control routes with paths relative to their mount point (`/messages`, `/webhooks`,
-//! `/reply`); the simulator's own listener serves the control routes under `/sim`, and
-//! another server can nest them elsewhere (e.g. `/local/sim`).
+//! `/reply`, `/failures`, `/throttled`, `/rate_limit`); the simulator's own listener
+//! serves the control routes under `/sim`, and another server can nest them elsewhere
+//! (e.g. `/local/sim`).
 
 use crate::domain::phone::PhoneNumber;
 use crate::domain::{stable_hash, Time};
@@ -43,6 +77,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -80,6 +115,133 @@ pub struct SimConfig {
     /// Numbers (digits) Kaleyra answers with `E413`, "'To' number invalid or WhatsApp
     /// account does not exist".
     pub kaleyra_invalid_numbers: Vec<String>,
+    /// Accepted sends per sender (Meta: phone_number_id; Kaleyra: `<sid>:<from>`) per
+    /// second of the simulator's clock; beyond it sends fail with Meta's `130429`
+    /// (see [`Simulator::throttled`]). `None`: no limit. Default 80, Meta's default
+    /// throughput per number.
+    pub rate_limit_per_sec: Option<u32>,
+    /// Numbers (digits, as [`PhoneNumber`] normalizes them) whose sends fail, on both the
+    /// Meta and the Kaleyra route, until cleared ([`Simulator::set_failure`]).
+    pub failures: HashMap<String, SimFailure>,
+}
+
+/// The default throughput limit: Meta's 80 messages/s per registered number.
+pub const SIM_DEFAULT_RATE_LIMIT: u32 = 80;
+/// Meta's throughput error code (PROVIDERS.md sections 3 and 4).
+pub const META_RATE_LIMIT_CODE: i64 = 130429;
+/// Meta's message for [`META_RATE_LIMIT_CODE`], verbatim.
+pub const META_RATE_LIMIT_MESSAGE: &str = "(#130429) Rate limit hit";
+
+/// How a configured number fails; each kind has a default code that
+/// [`crate::domain::outcome::classify_meta`] / `classify_kaleyra` classify as that kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SimFailureKind {
+    /// Meta `131026` "Message undeliverable" (HTTP 400); Kaleyra `E413` (HTTP 400).
+    Permanent,
+    /// Meta `131000` "Something went wrong" (HTTP 500); Kaleyra `WA500` (HTTP 500).
+    Temporary,
+    /// Meta `132001` "Template name does not exist in the translation" (HTTP 404); Kaleyra
+    /// `WA401` (HTTP 401).
+    Campaign,
+}
+
+impl SimFailureKind {
+    /// The Meta code answered when [`SimFailure::code`] is unset.
+    pub fn default_meta_code(self) -> i64 {
+        match self {
+            SimFailureKind::Permanent => 131026,
+            SimFailureKind::Temporary => 131000,
+            SimFailureKind::Campaign => 132001,
+        }
+    }
+
+    /// The Kaleyra code answered when neither [`SimFailure::kaleyra_code`] nor
+    /// [`SimFailure::code`] is set.
+    pub fn default_kaleyra_code(self) -> &'static str {
+        match self {
+            SimFailureKind::Permanent => crate::domain::outcome::KALEYRA_INVALID_NUMBER_CODE,
+            SimFailureKind::Temporary => "WA500",
+            SimFailureKind::Campaign => "WA401",
+        }
+    }
+}
+
+/// A configured failure of one number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimFailure {
+    pub kind: SimFailureKind,
+    /// A Meta error code answered instead of the kind's default. On the Kaleyra route it
+    /// is passed through inside `meta_object.error`, as Kaleyra does with Meta's errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i64>,
+    /// A Kaleyra code answered on the Kaleyra route instead of the kind's default (wins
+    /// over `code` there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kaleyra_code: Option<String>,
+    /// Fail only this many more sends, then accept again; `None`: every send until
+    /// cleared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub times: Option<u32>,
+}
+
+impl SimFailure {
+    pub fn new(kind: SimFailureKind) -> Self {
+        SimFailure {
+            kind,
+            code: None,
+            kaleyra_code: None,
+            times: None,
+        }
+    }
+
+    pub fn permanent() -> Self {
+        Self::new(SimFailureKind::Permanent)
+    }
+
+    pub fn temporary() -> Self {
+        Self::new(SimFailureKind::Temporary)
+    }
+
+    pub fn campaign() -> Self {
+        Self::new(SimFailureKind::Campaign)
+    }
+
+    /// Answers this Meta code instead of the kind's default.
+    pub fn with_code(mut self, code: i64) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    /// Answers this Kaleyra code on the Kaleyra route.
+    pub fn with_kaleyra_code(mut self, code: impl Into<String>) -> Self {
+        self.kaleyra_code = Some(code.into());
+        self
+    }
+
+    /// Fails only the next `n` sends to the number.
+    pub fn times(mut self, n: u32) -> Self {
+        self.times = Some(n);
+        self
+    }
+
+    /// The Meta code this failure answers.
+    pub fn meta_code(&self) -> i64 {
+        self.code.unwrap_or_else(|| self.kind.default_meta_code())
+    }
+}
+
+/// A send the simulator refused for going over [`SimConfig::rate_limit_per_sec`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThrottleRecord {
+    pub provider: SimProvider,
+    /// The sender whose limit was hit: Meta's phone_number_id, Kaleyra's `<sid>:<from>`.
+    pub phone_number_id: String,
+    /// `to` as the request gave it.
+    pub to: String,
+    /// The limit in force.
+    pub limit: u32,
+    pub at: Time,
 }
 
 impl Default for SimConfig {
@@ -95,6 +257,8 @@ impl Default for SimConfig {
             kaleyra_api_key: "test-kaleyra-key".into(),
             kaleyra_callback_url: None,
             kaleyra_invalid_numbers: Vec::new(),
+            rate_limit_per_sec: Some(SIM_DEFAULT_RATE_LIMIT),
+            failures: HashMap::new(),
         }
     }
 }
@@ -206,6 +370,21 @@ struct State0 {
     /// At most this many templates per page (0: as the request asks).
     template_page_size: usize,
     template_lists: Vec<TemplateListRequest>,
+    /// Sends refused for the throughput limit.
+    throttled: Vec<ThrottleRecord>,
+    /// The throughput limit in force.
+    rate_limit: Option<u32>,
+    /// Per sender: the clock second counted and the sends accepted in it.
+    windows: HashMap<String, (i64, u32)>,
+    /// Per number (digits): its configured failure.
+    failures: HashMap<String, SimFailure>,
+}
+
+/// What becomes of a well-formed send.
+enum Admission {
+    Accept,
+    Throttle(u32),
+    Fail(SimFailure),
 }
 
 struct Inner {
@@ -281,12 +460,21 @@ impl Simulator {
             .build()
             .map_err(std::io::Error::other)?;
         let (pending, _) = watch::channel(0usize);
+        let state = State0 {
+            rate_limit: cfg.rate_limit_per_sec,
+            failures: cfg
+                .failures
+                .iter()
+                .map(|(n, f)| (digits(n), f.clone()))
+                .collect(),
+            ..State0::default()
+        };
         let inner = Arc::new(Inner {
             webhook_url: Mutex::new(cfg.webhook_url.clone()),
             cfg,
             clock,
             http,
-            state: Mutex::new(State0::default()),
+            state: Mutex::new(state),
             out_seq: AtomicU64::new(0),
             in_seq: AtomicU64::new(0),
             pending,
@@ -338,7 +526,8 @@ impl Simulator {
     }
 
     /// The control routes relative to where they are mounted: `GET /messages`,
-    /// `GET /webhooks`, `POST /reply`.
+    /// `GET /webhooks`, `POST /reply`, `GET|POST|DELETE /failures`, `GET /throttled`,
+    /// `GET|POST /rate_limit`.
     pub fn control_router(&self) -> Router {
         control_router(self.inner.clone())
     }
@@ -365,6 +554,78 @@ impl Simulator {
     /// Template-list requests answered so far, oldest first.
     pub fn template_list_requests(&self) -> Vec<TemplateListRequest> {
         self.inner.state.lock().unwrap().template_lists.clone()
+    }
+
+    /// The throughput limit in force (starts as [`SimConfig::rate_limit_per_sec`]).
+    pub fn rate_limit(&self) -> Option<u32> {
+        self.inner.state.lock().unwrap().rate_limit
+    }
+
+    /// Changes the throughput limit from the next send on; `None` lifts it.
+    pub fn set_rate_limit(&self, per_second: Option<u32>) {
+        self.inner.state.lock().unwrap().rate_limit = per_second;
+    }
+
+    /// Sends refused for the throughput limit, oldest first (not in [`Simulator::sent`]).
+    pub fn throttled(&self) -> Vec<ThrottleRecord> {
+        self.inner.state.lock().unwrap().throttled.clone()
+    }
+
+    /// Accepted sends per second of the simulator's clock (epoch seconds), all senders.
+    pub fn sent_per_second(&self) -> BTreeMap<i64, usize> {
+        per_second(self.inner.state.lock().unwrap().sent.iter().map(|s| s.at))
+    }
+
+    /// Accepted sends per second of the simulator's clock from one sender (Meta's
+    /// phone_number_id, Kaleyra's `<sid>:<from>`).
+    pub fn sent_per_second_from(&self, phone_number_id: &str) -> BTreeMap<i64, usize> {
+        let st = self.inner.state.lock().unwrap();
+        per_second(
+            st.sent
+                .iter()
+                .filter(|s| s.phone_number_id == phone_number_id)
+                .map(|s| s.at),
+        )
+    }
+
+    /// Throttled sends per second of the simulator's clock (epoch seconds).
+    pub fn throttled_per_second(&self) -> BTreeMap<i64, usize> {
+        per_second(
+            self.inner
+                .state
+                .lock()
+                .unwrap()
+                .throttled
+                .iter()
+                .map(|t| t.at),
+        )
+    }
+
+    /// Makes every send to `phone` (any format [`PhoneNumber`] reads, or digits) fail
+    /// this way until cleared, on both routes; replaces the number's earlier failure.
+    pub fn set_failure(&self, phone: &str, failure: SimFailure) {
+        let mut st = self.inner.state.lock().unwrap();
+        st.failures.insert(digits(phone), failure);
+    }
+
+    /// Forgets the configured failure of `phone`; whether there was one.
+    pub fn clear_failure(&self, phone: &str) -> bool {
+        let mut st = self.inner.state.lock().unwrap();
+        st.failures.remove(&digits(phone)).is_some()
+    }
+
+    /// Forgets every configured failure (also those of [`SimConfig::failures`]).
+    pub fn clear_failures(&self) {
+        self.inner.state.lock().unwrap().failures.clear();
+    }
+
+    /// The configured failures by number (digits); `times` counts down as they strike.
+    pub fn failures(&self) -> BTreeMap<String, SimFailure> {
+        let st = self.inner.state.lock().unwrap();
+        st.failures
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// Webhook tasks still running.
@@ -417,10 +678,22 @@ fn control_router(inner: Arc<Inner>) -> Router {
         .route("/messages", get(list_messages))
         .route("/webhooks", get(list_webhooks))
         .route("/reply", post(reply_route))
+        .route(
+            "/failures",
+            get(list_failures)
+                .post(set_failure_route)
+                .delete(clear_failures_route),
+        )
+        .route("/throttled", get(list_throttled))
+        .route(
+            "/rate_limit",
+            get(get_rate_limit).post(set_rate_limit_route),
+        )
         .with_state(inner)
 }
 
-fn meta_error(status: StatusCode, code: i64, message: &str, details: Option<&str>) -> Response {
+/// Meta's error object (`error` of the answer).
+fn meta_error_value(code: i64, message: &str, details: Option<&str>) -> Value {
     let mut err = json!({
         "message": message,
         "type": "OAuthException",
@@ -430,7 +703,200 @@ fn meta_error(status: StatusCode, code: i64, message: &str, details: Option<&str
     if let Some(d) = details {
         err["error_data"] = json!({"messaging_product": "whatsapp", "details": d});
     }
+    err
+}
+
+fn meta_error(status: StatusCode, code: i64, message: &str, details: Option<&str>) -> Response {
+    let err = meta_error_value(code, message, details);
     (status, Json(json!({ "error": err }))).into_response()
+}
+
+/// The HTTP status and title Meta gives a code (its error-code reference), for the codes
+/// a configured failure is likely to use; others get 400 and a generic title.
+fn meta_code_info(code: i64) -> (StatusCode, &'static str) {
+    match code {
+        130429 => (StatusCode::BAD_REQUEST, "Rate limit hit"),
+        131000 => (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong"),
+        131016 => (StatusCode::SERVICE_UNAVAILABLE, "Service unavailable"),
+        131026 => (StatusCode::BAD_REQUEST, "Message undeliverable"),
+        131047 => (StatusCode::BAD_REQUEST, "Re-engagement message"),
+        131048 => (StatusCode::BAD_REQUEST, "Spam rate limit hit"),
+        131049 => (
+            StatusCode::BAD_REQUEST,
+            "This message was not delivered to maintain healthy ecosystem engagement",
+        ),
+        131050 => (
+            StatusCode::BAD_REQUEST,
+            "User has stopped marketing messages from this business",
+        ),
+        131056 => (
+            StatusCode::BAD_REQUEST,
+            "(Business Account, Consumer Account) pair rate limit hit",
+        ),
+        132001 => (
+            StatusCode::NOT_FOUND,
+            "Template name does not exist in the translation",
+        ),
+        132015 => (StatusCode::BAD_REQUEST, "Template is paused"),
+        132016 => (StatusCode::BAD_REQUEST, "Template is disabled"),
+        0 | 190 => (StatusCode::UNAUTHORIZED, "Access token has expired"),
+        _ => (StatusCode::BAD_REQUEST, "Simulated failure"),
+    }
+}
+
+/// The HTTP status, error object and message of a Meta code: `(#<code>) <title>`.
+fn meta_failure_parts(code: i64, details: Option<&str>) -> (StatusCode, Value, String) {
+    let (status, title) = meta_code_info(code);
+    let message = format!("(#{code}) {title}");
+    let details = details.unwrap_or(title);
+    (
+        status,
+        meta_error_value(code, &message, Some(details)),
+        message,
+    )
+}
+
+/// A Meta-coded failure on the Cloud API route.
+fn meta_failure(code: i64, details: Option<&str>) -> Response {
+    let (status, err, _) = meta_failure_parts(code, details);
+    (status, Json(json!({ "error": err }))).into_response()
+}
+
+/// Kaleyra's error envelope with its own code.
+fn kaleyra_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"code": code, "message": message, "data": [],
+            "error": {"code": code, "message": message}})),
+    )
+        .into_response()
+}
+
+/// A Meta error passed through by Kaleyra: Kaleyra's envelope with Meta's numeric code,
+/// and Meta's error object in `meta_object.error`.
+fn kaleyra_meta_error(status: StatusCode, code: i64, details: Option<&str>) -> Response {
+    let (_, err, message) = meta_failure_parts(code, details);
+    (
+        status,
+        Json(json!({"message": message, "data": [],
+            "error": {"code": code, "message": message},
+            "meta_object": {"error": err}})),
+    )
+        .into_response()
+}
+
+/// The HTTP status and message of a Kaleyra send API code (PROVIDERS.md section 5).
+fn kaleyra_code_info(code: &str) -> (StatusCode, &'static str) {
+    match code.to_ascii_uppercase().as_str() {
+        "E413" => (
+            StatusCode::BAD_REQUEST,
+            crate::domain::outcome::KALEYRA_INVALID_NUMBER_REASON,
+        ),
+        "WA500" => (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error."),
+        "WA401" => (
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized or template not approved.",
+        ),
+        "RBC001" => (StatusCode::UNAUTHORIZED, "Incorrect SID or API key."),
+        "E110" => (StatusCode::PAYMENT_REQUIRED, "Insufficient balance."),
+        "WAV2101" => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Daily limit for the account exceeded.",
+        ),
+        "WA400" => (StatusCode::BAD_REQUEST, "Incorrect payload."),
+        _ => (StatusCode::BAD_REQUEST, "Simulated failure."),
+    }
+}
+
+/// A configured failure on the Kaleyra route: its Kaleyra code, else its Meta code passed
+/// through, else the kind's Kaleyra default.
+fn kaleyra_failure(f: &SimFailure) -> Response {
+    match (&f.kaleyra_code, f.code) {
+        (Some(code), _) => {
+            let (status, message) = kaleyra_code_info(code);
+            kaleyra_error(status, code, message)
+        }
+        (None, Some(code)) => kaleyra_meta_error(meta_code_info(code).0, code, None),
+        (None, None) => {
+            let code = f.kind.default_kaleyra_code();
+            let (status, message) = kaleyra_code_info(code);
+            kaleyra_error(status, code, message)
+        }
+    }
+}
+
+fn throttle_details(limit: u32) -> String {
+    format!(
+        "Message failed to send because there were too many messages sent from this phone \
+         number in a short period of time (simulated limit: {limit} messages/s)"
+    )
+}
+
+/// Epoch seconds of each time, counted.
+fn per_second(times: impl Iterator<Item = Time>) -> BTreeMap<i64, usize> {
+    let mut out = BTreeMap::new();
+    for t in times {
+        *out.entry(t.timestamp()).or_insert(0) += 1;
+    }
+    out
+}
+
+/// Decides, under one lock, what becomes of a well-formed send from `sender` to `to`: the
+/// throughput limit first (a refused send is recorded in `throttled`), then `pre_failure`
+/// (Kaleyra's invalid numbers), then the number's configured failure (counting down its
+/// `times`); an accepted send counts in its sender's current clock second.
+fn admit(
+    inner: &Inner,
+    provider: SimProvider,
+    sender: &str,
+    to: &str,
+    pre_failure: Option<SimFailure>,
+) -> Admission {
+    let now = inner.clock.now();
+    let second = now.timestamp();
+    let mut st = inner.state.lock().unwrap();
+    let used = match st.windows.get(sender) {
+        Some(&(s, n)) if s == second => n,
+        _ => 0,
+    };
+    if let Some(limit) = st.rate_limit {
+        if used >= limit {
+            st.throttled.push(ThrottleRecord {
+                provider,
+                phone_number_id: sender.to_owned(),
+                to: to.to_owned(),
+                limit,
+                at: now,
+            });
+            tracing::debug!(sender, limit, "simulator throttled a send (130429)");
+            return Admission::Throttle(limit);
+        }
+    }
+    if let Some(f) = pre_failure {
+        return Admission::Fail(f);
+    }
+    let phone = digits(to);
+    let mut strike = None;
+    let mut spent = false;
+    if let Some(f) = st.failures.get_mut(&phone) {
+        match f.times {
+            None => strike = Some(f.clone()),
+            Some(0) => spent = true,
+            Some(n) => {
+                strike = Some(f.clone());
+                f.times = Some(n - 1);
+                spent = n == 1;
+            }
+        }
+    }
+    if spent {
+        st.failures.remove(&phone);
+    }
+    if let Some(f) = strike {
+        return Admission::Fail(f);
+    }
+    st.windows.insert(sender.to_owned(), (second, used + 1));
+    Admission::Accept
 }
 
 fn invalid_param(details: &str) -> Response {
@@ -501,6 +967,19 @@ async fn send_message(
     let Some(template) = str_at(&req, &["template", "name"]).filter(|s| !s.is_empty()) else {
         return invalid_param("template.name is required");
     };
+
+    match admit(&inner, SimProvider::Meta, &phone_number_id, to, None) {
+        Admission::Accept => {}
+        Admission::Throttle(limit) => {
+            return meta_error(
+                StatusCode::BAD_REQUEST,
+                META_RATE_LIMIT_CODE,
+                META_RATE_LIMIT_MESSAGE,
+                Some(&throttle_details(limit)),
+            )
+        }
+        Admission::Fail(f) => return meta_failure(f.meta_code(), None),
+    }
 
     let (params, payloads) = template_parts(&req);
 
@@ -597,14 +1076,6 @@ async fn kaleyra_send(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let kaleyra_error = |status: StatusCode, code: &str, message: &str| {
-        (
-            status,
-            Json(json!({"code": code, "message": message, "data": [],
-                "error": {"code": code, "message": message}})),
-        )
-            .into_response()
-    };
     let key = headers.get("api-key").and_then(|h| h.to_str().ok());
     if key != Some(inner.cfg.kaleyra_api_key.as_str()) {
         return kaleyra_error(
@@ -628,17 +1099,23 @@ async fn kaleyra_send(
         return kaleyra_error(StatusCode::BAD_REQUEST, "WA400", "Incorrect payload.");
     };
     let phone = digits(to);
-    if inner
+    let sender = format!("{sid}:{from}");
+    let invalid = inner
         .cfg
         .kaleyra_invalid_numbers
         .iter()
         .any(|n| digits(n) == phone)
-    {
-        return kaleyra_error(
-            StatusCode::BAD_REQUEST,
-            "E413",
-            crate::domain::outcome::KALEYRA_INVALID_NUMBER_REASON,
-        );
+        .then(SimFailure::permanent);
+    match admit(&inner, SimProvider::Kaleyra, &sender, to, invalid) {
+        Admission::Accept => {}
+        Admission::Throttle(limit) => {
+            return kaleyra_meta_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                META_RATE_LIMIT_CODE,
+                Some(&throttle_details(limit)),
+            )
+        }
+        Admission::Fail(f) => return kaleyra_failure(&f),
     }
     let (params, payloads) = template_parts(m);
     let n = inner.out_seq.fetch_add(1, Ordering::SeqCst) + 1;
@@ -650,7 +1127,7 @@ async fn kaleyra_send(
         wamid: wamid.clone(),
         provider: SimProvider::Kaleyra,
         version: "v2".into(),
-        phone_number_id: format!("{sid}:{from}"),
+        phone_number_id: sender,
         to: to.to_owned(),
         template: template.to_owned(),
         language: str_at(m, &["template", "language", "code"]).map(str::to_owned),
@@ -989,4 +1466,97 @@ async fn reply_route(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
             .into_response(),
         Err(e) => bad(e.to_string()),
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct FailureRequest {
+    phone: String,
+    #[serde(flatten)]
+    failure: SimFailure,
+}
+
+/// `GET /failures`: the configured failures by number.
+async fn list_failures(State(inner): State<Arc<Inner>>) -> Json<BTreeMap<String, SimFailure>> {
+    let st = inner.state.lock().unwrap();
+    Json(
+        st.failures
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    )
+}
+
+/// `POST /failures` `{"phone", "kind", "code"?, "kaleyra_code"?, "times"?}`.
+async fn set_failure_route(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
+    let bad = |msg: String| (StatusCode::BAD_REQUEST, Json(json!({"error": msg}))).into_response();
+    let req: FailureRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return bad(format!(
+                "expected {{\"phone\", \"kind\": \"permanent\" | \"temporary\" | \"campaign\", \"code\"?, \"kaleyra_code\"?, \"times\"?}}: {e}"
+            ))
+        }
+    };
+    let phone = digits(&req.phone);
+    if phone.is_empty() {
+        return bad("phone has no digits".into());
+    }
+    inner
+        .state
+        .lock()
+        .unwrap()
+        .failures
+        .insert(phone.clone(), req.failure.clone());
+    let mut out = serde_json::to_value(&req.failure).expect("failures serialize");
+    out["phone"] = Value::String(phone);
+    out["meta_code"] = json!(req.failure.meta_code());
+    Json(out).into_response()
+}
+
+/// `DELETE /failures` (every number) or `DELETE /failures?phone=..` (one).
+async fn clear_failures_route(
+    State(inner): State<Arc<Inner>>,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+) -> Json<Value> {
+    let mut st = inner.state.lock().unwrap();
+    let cleared = match q.get("phone") {
+        Some(p) => usize::from(st.failures.remove(&digits(p)).is_some()),
+        None => {
+            let n = st.failures.len();
+            st.failures.clear();
+            n
+        }
+    };
+    Json(json!({ "cleared": cleared }))
+}
+
+/// `GET /throttled`: the sends refused for the throughput limit.
+async fn list_throttled(State(inner): State<Arc<Inner>>) -> Json<Vec<ThrottleRecord>> {
+    Json(inner.state.lock().unwrap().throttled.clone())
+}
+
+/// `GET /rate_limit`: `{"per_second": n | null}`.
+async fn get_rate_limit(State(inner): State<Arc<Inner>>) -> Json<Value> {
+    Json(json!({ "per_second": inner.state.lock().unwrap().rate_limit }))
+}
+
+/// `POST /rate_limit` `{"per_second": n | null}` (null lifts the limit).
+async fn set_rate_limit_route(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
+    let given = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("per_second").cloned());
+    let parsed = match given {
+        Some(Value::Null) => Some(None),
+        Some(v) => v.as_u64().and_then(|n| u32::try_from(n).ok()).map(Some),
+        None => None,
+    };
+    let Some(per_second) = parsed else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "expected {\"per_second\": n | null}"})),
+        )
+            .into_response();
+    };
+    inner.state.lock().unwrap().rate_limit = per_second;
+    Json(json!({ "per_second": per_second })).into_response()
 }

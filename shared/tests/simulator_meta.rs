@@ -135,6 +135,7 @@ fn account(token_ref: &str) -> Account {
         sender_id: PHONE_NUMBER_ID.into(),
         token_ref: token_ref.into(),
         rate_limit: 80,
+        messaging_tier: None,
         created_at: chrono::Utc::now(),
     }
 }
