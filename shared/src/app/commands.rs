@@ -1,0 +1,750 @@
+//! Campaign commands that touch every hopper entry (R4.9): reset list, retry campaign,
+//! and the expiry of entries still unsent when the campaign's end date passes.
+//!
+//! A hopper may hold a million entries, so no request walks it. A command is validated
+//! and stored as the campaign's operation item (`repo::commands`), the API answers 202
+//! with it, and the sweeper ([`Commands::run_pending`], every minute) walks the hopper
+//! shard by shard in pages within a time budget, changing each entry with a versioned
+//! conditional write and moving the counters by the difference, and stores where it
+//! stopped (the shard and the last entry key) after every page; the next sweep goes on
+//! from there. Every change is idempotent (an entry already put back is left alone), so a
+//! page walked twice after a crash changes nothing twice.
+//!
+//! - **Retry** (RUNNING, PAUSED or COMPLETED, before the end date): RETRY entries go back
+//!   to FRESH at the end of the dispatch order; permanent failures never. A COMPLETED
+//!   campaign reopens as RUNNING at once (the sweeper does not complete a campaign while
+//!   an operation runs); PAUSED stays PAUSED. A retry asked for while one runs restarts
+//!   that walk from the first shard (entries that failed again meanwhile are picked up)
+//!   and answers with the same operation, `requests` counting both. Refused with 409
+//!   while a reset runs (the reset covers RETRY entries too) and when no entry is RETRY.
+//! - **Reset** (`confirm` required; refused while RUNNING: pause first): every entry but
+//!   SENDING ones (in flight) back to FRESH with its outcome cleared. A COMPLETED campaign
+//!   reopens as PAUSED, so nothing goes out until the operator resumes. A reset replaces a
+//!   running retry; a reset asked for while one runs restarts it. Interactions that waited
+//!   for a reply to a reset entry are closed.
+//! - **Expiry** (R4.9 "entries not sent by the end date expire with a reason"): once a
+//!   RUNNING or PAUSED campaign's end date passes, its FRESH entries (waiting ones too)
+//!   become SKIPPED "campaign ended"; this replaces any running retry or reset. A RUNNING
+//!   campaign then completes as before (the sweeper, once nothing is in flight); a PAUSED
+//!   one, which can no longer resume, completes the same way.
+
+use super::admin::Admin;
+use super::{update_campaign, AppResult, CONFLICT_RETRIES};
+use crate::domain::campaign::{Campaign, CampaignStatus};
+use crate::domain::hopper::{EntryState, HopperEntry};
+use crate::domain::stats::{self, Delta};
+use crate::domain::{new_id, DomainError, Time};
+use crate::ports::{Clock, EventBus, PortError, Table};
+use crate::repo;
+use crate::repo::commands::{Operation, OperationKind, OperationStatus};
+use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use utoipa::ToSchema;
+
+/// The sweeper's part: carries out running operations and starts the expiry of ended
+/// campaigns.
+pub struct Commands {
+    pub table: Arc<dyn Table>,
+    pub bus: Arc<dyn EventBus>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// How much one sweep may spend walking hoppers for commands; what is left continues in
+/// the next sweep.
+#[derive(Debug, Clone, Copy)]
+pub struct CommandBudget {
+    /// Wall-clock time for the walks.
+    pub time: Duration,
+    /// Entries to read at most.
+    pub max_entries: usize,
+    /// Entries read (and written) per page; the progress is stored after each page.
+    pub page: u32,
+}
+
+impl Default for CommandBudget {
+    fn default() -> Self {
+        CommandBudget {
+            time: Duration::from_secs(15),
+            max_entries: usize::MAX,
+            page: 200,
+        }
+    }
+}
+
+/// What one run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct CommandsReport {
+    /// Entries a reset or a retry put back to FRESH.
+    pub applied: usize,
+    /// FRESH entries expired because their campaign's end date passed.
+    pub expired_unsent: usize,
+    /// Operations that finished in this run.
+    pub operations_done: usize,
+    /// Operations still running after this run (the budget ran out).
+    pub operations_pending: usize,
+    /// PAUSED campaigns completed because their end date passed.
+    pub completed: usize,
+}
+
+/// Entries writes in flight while a page is applied.
+const WRITE_CONCURRENCY: usize = 16;
+
+/// An operation as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OperationView {
+    pub id: String,
+    pub campaign_id: String,
+    /// `reset`, `retry` or `expire` (the end date passed).
+    pub kind: OperationKind,
+    /// RUNNING until every entry was handled, then DONE; ABORTED when the campaign was
+    /// cancelled or ended, or another command replaced it.
+    pub status: OperationStatus,
+    /// The campaign's status now.
+    pub campaign_status: CampaignStatus,
+    /// Requests this walk serves (a retry asked again while one runs restarts it).
+    pub requests: u32,
+    pub requested_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub progress: OperationProgress,
+    /// Why it was aborted, or what it replaced.
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OperationProgress {
+    /// Hopper shards walked completely, of `shards`.
+    pub shards_done: u16,
+    pub shards: u16,
+    /// Entries read so far.
+    pub examined: u64,
+    /// Entries put back to FRESH (reset, retry) or expired (expire) so far.
+    pub changed: u64,
+    /// SENDING entries a reset left alone: their send was in flight.
+    pub in_flight: u64,
+    /// Shards walked, in percent with one decimal.
+    pub percent: f64,
+}
+
+impl OperationView {
+    pub fn new(op: &Operation, campaign_status: CampaignStatus) -> Self {
+        let shards_done = op.shard.min(op.shards);
+        let percent = if op.status == OperationStatus::Done || op.shards == 0 {
+            100.0
+        } else {
+            (f64::from(shards_done) * 1000.0 / f64::from(op.shards)).round() / 10.0
+        };
+        OperationView {
+            id: op.id.clone(),
+            campaign_id: op.campaign_id.clone(),
+            kind: op.kind,
+            status: op.status,
+            campaign_status,
+            requests: op.requests,
+            requested_at: op.requested_at,
+            updated_at: op.updated_at,
+            finished_at: op.finished_at,
+            progress: OperationProgress {
+                shards_done,
+                shards: op.shards,
+                examined: op.examined,
+                changed: op.changed,
+                in_flight: op.in_flight,
+                percent,
+            },
+            message: op.message.clone(),
+        }
+    }
+}
+
+/// A new running operation on `c`, replacing the stored one at `version`.
+fn new_operation(kind: OperationKind, c: &Campaign, now: Time, version: u64) -> Operation {
+    Operation {
+        id: new_id("op"),
+        tenant: c.tenant.clone(),
+        campaign_id: c.id.clone(),
+        kind,
+        status: OperationStatus::Running,
+        requests: 1,
+        requested_at: now,
+        updated_at: now,
+        finished_at: None,
+        shards: c.hopper_shards.max(1),
+        shard: 0,
+        after: None,
+        examined: 0,
+        changed: 0,
+        in_flight: 0,
+        message: None,
+        version,
+    }
+}
+
+/// The same operation asked for again: its walk starts over from the first shard.
+fn restart(mut op: Operation, now: Time) -> Operation {
+    op.requests += 1;
+    op.shard = 0;
+    op.after = None;
+    op.updated_at = now;
+    op
+}
+
+fn replaces(old: &Operation) -> String {
+    format!(
+        "replaces the {} {} requested at {}",
+        old.kind.as_str(),
+        old.id,
+        old.requested_at.to_rfc3339()
+    )
+}
+
+/// Applies the operation's change to one entry; `seq` is its new place in the dispatch
+/// order when it goes back to FRESH.
+fn apply(kind: OperationKind, e: &mut HopperEntry, seq: u64) -> bool {
+    match kind {
+        OperationKind::Reset => e.reset(seq),
+        OperationKind::Retry => e.retry(seq),
+        OperationKind::Expire => e.expire_unsent(),
+    }
+}
+
+/// Whether the campaign has an operation still running (the sweeper does not complete
+/// such a campaign: a retry may be about to give it entries to send).
+pub async fn has_running_operation(
+    table: &dyn Table,
+    tenant: &str,
+    campaign: &str,
+) -> AppResult<bool> {
+    Ok(repo::commands::get_operation(table, tenant, campaign)
+        .await?
+        .is_some_and(|o| o.is_running()))
+}
+
+/// Marks a running operation aborted with `why`, unless it changed meanwhile.
+async fn abort(table: &dyn Table, op: &mut Operation, why: &str, now: Time) -> AppResult<()> {
+    op.status = OperationStatus::Aborted;
+    op.message = Some(why.to_owned());
+    op.finished_at = Some(now);
+    op.updated_at = now;
+    match repo::commands::save_operation(table, op).await {
+        Ok(()) | Err(PortError::ConditionFailed) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+// ---- requests (the API) -----------------------------------------------------------------
+
+impl Admin {
+    /// Retry campaign (R4.9): validates, stores the operation (or restarts the running
+    /// retry) and reopens a COMPLETED campaign as RUNNING. The sweeper does the rest.
+    pub async fn request_retry(&self, tenant: &str, id: &str) -> AppResult<OperationView> {
+        self.request(tenant, id, OperationKind::Retry).await
+    }
+
+    /// Reset list (R4.9): needs `confirm`; validates, stores the operation (replacing a
+    /// running retry, restarting a running reset) and reopens a COMPLETED campaign as
+    /// PAUSED. The sweeper does the rest.
+    pub async fn request_reset(
+        &self,
+        tenant: &str,
+        id: &str,
+        confirm: bool,
+    ) -> AppResult<OperationView> {
+        if !confirm {
+            return Err(DomainError::invalid(
+                "confirm",
+                "a reset puts every entry of the campaign back to FRESH: send {\"confirm\": true}",
+            )
+            .into());
+        }
+        self.request(tenant, id, OperationKind::Reset).await
+    }
+
+    /// The campaign's latest operation (reset, retry or expiry) and its progress.
+    pub async fn operation(&self, tenant: &str, id: &str) -> AppResult<OperationView> {
+        let c = self.load(tenant, id).await?;
+        let op = repo::commands::get_operation(&*self.table, tenant, id)
+            .await?
+            .ok_or_else(|| DomainError::not_found("operation of campaign", id))?;
+        Ok(OperationView::new(&op, c.status))
+    }
+
+    async fn request(
+        &self,
+        tenant: &str,
+        id: &str,
+        kind: OperationKind,
+    ) -> AppResult<OperationView> {
+        let t = &*self.table;
+        let now = self.now();
+        let change = move |c: &mut Campaign| match kind {
+            OperationKind::Retry => c.retry(now),
+            _ => c.reset(now),
+        };
+        for _ in 0..CONFLICT_RETRIES {
+            let c = self.load(tenant, id).await?;
+            change(&mut c.clone())?;
+            let current = repo::commands::get_operation(t, tenant, id).await?;
+            let version = current.as_ref().map_or(0, |o| o.version);
+            let mut op = match current {
+                Some(o) if o.is_running() => match (o.kind, kind) {
+                    (OperationKind::Expire, _) => {
+                        return Err(DomainError::Conflict(format!(
+                            "cannot {} campaign {id}: its end date has passed and its unsent entries are expiring",
+                            kind.as_str()
+                        ))
+                        .into())
+                    }
+                    (OperationKind::Reset, OperationKind::Retry) => {
+                        return Err(DomainError::Conflict(format!(
+                            "a reset of campaign {id} is in progress; it puts the RETRY entries back to FRESH too"
+                        ))
+                        .into())
+                    }
+                    (old, new) if old == new => restart(o, now),
+                    _ => {
+                        let mut op = new_operation(kind, &c, now, version);
+                        op.message = Some(replaces(&o));
+                        op
+                    }
+                },
+                _ => {
+                    if kind == OperationKind::Retry {
+                        let counters = repo::get_counters(t, tenant, id).await?;
+                        if counters.get(EntryState::Retry.as_str()).copied().unwrap_or(0) <= 0 {
+                            return Err(DomainError::Conflict(format!(
+                                "campaign {id} has no RETRY entries to send again"
+                            ))
+                            .into());
+                        }
+                    }
+                    new_operation(kind, &c, now, version)
+                }
+            };
+            match repo::commands::save_operation(t, &mut op).await {
+                Ok(()) => {}
+                Err(PortError::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            // The operation first: a campaign reopened by a retry is not completed again
+            // by the sweeper while its operation runs.
+            let reason = Some(format!("{} requested", kind.as_str()));
+            return match update_campaign(t, &*self.bus, tenant, id, reason, change).await {
+                Ok((c, ())) => Ok(OperationView::new(&op, c.status)),
+                Err(e) => {
+                    abort(t, &mut op, &format!("refused: {e}"), now).await?;
+                    Err(e)
+                }
+            };
+        }
+        Err(DomainError::Conflict(format!(
+            "campaign {id} is being changed by someone else; try again"
+        ))
+        .into())
+    }
+}
+
+// ---- the walk (the sweeper) --------------------------------------------------------------
+
+struct Budget {
+    deadline: Instant,
+    entries_left: usize,
+    page: u32,
+}
+
+impl Budget {
+    fn spent(&self) -> bool {
+        self.entries_left == 0 || Instant::now() >= self.deadline
+    }
+    fn page(&self) -> u32 {
+        self.page
+            .min(self.entries_left.min(u32::MAX as usize) as u32)
+            .max(1)
+    }
+    fn take(&mut self, n: usize) {
+        self.entries_left = self.entries_left.saturating_sub(n);
+    }
+}
+
+/// What applying one page did.
+#[derive(Default)]
+struct PageOutcome {
+    changed: u64,
+    in_flight: u64,
+    delta: Delta,
+    error: Option<crate::app::AppError>,
+}
+
+enum EntryOutcome {
+    Unchanged,
+    InFlight,
+    Changed(Delta),
+}
+
+impl Commands {
+    /// Starts the expiry of RUNNING and PAUSED campaigns whose end date passed, then
+    /// carries out running operations, oldest request first, within `budget`.
+    pub async fn run_pending(&self, budget: CommandBudget) -> AppResult<CommandsReport> {
+        let now = self.clock.now();
+        let mut report = CommandsReport::default();
+        self.start_expiries(now, &mut report).await?;
+        let mut b = Budget {
+            deadline: Instant::now() + budget.time,
+            entries_left: budget.max_entries,
+            page: budget.page.clamp(1, 1000),
+        };
+        let pending = repo::commands::pending_operations(&*self.table).await?;
+        for (i, (tenant, id)) in pending.iter().enumerate() {
+            if b.spent() {
+                report.operations_pending += pending.len() - i;
+                break;
+            }
+            if let Err(e) = self.run_one(tenant, id, &mut b, &mut report).await {
+                report.operations_pending += 1;
+                tracing::warn!(campaign_id = %id, error = %e, "campaign operation failed; it continues in the next sweep");
+            }
+        }
+        if report != CommandsReport::default() {
+            tracing::info!(
+                applied = report.applied,
+                expired_unsent = report.expired_unsent,
+                done = report.operations_done,
+                pending = report.operations_pending,
+                completed = report.completed,
+                "campaign operations"
+            );
+        }
+        Ok(report)
+    }
+
+    async fn start_expiries(&self, now: Time, report: &mut CommandsReport) -> AppResult<()> {
+        let t = &*self.table;
+        let mut ids = repo::running_campaigns(t).await?;
+        ids.extend(repo::commands::paused_campaigns_ended(t, now).await?);
+        for (tenant, id) in ids {
+            if let Err(e) = self.start_expiry(&tenant, &id, now, report).await {
+                tracing::warn!(campaign_id = %id, error = %e, "expiry of unsent entries not started");
+            }
+        }
+        Ok(())
+    }
+
+    /// An ended RUNNING or PAUSED campaign with FRESH entries (or a retry or reset still
+    /// running) gets an expiry operation; an ended PAUSED one with nothing left to expire
+    /// or in flight completes.
+    async fn start_expiry(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: Time,
+        report: &mut CommandsReport,
+    ) -> AppResult<()> {
+        let t = &*self.table;
+        let Some(c) = repo::get_campaign(t, tenant, id).await? else {
+            return Ok(());
+        };
+        if !matches!(c.status, CampaignStatus::Running | CampaignStatus::Paused)
+            || !c.has_ended(now)
+        {
+            return Ok(());
+        }
+        let current = repo::commands::get_operation(t, tenant, id).await?;
+        let running = current.as_ref().filter(|o| o.is_running());
+        if running.is_some_and(|o| o.kind == OperationKind::Expire) {
+            return Ok(());
+        }
+        let counters = repo::get_counters(t, tenant, id).await?;
+        let count = |s: EntryState| counters.get(s.as_str()).copied().unwrap_or(0);
+        if count(EntryState::Fresh) > 0 || running.is_some() {
+            let version = current.as_ref().map_or(0, |o| o.version);
+            let mut op = new_operation(OperationKind::Expire, &c, now, version);
+            op.message = running.map(|o| format!("{}: the end date passed", replaces(o)));
+            match repo::commands::save_operation(t, &mut op).await {
+                Ok(()) | Err(PortError::ConditionFailed) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if c.status == CampaignStatus::Paused {
+            self.complete_paused(tenant, id, now, report).await?;
+        }
+        Ok(())
+    }
+
+    /// Walks one campaign's running operation on from where it stopped.
+    async fn run_one(
+        &self,
+        tenant: &str,
+        id: &str,
+        b: &mut Budget,
+        report: &mut CommandsReport,
+    ) -> AppResult<()> {
+        let t = &*self.table;
+        let now = self.clock.now();
+        let Some(mut op) = repo::commands::get_operation(t, tenant, id).await? else {
+            return Ok(());
+        };
+        if !op.is_running() {
+            return Ok(()); // the index lags behind the table
+        }
+        let Some(c) = repo::get_campaign(t, tenant, id).await? else {
+            return abort(t, &mut op, "the campaign no longer exists", now).await;
+        };
+        match c.status {
+            // The purge removes the operation with the campaign's partition.
+            CampaignStatus::Deleting => return Ok(()),
+            CampaignStatus::Cancelled => {
+                return abort(t, &mut op, "the campaign was cancelled", now).await
+            }
+            _ => {}
+        }
+        if op.kind != OperationKind::Expire && c.has_ended(now) {
+            return abort(t, &mut op, "the campaign's end date passed", now).await;
+        }
+        let sender = match (&op.kind, &c.account_id) {
+            (OperationKind::Reset, Some(a)) => {
+                repo::get_account(t, tenant, a).await?.map(|a| a.sender_id)
+            }
+            _ => None,
+        };
+        while op.shard < op.shards {
+            if b.spent() {
+                report.operations_pending += 1;
+                return Ok(());
+            }
+            let page = repo::commands::hopper_entries_after(
+                t,
+                tenant,
+                id,
+                op.shard,
+                op.after.as_deref(),
+                b.page(),
+            )
+            .await?;
+            let examined = page.entries.len();
+            let outcome = self
+                .apply_page(op.kind, tenant, id, page.entries, sender.as_deref())
+                .await;
+            // Counters follow every stored change, even when part of the page failed.
+            repo::add_counters(t, tenant, id, &outcome.delta).await?;
+            match op.kind {
+                OperationKind::Expire => report.expired_unsent += outcome.changed as usize,
+                _ => report.applied += outcome.changed as usize,
+            }
+            if let Some(e) = outcome.error {
+                return Err(e);
+            }
+            b.take(examined.max(1));
+            op.examined += examined as u64;
+            op.changed += outcome.changed;
+            op.in_flight += outcome.in_flight;
+            if page.done {
+                op.shard += 1;
+                op.after = None;
+            } else {
+                op.after = page.last;
+            }
+            op.updated_at = self.clock.now();
+            if op.shard >= op.shards {
+                op.status = OperationStatus::Done;
+                op.finished_at = Some(op.updated_at);
+            }
+            match repo::commands::save_operation(t, &mut op).await {
+                Ok(()) => {}
+                // Asked again (restarted) or replaced meanwhile: the next sweep goes on
+                // from what is stored.
+                Err(PortError::ConditionFailed) => {
+                    report.operations_pending += 1;
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if op.is_running() {
+            // No shard to walk (stored before the hopper had any): nothing left to do.
+            op.status = OperationStatus::Done;
+            op.finished_at = Some(now);
+            op.updated_at = now;
+            match repo::commands::save_operation(t, &mut op).await {
+                Ok(()) | Err(PortError::ConditionFailed) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        report.operations_done += 1;
+        tracing::info!(campaign_id = %id, kind = op.kind.as_str(), examined = op.examined, changed = op.changed, "campaign operation done");
+        if op.kind == OperationKind::Expire && c.status == CampaignStatus::Paused {
+            self.complete_paused(tenant, id, now, report).await?;
+        }
+        Ok(())
+    }
+
+    /// An ended PAUSED campaign can never resume: once nothing is left to expire or in
+    /// flight it completes (a RUNNING one is completed by the sweeper's completion pass).
+    async fn complete_paused(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: Time,
+        report: &mut CommandsReport,
+    ) -> AppResult<()> {
+        let counters = repo::get_counters(&*self.table, tenant, id).await?;
+        let count = |s: EntryState| counters.get(s.as_str()).copied().unwrap_or(0);
+        if [EntryState::Fresh, EntryState::Sending, EntryState::Pending]
+            .iter()
+            .any(|s| count(*s) > 0)
+        {
+            return Ok(());
+        }
+        let reason = Some("end date passed".to_owned());
+        update_campaign(&*self.table, &*self.bus, tenant, id, reason, |c| {
+            if c.status == CampaignStatus::Paused {
+                c.complete_at_end(now)
+            } else {
+                Err(DomainError::Conflict(format!(
+                    "campaign {id} is no longer PAUSED"
+                )))
+            }
+        })
+        .await?;
+        report.completed += 1;
+        Ok(())
+    }
+
+    /// Applies the operation to a page of entries: new dispatch places for those going
+    /// back to FRESH (one reservation per page), conditional writes a few at a time.
+    async fn apply_page(
+        &self,
+        kind: OperationKind,
+        tenant: &str,
+        id: &str,
+        entries: Vec<HopperEntry>,
+        sender: Option<&str>,
+    ) -> PageOutcome {
+        let mut out = PageOutcome::default();
+        let candidates: Vec<bool> = entries
+            .iter()
+            .map(|e| apply(kind, &mut e.clone(), 0))
+            .collect();
+        let wanted = candidates.iter().filter(|c| **c).count() as u64;
+        if wanted == 0 {
+            out.in_flight = entries
+                .iter()
+                .filter(|e| kind == OperationKind::Reset && e.state == EntryState::Sending)
+                .count() as u64;
+            return out;
+        }
+        let first = if kind == OperationKind::Expire {
+            0
+        } else {
+            match repo::reserve_seq(&*self.table, tenant, id, wanted).await {
+                Ok(s) => s,
+                Err(e) => {
+                    out.error = Some(e.into());
+                    return out;
+                }
+            }
+        };
+        let mut next = first;
+        let mut work = Vec::with_capacity(entries.len());
+        for (e, candidate) in entries.into_iter().zip(candidates) {
+            let seq = if candidate {
+                next += 1;
+                next - 1
+            } else {
+                0
+            };
+            work.push((e, candidate, seq));
+        }
+        let results: Vec<AppResult<EntryOutcome>> = stream::iter(work)
+            .map(|(e, candidate, seq)| async move {
+                if !candidate {
+                    return Ok(
+                        if kind == OperationKind::Reset && e.state == EntryState::Sending {
+                            EntryOutcome::InFlight
+                        } else {
+                            EntryOutcome::Unchanged
+                        },
+                    );
+                }
+                self.change_entry(kind, e, seq, sender).await
+            })
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .collect()
+            .await;
+        for r in results {
+            match r {
+                Ok(EntryOutcome::Changed(d)) => {
+                    out.changed += 1;
+                    stats::fold(&mut out.delta, d);
+                }
+                Ok(EntryOutcome::InFlight) => out.in_flight += 1,
+                Ok(EntryOutcome::Unchanged) => {}
+                Err(e) => {
+                    out.error.get_or_insert(e);
+                }
+            }
+        }
+        out
+    }
+
+    /// Changes one entry as stored, reloading when someone changed it since it was read.
+    async fn change_entry(
+        &self,
+        kind: OperationKind,
+        mut e: HopperEntry,
+        seq: u64,
+        sender: Option<&str>,
+    ) -> AppResult<EntryOutcome> {
+        let t = &*self.table;
+        for _ in 0..CONFLICT_RETRIES {
+            let before = e.clone();
+            if !apply(kind, &mut e, seq) {
+                return Ok(
+                    if kind == OperationKind::Reset && e.state == EntryState::Sending {
+                        EntryOutcome::InFlight
+                    } else {
+                        EntryOutcome::Unchanged
+                    },
+                );
+            }
+            match repo::save_entry(t, &mut e).await {
+                Ok(()) => {
+                    // A reset entry no longer waits for a reply: its interaction closes,
+                    // so the contact is not held back from this or another campaign.
+                    if let (Some(sender), EntryState::Pending, Some(m)) =
+                        (sender, before.state, &before.message_id)
+                    {
+                        let now = self.clock.now();
+                        if let Err(err) = repo::close_interaction(t, sender, &e.phone, m, now).await
+                        {
+                            tracing::warn!(phone = %e.phone.masked(), error = %err, "interaction of a reset entry not closed; it ends at its timeout");
+                        }
+                    }
+                    return Ok(EntryOutcome::Changed(stats::delta(Some(&before), &e)));
+                }
+                Err(PortError::ConditionFailed) => {
+                    match repo::get_entry(t, &before.entry_ref()).await? {
+                        Some(stored) => e = stored,
+                        None => return Ok(EntryOutcome::Unchanged),
+                    }
+                }
+                Err(err) => {
+                    // The write may have landed: count it if it did.
+                    if let Ok(Some(stored)) = repo::get_entry(t, &before.entry_ref()).await {
+                        if stored.version == e.version + 1
+                            && stored.state == e.state
+                            && stored.seq == e.seq
+                        {
+                            return Ok(EntryOutcome::Changed(stats::delta(Some(&before), &e)));
+                        }
+                    }
+                    return Err(err.into());
+                }
+            }
+        }
+        // Changed again and again meanwhile: left for the next walk.
+        Ok(EntryOutcome::Unchanged)
+    }
+}
