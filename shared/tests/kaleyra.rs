@@ -58,6 +58,7 @@ fn account(sender_id: &str, token_ref: &str) -> Account {
         sender_id: sender_id.into(),
         token_ref: token_ref.into(),
         rate_limit: 20,
+        messaging_tier: None,
         created_at: chrono::Utc::now(),
     }
 }

@@ -14,6 +14,7 @@ use shared::adapters::aws::scheduler::{at_expression, EventBridgeScheduler};
 use shared::adapters::aws::{setup, DynamoTable};
 use shared::adapters::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
 use shared::app::admin::launch_schedule_name;
+use shared::app::dispatch::Allowance;
 use shared::app::sweep::{PurgeBudget, DELETE_GRACE};
 use shared::domain::account::Account;
 use shared::domain::hopper::HopperEntry;
@@ -285,7 +286,7 @@ async fn r1_1_every_setting_is_stored_with_timestamps() {
         ("end_at", json!(start + Duration::days(2))),
         (
             "calling_hours",
-            json!({"start": "09:00", "end": "20:30", "timezone": "Europe/Madrid"}),
+            json!({"start": "09:00", "end": "20:30", "timezone": "Europe/Madrid", "recipient_timezone": false}),
         ),
         ("reply_route", json!("flow:spring-bot")),
         ("display_timezone", json!("Asia/Kolkata")),
@@ -518,13 +519,29 @@ async fn r1_2_slow_pacing_sends_a_fraction_per_tick() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(h.sys.dispatcher.dispatch(&c).await.unwrap(), 5);
+    assert_eq!(
+        h.sys
+            .dispatcher
+            .dispatch(&c, Allowance::of(&c))
+            .await
+            .unwrap()
+            .enqueued,
+        5
+    );
     h.clock.advance(Duration::minutes(3));
     let c = repo::get_campaign(h.table(), "acme", &g)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(h.sys.dispatcher.dispatch(&c).await.unwrap(), 0);
+    assert_eq!(
+        h.sys
+            .dispatcher
+            .dispatch(&c, Allowance::of(&c))
+            .await
+            .unwrap()
+            .enqueued,
+        0
+    );
 }
 
 // ---- R1.3 lifecycle --------------------------------------------------------------------
@@ -1061,12 +1078,13 @@ async fn fill_hopper(
             repo::put_interaction(
                 t,
                 &sender,
-                &Interaction {
-                    entry: e.entry_ref(),
-                    message_id: format!("wamid.{i}"),
-                    expires_at: h.clock.now() + Duration::days(1),
-                    ttl: 0,
-                },
+                &Interaction::opened(
+                    e.entry_ref(),
+                    format!("wamid.{i}"),
+                    h.clock.now(),
+                    Duration::days(1),
+                    None,
+                ),
             )
             .await
             .unwrap();
@@ -1101,17 +1119,18 @@ async fn delete_removes_everything_in_chunks(h: H, entries: usize, budget: Purge
     repo::put_interaction(
         t,
         &sender,
-        &Interaction {
-            entry: EntryRef {
+        &Interaction::opened(
+            EntryRef {
                 tenant: "acme".into(),
                 campaign_id: other.clone(),
                 shard: 0,
                 phone: foreign.clone(),
             },
-            message_id: "wamid.other".into(),
-            expires_at: h.clock.now() + Duration::days(1),
-            ttl: 0,
-        },
+            "wamid.other".into(),
+            h.clock.now(),
+            Duration::days(1),
+            None,
+        ),
     )
     .await
     .unwrap();

@@ -128,12 +128,13 @@ async fn main() -> anyhow::Result<()> {
             repo::put_interaction(
                 &*table,
                 "106540352242922",
-                &Interaction {
-                    entry: e.entry_ref(),
-                    message_id: format!("wamid.{i}"),
-                    expires_at: clock.now() + Duration::days(1),
-                    ttl: 0,
-                },
+                &Interaction::opened(
+                    e.entry_ref(),
+                    format!("wamid.{i}"),
+                    clock.now(),
+                    Duration::days(1),
+                    None,
+                ),
             )
             .await?;
             sent += 1;

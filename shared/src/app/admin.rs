@@ -175,6 +175,7 @@ impl Admin {
             c.display_timezone = Some(self.get_tenant(tenant).await?.timezone);
         }
         self.check_references(&c).await?;
+        super::blocklists::check_exist(&*self.table, tenant, &c.block_lists).await?;
         repo::save_campaign(&*self.table, &mut c).await?;
         self.view(c).await
     }
@@ -309,6 +310,9 @@ impl Admin {
             if edited.references {
                 self.check_references(&c).await?;
             }
+            if patch.block_lists.is_some() {
+                super::blocklists::check_exist(&*self.table, tenant, &c.block_lists).await?;
+            }
             match repo::save_campaign(&*self.table, &mut c).await {
                 Ok(()) => {}
                 Err(PortError::ConditionFailed) => continue,
@@ -405,7 +409,7 @@ impl Admin {
         let mut cursors = repo::get_cursors(&*self.table, tenant, id).await?;
         cursors.after.clear();
         // The pacing may have changed while paused: start its count afresh.
-        cursors.pace_offset = 0;
+        cursors.next_due = None;
         if cursors.version > 0 {
             repo::save_cursors(&*self.table, tenant, id, &mut cursors).await?;
         }

@@ -84,6 +84,17 @@ impl Inbox {
                 o => Some(o),
             })
             .await?;
+        if outcome.is_some() {
+            // Answered (in time or late): the contact is free for other campaigns (R4.6).
+            repo::close_interaction(
+                &*self.table,
+                &m.sender_id,
+                &m.from,
+                &interaction.message_id,
+                m.at,
+            )
+            .await?;
+        }
         if outcome == Some(ReplyOutcome::InTime) {
             let ev = DomainEvent::ReplyReceived(ReplyReceived {
                 tenant: interaction.entry.tenant.clone(),

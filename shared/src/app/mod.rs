@@ -4,6 +4,8 @@
 
 pub mod admin;
 pub mod audience;
+pub mod blocklists;
+pub mod commands;
 pub mod dispatch;
 pub mod import;
 pub mod inbox;

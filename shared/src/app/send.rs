@@ -6,13 +6,15 @@
 use super::{update_campaign, AppResult};
 use crate::domain::account::Account;
 use crate::domain::campaign::Campaign;
+use crate::domain::eligibility::{self, ContactFacts, Interaction, Verdict};
 use crate::domain::hopper::HopperEntry;
 use crate::domain::inbound::EntryRef;
 use crate::domain::outcome::{FailureClass, SendFailure};
+use crate::domain::phone::PhoneNumber;
 use crate::domain::stats::{self, Delta};
 use crate::domain::template::{status_from_send_error, Template};
 use crate::ports::{Clock, EventBus, MessagingProvider, OutboundTemplate, PortError, Table};
-use crate::repo::{self, Interaction};
+use crate::repo;
 use futures::stream::{self, StreamExt};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,6 +36,10 @@ pub enum SendOutcome {
     Retry(String),
     /// Nothing was sent, with why (already claimed, campaign not running, ...).
     Skipped(&'static str),
+    /// A check before the send ruled the contact out (R4.2): recorded with this reason.
+    NotSent(&'static str),
+    /// The contact is busy elsewhere; the entry waits (R4.6).
+    Waiting,
 }
 
 /// Everything a batch needs about one campaign, read once per batch.
@@ -41,6 +47,16 @@ struct CampaignCtx {
     campaign: Campaign,
     account: Account,
     template: Template,
+    /// The sender ids of all the tenant's accounts: a contact's interactions with any of
+    /// them count for the duplicate window and the active-interaction check (R4.5, R4.6).
+    senders: Vec<String>,
+}
+
+/// What the checks of one send look at, and which sender each interaction is with.
+struct Facts {
+    contact: ContactFacts,
+    /// `senders[i]` is the sender of `contact.interactions[i]`.
+    senders: Vec<String>,
 }
 
 /// One queue record: its id, and the entry it names or why it could not be read.
@@ -130,10 +146,18 @@ impl SendService {
         else {
             return Ok(None);
         };
+        let mut senders: Vec<String> = repo::list_accounts(&*self.table, tenant)
+            .await?
+            .into_iter()
+            .map(|a| a.sender_id)
+            .collect();
+        senders.sort();
+        senders.dedup();
         Ok(Some(CampaignCtx {
             campaign,
             account,
             template,
+            senders,
         }))
     }
 
@@ -147,19 +171,49 @@ impl SendService {
             // Paused or stopped: the entry stays FRESH and goes out after resume.
             return Ok(SendOutcome::Skipped("campaign not running"));
         }
-        // Claim: another writer (a contact update refreshing a FRESH entry's fields) may
-        // have changed the entry since it was read; reload and ask again, so the entry is
-        // neither lost nor claimed twice.
+        if ctx.campaign.has_ended(self.clock.now()) {
+            // Queued inside the last tick, due after the end date: the entry stays FRESH
+            // and the sweeper's end-date walk records it as not sent (R4.9).
+            return Ok(SendOutcome::Skipped("campaign ended"));
+        }
+        // The checks before the send (R4.2), on what the stores know of the contact.
+        let facts = self.facts(ctx, &r.phone).await?;
+        let now = self.clock.now();
+        let verdict = eligibility::check(&ctx.campaign, &r.phone, &facts.contact, now);
+        // Claim (or record the check's outcome): another writer (a contact update
+        // refreshing a FRESH entry's fields) may have changed the entry since it was
+        // read; reload and ask again, so the entry is neither lost nor claimed twice.
         let mut claimed = None;
         for _ in 0..super::CONFLICT_RETRIES {
             let Some(mut entry) = repo::get_entry(&*self.table, r).await? else {
                 return Ok(SendOutcome::Skipped("entry not found"));
             };
             let before = entry.clone();
-            if entry.claim(self.clock.now()).is_err() {
+            if entry.claim(now).is_err() {
                 return Ok(SendOutcome::Skipped("already claimed"));
             }
+            let outcome = match &verdict {
+                Verdict::Send => None,
+                Verdict::NotSent {
+                    state,
+                    reason,
+                    error,
+                } => {
+                    entry = before.clone();
+                    entry.record_ineligible(*state, reason, error.clone());
+                    Some(SendOutcome::NotSent(reason))
+                }
+                Verdict::Wait { until, why } => {
+                    entry = before.clone();
+                    entry.defer(*until, why);
+                    Some(SendOutcome::Waiting)
+                }
+            };
             match repo::save_entry(&*self.table, &mut entry).await {
+                Ok(()) if outcome.is_some() => {
+                    stats::fold(delta, stats::delta(Some(&before), &entry));
+                    return Ok(outcome.expect("checked"));
+                }
                 Ok(()) => {
                     stats::fold(delta, stats::delta(Some(&before), &entry));
                     claimed = Some(entry);
@@ -226,12 +280,15 @@ impl SendService {
                     e.record_sent(id.clone(), now, timeout)
                 })
                 .await?;
-                let interaction = Interaction {
-                    entry: r.clone(),
-                    message_id: message_id.clone(),
-                    expires_at: now + timeout,
-                    ttl: (now + timeout + chrono::Duration::days(7)).timestamp(),
-                };
+                let previous = facts
+                    .contact
+                    .interactions
+                    .iter()
+                    .zip(&facts.senders)
+                    .find(|(_, s)| **s == ctx.account.sender_id)
+                    .map(|(i, _)| i);
+                let interaction =
+                    Interaction::opened(r.clone(), message_id.clone(), now, timeout, previous);
                 repo::put_interaction(&*self.table, &ctx.account.sender_id, &interaction).await?;
                 Ok(SendOutcome::Sent(message_id))
             }
@@ -241,6 +298,14 @@ impl SendService {
                     .await?;
                 if failure.class == FailureClass::Campaign {
                     self.pause_campaign(&ctx.campaign, &failure.reason).await;
+                }
+                if failure.is_throttling() {
+                    // The next tick slows the whole account down (AIMD, R4.8).
+                    let (t, a) = (&ctx.campaign.tenant, &ctx.account.id);
+                    let noted = repo::pacing::note_throttle(&*self.table, t, a, now).await;
+                    if let Err(e) = noted {
+                        tracing::warn!(account_id = %a, error = %e, "throttle not noted");
+                    }
                 }
                 if let Some(status) = failure.code.and_then(status_from_send_error) {
                     let res = super::templates::provider_reported_status(
@@ -262,6 +327,38 @@ impl SendService {
                 })
             }
         }
+    }
+
+    /// What the stores know of a contact for the checks of R4.2: the attached block
+    /// lists, the tenant's opt-out list, and its interactions with each of the tenant's
+    /// senders.
+    async fn facts(&self, ctx: &CampaignCtx, phone: &PhoneNumber) -> AppResult<Facts> {
+        let t = &*self.table;
+        let c = &ctx.campaign;
+        let interactions = futures::future::try_join_all(
+            ctx.senders
+                .iter()
+                .map(|s| repo::get_interaction(t, s, phone)),
+        );
+        let (blocked_by, opted_out, found) = futures::try_join!(
+            repo::blocklists::blocked_by(t, &c.tenant, &c.block_lists, phone),
+            repo::blocklists::is_opted_out(t, &c.tenant, phone),
+            interactions,
+        )?;
+        let (senders, interactions) = ctx
+            .senders
+            .iter()
+            .zip(found)
+            .filter_map(|(s, i)| Some((s.clone(), i?)))
+            .unzip();
+        Ok(Facts {
+            contact: ContactFacts {
+                blocked_by,
+                opted_out,
+                interactions,
+            },
+            senders,
+        })
     }
 
     /// Applies a change to a claimed entry and stores it, folding what it does to the

@@ -1,8 +1,10 @@
 //! The sweeper: closes interactions whose response timeout passed (R5.5), moves entries
 //! whose sender died after claiming them to RETRY "outcome unknown" (R4.10), completes
-//! campaigns with nothing left to send or wait for (or whose end date passed), and
-//! removes deleted campaigns in bounded chunks (R1.5).
+//! campaigns with nothing left to send or wait for (or whose end date passed), carries
+//! out reset and retry commands and expires entries unsent at the end date in budgeted
+//! walks (R4.9, `app::commands`), and removes deleted campaigns in bounded chunks (R1.5).
 
+use super::commands::{has_running_operation, CommandBudget, Commands, CommandsReport};
 use super::{update_campaign, AppResult, CONFLICT_RETRIES};
 use crate::domain::campaign::Campaign;
 use crate::domain::phone::PhoneNumber;
@@ -25,7 +27,13 @@ pub struct SweepReport {
     pub expired: usize,
     /// SENDING entries whose claim went stale, now RETRY "outcome unknown" (R4.10).
     pub reclaimed: usize,
+    /// Waiting FRESH entries (R4.6, R4.8) whose wait ended, back in the dispatch order.
+    pub released: usize,
     pub completed: usize,
+    /// Entries a reset or retry command put back to FRESH in this sweep (R4.9).
+    pub commands_applied: usize,
+    /// FRESH entries expired because their campaign's end date passed (R4.9).
+    pub expired_unsent: usize,
     /// Items of deleted campaigns removed in this sweep.
     pub purged_items: usize,
     /// Deleted campaigns fully removed in this sweep.
@@ -116,6 +124,11 @@ impl SweepService {
             }
         }
         report.reclaimed = self.reclaim_stale_sending(now).await?;
+        report.released = self.release_waiting(now).await?;
+        let commands = self.run_commands(CommandBudget::default()).await?;
+        report.commands_applied = commands.applied;
+        report.expired_unsent = commands.expired_unsent;
+        report.completed += commands.completed;
         for (tenant, id) in repo::running_campaigns(&*self.table).await? {
             let counters = repo::get_counters(&*self.table, &tenant, &id).await?;
             let s = Stats::from_counters(&counters);
@@ -131,7 +144,8 @@ impl SweepService {
                         .await?
                         .is_some_and(|c| c.has_ended(now))
             };
-            if !done {
+            // A retry or reset still walking the hopper may give it entries to send.
+            if !done || has_running_operation(&*self.table, &tenant, &id).await? {
                 continue;
             }
             match update_campaign(&*self.table, &*self.bus, &tenant, &id, None, |c| {
@@ -156,6 +170,7 @@ impl SweepService {
             tracing::info!(
                 expired = report.expired,
                 reclaimed = report.reclaimed,
+                released = report.released,
                 completed = report.completed,
                 purged_items = report.purged_items,
                 purged_campaigns = report.purged_campaigns,
@@ -163,6 +178,17 @@ impl SweepService {
             );
         }
         Ok(report)
+    }
+
+    /// Carries out reset and retry commands and the expiry of ended campaigns' unsent
+    /// entries within `budget` (R4.9; `app::commands`).
+    pub async fn run_commands(&self, budget: CommandBudget) -> AppResult<CommandsReport> {
+        let commands = Commands {
+            table: self.table.clone(),
+            bus: self.bus.clone(),
+            clock: self.clock.clone(),
+        };
+        commands.run_pending(budget).await
     }
 
     /// Moves entries claimed more than [`SENDING_STALE_AFTER`] ago and still SENDING to
@@ -200,6 +226,45 @@ impl SweepService {
             );
         }
         Ok(reclaimed)
+    }
+
+    /// Puts FRESH entries whose wait ended (an interaction elsewhere, calling hours) back
+    /// at the end of their campaign's dispatch order, where the dispatcher finds them
+    /// after its cursor. Returns how many went back.
+    pub async fn release_waiting(&self, now: crate::domain::Time) -> AppResult<usize> {
+        let mut released = 0;
+        for partition in 0..repo::DUE_SHARDS {
+            let mut cursor = None;
+            loop {
+                let (entries, next) =
+                    repo::waiting_entries(&*self.table, partition, now, 100, cursor).await?;
+                // One block of sequence numbers per campaign and page.
+                let mut by_campaign: std::collections::BTreeMap<(String, String), Vec<_>> =
+                    Default::default();
+                for e in entries {
+                    by_campaign
+                        .entry((e.tenant.clone(), e.campaign_id.clone()))
+                        .or_default()
+                        .push(e.entry_ref());
+                }
+                for ((tenant, campaign), refs) in by_campaign {
+                    let first =
+                        repo::reserve_seq(&*self.table, &tenant, &campaign, refs.len() as u64)
+                            .await?;
+                    for (i, r) in refs.iter().enumerate() {
+                        let seq = first + i as u64;
+                        if self.change_stored(r, |e| e.release(seq, now)).await? {
+                            released += 1;
+                        }
+                    }
+                }
+                match next {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+        }
+        Ok(released)
     }
 
     /// Applies `change` to an entry as stored (the index that found it is eventually

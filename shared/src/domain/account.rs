@@ -63,6 +63,11 @@ pub struct Account {
     pub token_ref: String,
     /// Messages per second the provider allows this sender.
     pub rate_limit: u32,
+    /// The WhatsApp messaging tier: unique contacts the account may start conversations
+    /// with per rolling 24 hours (Meta: 250, 1,000, 10,000, 100,000); none is unlimited
+    /// (R4.8).
+    #[serde(default)]
+    pub messaging_tier: Option<u32>,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Time,
 }
@@ -78,6 +83,9 @@ pub struct NewAccount {
     pub sender_id: Option<String>,
     pub token_ref: Option<String>,
     pub rate_limit: Option<u32>,
+    /// Unique contacts per rolling 24 hours; absent is unlimited.
+    #[serde(default)]
+    pub messaging_tier: Option<u32>,
     /// Meta's WhatsApp Business Account id: where templates are synchronised from
     /// (R3.4). Kept with the account's template settings.
     #[serde(default)]
@@ -135,7 +143,14 @@ impl Account {
                 "must be between 1 and 1000 messages/s",
             ));
         }
+        if input.messaging_tier == Some(0) {
+            return Err(DomainError::invalid(
+                "messaging_tier",
+                "must be at least 1 contact per 24 hours (leave it out for no limit)",
+            ));
+        }
         Ok(Account {
+            messaging_tier: input.messaging_tier,
             id: new_id("acc"),
             tenant: tenant.to_owned(),
             name,

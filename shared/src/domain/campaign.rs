@@ -235,9 +235,13 @@ pub struct CallingHours {
     pub end: String,
     /// IANA time zone of `start` and `end`.
     pub timezone: String,
+    /// Judge the window in each recipient's zone, from the number's country, instead
+    /// (R4.8); numbers of countries with several zones keep `timezone`.
+    #[serde(default)]
+    pub recipient_timezone: bool,
 }
 
-fn parse_hhmm(field: &str, s: &str) -> Result<NaiveTime, DomainError> {
+pub(super) fn parse_hhmm(field: &str, s: &str) -> Result<NaiveTime, DomainError> {
     let ok = s.len() == 5 && s.as_bytes()[2] == b':';
     ok.then(|| NaiveTime::parse_from_str(s, "%H:%M").ok())
         .flatten()
@@ -256,23 +260,6 @@ impl CallingHours {
         }
         parse_timezone(&format!("{field}.timezone"), &self.timezone)?;
         Ok(())
-    }
-
-    /// Whether a send at `at` falls inside the window. Invalid settings allow nothing.
-    pub fn allows(&self, at: Time) -> bool {
-        let (Ok(start), Ok(end), Ok(tz)) = (
-            parse_hhmm("start", &self.start),
-            parse_hhmm("end", &self.end),
-            parse_timezone("timezone", &self.timezone),
-        ) else {
-            return false;
-        };
-        let local = at.with_timezone(&tz).time();
-        if start < end {
-            start <= local && local < end
-        } else {
-            local >= start || local < end
-        }
     }
 }
 
@@ -313,6 +300,10 @@ pub struct Campaign {
     pub display_timezone: Option<String>,
     /// The bot flow or agent queue that takes replies; carried on reply events.
     pub reply_route: Option<String>,
+    /// Ids of the block lists whose numbers are never sent to (R4.3), at most 10; a hit
+    /// is recorded BLOCK_LIST. The tenant's opt-out list applies whatever this says.
+    #[serde(default)]
+    pub block_lists: Vec<String>,
     /// Set on a test campaign: the campaign it tests (R1.6).
     pub test_of: Option<String>,
     pub status: CampaignStatus,
@@ -354,6 +345,8 @@ pub struct NewCampaign {
     pub calling_hours: Option<CallingHours>,
     pub display_timezone: Option<String>,
     pub reply_route: Option<String>,
+    /// Block list ids (R4.3): at most 10, each existing, none twice.
+    pub block_lists: Option<Vec<String>>,
 }
 
 /// `PATCH /campaigns/{id}`: fields left out keep their value; `null` clears an optional
@@ -402,6 +395,8 @@ pub struct CampaignPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub reply_route: Option<Option<String>>,
+    /// Replaces the attached block lists (`[]` detaches all); same rules as on create.
+    pub block_lists: Option<Vec<String>>,
     pub version: Option<u64>,
 }
 
@@ -498,6 +493,7 @@ impl Campaign {
             calling_hours: None,
             display_timezone: None,
             reply_route: None,
+            block_lists: Vec::new(),
             test_of: None,
             status: CampaignStatus::Draft,
             pause_reason: None,
@@ -529,6 +525,7 @@ impl Campaign {
             calling_hours: input.calling_hours.map(Some),
             display_timezone: input.display_timezone.map(Some),
             reply_route: input.reply_route.map(Some),
+            block_lists: input.block_lists,
             version: None,
         };
         c.apply(patch, now)?;
@@ -678,6 +675,9 @@ impl Campaign {
         }
         if let Some(r) = p.reply_route {
             c.reply_route = optional_text("reply_route", r, MAX_ROUTE_CHARS)?;
+        }
+        if let Some(b) = p.block_lists {
+            c.block_lists = super::blocklist::check_attached(b)?;
         }
         if let Some(s) = p.start_at.filter(|s| *s != c.start_at) {
             match (c.status, s) {
@@ -862,6 +862,100 @@ impl Campaign {
         }
         self.status = CampaignStatus::Running;
         self.pause_reason = None;
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// Retry campaign (R4.9): RUNNING, PAUSED or COMPLETED, any number of times while the
+    /// end date has not passed. A COMPLETED campaign reopens as RUNNING so the retried
+    /// entries go out; a PAUSED one stays PAUSED (they go out when the operator resumes).
+    pub fn retry(&mut self, now: Time) -> Result<(), DomainError> {
+        self.alive()?;
+        if !matches!(
+            self.status,
+            CampaignStatus::Running | CampaignStatus::Paused | CampaignStatus::Completed
+        ) {
+            return Err(self.illegal("retry"));
+        }
+        if self.has_ended(now) {
+            return Err(DomainError::Conflict(format!(
+                "cannot retry campaign {}: its end date has passed",
+                self.id
+            )));
+        }
+        if self.status == CampaignStatus::Completed {
+            self.reopen(now)?;
+        }
+        Ok(())
+    }
+
+    /// COMPLETED -> RUNNING: a retry gave it entries to send again (R4.9).
+    pub fn reopen(&mut self, now: Time) -> Result<(), DomainError> {
+        self.alive()?;
+        if self.status != CampaignStatus::Completed {
+            return Err(self.illegal("reopen"));
+        }
+        if self.has_ended(now) {
+            return Err(DomainError::Conflict(format!(
+                "cannot reopen campaign {}: its end date has passed",
+                self.id
+            )));
+        }
+        self.status = CampaignStatus::Running;
+        self.completed_at = None;
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// Reset list (R4.9): every entry goes back to FRESH, so nothing may be sending. A
+    /// RUNNING campaign must be paused first; a COMPLETED one reopens as PAUSED, so nothing
+    /// goes out until the operator resumes; DRAFT, READY, SCHEDULED and PAUSED keep their
+    /// status. Refused when CANCELLED, and once the end date passed (nothing could be sent).
+    pub fn reset(&mut self, now: Time) -> Result<(), DomainError> {
+        self.alive()?;
+        match self.status {
+            CampaignStatus::Running => {
+                return Err(DomainError::Conflict(format!(
+                    "cannot reset the list of campaign {} while it is RUNNING: pause it first",
+                    self.id
+                )))
+            }
+            CampaignStatus::Cancelled => return Err(self.illegal("reset the list of")),
+            _ => {}
+        }
+        if self.has_ended(now) {
+            return Err(DomainError::Conflict(format!(
+                "cannot reset the list of campaign {}: its end date has passed",
+                self.id
+            )));
+        }
+        if self.status == CampaignStatus::Completed {
+            self.status = CampaignStatus::Paused;
+            self.completed_at = None;
+            self.pause_reason = None;
+            self.updated_at = now;
+        }
+        Ok(())
+    }
+
+    /// The end date passed (R4.9): a RUNNING or PAUSED campaign whose unsent entries have
+    /// expired and with nothing in flight is COMPLETED (a PAUSED one can never resume).
+    pub fn complete_at_end(&mut self, now: Time) -> Result<(), DomainError> {
+        self.alive()?;
+        if !matches!(
+            self.status,
+            CampaignStatus::Running | CampaignStatus::Paused
+        ) {
+            return Err(self.illegal("complete"));
+        }
+        if !self.has_ended(now) {
+            return Err(DomainError::Conflict(format!(
+                "cannot complete campaign {} before its end date",
+                self.id
+            )));
+        }
+        self.status = CampaignStatus::Completed;
+        self.completed_at = Some(now);
         self.updated_at = now;
         Ok(())
     }
@@ -1245,6 +1339,7 @@ mod tests {
     #[test]
     fn r1_2_calling_hours_are_validated_and_tell_inside_from_outside() {
         let hours = |s: &str, e: &str, tz: &str| CallingHours {
+            recipient_timezone: false,
             start: s.into(),
             end: e.into(),
             timezone: tz.into(),
@@ -1396,5 +1491,51 @@ mod tests {
 
     fn t_of_t(c: &Campaign, now: Time) -> Result<Campaign, DomainError> {
         c.test_copy(now)?.test_copy(now)
+    }
+
+    #[test]
+    fn r4_9_retry_and_reset_follow_the_lifecycle_and_the_end_date() {
+        let now = Utc::now();
+        let mut c = create(NewCampaign {
+            end_at: Some(now + Duration::days(2)),
+            ..complete_input()
+        })
+        .unwrap();
+        assert!(
+            matches!(c.retry(now), Err(DomainError::Conflict(_))),
+            "READY"
+        );
+        c.launch(now).unwrap();
+        c.retry(now).unwrap();
+        assert_eq!(c.status, CampaignStatus::Running);
+        let err = c.reset(now).unwrap_err();
+        assert!(matches!(&err, DomainError::Conflict(m) if m.contains("pause it first")));
+        c.complete(now).unwrap();
+        c.retry(now).unwrap();
+        assert_eq!(
+            (c.status, c.completed_at),
+            (CampaignStatus::Running, None),
+            "a retry reopens a COMPLETED campaign"
+        );
+        c.complete(now).unwrap();
+        c.reset(now).unwrap();
+        assert_eq!(
+            c.status,
+            CampaignStatus::Paused,
+            "a reset reopens it paused"
+        );
+        c.retry(now).unwrap();
+        assert_eq!(c.status, CampaignStatus::Paused, "PAUSED stays PAUSED");
+        let later = now + Duration::days(3);
+        let err = c.retry(later).unwrap_err();
+        assert!(matches!(&err, DomainError::Conflict(m) if m.contains("end date has passed")));
+        assert!(c.reset(later).is_err());
+        assert!(c.complete_at_end(now).is_err(), "not before the end date");
+        c.complete_at_end(later).unwrap();
+        assert_eq!(c.status, CampaignStatus::Completed);
+        assert!(c.reopen(later).is_err());
+        let mut x = create(complete_input()).unwrap();
+        x.cancel(now).unwrap();
+        assert!(x.reset(now).is_err() && x.retry(now).is_err());
     }
 }

@@ -366,7 +366,79 @@ impl HopperEntry {
             _ => false,
         }
     }
+
+    /// Reset list (R4.9): back to FRESH at `seq` (the end of the dispatch order) with
+    /// every outcome cleared, whatever happened to it. `attempts` keeps counting, so "at
+    /// most once per attempt" (R4.10) still holds across resets. A SENDING entry is left
+    /// alone: its send is in flight and its outcome is about to be recorded; resetting it
+    /// could let the message go twice. A FRESH entry with nothing to clear keeps its place.
+    /// Returns whether the entry changed.
+    pub fn reset(&mut self, seq: u64) -> bool {
+        if self.state == EntryState::Sending {
+            return false;
+        }
+        let before = self.clone();
+        self.state = EntryState::Fresh;
+        self.message_id = None;
+        self.sent_at = None;
+        self.delivered_at = None;
+        self.read_at = None;
+        self.replied_at = None;
+        self.expires_at = None;
+        self.reply = None;
+        self.disposition = None;
+        self.reason = None;
+        self.error = None;
+        self.wait_until = None;
+        self.claimed_at = None;
+        if *self == before {
+            return false;
+        }
+        self.seq = seq;
+        true
+    }
+
+    /// Retry campaign (R4.9): a RETRY entry goes back to FRESH at `seq` (the end of the
+    /// dispatch order) and is sent again; its error and reason are cleared, its history
+    /// (sent/delivered times) stays. Permanent outcomes (FAILED, BLOCK_LIST, SKIPPED) and
+    /// entries sent or answered (PENDING, CLOSED) are never retried. Neither is a RETRY
+    /// entry that a delivery status shows reached the phone (an "outcome unknown" claim
+    /// whose message did go out): sending it again would reach the customer twice.
+    /// Returns whether the entry changed.
+    pub fn retry(&mut self, seq: u64) -> bool {
+        if self.state != EntryState::Retry || self.delivered_at.is_some() {
+            return false;
+        }
+        self.state = EntryState::Fresh;
+        self.seq = seq;
+        self.error = None;
+        self.reason = None;
+        self.disposition = None;
+        self.wait_until = None;
+        self.claimed_at = None;
+        true
+    }
+
+    /// The campaign's end date passed before this entry was sent (R4.9): a FRESH entry,
+    /// waiting or not, becomes SKIPPED "campaign ended" and is never sent. Returns whether
+    /// the entry changed.
+    pub fn expire_unsent(&mut self) -> bool {
+        if self.state != EntryState::Fresh {
+            return false;
+        }
+        self.state = EntryState::Skipped;
+        self.reason = Some(CAMPAIGN_ENDED_REASON.into());
+        self.error = Some(CAMPAIGN_ENDED_ERROR.into());
+        self.disposition = Some("not_sent".into());
+        self.wait_until = None;
+        true
+    }
 }
+
+/// The reason of an entry the campaign's end date caught unsent (R4.9).
+pub const CAMPAIGN_ENDED_REASON: &str = "campaign ended";
+/// The error text of an entry the campaign's end date caught unsent (R4.9).
+pub const CAMPAIGN_ENDED_ERROR: &str = "not sent before the campaign's end date";
 
 #[cfg(test)]
 mod tests {
@@ -547,5 +619,89 @@ mod tests {
         let p = PhoneNumber::parse("919812345678").unwrap();
         assert_eq!(shard_of(&p, 16), shard_of(&p, 16));
         assert!(shard_of(&p, 16) < 16);
+    }
+
+    #[test]
+    fn r4_9_reset_clears_every_outcome_keeps_attempts_and_skips_sending() {
+        let now = Utc::now();
+        let mut e = entry();
+        assert!(!e.reset(7), "a pristine FRESH entry keeps its place");
+        assert_eq!(e.seq, 1);
+        e.claim(now).unwrap();
+        assert!(!e.reset(7), "SENDING is in flight");
+        assert_eq!(e.state, EntryState::Sending);
+        e.record_sent("wamid.1".into(), now, Duration::days(1));
+        let r = Reply {
+            message_id: "in".into(),
+            text: None,
+            button: Some("Yes".into()),
+            at: now,
+        };
+        e.apply_reply(r);
+        assert!(e.reset(7));
+        assert_eq!((e.state, e.seq, e.attempts), (EntryState::Fresh, 7, 1));
+        assert!(e.message_id.is_none() && e.sent_at.is_none() && e.delivered_at.is_none());
+        assert!(e.read_at.is_none() && e.replied_at.is_none() && e.reply.is_none());
+        assert!(e.disposition.is_none() && e.claimed_at.is_none() && e.expires_at.is_none());
+        e.claim(now).unwrap();
+        assert_eq!(e.attempts, 2, "attempts keep counting");
+        let mut failed = entry();
+        failed.record_ineligible(
+            EntryState::Skipped,
+            "duplicate",
+            Some("sent recently".into()),
+        );
+        assert!(failed.reset(9));
+        assert!(failed.reason.is_none() && failed.error.is_none());
+        let mut waiting = entry();
+        waiting.defer(now + Duration::hours(1), "calling hours");
+        assert!(waiting.reset(9));
+        assert!(waiting.wait_until.is_none() && waiting.error.is_none());
+    }
+
+    #[test]
+    fn r4_9_retry_moves_only_retry_entries_back_to_fresh() {
+        let now = Utc::now();
+        let mut e = entry();
+        e.claim(now).unwrap();
+        e.record_failure(&SendFailure::meta(130429, "Rate limit hit"));
+        assert!(e.retry(5));
+        assert_eq!((e.state, e.seq), (EntryState::Fresh, 5));
+        assert!(e.error.is_none() && e.reason.is_none());
+        assert!(!e.retry(6), "FRESH is not retried");
+        let mut failed = entry();
+        failed.claim(now).unwrap();
+        failed.record_failure(&SendFailure::meta(131026, "Message undeliverable"));
+        assert!(!failed.retry(6), "a permanent failure is never retried");
+        let mut blocked = entry();
+        blocked.record_ineligible(EntryState::BlockList, "block list", None);
+        assert!(!blocked.retry(6));
+        let mut delivered = entry();
+        delivered.claim(now).unwrap();
+        delivered.reclaim_stale(now + Duration::hours(1), Duration::minutes(15));
+        delivered.apply_status(&StatusKind::Delivered, now);
+        assert!(!delivered.retry(6), "it reached the phone: not sent twice");
+    }
+
+    #[test]
+    fn r4_9_unsent_entries_expire_as_skipped_campaign_ended() {
+        let now = Utc::now();
+        let mut e = entry();
+        e.defer(now + Duration::hours(1), "calling hours");
+        assert!(e.expire_unsent());
+        assert_eq!(
+            (e.state, e.reason.as_deref(), e.disposition.as_deref()),
+            (
+                EntryState::Skipped,
+                Some(CAMPAIGN_ENDED_REASON),
+                Some("not_sent")
+            )
+        );
+        assert_eq!(e.error.as_deref(), Some(CAMPAIGN_ENDED_ERROR));
+        assert!(e.wait_until.is_none());
+        assert!(!e.expire_unsent());
+        let mut sent = entry();
+        sent.claim(now).unwrap();
+        assert!(!sent.expire_unsent(), "in flight: not expired");
     }
 }

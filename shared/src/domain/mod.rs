@@ -3,14 +3,17 @@
 //! answer.
 
 pub mod account;
+pub mod blocklist;
 pub mod campaign;
 pub mod contact;
+pub mod eligibility;
 pub mod error;
 pub mod events;
 pub mod hopper;
 pub mod import;
 pub mod inbound;
 pub mod outcome;
+pub mod pacing;
 pub mod phone;
 pub mod stats;
 pub mod template;

@@ -21,6 +21,16 @@ pub struct SendFailure {
     pub reason: String,
 }
 
+/// Meta's throughput error: the account sends faster than its number allows.
+pub const META_THROUGHPUT_CODE: i64 = 130429;
+
+impl SendFailure {
+    /// A throughput error: the account must slow down (R4.8).
+    pub fn is_throttling(&self) -> bool {
+        self.code == Some(META_THROUGHPUT_CODE)
+    }
+}
+
 /// Meta Cloud API error codes (PROVIDERS.md section 3).
 pub fn classify_meta(code: i64) -> FailureClass {
     use FailureClass::*;

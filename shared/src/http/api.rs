@@ -58,6 +58,8 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/tenant", get(get_tenant).put(put_tenant))
         .merge(super::templates::routes())
         .merge(super::audience::routes())
+        .merge(super::commands::routes())
+        .merge(super::blocklists::routes())
         .route("/openapi.json", get(super::openapi::serve))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(

@@ -3,6 +3,8 @@
 
 pub mod api;
 pub mod audience;
+pub mod blocklists;
+pub mod commands;
 pub mod error;
 pub mod openapi;
 pub mod templates;

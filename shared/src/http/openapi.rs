@@ -5,6 +5,7 @@
 
 use super::api::CampaignsApi;
 use super::audience::AudienceApi;
+use super::commands::CommandsApi;
 use super::templates::TemplatesApi;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -24,6 +25,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = CampaignsApi::openapi();
     doc.merge(TemplatesApi::openapi());
     doc.merge(AudienceApi::openapi());
+    doc.merge(CommandsApi::openapi());
+    doc.merge(super::blocklists::BlockListsApi::openapi());
     doc.info = InfoBuilder::new()
         .title("Campaign engine API")
         .version(env!("CARGO_PKG_VERSION"))
@@ -202,6 +205,7 @@ pub mod examples {
             "end_at": "2026-11-29T21:00:00Z",
             "calling_hours": {"start": "09:00", "end": "20:00", "timezone": "Asia/Kolkata"},
             "reply_route": "queue:spring-sales",
+            "block_lists": ["bl_0193a6f1a2b37c4d8e9f0a1b2c3d4e5f"],
             "notes": "Spring catalogue, VIP list first"
         })
     }
@@ -231,6 +235,7 @@ pub mod examples {
             "calling_hours": {"start": "09:00", "end": "20:00", "timezone": "Asia/Kolkata"},
             "display_timezone": "Asia/Kolkata",
             "reply_route": "queue:spring-sales",
+            "block_lists": ["bl_0193a6f1a2b37c4d8e9f0a1b2c3d4e5f"],
             "status": status,
             "hopper_shards": 16,
             "created_at": "2026-11-21T09:00:00Z",
@@ -261,6 +266,28 @@ pub mod examples {
 
     pub fn forbidden() -> Value {
         json!({"error": "forbidden", "message": "campaigns are disabled for tenant acme; an administrator can enable them with PUT /tenant"})
+    }
+
+    /// A reset or retry (R4.9) and its progress.
+    pub fn operation(kind: &str, status: &str, campaign_status: &str) -> Value {
+        let done = status == "DONE";
+        json!({
+            "id": "op_0193a7b2c4d5e6f708192a3b4c5d6e7f",
+            "campaign_id": CAMPAIGN_ID,
+            "kind": kind,
+            "status": status,
+            "campaign_status": campaign_status,
+            "requests": 1,
+            "requested_at": "2026-11-23T10:00:00Z",
+            "updated_at": if done { "2026-11-23T10:02:00Z" } else { "2026-11-23T10:00:00Z" },
+            "finished_at": if done { json!("2026-11-23T10:02:00Z") } else { Value::Null },
+            "progress": {
+                "shards_done": if done { 16 } else { 0 }, "shards": 16,
+                "examined": if done { 1200 } else { 0 }, "changed": if done { 37 } else { 0 },
+                "in_flight": 0, "percent": if done { 100.0 } else { 0.0 }
+            },
+            "message": null
+        })
     }
 
     pub fn conflict(action: &str, status: &str) -> Value {

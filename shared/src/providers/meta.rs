@@ -638,6 +638,7 @@ mod tests {
             sender_id: "106540352242922".into(),
             token_ref: token_ref.into(),
             rate_limit: 80,
+            messaging_tier: None,
             created_at: chrono::Utc::now(),
         }
     }

@@ -6,7 +6,7 @@
 //! | account | `TENANT#t` | `ACCOUNT#a` | |
 //! | template | `TENANT#t` | `TEMPLATE#a#name#lang` | |
 //! | tenant | `TENANT#t` | `TENANT` | |
-//! | campaign | `TENANT#t` | `CAMPAIGN#c` | GSI1 `CAMPAIGNS#RUNNING` / `CAMPAIGNS#SCHEDULED` / `CAMPAIGNS#DELETING` |
+//! | campaign | `TENANT#t` | `CAMPAIGN#c` | GSI1 `CAMPAIGNS#RUNNING` / `CAMPAIGNS#SCHEDULED` / `CAMPAIGNS#DELETING` / `CAMPAIGNS#PAUSED` (with an end date) |
 //! | list | `TENANT#t` | `LIST#l` | |
 //! | list member | `LIST#t#l` | `PHONE#p` | |
 //! | contact | `TENANT#t#PHONE#p` | `CONTACT` | |
@@ -14,6 +14,7 @@
 //! | dispatch cursors | `CAMPAIGN#t#c` | `DISPATCH` | |
 //! | sequence | `CAMPAIGN#t#c` | `SEQ` | |
 //! | test campaign link | `CAMPAIGN#t#c` | `TEST#child` | |
+//! | latest command (reset, retry, expiry) | `CAMPAIGN#t#c` | `OP` | GSI1 `OPS#PENDING` while running |
 //! | hopper entry | `HOPPER#t#c#n` | `ENTRY#p` | GSI2 `READY#t#c#n` while FRESH; GSI1 `DUE#k` while PENDING; GSI1 `SENDING#k` while SENDING |
 //! | interaction | `INTERACTION#sender#p` | `INTERACTION` | TTL |
 
@@ -73,7 +74,11 @@ pub fn from_item<T: DeserializeOwned>(item: Item) -> PortResult<T> {
 
 /// Puts an entity carrying a `version`: the first write needs the key to be free, later
 /// ones need the stored version to be the one read. The caller bumps nothing: this does.
-async fn put_versioned(table: &dyn Table, mut item: Item, version: &mut u64) -> PortResult<()> {
+pub(crate) async fn put_versioned(
+    table: &dyn Table,
+    mut item: Item,
+    version: &mut u64,
+) -> PortResult<()> {
     let cond = if *version == 0 {
         Cond::NotExists
     } else {
@@ -112,6 +117,9 @@ pub(crate) fn tenant_pk(tenant: &str) -> String {
 }
 
 pub mod audience;
+pub mod blocklists;
+pub mod commands;
+pub mod pacing;
 pub mod templates;
 
 pub use audience::*;
@@ -146,6 +154,9 @@ pub const RUNNING_PK: &str = "CAMPAIGNS#RUNNING";
 pub const SCHEDULED_PK: &str = "CAMPAIGNS#SCHEDULED";
 /// Campaigns waiting for the sweeper to remove them (R1.5).
 pub const DELETING_PK: &str = "CAMPAIGNS#DELETING";
+/// PAUSED campaigns with an end date, by end date: the sweeper expires their unsent
+/// entries once it passes (R4.9).
+pub const PAUSED_PK: &str = "CAMPAIGNS#PAUSED";
 const CAMPAIGN_SK: &str = "CAMPAIGN#";
 
 fn campaign_keys(c: &Campaign) -> Vec<(&'static str, String)> {
@@ -165,6 +176,12 @@ fn campaign_keys(c: &Campaign) -> Vec<(&'static str, String)> {
         (CampaignStatus::Deleting, _) => {
             keys.push(("GSI1PK", DELETING_PK.into()));
             keys.push(("GSI1SK", format!("{}#{}", c.tenant, c.id)));
+        }
+        (CampaignStatus::Paused, _) => {
+            if let Some(end) = c.end_at {
+                keys.push(("GSI1PK", PAUSED_PK.into()));
+                keys.push(("GSI1SK", format!("{}#{}#{}", time_key(end), c.tenant, c.id)));
+            }
         }
         _ => {}
     }
@@ -338,18 +355,16 @@ pub async fn reserve_seq(
     Ok(last + 1 - n)
 }
 
-/// Where the dispatcher stopped in each hopper shard, and where in the next tick the
-/// next send is due.
+/// Where the dispatcher stopped in each hopper shard, and when the next send is due.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Cursors {
     /// Shard -> last dispatched sequence key.
     pub after: BTreeMap<u16, String>,
-    /// When the next send is due, counted from the start of the next tick in units of
-    /// `1/numerator` seconds of the campaign's pacing (`Pacing::rate_fraction`). It
-    /// carries fractions of a message from tick to tick, so 30 contacts/hour over 60 s
-    /// ticks sends one every other tick instead of rounding to nothing.
+    /// When the campaign's next send is due (R4.8): one interval after the last send
+    /// dispatched, so the rate holds across ticks whatever their timing, and fractions
+    /// carry (30 contacts/hour over 60 s ticks sends one every other tick).
     #[serde(default)]
-    pub pace_offset: u64,
+    pub next_due: Option<Time>,
     #[serde(default)]
     pub version: u64,
 }
@@ -678,16 +693,7 @@ async fn entries_until(
 
 // ---- interactions ----
 
-/// The open campaign interaction of a contact with one of our senders: how a reply
-/// without context finds its entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Interaction {
-    pub entry: EntryRef,
-    pub message_id: String,
-    pub expires_at: Time,
-    /// Epoch seconds after which DynamoDB may delete the item (cleanup only).
-    pub ttl: i64,
-}
+pub use crate::domain::eligibility::Interaction;
 
 fn interaction_pk(sender_id: &str, phone: &PhoneNumber) -> String {
     format!("INTERACTION#{sender_id}#{phone}")
@@ -720,4 +726,38 @@ pub async fn get_interaction(
     phone: &PhoneNumber,
 ) -> PortResult<Option<Interaction>> {
     get_as(table, &interaction_pk(sender_id, phone), "INTERACTION").await
+}
+
+/// Marks the contact's interaction with a sender closed by a reply to `message_id`
+/// (R4.6: other campaigns may write to the contact again). Nothing changes when a later
+/// send replaced the interaction meanwhile.
+pub async fn close_interaction(
+    table: &dyn Table,
+    sender_id: &str,
+    phone: &PhoneNumber,
+    message_id: &str,
+    at: Time,
+) -> PortResult<()> {
+    let Some(mut i) = get_interaction(table, sender_id, phone).await? else {
+        return Ok(());
+    };
+    if i.message_id != message_id || i.closed_at.is_some() {
+        return Ok(());
+    }
+    i.closed_at = Some(at);
+    let item = to_item(
+        &i,
+        "interaction",
+        &[
+            ("PK", interaction_pk(sender_id, phone)),
+            ("SK", "INTERACTION".into()),
+        ],
+    )?;
+    match table
+        .put(item, Cond::Eq("message_id".into(), message_id.into()))
+        .await
+    {
+        Ok(()) | Err(PortError::ConditionFailed) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
