@@ -38,6 +38,9 @@ pub struct Allowance {
     pub rate: f64,
     /// At most this many sends (the messaging tier's budget); none is unlimited.
     pub max: Option<u64>,
+    /// Plan sends from this instant on (the end of what the account already planned);
+    /// none is now.
+    pub from: Option<crate::domain::Time>,
 }
 
 impl Allowance {
@@ -46,6 +49,7 @@ impl Allowance {
         Allowance {
             rate: c.pacing.messages_per_second(),
             max: None,
+            from: None,
         }
     }
 }
@@ -190,6 +194,8 @@ impl Dispatcher {
             None => None,
         };
         let total: f64 = shares.iter().sum();
+        let from = pace.planned_until.map_or(now, |p| p.max(now));
+        let to = now + chrono::Duration::seconds(i64::from(self.tick_seconds.max(1)));
         let mut tier_given = 0;
         for (i, (c, share)) in campaigns.iter().zip(&shares).enumerate() {
             let max = tier_left.map(|left| {
@@ -202,7 +208,12 @@ impl Dispatcher {
                     0
                 }
             });
-            let d = self.dispatch(c, Allowance { rate: *share, max }).await?;
+            let allowance = Allowance {
+                rate: *share,
+                max,
+                from: Some(from),
+            };
+            let d = self.dispatch(c, allowance).await?;
             tier_given += d.enqueued as u64;
             done.enqueued += d.enqueued;
             done.deferred += d.deferred;
@@ -213,6 +224,7 @@ impl Dispatcher {
             let hour = pacing::hour_start(now);
             repo::pacing::add_tier_usage(t, tenant, &account.id, hour, tier_given).await?;
         }
+        pace.planned_until = Some(to.max(from));
         match repo::pacing::save_account_pace(t, tenant, &account.id, &mut pace).await {
             // Another dispatcher adjusted it meanwhile: its adjustment stands.
             Ok(()) | Err(PortError::ConditionFailed) => {}
@@ -234,7 +246,8 @@ impl Dispatcher {
         }
         let mut cursors = repo::get_cursors(&*self.table, &c.tenant, &c.id).await?;
         let to = now + chrono::Duration::seconds(i64::from(self.tick_seconds.max(1)));
-        let slots = Slots::plan(allowance.rate, cursors.next_due, now, to);
+        let from = allowance.from.map_or(now, |f| f.max(now));
+        let slots = Slots::plan(allowance.rate, cursors.next_due, from, to);
         let limit = allowance
             .max
             .map_or(slots.count, |m| slots.count.min(m as usize));

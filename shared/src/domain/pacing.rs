@@ -93,6 +93,11 @@ pub struct AccountPace {
     pub rate: Option<f64>,
     /// When the last tick adjusted it.
     pub adjusted_at: Option<Time>,
+    /// The end of the time already planned for the account's sends: a tick plans from
+    /// here, so a campaign that joins (or a tick that comes early) never adds sends to
+    /// seconds the account's capacity was already given out for.
+    #[serde(default)]
+    pub planned_until: Option<Time>,
     #[serde(default)]
     pub version: u64,
 }
