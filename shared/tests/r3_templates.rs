@@ -432,7 +432,11 @@ async fn paused_template_pauses_its_campaigns_and_entries_retry(table: Arc<dyn T
     let claimed: Vec<_> = all.iter().filter(|en| en.attempts > 0).collect();
     assert!(!claimed.is_empty());
     for en in &claimed {
-        assert_eq!(en.state, EntryState::Retry, "not FAILED: {en:?}");
+        assert_eq!(
+            en.state,
+            EntryState::Fresh,
+            "back in line, not FAILED: {en:?}"
+        );
         assert_eq!(
             en.error.as_deref(),
             Some("template spring_offer (en) is PAUSED")
@@ -484,7 +488,7 @@ async fn r3_2_template_paused_error_stops_every_campaign_sending_it() {
         "a campaign that sent nothing yet stops too"
     );
     let en = &entries(&e, &first).await[0];
-    assert_eq!(en.state, EntryState::Retry);
+    assert_eq!(en.state, EntryState::Fresh);
 }
 
 async fn status_webhook_pauses_running_campaigns(table: Arc<dyn Table>) {

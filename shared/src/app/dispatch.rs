@@ -6,7 +6,7 @@
 
 use super::{update_campaign, AppResult};
 use crate::domain::campaign::{Campaign, CampaignStatus};
-use crate::domain::hopper::HopperEntry;
+use crate::domain::hopper::{EntryState, HopperEntry};
 use crate::domain::pacing::{self, Slots};
 use crate::ports::{Clock, EventBus, OutMessage, PortError, Queue, Table};
 use crate::repo;
@@ -60,6 +60,9 @@ pub struct Dispatched {
     pub enqueued: usize,
     pub deferred: usize,
 }
+
+/// Entries one dispatch of a campaign may hold back for calling hours.
+pub const MAX_HELD_BACK_PER_TICK: usize = 2000;
 
 /// Why an entry is held back by the dispatcher.
 pub const WAITING_FOR_CALLING_HOURS: &str = "waiting: outside calling hours";
@@ -180,10 +183,21 @@ impl Dispatcher {
         let mut pace = repo::pacing::get_account_pace(t, tenant, &account.id).await?;
         let throttled = repo::pacing::last_throttle(t, tenant, &account.id).await?;
         let capacity = pace.adjust(f64::from(account.rate_limit), throttled, now);
-        let demands: Vec<f64> = campaigns
-            .iter()
-            .map(|c| c.pacing.messages_per_second())
-            .collect();
+        // A campaign with nothing FRESH left (only waiting for replies) asks for nothing,
+        // so its share goes to the others.
+        let mut demands: Vec<f64> = Vec::with_capacity(campaigns.len());
+        for c in campaigns {
+            let counters = repo::get_counters(t, tenant, &c.id).await?;
+            let fresh = counters
+                .get(EntryState::Fresh.as_str())
+                .copied()
+                .unwrap_or(0);
+            demands.push(if fresh > 0 {
+                c.pacing.messages_per_second()
+            } else {
+                0.0
+            });
+        }
         let shares = pacing::fair_shares(capacity, &demands);
         let tier_left = match account.messaging_tier {
             Some(limit) => {
@@ -197,6 +211,7 @@ impl Dispatcher {
         let from = pace.planned_until.map_or(now, |p| p.max(now));
         let to = now + chrono::Duration::seconds(i64::from(self.tick_seconds.max(1)));
         let mut tier_given = 0;
+        let mut capped = Vec::new();
         for (i, (c, share)) in campaigns.iter().zip(&shares).enumerate() {
             let max = tier_left.map(|left| {
                 // Split in proportion to the shares; the last takes what is left.
@@ -217,6 +232,28 @@ impl Dispatcher {
             tier_given += d.enqueued as u64;
             done.enqueued += d.enqueued;
             done.deferred += d.deferred;
+            if max.is_some_and(|m| d.enqueued as u64 >= m) {
+                capped.push((c, *share));
+            }
+        }
+        // What a campaign with too little to send left of the tier goes to those the
+        // tier held back; their slots continue where the first pass stopped.
+        if let Some(left) = tier_left {
+            for (c, share) in capped {
+                let rest = left.saturating_sub(tier_given);
+                if rest == 0 {
+                    break;
+                }
+                let allowance = Allowance {
+                    rate: share,
+                    max: Some(rest),
+                    from: Some(from),
+                };
+                let d = self.dispatch(c, allowance).await?;
+                tier_given += d.enqueued as u64;
+                done.enqueued += d.enqueued;
+                done.deferred += d.deferred;
+            }
         }
         if tier_left.is_some() {
             // Every dispatched contact counts against the tier (conservative: a contact
@@ -257,7 +294,9 @@ impl Dispatcher {
         let mut msgs: Vec<OutMessage> = Vec::new();
         let mut deferred = 0;
         let mut slot = 0;
-        while slot < limit {
+        // Holding entries back costs a write each: a hopper whose recipients all sleep is
+        // held back a bounded number per tick, the rest in later ticks.
+        while slot < limit && deferred < MAX_HELD_BACK_PER_TICK {
             let Some(e) = buffer.pop_front() else {
                 if exhausted.iter().all(|x| *x) {
                     break;

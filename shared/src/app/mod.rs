@@ -7,6 +7,7 @@ pub mod audience;
 pub mod blocklists;
 pub mod commands;
 pub mod dispatch;
+pub mod hopper_views;
 pub mod import;
 pub mod inbox;
 pub mod send;

@@ -50,6 +50,9 @@ struct CampaignCtx {
     /// The sender ids of all the tenant's accounts: a contact's interactions with any of
     /// them count for the duplicate window and the active-interaction check (R4.5, R4.6).
     senders: Vec<String>,
+    /// Set when a send of this batch hit a campaign-level failure: the campaign is being
+    /// paused, so the rest of the batch leaves its entries untouched (R4.7).
+    halted: std::sync::atomic::AtomicBool,
 }
 
 /// What the checks of one send look at, and which sender each interaction is with.
@@ -158,6 +161,7 @@ impl SendService {
             account,
             template,
             senders,
+            halted: Default::default(),
         }))
     }
 
@@ -167,7 +171,7 @@ impl SendService {
         r: &EntryRef,
         delta: &mut Delta,
     ) -> AppResult<SendOutcome> {
-        if !ctx.campaign.is_sending() {
+        if !ctx.campaign.is_sending() || ctx.halted.load(std::sync::atomic::Ordering::SeqCst) {
             // Paused or stopped: the entry stays FRESH and goes out after resume.
             return Ok(SendOutcome::Skipped("campaign not running"));
         }
@@ -236,7 +240,7 @@ impl SendService {
 
         // A template that cannot be sent (not APPROVED, a placeholder without a source, a
         // header without its link) stops the campaign; the contact is not at fault, so the
-        // entry waits in RETRY for the campaign to resume (R3.2, R4.7).
+        // entry goes back in line and is sent after the campaign resumes (R3.2, R4.7).
         if let Err(e) = ctx.template.check_usable(&ctx.campaign.variables) {
             let reason = ctx
                 .template
@@ -247,6 +251,7 @@ impl SendService {
                 code: None,
                 reason: reason.clone(),
             };
+            ctx.halted.store(true, std::sync::atomic::Ordering::SeqCst);
             self.record(&mut entry, delta, move |e| e.record_failure(&failure))
                 .await?;
             self.pause_campaign(&ctx.campaign, &reason).await;
@@ -293,6 +298,9 @@ impl SendService {
                 Ok(SendOutcome::Sent(message_id))
             }
             Err(failure) => {
+                if failure.class == FailureClass::Campaign {
+                    ctx.halted.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
                 let f = failure.clone();
                 self.record(&mut entry, delta, move |e| e.record_failure(&f))
                     .await?;

@@ -244,7 +244,14 @@ impl HopperEntry {
                 self.state = EntryState::Failed;
                 self.disposition = Some("undeliverable".into());
             }
-            FailureClass::Temporary | FailureClass::Campaign => self.state = EntryState::Retry,
+            FailureClass::Temporary => self.state = EntryState::Retry,
+            // The account or template is at fault, not the contact, and the provider sent
+            // nothing: the entry goes back in line and is sent after the campaign resumes
+            // (R4.7; RETRY would wait for an operator's retry command).
+            FailureClass::Campaign => {
+                self.state = EntryState::Fresh;
+                self.claimed_at = None;
+            }
         }
     }
 
@@ -580,6 +587,26 @@ mod tests {
         e.claim(Utc::now()).unwrap();
         e.record_failure(&SendFailure::meta(130429, "Rate limit hit"));
         assert_eq!(e.state, EntryState::Retry);
+    }
+
+    #[test]
+    fn r4_7_campaign_level_failure_puts_the_entry_back_in_line() {
+        let now = Utc::now();
+        let mut e = entry();
+        e.claim(now).unwrap();
+        e.record_failure(&SendFailure::meta(190, "Access token has expired"));
+        assert_eq!(
+            e.state,
+            EntryState::Fresh,
+            "nothing was sent: it goes after resume"
+        );
+        assert_eq!(e.claimed_at, None);
+        assert!(
+            e.error.is_some(),
+            "the reason stays visible until it is sent"
+        );
+        e.claim(now).unwrap();
+        assert_eq!(e.attempts, 2);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod eligibility;
 pub mod error;
 pub mod events;
 pub mod hopper;
+pub mod hopper_view;
 pub mod import;
 pub mod inbound;
 pub mod outcome;

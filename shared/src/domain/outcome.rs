@@ -68,6 +68,8 @@ pub fn meta_reason(code: i64, message: &str) -> String {
     match code {
         131026 => "Message Undeliverable".to_owned(),
         _ if message.is_empty() => format!("provider error {code}"),
+        // Meta's messages usually name the code already: "(#131000) Something went wrong".
+        _ if message.contains(&format!("(#{code})")) => message.to_owned(),
         _ => format!("{message} ({code})"),
     }
 }

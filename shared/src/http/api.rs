@@ -60,6 +60,7 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .merge(super::audience::routes())
         .merge(super::commands::routes())
         .merge(super::blocklists::routes())
+        .merge(super::hopper_views::routes())
         .route("/openapi.json", get(super::openapi::serve))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(

@@ -6,6 +6,7 @@ pub mod audience;
 pub mod blocklists;
 pub mod commands;
 pub mod error;
+pub mod hopper_views;
 pub mod openapi;
 pub mod templates;
 pub mod webhook;

@@ -27,6 +27,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(AudienceApi::openapi());
     doc.merge(CommandsApi::openapi());
     doc.merge(super::blocklists::BlockListsApi::openapi());
+    doc.merge(super::hopper_views::HopperViewsApi::openapi());
     doc.info = InfoBuilder::new()
         .title("Campaign engine API")
         .version(env!("CARGO_PKG_VERSION"))

@@ -119,6 +119,7 @@ pub(crate) fn tenant_pk(tenant: &str) -> String {
 pub mod audience;
 pub mod blocklists;
 pub mod commands;
+pub mod hopper_views;
 pub mod pacing;
 pub mod templates;
 

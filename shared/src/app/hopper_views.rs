@@ -1,0 +1,90 @@
+//! The hopper's pending and history views (R4.1): pages of a campaign's entries in one
+//! or more states, with their outcome, disposition, reply, attempts and times.
+
+use super::admin::Admin;
+use super::AppResult;
+use crate::domain::hopper_view::{self, EntryView, HopperView};
+use crate::domain::DomainError;
+use crate::repo::hopper_views::{walk_entries, HopperPosition, ReadBudget};
+
+/// What a caller asks of a view: an optional single state, a page size and the cursor of
+/// the previous page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntryListing {
+    /// One state (by name, case-insensitive); the view's default states when absent.
+    pub state: Option<String>,
+    /// `1..=500`; 100 when absent.
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of a view and the cursor of the next one (`None` on the last page).
+pub type EntryPage = (Vec<EntryView>, Option<String>);
+
+fn bad_cursor() -> DomainError {
+    DomainError::invalid("cursor", "is not a cursor this view returned")
+}
+
+impl Admin {
+    /// Entries waiting: PENDING (sent, awaiting a reply) unless `state` names another.
+    pub async fn pending_entries(
+        &self,
+        tenant: &str,
+        id: &str,
+        q: EntryListing,
+    ) -> AppResult<EntryPage> {
+        self.hopper_entries(tenant, id, HopperView::Pending, q)
+            .await
+    }
+
+    /// Entries whose outcome is settled: CLOSED, FAILED, BLOCK_LIST, SKIPPED and RETRY,
+    /// or the one of them `state` names.
+    pub async fn history_entries(
+        &self,
+        tenant: &str,
+        id: &str,
+        q: EntryListing,
+    ) -> AppResult<EntryPage> {
+        self.hopper_entries(tenant, id, HopperView::History, q)
+            .await
+    }
+
+    /// One page of `view`, in shard order and then phone order (the table has no order by
+    /// time). A page may hold fewer than `limit` entries and still have a next cursor when
+    /// the walk spent its read budget on entries of other states: follow `next_cursor`
+    /// until it is absent.
+    pub async fn hopper_entries(
+        &self,
+        tenant: &str,
+        id: &str,
+        view: HopperView,
+        q: EntryListing,
+    ) -> AppResult<EntryPage> {
+        let states = view.states(q.state.as_deref())?;
+        let limit = hopper_view::page_limit(q.limit)?;
+        let from = match q.cursor.as_deref() {
+            None => HopperPosition::start(),
+            Some(c) => HopperPosition::decode(c).ok_or_else(bad_cursor)?,
+        };
+        let c = self.load(tenant, id).await?;
+        if from.shard >= c.hopper_shards {
+            return Err(bad_cursor().into());
+        }
+        let walked = walk_entries(
+            &*self.table,
+            tenant,
+            id,
+            c.hopper_shards,
+            from,
+            |e| states.contains(&e.state),
+            limit as usize,
+            ReadBudget::default(),
+        )
+        .await?;
+        Ok((
+            walked.entries.iter().map(EntryView::from).collect(),
+            walked.next.map(|p| p.encode()),
+        ))
+    }
+}

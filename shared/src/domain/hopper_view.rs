@@ -1,0 +1,344 @@
+//! What operators see of single hopper entries (R4.1): the pending view (entries waiting,
+//! PENDING by default) and the history view (entries whose outcome is settled), each
+//! entry with a human outcome label, its disposition, reply, attempts and times.
+
+use super::hopper::{EntryState, HopperEntry};
+use super::phone::PhoneNumber;
+use super::{DomainError, Time};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Entries a listing page holds unless `limit` says otherwise.
+pub const DEFAULT_LIMIT: u32 = 100;
+/// Most entries one listing page holds.
+pub const MAX_LIMIT: u32 = 500;
+
+/// The message of a `limit` that is not a whole number in `1..=MAX_LIMIT`.
+pub const LIMIT_MESSAGE: &str = "must be a whole number from 1 to 500";
+
+/// Which listing of the hopper (R4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HopperView {
+    /// Entries waiting: PENDING (sent, awaiting a reply) unless another state is asked for;
+    /// any single state may be listed.
+    Pending,
+    /// Entries whose outcome is settled: CLOSED, FAILED, BLOCK_LIST, SKIPPED and RETRY (not
+    /// sent, may be retried), or one of them.
+    History,
+}
+
+impl HopperView {
+    /// The states of the history view.
+    pub const HISTORY: [EntryState; 5] = [
+        EntryState::Closed,
+        EntryState::Failed,
+        EntryState::BlockList,
+        EntryState::Skipped,
+        EntryState::Retry,
+    ];
+
+    /// The states this view lists, given the `state` asked for (case-insensitive). An
+    /// unknown state, or one outside the history view, is an error naming `state`.
+    pub fn states(self, state: Option<&str>) -> Result<Vec<EntryState>, DomainError> {
+        let asked = match state.map(str::trim) {
+            None | Some("") => None,
+            Some(s) => Some(parse_state(s)?),
+        };
+        match (self, asked) {
+            (HopperView::Pending, None) => Ok(vec![EntryState::Pending]),
+            (HopperView::Pending, Some(s)) => Ok(vec![s]),
+            (HopperView::History, None) => Ok(Self::HISTORY.to_vec()),
+            (HopperView::History, Some(s)) if Self::HISTORY.contains(&s) => Ok(vec![s]),
+            (HopperView::History, Some(s)) => Err(DomainError::invalid(
+                "state",
+                format!(
+                    "{s} is not a settled state: the history lists CLOSED, FAILED, BLOCK_LIST, \
+                     SKIPPED or RETRY (use the pending view for {s})"
+                ),
+            )),
+        }
+    }
+}
+
+fn parse_state(s: &str) -> Result<EntryState, DomainError> {
+    EntryState::ALL
+        .into_iter()
+        .find(|st| st.as_str().eq_ignore_ascii_case(s))
+        .ok_or_else(|| {
+            DomainError::invalid(
+                "state",
+                format!(
+                    "unknown state '{s}': use FRESH, SENDING, RETRY, PENDING, CLOSED, FAILED, \
+                     BLOCK_LIST or SKIPPED"
+                ),
+            )
+        })
+}
+
+/// The page size asked for: [`DEFAULT_LIMIT`] when none, else `1..=MAX_LIMIT`.
+pub fn page_limit(limit: Option<u32>) -> Result<u32, DomainError> {
+    match limit {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n @ 1..=MAX_LIMIT) => Ok(n),
+        Some(_) => Err(DomainError::invalid("limit", LIMIT_MESSAGE)),
+    }
+}
+
+/// What happened to an entry, as a person would say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub enum Outcome {
+    /// FRESH, in the dispatch order.
+    #[serde(rename = "queued")]
+    Queued,
+    /// FRESH but held back until `wait_until` (an open interaction elsewhere, calling
+    /// hours).
+    #[serde(rename = "waiting")]
+    Waiting,
+    /// SENDING: claimed, the provider call in flight.
+    #[serde(rename = "sending")]
+    Sending,
+    /// PENDING: sent, awaiting a reply until `expires_at`.
+    #[serde(rename = "sent")]
+    Sent,
+    /// CLOSED by a reply inside the response timeout.
+    #[serde(rename = "replied")]
+    Replied,
+    /// CLOSED by a reply after the response timeout (not counted as a reply).
+    #[serde(rename = "replied late")]
+    RepliedLate,
+    /// CLOSED when the response timeout passed.
+    #[serde(rename = "no response")]
+    NoResponse,
+    /// CLOSED otherwise (resolved).
+    #[serde(rename = "closed")]
+    Closed,
+    /// FAILED, or a closed message the provider reported undeliverable.
+    #[serde(rename = "failed")]
+    Failed,
+    /// RETRY: not sent (or outcome unknown); may be retried.
+    #[serde(rename = "retry")]
+    Retry,
+    /// BLOCK_LIST: on a block list or the opt-out list.
+    #[serde(rename = "blocked")]
+    Blocked,
+    /// SKIPPED, with the reason.
+    #[serde(rename = "skipped")]
+    Skipped,
+}
+
+impl Outcome {
+    /// The outcome of an entry: its state, refined by its disposition and wait.
+    pub fn of(e: &HopperEntry) -> Outcome {
+        match e.state {
+            EntryState::Fresh if e.wait_until.is_some() => Outcome::Waiting,
+            EntryState::Fresh => Outcome::Queued,
+            EntryState::Sending => Outcome::Sending,
+            EntryState::Pending => Outcome::Sent,
+            EntryState::Closed => match e.disposition.as_deref() {
+                Some(d) if d == "replied" || d.starts_with("replied:") => Outcome::Replied,
+                Some("expired") => Outcome::RepliedLate,
+                Some("no_response") => Outcome::NoResponse,
+                Some("undeliverable") => Outcome::Failed,
+                _ => Outcome::Closed,
+            },
+            EntryState::Failed => Outcome::Failed,
+            EntryState::Retry => Outcome::Retry,
+            EntryState::BlockList => Outcome::Blocked,
+            EntryState::Skipped => Outcome::Skipped,
+        }
+    }
+}
+
+/// A customer's reply as the views show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ReplyView {
+    pub text: Option<String>,
+    /// The quick-reply button tapped, if any.
+    pub button: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Time,
+}
+
+/// One hopper entry in the pending and history views (R4.1).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({
+    "phone": "919812345678", "name": "Asha", "state": "CLOSED", "outcome": "replied",
+    "disposition": "replied:Yes", "reason": null, "error": null,
+    "reply": {"text": "Yes", "button": "Yes", "at": "2026-11-22T09:14:00Z"},
+    "attempts": 1, "sent_at": "2026-11-22T09:00:02Z", "delivered_at": "2026-11-22T09:00:05Z",
+    "read_at": "2026-11-22T09:10:00Z", "replied_at": "2026-11-22T09:14:00Z",
+    "expires_at": null, "wait_until": null
+}))]
+pub struct EntryView {
+    /// The full number (the operator's own data; logs only ever show it masked).
+    pub phone: PhoneNumber,
+    /// The contact's name, when known.
+    pub name: Option<String>,
+    pub state: EntryState,
+    pub outcome: Outcome,
+    /// The final outcome code: `replied`, `replied:<button>`, `no_response`,
+    /// `undeliverable`, `expired`, `not_sent`, `outcome_unknown`.
+    pub disposition: Option<String>,
+    /// Why it was not sent or did not succeed (`block list`, `duplicate`, `Invalid Number`,
+    /// the provider's reason).
+    pub reason: Option<String>,
+    /// The detailed error text.
+    pub error: Option<String>,
+    pub reply: Option<ReplyView>,
+    /// Send attempts so far.
+    pub attempts: u32,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub sent_at: Option<Time>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub delivered_at: Option<Time>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub read_at: Option<Time>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub replied_at: Option<Time>,
+    /// When the response timeout ends (PENDING only).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Time>,
+    /// Until when a FRESH entry is held back.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub wait_until: Option<Time>,
+}
+
+impl From<&HopperEntry> for EntryView {
+    fn from(e: &HopperEntry) -> Self {
+        EntryView {
+            phone: e.phone.clone(),
+            name: e.contact.name.clone(),
+            state: e.state,
+            outcome: Outcome::of(e),
+            disposition: e.disposition.clone(),
+            reason: e.reason.clone(),
+            error: e.error.clone(),
+            reply: e.reply.as_ref().map(|r| ReplyView {
+                text: r.text.clone(),
+                button: r.button.clone(),
+                at: r.at,
+            }),
+            attempts: e.attempts,
+            sent_at: e.sent_at,
+            delivered_at: e.delivered_at,
+            read_at: e.read_at,
+            replied_at: e.replied_at,
+            expires_at: e.expires_at,
+            wait_until: e.wait_until,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::campaign::{Campaign, NewCampaign, TemplateRef};
+    use crate::domain::hopper::Reply;
+    use crate::domain::outcome::SendFailure;
+    use crate::domain::template::ContactData;
+    use chrono::{Duration, Utc};
+
+    fn entry() -> HopperEntry {
+        let c = Campaign::create(
+            "t",
+            NewCampaign {
+                name: Some("c".into()),
+                account_id: Some("a".into()),
+                template: Some(TemplateRef {
+                    name: "x".into(),
+                    language: "en".into(),
+                }),
+                ..Default::default()
+            },
+            Utc::now(),
+        )
+        .unwrap();
+        HopperEntry::new(
+            &c,
+            PhoneNumber::parse("919812345678").unwrap(),
+            ContactData::default(),
+            1,
+        )
+    }
+
+    #[test]
+    fn r4_1_outcome_labels_follow_state_and_disposition() {
+        let now = Utc::now();
+        let mut e = entry();
+        assert_eq!(Outcome::of(&e), Outcome::Queued);
+        e.defer(now + Duration::hours(1), "calling hours");
+        assert_eq!(Outcome::of(&e), Outcome::Waiting);
+        let mut e = entry();
+        e.claim(now).unwrap();
+        assert_eq!(Outcome::of(&e), Outcome::Sending);
+        e.record_sent("wamid.1".into(), now, Duration::days(1));
+        assert_eq!(Outcome::of(&e), Outcome::Sent);
+        let mut late = e.clone();
+        let mut quiet = e.clone();
+        e.apply_reply(Reply {
+            message_id: "in".into(),
+            text: Some("Yes".into()),
+            button: Some("Yes".into()),
+            at: now,
+        });
+        assert_eq!(Outcome::of(&e), Outcome::Replied);
+        late.apply_reply(Reply {
+            message_id: "in".into(),
+            text: Some("hi".into()),
+            button: None,
+            at: now + Duration::days(3),
+        });
+        assert_eq!(Outcome::of(&late), Outcome::RepliedLate);
+        quiet.expire(now + Duration::days(2));
+        assert_eq!(Outcome::of(&quiet), Outcome::NoResponse);
+        let mut failed = entry();
+        failed.claim(now).unwrap();
+        failed.record_failure(&SendFailure::meta(131026, "Message undeliverable"));
+        assert_eq!(Outcome::of(&failed), Outcome::Failed);
+        let mut retry = entry();
+        retry.claim(now).unwrap();
+        retry.record_failure(&SendFailure::meta(130429, "Rate limit hit"));
+        assert_eq!(Outcome::of(&retry), Outcome::Retry);
+        let mut blocked = entry();
+        blocked.record_ineligible(EntryState::BlockList, "block list", None);
+        assert_eq!(Outcome::of(&blocked), Outcome::Blocked);
+        let mut skipped = entry();
+        skipped.record_ineligible(EntryState::Skipped, "duplicate", None);
+        assert_eq!(Outcome::of(&skipped), Outcome::Skipped);
+        assert_eq!(
+            serde_json::to_value(Outcome::NoResponse).unwrap(),
+            serde_json::json!("no response")
+        );
+    }
+
+    #[test]
+    fn r4_1_views_select_states() {
+        use EntryState::*;
+        assert_eq!(HopperView::Pending.states(None).unwrap(), vec![Pending]);
+        assert_eq!(
+            HopperView::Pending.states(Some("fresh")).unwrap(),
+            vec![Fresh]
+        );
+        assert_eq!(
+            HopperView::History.states(Some("")).unwrap(),
+            HopperView::HISTORY.to_vec()
+        );
+        assert_eq!(
+            HopperView::History.states(Some("BLOCK_LIST")).unwrap(),
+            vec![BlockList]
+        );
+        for (view, bad) in [
+            (HopperView::Pending, "DONE"),
+            (HopperView::History, "PENDING"),
+            (HopperView::History, "FRESH"),
+        ] {
+            match view.states(Some(bad)) {
+                Err(DomainError::Invalid { field, .. }) => assert_eq!(field, "state"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        assert_eq!(page_limit(None).unwrap(), DEFAULT_LIMIT);
+        assert_eq!(page_limit(Some(500)).unwrap(), 500);
+        assert!(page_limit(Some(0)).is_err() && page_limit(Some(501)).is_err());
+    }
+}

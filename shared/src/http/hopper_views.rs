@@ -1,0 +1,194 @@
+//! Routes for the hopper's pending and history views (R4.1) and their OpenAPI
+//! description ([`HopperViewsApi`]). They run on the operator API's state ([`Admin`]);
+//! every input is a query parameter, so a bad one is a 400 naming it.
+
+use super::api::{ok, R, S};
+use super::error::{ApiError, ErrorBody};
+use super::openapi::examples as ex;
+use super::TenantId;
+use crate::app::admin::Admin;
+use crate::app::hopper_views::EntryListing;
+use crate::app::AppError;
+use crate::domain::hopper::EntryState;
+use crate::domain::hopper_view::{EntryView, HopperView, Outcome, ReplyView, LIMIT_MESSAGE};
+use crate::domain::DomainError;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+pub fn routes() -> Router<Arc<Admin>> {
+    Router::new()
+        .route("/campaigns/{id}/hopper/pending", get(pending))
+        .route("/campaigns/{id}/hopper/history", get(history))
+}
+
+/// A page of hopper entries, in shard order and then phone order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HopperEntryPage {
+    pub items: Vec<EntryView>,
+    /// Pass as `cursor` for the next page; `null` once every entry was read. A page may
+    /// hold fewer than `limit` entries and still have one.
+    pub next_cursor: Option<String>,
+}
+
+/// Filter and paging of the hopper views.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ViewParams {
+    /// One entry state: FRESH, SENDING, RETRY, PENDING, CLOSED, FAILED, BLOCK_LIST or
+    /// SKIPPED (the history view takes CLOSED, FAILED, BLOCK_LIST, SKIPPED or RETRY).
+    pub state: Option<String>,
+    /// Page size, 1..=500 (default 100).
+    #[param(value_type = Option<u32>)]
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl ViewParams {
+    fn listing(self) -> Result<EntryListing, ApiError> {
+        let limit = match self.limit.as_deref().map(str::trim) {
+            None => None,
+            Some(l) => Some(
+                l.parse::<u32>()
+                    .map_err(|_| ApiError::bad_request(Some("limit".into()), limit_message()))?,
+            ),
+        };
+        Ok(EntryListing {
+            state: self.state,
+            limit,
+            cursor: self.cursor,
+        })
+    }
+}
+
+fn limit_message() -> String {
+    format!("limit: {LIMIT_MESSAGE}")
+}
+
+/// Every invalid input of these routes is a query parameter: 400 naming it.
+fn as_bad_request(e: AppError) -> ApiError {
+    match e {
+        AppError::Domain(DomainError::Invalid { field, message }) => {
+            ApiError::bad_request(Some(field.clone()), format!("{field}: {message}"))
+        }
+        other => other.into(),
+    }
+}
+
+async fn view(a: &Admin, tenant: &str, id: &str, v: HopperView, p: ViewParams) -> R {
+    let q = p.listing()?;
+    let (items, next_cursor) = a
+        .hopper_entries(tenant, id, v, q)
+        .await
+        .map_err(as_bad_request)?;
+    ok(HopperEntryPage { items, next_cursor })
+}
+
+fn params(q: Result<Query<ViewParams>, QueryRejection>) -> Result<ViewParams, ApiError> {
+    q.map(|Query(v)| v)
+        .map_err(|e| ApiError::bad_request(None, e.body_text()))
+}
+
+fn pending_example() -> Value {
+    json!({"items": [{
+        "phone": "919812345678", "name": "Asha", "state": "PENDING", "outcome": "sent",
+        "disposition": null, "reason": null, "error": null, "reply": null, "attempts": 1,
+        "sent_at": "2026-11-22T09:00:02Z", "delivered_at": "2026-11-22T09:00:05Z",
+        "read_at": "2026-11-22T09:10:00Z", "replied_at": null,
+        "expires_at": "2026-11-24T09:00:02Z", "wait_until": null
+    }], "next_cursor": "3:919812345678"})
+}
+
+fn history_example() -> Value {
+    json!({"items": [
+        {
+            "phone": "919812345678", "name": "Asha", "state": "CLOSED", "outcome": "replied",
+            "disposition": "replied:Yes", "reason": null, "error": null,
+            "reply": {"text": "Yes", "button": "Yes", "at": "2026-11-22T09:14:00Z"},
+            "attempts": 1, "sent_at": "2026-11-22T09:00:02Z",
+            "delivered_at": "2026-11-22T09:00:05Z", "read_at": "2026-11-22T09:10:00Z",
+            "replied_at": "2026-11-22T09:14:00Z", "expires_at": null, "wait_until": null
+        },
+        {
+            "phone": "919812345679", "name": "Ravi", "state": "FAILED", "outcome": "failed",
+            "disposition": "undeliverable", "reason": "Message Undeliverable",
+            "error": "Message Undeliverable", "reply": null, "attempts": 1,
+            "sent_at": null, "delivered_at": null, "read_at": null, "replied_at": null,
+            "expires_at": null, "wait_until": null
+        }
+    ], "next_cursor": null})
+}
+
+#[utoipa::path(
+    get, path = "/campaigns/{id}/hopper/pending", tag = "campaigns",
+    description = "Hopper entries waiting (R4.1): PENDING (sent, awaiting a reply until \
+        `expires_at`) by default, or the entries of any one `state` (FRESH, SENDING, RETRY, \
+        PENDING, ...). Each shows the full phone, contact name, outcome (`sent`, `queued`, \
+        `waiting`, ...), disposition, reason, error, reply, attempts and sent/delivered/read/reply \
+        times. Entries come in shard order, then phone order (not by time). A page may hold fewer \
+        than `limit` entries and still carry a `next_cursor` (the walk reads a bounded number of \
+        entries per request): follow it until it is null.",
+    params(("id" = String, Path, description = "Campaign id"), ViewParams),
+    responses(
+        (status = 200, description = "A page of entries", body = HopperEntryPage,
+            example = json!(pending_example())),
+        (status = 400, description = "Unknown `state`, `limit` outside 1..=500, or a `cursor` this view did not return; `field` names it", body = ErrorBody,
+            example = json!({"error": "bad_request", "message": "state: unknown state 'DONE': use FRESH, SENDING, RETRY, PENDING, CLOSED, FAILED, BLOCK_LIST or SKIPPED", "field": "state"})),
+        (status = 403, description = "Campaigns are disabled for the tenant", body = ErrorBody,
+            example = json!(ex::forbidden())),
+        (status = 404, description = "No such campaign (or it is being deleted)", body = ErrorBody,
+            example = json!(ex::not_found())),
+    )
+)]
+async fn pending(
+    State(a): S,
+    t: TenantId,
+    Path(id): Path<String>,
+    q: Result<Query<ViewParams>, QueryRejection>,
+) -> R {
+    view(&a, &t.0, &id, HopperView::Pending, params(q)?).await
+}
+
+#[utoipa::path(
+    get, path = "/campaigns/{id}/hopper/history", tag = "campaigns",
+    description = "Hopper entries whose outcome is settled (R4.1): CLOSED (replied, no response, \
+        replied late), FAILED, BLOCK_LIST, SKIPPED and RETRY (not sent, may be retried), or the \
+        one of them `state` names. Each shows the full phone, contact name, outcome, disposition \
+        (`replied:<button>`, `no_response`, `undeliverable`, `not_sent`, ...), reason, error, \
+        reply, attempts and times. Entries come in shard order, then phone order (not by time). A \
+        page may hold fewer than `limit` entries and still carry a `next_cursor`: follow it until \
+        it is null.",
+    params(("id" = String, Path, description = "Campaign id"), ViewParams),
+    responses(
+        (status = 200, description = "A page of entries", body = HopperEntryPage,
+            example = json!(history_example())),
+        (status = 400, description = "A `state` outside the history, `limit` outside 1..=500, or a bad `cursor`; `field` names it", body = ErrorBody,
+            example = json!({"error": "bad_request", "message": "limit: must be a whole number from 1 to 500", "field": "limit"})),
+        (status = 403, description = "Campaigns are disabled for the tenant", body = ErrorBody,
+            example = json!(ex::forbidden())),
+        (status = 404, description = "No such campaign (or it is being deleted)", body = ErrorBody,
+            example = json!(ex::not_found())),
+    )
+)]
+async fn history(
+    State(a): S,
+    t: TenantId,
+    Path(id): Path<String>,
+    q: Result<Query<ViewParams>, QueryRejection>,
+) -> R {
+    view(&a, &t.0, &id, HopperView::History, params(q)?).await
+}
+
+/// The OpenAPI description of the hopper views; `openapi::document` merges it.
+#[derive(OpenApi)]
+#[openapi(
+    paths(pending, history),
+    components(schemas(HopperEntryPage, EntryView, Outcome, ReplyView, EntryState))
+)]
+pub struct HopperViewsApi;
