@@ -1309,3 +1309,80 @@ async fn r4_8_default_rate_is_20_per_second() {
     assert_eq!(distinct.len(), 1300);
     assert_counters_match(&h, &id).await;
 }
+
+// ---- R4.8: the account's pacing state on both backends ----------------------------------
+
+async fn account_pace_and_tier_usage_round_trip(table: Arc<dyn Table>) {
+    use shared::domain::pacing::{hour_start, tier_remaining, AccountPace};
+    let t = &*table;
+    let now = Utc.with_ymd_and_hms(2026, 11, 21, 9, 30, 0).unwrap();
+    // AIMD state: stored versioned; a stale copy loses.
+    let mut pace = repo::pacing::get_account_pace(t, TENANT, "acc_1")
+        .await
+        .unwrap();
+    assert_eq!(pace, AccountPace::default());
+    assert_eq!(pace.adjust(80.0, None, now), 80.0);
+    pace.planned_until = Some(now + Duration::seconds(60));
+    let mut stale = pace.clone();
+    repo::pacing::save_account_pace(t, TENANT, "acc_1", &mut pace)
+        .await
+        .unwrap();
+    assert!(
+        repo::pacing::save_account_pace(t, TENANT, "acc_1", &mut stale)
+            .await
+            .is_err()
+    );
+    let back = repo::pacing::get_account_pace(t, TENANT, "acc_1")
+        .await
+        .unwrap();
+    assert_eq!(
+        (back.rate, back.planned_until),
+        (Some(80.0), pace.planned_until)
+    );
+    // A throttle noted by the sender halves the next tick's rate.
+    assert_eq!(
+        repo::pacing::last_throttle(t, TENANT, "acc_1")
+            .await
+            .unwrap(),
+        None
+    );
+    let throttled = now + Duration::seconds(5);
+    repo::pacing::note_throttle(t, TENANT, "acc_1", throttled)
+        .await
+        .unwrap();
+    let seen = repo::pacing::last_throttle(t, TENANT, "acc_1")
+        .await
+        .unwrap();
+    assert_eq!(seen, Some(throttled));
+    let mut pace = back;
+    assert_eq!(pace.adjust(80.0, seen, now + Duration::seconds(60)), 40.0);
+    // Tier usage by the hour: only the rolling 24 hours count.
+    for (hours_ago, n) in [(30, 500), (23, 200), (0, 100)] {
+        let hour = hour_start(now) - Duration::hours(hours_ago);
+        repo::pacing::add_tier_usage(t, TENANT, "acc_1", hour, n)
+            .await
+            .unwrap();
+    }
+    repo::pacing::add_tier_usage(t, TENANT, "acc_1", hour_start(now), 50)
+        .await
+        .unwrap();
+    let since = hour_start(now) - Duration::hours(24);
+    let hours = repo::pacing::tier_hours(t, TENANT, "acc_1", since)
+        .await
+        .unwrap();
+    assert_eq!(hours.len(), 2, "{hours:?}");
+    assert_eq!(tier_remaining(1000, &hours, now), 650);
+    // Another account's usage is its own.
+    let other = repo::pacing::tier_hours(t, TENANT, "acc_2", since)
+        .await
+        .unwrap();
+    assert!(other.is_empty());
+}
+
+common::on_both_backends! {
+    memory: Arc::new(MemoryTable::default()),
+    dynamo: Arc::new(common::dynamo_table("r4 account pace", "r4pace").await);
+    account_pace_and_tier_usage_round_trip:
+        r4_8_account_pace_and_tier_usage_round_trip,
+        r4_8_account_pace_and_tier_usage_round_trip_on_dynamodb;
+}
