@@ -2,9 +2,10 @@
 //! answer Lambda expects. The Lambda binaries, the local runner and the tests all call
 //! these, so the same code runs everywhere.
 
-use crate::adapters::sqs_event;
+use crate::adapters::{inbound_queue, sqs_event};
 use crate::app::admin::LauncherEvent;
 use crate::app::dispatch::Dispatcher;
+use crate::app::inbox::Inbox;
 use crate::app::send::SendService;
 use crate::app::sweep::{SweepReport, SweepService};
 use crate::app::AppError;
@@ -42,6 +43,12 @@ pub async fn launcher(d: &Dispatcher, event: Value) -> Result<Value, HandlerErro
 pub async fn sender(s: &SendService, event: SqsEvent) -> SqsBatchResponse {
     let failed = s.send_batch(sqs_event::jobs(&event)).await;
     sqs_event::batch_response(failed)
+}
+
+/// Inbound worker: an SQS batch of verified webhooks queued by the webhook function;
+/// the records to deliver again (storage failures) go back as `batchItemFailures`.
+pub async fn inbound(inbox: &Inbox, event: SqsEvent) -> SqsBatchResponse {
+    sqs_event::batch_response(inbound_queue::apply_batch(inbox, &event).await)
 }
 
 /// Sweeper: any event (the recurring schedule sends `{"action":"sweep"}`).

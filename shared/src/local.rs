@@ -1,8 +1,8 @@
 //! Every function in one process: the local runner and the end-to-end tests play the
-//! parts AWS plays in production (the event source mapping that feeds the sender, the
-//! schedules that fire the launcher and the sweeper).
+//! parts AWS plays in production (the event source mappings that feed the sender and the
+//! inbound worker, the schedules that fire the launcher and the sweeper).
 
-use crate::adapters::memory::MemoryScheduler;
+use crate::adapters::memory::{MemoryQueue, MemoryScheduler};
 use crate::adapters::sqs_event;
 use crate::app::admin::Admin;
 use crate::app::dispatch::Dispatcher;
@@ -31,6 +31,9 @@ pub struct System {
     pub dispatcher: Arc<Dispatcher>,
     pub sender: Arc<SendService>,
     pub inbox: Arc<Inbox>,
+    /// Verified webhooks waiting for the inbound worker: in memory unless
+    /// [`System::with_inbound_queue`] says otherwise.
+    pub inbound_queue: Arc<dyn Queue>,
     pub sweeper: Arc<SweepService>,
     last_tick: Mutex<Option<Time>>,
 }
@@ -69,33 +72,34 @@ impl System {
                 bus: p.bus.clone(),
                 clock: p.clock.clone(),
             }),
+            inbound_queue: Arc::new(MemoryQueue::new(p.clock.clone())),
             ports,
             last_tick: Mutex::new(None),
         }
+    }
+
+    /// Puts verified webhooks on `queue` instead of the in-memory one (an SQS queue).
+    pub fn with_inbound_queue(mut self, queue: Arc<dyn Queue>) -> Self {
+        self.inbound_queue = queue;
+        self
     }
 
     /// Feeds queued messages to the sender in batches of ten, as the event source mapping
     /// does, deleting the ones the sender did not report as failed. Returns how many
     /// messages were handed over.
     pub async fn drain_queue(&self) -> anyhow::Result<usize> {
-        let mut handed = 0;
-        loop {
-            let received = self.ports.queue.receive(10).await?;
-            if received.is_empty() {
-                return Ok(handed);
-            }
-            handed += received.len();
-            let resp = handlers::sender(&self.sender, sqs_event::event_from(&received)).await;
-            for r in &received {
-                if !resp
-                    .batch_item_failures
-                    .iter()
-                    .any(|f| f.item_identifier == r.id)
-                {
-                    self.ports.queue.delete(&r.receipt).await?;
-                }
-            }
-        }
+        drain(&*self.ports.queue, |ev| handlers::sender(&self.sender, ev)).await
+    }
+
+    /// Feeds the inbound queue to the inbound worker the same way: the webhooks the
+    /// webhook router queued are parsed and applied. Returns how many were handed over
+    /// (a record the worker reported as failed stays queued, hidden for the visibility
+    /// timeout).
+    pub async fn drain_inbound(&self) -> anyhow::Result<usize> {
+        drain(&*self.inbound_queue, |ev| {
+            handlers::inbound(&self.inbox, ev)
+        })
+        .await
     }
 
     /// Runs the launcher's tick when `tick_seconds` passed since the last one.
@@ -124,5 +128,33 @@ impl System {
             handlers::launcher(&self.dispatcher, event).await?;
         }
         Ok(due.len())
+    }
+}
+
+/// Receives from `queue` ten at a time until nothing is visible, hands each batch to
+/// `handler` as Lambda's event source mapping would, and deletes the records it did not
+/// report as failed.
+async fn drain<F, Fut>(queue: &dyn Queue, handler: F) -> anyhow::Result<usize>
+where
+    F: Fn(aws_lambda_events::sqs::SqsEvent) -> Fut,
+    Fut: std::future::Future<Output = aws_lambda_events::sqs::SqsBatchResponse>,
+{
+    let mut handed = 0;
+    loop {
+        let received = queue.receive(10).await?;
+        if received.is_empty() {
+            return Ok(handed);
+        }
+        handed += received.len();
+        let resp = handler(sqs_event::event_from(&received)).await;
+        for r in &received {
+            if !resp
+                .batch_item_failures
+                .iter()
+                .any(|f| f.item_identifier == r.id)
+            {
+                queue.delete(&r.receipt).await?;
+            }
+        }
     }
 }

@@ -6,7 +6,9 @@ mod common;
 use chrono::TimeZone;
 use shared::adapters::aws::{setup, EventBridgeBus, EventBridgeScheduler, SqsQueue};
 use shared::domain::campaign::CampaignStatus;
-use shared::domain::events::{CampaignStateChanged, DomainEvent, ReplyReceived};
+use shared::domain::events::{
+    AnswerKind, CampaignStateChanged, DomainEvent, InteractionState, ReplyReceived,
+};
 use shared::ports::*;
 use std::collections::BTreeSet;
 
@@ -216,8 +218,15 @@ fn events(n: usize) -> Vec<DomainEvent> {
                     tenant: "t1".into(),
                     campaign_id: format!("c{i}"),
                     phone: "+4915112345678".into(),
+                    sender_id: "106540352242922".into(),
+                    message_id: format!("wamid.{i}"),
                     text: None,
                     button: Some("STOP".into()),
+                    answer: AnswerKind::Option,
+                    interaction: InteractionState::Closed,
+                    reply_route: None,
+                    conversation: String::new(),
+                    window_until: None,
                     at,
                 })
             }

@@ -11,7 +11,7 @@ use shared::domain::campaign::{Campaign, NewCampaign, TemplateRef};
 use shared::domain::hopper::HopperEntry;
 use shared::domain::phone::PhoneNumber;
 use shared::domain::template::ContactData;
-use shared::http::webhook::{kaleyra_router, KaleyraHookState};
+use shared::http::webhook::{kaleyra_router, KaleyraHookState, WebhookSink};
 use shared::repo;
 use std::sync::Arc;
 use tower::ServiceExt;
@@ -51,7 +51,7 @@ async fn r7_3_kaleyra_callback_route_applies_statuses_and_rejects_a_wrong_token(
     repo::save_entry(&*table, &mut entry).await.unwrap();
 
     let app = kaleyra_router(Arc::new(KaleyraHookState {
-        inbox,
+        sink: WebhookSink::Inline(inbox),
         token: "callback-token".into(),
     }));
     let body = json!({"status": "DELIVERED", "message_id": "wamid.K1",

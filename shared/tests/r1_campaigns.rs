@@ -1618,7 +1618,9 @@ async fn r1_8_tenant_settings_round_trip() {
     let t = h.ok("acme", Method::GET, "/tenant", None).await;
     assert_eq!(
         t,
-        json!({"id": "acme", "campaigns_enabled": true, "timezone": "UTC", "updated_at": null, "version": 0})
+        json!({"id": "acme", "campaigns_enabled": true, "timezone": "UTC",
+            "opt_out_keywords": ["STOP", "STOPALL", "UNSUBSCRIBE", "STOP PROMOTIONS"],
+            "updated_at": null, "version": 0})
     );
     let t = h
         .ok(

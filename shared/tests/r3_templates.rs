@@ -18,7 +18,7 @@ use shared::domain::inbound::Inbound;
 use shared::domain::phone::PhoneNumber;
 use shared::domain::stats;
 use shared::domain::template::{ContactData, Quality, Template, TemplateStatus};
-use shared::http::webhook::{self, WebhookState};
+use shared::http::webhook::{self, WebhookSink, WebhookState};
 use shared::local::System;
 use shared::ports::{MessagingProvider, Table};
 use shared::providers::meta::{parse_webhook, signature_header};
@@ -71,7 +71,7 @@ async fn env_with(table: Arc<dyn Table>, provider: Option<Arc<dyn MessagingProvi
             .merge(shared::http::templates::sync_router(sync)),
     );
     let hook = webhook::router(Arc::new(WebhookState {
-        inbox: sys.inbox.clone(),
+        sink: WebhookSink::Inline(sys.inbox.clone()),
         app_secret: SECRET.into(),
         verify_token: "verify".into(),
     }));

@@ -23,7 +23,7 @@ use shared::domain::inbound::EntryRef;
 use shared::domain::phone::PhoneNumber;
 use shared::domain::stats;
 use shared::domain::template::ContactData;
-use shared::http::webhook::{self, WebhookState};
+use shared::http::webhook::{self, WebhookSink, WebhookState};
 use shared::local::System;
 use shared::ports::{Clock, Table};
 use shared::repo;
@@ -90,7 +90,7 @@ async fn harness(table: Arc<dyn Table>, at: Time, opts: Opts) -> H {
     );
     if opts.webhooks {
         let hook = webhook::router(Arc::new(WebhookState {
-            inbox: sys.inbox.clone(),
+            sink: WebhookSink::Inline(sys.inbox.clone()),
             app_secret: sim.config().app_secret.clone(),
             verify_token: "verify".into(),
         }));

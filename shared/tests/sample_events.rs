@@ -79,6 +79,7 @@ fn every_sample_event_is_covered() {
         "api-list-campaigns.json",
         "importer-continue.json",
         "importer-s3-put.json",
+        "inbound-sqs.json",
         "launcher-launch.json",
         "launcher-tick.json",
         "sender-sqs-batch.json",
@@ -215,6 +216,56 @@ fn sender_batch_is_an_sqs_event_with_one_malformed_record() {
     let bad = event.records[2].body.as_deref().unwrap();
     assert_eq!(bad, "not json");
     assert!(serde_json::from_str::<serde_json::Value>(bad).is_err());
+}
+
+#[tokio::test]
+async fn inbound_batch_is_an_sqs_event_of_queued_webhooks_with_one_malformed_record() {
+    use shared::adapters::inbound_queue::{QueuedWebhook, WebhookProvider};
+    use shared::domain::inbound::Inbound;
+    let event: SqsEvent = serde_json::from_str(&read("inbound-sqs.json")).expect("SqsEvent");
+    assert_eq!(event.records.len(), 4);
+    let body = |i: usize| event.records[i].body.as_deref().unwrap();
+    let queued: Vec<QueuedWebhook> = (0..3)
+        .map(|i| QueuedWebhook::decode(body(i)).expect("a queued webhook"))
+        .collect();
+    // The Meta records carry the signed sample bodies verbatim.
+    for (w, file) in queued[..2]
+        .iter()
+        .zip(["webhook-status.json", "webhook-reply.json"])
+    {
+        assert_eq!(w.header.provider, WebhookProvider::Meta);
+        assert_eq!(Some(w.body.as_str()), http(file).body.as_deref(), "{file}");
+    }
+    assert!(
+        matches!(&queued[0].events().unwrap()[..], [Inbound::Status(s)] if s.message_id == "wamid.TEST1")
+    );
+    assert!(
+        matches!(&queued[1].events().unwrap()[..], [Inbound::Message(m)] if m.button.as_deref() == Some("YES"))
+    );
+    let kaleyra = &queued[2];
+    assert_eq!(
+        (kaleyra.header.provider, kaleyra.header.sid.as_deref()),
+        (WebhookProvider::Kaleyra, Some("HXIN123"))
+    );
+    match &kaleyra.events().unwrap()[..] {
+        [Inbound::Status(s)] => assert_eq!(
+            s.entry.as_ref().map(|e| e.encode()).as_deref(),
+            Some("ce1|demo|cmp_demo|3|919876543210")
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(body(3), "not a queued webhook");
+    assert!(QueuedWebhook::decode(body(3)).is_err());
+    // The worker acknowledges all four: the entries are unknown here (nothing to do) and
+    // the malformed record cannot get better by being delivered again.
+    let now = chrono::Utc::now();
+    let inbox = shared::app::inbox::Inbox {
+        table: std::sync::Arc::new(shared::adapters::memory::MemoryTable::new()),
+        bus: std::sync::Arc::new(shared::adapters::memory::MemoryBus::default()),
+        clock: std::sync::Arc::new(shared::adapters::memory::ManualClock::frozen(now)),
+    };
+    let resp = shared::handlers::inbound(&inbox, event).await;
+    assert!(resp.batch_item_failures.is_empty(), "{resp:?}");
 }
 
 #[test]

@@ -17,7 +17,7 @@ use shared::app::admin::launch_schedule_name;
 use shared::domain::events::DomainEvent;
 use shared::domain::stats;
 use shared::handlers;
-use shared::http::webhook::{self, WebhookState};
+use shared::http::webhook::{self, WebhookSink, WebhookState};
 use shared::local::{Ports, System};
 use shared::ports::Clock;
 use shared::providers::meta::{self, MetaProvider};
@@ -105,7 +105,7 @@ async fn harness(
         60,
     );
     let hook = webhook::router(Arc::new(WebhookState {
-        inbox: sys.inbox.clone(),
+        sink: WebhookSink::Queue(sys.inbound_queue.clone()),
         app_secret: SECRET.into(),
         verify_token: "test-verify-token".into(),
     }));
@@ -206,7 +206,9 @@ async fn story(h: Harness) {
             "name": "Spring offer", "account_id": account_id,
             "template": {"name": "spring_offer", "language": "en"},
             "variables": [{"source": "contact_name"}, {"source": "field", "name": "code"}],
-            "rate": 50, "response_timeout_days": 1, "start_at": start
+            "rate": 50, "response_timeout_days": 1, "start_at": start,
+            // A tapped "Yes" closes the interaction at once (R5.2; off by default).
+            "close_on_quick_reply": true
         })),
     )
     .await;
@@ -327,12 +329,13 @@ async fn story(h: Harness) {
     assert!(again.is_empty());
     assert_eq!(h.sim.sent().len(), 10);
 
-    // Statuses and replies come back as signed webhooks.
+    // Statuses and replies come back as signed webhooks, queued for the inbound worker.
     h.sim.idle().await;
     assert!(
         h.sim.webhooks().iter().all(|w| w.accepted()),
         "every webhook accepted"
     );
+    assert_eq!(h.sys.drain_inbound().await.unwrap(), 30);
     // Three customers tap "Yes" (R8.5: the simulator posts a reply for any number).
     let repliers = 3;
     for p in &phones()[..3] {
@@ -343,6 +346,7 @@ async fn story(h: Harness) {
             .unwrap();
         assert!(posted.accepted(), "{posted:?}");
     }
+    assert_eq!(h.sys.drain_inbound().await.unwrap(), 3);
     let (_, st) = call(api, Method::GET, &format!("/campaigns/{id}/stats"), None).await;
     assert_eq!(
         (
@@ -377,6 +381,7 @@ async fn story(h: Harness) {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 401);
+    assert_eq!(h.sys.drain_inbound().await.unwrap(), 0, "nothing queued");
     let (_, st2) = call(api, Method::GET, &format!("/campaigns/{id}/stats"), None).await;
     assert_eq!(st, st2);
 

@@ -4,9 +4,13 @@ use shared::adapters::aws::{self, scheduler::EventBridgeScheduler};
 use shared::adapters::memory::SystemClock;
 use shared::adapters::secrets::SecretResolver;
 use shared::app::admin::Admin;
+use shared::app::conversations::Conversations;
 use shared::app::templates::TemplateSync;
 use shared::config;
+use shared::providers::kaleyra::KaleyraProvider;
+use shared::providers::meta::MetaProvider;
 use shared::providers::meta_templates::MetaTemplates;
+use shared::providers::ByAccountProvider;
 use std::sync::Arc;
 
 mod tenant;
@@ -41,15 +45,30 @@ async fn main() -> Result<(), lambda_http::Error> {
             Arc::new(SecretResolver::new()),
         )),
     });
+    // The recontact template (R5.5) goes out through the account's provider.
+    let (graph_url, graph_version) = config::meta_graph();
+    let secrets = Arc::new(SecretResolver::new());
+    let conversations = Arc::new(Conversations {
+        table: admin.table.clone(),
+        provider: Arc::new(ByAccountProvider {
+            meta: Arc::new(MetaProvider::new(graph_url, graph_version, secrets.clone())),
+            kaleyra: Arc::new(KaleyraProvider::new(
+                config::optional("KALEYRA_API_URL", "https://api.kaleyra.io"),
+                secrets,
+            )),
+        }),
+        clock: admin.clock.clone(),
+    });
     let claim = config::optional("TENANT_CLAIM", "tenant_id");
     let api = shared::http::audience::with_object_store(
         shared::http::api::router(admin),
         aws::s3::objects_from_env(&sdk)?,
     );
-    let app =
-        api.merge(shared::http::templates::sync_router(sync))
-            .layer(axum::middleware::from_fn(move |req, next| {
-                tenant::from_authorizer(claim.clone(), req, next)
-            }));
+    let app = api
+        .merge(shared::http::templates::sync_router(sync))
+        .merge(shared::http::conversations::recontact_router(conversations))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            tenant::from_authorizer(claim.clone(), req, next)
+        }));
     lambda_http::run(app).await
 }

@@ -1,5 +1,6 @@
 //! The local server (API, webhook, control routes) and the loop that plays AWS's part:
-//! firing schedules, ticking the launcher and sweeper, feeding the queue to the sender.
+//! firing schedules, ticking the launcher and sweeper, feeding the send queue to the
+//! sender and the inbound queue (verified webhooks) to the inbound worker.
 
 use crate::wiring::{Local, APP_SECRET, KALEYRA_TOKEN, VERIFY_TOKEN};
 use axum::extract::State;
@@ -8,19 +9,20 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::http::error::{ApiError, JsonBody};
-use shared::http::webhook::{KaleyraHookState, WebhookState};
+use shared::http::webhook::{KaleyraHookState, WebhookSink, WebhookState};
 use shared::ports::Clock;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub fn router(local: Arc<Local>) -> Router {
+    let sink = WebhookSink::Queue(local.system.inbound_queue.clone());
     let webhook = shared::http::webhook::router(Arc::new(WebhookState {
-        inbox: local.system.inbox.clone(),
+        sink: sink.clone(),
         app_secret: APP_SECRET.into(),
         verify_token: VERIFY_TOKEN.into(),
     }));
     let kaleyra = shared::http::webhook::kaleyra_router(Arc::new(KaleyraHookState {
-        inbox: local.system.inbox.clone(),
+        sink,
         token: KALEYRA_TOKEN.into(),
     }));
     let control = Router::new()
@@ -40,6 +42,15 @@ pub fn router(local: Arc<Local>) -> Router {
     let api = api.merge(shared::http::templates::sync_router(
         local.template_sync.clone(),
     ));
+    // The recontact template (R5.5) goes out through the system's provider.
+    let ports = &local.system.ports;
+    let api = api.merge(shared::http::conversations::recontact_router(Arc::new(
+        shared::app::conversations::Conversations {
+            table: ports.table.clone(),
+            provider: ports.provider.clone(),
+            clock: ports.clock.clone(),
+        },
+    )));
     api.layer(axum::middleware::from_fn(shared::http::tenant_from_header))
         .merge(uploads)
         .merge(webhook)
@@ -114,6 +125,8 @@ async fn advance(
 /// One round of what AWS would do on its own.
 pub async fn step(l: &Local) {
     let res: anyhow::Result<()> = async {
+        // Webhooks that arrived so far are applied before the sweeper looks at timeouts.
+        l.system.drain_inbound().await?;
         if let Some(s) = &l.scheduler {
             l.system.fire_due_schedules(s).await?;
         }

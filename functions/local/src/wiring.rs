@@ -77,13 +77,16 @@ pub async fn build(base_url: &str) -> anyhow::Result<Local> {
     // starts a launched campaign within seconds. The pacing is the same either way.
     let tick_seconds = config::number("TICK_SECONDS", 5)?;
     let clock_dyn: Arc<dyn Clock> = clock.clone();
-    let (ports, scheduler, backend) = if std::env::var("AWS_ENDPOINT_URL").is_ok() {
+    let (ports, scheduler, backend, inbound) = if std::env::var("AWS_ENDPOINT_URL").is_ok() {
         let sdk = aws::sdk_config().await;
         let name = config::optional("TABLE_NAME", "campaigns-local");
         let ddb = aws_sdk_dynamodb::Client::new(&sdk);
         aws::setup::ensure_table(&ddb, &name).await?;
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let queue_url = aws::setup::ensure_queue(&sqs, &format!("{name}-send")).await?;
+        let inbound_url = aws::setup::ensure_queue(&sqs, &format!("{name}-inbound")).await?;
+        let inbound: Arc<dyn shared::ports::Queue> =
+            Arc::new(SqsQueue::new(sqs.clone(), inbound_url));
         let eb = aws_sdk_eventbridge::Client::new(&sdk);
         aws::setup::ensure_bus(&eb, &name).await?;
         let sch = aws_sdk_scheduler::Client::new(&sdk);
@@ -108,7 +111,12 @@ pub async fn build(base_url: &str) -> anyhow::Result<Local> {
             provider,
             clock: clock_dyn,
         };
-        (ports, None, "AWS adapters at AWS_ENDPOINT_URL")
+        (
+            ports,
+            None,
+            "AWS adapters at AWS_ENDPOINT_URL",
+            Some(inbound),
+        )
     } else {
         let scheduler = Arc::new(MemoryScheduler::default());
         let ports = Ports {
@@ -119,7 +127,7 @@ pub async fn build(base_url: &str) -> anyhow::Result<Local> {
             provider,
             clock: clock_dyn,
         };
-        (ports, Some(scheduler), "in-memory adapters")
+        (ports, Some(scheduler), "in-memory adapters", None)
     };
     let objects = Arc::new(MemoryObjects::new(base_url));
     let imports = Arc::new(ImportService {
@@ -142,7 +150,10 @@ pub async fn build(base_url: &str) -> anyhow::Result<Local> {
         template_sync,
         objects,
         imports,
-        system: System::new(ports, tick_seconds),
+        system: match inbound {
+            Some(q) => System::new(ports, tick_seconds).with_inbound_queue(q),
+            None => System::new(ports, tick_seconds),
+        },
         clock,
         simulator,
         scheduler,

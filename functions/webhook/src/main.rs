@@ -1,11 +1,11 @@
-//! Provider webhooks behind API Gateway: Meta's verification handshake and signed events.
+//! Provider webhooks behind API Gateway: Meta's verification handshake and signed events,
+//! Kaleyra's callbacks. Verified bodies go to the inbound queue (the `inbound` function
+//! applies them), so the answer goes out after one SQS write.
 
-use shared::adapters::aws;
-use shared::adapters::memory::SystemClock;
+use shared::adapters::aws::{self, sqs::SqsQueue};
 use shared::adapters::secrets::SecretResolver;
-use shared::app::inbox::Inbox;
 use shared::config;
-use shared::http::webhook::{KaleyraHookState, WebhookState};
+use shared::http::webhook::{KaleyraHookState, WebhookSink, WebhookState};
 use shared::ports::Secrets;
 use std::sync::Arc;
 
@@ -26,11 +26,10 @@ async fn main() -> Result<(), lambda_http::Error> {
             "reference to the webhook verify token",
         )?)
         .await?;
-    let inbox = Arc::new(Inbox {
-        table: aws::table_from_env(&sdk)?,
-        bus: aws::bus_from_env(&sdk)?,
-        clock: Arc::new(SystemClock),
-    });
+    let sink = WebhookSink::Queue(Arc::new(SqsQueue::new(
+        aws_sdk_sqs::Client::new(&sdk),
+        config::required("INBOUND_QUEUE_URL", "the inbound webhook queue")?,
+    )));
     // Kaleyra callbacks are served when their shared token is configured.
     let kaleyra = match std::env::var("KALEYRA_CALLBACK_TOKEN_REF") {
         // A missing Kaleyra secret must not take the Meta webhook down with it.
@@ -44,13 +43,13 @@ async fn main() -> Result<(), lambda_http::Error> {
         _ => None,
     };
     let mut app = shared::http::webhook::router(Arc::new(WebhookState {
-        inbox: inbox.clone(),
+        sink: sink.clone(),
         app_secret,
         verify_token,
     }));
     if let Some(token) = kaleyra {
         app = app.merge(shared::http::webhook::kaleyra_router(Arc::new(
-            KaleyraHookState { inbox, token },
+            KaleyraHookState { sink, token },
         )));
     }
     lambda_http::run(app).await

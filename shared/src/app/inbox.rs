@@ -1,14 +1,40 @@
-//! The webhook's use case: apply delivery statuses and customer replies to hopper
-//! entries, idempotently and never backwards (R6.1, R5.2), and the provider's template
-//! status and quality changes to the stored templates (R3.2).
+//! The webhook's use case: apply delivery statuses and customer messages to hopper
+//! entries, idempotently and never backwards (R6.1, R5.1-R5.7), and the provider's
+//! template status and quality changes to the stored templates (R3.2).
+//!
+//! A customer message, in order:
+//! 1. It finds the contact's campaign interaction on the business number that received it
+//!    (the message's context id must be that interaction's message, when it names one;
+//!    else the phone alone finds it) and the contact's 24-hour window item. A message
+//!    already on the conversation is a webhook delivered again: nothing more happens.
+//! 2. It opens or extends the contact's 24-hour customer-service window (R5.2).
+//! 3. An opt-out keyword of the tenant (R5.7) puts the contact on the opt-out list,
+//!    closes a waiting entry as `opted_out` (not counted as a reply) and publishes
+//!    `ContactOptedOut`; nothing else.
+//! 4. Otherwise the entry applies it ([`HopperEntry::apply_answer`]): an in-time answer is
+//!    recorded and publishes `ReplyReceived` (and `AgentConversationRequested` when the
+//!    contact's first answer matches no option, R5.3); a late one closes the entry as expired (R5.4); a message
+//!    the campaign no longer waits for, or with no campaign at all, publishes
+//!    `InboundConversation`. A closed entry (or late reply) marks the interaction closed.
+//! 5. The message is added to the campaign's conversation (R5.6).
 
 use super::{publish, AppResult, CONFLICT_RETRIES};
-use crate::domain::events::{DomainEvent, ReplyReceived};
+use crate::domain::campaign::Campaign;
+use crate::domain::conversation::{Answer, ConversationMessage, MessageKind, ServiceWindow};
+use crate::domain::eligibility::Interaction;
+use crate::domain::events::{
+    AgentConversationRequested, ContactOptedOut, DomainEvent, InboundConversation, InboundReason,
+    InteractionState, ReplyReceived,
+};
 use crate::domain::hopper::{HopperEntry, Reply, ReplyOutcome};
 use crate::domain::inbound::{EntryRef, Inbound, InboundMessage, StatusUpdate};
 use crate::domain::stats::{self, Delta};
+use crate::domain::tenant::Tenant;
+use crate::domain::Time;
 use crate::ports::{Clock, EventBus, PortError, Table};
 use crate::repo;
+use crate::repo::conversations as conv;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 pub struct Inbox {
@@ -23,15 +49,49 @@ pub struct InboxReport {
     pub ignored: usize,
 }
 
+/// What one batch of webhook events reads once: campaigns and tenant settings.
+#[derive(Default)]
+struct BatchCache {
+    campaigns: HashMap<(String, String), Option<Campaign>>,
+    tenants: HashMap<String, Tenant>,
+}
+
+impl BatchCache {
+    async fn campaign(&mut self, t: &dyn Table, r: &EntryRef) -> AppResult<Option<Campaign>> {
+        let key = (r.tenant.clone(), r.campaign_id.clone());
+        if let Some(c) = self.campaigns.get(&key) {
+            return Ok(c.clone());
+        }
+        let c = repo::get_campaign(t, &r.tenant, &r.campaign_id).await?;
+        self.campaigns.insert(key, c.clone());
+        Ok(c)
+    }
+
+    async fn tenant(&mut self, t: &dyn Table, tenant: &str) -> AppResult<Tenant> {
+        if let Some(s) = self.tenants.get(tenant) {
+            return Ok(s.clone());
+        }
+        let s = repo::get_tenant(t, tenant).await?;
+        self.tenants.insert(tenant.to_owned(), s.clone());
+        Ok(s)
+    }
+}
+
+/// The API path of a contact's conversation view in a campaign (R5.6).
+pub fn conversation_path(campaign_id: &str, phone: &str) -> String {
+    format!("/campaigns/{campaign_id}/contacts/{phone}/conversation")
+}
+
 impl Inbox {
     /// Applies verified webhook events. An error means the provider should deliver the
     /// webhook again; everything here is idempotent, so a redelivery is harmless.
     pub async fn handle(&self, events: Vec<Inbound>) -> AppResult<InboxReport> {
         let mut report = InboxReport::default();
+        let mut cache = BatchCache::default();
         for ev in events {
             let applied = match ev {
                 Inbound::Status(s) => self.status(s).await?,
-                Inbound::Message(m) => self.message(m).await?,
+                Inbound::Message(m) => self.message(m, &mut cache).await?,
                 Inbound::TemplateStatus(u) => {
                     let now = self.clock.now();
                     super::templates::apply_template_update(&*self.table, &*self.bus, now, &u)
@@ -59,54 +119,253 @@ impl Inbox {
         Ok(changed.is_some())
     }
 
-    async fn message(&self, m: InboundMessage) -> AppResult<bool> {
-        let Some(interaction) = repo::get_interaction(&*self.table, &m.sender_id, &m.from).await?
-        else {
+    async fn message(&self, m: InboundMessage, cache: &mut BatchCache) -> AppResult<bool> {
+        let t = &*self.table;
+        let (interaction, window) = futures::try_join!(
+            repo::get_interaction(t, &m.sender_id, &m.from),
+            conv::get_window(t, &m.sender_id, &m.from),
+        )?;
+        if let Some(i) = &interaction {
+            if conv::has_message(t, &i.entry, &m.message_id, m.at).await? {
+                tracing::debug!(phone = %m.from.masked(), "message already applied; ignored");
+                return Ok(false);
+            }
+        }
+        let tenant = interaction
+            .as_ref()
+            .map(|i| i.entry.tenant.clone())
+            .or_else(|| window.as_ref().and_then(|w| w.tenant.clone()));
+        let window_until = self.open_window(&m, tenant.as_deref(), window).await?;
+
+        // R5.7: an opt-out keyword.
+        if let Some(tenant) = &tenant {
+            let settings = cache.tenant(t, tenant).await?;
+            if let Some(keyword) = settings.opt_out_keyword(m.text.as_deref(), m.button.as_deref())
+            {
+                self.opt_out(&m, tenant, &keyword, interaction.as_ref())
+                    .await?;
+                return Ok(true);
+            }
+        }
+
+        let Some(interaction) = interaction else {
             tracing::info!(phone = %m.from.masked(), "inbound message with no campaign interaction");
-            return Ok(false);
+            let ev = inbound_conversation(
+                &m,
+                tenant,
+                None,
+                InboundReason::NoCampaignInteraction,
+                window_until,
+            );
+            publish(&*self.bus, &[ev]).await;
+            return Ok(true);
         };
+        let r = interaction.entry.clone();
         if m.context_id
             .as_deref()
             .is_some_and(|c| c != interaction.message_id)
         {
-            tracing::info!(phone = %m.from.masked(), "reply to an older message; not counted for the campaign");
-            return Ok(false);
+            tracing::info!(phone = %m.from.masked(), "reply to another message; not counted for the campaign");
+            self.record(&r, &m, MessageKind::OtherMessage).await?;
+            let ev = inbound_conversation(
+                &m,
+                tenant,
+                Some(r.campaign_id.clone()),
+                InboundReason::OtherMessage,
+                window_until,
+            );
+            publish(&*self.bus, &[ev]).await;
+            return Ok(true);
         }
+
+        let campaign = cache.campaign(t, &r).await?;
+        let close_on_quick_reply = campaign.as_ref().is_some_and(|c| c.close_on_quick_reply);
+        let reply_route = campaign.as_ref().and_then(|c| c.reply_route.clone());
+        let answer = Answer::of(m.text.as_deref(), m.button.as_deref(), &interaction.options);
         let reply = Reply {
             message_id: m.message_id.clone(),
             text: m.text.clone(),
             button: m.button.clone(),
             at: m.at,
         };
-        let outcome = self
-            .change_entry(&interaction.entry, |e| match e.apply_reply(reply.clone()) {
-                ReplyOutcome::NotWaiting => None,
-                o => Some(o),
+        // Whether this is the contact's first answer: a first answer that matches no
+        // option opens an agent conversation (R5.3); later messages go to whoever took
+        // the conversation (they are published as replies).
+        let applied = self
+            .change_entry(&r, |e| {
+                let first = e.replied_at.is_none();
+                match e.apply_answer(reply.clone(), &answer, close_on_quick_reply) {
+                    ReplyOutcome::NotWaiting => None,
+                    o => Some((o, first)),
+                }
             })
             .await?;
-        if outcome.is_some() {
-            // Answered (in time or late): the contact is free for other campaigns (R4.6).
-            repo::close_interaction(
-                &*self.table,
-                &m.sender_id,
-                &m.from,
-                &interaction.message_id,
-                m.at,
-            )
-            .await?;
+        let outcome = applied.map(|(o, _)| o);
+        let first_answer = applied.is_some_and(|(_, first)| first);
+        if matches!(outcome, Some(ReplyOutcome::InTime | ReplyOutcome::Late)) {
+            // Answered, or too late: the contact is free for other campaigns (R4.6, R5.4).
+            self.close_interaction(&m, &interaction).await?;
         }
-        if outcome == Some(ReplyOutcome::InTime) {
-            let ev = DomainEvent::ReplyReceived(ReplyReceived {
-                tenant: interaction.entry.tenant.clone(),
-                campaign_id: interaction.entry.campaign_id.clone(),
+        let late = m.at > interaction.expires_at;
+        let (kind, events) = match outcome {
+            Some(o @ (ReplyOutcome::InTime | ReplyOutcome::KeptPending)) => {
+                let pending = o == ReplyOutcome::KeptPending;
+                let conversation = conversation_path(&r.campaign_id, r.phone.as_str());
+                let mut evs = vec![DomainEvent::ReplyReceived(ReplyReceived {
+                    tenant: r.tenant.clone(),
+                    campaign_id: r.campaign_id.clone(),
+                    phone: m.from.to_string(),
+                    sender_id: m.sender_id.clone(),
+                    message_id: m.message_id.clone(),
+                    text: m.text.clone(),
+                    button: answer.option().map(str::to_owned),
+                    answer: answer.kind(),
+                    interaction: if pending {
+                        InteractionState::Pending
+                    } else {
+                        InteractionState::Closed
+                    },
+                    reply_route: reply_route.clone(),
+                    conversation: conversation.clone(),
+                    window_until,
+                    at: m.at,
+                })];
+                if answer == Answer::NoMatch && first_answer {
+                    evs.push(DomainEvent::AgentConversationRequested(
+                        AgentConversationRequested {
+                            tenant: r.tenant.clone(),
+                            campaign_id: r.campaign_id.clone(),
+                            phone: m.from.to_string(),
+                            sender_id: m.sender_id.clone(),
+                            message_id: m.message_id.clone(),
+                            text: m.text.clone(),
+                            options: interaction.options.clone(),
+                            reason: "the reply matches none of the quick-reply options".into(),
+                            reply_route,
+                            conversation,
+                            window_until,
+                            at: m.at,
+                        },
+                    ));
+                }
+                if answer == Answer::NoMatch {
+                    (MessageKind::NoMatch, evs)
+                } else {
+                    (MessageKind::Reply, evs)
+                }
+            }
+            Some(_) => {
+                let ev = inbound_conversation(
+                    &m,
+                    tenant,
+                    Some(r.campaign_id.clone()),
+                    InboundReason::LateReply,
+                    window_until,
+                );
+                (MessageKind::Late, vec![ev])
+            }
+            None => {
+                // The entry no longer waits (answered and closed, timed out, or gone).
+                let (kind, reason) = if late {
+                    (MessageKind::Late, InboundReason::LateReply)
+                } else {
+                    (MessageKind::AfterClose, InboundReason::InteractionClosed)
+                };
+                let ev = inbound_conversation(
+                    &m,
+                    tenant,
+                    Some(r.campaign_id.clone()),
+                    reason,
+                    window_until,
+                );
+                (kind, vec![ev])
+            }
+        };
+        self.record(&r, &m, kind).await?;
+        publish(&*self.bus, &events).await;
+        Ok(true)
+    }
+
+    /// R5.7: the contact sent one of the tenant's opt-out keywords.
+    async fn opt_out(
+        &self,
+        m: &InboundMessage,
+        tenant: &str,
+        keyword: &str,
+        interaction: Option<&Interaction>,
+    ) -> AppResult<()> {
+        let t = &*self.table;
+        let rec = crate::domain::blocklist::OptOut::by_keyword(m.from.clone(), keyword, m.at);
+        let added = repo::blocklists::put_opt_out_new(t, tenant, &rec).await?;
+        tracing::info!(phone = %m.from.masked(), added, "opt-out keyword received");
+        let mine = interaction.filter(|i| i.entry.tenant == tenant);
+        if let Some(i) = mine {
+            let closed = self
+                .change_entry(&i.entry, |e| e.apply_opt_out().then_some(()))
+                .await?;
+            if closed.is_some() {
+                self.close_interaction(m, i).await?;
+            }
+            self.record(&i.entry, m, MessageKind::OptOut).await?;
+        }
+        if added {
+            let ev = DomainEvent::ContactOptedOut(ContactOptedOut {
+                tenant: tenant.to_owned(),
                 phone: m.from.to_string(),
-                text: m.text,
-                button: m.button,
+                sender_id: m.sender_id.clone(),
+                message_id: m.message_id.clone(),
+                keyword: keyword.to_owned(),
+                campaign_id: mine.map(|i| i.entry.campaign_id.clone()),
                 at: m.at,
             });
             publish(&*self.bus, &[ev]).await;
         }
-        Ok(outcome.is_some())
+        Ok(())
+    }
+
+    /// Opens or extends the contact's 24-hour window with this business number (R5.2);
+    /// returns until when it is open.
+    async fn open_window(
+        &self,
+        m: &InboundMessage,
+        tenant: Option<&str>,
+        mut window: Option<ServiceWindow>,
+    ) -> AppResult<Option<Time>> {
+        let t = &*self.table;
+        for _ in 0..CONFLICT_RETRIES {
+            let mut w = window
+                .take()
+                .unwrap_or_else(|| ServiceWindow::new(&m.sender_id, m.from.clone()));
+            if !w.inbound(m.at, tenant) {
+                return Ok(w.until);
+            }
+            match conv::save_window(t, &mut w).await {
+                Ok(()) => return Ok(w.until),
+                Err(PortError::ConditionFailed) => {
+                    window = conv::get_window(t, &m.sender_id, &m.from).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(PortError::ConditionFailed.into())
+    }
+
+    async fn close_interaction(&self, m: &InboundMessage, i: &Interaction) -> AppResult<()> {
+        repo::close_interaction(&*self.table, &m.sender_id, &m.from, &i.message_id, m.at).await?;
+        Ok(())
+    }
+
+    /// Adds the message to the campaign's conversation (R5.6).
+    async fn record(&self, r: &EntryRef, m: &InboundMessage, kind: MessageKind) -> AppResult<()> {
+        let msg = ConversationMessage::inbound(
+            kind,
+            &m.message_id,
+            m.at,
+            m.text.clone(),
+            m.button.clone(),
+        );
+        conv::put_message(&*self.table, r, &msg).await?;
+        Ok(())
     }
 
     /// Loads an entry, applies `change` (None: nothing to do), stores it conditionally and
@@ -137,4 +396,25 @@ impl Inbox {
         }
         Err(PortError::ConditionFailed.into())
     }
+}
+
+fn inbound_conversation(
+    m: &InboundMessage,
+    tenant: Option<String>,
+    campaign_id: Option<String>,
+    reason: InboundReason,
+    window_until: Option<Time>,
+) -> DomainEvent {
+    DomainEvent::InboundConversation(InboundConversation {
+        tenant,
+        campaign_id,
+        phone: m.from.to_string(),
+        sender_id: m.sender_id.clone(),
+        message_id: m.message_id.clone(),
+        text: m.text.clone(),
+        button: m.button.clone(),
+        reason,
+        window_until,
+        at: m.at,
+    })
 }

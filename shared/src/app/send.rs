@@ -266,6 +266,7 @@ impl SendService {
                 return Ok(SendOutcome::Failed(why));
             }
         };
+        let sent_text = rendered.text.clone();
         let msg = OutboundTemplate {
             to: entry.phone.clone(),
             template: ctx.template.name.clone(),
@@ -282,7 +283,9 @@ impl SendService {
                 let timeout = ctx.campaign.response_timeout();
                 let id = message_id.clone();
                 self.record(&mut entry, delta, move |e| {
-                    e.record_sent(id.clone(), now, timeout)
+                    e.record_sent(id.clone(), now, timeout);
+                    // The conversation view shows the message as the contact read it (R5.6).
+                    e.sent_text = Some(sent_text.clone());
                 })
                 .await?;
                 let previous = facts
@@ -293,7 +296,8 @@ impl SendService {
                     .find(|(_, s)| **s == ctx.account.sender_id)
                     .map(|(i, _)| i);
                 let interaction =
-                    Interaction::opened(r.clone(), message_id.clone(), now, timeout, previous);
+                    Interaction::opened(r.clone(), message_id.clone(), now, timeout, previous)
+                        .with_options(ctx.template.quick_replies.clone());
                 repo::put_interaction(&*self.table, &ctx.account.sender_id, &interaction).await?;
                 Ok(SendOutcome::Sent(message_id))
             }

@@ -104,6 +104,7 @@ impl SweepService {
         let started = Instant::now();
         let now = self.clock.now();
         let mut report = SweepReport::default();
+        let mut senders = super::conversations::SenderCache::new();
         for due_shard in 0..repo::DUE_SHARDS {
             let mut cursor = None;
             loop {
@@ -115,6 +116,14 @@ impl SweepService {
                         .await?
                     {
                         report.expired += 1;
+                        // R5.5: the contact is released; its interaction shows closed.
+                        super::conversations::release_after_timeout(
+                            &*self.table,
+                            &mut senders,
+                            &stale,
+                            now,
+                        )
+                        .await;
                     }
                 }
                 match next {
@@ -373,6 +382,20 @@ impl SweepService {
                 t.delete_many(&keys).await?;
                 report.items_deleted += keys.len();
                 b.take(keys.len());
+            }
+            // The shard's conversation messages (R5.6), kept beside its entries.
+            loop {
+                if b.spent() {
+                    return Ok(false);
+                }
+                let page = b.page.min(b.items_left.min(u32::MAX as usize) as u32);
+                let n =
+                    repo::conversations::purge_messages(t, &c.tenant, &c.id, shard, page).await?;
+                if n == 0 {
+                    break;
+                }
+                report.items_deleted += n;
+                b.take(n);
             }
         }
         // The campaign's own partition: counters, cursors, sequence, test links.

@@ -18,9 +18,11 @@ pub const OPTED_OUT_REASON: &str = "opted out";
 pub const INVALID_NUMBER_REASON: &str = "Invalid Number";
 /// Reason of an entry skipped by the duplicate window (R4.5).
 pub const DUPLICATE_REASON: &str = "duplicate";
-/// What a waiting entry shows while another campaign's interaction is open (R4.6).
+/// What a waiting entry shows while another campaign's interaction is open (R4.6), and
+/// what any attempt to write to a contact a campaign waits for says (R5.1): the seed's
+/// message, verbatim.
 pub const WAITING_FOR_INTERACTION: &str =
-    "waiting: the contact has an open interaction with another campaign";
+    "No messages can be sent since we are waiting for the customer's response.";
 
 /// How long a contact held by an open interaction waits before it is looked at again.
 /// An interaction usually closes early (a reply), so the entry does not wait for the
@@ -53,6 +55,10 @@ pub struct Interaction {
     /// retry of one campaign does not hide another campaign's send from the window.
     #[serde(default)]
     pub prior: Option<PriorSend>,
+    /// The quick-reply options the message offered, so a reply is classified without
+    /// reading the template (R5.2, R5.3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
     /// Epoch seconds after which DynamoDB may delete the item (cleanup only).
     pub ttl: i64,
 }
@@ -94,8 +100,15 @@ impl Interaction {
             sent_at: Some(sent_at),
             closed_at: None,
             prior,
+            options: Vec::new(),
             ttl: (expires_at + KEEP_AFTER_TIMEOUT).timestamp(),
         }
+    }
+
+    /// The quick-reply options the message offered (R5.2).
+    pub fn with_options(mut self, options: Vec<String>) -> Self {
+        self.options = options;
+        self
     }
 
     /// Open until the timeout ends or a reply closes it.

@@ -1,6 +1,7 @@
 //! Hopper entries: one per contact per campaign, and the rules of their states (R4.1).
 
 use super::campaign::Campaign;
+use super::conversation::Answer;
 use super::inbound::{EntryRef, StatusKind};
 use super::outcome::{FailureClass, SendFailure};
 use super::phone::PhoneNumber;
@@ -101,7 +102,9 @@ pub struct HopperEntry {
     /// When the response timeout ends; present only while PENDING.
     pub expires_at: Option<Time>,
     pub reply: Option<Reply>,
-    /// The final outcome code: `replied`, `replied:<button>`, `no_response`, `undeliverable`.
+    /// The final outcome code: `replied`, `replied:<button>`, `no_response`, `expired`
+    /// (replied after the timeout), `opted_out`, `undeliverable`. An answer that keeps
+    /// the entry PENDING (R5.2, R5.3) shows its `replied…` code already.
     pub disposition: Option<String>,
     /// The short reason an entry was not sent or did not succeed, as reports group it:
     /// `block list`, `opted out`, `Invalid Number`, `duplicate`, `campaign ended`, or the
@@ -118,6 +121,10 @@ pub struct HopperEntry {
     /// the sweeper can tell a worker that died from one still at work (R4.10).
     #[serde(default)]
     pub claimed_at: Option<Time>,
+    /// The template's text as rendered for this contact when it was sent, for the
+    /// conversation view (R5.6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_text: Option<String>,
     #[serde(default)]
     pub version: u64,
 }
@@ -131,6 +138,10 @@ pub struct NotClaimable(pub EntryState);
 pub enum ReplyOutcome {
     /// Inside the response timeout: recorded, the interaction closed.
     InTime,
+    /// Inside the response timeout: recorded, the interaction stays open until the
+    /// timeout (a quick reply without `close_on_quick_reply`, R5.2; no matching option,
+    /// R5.3).
+    KeptPending,
     /// After the timeout: the interaction closed as expired, not counted (R5.4).
     Late,
     /// The entry was not waiting for a reply (already answered, or never sent).
@@ -169,6 +180,7 @@ impl HopperEntry {
             error: None,
             wait_until: None,
             claimed_at: None,
+            sent_text: None,
             version: 0,
         }
     }
@@ -337,36 +349,105 @@ impl HopperEntry {
         *self != before
     }
 
-    /// A customer's reply attributed to this entry (R5.2, R5.4). A reply proves the
-    /// message was delivered and read.
+    /// A customer's reply attributed to this entry, as an answer that closes the
+    /// interaction: a tapped button is the option chosen, text the answer (R5.2, R5.4).
+    /// The webhook path uses [`HopperEntry::apply_answer`] with the campaign's rules.
     pub fn apply_reply(&mut self, reply: Reply) -> ReplyOutcome {
+        let answer = match &reply.button {
+            Some(b) => Answer::Option(b.clone()),
+            None => Answer::Text,
+        };
+        self.apply_answer(reply, &answer, true)
+    }
+
+    /// A customer's reply attributed to this entry (R5.2-R5.4), `answer` classifying it
+    /// against the message's quick-reply options. A reply proves the message was delivered
+    /// and read.
+    ///
+    /// - After the timeout (R5.4): the entry closes, `expired` unless an earlier reply
+    ///   answered in time (then with that answer's disposition); nothing is counted.
+    /// - In time: the first reply sets `replied_at` (counted once); the disposition is
+    ///   `replied:<option>` once an option was chosen (a later option replaces it, later
+    ///   text does not), else `replied`; `reply` keeps the answer behind the disposition.
+    ///   An option closes the entry when `close_on_quick_reply`; text to a template without
+    ///   options always closes it; a reply matching no option never does (R5.3).
+    pub fn apply_answer(
+        &mut self,
+        reply: Reply,
+        answer: &Answer,
+        close_on_quick_reply: bool,
+    ) -> ReplyOutcome {
         if self.state != EntryState::Pending {
             return ReplyOutcome::NotWaiting;
         }
+        if self
+            .reply
+            .as_ref()
+            .is_some_and(|r| r.message_id == reply.message_id)
+        {
+            // The same message again (a webhook delivered twice).
+            return ReplyOutcome::NotWaiting;
+        }
         let expires = self.expires_at.unwrap_or(reply.at);
-        self.expires_at = None;
-        self.state = EntryState::Closed;
         if reply.at > expires {
-            self.disposition = Some("expired".into());
+            self.state = EntryState::Closed;
+            self.expires_at = None;
+            if self.replied_at.is_none() {
+                self.disposition = Some("expired".into());
+            }
             return ReplyOutcome::Late;
         }
         self.delivered_at.get_or_insert(reply.at);
         self.read_at.get_or_insert(reply.at);
-        self.replied_at = Some(reply.at);
-        self.disposition = Some(match &reply.button {
-            Some(b) => format!("replied:{b}"),
-            None => "replied".into(),
-        });
-        self.reply = Some(reply);
-        ReplyOutcome::InTime
+        self.replied_at.get_or_insert(reply.at);
+        let chose_before = self
+            .disposition
+            .as_deref()
+            .is_some_and(|d| d.starts_with("replied:"));
+        if answer.option().is_some() || !chose_before {
+            self.disposition = Some(match answer.option() {
+                Some(o) => format!("replied:{o}"),
+                None => "replied".into(),
+            });
+            self.reply = Some(reply);
+        }
+        let close = match answer {
+            Answer::Option(_) => close_on_quick_reply,
+            Answer::Text => true,
+            Answer::NoMatch => false,
+        };
+        if close {
+            self.state = EntryState::Closed;
+            self.expires_at = None;
+            ReplyOutcome::InTime
+        } else {
+            ReplyOutcome::KeptPending
+        }
     }
 
-    /// The response timeout passed with no reply (R5.5). Returns whether it expired.
+    /// The contact sent an opt-out keyword (R5.7) while the entry waited: it closes as
+    /// `opted_out` (an answer the campaign does not count as a reply; an earlier in-time
+    /// reply stays counted). Returns whether it changed.
+    pub fn apply_opt_out(&mut self) -> bool {
+        if self.state != EntryState::Pending {
+            return false;
+        }
+        self.state = EntryState::Closed;
+        self.expires_at = None;
+        self.disposition = Some("opted_out".into());
+        true
+    }
+
+    /// The response timeout passed (R5.5): the entry closes, as `no_response` when no
+    /// reply came, else with its answer's disposition (an answer that did not close the
+    /// interaction, R5.2/R5.3). Returns whether it closed.
     pub fn expire(&mut self, now: Time) -> bool {
         match (self.state, self.expires_at) {
             (EntryState::Pending, Some(at)) if at <= now => {
                 self.state = EntryState::Closed;
-                self.disposition = Some("no_response".into());
+                if self.replied_at.is_none() {
+                    self.disposition = Some("no_response".into());
+                }
                 self.expires_at = None;
                 true
             }
@@ -730,5 +811,142 @@ mod tests {
         let mut sent = entry();
         sent.claim(now).unwrap();
         assert!(!sent.expire_unsent(), "in flight: not expired");
+    }
+
+    fn sent() -> (HopperEntry, Time) {
+        let now = Utc::now();
+        let mut e = entry();
+        e.claim(now).unwrap();
+        e.record_sent("wamid.1".into(), now, Duration::days(1));
+        (e, now)
+    }
+
+    fn said(id: &str, text: &str, button: Option<&str>, at: Time) -> Reply {
+        Reply {
+            message_id: id.into(),
+            text: Some(text.into()),
+            button: button.map(str::to_owned),
+            at,
+        }
+    }
+
+    #[test]
+    fn r5_2_quick_reply_closes_only_when_the_campaign_says_so() {
+        let (mut e, now) = sent();
+        let yes = Answer::Option("Yes".into());
+        let at = now + Duration::minutes(5);
+        let r = said("in1", "Yes", Some("Yes"), at);
+        assert_eq!(
+            e.clone().apply_answer(r.clone(), &yes, true),
+            ReplyOutcome::InTime
+        );
+        assert_eq!(
+            e.apply_answer(r.clone(), &yes, false),
+            ReplyOutcome::KeptPending
+        );
+        assert_eq!(
+            (e.state, e.disposition.as_deref(), e.replied_at),
+            (EntryState::Pending, Some("replied:Yes"), Some(at))
+        );
+        assert!(e.expires_at.is_some(), "still in the due index");
+        assert_eq!(
+            e.apply_answer(r, &yes, false),
+            ReplyOutcome::NotWaiting,
+            "duplicate"
+        );
+        // A later choice replaces the answer; later text does not; replied_at stays.
+        let no = said("in2", "No", Some("No"), at + Duration::minutes(1));
+        e.apply_answer(no, &Answer::Option("No".into()), false);
+        let text = said("in3", "call me", None, at + Duration::minutes(2));
+        assert_eq!(
+            e.apply_answer(text, &Answer::NoMatch, false),
+            ReplyOutcome::KeptPending
+        );
+        assert_eq!(e.disposition.as_deref(), Some("replied:No"));
+        assert_eq!(e.reply.as_ref().unwrap().message_id, "in2");
+        assert_eq!(e.replied_at, Some(at));
+        // The timeout closes it with its answer, not as no response.
+        assert!(e.expire(now + Duration::days(1)));
+        assert_eq!(
+            (e.state, e.disposition.as_deref()),
+            (EntryState::Closed, Some("replied:No"))
+        );
+    }
+
+    #[test]
+    fn r5_3_reply_matching_no_option_keeps_the_entry_pending() {
+        let (mut e, now) = sent();
+        let r = said("in1", "Please call me", None, now + Duration::minutes(1));
+        assert_eq!(
+            e.apply_answer(r, &Answer::NoMatch, true),
+            ReplyOutcome::KeptPending
+        );
+        assert_eq!(
+            (e.state, e.disposition.as_deref()),
+            (EntryState::Pending, Some("replied"))
+        );
+        // A tap afterwards closes it when the campaign says so.
+        let tap = said("in2", "Yes", Some("Yes"), now + Duration::minutes(2));
+        assert_eq!(
+            e.apply_answer(tap, &Answer::Option("Yes".into()), true),
+            ReplyOutcome::InTime
+        );
+        assert_eq!(e.disposition.as_deref(), Some("replied:Yes"));
+        // Text to a template without options is the answer: it closes.
+        let (mut plain, now) = sent();
+        let r = said("in1", "thanks", None, now);
+        assert_eq!(
+            plain.apply_answer(r, &Answer::Text, false),
+            ReplyOutcome::InTime
+        );
+        assert_eq!(plain.disposition.as_deref(), Some("replied"));
+    }
+
+    #[test]
+    fn r5_4_late_reply_after_an_in_time_answer_keeps_the_answer() {
+        let (mut e, now) = sent();
+        let r = said("in1", "Yes", Some("Yes"), now);
+        e.apply_answer(r, &Answer::Option("Yes".into()), false);
+        let late = said("in2", "hello?", None, now + Duration::days(2));
+        assert_eq!(
+            e.apply_answer(late, &Answer::NoMatch, false),
+            ReplyOutcome::Late
+        );
+        assert_eq!(
+            (e.state, e.disposition.as_deref()),
+            (EntryState::Closed, Some("replied:Yes"))
+        );
+    }
+
+    #[test]
+    fn r5_7_opt_out_closes_a_waiting_entry_as_opted_out() {
+        let (mut e, _) = sent();
+        assert!(e.apply_opt_out());
+        assert_eq!(
+            (e.state, e.disposition.as_deref(), e.replied_at),
+            (EntryState::Closed, Some("opted_out"), None)
+        );
+        assert!(!e.apply_opt_out());
+        assert!(!entry().apply_opt_out(), "never sent");
+    }
+
+    #[test]
+    fn r6_2_replied_counts_once_while_the_entry_stays_pending() {
+        use crate::domain::stats::{delta, fold, recount, Delta};
+        let (mut e, now) = sent();
+        let mut live: Delta = recount([&e]);
+        for (i, at) in [1, 2, 3].into_iter().enumerate() {
+            let before = e.clone();
+            let r = said(&format!("in{i}"), "hm", None, now + Duration::minutes(at));
+            e.apply_answer(r, &Answer::NoMatch, true);
+            fold(&mut live, delta(Some(&before), &e));
+        }
+        let before = e.clone();
+        assert!(e.expire(now + Duration::days(1)));
+        fold(&mut live, delta(Some(&before), &e));
+        assert_eq!(live, recount([&e]));
+        assert_eq!(live.get("replied"), Some(&1));
+        assert_eq!(live.get("no_response"), None);
+        assert_eq!(live.get("CLOSED"), Some(&1));
     }
 }

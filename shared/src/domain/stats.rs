@@ -1,13 +1,76 @@
 //! Campaign statistics (R6.2). Counters move only by the difference between an entry
 //! before and after a stored change, so the totals always equal a recount of entries.
+//!
+//! Counter names: `target`, the funnel steps `sent`, `delivered`, `read`, `replied`,
+//! `no_response`, one per hopper state (`FRESH`, `PENDING`, `FAILED`, ...), and one per
+//! reason an entry did not reach its contact, `reason:<reason>` (R6.2 "not sent by
+//! reason"). Every entry in FAILED, BLOCK_LIST, SKIPPED or RETRY counts under exactly one
+//! reason (`unspecified` when it has none), so the reason counters sum to those states.
 
 use super::hopper::{EntryState, HopperEntry};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Mutex, OnceLock};
 
-/// Which counters one entry contributes to: the funnel steps it reached, and one counter
-/// per hopper state (named after the state) so hopper counts come from the same source.
-fn membership(e: &HopperEntry) -> [(&'static str, bool); 7] {
+/// Prefix of the counters of entries that did not reach their contact, by reason.
+pub const REASON_PREFIX: &str = "reason:";
+/// The reason counted for a not-sent entry that carries none (entries stored before
+/// reasons existed).
+pub const UNSPECIFIED_REASON: &str = "unspecified";
+/// Longest reason kept in a counter name (characters); longer provider texts are cut, so
+/// a counter item cannot grow without bound.
+pub const MAX_REASON_CHARS: usize = 100;
+
+/// The states whose entries did not reach (or have not yet reached) their contact and
+/// carry a reason: ruled out before the send, refused, failed, or waiting for a retry.
+pub fn is_not_sent(state: EntryState) -> bool {
+    matches!(
+        state,
+        EntryState::Failed | EntryState::BlockList | EntryState::Skipped | EntryState::Retry
+    )
+}
+
+/// The reason an entry counts under, when it is in a not-sent state: its `reason`
+/// trimmed and cut to [`MAX_REASON_CHARS`], or [`UNSPECIFIED_REASON`].
+pub fn not_sent_reason(e: &HopperEntry) -> Option<String> {
+    if !is_not_sent(e.state) {
+        return None;
+    }
+    let r = e.reason.as_deref().map(str::trim).unwrap_or("");
+    Some(if r.is_empty() {
+        UNSPECIFIED_REASON.to_owned()
+    } else {
+        r.chars().take(MAX_REASON_CHARS).collect()
+    })
+}
+
+/// The counter name of `reason` (`reason:<reason>`). Counter names are `&'static str` so
+/// deltas stay cheap to fold; reason names are interned once per process (reasons come
+/// from a bounded vocabulary: the checks' reasons and the providers' error texts, cut to
+/// [`MAX_REASON_CHARS`]).
+pub fn reason_counter(reason: &str) -> &'static str {
+    static KEYS: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let key = format!("{REASON_PREFIX}{reason}");
+    let mut keys = KEYS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(k) = keys.get(key.as_str()) {
+        return k;
+    }
+    let k: &'static str = Box::leak(key.into_boxed_str());
+    keys.insert(k);
+    k
+}
+
+/// Which counters one entry contributes to: the funnel steps it reached, one counter per
+/// hopper state (named after the state) so hopper counts come from the same source, and
+/// the reason it did not reach its contact.
+fn membership(e: &HopperEntry) -> [(&'static str, bool); 8] {
+    let reason = match not_sent_reason(e) {
+        Some(r) => (reason_counter(&r), true),
+        None => ("", false),
+    };
     [
         ("target", true),
         ("sent", e.sent_at.is_some()),
@@ -19,6 +82,7 @@ fn membership(e: &HopperEntry) -> [(&'static str, bool); 7] {
             e.disposition.as_deref() == Some("no_response"),
         ),
         (e.state.as_str(), true),
+        reason,
     ]
 }
 
@@ -29,11 +93,15 @@ pub type Delta = BTreeMap<&'static str, i64>;
 pub fn delta(before: Option<&HopperEntry>, after: &HopperEntry) -> Delta {
     let mut d = Delta::new();
     for (name, member) in membership(after) {
-        *d.entry(name).or_insert(0) += i64::from(member);
+        if member {
+            *d.entry(name).or_insert(0) += 1;
+        }
     }
     if let Some(b) = before {
         for (name, member) in membership(b) {
-            *d.entry(name).or_insert(0) -= i64::from(member);
+            if member {
+                *d.entry(name).or_insert(0) -= 1;
+            }
         }
     }
     d.retain(|_, v| *v != 0);
@@ -55,6 +123,34 @@ pub fn recount<'a>(entries: impl IntoIterator<Item = &'a HopperEntry>) -> Delta 
         fold(&mut acc, delta(None, e));
     }
     acc
+}
+
+/// Live counters as stored (by name), the shape `repo::get_counters` answers.
+pub type Counters = BTreeMap<String, i64>;
+
+/// What `add`ing to `live` makes it equal `recounted`: for each counter, the recount
+/// minus the live value (counters missing from the recount go to zero); zero changes
+/// left out. The repair of counters that drifted from their entries.
+pub fn repair(live: &Counters, recounted: &Counters) -> Counters {
+    let mut d = Counters::new();
+    for (k, v) in recounted {
+        d.insert(k.clone(), v - live.get(k).copied().unwrap_or(0));
+    }
+    for (k, v) in live {
+        if !recounted.contains_key(k) {
+            d.insert(k.clone(), -v);
+        }
+    }
+    d.retain(|_, v| *v != 0);
+    d
+}
+
+/// `c` without its zero counters (a counter that went back to zero stays stored as 0).
+pub fn nonzero(c: &Counters) -> Counters {
+    c.iter()
+        .filter(|(_, v)| **v != 0)
+        .map(|(k, v)| (k.clone(), *v))
+        .collect()
 }
 
 /// Entries per hopper state plus the total (R4.1 hopper view).
@@ -82,25 +178,43 @@ impl HopperCounts {
     }
 }
 
-/// Live statistics of a campaign (R6.2).
+/// Live statistics of a campaign (R6.2). Everything comes from the counters, which equal
+/// a recount of the entries: `target` = entries in the hopper; `sent`, `delivered`,
+/// `read`, `replied` = entries that reached each step (a step implies the ones before
+/// it: a read message was delivered); `not_sent` = entries in FAILED, BLOCK_LIST, SKIPPED
+/// or RETRY, and `not_sent_by_reason` splits exactly that number by reason.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[schema(example = json!({"target": 10, "sent": 10, "delivered": 9, "read": 7, "replied": 3, "failed": 1, "no_response": 4, "retry": 0, "open": 2, "delivered_pct": 90.0, "read_pct": 77.8, "replied_pct": 33.3}))]
+#[schema(example = json!({"target": 10, "sent": 8, "delivered": 7, "read": 5, "replied": 2, "failed": 1, "no_response": 3, "retry": 0, "open": 2, "not_sent": 2, "not_sent_by_reason": {"Message Undeliverable": 1, "block list": 1}, "delivered_pct": 87.5, "read_pct": 71.4, "replied_pct": 28.6}))]
 pub struct Stats {
+    /// Entries in the hopper (contacts targeted).
     pub target: i64,
+    /// Messages the provider accepted.
     pub sent: i64,
+    /// Messages that reached the phone ("received").
     pub delivered: i64,
     pub read: i64,
+    /// Replies within the response timeout.
     pub replied: i64,
+    /// Entries in FAILED (ruled out before the send, refused, or failed after it).
     pub failed: i64,
+    /// Sent, delivered or not, and no reply before the timeout.
     pub no_response: i64,
+    /// Entries in RETRY (a temporary failure or an unknown outcome; sent again only by
+    /// a retry command).
     pub retry: i64,
     /// Still to send or waiting for a reply.
     pub open: i64,
-    /// Delivered of sent, in percent.
+    /// Entries that did not reach their contact: FAILED + BLOCK_LIST + SKIPPED + RETRY.
+    pub not_sent: i64,
+    /// `not_sent` by reason (`block list`, `opted out`, `Invalid Number`, `duplicate`,
+    /// `template variables`, `campaign ended`, `outcome unknown`, the provider's reason,
+    /// or `unspecified`); the values sum to `not_sent`.
+    pub not_sent_by_reason: BTreeMap<String, i64>,
+    /// Received of sent: delivered / sent, in percent with one decimal.
     pub delivered_pct: f64,
-    /// Read of delivered, in percent.
+    /// Read of received: read / delivered, in percent.
     pub read_pct: f64,
-    /// Replied of delivered, in percent.
+    /// Replied of received: replied / delivered, in percent.
     pub replied_pct: f64,
 }
 
@@ -115,6 +229,11 @@ fn pct(part: i64, whole: i64) -> f64 {
 impl Stats {
     pub fn from_counters(c: &BTreeMap<String, i64>) -> Self {
         let g = |k: &str| c.get(k).copied().unwrap_or(0);
+        let not_sent_by_reason: BTreeMap<String, i64> = c
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(REASON_PREFIX)?.to_owned(), *v)))
+            .filter(|(_, v)| *v != 0)
+            .collect();
         Stats {
             target: g("target"),
             sent: g("sent"),
@@ -125,6 +244,8 @@ impl Stats {
             no_response: g("no_response"),
             retry: g("RETRY"),
             open: g("FRESH") + g("SENDING") + g("PENDING"),
+            not_sent: g("FAILED") + g("BLOCK_LIST") + g("SKIPPED") + g("RETRY"),
+            not_sent_by_reason,
             delivered_pct: pct(g("delivered"), g("sent")),
             read_pct: pct(g("read"), g("delivered")),
             replied_pct: pct(g("replied"), g("delivered")),
@@ -202,5 +323,109 @@ mod tests {
         assert_eq!(stats.open, 2);
         assert!(!stats.is_done());
         assert_eq!(stats.delivered_pct, 33.3);
+    }
+
+    #[test]
+    fn r6_2_not_sent_reasons_move_with_the_entry_and_sum_to_the_not_sent_states() {
+        use crate::domain::outcome::SendFailure;
+        let now = Utc::now();
+        let c = Campaign::create(
+            "t",
+            NewCampaign {
+                name: Some("c".into()),
+                account_id: Some("a".into()),
+                template: Some(TemplateRef {
+                    name: "x".into(),
+                    language: "en".into(),
+                }),
+                ..Default::default()
+            },
+            now,
+        )
+        .unwrap();
+        let mk = |i: u64| {
+            HopperEntry::new(
+                &c,
+                PhoneNumber::parse(&format!("91981234560{i}")).unwrap(),
+                ContactData::default(),
+                i,
+            )
+        };
+        let mut live = Delta::new();
+        let mut entries: Vec<HopperEntry> = (0..5).map(mk).collect();
+        for e in &entries {
+            fold(&mut live, delta(None, e));
+        }
+        let change = |live: &mut Delta, e: &mut HopperEntry, f: &dyn Fn(&mut HopperEntry)| {
+            let before = e.clone();
+            f(e);
+            fold(live, delta(Some(&before), e));
+        };
+        change(&mut live, &mut entries[0], &|e| {
+            e.record_ineligible(EntryState::BlockList, "block list", None)
+        });
+        change(&mut live, &mut entries[1], &|e| {
+            e.claim(now).unwrap();
+            e.record_failure(&SendFailure::meta(131026, "x"));
+        });
+        change(&mut live, &mut entries[2], &|e| {
+            e.claim(now).unwrap();
+            e.record_failure(&SendFailure::meta(131000, "Something went wrong"));
+        });
+        // Legacy entry without a reason.
+        change(&mut live, &mut entries[3], &|e| {
+            e.record_ineligible(EntryState::Skipped, "duplicate", None);
+            e.reason = None;
+        });
+        assert_eq!(live, recount(&entries));
+        let counters: Counters = live.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        let s = Stats::from_counters(&counters);
+        assert_eq!(
+            s.not_sent_by_reason,
+            BTreeMap::from([
+                ("Message Undeliverable".to_owned(), 1),
+                ("Something went wrong (131000)".to_owned(), 1),
+                ("block list".to_owned(), 1),
+                ("unspecified".to_owned(), 1),
+            ])
+        );
+        assert_eq!(s.not_sent, s.not_sent_by_reason.values().sum::<i64>());
+        assert_eq!((s.failed, s.retry, s.open, s.target), (1, 1, 1, 5));
+        // The retried entry leaves its reason behind.
+        change(&mut live, &mut entries[2], &|e| {
+            assert!(e.retry(99));
+        });
+        let s = Stats::from_counters(&live.iter().map(|(k, v)| (k.to_string(), *v)).collect());
+        assert!(!s
+            .not_sent_by_reason
+            .contains_key("Something went wrong (131000)"));
+        assert_eq!(s.not_sent, 3);
+        // A long provider text is cut, the same way every time.
+        let long = "x".repeat(500);
+        assert_eq!(reason_counter(&long).len(), REASON_PREFIX.len() + 500);
+        let mut e = mk(9);
+        e.record_ineligible(EntryState::Failed, &long, None);
+        assert_eq!(
+            not_sent_reason(&e).unwrap().chars().count(),
+            MAX_REASON_CHARS
+        );
+        assert!(std::ptr::eq(reason_counter("a"), reason_counter("a")));
+    }
+
+    #[test]
+    fn r6_2_repair_is_what_makes_live_equal_the_recount() {
+        let live = Counters::from([("target".into(), 5), ("sent".into(), 7), ("x".into(), 1)]);
+        let recounted =
+            Counters::from([("target".into(), 5), ("sent".into(), 4), ("read".into(), 2)]);
+        let d = repair(&live, &recounted);
+        assert_eq!(
+            d,
+            Counters::from([("sent".into(), -3), ("read".into(), 2), ("x".into(), -1)])
+        );
+        let mut fixed = live.clone();
+        for (k, v) in &d {
+            *fixed.entry(k.clone()).or_insert(0) += v;
+        }
+        assert_eq!(nonzero(&fixed), recounted);
     }
 }

@@ -16,10 +16,29 @@ fn utc() -> String {
     DEFAULT_TIMEZONE.to_owned()
 }
 
+/// The opt-out keywords a tenant starts with (R5.7). STOP always counts, whatever the
+/// tenant configures. The defaults are the words people send to stop business messages
+/// and that mean little else in a chat: STOP, STOPALL, UNSUBSCRIBE, and "Stop promotions"
+/// (the label of Meta's opt-out button on marketing templates). SMS's CANCEL, END and
+/// QUIT are left out on purpose: on WhatsApp they are ordinary answers ("cancel my
+/// order"); a tenant that wants them adds them.
+pub const DEFAULT_OPT_OUT_KEYWORDS: [&str; 4] =
+    ["STOP", "STOPALL", "UNSUBSCRIBE", "STOP PROMOTIONS"];
+/// The keyword that always opts a contact out.
+pub const ALWAYS_OPT_OUT: &str = "STOP";
+/// Most keywords a tenant configures.
+pub const MAX_OPT_OUT_KEYWORDS: usize = 20;
+/// Longest keyword.
+pub const MAX_KEYWORD_CHARS: usize = 40;
+
+fn default_keywords() -> Vec<String> {
+    DEFAULT_OPT_OUT_KEYWORDS.map(String::from).to_vec()
+}
+
 /// A tenant's settings. A tenant without a stored item has the defaults: campaigns
 /// enabled, times shown in UTC.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"id": "acme", "campaigns_enabled": true, "timezone": "Asia/Kolkata", "updated_at": "2026-11-21T09:00:00Z", "version": 3}))]
+#[schema(example = json!({"id": "acme", "campaigns_enabled": true, "timezone": "Asia/Kolkata", "opt_out_keywords": ["STOP", "STOPALL", "UNSUBSCRIBE", "STOP PROMOTIONS"], "updated_at": "2026-11-21T09:00:00Z", "version": 3}))]
 pub struct Tenant {
     pub id: String,
     /// When off, every `/campaigns` endpoint answers 403 (R1.8).
@@ -28,6 +47,10 @@ pub struct Tenant {
     /// IANA time zone in which the tenant's times are shown (R1.2).
     #[serde(default = "utc")]
     pub timezone: String,
+    /// A contact's message equal to one of these (case, surrounding spaces and
+    /// punctuation aside) puts it on the tenant's opt-out list (R5.7). STOP always does.
+    #[serde(default = "default_keywords")]
+    pub opt_out_keywords: Vec<String>,
     pub updated_at: Option<DateTime<Utc>>,
     /// Optimistic-concurrency version; 0 while nothing is stored.
     #[serde(default)]
@@ -37,13 +60,18 @@ pub struct Tenant {
 /// `PUT /tenant`: the fields given replace the stored ones; fields left out keep theirs.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"campaigns_enabled": false, "timezone": "Europe/Madrid"}))]
+#[schema(example = json!({"campaigns_enabled": false, "timezone": "Europe/Madrid", "opt_out_keywords": ["STOP", "BAJA", "UNSUBSCRIBE"]}))]
 pub struct TenantSettings {
     pub campaigns_enabled: Option<bool>,
     /// IANA time zone, e.g. `Asia/Kolkata`; `null` resets it to UTC.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub timezone: Option<Option<String>>,
+    /// Opt-out keywords (R5.7), at most 20 of at most 40 characters; STOP is always one
+    /// (added when missing). `null` resets them to the defaults.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub opt_out_keywords: Option<Option<Vec<String>>>,
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
@@ -72,9 +100,25 @@ impl Tenant {
             id: id.to_owned(),
             campaigns_enabled: true,
             timezone: utc(),
+            opt_out_keywords: default_keywords(),
             updated_at: None,
             version: 0,
         }
+    }
+
+    /// The keyword `text` (or a tapped button's payload) is, if it is one of the tenant's
+    /// opt-out keywords or STOP (R5.7), as the tenant spells it.
+    pub fn opt_out_keyword(&self, text: Option<&str>, button: Option<&str>) -> Option<String> {
+        let said: Vec<String> = [text, button]
+            .into_iter()
+            .flatten()
+            .map(super::conversation::normalise)
+            .filter(|s| !s.is_empty())
+            .collect();
+        std::iter::once(ALWAYS_OPT_OUT)
+            .chain(self.opt_out_keywords.iter().map(String::as_str))
+            .find(|k| said.contains(&super::conversation::normalise(k)))
+            .map(str::to_owned)
     }
 
     /// Applies `PUT /tenant`; nothing changes when a field is invalid.
@@ -84,13 +128,52 @@ impl Tenant {
             Some(None) => utc(),
             Some(Some(tz)) => parse_timezone("timezone", &tz)?.name().to_owned(),
         };
+        let keywords = match s.opt_out_keywords {
+            None => self.opt_out_keywords.clone(),
+            Some(None) => default_keywords(),
+            Some(Some(words)) => opt_out_keywords(words)?,
+        };
         if let Some(on) = s.campaigns_enabled {
             self.campaigns_enabled = on;
         }
         self.timezone = timezone;
+        self.opt_out_keywords = keywords;
         self.updated_at = Some(now);
         Ok(())
     }
+}
+
+/// Validates a tenant's opt-out keywords: trimmed, upper case, no duplicates, STOP first
+/// when missing, at most [`MAX_OPT_OUT_KEYWORDS`] of at most [`MAX_KEYWORD_CHARS`].
+fn opt_out_keywords(words: Vec<String>) -> Result<Vec<String>, DomainError> {
+    let field = "opt_out_keywords";
+    let mut out: Vec<String> = vec![ALWAYS_OPT_OUT.to_owned()];
+    for (i, w) in words.iter().enumerate() {
+        let w = w.split_whitespace().collect::<Vec<_>>().join(" ");
+        if super::conversation::normalise(&w).is_empty() {
+            return Err(DomainError::invalid(
+                format!("{field}[{i}]"),
+                "must contain a letter or digit",
+            ));
+        }
+        if w.chars().count() > MAX_KEYWORD_CHARS {
+            return Err(DomainError::invalid(
+                format!("{field}[{i}]"),
+                format!("must be at most {MAX_KEYWORD_CHARS} characters"),
+            ));
+        }
+        let w = w.to_uppercase();
+        if !out.contains(&w) {
+            out.push(w);
+        }
+    }
+    if out.len() > MAX_OPT_OUT_KEYWORDS {
+        return Err(DomainError::invalid(
+            field,
+            format!("at most {MAX_OPT_OUT_KEYWORDS} keywords (STOP included)"),
+        ));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -114,6 +197,7 @@ mod tests {
                 TenantSettings {
                     campaigns_enabled: Some(false),
                     timezone: Some(Some("Mars/Olympus".into())),
+                    ..Default::default()
                 },
                 now,
             )
@@ -124,6 +208,7 @@ mod tests {
             TenantSettings {
                 campaigns_enabled: Some(false),
                 timezone: Some(Some("Asia/Kolkata".into())),
+                ..Default::default()
             },
             now,
         )
@@ -135,5 +220,61 @@ mod tests {
         let s: TenantSettings = serde_json::from_str(r#"{"timezone": null}"#).unwrap();
         t.apply(s, now).unwrap();
         assert_eq!((t.campaigns_enabled, t.timezone.as_str()), (false, "UTC"));
+    }
+
+    #[test]
+    fn r5_7_opt_out_keywords_default_validate_and_match() {
+        let now = chrono::Utc::now();
+        let mut t = Tenant::defaults("acme");
+        assert_eq!(t.opt_out_keywords, DEFAULT_OPT_OUT_KEYWORDS);
+        assert_eq!(
+            t.opt_out_keyword(Some(" stop! "), None).as_deref(),
+            Some("STOP")
+        );
+        assert_eq!(
+            t.opt_out_keyword(Some("Stop promotions"), Some("payload"))
+                .as_deref(),
+            Some("STOP PROMOTIONS")
+        );
+        assert_eq!(t.opt_out_keyword(Some("please stop calling"), None), None);
+        assert_eq!(t.opt_out_keyword(Some("cancel"), None), None);
+        let s: TenantSettings =
+            serde_json::from_str(r#"{"opt_out_keywords": [" baja ", "Cancel", "BAJA"]}"#).unwrap();
+        t.apply(s, now).unwrap();
+        assert_eq!(t.opt_out_keywords, ["STOP", "BAJA", "CANCEL"]);
+        assert_eq!(
+            t.opt_out_keyword(Some("Baja."), None).as_deref(),
+            Some("BAJA")
+        );
+        assert_eq!(
+            t.opt_out_keyword(Some("STOP"), None).as_deref(),
+            Some("STOP")
+        );
+        let bad: TenantSettings =
+            serde_json::from_str(r#"{"opt_out_keywords": ["ok", "!!"]}"#).unwrap();
+        let err = t.clone().apply(bad, now).unwrap_err();
+        assert!(
+            matches!(err, DomainError::Invalid { field, .. } if field == "opt_out_keywords[1]")
+        );
+        let many: Vec<String> = (0..25).map(|i| format!("W{i}")).collect();
+        let err = t
+            .clone()
+            .apply(
+                TenantSettings {
+                    opt_out_keywords: Some(Some(many)),
+                    ..Default::default()
+                },
+                now,
+            )
+            .unwrap_err();
+        assert!(matches!(err, DomainError::Invalid { field, .. } if field == "opt_out_keywords"));
+        let reset: TenantSettings = serde_json::from_str(r#"{"opt_out_keywords": null}"#).unwrap();
+        t.apply(reset, now).unwrap();
+        assert_eq!(t.opt_out_keywords, DEFAULT_OPT_OUT_KEYWORDS);
+        let stored: Tenant = serde_json::from_value(serde_json::json!({"id": "old"})).unwrap();
+        assert_eq!(
+            stored.opt_out_keywords, DEFAULT_OPT_OUT_KEYWORDS,
+            "items stored before"
+        );
     }
 }

@@ -61,6 +61,8 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .merge(super::commands::routes())
         .merge(super::blocklists::routes())
         .merge(super::hopper_views::routes())
+        .merge(super::conversations::routes())
+        .merge(super::reports::routes())
         .route("/openapi.json", get(super::openapi::serve))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
@@ -426,8 +428,8 @@ async fn hopper(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
     get, path = "/campaigns/{id}/stats", tag = "campaigns",
     params(("id" = String, Path, description = "Campaign id")),
     responses(
-        (status = 200, description = "Live statistics (R6.2)", body = Stats,
-            example = json!({"target": 10, "sent": 10, "delivered": 9, "read": 7, "replied": 3, "failed": 1, "no_response": 4, "retry": 0, "open": 2, "delivered_pct": 90.0, "read_pct": 77.8, "replied_pct": 33.3})),
+        (status = 200, description = "Live statistics (R6.2): funnel counts, not sent by reason (summing to `not_sent`), and received of sent, read of received, replied of received in percent", body = Stats,
+            example = json!({"target": 10, "sent": 8, "delivered": 7, "read": 5, "replied": 2, "failed": 1, "no_response": 3, "retry": 0, "open": 2, "not_sent": 2, "not_sent_by_reason": {"Message Undeliverable": 1, "block list": 1}, "delivered_pct": 87.5, "read_pct": 71.4, "replied_pct": 28.6})),
         (status = 404, description = "No such campaign", body = ErrorBody, example = json!(ex::not_found())),
     )
 )]

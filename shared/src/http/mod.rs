@@ -5,9 +5,11 @@ pub mod api;
 pub mod audience;
 pub mod blocklists;
 pub mod commands;
+pub mod conversations;
 pub mod error;
 pub mod hopper_views;
 pub mod openapi;
+pub mod reports;
 pub mod templates;
 pub mod webhook;
 

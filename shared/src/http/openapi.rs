@@ -28,6 +28,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(CommandsApi::openapi());
     doc.merge(super::blocklists::BlockListsApi::openapi());
     doc.merge(super::hopper_views::HopperViewsApi::openapi());
+    doc.merge(super::conversations::ConversationsApi::openapi());
+    doc.merge(super::reports::ReportsApi::openapi());
     doc.info = InfoBuilder::new()
         .title("Campaign engine API")
         .version(env!("CARGO_PKG_VERSION"))
@@ -258,7 +260,7 @@ pub mod examples {
     }
 
     pub fn tenant(enabled: bool) -> Value {
-        json!({"id": "acme", "campaigns_enabled": enabled, "timezone": "Asia/Kolkata", "updated_at": "2026-11-21T09:00:00Z", "version": 2})
+        json!({"id": "acme", "campaigns_enabled": enabled, "timezone": "Asia/Kolkata", "opt_out_keywords": ["STOP", "STOPALL", "UNSUBSCRIBE", "STOP PROMOTIONS"], "updated_at": "2026-11-21T09:00:00Z", "version": 2})
     }
 
     pub fn not_found() -> Value {

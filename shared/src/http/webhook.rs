@@ -1,8 +1,14 @@
 //! Provider webhooks (R7.3): Meta's GET verification handshake and signed POSTs, and
 //! Kaleyra's status callbacks authenticated by a shared token.
+//!
+//! A POST is verified (signature over the raw body, or token) and then handed on as it
+//! came: queued for the inbound worker (`handlers::inbound`), which parses and applies it
+//! in batches, so the answer goes out after one queue write (R6.1 at scale). A request
+//! that fails verification is a 401 and reaches nothing.
 
+use crate::adapters::inbound_queue::{self, QueuedWebhook, WebhookProvider};
 use crate::app::inbox::Inbox;
-use crate::domain::inbound::Inbound;
+use crate::ports::{OutMessage, Queue};
 use crate::providers::{kaleyra, meta};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -14,8 +20,19 @@ use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 
+/// Where verified webhook bodies go.
+#[derive(Clone)]
+pub enum WebhookSink {
+    /// The inbound queue: answer once the body is queued (the Lambda function and the
+    /// local runner).
+    Queue(Arc<dyn Queue>),
+    /// Parse and apply before answering, with the inbox's report: the same code as the
+    /// inbound worker, without the queue (tests that read the report).
+    Inline(Arc<Inbox>),
+}
+
 pub struct WebhookState {
-    pub inbox: Arc<Inbox>,
+    pub sink: WebhookSink,
     /// Meta app secret: the key of X-Hub-Signature-256.
     pub app_secret: String,
     /// The token Meta echoes in the verification handshake.
@@ -55,9 +72,11 @@ async fn verify(State(s): State<Arc<WebhookState>>, Query(h): Query<Handshake>) 
 }
 
 /// Verifies the signature over the raw body before anything is parsed; a bad signature
-/// changes nothing (401). A body we cannot parse is acknowledged and logged, so Meta does
-/// not retry it for days; a storage failure answers 503 so Meta delivers it again.
+/// changes nothing (401). The verified body is handed on as it came (see the module).
 async fn receive(State(s): State<Arc<WebhookState>>, headers: HeaderMap, body: Bytes) -> Response {
+    if body.len() > inbound_queue::MAX_BODY_BYTES {
+        return too_large();
+    }
     let sig = headers
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok());
@@ -69,23 +88,57 @@ async fn receive(State(s): State<Arc<WebhookState>>, headers: HeaderMap, body: B
         )
             .into_response();
     }
-    let events = match meta::parse_webhook(&body) {
-        Ok(ev) => ev,
-        Err(e) => {
-            tracing::warn!(error = %e, "unparseable webhook body acknowledged");
-            return (StatusCode::OK, Json(json!({"applied": 0, "ignored": 0}))).into_response();
-        }
-    };
-    apply(&s.inbox, events).await
+    hand_on(&s.sink, WebhookProvider::Meta, None, body).await
 }
 
-/// Hands verified events to the inbox. A storage failure answers 503 so the provider
-/// delivers the callback again; everything the inbox does is idempotent.
-async fn apply(inbox: &Inbox, events: Vec<Inbound>) -> Response {
-    match inbox.handle(events).await {
-        Ok(report) => (StatusCode::OK, Json(report)).into_response(),
+fn too_large() -> Response {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        Json(json!({"error": "too_large", "message": "webhook body over 200 KB"})),
+    )
+        .into_response()
+}
+
+/// Queues (or applies) a verified body. A body that cannot be JSON (not UTF-8, control
+/// characters) is acknowledged and logged, so the provider does not retry it for days. A
+/// queue or storage failure answers 503 so the provider delivers the webhook again;
+/// everything downstream is idempotent.
+async fn hand_on(
+    sink: &WebhookSink,
+    provider: WebhookProvider,
+    sid: Option<String>,
+    body: Bytes,
+) -> Response {
+    let Some(body) = inbound_queue::json_text(&body) else {
+        tracing::warn!(?provider, "webhook body cannot be JSON; acknowledged");
+        return (StatusCode::OK, Json(json!({"applied": 0, "ignored": 0}))).into_response();
+    };
+    // Wall-clock receive time, kept with the body for diagnosis only.
+    let webhook = QueuedWebhook::new(provider, chrono::Utc::now(), sid, body);
+    let result = match sink {
+        WebhookSink::Queue(queue) => {
+            let message = webhook.encode();
+            if message.len() > inbound_queue::SQS_MAX_MESSAGE_BYTES {
+                return too_large();
+            }
+            queue
+                .send(vec![OutMessage {
+                    body: message,
+                    delay_secs: 0,
+                }])
+                .await
+                .map(|()| json!({"queued": 1}))
+                .map_err(|e| e.to_string())
+        }
+        WebhookSink::Inline(inbox) => inbound_queue::apply(inbox, &webhook)
+            .await
+            .map(|report| json!(report))
+            .map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(answer) => (StatusCode::OK, Json(answer)).into_response(),
         Err(e) => {
-            tracing::error!(error = %e, "webhook not applied; the provider will retry");
+            tracing::error!(error = %e, "webhook not taken; the provider will retry");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(json!({"error": "unavailable", "message": "try again"})),
@@ -99,7 +152,7 @@ async fn apply(inbox: &Inbox, events: Vec<Inbound>) -> Response {
 /// carries a shared token (`?token=`, or the `X-Kaleyra-Token` header from a proxy), and
 /// `?sid=` names the Kaleyra account so replies find the interaction of `<sid>:<from>`.
 pub struct KaleyraHookState {
-    pub inbox: Arc<Inbox>,
+    pub sink: WebhookSink,
     pub token: String,
 }
 
@@ -121,6 +174,9 @@ async fn receive_kaleyra(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if body.len() > inbound_queue::MAX_BODY_BYTES {
+        return too_large();
+    }
     let given = q
         .token
         .as_deref()
@@ -136,15 +192,5 @@ async fn receive_kaleyra(
         )
             .into_response();
     }
-    let mut events = match kaleyra::parse_kaleyra_callback(&body) {
-        Ok(ev) => ev,
-        Err(e) => {
-            tracing::warn!(error = %e, "unparseable kaleyra callback acknowledged");
-            return (StatusCode::OK, Json(json!({"applied": 0, "ignored": 0}))).into_response();
-        }
-    };
-    if let Some(sid) = q.sid.as_deref() {
-        kaleyra::qualify_kaleyra_senders(&mut events, sid);
-    }
-    apply(&s.inbox, events).await
+    hand_on(&s.sink, WebhookProvider::Kaleyra, q.sid, body).await
 }

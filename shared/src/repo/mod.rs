@@ -10,13 +10,16 @@
 //! | list | `TENANT#t` | `LIST#l` | |
 //! | list member | `LIST#t#l` | `PHONE#p` | |
 //! | contact | `TENANT#t#PHONE#p` | `CONTACT` | |
-//! | counters | `CAMPAIGN#t#c` | `STATS` | |
+//! | counters (16 shards; `STATS` of older campaigns still summed) | `CAMPAIGN#t#c` | `STATS#0`..`STATS#15` | |
+//! | funnel step a bot reported (R6.3) | `CAMPAIGN#t#c` | `STEP#shard#p#time#step` | |
 //! | dispatch cursors | `CAMPAIGN#t#c` | `DISPATCH` | |
 //! | sequence | `CAMPAIGN#t#c` | `SEQ` | |
 //! | test campaign link | `CAMPAIGN#t#c` | `TEST#child` | |
 //! | latest command (reset, retry, expiry) | `CAMPAIGN#t#c` | `OP` | GSI1 `OPS#PENDING` while running |
 //! | hopper entry | `HOPPER#t#c#n` | `ENTRY#p` | GSI2 `READY#t#c#n` while FRESH; GSI1 `DUE#k` while PENDING; GSI1 `SENDING#k` while SENDING |
 //! | interaction | `INTERACTION#sender#p` | `INTERACTION` | TTL |
+//! | 24-hour window, last recontact (`conversations`) | `INTERACTION#sender#p` | `WINDOW` | TTL |
+//! | conversation message (`conversations`) | `HOPPER#t#c#n` | `MSG#p#time#message` | |
 
 use crate::domain::campaign::{Campaign, CampaignStatus};
 use crate::domain::tenant::Tenant;
@@ -119,8 +122,10 @@ pub(crate) fn tenant_pk(tenant: &str) -> String {
 pub mod audience;
 pub mod blocklists;
 pub mod commands;
+pub mod conversations;
 pub mod hopper_views;
 pub mod pacing;
+pub mod reports;
 pub mod templates;
 
 pub use audience::*;
@@ -303,7 +308,32 @@ fn campaign_pk(tenant: &str, id: &str) -> String {
     format!("CAMPAIGN#{tenant}#{id}")
 }
 
-/// Applies counter changes in one atomic write.
+/// Counter items per campaign (`STATS#0` .. `STATS#15`). DynamoDB takes about 1,000
+/// writes per second on one item; a campaign sending 1,000 messages/s moves its counters
+/// a few hundred times per second, so each write goes to one of these shards and a read
+/// sums them (counts are additive: which shard a change lands on does not matter).
+pub const COUNTER_SHARDS: u32 = 16;
+/// The single counter item of campaigns stored before the counters were sharded; still
+/// summed by [`get_counters`].
+const LEGACY_STATS_SK: &str = "STATS";
+
+fn stats_sk(shard: u32) -> String {
+    format!("STATS#{shard}")
+}
+
+/// The shard the next counter write goes to: a per-process rotation starting at a random
+/// shard, so concurrent writers (Lambda instances) spread over every shard.
+fn next_counter_shard() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::OnceLock;
+    static NEXT: OnceLock<AtomicU32> = OnceLock::new();
+    let next = NEXT.get_or_init(|| {
+        AtomicU32::new((uuid::Uuid::new_v4().as_u128() % u128::from(COUNTER_SHARDS)) as u32)
+    });
+    next.fetch_add(1, Ordering::Relaxed) % COUNTER_SHARDS
+}
+
+/// Applies counter changes in one atomic write, to one counter shard.
 pub async fn add_counters(
     table: &dyn Table,
     tenant: &str,
@@ -315,24 +345,60 @@ pub async fn add_counters(
     }
     let deltas: Vec<(String, i64)> = d.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
     table
-        .add(&campaign_pk(tenant, campaign), "STATS", &deltas)
+        .add(
+            &campaign_pk(tenant, campaign),
+            &stats_sk(next_counter_shard()),
+            &deltas,
+        )
         .await
         .map(|_| ())
 }
 
+/// Applies counter changes given by name (a recount's repair) in one atomic write to
+/// counter shard 0.
+pub async fn add_named_counters(
+    table: &dyn Table,
+    tenant: &str,
+    campaign: &str,
+    d: &BTreeMap<String, i64>,
+) -> PortResult<()> {
+    let deltas: Vec<(String, i64)> = d
+        .iter()
+        .filter(|(_, v)| **v != 0)
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    table
+        .add(&campaign_pk(tenant, campaign), &stats_sk(0), &deltas)
+        .await
+        .map(|_| ())
+}
+
+/// The campaign's counters: the sum of its counter shards (and of the legacy single
+/// item). Each shard is read with a strongly consistent get, all at once, so a read
+/// right after a write sees it (a launch right after attaching a list finds its target),
+/// as the single item did.
 pub async fn get_counters(
     table: &dyn Table,
     tenant: &str,
     campaign: &str,
 ) -> PortResult<BTreeMap<String, i64>> {
-    let item = table
-        .get(&campaign_pk(tenant, campaign), "STATS")
-        .await?
-        .unwrap_or_default();
-    Ok(item
-        .into_iter()
-        .filter_map(|(k, v)| v.as_i64().map(|n| (k, n)))
-        .collect())
+    let pk = campaign_pk(tenant, campaign);
+    let sks: Vec<String> = std::iter::once(LEGACY_STATS_SK.to_owned())
+        .chain((0..COUNTER_SHARDS).map(stats_sk))
+        .collect();
+    let items = futures::future::try_join_all(sks.iter().map(|sk| table.get(&pk, sk))).await?;
+    let mut sum = BTreeMap::new();
+    for item in items.into_iter().flatten() {
+        for (k, v) in item {
+            if let Some(n) = v.as_i64() {
+                *sum.entry(k).or_insert(0) += n;
+            }
+        }
+    }
+    Ok(sum)
 }
 
 /// Reserves `n` dispatch sequence numbers; returns the first.

@@ -1,0 +1,286 @@
+//! The inbound queue between the webhook function and the inbound worker (R6.1 at scale).
+//!
+//! The webhook verifies a provider's callback (Meta's signature over the raw body,
+//! Kaleyra's token) and puts the verified body on the inbound queue as one message, then
+//! answers at once; the inbound worker parses and applies it later, in batches. A message
+//! is one line of JSON metadata ([`Header`]: format version, provider, receive time and
+//! Kaleyra's account SID) followed by `\n` and the raw body exactly as received, so the
+//! queue holds what the provider signed, readable in the console, and a body of up to
+//! [`MAX_BODY_BYTES`] always fits SQS's 256 KiB (JSON-escaping the body into a field
+//! could not promise that).
+
+use crate::app::inbox::{Inbox, InboxReport};
+use crate::app::AppError;
+use crate::domain::inbound::Inbound;
+use crate::domain::Time;
+use crate::providers::{kaleyra, meta};
+use aws_lambda_events::sqs::SqsEvent;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+/// The largest webhook body the webhook accepts (larger: 413). Meta's and Kaleyra's
+/// callbacks are a few kilobytes.
+pub const MAX_BODY_BYTES: usize = 200 * 1024;
+/// SQS's limit on a message body.
+pub const SQS_MAX_MESSAGE_BYTES: usize = 256 * 1024;
+/// The message format this code writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Records of one batch applied at the same time.
+const CONCURRENCY: usize = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookProvider {
+    Meta,
+    Kaleyra,
+}
+
+/// The metadata line of a queued webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub v: u32,
+    pub provider: WebhookProvider,
+    /// When the webhook function received it (wall clock; for diagnosis, never a rule).
+    pub received_at: Time,
+    /// Kaleyra: the account SID named by the callback URL (`?sid=`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+}
+
+/// A verified webhook body on its way to the inbound worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedWebhook {
+    pub header: Header,
+    /// The raw body as received.
+    pub body: String,
+}
+
+/// Why a queued message could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Not a queued webhook at all: delivering it again cannot help.
+    #[error("not a queued webhook: {0}")]
+    Malformed(String),
+    /// Written in a newer format (a newer webhook function during a deploy): a later
+    /// delivery, once this worker is updated too, can read it.
+    #[error("queued webhook format {0} is newer than this worker's")]
+    Newer(u32),
+}
+
+impl QueuedWebhook {
+    pub fn new(
+        provider: WebhookProvider,
+        received_at: Time,
+        sid: Option<String>,
+        body: String,
+    ) -> Self {
+        QueuedWebhook {
+            header: Header {
+                v: FORMAT_VERSION,
+                provider,
+                received_at,
+                sid,
+            },
+            body,
+        }
+    }
+
+    /// The message body: the header line, `\n`, the raw body. U+FFFE and U+FFFF, which
+    /// SQS refuses, can only be inside JSON strings of a body that is JSON, so they are
+    /// written as `\uXXXX` escapes, which parse to the same value (the other characters
+    /// SQS refuses are never in JSON: see [`json_text`]).
+    pub fn encode(&self) -> String {
+        let header = serde_json::to_string(&self.header).expect("header serialises");
+        format!("{header}\n{}", sqs_safe(&self.body))
+    }
+
+    pub fn decode(message: &str) -> Result<Self, DecodeError> {
+        let (line, body) = message
+            .split_once('\n')
+            .ok_or_else(|| DecodeError::Malformed("no header line".into()))?;
+        let raw: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| DecodeError::Malformed(format!("header is not JSON: {e}")))?;
+        let v = raw.get("v").and_then(serde_json::Value::as_u64);
+        match v {
+            Some(v) if v > u64::from(FORMAT_VERSION) => return Err(DecodeError::Newer(v as u32)),
+            Some(_) => {}
+            None => return Err(DecodeError::Malformed("header has no version".into())),
+        }
+        let header: Header = serde_json::from_value(raw)
+            .map_err(|e| DecodeError::Malformed(format!("header: {e}")))?;
+        Ok(QueuedWebhook {
+            header,
+            body: body.to_owned(),
+        })
+    }
+
+    /// The provider-neutral events of the body; an error when the body is not JSON.
+    pub fn events(&self) -> Result<Vec<Inbound>, serde_json::Error> {
+        match self.header.provider {
+            WebhookProvider::Meta => meta::parse_webhook(self.body.as_bytes()),
+            WebhookProvider::Kaleyra => {
+                let mut events = kaleyra::parse_kaleyra_callback(self.body.as_bytes())?;
+                if let Some(sid) = self.header.sid.as_deref() {
+                    kaleyra::qualify_kaleyra_senders(&mut events, sid);
+                }
+                Ok(events)
+            }
+        }
+    }
+}
+
+/// The body as text when it may be JSON: UTF-8 without control characters other than
+/// tab and line breaks (JSON allows no others, not even inside strings). `None` means it
+/// cannot parse, so there is nothing to queue.
+pub fn json_text(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    if text
+        .chars()
+        .any(|c| c < ' ' && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return None;
+    }
+    Some(text.to_owned())
+}
+
+fn sqs_safe(s: &str) -> Cow<'_, str> {
+    let refused = |c: char| matches!(c, '\u{FFFE}' | '\u{FFFF}');
+    if !s.chars().any(refused) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if refused(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Parses and applies one queued webhook. A body that is not JSON was verified, so it is
+/// the provider's and delivering it again changes nothing: it is logged and acknowledged
+/// (an empty report). An error (storage) means the message should be delivered again;
+/// everything the inbox does is idempotent.
+pub async fn apply(inbox: &Inbox, webhook: &QueuedWebhook) -> Result<InboxReport, AppError> {
+    let events = match webhook.events() {
+        Ok(events) => events,
+        Err(e) => {
+            tracing::warn!(provider = ?webhook.header.provider, error = %e, "unparseable webhook body acknowledged");
+            return Ok(InboxReport::default());
+        }
+    };
+    inbox.handle(events).await
+}
+
+/// The inbound worker's batch: each record is read and applied on its own (several at a
+/// time); the ids of the records worth delivering again (storage failures, newer formats)
+/// come back. A record that is not a queued webhook is logged and acknowledged.
+pub async fn apply_batch(inbox: &Inbox, event: &SqsEvent) -> Vec<String> {
+    let records: Vec<(String, String)> = event
+        .records
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let id = m
+                .message_id
+                .clone()
+                .unwrap_or_else(|| format!("record-{i}"));
+            (id, m.body.clone().unwrap_or_default())
+        })
+        .collect();
+    futures::stream::iter(records)
+        .map(|(id, body)| apply_record(inbox, id, body))
+        .buffer_unordered(CONCURRENCY)
+        .filter_map(futures::future::ready)
+        .collect()
+        .await
+}
+
+/// One record of a batch; its id when it should be delivered again.
+async fn apply_record(inbox: &Inbox, id: String, body: String) -> Option<String> {
+    let retry = match QueuedWebhook::decode(&body) {
+        Ok(webhook) => match apply(inbox, &webhook).await {
+            Ok(_) => false,
+            Err(e) => {
+                tracing::error!(message_id = %id, error = %e, "inbound webhook not applied; it will be delivered again");
+                true
+            }
+        },
+        Err(e @ DecodeError::Newer(_)) => {
+            tracing::error!(message_id = %id, error = %e, "inbound record left for a newer worker");
+            true
+        }
+        Err(e) => {
+            tracing::error!(message_id = %id, error = %e, "inbound record dropped");
+            false
+        }
+    };
+    retry.then_some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at() -> Time {
+        chrono::Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn a_queued_webhook_round_trips_with_its_body_verbatim() {
+        let body = "{\"object\":\"whatsapp_business_account\",\n \"entry\":[]}".to_owned();
+        let w = QueuedWebhook::new(
+            WebhookProvider::Kaleyra,
+            at(),
+            Some("SID1".into()),
+            body.clone(),
+        );
+        let encoded = w.encode();
+        assert!(
+            encoded.ends_with(&body),
+            "the raw body follows the header line"
+        );
+        assert_eq!(QueuedWebhook::decode(&encoded), Ok(w));
+    }
+
+    #[test]
+    fn characters_sqs_refuses_are_escaped_to_the_same_json_value() {
+        let body = "{\"text\":\"a b\u{FFFF}\u{FFFE}\"}".to_owned();
+        let w = QueuedWebhook::new(WebhookProvider::Meta, at(), None, body.clone());
+        let decoded = QueuedWebhook::decode(&w.encode()).unwrap();
+        assert_ne!(decoded.body, body);
+        let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+        assert_eq!(parse(&decoded.body), parse(&body));
+        assert!(!decoded.body.contains('\u{FFFF}'));
+    }
+
+    #[test]
+    fn a_body_that_cannot_be_json_is_not_text_to_queue() {
+        assert_eq!(
+            json_text(b"{\"a\":\n\t1}").as_deref(),
+            Some("{\"a\":\n\t1}")
+        );
+        assert_eq!(json_text(b"{\"a\":\"\x01\"}"), None);
+        assert_eq!(json_text(&[b'{', 0xff, b'}']), None);
+    }
+
+    #[test]
+    fn garbage_is_malformed_and_a_newer_format_is_kept_for_later() {
+        assert!(matches!(
+            QueuedWebhook::decode("not json"),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            QueuedWebhook::decode("{\"provider\":\"meta\"}\n{}"),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert_eq!(
+            QueuedWebhook::decode("{\"v\":2,\"provider\":\"whatsapp_v2\"}\n{}"),
+            Err(DecodeError::Newer(2))
+        );
+    }
+}

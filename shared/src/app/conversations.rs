@@ -1,0 +1,301 @@
+//! Conversations with a contact outside the campaign send itself (R5.5, R5.6): the
+//! recontact template an operator sends after the 24-hour window expired, the
+//! conversation view ("spy"), and releasing a contact when its interaction times out.
+//!
+//! Only operator sends are governed here: the engine sends no free-form (agent) messages
+//! yet, so "only the recontact template after the window expires" is enforced by
+//! [`crate::domain::conversation::may_send`] for the recontact endpoint and is ready for an
+//! agent send path.
+
+use super::admin::Admin;
+use super::AppResult;
+use crate::domain::campaign::Campaign;
+use crate::domain::conversation::{
+    self, ConversationMessage, ConversationView, Direction, MessageKind, OperatorMessage,
+    ServiceWindow,
+};
+use crate::domain::hopper::{shard_of, HopperEntry};
+use crate::domain::inbound::EntryRef;
+use crate::domain::outcome::SendFailure;
+use crate::domain::phone::PhoneNumber;
+use crate::domain::template::{ContactData, TemplateKey, VariableSource};
+use crate::domain::{DomainError, Time};
+use crate::ports::{Clock, MessagingProvider, OutboundTemplate, PortError, Table};
+use crate::repo;
+use crate::repo::conversations as conv;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// The operator's sends outside campaigns; needs the messaging provider, so it runs on its
+/// own state beside the operator API.
+pub struct Conversations {
+    pub table: Arc<dyn Table>,
+    pub provider: Arc<dyn MessagingProvider>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// `POST /contacts/{phone}/recontact`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"account_id": "acc_0190a1", "variables": [{"source": "contact_name"}]}))]
+pub struct RecontactRequest {
+    /// The provider account (business number) whose recontact template is sent.
+    pub account_id: Option<String>,
+    /// Source of each placeholder of the recontact template, `{{1}}` first, as for
+    /// campaigns; none when the template has no placeholders.
+    #[serde(default)]
+    pub variables: Vec<VariableSource>,
+}
+
+/// What a recontact send did.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(example = json!({"phone": "919812345678", "account_id": "acc_0190a1",
+    "template": {"name": "we_miss_you", "language": "en"}, "message_id": "wamid.HBgMOTE5ODEyMzQ1Njc4FQIAERgT",
+    "text": "Hello Asha, the chat window has expired, please reply to this message if you still need support",
+    "sent_at": "2026-11-23T10:00:00Z", "window_open": false, "window_until": "2026-11-22T09:20:00Z",
+    "campaign_id": "cmp_0190a1"}))]
+pub struct RecontactSent {
+    pub phone: PhoneNumber,
+    pub account_id: String,
+    pub template: TemplateKey,
+    /// The provider's message id.
+    pub message_id: String,
+    /// The template as the contact reads it.
+    pub text: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub sent_at: Time,
+    /// Whether the contact's 24-hour window was open when it went out.
+    pub window_open: bool,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub window_until: Option<Time>,
+    /// The campaign whose conversation view shows it (the contact's last campaign
+    /// interaction on this number), if any.
+    pub campaign_id: Option<String>,
+}
+
+/// Marks recontact sends' callback data, so their statuses are told from campaign ones.
+const RECONTACT_CALLBACK: &str = "rc1";
+
+impl Conversations {
+    /// Sends the account's recontact template to a contact (R5.5), when
+    /// [`conversation::may_send`] allows it: not while a campaign waits for the contact's
+    /// answer (409 with R5.1's message), never to an opted-out contact. 404 for an
+    /// unknown account, 409 when it has no (usable) recontact template, 422 for a bad
+    /// number or a placeholder without a value. `Ok(Err(_))`: the provider refused it.
+    pub async fn recontact(
+        &self,
+        tenant: &str,
+        phone: &str,
+        req: RecontactRequest,
+    ) -> AppResult<Result<RecontactSent, SendFailure>> {
+        let t = &*self.table;
+        let phone = PhoneNumber::parse(phone)?;
+        let account_id = crate::domain::account::required("account_id", req.account_id)?;
+        let account = repo::get_account(t, tenant, &account_id)
+            .await?
+            .ok_or_else(|| DomainError::not_found("account", &account_id))?;
+        let settings = repo::get_template_settings(t, tenant, &account_id).await?;
+        let key = settings.recontact.ok_or_else(|| {
+            DomainError::Conflict(format!(
+                "account {account_id} has no recontact template: choose one with PUT /accounts/{account_id}/recontact-template"
+            ))
+        })?;
+        let template = repo::get_template(t, tenant, &account_id, &key.name, &key.language)
+            .await?
+            .ok_or_else(|| {
+                DomainError::Conflict(format!(
+                    "the recontact template {} ({}) of account {account_id} no longer exists",
+                    key.name, key.language
+                ))
+            })?;
+        template.check_usable(&req.variables)?;
+        let sender = &account.sender_id;
+        let (interaction, window, opted_out, contact) = futures::try_join!(
+            repo::get_interaction(t, sender, &phone),
+            conv::get_window(t, sender, &phone),
+            repo::blocklists::is_opted_out(t, tenant, &phone),
+            repo::get_contact(t, tenant, &phone),
+        )?;
+        // An interaction of another tenant on a shared number is none of ours.
+        let interaction = interaction.filter(|i| i.entry.tenant == tenant);
+        let now = self.clock.now();
+        conversation::may_send(
+            OperatorMessage::RecontactTemplate,
+            interaction.as_ref(),
+            window.as_ref(),
+            opted_out,
+            now,
+        )
+        .map_err(|r| DomainError::Conflict(r.message().to_owned()))?;
+        let data: ContactData = contact.map(|c| c.data()).unwrap_or_default();
+        let rendered = template
+            .render(&req.variables, &data)
+            .map_err(|why| DomainError::invalid("variables", why))?;
+        let msg = OutboundTemplate {
+            to: phone.clone(),
+            template: template.name.clone(),
+            language: template.language.clone(),
+            params: rendered.params,
+            quick_reply_payloads: template.quick_replies.clone(),
+            callback_data: format!("{RECONTACT_CALLBACK}|{tenant}|{phone}"),
+            header: template.header.clone(),
+        };
+        let message_id = match self.provider.send(&account, &msg).await {
+            Ok(id) => id,
+            Err(failure) => {
+                tracing::warn!(phone = %phone.masked(), account_id = %account_id, reason = %failure.reason, "recontact template refused by the provider");
+                return Ok(Err(failure));
+            }
+        };
+        let sent_at = self.clock.now();
+        let window_open = window.as_ref().is_some_and(|w| w.is_open(sent_at));
+        let window_until = window.as_ref().and_then(|w| w.until);
+        self.note_recontact(tenant, sender, &phone, &message_id, &template.name, sent_at)
+            .await;
+        let campaign_id = match &interaction {
+            Some(i) => {
+                let m = ConversationMessage {
+                    direction: Direction::Outbound,
+                    kind: MessageKind::Recontact,
+                    message_id: Some(message_id.clone()),
+                    at: sent_at,
+                    text: Some(rendered.text.clone()),
+                    button: None,
+                    template: Some(template.name.clone()),
+                };
+                if let Err(e) = conv::put_message(t, &i.entry, &m).await {
+                    tracing::warn!(phone = %phone.masked(), error = %e, "recontact not recorded on the conversation");
+                }
+                Some(i.entry.campaign_id.clone())
+            }
+            None => None,
+        };
+        tracing::info!(phone = %phone.masked(), account_id = %account_id, "recontact template sent");
+        Ok(Ok(RecontactSent {
+            phone,
+            account_id,
+            template: TemplateKey {
+                name: template.name,
+                language: template.language,
+            },
+            message_id,
+            text: rendered.text,
+            sent_at,
+            window_open,
+            window_until,
+            campaign_id,
+        }))
+    }
+
+    /// Records the recontact on the contact's window item (best effort: the message went
+    /// out whatever happens here).
+    async fn note_recontact(
+        &self,
+        tenant: &str,
+        sender: &str,
+        phone: &PhoneNumber,
+        message_id: &str,
+        template: &str,
+        at: Time,
+    ) {
+        let t = &*self.table;
+        for _ in 0..super::CONFLICT_RETRIES {
+            let mut w = match conv::get_window(t, sender, phone).await {
+                Ok(w) => w.unwrap_or_else(|| ServiceWindow::new(sender, phone.clone())),
+                Err(e) => {
+                    tracing::warn!(error = %e, "recontact not noted on the window");
+                    return;
+                }
+            };
+            w.recontacted(tenant, message_id.to_owned(), template.to_owned(), at);
+            match conv::save_window(t, &mut w).await {
+                Ok(()) => return,
+                Err(PortError::ConditionFailed) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "recontact not noted on the window");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Admin {
+    /// The conversation view of one contact in a campaign (R5.6): the template it received
+    /// as rendered, then every reply and later message in order. 404 for an unknown
+    /// campaign or a contact not in its hopper.
+    pub async fn conversation(
+        &self,
+        tenant: &str,
+        campaign_id: &str,
+        phone: &str,
+    ) -> AppResult<ConversationView> {
+        let t = &*self.table;
+        let c = self.load(tenant, campaign_id).await?;
+        let phone = PhoneNumber::parse(phone)?;
+        let r = EntryRef {
+            tenant: tenant.to_owned(),
+            campaign_id: c.id.clone(),
+            shard: shard_of(&phone, c.hopper_shards),
+            phone: phone.clone(),
+        };
+        let entry = repo::get_entry(t, &r)
+            .await?
+            .ok_or_else(|| DomainError::not_found("contact in campaign", phone.as_str()))?;
+        let stored = conv::messages(t, &r).await?;
+        let window = match sender_of(t, &c).await? {
+            Some(s) => conv::get_window(t, &s, &phone).await?,
+            None => None,
+        };
+        let template = c.template.as_ref().map(|tr| tr.name.as_str());
+        Ok(ConversationView::of(
+            &entry,
+            template,
+            stored,
+            window.and_then(|w| w.until),
+        ))
+    }
+}
+
+/// The business number a campaign sends from.
+async fn sender_of(table: &dyn Table, c: &Campaign) -> AppResult<Option<String>> {
+    Ok(match &c.account_id {
+        Some(a) => repo::get_account(table, &c.tenant, a)
+            .await?
+            .map(|a| a.sender_id),
+        None => None,
+    })
+}
+
+/// Business numbers of campaigns, read once per sweep.
+pub(crate) type SenderCache = HashMap<(String, String), Option<String>>;
+
+/// The sweeper closed `entry` at its response timeout (R5.5): the interaction it opened is
+/// marked closed, so views show it closed (the contact is free for other campaigns from
+/// the timeout on either way: an interaction is open only until it). Best effort.
+pub(crate) async fn release_after_timeout(
+    table: &dyn Table,
+    senders: &mut SenderCache,
+    entry: &HopperEntry,
+    now: Time,
+) {
+    let Some(message_id) = &entry.message_id else {
+        return;
+    };
+    let key = (entry.tenant.clone(), entry.campaign_id.clone());
+    if !senders.contains_key(&key) {
+        let sender = match repo::get_campaign(table, &entry.tenant, &entry.campaign_id).await {
+            Ok(Some(c)) => sender_of(table, &c).await.ok().flatten(),
+            _ => None,
+        };
+        senders.insert(key.clone(), sender);
+    }
+    let Some(sender) = senders.get(&key).cloned().flatten() else {
+        return;
+    };
+    if let Err(e) = repo::close_interaction(table, &sender, &entry.phone, message_id, now).await {
+        tracing::warn!(phone = %entry.phone.masked(), error = %e, "interaction not marked closed after its timeout");
+    }
+}

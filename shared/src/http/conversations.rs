@@ -1,0 +1,109 @@
+//! Routes of a contact's conversation (R5.5, R5.6) and their OpenAPI description
+//! ([`ConversationsApi`]): the conversation view runs on the operator API's state
+//! ([`routes`]); the recontact send needs the messaging provider and runs on its own
+//! ([`recontact_router`], merged by the composition roots).
+
+use super::api::{ok, R, S};
+use super::error::{ApiError, ErrorBody, JsonBody};
+use super::TenantId;
+use crate::app::admin::Admin;
+use crate::app::conversations::{Conversations, RecontactRequest, RecontactSent};
+use crate::domain::conversation::{ConversationMessage, ConversationView, Direction, MessageKind};
+use crate::domain::template::{TemplateKey, VariableSource};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+use utoipa::OpenApi;
+
+pub fn routes() -> Router<Arc<Admin>> {
+    Router::new().route(
+        "/campaigns/{id}/contacts/{phone}/conversation",
+        get(conversation),
+    )
+}
+
+/// `POST /contacts/{phone}/recontact`, on its own state (it sends through the provider).
+pub fn recontact_router(svc: Arc<Conversations>) -> Router {
+    Router::new()
+        .route("/contacts/{phone}/recontact", post(recontact))
+        .with_state(svc)
+}
+
+#[utoipa::path(
+    get, path = "/campaigns/{id}/contacts/{phone}/conversation", tag = "conversations",
+    description = "The conversation view (\"spy\", R5.6): the template the contact received, \
+        rendered for it, then every reply and later message in order, each with its kind \
+        (`reply`, `no_match`, `late`, `after_close`, `other_message`, `opt_out`, `recontact`).",
+    params(
+        ("id" = String, Path, description = "Campaign id"),
+        ("phone" = String, Path, description = "The contact's number (digits, or as typed)"),
+    ),
+    responses(
+        (status = 200, description = "The conversation", body = ConversationView),
+        (status = 404, description = "No such campaign, or the contact is not in its hopper", body = ErrorBody,
+            example = json!({"error": "not_found", "message": "contact in campaign '919812345678' not found"})),
+        (status = 422, description = "Not a phone number", body = ErrorBody,
+            example = json!({"error": "invalid", "message": "phone: must contain digits", "field": "phone"})),
+    )
+)]
+async fn conversation(State(a): S, t: TenantId, Path((id, phone)): Path<(String, String)>) -> R {
+    ok(a.conversation(&t.0, &id, &phone).await?)
+}
+
+#[utoipa::path(
+    post, path = "/contacts/{phone}/recontact", tag = "conversations",
+    description = "Sends the account's recontact template to a contact (R5.5): after the \
+        contact's 24-hour customer-service window expired, it is the only message that may \
+        go out. Refused with 409 while a campaign waits for the contact's answer (R5.1's \
+        message), when the contact opted out, or when the account has no APPROVED recontact \
+        template; 404 for an unknown account; 502 when the provider refuses it.",
+    params(("phone" = String, Path, description = "The contact's number")),
+    request_body(content = RecontactRequest, example = json!({"account_id": "acc_0190a1", "variables": [{"source": "contact_name"}]})),
+    responses(
+        (status = 200, description = "Sent", body = RecontactSent),
+        (status = 404, description = "No such account", body = ErrorBody,
+            example = json!({"error": "not_found", "message": "account 'acc_x' not found"})),
+        (status = 409, description = "Not allowed now", body = ErrorBody,
+            example = json!({"error": "conflict", "message": "No messages can be sent since we are waiting for the customer's response."})),
+        (status = 422, description = "A field breaks a rule (number, account, variables)", body = ErrorBody,
+            example = json!({"error": "invalid", "message": "variables: missing value for variable {{1}}", "field": "variables"})),
+        (status = 502, description = "The provider refused the message", body = ErrorBody,
+            example = json!({"error": "provider_error", "message": "Message Undeliverable"})),
+    )
+)]
+async fn recontact(
+    State(s): State<Arc<Conversations>>,
+    t: TenantId,
+    Path(phone): Path<String>,
+    JsonBody(b): JsonBody<RecontactRequest>,
+) -> R {
+    match s.recontact(&t.0, &phone, b).await? {
+        Ok(sent) => ok(sent),
+        Err(failure) => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "provider_error",
+            failure.reason,
+        )),
+    }
+}
+
+/// The OpenAPI description of the conversation routes.
+#[derive(OpenApi)]
+#[openapi(
+    paths(conversation, recontact),
+    components(schemas(
+        ConversationView,
+        ConversationMessage,
+        Direction,
+        MessageKind,
+        RecontactRequest,
+        RecontactSent,
+        TemplateKey,
+        VariableSource,
+        ErrorBody,
+    )),
+    tags((name = "conversations", description = "A contact's conversation after a campaign message and the recontact template (R5)"))
+)]
+pub struct ConversationsApi;
