@@ -153,6 +153,13 @@ pub const OUTCOME_UNKNOWN: &str = "outcome unknown";
 /// The reason of an entry whose template could not be filled for its contact (R3.3).
 pub const TEMPLATE_VARIABLES_REASON: &str = "template variables";
 
+/// Sets `slot` to `at` unless it already holds an earlier time.
+fn earliest(slot: &mut Option<Time>, at: Time) {
+    if slot.is_none_or(|t| at < t) {
+        *slot = Some(at);
+    }
+}
+
 pub fn shard_of(phone: &PhoneNumber, shards: u16) -> u16 {
     (stable_hash(phone.as_str()) % u64::from(shards.max(1))) as u16
 }
@@ -236,14 +243,16 @@ impl HopperEntry {
     /// A `failed` status that overtook this record wins.
     pub fn record_sent(&mut self, message_id: String, now: Time, timeout: chrono::Duration) {
         self.message_id = Some(message_id);
-        self.sent_at.get_or_insert(now);
-        self.error = None;
-        self.reason = None;
+        earliest(&mut self.sent_at, now);
+        // Kept on a failed entry too: a `delivered` that comes after the `failed` puts it
+        // back to PENDING until this timeout.
+        self.expires_at = Some(now + timeout);
         if self.disposition.as_deref() == Some("undeliverable") {
             self.state = EntryState::Failed;
         } else {
+            self.error = None;
+            self.reason = None;
             self.state = EntryState::Pending;
-            self.expires_at = Some(now + timeout);
         }
     }
 
@@ -319,17 +328,20 @@ impl HopperEntry {
     pub fn apply_status(&mut self, status: &StatusKind, at: Time) -> bool {
         let before = self.clone();
         match status {
+            // Times keep the earliest report, whatever order the webhooks come in.
             StatusKind::Sent => {
-                self.sent_at.get_or_insert(at);
+                earliest(&mut self.sent_at, at);
             }
             StatusKind::Delivered => {
-                self.sent_at.get_or_insert(at);
-                self.delivered_at.get_or_insert(at);
+                earliest(&mut self.sent_at, at);
+                earliest(&mut self.delivered_at, at);
+                self.undo_status_failure();
             }
             StatusKind::Read => {
-                self.sent_at.get_or_insert(at);
-                self.delivered_at.get_or_insert(at);
-                self.read_at.get_or_insert(at);
+                earliest(&mut self.sent_at, at);
+                earliest(&mut self.delivered_at, at);
+                earliest(&mut self.read_at, at);
+                self.undo_status_failure();
             }
             StatusKind::Failed { reason, .. } => {
                 // A message that reached the phone cannot fail afterwards.
@@ -341,12 +353,32 @@ impl HopperEntry {
                     self.disposition = Some("undeliverable".into());
                     if self.state == EntryState::Pending {
                         self.state = EntryState::Failed;
-                        self.expires_at = None;
                     }
                 }
             }
         }
         *self != before
+    }
+
+    /// The message reached the phone after all: a `failed` status that overtook its
+    /// `delivered` or `read` does not stand, so the final state does not depend on the
+    /// order webhooks arrive in (R6.1).
+    fn undo_status_failure(&mut self) {
+        if self.state == EntryState::Failed
+            && self.disposition.as_deref() == Some("undeliverable")
+            && self.message_id.is_some()
+        {
+            self.state = EntryState::Pending;
+            self.disposition = None;
+            self.reason = None;
+            self.error = None;
+        } else if self.state == EntryState::Sending
+            && self.disposition.as_deref() == Some("undeliverable")
+        {
+            self.disposition = None;
+            self.reason = None;
+            self.error = None;
+        }
     }
 
     /// A customer's reply attributed to this entry, as an answer that closes the
@@ -397,8 +429,8 @@ impl HopperEntry {
             }
             return ReplyOutcome::Late;
         }
-        self.delivered_at.get_or_insert(reply.at);
-        self.read_at.get_or_insert(reply.at);
+        earliest(&mut self.delivered_at, reply.at);
+        earliest(&mut self.read_at, reply.at);
         self.replied_at.get_or_insert(reply.at);
         let chose_before = self
             .disposition
@@ -668,6 +700,60 @@ mod tests {
         e.claim(Utc::now()).unwrap();
         e.record_failure(&SendFailure::meta(130429, "Rate limit hit"));
         assert_eq!(e.state, EntryState::Retry);
+    }
+
+    #[test]
+    fn r6_1_failed_and_delivered_end_the_same_in_either_order_with_earliest_times() {
+        let now = Utc::now();
+        let failed = StatusKind::Failed {
+            code: Some(131026),
+            reason: "Message Undeliverable".into(),
+        };
+        let sent = |e: &mut HopperEntry| {
+            e.claim(now).unwrap();
+            e.record_sent("wamid.1".into(), now, Duration::days(1));
+        };
+        let mut a = entry();
+        sent(&mut a);
+        a.apply_status(&failed, now + Duration::seconds(1));
+        a.apply_status(&StatusKind::Delivered, now + Duration::seconds(2));
+        let mut b = entry();
+        sent(&mut b);
+        b.apply_status(&StatusKind::Delivered, now + Duration::seconds(2));
+        b.apply_status(&failed, now + Duration::seconds(1));
+        assert_eq!(a.state, EntryState::Pending);
+        assert_eq!(
+            (
+                a.state,
+                &a.disposition,
+                &a.reason,
+                a.delivered_at,
+                a.expires_at
+            ),
+            (
+                b.state,
+                &b.disposition,
+                &b.reason,
+                b.delivered_at,
+                b.expires_at
+            )
+        );
+        // Read before delivered: each time is the earliest reported.
+        let mut c = entry();
+        sent(&mut c);
+        c.apply_status(&StatusKind::Read, now + Duration::seconds(9));
+        c.apply_status(&StatusKind::Delivered, now + Duration::seconds(2));
+        assert_eq!(c.delivered_at, Some(now + Duration::seconds(2)));
+        assert_eq!(c.read_at, Some(now + Duration::seconds(9)));
+        // A failure that overtook the send record keeps its reason.
+        let mut d = entry();
+        d.claim(now).unwrap();
+        d.apply_status(&failed, now);
+        d.record_sent("wamid.1".into(), now, Duration::days(1));
+        assert_eq!(
+            (d.state, d.reason.as_deref()),
+            (EntryState::Failed, Some("Message Undeliverable"))
+        );
     }
 
     #[test]

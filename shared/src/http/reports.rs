@@ -152,7 +152,7 @@ async fn recount(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
         the local runner serves. Behind API Gateway and Lambda an answer is at most 6 MB and \
         29 s, so there ask for chunks: `?limit=10000` answers the first chunk (with the header \
         row) and its `x-next-cursor` header; pass it as `cursor` for the next chunk (no header \
-        row) until a chunk comes without the header.",
+        row) until an answer comes without `x-next-cursor`.",
     params(("id" = String, Path, description = "Campaign id"), ExportParams),
     responses(
         (status = 200, description = "CSV rows (the whole export, or one chunk)", body = String, content_type = "text/csv",
