@@ -1,7 +1,7 @@
 //! R8.1/R8.3 in AWS: every path of the operator API reaches the api function, and the
-//! template deploys every function. API Gateway only
-//! forwards paths the SAM template routes, so a route served locally but missing from
-//! `infra/template.yaml` would answer 404 in production while every local test passes.
+//! template deploys every function. API Gateway only forwards paths the SAM template
+//! routes, so a route served locally but missing from `infra/template.yaml` would answer
+//! 404 in production while every local test passes.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
