@@ -354,6 +354,16 @@ async fn r7_3_kaleyra_callbacks_parse_statuses_and_ref() {
             reason: "Daily limit reached (WAV2101)".into()
         }
     );
+    // Without a time of its own, a status is dated when the webhook received it.
+    let received = chrono::DateTime::parse_from_rfc3339("2026-11-21T09:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let items = shared::providers::kaleyra::parse_kaleyra_callback_received(
+        not_sent.to_string().as_bytes(),
+        received,
+    )
+    .unwrap();
+    assert!(matches!(items.as_slice(), [Inbound::Status(s)] if s.at == received));
     // Foreign refs give no entry; unknown statuses and bodies without an id give nothing.
     let foreign = json!({"status":"sent","message_id":"wamid.E","extra_info":{"ref":"campaign_2025_summer_sale"},"timestamp":"1751400000"});
     let items = parse_kaleyra_callback(foreign.to_string().as_bytes()).unwrap();

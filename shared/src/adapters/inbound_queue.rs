@@ -120,7 +120,10 @@ impl QueuedWebhook {
         match self.header.provider {
             WebhookProvider::Meta => meta::parse_webhook(self.body.as_bytes()),
             WebhookProvider::Kaleyra => {
-                let mut events = kaleyra::parse_kaleyra_callback(self.body.as_bytes())?;
+                let mut events = kaleyra::parse_kaleyra_callback_received(
+                    self.body.as_bytes(),
+                    self.header.received_at,
+                )?;
                 if let Some(sid) = self.header.sid.as_deref() {
                     kaleyra::qualify_kaleyra_senders(&mut events, sid);
                 }

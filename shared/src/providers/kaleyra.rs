@@ -331,6 +331,15 @@ fn failure_of(v: &Value, meta_status: Option<&Value>, not_sent: bool) -> StatusK
 /// `meta_object.value.messages` are parsed as Meta's. Unknown statuses, callbacks without
 /// a message id, and anything else give nothing; only a body that is not JSON is an error.
 pub fn parse_kaleyra_callback(body: &[u8]) -> Result<Vec<Inbound>, serde_json::Error> {
+    parse_kaleyra_callback_received(body, chrono::Utc::now())
+}
+
+/// [`parse_kaleyra_callback`] for a callback received at `received_at`: a status without
+/// a time of its own is dated when the webhook received it, not when a worker applies it.
+pub fn parse_kaleyra_callback_received(
+    body: &[u8],
+    received_at: crate::domain::Time,
+) -> Result<Vec<Inbound>, serde_json::Error> {
     let v: Value = serde_json::from_slice(body)?;
     let mut out = Vec::new();
     let value = v
@@ -357,7 +366,7 @@ pub fn parse_kaleyra_callback(body: &[u8]) -> Result<Vec<Inbound>, serde_json::E
         let at = time_of(meta_status.and_then(|s| s.get("timestamp")))
             .or_else(|| time_of(v.get("timestamp")))
             .or_else(|| time_of(v.get("created_at")))
-            .unwrap_or_else(chrono::Utc::now);
+            .unwrap_or(received_at);
         let entry = str_of(extra.and_then(|e| e.get("ref")))
             .and_then(EntryRef::decode)
             .or_else(|| {
