@@ -207,22 +207,13 @@ impl Dispatcher {
             }
             None => None,
         };
-        let total: f64 = shares.iter().sum();
         let from = pace.planned_until.map_or(now, |p| p.max(now));
         let to = now + chrono::Duration::seconds(i64::from(self.tick_seconds.max(1)));
+        let tier_split = tier_left.map(|left| pacing::split_tier(left, &shares));
         let mut tier_given = 0;
         let mut capped = Vec::new();
         for (i, (c, share)) in campaigns.iter().zip(&shares).enumerate() {
-            let max = tier_left.map(|left| {
-                // Split in proportion to the shares; the last takes what is left.
-                if i + 1 == campaigns.len() {
-                    left - tier_given
-                } else if total > 0.0 {
-                    ((left as f64) * share / total).floor() as u64
-                } else {
-                    0
-                }
-            });
+            let max = tier_split.as_ref().map(|split| split[i]);
             let allowance = Allowance {
                 rate: *share,
                 max,

@@ -141,6 +141,28 @@ pub fn tier_remaining(limit: u32, hours: &[(Time, u64)], now: Time) -> u64 {
     u64::from(limit).saturating_sub(used)
 }
 
+/// Splits what is left of the messaging tier among campaigns in proportion to their
+/// `shares` of the account's rate; the last takes the rounding remainder, so the parts
+/// add up to `left` exactly.
+pub fn split_tier(left: u64, shares: &[f64]) -> Vec<u64> {
+    let total: f64 = shares.iter().sum();
+    let mut parts: Vec<u64> = shares
+        .iter()
+        .map(|s| {
+            if total > 0.0 {
+                ((left as f64) * s / total).floor() as u64
+            } else {
+                0
+            }
+        })
+        .collect();
+    if let Some(last) = parts.len().checked_sub(1) {
+        parts[last] = 0;
+        parts[last] = left.saturating_sub(parts.iter().sum());
+    }
+    parts
+}
+
 /// The start of the hour holding `t`.
 pub fn hour_start(t: Time) -> Time {
     let s = t.timestamp();
@@ -335,6 +357,15 @@ mod tests {
         ];
         assert_eq!(tier_remaining(1000, &hours, now), 100);
         assert_eq!(tier_remaining(500, &hours, now), 0);
+    }
+
+    #[test]
+    fn r4_8_tier_split_follows_the_shares_and_adds_up() {
+        assert_eq!(split_tier(100, &[40.0, 40.0]), vec![50, 50]);
+        assert_eq!(split_tier(10, &[10.0, 35.0, 35.0]), vec![1, 4, 5]);
+        assert_eq!(split_tier(7, &[0.0, 0.0]), vec![0, 7]);
+        assert_eq!(split_tier(0, &[1.0]), vec![0]);
+        assert!(split_tier(5, &[]).is_empty());
     }
 
     fn hours(recipient: bool) -> CallingHours {
