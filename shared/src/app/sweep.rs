@@ -10,7 +10,7 @@ use crate::domain::campaign::Campaign;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::stats::{self, Stats};
 use crate::ports::{Clock, EventBus, PortError, Table};
-use crate::repo::{self, Key};
+use crate::repo::{self, IndexWalk, Key, TimeIndex};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::Value;
 use std::sync::Arc;
@@ -105,30 +105,22 @@ impl SweepService {
         let now = self.clock.now();
         let mut report = SweepReport::default();
         let mut senders = super::conversations::SenderCache::new();
-        for due_shard in 0..repo::DUE_SHARDS {
-            let mut cursor = None;
-            loop {
-                let (entries, next) =
-                    repo::due_entries(&*self.table, due_shard, now, 100, cursor).await?;
-                for stale in entries {
-                    if self
-                        .change_stored(&stale.entry_ref(), |e| e.expire(now))
-                        .await?
-                    {
-                        report.expired += 1;
-                        // R5.5: the contact is released; its interaction shows closed.
-                        super::conversations::release_after_timeout(
-                            &*self.table,
-                            &mut senders,
-                            &stale,
-                            now,
-                        )
-                        .await;
-                    }
-                }
-                match next {
-                    Some(c) => cursor = Some(c),
-                    None => break,
+        let mut due = IndexWalk::new(TimeIndex::Due, now);
+        while let Some(entries) = due.next(&*self.table).await? {
+            for stale in entries {
+                if self
+                    .change_stored(&stale.entry_ref(), |e| e.expire(now))
+                    .await?
+                {
+                    report.expired += 1;
+                    // R5.5: the contact is released; its interaction shows closed.
+                    super::conversations::release_after_timeout(
+                        &*self.table,
+                        &mut senders,
+                        &stale,
+                        now,
+                    )
+                    .await;
                 }
             }
         }
@@ -206,25 +198,16 @@ impl SweepService {
     pub async fn reclaim_stale_sending(&self, now: crate::domain::Time) -> AppResult<usize> {
         let mut reclaimed = 0;
         let claimed_by = now - SENDING_STALE_AFTER;
-        for partition in 0..repo::DUE_SHARDS {
-            let mut cursor = None;
-            loop {
-                let (entries, next) =
-                    repo::stale_sending_entries(&*self.table, partition, claimed_by, 100, cursor)
-                        .await?;
-                for stale in entries {
-                    if self
-                        .change_stored(&stale.entry_ref(), |e| {
-                            e.reclaim_stale(now, SENDING_STALE_AFTER)
-                        })
-                        .await?
-                    {
-                        reclaimed += 1;
-                    }
-                }
-                match next {
-                    Some(c) => cursor = Some(c),
-                    None => break,
+        let mut claims = IndexWalk::new(TimeIndex::Sending, claimed_by);
+        while let Some(entries) = claims.next(&*self.table).await? {
+            for stale in entries {
+                if self
+                    .change_stored(&stale.entry_ref(), |e| {
+                        e.reclaim_stale(now, SENDING_STALE_AFTER)
+                    })
+                    .await?
+                {
+                    reclaimed += 1;
                 }
             }
         }
@@ -242,34 +225,25 @@ impl SweepService {
     /// after its cursor. Returns how many went back.
     pub async fn release_waiting(&self, now: crate::domain::Time) -> AppResult<usize> {
         let mut released = 0;
-        for partition in 0..repo::DUE_SHARDS {
-            let mut cursor = None;
-            loop {
-                let (entries, next) =
-                    repo::waiting_entries(&*self.table, partition, now, 100, cursor).await?;
-                // One block of sequence numbers per campaign and page.
-                let mut by_campaign: std::collections::BTreeMap<(String, String), Vec<_>> =
-                    Default::default();
-                for e in entries {
-                    by_campaign
-                        .entry((e.tenant.clone(), e.campaign_id.clone()))
-                        .or_default()
-                        .push(e.entry_ref());
-                }
-                for ((tenant, campaign), refs) in by_campaign {
-                    let first =
-                        repo::reserve_seq(&*self.table, &tenant, &campaign, refs.len() as u64)
-                            .await?;
-                    for (i, r) in refs.iter().enumerate() {
-                        let seq = first + i as u64;
-                        if self.change_stored(r, |e| e.release(seq, now)).await? {
-                            released += 1;
-                        }
+        let mut waiting = IndexWalk::new(TimeIndex::Wait, now);
+        while let Some(entries) = waiting.next(&*self.table).await? {
+            // One block of sequence numbers per campaign and page.
+            let mut by_campaign: std::collections::BTreeMap<(String, String), Vec<_>> =
+                Default::default();
+            for e in entries {
+                by_campaign
+                    .entry((e.tenant.clone(), e.campaign_id.clone()))
+                    .or_default()
+                    .push(e.entry_ref());
+            }
+            for ((tenant, campaign), refs) in by_campaign {
+                let first =
+                    repo::reserve_seq(&*self.table, &tenant, &campaign, refs.len() as u64).await?;
+                for (i, r) in refs.iter().enumerate() {
+                    let seq = first + i as u64;
+                    if self.change_stored(r, |e| e.release(seq, now)).await? {
+                        released += 1;
                     }
-                }
-                match next {
-                    Some(c) => cursor = Some(c),
-                    None => break,
                 }
             }
         }

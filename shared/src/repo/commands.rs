@@ -14,7 +14,6 @@ use super::{
     campaign_pk, entry_pk, from_item, get_as, put_versioned, query_all, time_key, to_item,
     PAUSED_PK,
 };
-use crate::domain::campaign::Campaign;
 use crate::domain::hopper::HopperEntry;
 use crate::domain::Time;
 use crate::ports::{Index, PortResult, Query, SkCond, Table};
@@ -150,16 +149,7 @@ pub async fn paused_campaigns_ended(
     table: &dyn Table,
     now: Time,
 ) -> PortResult<Vec<(String, String)>> {
-    let q = Query::new(
-        Index::Gsi1,
-        PAUSED_PK,
-        SkCond::Lte(format!("{}#~", time_key(now))),
-    );
-    let items = query_all(table, q).await?;
-    items
-        .into_iter()
-        .map(|i| from_item::<Campaign>(i).map(|c| (c.tenant, c.id)))
-        .collect()
+    super::campaigns_until(table, PAUSED_PK, now).await
 }
 
 /// One page of a hopper shard's entries, in key order, after the entry key `after`.

@@ -286,11 +286,18 @@ pub async fn due_scheduled_campaigns(
     table: &dyn Table,
     now: Time,
 ) -> PortResult<Vec<(String, String)>> {
-    let q = Query::new(
-        Index::Gsi1,
-        SCHEDULED_PK,
-        SkCond::Lte(format!("{}#~", time_key(now))),
-    );
+    campaigns_until(table, SCHEDULED_PK, now).await
+}
+
+/// (tenant, campaign id) of the campaigns of a time-ordered GSI1 partition
+/// (`CAMPAIGNS#SCHEDULED` by start date, `CAMPAIGNS#PAUSED` by end date) due at or
+/// before `now`.
+pub(crate) async fn campaigns_until(
+    table: &dyn Table,
+    pk: &str,
+    now: Time,
+) -> PortResult<Vec<(String, String)>> {
+    let q = Query::new(Index::Gsi1, pk, SkCond::Lte(format!("{}#~", time_key(now))));
     let items = query_all(table, q).await?;
     items
         .into_iter()
@@ -527,52 +534,50 @@ pub fn seq_key(seq: u64) -> String {
     format!("{seq:020}")
 }
 
+/// The time-ordered GSI1 indexes an entry sits in while it waits for something: each
+/// spread over [`DUE_SHARDS`] partitions by phone, sorted by the instant it comes due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeIndex {
+    /// PENDING, by the end of the response timeout (the sweeper closes it).
+    Due,
+    /// SENDING, by claim time (the sweeper reclaims stale claims, R4.10).
+    Sending,
+    /// FRESH and waiting, by `wait_until` (the sweeper puts it back in line).
+    Wait,
+}
+
+impl TimeIndex {
+    fn prefix(self) -> &'static str {
+        match self {
+            TimeIndex::Due => "DUE",
+            TimeIndex::Sending => "SENDING",
+            TimeIndex::Wait => "WAIT",
+        }
+    }
+
+    /// Which index holds the entry, and its time there.
+    fn of(e: &HopperEntry) -> Option<(TimeIndex, Time)> {
+        match (e.state, e.wait_until, e.expires_at, e.claimed_at) {
+            (EntryState::Fresh, Some(until), _, _) => Some((TimeIndex::Wait, until)),
+            (EntryState::Pending, _, Some(at), _) => Some((TimeIndex::Due, at)),
+            (EntryState::Sending, _, _, Some(at)) => Some((TimeIndex::Sending, at)),
+            _ => None,
+        }
+    }
+}
+
 fn entry_keys(e: &HopperEntry) -> Vec<(&'static str, String)> {
     let mut keys = vec![
         ("PK", entry_pk(&e.tenant, &e.campaign_id, e.shard)),
         ("SK", format!("ENTRY#{}", e.phone)),
     ];
-    match (e.state, e.wait_until) {
-        (EntryState::Fresh, None) => {
-            keys.push(("GSI2PK", ready_pk(&e.tenant, &e.campaign_id, e.shard)));
-            keys.push(("GSI2SK", seq_key(e.seq)));
-        }
-        // Waiting: out of the dispatch order, in the time-ordered wait index instead.
-        (EntryState::Fresh, Some(until)) => {
-            let shard = stable_hash(e.phone.as_str()) % u64::from(DUE_SHARDS);
-            keys.push(("GSI1PK", format!("WAIT#{shard}")));
-            keys.push((
-                "GSI1SK",
-                format!(
-                    "{}#{}#{}#{}#{}",
-                    time_key(until),
-                    e.tenant,
-                    e.campaign_id,
-                    e.shard,
-                    e.phone
-                ),
-            ));
-        }
-        _ => {}
+    if (e.state, e.wait_until) == (EntryState::Fresh, None) {
+        keys.push(("GSI2PK", ready_pk(&e.tenant, &e.campaign_id, e.shard)));
+        keys.push(("GSI2SK", seq_key(e.seq)));
     }
-    if let (EntryState::Pending, Some(at)) = (e.state, e.expires_at) {
-        let due_shard = stable_hash(e.phone.as_str()) % u64::from(DUE_SHARDS);
-        keys.push(("GSI1PK", format!("DUE#{due_shard}")));
-        keys.push((
-            "GSI1SK",
-            format!(
-                "{}#{}#{}#{}#{}",
-                time_key(at),
-                e.tenant,
-                e.campaign_id,
-                e.shard,
-                e.phone
-            ),
-        ));
-    }
-    if let (EntryState::Sending, Some(at)) = (e.state, e.claimed_at) {
-        let shard = stable_hash(e.phone.as_str()) % u64::from(DUE_SHARDS);
-        keys.push(("GSI1PK", format!("SENDING#{shard}")));
+    if let Some((index, at)) = TimeIndex::of(e) {
+        let partition = stable_hash(e.phone.as_str()) % u64::from(DUE_SHARDS);
+        keys.push(("GSI1PK", format!("{}#{partition}", index.prefix())));
         keys.push((
             "GSI1SK",
             format!(
@@ -690,72 +695,50 @@ pub fn contact_campaign_link_key(tenant: &str, phone: &str, campaign: &str) -> K
     )
 }
 
-/// One page of PENDING entries whose response timeout ended at or before `now`.
-pub async fn due_entries(
-    table: &dyn Table,
-    due_shard: u16,
-    now: Time,
-    limit: u32,
-    cursor: Option<String>,
-) -> PortResult<(Vec<HopperEntry>, Option<String>)> {
-    entries_until(table, format!("DUE#{due_shard}"), now, limit, cursor).await
-}
-
-/// Entries of one index partition claimed for sending at or before `claimed_by`, oldest
-/// claim first (GSI1 `SENDING#k`, present only while SENDING). The index is eventually
-/// consistent: re-read an entry before acting on it.
-pub async fn stale_sending_entries(
-    table: &dyn Table,
-    partition: u16,
-    claimed_by: Time,
-    limit: u32,
-    cursor: Option<String>,
-) -> PortResult<(Vec<HopperEntry>, Option<String>)> {
-    entries_until(
-        table,
-        format!("SENDING#{partition}"),
-        claimed_by,
-        limit,
-        cursor,
-    )
-    .await
-}
-
-/// One page of FRESH entries of one index partition whose wait (R4.6, R4.8) ended at or
-/// before `now` (GSI1 `WAIT#k`). Eventually consistent: re-read before acting.
-pub async fn waiting_entries(
-    table: &dyn Table,
-    partition: u16,
-    now: Time,
-    limit: u32,
-    cursor: Option<String>,
-) -> PortResult<(Vec<HopperEntry>, Option<String>)> {
-    entries_until(table, format!("WAIT#{partition}"), now, limit, cursor).await
-}
-
-/// One page of a time-ordered GSI1 partition of entries, up to and including `until`.
-async fn entries_until(
-    table: &dyn Table,
-    pk: String,
+/// Walks every partition of a [`TimeIndex`] page by page, entries due at or before
+/// `until`, oldest first within a partition. The index is eventually consistent: re-read
+/// an entry before acting on it.
+pub struct IndexWalk {
+    index: TimeIndex,
     until: Time,
-    limit: u32,
+    partition: u16,
     cursor: Option<String>,
-) -> PortResult<(Vec<HopperEntry>, Option<String>)> {
-    let q = Query::new(
-        Index::Gsi1,
-        pk,
-        SkCond::Lte(format!("{}#~", time_key(until))),
-    )
-    .limit(limit)
-    .cursor(cursor);
-    let page = table.query(&q).await?;
-    Ok((
-        page.items
+}
+
+impl IndexWalk {
+    pub fn new(index: TimeIndex, until: Time) -> Self {
+        IndexWalk {
+            index,
+            until,
+            partition: 0,
+            cursor: None,
+        }
+    }
+
+    /// The next page of up to 100 entries (possibly empty), or `None` when done.
+    pub async fn next(&mut self, table: &dyn Table) -> PortResult<Option<Vec<HopperEntry>>> {
+        if self.partition >= DUE_SHARDS {
+            return Ok(None);
+        }
+        let q = Query::new(
+            Index::Gsi1,
+            format!("{}#{}", self.index.prefix(), self.partition),
+            SkCond::Lte(format!("{}#~", time_key(self.until))),
+        )
+        .limit(100)
+        .cursor(self.cursor.take());
+        let page = table.query(&q).await?;
+        self.cursor = page.cursor;
+        if self.cursor.is_none() {
+            self.partition += 1;
+        }
+        let entries = page
+            .items
             .into_iter()
             .map(from_item)
-            .collect::<PortResult<_>>()?,
-        page.cursor,
-    ))
+            .collect::<PortResult<_>>()?;
+        Ok(Some(entries))
+    }
 }
 
 // ---- interactions ----
