@@ -7,7 +7,7 @@ use crate::domain::Time;
 use crate::ports::*;
 use async_trait::async_trait;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -23,13 +23,76 @@ fn index_attrs(index: Index) -> (&'static str, &'static str) {
     }
 }
 
-/// The single table as an ordered map from (PK, SK) to item.
+/// The single table as an ordered map from (PK, SK) to item, with each sparse index kept
+/// as an ordered set of (index PK, index SK, PK, SK): a query reads a range of it, never
+/// the whole table, so the twin stays fast at a million items.
 #[derive(Default)]
 pub struct MemoryTable {
-    items: Mutex<BTreeMap<(String, String), Item>>,
+    store: Mutex<Store>,
     /// Counts of calls, for the cost benchmark and tests.
     pub writes: AtomicU64,
     pub reads: AtomicU64,
+}
+
+type IndexKey = (String, String, String, String);
+
+#[derive(Default)]
+struct Store {
+    items: BTreeMap<(String, String), Item>,
+    gsi1: BTreeSet<IndexKey>,
+    gsi2: BTreeSet<IndexKey>,
+}
+
+impl Store {
+    fn index_key(index: Index, pk: &str, sk: &str, item: &Item) -> Option<IndexKey> {
+        let (pk_attr, sk_attr) = index_attrs(index);
+        Some((
+            key_of(item, pk_attr)?,
+            key_of(item, sk_attr)?,
+            pk.to_owned(),
+            sk.to_owned(),
+        ))
+    }
+
+    fn unindex(&mut self, key: &(String, String), item: &Item) {
+        if let Some(k) = Self::index_key(Index::Gsi1, &key.0, &key.1, item) {
+            self.gsi1.remove(&k);
+        }
+        if let Some(k) = Self::index_key(Index::Gsi2, &key.0, &key.1, item) {
+            self.gsi2.remove(&k);
+        }
+    }
+
+    fn insert(&mut self, key: (String, String), item: Item) {
+        if let Some(k) = Self::index_key(Index::Gsi1, &key.0, &key.1, &item) {
+            self.gsi1.insert(k);
+        }
+        if let Some(k) = Self::index_key(Index::Gsi2, &key.0, &key.1, &item) {
+            self.gsi2.insert(k);
+        }
+        if let Some(old) = self.items.insert(key.clone(), item) {
+            // Drop the old item's index keys unless the new item kept them.
+            let new = &self.items[&key];
+            for index in [Index::Gsi1, Index::Gsi2] {
+                let Some(before) = Self::index_key(index, &key.0, &key.1, &old) else {
+                    continue;
+                };
+                if Some(&before) != Self::index_key(index, &key.0, &key.1, new).as_ref() {
+                    let set = match index {
+                        Index::Gsi1 => &mut self.gsi1,
+                        _ => &mut self.gsi2,
+                    };
+                    set.remove(&before);
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &(String, String)) {
+        if let Some(old) = self.items.remove(key) {
+            self.unindex(key, &old);
+        }
+    }
 }
 
 impl MemoryTable {
@@ -37,7 +100,7 @@ impl MemoryTable {
         Self::default()
     }
     pub fn len(&self) -> usize {
-        self.items.lock().unwrap().len()
+        self.store.lock().unwrap().items.len()
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -61,14 +124,24 @@ fn sk_matches(sk: &str, c: &SkCond) -> bool {
     }
 }
 
+/// Whether no later sort key (in byte order) can match: the scan of a partition stops.
+fn sk_past(sk: &str, c: &SkCond) -> bool {
+    match c {
+        SkCond::Any | SkCond::Gt(_) => false,
+        SkCond::BeginsWith(p) => sk > p.as_str() && !sk.starts_with(p.as_str()),
+        SkCond::Lte(v) => sk > v.as_str(),
+    }
+}
+
 #[async_trait]
 impl Table for MemoryTable {
     async fn get(&self, pk: &str, sk: &str) -> PortResult<Option<Item>> {
         self.reads.fetch_add(1, Ordering::Relaxed);
         Ok(self
-            .items
+            .store
             .lock()
             .unwrap()
+            .items
             .get(&(pk.to_owned(), sk.to_owned()))
             .cloned())
     }
@@ -79,18 +152,18 @@ impl Table for MemoryTable {
             (Some(pk), Some(sk)) => (pk, sk),
             _ => return Err(PortError::Backend("item lacks string PK/SK".into())),
         };
-        let mut items = self.items.lock().unwrap();
+        let mut store = self.store.lock().unwrap();
         let key = (pk, sk);
-        if !cond_holds(items.get(&key), &cond) {
+        if !cond_holds(store.items.get(&key), &cond) {
             return Err(PortError::ConditionFailed);
         }
-        items.insert(key, item);
+        store.insert(key, item);
         Ok(())
     }
 
     async fn delete(&self, pk: &str, sk: &str) -> PortResult<()> {
         self.writes.fetch_add(1, Ordering::Relaxed);
-        self.items
+        self.store
             .lock()
             .unwrap()
             .remove(&(pk.to_owned(), sk.to_owned()));
@@ -101,28 +174,18 @@ impl Table for MemoryTable {
         // One write per 25 keys, as BatchWriteItem counts them.
         self.writes
             .fetch_add(keys.len().div_ceil(25) as u64, Ordering::Relaxed);
-        let mut items = self.items.lock().unwrap();
+        let mut store = self.store.lock().unwrap();
         for k in keys {
-            items.remove(k);
+            store.remove(k);
         }
         Ok(())
     }
 
     async fn query(&self, q: &Query) -> PortResult<Page> {
+        use std::ops::Bound;
         self.reads.fetch_add(1, Ordering::Relaxed);
-        let (pk_attr, sk_attr) = index_attrs(q.index);
-        let items = self.items.lock().unwrap();
-        // (index sort key, PK, SK) orders the results; the cursor is that triple.
-        fn hit<'a>(
-            q: &Query,
-            (pk_attr, sk_attr): (&str, &str),
-            ((pk, sk), item): (&(String, String), &'a Item),
-        ) -> Option<((String, String, String), &'a Item)> {
-            let ipk = key_of(item, pk_attr)?;
-            let isk = key_of(item, sk_attr)?;
-            (ipk == q.pk && sk_matches(&isk, &q.sk)).then(|| ((isk, pk.clone(), sk.clone()), item))
-        }
-        let matches = |e| hit(q, (pk_attr, sk_attr), e);
+        let store = self.store.lock().unwrap();
+        // Results are ordered by (index sort key, PK, SK); the cursor is that triple.
         let after: Option<(String, String, String)> = match &q.cursor {
             Some(c) => Some(
                 serde_json::from_str(c)
@@ -131,60 +194,82 @@ impl Table for MemoryTable {
             None => None,
         };
         let limit = q.limit.map(|l| l as usize).unwrap_or(usize::MAX);
-        let mut hits: Vec<((String, String, String), &Item)> = match q.index {
-            // The map is ordered by (PK, SK), which is the result order here: read the
-            // partition from the cursor on, and no more than the page (plus one, to know
-            // whether more follow).
+        // The first sort key worth reading.
+        let floor = match &q.sk {
+            SkCond::BeginsWith(p) => p.clone(),
+            SkCond::Gt(v) => v.clone(),
+            SkCond::Any | SkCond::Lte(_) => String::new(),
+        };
+        // Read the page plus one, to know whether more follow.
+        let mut hits: Vec<((String, String, String), &Item)> = vec![];
+        match q.index {
             Index::Primary => {
-                use std::ops::Bound;
                 let from = match &after {
                     Some((_, _, sk)) => Bound::Excluded((q.pk.clone(), sk.clone())),
-                    None => Bound::Included((q.pk.clone(), String::new())),
+                    None => Bound::Included((q.pk.clone(), floor)),
                 };
-                items
-                    .range((from, Bound::Unbounded))
-                    .take_while(|((pk, _), _)| *pk == q.pk)
-                    .filter_map(matches)
-                    .take(limit.saturating_add(1))
-                    .collect()
+                for ((pk, sk), item) in store.items.range((from, Bound::Unbounded)) {
+                    if *pk != q.pk || sk_past(sk, &q.sk) || hits.len() > limit {
+                        break;
+                    }
+                    if sk_matches(sk, &q.sk) {
+                        hits.push(((sk.clone(), pk.clone(), sk.clone()), item));
+                    }
+                }
             }
-            Index::Gsi1 | Index::Gsi2 => items.iter().filter_map(matches).collect(),
-        };
-        hits.sort_by(|a, b| a.0.cmp(&b.0));
-        let start = match &after {
-            Some(a) => hits.partition_point(|(k, _)| k <= a),
-            None => 0,
-        };
-        let page: Vec<_> = hits[start..].iter().take(limit).collect();
-        let more = start + page.len() < hits.len();
+            Index::Gsi1 | Index::Gsi2 => {
+                let set = if q.index == Index::Gsi1 {
+                    &store.gsi1
+                } else {
+                    &store.gsi2
+                };
+                let from = match &after {
+                    Some((isk, pk, sk)) => {
+                        Bound::Excluded((q.pk.clone(), isk.clone(), pk.clone(), sk.clone()))
+                    }
+                    None => Bound::Included((q.pk.clone(), floor, String::new(), String::new())),
+                };
+                for (ipk, isk, pk, sk) in set.range((from, Bound::Unbounded)) {
+                    if *ipk != q.pk || sk_past(isk, &q.sk) || hits.len() > limit {
+                        break;
+                    }
+                    if sk_matches(isk, &q.sk) {
+                        let item = &store.items[&(pk.clone(), sk.clone())];
+                        hits.push(((isk.clone(), pk.clone(), sk.clone()), item));
+                    }
+                }
+            }
+        }
+        let more = hits.len() > limit;
+        hits.truncate(limit);
         let cursor = if more {
-            page.last()
+            hits.last()
                 .map(|(k, _)| serde_json::to_string(k).expect("keys serialise"))
         } else {
             None
         };
         Ok(Page {
-            items: page.into_iter().map(|(_, i)| (*i).clone()).collect(),
+            items: hits.into_iter().map(|(_, i)| i.clone()).collect(),
             cursor,
         })
     }
 
     async fn add(&self, pk: &str, sk: &str, deltas: &[(String, i64)]) -> PortResult<Item> {
         self.writes.fetch_add(1, Ordering::Relaxed);
-        let mut items = self.items.lock().unwrap();
-        let item = items
-            .entry((pk.to_owned(), sk.to_owned()))
-            .or_insert_with(|| {
-                let mut i = Item::new();
-                i.insert("PK".into(), pk.into());
-                i.insert("SK".into(), sk.into());
-                i
-            });
+        let mut store = self.store.lock().unwrap();
+        let key = (pk.to_owned(), sk.to_owned());
+        let mut item = store.items.get(&key).cloned().unwrap_or_else(|| {
+            let mut i = Item::new();
+            i.insert("PK".into(), pk.into());
+            i.insert("SK".into(), sk.into());
+            i
+        });
         for (attr, d) in deltas {
             let cur = item.get(attr).and_then(Value::as_i64).unwrap_or(0);
             item.insert(attr.clone(), (cur + d).into());
         }
-        Ok(item.clone())
+        store.insert(key, item.clone());
+        Ok(item)
     }
 }
 
@@ -240,13 +325,22 @@ struct QueuedMsg {
     receipt: Option<String>,
 }
 
-/// SQS twin: delays and visibility timeouts follow the given clock.
+/// SQS twin: delays and visibility timeouts follow the given clock. Messages wait in an
+/// index ordered by the time they become visible, so receiving and deleting cost
+/// O(log n) however deep the queue is (the benchmark queues a minute of sends at once).
 pub struct MemoryQueue {
     clock: std::sync::Arc<dyn Clock>,
     visibility: chrono::Duration,
-    msgs: Mutex<VecDeque<QueuedMsg>>,
+    state: Mutex<QueueState>,
     next: AtomicU64,
     pub sent: AtomicU64,
+}
+
+#[derive(Default)]
+struct QueueState {
+    msgs: HashMap<u64, QueuedMsg>,
+    /// (visible at, sequence) of every message not deleted.
+    by_time: std::collections::BTreeSet<(Time, u64)>,
 }
 
 impl MemoryQueue {
@@ -254,66 +348,90 @@ impl MemoryQueue {
         MemoryQueue {
             clock,
             visibility: chrono::Duration::seconds(30),
-            msgs: Mutex::new(VecDeque::new()),
+            state: Mutex::new(QueueState::default()),
             next: AtomicU64::new(1),
             sent: AtomicU64::new(0),
         }
     }
     /// Messages not yet deleted, visible or not.
     pub fn depth(&self) -> usize {
-        self.msgs.lock().unwrap().len()
+        self.state.lock().unwrap().msgs.len()
     }
+}
+
+/// The message's sequence number from a receipt `msg-<seq>#<n>`.
+fn receipt_seq(receipt: &str) -> Option<u64> {
+    receipt
+        .strip_prefix("msg-")?
+        .split('#')
+        .next()?
+        .parse()
+        .ok()
 }
 
 #[async_trait]
 impl Queue for MemoryQueue {
     async fn send(&self, msgs: Vec<OutMessage>) -> PortResult<()> {
+        if msgs.iter().any(|m| m.delay_secs > 900) {
+            return Err(PortError::Backend("DelaySeconds must be 0..=900".into()));
+        }
         let now = self.clock.now();
-        let mut q = self.msgs.lock().unwrap();
+        let mut q = self.state.lock().unwrap();
         for m in msgs {
-            if m.delay_secs > 900 {
-                return Err(PortError::Backend("DelaySeconds must be 0..=900".into()));
-            }
             let n = self.next.fetch_add(1, Ordering::Relaxed);
             self.sent.fetch_add(1, Ordering::Relaxed);
-            q.push_back(QueuedMsg {
-                id: format!("msg-{n}"),
-                body: m.body,
-                visible_at: now + chrono::Duration::seconds(i64::from(m.delay_secs)),
-                receipt: None,
-            });
+            let visible_at = now + chrono::Duration::seconds(i64::from(m.delay_secs));
+            q.by_time.insert((visible_at, n));
+            q.msgs.insert(
+                n,
+                QueuedMsg {
+                    id: format!("msg-{n}"),
+                    body: m.body,
+                    visible_at,
+                    receipt: None,
+                },
+            );
         }
         Ok(())
     }
 
     async fn receive(&self, max: u32) -> PortResult<Vec<Received>> {
         let now = self.clock.now();
-        let mut q = self.msgs.lock().unwrap();
-        let mut out = Vec::new();
-        for m in q.iter_mut() {
-            if out.len() >= max.min(10) as usize {
-                break;
-            }
-            if m.visible_at <= now {
-                let n = self.next.fetch_add(1, Ordering::Relaxed);
-                let receipt = format!("{}#{n}", m.id);
-                m.receipt = Some(receipt.clone());
-                m.visible_at = now + self.visibility;
-                out.push(Received {
-                    id: m.id.clone(),
-                    receipt,
-                    body: m.body.clone(),
-                });
-            }
+        let mut q = self.state.lock().unwrap();
+        let due: Vec<(Time, u64)> = q
+            .by_time
+            .range(..=(now, u64::MAX))
+            .take(max.min(10) as usize)
+            .copied()
+            .collect();
+        let mut out = Vec::with_capacity(due.len());
+        let hidden_until = now + self.visibility;
+        for key in due {
+            q.by_time.remove(&key);
+            q.by_time.insert((hidden_until, key.1));
+            let n = self.next.fetch_add(1, Ordering::Relaxed);
+            let m = q.msgs.get_mut(&key.1).expect("indexed message exists");
+            let receipt = format!("{}#{n}", m.id);
+            m.receipt = Some(receipt.clone());
+            m.visible_at = hidden_until;
+            out.push(Received {
+                id: m.id.clone(),
+                receipt,
+                body: m.body.clone(),
+            });
         }
         Ok(out)
     }
 
     async fn delete(&self, receipt: &str) -> PortResult<()> {
-        self.msgs
-            .lock()
-            .unwrap()
-            .retain(|m| m.receipt.as_deref() != Some(receipt));
+        let Some(seq) = receipt_seq(receipt) else {
+            return Ok(());
+        };
+        let mut q = self.state.lock().unwrap();
+        if q.msgs.get(&seq).and_then(|m| m.receipt.as_deref()) == Some(receipt) {
+            let m = q.msgs.remove(&seq).expect("checked");
+            q.by_time.remove(&(m.visible_at, seq));
+        }
         Ok(())
     }
 }
