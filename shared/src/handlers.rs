@@ -2,7 +2,8 @@
 //! answer Lambda expects. The Lambda binaries, the local runner and the tests all call
 //! these, so the same code runs everywhere.
 
-use crate::adapters::{inbound_queue, sqs_event};
+use crate::adapters::inbound_queue::{DecodeError, QueuedWebhook};
+use crate::adapters::sqs_event;
 use crate::app::admin::LauncherEvent;
 use crate::app::dispatch::Dispatcher;
 use crate::app::inbox::Inbox;
@@ -45,10 +46,51 @@ pub async fn sender(s: &SendService, event: SqsEvent) -> SqsBatchResponse {
     sqs_event::batch_response(failed)
 }
 
-/// Inbound worker: an SQS batch of verified webhooks queued by the webhook function;
-/// the records to deliver again (storage failures) go back as `batchItemFailures`.
+/// Inbound worker: an SQS batch of verified webhooks queued by the webhook function,
+/// applied together so that the statuses of one entry cost one write and the counters
+/// one write per campaign ([`Inbox::handle_batch`]); the records to deliver again
+/// (storage failures, a format newer than this worker) go back as `batchItemFailures`.
+/// A record that is not a queued webhook, or whose verified body is not JSON, is logged
+/// and acknowledged: delivering it again cannot help.
 pub async fn inbound(inbox: &Inbox, event: SqsEvent) -> SqsBatchResponse {
-    sqs_event::batch_response(inbound_queue::apply_batch(inbox, &event).await)
+    let mut failed = Vec::new();
+    let mut ids = Vec::new();
+    let mut records = Vec::new();
+    for (i, m) in event.records.iter().enumerate() {
+        let id = m
+            .message_id
+            .clone()
+            .unwrap_or_else(|| format!("record-{i}"));
+        match QueuedWebhook::decode(m.body.as_deref().unwrap_or_default()) {
+            Ok(webhook) => match webhook.events() {
+                Ok(events) => {
+                    ids.push(id);
+                    records.push(events);
+                }
+                Err(e) => {
+                    tracing::warn!(message_id = %id, provider = ?webhook.header.provider, error = %e, "unparseable webhook body acknowledged");
+                }
+            },
+            Err(e @ DecodeError::Newer(_)) => {
+                tracing::error!(message_id = %id, error = %e, "inbound record left for a newer worker");
+                failed.push(id);
+            }
+            Err(e) => {
+                tracing::error!(message_id = %id, error = %e, "inbound record dropped");
+            }
+        }
+    }
+    let (report, errors) = inbox.handle_batch(records).await;
+    tracing::debug!(
+        applied = report.applied,
+        ignored = report.ignored,
+        "inbound batch applied"
+    );
+    for (i, e) in errors {
+        tracing::error!(message_id = %ids[i], error = %e, "inbound webhook not applied; it will be delivered again");
+        failed.push(ids[i].clone());
+    }
+    sqs_event::batch_response(failed)
 }
 
 /// Sweeper: any event (the recurring schedule sends `{"action":"sweep"}`).

@@ -18,7 +18,7 @@
 //!    `InboundConversation`. A closed entry (or late reply) marks the interaction closed.
 //! 5. The message is added to the campaign's conversation (R5.6).
 
-use super::{publish, AppResult, CONFLICT_RETRIES};
+use super::{publish, AppError, AppResult, CONFLICT_RETRIES};
 use crate::domain::campaign::Campaign;
 use crate::domain::conversation::{Answer, ConversationMessage, MessageKind, ServiceWindow};
 use crate::domain::eligibility::Interaction;
@@ -34,7 +34,8 @@ use crate::domain::Time;
 use crate::ports::{Clock, EventBus, PortError, Table};
 use crate::repo;
 use crate::repo::conversations as conv;
-use std::collections::HashMap;
+use futures::stream::{self, StreamExt};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 pub struct Inbox {
@@ -82,41 +83,180 @@ pub fn conversation_path(campaign_id: &str, phone: &str) -> String {
     format!("/campaigns/{campaign_id}/contacts/{phone}/conversation")
 }
 
+/// Entries whose statuses one batch applies at the same time.
+const STATUS_CONCURRENCY: usize = 10;
+/// Records whose customer messages and template changes one batch applies at the same
+/// time (each record's in order).
+const RECORD_CONCURRENCY: usize = 10;
+
+/// The same error again, for each record a failed write concerned.
+fn again(e: &AppError) -> AppError {
+    match e {
+        AppError::Domain(d) => AppError::Domain(d.clone()),
+        AppError::Port(p) => AppError::Port(p.clone()),
+    }
+}
+
+/// The statuses of one entry in a batch, each with the record it came in.
+type StatusGroup = (EntryRef, Vec<(usize, StatusUpdate)>);
+
 impl Inbox {
     /// Applies verified webhook events. An error means the provider should deliver the
     /// webhook again; everything here is idempotent, so a redelivery is harmless.
     pub async fn handle(&self, events: Vec<Inbound>) -> AppResult<InboxReport> {
-        let mut report = InboxReport::default();
-        let mut cache = BatchCache::default();
-        for ev in events {
-            let applied = match ev {
-                Inbound::Status(s) => self.status(s).await?,
-                Inbound::Message(m) => self.message(m, &mut cache).await?,
-                Inbound::TemplateStatus(u) => {
-                    let now = self.clock.now();
-                    super::templates::apply_template_update(&*self.table, &*self.bus, now, &u)
-                        .await?
-                        > 0
-                }
-            };
-            if applied {
-                report.applied += 1;
-            } else {
-                report.ignored += 1;
-            }
+        let (report, mut failed) = self.handle_batch(vec![events]).await;
+        match failed.pop() {
+            Some((_, e)) => Err(e),
+            None => Ok(report),
         }
-        Ok(report)
     }
 
-    async fn status(&self, s: StatusUpdate) -> AppResult<bool> {
-        let Some(r) = s.entry else {
-            tracing::debug!(message_id = %s.message_id, "status without our callback data; ignored");
-            return Ok(false);
-        };
-        let changed = self
-            .change_entry(&r, |e| e.apply_status(&s.status, s.at).then_some(()))
-            .await?;
-        Ok(changed.is_some())
+    /// Applies the events of a batch of queued webhooks, one list per record, and
+    /// returns the report and the records to deliver again (storage failures), each with
+    /// its first error.
+    ///
+    /// Delivery statuses go first, grouped by entry: one read and at most one write per
+    /// entry for all its statuses in the batch, since statuses are order-independent
+    /// (the entry keeps the furthest state and the earliest time of each step), and no
+    /// write at all when they change nothing (a `sent` confirming what the sender
+    /// recorded). Their counter changes are folded into one write per campaign. Customer
+    /// messages and template changes follow, in order within each record.
+    pub async fn handle_batch(
+        &self,
+        records: Vec<Vec<Inbound>>,
+    ) -> (InboxReport, Vec<(usize, AppError)>) {
+        let mut report = InboxReport::default();
+        let mut failed: BTreeMap<usize, AppError> = BTreeMap::new();
+        let mut groups: Vec<StatusGroup> = Vec::new();
+        let mut group_of: HashMap<EntryRef, usize> = HashMap::new();
+        let mut rest: Vec<(usize, Vec<Inbound>)> = Vec::new();
+        for (i, events) in records.into_iter().enumerate() {
+            let mut others = Vec::new();
+            for ev in events {
+                match ev {
+                    Inbound::Status(s) => match s.entry.clone() {
+                        Some(r) => {
+                            let g = *group_of.entry(r.clone()).or_insert_with(|| {
+                                groups.push((r, Vec::new()));
+                                groups.len() - 1
+                            });
+                            groups[g].1.push((i, s));
+                        }
+                        None => {
+                            tracing::debug!(message_id = %s.message_id, "status without our callback data; ignored");
+                            report.ignored += 1;
+                        }
+                    },
+                    other => others.push(other),
+                }
+            }
+            if !others.is_empty() {
+                rest.push((i, others));
+            }
+        }
+
+        let applied: Vec<(StatusGroup, AppResult<(usize, Delta)>)> = stream::iter(groups)
+            .map(|g| async move {
+                let res = self.apply_statuses(&g.0, &g.1).await;
+                (g, res)
+            })
+            .buffer_unordered(STATUS_CONCURRENCY)
+            .collect()
+            .await;
+        let mut deltas: BTreeMap<(String, String), Delta> = BTreeMap::new();
+        for ((r, statuses), res) in applied {
+            match res {
+                Ok((n, d)) => {
+                    report.applied += n;
+                    report.ignored += statuses.len() - n;
+                    stats::fold(deltas.entry((r.tenant, r.campaign_id)).or_default(), d);
+                }
+                Err(e) => {
+                    tracing::warn!(campaign_id = %r.campaign_id, phone = %r.phone.masked(), error = %e, "statuses not applied; their webhooks will be delivered again");
+                    for (i, _) in &statuses {
+                        failed.entry(*i).or_insert_with(|| again(&e));
+                    }
+                }
+            }
+        }
+        for ((tenant, campaign), d) in deltas {
+            if let Err(e) = repo::add_counters(&*self.table, &tenant, &campaign, &d).await {
+                tracing::error!(campaign_id = %campaign, error = %e, "counter update lost; a recount will repair it");
+            }
+        }
+
+        let others: Vec<(usize, InboxReport, AppResult<()>)> = stream::iter(rest)
+            .map(|(i, events)| async move {
+                let mut rep = InboxReport::default();
+                let mut cache = BatchCache::default();
+                for ev in events {
+                    match self.other(ev, &mut cache).await {
+                        Ok(true) => rep.applied += 1,
+                        Ok(false) => rep.ignored += 1,
+                        Err(e) => return (i, rep, Err(e)),
+                    }
+                }
+                (i, rep, Ok(()))
+            })
+            .buffer_unordered(RECORD_CONCURRENCY)
+            .collect()
+            .await;
+        for (i, rep, res) in others {
+            report.applied += rep.applied;
+            report.ignored += rep.ignored;
+            if let Err(e) = res {
+                failed.entry(i).or_insert(e);
+            }
+        }
+        (report, failed.into_iter().collect())
+    }
+
+    /// A customer message or a template change.
+    async fn other(&self, ev: Inbound, cache: &mut BatchCache) -> AppResult<bool> {
+        match ev {
+            Inbound::Status(_) => unreachable!("statuses are applied by entry"),
+            Inbound::Message(m) => self.message(m, cache).await,
+            Inbound::TemplateStatus(u) => {
+                let now = self.clock.now();
+                Ok(
+                    super::templates::apply_template_update(&*self.table, &*self.bus, now, &u)
+                        .await?
+                        > 0,
+                )
+            }
+        }
+    }
+
+    /// Applies every status of one entry in memory and stores the entry once, if they
+    /// changed it; returns how many changed it and the counter change (not yet stored).
+    /// Retried from a fresh read when another writer got there first.
+    async fn apply_statuses(
+        &self,
+        r: &EntryRef,
+        statuses: &[(usize, StatusUpdate)],
+    ) -> AppResult<(usize, Delta)> {
+        for _ in 0..CONFLICT_RETRIES {
+            let Some(mut e) = repo::get_entry(&*self.table, r).await? else {
+                tracing::info!(campaign_id = %r.campaign_id, "webhook for an entry that no longer exists");
+                return Ok((0, Delta::new()));
+            };
+            let before = e.clone();
+            let mut changed = 0;
+            for (_, s) in statuses {
+                if e.apply_status(&s.status, s.at) {
+                    changed += 1;
+                }
+            }
+            if changed == 0 {
+                return Ok((0, Delta::new()));
+            }
+            match repo::save_entry(&*self.table, &mut e).await {
+                Ok(()) => return Ok((changed, stats::delta(Some(&before), &e))),
+                Err(PortError::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(PortError::ConditionFailed.into())
     }
 
     async fn message(&self, m: InboundMessage, cache: &mut BatchCache) -> AppResult<bool> {

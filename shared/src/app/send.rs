@@ -8,7 +8,7 @@ use crate::domain::account::Account;
 use crate::domain::campaign::Campaign;
 use crate::domain::eligibility::{self, ContactFacts, Interaction, Verdict};
 use crate::domain::hopper::HopperEntry;
-use crate::domain::inbound::EntryRef;
+use crate::domain::inbound::{at_provider_resolution, EntryRef};
 use crate::domain::outcome::{FailureClass, SendFailure};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::stats::{self, Delta};
@@ -279,7 +279,9 @@ impl SendService {
         let sent = self.provider.send(&ctx.account, &msg).await;
         match sent {
             Ok(message_id) => {
-                let now = self.clock.now();
+                // Whole seconds, as the provider's `sent` status will say: it then
+                // confirms the entry without a write.
+                let now = at_provider_resolution(self.clock.now());
                 let timeout = ctx.campaign.response_timeout();
                 let id = message_id.clone();
                 self.record(&mut entry, delta, move |e| {

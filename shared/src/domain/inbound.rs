@@ -6,6 +6,15 @@ use super::template::{Quality, TemplateStatus};
 use super::Time;
 use serde::{Deserialize, Serialize};
 
+/// An instant at the resolution providers report status times in: whole seconds (Meta's
+/// and Kaleyra's `timestamp`). The sender records when a message went out at this
+/// resolution, so the provider's own `sent` status, which says the same in whole seconds,
+/// confirms the recorded time instead of moving it back by a fraction of a second, which
+/// would cost a write of the entry for nothing.
+pub fn at_provider_resolution(t: Time) -> Time {
+    t - chrono::Duration::nanoseconds(i64::from(t.timestamp_subsec_nanos()))
+}
+
 /// Identifies a hopper entry. Carried to the provider (Meta's `biz_opaque_callback_data`)
 /// so that a status finds its entry without a lookup item.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -114,6 +123,15 @@ pub enum Inbound {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn provider_resolution_is_whole_seconds() {
+        use chrono::TimeZone;
+        let t = chrono::Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 7).unwrap();
+        let later = t + chrono::Duration::milliseconds(999);
+        assert_eq!(at_provider_resolution(later), t);
+        assert_eq!(at_provider_resolution(t), t);
+    }
 
     #[test]
     fn entry_ref_round_trips_and_rejects_foreign_data() {

@@ -10,6 +10,7 @@ use futures::StreamExt;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 type Attrs = HashMap<String, AttributeValue>;
 
@@ -18,9 +19,125 @@ type Attrs = HashMap<String, AttributeValue>;
 pub struct DynamoTable {
     client: Client,
     table: String,
-    /// Counts of calls, for the cost benchmark and tests.
+    /// Read and write requests made (the totals of [`TableMetrics`]).
     pub reads: AtomicU64,
     pub writes: AtomicU64,
+    metrics: Arc<TableMetrics>,
+}
+
+/// The requests a [`DynamoTable`] sent, by kind: what DynamoDB bills (the cost
+/// benchmark reads them, tests check them). Relaxed atomic increments, so they stay on
+/// in production at no measurable cost.
+#[derive(Debug, Default)]
+pub struct TableMetrics {
+    get_item: AtomicU64,
+    query_pages: AtomicU64,
+    items_read: AtomicU64,
+    put_item: AtomicU64,
+    delete_item: AtomicU64,
+    update_item: AtomicU64,
+    batch_write_requests: AtomicU64,
+    batch_write_items: AtomicU64,
+    conditional_failures: AtomicU64,
+}
+
+/// A snapshot of [`TableMetrics`]; `later - earlier` is what happened in between.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableCounts {
+    /// GetItem requests (strongly consistent).
+    pub get_item: u64,
+    /// Query requests: one per page.
+    pub query_pages: u64,
+    /// Items returned by GetItem and Query.
+    pub items_read: u64,
+    /// PutItem requests, conditional failures included.
+    pub put_item: u64,
+    pub delete_item: u64,
+    /// UpdateItem requests (`Table::add`).
+    pub update_item: u64,
+    /// BatchWriteItem requests, retries of unprocessed items included.
+    pub batch_write_requests: u64,
+    /// Items sent in BatchWriteItem requests: each is billed as one write.
+    pub batch_write_items: u64,
+    /// Conditional writes that failed their condition: DynamoDB still bills them.
+    pub conditional_failures: u64,
+}
+
+impl TableCounts {
+    /// Requests that read.
+    pub fn read_requests(&self) -> u64 {
+        self.get_item + self.query_pages
+    }
+
+    /// Requests that write.
+    pub fn write_requests(&self) -> u64 {
+        self.put_item + self.delete_item + self.update_item + self.batch_write_requests
+    }
+
+    /// Items written, each billed as (at least) one write request unit: single-item
+    /// writes plus every item of a batch.
+    pub fn items_written(&self) -> u64 {
+        self.put_item + self.delete_item + self.update_item + self.batch_write_items
+    }
+}
+
+impl std::ops::Sub for TableCounts {
+    type Output = TableCounts;
+    fn sub(self, o: TableCounts) -> TableCounts {
+        TableCounts {
+            get_item: self.get_item.saturating_sub(o.get_item),
+            query_pages: self.query_pages.saturating_sub(o.query_pages),
+            items_read: self.items_read.saturating_sub(o.items_read),
+            put_item: self.put_item.saturating_sub(o.put_item),
+            delete_item: self.delete_item.saturating_sub(o.delete_item),
+            update_item: self.update_item.saturating_sub(o.update_item),
+            batch_write_requests: self
+                .batch_write_requests
+                .saturating_sub(o.batch_write_requests),
+            batch_write_items: self.batch_write_items.saturating_sub(o.batch_write_items),
+            conditional_failures: self
+                .conditional_failures
+                .saturating_sub(o.conditional_failures),
+        }
+    }
+}
+
+impl std::ops::Add for TableCounts {
+    type Output = TableCounts;
+    fn add(self, o: TableCounts) -> TableCounts {
+        TableCounts {
+            get_item: self.get_item + o.get_item,
+            query_pages: self.query_pages + o.query_pages,
+            items_read: self.items_read + o.items_read,
+            put_item: self.put_item + o.put_item,
+            delete_item: self.delete_item + o.delete_item,
+            update_item: self.update_item + o.update_item,
+            batch_write_requests: self.batch_write_requests + o.batch_write_requests,
+            batch_write_items: self.batch_write_items + o.batch_write_items,
+            conditional_failures: self.conditional_failures + o.conditional_failures,
+        }
+    }
+}
+
+impl TableMetrics {
+    pub fn snapshot(&self) -> TableCounts {
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        TableCounts {
+            get_item: n(&self.get_item),
+            query_pages: n(&self.query_pages),
+            items_read: n(&self.items_read),
+            put_item: n(&self.put_item),
+            delete_item: n(&self.delete_item),
+            update_item: n(&self.update_item),
+            batch_write_requests: n(&self.batch_write_requests),
+            batch_write_items: n(&self.batch_write_items),
+            conditional_failures: n(&self.conditional_failures),
+        }
+    }
+}
+
+fn bump(a: &AtomicU64, by: u64) {
+    a.fetch_add(by, Ordering::Relaxed);
 }
 
 impl DynamoTable {
@@ -30,12 +147,28 @@ impl DynamoTable {
             table: table.into(),
             reads: AtomicU64::new(0),
             writes: AtomicU64::new(0),
+            metrics: Arc::default(),
         }
     }
 
     /// The table name.
     pub fn name(&self) -> &str {
         &self.table
+    }
+
+    /// The requests this adapter sent so far (shared: it keeps counting).
+    pub fn metrics(&self) -> Arc<TableMetrics> {
+        self.metrics.clone()
+    }
+
+    fn read(&self, counter: &AtomicU64) {
+        bump(&self.reads, 1);
+        bump(counter, 1);
+    }
+
+    fn write(&self, counter: &AtomicU64) {
+        bump(&self.writes, 1);
+        bump(counter, 1);
     }
 
     fn key(pk: &str, sk: &str) -> Attrs {
@@ -65,7 +198,8 @@ impl DynamoTable {
                 let ms = (50u64 << (attempt - 1)).min(2000);
                 tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             }
-            self.writes.fetch_add(1, Ordering::Relaxed);
+            self.write(&self.metrics.batch_write_requests);
+            bump(&self.metrics.batch_write_items, requests.len() as u64);
             let out = self
                 .client
                 .batch_write_item()
@@ -155,7 +289,7 @@ fn decode_cursor(cursor: &str) -> PortResult<Attrs> {
 #[async_trait]
 impl Table for DynamoTable {
     async fn get(&self, pk: &str, sk: &str) -> PortResult<Option<Item>> {
-        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.read(&self.metrics.get_item);
         let out = self
             .client
             .get_item()
@@ -165,11 +299,13 @@ impl Table for DynamoTable {
             .send()
             .await
             .map_err(|e| backend("GetItem", e))?;
+        if out.item.is_some() {
+            bump(&self.metrics.items_read, 1);
+        }
         out.item.map(from_attrs).transpose()
     }
 
     async fn put(&self, item: Item, cond: Cond) -> PortResult<()> {
-        self.writes.fetch_add(1, Ordering::Relaxed);
         if !matches!(item.get("PK"), Some(Value::String(_)))
             || !matches!(item.get("SK"), Some(Value::String(_)))
         {
@@ -192,12 +328,14 @@ impl Table for DynamoTable {
                     .expression_attribute_values(":v", to_attr(v)?);
             }
         }
+        self.write(&self.metrics.put_item);
         match req.send().await {
             Ok(_) => Ok(()),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
             {
+                bump(&self.metrics.conditional_failures, 1);
                 Err(PortError::ConditionFailed)
             }
             Err(e) => Err(backend("PutItem", e)),
@@ -205,7 +343,7 @@ impl Table for DynamoTable {
     }
 
     async fn delete(&self, pk: &str, sk: &str) -> PortResult<()> {
-        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.write(&self.metrics.delete_item);
         self.client
             .delete_item()
             .table_name(&self.table)
@@ -242,7 +380,6 @@ impl Table for DynamoTable {
     }
 
     async fn query(&self, q: &Query) -> PortResult<Page> {
-        self.reads.fetch_add(1, Ordering::Relaxed);
         let (index_name, pk_attr, sk_attr) = index_spec(q.index);
         let mut req = self
             .client
@@ -271,7 +408,9 @@ impl Table for DynamoTable {
         if let Some(c) = &q.cursor {
             req = req.set_exclusive_start_key(Some(decode_cursor(c)?));
         }
+        self.read(&self.metrics.query_pages);
         let out = req.send().await.map_err(|e| backend("Query", e))?;
+        bump(&self.metrics.items_read, out.items().len() as u64);
         let items = out
             .items
             .unwrap_or_default()
@@ -283,7 +422,6 @@ impl Table for DynamoTable {
     }
 
     async fn add(&self, pk: &str, sk: &str, deltas: &[(String, i64)]) -> PortResult<Item> {
-        self.writes.fetch_add(1, Ordering::Relaxed);
         if deltas.is_empty() {
             // An UpdateExpression cannot be empty: create the bare item if missing.
             let mut bare = Item::new();
@@ -319,6 +457,7 @@ impl Table for DynamoTable {
                 .expression_attribute_names(format!("#a{i}"), attr)
                 .expression_attribute_values(format!(":v{i}"), AttributeValue::N(d.to_string()));
         }
+        self.write(&self.metrics.update_item);
         let out = req
             .update_expression(format!("ADD {}", clauses.join(", ")))
             .send()

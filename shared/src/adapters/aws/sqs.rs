@@ -3,8 +3,10 @@
 use super::backend;
 use crate::ports::*;
 use async_trait::async_trait;
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// A `Queue` backed by one SQS standard queue.
 pub struct SqsQueue {
@@ -12,6 +14,104 @@ pub struct SqsQueue {
     queue_url: String,
     /// Seconds `receive` long-polls for (0..=20); 0 returns at once.
     wait_secs: i32,
+    metrics: Arc<QueueMetrics>,
+}
+
+/// The requests a [`SqsQueue`] sent (SQS bills each request, up to 64 KB of payload,
+/// whether it carries one message, ten or none). Relaxed atomic increments.
+#[derive(Debug, Default)]
+pub struct QueueMetrics {
+    send_batch_requests: AtomicU64,
+    messages_sent: AtomicU64,
+    receive_requests: AtomicU64,
+    empty_receives: AtomicU64,
+    messages_received: AtomicU64,
+    delete_requests: AtomicU64,
+    delete_batch_requests: AtomicU64,
+    messages_deleted: AtomicU64,
+}
+
+/// A snapshot of [`QueueMetrics`]; `later - earlier` is what happened in between.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueCounts {
+    /// SendMessageBatch requests (up to ten messages each).
+    pub send_batch_requests: u64,
+    pub messages_sent: u64,
+    /// ReceiveMessage requests, empty ones included.
+    pub receive_requests: u64,
+    pub empty_receives: u64,
+    pub messages_received: u64,
+    /// DeleteMessage requests (one message each).
+    pub delete_requests: u64,
+    /// DeleteMessageBatch requests (up to ten messages each).
+    pub delete_batch_requests: u64,
+    pub messages_deleted: u64,
+}
+
+impl QueueCounts {
+    /// Every billed request.
+    pub fn requests(&self) -> u64 {
+        self.send_batch_requests
+            + self.receive_requests
+            + self.delete_requests
+            + self.delete_batch_requests
+    }
+}
+
+impl std::ops::Sub for QueueCounts {
+    type Output = QueueCounts;
+    fn sub(self, o: QueueCounts) -> QueueCounts {
+        QueueCounts {
+            send_batch_requests: self
+                .send_batch_requests
+                .saturating_sub(o.send_batch_requests),
+            messages_sent: self.messages_sent.saturating_sub(o.messages_sent),
+            receive_requests: self.receive_requests.saturating_sub(o.receive_requests),
+            empty_receives: self.empty_receives.saturating_sub(o.empty_receives),
+            messages_received: self.messages_received.saturating_sub(o.messages_received),
+            delete_requests: self.delete_requests.saturating_sub(o.delete_requests),
+            delete_batch_requests: self
+                .delete_batch_requests
+                .saturating_sub(o.delete_batch_requests),
+            messages_deleted: self.messages_deleted.saturating_sub(o.messages_deleted),
+        }
+    }
+}
+
+impl std::ops::Add for QueueCounts {
+    type Output = QueueCounts;
+    fn add(self, o: QueueCounts) -> QueueCounts {
+        QueueCounts {
+            send_batch_requests: self.send_batch_requests + o.send_batch_requests,
+            messages_sent: self.messages_sent + o.messages_sent,
+            receive_requests: self.receive_requests + o.receive_requests,
+            empty_receives: self.empty_receives + o.empty_receives,
+            messages_received: self.messages_received + o.messages_received,
+            delete_requests: self.delete_requests + o.delete_requests,
+            delete_batch_requests: self.delete_batch_requests + o.delete_batch_requests,
+            messages_deleted: self.messages_deleted + o.messages_deleted,
+        }
+    }
+}
+
+impl QueueMetrics {
+    pub fn snapshot(&self) -> QueueCounts {
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        QueueCounts {
+            send_batch_requests: n(&self.send_batch_requests),
+            messages_sent: n(&self.messages_sent),
+            receive_requests: n(&self.receive_requests),
+            empty_receives: n(&self.empty_receives),
+            messages_received: n(&self.messages_received),
+            delete_requests: n(&self.delete_requests),
+            delete_batch_requests: n(&self.delete_batch_requests),
+            messages_deleted: n(&self.messages_deleted),
+        }
+    }
+}
+
+fn bump(a: &AtomicU64, by: u64) {
+    a.fetch_add(by, Ordering::Relaxed);
 }
 
 impl SqsQueue {
@@ -20,7 +120,55 @@ impl SqsQueue {
             client,
             queue_url: queue_url.into(),
             wait_secs: 0,
+            metrics: Arc::default(),
         }
+    }
+
+    /// The requests this adapter sent so far (shared: it keeps counting).
+    pub fn metrics(&self) -> Arc<QueueMetrics> {
+        self.metrics.clone()
+    }
+
+    /// Deletes received messages ten per DeleteMessageBatch request, as Lambda's event
+    /// source mapping does after a batch. Receipts SQS reports as failed are an error.
+    pub async fn delete_batch(&self, receipts: &[String]) -> PortResult<()> {
+        for chunk in receipts.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(r)
+                        .build()
+                        .map_err(|e| backend("DeleteMessageBatch entry", e))
+                })
+                .collect::<PortResult<Vec<_>>>()?;
+            bump(&self.metrics.delete_batch_requests, 1);
+            let out = self
+                .client
+                .delete_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| backend("DeleteMessageBatch", e))?;
+            bump(
+                &self.metrics.messages_deleted,
+                out.successful().len() as u64,
+            );
+            if let Some(f) = out.failed().first() {
+                return Err(PortError::Backend(format!(
+                    "DeleteMessageBatch: {} of {} entries failed (first: id {} code {} {})",
+                    out.failed().len(),
+                    chunk.len(),
+                    f.id(),
+                    f.code(),
+                    f.message().unwrap_or_default()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Long-polls `receive` for up to `secs` (at most 20) when the queue is empty.
@@ -53,6 +201,7 @@ impl Queue for SqsQueue {
                         .map_err(|e| backend("SendMessageBatch entry", e))
                 })
                 .collect::<PortResult<Vec<_>>>()?;
+            bump(&self.metrics.send_batch_requests, 1);
             let out = self
                 .client
                 .send_message_batch()
@@ -61,6 +210,7 @@ impl Queue for SqsQueue {
                 .send()
                 .await
                 .map_err(|e| backend("SendMessageBatch", e))?;
+            bump(&self.metrics.messages_sent, out.successful().len() as u64);
             if let Some(f) = out.failed().first() {
                 return Err(PortError::Backend(format!(
                     "SendMessageBatch: {} of {} entries failed (first: id {} code {} {})",
@@ -80,6 +230,7 @@ impl Queue for SqsQueue {
             return Ok(Vec::new());
         }
         let max = max.min(10) as i32;
+        bump(&self.metrics.receive_requests, 1);
         let out = self
             .client
             .receive_message()
@@ -89,6 +240,11 @@ impl Queue for SqsQueue {
             .send()
             .await
             .map_err(|e| backend("ReceiveMessage", e))?;
+        let n = out.messages().len() as u64;
+        bump(&self.metrics.messages_received, n);
+        if n == 0 {
+            bump(&self.metrics.empty_receives, 1);
+        }
         Ok(out
             .messages
             .unwrap_or_default()
@@ -104,6 +260,7 @@ impl Queue for SqsQueue {
     }
 
     async fn delete(&self, receipt: &str) -> PortResult<()> {
+        bump(&self.metrics.delete_requests, 1);
         self.client
             .delete_message()
             .queue_url(&self.queue_url)
@@ -111,6 +268,7 @@ impl Queue for SqsQueue {
             .send()
             .await
             .map_err(|e| backend("DeleteMessage", e))?;
+        bump(&self.metrics.messages_deleted, 1);
         Ok(())
     }
 }
