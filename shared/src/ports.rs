@@ -8,10 +8,11 @@ use crate::domain::outcome::SendFailure;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::Time;
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[derive(Debug, Error, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PortError {
     /// A conditional write found the item in another state (DynamoDB
     /// ConditionalCheckFailed). Callers reload and ask the domain again.
@@ -30,7 +31,7 @@ pub type PortResult<T> = Result<T, PortError>;
 pub type Item = Map<String, Value>;
 
 /// Condition on a put.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Cond {
     /// Unconditional.
     None,
@@ -41,7 +42,7 @@ pub enum Cond {
 }
 
 /// Which key a query reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Index {
     /// `PK` / `SK`.
     Primary,
@@ -52,7 +53,7 @@ pub enum Index {
 }
 
 /// Condition on the sort key of a query. Sort keys compare as strings (byte order).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SkCond {
     Any,
     BeginsWith(String),
@@ -62,7 +63,7 @@ pub enum SkCond {
     Gt(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Query {
     pub index: Index,
     pub pk: String,
@@ -93,7 +94,7 @@ impl Query {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Page {
     /// Items in ascending sort-key order (ties in an index broken by primary key).
     pub items: Vec<Item>,
@@ -126,13 +127,13 @@ pub trait Table: Send + Sync {
 }
 
 /// A message for the send queue, delivered no earlier than `delay_secs` (0..=900).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutMessage {
     pub body: String,
     pub delay_secs: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Received {
     pub id: String,
     pub receipt: String,

@@ -7,6 +7,7 @@
 use super::commands::{has_running_operation, CommandBudget, Commands, CommandsReport};
 use super::{update_campaign, AppResult, CONFLICT_RETRIES};
 use crate::domain::campaign::Campaign;
+use crate::domain::hopper::HopperEntry;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::stats::{self, Stats};
 use crate::ports::{Clock, EventBus, PortError, Table};
@@ -83,6 +84,13 @@ pub struct PurgeReport {
 pub const DELETE_GRACE: chrono::Duration = chrono::Duration::minutes(5);
 /// Interaction reads in flight while purging a page.
 const PURGE_CONCURRENCY: usize = 16;
+/// Entries closed at once while expiring a page of timed-out interactions.
+const SWEEP_CONCURRENCY: usize = 16;
+/// How long one sweep may spend closing timed-out interactions (R5.5). The sweeper runs
+/// every minute with a 55 s timeout: a backlog larger than this (a million contacts whose
+/// timeout passed together) is closed over several sweeps, each leaving time for the rest
+/// of its work.
+pub const EXPIRY_BUDGET: Duration = Duration::from_secs(30);
 
 struct Budget {
     deadline: Instant,
@@ -106,14 +114,31 @@ impl SweepService {
         let mut report = SweepReport::default();
         let mut senders = super::conversations::SenderCache::new();
         let mut due = IndexWalk::new(TimeIndex::Due, now);
-        while let Some(entries) = due.next(&*self.table).await? {
-            for stale in entries {
-                if self
-                    .change_stored(&stale.entry_ref(), |e| e.expire(now))
-                    .await?
-                {
-                    report.expired += 1;
-                    // R5.5: the contact is released; its interaction shows closed.
+        // A page at a time, its entries a few at once; what the budget leaves goes to
+        // the next sweep (closed entries leave the index, so it resumes by itself).
+        while started.elapsed() < EXPIRY_BUDGET {
+            let Some(entries) = due.next(&*self.table).await? else {
+                break;
+            };
+            let closed: Vec<Option<HopperEntry>> = stream::iter(entries)
+                .map(|stale| async move {
+                    let changed = self
+                        .change_stored(&stale.entry_ref(), |e| e.expire(now))
+                        .await?;
+                    Ok::<_, super::AppError>(changed.then_some(stale))
+                })
+                .buffer_unordered(SWEEP_CONCURRENCY)
+                .try_collect()
+                .await?;
+            let closed: Vec<HopperEntry> = closed.into_iter().flatten().collect();
+            report.expired += closed.len();
+            // R5.5: the contacts are released; their interactions show closed. The first
+            // entry of a campaign looks up its sender, the others reuse it.
+            let mut rest = Vec::with_capacity(closed.len());
+            for stale in closed {
+                if senders.contains_key(&(stale.tenant.clone(), stale.campaign_id.clone())) {
+                    rest.push(stale);
+                } else {
                     super::conversations::release_after_timeout(
                         &*self.table,
                         &mut senders,
@@ -123,6 +148,19 @@ impl SweepService {
                     .await;
                 }
             }
+            let known = &senders;
+            stream::iter(rest)
+                .for_each_concurrent(SWEEP_CONCURRENCY, |stale| async move {
+                    let mut cache = known.clone();
+                    super::conversations::release_after_timeout(
+                        &*self.table,
+                        &mut cache,
+                        &stale,
+                        now,
+                    )
+                    .await;
+                })
+                .await;
         }
         report.reclaimed = self.reclaim_stale_sending(now).await?;
         report.released = self.release_waiting(now).await?;
