@@ -15,5 +15,8 @@ trap 'scripts/emulator.sh stop' EXIT
 echo "== cargo test (unit, contract, adapter, end-to-end)"
 cargo test --workspace --all-targets
 
+echo "== smoke: the benchmark program, every scenario at small sizes (debug build: it checks the program works; figures come from scripts/bench.sh)"
+cargo run -q -p bench -- --smoke
+
 echo "== smoke: the README's first command plays its demo on the embedded default"
 env -u AWS_ENDPOINT_URL cargo run -q -p local -- --exit-after-demo --port 0
