@@ -17,6 +17,11 @@
 //!    the campaign no longer waits for, or with no campaign at all, publishes
 //!    `InboundConversation`. A closed entry (or late reply) marks the interaction closed.
 //! 5. The message is added to the campaign's conversation (R5.6).
+//!
+//! Statuses cost one write per entry and batch: the inbound worker hands a whole SQS
+//! batch to [`Inbox::handle_batch`], which applies every status of an entry in memory
+//! and stores the entry once (nothing when they change nothing, as a `sent` confirming
+//! what the sender recorded), with one counter write per campaign for the batch.
 
 use super::{publish, AppError, AppResult, CONFLICT_RETRIES};
 use crate::domain::campaign::Campaign;
