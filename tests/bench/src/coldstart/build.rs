@@ -48,6 +48,11 @@ impl Builder {
     pub fn deployable(self) -> bool {
         matches!(self, Builder::CargoLambda | Builder::Prebuilt)
     }
+
+    /// Whether the code is optimized as deployed (so init times count against the target).
+    pub fn optimized(self) -> bool {
+        self != Builder::HostDebug
+    }
 }
 
 /// One function ready to start.
@@ -65,7 +70,8 @@ pub struct Built {
     pub artifacts: Vec<Artifact>,
     /// `None` when nothing was built.
     pub build_time: Option<Duration>,
-    pub command: String,
+    /// What was built, for the build time's row.
+    pub what: String,
 }
 
 /// The workspace this bench belongs to (tests/bench/../..).
@@ -112,7 +118,11 @@ pub fn check_cargo_lambda(root: &Path) -> anyhow::Result<String> {
         Ok(o) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned()),
         Ok(o) => anyhow::bail!(
             "`cargo lambda` is not available ({}): {INSTALL_HINT}",
-            String::from_utf8_lossy(&o.stderr).trim()
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no output")
+                .trim()
         ),
         Err(e) => anyhow::bail!("cannot run cargo ({e}): {INSTALL_HINT}"),
     }
@@ -162,7 +172,7 @@ pub fn prepare(
         .map(Path::to_path_buf)
         .unwrap_or_else(|| target.join("lambda"));
     let mut build_time = None;
-    let command;
+    let what;
     let zips: Vec<(String, PathBuf)> = match builder {
         Builder::CargoLambda | Builder::Prebuilt => {
             if builder == Builder::CargoLambda {
@@ -173,10 +183,13 @@ pub fn prepare(
                         .map(String::from)
                         .to_vec();
                 args.extend(package_args(functions));
-                command = format!("cargo {}", args.join(" "));
+                what = format!(
+                    "cargo lambda build --release --output-format zip, {}",
+                    count(functions)
+                );
                 build_time = Some(run_build(&root, &args)?);
             } else {
-                command = format!("{}/*/bootstrap.zip built earlier", lambda_dir.display());
+                what = format!("{}/*/bootstrap.zip built earlier", lambda_dir.display());
             }
             functions
                 .iter()
@@ -201,7 +214,15 @@ pub fn prepare(
                 "debug"
             };
             args.extend(package_args(functions));
-            command = format!("cargo {}", args.join(" "));
+            what = format!(
+                "cargo build{}, {}",
+                if profile == "release" {
+                    " --release"
+                } else {
+                    " (debug)"
+                },
+                count(functions)
+            );
             build_time = Some(run_build(&root, &args)?);
             functions
                 .iter()
@@ -235,8 +256,15 @@ pub fn prepare(
     Ok(Built {
         artifacts,
         build_time,
-        command,
+        what,
     })
+}
+
+fn count(functions: &[String]) -> String {
+    match functions.len() {
+        1 => "1 function".to_owned(),
+        n => format!("{n} functions"),
+    }
 }
 
 fn path_str(p: &Path) -> anyhow::Result<&str> {
