@@ -14,8 +14,6 @@ use crate::app::AppError;
 use crate::domain::inbound::Inbound;
 use crate::domain::Time;
 use crate::providers::{kaleyra, meta};
-use aws_lambda_events::sqs::SqsEvent;
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
@@ -26,8 +24,6 @@ pub const MAX_BODY_BYTES: usize = 200 * 1024;
 pub const SQS_MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// The message format this code writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
-/// Records of one batch applied at the same time.
-const CONCURRENCY: usize = 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -176,52 +172,6 @@ pub async fn apply(inbox: &Inbox, webhook: &QueuedWebhook) -> Result<InboxReport
         }
     };
     inbox.handle(events).await
-}
-
-/// The inbound worker's batch: each record is read and applied on its own (several at a
-/// time); the ids of the records worth delivering again (storage failures, newer formats)
-/// come back. A record that is not a queued webhook is logged and acknowledged.
-pub async fn apply_batch(inbox: &Inbox, event: &SqsEvent) -> Vec<String> {
-    let records: Vec<(String, String)> = event
-        .records
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let id = m
-                .message_id
-                .clone()
-                .unwrap_or_else(|| format!("record-{i}"));
-            (id, m.body.clone().unwrap_or_default())
-        })
-        .collect();
-    futures::stream::iter(records)
-        .map(|(id, body)| apply_record(inbox, id, body))
-        .buffer_unordered(CONCURRENCY)
-        .filter_map(futures::future::ready)
-        .collect()
-        .await
-}
-
-/// One record of a batch; its id when it should be delivered again.
-async fn apply_record(inbox: &Inbox, id: String, body: String) -> Option<String> {
-    let retry = match QueuedWebhook::decode(&body) {
-        Ok(webhook) => match apply(inbox, &webhook).await {
-            Ok(_) => false,
-            Err(e) => {
-                tracing::error!(message_id = %id, error = %e, "inbound webhook not applied; it will be delivered again");
-                true
-            }
-        },
-        Err(e @ DecodeError::Newer(_)) => {
-            tracing::error!(message_id = %id, error = %e, "inbound record left for a newer worker");
-            true
-        }
-        Err(e) => {
-            tracing::error!(message_id = %id, error = %e, "inbound record dropped");
-            false
-        }
-    };
-    retry.then_some(id)
 }
 
 #[cfg(test)]
