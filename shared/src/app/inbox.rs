@@ -94,14 +94,6 @@ const STATUS_CONCURRENCY: usize = 10;
 /// time (each record's in order).
 const RECORD_CONCURRENCY: usize = 10;
 
-/// The same error again, for each record a failed write concerned.
-fn again(e: &AppError) -> AppError {
-    match e {
-        AppError::Domain(d) => AppError::Domain(d.clone()),
-        AppError::Port(p) => AppError::Port(p.clone()),
-    }
-}
-
 /// The statuses of one entry in a batch, each with the record it came in.
 type StatusGroup = (EntryRef, Vec<(usize, StatusUpdate)>);
 
@@ -179,7 +171,7 @@ impl Inbox {
                 Err(e) => {
                     tracing::warn!(campaign_id = %r.campaign_id, phone = %r.phone.masked(), error = %e, "statuses not applied; their webhooks will be delivered again");
                     for (i, _) in &statuses {
-                        failed.entry(*i).or_insert_with(|| again(&e));
+                        failed.entry(*i).or_insert_with(|| e.clone());
                     }
                 }
             }

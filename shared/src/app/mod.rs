@@ -23,7 +23,7 @@ use crate::ports::{EventBus, PortError, Table};
 use crate::repo;
 use thiserror::Error;
 
-#[derive(Debug, Error)]
+#[derive(Debug, Error, Clone)]
 pub enum AppError {
     #[error(transparent)]
     Domain(#[from] DomainError),
