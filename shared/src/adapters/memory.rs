@@ -369,9 +369,9 @@ fn receipt_seq(receipt: &str) -> Option<u64> {
         .ok()
 }
 
-#[async_trait]
-impl Queue for MemoryQueue {
-    async fn send(&self, msgs: Vec<OutMessage>) -> PortResult<()> {
+impl MemoryQueue {
+    /// [`Queue::send`] without `async`, for callers outside a runtime.
+    pub fn send_msgs(&self, msgs: Vec<OutMessage>) -> PortResult<()> {
         if msgs.iter().any(|m| m.delay_secs > 900) {
             return Err(PortError::Backend("DelaySeconds must be 0..=900".into()));
         }
@@ -395,7 +395,8 @@ impl Queue for MemoryQueue {
         Ok(())
     }
 
-    async fn receive(&self, max: u32) -> PortResult<Vec<Received>> {
+    /// [`Queue::receive`] without `async`.
+    pub fn receive_msgs(&self, max: u32) -> Vec<Received> {
         let now = self.clock.now();
         let mut q = self.state.lock().unwrap();
         let due: Vec<(Time, u64)> = q
@@ -420,18 +421,44 @@ impl Queue for MemoryQueue {
                 body: m.body.clone(),
             });
         }
-        Ok(out)
+        out
     }
 
-    async fn delete(&self, receipt: &str) -> PortResult<()> {
+    /// [`Queue::delete`] without `async`.
+    pub fn delete_receipt(&self, receipt: &str) {
         let Some(seq) = receipt_seq(receipt) else {
-            return Ok(());
+            return;
         };
         let mut q = self.state.lock().unwrap();
         if q.msgs.get(&seq).and_then(|m| m.receipt.as_deref()) == Some(receipt) {
             let m = q.msgs.remove(&seq).expect("checked");
             q.by_time.remove(&(m.visible_at, seq));
         }
+    }
+
+    /// When the next message that was never received becomes visible (a delayed one);
+    /// messages received and not deleted are skipped.
+    pub fn next_arrival_at(&self) -> Option<Time> {
+        let q = self.state.lock().unwrap();
+        q.by_time
+            .iter()
+            .find(|(_, n)| q.msgs.get(n).is_some_and(|m| m.receipt.is_none()))
+            .map(|(at, _)| *at)
+    }
+}
+
+#[async_trait]
+impl Queue for MemoryQueue {
+    async fn send(&self, msgs: Vec<OutMessage>) -> PortResult<()> {
+        self.send_msgs(msgs)
+    }
+
+    async fn receive(&self, max: u32) -> PortResult<Vec<Received>> {
+        Ok(self.receive_msgs(max))
+    }
+
+    async fn delete(&self, receipt: &str) -> PortResult<()> {
+        self.delete_receipt(receipt);
         Ok(())
     }
 }

@@ -658,7 +658,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Vec<Row>> {
             "{} reads, {} writes; queue {} sent, {} received",
             thousands(w.table.reads.load(std::sync::atomic::Ordering::Relaxed)),
             thousands(w.table.writes.load(std::sync::atomic::Ordering::Relaxed)),
-            thousands(w.queue.sent.load(std::sync::atomic::Ordering::Relaxed)),
+            thousands(w.queue.sent()),
             thousands(w.queue.received.load(std::sync::atomic::Ordering::Relaxed)),
         ),
     ));

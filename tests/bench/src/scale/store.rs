@@ -11,12 +11,12 @@
 
 use async_trait::async_trait;
 use serde_json::Value;
-use shared::adapters::memory::ManualClock;
+use shared::adapters::memory::{ManualClock, MemoryQueue};
 use shared::ports::{
     Clock, Cond, Index, Item, OutMessage, Page, PortError, PortResult, Query, Queue, Received,
     SkCond, Table,
 };
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -366,142 +366,67 @@ impl Table for StoreTable {
     }
 }
 
-struct QMsg {
-    id: String,
-    body: String,
-}
-
-#[derive(Default)]
-struct QState {
-    /// Messages not received yet (or back after their visibility timeout), by the
-    /// millisecond they become visible and their order of arrival.
-    waiting: BTreeMap<(i64, u64), QMsg>,
-    /// Received and not deleted: by receipt, with when they become visible again.
-    inflight: HashMap<String, (i64, u64, QMsg)>,
-    /// While set, a receive that finds nothing visible moves the clock to the next
-    /// waiting message, if it becomes visible by then.
-    horizon_ms: Option<i64>,
-    next: u64,
-}
-
-/// The send queue as SQS behaves for the sender: delays and a visibility timeout on the
-/// parent's clock. With a horizon set, the clock jumps to the next delayed message
-/// whenever nothing is visible, so a tick's minute of sends runs as fast as the
-/// functions go while each message still goes out at its second.
+/// The send queue as SQS behaves for the sender (the in-memory twin: delays and a
+/// visibility timeout on the parent's clock), plus a horizon: while one is set, a
+/// receive that finds nothing visible moves the clock to the next delayed message if it
+/// becomes visible by then, so a tick's minute of sends runs as fast as the functions go
+/// while each message still goes out at its second.
 pub struct SimQueue {
+    queue: MemoryQueue,
     clock: Arc<ManualClock>,
-    visibility_ms: i64,
-    st: Mutex<QState>,
-    pub sent: AtomicU64,
+    /// Held through a receive, so two receivers never both move the clock.
+    horizon: Mutex<Option<shared::domain::Time>>,
     pub received: AtomicU64,
-    pub deleted: AtomicU64,
-}
-
-fn ms(t: shared::domain::Time) -> i64 {
-    t.timestamp_millis()
 }
 
 impl SimQueue {
     pub fn new(clock: Arc<ManualClock>) -> Self {
         SimQueue {
+            queue: MemoryQueue::new(clock.clone()),
             clock,
-            visibility_ms: 30_000,
-            st: Mutex::new(QState::default()),
-            sent: AtomicU64::new(0),
+            horizon: Mutex::new(None),
             received: AtomicU64::new(0),
-            deleted: AtomicU64::new(0),
         }
     }
 
     /// Lets receives move the clock up to `until` (none: the clock stands still).
     pub fn set_horizon(&self, until: Option<shared::domain::Time>) {
-        self.st.lock().unwrap().horizon_ms = until.map(ms);
+        *self.horizon.lock().unwrap() = until;
+    }
+
+    /// Messages sent so far.
+    pub fn sent(&self) -> u64 {
+        self.queue.sent.load(Ordering::Relaxed)
     }
 
     /// Messages not deleted, visible or not.
     pub fn depth(&self) -> usize {
-        let st = self.st.lock().unwrap();
-        st.waiting.len() + st.inflight.len()
+        self.queue.depth()
     }
 
     pub fn send_msgs(&self, msgs: Vec<OutMessage>) -> PortResult<()> {
-        if msgs.iter().any(|m| m.delay_secs > 900) {
-            return Err(PortError::Backend("DelaySeconds must be 0..=900".into()));
-        }
-        let now = ms(self.clock.now());
-        let mut st = self.st.lock().unwrap();
-        for m in msgs {
-            st.next += 1;
-            let n = st.next;
-            st.waiting.insert(
-                (now + i64::from(m.delay_secs) * 1000, n),
-                QMsg {
-                    id: format!("msg-{n}"),
-                    body: m.body,
-                },
-            );
-            self.sent.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(())
+        self.queue.send_msgs(msgs)
     }
 
     pub fn receive_msgs(&self, max: u32) -> Vec<Received> {
-        let max = max.min(10) as usize;
-        let mut st = self.st.lock().unwrap();
-        let mut now = ms(self.clock.now());
-        // Received before and not deleted in time: visible again.
-        let expired: Vec<String> = st
-            .inflight
-            .iter()
-            .filter(|(_, (at, _, _))| *at <= now)
-            .map(|(r, _)| r.clone())
-            .collect();
-        for r in expired {
-            let (at, n, m) = st.inflight.remove(&r).expect("listed");
-            st.waiting.insert((at, n), m);
-        }
-        let mut out = Vec::new();
+        let horizon = self.horizon.lock().unwrap();
         loop {
-            while out.len() < max {
-                let Some(entry) = st.waiting.first_entry() else {
-                    break;
-                };
-                if entry.key().0 > now {
-                    break;
-                }
-                let ((_, n), m) = entry.remove_entry();
-                st.next += 1;
-                let receipt = format!("{}#{}", m.id, st.next);
-                out.push(Received {
-                    id: m.id.clone(),
-                    receipt: receipt.clone(),
-                    body: m.body.clone(),
-                });
-                st.inflight
-                    .insert(receipt, (now + self.visibility_ms, n, m));
-            }
+            let out = self.queue.receive_msgs(max);
             if !out.is_empty() {
-                break;
+                self.received.fetch_add(out.len() as u64, Ordering::Relaxed);
+                return out;
             }
-            let next = st.waiting.first_key_value().map(|((at, _), _)| *at);
-            match (next, st.horizon_ms) {
-                (Some(at), Some(h)) if at > now && at <= h => {
-                    self.clock.advance(chrono::Duration::milliseconds(at - now));
-                    now = ms(self.clock.now());
-                }
-                _ => break,
+            let now = self.clock.now();
+            match (self.queue.next_arrival_at(), *horizon) {
+                (Some(at), Some(h)) if at > now && at <= h => self.clock.advance(at - now),
+                _ => return out,
             }
         }
-        self.received.fetch_add(out.len() as u64, Ordering::Relaxed);
-        out
     }
 
     pub fn delete_receipts(&self, receipts: &[String]) {
-        let mut st = self.st.lock().unwrap();
         for r in receipts {
-            if st.inflight.remove(r).is_some() {
-                self.deleted.fetch_add(1, Ordering::Relaxed);
-            }
+            self.queue.delete_receipt(r);
         }
     }
 }
