@@ -17,6 +17,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const S: &str = "throughput";
+
+/// The queue a worker drains, as one Lambda function's instance.
+#[derive(Clone, Copy)]
+enum Drain {
+    Send,
+    Inbound,
+}
 pub const TARGET_PER_SEC: f64 = 5_000.0;
 
 pub async fn run(opts: &Opts) -> anyhow::Result<Vec<Row>> {
@@ -61,27 +68,22 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Vec<Row>> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = vec![];
-    for _ in 0..senders {
-        let (sys, stop) = (p.sys.clone(), stop.clone());
-        workers.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                if sys.drain_queue().await? == 0 {
-                    tokio::time::sleep(Duration::from_millis(2)).await;
+    for (count, queue) in [(senders, Drain::Send), (inbound, Drain::Inbound)] {
+        for _ in 0..count {
+            let (sys, stop) = (p.sys.clone(), stop.clone());
+            workers.push(tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let handed = match queue {
+                        Drain::Send => sys.drain_queue().await?,
+                        Drain::Inbound => sys.drain_inbound().await?,
+                    };
+                    if handed == 0 {
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
                 }
-            }
-            anyhow::Ok(())
-        }));
-    }
-    for _ in 0..inbound {
-        let (sys, stop) = (p.sys.clone(), stop.clone());
-        workers.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                if sys.drain_inbound().await? == 0 {
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-            }
-            anyhow::Ok(())
-        }));
+                anyhow::Ok(())
+            }));
+        }
     }
 
     let mut all_sent: Option<Duration> = None;
