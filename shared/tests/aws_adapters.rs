@@ -102,6 +102,45 @@ async fn sqs_batch_of_25_arrives_whole() {
     assert_eq!(depth(&client, &url).await, (0, 0));
 }
 
+/// A launcher tick enqueues up to thousands of messages: `send` splits them into batches of ten
+/// and has several in flight at once; every message arrives exactly once.
+#[tokio::test]
+async fn sqs_a_tick_of_250_messages_arrives_whole_in_25_batches() {
+    let (q, client, url) = queue().await;
+    let bodies: BTreeSet<String> = (0..250).map(|n| format!("msg-{n:03}")).collect();
+    q.send(bodies.iter().map(|b| msg(b, 0)).collect())
+        .await
+        .unwrap();
+    let sent = q.metrics().snapshot();
+    assert_eq!((sent.send_batch_requests, sent.messages_sent), (25, 250));
+    let mut seen = BTreeSet::new();
+    while seen.len() < bodies.len() {
+        let got = q.receive(10).await.unwrap();
+        assert!(!got.is_empty(), "{} of 250 came back", seen.len());
+        let receipts: Vec<String> = got.iter().map(|r| r.receipt.clone()).collect();
+        for r in got {
+            assert!(seen.insert(r.body.clone()), "duplicate {}", r.body);
+        }
+        q.delete_batch(&receipts).await.unwrap();
+    }
+    assert_eq!(seen, bodies);
+    assert_eq!(depth(&client, &url).await, (0, 0));
+}
+
+/// Batches SQS refuses fail the whole `send` (the launcher then keeps its cursor and the
+/// next tick enqueues again), however many were in flight.
+#[tokio::test]
+async fn sqs_refused_batches_fail_the_send() {
+    let (q, client, url) = queue().await;
+    client.delete_queue().queue_url(&url).send().await.unwrap();
+    let msgs: Vec<OutMessage> = (0..95).map(|n| msg(&format!("m-{n}"), 0)).collect();
+    let err = q.send(msgs).await.unwrap_err();
+    assert!(
+        err.to_string().contains("SendMessageBatch"),
+        "names the call: {err}"
+    );
+}
+
 #[tokio::test]
 async fn sqs_delay_hides_the_message() {
     let (q, client, url) = queue().await;
