@@ -3,7 +3,9 @@
 use super::backend;
 use crate::ports::*;
 use async_trait::async_trait;
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    BatchResultErrorEntry, DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry,
+};
 use aws_sdk_sqs::Client;
 use futures::{StreamExt, TryStreamExt};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -161,16 +163,7 @@ impl SqsQueue {
                 &self.metrics.messages_deleted,
                 out.successful().len() as u64,
             );
-            if let Some(f) = out.failed().first() {
-                return Err(PortError::Backend(format!(
-                    "DeleteMessageBatch: {} of {} entries failed (first: id {} code {} {})",
-                    out.failed().len(),
-                    chunk.len(),
-                    f.id(),
-                    f.code(),
-                    f.message().unwrap_or_default()
-                )));
-            }
+            batch_failures("DeleteMessageBatch", out.failed(), chunk.len())?;
         }
         Ok(())
     }
@@ -184,9 +177,7 @@ impl SqsQueue {
     pub fn queue_url(&self) -> &str {
         &self.queue_url
     }
-}
 
-impl SqsQueue {
     /// One SendMessageBatch of at most ten messages.
     async fn send_chunk(&self, chunk: &[OutMessage]) -> PortResult<()> {
         let entries = chunk
@@ -211,17 +202,21 @@ impl SqsQueue {
             .await
             .map_err(|e| backend("SendMessageBatch", e))?;
         bump(&self.metrics.messages_sent, out.successful().len() as u64);
-        if let Some(f) = out.failed().first() {
-            return Err(PortError::Backend(format!(
-                "SendMessageBatch: {} of {} entries failed (first: id {} code {} {})",
-                out.failed().len(),
-                chunk.len(),
-                f.id(),
-                f.code(),
-                f.message().unwrap_or_default()
-            )));
-        }
-        Ok(())
+        batch_failures("SendMessageBatch", out.failed(), chunk.len())
+    }
+}
+
+/// An error naming the first entry SQS reported as failed in a batch of `total`.
+fn batch_failures(call: &str, failed: &[BatchResultErrorEntry], total: usize) -> PortResult<()> {
+    match failed.first() {
+        None => Ok(()),
+        Some(f) => Err(PortError::Backend(format!(
+            "{call}: {} of {total} entries failed (first: id {} code {} {})",
+            failed.len(),
+            f.id(),
+            f.code(),
+            f.message().unwrap_or_default()
+        ))),
     }
 }
 
