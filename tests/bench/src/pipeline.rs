@@ -28,6 +28,26 @@ use tower::ServiceExt;
 pub const TENANT: &str = "acme";
 const APP_SECRET: &str = "bench-app-secret";
 
+/// Names of the simulator's threads.
+pub const SIM_THREAD_PREFIX: &str = "sim-worker";
+
+/// A runtime that may be dropped inside another one (it shuts down in the background).
+struct SimRuntime(Option<tokio::runtime::Runtime>);
+
+impl SimRuntime {
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("running until dropped").handle()
+    }
+}
+
+impl Drop for SimRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 pub struct Settings {
     /// The simulator's accepted sends per sender per second (`None`: no limit).
     pub sim_rate_limit: Option<u32>,
@@ -39,6 +59,9 @@ pub struct Settings {
 
 pub struct Pipeline {
     pub sys: Arc<System>,
+    /// The simulator's own runtime (threads named `sim-*`), so the CPU time of Meta's side
+    /// can be told apart from the engine's.
+    _sim_rt: SimRuntime,
     pub sim: Simulator,
     pub clock: Arc<ManualClock>,
     pub table: Arc<dyn Table>,
@@ -50,16 +73,26 @@ impl Pipeline {
         let clock = Arc::new(ManualClock::frozen(
             Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap(),
         ));
-        let sim = Simulator::start(
-            SimConfig {
-                reply_percent: 0,
-                app_secret: APP_SECRET.into(),
-                rate_limit_per_sec: s.sim_rate_limit,
-                ..SimConfig::default()
-            },
-            clock.clone(),
-        )
-        .await?;
+        let sim_rt = SimRuntime(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name(SIM_THREAD_PREFIX)
+                .enable_all()
+                .build()?,
+        ));
+        let cfg = SimConfig {
+            reply_percent: 0,
+            app_secret: APP_SECRET.into(),
+            rate_limit_per_sec: s.sim_rate_limit,
+            ..SimConfig::default()
+        };
+        // Started on its runtime, its server, webhook tasks and their connections stay
+        // there.
+        let sim_clock: Arc<dyn shared::ports::Clock> = clock.clone();
+        let sim = sim_rt
+            .handle()
+            .spawn(Simulator::start(cfg, sim_clock))
+            .await??;
         let secrets = Arc::new(
             MemorySecrets::default().with("env:SIM_TOKEN", &sim.config().access_token.clone()),
         );
@@ -90,6 +123,7 @@ impl Pipeline {
             .layer(axum::middleware::from_fn(shared::http::tenant_from_header));
         Ok(Pipeline {
             sys,
+            _sim_rt: sim_rt,
             sim,
             clock,
             table,

@@ -97,6 +97,33 @@ pub fn mb(kb: u64) -> f64 {
     kb as f64 / 1024.0
 }
 
+/// On-CPU time so far of this process's threads, split into those whose name starts with
+/// `prefix` and the rest (first field of /proc/self/task/*/schedstat; threads that have
+/// exited are not counted).
+pub fn thread_cpu(prefix: &str) -> (std::time::Duration, std::time::Duration) {
+    let (mut matched, mut rest) = (0u64, 0u64);
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Default::default();
+    };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let ns = std::fs::read_to_string(path.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        if comm.trim_end().starts_with(prefix) {
+            matched += ns;
+        } else {
+            rest += ns;
+        }
+    }
+    (
+        std::time::Duration::from_nanos(matched),
+        std::time::Duration::from_nanos(rest),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

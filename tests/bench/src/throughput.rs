@@ -8,8 +8,8 @@
 //! machine, not the configured rate, sets the pace. Several sender and inbound workers
 //! drain the queues concurrently, as Lambda scales out on a deep queue.
 
-use crate::pipeline::{Pipeline, Settings};
-use crate::report::{mb, status_kb, thousands, Row};
+use crate::pipeline::{Pipeline, Settings, SIM_THREAD_PREFIX};
+use crate::report::{mb, status_kb, thousands, thread_cpu, Row};
 use crate::Opts;
 use anyhow::bail;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -57,6 +57,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Vec<Row>> {
         setup.elapsed().as_secs_f64()
     );
 
+    let cpu_before = thread_cpu(SIM_THREAD_PREFIX);
     let started = Instant::now();
     for id in &ids {
         p.launch(id).await?;
@@ -105,6 +106,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Vec<Row>> {
         }
     }
     let wall = started.elapsed();
+    let cpu_after = thread_cpu(SIM_THREAD_PREFIX);
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.await??;
@@ -117,6 +119,11 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Vec<Row>> {
         bail!("the simulator accepted {accepted} sends for {n} contacts");
     }
     let rate = n as f64 / wall.as_secs_f64();
+    let per_msg_us = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
+    let sim_us = per_msg_us(cpu_after.0.saturating_sub(cpu_before.0));
+    let engine_us = per_msg_us(cpu_after.1.saturating_sub(cpu_before.1));
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let engine_ceiling = cores as f64 * 1e6 / engine_us.max(1e-9);
     let send_rate = all_sent.map_or(0.0, |d| n as f64 / d.as_secs_f64());
     Ok(vec![
         Row::target(
@@ -150,6 +157,16 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Vec<Row>> {
             S,
             "webhooks applied/s (3 per message: sent, delivered, read)",
             format!("{:.0}/s", 3.0 * n as f64 / wall.as_secs_f64()),
+        ),
+        Row::info(
+            S,
+            "CPU per message: engine (launcher, sender and its HTTP client, webhook router, inbound worker, in-memory table) / simulator (Meta's side: send API, signed webhooks)",
+            format!("{engine_us:.0} µs / {sim_us:.0} µs"),
+        ),
+        Row::info(
+            S,
+            format!("the engine's own ceiling on {cores} cores (cores / engine CPU per message), with the simulator's share left out"),
+            format!("{engine_ceiling:.0}/s"),
         ),
         Row::info(
             S,
