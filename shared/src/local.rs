@@ -147,14 +147,8 @@ where
         }
         handed += received.len();
         let resp = handler(sqs_event::event_from(&received)).await;
-        for r in &received {
-            if !resp
-                .batch_item_failures
-                .iter()
-                .any(|f| f.item_identifier == r.id)
-            {
-                queue.delete(&r.receipt).await?;
-            }
+        for receipt in sqs_event::handled_receipts(&received, &resp) {
+            queue.delete(&receipt).await?;
         }
     }
 }

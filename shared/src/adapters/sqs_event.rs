@@ -40,6 +40,21 @@ pub fn batch_response(failed: Vec<String>) -> SqsBatchResponse {
     r
 }
 
+/// The receipts of the messages a batch did not report as failed: what the event source
+/// mapping deletes after the batch.
+pub fn handled_receipts(received: &[Received], resp: &SqsBatchResponse) -> Vec<String> {
+    received
+        .iter()
+        .filter(|r| {
+            !resp
+                .batch_item_failures
+                .iter()
+                .any(|f| f.item_identifier == r.id)
+        })
+        .map(|r| r.receipt.clone())
+        .collect()
+}
+
 /// What Lambda's event source mapping would hand the sender for these messages; the local
 /// runner and the tests play that part.
 pub fn event_from(received: &[Received]) -> SqsEvent {

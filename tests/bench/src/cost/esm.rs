@@ -157,17 +157,9 @@ where
         let resp = invocations
             .time(batch.len(), handler(sqs_event::event_from(&batch)))
             .await;
-        let done: Vec<String> = batch
-            .iter()
-            .filter(|r| {
-                !resp
-                    .batch_item_failures
-                    .iter()
-                    .any(|f| f.item_identifier == r.id)
-            })
-            .map(|r| r.receipt.clone())
-            .collect();
-        queue.delete_batch(&done).await?;
+        queue
+            .delete_batch(&sqs_event::handled_receipts(&batch, &resp))
+            .await?;
     }
 }
 

@@ -235,17 +235,9 @@ async fn run(svc: &Service, what: What) -> anyhow::Result<(Value, u64, f64)> {
                 batches += 1;
                 messages += received.len() as u64;
                 failed += resp.batch_item_failures.len() as u64;
-                let handled: Vec<String> = received
-                    .iter()
-                    .filter(|r| {
-                        !resp
-                            .batch_item_failures
-                            .iter()
-                            .any(|f| f.item_identifier == r.id)
-                    })
-                    .map(|r| r.receipt.clone())
-                    .collect();
-                queue.delete_batch(&handled).await?;
+                queue
+                    .delete_batch(&sqs_event::handled_receipts(&received, &resp))
+                    .await?;
             }
             (
                 json!({"batches": batches, "messages": messages, "failed": failed}),
