@@ -96,6 +96,23 @@ impl MeteredTable {
             book,
         }
     }
+
+    /// Books the write of a deleted item (its size and index entries, if it was known).
+    fn note_deleted(&self, pk: &str, sk: &str) {
+        let old = self
+            .book
+            .items
+            .lock()
+            .unwrap()
+            .remove(&(pk.to_owned(), sk.to_owned()));
+        let idx = index_units(old.as_ref(), None);
+        let size = old.as_ref().map_or(0, |o| o.size);
+        self.book.note(self.function, kind_of(pk, sk, None), |t| {
+            t.writes += 1;
+            t.wru += units(size, 1024);
+            t.index_wru += idx;
+        });
+    }
 }
 
 /// The kind of item a key names, as the breakdown shows it.
@@ -245,38 +262,14 @@ impl Table for MeteredTable {
 
     async fn delete(&self, pk: &str, sk: &str) -> PortResult<()> {
         self.inner.delete(pk, sk).await?;
-        let old = self
-            .book
-            .items
-            .lock()
-            .unwrap()
-            .remove(&(pk.to_owned(), sk.to_owned()));
-        let idx = index_units(old.as_ref(), None);
-        let size = old.as_ref().map_or(0, |o| o.size);
-        self.book.note(self.function, kind_of(pk, sk, None), |t| {
-            t.writes += 1;
-            t.wru += units(size, 1024);
-            t.index_wru += idx;
-        });
+        self.note_deleted(pk, sk);
         Ok(())
     }
 
     async fn delete_many(&self, keys: &[(String, String)]) -> PortResult<()> {
         self.inner.delete_many(keys).await?;
         for (pk, sk) in keys {
-            let old = self
-                .book
-                .items
-                .lock()
-                .unwrap()
-                .remove(&(pk.clone(), sk.clone()));
-            let idx = index_units(old.as_ref(), None);
-            let size = old.as_ref().map_or(0, |o| o.size);
-            self.book.note(self.function, kind_of(pk, sk, None), |t| {
-                t.writes += 1;
-                t.wru += units(size, 1024);
-                t.index_wru += idx;
-            });
+            self.note_deleted(pk, sk);
         }
         Ok(())
     }
