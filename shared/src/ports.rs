@@ -41,6 +41,18 @@ pub enum Cond {
     Eq(String, Value),
 }
 
+impl Cond {
+    /// Whether a put may replace `stored` (what DynamoDB's condition evaluates; the
+    /// in-memory twins use it).
+    pub fn holds(&self, stored: Option<&Item>) -> bool {
+        match self {
+            Cond::None => true,
+            Cond::NotExists => stored.is_none(),
+            Cond::Eq(attr, v) => stored.and_then(|s| s.get(attr)) == Some(v),
+        }
+    }
+}
+
 /// Which key a query reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Index {
@@ -61,6 +73,30 @@ pub enum SkCond {
     Lte(String),
     /// Sort key > value.
     Gt(String),
+}
+
+impl SkCond {
+    /// Whether `sk` satisfies the condition (what DynamoDB's key condition evaluates; the
+    /// in-memory twins use it).
+    pub fn matches(&self, sk: &str) -> bool {
+        match self {
+            SkCond::Any => true,
+            SkCond::BeginsWith(p) => sk.starts_with(p.as_str()),
+            SkCond::Lte(v) => sk <= v.as_str(),
+            SkCond::Gt(v) => sk > v.as_str(),
+        }
+    }
+
+    /// Whether no sort key after `sk` (in byte order) can match: a walk of a partition in
+    /// key order may stop.
+    pub fn is_past(&self, sk: &str) -> bool {
+        match self {
+            SkCond::Any | SkCond::Gt(_) => false,
+            // Keys with a prefix are contiguous; one above the prefix without it is past them.
+            SkCond::BeginsWith(p) => sk > p.as_str() && !sk.starts_with(p.as_str()),
+            SkCond::Lte(v) => sk > v.as_str(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -107,32 +107,6 @@ impl MemoryTable {
     }
 }
 
-fn cond_holds(stored: Option<&Item>, cond: &Cond) -> bool {
-    match cond {
-        Cond::None => true,
-        Cond::NotExists => stored.is_none(),
-        Cond::Eq(attr, v) => stored.and_then(|s| s.get(attr)) == Some(v),
-    }
-}
-
-fn sk_matches(sk: &str, c: &SkCond) -> bool {
-    match c {
-        SkCond::Any => true,
-        SkCond::BeginsWith(p) => sk.starts_with(p.as_str()),
-        SkCond::Lte(v) => sk <= v.as_str(),
-        SkCond::Gt(v) => sk > v.as_str(),
-    }
-}
-
-/// Whether no later sort key (in byte order) can match: the scan of a partition stops.
-fn sk_past(sk: &str, c: &SkCond) -> bool {
-    match c {
-        SkCond::Any | SkCond::Gt(_) => false,
-        SkCond::BeginsWith(p) => sk > p.as_str() && !sk.starts_with(p.as_str()),
-        SkCond::Lte(v) => sk > v.as_str(),
-    }
-}
-
 #[async_trait]
 impl Table for MemoryTable {
     async fn get(&self, pk: &str, sk: &str) -> PortResult<Option<Item>> {
@@ -154,7 +128,7 @@ impl Table for MemoryTable {
         };
         let mut store = self.store.lock().unwrap();
         let key = (pk, sk);
-        if !cond_holds(store.items.get(&key), &cond) {
+        if !cond.holds(store.items.get(&key)) {
             return Err(PortError::ConditionFailed);
         }
         store.insert(key, item);
@@ -209,10 +183,10 @@ impl Table for MemoryTable {
                     None => Bound::Included((q.pk.clone(), floor)),
                 };
                 for ((pk, sk), item) in store.items.range((from, Bound::Unbounded)) {
-                    if *pk != q.pk || sk_past(sk, &q.sk) || hits.len() > limit {
+                    if *pk != q.pk || q.sk.is_past(sk) || hits.len() > limit {
                         break;
                     }
-                    if sk_matches(sk, &q.sk) {
+                    if q.sk.matches(sk) {
                         hits.push(((sk.clone(), pk.clone(), sk.clone()), item));
                     }
                 }
@@ -230,10 +204,10 @@ impl Table for MemoryTable {
                     None => Bound::Included((q.pk.clone(), floor, String::new(), String::new())),
                 };
                 for (ipk, isk, pk, sk) in set.range((from, Bound::Unbounded)) {
-                    if *ipk != q.pk || sk_past(isk, &q.sk) || hits.len() > limit {
+                    if *ipk != q.pk || q.sk.is_past(isk) || hits.len() > limit {
                         break;
                     }
-                    if sk_matches(isk, &q.sk) {
+                    if q.sk.matches(isk) {
                         let item = &store.items[&(pk.clone(), sk.clone())];
                         hits.push(((isk.clone(), pk.clone(), sk.clone()), item));
                     }

@@ -55,25 +55,6 @@ fn index_of(item: &Item, pk: &str, sk: &str) -> Option<(S, S)> {
     Some((attr(item, pk)?.into(), attr(item, sk)?.into()))
 }
 
-fn sk_matches(sk: &str, c: &SkCond) -> bool {
-    match c {
-        SkCond::Any => true,
-        SkCond::BeginsWith(p) => sk.starts_with(p.as_str()),
-        SkCond::Lte(v) => sk <= v.as_str(),
-        SkCond::Gt(v) => sk > v.as_str(),
-    }
-}
-
-/// Whether no later sort key (in byte order) can match: the walk may stop.
-fn past(sk: &str, c: &SkCond) -> bool {
-    match c {
-        SkCond::Lte(v) => sk > v.as_str(),
-        // Keys with a prefix are contiguous; one above the prefix without it is past them.
-        SkCond::BeginsWith(p) => sk > p.as_str() && !sk.starts_with(p.as_str()),
-        SkCond::Any | SkCond::Gt(_) => false,
-    }
-}
-
 /// The lowest sort key that can match, if the condition says.
 fn lowest(c: &SkCond) -> Option<&str> {
     match c {
@@ -84,14 +65,6 @@ fn lowest(c: &SkCond) -> Option<&str> {
 
 fn parse(json: &str) -> Item {
     serde_json::from_str(json).expect("stored items are JSON objects")
-}
-
-fn cond_holds(stored: Option<&Stored>, cond: &Cond) -> bool {
-    match cond {
-        Cond::None => true,
-        Cond::NotExists => stored.is_none(),
-        Cond::Eq(a, v) => stored.is_some_and(|s| parse(&s.json).get(a) == Some(v)),
-    }
 }
 
 /// One page of a query: the items' JSON text, and the cursor when more may follow.
@@ -197,7 +170,8 @@ impl StoreTable {
         };
         let key: (S, S) = (pk.into(), sk.into());
         let mut inner = self.inner.lock().unwrap();
-        if !cond_holds(inner.items.get(&key), cond) {
+        // Parsed only when an item is stored; `Eq` reads its attribute.
+        if !cond.holds(inner.items.get(&key).map(|s| parse(&s.json)).as_ref()) {
             return Err(PortError::ConditionFailed);
         }
         inner.store(key.0, key.1, item);
@@ -273,10 +247,10 @@ impl StoreTable {
                     }
                 }
                 for ((ipk, isk), s) in inner.items.range((from, Bound::Unbounded)) {
-                    if *ipk != pk || past(isk, &q.sk) || hits.len() >= want {
+                    if *ipk != pk || q.sk.is_past(isk) || hits.len() >= want {
                         break;
                     }
-                    if sk_matches(isk, &q.sk) {
+                    if q.sk.matches(isk) {
                         hits.push((isk.clone(), ipk.clone(), isk.clone(), s.json.clone()));
                     }
                 }
@@ -307,10 +281,10 @@ impl StoreTable {
                     }
                 }
                 for (ipk, isk, p, s) in set.range((from, Bound::Unbounded)) {
-                    if *ipk != pk || past(isk, &q.sk) || hits.len() >= want {
+                    if *ipk != pk || q.sk.is_past(isk) || hits.len() >= want {
                         break;
                     }
-                    if sk_matches(isk, &q.sk) {
+                    if q.sk.matches(isk) {
                         let json = inner.items[&(p.clone(), s.clone())].json.clone();
                         hits.push((isk.clone(), p.clone(), s.clone(), json));
                     }
