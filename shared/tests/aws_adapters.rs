@@ -1,7 +1,7 @@
 //! The SQS, EventBridge Scheduler and EventBridge adapters against the local emulator.
 //! Run through `scripts/test.sh` (or `eval "$(scripts/emulator.sh start)"` first).
 
-mod common;
+use testkit::harness as common;
 
 use chrono::TimeZone;
 use shared::adapters::aws::{setup, EventBridgeBus, EventBridgeScheduler, SqsQueue};

@@ -2,7 +2,7 @@
 //! checked against the local emulator. Run through `scripts/test.sh` (or
 //! `eval "$(scripts/emulator.sh start)"` first).
 
-mod common;
+use testkit::harness as common;
 
 use serde_json::json;
 use shared::adapters::aws::dynamo::TableCounts;

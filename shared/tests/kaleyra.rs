@@ -2,7 +2,7 @@
 //! against the simulator's Kaleyra route, error classification, v2 status callbacks and
 //! the shared-token check.
 
-mod common;
+use testkit::harness as common;
 
 use async_trait::async_trait;
 use axum::body::Bytes;
@@ -11,7 +11,6 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
 use serde_json::json;
-use shared::adapters::memory::ManualClock;
 use shared::domain::account::{Account, Provider};
 use shared::domain::inbound::{EntryRef, Inbound, StatusKind};
 use shared::domain::outcome::{classify_kaleyra, FailureClass, SendFailure};
@@ -21,9 +20,10 @@ use shared::providers::kaleyra::{
     interpret_kaleyra_response, parse_kaleyra_callback, qualify_kaleyra_senders,
     verify_kaleyra_token, KaleyraProvider, TOKEN_QUERY_PARAM,
 };
-use shared::simulator::{SimConfig, SimProvider, Simulator};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use testkit::memory::ManualClock;
+use testkit::simulator::{SimConfig, SimProvider, Simulator};
 
 const SENDER: &str = "HXIN1700000000IN:919800000000";
 const PHONE: &str = "919812345678";

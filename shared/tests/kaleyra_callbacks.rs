@@ -5,15 +5,15 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::json;
-use shared::adapters::memory::{ManualClock, MemoryBus, MemoryTable};
 use shared::app::inbox::Inbox;
 use shared::domain::campaign::{Campaign, NewCampaign, TemplateRef};
 use shared::domain::hopper::HopperEntry;
 use shared::domain::phone::PhoneNumber;
 use shared::domain::template::ContactData;
-use shared::http::webhook::{kaleyra_router, KaleyraHookState, WebhookSink};
+use shared::http::webhook::{kaleyra_router, KaleyraHookState};
 use shared::repo;
 use std::sync::Arc;
+use testkit::memory::{ManualClock, MemoryBus, MemoryTable};
 use tower::ServiceExt;
 
 #[tokio::test]
@@ -51,7 +51,7 @@ async fn r7_3_kaleyra_callback_route_applies_statuses_and_rejects_a_wrong_token(
     repo::save_entry(&*table, &mut entry).await.unwrap();
 
     let app = kaleyra_router(Arc::new(KaleyraHookState {
-        sink: WebhookSink::Inline(inbox),
+        sink: testkit::InlineSink::new(inbox),
         token: "callback-token".into(),
     }));
     let body = json!({"status": "DELIVERED", "message_id": "wamid.K1",

@@ -3,7 +3,7 @@
 //! where storage matters (listing pagination, background delete, reschedule) also on
 //! DynamoDB and EventBridge Scheduler in the local emulator.
 
-mod common;
+use testkit::harness as common;
 
 use async_trait::async_trait;
 use axum::http::{Method, StatusCode};
@@ -12,7 +12,6 @@ use chrono::{Duration, Utc};
 use serde_json::{json, Value};
 use shared::adapters::aws::scheduler::{at_expression, EventBridgeScheduler};
 use shared::adapters::aws::{setup, DynamoTable};
-use shared::adapters::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
 use shared::app::admin::launch_schedule_name;
 use shared::app::dispatch::Allowance;
 use shared::app::sweep::{PurgeBudget, DELETE_GRACE};
@@ -23,11 +22,12 @@ use shared::domain::outcome::SendFailure;
 use shared::domain::phone::PhoneNumber;
 use shared::domain::stats;
 use shared::domain::template::ContactData;
-use shared::local::System;
 use shared::ports::{Clock, MessagingProvider, OutboundTemplate, Scheduler, Table};
 use shared::repo::{self, Interaction};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use testkit::local::System;
+use testkit::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
 
 // ---- harness ---------------------------------------------------------------------------
 
@@ -723,7 +723,7 @@ async fn reschedule_moves_the_schedule(h: H) {
     h.clock.advance(Duration::minutes(90));
     assert_eq!(h.sys.dispatcher.tick().await.unwrap().started, 0);
     let stale = json!({"action": "launch", "tenant": "acme", "campaign_id": id});
-    shared::handlers::launcher(&h.sys.dispatcher, stale.clone())
+    shared::lambda::launcher(&h.sys.dispatcher, stale.clone())
         .await
         .unwrap();
     let v = h
@@ -732,7 +732,7 @@ async fn reschedule_moves_the_schedule(h: H) {
     assert_eq!(v["status"], "SCHEDULED");
     // At the new time it starts.
     h.clock.advance(Duration::minutes(90));
-    shared::handlers::launcher(&h.sys.dispatcher, stale)
+    shared::lambda::launcher(&h.sys.dispatcher, stale)
         .await
         .unwrap();
     let v = h
@@ -741,7 +741,7 @@ async fn reschedule_moves_the_schedule(h: H) {
     assert_eq!(v["status"], "RUNNING");
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: emulator().await;
     reschedule_moves_the_schedule: r1_3_reschedule_moves_the_schedule, r1_3_reschedule_moves_the_schedule_on_emulator;
 }
@@ -806,7 +806,7 @@ async fn unschedule_deletes_the_schedule(h: H) {
     assert_eq!(h.sched.at(&id2).await, None);
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: emulator().await;
     unschedule_deletes_the_schedule: r1_3_unschedule_deletes_the_schedule, r1_3_unschedule_deletes_the_schedule_on_emulator;
 }
@@ -1605,7 +1605,7 @@ async fn filters_and_pagination(h: H) {
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: emulator().await;
     filters_and_pagination: r1_7_filters_and_pagination, r1_7_filters_and_pagination_on_emulator;
 }
@@ -1867,7 +1867,7 @@ async fn no_read_or_write_crosses_tenants(h: H) {
     }
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: emulator().await;
     no_read_or_write_crosses_tenants: r1_8_no_read_or_write_crosses_tenants, r1_8_no_read_or_write_crosses_tenants_on_emulator;
 }

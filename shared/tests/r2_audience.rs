@@ -2,21 +2,21 @@
 //! HTTP API on the in-memory adapters; the storage-dependent parts (segmentation index,
 //! contact listing, tenant isolation) also on DynamoDB in the local emulator.
 
-mod common;
+use testkit::harness as common;
 
 use axum::http::{Method, StatusCode};
 use axum::Router;
 use chrono::Duration;
 use common::{call, call_as};
 use serde_json::{json, Value};
-use shared::adapters::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
 use shared::domain::hopper::EntryState;
 use shared::domain::phone::PhoneNumber;
-use shared::local::System;
 use shared::ports::Table;
 use shared::repo;
-use shared::simulator::{SimConfig, Simulator};
 use std::sync::Arc;
+use testkit::local::System;
+use testkit::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
+use testkit::simulator::{SimConfig, Simulator};
 
 struct Env {
     sys: System,
@@ -307,7 +307,7 @@ async fn tenant_isolation(e: &Env) {
     assert_eq!(page["items"].as_array().unwrap().len(), 3);
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: &env().await, dynamo: &env_on(dynamo().await).await;
     tenant_isolation: r2_1_tenant_cannot_read_another_tenants_contacts, r2_1_tenant_cannot_read_another_tenants_contacts_on_dynamodb;
 }
@@ -372,7 +372,7 @@ async fn pagination(e: &Env) {
     assert_eq!(all, (0..7).map(phone).collect::<Vec<_>>());
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: &env().await, dynamo: &env_on(dynamo().await).await;
     pagination: r2_2_list_members_and_contacts_paginate_with_cursors, r2_2_list_members_and_contacts_paginate_with_cursors_on_dynamodb;
 }
@@ -633,7 +633,7 @@ async fn segments(e: &Env) {
     assert_eq!(b["added"], 1, "{b}");
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: &env().await, dynamo: &env_on(dynamo().await).await;
     segments: r2_3_segment_by_tag_and_valued_tag, r2_3_segment_by_tag_and_valued_tag_on_dynamodb;
 }

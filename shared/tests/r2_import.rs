@@ -2,7 +2,7 @@
 //! streams, checkpoints and continues; on the in-memory adapters and on DynamoDB + S3 in
 //! the local emulator (a real PUT to the presigned URL).
 
-mod common;
+use testkit::harness as common;
 
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
@@ -10,8 +10,6 @@ use axum::Router;
 use chrono::Utc;
 use serde_json::{json, Value};
 use shared::adapters::aws::{s3, DynamoTable};
-use shared::adapters::memory::{ManualClock, MemoryTable};
-use shared::adapters::memory_objects::MemoryObjects;
 use shared::app::import::{ImportService, ImportTuning, ImporterEvent, RunOutcome};
 use shared::domain::import::ImportStatus;
 use shared::domain::phone::PhoneNumber;
@@ -19,6 +17,8 @@ use shared::ports::{ObjectStore, Table};
 use shared::repo;
 use std::sync::Arc;
 use std::time::Duration;
+use testkit::memory::{ManualClock, MemoryTable};
+use testkit::memory_objects::MemoryObjects;
 
 struct Env {
     api: Router,

@@ -3,7 +3,7 @@
 //! tests fail without `AWS_ENDPOINT_URL`: run `scripts/test.sh` or
 //! `eval "$(scripts/emulator.sh start)"` first).
 
-mod common;
+use testkit::harness as common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
@@ -11,23 +11,23 @@ use axum::Router;
 use chrono::{TimeZone, Utc};
 use common::{call, call_as, TENANT};
 use serde_json::{json, Value};
-use shared::adapters::memory::{MemoryBus, MemoryScheduler, MemoryTable};
 use shared::app::templates::TemplateSync;
 use shared::domain::hopper::{EntryState, HopperEntry};
 use shared::domain::inbound::Inbound;
 use shared::domain::phone::PhoneNumber;
 use shared::domain::stats;
 use shared::domain::template::{ContactData, Quality, Template, TemplateStatus};
-use shared::http::webhook::{self, WebhookSink, WebhookState};
-use shared::local::System;
+use shared::http::webhook::{self, WebhookState};
 use shared::ports::{MessagingProvider, Table};
 use shared::providers::meta::{parse_webhook, signature_header};
 use shared::providers::meta_templates::MetaTemplates;
 use shared::repo;
-use shared::simulator::{SimConfig, Simulator};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use testkit::local::System;
+use testkit::memory::{MemoryBus, MemoryScheduler, MemoryTable};
+use testkit::simulator::{SimConfig, Simulator};
 
 const SECRET: &str = "test-app-secret";
 const WABA: &str = "102290129340398";
@@ -71,7 +71,7 @@ async fn env_with(table: Arc<dyn Table>, provider: Option<Arc<dyn MessagingProvi
             .merge(shared::http::templates::sync_router(sync)),
     );
     let hook = webhook::router(Arc::new(WebhookState {
-        sink: WebhookSink::Inline(sys.inbox.clone()),
+        sink: testkit::InlineSink::new(sys.inbox.clone()),
         app_secret: SECRET.into(),
         verify_token: "verify".into(),
     }));
@@ -450,7 +450,7 @@ async fn paused_template_pauses_its_campaigns_and_entries_retry(table: Arc<dyn T
     }
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: dynamo().await;
     paused_template_pauses_its_campaigns_and_entries_retry: r3_2_paused_template_pauses_its_campaigns_and_entries_retry, r3_2_paused_template_pauses_its_campaigns_and_entries_retry_on_dynamodb;
 }
@@ -574,7 +574,7 @@ async fn status_webhook_pauses_running_campaigns(table: Arc<dyn Table>) {
     assert_eq!(report, json!({"applied": 0, "ignored": 1}));
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: dynamo().await;
     status_webhook_pauses_running_campaigns: r3_2_template_status_webhook_pauses_running_campaigns, r3_2_template_status_webhook_pauses_running_campaigns_on_dynamodb;
 }
@@ -798,7 +798,7 @@ async fn sync_reads_every_page_from_meta(table: Arc<dyn Table>) {
     assert_eq!(report["applied"], 1);
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: dynamo().await;
     sync_reads_every_page_from_meta: r3_4_sync_reads_every_page_from_meta, r3_4_sync_reads_every_page_from_meta_on_dynamodb;
 }
@@ -911,7 +911,7 @@ async fn the_251st_template_is_refused(table: Arc<dyn Table>) {
     assert_eq!(list["items"].as_array().unwrap().len(), 250);
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: dynamo().await;
     the_251st_template_is_refused: r3_4_251st_template_is_refused, r3_4_251st_template_is_refused_on_dynamodb;
 }
@@ -1123,7 +1123,7 @@ async fn one_recontact_template_per_account(table: Arc<dyn Table>) {
     assert_eq!(a["recontact_template"], Value::Null);
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: dynamo().await;
     one_recontact_template_per_account: r3_5_one_recontact_template_per_account, r3_5_one_recontact_template_per_account_on_dynamodb;
 }

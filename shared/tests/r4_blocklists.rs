@@ -3,13 +3,12 @@
 //! The sender's check itself is tested with the sender; here the lookups it calls
 //! (`repo::blocklists::blocked_by`, `is_opted_out`) are.
 
-mod common;
+use testkit::harness as common;
 
 use axum::http::{Method, StatusCode};
 use axum::Router;
 use common::{call, call_as};
 use serde_json::{json, Value};
-use shared::adapters::memory::MemoryTable;
 use shared::app::admin::Admin;
 use shared::app::blocklists::BlockListDeletion;
 use shared::domain::blocklist::{OptOut, OptOutSource};
@@ -18,6 +17,7 @@ use shared::ports::Table;
 use shared::repo::blocklists as store;
 use std::sync::Arc;
 use std::time::Duration;
+use testkit::memory::MemoryTable;
 
 struct Env {
     api: Router,
@@ -137,7 +137,7 @@ async fn found_for_attached_lists_only(e: Env) {
     assert_eq!(spawned, (Ok(Some(b)), Ok(false)));
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: dynamo().await;
     found_for_attached_lists_only: r4_3_block_list_numbers_are_found_for_attached_lists_only, r4_3_block_list_numbers_are_found_for_attached_lists_only_on_dynamodb;
 }
@@ -430,7 +430,7 @@ async fn deleted_in_pages(e: Env) {
     assert!(numbers.is_empty());
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: dynamo().await;
     deleted_in_pages: r4_3_deleting_a_block_list_removes_its_numbers_in_pages, r4_3_deleting_a_block_list_removes_its_numbers_in_pages_on_dynamodb;
 }
@@ -795,7 +795,7 @@ async fn opt_out_listed_and_checked(e: Env) {
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: dynamo().await;
     opt_out_listed_and_checked: r4_3_opt_out_via_api_is_listed_and_checked, r4_3_opt_out_via_api_is_listed_and_checked_on_dynamodb;
 }

@@ -4,7 +4,7 @@
 //! the end date, carried out by the sweeper in budgeted walks that continue across
 //! sweeps. Where storage matters, on the in-memory table and on DynamoDB in the emulator.
 
-mod common;
+use testkit::harness as common;
 
 use async_trait::async_trait;
 use axum::http::{Method, StatusCode};
@@ -12,7 +12,6 @@ use axum::Router;
 use chrono::Duration;
 use serde_json::{json, Value};
 use shared::adapters::aws::DynamoTable;
-use shared::adapters::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
 use shared::app::commands::CommandBudget;
 use shared::domain::account::Account;
 use shared::domain::hopper::{
@@ -21,11 +20,12 @@ use shared::domain::hopper::{
 use shared::domain::outcome::SendFailure;
 use shared::domain::phone::PhoneNumber;
 use shared::domain::stats;
-use shared::local::System;
 use shared::ports::{MessagingProvider, OutboundTemplate, Table};
 use shared::repo;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use testkit::local::System;
+use testkit::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
 
 // ---- harness ---------------------------------------------------------------------------
 
@@ -407,7 +407,7 @@ async fn reset_puts_every_entry_back_to_fresh_and_counters_follow(h: H) {
     h.assert_counters_equal_recount(&id).await;
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: emulator().await;
     reset_puts_every_entry_back_to_fresh_and_counters_follow:
         r4_9_reset_puts_every_entry_back_to_fresh_and_counters_follow,
@@ -496,7 +496,7 @@ async fn retry_resends_only_retry_entries_never_permanent_failures(h: H) {
     h.assert_counters_equal_recount(&id).await;
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: emulator().await;
     retry_resends_only_retry_entries_never_permanent_failures:
         r4_9_retry_resends_only_retry_entries_never_permanent_failures,
@@ -647,7 +647,7 @@ async fn unsent_entries_expire_with_reason_at_end_date(h: H) {
     h.assert_counters_equal_recount(&running).await;
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: emulator().await;
     unsent_entries_expire_with_reason_at_end_date:
         r4_9_unsent_entries_expire_with_reason_at_end_date,
@@ -715,7 +715,7 @@ async fn budgeted_walk_continues_across_sweeps(h: H) {
     h.assert_counters_equal_recount(&id).await;
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: emulator().await;
     budgeted_walk_continues_across_sweeps:
         r4_9_budgeted_walk_continues_across_sweeps,

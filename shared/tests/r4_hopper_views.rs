@@ -5,14 +5,13 @@
 //! every shard without gaps or repeats, on the in-memory table and on DynamoDB in the
 //! emulator; bad `state`, `limit` and `cursor` are 400s naming the parameter.
 
-mod common;
+use testkit::harness as common;
 
 use axum::http::{Method, StatusCode};
 use axum::Router;
 use chrono::Duration;
 use serde_json::{json, Value};
 use shared::adapters::aws::DynamoTable;
-use shared::adapters::memory::{ManualClock, MemoryTable};
 use shared::domain::campaign::Campaign;
 use shared::domain::hopper::{shard_of, EntryState, HopperEntry, Reply};
 use shared::domain::inbound::StatusKind;
@@ -24,6 +23,7 @@ use shared::repo;
 use shared::repo::hopper_views::{walk_entries, HopperPosition, ReadBudget};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use testkit::memory::{ManualClock, MemoryTable};
 
 // ---- harness ---------------------------------------------------------------------------
 
@@ -590,7 +590,7 @@ async fn views_page_through_every_shard_without_gaps_or_repeats(h: H) {
     assert!(walks >= 6, "16 shards at 3 queries a walk: {walks} walks");
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: emulator().await;
     views_page_through_every_shard_without_gaps_or_repeats:
         r4_1_views_page_through_every_shard_without_gaps_or_repeats,

@@ -7,14 +7,13 @@
 //! over loopback; replies come back as signed webhooks. Where storage matters the same
 //! cases also run on DynamoDB in the local emulator.
 
-mod common;
+use testkit::harness as common;
 
 use axum::http::Method;
 use axum::Router;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use common::TENANT;
 use serde_json::{json, Value};
-use shared::adapters::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
 use shared::app::dispatch::{TickReport, WAITING_FOR_CALLING_HOURS};
 use shared::domain::blocklist::OptOut;
 use shared::domain::eligibility::{self, WAITING_FOR_INTERACTION};
@@ -23,13 +22,14 @@ use shared::domain::inbound::EntryRef;
 use shared::domain::phone::PhoneNumber;
 use shared::domain::stats;
 use shared::domain::template::ContactData;
-use shared::http::webhook::{self, WebhookSink, WebhookState};
-use shared::local::System;
+use shared::http::webhook::{self, WebhookState};
 use shared::ports::{Clock, Table};
 use shared::repo;
-use shared::simulator::{ReplyKind, SimConfig, SimFailure, Simulator, SIM_DEFAULT_RATE_LIMIT};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use testkit::local::System;
+use testkit::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
+use testkit::simulator::{ReplyKind, SimConfig, SimFailure, Simulator, SIM_DEFAULT_RATE_LIMIT};
 
 type Time = DateTime<Utc>;
 
@@ -90,7 +90,7 @@ async fn harness(table: Arc<dyn Table>, at: Time, opts: Opts) -> H {
     );
     if opts.webhooks {
         let hook = webhook::router(Arc::new(WebhookState {
-            sink: WebhookSink::Inline(sys.inbox.clone()),
+            sink: testkit::InlineSink::new(sys.inbox.clone()),
             app_secret: sim.config().app_secret.clone(),
             verify_token: "verify".into(),
         }));
@@ -520,7 +520,7 @@ async fn each_check_outcome_is_recorded_in_order(backend: Arc<dyn Table>) {
     assert_counters_match(&h, &earlier).await;
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: dynamo().await;
     each_check_outcome_is_recorded_in_order: r4_2_each_check_outcome_is_recorded_in_order, r4_2_each_check_outcome_is_recorded_in_order_on_dynamodb;
 }
@@ -698,7 +698,7 @@ async fn duplicate_window_skips_contacts_sent_by_another_campaign(backend: Arc<d
     }
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: dynamo().await;
     duplicate_window_skips_contacts_sent_by_another_campaign: r4_5_duplicate_window_skips_contacts_sent_by_another_campaign, r4_5_duplicate_window_skips_contacts_sent_by_another_campaign_on_dynamodb;
 }
@@ -789,7 +789,7 @@ async fn contact_busy_in_another_campaign_waits(backend: Arc<dyn Table>) {
     assert_counters_match(&h, &b).await;
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: dynamo().await;
     contact_busy_in_another_campaign_waits: r4_6_contact_busy_in_another_campaign_waits_and_is_sent_after_it_closes, r4_6_contact_busy_in_another_campaign_waits_and_is_sent_after_it_closes_on_dynamodb;
 }
@@ -1379,7 +1379,7 @@ async fn account_pace_and_tier_usage_round_trip(table: Arc<dyn Table>) {
     assert!(other.is_empty());
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: Arc::new(MemoryTable::default()),
     dynamo: Arc::new(common::dynamo_table("r4 account pace", "r4pace").await);
     account_pace_and_tier_usage_round_trip:

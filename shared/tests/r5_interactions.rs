@@ -5,14 +5,13 @@
 //! back as signed webhooks. Where storage matters the same cases also run on DynamoDB in
 //! the local emulator.
 
-mod common;
+use testkit::harness as common;
 
 use axum::http::{Method, StatusCode};
 use axum::Router;
 use chrono::{DateTime, Duration, Utc};
 use common::TENANT;
 use serde_json::{json, Value};
-use shared::adapters::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
 use shared::app::conversations::Conversations;
 use shared::domain::blocklist::OptOutSource;
 use shared::domain::conversation::{self, OperatorMessage, Refusal, SERVICE_WINDOW};
@@ -21,13 +20,14 @@ use shared::domain::events::{self, AnswerKind, DomainEvent, InboundReason, Inter
 use shared::domain::hopper::{EntryState, HopperEntry};
 use shared::domain::phone::PhoneNumber;
 use shared::domain::stats;
-use shared::http::webhook::{self, WebhookSink, WebhookState};
-use shared::local::System;
+use shared::http::webhook::{self, WebhookState};
 use shared::ports::{Clock, Table};
 use shared::repo;
-use shared::simulator::{ReplyKind, SimConfig, Simulator};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use testkit::local::System;
+use testkit::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
+use testkit::simulator::{ReplyKind, SimConfig, Simulator};
 
 type Time = DateTime<Utc>;
 
@@ -71,7 +71,7 @@ async fn harness(table: Arc<dyn Table>) -> H {
         provider.clone(),
     );
     let hook = webhook::router(Arc::new(WebhookState {
-        sink: WebhookSink::Inline(sys.inbox.clone()),
+        sink: testkit::InlineSink::new(sys.inbox.clone()),
         app_secret: sim.config().app_secret.clone(),
         verify_token: "verify".into(),
     }));
@@ -326,7 +326,7 @@ async fn open_interaction_blocks_other_campaigns(backend: Arc<dyn Table>) {
     assert_eq!(sent_to(&h, p), ["offer"]);
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: dynamo().await;
     open_interaction_blocks_other_campaigns: r5_1_open_interaction_blocks_other_campaigns_with_the_seed_message, r5_1_open_interaction_blocks_other_campaigns_with_the_seed_message_on_dynamodb;
 }
@@ -382,7 +382,7 @@ async fn reply_in_time_is_recorded(backend: Arc<dyn Table>) {
     assert_counters_match(&h, &a).await;
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: dynamo().await;
     reply_in_time_is_recorded: r5_2_reply_in_time_is_recorded_by_context_id_else_by_phone, r5_2_reply_in_time_is_recorded_by_context_id_else_by_phone_on_dynamodb;
 }
@@ -446,7 +446,7 @@ async fn quick_reply_closes_only_when_the_campaign_says_so(backend: Arc<dyn Tabl
     assert_counters_match(&h, &keeping).await;
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: dynamo().await;
     quick_reply_closes_only_when_the_campaign_says_so: r5_2_quick_reply_closes_only_when_the_campaign_says_so, r5_2_quick_reply_closes_only_when_the_campaign_says_so_on_dynamodb;
 }
@@ -601,7 +601,7 @@ async fn reply_matching_no_option(backend: Arc<dyn Table>) {
     assert_counters_match(&h, &a).await;
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: dynamo().await;
     reply_matching_no_option: r5_3_reply_matching_no_option_stays_pending_and_requests_an_agent, r5_3_reply_matching_no_option_stays_pending_and_requests_an_agent_on_dynamodb;
 }
@@ -678,7 +678,7 @@ async fn late_reply(backend: Arc<dyn Table>) {
     assert_counters_match(&h, &a).await;
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: dynamo().await;
     late_reply: r5_4_late_reply_closes_as_expired_and_is_a_new_inbound_conversation, r5_4_late_reply_closes_as_expired_and_is_a_new_inbound_conversation_on_dynamodb;
 }
@@ -716,7 +716,7 @@ async fn timeout_releases_the_contact(backend: Arc<dyn Table>) {
     assert_counters_match(&h, &b).await;
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: dynamo().await;
     timeout_releases_the_contact: r5_5_timeout_closes_as_no_response_and_releases_the_contact, r5_5_timeout_closes_as_no_response_and_releases_the_contact_on_dynamodb;
 }
@@ -832,7 +832,7 @@ async fn after_the_window_only_recontact(backend: Arc<dyn Table>) {
     assert_eq!(sent_to(&h, p).len(), 2);
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: dynamo().await;
     after_the_window_only_recontact: r5_5_after_the_window_only_the_recontact_template_is_sent, r5_5_after_the_window_only_the_recontact_template_is_sent_on_dynamodb;
 }
@@ -948,7 +948,7 @@ async fn conversation_view(backend: Arc<dyn Table>) {
         .is_empty());
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: dynamo().await;
     conversation_view: r5_6_conversation_view_shows_the_rendered_template_and_every_reply_in_order, r5_6_conversation_view_shows_the_rendered_template_and_every_reply_in_order_on_dynamodb;
 }
@@ -1065,7 +1065,7 @@ async fn opt_out_keyword(backend: Arc<dyn Table>) {
     assert_counters_match(&h, &a).await;
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: dynamo().await;
     opt_out_keyword: r5_7_opt_out_keyword_puts_the_contact_on_the_opt_out_list, r5_7_opt_out_keyword_puts_the_contact_on_the_opt_out_list_on_dynamodb;
 }

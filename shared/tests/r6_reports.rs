@@ -5,7 +5,7 @@
 //! category from the price table. On the in-memory table and, where storage matters, on
 //! DynamoDB in the emulator.
 
-mod common;
+use testkit::harness as common;
 
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
@@ -14,7 +14,6 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use shared::adapters::aws::DynamoTable;
-use shared::adapters::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
 use shared::app::reports::{recount_counters, EXPORT_COLUMNS};
 use shared::app::sweep::{PurgeBudget, DELETE_GRACE};
 use shared::domain::campaign::{Campaign, CampaignStatus};
@@ -29,6 +28,7 @@ use shared::ports::{Clock, Table};
 use shared::repo;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use testkit::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
 use tower::ServiceExt;
 
 // ---- harness ---------------------------------------------------------------------------
@@ -960,7 +960,7 @@ async fn r6_4_cost_estimate_per_country_and_category_from_the_price_table() {
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: memory(), dynamo: emulator().await;
     sharded_counters_sum_and_equal_a_recount:
         r6_2_sharded_counters_sum_and_equal_a_recount,

@@ -4,7 +4,7 @@
 //! `sent` that confirms what the sender recorded, and a storage failure sends back only
 //! the records of the entry it hit.
 
-mod common;
+use testkit::harness as common;
 
 use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsEvent;
@@ -12,9 +12,6 @@ use axum::Router;
 use chrono::Duration;
 use common::TENANT;
 use serde_json::{json, Value};
-use shared::adapters::inbound_queue::{QueuedWebhook, WebhookProvider};
-use shared::adapters::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
-use shared::adapters::sqs_event;
 use shared::domain::campaign::Campaign;
 use shared::domain::hopper::{shard_of, HopperEntry};
 use shared::domain::inbound::EntryRef;
@@ -22,13 +19,16 @@ use shared::domain::phone::PhoneNumber;
 use shared::domain::stats;
 use shared::domain::template::ContactData;
 use shared::domain::Time;
-use shared::local::System;
+use shared::lambda::inbound_queue::{QueuedWebhook, WebhookProvider};
+use shared::lambda::sqs_event;
 use shared::ports::*;
 use shared::repo::{self, Interaction};
-use shared::simulator::{SimConfig, Simulator};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use testkit::local::System;
+use testkit::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
+use testkit::simulator::{SimConfig, Simulator};
 
 const SENDER: &str = "106540352242922";
 
@@ -189,7 +189,7 @@ async fn r6_status_writes_fold_per_batch_one_write_per_entry_and_one_per_campaig
     }
     bodies.push(queued_status(&c, 3, "read", t0 + Duration::seconds(9)));
     let writes = e.memory.writes.load(Ordering::Relaxed);
-    let resp = shared::handlers::inbound(&e.sys.inbox, batch(&bodies)).await;
+    let resp = shared::lambda::inbound(&e.sys.inbox, batch(&bodies)).await;
     assert!(resp.batch_item_failures.is_empty(), "{resp:?}");
     assert_eq!(
         e.memory.writes.load(Ordering::Relaxed) - writes,
@@ -207,7 +207,7 @@ async fn r6_status_writes_fold_per_batch_one_write_per_entry_and_one_per_campaig
 
     // The same batch again changes nothing and writes nothing.
     let writes = e.memory.writes.load(Ordering::Relaxed);
-    let resp = shared::handlers::inbound(&e.sys.inbox, batch(&bodies)).await;
+    let resp = shared::lambda::inbound(&e.sys.inbox, batch(&bodies)).await;
     assert!(resp.batch_item_failures.is_empty());
     assert_eq!(e.memory.writes.load(Ordering::Relaxed), writes);
 }
@@ -313,7 +313,7 @@ async fn r6_status_writes_fold_per_batch_a_failed_entry_sends_back_only_its_reco
         .unwrap();
     *failing.key.lock().unwrap() = repo::key_of(&stored.items[0]);
 
-    let resp = shared::handlers::inbound(&e.sys.inbox, batch(&bodies)).await;
+    let resp = shared::lambda::inbound(&e.sys.inbox, batch(&bodies)).await;
     let mut failed: Vec<String> = resp
         .batch_item_failures
         .iter()
@@ -333,7 +333,7 @@ async fn r6_status_writes_fold_per_batch_a_failed_entry_sends_back_only_its_reco
 
     // Delivered again once the storage is back, they complete the entry.
     *failing.key.lock().unwrap() = None;
-    let resp = shared::handlers::inbound(&e.sys.inbox, batch(&bodies[2..4])).await;
+    let resp = shared::lambda::inbound(&e.sys.inbox, batch(&bodies[2..4])).await;
     assert!(resp.batch_item_failures.is_empty());
     assert!(read(1).await.is_some());
     live_equals_recount(&e, &c).await;
@@ -400,7 +400,7 @@ async fn r6_status_writes_fold_per_batch_the_senders_time_makes_sent_free() {
                 "timestamp": t0.timestamp().to_string(), "recipient_id": phone.as_str(),
                 "biz_opaque_callback_data": entry.entry_ref().encode()}]}}]}]});
     let queued = QueuedWebhook::new(WebhookProvider::Meta, t0, None, body.to_string()).encode();
-    let resp = shared::handlers::inbound(&e.sys.inbox, batch(&[queued])).await;
+    let resp = shared::lambda::inbound(&e.sys.inbox, batch(&[queued])).await;
     assert!(resp.batch_item_failures.is_empty());
     assert_eq!(e.memory.writes.load(Ordering::Relaxed), writes, "no write");
 }

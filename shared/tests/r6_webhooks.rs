@@ -6,7 +6,7 @@
 //! entry and counter where a ground truth computed from the set of events says, equal to
 //! a full recount. On the in-memory adapters and on DynamoDB + SQS in the emulator.
 
-mod common;
+use testkit::harness as common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
@@ -15,7 +15,6 @@ use chrono::{Duration, TimeZone};
 use common::TENANT;
 use serde_json::{json, Value};
 use shared::adapters::aws;
-use shared::adapters::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
 use shared::domain::campaign::Campaign;
 use shared::domain::hopper::{EntryState, HopperEntry};
 use shared::domain::inbound::{Inbound, StatusKind};
@@ -23,13 +22,14 @@ use shared::domain::phone::PhoneNumber;
 use shared::domain::stats;
 use shared::domain::template::ContactData;
 use shared::domain::Time;
-use shared::http::webhook::{self, KaleyraHookState, WebhookSink, WebhookState};
-use shared::local::System;
+use shared::http::webhook::{self, KaleyraHookState, QueueSink, WebhookState};
 use shared::ports::{Queue, Table};
 use shared::providers::meta::{self, signature_header};
 use shared::repo::{self, Interaction};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use testkit::local::System;
+use testkit::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
 use tower::ServiceExt;
 
 const SECRET: &str = "test-app-secret";
@@ -85,7 +85,7 @@ async fn env(backend: Backend) -> Env {
     if let Some(q) = inbound {
         sys = sys.with_inbound_queue(q);
     }
-    let sink = WebhookSink::Queue(sys.inbound_queue.clone());
+    let sink = QueueSink::new(sys.inbound_queue.clone());
     let hook = webhook::router(Arc::new(WebhookState {
         sink: sink.clone(),
         app_secret: SECRET.into(),
@@ -494,7 +494,7 @@ async fn oversized_body_is_413_and_queues_nothing(e: Env) {
     assert_eq!(e.sys.drain_inbound().await.unwrap(), 0, "acknowledged");
 }
 
-common::on_both_backends! {
+testkit::on_both_backends! {
     memory: env(Backend::Memory).await, dynamo: env(Backend::Emulator).await;
     meta_refusals_change_nothing:
         r6_1_tampered_body_wrong_secret_or_missing_signature_is_401_with_no_state_change,

@@ -3,15 +3,15 @@
 //! description fails here), every described operation is really served, and every
 //! operation shows at least one response example.
 
-mod common;
+use testkit::harness as common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::Value;
-use shared::adapters::memory::{ManualClock, MemoryTable};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
+use testkit::memory::{ManualClock, MemoryTable};
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 

@@ -220,8 +220,8 @@ fn sender_batch_is_an_sqs_event_with_one_malformed_record() {
 
 #[tokio::test]
 async fn inbound_batch_is_an_sqs_event_of_queued_webhooks_with_one_malformed_record() {
-    use shared::adapters::inbound_queue::{QueuedWebhook, WebhookProvider};
     use shared::domain::inbound::Inbound;
+    use shared::lambda::inbound_queue::{QueuedWebhook, WebhookProvider};
     let event: SqsEvent = serde_json::from_str(&read("inbound-sqs.json")).expect("SqsEvent");
     assert_eq!(event.records.len(), 4);
     let body = |i: usize| event.records[i].body.as_deref().unwrap();
@@ -260,11 +260,11 @@ async fn inbound_batch_is_an_sqs_event_of_queued_webhooks_with_one_malformed_rec
     // the malformed record cannot get better by being delivered again.
     let now = chrono::Utc::now();
     let inbox = shared::app::inbox::Inbox {
-        table: std::sync::Arc::new(shared::adapters::memory::MemoryTable::new()),
-        bus: std::sync::Arc::new(shared::adapters::memory::MemoryBus::default()),
-        clock: std::sync::Arc::new(shared::adapters::memory::ManualClock::frozen(now)),
+        table: std::sync::Arc::new(testkit::memory::MemoryTable::new()),
+        bus: std::sync::Arc::new(testkit::memory::MemoryBus::default()),
+        clock: std::sync::Arc::new(testkit::memory::ManualClock::frozen(now)),
     };
-    let resp = shared::handlers::inbound(&inbox, event).await;
+    let resp = shared::lambda::inbound(&inbox, event).await;
     assert!(resp.batch_item_failures.is_empty(), "{resp:?}");
 }
 

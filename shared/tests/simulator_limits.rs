@@ -6,19 +6,19 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
-use shared::adapters::memory::ManualClock;
 use shared::domain::account::{Account, Provider};
 use shared::domain::outcome::{classify_kaleyra, classify_meta, FailureClass, SendFailure};
 use shared::domain::phone::PhoneNumber;
 use shared::ports::{MessagingProvider, OutboundTemplate, PortError, PortResult, Secrets};
 use shared::providers::kaleyra::KaleyraProvider;
 use shared::providers::meta::MetaProvider;
-use shared::simulator::{
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use testkit::memory::ManualClock;
+use testkit::simulator::{
     SimConfig, SimFailure, SimFailureKind, SimProvider, Simulator, META_RATE_LIMIT_CODE,
     META_RATE_LIMIT_MESSAGE, SIM_DEFAULT_RATE_LIMIT,
 };
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 const PHONE_NUMBER_ID: &str = "106540352242922";
 const OTHER_PHONE_NUMBER_ID: &str = "106540352242923";

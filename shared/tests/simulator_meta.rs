@@ -1,7 +1,7 @@
 //! The real `MetaProvider` against the WhatsApp simulator, with a webhook receiver that
 //! checks signatures and parses like the webhook function does.
 
-mod common;
+use testkit::harness as common;
 
 use async_trait::async_trait;
 use axum::body::Bytes;
@@ -10,16 +10,16 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
-use shared::adapters::memory::ManualClock;
 use shared::domain::account::{Account, Provider};
 use shared::domain::inbound::{EntryRef, Inbound, InboundMessage, StatusKind, StatusUpdate};
 use shared::domain::outcome::FailureClass;
 use shared::domain::phone::PhoneNumber;
 use shared::ports::{Clock, MessagingProvider, OutboundTemplate, PortError, PortResult, Secrets};
 use shared::providers::meta::{parse_webhook, verify_signature, MetaProvider};
-use shared::simulator::{will_reply, ReplyKind, SimConfig, Simulator, WebhookKind};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use testkit::memory::ManualClock;
+use testkit::simulator::{will_reply, ReplyKind, SimConfig, Simulator, WebhookKind};
 
 const PHONE_NUMBER_ID: &str = "106540352242922";
 const PHONE: &str = "919812345678";

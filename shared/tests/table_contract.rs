@@ -2,12 +2,12 @@
 //! on the local emulator, so the two cannot drift. The DynamoDB half needs the emulator:
 //! run `scripts/test.sh` (or `eval "$(scripts/emulator.sh start)"` first).
 
-mod common;
+use testkit::harness as common;
 
 use serde_json::{json, Value};
 use shared::adapters::aws::{setup, DynamoTable};
-use shared::adapters::memory::MemoryTable;
 use shared::ports::*;
+use testkit::memory::MemoryTable;
 
 fn item(v: Value) -> Item {
     match v {

@@ -16,7 +16,6 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::json;
-use shared::adapters::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
 use shared::app::admin::Admin;
 use shared::app::sweep::{PurgeBudget, SweepService, DELETE_GRACE};
 use shared::domain::hopper::HopperEntry;
@@ -27,6 +26,7 @@ use shared::ports::{Clock, Table};
 use shared::repo::{self, Interaction};
 use std::sync::Arc;
 use std::time::Instant;
+use testkit::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
 
 fn status_kb(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -11,21 +11,21 @@ use axum::Router;
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::{json, Value};
 use shared::adapters::aws;
-use shared::adapters::memory::{
-    ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, MemorySecrets, MemoryTable,
-};
 use shared::app::sweep::SENDING_STALE_AFTER;
 use shared::domain::hopper::{EntryState, HopperEntry, OUTCOME_UNKNOWN};
 use shared::domain::stats;
-use shared::handlers;
-use shared::local::{Ports, System};
+use shared::lambda;
 use shared::ports::{Clock, Cond, Item, Page, PortError, PortResult, Query, Table};
 use shared::providers::meta::MetaProvider;
 use shared::repo;
-use shared::simulator::{SimConfig, Simulator};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use testkit::local::{Ports, System};
+use testkit::memory::{
+    ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, MemorySecrets, MemoryTable,
+};
+use testkit::simulator::{SimConfig, Simulator};
 use tower::ServiceExt;
 
 // ---- fault injection ----
@@ -378,7 +378,7 @@ impl H {
     /// of the clock) passes.
     async fn run_sender(&self, max_rounds: usize) {
         for _ in 0..max_rounds {
-            handlers::launcher(&self.sys.dispatcher, json!({"action": "tick"}))
+            lambda::launcher(&self.sys.dispatcher, json!({"action": "tick"}))
                 .await
                 .unwrap();
             self.sys.drain_queue().await.unwrap();

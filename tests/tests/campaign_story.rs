@@ -10,19 +10,19 @@ use axum::Router;
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::{json, Value};
 use shared::adapters::aws;
-use shared::adapters::memory::{
-    ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, MemorySecrets, MemoryTable,
-};
 use shared::app::admin::launch_schedule_name;
 use shared::domain::events::DomainEvent;
 use shared::domain::stats;
-use shared::handlers;
-use shared::http::webhook::{self, WebhookSink, WebhookState};
-use shared::local::{Ports, System};
+use shared::http::webhook::{self, QueueSink, WebhookState};
+use shared::lambda;
 use shared::ports::Clock;
 use shared::providers::meta::{self, MetaProvider};
-use shared::simulator::{ReplyKind, SimConfig, Simulator};
 use std::sync::Arc;
+use testkit::local::{Ports, System};
+use testkit::memory::{
+    ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, MemorySecrets, MemoryTable,
+};
+use testkit::simulator::{ReplyKind, SimConfig, Simulator};
 use tower::ServiceExt;
 
 const SECRET: &str = "test-app-secret";
@@ -105,7 +105,7 @@ async fn harness(
         60,
     );
     let hook = webhook::router(Arc::new(WebhookState {
-        sink: WebhookSink::Queue(sys.inbound_queue.clone()),
+        sink: QueueSink::new(sys.inbound_queue.clone()),
         app_secret: SECRET.into(),
         verify_token: "test-verify-token".into(),
     }));
@@ -285,7 +285,7 @@ async fn story(h: Harness) {
         json!({"action": "launch", "tenant": "acme", "campaign_id": id})
     );
     // Nothing goes out before the start date.
-    handlers::launcher(&h.sys.dispatcher, json!({"action": "tick"}))
+    lambda::launcher(&h.sys.dispatcher, json!({"action": "tick"}))
         .await
         .unwrap();
     assert_eq!(h.sys.drain_queue().await.unwrap(), 0);
@@ -296,9 +296,7 @@ async fn story(h: Harness) {
         Sched::Memory(m) => assert_eq!(h.sys.fire_due_schedules(m).await.unwrap(), 1),
         // The emulator stores schedules but never fires them: play its part.
         Sched::Aws(_) => {
-            handlers::launcher(&h.sys.dispatcher, payload)
-                .await
-                .unwrap();
+            lambda::launcher(&h.sys.dispatcher, payload).await.unwrap();
         }
     }
     let (_, body) = call(api, Method::GET, &format!("/campaigns/{id}"), None).await;

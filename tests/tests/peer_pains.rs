@@ -9,18 +9,18 @@ use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::{json, Value};
-use shared::adapters::memory::{
-    ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, MemorySecrets, MemoryTable,
-};
 use shared::domain::hopper::EntryState;
 use shared::domain::stats;
-use shared::local::{Ports, System};
 use shared::ports::{Clock, Table};
 use shared::providers::meta::MetaProvider;
 use shared::repo;
-use shared::simulator::{SimConfig, SimFailure, Simulator};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use testkit::local::{Ports, System};
+use testkit::memory::{
+    ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, MemorySecrets, MemoryTable,
+};
+use testkit::simulator::{SimConfig, SimFailure, Simulator};
 use tower::ServiceExt;
 
 struct Harness {

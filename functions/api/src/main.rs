@@ -1,7 +1,7 @@
 //! The operator API behind API Gateway (HTTP API, JWT authorizer).
 
 use shared::adapters::aws::{self, scheduler::EventBridgeScheduler};
-use shared::adapters::memory::SystemClock;
+use shared::adapters::clock::SystemClock;
 use shared::adapters::secrets::SecretResolver;
 use shared::app::admin::Admin;
 use shared::app::conversations::Conversations;

@@ -5,7 +5,7 @@
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use shared::adapters::aws::{self, s3};
-use shared::adapters::memory::SystemClock;
+use shared::adapters::clock::SystemClock;
 use shared::app::import::{ImportService, ImportTuning, ImporterEvent};
 use shared::config;
 use std::sync::Arc;

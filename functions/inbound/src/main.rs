@@ -5,7 +5,7 @@
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, LambdaEvent};
 use shared::adapters::aws;
-use shared::adapters::memory::SystemClock;
+use shared::adapters::clock::SystemClock;
 use shared::app::inbox::Inbox;
 use shared::config;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let inbox = inbox.clone();
         async move {
             Ok::<SqsBatchResponse, lambda_runtime::Error>(
-                shared::handlers::inbound(&inbox, ev.payload).await,
+                shared::lambda::inbound(&inbox, ev.payload).await,
             )
         }
     }))

@@ -3,7 +3,7 @@
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 use shared::adapters::aws::{self, sqs::SqsQueue};
-use shared::adapters::memory::SystemClock;
+use shared::adapters::clock::SystemClock;
 use shared::app::dispatch::Dispatcher;
 use shared::config;
 use std::sync::Arc;
@@ -25,7 +25,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| {
         let d = dispatcher.clone();
         async move {
-            shared::handlers::launcher(&d, ev.payload)
+            shared::lambda::launcher(&d, ev.payload)
                 .await
                 .map_err(lambda_runtime::Error::from)
         }

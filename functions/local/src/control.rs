@@ -9,13 +9,13 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::http::error::{ApiError, JsonBody};
-use shared::http::webhook::{KaleyraHookState, WebhookSink, WebhookState};
+use shared::http::webhook::{KaleyraHookState, QueueSink, WebhookState};
 use shared::ports::Clock;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub fn router(local: Arc<Local>) -> Router {
-    let sink = WebhookSink::Queue(local.system.inbound_queue.clone());
+    let sink = QueueSink::new(local.system.inbound_queue.clone());
     let webhook = shared::http::webhook::router(Arc::new(WebhookState {
         sink: sink.clone(),
         app_secret: APP_SECRET.into(),

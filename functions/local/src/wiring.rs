@@ -5,20 +5,20 @@ use shared::adapters::aws::{
     self, dynamo::DynamoTable, eventbridge::EventBridgeBus, scheduler::EventBridgeScheduler,
     sqs::SqsQueue,
 };
-use shared::adapters::memory::{ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, MemoryTable};
-use shared::adapters::memory_objects::MemoryObjects;
 use shared::app::import::{ImportService, ImportTuning};
 use shared::app::templates::TemplateSync;
 use shared::config;
-use shared::local::{Ports, System};
 use shared::ports::{Clock, PortResult, Secrets};
 use shared::providers::kaleyra::KaleyraProvider;
 use shared::providers::meta::MetaProvider;
 use shared::providers::meta_templates::MetaTemplates;
 use shared::providers::ByAccountProvider;
-use shared::simulator::{SimConfig, Simulator};
 use std::sync::Arc;
 use std::time::Duration;
+use testkit::local::{Ports, System};
+use testkit::memory::{ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, MemoryTable};
+use testkit::memory_objects::MemoryObjects;
+use testkit::simulator::{SimConfig, Simulator};
 
 pub const APP_SECRET: &str = "test-app-secret";
 pub const VERIFY_TOKEN: &str = "test-verify-token";

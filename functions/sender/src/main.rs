@@ -3,7 +3,7 @@
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, LambdaEvent};
 use shared::adapters::aws;
-use shared::adapters::memory::SystemClock;
+use shared::adapters::clock::SystemClock;
 use shared::adapters::secrets::SecretResolver;
 use shared::app::send::SendService;
 use shared::config;
@@ -35,7 +35,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let s = service.clone();
         async move {
             Ok::<SqsBatchResponse, lambda_runtime::Error>(
-                shared::handlers::sender(&s, ev.payload).await,
+                shared::lambda::sender(&s, ev.payload).await,
             )
         }
     }))

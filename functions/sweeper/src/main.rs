@@ -3,7 +3,7 @@
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 use shared::adapters::aws;
-use shared::adapters::memory::SystemClock;
+use shared::adapters::clock::SystemClock;
 use shared::app::sweep::SweepService;
 use shared::config;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {
         let s = sweeper.clone();
         async move {
-            shared::handlers::sweeper(&s)
+            shared::lambda::sweeper(&s)
                 .await
                 .map_err(lambda_runtime::Error::from)
         }

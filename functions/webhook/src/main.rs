@@ -5,7 +5,7 @@
 use shared::adapters::aws::{self, sqs::SqsQueue};
 use shared::adapters::secrets::SecretResolver;
 use shared::config;
-use shared::http::webhook::{KaleyraHookState, WebhookSink, WebhookState};
+use shared::http::webhook::{KaleyraHookState, QueueSink, WebhookState};
 use shared::ports::Secrets;
 use std::sync::Arc;
 
@@ -26,7 +26,7 @@ async fn main() -> Result<(), lambda_http::Error> {
             "reference to the webhook verify token",
         )?)
         .await?;
-    let sink = WebhookSink::Queue(Arc::new(SqsQueue::new(
+    let sink = QueueSink::new(Arc::new(SqsQueue::new(
         aws_sdk_sqs::Client::new(&sdk),
         config::required("INBOUND_QUEUE_URL", "the inbound webhook queue")?,
     )));

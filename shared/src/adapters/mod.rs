@@ -1,8 +1,7 @@
-//! Adapters: the AWS implementation of each port and its in-memory twin.
+//! Adapters: the production implementations of the ports (AWS services, the system clock,
+//! secret references). Their in-memory twins live in the `testkit` crate; the messaging
+//! providers in `providers`.
 
 pub mod aws;
-pub mod inbound_queue;
-pub mod memory;
-pub mod memory_objects;
+pub mod clock;
 pub mod secrets;
-pub mod sqs_event;

@@ -13,7 +13,7 @@ use crate::domain::DomainError;
 use crate::ports::{Clock, EventBus, OneTimeSchedule, PortError, Scheduler, Table};
 use crate::repo;
 use futures::{StreamExt, TryStreamExt};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::sync::Arc;
 use utoipa::ToSchema;
 
@@ -22,14 +22,6 @@ pub struct Admin {
     pub scheduler: Arc<dyn Scheduler>,
     pub bus: Arc<dyn EventBus>,
     pub clock: Arc<dyn Clock>,
-}
-
-/// What the launcher receives from a one-time schedule or the recurring tick.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum LauncherEvent {
-    Launch { tenant: String, campaign_id: String },
-    Tick,
 }
 
 /// The schedule name for a campaign's start date (Scheduler allows [0-9a-zA-Z-_.]{1,64}).
@@ -334,7 +326,7 @@ impl Admin {
 
     /// A one-time schedule that launches the campaign at `at`; putting it again moves it.
     async fn put_schedule(&self, c: &Campaign, at: crate::domain::Time) -> AppResult<()> {
-        let payload = serde_json::to_string(&LauncherEvent::Launch {
+        let payload = serde_json::to_string(&crate::lambda::events::LauncherEvent::Launch {
             tenant: c.tenant.clone(),
             campaign_id: c.id.clone(),
         })

@@ -2,12 +2,11 @@
 //! Kaleyra's status callbacks authenticated by a shared token.
 //!
 //! A POST is verified (signature over the raw body, or token) and then handed on as it
-//! came: queued for the inbound worker (`handlers::inbound`), which parses and applies it
+//! came: queued for the inbound worker (`lambda::inbound`), which parses and applies it
 //! in batches, so the answer goes out after one queue write (R6.1 at scale). A request
 //! that fails verification is a 401 and reaches nothing.
 
-use crate::adapters::inbound_queue::{self, QueuedWebhook, WebhookProvider};
-use crate::app::inbox::Inbox;
+use crate::lambda::inbound_queue::{self, QueuedWebhook, WebhookProvider};
 use crate::ports::{OutMessage, Queue};
 use crate::providers::{kaleyra, meta};
 use axum::body::Bytes;
@@ -20,19 +19,53 @@ use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 
-/// Where verified webhook bodies go.
-#[derive(Clone)]
-pub enum WebhookSink {
-    /// The inbound queue: answer once the body is queued (the Lambda function and the
-    /// local runner).
-    Queue(Arc<dyn Queue>),
-    /// Parse and apply before answering, with the inbox's report: the same code as the
-    /// inbound worker, without the queue (tests that read the report).
-    Inline(Arc<Inbox>),
+/// Where verified webhook bodies go: in production and in the local runner the inbound
+/// queue ([`QueueSink`]); tests may apply them at once (`testkit::InlineSink`).
+#[async_trait::async_trait]
+pub trait WebhookSink: Send + Sync {
+    /// Takes a verified webhook; the JSON answer for the provider, or why it could not be
+    /// taken (then the provider is asked to deliver it again).
+    async fn take(&self, webhook: QueuedWebhook) -> Result<serde_json::Value, SinkError>;
+}
+
+/// Why a verified webhook was not taken.
+#[derive(Debug)]
+pub enum SinkError {
+    /// Over SQS's message size: 413.
+    TooLarge,
+    /// Storage or queue failure: 503, the provider retries.
+    Unavailable(String),
+}
+
+/// The inbound queue: answer once the body is queued.
+pub struct QueueSink(pub Arc<dyn Queue>);
+
+impl QueueSink {
+    pub fn new(queue: Arc<dyn Queue>) -> Arc<dyn WebhookSink> {
+        Arc::new(QueueSink(queue))
+    }
+}
+
+#[async_trait::async_trait]
+impl WebhookSink for QueueSink {
+    async fn take(&self, webhook: QueuedWebhook) -> Result<serde_json::Value, SinkError> {
+        let message = webhook.encode();
+        if message.len() > inbound_queue::SQS_MAX_MESSAGE_BYTES {
+            return Err(SinkError::TooLarge);
+        }
+        self.0
+            .send(vec![OutMessage {
+                body: message,
+                delay_secs: 0,
+            }])
+            .await
+            .map(|()| json!({"queued": 1}))
+            .map_err(|e| SinkError::Unavailable(e.to_string()))
+    }
 }
 
 pub struct WebhookState {
-    pub sink: WebhookSink,
+    pub sink: Arc<dyn WebhookSink>,
     /// Meta app secret: the key of X-Hub-Signature-256.
     pub app_secret: String,
     /// The token Meta echoes in the verification handshake.
@@ -104,7 +137,7 @@ fn too_large() -> Response {
 /// queue or storage failure answers 503 so the provider delivers the webhook again;
 /// everything downstream is idempotent.
 async fn hand_on(
-    sink: &WebhookSink,
+    sink: &Arc<dyn WebhookSink>,
     provider: WebhookProvider,
     sid: Option<String>,
     body: Bytes,
@@ -115,29 +148,11 @@ async fn hand_on(
     };
     // Wall-clock receive time, kept with the body for diagnosis only.
     let webhook = QueuedWebhook::new(provider, chrono::Utc::now(), sid, body);
-    let result = match sink {
-        WebhookSink::Queue(queue) => {
-            let message = webhook.encode();
-            if message.len() > inbound_queue::SQS_MAX_MESSAGE_BYTES {
-                return too_large();
-            }
-            queue
-                .send(vec![OutMessage {
-                    body: message,
-                    delay_secs: 0,
-                }])
-                .await
-                .map(|()| json!({"queued": 1}))
-                .map_err(|e| e.to_string())
-        }
-        WebhookSink::Inline(inbox) => inbound_queue::apply(inbox, &webhook)
-            .await
-            .map(|report| json!(report))
-            .map_err(|e| e.to_string()),
-    };
+    let result = sink.take(webhook).await;
     match result {
         Ok(answer) => (StatusCode::OK, Json(answer)).into_response(),
-        Err(e) => {
+        Err(SinkError::TooLarge) => too_large(),
+        Err(SinkError::Unavailable(e)) => {
             tracing::error!(error = %e, "webhook not taken; the provider will retry");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -152,7 +167,7 @@ async fn hand_on(
 /// carries a shared token (`?token=`, or the `X-Kaleyra-Token` header from a proxy), and
 /// `?sid=` names the Kaleyra account so replies find the interaction of `<sid>:<from>`.
 pub struct KaleyraHookState {
-    pub sink: WebhookSink,
+    pub sink: Arc<dyn WebhookSink>,
     pub token: String,
 }
 

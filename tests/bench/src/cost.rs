@@ -48,17 +48,18 @@ use shared::adapters::aws::dynamo::TableCounts;
 use shared::adapters::aws::eventbridge::BusCounts;
 use shared::adapters::aws::sqs::QueueCounts;
 use shared::adapters::aws::{self, setup, DynamoTable, EventBridgeBus, SqsQueue};
-use shared::adapters::memory::{ManualClock, MemoryScheduler, MemorySecrets, SystemClock};
-use shared::handlers;
-use shared::http::webhook::{self, WebhookSink, WebhookState};
-use shared::local::{Ports, System};
+use shared::adapters::clock::SystemClock;
+use shared::http::webhook::{self, QueueSink, WebhookState};
+use shared::lambda;
 use shared::ports::{Clock, MessagingProvider};
 use shared::providers::meta::MetaProvider;
-use shared::simulator::{SimConfig, Simulator};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use testkit::local::{Ports, System};
+use testkit::memory::{ManualClock, MemoryScheduler, MemorySecrets};
+use testkit::simulator::{SimConfig, Simulator};
 use tower::ServiceExt;
 
 const S: &str = "cost";
@@ -333,7 +334,7 @@ impl World {
         // The webhook function: verify, queue, answer; one invocation per POST.
         let webhook_invocations = Arc::new(Invocations::default());
         let hook = webhook::router(Arc::new(WebhookState {
-            sink: WebhookSink::Queue(webhook_queue.clone()),
+            sink: QueueSink::new(webhook_queue.clone()),
             app_secret: sim.config().app_secret.clone(),
             verify_token: "bench-verify-token".into(),
         }));
@@ -537,14 +538,14 @@ impl World {
             cfg.played(cfg.sender),
             sender_invocations.clone(),
             stop.clone(),
-            |ev| handlers::sender(&sender_sys.sender, ev),
+            |ev| lambda::sender(&sender_sys.sender, ev),
         );
         let inbound_loop = esm::poll(
             self.inbound_poll.clone(),
             cfg.played(cfg.inbound),
             inbound_invocations.clone(),
             stop.clone(),
-            |ev| handlers::inbound(&inbound_sys.inbox, ev),
+            |ev| lambda::inbound(&inbound_sys.inbox, ev),
         );
         let launcher_invocations = Invocations::default();
         let sweeper_invocations = Invocations::default();
@@ -561,7 +562,7 @@ impl World {
                     next_tick += cfg.tick();
                     let tick = launcher_invocations.time(
                         0,
-                        handlers::launcher(
+                        lambda::launcher(
                             &self.systems["launcher"].dispatcher,
                             json!({"action": "tick"}),
                         ),
@@ -574,7 +575,7 @@ impl World {
                         Err(e) => break Err(anyhow!("launcher tick: {e}")),
                     }
                     let sweep = sweeper_invocations
-                        .time(0, handlers::sweeper(&self.systems["sweeper"].sweeper));
+                        .time(0, lambda::sweeper(&self.systems["sweeper"].sweeper));
                     if let Err(e) = sweep.await {
                         break Err(anyhow!("sweeper: {e}"));
                     }
@@ -743,7 +744,7 @@ impl World {
         let mut closed = 0;
         for _ in 0..20 {
             let report = runs
-                .time(0, handlers::sweeper(&sys.sweeper))
+                .time(0, lambda::sweeper(&sys.sweeper))
                 .await
                 .map_err(|e| anyhow!("sweeper after the timeout: {e}"))?;
             closed += report.expired;

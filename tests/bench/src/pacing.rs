@@ -12,8 +12,8 @@ use crate::report::{thousands, Row};
 use crate::Opts;
 use chrono::Duration;
 use shared::ports::Clock;
-use shared::simulator::SIM_DEFAULT_RATE_LIMIT;
 use std::collections::BTreeMap;
+use testkit::simulator::SIM_DEFAULT_RATE_LIMIT;
 
 const S: &str = "pacing";
 

@@ -12,17 +12,17 @@ use axum::http::{Method, Request};
 use axum::Router;
 use chrono::{TimeZone, Utc};
 use serde_json::{json, Value};
-use shared::adapters::memory::{
-    ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, MemorySecrets, MemoryTable,
-};
-use shared::http::webhook::{self, WebhookSink, WebhookState};
-use shared::local::{Ports, System};
+use shared::http::webhook::{self, QueueSink, WebhookState};
 use shared::ports::Table;
 use shared::providers::meta::MetaProvider;
 use shared::repo;
-use shared::simulator::{SimConfig, Simulator};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use testkit::local::{Ports, System};
+use testkit::memory::{
+    ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, MemorySecrets, MemoryTable,
+};
+use testkit::simulator::{SimConfig, Simulator};
 use tower::ServiceExt;
 
 pub const TENANT: &str = "acme";
@@ -110,7 +110,7 @@ impl Pipeline {
         ));
         if s.webhooks {
             let hook = webhook::router(Arc::new(WebhookState {
-                sink: WebhookSink::Queue(sys.inbound_queue.clone()),
+                sink: QueueSink::new(sys.inbound_queue.clone()),
                 app_secret: APP_SECRET.into(),
                 verify_token: "bench-verify-token".into(),
             }));

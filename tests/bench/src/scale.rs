@@ -40,18 +40,18 @@ use crate::Opts;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use futures::StreamExt;
 use serde_json::{json, Value};
-use shared::adapters::memory::{ManualClock, MemoryScheduler};
 use shared::app::admin::Admin;
 use shared::domain::contact::NewContact;
 use shared::domain::stats::Stats;
 use shared::ports::{Clock, Table};
 use shared::repo;
-use shared::simulator::{SimConfig, Simulator};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{ChildStdin, ChildStdout, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 use store::{SimQueue, StoreTable};
+use testkit::memory::{ManualClock, MemoryScheduler};
+use testkit::simulator::{SimConfig, Simulator};
 use worker::{Command, Done, Exit, What};
 
 const SCENARIO: &str = "scale";
@@ -671,11 +671,11 @@ mod tests {
     use super::wire::{self, Remote, RemoteClock, RemoteQueue, RemoteTable};
     use chrono::{Duration, TimeZone, Utc};
     use serde_json::json;
-    use shared::adapters::memory::ManualClock;
     use shared::ports::{
         Clock, Cond, Index, Item, OutMessage, PortError, Query, Queue, SkCond, Table,
     };
     use std::sync::Arc;
+    use testkit::memory::ManualClock;
 
     fn item(v: serde_json::Value) -> Item {
         v.as_object().unwrap().clone()

@@ -9,7 +9,7 @@
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use shared::adapters::aws::SqsQueue;
-use shared::adapters::sqs_event;
+use shared::lambda::sqs_event;
 use shared::ports::{Queue, Received};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -11,7 +11,6 @@
 
 use async_trait::async_trait;
 use serde_json::Value;
-use shared::adapters::memory::{ManualClock, MemoryQueue};
 use shared::ports::{
     Clock, Cond, Index, Item, OutMessage, Page, PortError, PortResult, Query, Queue, Received,
     SkCond, Table,
@@ -20,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use testkit::memory::{ManualClock, MemoryQueue};
 
 type S = Box<str>;
 /// (index PK, index SK, PK, SK): an index entry, in query order.
@@ -424,7 +424,7 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
     use serde_json::json;
-    use shared::adapters::memory::MemoryTable;
+    use testkit::memory::MemoryTable;
 
     /// A small deterministic generator (no extra dependency).
     struct Rng(u64);

@@ -18,7 +18,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use shared::adapters::memory::ManualClock;
 use shared::domain::Time;
 use shared::ports::{
     Clock, Cond, Item, OutMessage, Page, PortError, PortResult, Query, Queue, Received, Table,
@@ -26,6 +25,7 @@ use shared::ports::{
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use testkit::memory::ManualClock;
 
 /// One port call.
 #[derive(Debug, Serialize, Deserialize)]

@@ -11,14 +11,13 @@ use crate::report::status_kb;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use shared::adapters::memory::{MemoryScheduler, MemorySecrets};
-use shared::adapters::sqs_event;
 use shared::app::admin::Admin;
 use shared::app::dispatch::Dispatcher;
 use shared::app::send::SendService;
 use shared::app::sweep::SweepService;
 use shared::domain::events::DomainEvent;
-use shared::handlers;
+use shared::lambda;
+use shared::lambda::sqs_event;
 use shared::ports::{EventBus, PortResult, Queue, Table};
 use shared::providers::kaleyra::KaleyraProvider;
 use shared::providers::meta::MetaProvider;
@@ -26,6 +25,7 @@ use shared::providers::ByAccountProvider;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 use std::time::Instant;
+use testkit::memory::{MemoryScheduler, MemorySecrets};
 
 /// The token reference the benchmark's account names, and its value (the simulator's).
 pub const TOKEN_REF: &str = "env:SIM_TOKEN";
@@ -218,10 +218,8 @@ async fn run(svc: &Service, what: What) -> anyhow::Result<(Value, u64, f64)> {
         (Service::Api(app), What::Request { method, path, body }) => {
             one(request(app, &method, &path, body).await)
         }
-        (Service::Launcher(d), What::Invoke { event }) => one(handlers::launcher(d, event).await?),
-        (Service::Sweeper(s), What::Sweep) => {
-            one(serde_json::to_value(handlers::sweeper(s).await?)?)
-        }
+        (Service::Launcher(d), What::Invoke { event }) => one(lambda::launcher(d, event).await?),
+        (Service::Sweeper(s), What::Sweep) => one(serde_json::to_value(lambda::sweeper(s).await?)?),
         (Service::Sender(s, queue), What::Drain) => {
             let (mut batches, mut messages, mut failed, mut longest) = (0u64, 0u64, 0u64, 0f64);
             loop {
@@ -230,7 +228,7 @@ async fn run(svc: &Service, what: What) -> anyhow::Result<(Value, u64, f64)> {
                     break;
                 }
                 let t = Instant::now();
-                let resp = handlers::sender(s, sqs_event::event_from(&received)).await;
+                let resp = lambda::sender(s, sqs_event::event_from(&received)).await;
                 longest = longest.max(t.elapsed().as_secs_f64() * 1000.0);
                 batches += 1;
                 messages += received.len() as u64;

@@ -1,16 +1,24 @@
-//! Lambda event handlers: translate an event into a use-case call and its result into the
-//! answer Lambda expects. The Lambda binaries, the local runner and the tests all call
-//! these, so the same code runs everywhere.
+//! The Lambda entry points: translate an event into a use-case call and its result into
+//! the answer Lambda expects (batch item failures, reports). The Lambda binaries, the
+//! local runner and the tests all call these, so the same code runs everywhere.
+//!
+//! - [`events`]: the launcher's event (written by the start-date schedule);
+//! - [`sqs_event`]: send jobs in and out of SQS records, partial batch responses;
+//! - [`inbound_queue`]: the verified-webhook message between the webhook and the inbound
+//!   worker.
 
-use crate::adapters::inbound_queue::{DecodeError, QueuedWebhook};
-use crate::adapters::sqs_event;
-use crate::app::admin::LauncherEvent;
+pub mod events;
+pub mod inbound_queue;
+pub mod sqs_event;
+
 use crate::app::dispatch::Dispatcher;
 use crate::app::inbox::Inbox;
 use crate::app::send::SendService;
 use crate::app::sweep::{SweepReport, SweepService};
 use crate::app::AppError;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use events::LauncherEvent;
+use inbound_queue::{DecodeError, QueuedWebhook};
 use serde_json::{json, Value};
 
 #[derive(Debug, thiserror::Error)]

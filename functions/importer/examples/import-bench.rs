@@ -3,9 +3,9 @@
 //! same the Lambda function calls on an S3 event) and prints rows/s, wall time and peak RSS.
 //!
 //! ```sh
-//! cargo run --release -p importer --bin import-bench -- 1000000
-//! cargo run --release -p importer --bin import-bench -- 1000000 --table memory
-//! cargo run --release -p importer --bin import-bench -- 200000 --budget-secs 2
+//! cargo run --release -p importer --example import-bench -- 1000000
+//! cargo run --release -p importer --example import-bench -- 1000000 --table memory
+//! cargo run --release -p importer --example import-bench -- 200000 --budget-secs 2
 //! ```
 //!
 //! `--table discard` (the default) stores only the import item and drops every other
@@ -18,13 +18,14 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
-use shared::adapters::memory::{MemoryTable, SystemClock};
+use shared::adapters::clock::SystemClock;
 use shared::app::import::{ImportService, ImportTuning, RunOutcome};
 use shared::ports::{ByteChunks, Cond, Item, ObjectStore, Page, PortResult, Query, Table};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use testkit::memory::MemoryTable;
 
 const CITIES: [&str; 5] = ["Pune", "Mumbai", "Delhi", "Chennai", "Kolkata"];
 

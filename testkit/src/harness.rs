@@ -1,20 +1,16 @@
-//! Support shared by the `shared` crate's integration tests: HTTP calls into a router,
-//! the local AWS emulator's tables, the in-memory system's wiring, the WhatsApp
-//! simulator's Meta adapter, small servers on loopback and the usual request bodies.
-//! Each test binary uses a part of it.
-#![allow(dead_code)]
+//! The test harness: HTTP calls into a router, the local AWS emulator's tables, the
+//! in-memory system's wiring, the WhatsApp simulator's Meta adapter, small servers on
+//! loopback and the usual request bodies. Each test binary uses a part of it.
 
+use crate::local::{Ports, System};
+use crate::memory::{ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, MemorySecrets};
 use axum::body::{Body, Bytes};
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};
 use shared::adapters::aws::{self, setup};
-use shared::adapters::memory::{
-    ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, MemorySecrets,
-};
 use shared::app::admin::Admin;
-use shared::local::{Ports, System};
 use shared::ports::{EventBus, MessagingProvider, Scheduler, Table};
 use shared::providers::meta::MetaProvider;
 use std::sync::Arc;
@@ -259,19 +255,17 @@ pub fn merged(mut base: Value, extra: Value) -> Value {
 
 /// For each `case: memory_test, dynamo_test;` two tests: `case(memory)` and `case(dynamo)`,
 /// where `memory` and `dynamo` are expressions (they may `.await`) making the backend.
-#[allow(unused_macros)]
+#[macro_export]
 macro_rules! on_both_backends {
     (memory: $memory:expr, dynamo: $dynamo:expr; $($case:ident: $memory_test:ident, $dynamo_test:ident;)*) => {$(
-        #[tokio::test]
+        #[::tokio::test]
         async fn $memory_test() {
             $case($memory).await;
         }
 
-        #[tokio::test]
+        #[::tokio::test]
         async fn $dynamo_test() {
             $case($dynamo).await;
         }
     )*};
 }
-#[allow(unused_imports)]
-pub(crate) use on_both_backends;

@@ -2,11 +2,11 @@
 //! puts, sparse indexes, sort-key order, SQS delays and visibility. Used by the local
 //! runner and by tests.
 
-use crate::domain::events::DomainEvent;
-use crate::domain::Time;
-use crate::ports::*;
 use async_trait::async_trait;
 use serde_json::Value;
+use shared::domain::events::DomainEvent;
+use shared::domain::Time;
+use shared::ports::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -280,15 +280,6 @@ impl Clock for ManualClock {
     fn now(&self) -> Time {
         let base = self.frozen.unwrap_or_else(chrono::Utc::now);
         base + chrono::Duration::milliseconds(self.offset_ms.load(Ordering::SeqCst))
-    }
-}
-
-/// The real clock for Lambda.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Time {
-        chrono::Utc::now()
     }
 }
 

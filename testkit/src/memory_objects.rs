@@ -2,9 +2,9 @@
 //! at the local runner's `PUT /local/objects/{key}` route, and reads streamed in chunks
 //! (so the importer's chunk handling is exercised exactly as with S3).
 
-use crate::ports::{ByteChunks, ObjectStore, PortResult};
 use async_trait::async_trait;
 use bytes::Bytes;
+use shared::ports::{ByteChunks, ObjectStore, PortResult};
 use std::collections::HashMap;
 use std::sync::Mutex;
 

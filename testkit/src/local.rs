@@ -2,16 +2,15 @@
 //! parts AWS plays in production (the event source mappings that feed the sender and the
 //! inbound worker, the schedules that fire the launcher and the sweeper).
 
-use crate::adapters::memory::{MemoryQueue, MemoryScheduler};
-use crate::adapters::sqs_event;
-use crate::app::admin::Admin;
-use crate::app::dispatch::Dispatcher;
-use crate::app::inbox::Inbox;
-use crate::app::send::SendService;
-use crate::app::sweep::SweepService;
-use crate::domain::Time;
-use crate::handlers;
-use crate::ports::{Clock, EventBus, MessagingProvider, Queue, Scheduler, Table};
+use crate::memory::{MemoryQueue, MemoryScheduler};
+use shared::app::admin::Admin;
+use shared::app::dispatch::Dispatcher;
+use shared::app::inbox::Inbox;
+use shared::app::send::SendService;
+use shared::app::sweep::SweepService;
+use shared::domain::Time;
+use shared::lambda::{self, sqs_event};
+use shared::ports::{Clock, EventBus, MessagingProvider, Queue, Scheduler, Table};
 use std::sync::{Arc, Mutex};
 
 /// The ports one system runs on.
@@ -88,7 +87,7 @@ impl System {
     /// does, deleting the ones the sender did not report as failed. Returns how many
     /// messages were handed over.
     pub async fn drain_queue(&self) -> anyhow::Result<usize> {
-        drain(&*self.ports.queue, |ev| handlers::sender(&self.sender, ev)).await
+        drain(&*self.ports.queue, |ev| lambda::sender(&self.sender, ev)).await
     }
 
     /// Feeds the inbound queue to the inbound worker the same way: the webhooks the
@@ -96,10 +95,7 @@ impl System {
     /// (a record the worker reported as failed stays queued, hidden for the visibility
     /// timeout).
     pub async fn drain_inbound(&self) -> anyhow::Result<usize> {
-        drain(&*self.inbound_queue, |ev| {
-            handlers::inbound(&self.inbox, ev)
-        })
-        .await
+        drain(&*self.inbound_queue, |ev| lambda::inbound(&self.inbox, ev)).await
     }
 
     /// Runs the launcher's tick when `tick_seconds` passed since the last one.
@@ -113,8 +109,8 @@ impl System {
         };
         if due {
             *self.last_tick.lock().unwrap() = Some(now);
-            handlers::launcher(&self.dispatcher, serde_json::json!({"action": "tick"})).await?;
-            handlers::sweeper(&self.sweeper).await?;
+            lambda::launcher(&self.dispatcher, serde_json::json!({"action": "tick"})).await?;
+            lambda::sweeper(&self.sweeper).await?;
         }
         Ok(due)
     }
@@ -125,7 +121,7 @@ impl System {
         let due = scheduler.take_due(self.ports.clock.now());
         for s in &due {
             let event: serde_json::Value = serde_json::from_str(&s.payload)?;
-            handlers::launcher(&self.dispatcher, event).await?;
+            lambda::launcher(&self.dispatcher, event).await?;
         }
         Ok(due.len())
     }

@@ -9,8 +9,6 @@
 //! [`MAX_BODY_BYTES`] always fits SQS's 256 KiB (JSON-escaping the body into a field
 //! could not promise that).
 
-use crate::app::inbox::{Inbox, InboxReport};
-use crate::app::AppError;
 use crate::domain::inbound::Inbound;
 use crate::domain::Time;
 use crate::providers::{kaleyra, meta};
@@ -157,21 +155,6 @@ fn sqs_safe(s: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
-}
-
-/// Parses and applies one queued webhook. A body that is not JSON was verified, so it is
-/// the provider's and delivering it again changes nothing: it is logged and acknowledged
-/// (an empty report). An error (storage) means the message should be delivered again;
-/// everything the inbox does is idempotent.
-pub async fn apply(inbox: &Inbox, webhook: &QueuedWebhook) -> Result<InboxReport, AppError> {
-    let events = match webhook.events() {
-        Ok(events) => events,
-        Err(e) => {
-            tracing::warn!(provider = ?webhook.header.provider, error = %e, "unparseable webhook body acknowledged");
-            return Ok(InboxReport::default());
-        }
-    };
-    inbox.handle(events).await
 }
 
 #[cfg(test)]

@@ -1,0 +1,372 @@
+//! The provider APIs the engine calls: Meta's Cloud API send and template list, Kaleyra's
+//! v2 send; the per-sender throughput limit.
+
+use super::*;
+
+pub(super) fn api_router(inner: Arc<Inner>) -> Router {
+    Router::new()
+        .route("/{version}/{phone_number_id}/messages", post(send_message))
+        .route("/v2/{sid}/whatsapp/{from}/messages", post(kaleyra_send))
+        // The id here is the WABA's; the segment shares the send route's name.
+        .route(
+            "/{version}/{phone_number_id}/message_templates",
+            get(list_templates),
+        )
+        .with_state(inner)
+}
+
+pub(super) fn throttle_details(limit: u32) -> String {
+    format!(
+        "Message failed to send because there were too many messages sent from this phone \
+         number in a short period of time (simulated limit: {limit} messages/s)"
+    )
+}
+
+/// Epoch seconds of each time, counted.
+pub(super) fn per_second(times: impl Iterator<Item = Time>) -> BTreeMap<i64, usize> {
+    let mut out = BTreeMap::new();
+    for t in times {
+        *out.entry(t.timestamp()).or_insert(0) += 1;
+    }
+    out
+}
+
+/// Decides, under one lock, what becomes of a well-formed send from `sender` to `to`: the
+/// throughput limit first (a refused send is recorded in `throttled`), then `pre_failure`
+/// (Kaleyra's invalid numbers), then the number's configured failure (counting down its
+/// `times`); an accepted send counts in its sender's current clock second.
+pub(super) fn admit(
+    inner: &Inner,
+    provider: SimProvider,
+    sender: &str,
+    to: &str,
+    pre_failure: Option<SimFailure>,
+) -> Admission {
+    let now = inner.clock.now();
+    let second = now.timestamp();
+    let mut st = inner.state.lock().unwrap();
+    let used = match st.windows.get(sender) {
+        Some(&(s, n)) if s == second => n,
+        _ => 0,
+    };
+    if let Some(limit) = st.rate_limit {
+        if used >= limit {
+            st.throttled.push(ThrottleRecord {
+                provider,
+                phone_number_id: sender.to_owned(),
+                to: to.to_owned(),
+                limit,
+                at: now,
+            });
+            tracing::debug!(sender, limit, "simulator throttled a send (130429)");
+            return Admission::Throttle(limit);
+        }
+    }
+    if let Some(f) = pre_failure {
+        return Admission::Fail(f);
+    }
+    let phone = digits(to);
+    let mut strike = None;
+    let mut spent = false;
+    if let Some(f) = st.failures.get_mut(&phone) {
+        match f.times {
+            None => strike = Some(f.clone()),
+            Some(0) => spent = true,
+            Some(n) => {
+                strike = Some(f.clone());
+                f.times = Some(n - 1);
+                spent = n == 1;
+            }
+        }
+    }
+    if spent {
+        st.failures.remove(&phone);
+    }
+    if let Some(f) = strike {
+        return Admission::Fail(f);
+    }
+    st.windows.insert(sender.to_owned(), (second, used + 1));
+    Admission::Accept
+}
+
+pub(super) fn invalid_param(details: &str) -> Response {
+    meta_error(
+        StatusCode::BAD_REQUEST,
+        100,
+        "(#100) Invalid parameter",
+        Some(details),
+    )
+}
+
+pub(super) fn digits(s: &str) -> String {
+    PhoneNumber::parse(s)
+        .map(String::from)
+        .unwrap_or_else(|_| s.chars().filter(char::is_ascii_digit).collect())
+}
+
+pub(super) fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    let mut cur = v;
+    for k in path {
+        cur = cur.get(k)?;
+    }
+    cur.as_str()
+}
+
+pub(super) async fn send_message(
+    State(inner): State<Arc<Inner>>,
+    Path((version, phone_number_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let expected = format!("Bearer {}", inner.cfg.access_token);
+    let auth = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok());
+    if auth != Some(expected.as_str()) {
+        return meta_error(
+            StatusCode::UNAUTHORIZED,
+            190,
+            "Invalid OAuth access token - Cannot parse access token",
+            None,
+        );
+    }
+    if let Some(only) = &inner.cfg.phone_number_id_filter {
+        if *only != phone_number_id {
+            return meta_error(
+                StatusCode::BAD_REQUEST,
+                100,
+                &format!(
+                    "Unsupported post request. Object with ID '{phone_number_id}' does not exist"
+                ),
+                None,
+            );
+        }
+    }
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+        return invalid_param("the request body is not JSON");
+    };
+    if str_at(&req, &["messaging_product"]) != Some("whatsapp") {
+        return invalid_param("messaging_product must be whatsapp");
+    }
+    let Some(to) = str_at(&req, &["to"]).filter(|s| !s.trim().is_empty()) else {
+        return invalid_param("to is required");
+    };
+    if str_at(&req, &["type"]) != Some("template") {
+        return invalid_param("the simulator accepts type template only");
+    }
+    let Some(template) = str_at(&req, &["template", "name"]).filter(|s| !s.is_empty()) else {
+        return invalid_param("template.name is required");
+    };
+
+    match admit(&inner, SimProvider::Meta, &phone_number_id, to, None) {
+        Admission::Accept => {}
+        Admission::Throttle(limit) => {
+            return meta_error(
+                StatusCode::BAD_REQUEST,
+                META_RATE_LIMIT_CODE,
+                META_RATE_LIMIT_MESSAGE,
+                Some(&throttle_details(limit)),
+            )
+        }
+        Admission::Fail(f) => return meta_failure(f.meta_code(), None),
+    }
+
+    let (params, payloads) = template_parts(&req);
+
+    let n = inner.out_seq.fetch_add(1, Ordering::SeqCst) + 1;
+    let wamid = format!("wamid.SIM{n}");
+    let record = SentRecord {
+        wamid: wamid.clone(),
+        provider: SimProvider::Meta,
+        version,
+        phone_number_id,
+        to: to.to_owned(),
+        template: template.to_owned(),
+        language: str_at(&req, &["template", "language", "code"]).map(str::to_owned),
+        params,
+        quick_reply_payloads: payloads,
+        callback_data: str_at(&req, &["biz_opaque_callback_data"]).map(str::to_owned),
+        at: inner.clock.now(),
+    };
+    inner.state.lock().unwrap().sent.push(record.clone());
+    let wa_id = digits(to);
+    tracing::debug!(wamid = %wamid, template = %record.template, "simulator accepted a template");
+
+    if inner.webhook_url.lock().unwrap().is_some() {
+        let guard = PendingGuard::new(&inner);
+        tokio::spawn(async move {
+            status_flow(&guard.0, &record).await;
+            drop(guard);
+        });
+    }
+
+    Json(json!({
+        "messaging_product": "whatsapp",
+        "contacts": [{"input": to, "wa_id": wa_id}],
+        "messages": [{"id": wamid, "message_status": "accepted"}],
+    }))
+    .into_response()
+}
+
+/// `GET /{version}/{waba_id}/message_templates?limit=&after=`: a page of the configured
+/// templates; cursors are `c<offset>`.
+pub(super) async fn list_templates(
+    State(inner): State<Arc<Inner>>,
+    Path((version, waba_id)): Path<(String, String)>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let expected = format!("Bearer {}", inner.cfg.access_token);
+    let auth = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok());
+    if auth != Some(expected.as_str()) {
+        return meta_error(
+            StatusCode::UNAUTHORIZED,
+            190,
+            "Invalid OAuth access token - Cannot parse access token",
+            None,
+        );
+    }
+    let limit = q.get("limit").and_then(|l| l.parse::<u32>().ok());
+    let after = q.get("after").cloned();
+    let mut st = inner.state.lock().unwrap();
+    st.template_lists.push(TemplateListRequest {
+        waba_id: waba_id.clone(),
+        limit,
+        after: after.clone(),
+    });
+    let start = match after.as_deref() {
+        None => 0,
+        Some(c) => match c.strip_prefix('c').and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) if n <= st.templates.len() => n,
+            _ => return invalid_param("after: unknown cursor"),
+        },
+    };
+    let mut size = limit.map_or(SIM_TEMPLATE_PAGE, |l| l.clamp(1, 1000) as usize);
+    if st.template_page_size > 0 {
+        size = size.min(st.template_page_size);
+    }
+    let end = (start + size).min(st.templates.len());
+    let data = st.templates[start..end].to_vec();
+    let mut paging =
+        json!({"cursors": {"before": format!("c{start}"), "after": format!("c{end}")}});
+    if end < st.templates.len() {
+        paging["next"] = Value::String(format!(
+            "https://graph.facebook.com/{version}/{waba_id}/message_templates?limit={size}&after=c{end}"
+        ));
+    }
+    Json(json!({"data": data, "paging": paging})).into_response()
+}
+
+/// `POST /v2/{sid}/whatsapp/{from}/messages`: Kaleyra's v2 send API.
+pub(super) async fn kaleyra_send(
+    State(inner): State<Arc<Inner>>,
+    Path((sid, from)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let key = headers.get("api-key").and_then(|h| h.to_str().ok());
+    if key != Some(inner.cfg.kaleyra_api_key.as_str()) {
+        return kaleyra_error(
+            StatusCode::UNAUTHORIZED,
+            "RBC001",
+            "Incorrect SID or API key.",
+        );
+    }
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+        return kaleyra_error(StatusCode::BAD_REQUEST, "WA400", "Incorrect payload.");
+    };
+    let m = &req["messaging_object"];
+    let to = str_at(m, &["to"]).filter(|s| !s.trim().is_empty());
+    let template = str_at(m, &["template", "name"]).filter(|s| !s.is_empty());
+    let (Some(to), Some(template), Some("whatsapp"), Some("template")) = (
+        to,
+        template,
+        str_at(m, &["messaging_product"]),
+        str_at(m, &["type"]),
+    ) else {
+        return kaleyra_error(StatusCode::BAD_REQUEST, "WA400", "Incorrect payload.");
+    };
+    let phone = digits(to);
+    let sender = format!("{sid}:{from}");
+    let invalid = inner
+        .cfg
+        .kaleyra_invalid_numbers
+        .iter()
+        .any(|n| digits(n) == phone)
+        .then(SimFailure::permanent);
+    match admit(&inner, SimProvider::Kaleyra, &sender, to, invalid) {
+        Admission::Accept => {}
+        Admission::Throttle(limit) => {
+            return kaleyra_meta_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                META_RATE_LIMIT_CODE,
+                Some(&throttle_details(limit)),
+            )
+        }
+        Admission::Fail(f) => return kaleyra_failure(&f),
+    }
+    let (params, payloads) = template_parts(m);
+    let n = inner.out_seq.fetch_add(1, Ordering::SeqCst) + 1;
+    let wamid = format!("wamid.SIM{n}");
+    let callback_data = str_at(&req, &["extra_info", "ref"])
+        .or_else(|| str_at(m, &["biz_opaque_callback_data"]))
+        .map(str::to_owned);
+    let record = SentRecord {
+        wamid: wamid.clone(),
+        provider: SimProvider::Kaleyra,
+        version: "v2".into(),
+        phone_number_id: sender,
+        to: to.to_owned(),
+        template: template.to_owned(),
+        language: str_at(m, &["template", "language", "code"]).map(str::to_owned),
+        params,
+        quick_reply_payloads: payloads,
+        callback_data,
+        at: inner.clock.now(),
+    };
+    inner.state.lock().unwrap().sent.push(record.clone());
+    if inner.cfg.kaleyra_callback_url.is_some() {
+        let guard = PendingGuard::new(&inner);
+        tokio::spawn(async move {
+            kaleyra_status_flow(&guard.0, &record, &from).await;
+            drop(guard);
+        });
+    }
+    Json(json!({
+        "code": "WA200",
+        "message": "Message sent successfully.",
+        "data": [{"message_id": wamid, "recipient": phone}],
+        "error": {},
+    }))
+    .into_response()
+}
+
+/// Body parameters and quick-reply payloads of a Cloud API template message.
+pub(super) fn template_parts(m: &Value) -> (Vec<String>, Vec<String>) {
+    let mut params = Vec::new();
+    let mut payloads = Vec::new();
+    let components = m["template"].get("components").and_then(Value::as_array);
+    for c in components.into_iter().flatten() {
+        let parameters = c
+            .get("parameters")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten();
+        match (str_at(c, &["type"]), str_at(c, &["sub_type"])) {
+            (Some("body"), _) => params.extend(
+                parameters
+                    .filter_map(|p| p.get("text").and_then(Value::as_str))
+                    .map(str::to_owned),
+            ),
+            (Some("button"), Some("quick_reply")) => payloads.extend(
+                parameters
+                    .filter_map(|p| p.get("payload").and_then(Value::as_str))
+                    .map(str::to_owned),
+            ),
+            _ => {}
+        }
+    }
+    (params, payloads)
+}

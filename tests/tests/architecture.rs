@@ -1,0 +1,338 @@
+//! The structure the README's architecture section promises, checked:
+//!
+//! - no Lambda function links the test tools (`testkit`: the simulator, the in-memory
+//!   twins, the in-process system), read from `cargo tree`;
+//! - the modules of `shared` import each other without circles (file by file), and
+//!   each room imports only the rooms below it: `domain` nothing, `ports` the domain,
+//!   `repo` and `app` the ports and the domain, the adapters (`adapters`, `providers`)
+//!   no use case, and nothing below the entry rooms (`http`, `lambda`, `compose`)
+//!   imports them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const LAMBDAS: [&str; 7] = [
+    "api", "launcher", "sender", "webhook", "inbound", "sweeper", "importer",
+];
+const TEST_TOOLS: [&str; 1] = ["testkit"];
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// The packages in `package`'s normal (shipped) dependency tree.
+fn shipped_packages(package: &str) -> BTreeSet<String> {
+    let out = Command::new(env!("CARGO"))
+        .current_dir(workspace())
+        .args([
+            "tree",
+            "--offline",
+            "-p",
+            package,
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
+        ])
+        .output()
+        .expect("run cargo tree");
+    assert!(
+        out.status.success(),
+        "cargo tree -p {package}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn no_lambda_links_the_test_tools() {
+    for lambda in LAMBDAS {
+        let packages = shipped_packages(lambda);
+        assert!(packages.contains("shared"), "{lambda}: {packages:?}");
+        for tool in TEST_TOOLS {
+            assert!(
+                !packages.contains(tool),
+                "the {lambda} function links {tool}; test tools are dev-dependencies"
+            );
+        }
+    }
+    // The check can fail: the local runner does link them.
+    assert!(shipped_packages("local").contains("testkit"));
+}
+
+// ---- the import graph of `shared` ------------------------------------------------------
+
+/// Module path (`app::send`) -> file, for every file under `shared/src`.
+fn modules(src: &Path) -> BTreeMap<String, PathBuf> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![src.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let rel = p.strip_prefix(src).unwrap().with_extension("");
+                let mut parts: Vec<String> = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                if parts.last().is_some_and(|l| l == "mod" || l == "lib") {
+                    parts.pop();
+                }
+                out.insert(parts.join("::"), p);
+            }
+        }
+    }
+    out
+}
+
+/// Expands `a::{b, c::{d, e}}` into `a::b`, `a::c::d`, `a::c::e`.
+fn expand(path: &str) -> Vec<String> {
+    let path: String = path.chars().filter(|c| !c.is_whitespace()).collect();
+    let Some(open) = path.find('{') else {
+        return vec![path];
+    };
+    let close = path.rfind('}').unwrap_or(path.len());
+    let prefix = &path[..open];
+    let inner = &path[open + 1..close];
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0, 0);
+    for (i, c) in inner.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&inner[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&inner[start..]);
+    parts
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .flat_map(|p| expand(&format!("{prefix}{p}")))
+        .collect()
+}
+
+/// The paths into the crate that a file names (`crate::…`, `super::…`, in `use` items
+/// and inline), as paths from the crate root; comments and the file's own test module
+/// are left out. `module` is the file's module path (`domain::campaign`).
+fn crate_paths(text: &str, module: &str) -> Vec<String> {
+    let text = text.split("#[cfg(test)]\nmod tests").next().unwrap();
+    let code: String = text
+        .lines()
+        .map(|l| match l.find("//") {
+            Some(i) => &l[..i],
+            None => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut out = Vec::new();
+    let bytes = code.as_bytes();
+    let mut i = 0;
+    while i < code.len() {
+        let rest = &code[i..];
+        let starts = |w: &str| rest.starts_with(w);
+        let boundary = i == 0
+            || !(bytes[i - 1].is_ascii_alphanumeric()
+                || bytes[i - 1] == b'_'
+                || bytes[i - 1] == b':');
+        if !(boundary && (starts("crate::") || starts("super::"))) {
+            i += rest.chars().next().unwrap().len_utf8();
+            continue;
+        }
+        // A path runs over identifiers, `::` and (in a use item) brace groups.
+        let mut end = rest.len();
+        let mut depth = 0;
+        for (j, c) in rest.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth > 0 => depth -= 1,
+                _ if depth > 0 || c.is_alphanumeric() || c == '_' || c == ':' => {}
+                _ => {
+                    end = j;
+                    break;
+                }
+            }
+        }
+        out.extend(
+            expand(&rest[..end])
+                .into_iter()
+                .map(|p| absolute(&p, module)),
+        );
+        i += end.max(1);
+    }
+    out
+}
+
+/// `crate::a::b` -> `a::b`; `super::x` in `a::b` -> `a::x`.
+fn absolute(path: &str, module: &str) -> String {
+    if let Some(p) = path.strip_prefix("crate::") {
+        return p.to_owned();
+    }
+    let mut base: Vec<&str> = module.split("::").filter(|s| !s.is_empty()).collect();
+    let mut p = path;
+    while let Some(rest) = p.strip_prefix("super::") {
+        base.pop();
+        p = rest;
+    }
+    base.push(p);
+    base.join("::")
+}
+
+/// The module a path names: its longest prefix that is a module file.
+fn module_of(path: &str, modules: &BTreeMap<String, PathBuf>) -> Option<String> {
+    let segs: Vec<&str> = path.split("::").filter(|s| !s.is_empty()).collect();
+    (1..=segs.len())
+        .rev()
+        .map(|n| segs[..n].join("::"))
+        .find(|m| modules.contains_key(m))
+}
+
+fn import_graph() -> BTreeMap<String, BTreeSet<String>> {
+    let src = workspace().join("shared/src");
+    let modules = modules(&src);
+    let mut graph = BTreeMap::new();
+    for (name, file) in &modules {
+        let text = std::fs::read_to_string(file).unwrap();
+        // A mod.rs is its folder's module: `super` there is the folder's parent.
+        let own = if file.ends_with("mod.rs") {
+            format!("{name}::mod")
+        } else {
+            name.clone()
+        };
+        let deps: BTreeSet<String> = crate_paths(&text, &own)
+            .iter()
+            .filter_map(|p| module_of(p, &modules))
+            .filter(|d| d != name && !name.starts_with(&format!("{d}::")) && !d.is_empty())
+            .collect();
+        graph.insert(name.clone(), deps);
+    }
+    graph
+}
+
+/// One circle of the graph, if there is any (depth-first search).
+fn find_circle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        n: &str,
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        done: &mut BTreeSet<String>,
+        path: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == n) {
+            let mut circle = path[i..].to_vec();
+            circle.push(n.to_owned());
+            return Some(circle);
+        }
+        if done.contains(n) {
+            return None;
+        }
+        path.push(n.to_owned());
+        for d in graph.get(n).into_iter().flatten() {
+            if let Some(c) = visit(d, graph, done, path) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(n.to_owned());
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph
+        .keys()
+        .find_map(|n| visit(n, graph, &mut done, &mut Vec::new()))
+}
+
+#[test]
+fn the_modules_of_shared_import_each_other_without_circles() {
+    let graph = import_graph();
+    assert!(graph.contains_key("app::send") && graph.contains_key("domain::campaign"));
+    if let Some(circle) = find_circle(&graph) {
+        panic!("import circle: {}", circle.join(" -> "));
+    }
+}
+
+/// The rooms each room may import (besides itself).
+fn allowed(room: &str) -> &'static [&'static str] {
+    match room {
+        "domain" => &[],
+        "ports" => &["domain"],
+        "config" => &[],
+        "repo" => &["domain", "ports"],
+        "app" => &["domain", "ports", "repo", "lambda::events"],
+        "adapters" => &["domain", "ports", "repo", "config", "lambda::events"],
+        "providers" => &["domain", "ports"],
+        "lambda" => &["domain", "ports", "app", "providers"],
+        "http" => &["domain", "ports", "repo", "app", "providers", "lambda"],
+        "compose" => &[
+            "domain",
+            "ports",
+            "app",
+            "adapters",
+            "providers",
+            "http",
+            "config",
+        ],
+        _ => &[],
+    }
+}
+
+#[test]
+fn each_room_imports_only_the_rooms_below_it() {
+    let graph = import_graph();
+    let mut wrong = Vec::new();
+    for (module, deps) in &graph {
+        let room = module.split("::").next().unwrap();
+        if room.is_empty() {
+            continue; // lib.rs
+        }
+        for d in deps {
+            let to = d.split("::").next().unwrap();
+            let ok = to == room
+                || allowed(room)
+                    .iter()
+                    .any(|a| d == a || d.starts_with(&format!("{a}::")) || *a == to);
+            if !ok {
+                wrong.push(format!("{module} -> {d}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "imports against the layering: {wrong:#?}");
+}
+
+#[test]
+fn the_import_reader_sees_grouped_and_inline_paths() {
+    let paths = crate_paths(
+        "use crate::domain::{campaign::{Campaign, Status}, Time};\n\
+         use super::blocklist::check;\n\
+         fn f() { crate::repo::get(x); } // crate::http::ignored\n",
+        "app::admin",
+    );
+    assert_eq!(
+        paths,
+        [
+            "domain::campaign::Campaign",
+            "domain::campaign::Status",
+            "domain::Time",
+            "app::blocklist::check",
+            "repo::get"
+        ]
+    );
+    let mut g = BTreeMap::new();
+    g.insert("a".to_owned(), BTreeSet::from(["b".to_owned()]));
+    g.insert("b".to_owned(), BTreeSet::from(["a".to_owned()]));
+    assert_eq!(find_circle(&g).unwrap(), ["a", "b", "a"]);
+}
