@@ -12,6 +12,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod adapters;
 pub mod app;
+pub mod compose;
 pub mod config;
 pub mod domain;
 pub mod http;

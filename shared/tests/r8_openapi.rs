@@ -213,7 +213,7 @@ async fn r8_1_every_described_operation_is_served() {
         .body(Body::empty())
         .unwrap();
     let (status, bytes) = common::send(
-        &shared::http::api::router(common::memory_admin(
+        &shared::http::operator::router(common::memory_admin(
             Arc::new(MemoryTable::new()),
             Arc::new(ManualClock::system()),
         )),

@@ -218,7 +218,7 @@ pub fn with_tenant(router: Router) -> Router {
 
 /// The operator API of `admin`, tenant from the header.
 pub fn operator_api(admin: Arc<Admin>) -> Router {
-    with_tenant(shared::http::api::router(admin))
+    with_tenant(shared::http::operator::router(admin))
 }
 
 // ---- request bodies --------------------------------------------------------------------

@@ -113,7 +113,7 @@ async fn harness(
     let webhook_url = format!("http://{}/webhooks/meta", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
     sim.set_webhook_url(webhook_url.clone());
-    let api = shared::http::api::router(sys.admin.clone())
+    let api = shared::http::operator::router(sys.admin.clone())
         .layer(axum::middleware::from_fn(shared::http::tenant_from_header));
     Harness {
         sys,

@@ -30,27 +30,11 @@ pub fn router(local: Arc<Local>) -> Router {
         .route("/local/clock/advance", post(advance))
         .with_state(local.clone())
         .nest("/local/sim", local.simulator.control_router());
-    let api = shared::http::audience::with_object_store(
-        shared::http::api::router(local.system.admin.clone()),
-        local.objects.clone(),
-    );
     let uploads = Router::new()
         .route("/local/objects/{*key}", axum::routing::put(upload))
         .layer(axum::extract::DefaultBodyLimit::max(1 << 30))
         .with_state(local.clone());
-    // Template synchronisation runs on its own state (it reads the simulator's list).
-    let api = api.merge(shared::http::templates::sync_router(
-        local.template_sync.clone(),
-    ));
-    // The recontact template (R5.5) goes out through the system's provider.
-    let ports = &local.system.ports;
-    let api = api.merge(shared::http::conversations::recontact_router(Arc::new(
-        shared::app::conversations::Conversations {
-            table: ports.table.clone(),
-            provider: ports.provider.clone(),
-            clock: ports.clock.clone(),
-        },
-    )));
+    let api = shared::http::operator::full_router(&local.operator);
     api.layer(axum::middleware::from_fn(shared::http::tenant_from_header))
         .merge(uploads)
         .merge(webhook)

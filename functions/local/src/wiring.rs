@@ -6,13 +6,10 @@ use shared::adapters::aws::{
     sqs::SqsQueue,
 };
 use shared::app::import::{ImportService, ImportTuning};
-use shared::app::templates::TemplateSync;
+use shared::compose::{self, OperatorPorts, ProviderSecrets, ProviderUrls, Providers};
 use shared::config;
+use shared::http::operator::OperatorServices;
 use shared::ports::{Clock, PortResult, Secrets};
-use shared::providers::kaleyra::KaleyraProvider;
-use shared::providers::meta::MetaProvider;
-use shared::providers::meta_templates::MetaTemplates;
-use shared::providers::ByAccountProvider;
 use std::sync::Arc;
 use std::time::Duration;
 use testkit::local::{Ports, System};
@@ -32,8 +29,8 @@ pub struct Local {
     /// Present on the in-memory backend, whose schedules this process fires.
     pub scheduler: Option<Arc<MemoryScheduler>>,
     pub backend: &'static str,
-    /// Template synchronisation from the simulator's template list (R3.4).
-    pub template_sync: Arc<TemplateSync>,
+    /// The operator API's use cases (its admin is the system's).
+    pub operator: OperatorServices,
     /// Uploads of large CSV imports: "presigned" URLs point at `PUT /local/objects/…`.
     pub objects: Arc<MemoryObjects>,
     pub imports: Arc<ImportService>,
@@ -61,18 +58,16 @@ pub async fn build(base_url: &str) -> anyhow::Result<Local> {
     let token = sim_cfg.access_token.clone();
     let kaleyra_key = sim_cfg.kaleyra_api_key.clone();
     let simulator = Simulator::start(sim_cfg, clock.clone()).await?;
-    // Meta and Kaleyra accounts both send to the simulator.
-    let provider = Arc::new(ByAccountProvider {
-        meta: Arc::new(MetaProvider::new(
-            simulator.base_url(),
-            "v23.0",
-            Arc::new(SimulatorToken(token)),
-        )),
-        kaleyra: Arc::new(KaleyraProvider::new(
-            simulator.base_url(),
-            Arc::new(SimulatorToken(kaleyra_key)),
-        )),
-    });
+    // Meta and Kaleyra accounts both send to the simulator, on one HTTP client.
+    let providers = Providers::new(
+        &ProviderUrls::all_at(simulator.base_url()),
+        &shared::providers::http_client(),
+        &ProviderSecrets {
+            meta: Arc::new(SimulatorToken(token)),
+            kaleyra: Arc::new(SimulatorToken(kaleyra_key)),
+        },
+    );
+    let provider = providers.messaging.clone();
     // Lambda ticks every minute (the shortest EventBridge rate); locally a short tick
     // starts a launched campaign within seconds. The pacing is the same either way.
     let tick_seconds = config::number("TICK_SECONDS", 5)?;
@@ -136,24 +131,27 @@ pub async fn build(base_url: &str) -> anyhow::Result<Local> {
         clock: ports.clock.clone(),
         tuning: ImportTuning::default(),
     });
-    let template_sync = Arc::new(TemplateSync {
-        table: ports.table.clone(),
-        bus: ports.bus.clone(),
-        clock: ports.clock.clone(),
-        source: Arc::new(MetaTemplates::new(
-            simulator.base_url(),
-            "v23.0",
-            Arc::new(SimulatorToken(simulator.config().access_token.clone())),
-        )),
-    });
+    let system = match inbound {
+        Some(q) => System::new(ports, tick_seconds).with_inbound_queue(q),
+        None => System::new(ports, tick_seconds),
+    };
+    let p = &system.ports;
+    let operator = compose::operator_services(
+        OperatorPorts {
+            table: p.table.clone(),
+            scheduler: p.scheduler.clone(),
+            bus: p.bus.clone(),
+            clock: p.clock.clone(),
+            objects: Some(objects.clone()),
+        },
+        &providers,
+        Some(system.admin.clone()),
+    );
     Ok(Local {
-        template_sync,
+        operator,
         objects,
         imports,
-        system: match inbound {
-            Some(q) => System::new(ports, tick_seconds).with_inbound_queue(q),
-            None => System::new(ports, tick_seconds),
-        },
+        system,
         clock,
         simulator,
         scheduler,

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 /// How long a resolved secret is reused before it is fetched again.
 pub const CACHE_TTL: Duration = Duration::from_secs(300);
 const DEFAULT_PORT: u16 = 2773;
+/// How long one request to the extension may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const TOKEN_HEADER: &str = "X-Aws-Parameters-Secrets-Token";
 
 pub struct SecretResolver {
@@ -41,10 +43,18 @@ impl SecretResolver {
 
     /// Talks to an extension (or a stand-in) at `base`, e.g. `http://127.0.0.1:8080`.
     pub fn with_extension_base(base: impl Into<String>) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap_or_default();
+        Self::with_client(crate::providers::http_client(), base)
+    }
+
+    /// [`Self::new`] on the process's one HTTP client (`compose`).
+    pub fn on_client(http: reqwest::Client) -> Self {
+        let mut s = Self::new();
+        s.http = http;
+        s
+    }
+
+    /// Talks to the extension at `base` with `http` (each request has its own timeout).
+    pub fn with_client(http: reqwest::Client, base: impl Into<String>) -> Self {
         SecretResolver {
             http,
             base: base.into().trim_end_matches('/').to_owned(),
@@ -65,7 +75,7 @@ impl SecretResolver {
         let mut url = reqwest::Url::parse(&format!("{}{path}", self.base))
             .map_err(|e| PortError::Backend(format!("secrets extension URL: {e}")))?;
         url.query_pairs_mut().extend_pairs(query);
-        let mut req = self.http.get(url);
+        let mut req = self.http.get(url).timeout(REQUEST_TIMEOUT);
         if let Ok(token) = std::env::var("AWS_SESSION_TOKEN") {
             req = req.header(TOKEN_HEADER, token);
         }

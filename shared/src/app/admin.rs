@@ -167,7 +167,7 @@ impl Admin {
             c.display_timezone = Some(self.get_tenant(tenant).await?.timezone);
         }
         self.check_references(&c).await?;
-        super::blocklists::check_exist(&*self.table, tenant, &c.block_lists).await?;
+        super::check_exist(&*self.table, tenant, &c.block_lists).await?;
         repo::save_campaign(&*self.table, &mut c).await?;
         self.view(c).await
     }
@@ -303,7 +303,7 @@ impl Admin {
                 self.check_references(&c).await?;
             }
             if patch.block_lists.is_some() {
-                super::blocklists::check_exist(&*self.table, tenant, &c.block_lists).await?;
+                super::check_exist(&*self.table, tenant, &c.block_lists).await?;
             }
             match repo::save_campaign(&*self.table, &mut c).await {
                 Ok(()) => {}

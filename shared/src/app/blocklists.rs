@@ -17,7 +17,7 @@ use crate::domain::blocklist::{
 };
 use crate::domain::campaign::CampaignStatus;
 use crate::domain::DomainError;
-use crate::ports::{PortError, Table};
+use crate::ports::PortError;
 use crate::repo;
 use crate::repo::blocklists as store;
 use serde::Serialize;
@@ -62,26 +62,6 @@ pub enum BlockListDeletion {
     /// The time budget ran out: `removed` numbers went in this call, more remain. The
     /// list is already gone for every reader; delete again to continue.
     InProgress { removed: usize },
-}
-
-/// Every block list a campaign attaches must exist for the tenant (and not be being
-/// deleted); the error names the offending `block_lists[i]`.
-pub(crate) async fn check_exist(
-    table: &dyn Table,
-    tenant: &str,
-    lists: &[String],
-) -> AppResult<()> {
-    for (i, id) in lists.iter().enumerate() {
-        let found = store::get_block_list(table, tenant, id).await?;
-        if found.is_none_or(|l| l.deleting) {
-            return Err(DomainError::invalid(
-                format!("block_lists[{i}]"),
-                format!("block list '{id}' does not exist"),
-            )
-            .into());
-        }
-    }
-    Ok(())
 }
 
 fn not_found(id: &str) -> DomainError {

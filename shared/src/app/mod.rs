@@ -69,6 +69,26 @@ pub(crate) async fn update_campaign<R>(
     .into())
 }
 
+/// Every block list a campaign attaches must exist for the tenant (and not be being
+/// deleted); the error names the offending `block_lists[i]`.
+pub(crate) async fn check_exist(
+    table: &dyn Table,
+    tenant: &str,
+    lists: &[String],
+) -> AppResult<()> {
+    for (i, id) in lists.iter().enumerate() {
+        let found = repo::blocklists::get_block_list(table, tenant, id).await?;
+        if found.is_none_or(|l| l.deleting) {
+            return Err(DomainError::invalid(
+                format!("block_lists[{i}]"),
+                format!("block list '{id}' does not exist"),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// Events are best effort: a bus outage must not undo a stored state change.
 pub(crate) async fn publish(bus: &dyn EventBus, events: &[DomainEvent]) {
     if let Err(e) = bus.publish(events).await {

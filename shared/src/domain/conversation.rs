@@ -17,8 +17,8 @@
 //! - Any inbound message opens or extends the contact's 24-hour window with that business
 //!   number, as WhatsApp counts it: 24 hours from the customer's latest message.
 
+pub use super::answer::{normalise, Answer};
 use super::eligibility::{Interaction, WAITING_FOR_INTERACTION};
-use super::events::AnswerKind;
 use super::hopper::{EntryState, HopperEntry};
 use super::phone::PhoneNumber;
 use super::Time;
@@ -42,68 +42,6 @@ pub const WINDOW_CLOSED: &str =
     "The 24-hour customer service window has expired: only the recontact template can be sent.";
 /// Why nothing goes to a contact on the tenant's opt-out list.
 pub const OPTED_OUT: &str = "The contact opted out of messages from this business.";
-
-/// How an in-time reply answers the campaign's message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
-    /// This quick-reply option (as the template names it, or the payload tapped).
-    Option(String),
-    /// Text to a template without quick-reply options.
-    Text,
-    /// Matches none of the template's quick-reply options (R5.3).
-    NoMatch,
-}
-
-impl Answer {
-    /// Classifies a reply against the options the message offered. A tapped button is an
-    /// option whatever its payload; typed text is one when it equals an option's text
-    /// (case, surrounding spaces and punctuation aside).
-    pub fn of(text: Option<&str>, button: Option<&str>, options: &[String]) -> Answer {
-        if let Some(b) = button.filter(|b| !b.trim().is_empty()) {
-            let canonical = options
-                .iter()
-                .find(|o| normalise(o) == normalise(b))
-                .cloned();
-            return Answer::Option(canonical.unwrap_or_else(|| b.to_owned()));
-        }
-        if let Some(t) = text {
-            if let Some(o) = options.iter().find(|o| normalise(o) == normalise(t)) {
-                return Answer::Option(o.clone());
-            }
-        }
-        if options.is_empty() {
-            Answer::Text
-        } else {
-            Answer::NoMatch
-        }
-    }
-
-    pub fn kind(&self) -> AnswerKind {
-        match self {
-            Answer::Option(_) => AnswerKind::Option,
-            Answer::Text => AnswerKind::Text,
-            Answer::NoMatch => AnswerKind::NoMatch,
-        }
-    }
-
-    /// The option chosen, if any.
-    pub fn option(&self) -> Option<&str> {
-        match self {
-            Answer::Option(o) => Some(o),
-            _ => None,
-        }
-    }
-}
-
-/// Lower case, inner spaces collapsed, surrounding spaces and punctuation dropped: how a
-/// typed reply is compared with options and keywords (`" Stop! "` is `stop`).
-pub fn normalise(s: &str) -> String {
-    s.trim_matches(|c: char| c.is_whitespace() || c.is_ascii_punctuation())
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase()
-}
 
 /// The contact's customer-service window with one of our business numbers, and what the
 /// engine last sent it outside campaigns. One item per business number and contact.

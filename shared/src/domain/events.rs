@@ -42,17 +42,7 @@ pub struct CampaignStateChanged {
     pub at: Time,
 }
 
-/// How an in-time reply answers the campaign's message (R5.2, R5.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AnswerKind {
-    /// One of the template's quick-reply options: tapped, or typed as its text.
-    Option,
-    /// Text to a template without quick-reply options.
-    Text,
-    /// Text matching none of the template's quick-reply options (an agent takes it).
-    NoMatch,
-}
+pub use super::answer::AnswerKind;
 
 /// Whether the campaign interaction is still open after the reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

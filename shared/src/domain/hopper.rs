@@ -1,7 +1,7 @@
 //! Hopper entries: one per contact per campaign, and the rules of their states (R4.1).
 
+use super::answer::Answer;
 use super::campaign::Campaign;
-use super::conversation::Answer;
 use super::inbound::{EntryRef, StatusKind};
 use super::outcome::{FailureClass, SendFailure};
 use super::phone::PhoneNumber;

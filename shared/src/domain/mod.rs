@@ -3,6 +3,7 @@
 //! answer.
 
 pub mod account;
+pub mod answer;
 pub mod blocklist;
 pub mod campaign;
 pub mod contact;

@@ -112,12 +112,12 @@ impl Tenant {
         let said: Vec<String> = [text, button]
             .into_iter()
             .flatten()
-            .map(super::conversation::normalise)
+            .map(super::answer::normalise)
             .filter(|s| !s.is_empty())
             .collect();
         std::iter::once(ALWAYS_OPT_OUT)
             .chain(self.opt_out_keywords.iter().map(String::as_str))
-            .find(|k| said.contains(&super::conversation::normalise(k)))
+            .find(|k| said.contains(&super::answer::normalise(k)))
             .map(str::to_owned)
     }
 
@@ -150,7 +150,7 @@ fn opt_out_keywords(words: Vec<String>) -> Result<Vec<String>, DomainError> {
     let mut out: Vec<String> = vec![ALWAYS_OPT_OUT.to_owned()];
     for (i, w) in words.iter().enumerate() {
         let w = w.split_whitespace().collect::<Vec<_>>().join(" ");
-        if super::conversation::normalise(&w).is_empty() {
+        if super::answer::normalise(&w).is_empty() {
             return Err(DomainError::invalid(
                 format!("{field}[{i}]"),
                 "must contain a letter or digit",

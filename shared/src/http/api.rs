@@ -3,7 +3,8 @@
 //! templates in `templates`, contacts, lists and audiences in `audience`.
 
 use super::error::{ApiError, ErrorBody, JsonBody};
-use super::openapi::examples as ex;
+use super::examples as ex;
+use super::respond::{created, ok, R, S};
 use super::TenantId;
 use crate::app::admin::{Admin, CampaignFilter, CampaignView, Progress};
 use crate::domain::campaign::{
@@ -17,27 +18,15 @@ use crate::domain::DomainError;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-pub(crate) type S = State<Arc<Admin>>;
-pub(crate) type R = Result<Response, ApiError>;
-
-pub(crate) fn created<B: serde::Serialize>(b: B) -> R {
-    Ok((StatusCode::CREATED, Json(b)).into_response())
-}
-
-pub(crate) fn ok<B: serde::Serialize>(b: B) -> R {
-    Ok(Json(b).into_response())
-}
-
-/// The whole operator API on one state. Every `/campaigns` route answers 403 while the
-/// tenant has campaigns disabled (R1.8); `/openapi.json` needs no tenant.
-pub fn router(admin: Arc<Admin>) -> Router {
+/// The campaign and tenant routes (the whole operator API is assembled in `operator`).
+pub fn routes() -> Router<Arc<Admin>> {
     Router::new()
         .route("/campaigns", post(create_campaign).get(list_campaigns))
         .route(
@@ -56,24 +45,6 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/campaigns/{id}/hopper", get(hopper))
         .route("/campaigns/{id}/stats", get(stats))
         .route("/tenant", get(get_tenant).put(put_tenant))
-        .merge(super::templates::routes())
-        .merge(super::audience::routes())
-        .merge(super::commands::routes())
-        .merge(super::blocklists::routes())
-        .merge(super::hopper_views::routes())
-        .merge(super::conversations::routes())
-        .merge(super::reports::routes())
-        .route("/openapi.json", get(super::openapi::serve))
-        .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            admin.clone(),
-            super::campaigns_gate,
-        ))
-        .with_state(admin)
-}
-
-async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
 /// A page of campaigns.
@@ -486,7 +457,6 @@ async fn put_tenant(State(a): S, t: TenantId, JsonBody(b): JsonBody<TenantSettin
         stats,
         get_tenant,
         put_tenant,
-        super::openapi::serve,
     ),
     components(schemas(
         Campaign,
@@ -514,7 +484,6 @@ async fn put_tenant(State(a): S, t: TenantId, JsonBody(b): JsonBody<TenantSettin
     tags(
         (name = "campaigns", description = "Campaigns: settings, lifecycle, tests, progress (R1)"),
         (name = "tenant", description = "The caller's tenant (R1.8)"),
-        (name = "meta", description = "This description"),
     )
 )]
 pub struct CampaignsApi;

@@ -6,8 +6,8 @@
 //! [`with_object_store`] (S3 in Lambda, the in-memory store locally); without one the
 //! route answers 503.
 
-use super::api::{created, ok, R, S};
-use super::error::{ApiError, JsonBody};
+use super::error::{ApiError, ErrorBody, JsonBody};
+use super::respond::{created, ok, R, S};
 use super::TenantId;
 use crate::app::admin::{Admin, AttachResult};
 use crate::app::import::{ImportService, ImportTuning, ImportView, UploadTicket, INLINE_MAX_BYTES};
@@ -65,18 +65,6 @@ async fn object_store(
 }
 
 // ---- documentation types ----
-
-/// The error shape of every answer but 2xx (documentation only; see `ApiError`).
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"error": "invalid", "message": "phone: +91 12345 is not a valid number for IN (country code +91)", "field": "phone"}))]
-pub struct ErrorBody {
-    /// `invalid` (422), `bad_request` (400), `not_found` (404), `conflict` (409),
-    /// `payload_too_large` (413), `unsupported_media_type` (415), `unavailable` (503).
-    pub error: String,
-    pub message: String,
-    /// The input field at fault, when one is.
-    pub field: Option<String>,
-}
 
 /// One contact, or an array of at most 1000.
 #[derive(Deserialize, ToSchema)]

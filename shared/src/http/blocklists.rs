@@ -1,8 +1,8 @@
 //! Routes for block lists and the tenant's opt-out list (R4.3), and their OpenAPI
 //! description ([`BlockListsApi`]). They run on the operator API's state ([`Admin`]).
 
-use super::api::{created, ok, R, S};
 use super::error::{ErrorBody, JsonBody};
+use super::respond::{created, ok, R, S};
 use super::TenantId;
 use crate::app::admin::Admin;
 use crate::app::blocklists::{BlockListDeletion, NumberError, NumbersAdded};

@@ -2,9 +2,9 @@
 //! retry campaign, answered 202 and carried out by the sweeper, and their progress; with
 //! their OpenAPI description ([`CommandsApi`]).
 
-use super::api::{R, S};
 use super::error::{ApiError, ErrorBody};
-use super::openapi::examples as ex;
+use super::examples as ex;
+use super::respond::{R, S};
 use super::TenantId;
 use crate::app::admin::Admin;
 use crate::app::commands::{OperationProgress, OperationView};

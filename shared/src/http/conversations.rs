@@ -3,8 +3,8 @@
 //! ([`routes`]); the recontact send needs the messaging provider and runs on its own
 //! ([`recontact_router`], merged by the composition roots).
 
-use super::api::{ok, R, S};
 use super::error::{ApiError, ErrorBody, JsonBody};
+use super::respond::{ok, R, S};
 use super::TenantId;
 use crate::app::admin::Admin;
 use crate::app::conversations::{Conversations, RecontactRequest, RecontactSent};

@@ -2,9 +2,9 @@
 //! description ([`HopperViewsApi`]). They run on the operator API's state ([`Admin`]);
 //! every input is a query parameter, so a bad one is a 400 naming it.
 
-use super::api::{ok, R, S};
 use super::error::{ApiError, ErrorBody};
-use super::openapi::examples as ex;
+use super::examples as ex;
+use super::respond::{ok, R, S};
 use super::TenantId;
 use crate::app::admin::Admin;
 use crate::app::hopper_views::EntryListing;

@@ -7,9 +7,12 @@ pub mod blocklists;
 pub mod commands;
 pub mod conversations;
 pub mod error;
+pub mod examples;
 pub mod hopper_views;
 pub mod openapi;
+pub mod operator;
 pub mod reports;
+pub(crate) mod respond;
 pub mod templates;
 pub mod webhook;
 

@@ -3,9 +3,9 @@
 //! funnel steps a bot flow reports, and the cost estimate. They run on the operator API's
 //! state ([`Admin`]).
 
-use super::api::{created, ok, R, S};
 use super::error::{ApiError, ErrorBody, JsonBody};
-use super::openapi::examples as ex;
+use super::examples as ex;
+use super::respond::{created, ok, R, S};
 use super::TenantId;
 use crate::app::admin::Admin;
 use crate::app::reports::{

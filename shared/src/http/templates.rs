@@ -5,8 +5,8 @@
 //! synchronisation from the provider on its own state ([`TemplateSync`]), for the
 //! composition root to merge next to the API.
 
-use super::api::{created, ok, R, S};
-use super::error::{ApiError, JsonBody};
+use super::error::{ApiError, ErrorBody, JsonBody};
+use super::respond::{created, ok, R, S};
 use super::TenantId;
 use crate::app::admin::Admin;
 use crate::app::templates::{
@@ -47,18 +47,6 @@ pub fn sync_router(sync: Arc<TemplateSync>) -> Router {
     Router::new()
         .route("/accounts/{id}/templates/sync", post(sync_templates))
         .with_state(sync)
-}
-
-/// The error shape of every answer but 2xx (documentation only; see `ApiError`).
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"error": "invalid", "message": "body: must be at most 1024 characters", "field": "body"}))]
-pub struct ErrorBody {
-    /// `invalid` (422), `bad_request` (400), `not_found` (404), `conflict` (409),
-    /// `unauthorized` (401), `provider_error` (502), `unavailable` (503).
-    pub error: String,
-    pub message: String,
-    /// The input field at fault, when one is.
-    pub field: Option<String>,
 }
 
 /// `{"items": [...]}` of accounts.

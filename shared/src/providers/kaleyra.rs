@@ -25,9 +25,7 @@ use crate::domain::inbound::{EntryRef, Inbound, StatusKind, StatusUpdate};
 use crate::domain::outcome::{meta_reason, FailureClass, SendFailure};
 use crate::domain::Time;
 use crate::ports::{MessagingProvider, OutboundTemplate, Secrets};
-use crate::providers::meta::{
-    parse_messages_value, template_body, CONNECT_TIMEOUT, REQUEST_TIMEOUT,
-};
+use crate::providers::meta::{parse_messages_value, template_body};
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -90,12 +88,7 @@ impl KaleyraProvider {
     /// `base_url` like `https://api.kaleyra.io` or a regional host (a trailing `/` is
     /// dropped). Same timeouts as the Meta client.
     pub fn new(base_url: impl Into<String>, secrets: Arc<dyn Secrets>) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .expect("reqwest client with static configuration");
-        Self::with_client(http, base_url, secrets)
+        Self::with_client(super::http_client(), base_url, secrets)
     }
 
     pub fn with_client(

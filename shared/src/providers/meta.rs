@@ -20,18 +20,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::Sha256;
 use std::sync::Arc;
-use std::time::Duration;
 use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// Header Meta signs every webhook POST with.
 pub const SIGNATURE_HEADER: &str = "X-Hub-Signature-256";
-
-/// Connect timeout of the Graph API client.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Whole-request timeout of the Graph API client.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `MessagingProvider` over the WhatsApp Cloud API.
 #[derive(Clone)]
@@ -62,12 +56,7 @@ impl MetaProvider {
         version: impl Into<String>,
         secrets: Arc<dyn Secrets>,
     ) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .expect("reqwest client with static configuration");
-        Self::with_client(http, base_url, version, secrets)
+        Self::with_client(super::http_client(), base_url, version, secrets)
     }
 
     /// Like [`MetaProvider::new`] with a caller-built client (shared pools, other timeouts).

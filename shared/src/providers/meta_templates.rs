@@ -239,11 +239,16 @@ impl MetaTemplates {
         version: impl Into<String>,
         secrets: Arc<dyn Secrets>,
     ) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(super::meta::CONNECT_TIMEOUT)
-            .timeout(super::meta::REQUEST_TIMEOUT)
-            .build()
-            .expect("reqwest client with static configuration");
+        Self::with_client(super::http_client(), base_url, version, secrets)
+    }
+
+    /// The same on a given client (the process's one client: `compose`).
+    pub fn with_client(
+        http: reqwest::Client,
+        base_url: impl Into<String>,
+        version: impl Into<String>,
+        secrets: Arc<dyn Secrets>,
+    ) -> Self {
         MetaTemplates {
             http,
             base_url: base_url.into().trim_end_matches('/').to_owned(),

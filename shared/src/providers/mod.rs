@@ -10,6 +10,23 @@ use crate::domain::outcome::{FailureClass, SendFailure};
 use crate::ports::{MessagingProvider, OutboundTemplate, Secrets};
 use async_trait::async_trait;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// Connect timeout of the provider APIs' client.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Whole-request timeout of the provider APIs' client.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The HTTP client a process talks to providers (and the secrets extension) with: built
+/// once by the composition root (`compose`) and cloned (a handle on one pool) into each
+/// adapter. The adapters' `new` build their own, for tests.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .expect("reqwest client with static configuration")
+}
 
 /// Sends through the adapter of the account's provider, so one sender serves Meta and
 /// Kaleyra accounts alike.

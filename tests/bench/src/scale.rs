@@ -275,7 +275,7 @@ async fn seed(w: &World, n: u64) -> anyhow::Result<(String, String)> {
         bus: Arc::new(worker::NullBus),
         clock: w.clock.clone(),
     });
-    let api = shared::http::api::router(admin)
+    let api = shared::http::operator::router(admin)
         .layer(axum::middleware::from_fn(shared::http::tenant_from_header));
     let account = call(
         &api,

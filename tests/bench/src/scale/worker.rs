@@ -153,7 +153,7 @@ fn build(role: &str, args: &[String]) -> anyhow::Result<(Service, Arc<RemoteCloc
                 clock,
             });
             Service::Api(
-                shared::http::api::router(admin)
+                shared::http::operator::router(admin)
                     .layer(axum::middleware::from_fn(shared::http::tenant_from_header)),
             )
         }

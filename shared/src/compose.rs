@@ -1,0 +1,159 @@
+//! Composition: what every composition root (the Lambda mains, the local runner) builds
+//! the same way, from configuration: one HTTP client per process, the messaging
+//! providers chosen per account, the template source, and the operator API's services.
+//! The mains only read their own variables and pick the adapters of their platform.
+
+use crate::adapters::secrets::SecretResolver;
+use crate::app::admin::Admin;
+use crate::app::conversations::Conversations;
+use crate::app::templates::TemplateSync;
+use crate::config;
+use crate::http::operator::OperatorServices;
+use crate::ports::{
+    Clock, EventBus, MessagingProvider, ObjectStore, Scheduler, Secrets, Table, TemplateSource,
+};
+use crate::providers::kaleyra::KaleyraProvider;
+use crate::providers::meta::MetaProvider;
+use crate::providers::meta_templates::MetaTemplates;
+use crate::providers::ByAccountProvider;
+use std::sync::Arc;
+
+/// Where the provider APIs are.
+#[derive(Debug, Clone)]
+pub struct ProviderUrls {
+    /// Meta's Graph API, e.g. `https://graph.facebook.com`.
+    pub graph_url: String,
+    /// e.g. `v23.0`.
+    pub graph_version: String,
+    /// Kaleyra's API, e.g. `https://api.kaleyra.io`.
+    pub kaleyra_url: String,
+}
+
+impl ProviderUrls {
+    /// `META_GRAPH_URL`, `META_GRAPH_VERSION`, `KALEYRA_API_URL`, with the public
+    /// endpoints as defaults.
+    pub fn from_env() -> Self {
+        let (graph_url, graph_version) = config::meta_graph();
+        ProviderUrls {
+            graph_url,
+            graph_version,
+            kaleyra_url: config::optional("KALEYRA_API_URL", "https://api.kaleyra.io"),
+        }
+    }
+
+    /// Every provider at one base URL (the simulator answers both APIs).
+    pub fn all_at(base_url: impl Into<String>) -> Self {
+        let base = base_url.into();
+        ProviderUrls {
+            graph_url: base.clone(),
+            graph_version: "v23.0".into(),
+            kaleyra_url: base,
+        }
+    }
+}
+
+/// How each provider's credential references resolve. In AWS both are the secrets
+/// extension; the local runner answers each provider's reference with the simulator's
+/// credential of that provider.
+#[derive(Clone)]
+pub struct ProviderSecrets {
+    pub meta: Arc<dyn Secrets>,
+    pub kaleyra: Arc<dyn Secrets>,
+}
+
+impl ProviderSecrets {
+    pub fn same(secrets: Arc<dyn Secrets>) -> Self {
+        ProviderSecrets {
+            meta: secrets.clone(),
+            kaleyra: secrets,
+        }
+    }
+}
+
+/// The providers a process talks to.
+#[derive(Clone)]
+pub struct Providers {
+    /// Sends through the adapter of each account's provider.
+    pub messaging: Arc<dyn MessagingProvider>,
+    /// Meta's template list (R3.4).
+    pub templates: Arc<dyn TemplateSource>,
+}
+
+impl Providers {
+    /// Every adapter on the process's one client `http`.
+    pub fn new(urls: &ProviderUrls, http: &reqwest::Client, secrets: &ProviderSecrets) -> Self {
+        let meta = MetaProvider::with_client(
+            http.clone(),
+            &urls.graph_url,
+            &urls.graph_version,
+            secrets.meta.clone(),
+        );
+        let kaleyra =
+            KaleyraProvider::with_client(http.clone(), &urls.kaleyra_url, secrets.kaleyra.clone());
+        Providers {
+            messaging: Arc::new(ByAccountProvider {
+                meta: Arc::new(meta),
+                kaleyra: Arc::new(kaleyra),
+            }),
+            templates: Arc::new(MetaTemplates::with_client(
+                http.clone(),
+                &urls.graph_url,
+                &urls.graph_version,
+                secrets.meta.clone(),
+            )),
+        }
+    }
+
+    /// In AWS: the URLs from the environment, credentials through the secrets extension,
+    /// all on `http`.
+    pub fn from_env(http: &reqwest::Client) -> Self {
+        let secrets = Arc::new(SecretResolver::on_client(http.clone()));
+        Self::new(
+            &ProviderUrls::from_env(),
+            http,
+            &ProviderSecrets::same(secrets),
+        )
+    }
+}
+
+/// The ports the operator API runs on.
+#[derive(Clone)]
+pub struct OperatorPorts {
+    pub table: Arc<dyn Table>,
+    pub scheduler: Arc<dyn Scheduler>,
+    pub bus: Arc<dyn EventBus>,
+    pub clock: Arc<dyn Clock>,
+    pub objects: Option<Arc<dyn ObjectStore>>,
+}
+
+/// The operator API's use cases on `ports` and `providers`; `admin` when the caller
+/// already has one (the local runner shares its system's).
+pub fn operator_services(
+    ports: OperatorPorts,
+    providers: &Providers,
+    admin: Option<Arc<Admin>>,
+) -> OperatorServices {
+    let admin = admin.unwrap_or_else(|| {
+        Arc::new(Admin {
+            table: ports.table.clone(),
+            scheduler: ports.scheduler.clone(),
+            bus: ports.bus.clone(),
+            clock: ports.clock.clone(),
+        })
+    });
+    OperatorServices {
+        admin,
+        sync: Arc::new(TemplateSync {
+            table: ports.table.clone(),
+            bus: ports.bus.clone(),
+            clock: ports.clock.clone(),
+            source: providers.templates.clone(),
+        }),
+        conversations: Arc::new(Conversations {
+            table: ports.table.clone(),
+            provider: providers.messaging.clone(),
+            clock: ports.clock.clone(),
+        }),
+        objects: ports.objects,
+    }
+}

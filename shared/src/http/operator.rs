@@ -1,0 +1,64 @@
+//! The operator API assembled: every route file's routes on the use cases they call,
+//! `/openapi.json`, the 403 gate of tenants with campaigns disabled (R1.8) and the
+//! JSON 404 for unknown paths. The composition roots (`compose`) and the tests build the
+//! API here, so there is one router.
+
+use super::error::ApiError;
+use crate::app::admin::Admin;
+use crate::app::conversations::Conversations;
+use crate::app::templates::TemplateSync;
+use crate::ports::ObjectStore;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use std::sync::Arc;
+
+/// The routes on the operator use cases (no tenant layer: the composition root adds the
+/// one its platform uses). Every `/campaigns` route answers 403 while the tenant has
+/// campaigns disabled; `/openapi.json` needs no tenant.
+pub fn router(admin: Arc<Admin>) -> Router {
+    Router::new()
+        .merge(super::api::routes())
+        .merge(super::templates::routes())
+        .merge(super::audience::routes())
+        .merge(super::commands::routes())
+        .merge(super::blocklists::routes())
+        .merge(super::hopper_views::routes())
+        .merge(super::conversations::routes())
+        .merge(super::reports::routes())
+        .route("/openapi.json", get(super::openapi::serve))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            admin.clone(),
+            super::campaigns_gate,
+        ))
+        .with_state(admin)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+/// The use cases behind the whole operator API.
+pub struct OperatorServices {
+    pub admin: Arc<Admin>,
+    /// Template synchronisation from the provider's list (R3.4).
+    pub sync: Arc<TemplateSync>,
+    /// The recontact template (R5.5), sent through the account's provider.
+    pub conversations: Arc<Conversations>,
+    /// Presigned uploads of large imports (R2.4); without it uploads answer 503.
+    pub objects: Option<Arc<dyn ObjectStore>>,
+}
+
+/// The whole operator API: [`router`] plus the routes on their own use cases.
+pub fn full_router(s: &OperatorServices) -> Router {
+    let api = router(s.admin.clone())
+        .merge(super::templates::sync_router(s.sync.clone()))
+        .merge(super::conversations::recontact_router(
+            s.conversations.clone(),
+        ));
+    match &s.objects {
+        Some(objects) => super::audience::with_object_store(api, objects.clone()),
+        None => api,
+    }
+}
