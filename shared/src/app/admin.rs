@@ -1,7 +1,7 @@
 //! What operators do over the API: campaigns and tenants here; accounts and templates in
 //! `templates`, contacts, lists and audiences in `audience`.
 
-use super::{publish_state_change, update_campaign, AppError, AppResult, CONFLICT_RETRIES};
+use super::{busy, publish_state_change, retry_on_conflict, update_campaign, AppError, AppResult};
 use crate::domain::campaign::{
     Campaign, CampaignPatch, CampaignStatus, Channel, Launched, NewCampaign,
 };
@@ -10,7 +10,7 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::stats::{self, HopperCounts, Stats};
 use crate::domain::tenant::{Tenant, TenantSettings};
 use crate::domain::DomainError;
-use crate::ports::{Clock, EventBus, OneTimeSchedule, PortError, Scheduler, Table};
+use crate::ports::{Clock, EventBus, OneTimeSchedule, Scheduler, Table};
 use crate::repo;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
@@ -135,19 +135,15 @@ impl Admin {
     }
 
     pub async fn put_tenant(&self, tenant: &str, s: TenantSettings) -> AppResult<Tenant> {
-        for _ in 0..CONFLICT_RETRIES {
+        let s = &s;
+        retry_on_conflict(|_| async move {
             let mut t = repo::get_tenant(&*self.table, tenant).await?;
             t.apply(s.clone(), self.now())?;
-            match repo::save_tenant(&*self.table, &mut t).await {
-                Ok(()) => return Ok(t),
-                Err(PortError::ConditionFailed) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(DomainError::Conflict(format!(
-            "tenant {tenant} is being changed by someone else; try again"
-        ))
-        .into())
+            repo::save_tenant(&*self.table, &mut t).await?;
+            Ok(t)
+        })
+        .await
+        .map_err(busy(format!("tenant {tenant}")))
     }
 
     /// Whether the tenant may use the campaign endpoints (R1.8).
@@ -295,7 +291,8 @@ impl Admin {
         id: &str,
         patch: CampaignPatch,
     ) -> AppResult<CampaignView> {
-        for _ in 0..CONFLICT_RETRIES {
+        let patch = &patch;
+        let (c, from, rescheduled) = retry_on_conflict(|_| async move {
             let mut c = self.load(tenant, id).await?;
             let from = c.status;
             let edited = c.edit(patch.clone(), self.now())?;
@@ -305,23 +302,18 @@ impl Admin {
             if patch.block_lists.is_some() {
                 super::check_exist(&*self.table, tenant, &c.block_lists).await?;
             }
-            match repo::save_campaign(&*self.table, &mut c).await {
-                Ok(()) => {}
-                Err(PortError::ConditionFailed) => continue,
-                Err(e) => return Err(e.into()),
-            }
-            if c.status != from {
-                publish_state_change(&*self.bus, &c, from, None).await;
-            }
-            if let Some(at) = edited.rescheduled {
-                self.put_schedule(&c, at).await?;
-            }
-            return self.view(c).await;
+            repo::save_campaign(&*self.table, &mut c).await?;
+            Ok((c, from, edited.rescheduled))
+        })
+        .await
+        .map_err(busy(format!("campaign {id}")))?;
+        if c.status != from {
+            publish_state_change(&*self.bus, &c, from, None).await;
         }
-        Err(DomainError::Conflict(format!(
-            "campaign {id} is being changed by someone else; try again"
-        ))
-        .into())
+        if let Some(at) = rescheduled {
+            self.put_schedule(&c, at).await?;
+        }
+        self.view(c).await
     }
 
     /// A one-time schedule that launches the campaign at `at`; putting it again moves it.

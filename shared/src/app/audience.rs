@@ -18,7 +18,7 @@
 //! already in a campaign's hopper stay: they are that campaign's record.
 
 use super::admin::{prefix, Admin, AttachResult, PAGE};
-use super::{AppResult, CONFLICT_RETRIES};
+use super::{busy, retry_on_conflict, AppResult};
 use crate::domain::campaign::Campaign;
 use crate::domain::contact::{index_keys, CheckedKey, Contact, ContactList, NewContact, Segment};
 use crate::domain::hopper::{EntryState, HopperEntry};
@@ -27,7 +27,7 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::stats;
 use crate::domain::template::ContactData;
 use crate::domain::{DomainError, Time};
-use crate::ports::{PortError, Table};
+use crate::ports::Table;
 use crate::repo::{self, CampaignLink, Cursors};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use std::collections::{BTreeMap, HashMap};
@@ -76,54 +76,56 @@ pub async fn upsert_keyed(
     now: Time,
 ) -> AppResult<Upserted> {
     let key = &checked.phone;
-    for _ in 0..CONFLICT_RETRIES {
+    let input = &input;
+    // The contact is stored first (retried on a conflict); then the index members it
+    // left and the open snapshots of its entries follow.
+    let stored = retry_on_conflict(|_| async move {
         let existing = repo::get_contact(table, tenant, key).await?;
         let mut c = Contact::apply_keyed(tenant, existing.clone(), checked, input.clone(), now)?;
-        if let Some(old) = &existing {
-            if same_content(old, &c) {
-                return Ok(Upserted {
-                    contact: old.clone(),
-                    index_delta: BTreeMap::new(),
-                });
-            }
+        if let Some(old) = existing.as_ref().filter(|old| same_content(old, &c)) {
+            return Ok(Err(old.clone()));
         }
         let before = existing.as_ref().map(index_keys).unwrap_or_default();
         let after = index_keys(&c);
         for k in after.difference(&before) {
             repo::put_index_member(table, tenant, k, &c.phone).await?;
         }
-        match repo::save_contact(table, &mut c, existing.is_some()).await {
-            Ok(()) => {}
-            Err(PortError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
+        repo::save_contact(table, &mut c, existing.is_some()).await?;
+        Ok(Ok((c, existing, before, after)))
+    })
+    .await
+    .map_err(busy(format!("contact {}", key.masked())))?;
+    // Err: nothing to change, the stored contact as it is.
+    let (c, existing, before, after) = match stored {
+        Ok(changed) => changed,
+        Err(unchanged) => {
+            return Ok(Upserted {
+                contact: unchanged,
+                index_delta: BTreeMap::new(),
+            })
         }
-        let mut index_delta = BTreeMap::new();
-        for k in after.difference(&before) {
-            index_delta.insert(k.clone(), 1);
-        }
-        for k in before.difference(&after) {
-            repo::delete_index_member(table, tenant, k, &c.phone).await?;
-            index_delta.insert(k.clone(), -1);
-        }
-        if let Some(old) = &existing {
-            if old.data() != c.data() {
-                let rec = repo::load_contact(table, tenant, &c.phone).await?;
-                let mut cursors = HashMap::new();
-                for link in &rec.campaigns {
-                    sync_entry(table, tenant, link, &c.phone, &c.data(), &mut cursors).await?;
-                }
+    };
+    let mut index_delta = BTreeMap::new();
+    for k in after.difference(&before) {
+        index_delta.insert(k.clone(), 1);
+    }
+    for k in before.difference(&after) {
+        repo::delete_index_member(table, tenant, k, &c.phone).await?;
+        index_delta.insert(k.clone(), -1);
+    }
+    if let Some(old) = &existing {
+        if old.data() != c.data() {
+            let rec = repo::load_contact(table, tenant, &c.phone).await?;
+            let mut cursors = HashMap::new();
+            for link in &rec.campaigns {
+                sync_entry(table, tenant, link, &c.phone, &c.data(), &mut cursors).await?;
             }
         }
-        return Ok(Upserted {
-            contact: c,
-            index_delta,
-        });
     }
-    Err(DomainError::Conflict(format!(
-        "contact {} is being changed by someone else; try again",
-        key.masked()
-    ))
-    .into())
+    Ok(Upserted {
+        contact: c,
+        index_delta,
+    })
 }
 
 /// Whether an entry's contact snapshot may still change: it has not been handed to the
@@ -159,22 +161,23 @@ async fn sync_entry(
         let c = repo::get_cursors(table, tenant, &link.campaign_id).await?;
         cursors.insert(link.campaign_id.clone(), c);
     }
-    let cur = &cursors[&link.campaign_id];
-    for _ in 0..CONFLICT_RETRIES {
-        let Some(mut e) = repo::get_entry(table, &r).await? else {
+    let (cur, r) = (&cursors[&link.campaign_id], &r);
+    let synced = retry_on_conflict(|_| async move {
+        let Some(mut e) = repo::get_entry(table, r).await? else {
             return Ok(false);
         };
         if e.contact == *data || !snapshot_open(&e, cur) {
             return Ok(false);
         }
         e.contact = data.clone();
-        match repo::save_entry(table, &mut e).await {
-            Ok(()) => return Ok(true),
-            Err(PortError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
-        }
+        repo::save_entry(table, &mut e).await?;
+        Ok(true)
+    })
+    .await;
+    match synced {
+        Err(e) if e.is_write_conflict() => Ok(false),
+        other => other,
     }
-    Ok(false)
 }
 
 /// Puts contacts into a campaign's hopper as FRESH, in order; a contact already there

@@ -10,14 +10,13 @@
 //! PAUSED) cannot be deleted: detach it first, so no campaign silently loses its blocks.
 
 use super::admin::{Admin, PAGE};
-use super::{AppResult, CONFLICT_RETRIES};
+use super::{busy, retry_on_conflict, AppResult};
 use crate::domain::blocklist::{
     check_id, parse_number, BlockList, BlockedNumber, NewBlockList, NewOptOut, OptOut,
     MAX_NUMBERS_PER_REQUEST,
 };
 use crate::domain::campaign::CampaignStatus;
 use crate::domain::DomainError;
-use crate::ports::PortError;
 use crate::repo;
 use crate::repo::blocklists as store;
 use serde::Serialize;
@@ -118,32 +117,19 @@ impl Admin {
     ) -> AppResult<BlockListDeletion> {
         let started = Instant::now();
         check_id("id", id).map_err(|_| not_found(id))?;
-        let mut list = None;
-        for _ in 0..CONFLICT_RETRIES {
+        retry_on_conflict(|_| async move {
             let Some(mut l) = store::get_block_list(&*self.table, tenant, id).await? else {
                 return Err(not_found(id).into());
             };
             if l.deleting {
-                list = Some(l);
-                break;
+                return Ok(());
             }
             self.refuse_if_attached(tenant, id).await?;
             l.deleting = true;
-            match store::save_block_list(&*self.table, &mut l).await {
-                Ok(()) => {
-                    list = Some(l);
-                    break;
-                }
-                Err(PortError::ConditionFailed) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if list.is_none() {
-            return Err(DomainError::Conflict(format!(
-                "block list {id} is being changed by someone else; try again"
-            ))
-            .into());
-        }
+            Ok(store::save_block_list(&*self.table, &mut l).await?)
+        })
+        .await
+        .map_err(busy(format!("block list {id}")))?;
         let mut removed = 0;
         loop {
             let n = store::delete_blocked_page(&*self.table, tenant, id, page.max(1)).await?;

@@ -29,7 +29,7 @@
 //!   one, which can no longer resume, completes the same way.
 
 use super::admin::Admin;
-use super::{update_campaign, AppResult, CONFLICT_RETRIES};
+use super::{busy, retry_on_conflict, update_campaign, AppResult, CONFLICT_RETRIES};
 use crate::domain::campaign::{Campaign, CampaignStatus};
 use crate::domain::hopper::{EntryState, HopperEntry};
 use crate::domain::stats::{self, Delta};
@@ -284,7 +284,8 @@ impl Admin {
             OperationKind::Retry => c.retry(now),
             _ => c.reset(now),
         };
-        for _ in 0..CONFLICT_RETRIES {
+        let change = &change;
+        let mut op = retry_on_conflict(|_| async move {
             let c = self.load(tenant, id).await?;
             change(&mut c.clone())?;
             let current = repo::commands::get_operation(t, tenant, id).await?;
@@ -324,26 +325,21 @@ impl Admin {
                     new_operation(kind, &c, now, version)
                 }
             };
-            match repo::commands::save_operation(t, &mut op).await {
-                Ok(()) => {}
-                Err(PortError::ConditionFailed) => continue,
-                Err(e) => return Err(e.into()),
+            repo::commands::save_operation(t, &mut op).await?;
+            Ok(op)
+        })
+        .await
+        .map_err(busy(format!("campaign {id}")))?;
+        // The operation first: a campaign reopened by a retry is not completed again
+        // by the sweeper while its operation runs.
+        let reason = Some(format!("{} requested", kind.as_str()));
+        match update_campaign(t, &*self.bus, tenant, id, reason, change).await {
+            Ok((c, ())) => Ok(OperationView::new(&op, c.status)),
+            Err(e) => {
+                abort(t, &mut op, &format!("refused: {e}"), now).await?;
+                Err(e)
             }
-            // The operation first: a campaign reopened by a retry is not completed again
-            // by the sweeper while its operation runs.
-            let reason = Some(format!("{} requested", kind.as_str()));
-            return match update_campaign(t, &*self.bus, tenant, id, reason, change).await {
-                Ok((c, ())) => Ok(OperationView::new(&op, c.status)),
-                Err(e) => {
-                    abort(t, &mut op, &format!("refused: {e}"), now).await?;
-                    Err(e)
-                }
-            };
         }
-        Err(DomainError::Conflict(format!(
-            "campaign {id} is being changed by someone else; try again"
-        ))
-        .into())
     }
 }
 

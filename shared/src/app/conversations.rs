@@ -20,7 +20,7 @@ use crate::domain::outcome::SendFailure;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::template::{ContactData, TemplateKey, VariableSource};
 use crate::domain::{DomainError, Time};
-use crate::ports::{Clock, MessagingProvider, OutboundTemplate, PortError, Table};
+use crate::ports::{Clock, MessagingProvider, OutboundTemplate, Table};
 use crate::repo;
 use crate::repo::conversations as conv;
 use serde::{Deserialize, Serialize};
@@ -201,23 +201,16 @@ impl Conversations {
         at: Time,
     ) {
         let t = &*self.table;
-        for _ in 0..super::CONFLICT_RETRIES {
-            let mut w = match conv::get_window(t, sender, phone).await {
-                Ok(w) => w.unwrap_or_else(|| ServiceWindow::new(sender, phone.clone())),
-                Err(e) => {
-                    tracing::warn!(error = %e, "recontact not noted on the window");
-                    return;
-                }
-            };
+        let noted = super::retry_on_conflict(|_| async move {
+            let mut w = conv::get_window(t, sender, phone)
+                .await?
+                .unwrap_or_else(|| ServiceWindow::new(sender, phone.clone()));
             w.recontacted(tenant, message_id.to_owned(), template.to_owned(), at);
-            match conv::save_window(t, &mut w).await {
-                Ok(()) => return,
-                Err(PortError::ConditionFailed) => continue,
-                Err(e) => {
-                    tracing::warn!(error = %e, "recontact not noted on the window");
-                    return;
-                }
-            }
+            Ok(conv::save_window(t, &mut w).await?)
+        })
+        .await;
+        if let Err(e) = noted {
+            tracing::warn!(error = %e, "recontact not noted on the window");
         }
     }
 }

@@ -23,7 +23,7 @@
 //! and stores the entry once (nothing when they change nothing, as a `sent` confirming
 //! what the sender recorded), with one counter write per campaign for the batch.
 
-use super::{publish, AppError, AppResult, CONFLICT_RETRIES};
+use super::{publish, retry_on_conflict, AppError, AppResult};
 use crate::domain::campaign::Campaign;
 use crate::domain::conversation::{Answer, ConversationMessage, MessageKind, ServiceWindow};
 use crate::domain::eligibility::Interaction;
@@ -36,7 +36,7 @@ use crate::domain::inbound::{EntryRef, Inbound, InboundMessage, StatusUpdate};
 use crate::domain::stats::{self, Delta};
 use crate::domain::tenant::Tenant;
 use crate::domain::Time;
-use crate::ports::{Clock, EventBus, PortError, Table};
+use crate::ports::{Clock, EventBus, Table};
 use crate::repo;
 use crate::repo::conversations as conv;
 use futures::stream::{self, StreamExt};
@@ -232,7 +232,7 @@ impl Inbox {
         r: &EntryRef,
         statuses: &[(usize, StatusUpdate)],
     ) -> AppResult<(usize, Delta)> {
-        for _ in 0..CONFLICT_RETRIES {
+        retry_on_conflict(|_| async move {
             let Some(mut e) = repo::get_entry(&*self.table, r).await? else {
                 tracing::info!(campaign_id = %r.campaign_id, "webhook for an entry that no longer exists");
                 return Ok((0, Delta::new()));
@@ -247,13 +247,10 @@ impl Inbox {
             if changed == 0 {
                 return Ok((0, Delta::new()));
             }
-            match repo::save_entry(&*self.table, &mut e).await {
-                Ok(()) => return Ok((changed, stats::delta(Some(&before), &e))),
-                Err(PortError::ConditionFailed) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(PortError::ConditionFailed.into())
+            repo::save_entry(&*self.table, &mut e).await?;
+            Ok((changed, stats::delta(Some(&before), &e)))
+        })
+        .await
     }
 
     async fn message(&self, m: InboundMessage, cache: &mut BatchCache) -> AppResult<bool> {
@@ -469,22 +466,21 @@ impl Inbox {
         mut window: Option<ServiceWindow>,
     ) -> AppResult<Option<Time>> {
         let t = &*self.table;
-        for _ in 0..CONFLICT_RETRIES {
-            let mut w = window
-                .take()
-                .unwrap_or_else(|| ServiceWindow::new(&m.sender_id, m.from.clone()));
+        let first = &std::sync::Mutex::new(window.take());
+        retry_on_conflict(|n| async move {
+            // The window read with the interaction first; after a conflict, again.
+            let read = match n {
+                0 => first.lock().expect("not poisoned").take(),
+                _ => conv::get_window(t, &m.sender_id, &m.from).await?,
+            };
+            let mut w = read.unwrap_or_else(|| ServiceWindow::new(&m.sender_id, m.from.clone()));
             if !w.inbound(m.at, tenant) {
                 return Ok(w.until);
             }
-            match conv::save_window(t, &mut w).await {
-                Ok(()) => return Ok(w.until),
-                Err(PortError::ConditionFailed) => {
-                    window = conv::get_window(t, &m.sender_id, &m.from).await?;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(PortError::ConditionFailed.into())
+            conv::save_window(t, &mut w).await?;
+            Ok(w.until)
+        })
+        .await
     }
 
     async fn close_interaction(&self, m: &InboundMessage, i: &Interaction) -> AppResult<()> {
@@ -512,7 +508,8 @@ impl Inbox {
         r: &EntryRef,
         change: impl Fn(&mut HopperEntry) -> Option<R>,
     ) -> AppResult<Option<R>> {
-        for _ in 0..CONFLICT_RETRIES {
+        let change = &change;
+        retry_on_conflict(|_| async move {
             let Some(mut e) = repo::get_entry(&*self.table, r).await? else {
                 tracing::info!(campaign_id = %r.campaign_id, "webhook for an entry that no longer exists");
                 return Ok(None);
@@ -521,17 +518,12 @@ impl Inbox {
             let Some(out) = change(&mut e) else {
                 return Ok(None);
             };
-            match repo::save_entry(&*self.table, &mut e).await {
-                Ok(()) => {
-                    let d: Delta = stats::delta(Some(&before), &e);
-                    repo::add_counters(&*self.table, &r.tenant, &r.campaign_id, &d).await?;
-                    return Ok(Some(out));
-                }
-                Err(PortError::ConditionFailed) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(PortError::ConditionFailed.into())
+            repo::save_entry(&*self.table, &mut e).await?;
+            let d: Delta = stats::delta(Some(&before), &e);
+            repo::add_counters(&*self.table, &r.tenant, &r.campaign_id, &d).await?;
+            Ok(Some(out))
+        })
+        .await
     }
 }
 

@@ -36,6 +36,47 @@ pub type AppResult<T> = Result<T, AppError>;
 /// How often an optimistic update is retried when someone else changed the item first.
 pub(crate) const CONFLICT_RETRIES: usize = 8;
 
+impl AppError {
+    /// Someone else wrote the item first (a versioned put's condition failed).
+    pub fn is_write_conflict(&self) -> bool {
+        matches!(self, AppError::Port(PortError::ConditionFailed))
+    }
+}
+
+/// Runs `attempt` again while it fails because someone else wrote first (a versioned
+/// put's condition failed), at most [`CONFLICT_RETRIES`] times in all; then the last
+/// conflict is the answer. Each attempt reloads what it changes (`attempt` gets its
+/// number, 0 first, so one can start from an item already in hand), asks the domain
+/// again and stores conditionally, so a retry never applies a stale decision. The one
+/// optimistic-concurrency loop of the use cases.
+pub(crate) async fn retry_on_conflict<T, F, Fut>(mut attempt: F) -> AppResult<T>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = AppResult<T>>,
+{
+    let mut n = 0;
+    loop {
+        match attempt(n).await {
+            Err(e) if e.is_write_conflict() && n + 1 < CONFLICT_RETRIES => n += 1,
+            other => return other,
+        }
+    }
+}
+
+/// The 409 an operator sees when every retry met someone else's write to `what`.
+pub(crate) fn busy(what: String) -> impl FnOnce(AppError) -> AppError {
+    move |e| {
+        if e.is_write_conflict() {
+            DomainError::Conflict(format!(
+                "{what} is being changed by someone else; try again"
+            ))
+            .into()
+        } else {
+            e
+        }
+    }
+}
+
 /// Loads a campaign, lets `change` decide, and stores the result; retried when another
 /// writer got there first. Publishes the state change when the status moved.
 pub(crate) async fn update_campaign<R>(
@@ -46,27 +87,21 @@ pub(crate) async fn update_campaign<R>(
     reason: Option<String>,
     change: impl Fn(&mut Campaign) -> Result<R, DomainError>,
 ) -> AppResult<(Campaign, R)> {
-    for _ in 0..CONFLICT_RETRIES {
+    let (reason, change) = (&reason, &change);
+    retry_on_conflict(|_| async move {
         let mut c = repo::get_campaign(table, tenant, id)
             .await?
             .ok_or_else(|| DomainError::not_found("campaign", id))?;
         let from = c.status;
         let r = change(&mut c)?;
-        match repo::save_campaign(table, &mut c).await {
-            Ok(()) => {
-                if c.status != from {
-                    publish_state_change(bus, &c, from, reason.clone()).await;
-                }
-                return Ok((c, r));
-            }
-            Err(PortError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
+        repo::save_campaign(table, &mut c).await?;
+        if c.status != from {
+            publish_state_change(bus, &c, from, reason.clone()).await;
         }
-    }
-    Err(DomainError::Conflict(format!(
-        "campaign {id} is being changed by someone else; try again"
-    ))
-    .into())
+        Ok((c, r))
+    })
+    .await
+    .map_err(busy(format!("campaign {id}")))
 }
 
 /// Every block list a campaign attaches must exist for the tenant (and not be being

@@ -5,7 +5,7 @@
 //! walks (R4.9, `app::commands`), and removes deleted campaigns in bounded chunks (R1.5).
 
 use super::commands::{has_running_operation, CommandBudget, Commands, CommandsReport};
-use super::{update_campaign, AppResult, CONFLICT_RETRIES};
+use super::{retry_on_conflict, update_campaign, AppResult};
 use crate::domain::campaign::Campaign;
 use crate::domain::hopper::HopperEntry;
 use crate::domain::phone::PhoneNumber;
@@ -296,25 +296,25 @@ impl SweepService {
         r: &crate::domain::inbound::EntryRef,
         change: impl Fn(&mut crate::domain::hopper::HopperEntry) -> bool,
     ) -> AppResult<bool> {
-        for _ in 0..CONFLICT_RETRIES {
-            let Some(mut e) = repo::get_entry(&*self.table, r).await? else {
+        let (t, change) = (&*self.table, &change);
+        let changed = retry_on_conflict(|_| async move {
+            let Some(mut e) = repo::get_entry(t, r).await? else {
                 return Ok(false);
             };
             let before = e.clone();
             if !change(&mut e) {
                 return Ok(false);
             }
-            match repo::save_entry(&*self.table, &mut e).await {
-                Ok(()) => {
-                    let d = stats::delta(Some(&before), &e);
-                    repo::add_counters(&*self.table, &r.tenant, &r.campaign_id, &d).await?;
-                    return Ok(true);
-                }
-                Err(PortError::ConditionFailed) => continue,
-                Err(e) => return Err(e.into()),
-            }
+            repo::save_entry(t, &mut e).await?;
+            let d = stats::delta(Some(&before), &e);
+            repo::add_counters(t, &r.tenant, &r.campaign_id, &d).await?;
+            Ok(true)
+        })
+        .await;
+        match changed {
+            Err(e) if e.is_write_conflict() => Ok(false),
+            other => other,
         }
-        Ok(false)
     }
 
     /// Removes campaigns marked DELETING, within `budget` (R1.5): their hopper entries,

@@ -4,7 +4,7 @@
 //! recontact template.
 
 use super::admin::Admin;
-use super::{update_campaign, AppError, AppResult, CONFLICT_RETRIES};
+use super::{busy, retry_on_conflict, update_campaign, AppError, AppResult};
 use crate::domain::account::{validate_waba_id, Account, NewAccount};
 use crate::domain::campaign::CampaignStatus;
 use crate::domain::inbound::TemplateUpdate;
@@ -141,23 +141,19 @@ async fn update_template<R>(
     language: &str,
     change: impl Fn(&mut Template) -> Result<Option<R>, DomainError>,
 ) -> AppResult<Option<(Template, R)>> {
-    for _ in 0..CONFLICT_RETRIES {
+    let change = &change;
+    retry_on_conflict(|_| async move {
         let Some(mut t) = repo::get_template(table, tenant, account, name, language).await? else {
             return Ok(None);
         };
         let Some(r) = change(&mut t)? else {
             return Ok(None);
         };
-        match repo::save_template(table, &mut t).await {
-            Ok(()) => return Ok(Some((t, r))),
-            Err(PortError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(DomainError::Conflict(format!(
-        "template {name} ({language}) is being changed by someone else; try again"
-    ))
-    .into())
+        repo::save_template(table, &mut t).await?;
+        Ok(Some((t, r)))
+    })
+    .await
+    .map_err(busy(format!("template {name} ({language})")))
 }
 
 /// What storing a template (registered again or read from the provider) did.
@@ -179,7 +175,8 @@ async fn upsert_template(
     count: &mut Option<usize>,
     now: Time,
 ) -> AppResult<Upserted> {
-    for _ in 0..CONFLICT_RETRIES {
+    let (fresh, known) = (&fresh, *count);
+    let (upserted, counted) = retry_on_conflict(|_| async move {
         let stored = repo::get_template(
             table,
             &fresh.tenant,
@@ -188,15 +185,16 @@ async fn upsert_template(
             &fresh.language,
         )
         .await?;
+        let mut counted = known;
         let (mut t, created, from) = match stored {
             None => {
-                let n = match *count {
+                let n = match known {
                     Some(n) => n,
                     None => repo::list_account_templates(table, &fresh.tenant, &fresh.account_id)
                         .await?
                         .len(),
                 };
-                *count = Some(n);
+                counted = Some(n);
                 if n >= MAX_TEMPLATES_PER_ACCOUNT {
                     return Err(DomainError::Conflict(format!(
                         "account {} already has {MAX_TEMPLATES_PER_ACCOUNT} templates, the most an \
@@ -210,29 +208,25 @@ async fn upsert_template(
             Some(mut t) => {
                 let (changed, from) = t.replace_with(fresh.clone(), now);
                 if !changed {
-                    return Ok(Upserted::Unchanged(t));
+                    return Ok((Upserted::Unchanged(t), counted));
                 }
                 (t, false, from)
             }
         };
-        match repo::save_template(table, &mut t).await {
-            Ok(()) => {
-                repo::put_template_owner(table, &t, waba_id).await?;
-                if created {
-                    *count = count.map(|n| n + 1);
-                    return Ok(Upserted::Created(t));
-                }
-                return Ok(Upserted::Updated(t, from));
-            }
-            Err(PortError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
+        repo::save_template(table, &mut t).await?;
+        repo::put_template_owner(table, &t, waba_id).await?;
+        if created {
+            return Ok((Upserted::Created(t), counted.map(|n| n + 1)));
         }
-    }
-    Err(DomainError::Conflict(format!(
-        "template {} ({}) is being changed by someone else; try again",
+        Ok((Upserted::Updated(t, from), counted))
+    })
+    .await
+    .map_err(busy(format!(
+        "template {} ({})",
         fresh.name, fresh.language
-    ))
-    .into())
+    )))?;
+    *count = counted;
+    Ok(upserted)
 }
 
 /// Applies a provider's word on a template (status or quality webhook) to every account
@@ -378,19 +372,18 @@ impl Admin {
             ))
             .into());
         }
-        for _ in 0..CONFLICT_RETRIES {
-            let mut s = repo::get_template_settings(&*self.table, tenant, account_id).await?;
+        let (t, name, language) = (&*self.table, &name, &language);
+        let s = retry_on_conflict(|_| async move {
+            let mut s = repo::get_template_settings(t, tenant, account_id).await?;
             s.recontact = Some(TemplateKey {
                 name: name.clone(),
                 language: language.clone(),
             });
-            match repo::save_template_settings(&*self.table, &mut s).await {
-                Ok(()) => return Ok(AccountView::new(account, Some(&s))),
-                Err(PortError::ConditionFailed) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(PortError::ConditionFailed.into())
+            repo::save_template_settings(t, &mut s).await?;
+            Ok(s)
+        })
+        .await?;
+        Ok(AccountView::new(account, Some(&s)))
     }
 
     /// Registers a template by hand (R3.1, R3.4). The same name and language again replace
@@ -550,21 +543,23 @@ impl Admin {
             ))
             .into());
         }
-        for _ in 0..CONFLICT_RETRIES {
-            let mut s = repo::get_template_settings(&*self.table, tenant, account_id).await?;
+        let table = &*self.table;
+        let unset = retry_on_conflict(|_| async move {
+            let mut s = repo::get_template_settings(table, tenant, account_id).await?;
             if !s
                 .recontact
                 .as_ref()
                 .is_some_and(|k| k.name == name && k.language == language)
             {
-                break;
+                return Ok(());
             }
             s.recontact = None;
-            match repo::save_template_settings(&*self.table, &mut s).await {
-                Ok(()) => break,
-                Err(PortError::ConditionFailed) => continue,
-                Err(e) => return Err(e.into()),
-            }
+            Ok(repo::save_template_settings(table, &mut s).await?)
+        })
+        .await;
+        match unset {
+            Err(e) if !e.is_write_conflict() => return Err(e),
+            _ => {}
         }
         repo::delete_template(&*self.table, &t).await?;
         Ok(())
