@@ -51,7 +51,7 @@ async fn r7_3_kaleyra_callback_route_applies_statuses_and_rejects_a_wrong_token(
     repo::save_entry(&*table, &mut entry).await.unwrap();
 
     let app = kaleyra_router(Arc::new(KaleyraHookState {
-        sink: testkit::InlineSink::new(inbox),
+        sink: testkit::InlineSink::on(inbox),
         token: "callback-token".into(),
     }));
     let body = json!({"status": "DELIVERED", "message_id": "wamid.K1",

@@ -71,7 +71,7 @@ async fn env_with(table: Arc<dyn Table>, provider: Option<Arc<dyn MessagingProvi
             .merge(shared::http::templates::sync_router(sync)),
     );
     let hook = webhook::router(Arc::new(WebhookState {
-        sink: testkit::InlineSink::new(sys.inbox.clone()),
+        sink: testkit::InlineSink::on(sys.inbox.clone()),
         app_secret: SECRET.into(),
         verify_token: "verify".into(),
     }));

@@ -90,7 +90,7 @@ async fn harness(table: Arc<dyn Table>, at: Time, opts: Opts) -> H {
     );
     if opts.webhooks {
         let hook = webhook::router(Arc::new(WebhookState {
-            sink: testkit::InlineSink::new(sys.inbox.clone()),
+            sink: testkit::InlineSink::on(sys.inbox.clone()),
             app_secret: sim.config().app_secret.clone(),
             verify_token: "verify".into(),
         }));

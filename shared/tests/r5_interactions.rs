@@ -71,7 +71,7 @@ async fn harness(table: Arc<dyn Table>) -> H {
         provider.clone(),
     );
     let hook = webhook::router(Arc::new(WebhookState {
-        sink: testkit::InlineSink::new(sys.inbox.clone()),
+        sink: testkit::InlineSink::on(sys.inbox.clone()),
         app_secret: sim.config().app_secret.clone(),
         verify_token: "verify".into(),
     }));

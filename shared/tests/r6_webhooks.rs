@@ -85,7 +85,7 @@ async fn env(backend: Backend) -> Env {
     if let Some(q) = inbound {
         sys = sys.with_inbound_queue(q);
     }
-    let sink = QueueSink::new(sys.inbound_queue.clone());
+    let sink = QueueSink::on(sys.inbound_queue.clone());
     let hook = webhook::router(Arc::new(WebhookState {
         sink: sink.clone(),
         app_secret: SECRET.into(),

@@ -29,7 +29,7 @@ use std::sync::Arc;
 pub struct InlineSink(pub Arc<Inbox>);
 
 impl InlineSink {
-    pub fn new(inbox: Arc<Inbox>) -> Arc<dyn WebhookSink> {
+    pub fn on(inbox: Arc<Inbox>) -> Arc<dyn WebhookSink> {
         Arc::new(InlineSink(inbox))
     }
 }

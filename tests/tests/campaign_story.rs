@@ -105,7 +105,7 @@ async fn harness(
         60,
     );
     let hook = webhook::router(Arc::new(WebhookState {
-        sink: QueueSink::new(sys.inbound_queue.clone()),
+        sink: QueueSink::on(sys.inbound_queue.clone()),
         app_secret: SECRET.into(),
         verify_token: "test-verify-token".into(),
     }));

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub fn router(local: Arc<Local>) -> Router {
-    let sink = QueueSink::new(local.system.inbound_queue.clone());
+    let sink = QueueSink::on(local.system.inbound_queue.clone());
     let webhook = shared::http::webhook::router(Arc::new(WebhookState {
         sink: sink.clone(),
         app_secret: APP_SECRET.into(),

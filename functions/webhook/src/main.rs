@@ -26,7 +26,7 @@ async fn main() -> Result<(), lambda_http::Error> {
             "reference to the webhook verify token",
         )?)
         .await?;
-    let sink = QueueSink::new(Arc::new(SqsQueue::new(
+    let sink = QueueSink::on(Arc::new(SqsQueue::new(
         aws_sdk_sqs::Client::new(&sdk),
         config::required("INBOUND_QUEUE_URL", "the inbound webhook queue")?,
     )));

@@ -41,7 +41,7 @@ pub enum SinkError {
 pub struct QueueSink(pub Arc<dyn Queue>);
 
 impl QueueSink {
-    pub fn new(queue: Arc<dyn Queue>) -> Arc<dyn WebhookSink> {
+    pub fn on(queue: Arc<dyn Queue>) -> Arc<dyn WebhookSink> {
         Arc::new(QueueSink(queue))
     }
 }

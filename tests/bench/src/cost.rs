@@ -334,7 +334,7 @@ impl World {
         // The webhook function: verify, queue, answer; one invocation per POST.
         let webhook_invocations = Arc::new(Invocations::default());
         let hook = webhook::router(Arc::new(WebhookState {
-            sink: QueueSink::new(webhook_queue.clone()),
+            sink: QueueSink::on(webhook_queue.clone()),
             app_secret: sim.config().app_secret.clone(),
             verify_token: "bench-verify-token".into(),
         }));

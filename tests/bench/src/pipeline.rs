@@ -110,7 +110,7 @@ impl Pipeline {
         ));
         if s.webhooks {
             let hook = webhook::router(Arc::new(WebhookState {
-                sink: QueueSink::new(sys.inbound_queue.clone()),
+                sink: QueueSink::on(sys.inbound_queue.clone()),
                 app_secret: APP_SECRET.into(),
                 verify_token: "bench-verify-token".into(),
             }));
