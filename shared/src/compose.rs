@@ -4,14 +4,12 @@
 //! The mains only read their own variables and pick the adapters of their platform.
 
 use crate::adapters::secrets::SecretResolver;
-use crate::app::admin::Admin;
 use crate::app::conversations::Conversations;
 use crate::app::templates::TemplateSync;
+use crate::app::Operator;
 use crate::config;
 use crate::http::operator::OperatorServices;
-use crate::ports::{
-    Clock, EventBus, MessagingProvider, ObjectStore, Scheduler, Secrets, Table, TemplateSource,
-};
+use crate::ports::{MessagingProvider, ObjectStore, Secrets, TemplateSource};
 use crate::providers::kaleyra::KaleyraProvider;
 use crate::providers::meta::MetaProvider;
 use crate::providers::meta_templates::MetaTemplates;
@@ -116,33 +114,16 @@ impl Providers {
     }
 }
 
-/// The ports the operator API runs on.
-#[derive(Clone)]
-pub struct OperatorPorts {
-    pub table: Arc<dyn Table>,
-    pub scheduler: Arc<dyn Scheduler>,
-    pub bus: Arc<dyn EventBus>,
-    pub clock: Arc<dyn Clock>,
-    pub objects: Option<Arc<dyn ObjectStore>>,
-}
-
-/// The operator API's use cases on `ports` and `providers`; `admin` when the caller
-/// already has one (the local runner shares its system's).
+/// The operator API's use cases: `operator` and the services that also need a provider
+/// (template synchronisation, the recontact message); `objects` for presigned uploads.
 pub fn operator_services(
-    ports: OperatorPorts,
+    operator: Operator,
     providers: &Providers,
-    admin: Option<Arc<Admin>>,
+    objects: Option<Arc<dyn ObjectStore>>,
 ) -> OperatorServices {
-    let admin = admin.unwrap_or_else(|| {
-        Arc::new(Admin {
-            table: ports.table.clone(),
-            scheduler: ports.scheduler.clone(),
-            bus: ports.bus.clone(),
-            clock: ports.clock.clone(),
-        })
-    });
+    let ports = operator.ports().clone();
     OperatorServices {
-        admin,
+        operator,
         sync: Arc::new(TemplateSync {
             table: ports.table.clone(),
             bus: ports.bus.clone(),
@@ -150,10 +131,10 @@ pub fn operator_services(
             source: providers.templates.clone(),
         }),
         conversations: Arc::new(Conversations {
-            table: ports.table.clone(),
+            table: ports.table,
             provider: providers.messaging.clone(),
-            clock: ports.clock.clone(),
+            clock: ports.clock,
         }),
-        objects: ports.objects,
+        objects,
     }
 }

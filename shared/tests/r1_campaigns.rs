@@ -12,7 +12,7 @@ use chrono::{Duration, Utc};
 use serde_json::{json, Value};
 use shared::adapters::aws::scheduler::{at_expression, EventBridgeScheduler};
 use shared::adapters::aws::{setup, DynamoTable};
-use shared::app::admin::launch_schedule_name;
+use shared::app::campaigns::launch_schedule_name;
 use shared::app::dispatch::Allowance;
 use shared::app::sweep::{PurgeBudget, DELETE_GRACE};
 use shared::domain::account::Account;
@@ -111,7 +111,7 @@ fn harness(table: Arc<dyn Table>, sched: Sched) -> H {
         Arc::new(MemoryBus::default()),
         provider.clone(),
     );
-    let api = common::operator_api(sys.admin.clone());
+    let api = common::operator_api(sys.operator.clone());
     H {
         sys,
         api,

@@ -43,7 +43,7 @@ async fn env_on(table: Arc<dyn Table>) -> Env {
         Arc::new(MemoryBus::default()),
         common::meta_provider(sim.base_url()),
     );
-    let api = common::operator_api(sys.admin.clone());
+    let api = common::operator_api(sys.operator.clone());
     Env {
         sys,
         api,

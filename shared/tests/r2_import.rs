@@ -29,7 +29,7 @@ struct Env {
 
 fn env_on(table: Arc<dyn Table>, objects: Arc<dyn ObjectStore>) -> Env {
     let clock = common::frozen(common::t0());
-    let admin = common::memory_admin(table.clone(), clock.clone());
+    let admin = common::memory_operator(table.clone(), clock.clone());
     let api = common::with_tenant(shared::http::audience::with_object_store(
         shared::http::operator::router(admin),
         objects.clone(),

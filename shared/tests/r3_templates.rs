@@ -67,7 +67,7 @@ async fn env_with(table: Arc<dyn Table>, provider: Option<Arc<dyn MessagingProvi
         )),
     });
     let api = common::with_tenant(
-        shared::http::operator::router(sys.admin.clone())
+        shared::http::operator::router(sys.operator.clone())
             .merge(shared::http::templates::sync_router(sync)),
     );
     let hook = webhook::router(Arc::new(WebhookState {

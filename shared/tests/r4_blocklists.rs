@@ -9,8 +9,8 @@ use axum::http::{Method, StatusCode};
 use axum::Router;
 use common::{call, call_as};
 use serde_json::{json, Value};
-use shared::app::admin::Admin;
 use shared::app::blocklists::BlockListDeletion;
+use shared::app::Operator;
 use shared::domain::blocklist::{OptOut, OptOutSource};
 use shared::domain::phone::PhoneNumber;
 use shared::ports::Table;
@@ -21,12 +21,12 @@ use testkit::memory::MemoryTable;
 
 struct Env {
     api: Router,
-    admin: Arc<Admin>,
+    admin: Operator,
     table: Arc<dyn Table>,
 }
 
 fn env_on(table: Arc<dyn Table>) -> Env {
-    let admin = common::memory_admin(table.clone(), common::frozen(common::t0()));
+    let admin = common::memory_operator(table.clone(), common::frozen(common::t0()));
     Env {
         api: common::operator_api(admin.clone()),
         admin,
@@ -363,6 +363,7 @@ async fn deleted_in_pages(e: Env) {
     // A budget of nothing removes one page per call; the list is gone for readers at once.
     let first = e
         .admin
+        .block_lists
         .delete_block_list_within("acme", &id, Duration::ZERO, 500)
         .await
         .unwrap();
@@ -388,6 +389,7 @@ async fn deleted_in_pages(e: Env) {
         calls += 1;
         match e
             .admin
+            .block_lists
             .delete_block_list_within("acme", &id, Duration::ZERO, 500)
             .await
             .unwrap()

@@ -105,7 +105,7 @@ fn harness(table: Arc<dyn Table>) -> H {
         Arc::new(MemoryBus::default()),
         provider.clone(),
     );
-    let api = common::operator_api(sys.admin.clone());
+    let api = common::operator_api(sys.operator.clone());
     H {
         sys,
         api,

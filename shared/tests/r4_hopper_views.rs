@@ -35,7 +35,7 @@ struct H {
 
 fn harness(table: Arc<dyn Table>) -> H {
     let clock = common::frozen(common::t0());
-    let api = common::operator_api(common::memory_admin(table.clone(), clock.clone()));
+    let api = common::operator_api(common::memory_operator(table.clone(), clock.clone()));
     H { api, table, clock }
 }
 

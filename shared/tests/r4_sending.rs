@@ -97,7 +97,7 @@ async fn harness(table: Arc<dyn Table>, at: Time, opts: Opts) -> H {
         let base = common::serve(hook).await;
         sim.set_webhook_url(format!("{base}/webhooks/meta"));
     }
-    let api = common::operator_api(sys.admin.clone());
+    let api = common::operator_api(sys.operator.clone());
     H {
         sys,
         sim,

@@ -83,7 +83,7 @@ async fn harness(table: Arc<dyn Table>) -> H {
         clock: clock.clone(),
     });
     let api = common::with_tenant(
-        shared::http::operator::router(sys.admin.clone())
+        shared::http::operator::router(sys.operator.clone())
             .merge(shared::http::conversations::recontact_router(conversations)),
     );
     H {

@@ -43,7 +43,7 @@ struct H {
 
 fn harness(table: Arc<dyn Table>, emulator: bool) -> H {
     let clock = common::frozen(common::t0());
-    let api = common::operator_api(common::memory_admin(table.clone(), clock.clone()));
+    let api = common::operator_api(common::memory_operator(table.clone(), clock.clone()));
     H {
         api,
         table,
@@ -696,7 +696,7 @@ async fn r6_3_funnel_step_api_validates_and_records() {
         Arc::new(MemoryBus::default()),
         common::meta_provider("http://127.0.0.1:9"),
     );
-    let api = common::operator_api(sys.admin.clone());
+    let api = common::operator_api(sys.operator.clone());
     let h = H {
         api,
         table,

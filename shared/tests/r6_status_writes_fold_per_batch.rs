@@ -48,7 +48,7 @@ fn env_on(memory: Arc<MemoryTable>, table: Arc<dyn Table>, provider_url: &str) -
         Arc::new(MemoryBus::default()),
         common::meta_provider(provider_url),
     );
-    let api = common::operator_api(sys.admin.clone());
+    let api = common::operator_api(sys.operator.clone());
     Env {
         memory,
         sys,

@@ -95,7 +95,7 @@ async fn env(backend: Backend) -> Env {
         sink,
         token: KALEYRA_TOKEN.into(),
     })));
-    let api = common::operator_api(sys.admin.clone());
+    let api = common::operator_api(sys.operator.clone());
     Env {
         sys,
         clock,

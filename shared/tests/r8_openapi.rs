@@ -172,7 +172,7 @@ fn r8_1_openapi_document_parses_and_lists_every_route() {
 
 #[tokio::test]
 async fn r8_1_every_described_operation_is_served() {
-    let api = common::operator_api(common::memory_admin(
+    let api = common::operator_api(common::memory_operator(
         Arc::new(MemoryTable::new()),
         Arc::new(ManualClock::system()),
     ));
@@ -213,7 +213,7 @@ async fn r8_1_every_described_operation_is_served() {
         .body(Body::empty())
         .unwrap();
     let (status, bytes) = common::send(
-        &shared::http::operator::router(common::memory_admin(
+        &shared::http::operator::router(common::memory_operator(
             Arc::new(MemoryTable::new()),
             Arc::new(ManualClock::system()),
         )),

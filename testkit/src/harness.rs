@@ -10,7 +10,7 @@ use axum::Router;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};
 use shared::adapters::aws::{self, setup};
-use shared::app::admin::Admin;
+use shared::app::{Operator, OperatorPorts};
 use shared::ports::{EventBus, MessagingProvider, Scheduler, Table};
 use shared::providers::meta::MetaProvider;
 use std::sync::Arc;
@@ -201,9 +201,9 @@ pub fn system(
     )
 }
 
-/// The operator API on `admin` alone, on in-memory scheduler and bus.
-pub fn memory_admin(table: Arc<dyn Table>, clock: Arc<ManualClock>) -> Arc<Admin> {
-    Arc::new(Admin {
+/// The operator use cases on `table` and `clock`, with in-memory scheduler and bus.
+pub fn memory_operator(table: Arc<dyn Table>, clock: Arc<ManualClock>) -> Operator {
+    Operator::new(OperatorPorts {
         table,
         scheduler: Arc::new(MemoryScheduler::default()),
         bus: Arc::new(MemoryBus::default()),
@@ -216,9 +216,9 @@ pub fn with_tenant(router: Router) -> Router {
     router.layer(axum::middleware::from_fn(shared::http::tenant_from_header))
 }
 
-/// The operator API of `admin`, tenant from the header.
-pub fn operator_api(admin: Arc<Admin>) -> Router {
-    with_tenant(shared::http::operator::router(admin))
+/// The operator API of `operator`, tenant from the header.
+pub fn operator_api(operator: Operator) -> Router {
+    with_tenant(shared::http::operator::router(operator))
 }
 
 // ---- request bodies --------------------------------------------------------------------

@@ -3,11 +3,11 @@
 //! inbound worker, the schedules that fire the launcher and the sweeper).
 
 use crate::memory::{MemoryQueue, MemoryScheduler};
-use shared::app::admin::Admin;
 use shared::app::dispatch::Dispatcher;
 use shared::app::inbox::Inbox;
 use shared::app::send::SendService;
 use shared::app::sweep::SweepService;
+use shared::app::{Operator, OperatorPorts};
 use shared::domain::Time;
 use shared::lambda::{self, sqs_event};
 use shared::ports::{Clock, EventBus, MessagingProvider, Queue, Scheduler, Table};
@@ -26,7 +26,7 @@ pub struct Ports {
 
 pub struct System {
     pub ports: Ports,
-    pub admin: Arc<Admin>,
+    pub operator: Operator,
     pub dispatcher: Arc<Dispatcher>,
     pub sender: Arc<SendService>,
     pub inbox: Arc<Inbox>,
@@ -41,7 +41,7 @@ impl System {
     pub fn new(ports: Ports, tick_seconds: u32) -> Self {
         let p = ports.clone();
         System {
-            admin: Arc::new(Admin {
+            operator: Operator::new(OperatorPorts {
                 table: p.table.clone(),
                 scheduler: p.scheduler.clone(),
                 bus: p.bus.clone(),

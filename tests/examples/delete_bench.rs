@@ -16,8 +16,8 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::json;
-use shared::app::admin::Admin;
 use shared::app::sweep::{PurgeBudget, SweepService, DELETE_GRACE};
+use shared::app::{Operator, OperatorPorts};
 use shared::domain::hopper::HopperEntry;
 use shared::domain::phone::PhoneNumber;
 use shared::domain::stats;
@@ -80,13 +80,14 @@ async fn main() -> anyhow::Result<()> {
     let clock = Arc::new(ManualClock::frozen(
         Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap(),
     ));
-    let admin = Admin {
+    let admin = Operator::new(OperatorPorts {
         table: table.clone(),
         scheduler: Arc::new(MemoryScheduler::default()),
         bus: Arc::new(MemoryBus::default()),
         clock: clock.clone(),
-    };
+    });
     let account = admin
+        .templates
         .create_account(
             "bench",
             serde_json::from_value(json!({
@@ -99,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
         .unwrap()
         .to_owned();
     let view = admin
+        .campaigns
         .create_campaign(
             "bench",
             serde_json::from_value(json!({"name": "Big", "account_id": account_id}))?,
@@ -151,7 +153,7 @@ async fn main() -> anyhow::Result<()> {
         mb(rss_loaded)
     );
 
-    admin.delete_campaign("bench", &c.id).await?;
+    admin.campaigns.delete_campaign("bench", &c.id).await?;
     let sweeper = SweepService {
         table: table.clone(),
         bus: Arc::new(MemoryBus::default()),

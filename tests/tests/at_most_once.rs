@@ -279,7 +279,7 @@ async fn harness(table: Arc<dyn Table>, n: usize, faults: Arc<Faults>) -> H {
         },
         60,
     );
-    let api = shared::http::operator::router(sys.admin.clone())
+    let api = shared::http::operator::router(sys.operator.clone())
         .layer(axum::middleware::from_fn(shared::http::tenant_from_header));
     let (s, account) = call(
         &api,

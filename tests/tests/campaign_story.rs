@@ -10,7 +10,7 @@ use axum::Router;
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::{json, Value};
 use shared::adapters::aws;
-use shared::app::admin::launch_schedule_name;
+use shared::app::campaigns::launch_schedule_name;
 use shared::domain::events::DomainEvent;
 use shared::domain::stats;
 use shared::http::webhook::{self, QueueSink, WebhookState};
@@ -113,7 +113,7 @@ async fn harness(
     let webhook_url = format!("http://{}/webhooks/meta", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
     sim.set_webhook_url(webhook_url.clone());
-    let api = shared::http::operator::router(sys.admin.clone())
+    let api = shared::http::operator::router(sys.operator.clone())
         .layer(axum::middleware::from_fn(shared::http::tenant_from_header));
     Harness {
         sys,

@@ -58,7 +58,7 @@ async fn harness() -> Harness {
         },
         60,
     );
-    let api = shared::http::operator::router(sys.admin.clone())
+    let api = shared::http::operator::router(sys.operator.clone())
         .layer(axum::middleware::from_fn(shared::http::tenant_from_header));
     Harness {
         sys,

@@ -2,7 +2,8 @@
 
 use shared::adapters::aws::{self, scheduler::EventBridgeScheduler};
 use shared::adapters::clock::SystemClock;
-use shared::compose::{self, OperatorPorts, Providers};
+use shared::app::{Operator, OperatorPorts};
+use shared::compose::{self, Providers};
 use shared::config;
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     config::init_tracing();
     let sdk = aws::sdk_config().await;
     let http = shared::providers::http_client();
-    let ports = OperatorPorts {
+    let operator = Operator::new(OperatorPorts {
         table: aws::table_from_env(&sdk)?,
         scheduler: Arc::new(EventBridgeScheduler::new(
             aws_sdk_scheduler::Client::new(&sdk),
@@ -26,9 +27,9 @@ async fn main() -> Result<(), lambda_http::Error> {
         )),
         bus: aws::bus_from_env(&sdk)?,
         clock: Arc::new(SystemClock),
-        objects: Some(aws::s3::objects_from_env(&sdk)?),
-    };
-    let services = compose::operator_services(ports, &Providers::from_env(&http), None);
+    });
+    let objects = aws::s3::objects_from_env(&sdk)?;
+    let services = compose::operator_services(operator, &Providers::from_env(&http), Some(objects));
     let claim = config::optional("TENANT_CLAIM", "tenant_id");
     let app = shared::http::operator::full_router(&services).layer(axum::middleware::from_fn(
         move |req, next| tenant::from_authorizer(claim.clone(), req, next),

@@ -6,7 +6,7 @@ use shared::adapters::aws::{
     sqs::SqsQueue,
 };
 use shared::app::import::{ImportService, ImportTuning};
-use shared::compose::{self, OperatorPorts, ProviderSecrets, ProviderUrls, Providers};
+use shared::compose::{self, ProviderSecrets, ProviderUrls, Providers};
 use shared::config;
 use shared::http::operator::OperatorServices;
 use shared::ports::{Clock, PortResult, Secrets};
@@ -135,18 +135,8 @@ pub async fn build(base_url: &str) -> anyhow::Result<Local> {
         Some(q) => System::new(ports, tick_seconds).with_inbound_queue(q),
         None => System::new(ports, tick_seconds),
     };
-    let p = &system.ports;
-    let operator = compose::operator_services(
-        OperatorPorts {
-            table: p.table.clone(),
-            scheduler: p.scheduler.clone(),
-            bus: p.bus.clone(),
-            clock: p.clock.clone(),
-            objects: Some(objects.clone()),
-        },
-        &providers,
-        Some(system.admin.clone()),
-    );
+    let operator =
+        compose::operator_services(system.operator.clone(), &providers, Some(objects.clone()));
     Ok(Local {
         operator,
         objects,

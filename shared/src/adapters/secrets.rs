@@ -43,7 +43,11 @@ impl SecretResolver {
 
     /// Talks to an extension (or a stand-in) at `base`, e.g. `http://127.0.0.1:8080`.
     pub fn with_extension_base(base: impl Into<String>) -> Self {
-        Self::with_client(crate::providers::http_client(), base)
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .unwrap_or_default();
+        Self::with_client(http, base)
     }
 
     /// [`Self::new`] on the process's one HTTP client (`compose`).

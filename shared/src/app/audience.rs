@@ -17,7 +17,7 @@
 //! **Deleting a contact** removes it, its list memberships and its index items. Entries
 //! already in a campaign's hopper stay: they are that campaign's record.
 
-use super::admin::{prefix, Admin, AttachResult, PAGE};
+use super::campaigns::{prefix, AttachResult, PAGE};
 use super::{busy, retry_on_conflict, AppResult};
 use crate::domain::campaign::Campaign;
 use crate::domain::contact::{index_keys, CheckedKey, Contact, ContactList, NewContact, Segment};
@@ -31,6 +31,11 @@ use crate::ports::Table;
 use crate::repo::{self, CampaignLink, Cursors};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use std::collections::{BTreeMap, HashMap};
+
+operator_service! {
+    /// Contacts, lists, imports and campaign audiences (R2).
+    Audience
+}
 
 /// At most this many contacts in one `POST /contacts`; more go through the CSV import.
 pub const MAX_CONTACTS_PER_REQUEST: usize = 1000;
@@ -241,7 +246,7 @@ async fn contacts_of(
     Ok(found.into_iter().flatten().collect())
 }
 
-impl Admin {
+impl Audience {
     /// Creates or updates many contacts. Every input is validated before any is stored, so
     /// a bad one changes nothing; errors name it (`[3].phone`).
     pub async fn upsert_contacts(

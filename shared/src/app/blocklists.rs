@@ -9,7 +9,7 @@
 //! list attached to a campaign that may still send (DRAFT, READY, SCHEDULED, RUNNING,
 //! PAUSED) cannot be deleted: detach it first, so no campaign silently loses its blocks.
 
-use super::admin::{Admin, PAGE};
+use super::campaigns::PAGE;
 use super::{busy, retry_on_conflict, AppResult};
 use crate::domain::blocklist::{
     check_id, parse_number, BlockList, BlockedNumber, NewBlockList, NewOptOut, OptOut,
@@ -23,6 +23,11 @@ use serde::Serialize;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 use utoipa::ToSchema;
+
+operator_service! {
+    /// Block lists and the tenant's opt-out list (R4.2).
+    BlockLists
+}
 
 /// How long one `DELETE /block-lists/{id}` removes numbers before answering "in progress"
 /// (API Gateway waits 30 s at most).
@@ -67,7 +72,7 @@ fn not_found(id: &str) -> DomainError {
     DomainError::not_found("block list", id)
 }
 
-impl Admin {
+impl BlockLists {
     pub async fn create_block_list(
         &self,
         tenant: &str,

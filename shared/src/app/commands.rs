@@ -28,7 +28,6 @@
 //!   campaign then completes as before (the sweeper, once nothing is in flight); a PAUSED
 //!   one, which can no longer resume, completes the same way.
 
-use super::admin::Admin;
 use super::{busy, retry_on_conflict, update_campaign, AppResult, CONFLICT_RETRIES};
 use crate::domain::campaign::{Campaign, CampaignStatus};
 use crate::domain::hopper::{EntryState, HopperEntry};
@@ -237,7 +236,7 @@ async fn abort(table: &dyn Table, op: &mut Operation, why: &str, now: Time) -> A
 
 // ---- requests (the API) -----------------------------------------------------------------
 
-impl Admin {
+impl Commands {
     /// Retry campaign (R4.9): validates, stores the operation (or restarts the running
     /// retry) and reopens a COMPLETED campaign as RUNNING. The sweeper does the rest.
     pub async fn request_retry(&self, tenant: &str, id: &str) -> AppResult<OperationView> {
@@ -265,7 +264,7 @@ impl Admin {
 
     /// The campaign's latest operation (reset, retry or expiry) and its progress.
     pub async fn operation(&self, tenant: &str, id: &str) -> AppResult<OperationView> {
-        let c = self.load(tenant, id).await?;
+        let c = super::load_visible(&*self.table, tenant, id).await?;
         let op = repo::commands::get_operation(&*self.table, tenant, id)
             .await?
             .ok_or_else(|| DomainError::not_found("operation of campaign", id))?;
@@ -279,14 +278,14 @@ impl Admin {
         kind: OperationKind,
     ) -> AppResult<OperationView> {
         let t = &*self.table;
-        let now = self.now();
+        let now = self.clock.now();
         let change = move |c: &mut Campaign| match kind {
             OperationKind::Retry => c.retry(now),
             _ => c.reset(now),
         };
         let change = &change;
         let mut op = retry_on_conflict(|_| async move {
-            let c = self.load(tenant, id).await?;
+            let c = super::load_visible(&*self.table, tenant, id).await?;
             change(&mut c.clone())?;
             let current = repo::commands::get_operation(t, tenant, id).await?;
             let version = current.as_ref().map_or(0, |o| o.version);

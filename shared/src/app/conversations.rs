@@ -7,7 +7,7 @@
 //! [`crate::domain::conversation::may_send`] for the recontact endpoint and is ready for an
 //! agent send path.
 
-use super::admin::Admin;
+use super::hopper_views::Views;
 use super::AppResult;
 use crate::domain::campaign::Campaign;
 use crate::domain::conversation::{
@@ -215,7 +215,7 @@ impl Conversations {
     }
 }
 
-impl Admin {
+impl Views {
     /// The conversation view of one contact in a campaign (R5.6): the template it received
     /// as rendered, then every reply and later message in order. 404 for an unknown
     /// campaign or a contact not in its hopper.

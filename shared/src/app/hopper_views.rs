@@ -1,11 +1,16 @@
 //! The hopper's pending and history views (R4.1): pages of a campaign's entries in one
 //! or more states, with their outcome, disposition, reply, attempts and times.
 
-use super::admin::Admin;
 use super::AppResult;
 use crate::domain::hopper_view::{self, EntryView, HopperView};
 use crate::domain::DomainError;
 use crate::repo::hopper_views::{walk_entries, HopperPosition, ReadBudget};
+
+operator_service! {
+    /// Read views of a campaign's entries: the hopper's pending and history views
+    /// (R4.1) and one contact's conversation (R5.6, in `conversations`).
+    Views
+}
 
 /// What a caller asks of a view: an optional single state, a page size and the cursor of
 /// the previous page.
@@ -26,7 +31,7 @@ fn bad_cursor() -> DomainError {
     DomainError::invalid("cursor", "is not a cursor this view returned")
 }
 
-impl Admin {
+impl Views {
     /// Entries waiting: PENDING (sent, awaiting a reply) unless `state` names another.
     pub async fn pending_entries(
         &self,

@@ -26,7 +26,7 @@
 //! order. Re-running a batch after a crash is harmless: upserts are idempotent and the
 //! counts come from the checkpoint.
 
-use super::admin::Admin;
+use super::audience::Audience;
 use super::audience::{fold_counts, upsert_keyed};
 use super::{AppError, AppResult};
 use crate::domain::contact::{CheckedKey, NewContact};
@@ -343,7 +343,7 @@ pub async fn view(table: &dyn Table, tenant: &str, id: &str) -> AppResult<Import
     Ok(ImportView { import, errors })
 }
 
-impl Admin {
+impl Audience {
     /// `POST /contacts/import`: imports a small CSV inside the request. A header that maps
     /// no phone column (or a bad mapping) is a 422; invalid rows are reported by line.
     pub async fn import_inline(

@@ -1,10 +1,28 @@
 //! Use cases: each loads state through the ports, asks the domain what to do, stores the
 //! answer and publishes what happened. One service per function keeps each Lambda's
-//! dependencies to what it uses.
+//! dependencies to what it uses; the operator API's use cases are one service per
+//! aggregate (campaigns, audience, templates, block lists, commands, reports, views),
+//! gathered in [`Operator`].
 
-pub mod admin;
+/// A service of the operator API: a name for the [`OperatorPorts`] it runs on, so each
+/// aggregate's use cases are their own type while sharing the ports' helpers.
+macro_rules! operator_service {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        pub struct $name(pub crate::app::OperatorPorts);
+
+        impl std::ops::Deref for $name {
+            type Target = crate::app::OperatorPorts;
+            fn deref(&self) -> &crate::app::OperatorPorts {
+                &self.0
+            }
+        }
+    };
+}
+
 pub mod audience;
 pub mod blocklists;
+pub mod campaigns;
 pub mod commands;
 pub mod conversations;
 pub mod dispatch;
@@ -19,9 +37,74 @@ pub mod templates;
 use crate::domain::campaign::{Campaign, CampaignStatus};
 use crate::domain::events::{CampaignStateChanged, DomainEvent};
 use crate::domain::DomainError;
+use crate::ports::{Clock, Scheduler};
 use crate::ports::{EventBus, PortError, Table};
 use crate::repo;
+use std::sync::Arc;
 use thiserror::Error;
+
+/// The ports the operator's services run on.
+#[derive(Clone)]
+pub struct OperatorPorts {
+    pub table: Arc<dyn Table>,
+    pub scheduler: Arc<dyn Scheduler>,
+    pub bus: Arc<dyn EventBus>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl OperatorPorts {
+    pub(crate) fn now(&self) -> crate::domain::Time {
+        self.clock.now()
+    }
+
+    /// The campaign as operators see it: one being deleted is already gone.
+    pub async fn load(&self, tenant: &str, id: &str) -> AppResult<Campaign> {
+        load_visible(&*self.table, tenant, id).await
+    }
+}
+
+/// A campaign that is not being deleted, or 404.
+pub(crate) async fn load_visible(table: &dyn Table, tenant: &str, id: &str) -> AppResult<Campaign> {
+    match repo::get_campaign(table, tenant, id).await? {
+        Some(c) if c.status != CampaignStatus::Deleting => Ok(c),
+        _ => Err(DomainError::not_found("campaign", id).into()),
+    }
+}
+
+/// The operator API's use cases, one service per aggregate, on one set of ports.
+#[derive(Clone)]
+pub struct Operator {
+    pub campaigns: Arc<campaigns::Campaigns>,
+    pub audience: Arc<audience::Audience>,
+    pub templates: Arc<templates::Templates>,
+    pub block_lists: Arc<blocklists::BlockLists>,
+    pub commands: Arc<commands::Commands>,
+    pub reports: Arc<reports::Reports>,
+    pub views: Arc<hopper_views::Views>,
+}
+
+impl Operator {
+    pub fn new(ports: OperatorPorts) -> Self {
+        Operator {
+            campaigns: Arc::new(campaigns::Campaigns(ports.clone())),
+            audience: Arc::new(audience::Audience(ports.clone())),
+            templates: Arc::new(templates::Templates(ports.clone())),
+            block_lists: Arc::new(blocklists::BlockLists(ports.clone())),
+            commands: Arc::new(commands::Commands {
+                table: ports.table.clone(),
+                bus: ports.bus.clone(),
+                clock: ports.clock.clone(),
+            }),
+            reports: Arc::new(reports::Reports(ports.clone())),
+            views: Arc::new(hopper_views::Views(ports)),
+        }
+    }
+
+    /// The ports the services run on.
+    pub fn ports(&self) -> &OperatorPorts {
+        &self.campaigns.0
+    }
+}
 
 #[derive(Debug, Error, Clone)]
 pub enum AppError {

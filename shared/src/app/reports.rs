@@ -7,7 +7,6 @@
 //! cost estimate walk the hopper shards concurrently ([`SHARD_CONCURRENCY`] at once);
 //! the export walks them in order.
 
-use super::admin::Admin;
 use super::{AppError, AppResult};
 use crate::domain::campaign::{Campaign, CampaignStatus, Channel, TemplateRef};
 use crate::domain::hopper::{shard_of, HopperEntry};
@@ -28,6 +27,11 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use utoipa::ToSchema;
+
+operator_service! {
+    /// Statistics recounts, funnel steps, exports and cost estimates (R6.3, R6.4).
+    Reports
+}
 
 /// Entries one read of the hopper returns.
 pub const PAGE: usize = 1000;
@@ -259,7 +263,7 @@ pub const UNKNOWN_COUNTRY: &str = "unknown";
 
 // ---- the use cases -----------------------------------------------------------------------
 
-impl Admin {
+impl Reports {
     /// Recounts the campaign's entries (page by page) and repairs the live counters to
     /// equal the recount: the repair for counters that drifted, e.g. a worker that died
     /// between storing an entry and adding its counter change (R6.2).

@@ -3,7 +3,6 @@
 //! campaigns sending them, synchronisation from the provider, and each account's
 //! recontact template.
 
-use super::admin::Admin;
 use super::{busy, retry_on_conflict, update_campaign, AppError, AppResult};
 use crate::domain::account::{validate_waba_id, Account, NewAccount};
 use crate::domain::campaign::CampaignStatus;
@@ -19,6 +18,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 use utoipa::ToSchema;
+
+operator_service! {
+    /// Provider accounts and templates (R3).
+    Templates
+}
 
 /// An account with its template settings.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -294,7 +298,7 @@ pub(crate) async fn provider_reported_status(
 
 // ---- the operator's use cases ----
 
-impl Admin {
+impl Templates {
     pub async fn create_account(&self, tenant: &str, input: NewAccount) -> AppResult<AccountView> {
         let waba_id = input
             .waba_id

@@ -4,9 +4,10 @@
 
 use super::error::{ApiError, ErrorBody, JsonBody};
 use super::examples as ex;
-use super::respond::{created, ok, R, S};
+use super::respond::{created, ok, R};
 use super::TenantId;
-use crate::app::admin::{Admin, CampaignFilter, CampaignView, Progress};
+use crate::app::campaigns::{CampaignFilter, CampaignView, Campaigns, Progress};
+use crate::app::Operator;
 use crate::domain::campaign::{
     CallingHours, Campaign, CampaignPatch, CampaignStatus, Channel, NewCampaign, Pacing,
     PacingUnit, TemplateRef,
@@ -25,8 +26,10 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
+type S = axum::extract::State<Arc<Campaigns>>;
+
 /// The campaign and tenant routes (the whole operator API is assembled in `operator`).
-pub fn routes() -> Router<Arc<Admin>> {
+pub fn routes() -> Router<Operator> {
     Router::new()
         .route("/campaigns", post(create_campaign).get(list_campaigns))
         .route(

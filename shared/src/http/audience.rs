@@ -1,16 +1,18 @@
 //! Routes for contacts, lists, segments and imports (R2), and their OpenAPI description
 //! ([`AudienceApi`]).
 //!
-//! Everything runs on the operator API's state ([`Admin`]) except `POST /imports`, which
+//! Everything runs on the operator API's state ([`Audience`]) except `POST /imports`, which
 //! also needs the object store for its upload URL: the composition root provides it with
 //! [`with_object_store`] (S3 in Lambda, the in-memory store locally); without one the
 //! route answers 503.
 
 use super::error::{ApiError, ErrorBody, JsonBody};
-use super::respond::{created, ok, R, S};
+use super::respond::{created, ok, R};
 use super::TenantId;
-use crate::app::admin::{Admin, AttachResult};
+use crate::app::audience::Audience;
+use crate::app::campaigns::AttachResult;
 use crate::app::import::{ImportService, ImportTuning, ImportView, UploadTicket, INLINE_MAX_BYTES};
+use crate::app::Operator;
 use crate::domain::contact::{Contact, ContactList, NewContact, Segment};
 use crate::domain::import::{Column, ColumnMap, Import, ImportSource, ImportStatus, RowError};
 use crate::domain::phone::PhoneNumber;
@@ -26,7 +28,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-pub fn routes() -> Router<Arc<Admin>> {
+type S = axum::extract::State<Arc<Audience>>;
+
+pub fn routes() -> Router<Operator> {
     Router::new()
         .route("/contacts", post(upsert_contacts).get(list_contacts))
         .route("/contacts/import", post(import_inline))

@@ -1,11 +1,12 @@
 //! Routes for block lists and the tenant's opt-out list (R4.3), and their OpenAPI
-//! description ([`BlockListsApi`]). They run on the operator API's state ([`Admin`]).
+//! description ([`BlockListsApi`]). They run on the operator API's state ([`BlockLists`]).
 
 use super::error::{ErrorBody, JsonBody};
-use super::respond::{created, ok, R, S};
+use super::respond::{created, ok, R};
 use super::TenantId;
-use crate::app::admin::Admin;
+use crate::app::blocklists::BlockLists;
 use crate::app::blocklists::{BlockListDeletion, NumberError, NumbersAdded};
+use crate::app::Operator;
 use crate::domain::blocklist::{
     BlockList, BlockedNumber, NewBlockList, NewOptOut, OptOut, OptOutSource,
 };
@@ -19,7 +20,9 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-pub fn routes() -> Router<Arc<Admin>> {
+type S = axum::extract::State<Arc<BlockLists>>;
+
+pub fn routes() -> Router<Operator> {
     Router::new()
         .route(
             "/block-lists",

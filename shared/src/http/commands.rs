@@ -4,10 +4,11 @@
 
 use super::error::{ApiError, ErrorBody};
 use super::examples as ex;
-use super::respond::{R, S};
+use super::respond::R;
 use super::TenantId;
-use crate::app::admin::Admin;
+use crate::app::commands::Commands;
 use crate::app::commands::{OperationProgress, OperationView};
+use crate::app::Operator;
 use crate::repo::commands::{OperationKind, OperationStatus};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -20,7 +21,9 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use utoipa::{OpenApi, ToSchema};
 
-pub fn routes() -> Router<Arc<Admin>> {
+type S = axum::extract::State<Arc<Commands>>;
+
+pub fn routes() -> Router<Operator> {
     Router::new()
         .route("/campaigns/{id}/reset", post(reset))
         .route("/campaigns/{id}/retry", post(retry))

@@ -4,10 +4,11 @@
 //! ([`recontact_router`], merged by the composition roots).
 
 use super::error::{ApiError, ErrorBody, JsonBody};
-use super::respond::{ok, R, S};
+use super::respond::{ok, R};
 use super::TenantId;
-use crate::app::admin::Admin;
 use crate::app::conversations::{Conversations, RecontactRequest, RecontactSent};
+use crate::app::hopper_views::Views;
+use crate::app::Operator;
 use crate::domain::conversation::{ConversationMessage, ConversationView, Direction, MessageKind};
 use crate::domain::template::{TemplateKey, VariableSource};
 use axum::extract::{Path, State};
@@ -17,7 +18,9 @@ use axum::Router;
 use std::sync::Arc;
 use utoipa::OpenApi;
 
-pub fn routes() -> Router<Arc<Admin>> {
+type S = axum::extract::State<Arc<Views>>;
+
+pub fn routes() -> Router<Operator> {
     Router::new().route(
         "/campaigns/{id}/contacts/{phone}/conversation",
         get(conversation),

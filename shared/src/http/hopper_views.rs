@@ -1,14 +1,15 @@
 //! Routes for the hopper's pending and history views (R4.1) and their OpenAPI
-//! description ([`HopperViewsApi`]). They run on the operator API's state ([`Admin`]);
+//! description ([`HopperViewsApi`]). They run on the operator API's state ([`Views`]);
 //! every input is a query parameter, so a bad one is a 400 naming it.
 
 use super::error::{ApiError, ErrorBody};
 use super::examples as ex;
-use super::respond::{ok, R, S};
+use super::respond::{ok, R};
 use super::TenantId;
-use crate::app::admin::Admin;
 use crate::app::hopper_views::EntryListing;
+use crate::app::hopper_views::Views;
 use crate::app::AppError;
+use crate::app::Operator;
 use crate::domain::hopper::EntryState;
 use crate::domain::hopper_view::{EntryView, HopperView, Outcome, ReplyView, LIMIT_MESSAGE};
 use crate::domain::DomainError;
@@ -21,7 +22,9 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-pub fn routes() -> Router<Arc<Admin>> {
+type S = axum::extract::State<Arc<Views>>;
+
+pub fn routes() -> Router<Operator> {
     Router::new()
         .route("/campaigns/{id}/hopper/pending", get(pending))
         .route("/campaigns/{id}/hopper/history", get(history))
@@ -81,7 +84,7 @@ fn as_bad_request(e: AppError) -> ApiError {
     }
 }
 
-async fn view(a: &Admin, tenant: &str, id: &str, v: HopperView, p: ViewParams) -> R {
+async fn view(a: &Views, tenant: &str, id: &str, v: HopperView, p: ViewParams) -> R {
     let q = p.listing()?;
     let (items, next_cursor) = a
         .hopper_entries(tenant, id, v, q)

@@ -43,7 +43,9 @@ pub async fn tenant_from_header(
 /// Every `/campaigns` route answers 403 while the caller's tenant has campaigns disabled
 /// (R1.8). Runs inside the tenant layer; a request without a tenant goes on to its 401.
 pub async fn campaigns_gate(
-    axum::extract::State(admin): axum::extract::State<std::sync::Arc<crate::app::admin::Admin>>,
+    axum::extract::State(campaigns): axum::extract::State<
+        std::sync::Arc<crate::app::campaigns::Campaigns>,
+    >,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -51,7 +53,7 @@ pub async fn campaigns_gate(
     let path = req.uri().path();
     let gated = path == "/campaigns" || path.starts_with("/campaigns/");
     if let (true, Some(TenantId(t))) = (gated, req.extensions().get::<TenantId>()) {
-        match admin.campaigns_enabled(t).await {
+        match campaigns.campaigns_enabled(t).await {
             Ok(true) => {}
             Ok(false) => {
                 return ApiError::forbidden(format!(

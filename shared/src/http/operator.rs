@@ -4,10 +4,12 @@
 //! API here, so there is one router.
 
 use super::error::ApiError;
-use crate::app::admin::Admin;
 use crate::app::conversations::Conversations;
 use crate::app::templates::TemplateSync;
+use crate::app::Operator;
+use crate::app::{audience, blocklists, campaigns, commands, hopper_views, reports, templates};
 use crate::ports::ObjectStore;
+use axum::extract::FromRef;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
@@ -16,7 +18,7 @@ use std::sync::Arc;
 /// The routes on the operator use cases (no tenant layer: the composition root adds the
 /// one its platform uses). Every `/campaigns` route answers 403 while the tenant has
 /// campaigns disabled; `/openapi.json` needs no tenant.
-pub fn router(admin: Arc<Admin>) -> Router {
+pub fn router(operator: Operator) -> Router {
     Router::new()
         .merge(super::api::routes())
         .merge(super::templates::routes())
@@ -29,10 +31,31 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/openapi.json", get(super::openapi::serve))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
-            admin.clone(),
+            operator.campaigns.clone(),
             super::campaigns_gate,
         ))
-        .with_state(admin)
+        .with_state(operator)
+}
+
+/// Each route file's handlers take their own service from the operator state.
+macro_rules! service_of_operator {
+    ($($field:ident: $ty:ty),* $(,)?) => {$(
+        impl FromRef<Operator> for Arc<$ty> {
+            fn from_ref(o: &Operator) -> Self {
+                o.$field.clone()
+            }
+        }
+    )*};
+}
+
+service_of_operator! {
+    campaigns: campaigns::Campaigns,
+    audience: audience::Audience,
+    templates: templates::Templates,
+    block_lists: blocklists::BlockLists,
+    commands: commands::Commands,
+    reports: reports::Reports,
+    views: hopper_views::Views,
 }
 
 async fn not_found() -> ApiError {
@@ -41,7 +64,7 @@ async fn not_found() -> ApiError {
 
 /// The use cases behind the whole operator API.
 pub struct OperatorServices {
-    pub admin: Arc<Admin>,
+    pub operator: Operator,
     /// Template synchronisation from the provider's list (R3.4).
     pub sync: Arc<TemplateSync>,
     /// The recontact template (R5.5), sent through the account's provider.
@@ -52,7 +75,7 @@ pub struct OperatorServices {
 
 /// The whole operator API: [`router`] plus the routes on their own use cases.
 pub fn full_router(s: &OperatorServices) -> Router {
-    let api = router(s.admin.clone())
+    let api = router(s.operator.clone())
         .merge(super::templates::sync_router(s.sync.clone()))
         .merge(super::conversations::recontact_router(
             s.conversations.clone(),

@@ -1,18 +1,19 @@
 //! Routes for the campaign reports (R6.2-R6.4) and their OpenAPI description
 //! ([`ReportsApi`]): the statistics' recount and repair, the CSV export per contact, the
 //! funnel steps a bot flow reports, and the cost estimate. They run on the operator API's
-//! state ([`Admin`]).
+//! state ([`Reports`]).
 
 use super::error::{ApiError, ErrorBody, JsonBody};
 use super::examples as ex;
-use super::respond::{created, ok, R, S};
+use super::respond::{created, ok, R};
 use super::TenantId;
-use crate::app::admin::Admin;
+use crate::app::reports::Reports;
 use crate::app::reports::{
     export_stream, BasisCost, CostEstimate, CountryCost, PriceTableInfo, Recount, StepRecorded,
     StepRequest, EXPORT_COLUMNS, MAX_CHUNK_ROWS,
 };
 use crate::app::AppError;
+use crate::app::Operator;
 use crate::domain::campaign::TemplateRef;
 use crate::domain::pricing::PriceCategory;
 use crate::domain::DomainError;
@@ -29,10 +30,12 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use utoipa::{IntoParams, OpenApi};
 
+type S = axum::extract::State<Arc<Reports>>;
+
 /// The response header carrying the next export chunk's cursor.
 pub const NEXT_CURSOR_HEADER: &str = "x-next-cursor";
 
-pub fn routes() -> Router<Arc<Admin>> {
+pub fn routes() -> Router<Operator> {
     Router::new()
         .route("/campaigns/{id}/stats/recount", post(recount))
         .route("/campaigns/{id}/export.csv", get(export))

@@ -1,15 +1,11 @@
 //! What every route handler answers with: `R` (a response or an [`ApiError`]), `ok` and
-//! `created` for JSON bodies, `S` for the operator API's state.
+//! `created` for JSON bodies.
 
 use super::error::ApiError;
-use crate::app::admin::Admin;
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use std::sync::Arc;
 
-pub(crate) type S = State<Arc<Admin>>;
 pub(crate) type R = Result<Response, ApiError>;
 
 pub(crate) fn created<B: serde::Serialize>(b: B) -> R {

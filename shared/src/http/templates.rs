@@ -1,17 +1,18 @@
 //! Routes for provider accounts and templates (R3, R7.2), and their OpenAPI description
 //! ([`TemplatesApi`]).
 //!
-//! [`routes`] runs on the operator API's state ([`Admin`]); [`sync_router`] serves the
+//! [`routes`] runs on the operator API's state ([`Templates`]); [`sync_router`] serves the
 //! synchronisation from the provider on its own state ([`TemplateSync`]), for the
 //! composition root to merge next to the API.
 
 use super::error::{ApiError, ErrorBody, JsonBody};
-use super::respond::{created, ok, R, S};
+use super::respond::{created, ok, R};
 use super::TenantId;
-use crate::app::admin::Admin;
+use crate::app::templates::Templates;
 use crate::app::templates::{
     AccountView, SkippedTemplate, SyncError, SyncReport, SyncRequest, TemplateSync, TemplateView,
 };
+use crate::app::Operator;
 use crate::domain::account::{Account, NewAccount, Provider};
 use crate::domain::template::{
     CallToAction, Category, MediaHeader, MediaKind, NewTemplate, Quality, Template, TemplateEdit,
@@ -27,7 +28,9 @@ use serde_json::json;
 use std::sync::Arc;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-pub fn routes() -> Router<Arc<Admin>> {
+type S = axum::extract::State<Arc<Templates>>;
+
+pub fn routes() -> Router<Operator> {
     Router::new()
         .route("/accounts", post(create_account).get(list_accounts))
         .route("/accounts/{id}", get(get_account))

@@ -354,7 +354,7 @@ impl World {
         });
         sim.set_webhook_url(webhook_url.clone());
 
-        let api = shared::http::operator::router(systems["api"].admin.clone())
+        let api = shared::http::operator::router(systems["api"].operator.clone())
             .layer(axum::middleware::from_fn(shared::http::tenant_from_header));
         Ok(World {
             ddb,

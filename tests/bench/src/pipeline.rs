@@ -119,7 +119,7 @@ impl Pipeline {
             tokio::spawn(async move { axum::serve(listener, hook).await });
             sim.set_webhook_url(url);
         }
-        let api = shared::http::operator::router(sys.admin.clone())
+        let api = shared::http::operator::router(sys.operator.clone())
             .layer(axum::middleware::from_fn(shared::http::tenant_from_header));
         Ok(Pipeline {
             sys,

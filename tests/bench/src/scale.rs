@@ -40,7 +40,7 @@ use crate::Opts;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use futures::StreamExt;
 use serde_json::{json, Value};
-use shared::app::admin::Admin;
+use shared::app::{Operator, OperatorPorts};
 use shared::domain::contact::NewContact;
 use shared::domain::stats::Stats;
 use shared::ports::{Clock, Table};
@@ -269,7 +269,7 @@ fn phone(i: u64) -> String {
 /// the importer's calls. Returns (campaign id, list id).
 async fn seed(w: &World, n: u64) -> anyhow::Result<(String, String)> {
     let table: Arc<dyn Table> = w.table.clone();
-    let admin = Arc::new(Admin {
+    let admin = Operator::new(OperatorPorts {
         table: table.clone(),
         scheduler: Arc::new(MemoryScheduler::default()),
         bus: Arc::new(worker::NullBus),

@@ -11,10 +11,10 @@ use crate::report::status_kb;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use shared::app::admin::Admin;
 use shared::app::dispatch::Dispatcher;
 use shared::app::send::SendService;
 use shared::app::sweep::SweepService;
+use shared::app::{Operator, OperatorPorts};
 use shared::domain::events::DomainEvent;
 use shared::lambda;
 use shared::lambda::sqs_event;
@@ -146,7 +146,7 @@ fn build(role: &str, args: &[String]) -> anyhow::Result<(Service, Arc<RemoteCloc
     let bus: Arc<dyn EventBus> = Arc::new(NullBus);
     let svc = match role {
         "api" => {
-            let admin = Arc::new(Admin {
+            let admin = Operator::new(OperatorPorts {
                 table,
                 scheduler: Arc::new(MemoryScheduler::default()),
                 bus,

@@ -1,5 +1,7 @@
-//! What operators do over the API: campaigns and tenants here; accounts and templates in
-//! `templates`, contacts, lists and audiences in `audience`.
+//! Campaigns and the tenant's settings (R1): create, edit, list, the lifecycle (launch,
+//! schedule, pause, resume, cancel, delete), test sends, hopper counts and statistics.
+//! The operator's other aggregates have their own services: `audience`, `templates`,
+//! `blocklists`, `commands`, `reports`, `hopper_views` (all gathered in [`Operator`]).
 
 use super::{busy, publish_state_change, retry_on_conflict, update_campaign, AppError, AppResult};
 use crate::domain::campaign::{
@@ -10,18 +12,15 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::stats::{self, HopperCounts, Stats};
 use crate::domain::tenant::{Tenant, TenantSettings};
 use crate::domain::DomainError;
-use crate::ports::{Clock, EventBus, OneTimeSchedule, Scheduler, Table};
+use crate::ports::OneTimeSchedule;
 use crate::repo;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
-use std::sync::Arc;
 use utoipa::ToSchema;
 
-pub struct Admin {
-    pub table: Arc<dyn Table>,
-    pub scheduler: Arc<dyn Scheduler>,
-    pub bus: Arc<dyn EventBus>,
-    pub clock: Arc<dyn Clock>,
+operator_service! {
+    /// Campaigns and the tenant's settings.
+    Campaigns
 }
 
 /// The schedule name for a campaign's start date (Scheduler allows [0-9a-zA-Z-_.]{1,64}).
@@ -123,11 +122,7 @@ fn check_cursor(cursor: &str) -> Result<(), DomainError> {
     }
 }
 
-impl Admin {
-    pub(crate) fn now(&self) -> crate::domain::Time {
-        self.clock.now()
-    }
-
+impl Campaigns {
     // ---- tenants (R1.8) ----
 
     pub async fn get_tenant(&self, tenant: &str) -> AppResult<Tenant> {
@@ -198,14 +193,6 @@ impl Admin {
             }
         }
         Ok(())
-    }
-
-    /// The campaign as operators see it: one being deleted is already gone.
-    pub async fn load(&self, tenant: &str, id: &str) -> AppResult<Campaign> {
-        match repo::get_campaign(&*self.table, tenant, id).await? {
-            Some(c) if c.status != CampaignStatus::Deleting => Ok(c),
-            _ => Err(DomainError::not_found("campaign", id).into()),
-        }
     }
 
     pub async fn get_campaign(&self, tenant: &str, id: &str) -> AppResult<CampaignView> {
