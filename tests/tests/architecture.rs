@@ -336,3 +336,46 @@ fn the_import_reader_sees_grouped_and_inline_paths() {
     g.insert("b".to_owned(), BTreeSet::from(["a".to_owned()]));
     assert_eq!(find_circle(&g).unwrap(), ["a", "b", "a"]);
 }
+
+// ---- short use cases -------------------------------------------------------------------
+
+/// Functions of `shared/src/app` longer than `limit` lines (from `fn` to its closing
+/// brace at the same indentation), test modules left out.
+fn long_functions(limit: usize) -> Vec<String> {
+    let src = workspace().join("shared/src");
+    let mut out = Vec::new();
+    for (name, file) in modules(&src) {
+        if !name.starts_with("app") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]\nmod tests").next().unwrap();
+        let lines: Vec<&str> = code.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let trimmed = line.trim_start();
+            let indent = &line[..line.len() - trimmed.len()];
+            let signature = ["fn ", "async fn ", "pub fn ", "pub async fn "]
+                .iter()
+                .chain(&["pub(crate) fn ", "pub(crate) async fn "])
+                .any(|p| trimmed.starts_with(p));
+            if !signature || trimmed.ends_with(';') {
+                continue;
+            }
+            let close = format!("{indent}}}");
+            if let Some(end) = lines[i..].iter().position(|l| *l == close) {
+                if end + 1 > limit {
+                    out.push(format!("{}:{} ({} lines)", file.display(), i + 1, end + 1));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_use_case_function_is_longer_than_sixty_lines() {
+    let long = long_functions(60);
+    assert!(long.is_empty(), "split these: {long:#?}");
+    // The reader does find functions: every one is longer than 3 lines somewhere.
+    assert!(!long_functions(3).is_empty());
+}

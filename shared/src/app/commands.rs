@@ -28,7 +28,7 @@
 //!   campaign then completes as before (the sweeper, once nothing is in flight); a PAUSED
 //!   one, which can no longer resume, completes the same way.
 
-use super::{busy, retry_on_conflict, update_campaign, AppResult, CONFLICT_RETRIES};
+use super::{busy, retry_on_conflict, update_campaign, AppResult};
 use crate::domain::campaign::{Campaign, CampaignStatus};
 use crate::domain::hopper::{EntryState, HopperEntry};
 use crate::domain::stats::{self, Delta};
@@ -288,40 +288,24 @@ impl Commands {
             let c = super::load_visible(&*self.table, tenant, id).await?;
             change(&mut c.clone())?;
             let current = repo::commands::get_operation(t, tenant, id).await?;
-            let version = current.as_ref().map_or(0, |o| o.version);
             let mut op = match current {
-                Some(o) if o.is_running() => match (o.kind, kind) {
-                    (OperationKind::Expire, _) => {
-                        return Err(DomainError::Conflict(format!(
-                            "cannot {} campaign {id}: its end date has passed and its unsent entries are expiring",
-                            kind.as_str()
-                        ))
-                        .into())
-                    }
-                    (OperationKind::Reset, OperationKind::Retry) => {
-                        return Err(DomainError::Conflict(format!(
-                            "a reset of campaign {id} is in progress; it puts the RETRY entries back to FRESH too"
-                        ))
-                        .into())
-                    }
-                    (old, new) if old == new => restart(o, now),
-                    _ => {
-                        let mut op = new_operation(kind, &c, now, version);
-                        op.message = Some(replaces(&o));
-                        op
-                    }
-                },
-                _ => {
+                Some(o) if o.is_running() => next_operation(o, kind, &c, now)?,
+                other => {
                     if kind == OperationKind::Retry {
                         let counters = repo::get_counters(t, tenant, id).await?;
-                        if counters.get(EntryState::Retry.as_str()).copied().unwrap_or(0) <= 0 {
+                        if counters
+                            .get(EntryState::Retry.as_str())
+                            .copied()
+                            .unwrap_or(0)
+                            <= 0
+                        {
                             return Err(DomainError::Conflict(format!(
                                 "campaign {id} has no RETRY entries to send again"
                             ))
                             .into());
                         }
                     }
-                    new_operation(kind, &c, now, version)
+                    new_operation(kind, &c, now, other.map_or(0, |o| o.version))
                 }
             };
             repo::commands::save_operation(t, &mut op).await?;
@@ -371,6 +355,23 @@ struct PageOutcome {
     in_flight: u64,
     delta: Delta,
     error: Option<crate::app::AppError>,
+}
+
+impl PageOutcome {
+    /// Counts what one entry's change did; the first error is kept.
+    fn count(&mut self, r: AppResult<EntryOutcome>) {
+        match r {
+            Ok(EntryOutcome::Changed(d)) => {
+                self.changed += 1;
+                stats::fold(&mut self.delta, d);
+            }
+            Ok(EntryOutcome::InFlight) => self.in_flight += 1,
+            Ok(EntryOutcome::Unchanged) => {}
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
+    }
 }
 
 enum EntryOutcome {
@@ -484,20 +485,17 @@ impl Commands {
         if !op.is_running() {
             return Ok(()); // the index lags behind the table
         }
-        let Some(c) = repo::get_campaign(t, tenant, id).await? else {
-            return abort(t, &mut op, "the campaign no longer exists", now).await;
-        };
-        match c.status {
-            // The purge removes the operation with the campaign's partition.
-            CampaignStatus::Deleting => return Ok(()),
-            CampaignStatus::Cancelled => {
-                return abort(t, &mut op, "the campaign was cancelled", now).await
-            }
-            _ => {}
+        let c = repo::get_campaign(t, tenant, id).await?;
+        // The purge removes a deleted campaign's operation with its partition.
+        if c.as_ref()
+            .is_some_and(|c| c.status == CampaignStatus::Deleting)
+        {
+            return Ok(());
         }
-        if op.kind != OperationKind::Expire && c.has_ended(now) {
-            return abort(t, &mut op, "the campaign's end date passed", now).await;
+        if let Some(why) = why_stop(c.as_ref(), &op, now) {
+            return abort(t, &mut op, why, now).await;
         }
+        let c = c.expect("why_stop stops an operation without its campaign");
         let sender = match (&op.kind, &c.account_id) {
             (OperationKind::Reset, Some(a)) => {
                 repo::get_account(t, tenant, a).await?.map(|a| a.sender_id)
@@ -505,56 +503,13 @@ impl Commands {
             _ => None,
         };
         while op.shard < op.shards {
-            if b.spent() {
+            if b.spent()
+                || !self
+                    .walk_page(&mut op, sender.as_deref(), b, report)
+                    .await?
+            {
                 report.operations_pending += 1;
                 return Ok(());
-            }
-            let page = repo::commands::hopper_entries_after(
-                t,
-                tenant,
-                id,
-                op.shard,
-                op.after.as_deref(),
-                b.page(),
-            )
-            .await?;
-            let examined = page.entries.len();
-            let outcome = self
-                .apply_page(op.kind, tenant, id, page.entries, sender.as_deref())
-                .await;
-            // Counters follow every stored change, even when part of the page failed.
-            repo::add_counters(t, tenant, id, &outcome.delta).await?;
-            match op.kind {
-                OperationKind::Expire => report.expired_unsent += outcome.changed as usize,
-                _ => report.applied += outcome.changed as usize,
-            }
-            if let Some(e) = outcome.error {
-                return Err(e);
-            }
-            b.take(examined.max(1));
-            op.examined += examined as u64;
-            op.changed += outcome.changed;
-            op.in_flight += outcome.in_flight;
-            if page.done {
-                op.shard += 1;
-                op.after = None;
-            } else {
-                op.after = page.last;
-            }
-            op.updated_at = self.clock.now();
-            if op.shard >= op.shards {
-                op.status = OperationStatus::Done;
-                op.finished_at = Some(op.updated_at);
-            }
-            match repo::commands::save_operation(t, &mut op).await {
-                Ok(()) => {}
-                // Asked again (restarted) or replaced meanwhile: the next sweep goes on
-                // from what is stored.
-                Err(PortError::ConditionFailed) => {
-                    report.operations_pending += 1;
-                    return Ok(());
-                }
-                Err(e) => return Err(e.into()),
             }
         }
         if op.is_running() {
@@ -573,6 +528,62 @@ impl Commands {
             self.complete_paused(tenant, id, now, report).await?;
         }
         Ok(())
+    }
+
+    /// Applies the operation to the next page of its hopper walk, counts what changed and
+    /// stores how far it got. False when the operation was asked again (restarted) or
+    /// replaced meanwhile: the next sweep goes on from what is stored.
+    async fn walk_page(
+        &self,
+        op: &mut Operation,
+        sender: Option<&str>,
+        b: &mut Budget,
+        report: &mut CommandsReport,
+    ) -> AppResult<bool> {
+        let t = &*self.table;
+        let (tenant, id) = (op.tenant.clone(), op.campaign_id.clone());
+        let page = repo::commands::hopper_entries_after(
+            t,
+            &tenant,
+            &id,
+            op.shard,
+            op.after.as_deref(),
+            b.page(),
+        )
+        .await?;
+        let examined = page.entries.len();
+        let outcome = self
+            .apply_page(op.kind, &tenant, &id, page.entries, sender)
+            .await;
+        // Counters follow every stored change, even when part of the page failed.
+        repo::add_counters(t, &tenant, &id, &outcome.delta).await?;
+        match op.kind {
+            OperationKind::Expire => report.expired_unsent += outcome.changed as usize,
+            _ => report.applied += outcome.changed as usize,
+        }
+        if let Some(e) = outcome.error {
+            return Err(e);
+        }
+        b.take(examined.max(1));
+        op.examined += examined as u64;
+        op.changed += outcome.changed;
+        op.in_flight += outcome.in_flight;
+        if page.done {
+            op.shard += 1;
+            op.after = None;
+        } else {
+            op.after = page.last;
+        }
+        op.updated_at = self.clock.now();
+        if op.shard >= op.shards {
+            op.status = OperationStatus::Done;
+            op.finished_at = Some(op.updated_at);
+        }
+        match repo::commands::save_operation(t, op).await {
+            Ok(()) => Ok(true),
+            Err(PortError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// An ended PAUSED campaign can never resume: once nothing is left to expire or in
@@ -626,7 +637,7 @@ impl Commands {
         if wanted == 0 {
             out.in_flight = entries
                 .iter()
-                .filter(|e| kind == OperationKind::Reset && e.state == EntryState::Sending)
+                .filter(|e| matches!(left_alone(kind, e), EntryOutcome::InFlight))
                 .count() as u64;
             return out;
         }
@@ -641,46 +652,30 @@ impl Commands {
                 }
             }
         };
+        // Each candidate takes the next reserved place at the end of the line.
         let mut next = first;
-        let mut work = Vec::with_capacity(entries.len());
-        for (e, candidate) in entries.into_iter().zip(candidates) {
-            let seq = if candidate {
-                next += 1;
-                next - 1
-            } else {
-                0
-            };
-            work.push((e, candidate, seq));
-        }
+        let work: Vec<(HopperEntry, Option<u64>)> = entries
+            .into_iter()
+            .zip(candidates)
+            .map(|(e, candidate)| {
+                let seq = candidate.then(|| {
+                    next += 1;
+                    next - 1
+                });
+                (e, seq)
+            })
+            .collect();
         let results: Vec<AppResult<EntryOutcome>> = stream::iter(work)
-            .map(|(e, candidate, seq)| async move {
-                if !candidate {
-                    return Ok(
-                        if kind == OperationKind::Reset && e.state == EntryState::Sending {
-                            EntryOutcome::InFlight
-                        } else {
-                            EntryOutcome::Unchanged
-                        },
-                    );
+            .map(|(e, seq)| async move {
+                match seq {
+                    Some(seq) => self.change_entry(kind, e, seq, sender).await,
+                    None => Ok(left_alone(kind, &e)),
                 }
-                self.change_entry(kind, e, seq, sender).await
             })
             .buffer_unordered(WRITE_CONCURRENCY)
             .collect()
             .await;
-        for r in results {
-            match r {
-                Ok(EntryOutcome::Changed(d)) => {
-                    out.changed += 1;
-                    stats::fold(&mut out.delta, d);
-                }
-                Ok(EntryOutcome::InFlight) => out.in_flight += 1,
-                Ok(EntryOutcome::Unchanged) => {}
-                Err(e) => {
-                    out.error.get_or_insert(e);
-                }
-            }
-        }
+        results.into_iter().for_each(|r| out.count(r));
         out
     }
 
@@ -688,58 +683,115 @@ impl Commands {
     async fn change_entry(
         &self,
         kind: OperationKind,
-        mut e: HopperEntry,
+        e: HopperEntry,
         seq: u64,
         sender: Option<&str>,
     ) -> AppResult<EntryOutcome> {
-        let t = &*self.table;
-        for _ in 0..CONFLICT_RETRIES {
+        let (t, first, r) = (&*self.table, &e, &e.entry_ref());
+        let changed = retry_on_conflict(|n| async move {
+            let mut e = match n {
+                0 => first.clone(),
+                _ => match repo::get_entry(t, r).await? {
+                    Some(stored) => stored,
+                    None => return Ok(EntryOutcome::Unchanged),
+                },
+            };
             let before = e.clone();
             if !apply(kind, &mut e, seq) {
-                return Ok(
-                    if kind == OperationKind::Reset && e.state == EntryState::Sending {
-                        EntryOutcome::InFlight
-                    } else {
-                        EntryOutcome::Unchanged
-                    },
-                );
+                return Ok(left_alone(kind, &e));
             }
             match repo::save_entry(t, &mut e).await {
-                Ok(()) => {
-                    // A reset entry no longer waits for a reply: its interaction closes,
-                    // so the contact is not held back from this or another campaign.
-                    if let (Some(sender), EntryState::Pending, Some(m)) =
-                        (sender, before.state, &before.message_id)
-                    {
-                        let now = self.clock.now();
-                        if let Err(err) = repo::close_interaction(t, sender, &e.phone, m, now).await
-                        {
-                            tracing::warn!(phone = %e.phone.masked(), error = %err, "interaction of a reset entry not closed; it ends at its timeout");
-                        }
-                    }
-                    return Ok(EntryOutcome::Changed(stats::delta(Some(&before), &e)));
-                }
-                Err(PortError::ConditionFailed) => {
-                    match repo::get_entry(t, &before.entry_ref()).await? {
-                        Some(stored) => e = stored,
-                        None => return Ok(EntryOutcome::Unchanged),
-                    }
-                }
-                Err(err) => {
-                    // The write may have landed: count it if it did.
-                    if let Ok(Some(stored)) = repo::get_entry(t, &before.entry_ref()).await {
-                        if stored.version == e.version + 1
-                            && stored.state == e.state
-                            && stored.seq == e.seq
-                        {
-                            return Ok(EntryOutcome::Changed(stats::delta(Some(&before), &e)));
-                        }
-                    }
-                    return Err(err.into());
-                }
+                Ok(()) => self.close_reset_interaction(sender, &before, &e).await,
+                Err(PortError::ConditionFailed) => return Err(PortError::ConditionFailed.into()),
+                // The write may have landed: count it if it did.
+                Err(err) if !reset_landed(t, &e).await => return Err(err.into()),
+                Err(_) => {}
+            }
+            Ok(EntryOutcome::Changed(stats::delta(Some(&before), &e)))
+        })
+        .await;
+        match changed {
+            // Changed again and again meanwhile: left for the next walk.
+            Err(e) if e.is_write_conflict() => Ok(EntryOutcome::Unchanged),
+            other => other,
+        }
+    }
+
+    /// A reset entry no longer waits for a reply: its interaction closes, so the contact
+    /// is not held back from this or another campaign.
+    async fn close_reset_interaction(
+        &self,
+        sender: Option<&str>,
+        before: &HopperEntry,
+        e: &HopperEntry,
+    ) {
+        if let (Some(sender), EntryState::Pending, Some(m)) =
+            (sender, before.state, &before.message_id)
+        {
+            let now = self.clock.now();
+            let closed = repo::close_interaction(&*self.table, sender, &e.phone, m, now).await;
+            if let Err(err) = closed {
+                tracing::warn!(phone = %e.phone.masked(), error = %err, "interaction of a reset entry not closed; it ends at its timeout");
             }
         }
-        // Changed again and again meanwhile: left for the next walk.
-        Ok(EntryOutcome::Unchanged)
     }
+}
+
+/// A command asked for while operation `o` still runs: the same command restarts the
+/// walk, another replaces it, except that an expiry cannot be replaced and a retry is
+/// already part of a running reset.
+fn next_operation(
+    o: Operation,
+    kind: OperationKind,
+    c: &Campaign,
+    now: Time,
+) -> AppResult<Operation> {
+    let id = &c.id;
+    match (o.kind, kind) {
+        (OperationKind::Expire, _) => Err(DomainError::Conflict(format!(
+            "cannot {} campaign {id}: its end date has passed and its unsent entries are expiring",
+            kind.as_str()
+        ))
+        .into()),
+        (OperationKind::Reset, OperationKind::Retry) => Err(DomainError::Conflict(format!(
+            "a reset of campaign {id} is in progress; it puts the RETRY entries back to FRESH too"
+        ))
+        .into()),
+        (old, new) if old == new => Ok(restart(o, now)),
+        _ => {
+            let mut op = new_operation(kind, c, now, o.version);
+            op.message = Some(replaces(&o));
+            Ok(op)
+        }
+    }
+}
+
+/// Why a running operation stops before walking: its campaign is gone or cancelled, or
+/// (for anything but an expiry) past its end date.
+fn why_stop(c: Option<&Campaign>, op: &Operation, now: Time) -> Option<&'static str> {
+    match c {
+        None => Some("the campaign no longer exists"),
+        Some(c) if c.status == CampaignStatus::Cancelled => Some("the campaign was cancelled"),
+        Some(c) if op.kind != OperationKind::Expire && c.has_ended(now) => {
+            Some("the campaign's end date passed")
+        }
+        Some(_) => None,
+    }
+}
+
+/// An entry the operation does not change: a reset leaves a SENDING entry alone (its
+/// send is in flight); anything else is simply unchanged.
+fn left_alone(kind: OperationKind, e: &HopperEntry) -> EntryOutcome {
+    if kind == OperationKind::Reset && e.state == EntryState::Sending {
+        EntryOutcome::InFlight
+    } else {
+        EntryOutcome::Unchanged
+    }
+}
+
+/// Whether the write of `e` that answered an error was stored nonetheless: the stored
+/// entry is the next version, in the same state and place in line.
+async fn reset_landed(t: &dyn Table, e: &HopperEntry) -> bool {
+    matches!(repo::get_entry(t, &e.entry_ref()).await, Ok(Some(stored))
+        if stored.version == e.version + 1 && stored.state == e.state && stored.seq == e.seq)
 }

@@ -9,6 +9,7 @@
 
 use super::hopper_views::Views;
 use super::AppResult;
+use crate::domain::account::Account;
 use crate::domain::campaign::Campaign;
 use crate::domain::conversation::{
     self, ConversationMessage, ConversationView, Direction, MessageKind, OperatorMessage,
@@ -18,11 +19,12 @@ use crate::domain::hopper::{shard_of, HopperEntry};
 use crate::domain::inbound::EntryRef;
 use crate::domain::outcome::SendFailure;
 use crate::domain::phone::PhoneNumber;
-use crate::domain::template::{ContactData, TemplateKey, VariableSource};
+use crate::domain::template::{ContactData, Template, TemplateKey, VariableSource};
 use crate::domain::{DomainError, Time};
 use crate::ports::{Clock, MessagingProvider, OutboundTemplate, Table};
 use crate::repo;
 use crate::repo::conversations as conv;
+use crate::repo::Interaction;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -90,58 +92,17 @@ impl Conversations {
         phone: &str,
         req: RecontactRequest,
     ) -> AppResult<Result<RecontactSent, SendFailure>> {
-        let t = &*self.table;
         let phone = PhoneNumber::parse(phone)?;
         let account_id = crate::domain::account::required("account_id", req.account_id)?;
-        let account = repo::get_account(t, tenant, &account_id)
-            .await?
-            .ok_or_else(|| DomainError::not_found("account", &account_id))?;
-        let settings = repo::get_template_settings(t, tenant, &account_id).await?;
-        let key = settings.recontact.ok_or_else(|| {
-            DomainError::Conflict(format!(
-                "account {account_id} has no recontact template: choose one with PUT /accounts/{account_id}/recontact-template"
-            ))
-        })?;
-        let template = repo::get_template(t, tenant, &account_id, &key.name, &key.language)
-            .await?
-            .ok_or_else(|| {
-                DomainError::Conflict(format!(
-                    "the recontact template {} ({}) of account {account_id} no longer exists",
-                    key.name, key.language
-                ))
-            })?;
-        template.check_usable(&req.variables)?;
+        let (account, template) = self
+            .recontact_template(tenant, &account_id, &req.variables)
+            .await?;
         let sender = &account.sender_id;
-        let (interaction, window, opted_out, contact) = futures::try_join!(
-            repo::get_interaction(t, sender, &phone),
-            conv::get_window(t, sender, &phone),
-            repo::blocklists::is_opted_out(t, tenant, &phone),
-            repo::get_contact(t, tenant, &phone),
-        )?;
-        // An interaction of another tenant on a shared number is none of ours.
-        let interaction = interaction.filter(|i| i.entry.tenant == tenant);
-        let now = self.clock.now();
-        conversation::may_send(
-            OperatorMessage::RecontactTemplate,
-            interaction.as_ref(),
-            window.as_ref(),
-            opted_out,
-            now,
-        )
-        .map_err(|r| DomainError::Conflict(r.message().to_owned()))?;
-        let data: ContactData = contact.map(|c| c.data()).unwrap_or_default();
+        let (interaction, window, data) = self.check_may_recontact(tenant, sender, &phone).await?;
         let rendered = template
             .render(&req.variables, &data)
             .map_err(|why| DomainError::invalid("variables", why))?;
-        let msg = OutboundTemplate {
-            to: phone.clone(),
-            template: template.name.clone(),
-            language: template.language.clone(),
-            params: rendered.params,
-            quick_reply_payloads: template.quick_replies.clone(),
-            callback_data: format!("{RECONTACT_CALLBACK}|{tenant}|{phone}"),
-            header: template.header.clone(),
-        };
+        let msg = recontact_message(&template, &phone, tenant, rendered.params);
         let message_id = match self.provider.send(&account, &msg).await {
             Ok(id) => id,
             Err(failure) => {
@@ -154,24 +115,16 @@ impl Conversations {
         let window_until = window.as_ref().and_then(|w| w.until);
         self.note_recontact(tenant, sender, &phone, &message_id, &template.name, sent_at)
             .await;
-        let campaign_id = match &interaction {
-            Some(i) => {
-                let m = ConversationMessage {
-                    direction: Direction::Outbound,
-                    kind: MessageKind::Recontact,
-                    message_id: Some(message_id.clone()),
-                    at: sent_at,
-                    text: Some(rendered.text.clone()),
-                    button: None,
-                    template: Some(template.name.clone()),
-                };
-                if let Err(e) = conv::put_message(t, &i.entry, &m).await {
-                    tracing::warn!(phone = %phone.masked(), error = %e, "recontact not recorded on the conversation");
-                }
-                Some(i.entry.campaign_id.clone())
-            }
-            None => None,
-        };
+        let campaign_id = self
+            .record_on_conversation(
+                interaction.as_ref(),
+                &phone,
+                &message_id,
+                &rendered.text,
+                &template.name,
+                sent_at,
+            )
+            .await;
         tracing::info!(phone = %phone.masked(), account_id = %account_id, "recontact template sent");
         Ok(Ok(RecontactSent {
             phone,
@@ -187,6 +140,90 @@ impl Conversations {
             window_until,
             campaign_id,
         }))
+    }
+
+    /// Loads the account and its recontact template, checked usable with `variables`.
+    async fn recontact_template(
+        &self,
+        tenant: &str,
+        account_id: &str,
+        variables: &[VariableSource],
+    ) -> AppResult<(Account, Template)> {
+        let t = &*self.table;
+        let account = repo::get_account(t, tenant, account_id)
+            .await?
+            .ok_or_else(|| DomainError::not_found("account", account_id))?;
+        let settings = repo::get_template_settings(t, tenant, account_id).await?;
+        let key = settings.recontact.ok_or_else(|| {
+            DomainError::Conflict(format!(
+                "account {account_id} has no recontact template: choose one with PUT /accounts/{account_id}/recontact-template"
+            ))
+        })?;
+        let template = repo::get_template(t, tenant, account_id, &key.name, &key.language)
+            .await?
+            .ok_or_else(|| {
+                DomainError::Conflict(format!(
+                    "the recontact template {} ({}) of account {account_id} no longer exists",
+                    key.name, key.language
+                ))
+            })?;
+        template.check_usable(variables)?;
+        Ok((account, template))
+    }
+
+    /// Refuses (409) unless `may_send` allows a recontact now; answers interaction, window, data.
+    async fn check_may_recontact(
+        &self,
+        tenant: &str,
+        sender: &str,
+        phone: &PhoneNumber,
+    ) -> AppResult<(Option<Interaction>, Option<ServiceWindow>, ContactData)> {
+        let t = &*self.table;
+        let (interaction, window, opted_out, contact) = futures::try_join!(
+            repo::get_interaction(t, sender, phone),
+            conv::get_window(t, sender, phone),
+            repo::blocklists::is_opted_out(t, tenant, phone),
+            repo::get_contact(t, tenant, phone),
+        )?;
+        // An interaction of another tenant on a shared number is none of ours.
+        let interaction = interaction.filter(|i| i.entry.tenant == tenant);
+        let now = self.clock.now();
+        conversation::may_send(
+            OperatorMessage::RecontactTemplate,
+            interaction.as_ref(),
+            window.as_ref(),
+            opted_out,
+            now,
+        )
+        .map_err(|r| DomainError::Conflict(r.message().to_owned()))?;
+        let data: ContactData = contact.map(|c| c.data()).unwrap_or_default();
+        Ok((interaction, window, data))
+    }
+
+    /// Adds the recontact to the contact's campaign conversation (best effort); its campaign id.
+    async fn record_on_conversation(
+        &self,
+        interaction: Option<&Interaction>,
+        phone: &PhoneNumber,
+        message_id: &str,
+        text: &str,
+        template: &str,
+        sent_at: Time,
+    ) -> Option<String> {
+        let i = interaction?;
+        let m = ConversationMessage {
+            direction: Direction::Outbound,
+            kind: MessageKind::Recontact,
+            message_id: Some(message_id.to_owned()),
+            at: sent_at,
+            text: Some(text.to_owned()),
+            button: None,
+            template: Some(template.to_owned()),
+        };
+        if let Err(e) = conv::put_message(&*self.table, &i.entry, &m).await {
+            tracing::warn!(phone = %phone.masked(), error = %e, "recontact not recorded on the conversation");
+        }
+        Some(i.entry.campaign_id.clone())
     }
 
     /// Records the recontact on the contact's window item (best effort: the message went
@@ -212,6 +249,24 @@ impl Conversations {
         if let Err(e) = noted {
             tracing::warn!(error = %e, "recontact not noted on the window");
         }
+    }
+}
+
+/// The provider message of a recontact, marked as one in its callback data.
+fn recontact_message(
+    template: &Template,
+    phone: &PhoneNumber,
+    tenant: &str,
+    params: Vec<String>,
+) -> OutboundTemplate {
+    OutboundTemplate {
+        to: phone.clone(),
+        template: template.name.clone(),
+        language: template.language.clone(),
+        params,
+        quick_reply_payloads: template.quick_replies.clone(),
+        callback_data: format!("{RECONTACT_CALLBACK}|{tenant}|{phone}"),
+        header: template.header.clone(),
     }
 }
 

@@ -8,6 +8,7 @@ use super::{update_campaign, AppResult};
 use crate::domain::campaign::{Campaign, CampaignStatus};
 use crate::domain::hopper::{EntryState, HopperEntry};
 use crate::domain::pacing::{self, Slots};
+use crate::domain::Time;
 use crate::ports::{Clock, EventBus, OutMessage, PortError, Queue, Table};
 use crate::repo;
 use std::collections::{BTreeMap, VecDeque};
@@ -31,6 +32,52 @@ pub struct TickReport {
     pub deferred: usize,
 }
 
+/// Reads a campaign's READY entries shard by shard, after each shard's cursor.
+struct ShardReader {
+    buffer: VecDeque<HopperEntry>,
+    exhausted: Vec<bool>,
+    shards: u16,
+}
+
+impl ShardReader {
+    fn new(shards: u16) -> Self {
+        ShardReader {
+            buffer: VecDeque::new(),
+            exhausted: vec![false; shards as usize],
+            shards,
+        }
+    }
+
+    /// Reads about what `slots_left` need, spread over the shards not yet exhausted.
+    /// The buffer is empty, so each shard's cursor is where its reading stopped. False
+    /// when every shard is exhausted.
+    async fn refill(
+        &mut self,
+        table: &dyn Table,
+        c: &Campaign,
+        cursors: &repo::Cursors,
+        slots_left: usize,
+    ) -> AppResult<bool> {
+        if self.exhausted.iter().all(|x| *x) {
+            return Ok(false);
+        }
+        let want = slots_left.div_ceil(self.shards as usize).clamp(1, 1000) as u32;
+        for shard in 0..self.shards {
+            if self.exhausted[shard as usize] {
+                continue;
+            }
+            let after = cursors.after.get(&shard).cloned();
+            let entries =
+                repo::ready_entries(table, &c.tenant, &c.id, shard, after.as_deref(), want).await?;
+            if (entries.len() as u32) < want {
+                self.exhausted[shard as usize] = true;
+            }
+            self.buffer.extend(entries);
+        }
+        Ok(true)
+    }
+}
+
 /// What one campaign may send this tick.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Allowance {
@@ -52,6 +99,15 @@ impl Allowance {
             from: None,
         }
     }
+
+    /// A share of an account's pace from `from` on, at most `max` sends.
+    pub fn new(rate: f64, max: Option<u64>, from: crate::domain::Time) -> Self {
+        Allowance {
+            rate,
+            max,
+            from: Some(from),
+        }
+    }
 }
 
 /// What a dispatch of one campaign did.
@@ -59,6 +115,13 @@ impl Allowance {
 pub struct Dispatched {
     pub enqueued: usize,
     pub deferred: usize,
+}
+
+impl Dispatched {
+    fn add(&mut self, d: &Dispatched) {
+        self.enqueued += d.enqueued;
+        self.deferred += d.deferred;
+    }
 }
 
 /// Entries one dispatch of a campaign may hold back for calling hours.
@@ -165,9 +228,8 @@ impl Dispatcher {
     /// (its limit, halved after throttling and recovering additively) is shared fairly
     /// among them, and its messaging tier's remaining budget split in the same proportion.
     pub async fn dispatch_account(&self, campaigns: &[Campaign]) -> AppResult<Dispatched> {
-        let mut done = Dispatched::default();
         let Some(first) = campaigns.first() else {
-            return Ok(done);
+            return Ok(Dispatched::default());
         };
         let tenant = first.tenant.as_str();
         let account = match &first.account_id {
@@ -176,28 +238,14 @@ impl Dispatcher {
         };
         let Some(account) = account else {
             tracing::warn!(campaign_id = %first.id, "running campaign without its account; not dispatched");
-            return Ok(done);
+            return Ok(Dispatched::default());
         };
         let now = self.clock.now();
         let t = &*self.table;
         let mut pace = repo::pacing::get_account_pace(t, tenant, &account.id).await?;
         let throttled = repo::pacing::last_throttle(t, tenant, &account.id).await?;
         let capacity = pace.adjust(f64::from(account.rate_limit), throttled, now);
-        // A campaign with nothing FRESH left (only waiting for replies) asks for nothing,
-        // so its share goes to the others.
-        let mut demands: Vec<f64> = Vec::with_capacity(campaigns.len());
-        for c in campaigns {
-            let counters = repo::get_counters(t, tenant, &c.id).await?;
-            let fresh = counters
-                .get(EntryState::Fresh.as_str())
-                .copied()
-                .unwrap_or(0);
-            demands.push(if fresh > 0 {
-                c.pacing.messages_per_second()
-            } else {
-                0.0
-            });
-        }
+        let demands = self.demands(tenant, campaigns).await?;
         let shares = pacing::fair_shares(capacity, &demands);
         let tier_left = match account.messaging_tier {
             Some(limit) => {
@@ -209,43 +257,9 @@ impl Dispatcher {
         };
         let from = pace.planned_until.map_or(now, |p| p.max(now));
         let to = now + chrono::Duration::seconds(i64::from(self.tick_seconds.max(1)));
-        let tier_split = tier_left.map(|left| pacing::split_tier(left, &shares));
-        let mut tier_given = 0;
-        let mut capped = Vec::new();
-        for (i, (c, share)) in campaigns.iter().zip(&shares).enumerate() {
-            let max = tier_split.as_ref().map(|split| split[i]);
-            let allowance = Allowance {
-                rate: *share,
-                max,
-                from: Some(from),
-            };
-            let d = self.dispatch(c, allowance).await?;
-            tier_given += d.enqueued as u64;
-            done.enqueued += d.enqueued;
-            done.deferred += d.deferred;
-            if max.is_some_and(|m| d.enqueued as u64 >= m) {
-                capped.push((c, *share));
-            }
-        }
-        // What a campaign with too little to send left of the tier goes to those the
-        // tier held back; their slots continue where the first pass stopped.
-        if let Some(left) = tier_left {
-            for (c, share) in capped {
-                let rest = left.saturating_sub(tier_given);
-                if rest == 0 {
-                    break;
-                }
-                let allowance = Allowance {
-                    rate: share,
-                    max: Some(rest),
-                    from: Some(from),
-                };
-                let d = self.dispatch(c, allowance).await?;
-                tier_given += d.enqueued as u64;
-                done.enqueued += d.enqueued;
-                done.deferred += d.deferred;
-            }
-        }
+        let (done, tier_given) = self
+            .dispatch_shares(campaigns, &shares, tier_left, from)
+            .await?;
         if tier_left.is_some() {
             // Every dispatched contact counts against the tier (conservative: a contact
             // dispatched twice in 24 hours uses two places).
@@ -259,6 +273,66 @@ impl Dispatcher {
             Err(e) => return Err(e.into()),
         }
         Ok(done)
+    }
+
+    /// The rate each campaign asks for: its pacing, or nothing when it has nothing FRESH
+    /// left (only waiting for replies), so its share goes to the others.
+    async fn demands(&self, tenant: &str, campaigns: &[Campaign]) -> AppResult<Vec<f64>> {
+        let mut demands: Vec<f64> = Vec::with_capacity(campaigns.len());
+        for c in campaigns {
+            let counters = repo::get_counters(&*self.table, tenant, &c.id).await?;
+            let fresh = counters
+                .get(EntryState::Fresh.as_str())
+                .copied()
+                .unwrap_or(0);
+            demands.push(if fresh > 0 {
+                c.pacing.messages_per_second()
+            } else {
+                0.0
+            });
+        }
+        Ok(demands)
+    }
+
+    /// Dispatches each campaign at its share, the tier's remaining budget split in the
+    /// same proportion; what a campaign with too little to send left of the tier goes to
+    /// those the tier held back, their slots continuing where the first pass stopped.
+    /// Returns what was dispatched and how many places of the tier it used.
+    async fn dispatch_shares(
+        &self,
+        campaigns: &[Campaign],
+        shares: &[f64],
+        tier_left: Option<u64>,
+        from: Time,
+    ) -> AppResult<(Dispatched, u64)> {
+        let mut done = Dispatched::default();
+        let tier_split = tier_left.map(|left| pacing::split_tier(left, shares));
+        let mut tier_given = 0;
+        let mut capped = Vec::new();
+        for (i, (c, share)) in campaigns.iter().zip(shares).enumerate() {
+            let max = tier_split.as_ref().map(|split| split[i]);
+            let d = self.dispatch(c, Allowance::new(*share, max, from)).await?;
+            tier_given += d.enqueued as u64;
+            done.add(&d);
+            if max.is_some_and(|m| d.enqueued as u64 >= m) {
+                capped.push((c, *share));
+            }
+        }
+        let Some(left) = tier_left else {
+            return Ok((done, tier_given));
+        };
+        for (c, share) in capped {
+            let rest = left.saturating_sub(tier_given);
+            if rest == 0 {
+                break;
+            }
+            let d = self
+                .dispatch(c, Allowance::new(share, Some(rest), from))
+                .await?;
+            tier_given += d.enqueued as u64;
+            done.add(&d);
+        }
+        Ok((done, tier_given))
     }
 
     /// Enqueues one tick's sends of the campaign's FRESH entries at `allowance.rate`,
@@ -279,40 +353,19 @@ impl Dispatcher {
         let limit = allowance
             .max
             .map_or(slots.count, |m| slots.count.min(m as usize));
-        let shards = c.hopper_shards.max(1);
-        let mut buffer: VecDeque<HopperEntry> = VecDeque::new();
-        let mut exhausted = vec![false; shards as usize];
+        let mut reader = ShardReader::new(c.hopper_shards.max(1));
         let mut msgs: Vec<OutMessage> = Vec::new();
         let mut deferred = 0;
         let mut slot = 0;
         // Holding entries back costs a write each: a hopper whose recipients all sleep is
         // held back a bounded number per tick, the rest in later ticks.
         while slot < limit && deferred < MAX_HELD_BACK_PER_TICK {
-            let Some(e) = buffer.pop_front() else {
-                if exhausted.iter().all(|x| *x) {
+            let Some(e) = reader.buffer.pop_front() else {
+                if !reader
+                    .refill(&*self.table, c, &cursors, limit - slot)
+                    .await?
+                {
                     break;
-                }
-                // Read about what the slots left need, spread over the shards. The buffer
-                // is empty, so each shard's cursor is where its reading stopped.
-                let want = (limit - slot).div_ceil(shards as usize).clamp(1, 1000) as u32;
-                for shard in 0..shards {
-                    if exhausted[shard as usize] {
-                        continue;
-                    }
-                    let after = cursors.after.get(&shard).cloned();
-                    let entries = repo::ready_entries(
-                        &*self.table,
-                        &c.tenant,
-                        &c.id,
-                        shard,
-                        after.as_deref(),
-                        want,
-                    )
-                    .await?;
-                    if (entries.len() as u32) < want {
-                        exhausted[shard as usize] = true;
-                    }
-                    buffer.extend(entries);
                 }
                 continue;
             };
@@ -321,7 +374,7 @@ impl Dispatcher {
                 if !h.allows_for(&e.phone, at) {
                     if !h.recipient_timezone {
                         // The campaign's window is closed at this slot: it passes unused.
-                        buffer.push_front(e);
+                        reader.buffer.push_front(e);
                         slot += 1;
                         continue;
                     }
@@ -341,8 +394,23 @@ impl Dispatcher {
             });
             slot += 1;
         }
-        let n = msgs.len();
         let next_due = slots.next_due(slot);
+        self.store_progress(c, cursors, next_due, msgs, deferred, allowance.rate)
+            .await
+    }
+
+    /// Sends the tick's messages and moves the campaign's cursors past them; nothing at
+    /// all when nothing moved.
+    async fn store_progress(
+        &self,
+        c: &Campaign,
+        mut cursors: repo::Cursors,
+        next_due: Time,
+        msgs: Vec<OutMessage>,
+        deferred: usize,
+        rate: f64,
+    ) -> AppResult<Dispatched> {
+        let n = msgs.len();
         if n == 0 && deferred == 0 && cursors.next_due == Some(next_due) {
             return Ok(Dispatched::default());
         }
@@ -357,7 +425,7 @@ impl Dispatcher {
             Err(e) => return Err(e.into()),
         }
         if n > 0 || deferred > 0 {
-            tracing::info!(campaign_id = %c.id, enqueued = n, deferred, rate = allowance.rate, "dispatched");
+            tracing::info!(campaign_id = %c.id, enqueued = n, deferred, rate, "dispatched");
         }
         Ok(Dispatched {
             enqueued: n,

@@ -233,12 +233,25 @@ impl ImportService {
             Some(deadline),
         )
         .await;
+        self.finish_run(tenant, id, owner, imp, &key, res).await
+    }
+
+    /// Stores how the run ended and answers its outcome (freeing the lease on other errors).
+    async fn finish_run(
+        &self,
+        tenant: &str,
+        id: &str,
+        owner: &str,
+        mut imp: Import,
+        key: &str,
+        res: AppResult<Progress>,
+    ) -> AppResult<RunOutcome> {
         let now = self.clock.now();
         match res {
             Ok(Progress::Done) => {
                 imp.complete(now);
                 repo::save_import(&*self.table, &mut imp).await?;
-                if let Err(e) = self.objects.delete(&key).await {
+                if let Err(e) = self.objects.delete(key).await {
                     tracing::warn!(error = %e, import_id = %imp.id, "uploaded file not deleted; the bucket's lifecycle rule will");
                 }
                 Ok(RunOutcome::Finished(imp))
@@ -431,6 +444,16 @@ struct Pos {
     line: u64,
 }
 
+impl Pos {
+    /// Where `p`, a position in the part this run reads, is in the file (`self`: the start).
+    fn absolute(self, p: Pos) -> Pos {
+        Pos {
+            offset: self.offset + p.offset,
+            line: self.line + p.line - 1,
+        }
+    }
+}
+
 struct RawRow {
     line: u64,
     cells: Result<Vec<String>, String>,
@@ -505,6 +528,14 @@ fn cells_of(rec: &csv::ByteRecord) -> Result<Vec<String>, String> {
         .collect()
 }
 
+/// Where the reader stands, as a [`Pos`].
+fn pos_of(r: &csv::Reader<ChunkReader>) -> Pos {
+    Pos {
+        offset: r.position().byte(),
+        line: r.position().line(),
+    }
+}
+
 /// The parser thread: header (when asked), then batches of rows, with the position after
 /// each.
 fn parse(
@@ -519,89 +550,107 @@ fn parse(
         .flexible(true)
         .from_reader(reader);
     let mut rec = csv::ByteRecord::new();
-    let pos = |r: &csv::Reader<ChunkReader>| Pos {
-        offset: r.position().byte(),
-        line: r.position().line(),
-    };
-    if header {
-        match rdr.read_byte_record(&mut rec) {
-            Ok(true) => {
-                row_start.store(rdr.position().byte(), Ordering::Relaxed);
-                let msg = match cells_of(&rec) {
-                    Ok(cells) => Parsed::Header(cells, pos(&rdr)),
-                    Err(e) => Parsed::Failed {
-                        why: format!("header: {e}"),
-                        retry: false,
-                    },
-                };
-                if tx.blocking_send(msg).is_err() {
-                    return;
-                }
-            }
-            Ok(false) => {
-                let _ = tx.blocking_send(Parsed::Failed {
-                    why: "the file is empty".into(),
-                    retry: false,
-                });
-                return;
-            }
-            Err(e) => {
-                let _ = tx.blocking_send(Parsed::Failed {
-                    why: format!("reading the header: {e}"),
-                    retry: rdr.get_ref().stream_failed,
-                });
-                return;
-            }
-        }
+    if header && !send_header(&mut rdr, &mut rec, &row_start, &tx) {
+        return;
     }
     loop {
-        let mut rows = Vec::with_capacity(batch_rows);
-        let mut end = false;
-        while rows.len() < batch_rows {
-            match rdr.read_byte_record(&mut rec) {
-                Ok(true) => {
-                    row_start.store(rdr.position().byte(), Ordering::Relaxed);
-                    // The line the row starts on, counted back from where it ended: the
-                    // record's own position points before any blank lines csv skipped.
-                    let inner: u64 = rec
-                        .iter()
-                        .map(|f| f.iter().filter(|b| **b == b'\n').count() as u64)
-                        .sum();
-                    let r = rdr.get_ref();
-                    let unterminated = r.eof
-                        && rdr.position().byte() == r.handed
-                        && !matches!(r.last, Some(b'\n' | b'\r'));
-                    let end = rdr.position().line();
-                    let line = end.saturating_sub(inner + u64::from(!unterminated)).max(1);
-                    // A line with nothing on it is not a row.
-                    if rec.len() == 1 && rec[0].is_empty() {
-                        continue;
-                    }
-                    rows.push(RawRow {
-                        line,
-                        cells: cells_of(&rec),
-                    });
-                }
-                Ok(false) => {
-                    end = true;
-                    break;
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(Parsed::Failed {
-                        why: format!("reading line {}: {e}", rdr.position().line()),
-                        retry: rdr.get_ref().stream_failed,
-                    });
-                    return;
-                }
-            }
-        }
-        if !rows.is_empty() && tx.blocking_send(Parsed::Rows(rows, pos(&rdr))).is_err() {
+        let Some((rows, end)) = read_batch(&mut rdr, &mut rec, &row_start, batch_rows, &tx) else {
+            return;
+        };
+        if !rows.is_empty() && tx.blocking_send(Parsed::Rows(rows, pos_of(&rdr))).is_err() {
             return;
         }
         if end {
             return;
         }
     }
+}
+
+/// Reads and sends the header row (or why it failed); false when parsing stops there.
+fn send_header(
+    rdr: &mut csv::Reader<ChunkReader>,
+    rec: &mut csv::ByteRecord,
+    row_start: &AtomicU64,
+    tx: &mpsc::Sender<Parsed>,
+) -> bool {
+    match rdr.read_byte_record(rec) {
+        Ok(true) => {
+            row_start.store(rdr.position().byte(), Ordering::Relaxed);
+            let msg = match cells_of(rec) {
+                Ok(cells) => Parsed::Header(cells, pos_of(rdr)),
+                Err(e) => Parsed::Failed {
+                    why: format!("header: {e}"),
+                    retry: false,
+                },
+            };
+            tx.blocking_send(msg).is_ok()
+        }
+        Ok(false) => {
+            let _ = tx.blocking_send(Parsed::Failed {
+                why: "the file is empty".into(),
+                retry: false,
+            });
+            false
+        }
+        Err(e) => {
+            let _ = tx.blocking_send(Parsed::Failed {
+                why: format!("reading the header: {e}"),
+                retry: rdr.get_ref().stream_failed,
+            });
+            false
+        }
+    }
+}
+
+/// Reads up to `batch_rows` rows, and whether the file ended; `None` once a failure is sent.
+fn read_batch(
+    rdr: &mut csv::Reader<ChunkReader>,
+    rec: &mut csv::ByteRecord,
+    row_start: &AtomicU64,
+    batch_rows: usize,
+    tx: &mpsc::Sender<Parsed>,
+) -> Option<(Vec<RawRow>, bool)> {
+    let mut rows = Vec::with_capacity(batch_rows);
+    while rows.len() < batch_rows {
+        match rdr.read_byte_record(rec) {
+            Ok(true) => {
+                row_start.store(rdr.position().byte(), Ordering::Relaxed);
+                let line = row_line(rdr, rec);
+                // A line with nothing on it is not a row.
+                if rec.len() == 1 && rec[0].is_empty() {
+                    continue;
+                }
+                rows.push(RawRow {
+                    line,
+                    cells: cells_of(rec),
+                });
+            }
+            Ok(false) => return Some((rows, true)),
+            Err(e) => {
+                let _ = tx.blocking_send(Parsed::Failed {
+                    why: format!("reading line {}: {e}", rdr.position().line()),
+                    retry: rdr.get_ref().stream_failed,
+                });
+                return None;
+            }
+        }
+    }
+    Some((rows, false))
+}
+
+/// The line the record just read starts on.
+fn row_line(rdr: &csv::Reader<ChunkReader>, rec: &csv::ByteRecord) -> u64 {
+    // Counted back from where the row ended: the record's own position points before
+    // any blank lines csv skipped.
+    let inner: u64 = rec
+        .iter()
+        .map(|f| f.iter().filter(|b| **b == b'\n').count() as u64)
+        .sum();
+    let r = rdr.get_ref();
+    let unterminated =
+        r.eof && rdr.position().byte() == r.handed && !matches!(r.last, Some(b'\n' | b'\r'));
+    let end = rdr.position().line();
+    end.saturating_sub(inner + u64::from(!unterminated)).max(1)
 }
 
 /// Imports the rows of `chunks` (the file from `import.offset` on) into the table,
@@ -612,7 +661,7 @@ pub(crate) async fn run_chunks(
     clock: &dyn Clock,
     tuning: &ImportTuning,
     import: &mut Import,
-    mut chunks: ByteChunks,
+    chunks: ByteChunks,
     deadline: Option<tokio::time::Instant>,
 ) -> AppResult<Progress> {
     let base = Pos {
@@ -620,6 +669,24 @@ pub(crate) async fn run_chunks(
         line: import.line.max(1),
     };
     let want_header = import.columns.is_none() || import.offset == 0;
+    let (pump, parser, mut rx) = start_parser(chunks, tuning, want_header);
+    let result = consume(table, clock, tuning, import, base, deadline, &mut rx).await;
+    drop(rx);
+    pump.abort();
+    let _ = parser.await;
+    result
+}
+
+/// Spawns the chunk pump and the parser thread; answers their handles and its receiver.
+fn start_parser(
+    mut chunks: ByteChunks,
+    tuning: &ImportTuning,
+    want_header: bool,
+) -> (
+    tokio::task::JoinHandle<()>,
+    tokio::task::JoinHandle<()>,
+    mpsc::Receiver<Parsed>,
+) {
     let (chunk_tx, chunk_rx) = mpsc::channel::<Result<Bytes, PortError>>(4);
     let pump = tokio::spawn(async move {
         while let Some(c) = chunks.next().await {
@@ -640,69 +707,79 @@ pub(crate) async fn run_chunks(
         row_start: row_start.clone(),
         max_row: tuning.max_row_bytes,
     };
-    let (tx, mut rx) = mpsc::channel::<Parsed>(2);
+    let (tx, rx) = mpsc::channel::<Parsed>(2);
     let batch_rows = tuning.batch_rows.max(1);
     let parser =
         tokio::task::spawn_blocking(move || parse(reader, row_start, want_header, batch_rows, tx));
-    let abs = |p: Pos| Pos {
-        offset: base.offset + p.offset,
-        line: base.line + p.line - 1,
-    };
-    let result = async {
-        while let Some(msg) = rx.recv().await {
-            match msg {
-                Parsed::Failed { why, retry } => {
-                    return Err(if retry {
-                        AppError::Port(PortError::Backend(format!("import stopped: {why}")))
-                    } else if import.columns.is_none() {
-                        DomainError::invalid("header", why).into()
-                    } else {
-                        DomainError::invalid("file", why).into()
+    (pump, parser, rx)
+}
+
+/// Applies the parser's messages in order, checkpointing each; pauses past `deadline`.
+async fn consume(
+    table: &Arc<dyn Table>,
+    clock: &dyn Clock,
+    tuning: &ImportTuning,
+    import: &mut Import,
+    base: Pos,
+    deadline: Option<tokio::time::Instant>,
+    rx: &mut mpsc::Receiver<Parsed>,
+) -> AppResult<Progress> {
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            Parsed::Failed { why, retry } => return Err(parse_failure(why, retry, import)),
+            Parsed::Header(cells, end) => {
+                let map = ColumnMap::from_header(&cells, import.mapping.as_ref())?;
+                import.columns = Some(map);
+                checkpoint(table, clock, import, base.absolute(end)).await?;
+            }
+            Parsed::Rows(rows, end) => {
+                let rows = rows
+                    .into_iter()
+                    .map(|r| RawRow {
+                        line: base.line + r.line - 1,
+                        cells: r.cells,
                     })
-                }
-                Parsed::Header(cells, end) => {
-                    let map = ColumnMap::from_header(&cells, import.mapping.as_ref())?;
-                    import.columns = Some(map);
-                    let p = abs(end);
-                    import.offset = p.offset;
-                    import.line = p.line;
-                    import.updated_at = clock.now();
-                    repo::save_import(&**table, import).await?;
-                }
-                Parsed::Rows(rows, end) => {
-                    let base_line = base.line;
-                    let rows = rows
-                        .into_iter()
-                        .map(|r| RawRow {
-                            line: base_line + r.line - 1,
-                            cells: r.cells,
-                        })
-                        .collect();
-                    process_batch(table, clock, tuning, import, rows).await?;
-                    let p = abs(end);
-                    import.offset = p.offset;
-                    import.line = p.line;
-                    import.updated_at = clock.now();
-                    repo::save_import(&**table, import).await?;
-                    if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-                        return Ok(match rx.try_recv() {
-                            Err(mpsc::error::TryRecvError::Disconnected) => Progress::Done,
-                            _ => Progress::Paused,
-                        });
-                    }
+                    .collect();
+                process_batch(table, clock, tuning, import, rows).await?;
+                checkpoint(table, clock, import, base.absolute(end)).await?;
+                if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                    return Ok(match rx.try_recv() {
+                        Err(mpsc::error::TryRecvError::Disconnected) => Progress::Done,
+                        _ => Progress::Paused,
+                    });
                 }
             }
         }
-        if import.columns.is_none() {
-            return Err(DomainError::invalid("header", "the file is empty").into());
-        }
-        Ok(Progress::Done)
     }
-    .await;
-    drop(rx);
-    pump.abort();
-    let _ = parser.await;
-    result
+    if import.columns.is_none() {
+        return Err(DomainError::invalid("header", "the file is empty").into());
+    }
+    Ok(Progress::Done)
+}
+
+/// The error a parser failure stops the run with (`retry`: reading the object failed).
+fn parse_failure(why: String, retry: bool, import: &Import) -> AppError {
+    if retry {
+        AppError::Port(PortError::Backend(format!("import stopped: {why}")))
+    } else if import.columns.is_none() {
+        DomainError::invalid("header", why).into()
+    } else {
+        DomainError::invalid("file", why).into()
+    }
+}
+
+/// Moves the import's checkpoint to `p` (a position in the file) and stores it.
+async fn checkpoint(
+    table: &Arc<dyn Table>,
+    clock: &dyn Clock,
+    import: &mut Import,
+    p: Pos,
+) -> AppResult<()> {
+    import.offset = p.offset;
+    import.line = p.line;
+    import.updated_at = clock.now();
+    repo::save_import(&**table, import).await?;
+    Ok(())
 }
 
 /// The rows of one batch that name the same contact, in file order.
@@ -719,61 +796,13 @@ async fn process_batch(
     rows: Vec<RawRow>,
 ) -> AppResult<()> {
     let columns = import.columns.clone().expect("header read before rows");
-    let mut errors: Vec<RowError> = Vec::new();
-    let mut groups: Vec<SameContact> = Vec::new();
-    let mut slot: std::collections::HashMap<PhoneNumber, usize> = Default::default();
     let n = rows.len() as u64;
-    for r in rows {
-        let parsed = r
-            .cells
-            .and_then(|cells| columns.row(cells.iter().map(String::as_str)))
-            .and_then(|c| c.checked_key().map(|k| (k, c)).map_err(|e| e.to_string()));
-        match parsed {
-            Ok((key, c)) => match slot.get(&key.phone) {
-                Some(i) => groups[*i].push((r.line, key, c)),
-                None => {
-                    slot.insert(key.phone.clone(), groups.len());
-                    groups.push(vec![(r.line, key, c)]);
-                }
-            },
-            Err(reason) => errors.push(RowError {
-                line: r.line,
-                reason,
-            }),
-        }
-    }
+    let (groups, mut errors) = group_rows(&columns, rows);
     let now = clock.now();
     let tenant = import.tenant.clone();
     let list = import.list_id.clone();
     let results: Vec<AppResult<GroupDone>> = stream::iter(groups)
-        .map(|rows| {
-            let table = table.clone();
-            let tenant = tenant.clone();
-            let list = list.clone();
-            async move {
-                let mut ok = 0;
-                let mut errs = Vec::new();
-                let mut counts = BTreeMap::new();
-                for (line, key, c) in rows {
-                    match upsert_keyed(&*table, &tenant, &key, c, now).await {
-                        Ok(u) => {
-                            if let Some(l) = &list {
-                                repo::add_list_member(&*table, &tenant, l, &u.contact.phone)
-                                    .await?;
-                            }
-                            fold_counts(&mut counts, u.index_delta);
-                            ok += 1;
-                        }
-                        Err(AppError::Domain(e)) => errs.push(RowError {
-                            line,
-                            reason: e.to_string(),
-                        }),
-                        Err(e) => return Err(e),
-                    }
-                }
-                Ok((ok, errs, counts))
-            }
-        })
+        .map(|rows| upsert_group(table.clone(), tenant.clone(), list.clone(), rows, now))
         .buffer_unordered(tuning.concurrency.max(1))
         .collect()
         .await;
@@ -800,4 +829,61 @@ async fn process_batch(
     import.rows += n;
     debug_assert!(import.status == ImportStatus::Running);
     Ok(())
+}
+
+/// Checks a batch's rows: the valid ones grouped by phone in file order, and the errors.
+fn group_rows(columns: &ColumnMap, rows: Vec<RawRow>) -> (Vec<SameContact>, Vec<RowError>) {
+    let mut errors: Vec<RowError> = Vec::new();
+    let mut groups: Vec<SameContact> = Vec::new();
+    let mut slot: std::collections::HashMap<PhoneNumber, usize> = Default::default();
+    for r in rows {
+        let parsed = r
+            .cells
+            .and_then(|cells| columns.row(cells.iter().map(String::as_str)))
+            .and_then(|c| c.checked_key().map(|k| (k, c)).map_err(|e| e.to_string()));
+        match parsed {
+            Ok((key, c)) => match slot.get(&key.phone) {
+                Some(i) => groups[*i].push((r.line, key, c)),
+                None => {
+                    slot.insert(key.phone.clone(), groups.len());
+                    groups.push(vec![(r.line, key, c)]);
+                }
+            },
+            Err(reason) => errors.push(RowError {
+                line: r.line,
+                reason,
+            }),
+        }
+    }
+    (groups, errors)
+}
+
+/// Upserts one contact's rows in file order, adding it to the import's list.
+async fn upsert_group(
+    table: Arc<dyn Table>,
+    tenant: String,
+    list: Option<String>,
+    rows: SameContact,
+    now: Time,
+) -> AppResult<GroupDone> {
+    let mut ok = 0;
+    let mut errs = Vec::new();
+    let mut counts = BTreeMap::new();
+    for (line, key, c) in rows {
+        match upsert_keyed(&*table, &tenant, &key, c, now).await {
+            Ok(u) => {
+                if let Some(l) = &list {
+                    repo::add_list_member(&*table, &tenant, l, &u.contact.phone).await?;
+                }
+                fold_counts(&mut counts, u.index_delta);
+                ok += 1;
+            }
+            Err(AppError::Domain(e)) => errs.push(RowError {
+                line,
+                reason: e.to_string(),
+            }),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((ok, errs, counts))
 }

@@ -124,34 +124,44 @@ impl Inbox {
     ) -> (InboxReport, Vec<(usize, AppError)>) {
         let mut report = InboxReport::default();
         let mut failed: BTreeMap<usize, AppError> = BTreeMap::new();
-        let mut groups: Vec<StatusGroup> = Vec::new();
-        let mut group_of: HashMap<EntryRef, usize> = HashMap::new();
-        let mut rest: Vec<(usize, Vec<Inbound>)> = Vec::new();
-        for (i, events) in records.into_iter().enumerate() {
-            let mut others = Vec::new();
-            for ev in events {
-                match ev {
-                    Inbound::Status(s) => match s.entry.clone() {
-                        Some(r) => {
-                            let g = *group_of.entry(r.clone()).or_insert_with(|| {
-                                groups.push((r, Vec::new()));
-                                groups.len() - 1
-                            });
-                            groups[g].1.push((i, s));
-                        }
-                        None => {
-                            tracing::debug!(message_id = %s.message_id, "status without our callback data; ignored");
-                            report.ignored += 1;
-                        }
-                    },
-                    other => others.push(other),
+        let (groups, rest) = group_statuses(records, &mut report);
+        self.apply_status_groups(groups, &mut report, &mut failed)
+            .await;
+        let others: Vec<(usize, InboxReport, AppResult<()>)> = stream::iter(rest)
+            .map(|(i, events)| async move {
+                let mut rep = InboxReport::default();
+                let mut cache = BatchCache::default();
+                for ev in events {
+                    match self.other(ev, &mut cache).await {
+                        Ok(true) => rep.applied += 1,
+                        Ok(false) => rep.ignored += 1,
+                        Err(e) => return (i, rep, Err(e)),
+                    }
                 }
-            }
-            if !others.is_empty() {
-                rest.push((i, others));
+                (i, rep, Ok(()))
+            })
+            .buffer_unordered(RECORD_CONCURRENCY)
+            .collect()
+            .await;
+        for (i, rep, res) in others {
+            report.applied += rep.applied;
+            report.ignored += rep.ignored;
+            if let Err(e) = res {
+                failed.entry(i).or_insert(e);
             }
         }
+        (report, failed.into_iter().collect())
+    }
 
+    /// Applies each entry's statuses (one read, at most one write per entry), then the
+    /// counters' changes in one write per campaign; the records of a group that failed
+    /// go into `failed`.
+    async fn apply_status_groups(
+        &self,
+        groups: Vec<StatusGroup>,
+        report: &mut InboxReport,
+        failed: &mut BTreeMap<usize, AppError>,
+    ) {
         let applied: Vec<(StatusGroup, AppResult<(usize, Delta)>)> = stream::iter(groups)
             .map(|g| async move {
                 let res = self.apply_statuses(&g.0, &g.1).await;
@@ -181,31 +191,6 @@ impl Inbox {
                 tracing::error!(campaign_id = %campaign, error = %e, "counter update lost; a recount will repair it");
             }
         }
-
-        let others: Vec<(usize, InboxReport, AppResult<()>)> = stream::iter(rest)
-            .map(|(i, events)| async move {
-                let mut rep = InboxReport::default();
-                let mut cache = BatchCache::default();
-                for ev in events {
-                    match self.other(ev, &mut cache).await {
-                        Ok(true) => rep.applied += 1,
-                        Ok(false) => rep.ignored += 1,
-                        Err(e) => return (i, rep, Err(e)),
-                    }
-                }
-                (i, rep, Ok(()))
-            })
-            .buffer_unordered(RECORD_CONCURRENCY)
-            .collect()
-            .await;
-        for (i, rep, res) in others {
-            report.applied += rep.applied;
-            report.ignored += rep.ignored;
-            if let Err(e) = res {
-                failed.entry(i).or_insert(e);
-            }
-        }
-        (report, failed.into_iter().collect())
     }
 
     /// A customer message or a template change.
@@ -253,6 +238,8 @@ impl Inbox {
         .await
     }
 
+    /// A customer message: a reply to a campaign's message (R5.2-R5.4), an opt-out
+    /// keyword (R5.7), or a message for agents; every one opens the 24-hour window (R5.5).
     async fn message(&self, m: InboundMessage, cache: &mut BatchCache) -> AppResult<bool> {
         let t = &*self.table;
         let (interaction, window) = futures::try_join!(
@@ -281,16 +268,14 @@ impl Inbox {
                 return Ok(true);
             }
         }
-
+        let received = Received {
+            m: &m,
+            tenant,
+            window_until,
+        };
         let Some(interaction) = interaction else {
             tracing::info!(phone = %m.from.masked(), "inbound message with no campaign interaction");
-            let ev = inbound_conversation(
-                &m,
-                tenant,
-                None,
-                InboundReason::NoCampaignInteraction,
-                window_until,
-            );
+            let ev = received.for_agents(None, InboundReason::NoCampaignInteraction);
             publish(&*self.bus, &[ev]).await;
             return Ok(true);
         };
@@ -301,18 +286,25 @@ impl Inbox {
         {
             tracing::info!(phone = %m.from.masked(), "reply to another message; not counted for the campaign");
             self.record(&r, &m, MessageKind::OtherMessage).await?;
-            let ev = inbound_conversation(
-                &m,
-                tenant,
-                Some(r.campaign_id.clone()),
-                InboundReason::OtherMessage,
-                window_until,
-            );
+            let ev = received.for_agents(Some(&r), InboundReason::OtherMessage);
             publish(&*self.bus, &[ev]).await;
             return Ok(true);
         }
+        self.reply(&received, &interaction, cache).await?;
+        Ok(true)
+    }
 
-        let campaign = cache.campaign(t, &r).await?;
+    /// A message answering the campaign message the contact's interaction is about: the
+    /// entry records it, the interaction closes when it is answered (or late), and the
+    /// reply (or a request for an agent) is published.
+    async fn reply(
+        &self,
+        received: &Received<'_>,
+        interaction: &Interaction,
+        cache: &mut BatchCache,
+    ) -> AppResult<()> {
+        let (m, r) = (received.m, &interaction.entry);
+        let campaign = cache.campaign(&*self.table, r).await?;
         let close_on_quick_reply = campaign.as_ref().is_some_and(|c| c.close_on_quick_reply);
         let reply_route = campaign.as_ref().and_then(|c| c.reply_route.clone());
         let answer = Answer::of(m.text.as_deref(), m.button.as_deref(), &interaction.options);
@@ -326,7 +318,7 @@ impl Inbox {
         // option opens an agent conversation (R5.3); later messages go to whoever took
         // the conversation (they are published as replies).
         let applied = self
-            .change_entry(&r, |e| {
+            .change_entry(r, |e| {
                 let first = e.replied_at.is_none();
                 match e.apply_answer(reply.clone(), &answer, close_on_quick_reply) {
                     ReplyOutcome::NotWaiting => None,
@@ -335,89 +327,31 @@ impl Inbox {
             })
             .await?;
         let outcome = applied.map(|(o, _)| o);
-        let first_answer = applied.is_some_and(|(_, first)| first);
         if matches!(outcome, Some(ReplyOutcome::InTime | ReplyOutcome::Late)) {
             // Answered, or too late: the contact is free for other campaigns (R4.6, R5.4).
-            self.close_interaction(&m, &interaction).await?;
+            self.close_interaction(m, interaction).await?;
         }
-        let late = m.at > interaction.expires_at;
         let (kind, events) = match outcome {
             Some(o @ (ReplyOutcome::InTime | ReplyOutcome::KeptPending)) => {
+                let first_answer = applied.is_some_and(|(_, first)| first);
                 let pending = o == ReplyOutcome::KeptPending;
-                let conversation = conversation_path(&r.campaign_id, r.phone.as_str());
-                let mut evs = vec![DomainEvent::ReplyReceived(ReplyReceived {
-                    tenant: r.tenant.clone(),
-                    campaign_id: r.campaign_id.clone(),
-                    phone: m.from.to_string(),
-                    sender_id: m.sender_id.clone(),
-                    message_id: m.message_id.clone(),
-                    text: m.text.clone(),
-                    button: answer.option().map(str::to_owned),
-                    answer: answer.kind(),
-                    interaction: if pending {
-                        InteractionState::Pending
-                    } else {
-                        InteractionState::Closed
-                    },
-                    reply_route: reply_route.clone(),
-                    conversation: conversation.clone(),
-                    window_until,
-                    at: m.at,
-                })];
-                if answer == Answer::NoMatch && first_answer {
-                    evs.push(DomainEvent::AgentConversationRequested(
-                        AgentConversationRequested {
-                            tenant: r.tenant.clone(),
-                            campaign_id: r.campaign_id.clone(),
-                            phone: m.from.to_string(),
-                            sender_id: m.sender_id.clone(),
-                            message_id: m.message_id.clone(),
-                            text: m.text.clone(),
-                            options: interaction.options.clone(),
-                            reason: "the reply matches none of the quick-reply options".into(),
-                            reply_route,
-                            conversation,
-                            window_until,
-                            at: m.at,
-                        },
-                    ));
-                }
-                if answer == Answer::NoMatch {
-                    (MessageKind::NoMatch, evs)
-                } else {
-                    (MessageKind::Reply, evs)
-                }
+                reply_events(
+                    received,
+                    interaction,
+                    &answer,
+                    pending,
+                    first_answer,
+                    reply_route,
+                )
             }
-            Some(_) => {
-                let ev = inbound_conversation(
-                    &m,
-                    tenant,
-                    Some(r.campaign_id.clone()),
-                    InboundReason::LateReply,
-                    window_until,
-                );
-                (MessageKind::Late, vec![ev])
-            }
-            None => {
-                // The entry no longer waits (answered and closed, timed out, or gone).
-                let (kind, reason) = if late {
-                    (MessageKind::Late, InboundReason::LateReply)
-                } else {
-                    (MessageKind::AfterClose, InboundReason::InteractionClosed)
-                };
-                let ev = inbound_conversation(
-                    &m,
-                    tenant,
-                    Some(r.campaign_id.clone()),
-                    reason,
-                    window_until,
-                );
-                (kind, vec![ev])
-            }
+            Some(_) => received.not_counted(r, MessageKind::Late),
+            // The entry no longer waits (answered and closed, timed out, or gone).
+            None if m.at > interaction.expires_at => received.not_counted(r, MessageKind::Late),
+            None => received.not_counted(r, MessageKind::AfterClose),
         };
-        self.record(&r, &m, kind).await?;
+        self.record(r, m, kind).await?;
         publish(&*self.bus, &events).await;
-        Ok(true)
+        Ok(())
     }
 
     /// R5.7: the contact sent one of the tenant's opt-out keywords.
@@ -525,6 +459,131 @@ impl Inbox {
         })
         .await
     }
+}
+
+/// Splits a batch's events: delivery statuses grouped by entry (with the record each
+/// came from), and the other events of each record in order. A status without our
+/// callback data is counted as ignored.
+fn group_statuses(
+    records: Vec<Vec<Inbound>>,
+    report: &mut InboxReport,
+) -> (Vec<StatusGroup>, Vec<(usize, Vec<Inbound>)>) {
+    let mut groups: Vec<StatusGroup> = Vec::new();
+    let mut group_of: HashMap<EntryRef, usize> = HashMap::new();
+    let mut rest: Vec<(usize, Vec<Inbound>)> = Vec::new();
+    for (i, events) in records.into_iter().enumerate() {
+        let mut others = Vec::new();
+        for ev in events {
+            match ev {
+                Inbound::Status(s) => match s.entry.clone() {
+                    Some(r) => {
+                        let g = *group_of.entry(r.clone()).or_insert_with(|| {
+                            groups.push((r, Vec::new()));
+                            groups.len() - 1
+                        });
+                        groups[g].1.push((i, s));
+                    }
+                    None => {
+                        tracing::debug!(message_id = %s.message_id, "status without our callback data; ignored");
+                        report.ignored += 1;
+                    }
+                },
+                other => others.push(other),
+            }
+        }
+        if !others.is_empty() {
+            rest.push((i, others));
+        }
+    }
+    (groups, rest)
+}
+
+/// An inbound message with what was learnt of it before its reply is judged.
+struct Received<'a> {
+    m: &'a InboundMessage,
+    /// The tenant of the contact's interaction or window, if any.
+    tenant: Option<String>,
+    /// The contact's 24-hour window, opened by this message.
+    window_until: Option<Time>,
+}
+
+impl Received<'_> {
+    /// A message the campaign does not count (late, or after its interaction closed):
+    /// recorded as `kind` and handed to agents.
+    fn not_counted(&self, r: &EntryRef, kind: MessageKind) -> (MessageKind, Vec<DomainEvent>) {
+        let reason = match kind {
+            MessageKind::AfterClose => InboundReason::InteractionClosed,
+            _ => InboundReason::LateReply,
+        };
+        (kind, vec![self.for_agents(Some(r), reason)])
+    }
+
+    /// The `InboundConversation` event handing the message to agents or bots.
+    fn for_agents(&self, r: Option<&EntryRef>, reason: InboundReason) -> DomainEvent {
+        inbound_conversation(
+            self.m,
+            self.tenant.clone(),
+            r.map(|r| r.campaign_id.clone()),
+            reason,
+            self.window_until,
+        )
+    }
+}
+
+/// What an in-time answer (or one kept pending) publishes: the reply, and a request for
+/// an agent when a first answer matches no option (R5.3); and how the conversation
+/// records it.
+fn reply_events(
+    received: &Received<'_>,
+    interaction: &Interaction,
+    answer: &Answer,
+    pending: bool,
+    first_answer: bool,
+    reply_route: Option<String>,
+) -> (MessageKind, Vec<DomainEvent>) {
+    let (m, r) = (received.m, &interaction.entry);
+    let conversation = conversation_path(&r.campaign_id, r.phone.as_str());
+    let mut evs = vec![DomainEvent::ReplyReceived(ReplyReceived {
+        tenant: r.tenant.clone(),
+        campaign_id: r.campaign_id.clone(),
+        phone: m.from.to_string(),
+        sender_id: m.sender_id.clone(),
+        message_id: m.message_id.clone(),
+        text: m.text.clone(),
+        button: answer.option().map(str::to_owned),
+        answer: answer.kind(),
+        interaction: if pending {
+            InteractionState::Pending
+        } else {
+            InteractionState::Closed
+        },
+        reply_route: reply_route.clone(),
+        conversation: conversation.clone(),
+        window_until: received.window_until,
+        at: m.at,
+    })];
+    if *answer != Answer::NoMatch {
+        return (MessageKind::Reply, evs);
+    }
+    if first_answer {
+        evs.push(DomainEvent::AgentConversationRequested(
+            AgentConversationRequested {
+                tenant: r.tenant.clone(),
+                campaign_id: r.campaign_id.clone(),
+                phone: m.from.to_string(),
+                sender_id: m.sender_id.clone(),
+                message_id: m.message_id.clone(),
+                text: m.text.clone(),
+                options: interaction.options.clone(),
+                reason: "the reply matches none of the quick-reply options".into(),
+                reply_route,
+                conversation,
+                window_until: received.window_until,
+                at: m.at,
+            },
+        ));
+    }
+    (MessageKind::NoMatch, evs)
 }
 
 fn inbound_conversation(

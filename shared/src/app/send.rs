@@ -3,7 +3,7 @@
 //! before the provider is called, so a redelivered or retried message finds the entry
 //! no longer claimable and sends nothing.
 
-use super::{update_campaign, AppResult};
+use super::{retry_on_conflict, update_campaign, AppResult};
 use crate::domain::account::Account;
 use crate::domain::campaign::Campaign;
 use crate::domain::eligibility::{self, ContactFacts, Interaction, Verdict};
@@ -13,6 +13,7 @@ use crate::domain::outcome::{FailureClass, SendFailure};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::stats::{self, Delta};
 use crate::domain::template::{status_from_send_error, Template};
+use crate::domain::Time;
 use crate::ports::{Clock, EventBus, MessagingProvider, OutboundTemplate, PortError, Table};
 use crate::repo;
 use futures::stream::{self, StreamExt};
@@ -56,6 +57,59 @@ struct CampaignCtx {
 }
 
 /// What the checks of one send look at, and which sender each interaction is with.
+/// What claiming an entry did.
+enum Claim {
+    /// The entry is SENDING and this worker sends it.
+    Claimed(Box<HopperEntry>),
+    /// Nothing to send: the checks' outcome was recorded, or the entry is gone or taken.
+    Done(SendOutcome),
+}
+
+/// The result of a write of an entry and what it changed in the counters (also when the
+/// write failed but was stored nonetheless).
+struct Stored<T> {
+    delta: Delta,
+    value: AppResult<T>,
+}
+
+impl<T> Stored<T> {
+    fn nothing(value: T) -> Self {
+        Stored {
+            delta: Delta::new(),
+            value: Ok(value),
+        }
+    }
+
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Stored<U> {
+        Stored {
+            delta: self.delta,
+            value: self.value.map(f),
+        }
+    }
+}
+
+/// A template that cannot be sent (not APPROVED, a placeholder without a source, a header
+/// without its link) stops the campaign; the contact is not at fault, so the entry goes
+/// back in line and is sent after the campaign resumes (R3.2, R4.7).
+fn unusable_template(ctx: &CampaignCtx) -> Option<SendFailure> {
+    let e = ctx.template.check_usable(&ctx.campaign.variables).err()?;
+    let reason = ctx
+        .template
+        .blocked_reason()
+        .unwrap_or_else(|| e.to_string());
+    Some(SendFailure {
+        class: FailureClass::Campaign,
+        code: None,
+        reason,
+    })
+}
+
+/// Folds what a write changed into `delta` and gives its result.
+fn counted<T>(delta: &mut Delta, stored: Stored<T>) -> AppResult<T> {
+    stats::fold(delta, stored.delta);
+    stored.value
+}
+
 struct Facts {
     contact: ContactFacts,
     /// `senders[i]` is the sender of `contact.interactions[i]`.
@@ -65,37 +119,14 @@ struct Facts {
 /// One queue record: its id, and the entry it names or why it could not be read.
 pub type Job = (String, Result<EntryRef, String>);
 
+/// A record to send: its id, its entry and its campaign (none when gone).
+type Work = (String, EntryRef, Option<Arc<CampaignCtx>>);
+
 impl SendService {
     /// Processes a batch; returns the ids of records that should be delivered again.
     /// A malformed record is reported alone; the rest of the batch proceeds.
     pub async fn send_batch(&self, jobs: Vec<Job>) -> Vec<String> {
-        let mut failed = Vec::new();
-        let mut ctx: HashMap<(String, String), Option<Arc<CampaignCtx>>> = HashMap::new();
-        let mut work = Vec::new();
-        for (id, job) in jobs {
-            match job {
-                Err(why) => {
-                    tracing::warn!(record = %id, error = %why, "malformed send record");
-                    failed.push(id);
-                }
-                Ok(r) => {
-                    let key = (r.tenant.clone(), r.campaign_id.clone());
-                    if !ctx.contains_key(&key) {
-                        match self.load_ctx(&r.tenant, &r.campaign_id).await {
-                            Ok(c) => {
-                                ctx.insert(key.clone(), c.map(Arc::new));
-                            }
-                            Err(e) => {
-                                tracing::warn!(record = %id, error = %e, "could not load campaign");
-                                failed.push(id);
-                                continue;
-                            }
-                        }
-                    }
-                    work.push((id, r, ctx[&key].clone()));
-                }
-            }
-        }
+        let (work, mut failed) = self.prepare(jobs).await;
         // A record that fails still reports what it stored (a claim, an outcome): the
         // counters follow every stored change, so they keep equalling a recount.
         type Done = (String, EntryRef, AppResult<SendOutcome>, Delta);
@@ -131,6 +162,40 @@ impl SendService {
             }
         }
         failed
+    }
+
+    /// Reads each campaign of the batch once; the records to send with their campaign
+    /// (none when it no longer exists), and those to deliver again (malformed, or their
+    /// campaign could not be read).
+    async fn prepare(&self, jobs: Vec<Job>) -> (Vec<Work>, Vec<String>) {
+        let mut failed = Vec::new();
+        let mut ctx: HashMap<(String, String), Option<Arc<CampaignCtx>>> = HashMap::new();
+        let mut work = Vec::new();
+        for (id, job) in jobs {
+            let r = match job {
+                Ok(r) => r,
+                Err(why) => {
+                    tracing::warn!(record = %id, error = %why, "malformed send record");
+                    failed.push(id);
+                    continue;
+                }
+            };
+            let key = (r.tenant.clone(), r.campaign_id.clone());
+            if !ctx.contains_key(&key) {
+                match self.load_ctx(&r.tenant, &r.campaign_id).await {
+                    Ok(c) => {
+                        ctx.insert(key.clone(), c.map(Arc::new));
+                    }
+                    Err(e) => {
+                        tracing::warn!(record = %id, error = %e, "could not load campaign");
+                        failed.push(id);
+                        continue;
+                    }
+                }
+            }
+            work.push((id, r, ctx[&key].clone()));
+        }
+        (work, failed)
     }
 
     async fn load_ctx(&self, tenant: &str, id: &str) -> AppResult<Option<CampaignCtx>> {
@@ -171,91 +236,25 @@ impl SendService {
         r: &EntryRef,
         delta: &mut Delta,
     ) -> AppResult<SendOutcome> {
+        let now = self.clock.now();
         if !ctx.campaign.is_sending() || ctx.halted.load(std::sync::atomic::Ordering::SeqCst) {
             // Paused or stopped: the entry stays FRESH and goes out after resume.
             return Ok(SendOutcome::Skipped("campaign not running"));
         }
-        if ctx.campaign.has_ended(self.clock.now()) {
+        if ctx.campaign.has_ended(now) {
             // Queued inside the last tick, due after the end date: the entry stays FRESH
             // and the sweeper's end-date walk records it as not sent (R4.9).
             return Ok(SendOutcome::Skipped("campaign ended"));
         }
         // The checks before the send (R4.2), on what the stores know of the contact.
         let facts = self.facts(ctx, &r.phone).await?;
-        let now = self.clock.now();
         let verdict = eligibility::check(&ctx.campaign, &r.phone, &facts.contact, now);
-        // Claim (or record the check's outcome): another writer (a contact update
-        // refreshing a FRESH entry's fields) may have changed the entry since it was
-        // read; reload and ask again, so the entry is neither lost nor claimed twice.
-        let mut claimed = None;
-        for _ in 0..super::CONFLICT_RETRIES {
-            let Some(mut entry) = repo::get_entry(&*self.table, r).await? else {
-                return Ok(SendOutcome::Skipped("entry not found"));
-            };
-            let before = entry.clone();
-            if entry.claim(now).is_err() {
-                return Ok(SendOutcome::Skipped("already claimed"));
-            }
-            let outcome = match &verdict {
-                Verdict::Send => None,
-                Verdict::NotSent {
-                    state,
-                    reason,
-                    error,
-                } => {
-                    entry = before.clone();
-                    entry.record_ineligible(*state, reason, error.clone());
-                    Some(SendOutcome::NotSent(reason))
-                }
-                Verdict::Wait { until, why } => {
-                    entry = before.clone();
-                    entry.defer(*until, why);
-                    Some(SendOutcome::Waiting)
-                }
-            };
-            match repo::save_entry(&*self.table, &mut entry).await {
-                Ok(()) if outcome.is_some() => {
-                    stats::fold(delta, stats::delta(Some(&before), &entry));
-                    return Ok(outcome.expect("checked"));
-                }
-                Ok(()) => {
-                    stats::fold(delta, stats::delta(Some(&before), &entry));
-                    claimed = Some(entry);
-                    break;
-                }
-                Err(PortError::ConditionFailed) => continue,
-                Err(e) => {
-                    // The write may have landed: count it if it did, and stop here. The
-                    // entry then waits in SENDING for the sweeper (R4.10).
-                    if self.landed(&entry).await {
-                        stats::fold(delta, stats::delta(Some(&before), &entry));
-                    }
-                    return Err(e.into());
-                }
-            }
-        }
-        let Some(mut entry) = claimed else {
-            return Err(PortError::ConditionFailed.into());
+        let mut entry = match counted(delta, self.claim(r, &verdict, now).await?)? {
+            Claim::Claimed(entry) => *entry,
+            Claim::Done(outcome) => return Ok(outcome),
         };
-
-        // A template that cannot be sent (not APPROVED, a placeholder without a source, a
-        // header without its link) stops the campaign; the contact is not at fault, so the
-        // entry goes back in line and is sent after the campaign resumes (R3.2, R4.7).
-        if let Err(e) = ctx.template.check_usable(&ctx.campaign.variables) {
-            let reason = ctx
-                .template
-                .blocked_reason()
-                .unwrap_or_else(|| e.to_string());
-            let failure = SendFailure {
-                class: FailureClass::Campaign,
-                code: None,
-                reason: reason.clone(),
-            };
-            ctx.halted.store(true, std::sync::atomic::Ordering::SeqCst);
-            self.record(&mut entry, delta, move |e| e.record_failure(&failure))
-                .await?;
-            self.pause_campaign(&ctx.campaign, &reason).await;
-            return Ok(SendOutcome::Retry(reason));
+        if let Some(failure) = unusable_template(ctx) {
+            return self.failed(ctx, &mut entry, delta, failure, now).await;
         }
         // A contact without a value for a mapped variable is not sent to (R3.3).
         let rendered = match ctx.template.render(&ctx.campaign.variables, &entry.contact) {
@@ -276,71 +275,139 @@ impl SendService {
             callback_data: r.encode(),
             header: ctx.template.header.clone(),
         };
-        let sent = self.provider.send(&ctx.account, &msg).await;
-        match sent {
-            Ok(message_id) => {
-                // Whole seconds, as the provider's `sent` status will say: it then
-                // confirms the entry without a write.
-                let now = at_provider_resolution(self.clock.now());
-                let timeout = ctx.campaign.response_timeout();
-                let id = message_id.clone();
-                self.record(&mut entry, delta, move |e| {
-                    e.record_sent(id.clone(), now, timeout);
-                    // The conversation view shows the message as the contact read it (R5.6).
-                    e.sent_text = Some(sent_text.clone());
-                })
-                .await?;
-                let previous = facts
-                    .contact
-                    .interactions
-                    .iter()
-                    .zip(&facts.senders)
-                    .find(|(_, s)| **s == ctx.account.sender_id)
-                    .map(|(i, _)| i);
-                let interaction =
-                    Interaction::opened(r.clone(), message_id.clone(), now, timeout, previous)
-                        .with_options(ctx.template.quick_replies.clone());
-                repo::put_interaction(&*self.table, &ctx.account.sender_id, &interaction).await?;
-                Ok(SendOutcome::Sent(message_id))
+        match self.provider.send(&ctx.account, &msg).await {
+            Ok(id) => {
+                self.sent(ctx, &facts, &mut entry, delta, id, sent_text)
+                    .await
             }
-            Err(failure) => {
-                if failure.class == FailureClass::Campaign {
-                    ctx.halted.store(true, std::sync::atomic::Ordering::SeqCst);
+            Err(failure) => self.failed(ctx, &mut entry, delta, failure, now).await,
+        }
+    }
+
+    /// Claims the entry (FRESH -> SENDING), or records the checks' outcome on it, in one
+    /// conditional write. Another writer (a contact update refreshing a FRESH entry's
+    /// fields) may have changed the entry since it was read: then it is reloaded and asked
+    /// again, so the entry is neither lost nor claimed twice.
+    async fn claim(&self, r: &EntryRef, verdict: &Verdict, now: Time) -> AppResult<Stored<Claim>> {
+        retry_on_conflict(|_| async move {
+            let Some(mut entry) = repo::get_entry(&*self.table, r).await? else {
+                return Ok(Stored::nothing(Claim::Done(SendOutcome::Skipped(
+                    "entry not found",
+                ))));
+            };
+            let before = entry.clone();
+            if entry.claim(now).is_err() {
+                return Ok(Stored::nothing(Claim::Done(SendOutcome::Skipped(
+                    "already claimed",
+                ))));
+            }
+            let outcome = match verdict {
+                Verdict::Send => None,
+                Verdict::NotSent {
+                    state,
+                    reason,
+                    error,
+                } => {
+                    entry = before.clone();
+                    entry.record_ineligible(*state, reason, error.clone());
+                    Some(SendOutcome::NotSent(reason))
                 }
-                let f = failure.clone();
-                self.record(&mut entry, delta, move |e| e.record_failure(&f))
-                    .await?;
-                if failure.class == FailureClass::Campaign {
-                    self.pause_campaign(&ctx.campaign, &failure.reason).await;
+                Verdict::Wait { until, why } => {
+                    entry = before.clone();
+                    entry.defer(*until, why);
+                    Some(SendOutcome::Waiting)
                 }
-                if failure.is_throttling() {
-                    // The next tick slows the whole account down (AIMD, R4.8).
-                    let (t, a) = (&ctx.campaign.tenant, &ctx.account.id);
-                    let noted = repo::pacing::note_throttle(&*self.table, t, a, now).await;
-                    if let Err(e) = noted {
-                        tracing::warn!(account_id = %a, error = %e, "throttle not noted");
-                    }
-                }
-                if let Some(status) = failure.code.and_then(status_from_send_error) {
-                    let res = super::templates::provider_reported_status(
-                        &*self.table,
-                        &*self.bus,
-                        self.clock.now(),
-                        &ctx.template,
-                        status,
-                        &failure.reason,
-                    )
-                    .await;
-                    if let Err(e) = res {
-                        tracing::warn!(template = %ctx.template.name, error = %e, "template status from a send error not stored");
-                    }
-                }
-                Ok(match failure.class {
-                    FailureClass::Permanent => SendOutcome::Failed(failure.reason),
-                    _ => SendOutcome::Retry(failure.reason),
-                })
+            };
+            // The entry then waits in SENDING for the sweeper (R4.10) if the write failed.
+            let stored = self.store(&before, &mut entry).await?;
+            Ok(stored.map(|()| match outcome {
+                Some(o) => Claim::Done(o),
+                None => Claim::Claimed(Box::new(entry)),
+            }))
+        })
+        .await
+    }
+
+    /// Records an accepted send and opens the contact's interaction with the campaign.
+    async fn sent(
+        &self,
+        ctx: &CampaignCtx,
+        facts: &Facts,
+        entry: &mut HopperEntry,
+        delta: &mut Delta,
+        message_id: String,
+        sent_text: String,
+    ) -> AppResult<SendOutcome> {
+        // Whole seconds, as the provider's `sent` status will say: it then confirms the
+        // entry without a write.
+        let now = at_provider_resolution(self.clock.now());
+        let timeout = ctx.campaign.response_timeout();
+        let id = message_id.clone();
+        self.record(entry, delta, move |e| {
+            e.record_sent(id.clone(), now, timeout);
+            // The conversation view shows the message as the contact read it (R5.6).
+            e.sent_text = Some(sent_text.clone());
+        })
+        .await?;
+        let previous = facts
+            .contact
+            .interactions
+            .iter()
+            .zip(&facts.senders)
+            .find(|(_, s)| **s == ctx.account.sender_id)
+            .map(|(i, _)| i);
+        let r = entry.entry_ref();
+        let interaction = Interaction::opened(r, message_id.clone(), now, timeout, previous)
+            .with_options(ctx.template.quick_replies.clone());
+        repo::put_interaction(&*self.table, &ctx.account.sender_id, &interaction).await?;
+        Ok(SendOutcome::Sent(message_id))
+    }
+
+    /// Records a refused send: permanent, temporary, or the campaign's (which pauses it);
+    /// a throttle slows the account, a template error updates the template.
+    async fn failed(
+        &self,
+        ctx: &CampaignCtx,
+        entry: &mut HopperEntry,
+        delta: &mut Delta,
+        failure: SendFailure,
+        now: Time,
+    ) -> AppResult<SendOutcome> {
+        if failure.class == FailureClass::Campaign {
+            ctx.halted.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        let f = failure.clone();
+        self.record(entry, delta, move |e| e.record_failure(&f))
+            .await?;
+        if failure.class == FailureClass::Campaign {
+            self.pause_campaign(&ctx.campaign, &failure.reason).await;
+        }
+        if failure.is_throttling() {
+            // The next tick slows the whole account down (AIMD, R4.8).
+            let (t, a) = (&ctx.campaign.tenant, &ctx.account.id);
+            let noted = repo::pacing::note_throttle(&*self.table, t, a, now).await;
+            if let Err(e) = noted {
+                tracing::warn!(account_id = %a, error = %e, "throttle not noted");
             }
         }
+        if let Some(status) = failure.code.and_then(status_from_send_error) {
+            let res = super::templates::provider_reported_status(
+                &*self.table,
+                &*self.bus,
+                self.clock.now(),
+                &ctx.template,
+                status,
+                &failure.reason,
+            )
+            .await;
+            if let Err(e) = res {
+                tracing::warn!(template = %ctx.template.name, error = %e, "template status from a send error not stored");
+            }
+        }
+        Ok(match failure.class {
+            FailureClass::Permanent => SendOutcome::Failed(failure.reason),
+            _ => SendOutcome::Retry(failure.reason),
+        })
     }
 
     /// What the stores know of a contact for the checks of R4.2: the attached block
@@ -384,29 +451,45 @@ impl SendService {
         delta: &mut Delta,
         change: impl Fn(&mut HopperEntry),
     ) -> AppResult<()> {
-        let r = entry.entry_ref();
-        for _ in 0..super::CONFLICT_RETRIES {
-            let before = entry.clone();
-            change(entry);
-            match repo::save_entry(&*self.table, entry).await {
-                Ok(()) => {
-                    stats::fold(delta, stats::delta(Some(&before), entry));
-                    return Ok(());
-                }
-                Err(PortError::ConditionFailed) => {
-                    *entry = repo::get_entry(&*self.table, &r)
-                        .await?
-                        .ok_or(PortError::ConditionFailed)?;
-                }
-                Err(e) => {
-                    if self.landed(entry).await {
-                        stats::fold(delta, stats::delta(Some(&before), entry));
-                    }
-                    return Err(e.into());
-                }
+        let (r, first, change) = (&entry.entry_ref(), &*entry, &change);
+        let stored = retry_on_conflict(|n| async move {
+            let mut e = match n {
+                0 => first.clone(),
+                _ => repo::get_entry(&*self.table, r)
+                    .await?
+                    .ok_or(PortError::ConditionFailed)?,
+            };
+            let before = e.clone();
+            change(&mut e);
+            Ok(self.store(&before, &mut e).await?.map(|()| e))
+        })
+        .await?;
+        *entry = counted(delta, stored)?;
+        Ok(())
+    }
+
+    /// Stores `entry` (changed from `before`). A condition failure is an error (someone
+    /// else wrote first: retry); any other failure is an answer, with the counters' change
+    /// when the write was stored nonetheless (a lost answer), so it is still counted.
+    async fn store(&self, before: &HopperEntry, entry: &mut HopperEntry) -> AppResult<Stored<()>> {
+        match repo::save_entry(&*self.table, entry).await {
+            Ok(()) => Ok(Stored {
+                delta: stats::delta(Some(before), entry),
+                value: Ok(()),
+            }),
+            Err(PortError::ConditionFailed) => Err(PortError::ConditionFailed.into()),
+            Err(e) => {
+                let landed = self.landed(entry).await;
+                Ok(Stored {
+                    delta: if landed {
+                        stats::delta(Some(before), entry)
+                    } else {
+                        Delta::new()
+                    },
+                    value: Err(e.into()),
+                })
             }
         }
-        Err(PortError::ConditionFailed.into())
     }
 
     /// Whether a write of `entry` that reported an error was stored nonetheless (a

@@ -10,6 +10,7 @@ use crate::domain::campaign::Campaign;
 use crate::domain::hopper::HopperEntry;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::stats::{self, Stats};
+use crate::domain::Time;
 use crate::ports::{Clock, EventBus, PortError, Table};
 use crate::repo::{self, IndexWalk, Key, TimeIndex};
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -111,11 +112,48 @@ impl SweepService {
     pub async fn sweep(&self) -> AppResult<SweepReport> {
         let started = Instant::now();
         let now = self.clock.now();
-        let mut report = SweepReport::default();
+        let mut report = SweepReport {
+            expired: self.expire_timed_out(started, now).await?,
+            ..SweepReport::default()
+        };
+        report.reclaimed = self.reclaim_stale_sending(now).await?;
+        report.released = self.release_waiting(now).await?;
+        let commands = self.run_commands(CommandBudget::default()).await?;
+        report.commands_applied = commands.applied;
+        report.expired_unsent = commands.expired_unsent;
+        report.completed += commands.completed;
+        report.completed += self.complete_finished(now).await?;
+        let budget = PurgeBudget {
+            time: PurgeBudget::default()
+                .time
+                .saturating_sub(started.elapsed()),
+            ..PurgeBudget::default()
+        };
+        let purge = self.purge_deleted(budget).await?;
+        report.purged_items = purge.items_deleted;
+        report.purged_campaigns = purge.campaigns_removed;
+        if report != SweepReport::default() {
+            tracing::info!(
+                expired = report.expired,
+                reclaimed = report.reclaimed,
+                released = report.released,
+                completed = report.completed,
+                purged_items = report.purged_items,
+                purged_campaigns = report.purged_campaigns,
+                "swept"
+            );
+        }
+        Ok(report)
+    }
+
+    /// Closes PENDING entries whose response timeout passed (R5.4), a page at a time,
+    /// its entries a few at once, and releases their contacts; what the budget leaves
+    /// goes to the next sweep (closed entries leave the index, so it resumes by itself).
+    /// Returns how many closed.
+    async fn expire_timed_out(&self, started: Instant, now: Time) -> AppResult<usize> {
+        let mut expired = 0;
         let mut senders = super::conversations::SenderCache::new();
         let mut due = IndexWalk::new(TimeIndex::Due, now);
-        // A page at a time, its entries a few at once; what the budget leaves goes to
-        // the next sweep (closed entries leave the index, so it resumes by itself).
         while started.elapsed() < EXPIRY_BUDGET {
             let Some(entries) = due.next(&*self.table).await? else {
                 break;
@@ -131,43 +169,45 @@ impl SweepService {
                 .try_collect()
                 .await?;
             let closed: Vec<HopperEntry> = closed.into_iter().flatten().collect();
-            report.expired += closed.len();
-            // R5.5: the contacts are released; their interactions show closed. The first
-            // entry of a campaign looks up its sender, the others reuse it.
-            let mut rest = Vec::with_capacity(closed.len());
-            for stale in closed {
-                if senders.contains_key(&(stale.tenant.clone(), stale.campaign_id.clone())) {
-                    rest.push(stale);
-                } else {
-                    super::conversations::release_after_timeout(
-                        &*self.table,
-                        &mut senders,
-                        &stale,
-                        now,
-                    )
-                    .await;
-                }
-            }
-            let known = &senders;
-            stream::iter(rest)
-                .for_each_concurrent(SWEEP_CONCURRENCY, |stale| async move {
-                    let mut cache = known.clone();
-                    super::conversations::release_after_timeout(
-                        &*self.table,
-                        &mut cache,
-                        &stale,
-                        now,
-                    )
-                    .await;
-                })
-                .await;
+            expired += closed.len();
+            self.release_closed(closed, &mut senders, now).await;
         }
-        report.reclaimed = self.reclaim_stale_sending(now).await?;
-        report.released = self.release_waiting(now).await?;
-        let commands = self.run_commands(CommandBudget::default()).await?;
-        report.commands_applied = commands.applied;
-        report.expired_unsent = commands.expired_unsent;
-        report.completed += commands.completed;
+        Ok(expired)
+    }
+
+    /// R5.5: the contacts of entries closed at their timeout are released; their
+    /// interactions show closed. The first entry of a campaign looks up its sender, the
+    /// others reuse it.
+    async fn release_closed(
+        &self,
+        closed: Vec<HopperEntry>,
+        senders: &mut super::conversations::SenderCache,
+        now: Time,
+    ) {
+        let mut rest = Vec::with_capacity(closed.len());
+        for stale in closed {
+            if senders.contains_key(&(stale.tenant.clone(), stale.campaign_id.clone())) {
+                rest.push(stale);
+            } else {
+                super::conversations::release_after_timeout(&*self.table, senders, &stale, now)
+                    .await;
+            }
+        }
+        let known = &*senders;
+        stream::iter(rest)
+            .for_each_concurrent(SWEEP_CONCURRENCY, |stale| async move {
+                let mut cache = known.clone();
+                super::conversations::release_after_timeout(&*self.table, &mut cache, &stale, now)
+                    .await;
+            })
+            .await;
+    }
+
+    /// Completes the running campaigns with nothing left to send or wait for (or past
+    /// their end date with nothing in flight) and no reset or retry walking their hopper.
+    /// Returns how many completed.
+    async fn complete_finished(&self, now: Time) -> AppResult<usize> {
+        let mut completed = 0;
         for (tenant, id) in repo::running_campaigns(&*self.table).await? {
             let counters = repo::get_counters(&*self.table, &tenant, &id).await?;
             let s = Stats::from_counters(&counters);
@@ -192,31 +232,11 @@ impl SweepService {
             })
             .await
             {
-                Ok(_) => report.completed += 1,
+                Ok(_) => completed += 1,
                 Err(e) => tracing::info!(campaign_id = %id, error = %e, "campaign not completed"),
             }
         }
-        let budget = PurgeBudget {
-            time: PurgeBudget::default()
-                .time
-                .saturating_sub(started.elapsed()),
-            ..PurgeBudget::default()
-        };
-        let purge = self.purge_deleted(budget).await?;
-        report.purged_items = purge.items_deleted;
-        report.purged_campaigns = purge.campaigns_removed;
-        if report != SweepReport::default() {
-            tracing::info!(
-                expired = report.expired,
-                reclaimed = report.reclaimed,
-                released = report.released,
-                completed = report.completed,
-                purged_items = report.purged_items,
-                purged_campaigns = report.purged_campaigns,
-                "swept"
-            );
-        }
-        Ok(report)
+        Ok(completed)
     }
 
     /// Carries out reset and retry commands and the expiry of ended campaigns' unsent
@@ -369,55 +389,109 @@ impl SweepService {
             None => None,
         };
         for shard in 0..c.hopper_shards.max(1) {
-            loop {
-                if b.spent() {
-                    return Ok(false);
-                }
-                let page = b.page.min(b.items_left.min(u32::MAX as usize) as u32);
-                let items = repo::hopper_page(t, &c.tenant, &c.id, shard, page).await?;
-                // DynamoDB may return a short page (1 MB per query): only an empty one
-                // means the shard is done.
-                if items.is_empty() {
-                    break;
-                }
-                let mut keys: Vec<Key> = items.iter().filter_map(repo::key_of).collect();
-                keys.extend(
-                    items
-                        .iter()
-                        .filter_map(|i| i.get("phone").and_then(Value::as_str))
-                        .map(|p| repo::contact_campaign_link_key(&c.tenant, p, &c.id)),
-                );
-                if let Some(sender) = &sender {
-                    keys.extend(self.owned_interactions(c, sender, &items).await?);
-                }
-                drop(items);
-                t.delete_many(&keys).await?;
-                report.items_deleted += keys.len();
-                b.take(keys.len());
-            }
-            // The shard's conversation messages (R5.6), kept beside its entries.
-            loop {
-                if b.spent() {
-                    return Ok(false);
-                }
-                let page = b.page.min(b.items_left.min(u32::MAX as usize) as u32);
-                let n =
-                    repo::conversations::purge_messages(t, &c.tenant, &c.id, shard, page).await?;
-                if n == 0 {
-                    break;
-                }
-                report.items_deleted += n;
-                b.take(n);
+            if !self
+                .purge_shard(c, shard, sender.as_deref(), b, report)
+                .await?
+            {
+                return Ok(false);
             }
         }
-        // The campaign's own partition: counters, cursors, sequence, test links.
+        if !self.purge_partition(c, b, report).await? {
+            return Ok(false);
+        }
+        // Last: once the grace period is over and nothing came back, the campaign itself.
+        if self.clock.now() - c.updated_at < DELETE_GRACE {
+            return Ok(false);
+        }
+        for shard in 0..c.hopper_shards.max(1) {
+            if !repo::hopper_page(t, &c.tenant, &c.id, shard, 1)
+                .await?
+                .is_empty()
+            {
+                return Ok(false);
+            }
+        }
+        if !repo::campaign_partition_page(t, &c.tenant, &c.id, 1)
+            .await?
+            .is_empty()
+        {
+            return Ok(false);
+        }
+        repo::delete_campaign_item(t, &c.tenant, &c.id).await?;
+        report.items_deleted += 1;
+        tracing::info!(campaign_id = %c.id, "deleted campaign removed");
+        Ok(true)
+    }
+
+    /// Deletes one hopper shard of a deleted campaign a page at a time: its entries, the
+    /// contacts' links to it, the interactions it still owns, then the shard's
+    /// conversation messages. False when the budget ran out first.
+    async fn purge_shard(
+        &self,
+        c: &Campaign,
+        shard: u16,
+        sender: Option<&str>,
+        b: &mut Budget,
+        report: &mut PurgeReport,
+    ) -> AppResult<bool> {
+        let t = &*self.table;
+        loop {
+            if b.spent() {
+                return Ok(false);
+            }
+            let page = b.page.min(b.items_left.min(u32::MAX as usize) as u32);
+            let items = repo::hopper_page(t, &c.tenant, &c.id, shard, page).await?;
+            // DynamoDB may return a short page (1 MB per query): only an empty one means
+            // the shard is done.
+            if items.is_empty() {
+                break;
+            }
+            let mut keys: Vec<Key> = items.iter().filter_map(repo::key_of).collect();
+            keys.extend(
+                items
+                    .iter()
+                    .filter_map(|i| i.get("phone").and_then(Value::as_str))
+                    .map(|p| repo::contact_campaign_link_key(&c.tenant, p, &c.id)),
+            );
+            if let Some(sender) = sender {
+                keys.extend(self.owned_interactions(c, sender, &items).await?);
+            }
+            drop(items);
+            t.delete_many(&keys).await?;
+            report.items_deleted += keys.len();
+            b.take(keys.len());
+        }
+        // The shard's conversation messages (R5.6), kept beside its entries.
+        loop {
+            if b.spent() {
+                return Ok(false);
+            }
+            let page = b.page.min(b.items_left.min(u32::MAX as usize) as u32);
+            let n = repo::conversations::purge_messages(t, &c.tenant, &c.id, shard, page).await?;
+            if n == 0 {
+                return Ok(true);
+            }
+            report.items_deleted += n;
+            b.take(n);
+        }
+    }
+
+    /// Deletes the campaign's own partition (counters, cursors, sequence, test links; its
+    /// test campaigns are marked for deletion in turn). False when the budget ran out.
+    async fn purge_partition(
+        &self,
+        c: &Campaign,
+        b: &mut Budget,
+        report: &mut PurgeReport,
+    ) -> AppResult<bool> {
+        let t = &*self.table;
         loop {
             if b.spent() {
                 return Ok(false);
             }
             let items = repo::campaign_partition_page(t, &c.tenant, &c.id, b.page).await?;
             if items.is_empty() {
-                break;
+                return Ok(true);
             }
             for child in items
                 .iter()
@@ -442,28 +516,6 @@ impl SweepService {
             report.items_deleted += keys.len();
             b.take(keys.len());
         }
-        // Last: once the grace period is over and nothing came back, the campaign itself.
-        if self.clock.now() - c.updated_at < DELETE_GRACE {
-            return Ok(false);
-        }
-        for shard in 0..c.hopper_shards.max(1) {
-            if !repo::hopper_page(t, &c.tenant, &c.id, shard, 1)
-                .await?
-                .is_empty()
-            {
-                return Ok(false);
-            }
-        }
-        if !repo::campaign_partition_page(t, &c.tenant, &c.id, 1)
-            .await?
-            .is_empty()
-        {
-            return Ok(false);
-        }
-        repo::delete_campaign_item(t, &c.tenant, &c.id).await?;
-        report.items_deleted += 1;
-        tracing::info!(campaign_id = %c.id, "deleted campaign removed");
-        Ok(true)
     }
 
     /// Keys of the interactions that still point at entries of this campaign, among the

@@ -8,8 +8,8 @@ use crate::domain::account::{validate_waba_id, Account, NewAccount};
 use crate::domain::campaign::CampaignStatus;
 use crate::domain::inbound::TemplateUpdate;
 use crate::domain::template::{
-    NewTemplate, Template, TemplateEdit, TemplateKey, TemplateListError, TemplateStatus,
-    MAX_TEMPLATES_PER_ACCOUNT,
+    NewTemplate, ProviderTemplate, Template, TemplateEdit, TemplateKey, TemplateListError,
+    TemplateStatus, MAX_TEMPLATES_PER_ACCOUNT,
 };
 use crate::domain::{DomainError, Time};
 use crate::ports::{Clock, EventBus, PortError, Table, TemplateSource};
@@ -654,10 +654,53 @@ impl TemplateSync {
         let account = repo::get_account(table, tenant, account_id)
             .await?
             .ok_or_else(|| DomainError::not_found("account", account_id))?;
-        let asked = req
-            .waba_id
-            .map(|w| w.trim().to_owned())
-            .filter(|w| !w.is_empty());
+        let waba_id = self
+            .resolve_waba_id(tenant, account_id, req.waba_id)
+            .await?;
+
+        let mut report = SyncReport {
+            waba_id: waba_id.clone(),
+            ..Default::default()
+        };
+        let mut count = None;
+        let mut after: Option<String> = None;
+        loop {
+            if report.pages >= MAX_SYNC_PAGES {
+                return Err(SyncError::Provider(TemplateListError {
+                    code: None,
+                    reason: format!("the template list goes on past {MAX_SYNC_PAGES} pages"),
+                }));
+            }
+            let page = self
+                .source
+                .list_templates(&account, &waba_id, after.as_deref())
+                .await
+                .map_err(SyncError::Provider)?;
+            report.pages += 1;
+            for p in &page.templates {
+                self.sync_one(tenant, account_id, &waba_id, p, &mut count, &mut report)
+                    .await?;
+            }
+            match page.after {
+                Some(next) if after.as_deref() != Some(next.as_str()) => after = Some(next),
+                _ => break,
+            }
+        }
+        tracing::info!(tenant, account = account_id, waba = %waba_id, pages = report.pages,
+            created = report.created, updated = report.updated, skipped = report.skipped.len(),
+            "templates synchronised");
+        Ok(report)
+    }
+
+    /// The WABA id to read: the one asked (stored when new) or the account's; 422 if neither.
+    async fn resolve_waba_id(
+        &self,
+        tenant: &str,
+        account_id: &str,
+        asked: Option<String>,
+    ) -> Result<String, SyncError> {
+        let table = &*self.table;
+        let asked = asked.map(|w| w.trim().to_owned()).filter(|w| !w.is_empty());
         if let Some(w) = &asked {
             validate_waba_id(w)?;
         }
@@ -680,61 +723,45 @@ impl TemplateSync {
                 .into())
             }
         };
+        Ok(waba_id)
+    }
 
-        let mut report = SyncReport {
-            waba_id: waba_id.clone(),
-            ..Default::default()
+    /// Stores one provider template and counts in `report` what became of it.
+    async fn sync_one(
+        &self,
+        tenant: &str,
+        account_id: &str,
+        waba_id: &str,
+        p: &ProviderTemplate,
+        count: &mut Option<usize>,
+        report: &mut SyncReport,
+    ) -> Result<(), SyncError> {
+        let table = &*self.table;
+        report.received += 1;
+        let now = self.clock.now();
+        let skip = |reason: String| SkippedTemplate {
+            name: p.name.clone(),
+            language: p.language.clone(),
+            reason,
         };
-        let mut count = None;
-        let mut after: Option<String> = None;
-        loop {
-            if report.pages >= MAX_SYNC_PAGES {
-                return Err(SyncError::Provider(TemplateListError {
-                    code: None,
-                    reason: format!("the template list goes on past {MAX_SYNC_PAGES} pages"),
-                }));
+        let fresh = match Template::from_provider(tenant, account_id, p, now) {
+            Ok(t) => t,
+            Err(reason) => {
+                report.skipped.push(skip(reason));
+                return Ok(());
             }
-            let page = self
-                .source
-                .list_templates(&account, &waba_id, after.as_deref())
-                .await
-                .map_err(SyncError::Provider)?;
-            report.pages += 1;
-            for p in &page.templates {
-                report.received += 1;
-                let now = self.clock.now();
-                let skip = |reason: String| SkippedTemplate {
-                    name: p.name.clone(),
-                    language: p.language.clone(),
-                    reason,
-                };
-                let fresh = match Template::from_provider(tenant, account_id, p, now) {
-                    Ok(t) => t,
-                    Err(reason) => {
-                        report.skipped.push(skip(reason));
-                        continue;
-                    }
-                };
-                match upsert_template(table, fresh, Some(&waba_id), &mut count, now).await {
-                    Ok(Upserted::Created(_)) => report.created += 1,
-                    Ok(Upserted::Unchanged(_)) => report.unchanged += 1,
-                    Ok(Upserted::Updated(t, from)) => {
-                        report.updated += 1;
-                        let paused = after_status_change(table, &*self.bus, now, &t, from).await?;
-                        report.paused_campaigns.extend(paused);
-                    }
-                    Err(AppError::Domain(DomainError::Conflict(m))) => report.skipped.push(skip(m)),
-                    Err(e) => return Err(e.into()),
-                }
+        };
+        match upsert_template(table, fresh, Some(waba_id), count, now).await {
+            Ok(Upserted::Created(_)) => report.created += 1,
+            Ok(Upserted::Unchanged(_)) => report.unchanged += 1,
+            Ok(Upserted::Updated(t, from)) => {
+                report.updated += 1;
+                let paused = after_status_change(table, &*self.bus, now, &t, from).await?;
+                report.paused_campaigns.extend(paused);
             }
-            match page.after {
-                Some(next) if after.as_deref() != Some(next.as_str()) => after = Some(next),
-                _ => break,
-            }
+            Err(AppError::Domain(DomainError::Conflict(m))) => report.skipped.push(skip(m)),
+            Err(e) => return Err(e.into()),
         }
-        tracing::info!(tenant, account = account_id, waba = %waba_id, pages = report.pages,
-            created = report.created, updated = report.updated, skipped = report.skipped.len(),
-            "templates synchronised");
-        Ok(report)
+        Ok(())
     }
 }
