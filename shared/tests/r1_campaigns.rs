@@ -7,7 +7,6 @@ use testkit::harness as common;
 
 use async_trait::async_trait;
 use axum::http::{Method, StatusCode};
-use axum::Router;
 use chrono::{Duration, Utc};
 use serde_json::{json, Value};
 use shared::adapters::aws::scheduler::{at_expression, EventBridgeScheduler};
@@ -26,8 +25,8 @@ use shared::ports::{Clock, MessagingProvider, OutboundTemplate, Scheduler, Table
 use shared::repo::{self, Interaction};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use testkit::local::System;
-use testkit::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
+use testkit::harness::{Spawn, Spawned};
+use testkit::memory::{MemoryScheduler, MemoryTable};
 
 // ---- harness ---------------------------------------------------------------------------
 
@@ -68,32 +67,21 @@ impl Sched {
 }
 
 struct H {
-    sys: System,
-    api: Router,
-    clock: Arc<ManualClock>,
+    s: Spawned,
     sched: Sched,
     provider: Arc<FakeProvider>,
+}
+
+impl std::ops::Deref for H {
+    type Target = Spawned;
+    fn deref(&self) -> &Spawned {
+        &self.s
+    }
 }
 
 impl H {
     fn table(&self) -> &dyn Table {
         &*self.sys.ports.table
-    }
-
-    async fn call(
-        &self,
-        tenant: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        common::call_as(&self.api, tenant, method, path, body).await
-    }
-
-    async fn ok(&self, tenant: &str, method: Method, path: &str, body: Option<Value>) -> Value {
-        let (s, v) = self.call(tenant, method.clone(), path, body).await;
-        assert!(s.is_success(), "{method} {path}: {s} {v}");
-        v
     }
 }
 
@@ -102,23 +90,13 @@ fn start_time() -> chrono::DateTime<Utc> {
 }
 
 fn harness(table: Arc<dyn Table>, sched: Sched) -> H {
-    let clock = common::frozen(start_time());
     let provider = Arc::new(FakeProvider::default());
-    let sys = common::system(
-        table,
-        clock.clone(),
-        sched.port(),
-        Arc::new(MemoryBus::default()),
-        provider.clone(),
-    );
-    let api = common::operator_api(sys.operator.clone());
-    H {
-        sys,
-        api,
-        clock,
-        sched,
-        provider,
-    }
+    let s = Spawn::new(table)
+        .at(start_time())
+        .scheduler(sched.port())
+        .provider(provider.clone())
+        .build();
+    H { s, sched, provider }
 }
 
 fn memory() -> H {
@@ -157,13 +135,13 @@ struct Fixture {
 
 async fn fixture(h: &H, tenant: &str, contacts: usize) -> Fixture {
     let acc = h
-        .ok(tenant, Method::POST, "/accounts", Some(json!({
+        .ok_as(tenant, Method::POST, "/accounts", Some(json!({
             "name": "Main", "sender_id": format!("1065403522{}", tenant.len()), "token_ref": "env:TOKEN"
         })))
         .await;
     let account = acc["id"].as_str().unwrap().to_owned();
     for name in ["spring_offer", "autumn_offer"] {
-        h.ok(
+        h.ok_as(
             tenant,
             Method::POST,
             "/templates",
@@ -181,11 +159,11 @@ async fn fixture(h: &H, tenant: &str, contacts: usize) -> Fixture {
             .enumerate()
             .map(|(i, p)| json!({"phone": p, "name": format!("Customer {i}"), "fields": {"code": format!("C{i}")}}))
             .collect();
-        h.ok(tenant, Method::POST, "/contacts", Some(Value::Array(body)))
+        h.ok_as(tenant, Method::POST, "/contacts", Some(Value::Array(body)))
             .await;
     }
     let list = h
-        .ok(
+        .ok_as(
             tenant,
             Method::POST,
             "/lists",
@@ -196,7 +174,7 @@ async fn fixture(h: &H, tenant: &str, contacts: usize) -> Fixture {
         .unwrap()
         .to_owned();
     if !phones.is_empty() {
-        h.ok(
+        h.ok_as(
             tenant,
             Method::POST,
             &format!("/lists/{list}/members"),
@@ -219,12 +197,14 @@ fn campaign_body(f: &Fixture, extra: Value) -> Value {
 }
 
 async fn create(h: &H, tenant: &str, body: Value) -> String {
-    let c = h.ok(tenant, Method::POST, "/campaigns", Some(body)).await;
+    let c = h
+        .ok_as(tenant, Method::POST, "/campaigns", Some(body))
+        .await;
     c["id"].as_str().unwrap().to_owned()
 }
 
 async fn attach(h: &H, tenant: &str, id: &str, f: &Fixture) {
-    h.ok(
+    h.ok_as(
         tenant,
         Method::POST,
         &format!("/campaigns/{id}/lists"),
@@ -243,7 +223,7 @@ fn field(v: &Value) -> &str {
 async fn r1_1_every_setting_is_stored_with_timestamps() {
     let h = memory();
     let f = fixture(&h, "acme", 0).await;
-    h.ok(
+    h.ok_as(
         "acme",
         Method::PUT,
         "/tenant",
@@ -266,11 +246,13 @@ async fn r1_1_every_setting_is_stored_with_timestamps() {
             "reply_route": "flow:spring-bot"
         }),
     );
-    let (s, c) = h.call("acme", Method::POST, "/campaigns", Some(body)).await;
+    let (s, c) = h
+        .call_as("acme", Method::POST, "/campaigns", Some(body))
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{c}");
     let id = c["id"].as_str().unwrap();
     let (_, got) = h
-        .call("acme", Method::GET, &format!("/campaigns/{id}"), None)
+        .call_as("acme", Method::GET, &format!("/campaigns/{id}"), None)
         .await;
     for (k, v) in [
         ("tenant", json!("acme")),
@@ -302,7 +284,7 @@ async fn r1_1_every_setting_is_stored_with_timestamps() {
     // Defaults: 20 messages/s, all flags off, no duplicate check.
     let d = create(&h, "acme", campaign_body(&f, json!({"rate": null}))).await;
     let (_, got) = h
-        .call("acme", Method::GET, &format!("/campaigns/{d}"), None)
+        .call_as("acme", Method::GET, &format!("/campaigns/{d}"), None)
         .await;
     assert_eq!(
         got["pacing"],
@@ -314,7 +296,7 @@ async fn r1_1_every_setting_is_stored_with_timestamps() {
     // An edit moves updated_at, not created_at.
     h.clock.advance(Duration::minutes(5));
     let e = h
-        .ok(
+        .ok_as(
             "acme",
             Method::PATCH,
             &format!("/campaigns/{d}"),
@@ -325,7 +307,7 @@ async fn r1_1_every_setting_is_stored_with_timestamps() {
     assert_eq!(e["updated_at"], json!(start_time() + Duration::minutes(5)));
     // An SMS campaign keeps its message body; it cannot launch today.
     let sms = h
-        .ok(
+        .ok_as(
             "acme",
             Method::POST,
             "/campaigns",
@@ -388,7 +370,7 @@ async fn r1_2_invalid_settings_are_422_naming_the_field() {
         (json!({"name": ""}), "name"),
     ] {
         let (s, v) = h
-            .call(
+            .call_as(
                 "acme",
                 Method::POST,
                 "/campaigns",
@@ -403,7 +385,7 @@ async fn r1_2_invalid_settings_are_422_naming_the_field() {
     }
     // Malformed JSON and unknown fields are 400 naming the field.
     let (s, v) = h
-        .call(
+        .call_as(
             "acme",
             Method::POST,
             "/campaigns",
@@ -412,7 +394,7 @@ async fn r1_2_invalid_settings_are_422_naming_the_field() {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     let (s, v) = h
-        .call(
+        .call_as(
             "acme",
             Method::POST,
             "/campaigns",
@@ -429,7 +411,7 @@ async fn r1_2_end_date_must_follow_start_date() {
     let start = start_time() + Duration::days(2);
     let id = create(&h, "acme", campaign_body(&f, json!({"start_at": start}))).await;
     let (s, v) = h
-        .call(
+        .call_as(
             "acme",
             Method::PATCH,
             &format!("/campaigns/{id}"),
@@ -442,7 +424,7 @@ async fn r1_2_end_date_must_follow_start_date() {
         "{v}"
     );
     let v = h
-        .ok(
+        .ok_as(
             "acme",
             Method::PATCH,
             &format!("/campaigns/{id}"),
@@ -452,7 +434,7 @@ async fn r1_2_end_date_must_follow_start_date() {
     assert_eq!(v["end_at"], json!(start + Duration::hours(1)));
     // Moving the start past the end is refused too, naming end_at.
     let (s, v) = h
-        .call(
+        .call_as(
             "acme",
             Method::PATCH,
             &format!("/campaigns/{id}"),
@@ -480,7 +462,7 @@ async fn r1_2_slow_pacing_sends_a_fraction_per_tick() {
     )
     .await;
     attach(&h, "acme", &id, &f).await;
-    h.ok(
+    h.ok_as(
         "acme",
         Method::POST,
         &format!("/campaigns/{id}/launch"),
@@ -508,7 +490,7 @@ async fn r1_2_slow_pacing_sends_a_fraction_per_tick() {
     )
     .await;
     attach(&h, "acme", &g, &f).await;
-    h.ok(
+    h.ok_as(
         "acme",
         Method::POST,
         &format!("/campaigns/{g}/launch"),
@@ -551,7 +533,7 @@ async fn r1_3_draft_becomes_ready_when_complete_and_transitions_are_409() {
     let h = memory();
     let f = fixture(&h, "acme", 2).await;
     let d = h
-        .ok(
+        .ok_as(
             "acme",
             Method::POST,
             "/campaigns",
@@ -562,7 +544,7 @@ async fn r1_3_draft_becomes_ready_when_complete_and_transitions_are_409() {
     let id = d["id"].as_str().unwrap();
     attach(&h, "acme", id, &f).await;
     let (s, v) = h
-        .call(
+        .call_as(
             "acme",
             Method::POST,
             &format!("/campaigns/{id}/launch"),
@@ -578,7 +560,7 @@ async fn r1_3_draft_becomes_ready_when_complete_and_transitions_are_409() {
         "{v}"
     );
     let r = h
-        .ok(
+        .ok_as(
             "acme",
             Method::PATCH,
             &format!("/campaigns/{id}"),
@@ -595,7 +577,7 @@ async fn r1_3_draft_becomes_ready_when_complete_and_transitions_are_409() {
         ("unschedule", "READY"),
     ] {
         let (s, v) = h
-            .call(
+            .call_as(
                 "acme",
                 Method::POST,
                 &format!("/campaigns/{id}/{action}"),
@@ -609,7 +591,7 @@ async fn r1_3_draft_becomes_ready_when_complete_and_transitions_are_409() {
         );
     }
     let v = h
-        .ok(
+        .ok_as(
             "acme",
             Method::POST,
             &format!("/campaigns/{id}/launch"),
@@ -618,7 +600,7 @@ async fn r1_3_draft_becomes_ready_when_complete_and_transitions_are_409() {
         .await;
     assert_eq!(v["status"], "RUNNING");
     assert_eq!(
-        h.ok(
+        h.ok_as(
             "acme",
             Method::POST,
             &format!("/campaigns/{id}/pause"),
@@ -628,7 +610,7 @@ async fn r1_3_draft_becomes_ready_when_complete_and_transitions_are_409() {
         "PAUSED"
     );
     assert_eq!(
-        h.ok(
+        h.ok_as(
             "acme",
             Method::POST,
             &format!("/campaigns/{id}/resume"),
@@ -638,7 +620,7 @@ async fn r1_3_draft_becomes_ready_when_complete_and_transitions_are_409() {
         "RUNNING"
     );
     let (s, _) = h
-        .call(
+        .call_as(
             "acme",
             Method::POST,
             &format!("/campaigns/{id}/launch"),
@@ -655,7 +637,7 @@ async fn r1_3_draft_becomes_ready_when_complete_and_transitions_are_409() {
     .await;
     attach(&h, "acme", &sms, &f).await;
     let (s, v) = h
-        .call(
+        .call_as(
             "acme",
             Method::POST,
             &format!("/campaigns/{sms}/launch"),
@@ -678,7 +660,7 @@ async fn reschedule_moves_the_schedule(h: H) {
     let id = create(&h, "acme", campaign_body(&f, json!({"start_at": first}))).await;
     attach(&h, "acme", &id, &f).await;
     let v = h
-        .ok(
+        .ok_as(
             "acme",
             Method::POST,
             &format!("/campaigns/{id}/launch"),
@@ -689,7 +671,7 @@ async fn reschedule_moves_the_schedule(h: H) {
     assert_eq!(h.sched.at(&id).await, Some(at_expression(first)));
     let later = start_time() + Duration::hours(3);
     let v = h
-        .ok(
+        .ok_as(
             "acme",
             Method::PATCH,
             &format!("/campaigns/{id}"),
@@ -707,7 +689,7 @@ async fn reschedule_moves_the_schedule(h: H) {
     );
     // A past start date cannot be set on a scheduled campaign.
     let (s, e) = h
-        .call(
+        .call_as(
             "acme",
             Method::PATCH,
             &format!("/campaigns/{id}"),
@@ -727,7 +709,7 @@ async fn reschedule_moves_the_schedule(h: H) {
         .await
         .unwrap();
     let v = h
-        .ok("acme", Method::GET, &format!("/campaigns/{id}"), None)
+        .ok_as("acme", Method::GET, &format!("/campaigns/{id}"), None)
         .await;
     assert_eq!(v["status"], "SCHEDULED");
     // At the new time it starts.
@@ -736,7 +718,7 @@ async fn reschedule_moves_the_schedule(h: H) {
         .await
         .unwrap();
     let v = h
-        .ok("acme", Method::GET, &format!("/campaigns/{id}"), None)
+        .ok_as("acme", Method::GET, &format!("/campaigns/{id}"), None)
         .await;
     assert_eq!(v["status"], "RUNNING");
 }
@@ -751,7 +733,7 @@ async fn unschedule_deletes_the_schedule(h: H) {
     let at = start_time() + Duration::days(1);
     let id = create(&h, "acme", campaign_body(&f, json!({"start_at": at}))).await;
     attach(&h, "acme", &id, &f).await;
-    h.ok(
+    h.ok_as(
         "acme",
         Method::POST,
         &format!("/campaigns/{id}/launch"),
@@ -760,7 +742,7 @@ async fn unschedule_deletes_the_schedule(h: H) {
     .await;
     assert!(h.sched.at(&id).await.is_some());
     let v = h
-        .ok(
+        .ok_as(
             "acme",
             Method::POST,
             &format!("/campaigns/{id}/unschedule"),
@@ -773,7 +755,7 @@ async fn unschedule_deletes_the_schedule(h: H) {
     );
     assert_eq!(h.sched.at(&id).await, None, "the schedule is deleted");
     let (s, _) = h
-        .call(
+        .call_as(
             "acme",
             Method::POST,
             &format!("/campaigns/{id}/unschedule"),
@@ -788,7 +770,7 @@ async fn unschedule_deletes_the_schedule(h: H) {
     let at = h.clock.now() + Duration::days(1);
     let id2 = create(&h, "acme", campaign_body(&f, json!({"start_at": at}))).await;
     attach(&h, "acme", &id2, &f).await;
-    h.ok(
+    h.ok_as(
         "acme",
         Method::POST,
         &format!("/campaigns/{id2}/launch"),
@@ -796,7 +778,7 @@ async fn unschedule_deletes_the_schedule(h: H) {
     )
     .await;
     assert!(h.sched.at(&id2).await.is_some());
-    h.ok(
+    h.ok_as(
         "acme",
         Method::POST,
         &format!("/campaigns/{id2}/cancel"),
@@ -822,7 +804,7 @@ async fn r1_3_running_campaign_past_its_end_date_completes_when_nothing_is_in_fl
     )
     .await;
     attach(&h, "acme", &id, &f).await;
-    h.ok(
+    h.ok_as(
         "acme",
         Method::POST,
         &format!("/campaigns/{id}/launch"),
@@ -837,7 +819,7 @@ async fn r1_3_running_campaign_past_its_end_date_completes_when_nothing_is_in_fl
     );
     assert_eq!(h.sys.sweeper.sweep().await.unwrap().completed, 1);
     let v = h
-        .ok("acme", Method::GET, &format!("/campaigns/{id}"), None)
+        .ok_as("acme", Method::GET, &format!("/campaigns/{id}"), None)
         .await;
     assert_eq!(v["status"], "COMPLETED");
 }
@@ -850,7 +832,7 @@ async fn r1_4_running_campaign_cannot_change_template() {
     let f = fixture(&h, "acme", 3).await;
     let id = create(&h, "acme", campaign_body(&f, json!({}))).await;
     attach(&h, "acme", &id, &f).await;
-    h.ok(
+    h.ok_as(
         "acme",
         Method::POST,
         &format!("/campaigns/{id}/launch"),
@@ -859,7 +841,7 @@ async fn r1_4_running_campaign_cannot_change_template() {
     .await;
     let other = json!({"template": {"name": "autumn_offer", "language": "en"}});
     let (s, v) = h
-        .call(
+        .call_as(
             "acme",
             Method::PATCH,
             &format!("/campaigns/{id}"),
@@ -875,7 +857,7 @@ async fn r1_4_running_campaign_cannot_change_template() {
         "{v}"
     );
     let (s, _) = h
-        .call(
+        .call_as(
             "acme",
             Method::PATCH,
             &format!("/campaigns/{id}"),
@@ -889,7 +871,7 @@ async fn r1_4_running_campaign_cannot_change_template() {
     );
     // Adding contacts to a running campaign is fine (R2.2).
     let (s, v) = h
-        .call(
+        .call_as(
             "acme",
             Method::POST,
             &format!("/campaigns/{id}/lists"),
@@ -898,7 +880,7 @@ async fn r1_4_running_campaign_cannot_change_template() {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     // PAUSED may change rate, timeout and even the template.
-    h.ok(
+    h.ok_as(
         "acme",
         Method::POST,
         &format!("/campaigns/{id}/pause"),
@@ -906,7 +888,7 @@ async fn r1_4_running_campaign_cannot_change_template() {
     )
     .await;
     let v = h
-        .ok("acme", Method::PATCH, &format!("/campaigns/{id}"), Some(json!({
+        .ok_as("acme", Method::PATCH, &format!("/campaigns/{id}"), Some(json!({
             "template": {"name": "autumn_offer", "language": "en"}, "rate": 5, "response_timeout_days": 2
         })))
         .await;
@@ -916,7 +898,7 @@ async fn r1_4_running_campaign_cannot_change_template() {
     );
     // ...but only to an existing, approved template.
     let (s, v) = h
-        .call(
+        .call_as(
             "acme",
             Method::PATCH,
             &format!("/campaigns/{id}"),
@@ -931,7 +913,7 @@ async fn r1_4_running_campaign_cannot_change_template() {
     // Optimistic concurrency: a stale version is a 409, the current one passes.
     let version = v_of(&h, &id).await;
     let (s, v) = h
-        .call(
+        .call_as(
             "acme",
             Method::PATCH,
             &format!("/campaigns/{id}"),
@@ -940,7 +922,7 @@ async fn r1_4_running_campaign_cannot_change_template() {
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
     let v = h
-        .ok(
+        .ok_as(
             "acme",
             Method::PATCH,
             &format!("/campaigns/{id}"),
@@ -949,7 +931,7 @@ async fn r1_4_running_campaign_cannot_change_template() {
         .await;
     assert_eq!(v["version"], json!(version + 1));
     // COMPLETED and CANCELLED are final.
-    h.ok(
+    h.ok_as(
         "acme",
         Method::POST,
         &format!("/campaigns/{id}/cancel"),
@@ -957,7 +939,7 @@ async fn r1_4_running_campaign_cannot_change_template() {
     )
     .await;
     let (s, _) = h
-        .call(
+        .call_as(
             "acme",
             Method::PATCH,
             &format!("/campaigns/{id}"),
@@ -968,7 +950,7 @@ async fn r1_4_running_campaign_cannot_change_template() {
 }
 
 async fn v_of(h: &H, id: &str) -> u64 {
-    h.ok("acme", Method::GET, &format!("/campaigns/{id}"), None)
+    h.ok_as("acme", Method::GET, &format!("/campaigns/{id}"), None)
         .await["version"]
         .as_u64()
         .unwrap()
@@ -983,7 +965,7 @@ async fn r1_5_cancel_hides_from_listing() {
     let keep = create(&h, "acme", campaign_body(&f, json!({"name": "Keep"}))).await;
     let gone = create(&h, "acme", campaign_body(&f, json!({"name": "Gone"}))).await;
     attach(&h, "acme", &gone, &f).await;
-    h.ok(
+    h.ok_as(
         "acme",
         Method::POST,
         &format!("/campaigns/{gone}/launch"),
@@ -991,7 +973,7 @@ async fn r1_5_cancel_hides_from_listing() {
     )
     .await;
     let v = h
-        .ok(
+        .ok_as(
             "acme",
             Method::POST,
             &format!("/campaigns/{gone}/cancel"),
@@ -1009,18 +991,18 @@ async fn r1_5_cancel_hides_from_listing() {
             .collect()
     };
     assert_eq!(
-        ids(&h.ok("acme", Method::GET, "/campaigns", None).await),
+        ids(&h.ok_as("acme", Method::GET, "/campaigns", None).await),
         vec![keep.clone()]
     );
     assert_eq!(
         ids(&h
-            .ok("acme", Method::GET, "/campaigns?status=CANCELLED", None)
+            .ok_as("acme", Method::GET, "/campaigns?status=CANCELLED", None)
             .await),
         vec![gone.clone()]
     );
     assert_eq!(
         ids(&h
-            .ok(
+            .ok_as(
                 "acme",
                 Method::GET,
                 "/campaigns?include_cancelled=true",
@@ -1031,13 +1013,13 @@ async fn r1_5_cancel_hides_from_listing() {
     );
     // The row stays readable and cannot come back.
     assert_eq!(
-        h.ok("acme", Method::GET, &format!("/campaigns/{gone}"), None)
+        h.ok_as("acme", Method::GET, &format!("/campaigns/{gone}"), None)
             .await["status"],
         "CANCELLED"
     );
     for action in ["resume", "launch", "cancel"] {
         let (s, _) = h
-            .call(
+            .call_as(
                 "acme",
                 Method::POST,
                 &format!("/campaigns/{gone}/{action}"),
@@ -1135,7 +1117,7 @@ async fn delete_removes_everything_in_chunks(h: H, entries: usize, budget: Purge
     .await
     .unwrap();
     let test = h
-        .ok(
+        .ok_as(
             "acme",
             Method::POST,
             &format!("/campaigns/{id}/test"),
@@ -1146,7 +1128,7 @@ async fn delete_removes_everything_in_chunks(h: H, entries: usize, budget: Purge
         .unwrap()
         .to_owned();
     h.sys.dispatcher.tick().await.unwrap(); // cursors for the test campaign
-    h.ok(
+    h.ok_as(
         "acme",
         Method::POST,
         &format!("/campaigns/{id}/launch"),
@@ -1156,7 +1138,7 @@ async fn delete_removes_everything_in_chunks(h: H, entries: usize, budget: Purge
     assert!(h.sched.at(&id).await.is_some());
 
     let (s, v) = h
-        .call("acme", Method::DELETE, &format!("/campaigns/{id}"), None)
+        .call_as("acme", Method::DELETE, &format!("/campaigns/{id}"), None)
         .await;
     assert_eq!(
         (s, &v),
@@ -1177,11 +1159,11 @@ async fn delete_removes_everything_in_chunks(h: H, entries: usize, budget: Purge
         (Method::GET, format!("/campaigns/{id}/tests")),
     ] {
         let body = (m == Method::PATCH).then(|| json!({"notes": "x"}));
-        let (s, v) = h.call("acme", m.clone(), &p, body).await;
+        let (s, v) = h.call_as("acme", m.clone(), &p, body).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{m} {p}: {v}");
     }
     let (s, _) = h
-        .call(
+        .call_as(
             "acme",
             Method::POST,
             &format!("/campaigns/{id}/lists"),
@@ -1190,7 +1172,7 @@ async fn delete_removes_everything_in_chunks(h: H, entries: usize, budget: Purge
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let listed = h
-        .ok(
+        .ok_as(
             "acme",
             Method::GET,
             "/campaigns?include_cancelled=true&include_tests=true",
@@ -1276,7 +1258,7 @@ async fn delete_removes_everything_in_chunks(h: H, entries: usize, budget: Purge
     }
     // The other campaign is untouched.
     assert_eq!(
-        h.ok("acme", Method::GET, &format!("/campaigns/{other}"), None)
+        h.ok_as("acme", Method::GET, &format!("/campaigns/{other}"), None)
             .await["status"],
         "READY"
     );
@@ -1308,7 +1290,7 @@ async fn r1_5_sweep_purges_within_its_time_budget() {
     let f = fixture(&h, "acme", 0).await;
     let id = create(&h, "acme", campaign_body(&f, json!({}))).await;
     fill_hopper(&h, "acme", &id, 500, 1000).await;
-    h.ok("acme", Method::DELETE, &format!("/campaigns/{id}"), None)
+    h.ok_as("acme", Method::DELETE, &format!("/campaigns/{id}"), None)
         .await;
     let none = PurgeBudget {
         time: std::time::Duration::ZERO,
@@ -1342,7 +1324,7 @@ async fn r1_6_test_campaign_stats_are_separate() {
     attach(&h, "acme", &id, &f).await;
     // Every phone must be a contact: the 422 names it.
     let (s, v) = h
-        .call(
+        .call_as(
             "acme",
             Method::POST,
             &format!("/campaigns/{id}/test"),
@@ -1355,7 +1337,7 @@ async fn r1_6_test_campaign_stats_are_separate() {
         "{v}"
     );
     let (s, v) = h
-        .call(
+        .call_as(
             "acme",
             Method::POST,
             &format!("/campaigns/{id}/test"),
@@ -1369,7 +1351,7 @@ async fn r1_6_test_campaign_stats_are_separate() {
     );
     let formatted = format!("+{} {}", &f.phones[1][..2], &f.phones[1][2..]);
     let (s, t) = h
-        .call(
+        .call_as(
             "acme",
             Method::POST,
             &format!("/campaigns/{id}/test"),
@@ -1396,7 +1378,7 @@ async fn r1_6_test_campaign_stats_are_separate() {
     assert_eq!(h.provider.sent.load(Ordering::SeqCst), 2);
     // ...with its own statistics; the campaign's are untouched.
     let ts = h
-        .ok(
+        .ok_as(
             "acme",
             Method::GET,
             &format!("/campaigns/{test}/stats"),
@@ -1409,7 +1391,7 @@ async fn r1_6_test_campaign_stats_are_separate() {
         "{ts}"
     );
     let ps = h
-        .ok("acme", Method::GET, &format!("/campaigns/{id}/stats"), None)
+        .ok_as("acme", Method::GET, &format!("/campaigns/{id}/stats"), None)
         .await;
     assert_eq!(
         (ps["target"].as_i64(), ps["sent"].as_i64()),
@@ -1417,23 +1399,23 @@ async fn r1_6_test_campaign_stats_are_separate() {
         "{ps}"
     );
     let parent = h
-        .ok("acme", Method::GET, &format!("/campaigns/{id}"), None)
+        .ok_as("acme", Method::GET, &format!("/campaigns/{id}"), None)
         .await;
     assert_eq!(parent["status"], "READY");
     // Hidden from the default listing; listed under the campaign.
-    let list = h.ok("acme", Method::GET, "/campaigns", None).await;
+    let list = h.ok_as("acme", Method::GET, "/campaigns", None).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     let all = h
-        .ok("acme", Method::GET, "/campaigns?include_tests=true", None)
+        .ok_as("acme", Method::GET, "/campaigns?include_tests=true", None)
         .await;
     assert_eq!(all["items"].as_array().unwrap().len(), 2);
     let tests = h
-        .ok("acme", Method::GET, &format!("/campaigns/{id}/tests"), None)
+        .ok_as("acme", Method::GET, &format!("/campaigns/{id}/tests"), None)
         .await;
     assert_eq!(tests["items"][0]["id"], json!(test));
     // Its audience is fixed.
     let (s, _) = h
-        .call(
+        .call_as(
             "acme",
             Method::POST,
             &format!("/campaigns/{test}/lists"),
@@ -1443,7 +1425,7 @@ async fn r1_6_test_campaign_stats_are_separate() {
     assert_eq!(s, StatusCode::CONFLICT);
     // A test of a test, or of an incomplete campaign, is refused.
     let (s, _) = h
-        .call(
+        .call_as(
             "acme",
             Method::POST,
             &format!("/campaigns/{test}/test"),
@@ -1453,7 +1435,7 @@ async fn r1_6_test_campaign_stats_are_separate() {
     assert_eq!(s, StatusCode::CONFLICT);
     let draft = create(&h, "acme", json!({"name": "draft"})).await;
     let (s, _) = h
-        .call(
+        .call_as(
             "acme",
             Method::POST,
             &format!("/campaigns/{draft}/test"),
@@ -1499,7 +1481,7 @@ async fn filters_and_pagination(h: H) {
     )
     .await;
     for c in [&spring[1], &spring[4]] {
-        h.ok(
+        h.ok_as(
             "acme",
             Method::POST,
             &format!("/campaigns/{c}/cancel"),
@@ -1508,7 +1490,7 @@ async fn filters_and_pagination(h: H) {
         .await;
     }
     attach(&h, "acme", &spring[0], &f).await;
-    h.ok(
+    h.ok_as(
         "acme",
         Method::POST,
         &format!("/campaigns/{}/launch", spring[0]),
@@ -1530,7 +1512,7 @@ async fn filters_and_pagination(h: H) {
             if let Some(c) = &cursor {
                 path.push_str(&format!("&cursor={c}"));
             }
-            let page = h.ok("acme", Method::GET, &path, None).await;
+            let page = h.ok_as("acme", Method::GET, &path, None).await;
             let items = page["items"].as_array().unwrap().clone();
             cursor = page["next_cursor"].as_str().map(str::to_owned);
             if cursor.is_some() {
@@ -1585,22 +1567,22 @@ async fn filters_and_pagination(h: H) {
     assert!(running["created_at"].is_string() && running.get("start_at").is_some());
     // Bad filters name themselves.
     let (s, v) = h
-        .call("acme", Method::GET, "/campaigns?status=DONE", None)
+        .call_as("acme", Method::GET, "/campaigns?status=DONE", None)
         .await;
     assert_eq!((s, field(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "status"));
     let (s, v) = h
-        .call("acme", Method::GET, "/campaigns?channel=fax", None)
+        .call_as("acme", Method::GET, "/campaigns?channel=fax", None)
         .await;
     assert_eq!(
         (s, field(&v)),
         (StatusCode::UNPROCESSABLE_ENTITY, "channel")
     );
     let (s, v) = h
-        .call("acme", Method::GET, "/campaigns?cursor=%7B%22x%22%7D", None)
+        .call_as("acme", Method::GET, "/campaigns?cursor=%7B%22x%22%7D", None)
         .await;
     assert_eq!((s, field(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "cursor"));
     let (s, _) = h
-        .call("acme", Method::GET, "/campaigns?limit=abc", None)
+        .call_as("acme", Method::GET, "/campaigns?limit=abc", None)
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
@@ -1615,7 +1597,7 @@ testkit::on_both_backends! {
 #[tokio::test]
 async fn r1_8_tenant_settings_round_trip() {
     let h = memory();
-    let t = h.ok("acme", Method::GET, "/tenant", None).await;
+    let t = h.ok_as("acme", Method::GET, "/tenant", None).await;
     assert_eq!(
         t,
         json!({"id": "acme", "campaigns_enabled": true, "timezone": "UTC",
@@ -1623,7 +1605,7 @@ async fn r1_8_tenant_settings_round_trip() {
             "updated_at": null, "version": 0})
     );
     let t = h
-        .ok(
+        .ok_as(
             "acme",
             Method::PUT,
             "/tenant",
@@ -1635,7 +1617,7 @@ async fn r1_8_tenant_settings_round_trip() {
         (Some("Europe/Madrid"), Some(true))
     );
     let (s, v) = h
-        .call(
+        .call_as(
             "acme",
             Method::PUT,
             "/tenant",
@@ -1647,7 +1629,7 @@ async fn r1_8_tenant_settings_round_trip() {
         (StatusCode::UNPROCESSABLE_ENTITY, "timezone")
     );
     let (s, _) = h
-        .call(
+        .call_as(
             "acme",
             Method::PUT,
             "/tenant",
@@ -1656,7 +1638,7 @@ async fn r1_8_tenant_settings_round_trip() {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "unknown fields are refused");
     assert_eq!(
-        h.ok("globex", Method::GET, "/tenant", None).await["timezone"],
+        h.ok_as("globex", Method::GET, "/tenant", None).await["timezone"],
         "UTC",
         "per tenant"
     );
@@ -1667,7 +1649,7 @@ async fn r1_8_campaigns_disabled_answers_403() {
     let h = memory();
     let f = fixture(&h, "acme", 1).await;
     let id = create(&h, "acme", campaign_body(&f, json!({}))).await;
-    h.ok(
+    h.ok_as(
         "acme",
         Method::PUT,
         "/tenant",
@@ -1709,7 +1691,7 @@ async fn r1_8_campaigns_disabled_answers_403() {
         (Method::GET, "/campaigns/cmp_unknown".to_owned(), None),
     ];
     for (m, p, b) in routes.iter().cloned() {
-        let (s, v) = h.call("acme", m.clone(), &p, b).await;
+        let (s, v) = h.call_as("acme", m.clone(), &p, b).await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{m} {p}: {v}");
         assert_eq!(v["error"], "forbidden", "{v}");
         assert!(v["message"]
@@ -1723,18 +1705,18 @@ async fn r1_8_campaigns_disabled_answers_403() {
         .unwrap()
         .unwrap();
     assert_eq!(c.status.as_str(), "READY");
-    h.ok("acme", Method::GET, "/accounts", None).await;
-    h.ok("acme", Method::GET, "/tenant", None).await;
-    h.ok("globex", Method::GET, "/campaigns", None).await;
+    h.ok_as("acme", Method::GET, "/accounts", None).await;
+    h.ok_as("acme", Method::GET, "/tenant", None).await;
+    h.ok_as("globex", Method::GET, "/campaigns", None).await;
     // Enabled again, everything answers.
-    h.ok(
+    h.ok_as(
         "acme",
         Method::PUT,
         "/tenant",
         Some(json!({"campaigns_enabled": true})),
     )
     .await;
-    h.ok("acme", Method::GET, &format!("/campaigns/{id}"), None)
+    h.ok_as("acme", Method::GET, &format!("/campaigns/{id}"), None)
         .await;
 }
 
@@ -1760,7 +1742,7 @@ async fn no_read_or_write_crosses_tenants(h: H) {
     ];
     let mut snapshot = Vec::new();
     for p in &before {
-        snapshot.push(h.ok("tenant-a", Method::GET, p, None).await);
+        snapshot.push(h.ok_as("tenant-a", Method::GET, p, None).await);
     }
     let b = "tenant-b";
     let b_fixture = fixture(&h, b, 0).await;
@@ -1809,12 +1791,12 @@ async fn no_read_or_write_crosses_tenants(h: H) {
             None,
         ),
     ] {
-        let (s, v) = h.call(b, m.clone(), &p, body).await;
+        let (s, v) = h.call_as(b, m.clone(), &p, body).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{m} {p} as B: {v}");
     }
     // References to A's objects inside B's own requests do not resolve either.
     let (s, v) = h
-        .call(
+        .call_as(
             b,
             Method::POST,
             "/campaigns",
@@ -1827,7 +1809,7 @@ async fn no_read_or_write_crosses_tenants(h: H) {
         "{v}"
     );
     let (s, v) = h
-        .call(
+        .call_as(
             b,
             Method::POST,
             &format!("/campaigns/{b_campaign}/test"),
@@ -1841,7 +1823,7 @@ async fn no_read_or_write_crosses_tenants(h: H) {
     );
     // B's listings hold only B's things.
     let campaigns = h
-        .ok(
+        .ok_as(
             b,
             Method::GET,
             "/campaigns?include_cancelled=true&include_tests=true",
@@ -1851,7 +1833,7 @@ async fn no_read_or_write_crosses_tenants(h: H) {
     assert_eq!(campaigns["items"].as_array().unwrap().len(), 1);
     assert_eq!(campaigns["items"][0]["id"], json!(b_campaign));
     for p in ["/accounts", "/templates"] {
-        let items = h.ok(b, Method::GET, p, None).await;
+        let items = h.ok_as(b, Method::GET, p, None).await;
         assert!(
             items["items"]
                 .as_array()
@@ -1863,7 +1845,7 @@ async fn no_read_or_write_crosses_tenants(h: H) {
     }
     // Nothing of A changed.
     for (p, was) in before.iter().zip(&snapshot) {
-        assert_eq!(&h.ok("tenant-a", Method::GET, p, None).await, was, "{p}");
+        assert_eq!(&h.ok_as("tenant-a", Method::GET, p, None).await, was, "{p}");
     }
 }
 

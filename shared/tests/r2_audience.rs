@@ -14,42 +14,21 @@ use shared::domain::phone::PhoneNumber;
 use shared::ports::Table;
 use shared::repo;
 use std::sync::Arc;
-use testkit::local::System;
-use testkit::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
-use testkit::simulator::{SimConfig, Simulator};
+use testkit::harness::{Spawn, Spawned};
+use testkit::memory::MemoryTable;
+use testkit::simulator::SimConfig;
 
-struct Env {
-    sys: System,
-    api: Router,
-    clock: Arc<ManualClock>,
-    sim: Simulator,
-}
+/// The system sending to the simulator (webhooks not posted).
+type Env = Spawned;
 
 async fn env_on(table: Arc<dyn Table>) -> Env {
-    let clock = common::frozen(common::t0());
-    let sim = Simulator::start(
-        SimConfig {
+    Spawn::new(table)
+        .simulator(SimConfig {
             reply_percent: 0,
             ..SimConfig::default()
-        },
-        clock.clone(),
-    )
-    .await
-    .unwrap();
-    let sys = common::system(
-        table,
-        clock.clone(),
-        Arc::new(MemoryScheduler::default()),
-        Arc::new(MemoryBus::default()),
-        common::meta_provider(sim.base_url()),
-    );
-    let api = common::operator_api(sys.operator.clone());
-    Env {
-        sys,
-        api,
-        clock,
-        sim,
-    }
+        })
+        .spawn()
+        .await
 }
 
 async fn env() -> Env {
@@ -495,7 +474,7 @@ async fn r2_2_list_added_to_running_campaign_gets_sent() {
     e.sys.tick_if_due().await.unwrap();
     e.clock.advance(Duration::seconds(61));
     e.sys.drain_queue().await.unwrap();
-    assert_eq!(e.sim.sent().len(), 2);
+    assert_eq!(e.simulator().sent().len(), 2);
 
     // A second list (one contact overlapping) joins the running campaign.
     let second = list_of(&e.api, vec![phone(1), phone(2), phone(3), phone(4)]).await;
@@ -516,7 +495,7 @@ async fn r2_2_list_added_to_running_campaign_gets_sent() {
         e.clock.advance(Duration::seconds(61));
         e.sys.drain_queue().await.unwrap();
     }
-    let sent = e.sim.sent();
+    let sent = e.simulator().sent();
     let mut to: Vec<String> = sent.iter().map(|s| s.to.clone()).collect();
     to.sort();
     assert_eq!(

@@ -6,7 +6,6 @@ use testkit::harness as common;
 
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
-use axum::Router;
 use chrono::Utc;
 use serde_json::{json, Value};
 use shared::adapters::aws::{s3, DynamoTable};
@@ -17,28 +16,26 @@ use shared::ports::{ObjectStore, Table};
 use shared::repo;
 use std::sync::Arc;
 use std::time::Duration;
-use testkit::memory::{ManualClock, MemoryTable};
+use testkit::harness::{Spawn, Spawned};
+use testkit::memory::MemoryTable;
 use testkit::memory_objects::MemoryObjects;
 
 struct Env {
-    api: Router,
-    table: Arc<dyn Table>,
+    s: Spawned,
     objects: Arc<dyn ObjectStore>,
-    clock: Arc<ManualClock>,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Spawned;
+    fn deref(&self) -> &Spawned {
+        &self.s
+    }
 }
 
 fn env_on(table: Arc<dyn Table>, objects: Arc<dyn ObjectStore>) -> Env {
-    let clock = common::frozen(common::t0());
-    let admin = common::memory_operator(table.clone(), clock.clone());
-    let api = common::with_tenant(shared::http::audience::with_object_store(
-        shared::http::operator::router(admin),
-        objects.clone(),
-    ));
     Env {
-        api,
-        table,
+        s: Spawn::new(table).objects(objects.clone()).build(),
         objects,
-        clock,
     }
 }
 
@@ -79,10 +76,6 @@ impl Env {
                 ..ImportTuning::default()
             },
         }
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        common::call(&self.api, method, path, body).await
     }
 
     async fn raw(&self, method: Method, path: &str, ct: &str, body: String) -> (StatusCode, Value) {
@@ -489,7 +482,7 @@ async fn upload_flow(e: &Env, rows: usize, put: impl AsyncFnOnce(&str, String)) 
     assert_eq!(members, rows - bad.len());
     // Finished: a late duplicate event does nothing, and the upload is deleted.
     assert!(matches!(
-        svc.run("acme", &id, "late", Duration::ZERO).await.unwrap(),
+        svc.run(&acme(), &id, "late", Duration::ZERO).await.unwrap(),
         RunOutcome::Busy
     ));
     assert!(e
@@ -617,7 +610,7 @@ async fn r2_4_invalid_rows_reported_by_line_on_dynamodb() {
 async fn r2_4_one_worker_at_a_time_and_broken_files_fail_the_import() {
     let e = memory_env();
     let svc = e.service(10);
-    let ticket = svc.create_upload("acme", None, None).await.unwrap();
+    let ticket = svc.create_upload(&acme(), None, None).await.unwrap();
     let id = ticket.import.id.clone();
     let key = ticket.import.object_key();
     e.objects
@@ -634,7 +627,7 @@ async fn r2_4_one_worker_at_a_time_and_broken_files_fail_the_import() {
         .unwrap();
     repo::save_import(&*e.table, &mut imp).await.unwrap();
     assert_eq!(
-        svc.run("acme", &id, "me", Duration::from_secs(60))
+        svc.run(&acme(), &id, "me", Duration::from_secs(60))
             .await
             .unwrap(),
         RunOutcome::Busy
@@ -642,7 +635,7 @@ async fn r2_4_one_worker_at_a_time_and_broken_files_fail_the_import() {
     imp.release(now);
     repo::save_import(&*e.table, &mut imp).await.unwrap();
     match svc
-        .run("acme", &id, "me", Duration::from_secs(60))
+        .run(&acme(), &id, "me", Duration::from_secs(60))
         .await
         .unwrap()
     {
@@ -650,13 +643,13 @@ async fn r2_4_one_worker_at_a_time_and_broken_files_fail_the_import() {
         other => panic!("{other:?}"),
     }
     // A file whose header maps no phone fails as a whole, with the reason.
-    let t2 = svc.create_upload("acme", None, None).await.unwrap();
+    let t2 = svc.create_upload(&acme(), None, None).await.unwrap();
     e.objects
         .put(&t2.import.object_key(), "name\nx\n".into(), "text/csv")
         .await
         .unwrap();
     match svc
-        .run("acme", &t2.import.id, "me", Duration::from_secs(60))
+        .run(&acme(), &t2.import.id, "me", Duration::from_secs(60))
         .await
         .unwrap()
     {
@@ -667,7 +660,7 @@ async fn r2_4_one_worker_at_a_time_and_broken_files_fail_the_import() {
         other => panic!("{other:?}"),
     }
     // A row longer than the limit stops the import instead of filling memory.
-    let t3 = svc.create_upload("acme", None, None).await.unwrap();
+    let t3 = svc.create_upload(&acme(), None, None).await.unwrap();
     let long = format!("phone,note\n+91 98123 45678,\"{}\"\n", "x".repeat(3000));
     e.objects
         .put(&t3.import.object_key(), long.into(), "text/csv")
@@ -681,7 +674,7 @@ async fn r2_4_one_worker_at_a_time_and_broken_files_fail_the_import() {
         ..e.service(10)
     };
     match tight
-        .run("acme", &t3.import.id, "me", Duration::from_secs(60))
+        .run(&acme(), &t3.import.id, "me", Duration::from_secs(60))
         .await
         .unwrap()
     {
@@ -693,7 +686,7 @@ async fn r2_4_one_worker_at_a_time_and_broken_files_fail_the_import() {
     }
     // Unknown imports and stray keys are ignored.
     assert_eq!(
-        svc.run("acme", "imp_missing", "me", Duration::ZERO)
+        svc.run(&acme(), "imp_missing", "me", Duration::ZERO)
             .await
             .unwrap(),
         RunOutcome::Unknown
@@ -711,4 +704,9 @@ impl Env {
         use shared::ports::Clock;
         self.clock.now()
     }
+}
+
+/// The tenant these tests import for, typed as the importer takes it.
+fn acme() -> shared::domain::ids::TenantId {
+    shared::domain::ids::TenantId::parse("acme").unwrap()
 }

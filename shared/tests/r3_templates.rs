@@ -11,77 +11,39 @@ use axum::Router;
 use chrono::{TimeZone, Utc};
 use common::{call, call_as, TENANT};
 use serde_json::{json, Value};
-use shared::app::templates::TemplateSync;
 use shared::domain::hopper::{EntryState, HopperEntry};
 use shared::domain::inbound::Inbound;
 use shared::domain::phone::PhoneNumber;
 use shared::domain::stats;
 use shared::domain::template::{ContactData, Quality, Template, TemplateStatus};
-use shared::http::webhook::{self, WebhookState};
 use shared::ports::{MessagingProvider, Table};
 use shared::providers::meta::{parse_webhook, signature_header};
-use shared::providers::meta_templates::MetaTemplates;
 use shared::repo;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use testkit::local::System;
-use testkit::memory::{MemoryBus, MemoryScheduler, MemoryTable};
-use testkit::simulator::{SimConfig, Simulator};
+use testkit::harness::{Spawn, Spawned};
+use testkit::memory::MemoryTable;
+use testkit::simulator::SimConfig;
 
 const SECRET: &str = "test-app-secret";
 const WABA: &str = "102290129340398";
 
-struct Env {
-    sys: System,
-    sim: Simulator,
-    api: Router,
-    hook: Router,
-    bus: Arc<MemoryBus>,
-}
+/// The system sending to the simulator, with the API (template sync mounted) and the
+/// webhook router (`hook`, applied inline, signed with the simulator's secret `SECRET`).
+type Env = Spawned;
 
 /// The system on `table`, sending through the Meta adapter to `provider` (default: the
 /// simulator), with the API (template sync mounted) and the webhook router.
 async fn env_with(table: Arc<dyn Table>, provider: Option<Arc<dyn MessagingProvider>>) -> Env {
-    let clock = common::frozen(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap());
-    let sim = Simulator::start(SimConfig::default(), clock.clone())
-        .await
-        .unwrap();
-    let provider = provider.unwrap_or_else(|| common::meta_provider(sim.base_url()));
-    let bus = Arc::new(MemoryBus::default());
-    let sys = common::system(
-        table.clone(),
-        clock.clone(),
-        Arc::new(MemoryScheduler::default()),
-        bus.clone(),
-        provider,
-    );
-    let sync = Arc::new(TemplateSync {
-        table,
-        bus: bus.clone(),
-        clock,
-        source: Arc::new(MetaTemplates::new(
-            sim.base_url(),
-            "v23.0",
-            common::sim_secrets(),
-        )),
-    });
-    let api = common::with_tenant(
-        shared::http::operator::router(sys.operator.clone())
-            .merge(shared::http::templates::sync_router(sync)),
-    );
-    let hook = webhook::router(Arc::new(WebhookState {
-        sink: testkit::InlineSink::on(sys.inbox.clone()),
-        app_secret: SECRET.into(),
-        verify_token: "verify".into(),
-    }));
-    Env {
-        sys,
-        sim,
-        api,
-        hook,
-        bus,
+    let mut spawn = Spawn::new(table)
+        .at(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap())
+        .simulator(SimConfig::default())
+        .template_sync();
+    if let Some(provider) = provider {
+        spawn = spawn.provider(provider);
     }
+    spawn.spawn().await
 }
 
 async fn env(table: Arc<dyn Table>) -> Env {
@@ -424,7 +386,7 @@ async fn paused_template_pauses_its_campaigns_and_entries_retry(table: Arc<dyn T
     repo::save_template(table, &mut t).await.unwrap();
 
     send_all(&e, &id).await;
-    assert!(e.sim.sent().is_empty(), "nothing goes out");
+    assert!(e.simulator().sent().is_empty(), "nothing goes out");
     let c = campaign(&e, &id).await;
     assert_eq!(c["status"], "PAUSED");
     assert_eq!(c["pause_reason"], "template spring_offer (en) is PAUSED");
@@ -540,7 +502,7 @@ async fn status_webhook_pauses_running_campaigns(table: Arc<dyn Table>) {
         "another WABA's template is not touched"
     );
     // The state change was published with the reason.
-    let events = e.bus.events.lock().unwrap().clone();
+    let events = e.memory_bus().events.lock().unwrap().clone();
     assert!(
         events.iter().any(|ev| serde_json::to_string(ev)
             .unwrap()
@@ -676,7 +638,7 @@ async fn r3_3_missing_value_for_variable_is_recorded_and_not_sent() {
     )
     .await;
     send_all(&e, &id).await;
-    assert_eq!(e.sim.sent().len(), 1);
+    assert_eq!(e.simulator().sent().len(), 1);
     let all = entries(&e, &id).await;
     let missing = all
         .iter()
@@ -732,7 +694,7 @@ fn meta_templates(offer_status: &str) -> Vec<Value> {
 async fn sync_reads_every_page_from_meta(table: Arc<dyn Table>) {
     let e = env(table).await;
     let acc = account(&e.api, Some(WABA)).await;
-    e.sim.set_templates(meta_templates("APPROVED"), 3);
+    e.simulator().set_templates(meta_templates("APPROVED"), 3);
     let path = format!("/accounts/{acc}/templates/sync");
     let (s, report) = call(&e.api, Method::POST, &path, None).await;
     assert_eq!(s, StatusCode::OK, "{report}");
@@ -751,7 +713,7 @@ async fn sync_reads_every_page_from_meta(table: Arc<dyn Table>) {
         report["skipped"][0]["reason"],
         "COPY_CODE buttons are not supported"
     );
-    let requests = e.sim.template_list_requests();
+    let requests = e.simulator().template_list_requests();
     assert_eq!(requests.len(), 2);
     assert_eq!(requests[0].waba_id, WABA);
     assert_eq!(requests[0].limit, Some(100));
@@ -787,7 +749,7 @@ async fn sync_reads_every_page_from_meta(table: Arc<dyn Table>) {
         (Some(0), Some(3)),
         "{report}"
     );
-    e.sim.set_templates(meta_templates("PAUSED"), 3);
+    e.simulator().set_templates(meta_templates("PAUSED"), 3);
     let (_, report) = call(&e.api, Method::POST, &path, Some(json!({}))).await;
     assert_eq!(report["updated"], 1, "{report}");
     assert_eq!(report["paused_campaigns"], json!([id]));
@@ -820,7 +782,7 @@ async fn r3_4_sync_needs_a_waba_and_reports_meta_errors() {
         (StatusCode::BAD_REQUEST, Some("waba_id"))
     );
     // The WABA given is kept on the account.
-    e.sim.set_templates(vec![], 0);
+    e.simulator().set_templates(vec![], 0);
     let (s, body) = call(&e.api, Method::POST, &path, Some(json!({"waba_id": WABA}))).await;
     assert_eq!(s, StatusCode::OK, "{body}");
     let (_, a) = call(&e.api, Method::GET, &format!("/accounts/{acc}"), None).await;

@@ -10,28 +10,20 @@ use axum::Router;
 use common::{call, call_as};
 use serde_json::{json, Value};
 use shared::app::blocklists::BlockListDeletion;
-use shared::app::Operator;
 use shared::domain::blocklist::{OptOut, OptOutSource};
 use shared::domain::phone::PhoneNumber;
 use shared::ports::Table;
 use shared::repo::blocklists as store;
 use std::sync::Arc;
 use std::time::Duration;
+use testkit::harness::{Spawn, Spawned};
 use testkit::memory::MemoryTable;
 
-struct Env {
-    api: Router,
-    admin: Operator,
-    table: Arc<dyn Table>,
-}
+/// The system on a table; `sys.operator` is the admin the API runs on.
+type Env = Spawned;
 
 fn env_on(table: Arc<dyn Table>) -> Env {
-    let admin = common::memory_operator(table.clone(), common::frozen(common::t0()));
-    Env {
-        api: common::operator_api(admin.clone()),
-        admin,
-        table,
-    }
+    Spawn::new(table).build()
 }
 
 fn memory() -> Env {
@@ -361,10 +353,12 @@ async fn deleted_in_pages(e: Env) {
     let hit = store::blocked_by(&*e.table, "acme", &lists, &sample).await;
     assert_eq!(hit.unwrap(), Some(id.clone()));
     // A budget of nothing removes one page per call; the list is gone for readers at once.
+    let acme = shared::domain::ids::TenantId::parse("acme").unwrap();
     let first = e
-        .admin
+        .sys
+        .operator
         .block_lists
-        .delete_block_list_within("acme", &id, Duration::ZERO, 500)
+        .delete_block_list_within(&acme, &id, Duration::ZERO, 500)
         .await
         .unwrap();
     assert_eq!(first, BlockListDeletion::InProgress { removed: 500 });
@@ -388,9 +382,10 @@ async fn deleted_in_pages(e: Env) {
     loop {
         calls += 1;
         match e
-            .admin
+            .sys
+            .operator
             .block_lists
-            .delete_block_list_within("acme", &id, Duration::ZERO, 500)
+            .delete_block_list_within(&acme, &id, Duration::ZERO, 500)
             .await
             .unwrap()
         {

@@ -8,7 +8,6 @@ use testkit::harness as common;
 
 use async_trait::async_trait;
 use axum::http::{Method, StatusCode};
-use axum::Router;
 use chrono::Duration;
 use serde_json::{json, Value};
 use shared::adapters::aws::DynamoTable;
@@ -24,8 +23,8 @@ use shared::ports::{MessagingProvider, OutboundTemplate, Table};
 use shared::repo;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use testkit::local::System;
-use testkit::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
+use testkit::harness::{Spawn, Spawned};
+use testkit::memory::MemoryTable;
 
 // ---- harness ---------------------------------------------------------------------------
 
@@ -89,29 +88,21 @@ impl MessagingProvider for Scripted {
 }
 
 struct H {
-    sys: System,
-    api: Router,
-    clock: Arc<ManualClock>,
+    s: Spawned,
     provider: Arc<Scripted>,
 }
 
-fn harness(table: Arc<dyn Table>) -> H {
-    let clock = common::frozen(common::t0());
-    let provider = Arc::new(Scripted::default());
-    let sys = common::system(
-        table,
-        clock.clone(),
-        Arc::new(MemoryScheduler::default()),
-        Arc::new(MemoryBus::default()),
-        provider.clone(),
-    );
-    let api = common::operator_api(sys.operator.clone());
-    H {
-        sys,
-        api,
-        clock,
-        provider,
+impl std::ops::Deref for H {
+    type Target = Spawned;
+    fn deref(&self) -> &Spawned {
+        &self.s
     }
+}
+
+fn harness(table: Arc<dyn Table>) -> H {
+    let provider = Arc::new(Scripted::default());
+    let s = Spawn::new(table).provider(provider.clone()).build();
+    H { s, provider }
 }
 
 fn memory() -> H {
@@ -126,16 +117,6 @@ async fn emulator() -> H {
 impl H {
     fn table(&self) -> &dyn Table {
         &*self.sys.ports.table
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        common::call(&self.api, method, path, body).await
-    }
-
-    async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let (s, v) = self.call(method.clone(), path, body).await;
-        assert!(s.is_success(), "{method} {path}: {s} {v}");
-        v
     }
 
     async fn status(&self, id: &str) -> String {

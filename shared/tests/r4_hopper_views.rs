@@ -8,7 +8,6 @@
 use testkit::harness as common;
 
 use axum::http::{Method, StatusCode};
-use axum::Router;
 use chrono::Duration;
 use serde_json::{json, Value};
 use shared::adapters::aws::DynamoTable;
@@ -23,20 +22,22 @@ use shared::repo;
 use shared::repo::hopper_views::{walk_entries, HopperPosition, ReadBudget};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use testkit::memory::{ManualClock, MemoryTable};
+use testkit::harness::{Spawn, Spawned};
+use testkit::memory::MemoryTable;
 
 // ---- harness ---------------------------------------------------------------------------
 
-struct H {
-    api: Router,
-    table: Arc<dyn Table>,
-    clock: Arc<ManualClock>,
+struct H(Spawned);
+
+impl std::ops::Deref for H {
+    type Target = Spawned;
+    fn deref(&self) -> &Spawned {
+        &self.0
+    }
 }
 
 fn harness(table: Arc<dyn Table>) -> H {
-    let clock = common::frozen(common::t0());
-    let api = common::operator_api(common::memory_operator(table.clone(), clock.clone()));
-    H { api, table, clock }
+    H(Spawn::new(table).build())
 }
 
 fn memory() -> H {
@@ -50,7 +51,7 @@ async fn emulator() -> H {
 
 impl H {
     async fn get(&self, path: &str) -> (StatusCode, Value) {
-        common::call(&self.api, Method::GET, path, None).await
+        self.call(Method::GET, path, None).await
     }
 
     async fn ok(&self, path: &str) -> Value {
@@ -61,13 +62,9 @@ impl H {
 
     /// A DRAFT campaign (16 hopper shards); its stored form.
     async fn campaign(&self) -> Campaign {
-        let (s, v) = common::call(
-            &self.api,
-            Method::POST,
-            "/campaigns",
-            Some(json!({"name": "Views"})),
-        )
-        .await;
+        let (s, v) = self
+            .call(Method::POST, "/campaigns", Some(json!({"name": "Views"})))
+            .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         repo::get_campaign(&*self.table, common::TENANT, v["id"].as_str().unwrap())
             .await

@@ -10,7 +10,6 @@
 use testkit::harness as common;
 
 use axum::http::Method;
-use axum::Router;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use common::TENANT;
 use serde_json::{json, Value};
@@ -22,18 +21,17 @@ use shared::domain::inbound::EntryRef;
 use shared::domain::phone::PhoneNumber;
 use shared::domain::stats;
 use shared::domain::template::ContactData;
-use shared::http::webhook::{self, WebhookState};
 use shared::ports::{Clock, Table};
 use shared::repo;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use testkit::local::System;
-use testkit::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
-use testkit::simulator::{ReplyKind, SimConfig, SimFailure, Simulator, SIM_DEFAULT_RATE_LIMIT};
+use testkit::harness::{Spawn, Spawned};
+use testkit::memory::MemoryTable;
+use testkit::simulator::{ReplyKind, SimConfig, SimFailure, SIM_DEFAULT_RATE_LIMIT};
 
 type Time = DateTime<Utc>;
 
-/// Seconds between launcher ticks (as `common::system` wires them).
+/// Seconds between launcher ticks (as `Spawn` wires them).
 const TICK: i64 = 60;
 /// The sender id of the account every test sends from (the simulator accepts any).
 const SENDER: &str = "106540352242922";
@@ -43,12 +41,7 @@ const SHORT_PHONE_ERROR: &str =
 
 // ---- harness ---------------------------------------------------------------------------
 
-struct H {
-    sys: System,
-    sim: Simulator,
-    clock: Arc<ManualClock>,
-    api: Router,
-}
+type H = Spawned;
 
 #[derive(Clone, Copy)]
 struct Opts {
@@ -70,40 +63,16 @@ impl Default for Opts {
 /// The whole system on `table`, its clock frozen at `at`, sending to the simulator; with
 /// `opts.webhooks` the simulator's statuses and replies reach the webhook router.
 async fn harness(table: Arc<dyn Table>, at: Time, opts: Opts) -> H {
-    let clock = common::frozen(at);
-    let sim = Simulator::start(
-        SimConfig {
+    Spawn::new(table)
+        .at(at)
+        .simulator(SimConfig {
             reply_percent: 0,
             rate_limit_per_sec: opts.sim_limit,
             ..SimConfig::default()
-        },
-        clock.clone(),
-    )
-    .await
-    .unwrap();
-    let sys = common::system(
-        table,
-        clock.clone(),
-        Arc::new(MemoryScheduler::default()),
-        Arc::new(MemoryBus::default()),
-        common::meta_provider(sim.base_url()),
-    );
-    if opts.webhooks {
-        let hook = webhook::router(Arc::new(WebhookState {
-            sink: testkit::InlineSink::on(sys.inbox.clone()),
-            app_secret: sim.config().app_secret.clone(),
-            verify_token: "verify".into(),
-        }));
-        let base = common::serve(hook).await;
-        sim.set_webhook_url(format!("{base}/webhooks/meta"));
-    }
-    let api = common::operator_api(sys.operator.clone());
-    H {
-        sys,
-        sim,
-        clock,
-        api,
-    }
+        })
+        .serve_webhooks(opts.webhooks)
+        .spawn()
+        .await
 }
 
 fn memory() -> Arc<dyn Table> {
@@ -138,14 +107,8 @@ async fn run_tick(h: &H) -> TickReport {
         h.clock.advance(Duration::seconds(1));
     }
     h.sys.drain_queue().await.unwrap();
-    h.sim.idle().await;
+    h.simulator().idle().await;
     report
-}
-
-async fn ok(h: &H, method: Method, path: &str, body: Option<Value>) -> Value {
-    let (s, v) = common::call(&h.api, method.clone(), path, body).await;
-    assert!(s.is_success(), "{method} {path}: {s} {v}");
-    v
 }
 
 fn id_of(v: &Value) -> String {
@@ -155,16 +118,15 @@ fn id_of(v: &Value) -> String {
 /// An account (the simulator's number unless `extra` says otherwise) with the approved
 /// template `offer` (`Hi {{1}}, code {{2}}`); its id.
 async fn account(h: &H, extra: Value) -> String {
-    let a = ok(
-        h,
-        Method::POST,
-        "/accounts",
-        Some(common::merged(common::account_body(), extra)),
-    )
-    .await;
+    let a = h
+        .ok(
+            Method::POST,
+            "/accounts",
+            Some(common::merged(common::account_body(), extra)),
+        )
+        .await;
     let id = id_of(&a);
-    ok(
-        h,
+    h.ok(
         Method::POST,
         "/templates",
         Some(common::template_body(&id, "offer")),
@@ -189,16 +151,19 @@ async fn add_contacts(h: &H, phones: &[String]) {
             .iter()
             .map(|p| json!({"phone": p, "name": format!("Customer {p}"), "fields": {"code": format!("K{p}")}}))
             .collect();
-        ok(h, Method::POST, "/contacts", Some(Value::Array(body))).await;
+        h.ok(Method::POST, "/contacts", Some(Value::Array(body)))
+            .await;
     }
 }
 
 /// A list holding `phones` (existing contacts); its id.
 async fn list_of(h: &H, phones: &[String]) -> String {
-    let id = id_of(&ok(h, Method::POST, "/lists", Some(json!({"name": "L"}))).await);
+    let id = id_of(
+        &h.ok(Method::POST, "/lists", Some(json!({"name": "L"})))
+            .await,
+    );
     for chunk in phones.chunks(1000) {
-        ok(
-            h,
+        h.ok(
             Method::POST,
             &format!("/lists/{id}/members"),
             Some(json!({ "phones": chunk })),
@@ -210,22 +175,21 @@ async fn list_of(h: &H, phones: &[String]) -> String {
 
 /// A campaign sending `offer` from `account`, with `extra` settings; its id.
 async fn campaign(h: &H, name: &str, account: &str, extra: Value) -> String {
-    let c = ok(
-        h,
-        Method::POST,
-        "/campaigns",
-        Some(common::merged(
-            common::campaign_body(name, account, "offer"),
-            extra,
-        )),
-    )
-    .await;
+    let c = h
+        .ok(
+            Method::POST,
+            "/campaigns",
+            Some(common::merged(
+                common::campaign_body(name, account, "offer"),
+                extra,
+            )),
+        )
+        .await;
     id_of(&c)
 }
 
 async fn attach(h: &H, campaign: &str, list: &str) {
-    ok(
-        h,
+    h.ok(
         Method::POST,
         &format!("/campaigns/{campaign}/lists"),
         Some(json!({ "list_id": list })),
@@ -265,17 +229,11 @@ async fn insert_raw_entry(h: &H, campaign: &str, phone: &str) {
 
 async fn block_list(h: &H, name: &str, phones: &[&str]) -> String {
     let id = id_of(
-        &ok(
-            h,
-            Method::POST,
-            "/block-lists",
-            Some(json!({ "name": name })),
-        )
-        .await,
+        &h.ok(Method::POST, "/block-lists", Some(json!({ "name": name })))
+            .await,
     );
     if !phones.is_empty() {
-        ok(
-            h,
+        h.ok(
             Method::POST,
             &format!("/block-lists/{id}/numbers"),
             Some(json!({ "phones": phones })),
@@ -286,13 +244,8 @@ async fn block_list(h: &H, name: &str, phones: &[&str]) -> String {
 }
 
 async fn opt_out(h: &H, phone: &str) {
-    ok(
-        h,
-        Method::POST,
-        "/opt-outs",
-        Some(json!({ "phone": phone })),
-    )
-    .await;
+    h.ok(Method::POST, "/opt-outs", Some(json!({ "phone": phone })))
+        .await;
 }
 
 /// The campaign's entries by phone.
@@ -339,7 +292,7 @@ async fn assert_counters_match(h: &H, campaign: &str) {
 
 /// Every send the simulator accepted: the entry it came from and when.
 fn sends(h: &H) -> Vec<(EntryRef, Time)> {
-    h.sim
+    h.simulator()
         .sent()
         .into_iter()
         .map(|s| {
@@ -361,7 +314,11 @@ fn sent_by(h: &H, campaign: &str) -> Vec<String> {
 
 /// How many messages reached `phone`, from any campaign.
 fn sent_to(h: &H, phone: &str) -> usize {
-    h.sim.sent().iter().filter(|s| s.to == phone).count()
+    h.simulator()
+        .sent()
+        .iter()
+        .filter(|s| s.to == phone)
+        .count()
 }
 
 /// Sends per campaign in `[from, to)`.
@@ -417,8 +374,7 @@ async fn each_check_outcome_is_recorded_in_order(backend: Arc<dyn Table>) {
         &strings(&[normal, blocked, opted, dup, blocked_dup, opted_dup]),
     )
     .await;
-    ok(
-        &h,
+    h.ok(
         Method::POST,
         "/contacts",
         Some(json!({"phone": no_code, "name": "No code"})),
@@ -496,14 +452,16 @@ async fn each_check_outcome_is_recorded_in_order(backend: Arc<dyn Table>) {
 
     // Only the eligible contact reached the simulator.
     assert_eq!(sent_by(&h, &id), [normal]);
-    assert_eq!(h.sim.sent().len(), 4);
+    assert_eq!(h.simulator().sent().len(), 4);
     for p in [blocked, opted, short, no_code] {
         assert_eq!(sent_to(&h, p), 0, "{p}");
     }
     for p in [dup, blocked_dup, opted_dup] {
         assert_eq!(sent_to(&h, p), 1, "only yesterday's message reached {p}");
     }
-    let hopper = ok(&h, Method::GET, &format!("/campaigns/{id}/hopper"), None).await;
+    let hopper = h
+        .ok(Method::GET, &format!("/campaigns/{id}/hopper"), None)
+        .await;
     assert_eq!(hopper["total"], 8, "{hopper}");
     assert_eq!(
         (
@@ -552,7 +510,7 @@ async fn r4_3_opted_out_contact_is_never_sent_even_without_block_lists() {
         .await
         .unwrap();
     common::launch(&h.api, &id).await;
-    let c = ok(&h, Method::GET, &format!("/campaigns/{id}"), None).await;
+    let c = h.ok(Method::GET, &format!("/campaigns/{id}"), None).await;
     assert_eq!(c["block_lists"], json!([]), "{c}");
     run_tick(&h).await;
 
@@ -581,7 +539,7 @@ async fn r4_3_opted_out_contact_is_never_sent_even_without_block_lists() {
     assert_eq!(sent_to(&h, normal), 2);
     // Later ticks change nothing.
     run_tick(&h).await;
-    assert_eq!(h.sim.sent().len(), 2);
+    assert_eq!(h.simulator().sent().len(), 2);
     assert_counters_match(&h, &id).await;
     assert_counters_match(&h, &other).await;
 }
@@ -611,13 +569,15 @@ async fn r4_4_short_phone_stays_in_hopper_with_error() {
     run_tick(&h).await;
     let again = entry(&h, &id, "1234").await;
     assert_eq!((again.state, again.attempts), (EntryState::Failed, 0));
-    let hopper = ok(&h, Method::GET, &format!("/campaigns/{id}/hopper"), None).await;
+    let hopper = h
+        .ok(Method::GET, &format!("/campaigns/{id}/hopper"), None)
+        .await;
     assert_eq!(
         (&hopper["total"], &hopper["states"]["FAILED"]),
         (&json!(2), &json!(1)),
         "{hopper}"
     );
-    assert_eq!(h.sim.sent().len(), 1);
+    assert_eq!(h.simulator().sent().len(), 1);
     assert_counters_match(&h, &id).await;
 }
 
@@ -753,12 +713,12 @@ async fn contact_busy_in_another_campaign_waits(backend: Arc<dyn Table>) {
 
     // The contact answers A: the interaction closes.
     let posted = h
-        .sim
+        .simulator()
         .post_reply(busy, ReplyKind::Text("Thanks".into()))
         .await
         .unwrap();
     assert!(posted.accepted(), "{posted:?}");
-    h.sim.idle().await;
+    h.simulator().idle().await;
     let answered = entry(&h, &a, busy).await;
     assert_eq!(answered.state, EntryState::Closed, "{answered:?}");
     let phone = PhoneNumber::parse(busy).unwrap();
@@ -851,9 +811,12 @@ async fn r4_7_permanent_temporary_and_campaign_failures_are_classified() {
     add_contacts(&h, &order).await;
     let list = list_of(&h, &order).await;
     attach(&h, &id, &list).await;
-    h.sim.set_failure(&permanent, SimFailure::permanent());
-    h.sim.set_failure(&temporary, SimFailure::temporary());
-    h.sim.set_failure(&campaign_level, SimFailure::campaign());
+    h.simulator()
+        .set_failure(&permanent, SimFailure::permanent());
+    h.simulator()
+        .set_failure(&temporary, SimFailure::temporary());
+    h.simulator()
+        .set_failure(&campaign_level, SimFailure::campaign());
     common::launch(&h.api, &id).await;
     assert_eq!(run_tick(&h).await.enqueued, 6);
 
@@ -894,7 +857,7 @@ async fn r4_7_permanent_temporary_and_campaign_failures_are_classified() {
     let reason = c.reason.clone().unwrap();
     assert_eq!(c.error.as_deref(), Some(reason.as_str()));
     assert!(reason.contains("132001"), "{reason}");
-    let view = ok(&h, Method::GET, &format!("/campaigns/{id}"), None).await;
+    let view = h.ok(Method::GET, &format!("/campaigns/{id}"), None).await;
     assert_eq!(view["status"], "PAUSED", "{view}");
     assert_eq!(
         view["pause_reason"].as_str(),
@@ -916,8 +879,9 @@ async fn r4_7_permanent_temporary_and_campaign_failures_are_classified() {
 
     // The operator fixes the cause and resumes: the entry put back in line and the rest
     // go out; the permanent and temporary failures stay as they are.
-    h.sim.clear_failures();
-    ok(&h, Method::POST, &format!("/campaigns/{id}/resume"), None).await;
+    h.simulator().clear_failures();
+    h.ok(Method::POST, &format!("/campaigns/{id}/resume"), None)
+        .await;
     assert_eq!(run_tick(&h).await.enqueued, 3);
     let es = entries(&h, &id).await;
     assert_sent(&es[&campaign_level]);
@@ -962,7 +926,7 @@ async fn r4_8_calling_hours_closed_sends_nothing_and_opens_later() {
     for e in entries(&h, &id).await.values() {
         assert_eq!((e.state, e.wait_until), (EntryState::Fresh, None), "{e:?}");
     }
-    assert!(h.sim.sent().is_empty());
+    assert!(h.simulator().sent().is_empty());
 
     // It opens at 11:00 Paris: one a minute from then.
     set_time(&h, utc(21, 10, 0));
@@ -1173,8 +1137,8 @@ async fn r4_8_throttling_slows_the_account_and_it_recovers() {
     // First tick at the full 4/s: half of each second's sends are throttled (130429).
     let first = run_tick(&h).await;
     assert_eq!(first.enqueued, 240);
-    assert_eq!(h.sim.sent().len(), 120);
-    assert_eq!(h.sim.throttled().len(), 120);
+    assert_eq!(h.simulator().sent().len(), 120);
+    assert_eq!(h.simulator().throttled().len(), 120);
     assert!((pace().await - 4.0).abs() < 1e-9);
     let throttled: Vec<HopperEntry> = entries(&h, &id)
         .await
@@ -1197,12 +1161,12 @@ async fn r4_8_throttling_slows_the_account_and_it_recovers() {
     let second = run_tick(&h).await;
     assert_eq!(second.enqueued, 120);
     assert!((pace().await - 2.0).abs() < 1e-9);
-    assert_eq!(h.sim.throttled().len(), 120, "no more throttling");
-    assert_eq!(h.sim.sent().len(), 240);
+    assert_eq!(h.simulator().throttled().len(), 120, "no more throttling");
+    assert_eq!(h.simulator().sent().len(), 240);
 
     // The number's capacity comes back: without throttling the pace climbs by a tenth
     // of the limit per tick, back to the limit and never above it.
-    h.sim.set_rate_limit(Some(4));
+    h.simulator().set_rate_limit(Some(4));
     let mut counts = Vec::new();
     let mut rates = Vec::new();
     for _ in 0..6 {
@@ -1217,8 +1181,8 @@ async fn r4_8_throttling_slows_the_account_and_it_recovers() {
     for (c, e) in counts.iter().zip(expected_counts) {
         assert!((c - e).abs() <= 1, "{counts:?} vs {expected_counts:?}");
     }
-    assert_eq!(h.sim.throttled().len(), 120);
-    let busiest = h.sim.sent_per_second().into_values().max().unwrap();
+    assert_eq!(h.simulator().throttled().len(), 120);
+    let busiest = h.simulator().sent_per_second().into_values().max().unwrap();
     assert!(busiest <= 4, "never above the account's limit: {busiest}/s");
     assert_counters_match(&h, &id).await;
 }
@@ -1263,7 +1227,7 @@ async fn r4_8_two_campaigns_share_their_account_limit_fairly() {
             (Some(&240), Some(&240), Some(&120))
         );
     }
-    let per_second = h.sim.sent_per_second_from(SENDER);
+    let per_second = h.simulator().sent_per_second_from(SENDER);
     assert!(
         per_second.values().all(|n| *n <= 10),
         "never above the account's 10/s: {per_second:?}"
@@ -1291,7 +1255,7 @@ async fn r4_8_default_rate_is_20_per_second() {
     let all = phones("980", 1300);
     add_contacts(&h, &all).await;
     let id = running(&h, "Default", &acc, json!({}), &all).await;
-    let view = ok(&h, Method::GET, &format!("/campaigns/{id}"), None).await;
+    let view = h.ok(Method::GET, &format!("/campaigns/{id}"), None).await;
     assert_eq!(
         view["pacing"],
         json!({"unit": "messages_per_second", "value": 20}),
@@ -1300,7 +1264,7 @@ async fn r4_8_default_rate_is_20_per_second() {
     let from = h.clock.now();
     assert_eq!(run_tick(&h).await.enqueued, 1200);
     // Twenty in every second of the minute: well within 1 % over the minute.
-    let per_second = h.sim.sent_per_second();
+    let per_second = h.simulator().sent_per_second();
     let first = from.timestamp();
     let expected: BTreeMap<i64, usize> = (first..first + TICK).map(|s| (s, 20)).collect();
     assert_eq!(per_second, expected);

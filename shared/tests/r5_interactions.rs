@@ -8,11 +8,9 @@
 use testkit::harness as common;
 
 use axum::http::{Method, StatusCode};
-use axum::Router;
 use chrono::{DateTime, Duration, Utc};
 use common::TENANT;
 use serde_json::{json, Value};
-use shared::app::conversations::Conversations;
 use shared::domain::blocklist::OptOutSource;
 use shared::domain::conversation::{self, OperatorMessage, Refusal, SERVICE_WINDOW};
 use shared::domain::eligibility::WAITING_FOR_INTERACTION;
@@ -20,18 +18,17 @@ use shared::domain::events::{self, AnswerKind, DomainEvent, InboundReason, Inter
 use shared::domain::hopper::{EntryState, HopperEntry};
 use shared::domain::phone::PhoneNumber;
 use shared::domain::stats;
-use shared::http::webhook::{self, WebhookState};
 use shared::ports::{Clock, Table};
 use shared::repo;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use testkit::local::System;
-use testkit::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
-use testkit::simulator::{ReplyKind, SimConfig, Simulator};
+use testkit::harness::{Spawn, Spawned};
+use testkit::memory::MemoryTable;
+use testkit::simulator::{ReplyKind, SimConfig};
 
 type Time = DateTime<Utc>;
 
-/// Seconds between launcher ticks (as `common::system` wires them).
+/// Seconds between launcher ticks (as `Spawn` wires them).
 const TICK: i64 = 60;
 /// The sender id of the account every test sends from.
 const SENDER: &str = "106540352242922";
@@ -41,58 +38,20 @@ const SEED_MESSAGE: &str =
 
 // ---- harness ---------------------------------------------------------------------------
 
-struct H {
-    sys: System,
-    sim: Simulator,
-    clock: Arc<ManualClock>,
-    /// The operator API with the recontact route merged, as the composition roots do.
-    api: Router,
-    bus: Arc<MemoryBus>,
-}
+/// The system sending to the simulator, its webhooks applied inline; the operator API
+/// has the recontact route merged, as the composition roots do.
+type H = Spawned;
 
 async fn harness(table: Arc<dyn Table>) -> H {
-    let clock = common::frozen(common::t0());
-    let sim = Simulator::start(
-        SimConfig {
+    Spawn::new(table)
+        .simulator(SimConfig {
             reply_percent: 0,
             ..SimConfig::default()
-        },
-        clock.clone(),
-    )
-    .await
-    .unwrap();
-    let bus = Arc::new(MemoryBus::default());
-    let provider = common::meta_provider(sim.base_url());
-    let sys = common::system(
-        table,
-        clock.clone(),
-        Arc::new(MemoryScheduler::default()),
-        bus.clone(),
-        provider.clone(),
-    );
-    let hook = webhook::router(Arc::new(WebhookState {
-        sink: testkit::InlineSink::on(sys.inbox.clone()),
-        app_secret: sim.config().app_secret.clone(),
-        verify_token: "verify".into(),
-    }));
-    let base = common::serve(hook).await;
-    sim.set_webhook_url(format!("{base}/webhooks/meta"));
-    let conversations = Arc::new(Conversations {
-        table: sys.ports.table.clone(),
-        provider,
-        clock: clock.clone(),
-    });
-    let api = common::with_tenant(
-        shared::http::operator::router(sys.operator.clone())
-            .merge(shared::http::conversations::recontact_router(conversations)),
-    );
-    H {
-        sys,
-        sim,
-        clock,
-        api,
-        bus,
-    }
+        })
+        .serve_webhooks(true)
+        .recontact()
+        .spawn()
+        .await
 }
 
 fn memory() -> Arc<dyn Table> {
@@ -115,17 +74,7 @@ async fn run_tick(h: &H) {
         h.clock.advance(Duration::seconds(1));
     }
     h.sys.drain_queue().await.unwrap();
-    h.sim.idle().await;
-}
-
-async fn call(h: &H, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    common::call(&h.api, method, path, body).await
-}
-
-async fn ok(h: &H, method: Method, path: &str, body: Option<Value>) -> Value {
-    let (s, v) = call(h, method.clone(), path, body).await;
-    assert!(s.is_success(), "{method} {path}: {s} {v}");
-    v
+    h.simulator().idle().await;
 }
 
 fn id_of(v: &Value) -> String {
@@ -136,16 +85,16 @@ fn id_of(v: &Value) -> String {
 /// (`Hi {{1}}, code {{2}}`) offering `options` as quick replies, and the template
 /// `we_miss_you` (`Hello {{1}}, ...`) to use as recontact template; its id.
 async fn account(h: &H, options: &[&str]) -> String {
-    let a = ok(h, Method::POST, "/accounts", Some(common::account_body())).await;
+    let a = h
+        .ok(Method::POST, "/accounts", Some(common::account_body()))
+        .await;
     let id = id_of(&a);
     let offer = common::merged(
         common::template_body(&id, "offer"),
         json!({ "quick_replies": options }),
     );
-    ok(h, Method::POST, "/templates", Some(offer)).await;
-    ok(
-        h,
-        Method::POST,
+    h.ok(Method::POST, "/templates", Some(offer)).await;
+    h.ok(Method::POST,
         "/templates",
         Some(json!({"account_id": id, "name": "we_miss_you", "language": "en",
             "category": "MARKETING",
@@ -156,8 +105,7 @@ async fn account(h: &H, options: &[&str]) -> String {
 }
 
 async fn set_recontact_template(h: &H, account: &str) {
-    ok(
-        h,
+    h.ok(
         Method::PUT,
         &format!("/accounts/{account}/recontact-template"),
         Some(json!({"name": "we_miss_you", "language": "en"})),
@@ -172,28 +120,30 @@ async fn running(h: &H, name: &str, account: &str, extra: Value, phones: &[&str]
         .iter()
         .map(|p| json!({"phone": p, "name": format!("Customer {}", &p[p.len() - 2..]), "fields": {"code": format!("K{}", &p[p.len() - 2..])}}))
         .collect();
-    ok(h, Method::POST, "/contacts", Some(Value::Array(contacts))).await;
-    let c = ok(
-        h,
-        Method::POST,
-        "/campaigns",
-        Some(common::merged(
-            common::campaign_body(name, account, "offer"),
-            extra,
-        )),
-    )
-    .await;
+    h.ok(Method::POST, "/contacts", Some(Value::Array(contacts)))
+        .await;
+    let c = h
+        .ok(
+            Method::POST,
+            "/campaigns",
+            Some(common::merged(
+                common::campaign_body(name, account, "offer"),
+                extra,
+            )),
+        )
+        .await;
     let id = id_of(&c);
-    let list = id_of(&ok(h, Method::POST, "/lists", Some(json!({"name": name}))).await);
-    ok(
-        h,
+    let list = id_of(
+        &h.ok(Method::POST, "/lists", Some(json!({"name": name})))
+            .await,
+    );
+    h.ok(
         Method::POST,
         &format!("/lists/{list}/members"),
         Some(json!({ "phones": phones })),
     )
     .await;
-    ok(
-        h,
+    h.ok(
         Method::POST,
         &format!("/campaigns/{id}/lists"),
         Some(json!({ "list_id": list })),
@@ -251,28 +201,28 @@ async fn assert_counters_match(h: &H, campaign: &str) {
 }
 
 async fn reply(h: &H, phone: &str, r: ReplyKind) {
-    let posted = h.sim.post_reply(phone, r).await.unwrap();
+    let posted = h.simulator().post_reply(phone, r).await.unwrap();
     assert!(posted.accepted(), "{posted:?}");
-    h.sim.idle().await;
+    h.simulator().idle().await;
 }
 
 /// A typed reply without context (found by phone).
 async fn typed(h: &H, phone: &str, text: &str) {
     let posted = h
-        .sim
+        .simulator()
         .post_reply_in_context(phone, ReplyKind::Text(text.into()), Some(""))
         .await
         .unwrap();
     assert!(posted.accepted(), "{posted:?}");
-    h.sim.idle().await;
+    h.simulator().idle().await;
 }
 
 fn events(h: &H) -> Vec<DomainEvent> {
-    h.bus.events.lock().unwrap().clone()
+    h.memory_bus().events.lock().unwrap().clone()
 }
 
 fn sent_to(h: &H, phone: &str) -> Vec<String> {
-    h.sim
+    h.simulator()
         .sent()
         .iter()
         .filter(|s| s.to == phone)
@@ -311,13 +261,13 @@ async fn open_interaction_blocks_other_campaigns(backend: Arc<dyn Table>) {
     assert_eq!(sent_to(&h, p), ["offer"], "only A's message went out");
 
     // An operator's attempt says the same.
-    let (s, v) = call(
-        &h,
-        Method::POST,
-        &format!("/contacts/{p}/recontact"),
-        Some(json!({"account_id": acc, "variables": [{"source": "contact_name"}]})),
-    )
-    .await;
+    let (s, v) = h
+        .call(
+            Method::POST,
+            &format!("/contacts/{p}/recontact"),
+            Some(json!({"account_id": acc, "variables": [{"source": "contact_name"}]})),
+        )
+        .await;
     assert_eq!(
         (s, v["message"].as_str()),
         (StatusCode::CONFLICT, Some(SEED_MESSAGE)),
@@ -347,7 +297,7 @@ async fn reply_in_time_is_recorded(backend: Arc<dyn Table>) {
     typed(&h, by_phone, "ok thanks").await;
     // A context naming another message: not counted for the campaign.
     let posted = h
-        .sim
+        .simulator()
         .post_reply_in_context(
             other,
             ReplyKind::Text("about the old one".into()),
@@ -356,7 +306,7 @@ async fn reply_in_time_is_recorded(backend: Arc<dyn Table>) {
         .await
         .unwrap();
     assert!(posted.accepted());
-    h.sim.idle().await;
+    h.simulator().idle().await;
 
     for (p, text) in [(by_context, "Sounds good"), (by_phone, "ok thanks")] {
         let e = entry(&h, &a, p).await;
@@ -656,13 +606,13 @@ async fn late_reply(backend: Arc<dyn Table>) {
     assert_eq!((c.get("replied"), c.get("no_response")), (None, Some(&1)));
     // Both show on the conversation as late replies.
     for p in [before_sweep, after_sweep] {
-        let v = ok(
-            &h,
-            Method::GET,
-            &format!("/campaigns/{a}/contacts/{p}/conversation"),
-            None,
-        )
-        .await;
+        let v = h
+            .ok(
+                Method::GET,
+                &format!("/campaigns/{a}/contacts/{p}/conversation"),
+                None,
+            )
+            .await;
         assert_eq!(v["messages"][1]["kind"], "late", "{v}");
     }
     // A late reply opens the agents' window like any message.
@@ -761,7 +711,7 @@ async fn after_the_window_only_recontact(backend: Arc<dyn Table>) {
 
     let path = format!("/contacts/{p}/recontact");
     let body = json!({"account_id": acc, "variables": [{"source": "contact_name"}]});
-    let (s, v) = call(&h, Method::POST, &path, Some(body.clone())).await;
+    let (s, v) = h.call(Method::POST, &path, Some(body.clone())).await;
     assert_eq!(s, StatusCode::CONFLICT, "no recontact template yet: {v}");
     assert!(
         v["message"]
@@ -770,23 +720,25 @@ async fn after_the_window_only_recontact(backend: Arc<dyn Table>) {
             .contains("recontact-template"),
         "{v}"
     );
-    let (s, _) = call(
-        &h,
-        Method::POST,
-        &path,
-        Some(json!({"account_id": "acc_missing"})),
-    )
-    .await;
+    let (s, _) = h
+        .call(
+            Method::POST,
+            &path,
+            Some(json!({"account_id": "acc_missing"})),
+        )
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     set_recontact_template(&h, &acc).await;
-    let (s, v) = call(&h, Method::POST, &path, Some(json!({"account_id": acc}))).await;
+    let (s, v) = h
+        .call(Method::POST, &path, Some(json!({"account_id": acc})))
+        .await;
     assert_eq!(
         (s, v["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("variables")),
         "{v}"
     );
 
-    let sent = ok(&h, Method::POST, &path, Some(body.clone())).await;
+    let sent = h.ok(Method::POST, &path, Some(body.clone())).await;
     assert_eq!(
         sent["template"],
         json!({"name": "we_miss_you", "language": "en"})
@@ -798,7 +750,7 @@ async fn after_the_window_only_recontact(backend: Arc<dyn Table>) {
         "Hello Customer 01, the chat window has expired, please reply to this message if you still need support"
     );
     assert_eq!(sent_to(&h, p), ["offer", "we_miss_you"]);
-    let last = h.sim.sent().last().unwrap().clone();
+    let last = h.simulator().sent().last().unwrap().clone();
     assert_eq!(last.params, ["Customer 01"]);
     assert_eq!(sent["message_id"], last.wamid.as_str());
     let w = repo::conversations::get_window(table(&h), SENDER, &phone)
@@ -807,13 +759,13 @@ async fn after_the_window_only_recontact(backend: Arc<dyn Table>) {
         .unwrap();
     assert_eq!(w.last_recontact.unwrap().template, "we_miss_you");
     // The conversation shows it after the reply.
-    let v = ok(
-        &h,
-        Method::GET,
-        &format!("/campaigns/{a}/contacts/{p}/conversation"),
-        None,
-    )
-    .await;
+    let v = h
+        .ok(
+            Method::GET,
+            &format!("/campaigns/{a}/contacts/{p}/conversation"),
+            None,
+        )
+        .await;
     let kinds: Vec<&str> = v["messages"]
         .as_array()
         .unwrap()
@@ -826,8 +778,9 @@ async fn after_the_window_only_recontact(backend: Arc<dyn Table>) {
     assert!(events(&h).iter().any(|e| matches!(e,
         DomainEvent::InboundConversation(i) if i.phone == p && i.reason == InboundReason::OtherMessage)));
     // An opted-out contact gets nothing.
-    ok(&h, Method::POST, "/opt-outs", Some(json!({"phone": p}))).await;
-    let (s, v) = call(&h, Method::POST, &path, Some(body)).await;
+    h.ok(Method::POST, "/opt-outs", Some(json!({"phone": p})))
+        .await;
+    let (s, v) = h.call(Method::POST, &path, Some(body)).await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
     assert_eq!(sent_to(&h, p).len(), 2);
 }
@@ -852,20 +805,20 @@ async fn conversation_view(backend: Arc<dyn Table>) {
     advance(&h, Duration::minutes(2));
     reply(&h, p, ReplyKind::Button("Yes".into())).await;
     // The same webhook delivered again changes nothing.
-    let hook = h.sim.webhooks().last().unwrap().clone();
+    let hook = h.simulator().webhooks().last().unwrap().clone();
     let again = shared::providers::meta::parse_webhook(hook.body.as_bytes()).unwrap();
     let report = h.sys.inbox.handle(again).await.unwrap();
     assert_eq!(report.applied, 0, "{report:?}");
     advance(&h, Duration::minutes(1));
     typed(&h, p, "after 6pm please").await;
 
-    let v = ok(
-        &h,
-        Method::GET,
-        &format!("/campaigns/{a}/contacts/{p}/conversation"),
-        None,
-    )
-    .await;
+    let v = h
+        .ok(
+            Method::GET,
+            &format!("/campaigns/{a}/contacts/{p}/conversation"),
+            None,
+        )
+        .await;
     let msgs = v["messages"].as_array().unwrap();
     let summary: Vec<(String, String, String)> = msgs
         .iter()
@@ -909,33 +862,35 @@ async fn conversation_view(backend: Arc<dyn Table>) {
     );
 
     // Unknown contact or campaign: 404; not a number: 422.
-    let (st, _) = call(
-        &h,
-        Method::GET,
-        &format!("/campaigns/{a}/contacts/919800000000/conversation"),
-        None,
-    )
-    .await;
+    let (st, _) = h
+        .call(
+            Method::GET,
+            &format!("/campaigns/{a}/contacts/919800000000/conversation"),
+            None,
+        )
+        .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
-    let (st, _) = call(
-        &h,
-        Method::GET,
-        &format!("/campaigns/cmp_x/contacts/{p}/conversation"),
-        None,
-    )
-    .await;
+    let (st, _) = h
+        .call(
+            Method::GET,
+            &format!("/campaigns/cmp_x/contacts/{p}/conversation"),
+            None,
+        )
+        .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
-    let (st, _) = call(
-        &h,
-        Method::GET,
-        &format!("/campaigns/{a}/contacts/abc/conversation"),
-        None,
-    )
-    .await;
+    let (st, _) = h
+        .call(
+            Method::GET,
+            &format!("/campaigns/{a}/contacts/abc/conversation"),
+            None,
+        )
+        .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
 
     // Deleting the campaign removes the conversation with its hopper.
-    let (st, _) = call(&h, Method::DELETE, &format!("/campaigns/{a}"), None).await;
+    let (st, _) = h
+        .call(Method::DELETE, &format!("/campaigns/{a}"), None)
+        .await;
     assert_eq!(st, StatusCode::ACCEPTED);
     advance(&h, Duration::minutes(10));
     h.sys.sweeper.sweep().await.unwrap();
@@ -1015,24 +970,24 @@ async fn opt_out_keyword(backend: Arc<dyn Table>) {
     )
     .await
     .unwrap());
-    let t = ok(
-        &h,
-        Method::PUT,
-        "/tenant",
-        Some(json!({"opt_out_keywords": ["Baja", "UNSUBSCRIBE"]})),
-    )
-    .await;
+    let t = h
+        .ok(
+            Method::PUT,
+            "/tenant",
+            Some(json!({"opt_out_keywords": ["Baja", "UNSUBSCRIBE"]})),
+        )
+        .await;
     assert_eq!(
         t["opt_out_keywords"],
         json!(["STOP", "BAJA", "UNSUBSCRIBE"])
     );
-    let (s, v) = call(
-        &h,
-        Method::PUT,
-        "/tenant",
-        Some(json!({"opt_out_keywords": ["   "]})),
-    )
-    .await;
+    let (s, v) = h
+        .call(
+            Method::PUT,
+            "/tenant",
+            Some(json!({"opt_out_keywords": ["   "]})),
+        )
+        .await;
     assert_eq!(
         (s, v["field"].as_str()),
         (

@@ -9,7 +9,6 @@ use testkit::harness as common;
 
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
-use axum::Router;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -28,26 +27,28 @@ use shared::ports::{Clock, Table};
 use shared::repo;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use testkit::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
+use testkit::harness::{Spawn, Spawned};
+use testkit::memory::MemoryTable;
 use tower::ServiceExt;
 
 // ---- harness ---------------------------------------------------------------------------
 
 struct H {
-    api: Router,
-    table: Arc<dyn Table>,
-    clock: Arc<ManualClock>,
+    s: Spawned,
     /// On the emulator: cases are kept small (every write is an HTTP call).
     emulator: bool,
 }
 
+impl std::ops::Deref for H {
+    type Target = Spawned;
+    fn deref(&self) -> &Spawned {
+        &self.s
+    }
+}
+
 fn harness(table: Arc<dyn Table>, emulator: bool) -> H {
-    let clock = common::frozen(common::t0());
-    let api = common::operator_api(common::memory_operator(table.clone(), clock.clone()));
     H {
-        api,
-        table,
-        clock,
+        s: Spawn::new(table).build(),
         emulator,
     }
 }
@@ -66,16 +67,6 @@ fn t(h: &H) -> &dyn Table {
 }
 
 impl H {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        common::call(&self.api, method, path, body).await
-    }
-
-    async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let (s, v) = self.call(method.clone(), path, body).await;
-        assert!(s.is_success(), "{method} {path}: {s} {v}");
-        v
-    }
-
     /// A campaign by name only (DRAFT, 16 hopper shards); its stored form.
     async fn campaign(&self) -> Campaign {
         let v = self
@@ -687,22 +678,8 @@ async fn r6_3_csv_export_streams_every_entry_with_funnel_steps_on_emulator() {
 
 #[tokio::test]
 async fn r6_3_funnel_step_api_validates_and_records() {
-    let table: Arc<dyn Table> = Arc::new(MemoryTable::new());
-    let clock = common::frozen(common::t0());
-    let sys = common::system(
-        table.clone(),
-        clock.clone(),
-        Arc::new(MemoryScheduler::default()),
-        Arc::new(MemoryBus::default()),
-        common::meta_provider("http://127.0.0.1:9"),
-    );
-    let api = common::operator_api(sys.operator.clone());
-    let h = H {
-        api,
-        table,
-        clock: clock.clone(),
-        emulator: false,
-    };
+    let h = harness(Arc::new(MemoryTable::new()), false);
+    let clock = h.clock.clone();
     let c = h.campaign().await;
     let phone = "919812345678";
     h.entry(&c, phone, 1, |_| {}).await;
@@ -790,7 +767,8 @@ async fn r6_3_funnel_step_api_validates_and_records() {
     h.ok(Method::DELETE, &format!("/campaigns/{}", c.id), None)
         .await;
     for _ in 0..10 {
-        let r = sys
+        let r = h
+            .sys
             .sweeper
             .purge_deleted(PurgeBudget::default())
             .await

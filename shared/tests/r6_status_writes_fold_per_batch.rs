@@ -8,7 +8,6 @@ use testkit::harness as common;
 
 use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsEvent;
-use axum::Router;
 use chrono::Duration;
 use common::TENANT;
 use serde_json::{json, Value};
@@ -26,35 +25,30 @@ use shared::repo::{self, Interaction};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use testkit::local::System;
-use testkit::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
+use testkit::harness::{Spawn, Spawned};
+use testkit::memory::MemoryTable;
 use testkit::simulator::{SimConfig, Simulator};
 
 const SENDER: &str = "106540352242922";
 
 struct Env {
+    /// The table under the system, counting writes.
     memory: Arc<MemoryTable>,
-    sys: System,
-    api: Router,
-    clock: Arc<ManualClock>,
+    s: Spawned,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Spawned;
+    fn deref(&self) -> &Spawned {
+        &self.s
+    }
 }
 
 fn env_on(memory: Arc<MemoryTable>, table: Arc<dyn Table>, provider_url: &str) -> Env {
-    let clock = common::frozen(common::t0());
-    let sys = common::system(
-        table,
-        clock.clone(),
-        Arc::new(MemoryScheduler::default()),
-        Arc::new(MemoryBus::default()),
-        common::meta_provider(provider_url),
-    );
-    let api = common::operator_api(sys.operator.clone());
-    Env {
-        memory,
-        sys,
-        api,
-        clock,
-    }
+    let s = Spawn::new(table)
+        .provider(common::meta_provider(provider_url))
+        .build();
+    Env { memory, s }
 }
 
 fn env() -> Env {
@@ -62,30 +56,25 @@ fn env() -> Env {
     env_on(memory.clone(), memory, "http://127.0.0.1:9")
 }
 
-async fn ok(e: &Env, method: axum::http::Method, path: &str, body: Value) -> Value {
-    let (s, v) = common::call(&e.api, method.clone(), path, Some(body)).await;
-    assert!(s.is_success(), "{method} {path}: {s} {v}");
-    v
-}
-
 async fn campaign(e: &Env) -> Campaign {
     use axum::http::Method;
-    let account = ok(e, Method::POST, "/accounts", common::account_body()).await;
+    let account = e
+        .ok(Method::POST, "/accounts", Some(common::account_body()))
+        .await;
     let account = account["id"].as_str().unwrap().to_owned();
-    ok(
-        e,
+    e.ok(
         Method::POST,
         "/templates",
-        common::template_body(&account, "offer"),
+        Some(common::template_body(&account, "offer")),
     )
     .await;
-    let c = ok(
-        e,
-        Method::POST,
-        "/campaigns",
-        common::campaign_body("Fold", &account, "offer"),
-    )
-    .await;
+    let c = e
+        .ok(
+            Method::POST,
+            "/campaigns",
+            Some(common::campaign_body("Fold", &account, "offer")),
+        )
+        .await;
     repo::get_campaign(&*e.sys.ports.table, TENANT, c["id"].as_str().unwrap())
         .await
         .unwrap()
@@ -358,27 +347,26 @@ async fn r6_status_writes_fold_per_batch_the_senders_time_makes_sent_free() {
     use axum::http::Method;
     let c = campaign(&e).await;
     let phone = phone_of(0);
-    ok(
-        &e,
+    e.ok(
         Method::POST,
         "/contacts",
-        json!([{"phone": format!("+{phone}"), "name": "Ann", "fields": {"code": "X1"}}]),
+        Some(json!([{"phone": format!("+{phone}"), "name": "Ann", "fields": {"code": "X1"}}])),
     )
     .await;
-    let list = ok(&e, Method::POST, "/lists", json!({"name": "L"})).await;
+    let list = e
+        .ok(Method::POST, "/lists", Some(json!({"name": "L"})))
+        .await;
     let list = list["id"].as_str().unwrap().to_owned();
-    ok(
-        &e,
+    e.ok(
         Method::POST,
         &format!("/lists/{list}/members"),
-        json!({"phones": [phone.as_str()]}),
+        Some(json!({"phones": [phone.as_str()]})),
     )
     .await;
-    ok(
-        &e,
+    e.ok(
         Method::POST,
         &format!("/campaigns/{}/lists", c.id),
-        json!({"list_id": list}),
+        Some(json!({"list_id": list})),
     )
     .await;
     common::launch(&e.api, &c.id).await;

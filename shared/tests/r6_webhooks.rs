@@ -10,7 +10,6 @@ use testkit::harness as common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use axum::Router;
 use chrono::{Duration, TimeZone};
 use common::TENANT;
 use serde_json::{json, Value};
@@ -22,14 +21,13 @@ use shared::domain::phone::PhoneNumber;
 use shared::domain::stats;
 use shared::domain::template::ContactData;
 use shared::domain::Time;
-use shared::http::webhook::{self, KaleyraHookState, QueueSink, WebhookState};
 use shared::ports::{Queue, Table};
 use shared::providers::meta::{self, signature_header};
 use shared::repo::{self, Interaction};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use testkit::local::System;
-use testkit::memory::{ManualClock, MemoryBus, MemoryScheduler, MemoryTable};
+use testkit::harness::{Spawn, Spawned};
+use testkit::memory::MemoryTable;
 use tower::ServiceExt;
 
 const SECRET: &str = "test-app-secret";
@@ -41,12 +39,14 @@ const WABA: &str = "102290129340398";
 
 // ---- the system under test -------------------------------------------------------------
 
-struct Env {
-    sys: System,
-    clock: Arc<ManualClock>,
-    /// The Meta and Kaleyra webhook routes, queueing on the system's inbound queue.
-    hook: Router,
-    api: Router,
+/// The system whose webhook routes (`hook`: Meta and Kaleyra) queue on its inbound queue.
+struct Env(Spawned);
+
+impl std::ops::Deref for Env {
+    type Target = Spawned;
+    fn deref(&self) -> &Spawned {
+        &self.0
+    }
 }
 
 enum Backend {
@@ -56,7 +56,6 @@ enum Backend {
 }
 
 async fn env(backend: Backend) -> Env {
-    let clock = common::frozen(common::t0());
     let (table, inbound): (Arc<dyn Table>, Option<Arc<dyn Queue>>) = match backend {
         Backend::Memory => (Arc::new(MemoryTable::new()), None),
         Backend::Emulator => {
@@ -74,61 +73,38 @@ async fn env(backend: Backend) -> Env {
         }
     };
     // No message goes out in these tests: the provider is never called.
-    let provider = common::meta_provider("http://127.0.0.1:9");
-    let mut sys = common::system(
-        table,
-        clock.clone(),
-        Arc::new(MemoryScheduler::default()),
-        Arc::new(MemoryBus::default()),
-        provider,
-    );
+    let mut spawn = Spawn::new(table)
+        .provider(common::meta_provider("http://127.0.0.1:9"))
+        .queue_webhooks()
+        .verify_token("verify")
+        .kaleyra_token(KALEYRA_TOKEN);
     if let Some(q) = inbound {
-        sys = sys.with_inbound_queue(q);
+        spawn = spawn.inbound_queue(q);
     }
-    let sink = QueueSink::on(sys.inbound_queue.clone());
-    let hook = webhook::router(Arc::new(WebhookState {
-        sink: sink.clone(),
-        app_secret: SECRET.into(),
-        verify_token: "verify".into(),
-    }))
-    .merge(webhook::kaleyra_router(Arc::new(KaleyraHookState {
-        sink,
-        token: KALEYRA_TOKEN.into(),
-    })));
-    let api = common::operator_api(sys.operator.clone());
-    Env {
-        sys,
-        clock,
-        hook,
-        api,
-    }
+    Env(spawn.build())
 }
 
 fn table(e: &Env) -> &dyn Table {
     &*e.sys.ports.table
 }
 
-async fn ok(e: &Env, method: Method, path: &str, body: Value) -> Value {
-    let (s, v) = common::call(&e.api, method.clone(), path, Some(body)).await;
-    assert!(s.is_success(), "{method} {path}: {s} {v}");
-    v
-}
-
 /// A campaign on the Meta test number whose template has the quick replies Yes and No,
 /// closing on a quick reply, with a one-day response timeout.
 async fn campaign(e: &Env) -> Campaign {
-    let account = ok(e, Method::POST, "/accounts", common::account_body()).await;
+    let account = e
+        .ok(Method::POST, "/accounts", Some(common::account_body()))
+        .await;
     let account = account["id"].as_str().unwrap().to_owned();
     let template = common::merged(
         common::template_body(&account, "offer"),
         json!({"quick_replies": ["Yes", "No"]}),
     );
-    ok(e, Method::POST, "/templates", template).await;
+    e.ok(Method::POST, "/templates", Some(template)).await;
     let body = common::merged(
         common::campaign_body("R6", &account, "offer"),
         json!({"close_on_quick_reply": true, "response_timeout_days": 1}),
     );
-    let c = ok(e, Method::POST, "/campaigns", body).await;
+    let c = e.ok(Method::POST, "/campaigns", Some(body)).await;
     repo::get_campaign(table(e), TENANT, c["id"].as_str().unwrap())
         .await
         .unwrap()

@@ -1,18 +1,25 @@
 //! The test harness: HTTP calls into a router, the local AWS emulator's tables, the
 //! in-memory system's wiring, the WhatsApp simulator's Meta adapter, small servers on
-//! loopback and the usual request bodies. Each test binary uses a part of it.
+//! loopback and the usual request bodies. Each test binary uses a part of it. [`Spawn`]
+//! builds the system a test runs against (operator API, simulator, webhook routes) in one
+//! place; its [`Spawned`] makes the JSON calls.
 
 use crate::local::{Ports, System};
 use crate::memory::{ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, MemorySecrets};
+use crate::simulator::{SimConfig, Simulator};
 use axum::body::{Body, Bytes};
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};
 use shared::adapters::aws::{self, setup};
+use shared::app::conversations::Conversations;
+use shared::app::templates::TemplateSync;
 use shared::app::{Operator, OperatorPorts};
-use shared::ports::{EventBus, MessagingProvider, Scheduler, Table};
+use shared::http::webhook::{self, KaleyraHookState, QueueSink, WebhookState};
+use shared::ports::{EventBus, MessagingProvider, ObjectStore, Queue, Scheduler, Table};
 use shared::providers::meta::MetaProvider;
+use shared::providers::meta_templates::MetaTemplates;
 use std::sync::Arc;
 use tower::ServiceExt;
 
@@ -219,6 +226,390 @@ pub fn with_tenant(router: Router) -> Router {
 /// The operator API of `operator`, tenant from the header.
 pub fn operator_api(operator: Operator) -> Router {
     with_tenant(shared::http::operator::router(operator))
+}
+
+// ---- one system, spawned -----------------------------------------------------------------
+
+/// The provider of a system that sends nothing: a closed loopback port.
+const NO_PROVIDER_URL: &str = "http://127.0.0.1:9";
+
+/// Where the webhook router ([`Spawned::hook`]) hands verified webhooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookSink {
+    /// Applied before answering, through [`crate::InlineSink`] (the answer is the report).
+    Inline,
+    /// Put on the system's inbound queue ([`QueueSink`]) for
+    /// [`System::drain_inbound`].
+    Queue,
+}
+
+/// Builds the system a test runs against: by default the whole system on the given table
+/// with a clock frozen at [`t0`], in-memory scheduler, bus and queue, a provider that is
+/// never reached, ticking every 60 s, and the operator API tenant from the header. Each
+/// method changes one piece; [`Spawn::spawn`] (or [`Spawn::build`] when nothing needs a
+/// runtime) makes it.
+#[must_use]
+pub struct Spawn {
+    table: Arc<dyn Table>,
+    at: DateTime<Utc>,
+    provider: Option<Arc<dyn MessagingProvider>>,
+    sim: Option<SimConfig>,
+    scheduler: Option<Arc<dyn Scheduler>>,
+    bus: Option<Arc<dyn EventBus>>,
+    queue: Option<Arc<dyn Queue>>,
+    inbound_queue: Option<Arc<dyn Queue>>,
+    tick_seconds: u32,
+    sink: HookSink,
+    serve_webhooks: bool,
+    verify_token: String,
+    kaleyra_token: Option<String>,
+    recontact: bool,
+    template_sync: bool,
+    objects: Option<Arc<dyn ObjectStore>>,
+}
+
+impl Spawn {
+    /// The defaults on `table`.
+    pub fn new(table: Arc<dyn Table>) -> Spawn {
+        Spawn {
+            table,
+            at: t0(),
+            provider: None,
+            sim: None,
+            scheduler: None,
+            bus: None,
+            queue: None,
+            inbound_queue: None,
+            tick_seconds: 60,
+            sink: HookSink::Inline,
+            serve_webhooks: false,
+            verify_token: "verify".into(),
+            kaleyra_token: None,
+            recontact: false,
+            template_sync: false,
+            objects: None,
+        }
+    }
+
+    /// The clock frozen at `at` (default [`t0`]).
+    pub fn at(mut self, at: DateTime<Utc>) -> Spawn {
+        self.at = at;
+        self
+    }
+
+    /// Sends through `provider` (default: the Meta adapter to the simulator when there is
+    /// one, else a provider on a closed port that is never reached).
+    pub fn provider(mut self, provider: Arc<dyn MessagingProvider>) -> Spawn {
+        self.provider = Some(provider);
+        self
+    }
+
+    /// Starts the WhatsApp simulator with `cfg` on the system's clock ([`Spawn::spawn`]
+    /// only).
+    pub fn simulator(mut self, cfg: SimConfig) -> Spawn {
+        self.sim = Some(cfg);
+        self
+    }
+
+    /// Schedules on `scheduler` instead of a [`MemoryScheduler`].
+    pub fn scheduler(mut self, scheduler: Arc<dyn Scheduler>) -> Spawn {
+        self.scheduler = Some(scheduler);
+        self
+    }
+
+    /// Publishes on `bus` instead of a [`MemoryBus`].
+    pub fn bus(mut self, bus: Arc<dyn EventBus>) -> Spawn {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// Queues sends on `queue` instead of a [`MemoryQueue`] on the clock.
+    pub fn queue(mut self, queue: Arc<dyn Queue>) -> Spawn {
+        self.queue = Some(queue);
+        self
+    }
+
+    /// Queues verified webhooks on `queue` ([`System::with_inbound_queue`]).
+    pub fn inbound_queue(mut self, queue: Arc<dyn Queue>) -> Spawn {
+        self.inbound_queue = Some(queue);
+        self
+    }
+
+    /// Seconds between launcher ticks (default 60).
+    pub fn tick_seconds(mut self, seconds: u32) -> Spawn {
+        self.tick_seconds = seconds;
+        self
+    }
+
+    /// The webhook router queues verified webhooks on the system's inbound queue instead
+    /// of applying them inline.
+    pub fn queue_webhooks(mut self) -> Spawn {
+        self.sink = HookSink::Queue;
+        self
+    }
+
+    /// With `on`, serves the webhook router on loopback and points the simulator's
+    /// webhooks at its Meta route ([`Spawn::spawn`] only).
+    pub fn serve_webhooks(mut self, on: bool) -> Spawn {
+        self.serve_webhooks = on;
+        self
+    }
+
+    /// The token of Meta's verification handshake (default `verify`).
+    pub fn verify_token(mut self, token: impl Into<String>) -> Spawn {
+        self.verify_token = token.into();
+        self
+    }
+
+    /// Adds the Kaleyra callback route, checking `token`, to the webhook router.
+    pub fn kaleyra_token(mut self, token: impl Into<String>) -> Spawn {
+        self.kaleyra_token = Some(token.into());
+        self
+    }
+
+    /// Merges the recontact route (R5.5) into the operator API, sending through the
+    /// system's provider, as the composition roots do.
+    pub fn recontact(mut self) -> Spawn {
+        self.recontact = true;
+        self
+    }
+
+    /// Merges template synchronisation (R3.4) into the operator API, reading the
+    /// simulator's template list, as the composition roots do (needs
+    /// [`Spawn::simulator`]).
+    pub fn template_sync(mut self) -> Spawn {
+        self.template_sync = true;
+        self
+    }
+
+    /// Presigned uploads on `objects` in the operator API (R2.4).
+    pub fn objects(mut self, objects: Arc<dyn ObjectStore>) -> Spawn {
+        self.objects = Some(objects);
+        self
+    }
+
+    /// Starts what needs a runtime (the simulator, the webhook server) and makes the
+    /// system.
+    pub async fn spawn(self) -> Spawned {
+        let clock = frozen(self.at);
+        let sim = match &self.sim {
+            Some(cfg) => Some(Simulator::start(cfg.clone(), clock.clone()).await.unwrap()),
+            None => None,
+        };
+        let serve_webhooks = self.serve_webhooks;
+        let mut spawned = self.assemble(clock, sim);
+        if serve_webhooks {
+            let base = serve(spawned.hook.clone()).await;
+            let url = format!("{base}/webhooks/meta");
+            if let Some(sim) = &spawned.sim {
+                sim.set_webhook_url(url.clone());
+            }
+            spawned.webhook_url = Some(url);
+        }
+        spawned
+    }
+
+    /// Makes the system without a runtime: no simulator, no webhook server.
+    pub fn build(self) -> Spawned {
+        assert!(
+            self.sim.is_none() && !self.serve_webhooks,
+            "a simulator or served webhooks need Spawn::spawn().await"
+        );
+        let clock = frozen(self.at);
+        self.assemble(clock, None)
+    }
+
+    fn assemble(self, clock: Arc<ManualClock>, sim: Option<Simulator>) -> Spawned {
+        let provider: Arc<dyn MessagingProvider> = match (self.provider, &sim) {
+            (Some(p), _) => p,
+            (None, Some(sim)) => meta_provider(sim.base_url()),
+            (None, None) => meta_provider(NO_PROVIDER_URL),
+        };
+        let (scheduler, memory_scheduler): (Arc<dyn Scheduler>, Option<Arc<MemoryScheduler>>) =
+            match self.scheduler {
+                Some(s) => (s, None),
+                None => {
+                    let m = Arc::new(MemoryScheduler::default());
+                    let port: Arc<dyn Scheduler> = m.clone();
+                    (port, Some(m))
+                }
+            };
+        let (bus, memory_bus): (Arc<dyn EventBus>, Option<Arc<MemoryBus>>) = match self.bus {
+            Some(b) => (b, None),
+            None => {
+                let m = Arc::new(MemoryBus::default());
+                let port: Arc<dyn EventBus> = m.clone();
+                (port, Some(m))
+            }
+        };
+        let (queue, memory_queue): (Arc<dyn Queue>, Option<Arc<MemoryQueue>>) = match self.queue {
+            Some(q) => (q, None),
+            None => {
+                let m = Arc::new(MemoryQueue::new(clock.clone()));
+                let port: Arc<dyn Queue> = m.clone();
+                (port, Some(m))
+            }
+        };
+        let mut sys = System::new(
+            Ports {
+                table: self.table.clone(),
+                queue,
+                scheduler,
+                bus,
+                provider,
+                clock: clock.clone(),
+            },
+            self.tick_seconds,
+        );
+        if let Some(q) = self.inbound_queue {
+            sys = sys.with_inbound_queue(q);
+        }
+
+        let sink = match self.sink {
+            HookSink::Inline => crate::InlineSink::on(sys.inbox.clone()),
+            HookSink::Queue => QueueSink::on(sys.inbound_queue.clone()),
+        };
+        let app_secret = match &sim {
+            Some(sim) => sim.config().app_secret.clone(),
+            None => SimConfig::default().app_secret,
+        };
+        let mut hook = webhook::router(Arc::new(WebhookState {
+            sink: sink.clone(),
+            app_secret,
+            verify_token: self.verify_token,
+        }));
+        if let Some(token) = self.kaleyra_token {
+            hook = hook.merge(webhook::kaleyra_router(Arc::new(KaleyraHookState {
+                sink,
+                token,
+            })));
+        }
+
+        let mut api = shared::http::operator::router(sys.operator.clone());
+        if self.template_sync {
+            let sim = sim
+                .as_ref()
+                .expect("Spawn::template_sync needs Spawn::simulator");
+            let sync = Arc::new(TemplateSync {
+                table: sys.ports.table.clone(),
+                bus: sys.ports.bus.clone(),
+                clock: sys.ports.clock.clone(),
+                source: Arc::new(MetaTemplates::new(sim.base_url(), "v23.0", sim_secrets())),
+            });
+            api = api.merge(shared::http::templates::sync_router(sync));
+        }
+        if self.recontact {
+            let conversations = Arc::new(Conversations {
+                table: sys.ports.table.clone(),
+                provider: sys.ports.provider.clone(),
+                clock: sys.ports.clock.clone(),
+            });
+            api = api.merge(shared::http::conversations::recontact_router(conversations));
+        }
+        if let Some(objects) = self.objects {
+            api = shared::http::audience::with_object_store(api, objects);
+        }
+
+        Spawned {
+            sys,
+            api: with_tenant(api),
+            hook,
+            clock,
+            table: self.table,
+            sim,
+            bus: memory_bus,
+            scheduler: memory_scheduler,
+            queue: memory_queue,
+            webhook_url: None,
+        }
+    }
+}
+
+/// A system made by [`Spawn`], with its operator API and webhook router.
+pub struct Spawned {
+    /// Every function in one process.
+    pub sys: System,
+    /// The operator API, tenant from `x-tenant-id`.
+    pub api: Router,
+    /// The webhook routes (`/webhooks/meta`, and `/webhooks/kaleyra` when asked) on the
+    /// chosen sink; served on loopback only with [`Spawn::serve_webhooks`].
+    pub hook: Router,
+    pub clock: Arc<ManualClock>,
+    /// The table the system runs on (`sys.ports.table`).
+    pub table: Arc<dyn Table>,
+    pub sim: Option<Simulator>,
+    /// The in-memory bus the system publishes on; `None` when [`Spawn::bus`] replaced it.
+    pub bus: Option<Arc<MemoryBus>>,
+    /// The in-memory scheduler; `None` when [`Spawn::scheduler`] replaced it.
+    pub scheduler: Option<Arc<MemoryScheduler>>,
+    /// The in-memory send queue; `None` when [`Spawn::queue`] replaced it.
+    pub queue: Option<Arc<MemoryQueue>>,
+    /// The served Meta webhook route (`http://127.0.0.1:port/webhooks/meta`), with
+    /// [`Spawn::serve_webhooks`].
+    pub webhook_url: Option<String>,
+}
+
+impl Spawned {
+    /// The simulator ([`Spawn::simulator`]).
+    pub fn simulator(&self) -> &Simulator {
+        self.sim.as_ref().expect("spawned without Spawn::simulator")
+    }
+
+    /// The in-memory bus (the default of [`Spawn::bus`]).
+    pub fn memory_bus(&self) -> &Arc<MemoryBus> {
+        self.bus.as_ref().expect("spawned with another bus")
+    }
+
+    /// The in-memory scheduler (the default of [`Spawn::scheduler`]).
+    pub fn memory_scheduler(&self) -> &Arc<MemoryScheduler> {
+        self.scheduler
+            .as_ref()
+            .expect("spawned with another scheduler")
+    }
+
+    /// The in-memory send queue (the default of [`Spawn::queue`]).
+    pub fn memory_queue(&self) -> &Arc<MemoryQueue> {
+        self.queue.as_ref().expect("spawned with another queue")
+    }
+
+    /// A JSON call to the operator API for [`TENANT`].
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        call_as(&self.api, TENANT, method, path, body).await
+    }
+
+    /// A JSON call to the operator API for `tenant`.
+    pub async fn call_as(
+        &self,
+        tenant: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        call_as(&self.api, tenant, method, path, body).await
+    }
+
+    /// [`Spawned::call`] that must succeed (2xx); the answer.
+    pub async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        self.ok_as(TENANT, method, path, body).await
+    }
+
+    /// [`Spawned::call_as`] that must succeed (2xx); the answer.
+    pub async fn ok_as(
+        &self,
+        tenant: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let (s, v) = call_as(&self.api, tenant, method.clone(), path, body).await;
+        assert!(s.is_success(), "{method} {path}: {s} {v}");
+        v
+    }
 }
 
 // ---- request bodies --------------------------------------------------------------------

@@ -19,6 +19,7 @@ use serde_json::json;
 use shared::app::sweep::{PurgeBudget, SweepService, DELETE_GRACE};
 use shared::app::{Operator, OperatorPorts};
 use shared::domain::hopper::HopperEntry;
+use shared::domain::ids::{CampaignId, TenantId};
 use shared::domain::phone::PhoneNumber;
 use shared::domain::stats;
 use shared::domain::template::ContactData;
@@ -86,10 +87,11 @@ async fn main() -> anyhow::Result<()> {
         bus: Arc::new(MemoryBus::default()),
         clock: clock.clone(),
     });
+    let tenant = TenantId::parse("bench")?;
     let account = admin
         .templates
         .create_account(
-            "bench",
+            &tenant,
             serde_json::from_value(json!({
                 "name": "Main", "sender_id": "106540352242922", "token_ref": "env:TOKEN"
             }))?,
@@ -102,7 +104,7 @@ async fn main() -> anyhow::Result<()> {
     let view = admin
         .campaigns
         .create_campaign(
-            "bench",
+            &tenant,
             serde_json::from_value(json!({"name": "Big", "account_id": account_id}))?,
         )
         .await?;
@@ -153,7 +155,10 @@ async fn main() -> anyhow::Result<()> {
         mb(rss_loaded)
     );
 
-    admin.campaigns.delete_campaign("bench", &c.id).await?;
+    admin
+        .campaigns
+        .delete_campaign(&tenant, &CampaignId::parse(&c.id)?)
+        .await?;
     let sweeper = SweepService {
         table: table.clone(),
         bus: Arc::new(MemoryBus::default()),

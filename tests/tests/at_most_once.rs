@@ -5,9 +5,7 @@
 //! found through the sparse GSI1 `SENDING#k`); the fault-injection run kills the sender at
 //! random points over more than a thousand entries and counts sends at the simulator.
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
-use axum::Router;
+use axum::http::{Method, StatusCode};
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::{json, Value};
 use shared::adapters::aws;
@@ -16,17 +14,13 @@ use shared::domain::hopper::{EntryState, HopperEntry, OUTCOME_UNKNOWN};
 use shared::domain::stats;
 use shared::lambda;
 use shared::ports::{Clock, Cond, Item, Page, PortError, PortResult, Query, Table};
-use shared::providers::meta::MetaProvider;
 use shared::repo;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use testkit::local::{Ports, System};
-use testkit::memory::{
-    ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, MemorySecrets, MemoryTable,
-};
-use testkit::simulator::{SimConfig, Simulator};
-use tower::ServiceExt;
+use testkit::harness::{call, Spawn, Spawned};
+use testkit::memory::MemoryTable;
+use testkit::simulator::SimConfig;
 
 // ---- fault injection ----
 
@@ -209,78 +203,38 @@ impl Table for FaultyTable {
 // ---- harness ----
 
 struct H {
-    sys: System,
-    sim: Simulator,
-    clock: Arc<ManualClock>,
-    queue: Arc<MemoryQueue>,
-    api: Router,
+    s: Spawned,
     faults: Arc<Faults>,
     id: String,
     phones: Vec<String>,
 }
 
-async fn call(
-    api: &Router,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", "application/json")
-        .header("x-tenant-id", "acme")
-        .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
-        .unwrap();
-    let resp = api.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+impl std::ops::Deref for H {
+    type Target = Spawned;
+    fn deref(&self) -> &Spawned {
+        &self.s
+    }
 }
 
 /// A RUNNING campaign over `n` contacts whose table dies as `faults` say (faults are off
 /// during the setup).
 async fn harness(table: Arc<dyn Table>, n: usize, faults: Arc<Faults>) -> H {
     faults.enabled.store(false, Ordering::SeqCst);
-    let clock = Arc::new(ManualClock::frozen(
-        Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap(),
-    ));
-    let queue = Arc::new(MemoryQueue::new(clock.clone()));
-    let sim = Simulator::start(
-        SimConfig {
-            reply_percent: 0,
-            // The frozen clock lets a whole tick's sends out in one clock second; this
-            // test is about at-most-once, not pacing.
-            rate_limit_per_sec: None,
-            ..SimConfig::default()
-        },
-        clock.clone(),
-    )
-    .await
-    .unwrap();
-    let secrets = Arc::new(MemorySecrets::default().with("env:SIM_TOKEN", "test-token"));
-    let provider = Arc::new(MetaProvider::new(sim.base_url(), "v23.0", secrets));
-    let sys = System::new(
-        Ports {
-            table: Arc::new(FaultyTable {
-                inner: table,
-                faults: faults.clone(),
-            }),
-            queue: queue.clone(),
-            scheduler: Arc::new(MemoryScheduler::default()),
-            bus: Arc::new(MemoryBus::default()),
-            provider,
-            clock: clock.clone(),
-        },
-        60,
-    );
-    let api = shared::http::operator::router(sys.operator.clone())
-        .layer(axum::middleware::from_fn(shared::http::tenant_from_header));
+    let spawned = Spawn::new(Arc::new(FaultyTable {
+        inner: table,
+        faults: faults.clone(),
+    }))
+    .at(Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap())
+    .simulator(SimConfig {
+        reply_percent: 0,
+        // The frozen clock lets a whole tick's sends out in one clock second; this
+        // test is about at-most-once, not pacing.
+        rate_limit_per_sec: None,
+        ..SimConfig::default()
+    })
+    .spawn()
+    .await;
+    let api = spawned.api.clone();
     let (s, account) = call(
         &api,
         Method::POST,
@@ -357,11 +311,7 @@ async fn harness(table: Arc<dyn Table>, n: usize, faults: Arc<Faults>) -> H {
     );
     faults.enabled.store(true, Ordering::SeqCst);
     H {
-        sys,
-        sim,
-        clock,
-        queue,
-        api,
+        s: spawned,
         faults,
         id,
         phones,
@@ -383,7 +333,7 @@ impl H {
                 .unwrap();
             self.sys.drain_queue().await.unwrap();
             self.clock.advance(Duration::seconds(31));
-            if self.queue.depth() == 0 && self.count(EntryState::Fresh).await == 0 {
+            if self.memory_queue().depth() == 0 && self.count(EntryState::Fresh).await == 0 {
                 return;
             }
         }
@@ -415,7 +365,7 @@ impl H {
     /// Sends per phone at the simulator.
     fn sends(&self) -> HashMap<String, usize> {
         let mut m = HashMap::new();
-        for s in self.sim.sent() {
+        for s in self.simulator().sent() {
             *m.entry(s.to.clone()).or_insert(0) += 1;
         }
         m
@@ -460,7 +410,7 @@ async fn stale_sending_entry_is_reclaimed(table: Arc<dyn Table>) {
     let h = harness(table, 3, Faults::new(7, 0, vec![Point::AfterSend])).await;
     h.run_sender(1).await;
     assert_eq!(h.faults.count(Point::AfterSend), 1);
-    assert_eq!(h.sim.sent().len(), 3, "all three went out");
+    assert_eq!(h.simulator().sent().len(), 3, "all three went out");
     let stuck = h.faults.left_sending.lock().unwrap()[&Point::AfterSend][0].clone();
     let entries = h.entries().await;
     let e = entries.iter().find(|e| e.phone.as_str() == stuck).unwrap();
@@ -512,8 +462,12 @@ async fn reclaimed_entry_is_never_resent(table: Arc<dyn Table>) {
     h.run_sender(1).await;
     assert_eq!(h.faults.count(Point::AfterClaim), 1);
     let stuck = h.faults.left_sending.lock().unwrap()[&Point::AfterClaim][0].clone();
-    assert_eq!(h.sim.sent().len(), 2);
-    assert_eq!(h.queue.depth(), 1, "the failed record waits for redelivery");
+    assert_eq!(h.simulator().sent().len(), 2);
+    assert_eq!(
+        h.memory_queue().depth(),
+        1,
+        "the failed record waits for redelivery"
+    );
     h.faults.enabled.store(false, Ordering::SeqCst);
 
     h.clock.advance(SENDING_STALE_AFTER);
@@ -531,7 +485,7 @@ async fn reclaimed_entry_is_never_resent(table: Arc<dyn Table>) {
 
     // The queue redelivers the record: it finds the entry not claimable.
     assert_eq!(h.sys.drain_queue().await.unwrap(), 1);
-    assert_eq!(h.queue.depth(), 0);
+    assert_eq!(h.memory_queue().depth(), 0);
     // The dispatcher never picks RETRY entries, not even after a resume clears cursors.
     h.run_sender(3).await;
     let (s, body) = call(
@@ -559,7 +513,7 @@ async fn reclaimed_entry_is_never_resent(table: Arc<dyn Table>) {
         .await;
     assert!(again.is_empty());
 
-    assert_eq!(h.sim.sent().len(), 2);
+    assert_eq!(h.simulator().sent().len(), 2);
     assert!(
         !h.sends().contains_key(&stuck),
         "the reclaimed entry was never sent"
@@ -607,7 +561,11 @@ async fn r4_10_killing_the_sender_at_random_points_never_sends_twice() {
     )
     .await;
     h.run_sender(200).await;
-    assert_eq!(h.queue.depth(), 0, "every record was eventually handled");
+    assert_eq!(
+        h.memory_queue().depth(),
+        0,
+        "every record was eventually handled"
+    );
     h.faults.enabled.store(false, Ordering::SeqCst);
     let injected: BTreeMap<Point, usize> = h.faults.injected.lock().unwrap().clone();
     eprintln!("entries: {ENTRIES}, faults injected: {injected:?}");
@@ -626,16 +584,16 @@ async fn r4_10_killing_the_sender_at_random_points_never_sends_twice() {
     let stuck = h.faults.count(Point::AfterClaim) + h.faults.count(Point::AfterSend);
     assert_eq!(report.reclaimed, stuck);
     // Nothing more goes out afterwards.
-    let sent_before = h.sim.sent().len();
+    let sent_before = h.simulator().sent().len();
     h.run_sender(3).await;
-    assert_eq!(h.sim.sent().len(), sent_before);
+    assert_eq!(h.simulator().sent().len(), sent_before);
 
     // Zero duplicates at the simulator.
     let sends = h.sends();
     let duplicates: Vec<_> = sends.iter().filter(|(_, n)| **n > 1).collect();
     eprintln!(
         "sends: {}, distinct phones: {}, duplicates: {}",
-        h.sim.sent().len(),
+        h.simulator().sent().len(),
         sends.len(),
         duplicates.len()
     );
@@ -676,6 +634,10 @@ async fn r4_10_killing_the_sender_at_random_points_never_sends_twice() {
     eprintln!("entries by state: {by_state:?}");
     assert_eq!(by_state.get("RETRY").copied().unwrap_or(0), stuck);
     assert!(!by_state.contains_key("FRESH") && !by_state.contains_key("SENDING"));
-    assert!(h.sim.sent().iter().all(|s| h.phones.contains(&s.to)));
+    assert!(h
+        .simulator()
+        .sent()
+        .iter()
+        .all(|s| h.phones.contains(&s.to)));
     h.assert_counters_equal_recount().await;
 }

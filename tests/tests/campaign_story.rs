@@ -4,28 +4,21 @@
 //! out and the campaign completes. It runs on the in-memory adapters and on DynamoDB,
 //! SQS, EventBridge and Scheduler served by the local emulator.
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
-use axum::Router;
+use axum::http::{Method, StatusCode};
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::{json, Value};
 use shared::adapters::aws;
 use shared::app::campaigns::launch_schedule_name;
 use shared::domain::events::DomainEvent;
 use shared::domain::stats;
-use shared::http::webhook::{self, QueueSink, WebhookState};
 use shared::lambda;
 use shared::ports::Clock;
-use shared::providers::meta::{self, MetaProvider};
+use shared::providers::meta;
 use std::sync::Arc;
-use testkit::local::{Ports, System};
-use testkit::memory::{
-    ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, MemorySecrets, MemoryTable,
-};
-use testkit::simulator::{ReplyKind, SimConfig, Simulator};
-use tower::ServiceExt;
+use testkit::harness::{call, Spawn, Spawned};
+use testkit::memory::{MemoryScheduler, MemoryTable};
+use testkit::simulator::{ReplyKind, SimConfig};
 
-const SECRET: &str = "test-app-secret";
 const LAUNCHER_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:launcher";
 
 enum Sched {
@@ -34,95 +27,49 @@ enum Sched {
 }
 
 struct Harness {
-    sys: System,
-    sim: Simulator,
-    clock: Arc<ManualClock>,
-    api: Router,
+    s: Spawned,
     sched: Sched,
-    bus: Option<Arc<MemoryBus>>,
-    webhook_url: String,
 }
 
-async fn call(
-    api: &Router,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", "application/json")
-        .header("x-tenant-id", "acme")
-        .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
-        .unwrap();
-    let resp = api.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+impl std::ops::Deref for Harness {
+    type Target = Spawned;
+    fn deref(&self) -> &Spawned {
+        &self.s
+    }
 }
 
+/// The system on `table` sending to the simulator, whose webhooks reach the webhook router
+/// on loopback and are queued for the inbound worker; `queue` and `bus` default to the
+/// in-memory ones.
 async fn harness(
     table: Arc<dyn shared::ports::Table>,
-    make_queue: impl FnOnce(Arc<dyn Clock>) -> Arc<dyn shared::ports::Queue>,
+    queue: Option<Arc<dyn shared::ports::Queue>>,
     sched: Sched,
     bus: Option<Arc<dyn shared::ports::EventBus>>,
 ) -> Harness {
-    let clock = Arc::new(ManualClock::frozen(
-        Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap(),
-    ));
-    let queue = make_queue(clock.clone());
-    let sim = Simulator::start(
-        SimConfig {
-            reply_percent: 0,
-            ..SimConfig::default()
-        },
-        clock.clone(),
-    )
-    .await
-    .unwrap();
-    let secrets = Arc::new(MemorySecrets::default().with("env:SIM_TOKEN", "test-token"));
-    let provider = Arc::new(MetaProvider::new(sim.base_url(), "v23.0", secrets));
-    let memory_bus = Arc::new(MemoryBus::default());
     let scheduler: Arc<dyn shared::ports::Scheduler> = match &sched {
         Sched::Memory(s) => s.clone(),
         Sched::Aws(s) => s.clone(),
     };
-    let sys = System::new(
-        Ports {
-            table,
-            queue,
-            scheduler,
-            bus: bus.clone().unwrap_or_else(|| memory_bus.clone()),
-            provider,
-            clock: clock.clone(),
-        },
-        60,
-    );
-    let hook = webhook::router(Arc::new(WebhookState {
-        sink: QueueSink::on(sys.inbound_queue.clone()),
-        app_secret: SECRET.into(),
-        verify_token: "test-verify-token".into(),
-    }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let webhook_url = format!("http://{}/webhooks/meta", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
-    sim.set_webhook_url(webhook_url.clone());
-    let api = shared::http::operator::router(sys.operator.clone())
-        .layer(axum::middleware::from_fn(shared::http::tenant_from_header));
+    let mut spawn = Spawn::new(table)
+        .at(Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap())
+        .simulator(SimConfig {
+            reply_percent: 0,
+            ..SimConfig::default()
+        })
+        .scheduler(scheduler)
+        .queue_webhooks()
+        .serve_webhooks(true)
+        .verify_token("test-verify-token");
+    if let Some(queue) = queue {
+        spawn = spawn.queue(queue);
+    }
+    if let Some(bus) = bus {
+        spawn = spawn.bus(bus);
+    }
     Harness {
-        sys,
-        sim,
-        clock,
-        api,
+        s: spawn.spawn().await,
         sched,
-        bus: bus.is_none().then_some(memory_bus),
-        webhook_url,
     }
 }
 
@@ -304,7 +251,7 @@ async fn story(h: Harness) {
 
     // Sends reach the simulator through the Meta adapter, rendered per contact.
     assert_eq!(h.sys.drain_queue().await.unwrap(), 10);
-    let sent = h.sim.sent();
+    let sent = h.simulator().sent();
     assert_eq!(sent.len(), 10);
     let to_first = sent
         .iter()
@@ -325,12 +272,12 @@ async fn story(h: Harness) {
         )])
         .await;
     assert!(again.is_empty());
-    assert_eq!(h.sim.sent().len(), 10);
+    assert_eq!(h.simulator().sent().len(), 10);
 
     // Statuses and replies come back as signed webhooks, queued for the inbound worker.
-    h.sim.idle().await;
+    h.simulator().idle().await;
     assert!(
-        h.sim.webhooks().iter().all(|w| w.accepted()),
+        h.simulator().webhooks().iter().all(|w| w.accepted()),
         "every webhook accepted"
     );
     assert_eq!(h.sys.drain_inbound().await.unwrap(), 30);
@@ -338,7 +285,7 @@ async fn story(h: Harness) {
     let repliers = 3;
     for p in &phones()[..3] {
         let posted = h
-            .sim
+            .simulator()
             .post_reply(p, ReplyKind::Button("Yes".into()))
             .await
             .unwrap();
@@ -367,9 +314,11 @@ async fn story(h: Harness) {
     );
 
     // A tampered webhook is refused and changes nothing.
-    let body = h.sim.webhooks()[0].body.replace("\"sent\"", "\"failed\"");
+    let body = h.simulator().webhooks()[0]
+        .body
+        .replace("\"sent\"", "\"failed\"");
     let resp = reqwest::Client::new()
-        .post(&h.webhook_url)
+        .post(h.webhook_url.as_deref().unwrap())
         .header(
             "x-hub-signature-256",
             meta::signature_header(b"wrong-secret", body.as_bytes()),
@@ -441,7 +390,7 @@ async fn walking_skeleton_story_on_in_memory_adapters() {
     let sched = Arc::new(MemoryScheduler::default());
     let h = harness(
         Arc::new(MemoryTable::new()),
-        |clock| Arc::new(MemoryQueue::new(clock)),
+        None,
         Sched::Memory(sched),
         None,
     )
@@ -482,7 +431,7 @@ async fn walking_skeleton_story_on_aws_emulator() {
     ));
     let h = harness(
         Arc::new(aws::dynamo::DynamoTable::new(ddb, table_name)),
-        move |_| Arc::new(aws::sqs::SqsQueue::new(sqs, queue_url)),
+        Some(Arc::new(aws::sqs::SqsQueue::new(sqs, queue_url))),
         Sched::Aws(scheduler),
         Some(Arc::new(aws::eventbridge::EventBridgeBus::new(
             eb,

@@ -4,91 +4,41 @@
 //! manual clock shared by the queue and the simulator, so "a minute" is exact and the
 //! simulator's 80 messages/s limit is judged on the same seconds the dispatcher planned.
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
-use axum::Router;
+use axum::http::{Method, StatusCode};
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::{json, Value};
 use shared::domain::hopper::EntryState;
 use shared::domain::stats;
-use shared::ports::{Clock, Table};
-use shared::providers::meta::MetaProvider;
+use shared::ports::Clock;
 use shared::repo;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use testkit::local::{Ports, System};
-use testkit::memory::{
-    ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, MemorySecrets, MemoryTable,
-};
-use testkit::simulator::{SimConfig, SimFailure, Simulator};
-use tower::ServiceExt;
+use testkit::harness::{Spawn, Spawned};
+use testkit::memory::MemoryTable;
+use testkit::simulator::{SimConfig, SimFailure};
 
-struct Harness {
-    sys: System,
-    sim: Simulator,
-    clock: Arc<ManualClock>,
-    api: Router,
-    table: Arc<dyn Table>,
+struct Harness(Spawned);
+
+impl std::ops::Deref for Harness {
+    type Target = Spawned;
+    fn deref(&self) -> &Spawned {
+        &self.0
+    }
 }
 
 async fn harness() -> Harness {
-    let clock = Arc::new(ManualClock::frozen(
-        Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap(),
-    ));
-    let sim = Simulator::start(
-        SimConfig {
+    let spawned = Spawn::new(Arc::new(MemoryTable::default()))
+        .at(Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap())
+        .simulator(SimConfig {
             reply_percent: 0,
             ..SimConfig::default()
-        },
-        clock.clone(),
-    )
-    .await
-    .unwrap();
-    let secrets = Arc::new(MemorySecrets::default().with("env:SIM_TOKEN", "test-token"));
-    let provider = Arc::new(MetaProvider::new(sim.base_url(), "v23.0", secrets));
-    let table: Arc<dyn Table> = Arc::new(MemoryTable::default());
-    let sys = System::new(
-        Ports {
-            table: table.clone(),
-            queue: Arc::new(MemoryQueue::new(clock.clone())),
-            scheduler: Arc::new(MemoryScheduler::default()),
-            bus: Arc::new(MemoryBus::default()),
-            provider,
-            clock: clock.clone(),
-        },
-        60,
-    );
-    let api = shared::http::operator::router(sys.operator.clone())
-        .layer(axum::middleware::from_fn(shared::http::tenant_from_header));
-    Harness {
-        sys,
-        sim,
-        clock,
-        api,
-        table,
-    }
+        })
+        .spawn()
+        .await;
+    Harness(spawned)
 }
 
 impl Harness {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("content-type", "application/json")
-            .header("x-tenant-id", "acme")
-            .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
-            .unwrap();
-        let resp = self.api.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-
     async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
         let (s, v) = self.call(method, path, body).await;
         assert!(s.is_success(), "{path}: {s} {v}");
@@ -188,7 +138,7 @@ impl Harness {
     /// Accepted sends per phone at the simulator.
     fn sends_per_phone(&self) -> HashMap<String, usize> {
         let mut m = HashMap::new();
-        for s in self.sim.sent() {
+        for s in self.simulator().sent() {
             *m.entry(s.to).or_insert(0) += 1;
         }
         m
@@ -251,7 +201,7 @@ async fn pain1_resume_after_pause_sends_nobody_twice() {
     let id = h.campaign(&s, "Resume", 10, &s.phones).await;
     h.launch(&id).await;
     h.run(25, 1000).await;
-    let before_pause = h.sim.sent().len();
+    let before_pause = h.simulator().sent().len();
     assert!(
         (200..=300).contains(&before_pause),
         "about 10/s for 25 s: {before_pause}"
@@ -260,7 +210,11 @@ async fn pain1_resume_after_pause_sends_nobody_twice() {
         .await;
     // The rest of the tick's queued messages come due while paused: none goes out.
     h.run(120, 1000).await;
-    assert_eq!(h.sim.sent().len(), before_pause, "nothing new while paused");
+    assert_eq!(
+        h.simulator().sent().len(),
+        before_pause,
+        "nothing new while paused"
+    );
     h.ok(Method::POST, &format!("/campaigns/{id}/resume"), None)
         .await;
     // Overlapping jobs: two launcher ticks at once, and a batch delivered twice.
@@ -299,10 +253,11 @@ async fn pain2_retry_sends_only_the_temporary_failures() {
     let s = h.setup(80, 60).await;
     let (temporary, permanent) = (&s.phones[0..5], &s.phones[5..8]);
     for p in temporary {
-        h.sim.set_failure(p, SimFailure::temporary().times(1));
+        h.simulator()
+            .set_failure(p, SimFailure::temporary().times(1));
     }
     for p in permanent {
-        h.sim.set_failure(p, SimFailure::permanent());
+        h.simulator().set_failure(p, SimFailure::permanent());
     }
     let id = h.campaign(&s, "Retry", 20, &s.phones).await;
     h.launch(&id).await;
@@ -311,7 +266,7 @@ async fn pain2_retry_sends_only_the_temporary_failures() {
     assert_eq!(states.get(&EntryState::Retry), Some(&5), "{states:?}");
     assert_eq!(states.get(&EntryState::Failed), Some(&3), "{states:?}");
     assert_eq!(states.get(&EntryState::Pending), Some(&52), "{states:?}");
-    assert_eq!(h.sim.sent().len(), 52);
+    assert_eq!(h.simulator().sent().len(), 52);
 
     // The response timeout passes: the campaign completes with the failures left.
     h.clock.advance(Duration::days(1) + Duration::minutes(1));
@@ -335,7 +290,7 @@ async fn pain2_retry_sends_only_the_temporary_failures() {
         assert_eq!(per_phone.get(p), None, "permanent failure never sent");
     }
     assert_eq!(
-        h.sim.sent().len(),
+        h.simulator().sent().len(),
         57,
         "52 successes once, 5 retried, 0 permanent"
     );
@@ -357,9 +312,13 @@ async fn pain3_pause_takes_effect_within_one_tick_and_resume_continues() {
     h.run(10, 1000).await;
     h.ok(Method::POST, &format!("/campaigns/{id}/pause"), None)
         .await;
-    let at_pause = h.sim.sent().len();
+    let at_pause = h.simulator().sent().len();
     h.run(61, 1000).await;
-    assert_eq!(h.sim.sent().len(), at_pause, "no send after the pause");
+    assert_eq!(
+        h.simulator().sent().len(),
+        at_pause,
+        "no send after the pause"
+    );
     assert_eq!(h.status(&id).await, "PAUSED");
     h.ok(Method::POST, &format!("/campaigns/{id}/resume"), None)
         .await;
@@ -368,7 +327,7 @@ async fn pain3_pause_takes_effect_within_one_tick_and_resume_continues() {
     let resumed_at = h.clock.now();
     h.run(121, 1000).await;
     let first_after = h
-        .sim
+        .simulator()
         .sent()
         .iter()
         .map(|r| r.at)
@@ -380,14 +339,14 @@ async fn pain3_pause_takes_effect_within_one_tick_and_resume_continues() {
         "within one tick"
     );
     assert!(
-        h.sim.sent().len() >= at_pause + 590,
+        h.simulator().sent().len() >= at_pause + 590,
         "sending again at 10/s after resume"
     );
     h.run(180, 1000).await;
     assert_eq!(h.sends_per_phone().len(), 1500);
     assert!(h.sends_per_phone().values().all(|n| *n == 1));
     // The send times after resume hold the rate: no catch-up burst.
-    let per_second = h.sim.sent_per_second();
+    let per_second = h.simulator().sent_per_second();
     let after: Vec<usize> = per_second
         .iter()
         .filter(|(s, _)| **s >= resumed_at.timestamp())
@@ -406,15 +365,15 @@ async fn pain3_pause_takes_effect_within_one_tick_and_resume_continues() {
 #[tokio::test]
 async fn pain4_80_per_second_against_a_limit_of_80_has_no_throttling_and_holds_the_rate() {
     let h = harness().await;
-    assert_eq!(h.sim.rate_limit(), Some(80));
+    assert_eq!(h.simulator().rate_limit(), Some(80));
     let s = h.setup(80, 10_000).await;
     let id = h.campaign(&s, "Fast", 80, &s.phones).await;
     h.launch(&id).await;
     let start = h.clock.now().timestamp();
     // Two full minutes, with the sender polling every 250 ms.
     h.run(120, 250).await;
-    assert_eq!(h.sim.throttled().len(), 0, "no 130429 at all");
-    let per_second = h.sim.sent_per_second();
+    assert_eq!(h.simulator().throttled().len(), 0, "no 130429 at all");
+    let per_second = h.simulator().sent_per_second();
     assert!(
         per_second.values().all(|n| *n <= 80),
         "never above 80 in a second"
@@ -447,15 +406,15 @@ async fn pain5_two_campaigns_on_one_account_share_its_limit() {
     let start = h.clock.now().timestamp();
     h.run(120, 250).await;
     assert_eq!(
-        h.sim.throttled().len(),
+        h.simulator().throttled().len(),
         0,
         "the account's limit was never exceeded"
     );
-    let per_second = h.sim.sent_per_second();
+    let per_second = h.simulator().sent_per_second();
     assert!(per_second.values().all(|n| *n <= 80), "{per_second:?}");
     // Per campaign: who each send belongs to, from its callback data.
     let mut per_campaign: HashMap<String, usize> = HashMap::new();
-    for rec in h.sim.sent() {
+    for rec in h.simulator().sent() {
         if rec.at.timestamp() >= start + 60 && rec.at.timestamp() < start + 120 {
             let data = rec.callback_data.unwrap_or_default();
             let owner = if data.contains(&a) { &a } else { &b };

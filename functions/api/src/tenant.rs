@@ -5,7 +5,7 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 use lambda_http::request::RequestContext;
-use shared::http::{is_valid_tenant, TenantId};
+use shared::http::TenantId;
 
 pub async fn from_authorizer(claim: String, mut req: Request, next: Next) -> Response {
     let tenant = match req.extensions().get::<RequestContext>() {
@@ -14,12 +14,11 @@ pub async fn from_authorizer(claim: String, mut req: Request, next: Next) -> Res
             .as_ref()
             .and_then(|a| a.jwt.as_ref())
             .and_then(|j| j.claims.get(&claim))
-            .filter(|t| is_valid_tenant(t))
-            .cloned(),
+            .and_then(|t| TenantId::parse(t).ok()),
         _ => None,
     };
     if let Some(t) = tenant {
-        req.extensions_mut().insert(TenantId(t));
+        req.extensions_mut().insert(t);
     }
     // Without a tenant the handlers answer 401.
     next.run(req).await

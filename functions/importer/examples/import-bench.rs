@@ -213,14 +213,15 @@ async fn main() -> anyhow::Result<()> {
         tuning: tuning.clone(),
     };
     let rss_before = status_kb("VmRSS:");
-    let ticket = svc.create_upload("bench", None, None).await?;
+    let tenant = shared::domain::ids::TenantId::parse("bench")?;
+    let ticket = svc.create_upload(&tenant, None, None).await?;
     let id = ticket.import.id;
     let started = Instant::now();
     let mut invocations = 0;
     let finished = loop {
         invocations += 1;
         match svc
-            .run("bench", &id, &format!("run-{invocations}"), budget)
+            .run(&tenant, &id, &format!("run-{invocations}"), budget)
             .await?
         {
             RunOutcome::Continue(_) => continue,

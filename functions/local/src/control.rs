@@ -51,7 +51,9 @@ async fn upload(
     body: axum::body::Bytes,
 ) -> Result<axum::http::StatusCode, ApiError> {
     use shared::ports::ObjectStore;
-    let Some((tenant, id)) = shared::domain::import::parse_object_key(&key) else {
+    let parsed = shared::domain::import::parse_object_key(&key)
+        .and_then(|(t, id)| Some((shared::http::TenantId::parse(&t).ok()?, id)));
+    let Some((tenant, id)) = parsed else {
         return Err(ApiError::new(
             axum::http::StatusCode::NOT_FOUND,
             "not_found",

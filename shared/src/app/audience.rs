@@ -22,6 +22,7 @@ use super::{busy, retry_on_conflict, AppResult};
 use crate::domain::campaign::Campaign;
 use crate::domain::contact::{index_keys, CheckedKey, Contact, ContactList, NewContact, Segment};
 use crate::domain::hopper::{EntryState, HopperEntry};
+use crate::domain::ids::{CampaignId, TenantId};
 use crate::domain::inbound::EntryRef;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::stats;
@@ -251,7 +252,7 @@ impl Audience {
     /// a bad one changes nothing; errors name it (`[3].phone`).
     pub async fn upsert_contacts(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         input: Vec<NewContact>,
     ) -> AppResult<Vec<Contact>> {
         if input.len() > MAX_CONTACTS_PER_REQUEST {
@@ -283,7 +284,7 @@ impl Audience {
     /// any, must be the same number.
     pub async fn upsert_contact(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         phone: Option<&str>,
         mut input: NewContact,
     ) -> AppResult<Contact> {
@@ -305,7 +306,7 @@ impl Audience {
         Ok(u.contact)
     }
 
-    pub async fn get_contact(&self, tenant: &str, phone: &str) -> AppResult<Contact> {
+    pub async fn get_contact(&self, tenant: &TenantId, phone: &str) -> AppResult<Contact> {
         let p = PhoneNumber::parse(phone)?;
         repo::get_contact(&*self.table, tenant, &p)
             .await?
@@ -314,7 +315,7 @@ impl Audience {
 
     pub async fn list_contacts(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         limit: u32,
         cursor: Option<String>,
     ) -> AppResult<(Vec<Contact>, Option<String>)> {
@@ -322,7 +323,7 @@ impl Audience {
     }
 
     /// Deletes a contact with its list memberships and index items (see the module docs).
-    pub async fn delete_contact(&self, tenant: &str, phone: &str) -> AppResult<()> {
+    pub async fn delete_contact(&self, tenant: &TenantId, phone: &str) -> AppResult<()> {
         let p = PhoneNumber::parse(phone)?;
         let rec = repo::load_contact(&*self.table, tenant, &p).await?;
         let Some(c) = &rec.contact else {
@@ -338,13 +339,17 @@ impl Audience {
         Ok(())
     }
 
-    pub async fn create_list(&self, tenant: &str, name: Option<String>) -> AppResult<ContactList> {
+    pub async fn create_list(
+        &self,
+        tenant: &TenantId,
+        name: Option<String>,
+    ) -> AppResult<ContactList> {
         let l = ContactList::create(tenant, name, self.now())?;
         repo::put_list(&*self.table, &l).await?;
         Ok(l)
     }
 
-    pub async fn get_list(&self, tenant: &str, id: &str) -> AppResult<ContactList> {
+    pub async fn get_list(&self, tenant: &TenantId, id: &str) -> AppResult<ContactList> {
         repo::get_list(&*self.table, tenant, id)
             .await?
             .ok_or_else(|| DomainError::not_found("list", id).into())
@@ -353,7 +358,7 @@ impl Audience {
     /// Adds existing contacts to a list; unknown or malformed phones name their index.
     pub async fn add_list_members(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         list: &str,
         phones: Vec<String>,
     ) -> AppResult<usize> {
@@ -382,7 +387,7 @@ impl Audience {
     /// One page of a list's members (phones, in phone order).
     pub async fn list_members(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         list: &str,
         limit: u32,
         cursor: Option<String>,
@@ -404,8 +409,8 @@ impl Audience {
     /// after the dispatch cursors and go out on the next ticks.
     pub async fn attach_list(
         &self,
-        tenant: &str,
-        campaign_id: &str,
+        tenant: &TenantId,
+        campaign_id: &CampaignId,
         list_id: &str,
     ) -> AppResult<AttachResult> {
         let campaign = self.audience_campaign(tenant, campaign_id).await?;
@@ -432,8 +437,8 @@ impl Audience {
     /// checks the others on each contact.
     pub async fn attach_segment(
         &self,
-        tenant: &str,
-        campaign_id: &str,
+        tenant: &TenantId,
+        campaign_id: &CampaignId,
         segment: &Segment,
     ) -> AppResult<AttachResult> {
         let seg = segment.normalised()?;

@@ -16,6 +16,7 @@ use crate::domain::blocklist::{
     MAX_NUMBERS_PER_REQUEST,
 };
 use crate::domain::campaign::CampaignStatus;
+use crate::domain::ids::TenantId;
 use crate::domain::DomainError;
 use crate::repo;
 use crate::repo::blocklists as store;
@@ -75,7 +76,7 @@ fn not_found(id: &str) -> DomainError {
 impl BlockLists {
     pub async fn create_block_list(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         input: NewBlockList,
     ) -> AppResult<BlockList> {
         let mut l = BlockList::create(tenant, input, self.now())?;
@@ -84,7 +85,7 @@ impl BlockLists {
     }
 
     /// The block list as operators see it: one being deleted is already gone.
-    pub async fn get_block_list(&self, tenant: &str, id: &str) -> AppResult<BlockList> {
+    pub async fn get_block_list(&self, tenant: &TenantId, id: &str) -> AppResult<BlockList> {
         check_id("id", id).map_err(|_| not_found(id))?;
         match store::get_block_list(&*self.table, tenant, id).await? {
             Some(l) if !l.deleting => Ok(l),
@@ -95,7 +96,7 @@ impl BlockLists {
     /// One page of the tenant's block lists, oldest first.
     pub async fn list_block_lists(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         limit: u32,
         cursor: Option<String>,
     ) -> AppResult<(Vec<BlockList>, Option<String>)> {
@@ -105,7 +106,11 @@ impl BlockLists {
     }
 
     /// Deletes a block list and its numbers within [`DELETE_TIME_BUDGET`].
-    pub async fn delete_block_list(&self, tenant: &str, id: &str) -> AppResult<BlockListDeletion> {
+    pub async fn delete_block_list(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> AppResult<BlockListDeletion> {
         self.delete_block_list_within(tenant, id, DELETE_TIME_BUDGET, DELETE_PAGE)
             .await
     }
@@ -115,7 +120,7 @@ impl BlockLists {
     /// list. Refused (409) while a campaign that may still send attaches it.
     pub async fn delete_block_list_within(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         id: &str,
         budget: Duration,
         page: u32,
@@ -144,7 +149,7 @@ impl BlockLists {
             removed += n;
             if started.elapsed() >= budget {
                 tracing::info!(
-                    tenant,
+                    tenant = %tenant,
                     block_list = id,
                     removed,
                     "block list delete continues later"
@@ -153,7 +158,7 @@ impl BlockLists {
             }
         }
         store::delete_block_list_item(&*self.table, tenant, id).await?;
-        tracing::info!(tenant, block_list = id, removed, "block list deleted");
+        tracing::info!(tenant = %tenant, block_list = id, removed, "block list deleted");
         Ok(BlockListDeletion::Deleted)
     }
 
@@ -191,7 +196,7 @@ impl BlockLists {
     /// position and the rest added.
     pub async fn add_blocked_numbers(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         id: &str,
         phones: Vec<String>,
     ) -> AppResult<NumbersAdded> {
@@ -247,7 +252,7 @@ impl BlockLists {
     /// The number as the block list holds it, or 404.
     pub async fn get_blocked_number(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         id: &str,
         phone: &str,
     ) -> AppResult<BlockedNumber> {
@@ -261,7 +266,7 @@ impl BlockLists {
     /// Takes a number off a block list; 404 when it is not on it.
     pub async fn remove_blocked_number(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         id: &str,
         phone: &str,
     ) -> AppResult<()> {
@@ -273,7 +278,7 @@ impl BlockLists {
     /// One page of a block list's numbers, in phone order.
     pub async fn list_blocked_numbers(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         id: &str,
         limit: u32,
         cursor: Option<String>,
@@ -286,17 +291,21 @@ impl BlockLists {
 
     /// Puts a contact on the tenant's opt-out list. Returns the record and whether this
     /// call added it (an opt-out already there keeps its first time, source and note).
-    pub async fn add_opt_out(&self, tenant: &str, input: NewOptOut) -> AppResult<(OptOut, bool)> {
+    pub async fn add_opt_out(
+        &self,
+        tenant: &TenantId,
+        input: NewOptOut,
+    ) -> AppResult<(OptOut, bool)> {
         let rec = OptOut::via_api(input, self.now())?;
         if store::put_opt_out_new(&*self.table, tenant, &rec).await? {
-            tracing::info!(tenant, phone = %rec.phone.masked(), "opted out via the API");
+            tracing::info!(tenant = %tenant, phone = %rec.phone.masked(), "opted out via the API");
             return Ok((rec, true));
         }
         let stored = store::get_opt_out(&*self.table, tenant, &rec.phone).await?;
         Ok((stored.unwrap_or(rec), false))
     }
 
-    pub async fn get_opt_out(&self, tenant: &str, phone: &str) -> AppResult<OptOut> {
+    pub async fn get_opt_out(&self, tenant: &TenantId, phone: &str) -> AppResult<OptOut> {
         let p = parse_number(phone, "phone")?;
         store::get_opt_out(&*self.table, tenant, &p)
             .await?
@@ -305,20 +314,20 @@ impl BlockLists {
 
     /// Takes a contact off the opt-out list (campaigns may send to it again); 404 when it
     /// is not on it.
-    pub async fn remove_opt_out(&self, tenant: &str, phone: &str) -> AppResult<()> {
+    pub async fn remove_opt_out(&self, tenant: &TenantId, phone: &str) -> AppResult<()> {
         let p = parse_number(phone, "phone")?;
         if !store::is_opted_out(&*self.table, tenant, &p).await? {
             return Err(DomainError::not_found("opt-out", p.masked()).into());
         }
         store::delete_opt_out(&*self.table, tenant, &p).await?;
-        tracing::info!(tenant, phone = %p.masked(), "opt-out removed via the API");
+        tracing::info!(tenant = %tenant, phone = %p.masked(), "opt-out removed via the API");
         Ok(())
     }
 
     /// One page of the tenant's opt-outs, in phone order.
     pub async fn list_opt_outs(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         limit: u32,
         cursor: Option<String>,
     ) -> AppResult<(Vec<OptOut>, Option<String>)> {

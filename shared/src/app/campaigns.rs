@@ -8,6 +8,7 @@ use crate::domain::campaign::{
     Campaign, CampaignPatch, CampaignStatus, Channel, Launched, NewCampaign,
 };
 use crate::domain::hopper::HopperEntry;
+use crate::domain::ids::{CampaignId, TenantId};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::stats::{self, HopperCounts, Stats};
 use crate::domain::tenant::{Tenant, TenantSettings};
@@ -125,11 +126,11 @@ fn check_cursor(cursor: &str) -> Result<(), DomainError> {
 impl Campaigns {
     // ---- tenants (R1.8) ----
 
-    pub async fn get_tenant(&self, tenant: &str) -> AppResult<Tenant> {
+    pub async fn get_tenant(&self, tenant: &TenantId) -> AppResult<Tenant> {
         Ok(repo::get_tenant(&*self.table, tenant).await?)
     }
 
-    pub async fn put_tenant(&self, tenant: &str, s: TenantSettings) -> AppResult<Tenant> {
+    pub async fn put_tenant(&self, tenant: &TenantId, s: TenantSettings) -> AppResult<Tenant> {
         let s = &s;
         retry_on_conflict(|_| async move {
             let mut t = repo::get_tenant(&*self.table, tenant).await?;
@@ -142,7 +143,7 @@ impl Campaigns {
     }
 
     /// Whether the tenant may use the campaign endpoints (R1.8).
-    pub async fn campaigns_enabled(&self, tenant: &str) -> AppResult<bool> {
+    pub async fn campaigns_enabled(&self, tenant: &TenantId) -> AppResult<bool> {
         Ok(self.get_tenant(tenant).await?.campaigns_enabled)
     }
 
@@ -150,7 +151,7 @@ impl Campaigns {
 
     pub async fn create_campaign(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         input: NewCampaign,
     ) -> AppResult<CampaignView> {
         let mut c = Campaign::create(tenant, input, self.now())?;
@@ -195,7 +196,11 @@ impl Campaigns {
         Ok(())
     }
 
-    pub async fn get_campaign(&self, tenant: &str, id: &str) -> AppResult<CampaignView> {
+    pub async fn get_campaign(
+        &self,
+        tenant: &TenantId,
+        id: &CampaignId,
+    ) -> AppResult<CampaignView> {
         let c = self.load(tenant, id).await?;
         self.view(c).await
     }
@@ -222,7 +227,7 @@ impl Campaigns {
     /// full pages; the cursor is the id to continue after.
     pub async fn list_campaigns(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         filter: &CampaignFilter,
         limit: u32,
         cursor: Option<String>,
@@ -274,8 +279,8 @@ impl Campaigns {
     /// its schedule.
     pub async fn edit_campaign(
         &self,
-        tenant: &str,
-        id: &str,
+        tenant: &TenantId,
+        id: &CampaignId,
         patch: CampaignPatch,
     ) -> AppResult<CampaignView> {
         let patch = &patch;
@@ -306,8 +311,8 @@ impl Campaigns {
     /// A one-time schedule that launches the campaign at `at`; putting it again moves it.
     async fn put_schedule(&self, c: &Campaign, at: crate::domain::Time) -> AppResult<()> {
         let payload = serde_json::to_string(&crate::lambda::events::LauncherEvent::Launch {
-            tenant: c.tenant.clone(),
-            campaign_id: c.id.clone(),
+            tenant: TenantId::parse(&c.tenant)?,
+            campaign_id: CampaignId::parse(&c.id)?,
         })
         .expect("event serialises");
         self.scheduler
@@ -340,7 +345,7 @@ impl Campaigns {
     }
 
     /// Launch now, or at the start date through a one-time schedule.
-    pub async fn launch(&self, tenant: &str, id: &str) -> AppResult<CampaignView> {
+    pub async fn launch(&self, tenant: &TenantId, id: &CampaignId) -> AppResult<CampaignView> {
         let c = self.load(tenant, id).await?;
         self.check_references(&c).await?;
         let counts = repo::get_counters(&*self.table, tenant, id).await?;
@@ -359,14 +364,14 @@ impl Campaigns {
     }
 
     /// SCHEDULED -> READY; the schedule is deleted (R1.3).
-    pub async fn unschedule(&self, tenant: &str, id: &str) -> AppResult<CampaignView> {
+    pub async fn unschedule(&self, tenant: &TenantId, id: &CampaignId) -> AppResult<CampaignView> {
         let now = self.now();
         let (c, ()) = self.transition(tenant, id, |c| c.unschedule(now)).await?;
         self.drop_schedule(id).await;
         self.view(c).await
     }
 
-    pub async fn pause(&self, tenant: &str, id: &str) -> AppResult<CampaignView> {
+    pub async fn pause(&self, tenant: &TenantId, id: &CampaignId) -> AppResult<CampaignView> {
         let now = self.now();
         let (c, ()) = self.transition(tenant, id, |c| c.pause(None, now)).await?;
         self.view(c).await
@@ -374,7 +379,7 @@ impl Campaigns {
 
     /// Resume continues where it stopped: the dispatcher re-reads each shard from the
     /// start, so entries whose queued messages were dropped while paused go out again.
-    pub async fn resume(&self, tenant: &str, id: &str) -> AppResult<CampaignView> {
+    pub async fn resume(&self, tenant: &TenantId, id: &CampaignId) -> AppResult<CampaignView> {
         let now = self.now();
         let (c, ()) = self.transition(tenant, id, |c| c.resume(now)).await?;
         let mut cursors = repo::get_cursors(&*self.table, tenant, id).await?;
@@ -389,7 +394,7 @@ impl Campaigns {
 
     /// Cancel (R1.5): the campaign stays, CANCELLED and hidden from default listings;
     /// nothing more is sent and its schedule goes. Not undoable.
-    pub async fn cancel(&self, tenant: &str, id: &str) -> AppResult<CampaignView> {
+    pub async fn cancel(&self, tenant: &TenantId, id: &CampaignId) -> AppResult<CampaignView> {
         let now = self.now();
         let (c, ()) = self.transition(tenant, id, |c| c.cancel(now)).await?;
         self.drop_schedule(id).await;
@@ -399,7 +404,7 @@ impl Campaigns {
     /// Delete (R1.5): the campaign disappears at once (DELETING answers as not found)
     /// and the sweeper removes its hopper, counters, cursors, sequence, test campaigns and
     /// owned interactions in bounded chunks, then the campaign. Not undoable.
-    pub async fn delete_campaign(&self, tenant: &str, id: &str) -> AppResult<Campaign> {
+    pub async fn delete_campaign(&self, tenant: &TenantId, id: &CampaignId) -> AppResult<Campaign> {
         let now = self.now();
         let (c, ()) = self
             .transition(tenant, id, |c| c.mark_deleting(now))
@@ -413,8 +418,8 @@ impl Campaigns {
     /// own; it is hidden from default listings and listed by `tests`.
     pub async fn test_campaign(
         &self,
-        tenant: &str,
-        id: &str,
+        tenant: &TenantId,
+        id: &CampaignId,
         phones: Vec<String>,
     ) -> AppResult<CampaignView> {
         let parent = self.load(tenant, id).await?;
@@ -468,7 +473,7 @@ impl Campaigns {
     }
 
     /// The test campaigns of a campaign, oldest first.
-    pub async fn tests(&self, tenant: &str, id: &str) -> AppResult<Vec<CampaignView>> {
+    pub async fn tests(&self, tenant: &TenantId, id: &CampaignId) -> AppResult<Vec<CampaignView>> {
         self.load(tenant, id).await?;
         let mut out = Vec::new();
         for child in repo::test_campaign_ids(&*self.table, tenant, id).await? {
@@ -481,14 +486,14 @@ impl Campaigns {
         Ok(out)
     }
 
-    pub async fn hopper(&self, tenant: &str, id: &str) -> AppResult<HopperCounts> {
+    pub async fn hopper(&self, tenant: &TenantId, id: &CampaignId) -> AppResult<HopperCounts> {
         self.load(tenant, id).await?;
         Ok(HopperCounts::from_counters(
             &repo::get_counters(&*self.table, tenant, id).await?,
         ))
     }
 
-    pub async fn stats(&self, tenant: &str, id: &str) -> AppResult<Stats> {
+    pub async fn stats(&self, tenant: &TenantId, id: &CampaignId) -> AppResult<Stats> {
         self.load(tenant, id).await?;
         Ok(Stats::from_counters(
             &repo::get_counters(&*self.table, tenant, id).await?,

@@ -31,6 +31,7 @@
 use super::{busy, retry_on_conflict, update_campaign, AppResult};
 use crate::domain::campaign::{Campaign, CampaignStatus};
 use crate::domain::hopper::{EntryState, HopperEntry};
+use crate::domain::ids::{CampaignId, TenantId};
 use crate::domain::stats::{self, Delta};
 use crate::domain::{new_id, DomainError, Time};
 use crate::ports::{Clock, EventBus, PortError, Table};
@@ -239,7 +240,11 @@ async fn abort(table: &dyn Table, op: &mut Operation, why: &str, now: Time) -> A
 impl Commands {
     /// Retry campaign (R4.9): validates, stores the operation (or restarts the running
     /// retry) and reopens a COMPLETED campaign as RUNNING. The sweeper does the rest.
-    pub async fn request_retry(&self, tenant: &str, id: &str) -> AppResult<OperationView> {
+    pub async fn request_retry(
+        &self,
+        tenant: &TenantId,
+        id: &CampaignId,
+    ) -> AppResult<OperationView> {
         self.request(tenant, id, OperationKind::Retry).await
     }
 
@@ -248,8 +253,8 @@ impl Commands {
     /// PAUSED. The sweeper does the rest.
     pub async fn request_reset(
         &self,
-        tenant: &str,
-        id: &str,
+        tenant: &TenantId,
+        id: &CampaignId,
         confirm: bool,
     ) -> AppResult<OperationView> {
         if !confirm {
@@ -263,11 +268,11 @@ impl Commands {
     }
 
     /// The campaign's latest operation (reset, retry or expiry) and its progress.
-    pub async fn operation(&self, tenant: &str, id: &str) -> AppResult<OperationView> {
+    pub async fn operation(&self, tenant: &TenantId, id: &CampaignId) -> AppResult<OperationView> {
         let c = super::load_visible(&*self.table, tenant, id).await?;
         let op = repo::commands::get_operation(&*self.table, tenant, id)
             .await?
-            .ok_or_else(|| DomainError::not_found("operation of campaign", id))?;
+            .ok_or_else(|| DomainError::not_found("operation of campaign", id.as_str()))?;
         Ok(OperationView::new(&op, c.status))
     }
 

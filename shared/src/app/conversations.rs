@@ -16,6 +16,7 @@ use crate::domain::conversation::{
     ServiceWindow,
 };
 use crate::domain::hopper::{shard_of, HopperEntry};
+use crate::domain::ids::{CampaignId, TenantId};
 use crate::domain::inbound::EntryRef;
 use crate::domain::outcome::SendFailure;
 use crate::domain::phone::PhoneNumber;
@@ -88,7 +89,7 @@ impl Conversations {
     /// number or a placeholder without a value. `Ok(Err(_))`: the provider refused it.
     pub async fn recontact(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         phone: &str,
         req: RecontactRequest,
     ) -> AppResult<Result<RecontactSent, SendFailure>> {
@@ -276,15 +277,15 @@ impl Views {
     /// campaign or a contact not in its hopper.
     pub async fn conversation(
         &self,
-        tenant: &str,
-        campaign_id: &str,
+        tenant: &TenantId,
+        campaign_id: &CampaignId,
         phone: &str,
     ) -> AppResult<ConversationView> {
         let t = &*self.table;
         let c = self.load(tenant, campaign_id).await?;
         let phone = PhoneNumber::parse(phone)?;
         let r = EntryRef {
-            tenant: tenant.to_owned(),
+            tenant: tenant.to_string(),
             campaign_id: c.id.clone(),
             shard: shard_of(&phone, c.hopper_shards),
             phone: phone.clone(),

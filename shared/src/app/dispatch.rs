@@ -7,6 +7,7 @@
 use super::{update_campaign, AppResult};
 use crate::domain::campaign::{Campaign, CampaignStatus};
 use crate::domain::hopper::{EntryState, HopperEntry};
+use crate::domain::ids::{CampaignId, TenantId};
 use crate::domain::pacing::{self, Slots};
 use crate::domain::Time;
 use crate::ports::{Clock, EventBus, OutMessage, PortError, Queue, Table};
@@ -132,10 +133,10 @@ pub const WAITING_FOR_CALLING_HOURS: &str = "waiting: outside calling hours";
 
 impl Dispatcher {
     /// The one-time schedule of a start date fired. Starting twice is harmless.
-    pub async fn launch(&self, tenant: &str, campaign_id: &str) -> AppResult<usize> {
+    pub async fn launch(&self, tenant: &TenantId, campaign_id: &CampaignId) -> AppResult<usize> {
         let Some(c) = repo::get_campaign(&*self.table, tenant, campaign_id).await? else {
             tracing::warn!(
-                campaign_id,
+                campaign_id = %campaign_id,
                 "schedule fired for a campaign that no longer exists"
             );
             return Ok(0);
@@ -144,7 +145,7 @@ impl Dispatcher {
             // A schedule left behind by a reschedule fires before the new date: ignore it.
             CampaignStatus::Scheduled if c.start_at.is_some_and(|at| at > self.clock.now()) => {
                 tracing::info!(
-                    campaign_id,
+                    campaign_id = %campaign_id,
                     "schedule fired before the campaign's start date (rescheduled); ignored"
                 );
                 return Ok(0);
@@ -152,7 +153,7 @@ impl Dispatcher {
             CampaignStatus::Scheduled => self.start(tenant, campaign_id).await?,
             CampaignStatus::Running => c,
             other => {
-                tracing::info!(campaign_id, status = %other, "schedule fired for a campaign that is not scheduled; ignored");
+                tracing::info!(campaign_id = %campaign_id, status = %other, "schedule fired for a campaign that is not scheduled; ignored");
                 return Ok(0);
             }
         };

@@ -3,6 +3,7 @@
 
 use super::AppResult;
 use crate::domain::hopper_view::{self, EntryView, HopperView};
+use crate::domain::ids::{CampaignId, TenantId};
 use crate::domain::DomainError;
 use crate::repo::hopper_views::{walk_entries, HopperPosition, ReadBudget};
 
@@ -35,8 +36,8 @@ impl Views {
     /// Entries waiting: PENDING (sent, awaiting a reply) unless `state` names another.
     pub async fn pending_entries(
         &self,
-        tenant: &str,
-        id: &str,
+        tenant: &TenantId,
+        id: &CampaignId,
         q: EntryListing,
     ) -> AppResult<EntryPage> {
         self.hopper_entries(tenant, id, HopperView::Pending, q)
@@ -47,8 +48,8 @@ impl Views {
     /// or the one of them `state` names.
     pub async fn history_entries(
         &self,
-        tenant: &str,
-        id: &str,
+        tenant: &TenantId,
+        id: &CampaignId,
         q: EntryListing,
     ) -> AppResult<EntryPage> {
         self.hopper_entries(tenant, id, HopperView::History, q)
@@ -61,8 +62,8 @@ impl Views {
     /// until it is absent.
     pub async fn hopper_entries(
         &self,
-        tenant: &str,
-        id: &str,
+        tenant: &TenantId,
+        id: &CampaignId,
         view: HopperView,
         q: EntryListing,
     ) -> AppResult<EntryPage> {

@@ -30,6 +30,7 @@ use super::audience::Audience;
 use super::audience::{fold_counts, upsert_keyed};
 use super::{AppError, AppResult};
 use crate::domain::contact::{CheckedKey, NewContact};
+use crate::domain::ids::TenantId;
 use crate::domain::import::{
     parse_object_key, ColumnMap, Import, ImportSource, ImportStatus, RowError, MAX_STORED_ERRORS,
 };
@@ -172,7 +173,7 @@ impl ImportService {
     /// `POST /imports`: creates the import and a URL to upload the file to.
     pub async fn create_upload(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         list_id: Option<String>,
         mapping: Option<BTreeMap<String, String>>,
     ) -> AppResult<UploadTicket> {
@@ -198,7 +199,7 @@ impl ImportService {
     /// request id): one worker at a time holds an import.
     pub async fn run(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         id: &str,
         owner: &str,
         budget: Duration,
@@ -283,7 +284,7 @@ impl ImportService {
     /// new function (the local runner, tests).
     pub async fn run_to_end(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         id: &str,
         owner: &str,
         budget: Duration,
@@ -309,6 +310,7 @@ impl ImportService {
         };
         let mut again = Vec::new();
         for (tenant, id) in jobs {
+            let tenant = TenantId::parse(&tenant)?;
             match self.run(&tenant, &id, owner, budget).await? {
                 RunOutcome::Continue(i) => {
                     tracing::info!(import_id = %id, rows = i.rows, line = i.line, "import continues in a new invocation");
@@ -361,7 +363,7 @@ impl Audience {
     /// no phone column (or a bad mapping) is a 422; invalid rows are reported by line.
     pub async fn import_inline(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         body: Bytes,
         list_id: Option<String>,
         mapping: Option<BTreeMap<String, String>>,
@@ -406,14 +408,14 @@ impl Audience {
         view(&*self.table, tenant, &imp.id).await
     }
 
-    pub async fn get_import(&self, tenant: &str, id: &str) -> AppResult<ImportView> {
+    pub async fn get_import(&self, tenant: &TenantId, id: &str) -> AppResult<ImportView> {
         view(&*self.table, tenant, id).await
     }
 
     /// One page of an import's invalid rows, by line.
     pub async fn import_errors(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         id: &str,
         limit: u32,
         cursor: Option<String>,

@@ -10,6 +10,7 @@
 use super::{AppError, AppResult};
 use crate::domain::campaign::{Campaign, CampaignStatus, Channel, TemplateRef};
 use crate::domain::hopper::{shard_of, HopperEntry};
+use crate::domain::ids::{CampaignId, TenantId};
 use crate::domain::inbound::EntryRef;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::pricing::{self, micros_to_amount, PriceCategory};
@@ -275,7 +276,7 @@ impl Reports {
     /// the entries were being counted (statuses or replies arriving while PAUSED): try
     /// again. A send already in flight when the campaign paused can still land between
     /// the count and the repair; recounting again later corrects that too.
-    pub async fn recount_stats(&self, tenant: &str, id: &str) -> AppResult<Recount> {
+    pub async fn recount_stats(&self, tenant: &TenantId, id: &CampaignId) -> AppResult<Recount> {
         let c = self.load(tenant, id).await?;
         if c.status == CampaignStatus::Running {
             return Err(DomainError::Conflict(format!(
@@ -315,8 +316,8 @@ impl Reports {
     /// Records a funnel step a bot flow reached with a contact of the campaign (R6.3).
     pub async fn record_step(
         &self,
-        tenant: &str,
-        id: &str,
+        tenant: &TenantId,
+        id: &CampaignId,
         phone: &str,
         req: StepRequest,
     ) -> AppResult<StepRecorded> {
@@ -325,8 +326,8 @@ impl Reports {
         let not_in_hopper = || DomainError::not_found("contact in the campaign's hopper", phone);
         let phone = PhoneNumber::parse(phone).map_err(|_| not_in_hopper())?;
         let r = EntryRef {
-            tenant: tenant.to_owned(),
-            campaign_id: id.to_owned(),
+            tenant: tenant.to_string(),
+            campaign_id: id.to_string(),
             shard: shard_of(&phone, c.hopper_shards),
             phone: phone.clone(),
         };
@@ -348,7 +349,7 @@ impl Reports {
     }
 
     /// The campaign an export reads (404 when unknown), checked before the answer starts.
-    pub async fn export_campaign(&self, tenant: &str, id: &str) -> AppResult<Campaign> {
+    pub async fn export_campaign(&self, tenant: &TenantId, id: &CampaignId) -> AppResult<Campaign> {
         self.load(tenant, id).await
     }
 
@@ -357,8 +358,8 @@ impl Reports {
     /// For API Gateway and Lambda, whose answers are at most 6 MB and 29 s.
     pub async fn export_chunk(
         &self,
-        tenant: &str,
-        id: &str,
+        tenant: &TenantId,
+        id: &CampaignId,
         cursor: Option<&str>,
         rows: Option<u32>,
     ) -> AppResult<(Bytes, Option<String>)> {
@@ -400,7 +401,11 @@ impl Reports {
     /// The cost estimate of the campaign (R6.4): every entry's number priced by its
     /// country for the template's category, on three bases (the whole audience, sent so
     /// far, delivered so far).
-    pub async fn cost_estimate(&self, tenant: &str, id: &str) -> AppResult<CostEstimate> {
+    pub async fn cost_estimate(
+        &self,
+        tenant: &TenantId,
+        id: &CampaignId,
+    ) -> AppResult<CostEstimate> {
         let c = self.load(tenant, id).await?;
         if c.channel != Channel::Whatsapp {
             return Err(DomainError::Conflict(format!(

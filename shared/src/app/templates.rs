@@ -6,6 +6,7 @@
 use super::{busy, retry_on_conflict, update_campaign, AppError, AppResult};
 use crate::domain::account::{validate_waba_id, Account, NewAccount};
 use crate::domain::campaign::CampaignStatus;
+use crate::domain::ids::{AccountId, TenantId};
 use crate::domain::inbound::TemplateUpdate;
 use crate::domain::template::{
     NewTemplate, ProviderTemplate, Template, TemplateEdit, TemplateKey, TemplateListError,
@@ -299,7 +300,11 @@ pub(crate) async fn provider_reported_status(
 // ---- the operator's use cases ----
 
 impl Templates {
-    pub async fn create_account(&self, tenant: &str, input: NewAccount) -> AppResult<AccountView> {
+    pub async fn create_account(
+        &self,
+        tenant: &TenantId,
+        input: NewAccount,
+    ) -> AppResult<AccountView> {
         let waba_id = input
             .waba_id
             .as_deref()
@@ -322,13 +327,13 @@ impl Templates {
             .ok_or_else(|| DomainError::not_found("account", id).into())
     }
 
-    pub async fn get_account(&self, tenant: &str, id: &str) -> AppResult<AccountView> {
+    pub async fn get_account(&self, tenant: &TenantId, id: &str) -> AppResult<AccountView> {
         let a = self.account(tenant, id).await?;
         let s = repo::get_template_settings(&*self.table, tenant, id).await?;
         Ok(AccountView::new(a, Some(&s)))
     }
 
-    pub async fn list_accounts(&self, tenant: &str) -> AppResult<Vec<AccountView>> {
+    pub async fn list_accounts(&self, tenant: &TenantId) -> AppResult<Vec<AccountView>> {
         let settings = self.settings_by_account(tenant).await?;
         Ok(repo::list_accounts(&*self.table, tenant)
             .await?
@@ -355,8 +360,8 @@ impl Templates {
     /// replaces any template flagged before.
     pub async fn set_recontact_template(
         &self,
-        tenant: &str,
-        account_id: &str,
+        tenant: &TenantId,
+        account_id: &AccountId,
         key: TemplateKey,
     ) -> AppResult<AccountView> {
         let account = self.account(tenant, account_id).await?;
@@ -395,7 +400,7 @@ impl Templates {
     /// new.
     pub async fn create_template(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         input: NewTemplate,
     ) -> AppResult<(TemplateView, bool)> {
         let now = self.now();
@@ -427,7 +432,7 @@ impl Templates {
     /// The tenant's templates, or one account's.
     pub async fn list_templates(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         account_id: Option<&str>,
     ) -> AppResult<Vec<TemplateView>> {
         let templates = match account_id {
@@ -460,8 +465,8 @@ impl Templates {
 
     pub async fn get_template(
         &self,
-        tenant: &str,
-        account_id: &str,
+        tenant: &TenantId,
+        account_id: &AccountId,
         name: &str,
         language: &str,
     ) -> AppResult<TemplateView> {
@@ -474,8 +479,8 @@ impl Templates {
     /// campaign (R1.4); a status that stops sending pauses the campaigns using it (R3.2).
     pub async fn edit_template(
         &self,
-        tenant: &str,
-        account_id: &str,
+        tenant: &TenantId,
+        account_id: &AccountId,
         name: &str,
         language: &str,
         edit: TemplateEdit,
@@ -521,8 +526,8 @@ impl Templates {
     /// account's recontact template, the account has none afterwards.
     pub async fn delete_template(
         &self,
-        tenant: &str,
-        account_id: &str,
+        tenant: &TenantId,
+        account_id: &AccountId,
         name: &str,
         language: &str,
     ) -> AppResult<()> {
@@ -646,14 +651,14 @@ impl TemplateSync {
     /// header, buttons, status, quality, category). Templates only we know are left alone.
     pub async fn sync(
         &self,
-        tenant: &str,
-        account_id: &str,
+        tenant: &TenantId,
+        account_id: &AccountId,
         req: SyncRequest,
     ) -> Result<SyncReport, SyncError> {
         let table = &*self.table;
         let account = repo::get_account(table, tenant, account_id)
             .await?
-            .ok_or_else(|| DomainError::not_found("account", account_id))?;
+            .ok_or_else(|| DomainError::not_found("account", account_id.as_str()))?;
         let waba_id = self
             .resolve_waba_id(tenant, account_id, req.waba_id)
             .await?;
@@ -686,7 +691,7 @@ impl TemplateSync {
                 _ => break,
             }
         }
-        tracing::info!(tenant, account = account_id, waba = %waba_id, pages = report.pages,
+        tracing::info!(tenant = %tenant, account = %account_id, waba = %waba_id, pages = report.pages,
             created = report.created, updated = report.updated, skipped = report.skipped.len(),
             "templates synchronised");
         Ok(report)

@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod hopper;
 pub mod hopper_view;
+pub mod ids;
 pub mod import;
 pub mod inbound;
 pub mod outcome;

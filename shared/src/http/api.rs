@@ -5,7 +5,7 @@
 use super::error::{ApiError, ErrorBody, JsonBody};
 use super::examples as ex;
 use super::respond::{created, ok, R};
-use super::TenantId;
+use super::{Path, TenantId};
 use crate::app::campaigns::{CampaignFilter, CampaignView, Campaigns, Progress};
 use crate::app::Operator;
 use crate::domain::campaign::{
@@ -13,11 +13,12 @@ use crate::domain::campaign::{
     PacingUnit, TemplateRef,
 };
 use crate::domain::hopper::EntryState;
+use crate::domain::ids::CampaignId;
 use crate::domain::stats::{HopperCounts, Stats};
 use crate::domain::tenant::{Tenant, TenantSettings};
 use crate::domain::DomainError;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -169,7 +170,7 @@ fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     )
 )]
 async fn create_campaign(State(a): S, t: TenantId, JsonBody(b): JsonBody<NewCampaign>) -> R {
-    created(a.create_campaign(&t.0, b).await?)
+    created(a.create_campaign(&t, b).await?)
 }
 
 #[utoipa::path(
@@ -193,7 +194,7 @@ async fn list_campaigns(
     let p = query(q)?;
     let filter = p.filter()?;
     let (items, next) = a
-        .list_campaigns(&t.0, &filter, p.limit.unwrap_or(50), p.cursor)
+        .list_campaigns(&t, &filter, p.limit.unwrap_or(50), p.cursor)
         .await?;
     ok(CampaignList {
         items,
@@ -211,8 +212,8 @@ async fn list_campaigns(
             example = json!(ex::not_found())),
     )
 )]
-async fn get_campaign(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
-    ok(a.get_campaign(&t.0, &id).await?)
+async fn get_campaign(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
+    ok(a.get_campaign(&t, &id).await?)
 }
 
 #[utoipa::path(
@@ -238,10 +239,10 @@ async fn get_campaign(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
 async fn edit_campaign(
     State(a): S,
     t: TenantId,
-    Path(id): Path<String>,
+    Path(id): Path<CampaignId>,
     JsonBody(b): JsonBody<CampaignPatch>,
 ) -> R {
-    ok(a.edit_campaign(&t.0, &id, b).await?)
+    ok(a.edit_campaign(&t, &id, b).await?)
 }
 
 #[utoipa::path(
@@ -257,8 +258,8 @@ async fn edit_campaign(
         (status = 404, description = "No such campaign", body = ErrorBody, example = json!(ex::not_found())),
     )
 )]
-async fn delete_campaign(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
-    let c = a.delete_campaign(&t.0, &id).await?;
+async fn delete_campaign(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
+    let c = a.delete_campaign(&t, &id).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Deleting {
@@ -282,8 +283,8 @@ async fn delete_campaign(State(a): S, t: TenantId, Path(id): Path<String>) -> R 
             example = json!({"error": "conflict", "message": "cannot launch campaign cmp_0193a6f0c2d87b21a1f3e2d4c5b6a7f8 while it is DRAFT: missing template"})),
     )
 )]
-async fn launch(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
-    ok(a.launch(&t.0, &id).await?)
+async fn launch(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
+    ok(a.launch(&t, &id).await?)
 }
 
 #[utoipa::path(
@@ -296,8 +297,8 @@ async fn launch(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
         (status = 409, description = "Not SCHEDULED", body = ErrorBody, example = json!(ex::conflict("unschedule", "RUNNING"))),
     )
 )]
-async fn unschedule(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
-    ok(a.unschedule(&t.0, &id).await?)
+async fn unschedule(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
+    ok(a.unschedule(&t, &id).await?)
 }
 
 #[utoipa::path(
@@ -310,8 +311,8 @@ async fn unschedule(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
         (status = 409, description = "Not RUNNING", body = ErrorBody, example = json!(ex::conflict("pause", "READY"))),
     )
 )]
-async fn pause(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
-    ok(a.pause(&t.0, &id).await?)
+async fn pause(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
+    ok(a.pause(&t, &id).await?)
 }
 
 #[utoipa::path(
@@ -324,8 +325,8 @@ async fn pause(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
         (status = 409, description = "Not PAUSED, or its end date passed", body = ErrorBody, example = json!(ex::conflict("resume", "RUNNING"))),
     )
 )]
-async fn resume(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
-    ok(a.resume(&t.0, &id).await?)
+async fn resume(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
+    ok(a.resume(&t, &id).await?)
 }
 
 #[utoipa::path(
@@ -340,8 +341,8 @@ async fn resume(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
         (status = 409, description = "Already COMPLETED or CANCELLED", body = ErrorBody, example = json!(ex::conflict("cancel", "COMPLETED"))),
     )
 )]
-async fn cancel(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
-    ok(a.cancel(&t.0, &id).await?)
+async fn cancel(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
+    ok(a.cancel(&t, &id).await?)
 }
 
 #[utoipa::path(
@@ -364,10 +365,10 @@ async fn cancel(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
 async fn test_campaign(
     State(a): S,
     t: TenantId,
-    Path(id): Path<String>,
+    Path(id): Path<CampaignId>,
     JsonBody(b): JsonBody<TestRequest>,
 ) -> R {
-    created(a.test_campaign(&t.0, &id, b.phones).await?)
+    created(a.test_campaign(&t, &id, b.phones).await?)
 }
 
 #[utoipa::path(
@@ -379,9 +380,9 @@ async fn test_campaign(
         (status = 404, description = "No such campaign", body = ErrorBody, example = json!(ex::not_found())),
     )
 )]
-async fn list_tests(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
+async fn list_tests(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
     ok(TestCampaignList {
-        items: a.tests(&t.0, &id).await?,
+        items: a.tests(&t, &id).await?,
     })
 }
 
@@ -394,8 +395,8 @@ async fn list_tests(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
         (status = 404, description = "No such campaign", body = ErrorBody, example = json!(ex::not_found())),
     )
 )]
-async fn hopper(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
-    ok(a.hopper(&t.0, &id).await?)
+async fn hopper(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
+    ok(a.hopper(&t, &id).await?)
 }
 
 #[utoipa::path(
@@ -407,8 +408,8 @@ async fn hopper(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
         (status = 404, description = "No such campaign", body = ErrorBody, example = json!(ex::not_found())),
     )
 )]
-async fn stats(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
-    ok(a.stats(&t.0, &id).await?)
+async fn stats(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
+    ok(a.stats(&t, &id).await?)
 }
 
 #[utoipa::path(
@@ -421,7 +422,7 @@ async fn stats(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
     )
 )]
 async fn get_tenant(State(a): S, t: TenantId) -> R {
-    ok(a.get_tenant(&t.0).await?)
+    ok(a.get_tenant(&t).await?)
 }
 
 #[utoipa::path(
@@ -436,7 +437,7 @@ async fn get_tenant(State(a): S, t: TenantId) -> R {
     )
 )]
 async fn put_tenant(State(a): S, t: TenantId, JsonBody(b): JsonBody<TenantSettings>) -> R {
-    ok(a.put_tenant(&t.0, b).await?)
+    ok(a.put_tenant(&t, b).await?)
 }
 
 /// The OpenAPI description of the campaign and tenant routes; `openapi::document` merges

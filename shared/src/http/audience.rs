@@ -8,17 +8,18 @@
 
 use super::error::{ApiError, ErrorBody, JsonBody};
 use super::respond::{created, ok, R};
-use super::TenantId;
+use super::{Path, TenantId};
 use crate::app::audience::Audience;
 use crate::app::campaigns::AttachResult;
 use crate::app::import::{ImportService, ImportTuning, ImportView, UploadTicket, INLINE_MAX_BYTES};
 use crate::app::Operator;
 use crate::domain::contact::{Contact, ContactList, NewContact, Segment};
+use crate::domain::ids::CampaignId;
 use crate::domain::import::{Column, ColumnMap, Import, ImportSource, ImportStatus, RowError};
 use crate::domain::phone::PhoneNumber;
 use crate::ports::ObjectStore;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -191,9 +192,9 @@ pub struct InlineImport {
 )]
 async fn upsert_contacts(State(a): S, t: TenantId, JsonBody(b): JsonBody<ContactsInput>) -> R {
     match b {
-        ContactsInput::One(c) => created(a.upsert_contact(&t.0, None, c).await?),
+        ContactsInput::One(c) => created(a.upsert_contact(&t, None, c).await?),
         ContactsInput::Many(cs) => created(ContactItems {
-            items: a.upsert_contacts(&t.0, cs).await?,
+            items: a.upsert_contacts(&t, cs).await?,
         }),
     }
 }
@@ -204,9 +205,7 @@ async fn upsert_contacts(State(a): S, t: TenantId, JsonBody(b): JsonBody<Contact
     responses((status = 200, description = "A page of the tenant's contacts", body = ContactPage))
 )]
 async fn list_contacts(State(a): S, t: TenantId, Query(p): Query<Paging>) -> R {
-    let (items, next_cursor) = a
-        .list_contacts(&t.0, p.limit.unwrap_or(50), p.cursor)
-        .await?;
+    let (items, next_cursor) = a.list_contacts(&t, p.limit.unwrap_or(50), p.cursor).await?;
     ok(ContactPage { items, next_cursor })
 }
 
@@ -220,7 +219,7 @@ async fn list_contacts(State(a): S, t: TenantId, Query(p): Query<Paging>) -> R {
     )
 )]
 async fn get_contact(State(a): S, t: TenantId, Path(phone): Path<String>) -> R {
-    ok(a.get_contact(&t.0, &phone).await?)
+    ok(a.get_contact(&t, &phone).await?)
 }
 
 #[utoipa::path(
@@ -239,7 +238,7 @@ async fn put_contact(
     Path(phone): Path<String>,
     JsonBody(b): JsonBody<NewContact>,
 ) -> R {
-    ok(a.upsert_contact(&t.0, Some(&phone), b).await?)
+    ok(a.upsert_contact(&t, Some(&phone), b).await?)
 }
 
 #[utoipa::path(
@@ -253,7 +252,7 @@ async fn put_contact(
     )
 )]
 async fn delete_contact(State(a): S, t: TenantId, Path(phone): Path<String>) -> R {
-    a.delete_contact(&t.0, &phone).await?;
+    a.delete_contact(&t, &phone).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -344,7 +343,7 @@ async fn import_inline(
             )
         })?),
     };
-    created(a.import_inline(&t.0, bytes, q.list_id, mapping).await?)
+    created(a.import_inline(&t, bytes, q.list_id, mapping).await?)
 }
 
 #[utoipa::path(
@@ -376,7 +375,7 @@ async fn create_import(
         clock: a.clock.clone(),
         tuning: ImportTuning::default(),
     };
-    created(svc.create_upload(&t.0, b.list_id, b.mapping).await?)
+    created(svc.create_upload(&t, b.list_id, b.mapping).await?)
 }
 
 #[utoipa::path(
@@ -388,7 +387,7 @@ async fn create_import(
     )
 )]
 async fn get_import(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
-    ok(a.get_import(&t.0, &id).await?)
+    ok(a.get_import(&t, &id).await?)
 }
 
 #[utoipa::path(
@@ -406,7 +405,7 @@ async fn import_errors(
     Query(p): Query<Paging>,
 ) -> R {
     let (items, next_cursor) = a
-        .import_errors(&t.0, &id, p.limit.unwrap_or(100), p.cursor)
+        .import_errors(&t, &id, p.limit.unwrap_or(100), p.cursor)
         .await?;
     ok(RowErrorPage { items, next_cursor })
 }
@@ -422,7 +421,7 @@ async fn import_errors(
     )
 )]
 async fn create_list(State(a): S, t: TenantId, JsonBody(b): JsonBody<NewList>) -> R {
-    created(a.create_list(&t.0, b.name).await?)
+    created(a.create_list(&t, b.name).await?)
 }
 
 #[utoipa::path(
@@ -434,7 +433,7 @@ async fn create_list(State(a): S, t: TenantId, JsonBody(b): JsonBody<NewList>) -
     )
 )]
 async fn get_list(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
-    ok(a.get_list(&t.0, &id).await?)
+    ok(a.get_list(&t, &id).await?)
 }
 
 #[utoipa::path(
@@ -453,7 +452,7 @@ async fn add_members(
     JsonBody(b): JsonBody<Members>,
 ) -> R {
     ok(Added {
-        added: a.add_list_members(&t.0, &id, b.phones).await?,
+        added: a.add_list_members(&t, &id, b.phones).await?,
     })
 }
 
@@ -473,7 +472,7 @@ async fn list_members(
     Query(p): Query<Paging>,
 ) -> R {
     let (phones, next_cursor) = a
-        .list_members(&t.0, &id, p.limit.unwrap_or(100), p.cursor)
+        .list_members(&t, &id, p.limit.unwrap_or(100), p.cursor)
         .await?;
     ok(MemberPage {
         items: phones.into_iter().map(|phone| Member { phone }).collect(),
@@ -501,10 +500,10 @@ async fn list_members(
 async fn attach_list(
     State(a): S,
     t: TenantId,
-    Path(id): Path<String>,
+    Path(id): Path<CampaignId>,
     JsonBody(b): JsonBody<Attach>,
 ) -> R {
-    ok(a.attach_list(&t.0, &id, &b.list_id).await?)
+    ok(a.attach_list(&t, &id, &b.list_id).await?)
 }
 
 #[utoipa::path(
@@ -527,10 +526,10 @@ async fn attach_list(
 async fn attach_segment(
     State(a): S,
     t: TenantId,
-    Path(id): Path<String>,
+    Path(id): Path<CampaignId>,
     JsonBody(b): JsonBody<Segment>,
 ) -> R {
-    ok(a.attach_segment(&t.0, &id, &b).await?)
+    ok(a.attach_segment(&t, &id, &b).await?)
 }
 
 /// The OpenAPI description of the audience routes, merged into `/openapi.json`.

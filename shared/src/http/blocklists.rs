@@ -3,7 +3,7 @@
 
 use super::error::{ErrorBody, JsonBody};
 use super::respond::{created, ok, R};
-use super::TenantId;
+use super::{Path, TenantId};
 use crate::app::blocklists::BlockLists;
 use crate::app::blocklists::{BlockListDeletion, NumberError, NumbersAdded};
 use crate::app::Operator;
@@ -11,7 +11,7 @@ use crate::domain::blocklist::{
     BlockList, BlockedNumber, NewBlockList, NewOptOut, OptOut, OptOutSource,
 };
 use crate::domain::phone::PhoneNumber;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -111,7 +111,7 @@ pub struct Paging {
     )
 )]
 async fn create_block_list(State(a): S, t: TenantId, JsonBody(b): JsonBody<NewBlockList>) -> R {
-    created(a.create_block_list(&t.0, b).await?)
+    created(a.create_block_list(&t, b).await?)
 }
 
 #[utoipa::path(
@@ -121,7 +121,7 @@ async fn create_block_list(State(a): S, t: TenantId, JsonBody(b): JsonBody<NewBl
 )]
 async fn list_block_lists(State(a): S, t: TenantId, Query(p): Query<Paging>) -> R {
     let (items, next_cursor) = a
-        .list_block_lists(&t.0, p.limit.unwrap_or(50), p.cursor)
+        .list_block_lists(&t, p.limit.unwrap_or(50), p.cursor)
         .await?;
     ok(BlockListPage { items, next_cursor })
 }
@@ -136,7 +136,7 @@ async fn list_block_lists(State(a): S, t: TenantId, Query(p): Query<Paging>) -> 
     )
 )]
 async fn get_block_list(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
-    ok(a.get_block_list(&t.0, &id).await?)
+    ok(a.get_block_list(&t, &id).await?)
 }
 
 #[utoipa::path(
@@ -157,7 +157,7 @@ async fn get_block_list(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
     )
 )]
 async fn delete_block_list(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
-    match a.delete_block_list(&t.0, &id).await? {
+    match a.delete_block_list(&t, &id).await? {
         BlockListDeletion::Deleted => Ok(StatusCode::NO_CONTENT.into_response()),
         BlockListDeletion::InProgress { removed } => Ok((
             StatusCode::ACCEPTED,
@@ -196,7 +196,7 @@ async fn add_numbers(
     Path(id): Path<String>,
     JsonBody(b): JsonBody<BlockNumbers>,
 ) -> R {
-    ok(a.add_blocked_numbers(&t.0, &id, b.phones).await?)
+    ok(a.add_blocked_numbers(&t, &id, b.phones).await?)
 }
 
 #[utoipa::path(
@@ -215,7 +215,7 @@ async fn list_numbers(
     Query(p): Query<Paging>,
 ) -> R {
     let (items, next_cursor) = a
-        .list_blocked_numbers(&t.0, &id, p.limit.unwrap_or(100), p.cursor)
+        .list_blocked_numbers(&t, &id, p.limit.unwrap_or(100), p.cursor)
         .await?;
     ok(BlockedNumberPage { items, next_cursor })
 }
@@ -235,7 +235,7 @@ async fn list_numbers(
     )
 )]
 async fn get_number(State(a): S, t: TenantId, Path((id, phone)): Path<(String, String)>) -> R {
-    ok(a.get_blocked_number(&t.0, &id, &phone).await?)
+    ok(a.get_blocked_number(&t, &id, &phone).await?)
 }
 
 #[utoipa::path(
@@ -252,7 +252,7 @@ async fn get_number(State(a): S, t: TenantId, Path((id, phone)): Path<(String, S
     )
 )]
 async fn remove_number(State(a): S, t: TenantId, Path((id, phone)): Path<(String, String)>) -> R {
-    a.remove_blocked_number(&t.0, &id, &phone).await?;
+    a.remove_blocked_number(&t, &id, &phone).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -273,7 +273,7 @@ async fn remove_number(State(a): S, t: TenantId, Path((id, phone)): Path<(String
     )
 )]
 async fn add_opt_out(State(a): S, t: TenantId, JsonBody(b): JsonBody<NewOptOut>) -> R {
-    match a.add_opt_out(&t.0, b).await? {
+    match a.add_opt_out(&t, b).await? {
         (rec, true) => created(rec),
         (rec, false) => ok(rec),
     }
@@ -289,7 +289,7 @@ async fn add_opt_out(State(a): S, t: TenantId, JsonBody(b): JsonBody<NewOptOut>)
 )]
 async fn list_opt_outs(State(a): S, t: TenantId, Query(p): Query<Paging>) -> R {
     let (items, next_cursor) = a
-        .list_opt_outs(&t.0, p.limit.unwrap_or(100), p.cursor)
+        .list_opt_outs(&t, p.limit.unwrap_or(100), p.cursor)
         .await?;
     ok(OptOutPage { items, next_cursor })
 }
@@ -306,7 +306,7 @@ async fn list_opt_outs(State(a): S, t: TenantId, Query(p): Query<Paging>) -> R {
     )
 )]
 async fn get_opt_out(State(a): S, t: TenantId, Path(phone): Path<String>) -> R {
-    ok(a.get_opt_out(&t.0, &phone).await?)
+    ok(a.get_opt_out(&t, &phone).await?)
 }
 
 #[utoipa::path(
@@ -321,7 +321,7 @@ async fn get_opt_out(State(a): S, t: TenantId, Path(phone): Path<String>) -> R {
     )
 )]
 async fn remove_opt_out(State(a): S, t: TenantId, Path(phone): Path<String>) -> R {
-    a.remove_opt_out(&t.0, &phone).await?;
+    a.remove_opt_out(&t, &phone).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -5,13 +5,14 @@
 use super::error::{ApiError, ErrorBody};
 use super::examples as ex;
 use super::respond::R;
-use super::TenantId;
+use super::{Path, TenantId};
 use crate::app::commands::Commands;
 use crate::app::commands::{OperationProgress, OperationView};
 use crate::app::Operator;
+use crate::domain::ids::CampaignId;
 use crate::repo::commands::{OperationKind, OperationStatus};
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -93,9 +94,9 @@ fn accepted(v: OperationView) -> R {
             example = json!({"error": "conflict", "message": format!("cannot reset the list of campaign {} while it is RUNNING: pause it first", ex::CAMPAIGN_ID)})),
     )
 )]
-async fn reset(State(a): S, t: TenantId, Path(id): Path<String>, body: Bytes) -> R {
+async fn reset(State(a): S, t: TenantId, Path(id): Path<CampaignId>, body: Bytes) -> R {
     confirmed(&body)?;
-    accepted(a.request_reset(&t.0, &id, true).await?)
+    accepted(a.request_reset(&t, &id, true).await?)
 }
 
 #[utoipa::path(
@@ -116,8 +117,8 @@ async fn reset(State(a): S, t: TenantId, Path(id): Path<String>, body: Bytes) ->
             example = json!({"error": "conflict", "message": format!("cannot retry campaign {}: its end date has passed", ex::CAMPAIGN_ID)})),
     )
 )]
-async fn retry(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
-    accepted(a.request_retry(&t.0, &id).await?)
+async fn retry(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
+    accepted(a.request_retry(&t, &id).await?)
 }
 
 #[utoipa::path(
@@ -133,8 +134,8 @@ async fn retry(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
             example = json!({"error": "not_found", "message": format!("operation of campaign '{}' not found", ex::CAMPAIGN_ID)})),
     )
 )]
-async fn operation(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
-    Ok(Json(a.operation(&t.0, &id).await?).into_response())
+async fn operation(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
+    Ok(Json(a.operation(&t, &id).await?).into_response())
 }
 
 /// The OpenAPI description of the command routes; `openapi::document` merges it.

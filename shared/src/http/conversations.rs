@@ -5,13 +5,14 @@
 
 use super::error::{ApiError, ErrorBody, JsonBody};
 use super::respond::{ok, R};
-use super::TenantId;
+use super::{Path, TenantId};
 use crate::app::conversations::{Conversations, RecontactRequest, RecontactSent};
 use crate::app::hopper_views::Views;
 use crate::app::Operator;
 use crate::domain::conversation::{ConversationMessage, ConversationView, Direction, MessageKind};
+use crate::domain::ids::CampaignId;
 use crate::domain::template::{TemplateKey, VariableSource};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
@@ -51,8 +52,12 @@ pub fn recontact_router(svc: Arc<Conversations>) -> Router {
             example = json!({"error": "invalid", "message": "phone: must contain digits", "field": "phone"})),
     )
 )]
-async fn conversation(State(a): S, t: TenantId, Path((id, phone)): Path<(String, String)>) -> R {
-    ok(a.conversation(&t.0, &id, &phone).await?)
+async fn conversation(
+    State(a): S,
+    t: TenantId,
+    Path((id, phone)): Path<(CampaignId, String)>,
+) -> R {
+    ok(a.conversation(&t, &id, &phone).await?)
 }
 
 #[utoipa::path(
@@ -82,7 +87,7 @@ async fn recontact(
     Path(phone): Path<String>,
     JsonBody(b): JsonBody<RecontactRequest>,
 ) -> R {
-    match s.recontact(&t.0, &phone, b).await? {
+    match s.recontact(&t, &phone, b).await? {
         Ok(sent) => ok(sent),
         Err(failure) => Err(ApiError::new(
             StatusCode::BAD_GATEWAY,

@@ -5,16 +5,17 @@
 use super::error::{ApiError, ErrorBody};
 use super::examples as ex;
 use super::respond::{ok, R};
-use super::TenantId;
+use super::{Path, TenantId};
 use crate::app::hopper_views::EntryListing;
 use crate::app::hopper_views::Views;
 use crate::app::AppError;
 use crate::app::Operator;
 use crate::domain::hopper::EntryState;
 use crate::domain::hopper_view::{EntryView, HopperView, Outcome, ReplyView, LIMIT_MESSAGE};
+use crate::domain::ids::CampaignId;
 use crate::domain::DomainError;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::Router;
 use serde::{Deserialize, Serialize};
@@ -84,7 +85,7 @@ fn as_bad_request(e: AppError) -> ApiError {
     }
 }
 
-async fn view(a: &Views, tenant: &str, id: &str, v: HopperView, p: ViewParams) -> R {
+async fn view(a: &Views, tenant: &TenantId, id: &CampaignId, v: HopperView, p: ViewParams) -> R {
     let q = p.listing()?;
     let (items, next_cursor) = a
         .hopper_entries(tenant, id, v, q)
@@ -152,10 +153,10 @@ fn history_example() -> Value {
 async fn pending(
     State(a): S,
     t: TenantId,
-    Path(id): Path<String>,
+    Path(id): Path<CampaignId>,
     q: Result<Query<ViewParams>, QueryRejection>,
 ) -> R {
-    view(&a, &t.0, &id, HopperView::Pending, params(q)?).await
+    view(&a, &t, &id, HopperView::Pending, params(q)?).await
 }
 
 #[utoipa::path(
@@ -182,10 +183,10 @@ async fn pending(
 async fn history(
     State(a): S,
     t: TenantId,
-    Path(id): Path<String>,
+    Path(id): Path<CampaignId>,
     q: Result<Query<ViewParams>, QueryRejection>,
 ) -> R {
-    view(&a, &t.0, &id, HopperView::History, params(q)?).await
+    view(&a, &t, &id, HopperView::History, params(q)?).await
 }
 
 /// The OpenAPI description of the hopper views; `openapi::document` merges it.

@@ -18,11 +18,7 @@ pub mod webhook;
 
 pub use error::ApiError;
 
-/// The tenant a request acts for. The composition root puts it in the request's
-/// extensions: from the API Gateway authorizer's JWT claims in AWS, from the
-/// `x-tenant-id` header in local mode. A request without it is refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TenantId(pub String);
+pub use crate::domain::ids::TenantId;
 
 /// Axum layer for local mode: the tenant comes from `x-tenant-id`, default `demo`.
 pub async fn tenant_from_header(
@@ -33,10 +29,9 @@ pub async fn tenant_from_header(
         .headers()
         .get("x-tenant-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|t| is_valid_tenant(t))
-        .unwrap_or("demo")
-        .to_owned();
-    req.extensions_mut().insert(TenantId(tenant));
+        .and_then(|t| TenantId::parse(t).ok())
+        .unwrap_or_else(|| TenantId::parse("demo").expect("a valid tenant"));
+    req.extensions_mut().insert(tenant);
     next.run(req).await
 }
 
@@ -52,7 +47,7 @@ pub async fn campaigns_gate(
     use axum::response::IntoResponse;
     let path = req.uri().path();
     let gated = path == "/campaigns" || path.starts_with("/campaigns/");
-    if let (true, Some(TenantId(t))) = (gated, req.extensions().get::<TenantId>()) {
+    if let (true, Some(t)) = (gated, req.extensions().get::<TenantId>()) {
         match campaigns.campaigns_enabled(t).await {
             Ok(true) => {}
             Ok(false) => {
@@ -67,12 +62,30 @@ pub async fn campaigns_gate(
     next.run(req).await
 }
 
-/// Tenant ids become part of keys, so they are kept to a safe alphabet.
-pub fn is_valid_tenant(t: &str) -> bool {
-    !t.is_empty()
-        && t.len() <= 64
-        && t.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+/// Path parameters parsed into the types they name (`CampaignId`, `AccountId`, …); one
+/// that cannot be one (outside the id alphabet) answers 404, as an id that does not exist.
+pub struct Path<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for Path<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(e) => Err(ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "not_found",
+                e.body_text(),
+            )),
+        }
+    }
 }
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for TenantId {

@@ -6,7 +6,7 @@
 use super::error::{ApiError, ErrorBody, JsonBody};
 use super::examples as ex;
 use super::respond::{created, ok, R};
-use super::TenantId;
+use super::{Path, TenantId};
 use crate::app::reports::Reports;
 use crate::app::reports::{
     export_stream, BasisCost, CostEstimate, CountryCost, PriceTableInfo, Recount, StepRecorded,
@@ -15,11 +15,12 @@ use crate::app::reports::{
 use crate::app::AppError;
 use crate::app::Operator;
 use crate::domain::campaign::TemplateRef;
+use crate::domain::ids::CampaignId;
 use crate::domain::pricing::PriceCategory;
 use crate::domain::DomainError;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -139,8 +140,8 @@ fn cost_example() -> Value {
             example = json!({"error": "conflict", "message": "campaign cmp_0193a6f0c2d87b21a1f3e2d4c5b6a7f8 is RUNNING: its counters move with every send; pause it, recount, then resume"})),
     )
 )]
-async fn recount(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
-    ok(a.recount_stats(&t.0, &id).await?)
+async fn recount(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
+    ok(a.recount_stats(&t, &id).await?)
 }
 
 #[utoipa::path(
@@ -171,14 +172,14 @@ async fn recount(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
 async fn export(
     State(a): S,
     t: TenantId,
-    Path(id): Path<String>,
+    Path(id): Path<CampaignId>,
     q: Result<Query<ExportParams>, QueryRejection>,
 ) -> R {
     let p = q
         .map(|Query(v)| v)
         .map_err(|e| ApiError::bad_request(None, e.body_text()))?;
     if p.cursor.is_none() && p.limit.is_none() {
-        let c = a.export_campaign(&t.0, &id).await?;
+        let c = a.export_campaign(&t, &id).await?;
         let stream = export_stream(a.table.clone(), c).inspect_err(|e| {
             tracing::error!(error = %e, "export stream cut short");
         });
@@ -194,7 +195,7 @@ async fn export(
         })?),
     };
     let (body, next) = a
-        .export_chunk(&t.0, &id, p.cursor.as_deref(), limit)
+        .export_chunk(&t, &id, p.cursor.as_deref(), limit)
         .await
         .map_err(|e| as_bad_request(e, &["limit", "cursor"]))?;
     let mut r = csv_response(Body::from(body));
@@ -231,11 +232,11 @@ async fn export(
 async fn record_step(
     State(a): S,
     t: TenantId,
-    Path((id, phone)): Path<(String, String)>,
+    Path((id, phone)): Path<(CampaignId, String)>,
     JsonBody(b): JsonBody<StepRequest>,
 ) -> R {
     let s = a
-        .record_step(&t.0, &id, &phone, b)
+        .record_step(&t, &id, &phone, b)
         .await
         .map_err(|e| as_bad_request(e, &["step"]))?;
     if s.recorded {
@@ -266,8 +267,8 @@ async fn record_step(
             example = json!({"error": "conflict", "message": "campaign cmp_0193a6f0c2d87b21a1f3e2d4c5b6a7f8 has no template and account yet; the cost comes from the template's category"})),
     )
 )]
-async fn cost(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
-    ok(a.cost_estimate(&t.0, &id).await?)
+async fn cost(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
+    ok(a.cost_estimate(&t, &id).await?)
 }
 
 /// The OpenAPI description of the report routes; `openapi::document` merges it.

@@ -7,18 +7,19 @@
 
 use super::error::{ApiError, ErrorBody, JsonBody};
 use super::respond::{created, ok, R};
-use super::TenantId;
+use super::{Path, TenantId};
 use crate::app::templates::Templates;
 use crate::app::templates::{
     AccountView, SkippedTemplate, SyncError, SyncReport, SyncRequest, TemplateSync, TemplateView,
 };
 use crate::app::Operator;
 use crate::domain::account::{Account, NewAccount, Provider};
+use crate::domain::ids::AccountId;
 use crate::domain::template::{
     CallToAction, Category, MediaHeader, MediaKind, NewTemplate, Quality, Template, TemplateEdit,
     TemplateKey, TemplateStatus, VariableSource,
 };
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
@@ -83,7 +84,7 @@ pub struct TemplateFilter {
     )
 )]
 async fn create_account(State(a): S, t: TenantId, JsonBody(b): JsonBody<NewAccount>) -> R {
-    created(a.create_account(&t.0, b).await?)
+    created(a.create_account(&t, b).await?)
 }
 
 #[utoipa::path(
@@ -91,7 +92,7 @@ async fn create_account(State(a): S, t: TenantId, JsonBody(b): JsonBody<NewAccou
     responses((status = 200, description = "The tenant's accounts", body = AccountList))
 )]
 async fn list_accounts(State(a): S, t: TenantId) -> R {
-    ok(json!({ "items": a.list_accounts(&t.0).await? }))
+    ok(json!({ "items": a.list_accounts(&t).await? }))
 }
 
 #[utoipa::path(
@@ -103,8 +104,8 @@ async fn list_accounts(State(a): S, t: TenantId) -> R {
             example = json!({"error": "not_found", "message": "account 'acc_x' not found"})),
     )
 )]
-async fn get_account(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
-    ok(a.get_account(&t.0, &id).await?)
+async fn get_account(State(a): S, t: TenantId, Path(id): Path<AccountId>) -> R {
+    ok(a.get_account(&t, &id).await?)
 }
 
 #[utoipa::path(
@@ -124,10 +125,10 @@ async fn get_account(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
 async fn set_recontact_template(
     State(a): S,
     t: TenantId,
-    Path(id): Path<String>,
+    Path(id): Path<AccountId>,
     JsonBody(b): JsonBody<TemplateKey>,
 ) -> R {
-    ok(a.set_recontact_template(&t.0, &id, b).await?)
+    ok(a.set_recontact_template(&t, &id, b).await?)
 }
 
 #[utoipa::path(
@@ -149,7 +150,7 @@ async fn set_recontact_template(
     )
 )]
 async fn create_template(State(a): S, t: TenantId, JsonBody(b): JsonBody<NewTemplate>) -> R {
-    match a.create_template(&t.0, b).await? {
+    match a.create_template(&t, b).await? {
         (view, true) => created(view),
         (view, false) => ok(view),
     }
@@ -161,7 +162,7 @@ async fn create_template(State(a): S, t: TenantId, JsonBody(b): JsonBody<NewTemp
     responses((status = 200, description = "The tenant's templates", body = TemplateList))
 )]
 async fn list_templates(State(a): S, t: TenantId, Query(f): Query<TemplateFilter>) -> R {
-    let items = a.list_templates(&t.0, f.account_id.as_deref()).await?;
+    let items = a.list_templates(&t, f.account_id.as_deref()).await?;
     ok(json!({ "items": items }))
 }
 
@@ -180,9 +181,9 @@ async fn list_templates(State(a): S, t: TenantId, Query(f): Query<TemplateFilter
 async fn get_template(
     State(a): S,
     t: TenantId,
-    Path((account, name, language)): Path<(String, String, String)>,
+    Path((account, name, language)): Path<(AccountId, String, String)>,
 ) -> R {
-    ok(a.get_template(&t.0, &account, &name, &language).await?)
+    ok(a.get_template(&t, &account, &name, &language).await?)
 }
 
 #[utoipa::path(
@@ -209,10 +210,10 @@ async fn get_template(
 async fn edit_template(
     State(a): S,
     t: TenantId,
-    Path((account, name, language)): Path<(String, String, String)>,
+    Path((account, name, language)): Path<(AccountId, String, String)>,
     JsonBody(b): JsonBody<TemplateEdit>,
 ) -> R {
-    ok(a.edit_template(&t.0, &account, &name, &language, b).await?)
+    ok(a.edit_template(&t, &account, &name, &language, b).await?)
 }
 
 #[utoipa::path(
@@ -232,9 +233,9 @@ async fn edit_template(
 async fn delete_template(
     State(a): S,
     t: TenantId,
-    Path((account, name, language)): Path<(String, String, String)>,
+    Path((account, name, language)): Path<(AccountId, String, String)>,
 ) -> R {
-    a.delete_template(&t.0, &account, &name, &language).await?;
+    a.delete_template(&t, &account, &name, &language).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -257,7 +258,7 @@ async fn delete_template(
 async fn sync_templates(
     State(s): State<Arc<TemplateSync>>,
     t: TenantId,
-    Path(id): Path<String>,
+    Path(id): Path<AccountId>,
     body: axum::body::Bytes,
 ) -> R {
     // An empty body is an empty request: the account's WABA is used.
@@ -273,7 +274,7 @@ async fn sync_templates(
             )
         })?
     };
-    match s.sync(&t.0, &id, req).await {
+    match s.sync(&t, &id, req).await {
         Ok(report) => ok(report),
         Err(SyncError::App(e)) => Err(e.into()),
         Err(SyncError::Provider(e)) => Err(ApiError::new(
