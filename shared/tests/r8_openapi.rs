@@ -180,7 +180,7 @@ async fn r8_1_every_described_operation_is_served() {
     // its own state, are merged by the composition root).
     let on_api: BTreeSet<(String, String)> = declared_routes()
         .into_iter()
-        .filter(|d| d.in_fn == "router" && d.file == "api.rs" || d.in_fn == "routes")
+        .filter(|d| d.in_fn == "router" && d.file == "operator.rs" || d.in_fn == "routes")
         .map(|d| (d.method, d.path))
         .collect();
     for (method, path) in operations(&document()).into_keys() {
