@@ -355,6 +355,8 @@ impl Dispatcher {
             .max
             .map_or(slots.count, |m| slots.count.min(m as usize));
         let mut reader = ShardReader::new(c.hopper_shards.max(1));
+        // Calling hours parsed once per dispatch, not once per slot.
+        let window = c.calling_hours.as_ref().map(|h| h.window());
         let mut msgs: Vec<OutMessage> = Vec::new();
         let mut deferred = 0;
         let mut slot = 0;
@@ -371,9 +373,9 @@ impl Dispatcher {
                 continue;
             };
             let at = slots.at(slot);
-            if let Some(h) = &c.calling_hours {
+            if let Some(h) = &window {
                 if !h.allows_for(&e.phone, at) {
-                    if !h.recipient_timezone {
+                    if !h.per_recipient() {
                         // The campaign's window is closed at this slot: it passes unused.
                         reader.buffer.push_front(e);
                         slot += 1;

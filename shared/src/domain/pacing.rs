@@ -194,20 +194,59 @@ pub fn country_zone(region: &str) -> Option<Tz> {
     zones.get(region).copied().flatten()
 }
 
+/// Calling hours parsed once: the rules run on this, not on the text the operator entered
+/// (`CallingHours`, validated when stored). Settings that do not parse (only an item
+/// edited by hand could hold them) allow nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Start, end and zone; none when the settings do not parse.
+    parts: Option<(NaiveTime, NaiveTime, Tz)>,
+    recipient_timezone: bool,
+}
+
 impl CallingHours {
-    fn parts(&self) -> Option<(NaiveTime, NaiveTime, Tz)> {
-        Some((
-            parse_hhmm("start", &self.start).ok()?,
-            parse_hhmm("end", &self.end).ok()?,
-            parse_timezone("timezone", &self.timezone).ok()?,
-        ))
+    /// The window these settings describe.
+    pub fn window(&self) -> Window {
+        let parts = (|| {
+            Some((
+                parse_hhmm("start", &self.start).ok()?,
+                parse_hhmm("end", &self.end).ok()?,
+                parse_timezone("timezone", &self.timezone).ok()?,
+            ))
+        })();
+        Window {
+            parts,
+            recipient_timezone: self.recipient_timezone,
+        }
+    }
+
+    /// Whether a send at `at` falls inside the window in its own `timezone`.
+    pub fn allows(&self, at: Time) -> bool {
+        self.window().allows(at)
+    }
+
+    /// Whether a send to `phone` at `at` falls inside the window.
+    pub fn allows_for(&self, phone: &PhoneNumber, at: Time) -> bool {
+        self.window().allows_for(phone, at)
+    }
+
+    /// The first instant at or after `after` when a send to `phone` is allowed.
+    pub fn next_open_for(&self, phone: &PhoneNumber, after: Time) -> Time {
+        self.window().next_open_for(phone, after)
+    }
+}
+
+impl Window {
+    /// Whether sends are judged in each recipient's zone.
+    pub fn per_recipient(&self) -> bool {
+        self.recipient_timezone
     }
 
     /// The zone a send to `phone` is judged in: the recipient's, from the number's
     /// country, when `recipient_timezone` is on and the country has one zone; otherwise
     /// the window's own `timezone`.
     pub fn zone_for(&self, phone: &PhoneNumber) -> Option<Tz> {
-        let (_, _, campaign_zone) = self.parts()?;
+        let (_, _, campaign_zone) = self.parts?;
         if self.recipient_timezone {
             if let Some(z) = phone.region().as_deref().and_then(country_zone) {
                 return Some(z);
@@ -219,7 +258,7 @@ impl CallingHours {
     /// Whether a send at `at` falls inside the window in its own `timezone`. Invalid
     /// settings allow nothing.
     pub fn allows(&self, at: Time) -> bool {
-        match self.parts() {
+        match self.parts {
             Some((start, end, tz)) => inside(start, end, at.with_timezone(&tz).time()),
             None => false,
         }
@@ -227,7 +266,7 @@ impl CallingHours {
 
     /// Whether a send to `phone` at `at` falls inside the window.
     pub fn allows_for(&self, phone: &PhoneNumber, at: Time) -> bool {
-        match (self.parts(), self.zone_for(phone)) {
+        match (self.parts, self.zone_for(phone)) {
             (Some((start, end, _)), Some(tz)) => inside(start, end, at.with_timezone(&tz).time()),
             _ => false,
         }
@@ -235,7 +274,7 @@ impl CallingHours {
 
     /// The first instant at or after `after` when a send to `phone` is allowed.
     pub fn next_open_for(&self, phone: &PhoneNumber, after: Time) -> Time {
-        let (Some((start, end, _)), Some(tz)) = (self.parts(), self.zone_for(phone)) else {
+        let (Some((start, end, _)), Some(tz)) = (self.parts, self.zone_for(phone)) else {
             return after + Duration::days(1);
         };
         if inside(start, end, after.with_timezone(&tz).time()) {
