@@ -273,7 +273,7 @@ fn allowed(room: &str) -> &'static [&'static str] {
         "config" => &[],
         "repo" => &["domain", "ports"],
         "app" => &["domain", "ports", "repo", "lambda::events"],
-        "adapters" => &["domain", "ports", "repo", "config", "lambda::events"],
+        "adapters" => &["domain", "ports", "repo", "config"],
         "providers" => &["domain", "ports"],
         "lambda" => &["domain", "ports", "app", "providers"],
         "http" => &["domain", "ports", "repo", "app", "providers", "lambda"],

@@ -6,13 +6,10 @@
 use lambda_runtime::{service_fn, LambdaEvent};
 use shared::adapters::aws::{self, s3};
 use shared::adapters::clock::SystemClock;
-use shared::app::import::{ImportService, ImportTuning, ImporterEvent};
+use shared::app::import::{ImportService, ImportTuning};
 use shared::config;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
-
-/// Kept free at the end of an invocation for the last batch and the checkpoint.
-const MARGIN: Duration = Duration::from_secs(60);
+use std::time::SystemTime;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -37,11 +34,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 .deadline()
                 .duration_since(SystemTime::now())
                 .unwrap_or_default();
-            let budget = left.saturating_sub(MARGIN).max(Duration::from_secs(5));
-            let event = ImporterEvent::parse(ev.payload)?;
-            let again = service
-                .handle(event, &ev.context.request_id, budget)
-                .await?;
+            let again =
+                shared::lambda::importer(&service, ev.payload, &ev.context.request_id, left)
+                    .await?;
             for c in again {
                 lambda
                     .invoke()

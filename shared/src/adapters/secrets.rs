@@ -24,6 +24,16 @@ pub struct SecretResolver {
     cache: Mutex<HashMap<String, (Instant, String)>>,
 }
 
+/// The extension's address: `localhost` at `PARAMETERS_SECRETS_EXTENSION_HTTP_PORT`
+/// (default 2773).
+fn extension_base() -> String {
+    let port = std::env::var("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT")
+        .ok()
+        .and_then(|p| p.trim().parse::<u16>().ok())
+        .unwrap_or(DEFAULT_PORT);
+    format!("http://localhost:{port}")
+}
+
 impl Default for SecretResolver {
     fn default() -> Self {
         Self::new()
@@ -34,11 +44,7 @@ impl SecretResolver {
     /// Talks to the extension on `localhost`, at `PARAMETERS_SECRETS_EXTENSION_HTTP_PORT`
     /// (default 2773).
     pub fn new() -> Self {
-        let port = std::env::var("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT")
-            .ok()
-            .and_then(|p| p.trim().parse::<u16>().ok())
-            .unwrap_or(DEFAULT_PORT);
-        Self::with_extension_base(format!("http://localhost:{port}"))
+        Self::with_extension_base(extension_base())
     }
 
     /// Talks to an extension (or a stand-in) at `base`, e.g. `http://127.0.0.1:8080`.
@@ -52,9 +58,7 @@ impl SecretResolver {
 
     /// [`Self::new`] on the process's one HTTP client (`compose`).
     pub fn on_client(http: reqwest::Client) -> Self {
-        let mut s = Self::new();
-        s.http = http;
-        s
+        Self::with_client(http, extension_base())
     }
 
     /// Talks to the extension at `base` with `http` (each request has its own timeout).

@@ -247,8 +247,11 @@ impl Conversations {
             Ok(conv::save_window(t, &mut w).await?)
         })
         .await;
-        if let Err(e) = noted {
-            tracing::warn!(error = %e, "recontact not noted on the window");
+        match noted {
+            // Changed by others every time: they noted newer news on the window.
+            Err(e) if e.is_write_conflict() => {}
+            Err(e) => tracing::warn!(error = %e, "recontact not noted on the window"),
+            Ok(()) => {}
         }
     }
 }

@@ -310,7 +310,10 @@ impl ImportService {
         };
         let mut again = Vec::new();
         for (tenant, id) in jobs {
-            let tenant = TenantId::parse(&tenant)?;
+            let Ok(tenant) = TenantId::parse(&tenant) else {
+                tracing::warn!(import_id = %id, "importer event with an invalid tenant; skipped");
+                continue;
+            };
             match self.run(&tenant, &id, owner, budget).await? {
                 RunOutcome::Continue(i) => {
                     tracing::info!(import_id = %id, rows = i.rows, line = i.line, "import continues in a new invocation");

@@ -3,7 +3,7 @@
 //! before the provider is called, so a redelivered or retried message finds the entry
 //! no longer claimable and sends nothing.
 
-use super::{retry_on_conflict, update_campaign, AppResult};
+use super::{retry_on_conflict, update_campaign, AppError, AppResult};
 use crate::domain::account::Account;
 use crate::domain::campaign::Campaign;
 use crate::domain::eligibility::{self, ContactFacts, Interaction, Verdict};
@@ -77,6 +77,13 @@ impl<T> Stored<T> {
         Stored {
             delta: Delta::new(),
             value: Ok(value),
+        }
+    }
+
+    fn failed(error: AppError) -> Self {
+        Stored {
+            delta: Delta::new(),
+            value: Err(error),
         }
     }
 
@@ -248,6 +255,7 @@ impl SendService {
         }
         // The checks before the send (R4.2), on what the stores know of the contact.
         let facts = self.facts(ctx, &r.phone).await?;
+        let now = self.clock.now();
         let verdict = eligibility::check(&ctx.campaign, &r.phone, &facts.contact, now);
         let mut entry = match counted(delta, self.claim(r, &verdict, now).await?)? {
             Claim::Claimed(entry) => *entry,
@@ -455,9 +463,11 @@ impl SendService {
         let stored = retry_on_conflict(|n| async move {
             let mut e = match n {
                 0 => first.clone(),
-                _ => repo::get_entry(&*self.table, r)
-                    .await?
-                    .ok_or(PortError::ConditionFailed)?,
+                _ => match repo::get_entry(&*self.table, r).await? {
+                    Some(e) => e,
+                    // Gone meanwhile: nothing to retry (as before, a condition failure).
+                    None => return Ok(Stored::failed(PortError::ConditionFailed.into())),
+                },
             };
             let before = e.clone();
             change(&mut e);

@@ -180,8 +180,11 @@ async fn upsert_template(
     count: &mut Option<usize>,
     now: Time,
 ) -> AppResult<Upserted> {
-    let (fresh, known) = (&fresh, *count);
-    let (upserted, counted) = retry_on_conflict(|_| async move {
+    // How many templates the account holds, learnt once and kept whatever the outcome
+    // (a sync over the limit refuses each further new template without recounting).
+    let known = &std::sync::Mutex::new(*count);
+    let fresh = &fresh;
+    let upserted = retry_on_conflict(|_| async move {
         let stored = repo::get_template(
             table,
             &fresh.tenant,
@@ -190,30 +193,15 @@ async fn upsert_template(
             &fresh.language,
         )
         .await?;
-        let mut counted = known;
         let (mut t, created, from) = match stored {
             None => {
-                let n = match known {
-                    Some(n) => n,
-                    None => repo::list_account_templates(table, &fresh.tenant, &fresh.account_id)
-                        .await?
-                        .len(),
-                };
-                counted = Some(n);
-                if n >= MAX_TEMPLATES_PER_ACCOUNT {
-                    return Err(DomainError::Conflict(format!(
-                        "account {} already has {MAX_TEMPLATES_PER_ACCOUNT} templates, the most an \
-                         account may hold; delete one before adding {} ({})",
-                        fresh.account_id, fresh.name, fresh.language
-                    ))
-                    .into());
-                }
+                room_for_one_more(table, fresh, known).await?;
                 (fresh.clone(), true, None)
             }
             Some(mut t) => {
                 let (changed, from) = t.replace_with(fresh.clone(), now);
                 if !changed {
-                    return Ok((Upserted::Unchanged(t), counted));
+                    return Ok(Upserted::Unchanged(t));
                 }
                 (t, false, from)
             }
@@ -221,17 +209,44 @@ async fn upsert_template(
         repo::save_template(table, &mut t).await?;
         repo::put_template_owner(table, &t, waba_id).await?;
         if created {
-            return Ok((Upserted::Created(t), counted.map(|n| n + 1)));
+            let mut n = known.lock().expect("not poisoned");
+            *n = n.map(|n| n + 1);
+            return Ok(Upserted::Created(t));
         }
-        Ok((Upserted::Updated(t, from), counted))
+        Ok(Upserted::Updated(t, from))
     })
-    .await
-    .map_err(busy(format!(
+    .await;
+    *count = *known.lock().expect("not poisoned");
+    upserted.map_err(busy(format!(
         "template {} ({})",
         fresh.name, fresh.language
-    )))?;
-    *count = counted;
-    Ok(upserted)
+    )))
+}
+
+/// Refuses a new template beyond the account's limit; `known` caches how many the
+/// account holds (counted once per sync).
+async fn room_for_one_more(
+    table: &dyn Table,
+    fresh: &Template,
+    known: &std::sync::Mutex<Option<usize>>,
+) -> AppResult<()> {
+    let cached = *known.lock().expect("not poisoned");
+    let n = match cached {
+        Some(n) => n,
+        None => repo::list_account_templates(table, &fresh.tenant, &fresh.account_id)
+            .await?
+            .len(),
+    };
+    *known.lock().expect("not poisoned") = Some(n);
+    if n >= MAX_TEMPLATES_PER_ACCOUNT {
+        return Err(DomainError::Conflict(format!(
+            "account {} already has {MAX_TEMPLATES_PER_ACCOUNT} templates, the most an \
+             account may hold; delete one before adding {} ({})",
+            fresh.account_id, fresh.name, fresh.language
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// Applies a provider's word on a template (status or quality webhook) to every account

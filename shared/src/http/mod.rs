@@ -79,11 +79,15 @@ where
     ) -> Result<Self, Self::Rejection> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(Path(v)),
-            Err(e) => Err(ApiError::new(
-                axum::http::StatusCode::NOT_FOUND,
-                "not_found",
-                e.body_text(),
-            )),
+            Err(e) => {
+                let text = e.body_text();
+                let message = text.strip_prefix("Invalid URL: ").unwrap_or(&text);
+                Err(ApiError::new(
+                    axum::http::StatusCode::NOT_FOUND,
+                    "not_found",
+                    message.to_owned(),
+                ))
+            }
         }
     }
 }

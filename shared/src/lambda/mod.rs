@@ -12,6 +12,7 @@ pub mod inbound_queue;
 pub mod sqs_event;
 
 use crate::app::dispatch::Dispatcher;
+use crate::app::import::{ContinueImport, ImportService, ImporterEvent};
 use crate::app::inbox::Inbox;
 use crate::app::send::SendService;
 use crate::app::sweep::{SweepReport, SweepService};
@@ -23,7 +24,8 @@ use serde_json::{json, Value};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
-    #[error("event is not a launcher event: {0}")]
+    /// The event is not of the function's kind, or malformed.
+    #[error("event not understood: {0}")]
     BadEvent(String),
     #[error(transparent)]
     App(#[from] AppError),
@@ -104,4 +106,22 @@ pub async fn inbound(inbox: &Inbox, event: SqsEvent) -> SqsBatchResponse {
 /// Sweeper: any event (the recurring schedule sends `{"action":"sweep"}`).
 pub async fn sweeper(s: &SweepService) -> Result<SweepReport, HandlerError> {
     Ok(s.sweep().await?)
+}
+
+/// Kept free at the end of an importer invocation for the last batch and the checkpoint.
+pub const IMPORT_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Importer: an S3 upload event or a continuation; works until [`IMPORT_MARGIN`] before
+/// the invocation's deadline (`left` from now) and returns the continuations to invoke.
+pub async fn importer(
+    service: &ImportService,
+    event: Value,
+    request_id: &str,
+    left: std::time::Duration,
+) -> Result<Vec<ContinueImport>, HandlerError> {
+    let budget = left
+        .saturating_sub(IMPORT_MARGIN)
+        .max(std::time::Duration::from_secs(5));
+    let event = ImporterEvent::parse(event).map_err(HandlerError::BadEvent)?;
+    Ok(service.handle(event, request_id, budget).await?)
 }
