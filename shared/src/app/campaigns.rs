@@ -108,12 +108,7 @@ impl CampaignFilter {
 
 /// A listing cursor is the id of the last campaign read.
 fn check_cursor(cursor: &str) -> Result<(), DomainError> {
-    let ok = !cursor.is_empty()
-        && cursor.len() <= 64
-        && cursor
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if ok {
+    if crate::domain::ids::safe(cursor, 64) {
         Ok(())
     } else {
         Err(DomainError::invalid(

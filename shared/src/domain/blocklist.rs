@@ -119,12 +119,7 @@ pub fn parse_number(input: &str, field: &str) -> Result<PhoneNumber, DomainError
 /// Checks a block list id named by a client (`field` names it): ids become part of keys,
 /// so they are kept to the alphabet ids are made of.
 pub fn check_id(field: &str, id: &str) -> Result<(), DomainError> {
-    let ok = !id.is_empty()
-        && id.len() <= MAX_ID_CHARS
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if ok {
+    if super::ids::safe(id, MAX_ID_CHARS) {
         Ok(())
     } else {
         Err(DomainError::invalid(

@@ -5,8 +5,9 @@
 use super::DomainError;
 use serde::{Deserialize, Serialize};
 
-/// Whether `s` has an id's alphabet: 1 to `max` ASCII letters, digits, `_` or `-`.
-fn safe(s: &str, max: usize) -> bool {
+/// Whether `s` has an id's alphabet: 1 to `max` ASCII letters, digits, `_` or `-`. Ids
+/// become part of keys, so every id a client names is held to it.
+pub fn safe(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
         && s.chars()

@@ -366,12 +366,7 @@ pub fn parse_object_key(key: &str) -> Option<(String, String)> {
     let rest = key.strip_prefix("imports/")?;
     let (tenant, file) = rest.split_once('/')?;
     let id = file.strip_suffix(".csv")?;
-    let safe = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 64
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    };
+    let safe = |s: &str| super::ids::safe(s, 64);
     (safe(tenant) && safe(id) && id.starts_with("imp_")).then(|| (tenant.to_owned(), id.to_owned()))
 }
 
