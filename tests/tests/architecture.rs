@@ -24,24 +24,23 @@ fn workspace() -> PathBuf {
         .to_owned()
 }
 
-/// The packages in `package`'s normal (shipped) dependency tree.
+/// The packages in `package`'s normal (shipped) dependency tree. Offline first (the
+/// build before the tests fetched everything); online if the cache lacks something.
 fn shipped_packages(package: &str) -> BTreeSet<String> {
-    let out = Command::new(env!("CARGO"))
-        .current_dir(workspace())
-        .args([
-            "tree",
-            "--offline",
-            "-p",
-            package,
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-            "--format",
-            "{p}",
-        ])
-        .output()
-        .expect("run cargo tree");
+    let tree = |offline: bool| {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.current_dir(workspace()).args([
+            "tree", "-p", package, "-e", "normal", "--prefix", "none", "--format", "{p}",
+        ]);
+        if offline {
+            cmd.arg("--offline");
+        }
+        cmd.output().expect("run cargo tree")
+    };
+    let mut out = tree(true);
+    if !out.status.success() {
+        out = tree(false);
+    }
     assert!(
         out.status.success(),
         "cargo tree -p {package}: {}",
