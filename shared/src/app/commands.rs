@@ -28,7 +28,7 @@
 //!   campaign then completes as before (the sweeper, once nothing is in flight); a PAUSED
 //!   one, which can no longer resume, completes the same way.
 
-use super::{busy, retry_on_conflict, update_campaign, AppResult};
+use super::{busy, retry_on_conflict, update_campaign, AppResult, WorkBudget};
 use crate::domain::campaign::{Campaign, CampaignStatus};
 use crate::domain::hopper::{EntryState, HopperEntry};
 use crate::domain::ids::{CampaignId, TenantId};
@@ -333,26 +333,6 @@ impl Commands {
 
 // ---- the walk (the sweeper) --------------------------------------------------------------
 
-struct Budget {
-    deadline: Instant,
-    entries_left: usize,
-    page: u32,
-}
-
-impl Budget {
-    fn spent(&self) -> bool {
-        self.entries_left == 0 || Instant::now() >= self.deadline
-    }
-    fn page(&self) -> u32 {
-        self.page
-            .min(self.entries_left.min(u32::MAX as usize) as u32)
-            .max(1)
-    }
-    fn take(&mut self, n: usize) {
-        self.entries_left = self.entries_left.saturating_sub(n);
-    }
-}
-
 /// What applying one page did.
 #[derive(Default)]
 struct PageOutcome {
@@ -392,9 +372,9 @@ impl Commands {
         let now = self.clock.now();
         let mut report = CommandsReport::default();
         self.start_expiries(now, &mut report).await?;
-        let mut b = Budget {
+        let mut b = WorkBudget {
             deadline: Instant::now() + budget.time,
-            entries_left: budget.max_entries,
+            items_left: budget.max_entries,
             page: budget.page.clamp(1, 1000),
         };
         let pending = repo::commands::pending_operations(&*self.table).await?;
@@ -479,7 +459,7 @@ impl Commands {
         &self,
         tenant: &str,
         id: &str,
-        b: &mut Budget,
+        b: &mut WorkBudget,
         report: &mut CommandsReport,
     ) -> AppResult<()> {
         let t = &*self.table;
@@ -542,7 +522,7 @@ impl Commands {
         &self,
         op: &mut Operation,
         sender: Option<&str>,
-        b: &mut Budget,
+        b: &mut WorkBudget,
         report: &mut CommandsReport,
     ) -> AppResult<bool> {
         let t = &*self.table;

@@ -146,6 +146,31 @@ where
     }
 }
 
+/// What a background walk (the sweeper's purge, a reset or retry) may still do in one
+/// run: until `deadline`, at most `items_left` items, read `page` at a time.
+pub(crate) struct WorkBudget {
+    pub(crate) deadline: std::time::Instant,
+    pub(crate) items_left: usize,
+    pub(crate) page: u32,
+}
+
+impl WorkBudget {
+    pub(crate) fn spent(&self) -> bool {
+        self.items_left == 0 || std::time::Instant::now() >= self.deadline
+    }
+
+    /// The next page's size: `page`, or what is left if that is less (at least 1).
+    pub(crate) fn page(&self) -> u32 {
+        self.page
+            .min(self.items_left.min(u32::MAX as usize) as u32)
+            .max(1)
+    }
+
+    pub(crate) fn take(&mut self, n: usize) {
+        self.items_left = self.items_left.saturating_sub(n);
+    }
+}
+
 /// The 409 an operator sees when every retry met someone else's write to `what`.
 pub(crate) fn busy(what: String) -> impl FnOnce(AppError) -> AppError {
     move |e| {

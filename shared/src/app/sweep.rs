@@ -5,7 +5,7 @@
 //! walks (R4.9, `app::commands`), and removes deleted campaigns in bounded chunks (R1.5).
 
 use super::commands::{has_running_operation, CommandBudget, Commands, CommandsReport};
-use super::{retry_on_conflict, update_campaign, AppResult};
+use super::{retry_on_conflict, update_campaign, AppResult, WorkBudget};
 use crate::domain::campaign::Campaign;
 use crate::domain::hopper::HopperEntry;
 use crate::domain::phone::PhoneNumber;
@@ -92,21 +92,6 @@ const SWEEP_CONCURRENCY: usize = 16;
 /// timeout passed together) is closed over several sweeps, each leaving time for the rest
 /// of its work.
 pub const EXPIRY_BUDGET: Duration = Duration::from_secs(30);
-
-struct Budget {
-    deadline: Instant,
-    items_left: usize,
-    page: u32,
-}
-
-impl Budget {
-    fn spent(&self) -> bool {
-        self.items_left == 0 || Instant::now() >= self.deadline
-    }
-    fn take(&mut self, n: usize) {
-        self.items_left = self.items_left.saturating_sub(n);
-    }
-}
 
 impl SweepService {
     pub async fn sweep(&self) -> AppResult<SweepReport> {
@@ -342,7 +327,7 @@ impl SweepService {
     /// test campaigns are marked for deletion in turn), and finally the campaign item.
     /// Each step re-reads what is left, so a later call resumes where this one stopped.
     pub async fn purge_deleted(&self, budget: PurgeBudget) -> AppResult<PurgeReport> {
-        let mut b = Budget {
+        let mut b = WorkBudget {
             deadline: Instant::now() + budget.time,
             items_left: budget.max_items,
             page: budget.page.clamp(1, 1000),
@@ -378,7 +363,7 @@ impl SweepService {
     async fn purge_campaign(
         &self,
         c: &Campaign,
-        b: &mut Budget,
+        b: &mut WorkBudget,
         report: &mut PurgeReport,
     ) -> AppResult<bool> {
         let t = &*self.table;
@@ -431,7 +416,7 @@ impl SweepService {
         c: &Campaign,
         shard: u16,
         sender: Option<&str>,
-        b: &mut Budget,
+        b: &mut WorkBudget,
         report: &mut PurgeReport,
     ) -> AppResult<bool> {
         let t = &*self.table;
@@ -439,7 +424,7 @@ impl SweepService {
             if b.spent() {
                 return Ok(false);
             }
-            let page = b.page.min(b.items_left.min(u32::MAX as usize) as u32);
+            let page = b.page();
             let items = repo::hopper_page(t, &c.tenant, &c.id, shard, page).await?;
             // DynamoDB may return a short page (1 MB per query): only an empty one means
             // the shard is done.
@@ -466,7 +451,7 @@ impl SweepService {
             if b.spent() {
                 return Ok(false);
             }
-            let page = b.page.min(b.items_left.min(u32::MAX as usize) as u32);
+            let page = b.page();
             let n = repo::conversations::purge_messages(t, &c.tenant, &c.id, shard, page).await?;
             if n == 0 {
                 return Ok(true);
@@ -481,7 +466,7 @@ impl SweepService {
     async fn purge_partition(
         &self,
         c: &Campaign,
-        b: &mut Budget,
+        b: &mut WorkBudget,
         report: &mut PurgeReport,
     ) -> AppResult<bool> {
         let t = &*self.table;
