@@ -112,23 +112,30 @@ pub(super) fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     cur.as_str()
 }
 
+/// Meta's answer to a request without the simulator's bearer token (code 190).
+fn unauthorized(inner: &Inner, headers: &HeaderMap) -> Option<Response> {
+    let expected = format!("Bearer {}", inner.cfg.access_token);
+    let auth = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok());
+    (auth != Some(expected.as_str())).then(|| {
+        meta_error(
+            StatusCode::UNAUTHORIZED,
+            190,
+            "Invalid OAuth access token - Cannot parse access token",
+            None,
+        )
+    })
+}
+
 pub(super) async fn send_message(
     State(inner): State<Arc<Inner>>,
     Path((version, phone_number_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let expected = format!("Bearer {}", inner.cfg.access_token);
-    let auth = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok());
-    if auth != Some(expected.as_str()) {
-        return meta_error(
-            StatusCode::UNAUTHORIZED,
-            190,
-            "Invalid OAuth access token - Cannot parse access token",
-            None,
-        );
+    if let Some(refused) = unauthorized(&inner, &headers) {
+        return refused;
     }
     if let Some(only) = &inner.cfg.phone_number_id_filter {
         if *only != phone_number_id {
@@ -216,17 +223,8 @@ pub(super) async fn list_templates(
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let expected = format!("Bearer {}", inner.cfg.access_token);
-    let auth = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok());
-    if auth != Some(expected.as_str()) {
-        return meta_error(
-            StatusCode::UNAUTHORIZED,
-            190,
-            "Invalid OAuth access token - Cannot parse access token",
-            None,
-        );
+    if let Some(refused) = unauthorized(&inner, &headers) {
+        return refused;
     }
     let limit = q.get("limit").and_then(|l| l.parse::<u32>().ok());
     let after = q.get("after").cloned();
