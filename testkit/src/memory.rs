@@ -499,3 +499,32 @@ impl Secrets for MemorySecrets {
             .ok_or_else(|| PortError::Backend(format!("no secret for reference {reference}")))
     }
 }
+
+/// A table that hands control to other tasks before every read and write, so concurrent
+/// use cases really interleave between their read and their conditional write (on the
+/// plain twin each call runs to completion without yielding).
+pub struct Interleaved(pub std::sync::Arc<dyn Table>);
+
+#[async_trait]
+impl Table for Interleaved {
+    async fn get(&self, pk: &str, sk: &str) -> PortResult<Option<Item>> {
+        tokio::task::yield_now().await;
+        self.0.get(pk, sk).await
+    }
+    async fn put(&self, item: Item, cond: Cond) -> PortResult<()> {
+        tokio::task::yield_now().await;
+        self.0.put(item, cond).await
+    }
+    async fn delete(&self, pk: &str, sk: &str) -> PortResult<()> {
+        tokio::task::yield_now().await;
+        self.0.delete(pk, sk).await
+    }
+    async fn query(&self, q: &Query) -> PortResult<Page> {
+        tokio::task::yield_now().await;
+        self.0.query(q).await
+    }
+    async fn add(&self, pk: &str, sk: &str, deltas: &[(String, i64)]) -> PortResult<Item> {
+        tokio::task::yield_now().await;
+        self.0.add(pk, sk, deltas).await
+    }
+}
