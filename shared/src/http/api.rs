@@ -204,7 +204,7 @@ async fn list_campaigns(
 
 #[utoipa::path(
     get, path = "/campaigns/{id}", tag = "campaigns",
-    params(("id" = String, Path, description = "Campaign id")),
+    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "The campaign with its progress", body = CampaignView,
             example = json!(ex::campaign_view("RUNNING"))),
@@ -224,7 +224,7 @@ async fn get_campaign(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R
         A PAUSED campaign may change its template, e.g. after its template was paused by Meta. The \
         channel changes only before launch. A new future `start_at` on a SCHEDULED campaign moves its \
         schedule. `version`, when given, must be the version read, else 409.",
-    params(("id" = String, Path, description = "Campaign id")),
+    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     request_body(content = CampaignPatch, example = json!({"pacing": {"unit": "contacts_per_hour", "value": 600}, "calling_hours": {"start": "09:00", "end": "20:00", "timezone": "Asia/Kolkata"}, "version": 3})),
     responses(
         (status = 200, description = "The edited campaign", body = CampaignView,
@@ -251,7 +251,7 @@ async fn edit_campaign(
         sequence, its test campaigns, the interactions it owns and its schedule (R1.5). It is gone for \
         every reader at once; the sweeper removes the items in bounded chunks in the background. \
         Not undoable (cancel keeps the campaign instead).",
-    params(("id" = String, Path, description = "Campaign id")),
+    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 202, description = "Deletion accepted", body = Deleting,
             example = json!({"id": "cmp_0193a6f0c2d87b21a1f3e2d4c5b6a7f8", "status": "DELETING"})),
@@ -274,7 +274,7 @@ async fn delete_campaign(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -
     post, path = "/campaigns/{id}/launch", tag = "campaigns",
     description = "READY -> RUNNING, or SCHEDULED when `start_at` is in the future (a one-time \
         EventBridge schedule starts it). Needs contacts in the hopper; only whatsapp campaigns launch today.",
-    params(("id" = String, Path, description = "Campaign id")),
+    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "RUNNING or SCHEDULED", body = CampaignView,
             example = json!(ex::campaign_view("SCHEDULED"))),
@@ -290,7 +290,7 @@ async fn launch(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
 #[utoipa::path(
     post, path = "/campaigns/{id}/unschedule", tag = "campaigns",
     description = "SCHEDULED -> READY: the start-date schedule is deleted; the start date stays.",
-    params(("id" = String, Path, description = "Campaign id")),
+    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "READY again", body = CampaignView, example = json!(ex::campaign_view("READY"))),
         (status = 404, description = "No such campaign", body = ErrorBody, example = json!(ex::not_found())),
@@ -304,7 +304,7 @@ async fn unschedule(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
 #[utoipa::path(
     post, path = "/campaigns/{id}/pause", tag = "campaigns",
     description = "RUNNING -> PAUSED: nothing new goes out.",
-    params(("id" = String, Path, description = "Campaign id")),
+    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "PAUSED", body = CampaignView, example = json!(ex::campaign_view("PAUSED"))),
         (status = 404, description = "No such campaign", body = ErrorBody, example = json!(ex::not_found())),
@@ -318,7 +318,7 @@ async fn pause(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
 #[utoipa::path(
     post, path = "/campaigns/{id}/resume", tag = "campaigns",
     description = "PAUSED -> RUNNING, continuing where it stopped.",
-    params(("id" = String, Path, description = "Campaign id")),
+    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "RUNNING", body = CampaignView, example = json!(ex::campaign_view("RUNNING"))),
         (status = 404, description = "No such campaign", body = ErrorBody, example = json!(ex::not_found())),
@@ -334,7 +334,7 @@ async fn resume(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
     description = "Any state but COMPLETED and CANCELLED -> CANCELLED (R1.5). The campaign is kept but \
         hidden from default listings (`?status=CANCELLED` or `?include_cancelled=true` shows it); nothing \
         more is sent and its schedule is deleted. Not undoable.",
-    params(("id" = String, Path, description = "Campaign id")),
+    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "CANCELLED", body = CampaignView, example = json!(ex::campaign_view("CANCELLED"))),
         (status = 404, description = "No such campaign", body = ErrorBody, example = json!(ex::not_found())),
@@ -350,7 +350,7 @@ async fn cancel(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
     description = "Test send (R1.6): creates a test campaign with the same settings and template, \
         flagged `test_of`, whose hopper holds the given contacts, and launches it at once. Its \
         statistics are its own and never mix with the campaign's; it is hidden from default listings.",
-    params(("id" = String, Path, description = "Campaign id")),
+    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     request_body(content = TestRequest, example = json!({"phones": ["+91 98123 45678", "919812345679"]})),
     responses(
         (status = 201, description = "The RUNNING test campaign", body = CampaignView,
@@ -373,7 +373,7 @@ async fn test_campaign(
 
 #[utoipa::path(
     get, path = "/campaigns/{id}/tests", tag = "campaigns",
-    params(("id" = String, Path, description = "Campaign id")),
+    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "The campaign's test campaigns, oldest first", body = TestCampaignList,
             example = json!({"items": [ex::test_view()]})),
@@ -388,7 +388,7 @@ async fn list_tests(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
 
 #[utoipa::path(
     get, path = "/campaigns/{id}/hopper", tag = "campaigns",
-    params(("id" = String, Path, description = "Campaign id")),
+    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "Entries per state plus the total (R4.1)", body = HopperCounts,
             example = json!({"total": 10, "states": {"FRESH": 4, "SENDING": 0, "RETRY": 1, "PENDING": 3, "CLOSED": 2, "FAILED": 0, "BLOCK_LIST": 0, "SKIPPED": 0}})),
@@ -401,7 +401,7 @@ async fn hopper(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
 
 #[utoipa::path(
     get, path = "/campaigns/{id}/stats", tag = "campaigns",
-    params(("id" = String, Path, description = "Campaign id")),
+    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "Live statistics (R6.2): funnel counts, not sent by reason (summing to `not_sent`), and received of sent, read of received, replied of received in percent", body = Stats,
             example = json!({"target": 10, "sent": 8, "delivered": 7, "read": 5, "replied": 2, "failed": 1, "no_response": 3, "retry": 0, "open": 2, "not_sent": 2, "not_sent_by_reason": {"Message Undeliverable": 1, "block list": 1}, "delivered_pct": 87.5, "read_pct": 71.4, "replied_pct": 28.6})),

@@ -488,7 +488,7 @@ async fn list_members(
         already there keeps its one entry; its snapshot of name, custom fields and valued \
         tags is refreshed while the entry is not yet handed to the sender. Works on a \
         RUNNING campaign: the new entries go out on the next ticks.",
-    params(("id" = String, Path, description = "Campaign id")),
+    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     request_body = Attach,
     responses(
         (status = 200, description = "What was added", body = AttachResult,
@@ -512,7 +512,7 @@ async fn attach_list(
         (values match without case) to the campaign's hopper, like attaching a list. At \
         least one tag or valued tag is required, so contacts without tags cannot be \
         targeted this way.",
-    params(("id" = String, Path, description = "Campaign id")),
+    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     request_body(content = Segment, example = json!({"tags": ["vip"], "valued_tags": {"city": "Pune"}})),
     responses(
         (status = 200, description = "What was added", body = AttachResult,

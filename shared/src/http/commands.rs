@@ -82,7 +82,7 @@ fn accepted(v: OperationView) -> R {
         until it is resumed. The sweeper walks the hopper in the background, a time budget every \
         minute; `GET /campaigns/{id}/operation` shows the progress. A reset \
         asked for while one runs restarts it; it replaces a running retry.",
-    params(("id" = String, Path, description = "Campaign id")),
+    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     request_body(content = ResetRequest, example = json!({"confirm": true})),
     responses(
         (status = 202, description = "Accepted: the operation, RUNNING", body = OperationView,
@@ -108,7 +108,7 @@ async fn reset(State(a): S, t: TenantId, Path(id): Path<CampaignId>, body: Bytes
         as RUNNING; a PAUSED one stays PAUSED (its entries go out once resumed). The sweeper walks \
         the hopper in the background; `GET /campaigns/{id}/operation` shows the progress. A retry \
         asked for while one runs restarts that walk (`requests` counts both).",
-    params(("id" = String, Path, description = "Campaign id")),
+    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 202, description = "Accepted: the operation, RUNNING", body = OperationView,
             example = json!(ex::operation("retry", "RUNNING", "RUNNING"))),
@@ -126,7 +126,7 @@ async fn retry(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
     description = "The campaign's latest background operation: a reset, a retry, or the expiry \
         of its unsent entries once its end date passed (`expire`: FRESH entries become SKIPPED \
         with reason `campaign ended`), with its progress.",
-    params(("id" = String, Path, description = "Campaign id")),
+    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "The latest operation", body = OperationView,
             example = json!(ex::operation("retry", "DONE", "RUNNING"))),

@@ -41,7 +41,7 @@ pub fn recontact_router(svc: Arc<Conversations>) -> Router {
         rendered for it, then every reply and later message in order, each with its kind \
         (`reply`, `no_match`, `late`, `after_close`, `other_message`, `opt_out`, `recontact`).",
     params(
-        ("id" = String, Path, description = "Campaign id"),
+        ("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$"),
         ("phone" = String, Path, description = "The contact's number (digits, or as typed)"),
     ),
     responses(

@@ -138,7 +138,7 @@ fn history_example() -> Value {
         times. Entries come in shard order, then phone order (not by time). A page may hold fewer \
         than `limit` entries and still carry a `next_cursor` (the walk reads a bounded number of \
         entries per request): follow it until it is null.",
-    params(("id" = String, Path, description = "Campaign id"), ViewParams),
+    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$"), ViewParams),
     responses(
         (status = 200, description = "A page of entries", body = HopperEntryPage,
             example = json!(pending_example())),
@@ -168,7 +168,7 @@ async fn pending(
         reply, attempts and times. Entries come in shard order, then phone order (not by time). A \
         page may hold fewer than `limit` entries and still carry a `next_cursor`: follow it until \
         it is null.",
-    params(("id" = String, Path, description = "Campaign id"), ViewParams),
+    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$"), ViewParams),
     responses(
         (status = 200, description = "A page of entries", body = HopperEntryPage,
             example = json!(history_example())),

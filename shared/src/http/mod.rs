@@ -77,9 +77,17 @@ where
         parts: &mut axum::http::request::Parts,
         state: &S,
     ) -> Result<Self, Self::Rejection> {
+        use axum::extract::path::ErrorKind;
+        use axum::extract::rejection::PathRejection;
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(Path(v)),
-            Err(e) => {
+            // An id the parameter's type refused (outside the id alphabet): not found.
+            Err(PathRejection::FailedToDeserializePathParams(e))
+                if matches!(
+                    e.kind(),
+                    ErrorKind::Message(_) | ErrorKind::DeserializeError { .. }
+                ) =>
+            {
                 let text = e.body_text();
                 let message = text.strip_prefix("Invalid URL: ").unwrap_or(&text);
                 Err(ApiError::new(
@@ -87,6 +95,16 @@ where
                     "not_found",
                     message.to_owned(),
                 ))
+            }
+            // Anything else keeps axum's status (bad UTF-8: 400; a handler whose
+            // parameters do not match its route: 500), in the JSON error shape.
+            Err(e) => {
+                let kind = if e.status().is_server_error() {
+                    "internal"
+                } else {
+                    "bad_request"
+                };
+                Err(ApiError::new(e.status(), kind, e.body_text()))
             }
         }
     }

@@ -129,7 +129,7 @@ fn cost_example() -> Value {
         and when counters moved while counting (statuses or replies arriving): pause, recount, \
         resume. Reads the whole hopper inside the request: in AWS (29 s) a few hundred thousand \
         entries.",
-    params(("id" = String, Path, description = "Campaign id")),
+    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "Counters before, after, and what was added", body = Recount,
             example = json!(recount_example())),
@@ -157,7 +157,7 @@ async fn recount(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
         29 s, so there ask for chunks: `?limit=10000` answers the first chunk (with the header \
         row) and its `x-next-cursor` header; pass it as `cursor` for the next chunk (no header \
         row) until an answer comes without `x-next-cursor`.",
-    params(("id" = String, Path, description = "Campaign id"), ExportParams),
+    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$"), ExportParams),
     responses(
         (status = 200, description = "CSV rows (the whole export, or one chunk)", body = String, content_type = "text/csv",
             headers(("x-next-cursor" = String, description = "Chunked answers only: the cursor of the next chunk; absent after the last")),
@@ -212,7 +212,7 @@ async fn export(
         is recorded once: 201 the first time, 200 after. The steps show in the CSV export's \
         `funnel` column.",
     params(
-        ("id" = String, Path, description = "Campaign id"),
+        ("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$"),
         ("phone" = String, Path, description = "The contact's phone (digits, as in the hopper)"),
     ),
     request_body(content = StepRequest, example = json!({"step": "chose_plan", "at": "2026-11-22T09:20:00Z"})),
@@ -256,7 +256,7 @@ async fn record_step(
         `delivered` (delivered so far: what Meta bills per message). Volume tiers, free \
         utility templates inside a customer-service window and local-currency billing are not \
         modelled. Reads the whole hopper inside the request.",
-    params(("id" = String, Path, description = "Campaign id")),
+    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "The estimate by basis and by country", body = CostEstimate,
             example = json!(cost_example())),

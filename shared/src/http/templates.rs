@@ -97,7 +97,7 @@ async fn list_accounts(State(a): S, t: TenantId) -> R {
 
 #[utoipa::path(
     get, path = "/accounts/{id}", tag = "accounts",
-    params(("id" = String, Path, description = "Account id")),
+    params(("id" = String, Path, description = "Account id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "The account with its WABA and recontact template", body = AccountView),
         (status = 404, description = "No such account", body = ErrorBody,
@@ -112,7 +112,7 @@ async fn get_account(State(a): S, t: TenantId, Path(id): Path<AccountId>) -> R {
     put, path = "/accounts/{id}/recontact-template", tag = "accounts",
     description = "Flags the template sent when a customer's 24-hour window has closed (R3.5). \
         It must exist for the account and be APPROVED; it replaces the template flagged before.",
-    params(("id" = String, Path, description = "Account id")),
+    params(("id" = String, Path, description = "Account id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     request_body(content = TemplateKey, example = json!({"name": "we_miss_you", "language": "en"})),
     responses(
         (status = 200, description = "The account, showing its recontact template", body = AccountView),
@@ -169,7 +169,7 @@ async fn list_templates(State(a): S, t: TenantId, Query(f): Query<TemplateFilter
 #[utoipa::path(
     get, path = "/templates/{account_id}/{name}/{language}", tag = "templates",
     params(
-        ("account_id" = String, Path, description = "Account id"),
+        ("account_id" = String, Path, description = "Account id", pattern = r"^[A-Za-z0-9_-]{1,128}$"),
         ("name" = String, Path, description = "Template name"),
         ("language" = String, Path, description = "Language code, e.g. en or en_US"),
     ),
@@ -194,7 +194,7 @@ async fn get_template(
         The header link, status and quality can change at any time; PAUSED or DISABLED pauses the \
         campaigns sending it.",
     params(
-        ("account_id" = String, Path, description = "Account id"),
+        ("account_id" = String, Path, description = "Account id", pattern = r"^[A-Za-z0-9_-]{1,128}$"),
         ("name" = String, Path, description = "Template name"),
         ("language" = String, Path, description = "Language code"),
     ),
@@ -219,7 +219,7 @@ async fn edit_template(
 #[utoipa::path(
     delete, path = "/templates/{account_id}/{name}/{language}", tag = "templates",
     params(
-        ("account_id" = String, Path, description = "Account id"),
+        ("account_id" = String, Path, description = "Account id", pattern = r"^[A-Za-z0-9_-]{1,128}$"),
         ("name" = String, Path, description = "Template name"),
         ("language" = String, Path, description = "Language code"),
     ),
@@ -244,7 +244,7 @@ async fn delete_template(
     description = "Reads every page of the account's template list from Meta and stores each \
         template (body, header, buttons, status, quality, category). Templates it cannot keep \
         are listed in `skipped` with the reason.",
-    params(("id" = String, Path, description = "Account id")),
+    params(("id" = String, Path, description = "Account id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     request_body(content = SyncRequest, description = "Optional when the account already has a WABA id",
         example = json!({"waba_id": "102290129340398"})),
     responses(
