@@ -38,8 +38,7 @@ type Env = Spawned;
 async fn env_with(table: Arc<dyn Table>, provider: Option<Arc<dyn MessagingProvider>>) -> Env {
     let mut spawn = Spawn::new(table)
         .at(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap())
-        .simulator(SimConfig::default())
-        .template_sync();
+        .simulator(SimConfig::default());
     if let Some(provider) = provider {
         spawn = spawn.provider(provider);
     }

@@ -49,7 +49,6 @@ async fn harness(table: Arc<dyn Table>) -> H {
             ..SimConfig::default()
         })
         .serve_webhooks(true)
-        .recontact()
         .spawn()
         .await
 }

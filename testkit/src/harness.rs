@@ -13,9 +13,8 @@ use axum::Router;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};
 use shared::adapters::aws::{self, setup};
-use shared::app::conversations::Conversations;
-use shared::app::templates::TemplateSync;
 use shared::app::{Operator, OperatorPorts};
+use shared::compose::{self, Providers};
 use shared::http::webhook::{self, KaleyraHookState, QueueSink, WebhookState};
 use shared::ports::{EventBus, MessagingProvider, ObjectStore, Queue, Scheduler, Table};
 use shared::providers::meta::MetaProvider;
@@ -187,27 +186,6 @@ pub fn meta_provider(base_url: impl Into<String>) -> Arc<MetaProvider> {
     Arc::new(MetaProvider::new(base_url, "v23.0", sim_secrets()))
 }
 
-/// The whole system on `table`, with an in-memory queue on `clock`, ticking every minute.
-pub fn system(
-    table: Arc<dyn Table>,
-    clock: Arc<ManualClock>,
-    scheduler: Arc<dyn Scheduler>,
-    bus: Arc<dyn EventBus>,
-    provider: Arc<dyn MessagingProvider>,
-) -> System {
-    System::new(
-        Ports {
-            table,
-            queue: Arc::new(MemoryQueue::new(clock.clone())),
-            scheduler,
-            bus,
-            provider,
-            clock,
-        },
-        60,
-    )
-}
-
 /// The operator use cases on `table` and `clock`, with in-memory scheduler and bus.
 pub fn memory_operator(table: Arc<dyn Table>, clock: Arc<ManualClock>) -> Operator {
     Operator::new(OperatorPorts {
@@ -258,13 +236,10 @@ pub struct Spawn {
     bus: Option<Arc<dyn EventBus>>,
     queue: Option<Arc<dyn Queue>>,
     inbound_queue: Option<Arc<dyn Queue>>,
-    tick_seconds: u32,
     sink: HookSink,
     serve_webhooks: bool,
     verify_token: String,
     kaleyra_token: Option<String>,
-    recontact: bool,
-    template_sync: bool,
     objects: Option<Arc<dyn ObjectStore>>,
 }
 
@@ -280,13 +255,10 @@ impl Spawn {
             bus: None,
             queue: None,
             inbound_queue: None,
-            tick_seconds: 60,
             sink: HookSink::Inline,
             serve_webhooks: false,
             verify_token: "verify".into(),
             kaleyra_token: None,
-            recontact: false,
-            template_sync: false,
             objects: None,
         }
     }
@@ -335,12 +307,6 @@ impl Spawn {
         self
     }
 
-    /// Seconds between launcher ticks (default 60).
-    pub fn tick_seconds(mut self, seconds: u32) -> Spawn {
-        self.tick_seconds = seconds;
-        self
-    }
-
     /// The webhook router queues verified webhooks on the system's inbound queue instead
     /// of applying them inline.
     pub fn queue_webhooks(mut self) -> Spawn {
@@ -364,21 +330,6 @@ impl Spawn {
     /// Adds the Kaleyra callback route, checking `token`, to the webhook router.
     pub fn kaleyra_token(mut self, token: impl Into<String>) -> Spawn {
         self.kaleyra_token = Some(token.into());
-        self
-    }
-
-    /// Merges the recontact route (R5.5) into the operator API, sending through the
-    /// system's provider, as the composition roots do.
-    pub fn recontact(mut self) -> Spawn {
-        self.recontact = true;
-        self
-    }
-
-    /// Merges template synchronisation (R3.4) into the operator API, reading the
-    /// simulator's template list, as the composition roots do (needs
-    /// [`Spawn::simulator`]).
-    pub fn template_sync(mut self) -> Spawn {
-        self.template_sync = true;
         self
     }
 
@@ -459,7 +410,7 @@ impl Spawn {
                 provider,
                 clock: clock.clone(),
             },
-            self.tick_seconds,
+            60, // the launcher ticks every minute, as in Lambda
         );
         if let Some(q) = self.inbound_queue {
             sys = sys.with_inbound_queue(q);
@@ -485,30 +436,17 @@ impl Spawn {
             })));
         }
 
-        let mut api = shared::http::operator::router(sys.operator.clone());
-        if self.template_sync {
-            let sim = sim
-                .as_ref()
-                .expect("Spawn::template_sync needs Spawn::simulator");
-            let sync = Arc::new(TemplateSync {
-                table: sys.ports.table.clone(),
-                bus: sys.ports.bus.clone(),
-                clock: sys.ports.clock.clone(),
-                source: Arc::new(MetaTemplates::new(sim.base_url(), "v23.0", sim_secrets())),
-            });
-            api = api.merge(shared::http::templates::sync_router(sync));
-        }
-        if self.recontact {
-            let conversations = Arc::new(Conversations {
-                table: sys.ports.table.clone(),
-                provider: sys.ports.provider.clone(),
-                clock: sys.ports.clock.clone(),
-            });
-            api = api.merge(shared::http::conversations::recontact_router(conversations));
-        }
-        if let Some(objects) = self.objects {
-            api = shared::http::audience::with_object_store(api, objects);
-        }
+        // The whole operator API as the composition roots build it: the recontact route
+        // sends through the system's provider, template sync reads the simulator's list.
+        let templates_at = sim
+            .as_ref()
+            .map_or(NO_PROVIDER_URL.to_owned(), |s| s.base_url());
+        let providers = Providers {
+            messaging: sys.ports.provider.clone(),
+            templates: Arc::new(MetaTemplates::new(templates_at, "v23.0", sim_secrets())),
+        };
+        let services = compose::operator_services(sys.operator.clone(), &providers, self.objects);
+        let api = shared::http::operator::full_router(&services);
 
         Spawned {
             sys,
@@ -558,13 +496,6 @@ impl Spawned {
     /// The in-memory bus (the default of [`Spawn::bus`]).
     pub fn memory_bus(&self) -> &Arc<MemoryBus> {
         self.bus.as_ref().expect("spawned with another bus")
-    }
-
-    /// The in-memory scheduler (the default of [`Spawn::scheduler`]).
-    pub fn memory_scheduler(&self) -> &Arc<MemoryScheduler> {
-        self.scheduler
-            .as_ref()
-            .expect("spawned with another scheduler")
     }
 
     /// The in-memory send queue (the default of [`Spawn::queue`]).
