@@ -121,7 +121,7 @@ pub fn operator_services(
     providers: &Providers,
     objects: Option<Arc<dyn ObjectStore>>,
 ) -> OperatorServices {
-    let ports = operator.ports().clone();
+    let ports = operator.ports.clone();
     OperatorServices {
         operator,
         sync: Arc::new(TemplateSync {

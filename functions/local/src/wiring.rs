@@ -29,7 +29,8 @@ pub struct Local {
     /// Present on the in-memory backend, whose schedules this process fires.
     pub scheduler: Option<Arc<MemoryScheduler>>,
     pub backend: &'static str,
-    /// The operator API's use cases (its admin is the system's).
+    /// The operator API's use cases (the system's operator, with template sync and the
+    /// recontact route).
     pub operator: OperatorServices,
     /// Uploads of large CSV imports: "presigned" URLs point at `PUT /local/objects/…`.
     pub objects: Arc<MemoryObjects>,

@@ -100,7 +100,7 @@ pub async fn upsert_keyed(
         Ok(Ok((c, existing, before, after)))
     })
     .await
-    .map_err(busy(format!("contact {}", key.masked())))?;
+    .map_err(busy(|| format!("contact {}", key.masked())))?;
     // Err: nothing to change, the stored contact as it is.
     let (c, existing, before, after) = match stored {
         Ok(changed) => changed,

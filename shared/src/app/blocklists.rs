@@ -139,7 +139,7 @@ impl BlockLists {
             Ok(store::save_block_list(&*self.table, &mut l).await?)
         })
         .await
-        .map_err(busy(format!("block list {id}")))?;
+        .map_err(busy(|| format!("block list {id}")))?;
         let mut removed = 0;
         loop {
             let n = store::delete_blocked_page(&*self.table, tenant, id, page.max(1)).await?;

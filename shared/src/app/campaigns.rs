@@ -134,7 +134,7 @@ impl Campaigns {
             Ok(t)
         })
         .await
-        .map_err(busy(format!("tenant {tenant}")))
+        .map_err(busy(|| format!("tenant {tenant}")))
     }
 
     /// Whether the tenant may use the campaign endpoints (R1.8).
@@ -293,26 +293,31 @@ impl Campaigns {
             Ok((c, from, edited.rescheduled))
         })
         .await
-        .map_err(busy(format!("campaign {id}")))?;
+        .map_err(busy(|| format!("campaign {id}")))?;
         if c.status != from {
             publish_state_change(&*self.bus, &c, from, None).await;
         }
         if let Some(at) = rescheduled {
-            self.put_schedule(&c, at).await?;
+            self.put_schedule(tenant, id, at).await?;
         }
         self.view(c).await
     }
 
     /// A one-time schedule that launches the campaign at `at`; putting it again moves it.
-    async fn put_schedule(&self, c: &Campaign, at: crate::domain::Time) -> AppResult<()> {
+    async fn put_schedule(
+        &self,
+        tenant: &TenantId,
+        id: &CampaignId,
+        at: crate::domain::Time,
+    ) -> AppResult<()> {
         let payload = serde_json::to_string(&crate::lambda::events::LauncherEvent::Launch {
-            tenant: TenantId::parse(&c.tenant)?,
-            campaign_id: CampaignId::parse(&c.id)?,
+            tenant: tenant.clone(),
+            campaign_id: id.clone(),
         })
         .expect("event serialises");
         self.scheduler
             .put(OneTimeSchedule {
-                name: launch_schedule_name(&c.id),
+                name: launch_schedule_name(id),
                 at,
                 payload,
             })
@@ -353,7 +358,7 @@ impl Campaigns {
         let now = self.now();
         let (c, launched) = self.transition(tenant, id, |c| c.launch(now)).await?;
         if let Launched::Scheduled(at) = launched {
-            self.put_schedule(&c, at).await?;
+            self.put_schedule(tenant, id, at).await?;
         }
         self.view(c).await
     }

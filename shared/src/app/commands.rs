@@ -317,7 +317,7 @@ impl Commands {
             Ok(op)
         })
         .await
-        .map_err(busy(format!("campaign {id}")))?;
+        .map_err(busy(|| format!("campaign {id}")))?;
         // The operation first: a campaign reopened by a retry is not completed again
         // by the sweeper while its operation runs.
         let reason = Some(format!("{} requested", kind.as_str()));

@@ -81,6 +81,8 @@ pub struct Operator {
     pub commands: Arc<commands::Commands>,
     pub reports: Arc<reports::Reports>,
     pub views: Arc<hopper_views::Views>,
+    /// The ports the services run on.
+    pub ports: OperatorPorts,
 }
 
 impl Operator {
@@ -96,13 +98,9 @@ impl Operator {
                 clock: ports.clock.clone(),
             }),
             reports: Arc::new(reports::Reports(ports.clone())),
-            views: Arc::new(hopper_views::Views(ports)),
+            views: Arc::new(hopper_views::Views(ports.clone())),
+            ports,
         }
-    }
-
-    /// The ports the services run on.
-    pub fn ports(&self) -> &OperatorPorts {
-        &self.campaigns.0
     }
 }
 
@@ -172,11 +170,12 @@ impl WorkBudget {
 }
 
 /// The 409 an operator sees when every retry met someone else's write to `what`.
-pub(crate) fn busy(what: String) -> impl FnOnce(AppError) -> AppError {
+pub(crate) fn busy(what: impl FnOnce() -> String) -> impl FnOnce(AppError) -> AppError {
     move |e| {
         if e.is_write_conflict() {
             DomainError::Conflict(format!(
-                "{what} is being changed by someone else; try again"
+                "{} is being changed by someone else; try again",
+                what()
             ))
             .into()
         } else {
@@ -209,7 +208,7 @@ pub(crate) async fn update_campaign<R>(
         Ok((c, r))
     })
     .await
-    .map_err(busy(format!("campaign {id}")))
+    .map_err(busy(|| format!("campaign {id}")))
 }
 
 /// Every block list a campaign attaches must exist for the tenant (and not be being

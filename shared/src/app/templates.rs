@@ -158,7 +158,7 @@ async fn update_template<R>(
         Ok(Some((t, r)))
     })
     .await
-    .map_err(busy(format!("template {name} ({language})")))
+    .map_err(busy(|| format!("template {name} ({language})")))
 }
 
 /// What storing a template (registered again or read from the provider) did.
@@ -217,10 +217,9 @@ async fn upsert_template(
     })
     .await;
     *count = *known.lock().expect("not poisoned");
-    upserted.map_err(busy(format!(
-        "template {} ({})",
-        fresh.name, fresh.language
-    )))
+    upserted.map_err(busy(|| {
+        format!("template {} ({})", fresh.name, fresh.language)
+    }))
 }
 
 /// Refuses a new template beyond the account's limit; `known` caches how many the

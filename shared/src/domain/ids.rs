@@ -24,11 +24,7 @@ macro_rules! id_type {
         impl $name {
             /// The id in `s`, or the error an operator sees for it.
             pub fn parse(s: &str) -> Result<Self, DomainError> {
-                if safe(s, $max) {
-                    Ok($name(s.to_owned()))
-                } else {
-                    Err($bad(s))
-                }
+                Self::try_from(s.to_owned())
             }
 
             pub fn as_str(&self) -> &str {

@@ -221,16 +221,19 @@ impl CallingHours {
     }
 
     /// Whether a send at `at` falls inside the window in its own `timezone`.
+    #[cfg(test)]
     pub fn allows(&self, at: Time) -> bool {
         self.window().allows(at)
     }
 
     /// Whether a send to `phone` at `at` falls inside the window.
+    #[cfg(test)]
     pub fn allows_for(&self, phone: &PhoneNumber, at: Time) -> bool {
         self.window().allows_for(phone, at)
     }
 
     /// The first instant at or after `after` when a send to `phone` is allowed.
+    #[cfg(test)]
     pub fn next_open_for(&self, phone: &PhoneNumber, after: Time) -> Time {
         self.window().next_open_for(phone, after)
     }
@@ -245,7 +248,7 @@ impl Window {
     /// The zone a send to `phone` is judged in: the recipient's, from the number's
     /// country, when `recipient_timezone` is on and the country has one zone; otherwise
     /// the window's own `timezone`.
-    pub fn zone_for(&self, phone: &PhoneNumber) -> Option<Tz> {
+    fn zone_for(&self, phone: &PhoneNumber) -> Option<Tz> {
         let (_, _, campaign_zone) = self.parts?;
         if self.recipient_timezone {
             if let Some(z) = phone.region().as_deref().and_then(country_zone) {
