@@ -225,7 +225,7 @@ impl Inbox {
             let before = e.clone();
             let mut changed = 0;
             for (_, s) in statuses {
-                if e.apply_status(&s.status, s.at) {
+                if e.apply_update(s) {
                     changed += 1;
                 }
             }

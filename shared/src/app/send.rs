@@ -280,7 +280,7 @@ impl SendService {
             language: ctx.template.language.clone(),
             params: rendered.params,
             quick_reply_payloads: ctx.template.quick_replies.clone(),
-            callback_data: r.encode(),
+            callback_data: r.encode_attempt(entry.attempts),
             header: ctx.template.header.clone(),
         };
         match self.provider.send(&ctx.account, &msg).await {

@@ -2,7 +2,7 @@
 
 use super::answer::Answer;
 use super::campaign::Campaign;
-use super::inbound::{EntryRef, StatusKind};
+use super::inbound::{EntryRef, StatusKind, StatusUpdate};
 use super::outcome::{FailureClass, SendFailure};
 use super::phone::PhoneNumber;
 use super::template::ContactData;
@@ -323,6 +323,36 @@ impl HopperEntry {
         }
     }
 
+    /// Whether a status reporting `message_id` (of `attempt`, when the callback data
+    /// names it) is about this entry's current attempt: the message the entry holds, or,
+    /// before the entry learnt its message id, the attempt in flight (SENDING) or whose
+    /// outcome is unknown (RETRY). A status of an earlier attempt (before a reset or a
+    /// retry), of another message, or for an entry not sent (FRESH) is not (R6.1).
+    pub fn reports_current_attempt(&self, message_id: &str, attempt: Option<u32>) -> bool {
+        if attempt.is_some_and(|a| a != self.attempts) {
+            return false;
+        }
+        match &self.message_id {
+            Some(id) => id == message_id,
+            None => matches!(self.state, EntryState::Sending | EntryState::Retry),
+        }
+    }
+
+    /// Applies a provider's status report if it is about the current attempt. A RETRY
+    /// entry that never learnt its message id (the call timed out, or the claim was
+    /// reclaimed as "outcome unknown") learns it here: the provider has the message, so
+    /// [`HopperEntry::retry`] never sends it again. Returns whether anything changed.
+    pub fn apply_update(&mut self, s: &StatusUpdate) -> bool {
+        if !self.reports_current_attempt(&s.message_id, s.attempt) {
+            return false;
+        }
+        let learnt = self.state == EntryState::Retry && self.message_id.is_none();
+        if learnt {
+            self.message_id = Some(s.message_id.clone());
+        }
+        self.apply_status(&s.status, s.at) || learnt
+    }
+
     /// Applies a delivery status. Statuses only move forward (R6.1); `read` implies
     /// `delivered`. Returns whether anything changed.
     pub fn apply_status(&mut self, status: &StatusKind, at: Time) -> bool {
@@ -523,10 +553,13 @@ impl HopperEntry {
     /// (sent/delivered times) stays. Permanent outcomes (FAILED, BLOCK_LIST, SKIPPED) and
     /// entries sent or answered (PENDING, CLOSED) are never retried. Neither is a RETRY
     /// entry that a delivery status shows reached the phone (an "outcome unknown" claim
-    /// whose message did go out): sending it again would reach the customer twice.
-    /// Returns whether the entry changed.
+    /// whose message did go out), nor one the provider accepted (it has a message id or a
+    /// `sent` time: a call that timed out after acceptance, or a status that reported it):
+    /// sending it again would reach the customer twice. Returns whether the entry changed.
     pub fn retry(&mut self, seq: u64) -> bool {
-        if self.state != EntryState::Retry || self.delivered_at.is_some() {
+        let accepted =
+            self.message_id.is_some() || self.sent_at.is_some() || self.delivered_at.is_some();
+        if self.state != EntryState::Retry || accepted {
             return false;
         }
         self.state = EntryState::Fresh;
@@ -608,6 +641,76 @@ mod tests {
         assert_eq!(e.state, EntryState::Closed);
         assert_eq!(e.disposition.as_deref(), Some("replied:YES"));
         assert!(e.read_at.is_some() && e.delivered_at.is_some());
+    }
+
+    fn status(id: &str, attempt: Option<u32>, status: StatusKind, at: Time) -> StatusUpdate {
+        StatusUpdate {
+            message_id: id.into(),
+            status,
+            at,
+            entry: None,
+            attempt,
+        }
+    }
+
+    fn undeliverable() -> StatusKind {
+        StatusKind::Failed {
+            code: Some(131026),
+            reason: "Message Undeliverable".into(),
+        }
+    }
+
+    #[test]
+    fn retry_never_resends_an_accepted_message() {
+        let now = Utc::now();
+        // The provider call timed out after Meta accepted it (classed temporary); Meta
+        // then reports `sent`, the phone being off.
+        let mut e = entry();
+        e.claim(now).unwrap();
+        e.record_failure(&SendFailure::transport("timed out"));
+        assert_eq!(e.state, EntryState::Retry);
+        assert!(e.apply_update(&status("wamid.1", Some(1), StatusKind::Sent, now)));
+        assert!(!e.retry(9), "Meta accepted it: a retry would send it twice");
+        assert_eq!(e.state, EntryState::Retry);
+        // A stale claim reclaimed as "outcome unknown", then the same `sent`.
+        let mut e = entry();
+        e.claim(now).unwrap();
+        assert!(e.reclaim_stale(now + Duration::hours(1), Duration::minutes(10)));
+        assert!(e.apply_update(&status("wamid.2", Some(1), StatusKind::Sent, now)));
+        assert_eq!(
+            e.message_id.as_deref(),
+            Some("wamid.2"),
+            "the message it learnt"
+        );
+        assert!(!e.retry(9));
+        // Without any sign of a send, the operator's retry still goes out.
+        let mut e = entry();
+        e.claim(now).unwrap();
+        e.record_failure(&SendFailure::transport("timed out"));
+        assert!(e.retry(9));
+    }
+
+    #[test]
+    fn a_status_of_an_earlier_attempt_never_applies_to_the_next() {
+        let now = Utc::now();
+        let mut e = entry();
+        e.claim(now).unwrap();
+        e.record_sent("wamid.old".into(), now, Duration::days(1));
+        assert!(e.reset(2));
+        // The reset entry is FRESH: the old message's late statuses change nothing.
+        assert!(!e.apply_update(&status("wamid.old", Some(1), undeliverable(), now)));
+        assert!(!e.apply_update(&status("wamid.old", None, StatusKind::Delivered, now)));
+        // The next attempt is in flight: a late `failed` of the old one does not mark it.
+        e.claim(now).unwrap();
+        assert!(!e.apply_update(&status("wamid.old", Some(1), undeliverable(), now)));
+        e.record_sent("wamid.new".into(), now, Duration::days(1));
+        assert_eq!(e.state, EntryState::Pending, "the new send stands");
+        // Once the entry knows its message, only that message's statuses count.
+        assert!(!e.apply_update(&status("wamid.old", None, undeliverable(), now)));
+        assert!(!e.apply_update(&status("wamid.forged", Some(2), StatusKind::Read, now)));
+        assert!(e.read_at.is_none() && e.delivered_at.is_none());
+        assert!(e.apply_update(&status("wamid.new", Some(2), StatusKind::Delivered, now)));
+        assert!(e.delivered_at.is_some());
     }
 
     #[test]

@@ -39,8 +39,22 @@ impl EntryRef {
         )
     }
 
-    /// `None` for callback data that some other sender put there.
+    /// The entry callback data names, whether or not it names the attempt too; `None`
+    /// for callback data that some other sender put there.
     pub fn decode(s: &str) -> Option<Self> {
+        Self::decode_attempt(s).map(|(r, _)| r)
+    }
+
+    /// The callback data of one attempt's message: the entry and the attempt number, so a
+    /// status is applied only to the attempt whose message it reports.
+    pub fn encode_attempt(&self, attempt: u32) -> String {
+        format!("{}|{attempt}", self.encode())
+    }
+
+    /// Callback data back into the entry and, when it names one, the attempt (messages
+    /// sent before attempts were named carry none). `None` for callback data that some
+    /// other sender put there.
+    pub fn decode_attempt(s: &str) -> Option<(Self, Option<u32>)> {
         let mut it = s.split('|');
         if it.next()? != Self::PREFIX {
             return None;
@@ -49,15 +63,20 @@ impl EntryRef {
         let campaign_id = it.next()?.to_owned();
         let shard = it.next()?.parse().ok()?;
         let phone = PhoneNumber::parse(it.next()?).ok()?;
+        let attempt = match it.next() {
+            Some(a) => Some(a.parse().ok()?),
+            None => None,
+        };
         if it.next().is_some() {
             return None;
         }
-        Some(EntryRef {
+        let r = EntryRef {
             tenant,
             campaign_id,
             shard,
             phone,
-        })
+        };
+        Some((r, attempt))
     }
 }
 
@@ -76,6 +95,9 @@ pub struct StatusUpdate {
     pub status: StatusKind,
     pub at: Time,
     pub entry: Option<EntryRef>,
+    /// The attempt of the entry whose message this reports, when the callback data says.
+    #[serde(default)]
+    pub attempt: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,7 +163,19 @@ mod tests {
             shard: 7,
             phone: PhoneNumber::parse("919812345678").unwrap(),
         };
-        assert_eq!(EntryRef::decode(&r.encode()), Some(r));
+        assert_eq!(EntryRef::decode(&r.encode()), Some(r.clone()));
+        let with_attempt = r.encode_attempt(3);
+        assert_eq!(with_attempt, "ce1|t1|cmp_1|7|919812345678|3");
+        assert_eq!(
+            EntryRef::decode_attempt(&with_attempt),
+            Some((r.clone(), Some(3)))
+        );
+        assert_eq!(
+            EntryRef::decode_attempt(&r.encode()),
+            Some((r.clone(), None))
+        );
+        assert_eq!(EntryRef::decode(&with_attempt), Some(r));
+        assert_eq!(EntryRef::decode("ce1|t1|cmp_1|7|919812345678|x"), None);
         assert_eq!(EntryRef::decode("some data"), None);
         assert_eq!(EntryRef::decode("cmp_42:contact_9001"), None);
     }

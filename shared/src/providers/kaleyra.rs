@@ -360,17 +360,19 @@ pub fn parse_kaleyra_callback_received(
             .or_else(|| time_of(v.get("timestamp")))
             .or_else(|| time_of(v.get("created_at")))
             .unwrap_or(received_at);
-        let entry = str_of(extra.and_then(|e| e.get("ref")))
-            .and_then(EntryRef::decode)
+        let (entry, attempt) = str_of(extra.and_then(|e| e.get("ref")))
+            .and_then(EntryRef::decode_attempt)
             .or_else(|| {
                 str_of(meta_status.and_then(|s| s.get("biz_opaque_callback_data")))
-                    .and_then(EntryRef::decode)
-            });
+                    .and_then(EntryRef::decode_attempt)
+            })
+            .map_or((None, None), |(r, a)| (Some(r), a));
         out.push(Inbound::Status(StatusUpdate {
             message_id: message_id.to_owned(),
             status,
             at,
             entry,
+            attempt,
         }));
     }
     if let Some(value) = value.filter(|x| x.get("messages").is_some()) {

@@ -418,15 +418,17 @@ fn parse_status(item: StatusItem) -> Option<StatusUpdate> {
     };
     let message_id = item.id.filter(|s| !s.is_empty())?;
     let at = epoch_time(item.timestamp.as_ref())?;
-    let entry = item
+    let (entry, attempt) = item
         .biz_opaque_callback_data
         .as_deref()
-        .and_then(EntryRef::decode);
+        .and_then(EntryRef::decode_attempt)
+        .map_or((None, None), |(r, a)| (Some(r), a));
     Some(StatusUpdate {
         message_id,
         status,
         at,
         entry,
+        attempt,
     })
 }
 
