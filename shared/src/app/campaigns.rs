@@ -382,13 +382,18 @@ impl Campaigns {
     pub async fn resume(&self, tenant: &TenantId, id: &CampaignId) -> AppResult<CampaignView> {
         let now = self.now();
         let (c, ()) = self.transition(tenant, id, |c| c.resume(now)).await?;
-        let mut cursors = repo::get_cursors(&*self.table, tenant, id).await?;
-        cursors.after.clear();
-        // The pacing may have changed while paused: start its count afresh.
-        cursors.next_due = None;
-        if cursors.version > 0 {
-            repo::save_cursors(&*self.table, tenant, id, &mut cursors).await?;
-        }
+        // The pacing may have changed while paused: its count starts afresh too. A
+        // dispatch that saved the cursors meanwhile does not fail the resume.
+        let table = &*self.table;
+        retry_on_conflict(|_| async move {
+            let mut cursors = repo::get_cursors(table, tenant, id).await?;
+            cursors.restart();
+            if cursors.version > 0 {
+                repo::save_cursors(table, tenant, id, &mut cursors).await?;
+            }
+            Ok(())
+        })
+        .await?;
         self.view(c).await
     }
 

@@ -49,6 +49,43 @@ impl ShardReader {
         }
     }
 
+    /// A reader for `slots` sends whose line starts with the entries overdue below each
+    /// shard's mark (see [`RESCAN_AFTER`]): about what the slots need, spread over the
+    /// shards; the rest wait for the next dispatch.
+    async fn open(
+        table: &dyn Table,
+        c: &Campaign,
+        cursors: &repo::Cursors,
+        now: Time,
+        slots: usize,
+    ) -> AppResult<Self> {
+        let mut reader = ShardReader::new(c.hopper_shards.max(1));
+        if slots > 0 {
+            let up_to = cursors.overdue_up_to(now, RESCAN_AFTER);
+            reader.overdue(table, c, &up_to, slots).await?;
+        }
+        Ok(reader)
+    }
+
+    async fn overdue(
+        &mut self,
+        table: &dyn Table,
+        c: &Campaign,
+        up_to: &BTreeMap<u16, String>,
+        slots: usize,
+    ) -> AppResult<()> {
+        let want = slots.div_ceil(self.shards as usize).clamp(1, 1000) as u32;
+        for (shard, key) in up_to.iter().filter(|(s, _)| **s < self.shards) {
+            let entries =
+                repo::ready_entries_up_to(table, &c.tenant, &c.id, *shard, key, want).await?;
+            if !entries.is_empty() {
+                tracing::warn!(campaign_id = %c.id, shard, entries = entries.len(), "entries left behind the dispatch cursor; dispatched again");
+            }
+            self.buffer.extend(entries);
+        }
+        Ok(())
+    }
+
     /// Reads about what `slots_left` need, spread over the shards not yet exhausted.
     /// The buffer is empty, so each shard's cursor is where its reading stopped. False
     /// when every shard is exhausted.
@@ -127,6 +164,11 @@ impl Dispatched {
 
 /// Entries one dispatch of a campaign may hold back for calling hours.
 pub const MAX_HELD_BACK_PER_TICK: usize = 2000;
+
+/// How long after the dispatcher moved a shard's cursor past an entry that entry must
+/// have left the READY index (claimed by the sender); one still there was indexed late
+/// or lost on the way, and is dispatched again.
+pub const RESCAN_AFTER: chrono::Duration = chrono::Duration::minutes(5);
 
 /// Why an entry is held back by the dispatcher.
 pub const WAITING_FOR_CALLING_HOURS: &str = "waiting: outside calling hours";
@@ -354,7 +396,7 @@ impl Dispatcher {
         let limit = allowance
             .max
             .map_or(slots.count, |m| slots.count.min(m as usize));
-        let mut reader = ShardReader::new(c.hopper_shards.max(1));
+        let mut reader = ShardReader::open(&*self.table, c, &cursors, now, limit).await?;
         // Calling hours parsed once per dispatch, not once per slot.
         let window = c.calling_hours.as_ref().map(|h| h.window());
         let mut msgs: Vec<OutMessage> = Vec::new();
@@ -382,7 +424,7 @@ impl Dispatcher {
                         continue;
                     }
                     // This recipient's window is closed: it waits; the slot goes to the next.
-                    cursors.after.insert(e.shard, repo::seq_key(e.seq));
+                    cursors.advance(e.shard, &repo::seq_key(e.seq));
                     let opens = h.next_open_for(&e.phone, at);
                     if self.hold_back(e, opens).await? {
                         deferred += 1;
@@ -390,7 +432,7 @@ impl Dispatcher {
                     continue;
                 }
             }
-            cursors.after.insert(e.shard, repo::seq_key(e.seq));
+            cursors.advance(e.shard, &repo::seq_key(e.seq));
             msgs.push(OutMessage {
                 body: serde_json::to_string(&e.entry_ref()).expect("entry ref serialises"),
                 delay_secs: slots.delay_secs(slot, now),
@@ -418,6 +460,7 @@ impl Dispatcher {
             return Ok(Dispatched::default());
         }
         cursors.next_due = Some(next_due);
+        cursors.mark(self.clock.now(), RESCAN_AFTER);
         if n > 0 {
             self.queue.send(msgs).await?;
         }

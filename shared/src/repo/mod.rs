@@ -32,7 +32,7 @@ use crate::domain::stats::Delta;
 use crate::domain::Time;
 use crate::ports::{Cond, Index, Item, Page, PortError, PortResult, Query, SkCond, Table};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -429,19 +429,7 @@ pub async fn reserve_seq(
     Ok(last + 1 - n)
 }
 
-/// Where the dispatcher stopped in each hopper shard, and when the next send is due.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Cursors {
-    /// Shard -> last dispatched sequence key.
-    pub after: BTreeMap<u16, String>,
-    /// When the campaign's next send is due (R4.8): one interval after the last send
-    /// dispatched, so the rate holds across ticks whatever their timing, and fractions
-    /// carry (30 contacts/hour over 60 s ticks sends one every other tick).
-    #[serde(default)]
-    pub next_due: Option<Time>,
-    #[serde(default)]
-    pub version: u64,
-}
+pub use crate::domain::cursor::Cursors;
 
 pub async fn get_cursors(table: &dyn Table, tenant: &str, campaign: &str) -> PortResult<Cursors> {
     Ok(get_as(table, &campaign_pk(tenant, campaign), "DISPATCH")
@@ -634,8 +622,30 @@ pub async fn ready_entries(
         Some(a) => SkCond::Gt(a.to_owned()),
         None => SkCond::Any,
     };
+    read_ready(table, ready_pk(tenant, campaign, shard), sk, limit).await
+}
+
+/// FRESH entries of one shard up to (and including) a sequence key, in dispatch order.
+pub async fn ready_entries_up_to(
+    table: &dyn Table,
+    tenant: &str,
+    campaign: &str,
+    shard: u16,
+    up_to: &str,
+    limit: u32,
+) -> PortResult<Vec<HopperEntry>> {
+    let sk = SkCond::Lte(up_to.to_owned());
+    read_ready(table, ready_pk(tenant, campaign, shard), sk, limit).await
+}
+
+async fn read_ready(
+    table: &dyn Table,
+    pk: String,
+    sk: SkCond,
+    limit: u32,
+) -> PortResult<Vec<HopperEntry>> {
     let mut out = Vec::new();
-    let mut q = Query::new(Index::Gsi2, ready_pk(tenant, campaign, shard), sk).limit(limit);
+    let mut q = Query::new(Index::Gsi2, pk, sk).limit(limit);
     // DynamoDB may return short pages; keep reading until the limit or the end.
     loop {
         let page = table.query(&q).await?;
