@@ -136,7 +136,7 @@ struct Fixture {
 async fn fixture(h: &H, tenant: &str, contacts: usize) -> Fixture {
     let acc = h
         .ok_as(tenant, Method::POST, "/accounts", Some(json!({
-            "name": "Main", "sender_id": format!("1065403522{}", tenant.len()), "token_ref": "env:TOKEN"
+            "name": "Main", "sender_id": format!("1065403522{}", tenant.len()), "token_ref": "env:TOKEN", "waba_id": "102290129340398"
         })))
         .await;
     let account = acc["id"].as_str().unwrap().to_owned();

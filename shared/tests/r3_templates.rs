@@ -768,6 +768,13 @@ testkit::on_both_backends! {
 async fn r3_4_sync_needs_a_waba_and_reports_meta_errors() {
     let e = env(memory()).await;
     let acc = account(&e.api, None).await;
+    // An account stored before Meta accounts had to name their WABA.
+    let t = &*e.sys.ports.table;
+    let mut settings = repo::get_template_settings(t, TENANT, &acc).await.unwrap();
+    settings.waba_id = None;
+    repo::save_template_settings(t, &mut settings)
+        .await
+        .unwrap();
     let path = format!("/accounts/{acc}/templates/sync");
     let (s, body) = call(&e.api, Method::POST, &path, None).await;
     assert_eq!(

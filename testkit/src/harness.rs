@@ -547,7 +547,7 @@ impl Spawned {
 
 /// An account on the simulator's phone number, its token in [`sim_secrets`].
 pub fn account_body() -> Value {
-    json!({"name": "Main", "sender_id": "106540352242922", "token_ref": "env:SIM_TOKEN"})
+    json!({"name": "Main", "sender_id": "106540352242922", "token_ref": "env:SIM_TOKEN", "waba_id": crate::simulator::SIM_WABA_ID})
 }
 
 /// A MARKETING template `name` (en) with the body `Hi {{1}}, code {{2}}`.

@@ -93,7 +93,7 @@ async fn main() -> anyhow::Result<()> {
         .create_account(
             &tenant,
             serde_json::from_value(json!({
-                "name": "Main", "sender_id": "106540352242922", "token_ref": "env:TOKEN"
+                "name": "Main", "sender_id": "106540352242922", "token_ref": "env:TOKEN", "waba_id": "102290129340398"
             }))?,
         )
         .await?;

@@ -240,7 +240,7 @@ async fn harness(table: Arc<dyn Table>, n: usize, faults: Arc<Faults>) -> H {
         Method::POST,
         "/accounts",
         Some(json!({
-            "name": "Main number", "sender_id": "106540352242922", "token_ref": "env:SIM_TOKEN"
+            "name": "Main number", "sender_id": "106540352242922", "token_ref": "env:SIM_TOKEN", "waba_id": "100000000000001"
         })),
     )
     .await;

@@ -87,7 +87,7 @@ async fn story(h: Harness) {
         Method::POST,
         "/accounts",
         Some(json!({
-            "name": "Main number", "sender_id": "106540352242922", "token_ref": "env:SIM_TOKEN"
+            "name": "Main number", "sender_id": "106540352242922", "token_ref": "env:SIM_TOKEN", "waba_id": "100000000000001"
         })),
     )
     .await;

@@ -52,7 +52,7 @@ impl Harness {
                 Method::POST,
                 "/accounts",
                 Some(json!({"name": "Main", "sender_id": "106540352242922",
-                    "token_ref": "env:SIM_TOKEN", "rate_limit": rate})),
+                    "token_ref": "env:SIM_TOKEN", "rate_limit": rate, "waba_id": "100000000000001"})),
             )
             .await["id"]
             .as_str()

@@ -87,7 +87,8 @@ pub struct NewAccount {
     #[serde(default)]
     pub messaging_tier: Option<u32>,
     /// Meta's WhatsApp Business Account id: where templates are synchronised from
-    /// (R3.4). Kept with the account's template settings.
+    /// (R3.4), and how Meta's template webhooks find the account's templates. Required
+    /// on a Meta account. Kept with the account's template settings.
     #[serde(default)]
     pub waba_id: Option<String>,
 }
@@ -130,6 +131,15 @@ impl Account {
             validate_waba_id(w.trim())?;
         }
         let provider = input.provider.unwrap_or(Provider::Meta);
+        // Meta's template webhooks name the WABA; they are matched to templates by it.
+        if provider == Provider::Meta
+            && input.waba_id.as_deref().is_none_or(|w| w.trim().is_empty())
+        {
+            return Err(DomainError::invalid(
+                "waba_id",
+                "is required on a Meta account: its WhatsApp Business Account id",
+            ));
+        }
         if provider == Provider::Kaleyra {
             validate_kaleyra_sender_id(&sender_id)?;
         }
@@ -180,6 +190,7 @@ mod tests {
             provider: None,
             sender_id: Some("106540352242922".into()),
             token_ref: Some(token_ref.into()),
+            waba_id: Some("102290129340398".into()),
             ..Default::default()
         }
     }

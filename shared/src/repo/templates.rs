@@ -216,13 +216,11 @@ pub struct TemplateOwner {
 }
 
 impl TemplateOwner {
-    /// Whether a webhook from business account `waba` may concern this owner: yes when
-    /// either side does not know its WABA.
+    /// Whether a webhook from business account `waba` concerns this owner: only when both
+    /// name the same WABA. A template name is not unique across businesses, so an owner
+    /// or a webhook that names none is nobody's match.
     pub fn matches_waba(&self, waba: Option<&str>) -> bool {
-        match (self.waba_id.as_deref(), waba) {
-            (Some(mine), Some(theirs)) => mine == theirs,
-            _ => true,
-        }
+        matches!((self.waba_id.as_deref(), waba), (Some(mine), Some(theirs)) if mine == theirs)
     }
 }
 

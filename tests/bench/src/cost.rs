@@ -401,7 +401,7 @@ impl World {
             .call(
                 Method::POST,
                 "/accounts",
-                json!({"name": "Bench number", "sender_id": SENDER_ID, "token_ref": "env:SIM_TOKEN"}),
+                json!({"name": "Bench number", "sender_id": SENDER_ID, "token_ref": "env:SIM_TOKEN", "waba_id": "100000000000001"}),
             )
             .await?;
         let account_id = account["id"]

@@ -163,7 +163,7 @@ impl Pipeline {
                 "/accounts",
                 Some(
                     json!({"name": format!("Number {sender_id}"), "sender_id": sender_id,
-                    "token_ref": "env:SIM_TOKEN", "rate_limit": rate_limit}),
+                    "token_ref": "env:SIM_TOKEN", "rate_limit": rate_limit, "waba_id": "100000000000001"}),
                 ),
             )
             .await?["id"]

@@ -283,7 +283,7 @@ async fn seed(w: &World, n: u64) -> anyhow::Result<(String, String)> {
         "/accounts",
         json!({
             "name": "Main number", "sender_id": "106540352242922",
-            "token_ref": worker::TOKEN_REF, "rate_limit": RATE
+            "token_ref": worker::TOKEN_REF, "rate_limit": RATE, "waba_id": "100000000000001"
         }),
     )
     .await?;

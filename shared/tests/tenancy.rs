@@ -1,0 +1,124 @@
+//! Tenants kept apart: what one tenant's account, webhooks or customers do never reaches
+//! another tenant's templates, campaigns, numbers or conversations (issue 13, findings
+//! 3-5 and 7). Two tenants share template names on purpose.
+
+use testkit::harness as common;
+
+use axum::http::{Method, StatusCode};
+use common::TENANT;
+use serde_json::{json, Value};
+use shared::domain::inbound::{Inbound, TemplateUpdate};
+use shared::domain::template::TemplateStatus;
+use shared::ports::Table;
+use shared::repo;
+use std::sync::Arc;
+use testkit::harness::{Spawn, Spawned};
+use testkit::memory::MemoryTable;
+use testkit::simulator::SimConfig;
+
+const OTHER: &str = "globex";
+const WABA_A: &str = "102290129340398";
+const WABA_B: &str = "102290129340399";
+
+async fn harness() -> Spawned {
+    Spawn::new(Arc::new(MemoryTable::new()))
+        .simulator(SimConfig {
+            reply_percent: 0,
+            ..SimConfig::default()
+        })
+        .serve_webhooks(false)
+        .spawn()
+        .await
+}
+
+fn table(h: &Spawned) -> &dyn Table {
+    &*h.sys.ports.table
+}
+
+fn id_of(v: &Value) -> String {
+    v["id"].as_str().unwrap().to_owned()
+}
+
+/// An account of `tenant` on `sender` in `waba` with the template `offer`; its id.
+async fn account_with_offer(h: &Spawned, tenant: &str, sender: &str, waba: &str) -> String {
+    let body =
+        json!({"name": "Main", "sender_id": sender, "token_ref": "env:SIM_TOKEN", "waba_id": waba});
+    let id = id_of(&h.ok_as(tenant, Method::POST, "/accounts", Some(body)).await);
+    h.ok_as(
+        tenant,
+        Method::POST,
+        "/templates",
+        Some(common::template_body(&id, "offer")),
+    )
+    .await;
+    id
+}
+
+async fn template_status(h: &Spawned, tenant: &str, account: &str) -> TemplateStatus {
+    repo::get_template(table(h), tenant, account, "offer", "en")
+        .await
+        .unwrap()
+        .expect("the template is stored")
+        .status
+}
+
+fn paused_in(waba: &str) -> Inbound {
+    Inbound::TemplateStatus(TemplateUpdate {
+        waba_id: Some(waba.into()),
+        template_id: None,
+        name: "offer".into(),
+        language: "en".into(),
+        event: "PAUSED".into(),
+        status: Some(TemplateStatus::Paused),
+        reason: Some("low quality".into()),
+        quality: None,
+    })
+}
+
+#[tokio::test]
+async fn a_meta_account_names_its_waba() {
+    let h = harness().await;
+    let mut body = common::account_body();
+    body.as_object_mut().unwrap().remove("waba_id");
+    let (s, v) = h.call(Method::POST, "/accounts", Some(body)).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["field"], "waba_id", "{v}");
+}
+
+#[tokio::test]
+async fn template_webhooks_act_only_on_the_waba_they_name() {
+    let h = harness().await;
+    let a = account_with_offer(&h, TENANT, "106540352242922", WABA_A).await;
+    let b = account_with_offer(&h, OTHER, "106540352242923", WABA_B).await;
+    // An account stored before a WABA id was required: its template owner knows none.
+    let c = account_with_offer(&h, "initech", "106540352242924", WABA_B).await;
+    let mut s = repo::get_template_settings(table(&h), "initech", &c)
+        .await
+        .unwrap();
+    s.waba_id = None;
+    repo::save_template_settings(table(&h), &mut s)
+        .await
+        .unwrap();
+    let t = repo::get_template(table(&h), "initech", &c, "offer", "en")
+        .await
+        .unwrap()
+        .unwrap();
+    repo::put_template_owner(table(&h), &t, None).await.unwrap();
+
+    // Meta pauses `offer` in tenant A's business account only.
+    h.sys.inbox.handle(vec![paused_in(WABA_A)]).await.unwrap();
+    assert_eq!(
+        template_status(&h, TENANT, &a).await,
+        TemplateStatus::Paused
+    );
+    assert_eq!(
+        template_status(&h, OTHER, &b).await,
+        TemplateStatus::Approved,
+        "another WABA's template of the same name is untouched"
+    );
+    assert_eq!(
+        template_status(&h, "initech", &c).await,
+        TemplateStatus::Approved,
+        "an owner that knows no WABA is not anybody's"
+    );
+}
