@@ -122,3 +122,28 @@ async fn template_webhooks_act_only_on_the_waba_they_name() {
         "an owner that knows no WABA is not anybody's"
     );
 }
+
+#[tokio::test]
+async fn a_secret_reference_stays_in_its_tenants_namespace() {
+    let h = harness().await;
+    let with_ref = |r: &str| common::merged(common::account_body(), json!({ "token_ref": r }));
+    for other in [
+        "secretsmanager:campaigns/globex/meta-token",
+        "secretsmanager:campaigns/meta-app-secret",
+        "secretsmanager:prod/meta-token",
+        "ssm:/campaigns/globex/meta-token",
+    ] {
+        let (s, v) = h
+            .call(Method::POST, "/accounts", Some(with_ref(other)))
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{other}: {v}");
+        assert_eq!(v["field"], "token_ref", "{v}");
+    }
+    for own in [
+        "secretsmanager:campaigns/acme/meta-token",
+        "ssm:/campaigns/acme/meta-token",
+    ] {
+        let (s, v) = h.call(Method::POST, "/accounts", Some(with_ref(own))).await;
+        assert_eq!(s, StatusCode::CREATED, "{own}: {v}");
+    }
+}

@@ -59,7 +59,7 @@ pub async fn play(base: &str) -> anyhow::Result<()> {
     };
     println!("\nDemo: a spring offer to {CONTACTS} contacts at 20 messages/s through the WhatsApp simulator");
     let account = api
-        .post("/accounts", json!({"name": "Demo number", "sender_id": "106540352242922", "token_ref": "secretsmanager:demo/meta-token", "waba_id": "100000000000001"}))
+        .post("/accounts", json!({"name": "Demo number", "sender_id": "106540352242922", "token_ref": "secretsmanager:campaigns/demo/meta-token", "waba_id": "100000000000001"}))
         .await?;
     let account_id = account["id"].as_str().unwrap_or_default().to_owned();
     api.post("/templates", json!({

@@ -22,6 +22,9 @@ pub struct SecretResolver {
     /// Base URL of the extension, e.g. `http://localhost:2773`.
     base: String,
     cache: Mutex<HashMap<String, (Instant, String)>>,
+    /// Whether `env:VAR` references read the process environment (local runs only: in a
+    /// Lambda the environment holds the function's own AWS credentials).
+    env_allowed: bool,
 }
 
 /// The extension's address: `localhost` at `PARAMETERS_SECRETS_EXTENSION_HTTP_PORT`
@@ -67,7 +70,15 @@ impl SecretResolver {
             http,
             base: base.into().trim_end_matches('/').to_owned(),
             cache: Mutex::new(HashMap::new()),
+            env_allowed: false,
         }
+    }
+
+    /// Lets `env:VAR` references read the process environment: for local runs, never in
+    /// a Lambda.
+    pub fn allowing_env(mut self) -> Self {
+        self.env_allowed = true;
+        self
     }
 
     fn cached(&self, reference: &str) -> Option<String> {
@@ -140,6 +151,11 @@ impl SecretResolver {
 impl Secrets for SecretResolver {
     async fn resolve(&self, reference: &str) -> PortResult<String> {
         if let Some(var) = reference.strip_prefix("env:") {
+            if !self.env_allowed {
+                return Err(PortError::Backend(
+                    "env: secret references are for local runs only".into(),
+                ));
+            }
             return std::env::var(var).map_err(|e| match e {
                 std::env::VarError::NotPresent => {
                     PortError::Backend(format!("environment variable {var} is not set"))
@@ -228,9 +244,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn env_reference_is_refused_unless_allowed() {
+        // A tenant pointing its account at `env:AWS_SESSION_TOKEN` must not have the
+        // Lambda's credentials sent to Meta as a bearer token.
+        std::env::set_var("SECRET_RESOLVER_TEST_REFUSED", "lambda-credential");
+        let r = SecretResolver::with_extension_base("http://127.0.0.1:9");
+        let err = r
+            .resolve("env:SECRET_RESOLVER_TEST_REFUSED")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, PortError::Backend(m) if m.contains("env:")),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn env_reference_reads_the_variable() {
         std::env::set_var("SECRET_RESOLVER_TEST_SET", "from-env");
-        let r = SecretResolver::with_extension_base("http://127.0.0.1:9");
+        let r = SecretResolver::with_extension_base("http://127.0.0.1:9").allowing_env();
         assert_eq!(
             r.resolve("env:SECRET_RESOLVER_TEST_SET").await.unwrap(),
             "from-env"
@@ -239,7 +271,7 @@ mod tests {
 
     #[tokio::test]
     async fn env_reference_unset_names_the_variable() {
-        let r = SecretResolver::with_extension_base("http://127.0.0.1:9");
+        let r = SecretResolver::with_extension_base("http://127.0.0.1:9").allowing_env();
         let err = r
             .resolve("env:SECRET_RESOLVER_TEST_UNSET")
             .await

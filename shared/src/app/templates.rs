@@ -29,7 +29,7 @@ operator_service! {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[schema(example = json!({
     "id": "acc_0190a1", "tenant": "acme", "name": "Main", "provider": "meta",
-    "sender_id": "106540352242922", "token_ref": "secretsmanager:campaigns/main/meta-token",
+    "sender_id": "106540352242922", "token_ref": "secretsmanager:campaigns/acme/meta-token",
     "rate_limit": 80, "created_at": "2026-03-01T09:00:00Z", "waba_id": "102290129340398",
     "recontact_template": {"name": "we_miss_you", "language": "en"}
 }))]

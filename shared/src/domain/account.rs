@@ -47,7 +47,7 @@ pub fn validate_kaleyra_sender_id(s: &str) -> Result<(), DomainError> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
     "id": "acc_0190a1", "tenant": "acme", "name": "Main", "provider": "meta",
-    "sender_id": "106540352242922", "token_ref": "secretsmanager:campaigns/main/meta-token",
+    "sender_id": "106540352242922", "token_ref": "secretsmanager:campaigns/acme/meta-token",
     "rate_limit": 80, "created_at": "2026-03-01T09:00:00Z"
 }))]
 pub struct Account {
@@ -75,7 +75,7 @@ pub struct Account {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[schema(example = json!({
     "name": "Main", "sender_id": "106540352242922",
-    "token_ref": "secretsmanager:campaigns/main/meta-token", "waba_id": "102290129340398"
+    "token_ref": "secretsmanager:campaigns/acme/meta-token", "waba_id": "102290129340398"
 }))]
 pub struct NewAccount {
     pub name: Option<String>,
@@ -121,12 +121,37 @@ pub fn validate_secret_ref(field: &str, r: &str) -> Result<(), DomainError> {
     }
 }
 
+/// Whether a credential reference lies in `tenant`'s namespace: a Secrets Manager secret or
+/// an SSM parameter named `campaigns/<tenant>/<name>`, so that no tenant can point its
+/// account at another tenant's token or at the deployment's own secrets (the IAM policies
+/// grant `campaigns/*/*` only). `env:VAR` is for local runs; the AWS resolver refuses it.
+pub fn secret_ref_of_tenant(tenant: &str, r: &str) -> bool {
+    let prefix = format!("campaigns/{tenant}/");
+    let under = |name: &str| {
+        name.strip_prefix(prefix.as_str())
+            .is_some_and(|rest| !rest.trim().is_empty() && !rest.split('/').any(|s| s == ".."))
+    };
+    if let Some(name) = r.strip_prefix("secretsmanager:") {
+        under(name)
+    } else if let Some(name) = r.strip_prefix("ssm:") {
+        under(name.strip_prefix('/').unwrap_or(name))
+    } else {
+        r.starts_with("env:")
+    }
+}
+
 impl Account {
     pub fn create(tenant: &str, input: NewAccount, now: Time) -> Result<Self, DomainError> {
         let name = required("name", input.name)?;
         let sender_id = required("sender_id", input.sender_id)?;
         let token_ref = required("token_ref", input.token_ref)?;
         validate_secret_ref("token_ref", &token_ref)?;
+        if !secret_ref_of_tenant(tenant, &token_ref) {
+            return Err(DomainError::invalid(
+                "token_ref",
+                format!("must name a secret of this tenant: secretsmanager:campaigns/{tenant}/NAME or ssm:/campaigns/{tenant}/NAME"),
+            ));
+        }
         if let Some(w) = &input.waba_id {
             validate_waba_id(w.trim())?;
         }
@@ -199,7 +224,7 @@ mod tests {
     fn r7_2_account_holds_a_reference_not_a_token() {
         let a = Account::create(
             "t1",
-            input("secretsmanager:prod/meta-token"),
+            input("secretsmanager:campaigns/t1/meta-token"),
             chrono::Utc::now(),
         )
         .unwrap();

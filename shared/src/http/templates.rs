@@ -76,7 +76,7 @@ pub struct TemplateFilter {
     post, path = "/accounts", tag = "accounts",
     request_body(content = NewAccount, example = json!({
         "name": "Main", "sender_id": "106540352242922",
-        "token_ref": "secretsmanager:campaigns/main/meta-token", "waba_id": "102290129340398"})),
+        "token_ref": "secretsmanager:campaigns/acme/meta-token", "waba_id": "102290129340398"})),
     responses(
         (status = 201, description = "The account", body = AccountView),
         (status = 422, description = "A field breaks a rule", body = ErrorBody,

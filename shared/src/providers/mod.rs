@@ -5,7 +5,7 @@ pub mod kaleyra;
 pub mod meta;
 pub mod meta_templates;
 
-use crate::domain::account::{Account, Provider};
+use crate::domain::account::{secret_ref_of_tenant, Account, Provider};
 use crate::domain::outcome::{FailureClass, SendFailure};
 use crate::ports::{MessagingProvider, OutboundTemplate, Secrets};
 use async_trait::async_trait;
@@ -52,6 +52,19 @@ pub(crate) async fn credential(
     account: &Account,
     provider: &str,
 ) -> Result<String, SendFailure> {
+    // An account stored before references were confined to their tenant's namespace
+    // is not trusted with another tenant's secret.
+    if !secret_ref_of_tenant(&account.tenant, &account.token_ref) {
+        tracing::warn!(account = %account.id, token_ref = %account.token_ref, provider, "credential reference outside the tenant's namespace; refused");
+        return Err(SendFailure {
+            class: FailureClass::Campaign,
+            code: None,
+            reason: format!(
+                "credentials unavailable: {} is not a secret of this tenant",
+                account.token_ref
+            ),
+        });
+    }
     match secrets.resolve(&account.token_ref).await {
         Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_owned()),
         _ => {
@@ -117,4 +130,47 @@ pub(crate) async fn send_request(
         ),
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::account::NewAccount;
+    use crate::ports::{PortResult, Secrets};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl Secrets for Counting {
+        async fn resolve(&self, _reference: &str) -> PortResult<String> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok("another tenant's token".into())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stored_reference_outside_the_tenants_namespace_is_never_resolved() {
+        let mut a = Account::create(
+            "acme",
+            NewAccount {
+                name: Some("Main".into()),
+                sender_id: Some("106540352242922".into()),
+                token_ref: Some("secretsmanager:campaigns/acme/meta-token".into()),
+                waba_id: Some("102290129340398".into()),
+                ..Default::default()
+            },
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        // Stored before references were confined to the tenant's namespace.
+        a.token_ref = "secretsmanager:campaigns/globex/meta-token".into();
+        let secrets = Counting::default();
+        let err = credential(&secrets, &a, "meta").await.unwrap_err();
+        assert_eq!(err.class, FailureClass::Campaign);
+        assert_eq!(secrets.0.load(Ordering::SeqCst), 0, "never looked up");
+        a.token_ref = "secretsmanager:campaigns/acme/meta-token".into();
+        assert!(credential(&secrets, &a, "meta").await.is_ok());
+    }
 }
