@@ -133,10 +133,16 @@ struct Fixture {
     phones: Vec<String>,
 }
 
+/// A sending number of the tenant's own: a number belongs to one tenant.
+fn sender_of(tenant: &str) -> String {
+    let n: u32 = tenant.bytes().map(u32::from).sum();
+    format!("10654035{n:07}")
+}
+
 async fn fixture(h: &H, tenant: &str, contacts: usize) -> Fixture {
     let acc = h
         .ok_as(tenant, Method::POST, "/accounts", Some(json!({
-            "name": "Main", "sender_id": format!("1065403522{}", tenant.len()), "token_ref": "env:TOKEN", "waba_id": "102290129340398"
+            "name": "Main", "sender_id": sender_of(tenant), "token_ref": "env:TOKEN", "waba_id": "102290129340398"
         })))
         .await;
     let account = acc["id"].as_str().unwrap().to_owned();

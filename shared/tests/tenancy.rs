@@ -147,3 +147,62 @@ async fn a_secret_reference_stays_in_its_tenants_namespace() {
         assert_eq!(s, StatusCode::CREATED, "{own}: {v}");
     }
 }
+
+#[tokio::test]
+async fn a_sending_number_belongs_to_one_tenant() {
+    let h = harness().await;
+    let body = |name: &str| {
+        json!({"name": name, "sender_id": "106540352242922", "token_ref": "env:SIM_TOKEN",
+            "waba_id": WABA_A})
+    };
+    h.ok(Method::POST, "/accounts", Some(body("Main"))).await;
+    // The same tenant may hold a second account on its own number.
+    h.ok(Method::POST, "/accounts", Some(body("Backup"))).await;
+    let (s, v) = h
+        .call_as(OTHER, Method::POST, "/accounts", Some(body("Stolen")))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("sender_id"), "{v}");
+    let (_, accounts) = h.call_as(OTHER, Method::GET, "/accounts", None).await;
+    assert_eq!(
+        accounts["items"].as_array().map(Vec::len),
+        Some(0),
+        "{accounts}"
+    );
+}
+
+fn stop_from(phone: &str, sender: &str) -> Inbound {
+    Inbound::Message(shared::domain::inbound::InboundMessage {
+        sender_id: sender.into(),
+        from: shared::domain::phone::PhoneNumber::parse(phone).unwrap(),
+        message_id: format!("wamid.stop.{phone}"),
+        at: h_now(),
+        context_id: None,
+        text: Some("STOP".into()),
+        button: None,
+    })
+}
+
+fn h_now() -> chrono::DateTime<chrono::Utc> {
+    common::t0()
+}
+
+#[tokio::test]
+async fn a_stop_lands_on_the_number_owners_opt_out_list_without_an_interaction() {
+    let h = harness().await;
+    account_with_offer(&h, TENANT, "106540352242922", WABA_A).await;
+    account_with_offer(&h, OTHER, "106540352242923", WABA_B).await;
+    // Nobody ever sent to this contact (or the interaction expired): only the number
+    // it wrote to says whose customer it is.
+    h.sys
+        .inbox
+        .handle(vec![stop_from("919812340001", "106540352242922")])
+        .await
+        .unwrap();
+    let (s, v) = h.call(Method::GET, "/opt-outs/919812340001", None).await;
+    assert_eq!(s, StatusCode::OK, "the owner's list has it: {v}");
+    let (s, _) = h
+        .call_as(OTHER, Method::GET, "/opt-outs/919812340001", None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "the other tenant's list does not");
+}

@@ -60,6 +60,7 @@ pub struct InboxReport {
 struct BatchCache {
     campaigns: HashMap<(String, String), Option<Campaign>>,
     tenants: HashMap<String, Tenant>,
+    owners: HashMap<String, Option<String>>,
 }
 
 impl BatchCache {
@@ -71,6 +72,16 @@ impl BatchCache {
         let c = repo::get_campaign(t, &r.tenant, &r.campaign_id).await?;
         self.campaigns.insert(key, c.clone());
         Ok(c)
+    }
+
+    /// The tenant whose account sends from `sender_id`: a message to the number is theirs.
+    async fn owner(&mut self, t: &dyn Table, sender_id: &str) -> AppResult<Option<String>> {
+        if let Some(o) = self.owners.get(sender_id) {
+            return Ok(o.clone());
+        }
+        let o = repo::number_owner(t, sender_id).await?.map(|o| o.tenant);
+        self.owners.insert(sender_id.to_owned(), o.clone());
+        Ok(o)
     }
 
     async fn tenant(&mut self, t: &dyn Table, tenant: &str) -> AppResult<Tenant> {
@@ -242,19 +253,22 @@ impl Inbox {
     /// keyword (R5.7), or a message for agents; every one opens the 24-hour window (R5.5).
     async fn message(&self, m: InboundMessage, cache: &mut BatchCache) -> AppResult<bool> {
         let t = &*self.table;
+        let owner = cache.owner(t, &m.sender_id).await?;
         let (interaction, window) = futures::try_join!(
             repo::get_interaction(t, &m.sender_id, &m.from),
             conv::get_window(t, &m.sender_id, &m.from),
         )?;
+        // Only the number's owner sends from it; anything else is not theirs to see.
+        let interaction =
+            interaction.filter(|i| owner.as_ref().is_none_or(|o| *o == i.entry.tenant));
         if let Some(i) = &interaction {
             if conv::has_message(t, &i.entry, &m.message_id, m.at).await? {
                 tracing::debug!(phone = %m.from.masked(), "message already applied; ignored");
                 return Ok(false);
             }
         }
-        let tenant = interaction
-            .as_ref()
-            .map(|i| i.entry.tenant.clone())
+        let tenant = owner
+            .or_else(|| interaction.as_ref().map(|i| i.entry.tenant.clone()))
             .or_else(|| window.as_ref().and_then(|w| w.tenant.clone()));
         let window_until = self.open_window(&m, tenant.as_deref(), window).await?;
 

@@ -6,6 +6,7 @@
 //! | account's template settings (WABA id, recontact template) | `TENANT#t` | `TPLCFG#a` |
 //! | template | `TENANT#t` | `TEMPLATE#a#name#lang` |
 //! | template owner (webhook lookup) | `TPLNAME#name#lang` | `t#a` |
+//! | sending number's owner | `NUMBER#sender` | `OWNER` |
 //!
 //! Provider webhooks about a template name the WABA, the template name and language, never
 //! our tenant: the owner items answer "which tenants' accounts have this template".
@@ -14,7 +15,7 @@ use super::{from_item, get_as, query_all, tenant_pk, to_item};
 use crate::domain::account::Account;
 use crate::domain::campaign::Campaign;
 use crate::domain::template::{Template, TemplateKey};
-use crate::ports::{Cond, Index, Item, PortResult, Query, SkCond, Table};
+use crate::ports::{Cond, Index, Item, PortError, PortResult, Query, SkCond, Table};
 use serde::{Deserialize, Serialize};
 
 pub async fn put_account(table: &dyn Table, a: &Account) -> PortResult<()> {
@@ -27,6 +28,44 @@ pub async fn put_account(table: &dyn Table, a: &Account) -> PortResult<()> {
         ],
     )?;
     table.put(item, Cond::NotExists).await
+}
+
+/// Which tenant a sending number belongs to. Provider webhooks name the number, never our
+/// tenant: this item is how a message to the number finds its tenant, and why a number is
+/// never shared by two tenants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NumberOwner {
+    pub tenant: String,
+    pub account_id: String,
+}
+
+fn number_pk(sender_id: &str) -> String {
+    format!("NUMBER#{sender_id}")
+}
+
+/// Claims `sender_id` for the account's tenant: the first claim wins. Returns the owner
+/// afterwards, which is another tenant's when the number was already theirs.
+pub async fn claim_number(table: &dyn Table, a: &Account) -> PortResult<NumberOwner> {
+    let owner = NumberOwner {
+        tenant: a.tenant.clone(),
+        account_id: a.id.clone(),
+    };
+    let item = to_item(
+        &owner,
+        "number",
+        &[("PK", number_pk(&a.sender_id)), ("SK", "OWNER".into())],
+    )?;
+    match table.put(item, Cond::NotExists).await {
+        Ok(()) => Ok(owner),
+        Err(PortError::ConditionFailed) => number_owner(table, &a.sender_id)
+            .await?
+            .ok_or_else(|| PortError::Backend("number owner vanished".into())),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn number_owner(table: &dyn Table, sender_id: &str) -> PortResult<Option<NumberOwner>> {
+    get_as(table, &number_pk(sender_id), "OWNER").await
 }
 
 pub async fn get_account(table: &dyn Table, tenant: &str, id: &str) -> PortResult<Option<Account>> {
