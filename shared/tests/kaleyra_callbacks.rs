@@ -83,7 +83,10 @@ async fn r7_3_kaleyra_callback_route_applies_statuses_and_rejects_a_wrong_token(
 
     let resp = app
         .clone()
-        .oneshot(post("/webhooks/kaleyra?token=callback-token&sid=SID1"))
+        .oneshot(post(&format!(
+            "/webhooks/kaleyra?token={}&sid=SID1",
+            shared::providers::kaleyra::callback_token("callback-token", "SID1")
+        )))
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);

@@ -95,6 +95,10 @@ async fn account(api: &Router, waba: Option<&str>) -> String {
 
 async fn account_as(api: &Router, tenant: &str, waba: Option<&str>) -> String {
     let mut body = common::account_body();
+    if tenant != TENANT {
+        // A sending number belongs to one tenant: another tenant has its own.
+        body["sender_id"] = "106540352242999".into();
+    }
     if let Some(w) = waba {
         body["waba_id"] = w.into();
     }

@@ -358,6 +358,7 @@ async fn kaleyra_refusals_change_nothing(e: Env) {
     sent_entries(&e, &c, 1).await;
     let body = kaleyra_body(&c, 0, "DELIVERED", e.clock_now() + Duration::seconds(5));
     let before = snapshot(&e, &c).await;
+    let sid1 = shared::providers::kaleyra::callback_token(KALEYRA_TOKEN, "SID1");
     let kaleyra = |uri: &str, header: Option<&str>| {
         let mut req = Request::post(uri).header("content-type", "application/json");
         if let Some(h) = header {
@@ -387,7 +388,22 @@ async fn kaleyra_refusals_change_nothing(e: Env) {
         ),
         (
             "wrong token header",
-            kaleyra("/webhooks/kaleyra", Some("wrong")),
+            kaleyra("/webhooks/kaleyra?sid=SID1", Some("wrong")),
+        ),
+        (
+            "the deployment's secret itself",
+            kaleyra(
+                &format!("/webhooks/kaleyra?sid=SID1&token={KALEYRA_TOKEN}"),
+                None,
+            ),
+        ),
+        (
+            "another SID's token",
+            kaleyra(&format!("/webhooks/kaleyra?sid=SID2&token={sid1}"), None),
+        ),
+        (
+            "no SID",
+            kaleyra(&format!("/webhooks/kaleyra?token={sid1}"), None),
         ),
     ] {
         let (status, answer) = post(&e, req).await;
@@ -406,14 +422,11 @@ async fn kaleyra_refusals_change_nothing(e: Env) {
     // With the token (in the URL or the header) it is queued and applied.
     let (status, _) = post(
         &e,
-        kaleyra(
-            &format!("/webhooks/kaleyra?token={KALEYRA_TOKEN}&sid=SID1"),
-            None,
-        ),
+        kaleyra(&format!("/webhooks/kaleyra?token={sid1}&sid=SID1"), None),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = post(&e, kaleyra("/webhooks/kaleyra", Some(KALEYRA_TOKEN))).await;
+    let (status, _) = post(&e, kaleyra("/webhooks/kaleyra?sid=SID1", Some(&sid1))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(e.sys.drain_inbound().await.unwrap(), 2);
     let (entries, _, counters) = snapshot(&e, &c).await;

@@ -206,3 +206,112 @@ async fn a_stop_lands_on_the_number_owners_opt_out_list_without_an_interaction()
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "the other tenant's list does not");
 }
+
+/// Finding 5: the deployment's callback secret is not a tenant's token; each Kaleyra SID
+/// has its own, and it opens the route for that SID only.
+#[tokio::test]
+async fn a_kaleyra_callback_token_opens_only_its_own_sid() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use shared::http::webhook::{kaleyra_router, KaleyraHookState};
+    use shared::providers::kaleyra::callback_token;
+    use tower::ServiceExt;
+    let secret = "deployment-callback-secret";
+    let h = harness().await;
+    let app = kaleyra_router(Arc::new(KaleyraHookState {
+        sink: testkit::InlineSink::on(h.sys.inbox.clone()),
+        token: secret.into(),
+    }));
+    let body = json!({"status": "DELIVERED", "message_id": "wamid.K1", "timestamp": "1763716000"})
+        .to_string();
+    let post = |uri: String| async {
+        let req = Request::post(uri)
+            .header("content-type", "application/json")
+            .body(Body::from(body.clone()))
+            .unwrap();
+        app.clone().oneshot(req).await.unwrap().status()
+    };
+    let own = callback_token(secret, "SID1");
+    for uri in [
+        format!("/webhooks/kaleyra?sid=SID1&token={secret}"),
+        format!("/webhooks/kaleyra?sid=SID2&token={own}"),
+        format!("/webhooks/kaleyra?token={own}"),
+        "/webhooks/kaleyra?sid=SID1".to_owned(),
+    ] {
+        assert_eq!(post(uri.clone()).await, StatusCode::UNAUTHORIZED, "{uri}");
+    }
+    let uri = format!("/webhooks/kaleyra?sid=SID1&token={own}");
+    assert_eq!(post(uri).await, StatusCode::OK);
+}
+
+/// Finding 5: a status comes from a number (Meta's `phone_number_id`, Kaleyra's SID); it
+/// applies only to an entry of that number's owner, and only to the message it names,
+/// whatever callback data it carries.
+#[tokio::test]
+async fn a_status_applies_only_to_entries_of_the_number_it_came_from() {
+    use shared::domain::campaign::{Campaign, NewCampaign, TemplateRef};
+    use shared::domain::hopper::HopperEntry;
+    use shared::domain::inbound::{StatusKind, StatusUpdate};
+    let h = harness().await;
+    account_with_offer(&h, TENANT, "106540352242922", WABA_A).await;
+    let b_account = account_with_offer(&h, OTHER, "106540352242923", WABA_B).await;
+    let now = common::t0();
+    let campaign = Campaign::create(
+        OTHER,
+        NewCampaign {
+            name: Some("Globex offer".into()),
+            account_id: Some(b_account),
+            template: Some(TemplateRef {
+                name: "offer".into(),
+                language: "en".into(),
+            }),
+            ..Default::default()
+        },
+        now,
+    )
+    .unwrap();
+    let phone = shared::domain::phone::PhoneNumber::parse("919812340002").unwrap();
+    let mut entry = HopperEntry::new(&campaign, phone, Default::default(), 1);
+    assert!(repo::insert_entry(table(&h), &mut entry).await.unwrap());
+    entry.claim(now).unwrap();
+    entry.record_sent("wamid.B1".into(), now, chrono::Duration::days(1));
+    repo::save_entry(table(&h), &mut entry).await.unwrap();
+    let r = entry.entry_ref();
+    let delivered = |sender: &str, message_id: &str| {
+        Inbound::Status(StatusUpdate {
+            message_id: message_id.into(),
+            status: StatusKind::Delivered,
+            at: now,
+            entry: Some(r.clone()),
+            attempt: None,
+            sender_id: Some(sender.into()),
+        })
+    };
+    let stored = || async {
+        repo::get_entry(table(&h), &r)
+            .await
+            .unwrap()
+            .unwrap()
+            .delivered_at
+    };
+    // Acme's number, and Globex's number naming another message: neither applies.
+    h.sys
+        .inbox
+        .handle(vec![
+            delivered("106540352242922", "wamid.B1"),
+            delivered("106540352242923", "wamid.OTHER"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        stored().await,
+        None,
+        "a status from another tenant's number"
+    );
+    h.sys
+        .inbox
+        .handle(vec![delivered("106540352242923", "wamid.B1")])
+        .await
+        .unwrap();
+    assert_eq!(stored().await, Some(now), "the owner's own status applies");
+}

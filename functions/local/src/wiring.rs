@@ -51,7 +51,8 @@ pub async fn build(base_url: &str) -> anyhow::Result<Local> {
     let clock = Arc::new(ManualClock::system());
     let sim_cfg = SimConfig {
         webhook_url: Some(format!("{base_url}/webhooks/meta")),
-        kaleyra_callback_url: Some(format!("{base_url}/webhooks/kaleyra?token={KALEYRA_TOKEN}")),
+        kaleyra_callback_url: Some(format!("{base_url}/webhooks/kaleyra")),
+        kaleyra_callback_secret: Some(KALEYRA_TOKEN.into()),
         reply_percent: config::number("LOCAL_REPLY_PERCENT", 40)?,
         status_delay: Duration::from_millis(config::number("LOCAL_STATUS_DELAY_MS", 300)?),
         ..SimConfig::default()

@@ -60,7 +60,35 @@ pub struct InboxReport {
 struct BatchCache {
     campaigns: HashMap<(String, String), Option<Campaign>>,
     tenants: HashMap<String, Tenant>,
-    owners: HashMap<String, Option<String>>,
+    owners: Owners,
+}
+
+/// Which tenant owns each number a batch's webhooks came from, read once per batch.
+#[derive(Default)]
+struct Owners(std::sync::Mutex<HashMap<String, Option<String>>>);
+
+impl Owners {
+    /// The tenant whose account sends from `sender_id` (or whose Kaleyra SID it is): a
+    /// webhook from the number is theirs. `None` for a number no account has claimed.
+    async fn of(&self, t: &dyn Table, sender_id: &str) -> AppResult<Option<String>> {
+        if let Some(o) = self.0.lock().expect("not poisoned").get(sender_id) {
+            return Ok(o.clone());
+        }
+        let o = repo::number_owner(t, sender_id).await?.map(|o| o.tenant);
+        let mut map = self.0.lock().expect("not poisoned");
+        map.insert(sender_id.to_owned(), o.clone());
+        Ok(o)
+    }
+
+    /// Whether a status from `sender_id` may touch an entry of `tenant`. A status that
+    /// names no number, or a number claimed by no account (one stored before numbers had
+    /// owners), is judged by its message id alone.
+    async fn allow(&self, t: &dyn Table, sender_id: Option<&str>, tenant: &str) -> AppResult<bool> {
+        Ok(match sender_id {
+            Some(s) => self.of(t, s).await?.is_none_or(|o| o == tenant),
+            None => true,
+        })
+    }
 }
 
 impl BatchCache {
@@ -72,16 +100,6 @@ impl BatchCache {
         let c = repo::get_campaign(t, &r.tenant, &r.campaign_id).await?;
         self.campaigns.insert(key, c.clone());
         Ok(c)
-    }
-
-    /// The tenant whose account sends from `sender_id`: a message to the number is theirs.
-    async fn owner(&mut self, t: &dyn Table, sender_id: &str) -> AppResult<Option<String>> {
-        if let Some(o) = self.owners.get(sender_id) {
-            return Ok(o.clone());
-        }
-        let o = repo::number_owner(t, sender_id).await?.map(|o| o.tenant);
-        self.owners.insert(sender_id.to_owned(), o.clone());
-        Ok(o)
     }
 
     async fn tenant(&mut self, t: &dyn Table, tenant: &str) -> AppResult<Tenant> {
@@ -173,9 +191,10 @@ impl Inbox {
         report: &mut InboxReport,
         failed: &mut BTreeMap<usize, AppError>,
     ) {
+        let owners = &Owners::default();
         let applied: Vec<(StatusGroup, AppResult<(usize, Delta)>)> = stream::iter(groups)
             .map(|g| async move {
-                let res = self.apply_statuses(&g.0, &g.1).await;
+                let res = self.apply_statuses(&g.0, &g.1, owners).await;
                 (g, res)
             })
             .buffer_unordered(STATUS_CONCURRENCY)
@@ -227,7 +246,20 @@ impl Inbox {
         &self,
         r: &EntryRef,
         statuses: &[(usize, StatusUpdate)],
+        owners: &Owners,
     ) -> AppResult<(usize, Delta)> {
+        let mut own = Vec::with_capacity(statuses.len());
+        for (_, s) in statuses {
+            if owners
+                .allow(&*self.table, s.sender_id.as_deref(), &r.tenant)
+                .await?
+            {
+                own.push(s);
+            } else {
+                tracing::warn!(campaign_id = %r.campaign_id, "status from another tenant's number; ignored");
+            }
+        }
+        let statuses = &own;
         retry_on_conflict(|_| async move {
             let Some(mut e) = repo::get_entry(&*self.table, r).await? else {
                 tracing::info!(campaign_id = %r.campaign_id, "webhook for an entry that no longer exists");
@@ -235,7 +267,7 @@ impl Inbox {
             };
             let before = e.clone();
             let mut changed = 0;
-            for (_, s) in statuses {
+            for s in statuses {
                 if e.apply_update(s) {
                     changed += 1;
                 }
@@ -253,7 +285,7 @@ impl Inbox {
     /// keyword (R5.7), or a message for agents; every one opens the 24-hour window (R5.5).
     async fn message(&self, m: InboundMessage, cache: &mut BatchCache) -> AppResult<bool> {
         let t = &*self.table;
-        let owner = cache.owner(t, &m.sender_id).await?;
+        let owner = cache.owners.of(t, &m.sender_id).await?;
         let (interaction, window) = futures::try_join!(
             repo::get_interaction(t, &m.sender_id, &m.from),
             conv::get_window(t, &m.sender_id, &m.from),

@@ -326,13 +326,14 @@ impl Templates {
             .filter(|w| !w.is_empty())
             .map(str::to_owned);
         let a = Account::create(tenant, input, self.now())?;
-        let owner = repo::claim_number(&*self.table, &a).await?;
-        if owner.tenant != a.tenant {
-            return Err(DomainError::Conflict(format!(
-                "sender_id {} belongs to another tenant's account",
-                a.sender_id
-            ))
-            .into());
+        for number in a.owned_numbers() {
+            if repo::claim_number(&*self.table, &a, &number).await?.tenant != a.tenant {
+                return Err(DomainError::Conflict(format!(
+                    "sender_id {} belongs to another tenant's account",
+                    a.sender_id
+                ))
+                .into());
+            }
         }
         repo::put_account(&*self.table, &a).await?;
         let mut settings = repo::get_template_settings(&*self.table, tenant, &a.id).await?;

@@ -196,6 +196,20 @@ impl Account {
             created_at: now,
         })
     }
+
+    /// What the account owns among the ids provider webhooks name: its sending number
+    /// and, on Kaleyra, the account SID its callbacks come from. Each belongs to one
+    /// tenant (the first account that claims it).
+    pub fn owned_numbers(&self) -> Vec<String> {
+        let mut ids = Vec::new();
+        if self.provider == Provider::Kaleyra {
+            if let Some((sid, _)) = self.sender_id.split_once(':') {
+                ids.push(sid.trim().to_owned());
+            }
+        }
+        ids.push(self.sender_id.clone());
+        ids
+    }
 }
 
 pub(crate) fn required(field: &str, v: Option<String>) -> Result<String, DomainError> {

@@ -650,6 +650,7 @@ mod tests {
             at,
             entry: None,
             attempt,
+            sender_id: None,
         }
     }
 

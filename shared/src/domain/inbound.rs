@@ -98,6 +98,10 @@ pub struct StatusUpdate {
     /// The attempt of the entry whose message this reports, when the callback data says.
     #[serde(default)]
     pub attempt: Option<u32>,
+    /// The number the status came from (Meta: `phone_number_id`; Kaleyra: the SID of the
+    /// callback URL): only an entry of that number's owner may take it.
+    #[serde(default)]
+    pub sender_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -163,11 +163,14 @@ async fn hand_on(
     }
 }
 
-/// Kaleyra's callbacks: Kaleyra signs nothing, so the callback URL registered with it
-/// carries a shared token (`?token=`, or the `X-Kaleyra-Token` header from a proxy), and
-/// `?sid=` names the Kaleyra account so replies find the interaction of `<sid>:<from>`.
+/// Kaleyra's callbacks: Kaleyra signs nothing, so the callback URL a tenant registers
+/// with it names its Kaleyra account (`?sid=`) and carries that SID's token (`?token=`, or
+/// the `X-Kaleyra-Token` header from a proxy): [`kaleyra::callback_token`] under the
+/// deployment's secret, which itself opens nothing. Replies find the interaction of
+/// `<sid>:<from>`; statuses apply only to entries of the SID's owner.
 pub struct KaleyraHookState {
     pub sink: Arc<dyn WebhookSink>,
+    /// The deployment's callback secret: each SID's token is derived from it.
     pub token: String,
 }
 
@@ -196,7 +199,7 @@ async fn receive_kaleyra(
         .token
         .as_deref()
         .or_else(|| headers.get("x-kaleyra-token").and_then(|v| v.to_str().ok()));
-    if !kaleyra::verify_kaleyra_token(&s.token, given) {
+    if !kaleyra::verify_kaleyra_callback(&s.token, q.sid.as_deref(), given) {
         tracing::warn!(
             has_token = given.is_some(),
             "kaleyra callback token rejected"

@@ -253,6 +253,19 @@ pub fn verify_kaleyra_token(expected: &str, given: Option<&str>) -> bool {
     bool::from(given.trim().as_bytes().ct_eq(expected.as_bytes()))
 }
 
+/// The callback token of one Kaleyra account SID: hex HMAC-SHA256 of the SID under the
+/// deployment's callback secret. A tenant registers `/webhooks/kaleyra?sid=<sid>&token=<this>`
+/// with Kaleyra; it opens the route for that SID only, so one tenant's token cannot post
+/// another tenant's statuses or customer messages. The secret itself is never a token.
+pub fn callback_token(secret: &str, sid: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    mac.update(b"kaleyra-callback:");
+    mac.update(sid.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
 /// Epoch seconds (string or number) or RFC 3339.
 fn time_of(v: Option<&Value>) -> Option<Time> {
     let v = v?;
@@ -373,6 +386,7 @@ pub fn parse_kaleyra_callback_received(
             at,
             entry,
             attempt,
+            sender_id: None,
         }));
     }
     if let Some(value) = value.filter(|x| x.get("messages").is_some()) {
@@ -401,13 +415,29 @@ pub fn parse_kaleyra_callback_received(
 /// Interactions are keyed by `Account::sender_id` (`<sid>:<from>`), so the webhook, which
 /// knows the SID from the callback URL it registered, rewrites each message's
 /// `sender_id` to `<sid>:<number>` with this before handing them to the inbox.
+///
+/// Statuses carry no number of ours at all: they come from the SID, which only its
+/// owner's entries may take.
 pub fn qualify_kaleyra_senders(items: &mut [Inbound], sid: &str) {
     for item in items {
-        if let Inbound::Message(m) = item {
-            if !m.sender_id.contains(':') {
+        match item {
+            Inbound::Message(m) if !m.sender_id.contains(':') => {
                 m.sender_id = format!("{sid}:{}", m.sender_id);
             }
+            Inbound::Status(s) => s.sender_id = Some(sid.to_owned()),
+            _ => {}
         }
+    }
+}
+
+/// The callback check of one Kaleyra account: `given` must be [`callback_token`] of `sid`
+/// under the deployment's `secret`, in constant time. No SID, no secret or no token fails.
+pub fn verify_kaleyra_callback(secret: &str, sid: Option<&str>, given: Option<&str>) -> bool {
+    match sid.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(sid) if !secret.is_empty() => {
+            verify_kaleyra_token(&callback_token(secret, sid), given)
+        }
+        _ => false,
     }
 }
 

@@ -429,6 +429,7 @@ fn parse_status(item: StatusItem) -> Option<StatusUpdate> {
         at,
         entry,
         attempt,
+        sender_id: None,
     })
 }
 
@@ -582,7 +583,10 @@ pub(crate) fn parse_messages_value(value: Value) -> (Vec<StatusUpdate>, Vec<Inbo
         .unwrap_or_default();
     for raw in value.statuses.unwrap_or_default() {
         match serde_json::from_value::<StatusItem>(raw) {
-            Ok(item) => statuses.extend(parse_status(item)),
+            Ok(item) => statuses.extend(parse_status(item).map(|mut s| {
+                s.sender_id = Some(sender_id.clone()).filter(|id| !id.is_empty());
+                s
+            })),
             Err(e) => {
                 tracing::warn!(error = %e, "meta webhook: status of an unexpected shape skipped")
             }

@@ -43,9 +43,10 @@ fn number_pk(sender_id: &str) -> String {
     format!("NUMBER#{sender_id}")
 }
 
-/// Claims `sender_id` for the account's tenant: the first claim wins. Returns the owner
-/// afterwards, which is another tenant's when the number was already theirs.
-pub async fn claim_number(table: &dyn Table, a: &Account) -> PortResult<NumberOwner> {
+/// Claims `number` (one of [`Account::owned_numbers`]) for the account's tenant: the
+/// first claim wins. Returns the owner afterwards, which is another tenant's when the
+/// number was already theirs.
+pub async fn claim_number(table: &dyn Table, a: &Account, number: &str) -> PortResult<NumberOwner> {
     let owner = NumberOwner {
         tenant: a.tenant.clone(),
         account_id: a.id.clone(),
@@ -53,11 +54,11 @@ pub async fn claim_number(table: &dyn Table, a: &Account) -> PortResult<NumberOw
     let item = to_item(
         &owner,
         "number",
-        &[("PK", number_pk(&a.sender_id)), ("SK", "OWNER".into())],
+        &[("PK", number_pk(number)), ("SK", "OWNER".into())],
     )?;
     match table.put(item, Cond::NotExists).await {
         Ok(()) => Ok(owner),
-        Err(PortError::ConditionFailed) => number_owner(table, &a.sender_id)
+        Err(PortError::ConditionFailed) => number_owner(table, number)
             .await?
             .ok_or_else(|| PortError::Backend("number owner vanished".into())),
         Err(e) => Err(e),

@@ -124,6 +124,10 @@ pub struct SimConfig {
     /// Where Kaleyra status callbacks go (unsigned; carry the token in the query); none
     /// are posted while unset.
     pub kaleyra_callback_url: Option<String>,
+    /// The deployment's Kaleyra callback secret. When set, each account's callbacks go to
+    /// [`SimConfig::kaleyra_callback_url`] with `sid=<sid>&token=<its token>` added, as
+    /// the URL a tenant registers for its Kaleyra account would.
+    pub kaleyra_callback_secret: Option<String>,
     /// Numbers (digits) Kaleyra answers with `E413`, "'To' number invalid or WhatsApp
     /// account does not exist".
     pub kaleyra_invalid_numbers: Vec<String>,
@@ -169,6 +173,7 @@ impl Default for SimConfig {
             phone_number_id_filter: None,
             kaleyra_api_key: "test-kaleyra-key".into(),
             kaleyra_callback_url: None,
+            kaleyra_callback_secret: None,
             kaleyra_invalid_numbers: Vec::new(),
             rate_limit_per_sec: Some(SIM_DEFAULT_RATE_LIMIT),
             failures: HashMap::new(),

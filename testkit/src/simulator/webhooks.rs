@@ -32,9 +32,21 @@ pub(super) async fn kaleyra_status_flow(inner: &Arc<Inner>, sent: &SentRecord, f
             "status": status,
             "message_id": sent.wamid,
         });
-        let url = inner.cfg.kaleyra_callback_url.clone();
+        let url = kaleyra_url_of(inner, &sent.phone_number_id);
         deliver_to(inner, url, None, kind, &sent.wamid, &phone, &body).await;
     }
+}
+
+/// The callback URL the account sending as `<sid>:<from>` registered with Kaleyra.
+fn kaleyra_url_of(inner: &Inner, sender: &str) -> Option<String> {
+    let url = inner.cfg.kaleyra_callback_url.clone()?;
+    let Some(secret) = &inner.cfg.kaleyra_callback_secret else {
+        return Some(url);
+    };
+    let sid = sender.split_once(':').map_or(sender, |(sid, _)| sid);
+    let token = shared::providers::kaleyra::callback_token(secret, sid);
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Some(format!("{url}{sep}sid={sid}&token={token}"))
 }
 
 /// Whether the contact answers: a stable hash of the phone below `reply_percent`.
