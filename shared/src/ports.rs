@@ -18,6 +18,10 @@ pub enum PortError {
     /// ConditionalCheckFailed). Callers reload and ask the domain again.
     #[error("condition failed")]
     ConditionFailed,
+    /// A query's cursor is not one this table gave out for that query (malformed, or
+    /// another partition's): the caller's mistake, never worth retrying.
+    #[error("bad cursor: {0}")]
+    BadCursor(String),
     /// The backend failed; the operation may be retried.
     #[error("backend: {0}")]
     Backend(String),

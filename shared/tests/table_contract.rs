@@ -329,6 +329,41 @@ async fn pagination(t: &dyn Table) {
     }
 }
 
+/// A cursor the table never gave out, or one of another partition's listing, is
+/// [`PortError::BadCursor`]: the caller's mistake, not a backend failure to retry.
+async fn foreign_or_garbage_cursor(t: &dyn Table) {
+    for n in 0..3 {
+        for pk in ["CUR#1", "CUR#2"] {
+            t.put(
+                item(json!({"PK": pk, "SK": format!("M#{n}"), "GSI1PK": format!("I{pk}"), "GSI1SK": "Z"})),
+                Cond::None,
+            )
+            .await
+            .unwrap();
+        }
+    }
+    for index in [Index::Primary, Index::Gsi1] {
+        let pk = |p: &str| match index {
+            Index::Primary => p.to_owned(),
+            _ => format!("I{p}"),
+        };
+        let page = t
+            .query(&Query::new(index, pk("CUR#2"), SkCond::Any).limit(1))
+            .await
+            .unwrap();
+        let theirs = page.cursor.expect("more follow");
+        for bad in [theirs.as_str(), "", "abc", "[]", r#"{"PK": 1}"#, "{}"] {
+            let q = Query::new(index, pk("CUR#1"), SkCond::Any)
+                .limit(1)
+                .cursor(Some(bad.to_owned()));
+            assert!(
+                matches!(t.query(&q).await, Err(PortError::BadCursor(_))),
+                "{index:?} {bad}"
+            );
+        }
+    }
+}
+
 async fn add_counters(t: &dyn Table) {
     let d = |v: &[(&str, i64)]| {
         v.iter()
@@ -470,6 +505,7 @@ contract! {
     gsi1_lte_and_sparse: contract_memory_gsi1_lte_and_sparse, contract_dynamo_gsi1_lte_and_sparse;
     gsi2_gt: contract_memory_gsi2_gt, contract_dynamo_gsi2_gt;
     pagination: contract_memory_pagination, contract_dynamo_pagination;
+    foreign_or_garbage_cursor: contract_memory_foreign_or_garbage_cursor, contract_dynamo_foreign_or_garbage_cursor;
     add_counters: contract_memory_add_counters, contract_dynamo_add_counters;
     delete: contract_memory_delete, contract_dynamo_delete;
     delete_many: contract_memory_delete_many, contract_dynamo_delete_many;

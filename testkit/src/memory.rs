@@ -159,12 +159,17 @@ impl Table for MemoryTable {
         use std::ops::Bound;
         self.reads.fetch_add(1, Ordering::Relaxed);
         let store = self.store.lock().unwrap();
-        // Results are ordered by (index sort key, PK, SK); the cursor is that triple.
+        // Results are ordered by (index sort key, PK, SK); the cursor is that triple
+        // after the partition it pages, which must be the query's.
         let after: Option<(String, String, String)> = match &q.cursor {
-            Some(c) => Some(
-                serde_json::from_str(c)
-                    .map_err(|e| PortError::Backend(format!("bad cursor: {e}")))?,
-            ),
+            Some(c) => {
+                let (ipk, isk, pk, sk): (String, String, String, String) = serde_json::from_str(c)
+                    .map_err(|_| PortError::BadCursor("not a cursor".into()))?;
+                if ipk != q.pk {
+                    return Err(PortError::BadCursor("not a cursor of this listing".into()));
+                }
+                Some((isk, pk, sk))
+            }
             None => None,
         };
         let limit = q.limit.map(|l| l as usize).unwrap_or(usize::MAX);
@@ -217,8 +222,9 @@ impl Table for MemoryTable {
         let more = hits.len() > limit;
         hits.truncate(limit);
         let cursor = if more {
-            hits.last()
-                .map(|(k, _)| serde_json::to_string(k).expect("keys serialise"))
+            hits.last().map(|((isk, pk, sk), _)| {
+                serde_json::to_string(&(&q.pk, isk, pk, sk)).expect("keys serialise")
+            })
         } else {
             None
         };

@@ -613,6 +613,7 @@ pub const MAX_SYNC_PAGES: u32 = 100;
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"waba_id": "102290129340398"}))]
+#[serde(deny_unknown_fields)]
 pub struct SyncRequest {
     /// The WhatsApp Business Account to read; stored on the account. Optional when the
     /// account already has one.

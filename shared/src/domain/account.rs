@@ -77,6 +77,7 @@ pub struct Account {
     "name": "Main", "sender_id": "106540352242922",
     "token_ref": "secretsmanager:campaigns/acme/meta-token", "waba_id": "102290129340398"
 }))]
+#[serde(deny_unknown_fields)]
 pub struct NewAccount {
     pub name: Option<String>,
     pub provider: Option<Provider>,

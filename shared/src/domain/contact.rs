@@ -79,6 +79,7 @@ pub struct Contact {
     "phone": "+91 98123 45678", "name": "Asha", "email": "asha@example.com",
     "tags": ["vip", "gold"], "valued_tags": {"city": "Pune"}, "fields": {"code": "SPRING1"}
 }))]
+#[serde(deny_unknown_fields)]
 pub struct NewContact {
     pub phone: Option<String>,
     pub mobile: Option<String>,
@@ -386,6 +387,7 @@ impl ContactList {
 /// so a contact without any tag can never be selected this way.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"tags": ["vip"], "valued_tags": {"city": "Pune"}}))]
+#[serde(deny_unknown_fields)]
 pub struct Segment {
     #[serde(default)]
     pub tags: Vec<String>,

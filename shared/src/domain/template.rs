@@ -127,6 +127,7 @@ impl CallToAction {
 /// Names one template of an account (the recontact template, R3.5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"name": "we_miss_you", "language": "en"}))]
+#[serde(deny_unknown_fields)]
 pub struct TemplateKey {
     pub name: String,
     pub language: String,
@@ -184,6 +185,7 @@ pub struct Template {
     "header": {"type": "image", "url": "https://cdn.example.com/spring.jpg"},
     "quick_replies": ["Yes", "No"]
 }))]
+#[serde(deny_unknown_fields)]
 pub struct NewTemplate {
     pub account_id: Option<String>,
     pub name: Option<String>,
@@ -219,6 +221,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 /// The header's link and file name, the status and the quality can change at any time.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"body": "Hi {{1}}, spring ends Sunday: code {{2}}", "quick_replies": ["Yes", "Stop"]}))]
+#[serde(deny_unknown_fields)]
 pub struct TemplateEdit {
     pub category: Option<Category>,
     pub body: Option<String>,

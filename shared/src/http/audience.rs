@@ -6,7 +6,7 @@
 //! [`with_object_store`] (S3 in Lambda, the in-memory store locally); without one the
 //! route answers 503.
 
-use super::error::{ApiError, ErrorBody, JsonBody};
+use super::error::{from_body, ApiError, ErrorBody, JsonBody};
 use super::respond::{created, ok, R};
 use super::{Path, TenantId};
 use crate::app::audience::Audience;
@@ -25,6 +25,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use utoipa::{IntoParams, OpenApi, ToSchema};
@@ -72,6 +73,8 @@ async fn object_store(
 // ---- documentation types ----
 
 /// One contact, or an array of at most 1000.
+/// One contact or an array of them (the schema; the handler reads each shape itself so
+/// an error names the field, which an untagged enum's "no variant matched" would not).
 #[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum ContactsInput {
@@ -115,12 +118,14 @@ pub struct RowErrorPage {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"name": "VIPs"}))]
+#[serde(deny_unknown_fields)]
 pub struct NewList {
     pub name: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"phones": ["919812345678", "+91 98123 45679"]}))]
+#[serde(deny_unknown_fields)]
 pub struct Members {
     pub phones: Vec<String>,
 }
@@ -133,6 +138,7 @@ pub struct Added {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"list_id": "lst_01j…"}))]
+#[serde(deny_unknown_fields)]
 pub struct Attach {
     pub list_id: String,
 }
@@ -140,6 +146,7 @@ pub struct Attach {
 /// `POST /imports`: where the contacts go and, optionally, how columns map.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"list_id": "lst_01j…", "mapping": {"Mobile No": "phone", "Town": "tag:city", "Internal id": "ignore"}}))]
+#[serde(deny_unknown_fields)]
 pub struct NewImport {
     /// Add every imported contact to this list.
     pub list_id: Option<String>,
@@ -190,12 +197,14 @@ pub struct InlineImport {
             example = json!({"error": "invalid", "message": "phone: +91 12345 is not a valid number for IN (country code +91)", "field": "phone"})),
     )
 )]
-async fn upsert_contacts(State(a): S, t: TenantId, JsonBody(b): JsonBody<ContactsInput>) -> R {
-    match b {
-        ContactsInput::One(c) => created(a.upsert_contact(&t, None, c).await?),
-        ContactsInput::Many(cs) => created(ContactItems {
+async fn upsert_contacts(State(a): S, t: TenantId, JsonBody(b): JsonBody<Value>) -> R {
+    if b.is_array() {
+        let cs: Vec<NewContact> = from_body(b)?;
+        created(ContactItems {
             items: a.upsert_contacts(&t, cs).await?,
-        }),
+        })
+    } else {
+        created(a.upsert_contact(&t, None, from_body(b)?).await?)
     }
 }
 

@@ -70,6 +70,10 @@ impl From<AppError> for ApiError {
                 "conflict",
                 "changed concurrently; try again",
             ),
+            AppError::Port(PortError::BadCursor(_)) => ApiError::bad_request(
+                Some("cursor".into()),
+                "cursor: is not a cursor this listing returned",
+            ),
             AppError::Port(PortError::Backend(m)) => {
                 tracing::error!(error = %m, "backend failure");
                 ApiError::new(
@@ -113,11 +117,19 @@ where
             .await
             .map_err(|e| ApiError::bad_request(None, e.body_text()))?;
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        let value: Result<T, _> = serde_path_to_error::deserialize(de);
-        value.map(JsonBody).map_err(|e| {
-            let path = e.path().to_string();
-            let field = (path != ".").then_some(path);
-            ApiError::bad_request(field, format!("invalid JSON body: {}", e.inner()))
-        })
+        serde_path_to_error::deserialize(de)
+            .map(JsonBody)
+            .map_err(body_error)
     }
+}
+
+/// A body already read as JSON, as `T`: the same errors as [`JsonBody`], naming the field.
+pub fn from_body<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(v).map_err(body_error)
+}
+
+fn body_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> ApiError {
+    let path = e.path().to_string();
+    let field = (path != ".").then_some(path);
+    ApiError::bad_request(field, format!("invalid JSON body: {}", e.inner()))
 }

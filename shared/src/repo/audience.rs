@@ -176,14 +176,15 @@ pub async fn list_contacts(
     cursor: Option<String>,
 ) -> PortResult<(Vec<Contact>, Option<String>)> {
     let (mut shard, mut inner) = match cursor.as_deref() {
-        None | Some("") => (0u16, None),
+        None => (0u16, None),
         Some(c) => {
-            let (s, rest) = c
-                .split_once('.')
-                .ok_or_else(|| PortError::Backend("bad contacts cursor".into()))?;
+            let bad = || PortError::BadCursor("not a contacts cursor".into());
+            let (s, rest) = c.split_once('.').ok_or_else(bad)?;
             let s: u16 = s
                 .parse()
-                .map_err(|_| PortError::Backend("bad contacts cursor".into()))?;
+                .ok()
+                .filter(|s| *s < CONTACT_SHARDS)
+                .ok_or_else(bad)?;
             (s, (!rest.is_empty()).then(|| rest.to_owned()))
         }
     };

@@ -275,13 +275,19 @@ fn encode_cursor(key: Attrs) -> PortResult<String> {
     serde_json::to_string(&obj).map_err(|e| PortError::Backend(format!("cursor: {e}")))
 }
 
-fn decode_cursor(cursor: &str) -> PortResult<Attrs> {
-    let obj: Map<String, Value> =
-        serde_json::from_str(cursor).map_err(|e| PortError::Backend(format!("bad cursor: {e}")))?;
+/// A cursor back into LastEvaluatedKey, if it is one of this query's: string key
+/// attributes only, the query's partition key among them.
+fn decode_cursor(cursor: &str, pk_attr: &str, pk: &str) -> PortResult<Attrs> {
+    let bad = |why: &str| PortError::BadCursor(why.to_owned());
+    let obj: Map<String, Value> = serde_json::from_str(cursor).map_err(|_| bad("not JSON"))?;
     if !obj.values().all(Value::is_string) {
-        return Err(PortError::Backend(
-            "bad cursor: non-string key attribute".into(),
-        ));
+        return Err(bad("non-string key attribute"));
+    }
+    if obj.get(pk_attr).and_then(Value::as_str) != Some(pk)
+        || !obj.contains_key("PK")
+        || !obj.contains_key("SK")
+    {
+        return Err(bad("not a cursor of this listing"));
     }
     to_attrs(obj)
 }
@@ -406,7 +412,7 @@ impl Table for DynamoTable {
             req = req.limit(limit);
         }
         if let Some(c) = &q.cursor {
-            req = req.set_exclusive_start_key(Some(decode_cursor(c)?));
+            req = req.set_exclusive_start_key(Some(decode_cursor(c, pk_attr, &q.pk)?));
         }
         self.read(&self.metrics.query_pages);
         let out = req.send().await.map_err(|e| backend("Query", e))?;
@@ -511,8 +517,9 @@ mod tests {
             ("GSI1PK".to_owned(), AttributeValue::S("DUE".into())),
         ]);
         let c = encode_cursor(key.clone()).unwrap();
-        assert_eq!(decode_cursor(&c).unwrap(), key);
-        assert!(decode_cursor("not json").is_err());
-        assert!(decode_cursor(r#"{"PK": 1}"#).is_err());
+        assert_eq!(decode_cursor(&c, "PK", "P").unwrap(), key);
+        assert!(decode_cursor(&c, "PK", "Q").is_err());
+        assert!(decode_cursor("not json", "PK", "P").is_err());
+        assert!(decode_cursor(r#"{"PK": 1}"#, "PK", "P").is_err());
     }
 }

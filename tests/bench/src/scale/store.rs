@@ -217,11 +217,16 @@ impl StoreTable {
     /// (index sort key, PK, SK), a cursor only when another match follows the page.
     pub fn query_raw(&self, q: &Query) -> PortResult<RawPage> {
         self.reads.fetch_add(1, Ordering::Relaxed);
+        // The cursor is (index PK, index SK, PK, SK), as `MemoryTable`'s.
         let after: Option<(String, String, String)> = match &q.cursor {
-            Some(c) => Some(
-                serde_json::from_str(c)
-                    .map_err(|e| PortError::Backend(format!("bad cursor: {e}")))?,
-            ),
+            Some(c) => {
+                let (ipk, isk, pk, sk): (String, String, String, String) = serde_json::from_str(c)
+                    .map_err(|_| PortError::BadCursor("not a cursor".into()))?;
+                if ipk != q.pk {
+                    return Err(PortError::BadCursor("not a cursor of this listing".into()));
+                }
+                Some((isk, pk, sk))
+            }
             None => None,
         };
         let limit = q.limit.map(|l| l as usize).unwrap_or(usize::MAX);
@@ -295,8 +300,9 @@ impl StoreTable {
         let more = hits.len() > limit;
         hits.truncate(limit);
         let cursor = if more {
-            hits.last()
-                .map(|(isk, p, s, _)| serde_json::to_string(&(isk, p, s)).expect("keys serialise"))
+            hits.last().map(|(isk, p, s, _)| {
+                serde_json::to_string(&(&q.pk, isk, p, s)).expect("keys serialise")
+            })
         } else {
             None
         };

@@ -144,6 +144,11 @@ fn handle(host: &Host, body: &[u8]) -> (Outcome, String) {
         Ok(body) => (Outcome::Ok, body),
         Err(PortError::ConditionFailed) => (Outcome::ConditionFailed, "null".into()),
         Err(PortError::Backend(m)) => (Outcome::Backend, serde_json::to_string(&m).unwrap()),
+        // The bench's workers page with the cursors they were given; never expected.
+        Err(e @ PortError::BadCursor(_)) => (
+            Outcome::Backend,
+            serde_json::to_string(&e.to_string()).unwrap(),
+        ),
     }
 }
 
