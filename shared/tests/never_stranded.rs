@@ -207,3 +207,76 @@ async fn an_entry_whose_queue_message_was_lost_is_dispatched_again() {
     }
     assert_eq!(h.simulator().sent().len(), 3, "each contact once");
 }
+
+/// Finding 11: an item of an index page that does not parse (written by an older version,
+/// or by hand) is logged and skipped; it must not fail every sweep after it, which would
+/// stop timeouts, completions and purges for every tenant.
+#[tokio::test]
+async fn a_malformed_index_item_does_not_halt_the_sweeper() {
+    let h = harness().await;
+    let phones: Vec<String> = (0..2).map(|i| format!("91981234{i:04}")).collect();
+    let id = running(&h, &phones).await;
+    run_tick(&h).await;
+    for p in &phones {
+        let p = PhoneNumber::parse(p).unwrap();
+        assert_eq!(state_of(&h, &id, &p).await, EntryState::Pending);
+    }
+    for index in ["DUE", "SENDING", "WAIT"] {
+        for partition in 0..16 {
+            let junk = json!({"PK": format!("JUNK#{index}#{partition}"), "SK": "X",
+                "GSI1PK": format!("{index}#{partition}"), "GSI1SK": "000000000000001#junk",
+                "state": "NOT_A_STATE"});
+            table(&h)
+                .put(
+                    junk.as_object().unwrap().clone().into_iter().collect(),
+                    shared::ports::Cond::None,
+                )
+                .await
+                .unwrap();
+        }
+    }
+    h.clock.advance(Duration::days(30));
+    let report = h.sys.sweeper.sweep().await.expect("the sweep goes on");
+    assert_eq!(report.expired, 2, "{report:?}");
+    assert_eq!(report.completed, 1, "{report:?}");
+}
+
+/// Finding 11: putting waiting entries back in line (a million contacts whose calling
+/// hours open together) works within its share of a sweep and resumes in the next one,
+/// so completions, commands and purges of every tenant still run each minute.
+#[tokio::test]
+async fn releasing_waiting_entries_keeps_to_its_budget_and_resumes() {
+    use shared::app::sweep::SweepBudget;
+    let h = harness().await;
+    let id = running(&h, &["919812340000".to_owned()]).await;
+    let c = repo::get_campaign(table(&h), TENANT, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    let until = common::t0() + Duration::minutes(5);
+    for i in 0..250u64 {
+        let phone = PhoneNumber::parse(&format!("91977{i:07}")).unwrap();
+        let mut e = HopperEntry::new(&c, phone, ContactData::default(), 1000 + i);
+        e.wait_until = Some(until);
+        assert!(repo::insert_entry(table(&h), &mut e).await.unwrap());
+        repo::add_counters(table(&h), TENANT, &id, &stats::delta(None, &e))
+            .await
+            .unwrap();
+    }
+    h.clock.advance(Duration::minutes(10));
+    let mut released = Vec::new();
+    // A sweep a minute, each with no time to spare: one page of the walk each.
+    while released.iter().sum::<usize>() < 250 && released.len() < 20 {
+        let report = h
+            .sys
+            .sweeper
+            .sweep_within(SweepBudget::none())
+            .await
+            .unwrap();
+        released.push(report.released);
+        h.clock.advance(Duration::minutes(1));
+    }
+    assert!(released[0] > 0 && released[0] < 250, "{released:?}");
+    assert_eq!(released.iter().sum::<usize>(), 250, "{released:?}");
+    assert!(released.len() <= 16, "every partition in turn: {released:?}");
+}

@@ -91,27 +91,79 @@ const SWEEP_CONCURRENCY: usize = 16;
 /// every minute with a 55 s timeout: a backlog larger than this (a million contacts whose
 /// timeout passed together) is closed over several sweeps, each leaving time for the rest
 /// of its work.
-pub const EXPIRY_BUDGET: Duration = Duration::from_secs(30);
+pub const EXPIRY_BUDGET: Duration = Duration::from_secs(15);
+
+/// What one sweep may spend on each walk over a shared index (wall-clock time; each walk
+/// does at least one page). The sweeper runs every minute with a 55 s timeout: each walk
+/// keeps to its share and the next sweep resumes it (what it changed left the index), so a
+/// backlog in one (a million contacts whose calling hours open at 09:00) never starves
+/// the others, nor completions, commands and purges.
+#[derive(Debug, Clone)]
+pub struct SweepBudget {
+    /// Closing PENDING entries whose response timeout passed.
+    pub expiry: Duration,
+    /// Moving stale SENDING claims to RETRY "outcome unknown".
+    pub claims: Duration,
+    /// Putting waiting FRESH entries back in line.
+    pub release: Duration,
+    pub commands: CommandBudget,
+    /// The whole sweep: the purge gets what is left of it.
+    pub total: Duration,
+}
+
+impl Default for SweepBudget {
+    fn default() -> Self {
+        SweepBudget {
+            expiry: EXPIRY_BUDGET,
+            claims: Duration::from_secs(5),
+            release: Duration::from_secs(10),
+            commands: CommandBudget {
+                time: Duration::from_secs(10),
+                ..CommandBudget::default()
+            },
+            total: Duration::from_secs(50),
+        }
+    }
+}
+
+impl SweepBudget {
+    /// One page of each walk: for tests of resumption.
+    pub fn none() -> Self {
+        SweepBudget {
+            expiry: Duration::ZERO,
+            claims: Duration::ZERO,
+            release: Duration::ZERO,
+            commands: CommandBudget {
+                time: Duration::ZERO,
+                ..CommandBudget::default()
+            },
+            total: Duration::ZERO,
+        }
+    }
+}
 
 impl SweepService {
     pub async fn sweep(&self) -> AppResult<SweepReport> {
+        self.sweep_within(SweepBudget::default()).await
+    }
+
+    /// A sweep in which each walk keeps to its share of `budget`.
+    pub async fn sweep_within(&self, budget: SweepBudget) -> AppResult<SweepReport> {
         let started = Instant::now();
         let now = self.clock.now();
         let mut report = SweepReport {
-            expired: self.expire_timed_out(started, now).await?,
+            expired: self.expire_timed_out(budget.expiry, now).await?,
             ..SweepReport::default()
         };
-        report.reclaimed = self.reclaim_stale_sending(now).await?;
-        report.released = self.release_waiting(now).await?;
-        let commands = self.run_commands(CommandBudget::default()).await?;
+        report.reclaimed = self.reclaim_stale_sending(budget.claims, now).await?;
+        report.released = self.release_waiting(budget.release, now).await?;
+        let commands = self.run_commands(budget.commands).await?;
         report.commands_applied = commands.applied;
         report.expired_unsent = commands.expired_unsent;
         report.completed += commands.completed;
         report.completed += self.complete_finished(now).await?;
         let budget = PurgeBudget {
-            time: PurgeBudget::default()
-                .time
-                .saturating_sub(started.elapsed()),
+            time: budget.total.saturating_sub(started.elapsed()),
             ..PurgeBudget::default()
         };
         let purge = self.purge_deleted(budget).await?;
@@ -135,11 +187,12 @@ impl SweepService {
     /// its entries a few at once, and releases their contacts; what the budget leaves
     /// goes to the next sweep (closed entries leave the index, so it resumes by itself).
     /// Returns how many closed.
-    async fn expire_timed_out(&self, started: Instant, now: Time) -> AppResult<usize> {
+    async fn expire_timed_out(&self, budget: Duration, now: Time) -> AppResult<usize> {
+        let started = Instant::now();
         let mut expired = 0;
         let mut senders = super::conversations::SenderCache::new();
         let mut due = IndexWalk::new(TimeIndex::Due, now);
-        while started.elapsed() < EXPIRY_BUDGET {
+        loop {
             let Some(entries) = due.next(&*self.table).await? else {
                 break;
             };
@@ -155,7 +208,11 @@ impl SweepService {
                 .await?;
             let closed: Vec<HopperEntry> = closed.into_iter().flatten().collect();
             expired += closed.len();
+            let worked = !closed.is_empty();
             self.release_closed(closed, &mut senders, now).await;
+            if worked && started.elapsed() >= budget {
+                break;
+            }
         }
         Ok(expired)
     }
@@ -238,20 +295,25 @@ impl SweepService {
     /// Moves entries claimed more than [`SENDING_STALE_AFTER`] ago and still SENDING to
     /// RETRY "outcome unknown" (R4.10); they are never sent again automatically. Returns
     /// how many moved.
-    pub async fn reclaim_stale_sending(&self, now: crate::domain::Time) -> AppResult<usize> {
+    pub async fn reclaim_stale_sending(&self, budget: Duration, now: Time) -> AppResult<usize> {
+        let started = Instant::now();
         let mut reclaimed = 0;
         let claimed_by = now - SENDING_STALE_AFTER;
         let mut claims = IndexWalk::new(TimeIndex::Sending, claimed_by);
         while let Some(entries) = claims.next(&*self.table).await? {
-            for stale in entries {
-                if self
-                    .change_stored(&stale.entry_ref(), |e| {
+            let changed: Vec<bool> = stream::iter(entries)
+                .map(|stale| async move {
+                    self.change_stored(&stale.entry_ref(), |e| {
                         e.reclaim_stale(now, SENDING_STALE_AFTER)
                     })
-                    .await?
-                {
-                    reclaimed += 1;
-                }
+                    .await
+                })
+                .buffer_unordered(SWEEP_CONCURRENCY)
+                .try_collect()
+                .await?;
+            reclaimed += changed.iter().filter(|c| **c).count();
+            if !changed.is_empty() && started.elapsed() >= budget {
+                break;
             }
         }
         if reclaimed > 0 {
@@ -266,10 +328,12 @@ impl SweepService {
     /// Puts FRESH entries whose wait ended (an interaction elsewhere, calling hours) back
     /// at the end of their campaign's dispatch order, where the dispatcher finds them
     /// after its cursor. Returns how many went back.
-    pub async fn release_waiting(&self, now: crate::domain::Time) -> AppResult<usize> {
+    pub async fn release_waiting(&self, budget: Duration, now: Time) -> AppResult<usize> {
+        let started = Instant::now();
         let mut released = 0;
         let mut waiting = IndexWalk::new(TimeIndex::Wait, now);
         while let Some(entries) = waiting.next(&*self.table).await? {
+            let worked = !entries.is_empty();
             // One block of sequence numbers per campaign and page.
             let mut by_campaign: std::collections::BTreeMap<(String, String), Vec<_>> =
                 Default::default();
@@ -282,12 +346,18 @@ impl SweepService {
             for ((tenant, campaign), refs) in by_campaign {
                 let first =
                     repo::reserve_seq(&*self.table, &tenant, &campaign, refs.len() as u64).await?;
-                for (i, r) in refs.iter().enumerate() {
-                    let seq = first + i as u64;
-                    if self.change_stored(r, |e| e.release(seq, now)).await? {
-                        released += 1;
-                    }
-                }
+                let changed: Vec<bool> = stream::iter(refs.into_iter().enumerate())
+                    .map(|(i, r)| async move {
+                        let seq = first + i as u64;
+                        self.change_stored(&r, |e| e.release(seq, now)).await
+                    })
+                    .buffer_unordered(SWEEP_CONCURRENCY)
+                    .try_collect()
+                    .await?;
+                released += changed.into_iter().filter(|c| *c).count();
+            }
+            if worked && started.elapsed() >= budget {
+                break;
             }
         }
         Ok(released)

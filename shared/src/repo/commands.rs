@@ -138,10 +138,10 @@ pub async fn save_operation(table: &dyn Table, op: &mut Operation) -> PortResult
 /// The index is eventually consistent: re-read the operation before acting.
 pub async fn pending_operations(table: &dyn Table) -> PortResult<Vec<(String, String)>> {
     let items = query_all(table, Query::new(Index::Gsi1, OPS_PENDING_PK, SkCond::Any)).await?;
-    items
+    Ok(super::parse_index_items::<Operation>(items, OPS_PENDING_PK)
         .into_iter()
-        .map(|i| from_item::<Operation>(i).map(|o| (o.tenant, o.campaign_id)))
-        .collect()
+        .map(|o| (o.tenant, o.campaign_id))
+        .collect())
 }
 
 /// (tenant, campaign id) of PAUSED campaigns whose end date is at or before `now`.

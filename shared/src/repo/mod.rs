@@ -70,6 +70,30 @@ pub fn to_item<T: Serialize>(entity: &T, kind: &str, keys: &[(&str, String)]) ->
     Ok(item)
 }
 
+/// The items of an index page that parse as `T`. One that does not (written by an older
+/// version, or by hand) is logged by its partition key and skipped: a walk over a shared
+/// index (timeouts, claims, running campaigns, commands, deletions) must not halt every
+/// tenant's work on one bad item.
+pub fn parse_index_items<T: DeserializeOwned>(items: Vec<Item>, index: &str) -> Vec<T> {
+    items
+        .into_iter()
+        .filter_map(|item| {
+            let pk = item
+                .get("PK")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_owned();
+            match from_item(item) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::error!(index, pk = %pk, error = %e, "malformed item in an index; skipped");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
 pub fn from_item<T: DeserializeOwned>(item: Item) -> PortResult<T> {
     serde_json::from_value(Value::Object(item))
         .map_err(|e| PortError::Backend(format!("corrupt item: {e}")))
@@ -275,10 +299,10 @@ pub async fn campaigns_after(
 /// (tenant, campaign id) of every RUNNING campaign.
 pub async fn running_campaigns(table: &dyn Table) -> PortResult<Vec<(String, String)>> {
     let items = query_all(table, Query::new(Index::Gsi1, RUNNING_PK, SkCond::Any)).await?;
-    items
+    Ok(parse_index_items::<Campaign>(items, RUNNING_PK)
         .into_iter()
-        .map(|i| from_item::<Campaign>(i).map(|c| (c.tenant, c.id)))
-        .collect()
+        .map(|c| (c.tenant, c.id))
+        .collect())
 }
 
 /// (tenant, campaign id) of SCHEDULED campaigns whose start date is at or before `now`.
@@ -299,16 +323,16 @@ pub(crate) async fn campaigns_until(
 ) -> PortResult<Vec<(String, String)>> {
     let q = Query::new(Index::Gsi1, pk, SkCond::Lte(format!("{}#~", time_key(now))));
     let items = query_all(table, q).await?;
-    items
+    Ok(parse_index_items::<Campaign>(items, pk)
         .into_iter()
-        .map(|i| from_item::<Campaign>(i).map(|c| (c.tenant, c.id)))
-        .collect()
+        .map(|c| (c.tenant, c.id))
+        .collect())
 }
 
 /// Campaigns marked for deletion, oldest request first per tenant.
 pub async fn deleting_campaigns(table: &dyn Table) -> PortResult<Vec<Campaign>> {
     let items = query_all(table, Query::new(Index::Gsi1, DELETING_PK, SkCond::Any)).await?;
-    items.into_iter().map(from_item).collect()
+    Ok(parse_index_items(items, DELETING_PK))
 }
 
 fn campaign_pk(tenant: &str, id: &str) -> String {
@@ -649,9 +673,7 @@ async fn read_ready(
     // DynamoDB may return short pages; keep reading until the limit or the end.
     loop {
         let page = table.query(&q).await?;
-        for item in page.items {
-            out.push(from_item(item)?);
-        }
+        out.extend(parse_index_items(page.items, "READY"));
         match page.cursor {
             Some(c) if (out.len() as u32) < limit => {
                 q = q.limit(limit - out.len() as u32).cursor(Some(c))
@@ -708,31 +730,40 @@ pub fn contact_campaign_link_key(tenant: &str, phone: &str, campaign: &str) -> K
 /// Walks every partition of a [`TimeIndex`] page by page, entries due at or before
 /// `until`, oldest first within a partition. The index is eventually consistent: re-read
 /// an entry before acting on it.
+///
+/// A walk cut short by its budget is resumed by a new one (what it changed left the
+/// index); each starts at another partition, taken from `until`'s minute, so a backlog in
+/// one partition never starves the others.
 pub struct IndexWalk {
     index: TimeIndex,
     until: Time,
-    partition: u16,
+    /// Partitions visited so far; the walk reads `(start + visited) % DUE_SHARDS`.
+    visited: u16,
+    start: u16,
     cursor: Option<String>,
 }
 
 impl IndexWalk {
     pub fn new(index: TimeIndex, until: Time) -> Self {
+        let minute = until.timestamp().div_euclid(60);
         IndexWalk {
             index,
             until,
-            partition: 0,
+            visited: 0,
+            start: minute.rem_euclid(i64::from(DUE_SHARDS)) as u16,
             cursor: None,
         }
     }
 
     /// The next page of up to 100 entries (possibly empty), or `None` when done.
     pub async fn next(&mut self, table: &dyn Table) -> PortResult<Option<Vec<HopperEntry>>> {
-        if self.partition >= DUE_SHARDS {
+        if self.visited >= DUE_SHARDS {
             return Ok(None);
         }
+        let partition = (self.start + self.visited) % DUE_SHARDS;
         let q = Query::new(
             Index::Gsi1,
-            format!("{}#{}", self.index.prefix(), self.partition),
+            format!("{}#{}", self.index.prefix(), partition),
             SkCond::Lte(format!("{}#~", time_key(self.until))),
         )
         .limit(100)
@@ -740,14 +771,9 @@ impl IndexWalk {
         let page = table.query(&q).await?;
         self.cursor = page.cursor;
         if self.cursor.is_none() {
-            self.partition += 1;
+            self.visited += 1;
         }
-        let entries = page
-            .items
-            .into_iter()
-            .map(from_item)
-            .collect::<PortResult<_>>()?;
-        Ok(Some(entries))
+        Ok(Some(parse_index_items(page.items, self.index.prefix())))
     }
 }
 
