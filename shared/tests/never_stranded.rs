@@ -278,5 +278,8 @@ async fn releasing_waiting_entries_keeps_to_its_budget_and_resumes() {
     }
     assert!(released[0] > 0 && released[0] < 250, "{released:?}");
     assert_eq!(released.iter().sum::<usize>(), 250, "{released:?}");
-    assert!(released.len() <= 16, "every partition in turn: {released:?}");
+    assert!(
+        released.len() <= 16,
+        "every partition in turn: {released:?}"
+    );
 }

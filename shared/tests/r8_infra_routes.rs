@@ -70,3 +70,91 @@ fn r8_3_template_deploys_every_function_and_the_resources_they_use() {
         assert!(text.contains(resource), "the template declares {resource}");
     }
 }
+
+/// The lines of one top-level resource (or parameter) of the template: from `  name:` to
+/// the next line at the same indent.
+fn resource_block(text: &str, name: &str) -> String {
+    let head = format!("  {name}:");
+    let mut lines = text.lines().skip_while(|l| l.trim_end() != head);
+    let mut out = vec![lines.next().unwrap_or_else(|| panic!("{name} is declared"))];
+    out.extend(
+        lines.take_while(|l| {
+            l.is_empty() || l.starts_with("    ") || l.trim_start().starts_with('#')
+        }),
+    );
+    out.join("\n")
+}
+
+/// Issue 13, finding 12: a flood of unsigned webhook POSTs cannot take the account's
+/// concurrency from the sender, the HTTP API is throttled, both dead-letter queues and the
+/// age of the oldest send raise alarms, and each function may use only the DynamoDB
+/// actions it calls (the webhook none).
+#[test]
+fn infrastructure_limits_floods_alarms_on_dead_letters_and_narrows_policies() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(root.join("infra/template.yaml")).unwrap();
+    let webhook = resource_block(&text, "WebhookFunction");
+    assert!(
+        webhook.contains("ReservedConcurrentExecutions:"),
+        "{webhook}"
+    );
+    assert!(!webhook.contains("dynamodb:"), "the webhook only queues");
+    let api = resource_block(&text, "HttpApi");
+    for setting in [
+        "DefaultRouteSettings:",
+        "ThrottlingBurstLimit:",
+        "ThrottlingRateLimit:",
+    ] {
+        assert!(api.contains(setting), "HttpApi sets {setting}");
+    }
+    let alarms: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   ") && l.trim_end().ends_with(':'))
+        .map(|l| l.trim().trim_end_matches(':').to_owned())
+        .map(|name| resource_block(&text, &name))
+        .filter(|b| b.contains("Type: AWS::CloudWatch::Alarm"))
+        .collect();
+    for (queue, metric) in [
+        ("SendDeadLetterQueue", "ApproximateNumberOfMessagesVisible"),
+        (
+            "InboundDeadLetterQueue",
+            "ApproximateNumberOfMessagesVisible",
+        ),
+        ("SendQueue.QueueName", "ApproximateAgeOfOldestMessage"),
+    ] {
+        assert!(
+            alarms
+                .iter()
+                .any(|a| a.contains(metric) && a.contains(&format!("!GetAtt {queue}"))),
+            "an alarm on {metric} of {queue}"
+        );
+    }
+    assert!(
+        !text.contains("DynamoDBCrudPolicy"),
+        "no blanket CRUD policy"
+    );
+    let writes = [
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:Query",
+    ];
+    for (function, deletes) in [
+        ("ApiFunction", true),
+        ("SweeperFunction", true),
+        ("ImporterFunction", true),
+        ("LauncherFunction", false),
+        ("SenderFunction", false),
+        ("InboundFunction", false),
+    ] {
+        let block = resource_block(&text, function);
+        for action in writes {
+            assert!(block.contains(action), "{function} may {action}");
+        }
+        assert_eq!(block.contains("dynamodb:DeleteItem"), deletes, "{function}");
+        assert!(
+            !block.contains("dynamodb:Scan") && !block.contains("dynamodb:*"),
+            "{function}"
+        );
+    }
+}
