@@ -253,6 +253,71 @@ impl SendService {
             // and the sweeper's end-date walk records it as not sent (R4.9).
             return Ok(SendOutcome::Skipped("campaign ended"));
         }
+        // The contact is held from before its checks until its interaction is written:
+        // another campaign sending to it at the same moment waits and checks after.
+        let holder = r.encode();
+        let held = self.take_hold(r, &holder, now).await?;
+        if let (Err(until), true) = (held, eligibility::waits_for_holds(&ctx.campaign)) {
+            let verdict = Verdict::Wait {
+                until: until.min(now + eligibility::HOLD_RECHECK),
+                why: eligibility::HELD_REASON,
+            };
+            return match counted(delta, self.claim(r, &verdict, now).await?)? {
+                Claim::Done(outcome) => Ok(outcome),
+                Claim::Claimed(_) => unreachable!("a waiting verdict never claims"),
+            };
+        }
+        let res = self.send_held(ctx, r, delta).await;
+        if held.is_ok() {
+            self.release_hold(r, &holder).await;
+        }
+        res
+    }
+
+    /// Takes the hold on the entry's contact for `holder`, or says until when another
+    /// sender has it.
+    async fn take_hold(
+        &self,
+        r: &EntryRef,
+        holder: &str,
+        now: Time,
+    ) -> AppResult<Result<(), Time>> {
+        retry_on_conflict(|_| async move {
+            let mut hold = repo::get_hold(&*self.table, &r.tenant, &r.phone).await?;
+            if let Err(until) = hold.take(holder, now) {
+                return Ok(Err(until));
+            }
+            repo::save_hold(&*self.table, &mut hold).await?;
+            Ok(Ok(()))
+        })
+        .await
+    }
+
+    /// Lets go of the contact once its interaction is written (or nothing was sent). A
+    /// failure only delays the contact's next send until the hold lapses.
+    async fn release_hold(&self, r: &EntryRef, holder: &str) {
+        let now = self.clock.now();
+        let res = retry_on_conflict(|_| async move {
+            let mut hold = repo::get_hold(&*self.table, &r.tenant, &r.phone).await?;
+            if hold.release(holder, now) {
+                repo::save_hold(&*self.table, &mut hold).await?;
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(e) = res {
+            tracing::warn!(phone = %r.phone.masked(), error = %e, "contact hold not released; it lapses");
+        }
+    }
+
+    /// The checks, claim, provider call and records of one entry whose contact this
+    /// sender holds.
+    async fn send_held(
+        &self,
+        ctx: &CampaignCtx,
+        r: &EntryRef,
+        delta: &mut Delta,
+    ) -> AppResult<SendOutcome> {
         // The checks before the send (R4.2), on what the stores know of the contact.
         let facts = self.facts(ctx, &r.phone).await?;
         let now = self.clock.now();

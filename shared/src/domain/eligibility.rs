@@ -24,6 +24,72 @@ pub const DUPLICATE_REASON: &str = "duplicate";
 pub const WAITING_FOR_INTERACTION: &str =
     "No messages can be sent since we are waiting for the customer's response.";
 
+/// How long a sender may hold a contact (checks, claim, provider call, interaction
+/// write) before another may take it: far above a send's run time, so a live sender is
+/// never overtaken; a dead one's hold lapses, as its SENDING claim does.
+pub const HOLD_LEASE: chrono::Duration = chrono::Duration::minutes(15);
+/// How long an entry waits when another campaign's sender holds its contact: holds
+/// usually last a provider call, so it looks again soon.
+pub const HOLD_RECHECK: chrono::Duration = chrono::Duration::minutes(1);
+/// What a waiting entry shows while another send to its contact is under way.
+pub const HELD_REASON: &str = "another campaign is sending to this contact";
+
+/// A sender's hold on one contact of a tenant, from before the checks of R4.2 until the
+/// contact's interaction is written (R4.5, R4.6). The checks read interactions, written
+/// only after the provider answers: two campaigns sending to the same contact at the same
+/// moment would both read "free" and both send. Whoever takes the hold (a conditional
+/// write on its version) checks and sends; the other waits and checks again after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactHold {
+    pub tenant: String,
+    pub phone: PhoneNumber,
+    /// The entry (`EntryRef::encode`) holding the contact.
+    pub holder: String,
+    pub until: Time,
+    #[serde(default)]
+    pub version: u64,
+}
+
+impl ContactHold {
+    pub fn new(tenant: &str, phone: PhoneNumber) -> Self {
+        ContactHold {
+            tenant: tenant.to_owned(),
+            phone,
+            holder: String::new(),
+            until: Time::MIN_UTC,
+            version: 0,
+        }
+    }
+
+    /// Takes the hold for `holder` until `now + HOLD_LEASE`, unless another holder's
+    /// hold is still on: then `Err` with the time it lapses at the latest.
+    pub fn take(&mut self, holder: &str, now: Time) -> Result<(), Time> {
+        if self.holder != holder && self.until > now {
+            return Err(self.until);
+        }
+        self.holder = holder.to_owned();
+        self.until = now + HOLD_LEASE;
+        Ok(())
+    }
+
+    /// Lets go of the hold if `holder` has it; whether it changed.
+    pub fn release(&mut self, holder: &str, now: Time) -> bool {
+        if self.holder != holder || self.until <= now {
+            return false;
+        }
+        self.until = now;
+        true
+    }
+}
+
+/// Whether `campaign`'s checks depend on other campaigns' sends to a contact (the
+/// duplicate window, R4.5, or waiting for an open interaction, R4.6): only then must its
+/// sender wait while another holds the contact. A campaign that checks neither still takes
+/// a free hold, so campaigns that do check see its send.
+pub fn waits_for_holds(campaign: &Campaign) -> bool {
+    campaign.duplicate_window_days.is_some() || !campaign.include_active_interactions
+}
+
 /// How long a contact held by an open interaction waits before it is looked at again.
 /// An interaction usually closes early (a reply), so the entry does not wait for the
 /// whole response timeout of the other campaign; it waits at most this long per check.
@@ -502,5 +568,22 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(check(&c, &p, &facts, now()), Verdict::Send);
+    }
+
+    #[test]
+    fn a_contact_hold_goes_to_one_holder_until_released_or_lapsed() {
+        let now = chrono::Utc::now();
+        let mut h = ContactHold::new("t", PhoneNumber::parse("919812340000").unwrap());
+        assert_eq!(h.take("a", now), Ok(()));
+        assert_eq!(h.take("b", now), Err(now + HOLD_LEASE), "a holds it");
+        assert_eq!(h.take("a", now), Ok(()), "a may take it again");
+        assert!(!h.release("b", now), "only the holder lets go");
+        assert!(h.release("a", now));
+        assert_eq!(h.take("b", now), Ok(()), "free once released");
+        assert_eq!(
+            h.take("a", now + HOLD_LEASE + chrono::Duration::seconds(1)),
+            Ok(()),
+            "or lapsed"
+        );
     }
 }

@@ -18,6 +18,7 @@
 //! | latest command (reset, retry, expiry) | `CAMPAIGN#t#c` | `OP` | GSI1 `OPS#PENDING` while running |
 //! | hopper entry | `HOPPER#t#c#n` | `ENTRY#p` | GSI2 `READY#t#c#n` while FRESH; GSI1 `DUE#k` while PENDING; GSI1 `SENDING#k` while SENDING |
 //! | interaction | `INTERACTION#sender#p` | `INTERACTION` | TTL |
+//! | a sender's hold on a contact (R4.5, R4.6) | `TENANT#t#PHONE#p` | `HOLD` | TTL |
 //! | 24-hour window, last recontact (`conversations`) | `INTERACTION#sender#p` | `WINDOW` | TTL |
 //! | conversation message (`conversations`) | `HOPPER#t#c#n` | `MSG#p#time#message` | |
 
@@ -775,6 +776,36 @@ impl IndexWalk {
         }
         Ok(Some(parse_index_items(page.items, self.index.prefix())))
     }
+}
+
+// ---- contact holds ----
+
+pub use crate::domain::eligibility::ContactHold;
+
+fn hold_key(tenant: &str, phone: &PhoneNumber) -> Key {
+    (format!("TENANT#{tenant}#PHONE#{phone}"), "HOLD".into())
+}
+
+/// The contact's hold, or a free one to take.
+pub async fn get_hold(
+    table: &dyn Table,
+    tenant: &str,
+    phone: &PhoneNumber,
+) -> PortResult<ContactHold> {
+    let (pk, sk) = hold_key(tenant, phone);
+    Ok(get_as(table, &pk, &sk)
+        .await?
+        .unwrap_or_else(|| ContactHold::new(tenant, phone.clone())))
+}
+
+/// Stores a hold read with [`get_hold`], if nobody changed it since
+/// ([`PortError::ConditionFailed`] otherwise). Kept a day after it lapses (TTL).
+pub async fn save_hold(table: &dyn Table, h: &mut ContactHold) -> PortResult<()> {
+    let (pk, sk) = hold_key(&h.tenant, &h.phone);
+    let mut item = to_item(h, "hold", &[("PK", pk), ("SK", sk)])?;
+    let ttl = (h.until + chrono::Duration::days(1)).timestamp();
+    item.insert("ttl".into(), ttl.into());
+    put_versioned(table, item, &mut h.version).await
 }
 
 // ---- interactions ----
