@@ -45,10 +45,14 @@ async fn r7_3_kaleyra_callback_route_applies_statuses_and_rejects_a_wrong_token(
         ContactData::default(),
         1,
     );
-    assert!(repo::insert_entry(&*table, &mut entry).await.unwrap());
+    assert!(repo::insert_entry(&*table, &mut entry, chrono::Utc::now())
+        .await
+        .unwrap());
     entry.claim(now).unwrap();
     entry.record_sent("wamid.K1".into(), now, Duration::days(1));
-    repo::save_entry(&*table, &mut entry).await.unwrap();
+    repo::save_entry(&*table, &mut entry, chrono::Utc::now())
+        .await
+        .unwrap();
 
     let app = kaleyra_router(Arc::new(KaleyraHookState {
         sink: testkit::InlineSink::on(inbox),

@@ -113,7 +113,9 @@ async fn write_entry(h: &Spawned, campaign: &str, phone: &PhoneNumber, seq: u64)
         ..Default::default()
     };
     let mut e = HopperEntry::new(&c, phone.clone(), contact, seq);
-    assert!(repo::insert_entry(t, &mut e).await.unwrap());
+    assert!(repo::insert_entry(t, &mut e, chrono::Utc::now())
+        .await
+        .unwrap());
     repo::add_counters(t, TENANT, campaign, &stats::delta(None, &e))
         .await
         .unwrap();
@@ -258,7 +260,9 @@ async fn releasing_waiting_entries_keeps_to_its_budget_and_resumes() {
         let phone = PhoneNumber::parse(&format!("91977{i:07}")).unwrap();
         let mut e = HopperEntry::new(&c, phone, ContactData::default(), 1000 + i);
         e.wait_until = Some(until);
-        assert!(repo::insert_entry(table(&h), &mut e).await.unwrap());
+        assert!(repo::insert_entry(table(&h), &mut e, chrono::Utc::now())
+            .await
+            .unwrap());
         repo::add_counters(table(&h), TENANT, &id, &stats::delta(None, &e))
             .await
             .unwrap();

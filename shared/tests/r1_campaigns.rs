@@ -1078,7 +1078,9 @@ async fn fill_hopper(
             .unwrap();
             sent.push(phone);
         }
-        assert!(repo::insert_entry(t, &mut e).await.unwrap());
+        assert!(repo::insert_entry(t, &mut e, chrono::Utc::now())
+            .await
+            .unwrap());
         stats::fold(&mut delta, stats::delta(None, &e));
     }
     repo::add_counters(t, tenant, id, &delta).await.unwrap();

@@ -389,7 +389,7 @@ async fn r2_2_custom_fields_sync_to_fresh_entries() {
     // A sent entry keeps what was sent.
     let mut sent = es[1].clone();
     sent.state = EntryState::Pending;
-    repo::save_entry(&*e.sys.ports.table, &mut sent)
+    repo::save_entry(&*e.sys.ports.table, &mut sent, chrono::Utc::now())
         .await
         .unwrap();
     let (s, _) = call(

@@ -144,9 +144,11 @@ async fn running_campaign(
             contact(i),
             i as u64 + 1,
         );
-        assert!(repo::insert_entry(&*e.sys.ports.table, &mut entry)
-            .await
-            .unwrap());
+        assert!(
+            repo::insert_entry(&*e.sys.ports.table, &mut entry, chrono::Utc::now())
+                .await
+                .unwrap()
+        );
         repo::add_counters(
             &*e.sys.ports.table,
             TENANT,

@@ -87,7 +87,9 @@ impl H {
         };
         let mut e = HopperEntry::new(c, PhoneNumber::parse(phone).unwrap(), contact, seq);
         shape(&mut e);
-        assert!(repo::insert_entry(&*self.table, &mut e).await.unwrap());
+        assert!(repo::insert_entry(&*self.table, &mut e, chrono::Utc::now())
+            .await
+            .unwrap());
         e
     }
 

@@ -221,7 +221,9 @@ async fn insert_raw_entry(h: &H, campaign: &str, phone: &str) {
         ..Default::default()
     };
     let mut e = HopperEntry::new(&c, PhoneNumber::parse(phone).unwrap(), contact, seq);
-    assert!(repo::insert_entry(t, &mut e).await.unwrap());
+    assert!(repo::insert_entry(t, &mut e, chrono::Utc::now())
+        .await
+        .unwrap());
     repo::add_counters(t, TENANT, campaign, &stats::delta(None, &e))
         .await
         .unwrap();

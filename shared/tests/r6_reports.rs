@@ -116,14 +116,18 @@ impl H {
             ..Default::default()
         };
         let mut e = HopperEntry::new(c, PhoneNumber::parse(phone).unwrap(), contact, seq);
-        assert!(repo::insert_entry(tb, &mut e).await.unwrap());
+        assert!(repo::insert_entry(tb, &mut e, chrono::Utc::now())
+            .await
+            .unwrap());
         repo::add_counters(tb, &c.tenant, &c.id, &stats::delta(None, &e))
             .await
             .unwrap();
         let before = e.clone();
         shape(&mut e);
         if e != before {
-            repo::save_entry(tb, &mut e).await.unwrap();
+            repo::save_entry(tb, &mut e, chrono::Utc::now())
+                .await
+                .unwrap();
             repo::add_counters(tb, &c.tenant, &c.id, &stats::delta(Some(&before), &e))
                 .await
                 .unwrap();
@@ -133,7 +137,9 @@ impl H {
 
     /// Writes an entry without counting it (exports need no counters).
     async fn plain_entry(&self, e: &mut HopperEntry) {
-        assert!(repo::insert_entry(t(self), e).await.unwrap());
+        assert!(repo::insert_entry(t(self), e, chrono::Utc::now())
+            .await
+            .unwrap());
     }
 
     async fn live(&self, c: &Campaign) -> Counters {
@@ -411,7 +417,9 @@ async fn recount_repairs_drifted_counters(h: H) {
     // applied twice; a counter no entry explains.
     let mut e = entries[2].clone();
     e.apply_status(&StatusKind::Read, now);
-    repo::save_entry(tb, &mut e).await.unwrap();
+    repo::save_entry(tb, &mut e, chrono::Utc::now())
+        .await
+        .unwrap();
     let mut twice = stats::Delta::new();
     twice.insert("sent", 2);
     twice.insert("PENDING", 1);

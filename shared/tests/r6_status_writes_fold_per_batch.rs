@@ -105,7 +105,9 @@ async fn sent_entries(e: &Env, c: &Campaign, n: usize) -> Vec<HopperEntry> {
         repo::put_interaction(t, SENDER, &interaction)
             .await
             .unwrap();
-        assert!(repo::insert_entry(t, &mut entry).await.unwrap());
+        assert!(repo::insert_entry(t, &mut entry, chrono::Utc::now())
+            .await
+            .unwrap());
         stats::fold(&mut delta, stats::delta(None, &entry));
         out.push(entry);
     }

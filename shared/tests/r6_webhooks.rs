@@ -137,7 +137,9 @@ async fn sent_entries(e: &Env, c: &Campaign, n: usize) -> Vec<HopperEntry> {
             repo::put_interaction(t, SENDER, &interaction)
                 .await
                 .unwrap();
-            assert!(repo::insert_entry(t, &mut entry).await.unwrap());
+            assert!(repo::insert_entry(t, &mut entry, chrono::Utc::now())
+                .await
+                .unwrap());
             entry
         })
         .buffered(16)

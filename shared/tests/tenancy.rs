@@ -272,10 +272,16 @@ async fn a_status_applies_only_to_entries_of_the_number_it_came_from() {
     .unwrap();
     let phone = shared::domain::phone::PhoneNumber::parse("919812340002").unwrap();
     let mut entry = HopperEntry::new(&campaign, phone, Default::default(), 1);
-    assert!(repo::insert_entry(table(&h), &mut entry).await.unwrap());
+    assert!(
+        repo::insert_entry(table(&h), &mut entry, chrono::Utc::now())
+            .await
+            .unwrap()
+    );
     entry.claim(now).unwrap();
     entry.record_sent("wamid.B1".into(), now, chrono::Duration::days(1));
-    repo::save_entry(table(&h), &mut entry).await.unwrap();
+    repo::save_entry(table(&h), &mut entry, chrono::Utc::now())
+        .await
+        .unwrap();
     let r = entry.entry_ref();
     let delivered = |sender: &str, message_id: &str| {
         Inbound::Status(StatusUpdate {

@@ -143,7 +143,7 @@ async fn main() -> anyhow::Result<()> {
             .await?;
             sent += 1;
         }
-        repo::insert_entry(&*table, &mut e).await?;
+        repo::insert_entry(&*table, &mut e, clock.now()).await?;
         stats::fold(&mut delta, stats::delta(None, &e));
     }
     repo::add_counters(&*table, "bench", &c.id, &delta).await?;

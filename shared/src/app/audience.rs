@@ -124,7 +124,7 @@ pub async fn upsert_keyed(
             let rec = repo::load_contact(table, tenant, &c.phone).await?;
             let mut cursors = HashMap::new();
             for link in &rec.campaigns {
-                sync_entry(table, tenant, link, &c.phone, &c.data(), &mut cursors).await?;
+                sync_entry(table, tenant, link, &c.phone, &c.data(), &mut cursors, now).await?;
             }
         }
     }
@@ -156,6 +156,7 @@ async fn sync_entry(
     phone: &PhoneNumber,
     data: &ContactData,
     cursors: &mut HashMap<String, Cursors>,
+    now: Time,
 ) -> AppResult<bool> {
     let r = EntryRef {
         tenant: tenant.to_owned(),
@@ -176,7 +177,7 @@ async fn sync_entry(
             return Ok(false);
         }
         e.contact = data.clone();
-        repo::save_entry(table, &mut e).await?;
+        repo::save_entry(table, &mut e, now).await?;
         Ok(true)
     })
     .await;
@@ -193,6 +194,7 @@ async fn add_to_hopper(
     campaign: &Campaign,
     contacts: Vec<Contact>,
     result: &mut AttachResult,
+    now: Time,
 ) -> AppResult<()> {
     if contacts.is_empty() {
         return Ok(());
@@ -209,11 +211,11 @@ async fn add_to_hopper(
                 shard: e.shard,
             };
             repo::put_campaign_link(table, tenant, &c.phone, &link).await?;
-            if repo::insert_entry(table, &mut e).await? {
+            if repo::insert_entry(table, &mut e, now).await? {
                 Ok::<_, super::AppError>((true, stats::delta(None, &e)))
             } else {
                 let mut cursors = HashMap::new();
-                sync_entry(table, tenant, &link, &c.phone, &c.data(), &mut cursors).await?;
+                sync_entry(table, tenant, &link, &c.phone, &c.data(), &mut cursors, now).await?;
                 Ok((false, stats::Delta::new()))
             }
         })
@@ -424,7 +426,14 @@ impl Audience {
             let (phones, next) =
                 repo::list_members(&*self.table, tenant, list_id, PAGE, cursor).await?;
             let contacts = contacts_of(&*self.table, tenant, phones).await?;
-            add_to_hopper(&*self.table, &campaign, contacts, &mut result).await?;
+            add_to_hopper(
+                &*self.table,
+                &campaign,
+                contacts,
+                &mut result,
+                self.clock.now(),
+            )
+            .await?;
             match next {
                 Some(c) => cursor = Some(c),
                 None => return Ok(result),
@@ -464,7 +473,14 @@ impl Audience {
                 .into_iter()
                 .filter(|c| seg.matches(c))
                 .collect();
-            add_to_hopper(&*self.table, &campaign, matching, &mut result).await?;
+            add_to_hopper(
+                &*self.table,
+                &campaign,
+                matching,
+                &mut result,
+                self.clock.now(),
+            )
+            .await?;
             match next {
                 Some(c) => cursor = Some(c),
                 None => return Ok(result),

@@ -460,7 +460,7 @@ impl Campaigns {
         let mut delta = stats::Delta::new();
         for (i, (phone, data)) in contacts.into_iter().enumerate() {
             let mut e = HopperEntry::new(&test, phone, data, first + i as u64);
-            if repo::insert_entry(&*self.table, &mut e).await? {
+            if repo::insert_entry(&*self.table, &mut e, now).await? {
                 stats::fold(&mut delta, stats::delta(None, &e));
             }
         }

@@ -685,7 +685,7 @@ impl Commands {
             if !apply(kind, &mut e, seq) {
                 return Ok(left_alone(kind, &e));
             }
-            match repo::save_entry(t, &mut e).await {
+            match repo::save_entry(t, &mut e, self.clock.now()).await {
                 Ok(()) => self.close_reset_interaction(sender, &before, &e).await,
                 Err(PortError::ConditionFailed) => return Err(PortError::ConditionFailed.into()),
                 // The write may have landed: count it if it did.

@@ -328,13 +328,30 @@ impl Dispatcher {
                 .get(EntryState::Fresh.as_str())
                 .copied()
                 .unwrap_or(0);
-            demands.push(if fresh > 0 {
+            // A lost counter write can leave the counter at zero with entries ready: the
+            // READY index decides then (a query per shard of a campaign waiting only for
+            // replies, each tick).
+            let ready = fresh > 0 || self.has_ready(c).await?;
+            demands.push(if ready {
                 c.pacing.messages_per_second()
             } else {
                 0.0
             });
         }
         Ok(demands)
+    }
+
+    /// Whether any shard of the campaign's hopper has an entry in the READY index.
+    async fn has_ready(&self, c: &Campaign) -> AppResult<bool> {
+        for shard in 0..c.hopper_shards.max(1) {
+            if !repo::ready_entries(&*self.table, &c.tenant, &c.id, shard, None, 1)
+                .await?
+                .is_empty()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Dispatches each campaign at its share, the tier's remaining budget split in the
@@ -484,7 +501,7 @@ impl Dispatcher {
     /// changed meanwhile is left as it is.
     async fn hold_back(&self, mut e: HopperEntry, until: crate::domain::Time) -> AppResult<bool> {
         e.defer(until, WAITING_FOR_CALLING_HOURS);
-        match repo::save_entry(&*self.table, &mut e).await {
+        match repo::save_entry(&*self.table, &mut e, self.clock.now()).await {
             Ok(()) => Ok(true),
             Err(PortError::ConditionFailed) => Ok(false),
             Err(err) => Err(err.into()),

@@ -23,7 +23,7 @@
 //! and stores the entry once (nothing when they change nothing, as a `sent` confirming
 //! what the sender recorded), with one counter write per campaign for the batch.
 
-use super::{publish, retry_on_conflict, AppError, AppResult};
+use super::{retry_on_conflict, AppError, AppResult};
 use crate::domain::campaign::Campaign;
 use crate::domain::conversation::{Answer, ConversationMessage, MessageKind, ServiceWindow};
 use crate::domain::eligibility::Interaction;
@@ -275,7 +275,7 @@ impl Inbox {
             if changed == 0 {
                 return Ok((0, Delta::new()));
             }
-            repo::save_entry(&*self.table, &mut e).await?;
+            repo::save_entry(&*self.table, &mut e, self.clock.now()).await?;
             Ok((changed, stats::delta(Some(&before), &e)))
         })
         .await
@@ -283,7 +283,33 @@ impl Inbox {
 
     /// A customer message: a reply to a campaign's message (R5.2-R5.4), an opt-out
     /// keyword (R5.7), or a message for agents; every one opens the 24-hour window (R5.5).
+    /// One customer message: applied, then its events published once through the
+    /// message's outbox item (`repo::outbox`); a message whose outbox item exists was
+    /// handled before (a webhook delivered again) and changes nothing.
     async fn message(&self, m: InboundMessage, cache: &mut BatchCache) -> AppResult<bool> {
+        let t = &*self.table;
+        if repo::outbox::exists(t, &m.sender_id, &m.message_id).await? {
+            tracing::debug!(phone = %m.from.masked(), "message already handled; ignored");
+            return Ok(false);
+        }
+        let (sender_id, message_id) = (m.sender_id.clone(), m.message_id.clone());
+        let Some(events) = self.message_events(m, cache).await? else {
+            return Ok(false);
+        };
+        let outbox = repo::outbox::Outbox::new(&sender_id, &message_id, events, self.clock.now());
+        if repo::outbox::claim(t, &outbox).await? {
+            super::publish_from_outbox(t, &*self.bus, &outbox).await;
+        }
+        Ok(true)
+    }
+
+    /// Applies one customer message; the events it produces (`None`: it was applied
+    /// before).
+    async fn message_events(
+        &self,
+        m: InboundMessage,
+        cache: &mut BatchCache,
+    ) -> AppResult<Option<Vec<DomainEvent>>> {
         let t = &*self.table;
         let owner = cache.owners.of(t, &m.sender_id).await?;
         let (interaction, window) = futures::try_join!(
@@ -293,12 +319,9 @@ impl Inbox {
         // Only the number's owner sends from it; anything else is not theirs to see.
         let interaction =
             interaction.filter(|i| owner.as_ref().is_none_or(|o| *o == i.entry.tenant));
-        if let Some(i) = &interaction {
-            if conv::has_message(t, &i.entry, &m.message_id, m.at).await? {
-                tracing::debug!(phone = %m.from.masked(), "message already applied; ignored");
-                return Ok(false);
-            }
-        }
+        // A message handled before has an outbox item (checked by the caller); one whose
+        // handling died before that is applied again, each step idempotent, so it
+        // publishes what the first handling would have.
         let tenant = owner
             .or_else(|| interaction.as_ref().map(|i| i.entry.tenant.clone()))
             .or_else(|| window.as_ref().and_then(|w| w.tenant.clone()));
@@ -309,9 +332,10 @@ impl Inbox {
             let settings = cache.tenant(t, tenant).await?;
             if let Some(keyword) = settings.opt_out_keyword(m.text.as_deref(), m.button.as_deref())
             {
-                self.opt_out(&m, tenant, &keyword, interaction.as_ref())
+                let events = self
+                    .opt_out(&m, tenant, &keyword, interaction.as_ref())
                     .await?;
-                return Ok(true);
+                return Ok(Some(events));
             }
         }
         let received = Received {
@@ -322,8 +346,7 @@ impl Inbox {
         let Some(interaction) = interaction else {
             tracing::info!(phone = %m.from.masked(), "inbound message with no campaign interaction");
             let ev = received.for_agents(None, InboundReason::NoCampaignInteraction);
-            publish(&*self.bus, &[ev]).await;
-            return Ok(true);
+            return Ok(Some(vec![ev]));
         };
         let r = interaction.entry.clone();
         if m.context_id
@@ -333,11 +356,9 @@ impl Inbox {
             tracing::info!(phone = %m.from.masked(), "reply to another message; not counted for the campaign");
             self.record(&r, &m, MessageKind::OtherMessage).await?;
             let ev = received.for_agents(Some(&r), InboundReason::OtherMessage);
-            publish(&*self.bus, &[ev]).await;
-            return Ok(true);
+            return Ok(Some(vec![ev]));
         }
-        self.reply(&received, &interaction, cache).await?;
-        Ok(true)
+        Ok(Some(self.reply(&received, &interaction, cache).await?))
     }
 
     /// A message answering the campaign message the contact's interaction is about: the
@@ -348,7 +369,7 @@ impl Inbox {
         received: &Received<'_>,
         interaction: &Interaction,
         cache: &mut BatchCache,
-    ) -> AppResult<()> {
+    ) -> AppResult<Vec<DomainEvent>> {
         let (m, r) = (received.m, &interaction.entry);
         let campaign = cache.campaign(&*self.table, r).await?;
         let close_on_quick_reply = campaign.as_ref().is_some_and(|c| c.close_on_quick_reply);
@@ -372,6 +393,15 @@ impl Inbox {
                 }
             })
             .await?;
+        // The entry holds this very reply: an earlier handling applied it and died
+        // before its events were stored; they are the events of that handling.
+        let applied = match applied {
+            Some(a) => Some(a),
+            None => repo::get_entry(&*self.table, r)
+                .await?
+                .filter(|e| e.holds_reply(&m.message_id))
+                .map(|e| (e.reply_outcome(), e.replied_at == Some(m.at))),
+        };
         let outcome = applied.map(|(o, _)| o);
         if matches!(outcome, Some(ReplyOutcome::InTime | ReplyOutcome::Late)) {
             // Answered, or too late: the contact is free for other campaigns (R4.6, R5.4).
@@ -396,8 +426,7 @@ impl Inbox {
             None => received.not_counted(r, MessageKind::AfterClose),
         };
         self.record(r, m, kind).await?;
-        publish(&*self.bus, &events).await;
-        Ok(())
+        Ok(events)
     }
 
     /// R5.7: the contact sent one of the tenant's opt-out keywords.
@@ -407,7 +436,7 @@ impl Inbox {
         tenant: &str,
         keyword: &str,
         interaction: Option<&Interaction>,
-    ) -> AppResult<()> {
+    ) -> AppResult<Vec<DomainEvent>> {
         let t = &*self.table;
         let rec = crate::domain::blocklist::OptOut::by_keyword(m.from.clone(), keyword, m.at);
         let added = repo::blocklists::put_opt_out_new(t, tenant, &rec).await?;
@@ -432,9 +461,9 @@ impl Inbox {
                 campaign_id: mine.map(|i| i.entry.campaign_id.clone()),
                 at: m.at,
             });
-            publish(&*self.bus, &[ev]).await;
+            return Ok(vec![ev]);
         }
-        Ok(())
+        Ok(Vec::new())
     }
 
     /// Opens or extends the contact's 24-hour window with this business number (R5.2);
@@ -498,7 +527,7 @@ impl Inbox {
             let Some(out) = change(&mut e) else {
                 return Ok(None);
             };
-            repo::save_entry(&*self.table, &mut e).await?;
+            repo::save_entry(&*self.table, &mut e, self.clock.now()).await?;
             let d: Delta = stats::delta(Some(&before), &e);
             repo::add_counters(&*self.table, &r.tenant, &r.campaign_id, &d).await?;
             Ok(Some(out))

@@ -238,6 +238,28 @@ pub(crate) async fn publish(bus: &dyn EventBus, events: &[DomainEvent]) {
     }
 }
 
+/// Publishes an outbox item's events and marks it published; on a bus failure it stays
+/// pending and the sweeper publishes it later ([`sweep::SweepService`]), so a bus outage
+/// delays events and loses none. Delivery is at least once: a failure to mark it after
+/// publishing publishes it again.
+pub(crate) async fn publish_from_outbox(
+    table: &dyn Table,
+    bus: &dyn EventBus,
+    o: &crate::repo::outbox::Outbox,
+) -> bool {
+    if !o.events.is_empty() {
+        if let Err(e) = bus.publish(&o.events).await {
+            tracing::warn!(error = %e, count = o.events.len(), "publishing events failed; the outbox keeps them");
+            return false;
+        }
+    }
+    if let Err(e) = crate::repo::outbox::mark_published(table, o).await {
+        tracing::warn!(error = %e, "outbox item not marked published; it will be published again");
+        return false;
+    }
+    true
+}
+
 pub(crate) async fn publish_state_change(
     bus: &dyn EventBus,
     c: &Campaign,

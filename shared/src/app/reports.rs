@@ -135,6 +135,24 @@ pub async fn recount_counters(table: &dyn Table, c: &Campaign) -> AppResult<(i64
     ))
 }
 
+/// One walk over the campaign's hopper that began at `started` (see
+/// [`stats::HopperWalk`]).
+pub async fn walk_hopper(
+    table: &dyn Table,
+    c: &Campaign,
+    started: Time,
+) -> AppResult<stats::HopperWalk> {
+    let parts = fold_hopper(table, c, stats::HopperWalk::default, |w, e| {
+        w.add(e, started)
+    })
+    .await?;
+    let mut walk = stats::HopperWalk::default();
+    for p in parts {
+        walk.merge(p);
+    }
+    Ok(walk)
+}
+
 // ---- R6.2 recount and repair -------------------------------------------------------------
 
 /// What a recount found and repaired.

@@ -324,6 +324,10 @@ impl SendService {
         let verdict = eligibility::check(&ctx.campaign, &r.phone, &facts.contact, now);
         let mut entry = match counted(delta, self.claim(r, &verdict, now).await?)? {
             Claim::Claimed(entry) => *entry,
+            Claim::Done(outcome @ SendOutcome::Skipped("already claimed")) => {
+                self.repair_interaction(ctx, &facts, r).await?;
+                return Ok(outcome);
+            }
             Claim::Done(outcome) => return Ok(outcome),
         };
         if let Some(failure) = unusable_template(ctx) {
@@ -399,6 +403,50 @@ impl SendService {
             }))
         })
         .await
+    }
+
+    /// A record delivered again for an entry already sent: the earlier run may have died
+    /// between recording the send and opening the contact's interaction (finding 8), so
+    /// the interaction is opened now unless a later one stands. Without it replies would
+    /// find an older campaign or none, and the duplicate window would miss the send.
+    async fn repair_interaction(
+        &self,
+        ctx: &CampaignCtx,
+        facts: &Facts,
+        r: &EntryRef,
+    ) -> AppResult<()> {
+        let Some(entry) = repo::get_entry(&*self.table, r).await? else {
+            return Ok(());
+        };
+        let (Some(message_id), Some(sent_at)) = (entry.message_id.clone(), entry.sent_at) else {
+            return Ok(());
+        };
+        if entry.state != crate::domain::hopper::EntryState::Pending {
+            return Ok(());
+        }
+        let previous = facts
+            .contact
+            .interactions
+            .iter()
+            .zip(&facts.senders)
+            .find(|(_, s)| **s == ctx.account.sender_id)
+            .map(|(i, _)| i);
+        if previous.is_some_and(|p| {
+            p.message_id == message_id || p.sent_at.is_some_and(|at| at >= sent_at)
+        }) {
+            return Ok(());
+        }
+        tracing::warn!(phone = %r.phone.masked(), "interaction of an earlier send repaired");
+        let interaction = Interaction::opened(
+            r.clone(),
+            message_id,
+            sent_at,
+            ctx.campaign.response_timeout(),
+            previous,
+        )
+        .with_options(ctx.template.quick_replies.clone());
+        repo::put_interaction(&*self.table, &ctx.account.sender_id, &interaction).await?;
+        Ok(())
     }
 
     /// Records an accepted send and opens the contact's interaction with the campaign.
@@ -547,7 +595,7 @@ impl SendService {
     /// else wrote first: retry); any other failure is an answer, with the counters' change
     /// when the write was stored nonetheless (a lost answer), so it is still counted.
     async fn store(&self, before: &HopperEntry, entry: &mut HopperEntry) -> AppResult<Stored<()>> {
-        match repo::save_entry(&*self.table, entry).await {
+        match repo::save_entry(&*self.table, entry, self.clock.now()).await {
             Ok(()) => Ok(Stored {
                 delta: stats::delta(Some(before), entry),
                 value: Ok(()),

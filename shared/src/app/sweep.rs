@@ -40,7 +40,13 @@ pub struct SweepReport {
     pub purged_items: usize,
     /// Deleted campaigns fully removed in this sweep.
     pub purged_campaigns: usize,
+    /// Outbox items whose events a bus outage held back, published now.
+    pub republished: usize,
 }
+
+/// How long an outbox item may stay pending before the sweeper publishes it: longer than
+/// the function that claimed it takes to publish it itself.
+pub const OUTBOX_PUBLISH_AFTER: chrono::Duration = chrono::Duration::minutes(2);
 
 /// How long an entry may stay SENDING after its claim before the sweeper takes the
 /// worker for dead and moves it to RETRY "outcome unknown" (R4.10). Far above a sender's
@@ -162,6 +168,8 @@ impl SweepService {
         report.expired_unsent = commands.expired_unsent;
         report.completed += commands.completed;
         report.completed += self.complete_finished(now).await?;
+        report.republished = self.publish_pending(now).await?;
+        self.reconcile_settling(now).await?;
         let budget = PurgeBudget {
             time: budget.total.saturating_sub(started.elapsed()),
             ..PurgeBudget::default()
@@ -245,28 +253,84 @@ impl SweepService {
             .await;
     }
 
+    /// Walks the campaign's hopper and repairs its counters (read before the walk, as
+    /// `live`) when they drifted and every entry's change has settled.
+    async fn reconcile(
+        &self,
+        c: &Campaign,
+        live: &stats::Counters,
+        now: Time,
+    ) -> AppResult<stats::HopperWalk> {
+        let walk = super::reports::walk_hopper(&*self.table, c, now).await?;
+        if let Some(repair) = walk.repair_of(live).filter(|r| !r.is_empty()) {
+            tracing::warn!(campaign_id = %c.id, ?repair, "counters repaired to a recount");
+            repo::add_named_counters(&*self.table, &c.tenant, &c.id, &repair).await?;
+        }
+        Ok(walk)
+    }
+
+    /// Reconciles the counters of campaigns not running that changed lately, each at its
+    /// slot ([`stats::settling_walk_due`]). Returns how many were walked.
+    async fn reconcile_settling(&self, now: Time) -> AppResult<usize> {
+        let mut walked = 0;
+        for (tenant, id) in
+            repo::settling_campaigns(&*self.table, now - stats::SETTLING_FOR).await?
+        {
+            let live = repo::get_counters(&*self.table, &tenant, &id).await?;
+            let target = live.get("target").copied().unwrap_or(0);
+            if !stats::settling_walk_due(&id, target, now)
+                || has_running_operation(&*self.table, &tenant, &id).await?
+            {
+                continue;
+            }
+            let Some(c) = repo::get_campaign(&*self.table, &tenant, &id).await? else {
+                continue;
+            };
+            self.reconcile(&c, &live, now).await?;
+            walked += 1;
+        }
+        Ok(walked)
+    }
+
+    /// Publishes the outbox items a bus outage (or a function that died) left pending.
+    async fn publish_pending(&self, now: Time) -> AppResult<usize> {
+        let mut published = 0;
+        for o in repo::outbox::pending(&*self.table, now - OUTBOX_PUBLISH_AFTER).await? {
+            if super::publish_from_outbox(&*self.table, &*self.bus, &o).await {
+                published += 1;
+            }
+        }
+        Ok(published)
+    }
+
     /// Completes the running campaigns with nothing left to send or wait for (or past
     /// their end date with nothing in flight) and no reset or retry walking their hopper.
-    /// Returns how many completed.
+    /// Counters only say when to look: a campaign is completed when a walk of its hopper
+    /// finds nothing open, and the walk repairs counters that drifted (a lost counter
+    /// write) once every entry's change has settled. Returns how many completed.
     async fn complete_finished(&self, now: Time) -> AppResult<usize> {
         let mut completed = 0;
         for (tenant, id) in repo::running_campaigns(&*self.table).await? {
-            let counters = repo::get_counters(&*self.table, &tenant, &id).await?;
-            let s = Stats::from_counters(&counters);
-            let done = if s.is_done() {
-                true
-            } else {
-                // Past its end date nothing more is sent: done once nothing is in flight.
-                let in_flight = ["SENDING", "PENDING"]
-                    .iter()
-                    .any(|k| counters.get(*k).copied().unwrap_or(0) > 0);
-                !in_flight
-                    && repo::get_campaign(&*self.table, &tenant, &id)
-                        .await?
-                        .is_some_and(|c| c.has_ended(now))
+            // Read before the walk, as `HopperWalk::repair_of` needs.
+            let live = repo::get_counters(&*self.table, &tenant, &id).await?;
+            let s = Stats::from_counters(&live);
+            let in_flight = ["SENDING", "PENDING"]
+                .iter()
+                .any(|k| live.get(*k).copied().unwrap_or(0) > 0);
+            let Some(c) = repo::get_campaign(&*self.table, &tenant, &id).await? else {
+                continue;
             };
+            let ended = c.has_ended(now);
+            let look = s.is_done()
+                || (ended && !in_flight)
+                || stats::periodic_walk_due(&id, s.target, now);
             // A retry or reset still walking the hopper may give it entries to send.
-            if !done || has_running_operation(&*self.table, &tenant, &id).await? {
+            if !look || has_running_operation(&*self.table, &tenant, &id).await? {
+                continue;
+            }
+            let walk = self.reconcile(&c, &live, now).await?;
+            let done = walk.open == 0 || (ended && walk.in_flight == 0);
+            if !done {
                 continue;
             }
             match update_campaign(&*self.table, &*self.bus, &tenant, &id, None, |c| {
@@ -380,7 +444,7 @@ impl SweepService {
             if !change(&mut e) {
                 return Ok(false);
             }
-            repo::save_entry(t, &mut e).await?;
+            repo::save_entry(t, &mut e, self.clock.now()).await?;
             let d = stats::delta(Some(&before), &e);
             repo::add_counters(t, &r.tenant, &r.campaign_id, &d).await?;
             Ok(true)

@@ -125,6 +125,11 @@ pub struct HopperEntry {
     /// conversation view (R5.6).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sent_text: Option<String>,
+    /// When the entry was last stored changed (absent on entries stored before it was
+    /// recorded): a recount trusts the counters' view of an entry only once its change is
+    /// older than any writer's life ([`crate::domain::stats::SETTLED_AFTER`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_at: Option<Time>,
     #[serde(default)]
     pub version: u64,
 }
@@ -188,6 +193,7 @@ impl HopperEntry {
             wait_until: None,
             claimed_at: None,
             sent_text: None,
+            changed_at: None,
             version: 0,
         }
     }
@@ -420,6 +426,22 @@ impl HopperEntry {
             None => Answer::Text,
         };
         self.apply_answer(reply, &answer, true)
+    }
+
+    /// Whether the entry's recorded reply is the message `message_id`.
+    pub fn holds_reply(&self, message_id: &str) -> bool {
+        self.reply
+            .as_ref()
+            .is_some_and(|r| r.message_id == message_id)
+    }
+
+    /// What applying the reply it holds came to: kept pending, or answered in time.
+    pub fn reply_outcome(&self) -> ReplyOutcome {
+        if self.state == EntryState::Pending {
+            ReplyOutcome::KeptPending
+        } else {
+            ReplyOutcome::InTime
+        }
     }
 
     /// A customer's reply attributed to this entry (R5.2-R5.4), `answer` classifying it

@@ -8,6 +8,7 @@
 //! reason (`unspecified` when it has none), so the reason counters sum to those states.
 
 use super::hopper::{EntryState, HopperEntry};
+use super::Time;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Mutex, OnceLock};
@@ -123,6 +124,93 @@ pub fn recount<'a>(entries: impl IntoIterator<Item = &'a HopperEntry>) -> Delta 
         fold(&mut acc, delta(None, e));
     }
     acc
+}
+
+/// How long after an entry is stored changed its counters' change is surely applied or
+/// lost: longer than any function lives (Lambda stops every function within 15 minutes),
+/// and writers change an entry before they move the counters.
+pub const SETTLED_AFTER: chrono::Duration = chrono::Duration::minutes(15);
+
+/// What one walk over a campaign's hopper found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HopperWalk {
+    /// The counters the entries give.
+    pub recount: Delta,
+    /// Entries still to be sent or waited for (FRESH, SENDING, PENDING).
+    pub open: u64,
+    /// Entries the provider may still be working on (SENDING, PENDING).
+    pub in_flight: u64,
+    /// Entries changed too recently (or during the walk) for the counters to be judged.
+    pub unsettled: u64,
+}
+
+impl HopperWalk {
+    /// Folds one entry, read by a walk that began at `started`.
+    pub fn add(&mut self, e: &HopperEntry, started: Time) {
+        fold(&mut self.recount, delta(None, e));
+        if e.state.is_open() {
+            self.open += 1;
+        }
+        if matches!(e.state, EntryState::Sending | EntryState::Pending) {
+            self.in_flight += 1;
+        }
+        if e.changed_at.is_some_and(|t| t > started - SETTLED_AFTER) {
+            self.unsettled += 1;
+        }
+    }
+
+    /// Another shard's walk.
+    pub fn merge(&mut self, other: HopperWalk) {
+        fold(&mut self.recount, other.recount);
+        self.open += other.open;
+        self.in_flight += other.in_flight;
+        self.unsettled += other.unsettled;
+    }
+
+    /// What makes `live` (read before the walk began) equal the recount, when that can be
+    /// known: every entry's change settled before the walk began, so each change either
+    /// moved `live` already or never will; a change made during the walk was either read
+    /// by it (then it is unsettled and nothing is repaired) or not (then neither `live`
+    /// nor the recount holds it, and its writer moves the counters as usual). `None` when
+    /// some entry is unsettled; an empty map when nothing drifted.
+    pub fn repair_of(&self, live: &Counters) -> Option<Counters> {
+        if self.unsettled > 0 {
+            return None;
+        }
+        let recounted: Counters = self
+            .recount
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect();
+        Some(repair(live, &recounted))
+    }
+}
+
+/// Whether the sweeper walks a running campaign's hopper this minute although its
+/// counters say it is not done, to find counters that drifted (a lost counter write can
+/// make them say there is something left when there is not): once every
+/// `max(15, target / 10,000)` minutes, so a million-entry hopper is read about every
+/// hour and a half, spread over the hour by campaign id.
+pub fn periodic_walk_due(campaign_id: &str, target: i64, now: Time) -> bool {
+    walk_slot(campaign_id, (target / 10_000).max(15) as u64, now)
+}
+
+/// How long after its last change a campaign that is not running has its counters
+/// reconciled: past the longest response timeout and the late statuses after it.
+pub const SETTLING_FOR: chrono::Duration = chrono::Duration::days(9);
+
+/// Whether the sweeper walks the hopper of a campaign that is not running (and changed
+/// less than [`SETTLING_FOR`] ago) this minute: once every `max(60, target / 1,000)`
+/// minutes, spread by campaign id.
+pub fn settling_walk_due(campaign_id: &str, target: i64, now: Time) -> bool {
+    walk_slot(campaign_id, (target / 1_000).max(60) as u64, now)
+}
+
+fn walk_slot(campaign_id: &str, every: u64, now: Time) -> bool {
+    let minute = (now.timestamp() / 60) as u64;
+    minute
+        .wrapping_add(super::stable_hash(campaign_id))
+        .is_multiple_of(every)
 }
 
 /// Live counters as stored (by name), the shape `repo::get_counters` answers.

@@ -149,6 +149,7 @@ pub mod blocklists;
 pub mod commands;
 pub mod conversations;
 pub mod hopper_views;
+pub mod outbox;
 pub mod pacing;
 pub mod reports;
 pub mod templates;
@@ -216,7 +217,32 @@ fn campaign_keys(c: &Campaign) -> Vec<(&'static str, String)> {
         }
         _ => {}
     }
+    // Every campaign that is not running, by when it last changed: the sweeper reconciles
+    // the counters of those that changed lately (late statuses, attaches while a draft).
+    if !matches!(c.status, CampaignStatus::Running | CampaignStatus::Deleting) {
+        keys.push(("GSI2PK", SETTLING_PK.into()));
+        keys.push((
+            "GSI2SK",
+            format!("{}#{}#{}", time_key(c.updated_at), c.tenant, c.id),
+        ));
+    }
     keys
+}
+
+/// GSI2 partition of the campaigns that are not running (see `campaign_keys`).
+const SETTLING_PK: &str = "CAMPAIGNS#SETTLING";
+
+/// (tenant, campaign id) of the campaigns not running that changed after `since`.
+pub async fn settling_campaigns(
+    table: &dyn Table,
+    since: Time,
+) -> PortResult<Vec<(String, String)>> {
+    let q = Query::new(Index::Gsi2, SETTLING_PK, SkCond::Gt(time_key(since)));
+    let items = query_all(table, q).await?;
+    Ok(parse_index_items::<Campaign>(items, SETTLING_PK)
+        .into_iter()
+        .map(|c| (c.tenant, c.id))
+        .collect())
 }
 
 /// Stores a campaign if nobody changed it since it was read (optimistic concurrency).
@@ -608,7 +634,8 @@ fn entry_keys(e: &HopperEntry) -> Vec<(&'static str, String)> {
 
 /// Adds an entry unless the contact is already in the campaign's hopper (R2.2).
 /// Returns false when it was already there.
-pub async fn insert_entry(table: &dyn Table, e: &mut HopperEntry) -> PortResult<bool> {
+pub async fn insert_entry(table: &dyn Table, e: &mut HopperEntry, now: Time) -> PortResult<bool> {
+    e.changed_at = Some(now);
     let item = to_item(e, "entry", &entry_keys(e))?;
     match put_versioned(table, item, &mut e.version).await {
         Ok(()) => Ok(true),
@@ -617,8 +644,9 @@ pub async fn insert_entry(table: &dyn Table, e: &mut HopperEntry) -> PortResult<
     }
 }
 
-/// Stores a changed entry if nobody changed it since it was read.
-pub async fn save_entry(table: &dyn Table, e: &mut HopperEntry) -> PortResult<()> {
+/// Stores a changed entry if nobody changed it since it was read, dated `now`.
+pub async fn save_entry(table: &dyn Table, e: &mut HopperEntry, now: Time) -> PortResult<()> {
+    e.changed_at = Some(now);
     let item = to_item(e, "entry", &entry_keys(e))?;
     put_versioned(table, item, &mut e.version).await
 }
