@@ -230,6 +230,7 @@ pub enum HookSink {
 pub struct Spawn {
     table: Arc<dyn Table>,
     at: DateTime<Utc>,
+    clock: Option<Arc<ManualClock>>,
     provider: Option<Arc<dyn MessagingProvider>>,
     sim: Option<SimConfig>,
     scheduler: Option<Arc<dyn Scheduler>>,
@@ -249,6 +250,7 @@ impl Spawn {
         Spawn {
             table,
             at: t0(),
+            clock: None,
             provider: None,
             sim: None,
             scheduler: None,
@@ -266,6 +268,13 @@ impl Spawn {
     /// The clock frozen at `at` (default [`t0`]).
     pub fn at(mut self, at: DateTime<Utc>) -> Spawn {
         self.at = at;
+        self
+    }
+
+    /// Runs on `clock` (which other test doubles share) instead of a new one frozen at
+    /// [`Spawn::at`].
+    pub fn clock(mut self, clock: Arc<ManualClock>) -> Spawn {
+        self.clock = Some(clock);
         self
     }
 
@@ -342,7 +351,7 @@ impl Spawn {
     /// Starts what needs a runtime (the simulator, the webhook server) and makes the
     /// system.
     pub async fn spawn(self) -> Spawned {
-        let clock = frozen(self.at);
+        let clock = self.clock.clone().unwrap_or_else(|| frozen(self.at));
         let sim = match &self.sim {
             Some(cfg) => Some(Simulator::start(cfg.clone(), clock.clone()).await.unwrap()),
             None => None,
@@ -366,7 +375,7 @@ impl Spawn {
             self.sim.is_none() && !self.serve_webhooks,
             "a simulator or served webhooks need Spawn::spawn().await"
         );
-        let clock = frozen(self.at);
+        let clock = self.clock.clone().unwrap_or_else(|| frozen(self.at));
         self.assemble(clock, None)
     }
 
