@@ -375,33 +375,9 @@ impl Inbox {
         let close_on_quick_reply = campaign.as_ref().is_some_and(|c| c.close_on_quick_reply);
         let reply_route = campaign.as_ref().and_then(|c| c.reply_route.clone());
         let answer = Answer::of(m.text.as_deref(), m.button.as_deref(), &interaction.options);
-        let reply = Reply {
-            message_id: m.message_id.clone(),
-            text: m.text.clone(),
-            button: m.button.clone(),
-            at: m.at,
-        };
-        // Whether this is the contact's first answer: a first answer that matches no
-        // option opens an agent conversation (R5.3); later messages go to whoever took
-        // the conversation (they are published as replies).
         let applied = self
-            .change_entry(r, |e| {
-                let first = e.replied_at.is_none();
-                match e.apply_answer(reply.clone(), &answer, close_on_quick_reply) {
-                    ReplyOutcome::NotWaiting => None,
-                    o => Some((o, first)),
-                }
-            })
+            .apply_reply(r, m, &answer, close_on_quick_reply)
             .await?;
-        // The entry holds this very reply: an earlier handling applied it and died
-        // before its events were stored; they are the events of that handling.
-        let applied = match applied {
-            Some(a) => Some(a),
-            None => repo::get_entry(&*self.table, r)
-                .await?
-                .filter(|e| e.holds_reply(&m.message_id))
-                .map(|e| (e.reply_outcome(), e.replied_at == Some(m.at))),
-        };
         let outcome = applied.map(|(o, _)| o);
         if matches!(outcome, Some(ReplyOutcome::InTime | ReplyOutcome::Late)) {
             // Answered, or too late: the contact is free for other campaigns (R4.6, R5.4).
@@ -427,6 +403,43 @@ impl Inbox {
         };
         self.record(r, m, kind).await?;
         Ok(events)
+    }
+
+    /// Applies the reply to its entry: how it came out and whether it is the contact's
+    /// first answer (a first answer that matches no option opens an agent conversation,
+    /// R5.3; later messages go to whoever took the conversation). `None` when the entry
+    /// no longer waits.
+    async fn apply_reply(
+        &self,
+        r: &EntryRef,
+        m: &InboundMessage,
+        answer: &Answer,
+        close_on_quick_reply: bool,
+    ) -> AppResult<Option<(ReplyOutcome, bool)>> {
+        let reply = Reply {
+            message_id: m.message_id.clone(),
+            text: m.text.clone(),
+            button: m.button.clone(),
+            at: m.at,
+        };
+        let applied = self
+            .change_entry(r, |e| {
+                let first = e.replied_at.is_none();
+                match e.apply_answer(reply.clone(), answer, close_on_quick_reply) {
+                    ReplyOutcome::NotWaiting => None,
+                    o => Some((o, first)),
+                }
+            })
+            .await?;
+        if applied.is_some() {
+            return Ok(applied);
+        }
+        // The entry holds this very reply: an earlier handling applied it and died
+        // before its events were stored; they are the events of that handling.
+        Ok(repo::get_entry(&*self.table, r)
+            .await?
+            .filter(|e| e.holds_reply(&m.message_id))
+            .map(|e| (e.reply_outcome(), e.replied_at == Some(m.at))))
     }
 
     /// R5.7: the contact sent one of the tenant's opt-out keywords.
