@@ -506,6 +506,67 @@ fn s3_event(key: &str) -> Value {
     }]})
 }
 
+/// Rows are reported on their lines across resumes whatever the line ends: `\n`, `\r\n`
+/// (a checkpoint may fall between the `\r` and the `\n`, a chunk may split them) and old
+/// Mac `\r`, with blank lines and quoted notes over two lines in between.
+#[tokio::test]
+async fn r2_4_rows_keep_their_lines_across_resumes_with_any_line_end() {
+    for eol in ["\n", "\r\n", "\r"] {
+        let e = memory_env();
+        let mut csv = format!("phone,note{eol}");
+        let mut bad = Vec::new();
+        let mut line = 2;
+        for i in 0..30u64 {
+            if i % 4 == 1 {
+                csv.push_str(eol);
+                line += 1;
+            }
+            let phone = format!("+91 9{:09}", 100_000_000 + i);
+            if i % 3 == 0 {
+                csv.push_str(&format!("+91 12{i},bad{eol}"));
+                bad.push(line);
+                line += 1;
+            } else if i % 5 == 2 {
+                csv.push_str(&format!("{phone},\"two{eol}lines\"{eol}"));
+                line += 2;
+            } else {
+                csv.push_str(&format!("{phone},one{eol}"));
+                line += 1;
+            }
+        }
+        // The last row has no line end.
+        csv.push_str("+91 1299");
+        bad.push(line);
+        let svc = e.service(4);
+        let ticket = svc.create_upload(&acme(), None, None).await.unwrap();
+        let id = ticket.import.id.clone();
+        e.objects
+            .put(&ticket.import.object_key(), csv.into(), "text/csv")
+            .await
+            .unwrap();
+        match svc
+            .run_to_end(&acme(), &id, "me", Duration::ZERO)
+            .await
+            .unwrap()
+        {
+            RunOutcome::Finished(i) => assert_eq!(
+                (i.status, i.rows, i.invalid),
+                (ImportStatus::Completed, 31, bad.len() as u64),
+                "{eol:?}: {i:?}"
+            ),
+            other => panic!("{eol:?}: {other:?}"),
+        }
+        let (_, imp) = e.call(Method::GET, &format!("/imports/{id}"), None).await;
+        let lines: Vec<u64> = imp["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["line"].as_u64().unwrap())
+            .collect();
+        assert_eq!(lines, bad, "{eol:?}: {imp}");
+    }
+}
+
 #[tokio::test]
 async fn r2_4_large_import_streams_from_object_storage() {
     let e = memory_env();

@@ -16,9 +16,10 @@
 //! fed chunk by chunk from the async object stream through a bounded channel; parsed rows
 //! come back in batches over another bounded channel, so both sides apply back-pressure
 //! and memory stays flat. `csv` was chosen over `csv-async` because it is the mature,
-//! fast parser the workspace already uses, it reports exact byte offsets and line numbers
-//! for checkpoints, and keeping CPU-bound parsing off the async workers leaves them to the
-//! table writes.
+//! fast parser the workspace already uses, it reports exact byte offsets for checkpoints,
+//! and keeping CPU-bound parsing off the async workers leaves them to the table writes.
+//! Line numbers are counted by the importer, from the line breaks it hands to `csv`
+//! (`\n`, `\r\n` and a lone `\r`, as `csv` reads them; its own count is of `\n` only).
 //!
 //! **Rows.** Each row becomes a contact upsert with the same rules as `POST /contacts`
 //! (empty cells are left out). A row that fails validation is reported with its line
@@ -41,7 +42,7 @@ use crate::repo;
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -477,18 +478,51 @@ enum Parsed {
 
 /// A blocking `Read` over chunks arriving on a channel. It refuses to let one row grow
 /// past `max_row` bytes (`row_start` is where the parser's current row began).
+///
+/// It also notes where the line breaks it hands out are, as `csv` reads them: `\n`,
+/// `\r\n` and a lone `\r` each end a line (`csv` itself counts `\n` only, so it cannot
+/// number the lines of a file with old Mac line ends, and a record it returns may have
+/// the `\n` of its `\r\n` still unread).
 struct ChunkReader {
     rx: mpsc::Receiver<Result<Bytes, PortError>>,
     /// Reading the object failed (as opposed to the file being broken).
     stream_failed: bool,
-    /// The end was reached, and the last byte handed out (whether the last row has a
-    /// line end decides which line it started on).
+    /// The end was reached: a record returned once it is set ended with the file, not
+    /// with a line end.
     eof: bool,
+    /// The last byte handed out (a `\n` after a `\r` ends no second line).
     last: Option<u8>,
     cur: Bytes,
     handed: u64,
     row_start: Arc<AtomicU64>,
     max_row: u64,
+    /// Where the line breaks handed out and not yet counted start (offsets in this run's
+    /// part; a `\r\n` at its `\r`). Only those past the parser's position are kept.
+    breaks: VecDeque<u64>,
+    /// Line breaks counted so far (all starting before the last `breaks_before` offset).
+    counted: u64,
+}
+
+impl ChunkReader {
+    /// Notes the line breaks of `bytes`, handed out from offset `self.handed` on.
+    fn note_breaks(&mut self, bytes: &[u8]) {
+        let mut prev = self.last;
+        for (i, &b) in bytes.iter().enumerate() {
+            if b == b'\r' || (b == b'\n' && prev != Some(b'\r')) {
+                self.breaks.push_back(self.handed + i as u64);
+            }
+            prev = Some(b);
+        }
+    }
+
+    /// How many line breaks start before `offset` (which never goes back).
+    fn breaks_before(&mut self, offset: u64) -> u64 {
+        while self.breaks.front().is_some_and(|b| *b < offset) {
+            self.breaks.pop_front();
+            self.counted += 1;
+        }
+        self.counted
+    }
 }
 
 impl Read for ChunkReader {
@@ -514,6 +548,7 @@ impl Read for ChunkReader {
         }
         let n = buf.len().min(self.cur.len());
         buf[..n].copy_from_slice(&self.cur[..n]);
+        self.note_breaks(&buf[..n]);
         if n > 0 {
             self.last = Some(buf[n - 1]);
         }
@@ -533,36 +568,94 @@ fn cells_of(rec: &csv::ByteRecord) -> Result<Vec<String>, String> {
         .collect()
 }
 
-/// Where the reader stands, as a [`Pos`].
-fn pos_of(r: &csv::Reader<ChunkReader>) -> Pos {
+/// Line breaks inside the fields of `rec` (quoted fields keep theirs as written).
+fn breaks_inside(rec: &csv::ByteRecord) -> u64 {
+    rec.iter()
+        .map(|f| {
+            let mut prev = None;
+            let mut n = 0;
+            for &b in f {
+                n += u64::from(b == b'\r' || (b == b'\n' && prev != Some(b'\r')));
+                prev = Some(b);
+            }
+            n
+        })
+        .sum()
+}
+
+/// The line the record just read starts on, and the checkpoint after it.
+///
+/// Counted back from where the record ended (its own `position()` points before the line
+/// end of the previous record and any blank lines `csv` skipped): the line breaks before
+/// that end, less the ones inside its fields, less its own line end if it has one (a
+/// record that ends with the file has none, even when its last field, an unclosed quote,
+/// ends with a line break). The checkpoint is at the start of that line end, so a run
+/// going on from it reads the whole line end (`\r\n` included) and numbers on right;
+/// `csv` skips a line end before a record.
+fn record_lines(rdr: &mut csv::Reader<ChunkReader>, rec: &csv::ByteRecord) -> (u64, Pos) {
+    let end = rdr.position().byte();
+    let r = rdr.get_mut();
+    let terminated = !r.eof;
+    let last_line = 1 + r.breaks_before(end) - u64::from(terminated);
+    let first = last_line.saturating_sub(breaks_inside(rec)).max(1);
+    let at = Pos {
+        offset: end - u64::from(terminated),
+        line: last_line,
+    };
+    (first, at)
+}
+
+/// The position at the end of the file (after `read_byte_record` answered `false`).
+fn end_pos(rdr: &mut csv::Reader<ChunkReader>) -> Pos {
+    let end = rdr.position().byte();
     Pos {
-        offset: r.position().byte(),
-        line: r.position().line(),
+        offset: end,
+        line: 1 + rdr.get_mut().breaks_before(end),
     }
+}
+
+/// What the parser thread reads: its part of the file, where that part starts.
+struct Part {
+    reader: ChunkReader,
+    row_start: Arc<AtomicU64>,
+    /// Whether the part starts with the header.
+    header: bool,
+    /// The file's line the part starts on (for messages).
+    first_line: u64,
 }
 
 /// The parser thread: header (when asked), then batches of rows, with the position after
 /// each.
-fn parse(
-    reader: ChunkReader,
-    row_start: Arc<AtomicU64>,
-    header: bool,
-    batch_rows: usize,
-    tx: mpsc::Sender<Parsed>,
-) {
+fn parse(part: Part, batch_rows: usize, tx: mpsc::Sender<Parsed>) {
+    let Part {
+        reader,
+        row_start,
+        header,
+        first_line,
+    } = part;
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .from_reader(reader);
     let mut rec = csv::ByteRecord::new();
-    if header && !send_header(&mut rdr, &mut rec, &row_start, &tx) {
-        return;
+    let mut last_line = 1;
+    if header {
+        match send_header(&mut rdr, &mut rec, &row_start, &tx) {
+            Some(line) => last_line = line,
+            None => return,
+        }
     }
+    let mut batch = Batch {
+        row_start: &row_start,
+        size: batch_rows,
+        first_line,
+        last_line,
+    };
     loop {
-        let Some((rows, end)) = read_batch(&mut rdr, &mut rec, &row_start, batch_rows, &tx) else {
+        let Some((rows, at, end)) = read_batch(&mut rdr, &mut rec, &mut batch, &tx) else {
             return;
         };
-        if !rows.is_empty() && tx.blocking_send(Parsed::Rows(rows, pos_of(&rdr))).is_err() {
+        if !rows.is_empty() && tx.blocking_send(Parsed::Rows(rows, at)).is_err() {
             return;
         }
         if end {
@@ -571,56 +664,74 @@ fn parse(
     }
 }
 
-/// Reads and sends the header row (or why it failed); false when parsing stops there.
+/// Reads and sends the header row (or why it failed): the line it ends on, or `None`
+/// when parsing stops there.
 fn send_header(
     rdr: &mut csv::Reader<ChunkReader>,
     rec: &mut csv::ByteRecord,
     row_start: &AtomicU64,
     tx: &mpsc::Sender<Parsed>,
-) -> bool {
+) -> Option<u64> {
     match rdr.read_byte_record(rec) {
         Ok(true) => {
             row_start.store(rdr.position().byte(), Ordering::Relaxed);
+            let (_, at) = record_lines(rdr, rec);
             let msg = match cells_of(rec) {
-                Ok(cells) => Parsed::Header(cells, pos_of(rdr)),
+                Ok(cells) => Parsed::Header(cells, at),
                 Err(e) => Parsed::Failed {
                     why: format!("header: {e}"),
                     retry: false,
                 },
             };
-            tx.blocking_send(msg).is_ok()
+            tx.blocking_send(msg).ok().map(|_| at.line)
         }
         Ok(false) => {
             let _ = tx.blocking_send(Parsed::Failed {
                 why: "the file is empty".into(),
                 retry: false,
             });
-            false
+            None
         }
         Err(e) => {
             let _ = tx.blocking_send(Parsed::Failed {
                 why: format!("reading the header: {e}"),
                 retry: rdr.get_ref().stream_failed,
             });
-            false
+            None
         }
     }
 }
 
-/// Reads up to `batch_rows` rows, and whether the file ended; `None` once a failure is sent.
+/// How the parser thread reads batches of rows.
+struct Batch<'a> {
+    row_start: &'a AtomicU64,
+    /// Rows per batch.
+    size: usize,
+    /// The file's line the part starts on.
+    first_line: u64,
+    /// The part's line the last record read ends on.
+    last_line: u64,
+}
+
+/// Reads up to `batch.size` rows, the checkpoint after them, and whether the file ended;
+/// `None` once a failure is sent.
 fn read_batch(
     rdr: &mut csv::Reader<ChunkReader>,
     rec: &mut csv::ByteRecord,
-    row_start: &AtomicU64,
-    batch_rows: usize,
+    batch: &mut Batch<'_>,
     tx: &mpsc::Sender<Parsed>,
-) -> Option<(Vec<RawRow>, bool)> {
-    let mut rows = Vec::with_capacity(batch_rows);
-    while rows.len() < batch_rows {
+) -> Option<(Vec<RawRow>, Pos, bool)> {
+    let mut rows = Vec::with_capacity(batch.size);
+    let mut at = None;
+    while rows.len() < batch.size {
         match rdr.read_byte_record(rec) {
             Ok(true) => {
-                row_start.store(rdr.position().byte(), Ordering::Relaxed);
-                let line = row_line(rdr, rec);
+                batch
+                    .row_start
+                    .store(rdr.position().byte(), Ordering::Relaxed);
+                let (line, after) = record_lines(rdr, rec);
+                batch.last_line = after.line;
+                at = Some(after);
                 // A line with nothing on it is not a row.
                 if rec.len() == 1 && rec[0].is_empty() {
                     continue;
@@ -630,32 +741,19 @@ fn read_batch(
                     cells: cells_of(rec),
                 });
             }
-            Ok(false) => return Some((rows, true)),
+            Ok(false) => return Some((rows, end_pos(rdr), true)),
             Err(e) => {
+                let line = batch.first_line + batch.last_line - 1;
                 let _ = tx.blocking_send(Parsed::Failed {
-                    why: format!("reading line {}: {e}", rdr.position().line()),
+                    why: format!("reading the rows after line {line}: {e}"),
                     retry: rdr.get_ref().stream_failed,
                 });
                 return None;
             }
         }
     }
-    Some((rows, false))
-}
-
-/// The line the record just read starts on.
-fn row_line(rdr: &csv::Reader<ChunkReader>, rec: &csv::ByteRecord) -> u64 {
-    // Counted back from where the row ended: the record's own position points before
-    // any blank lines csv skipped.
-    let inner: u64 = rec
-        .iter()
-        .map(|f| f.iter().filter(|b| **b == b'\n').count() as u64)
-        .sum();
-    let r = rdr.get_ref();
-    let unterminated =
-        r.eof && rdr.position().byte() == r.handed && !matches!(r.last, Some(b'\n' | b'\r'));
-    let end = rdr.position().line();
-    end.saturating_sub(inner + u64::from(!unterminated)).max(1)
+    let at = at.unwrap_or_else(|| end_pos(rdr));
+    Some((rows, at, false))
 }
 
 /// Imports the rows of `chunks` (the file from `import.offset` on) into the table,
@@ -674,7 +772,7 @@ pub(crate) async fn run_chunks(
         line: import.line.max(1),
     };
     let want_header = import.columns.is_none() || import.offset == 0;
-    let (pump, parser, mut rx) = start_parser(chunks, tuning, want_header);
+    let (pump, parser, mut rx) = start_parser(chunks, tuning, want_header, base.line);
     let result = consume(table, clock, tuning, import, base, deadline, &mut rx).await;
     drop(rx);
     pump.abort();
@@ -687,6 +785,7 @@ fn start_parser(
     mut chunks: ByteChunks,
     tuning: &ImportTuning,
     want_header: bool,
+    first_line: u64,
 ) -> (
     tokio::task::JoinHandle<()>,
     tokio::task::JoinHandle<()>,
@@ -711,11 +810,18 @@ fn start_parser(
         handed: 0,
         row_start: row_start.clone(),
         max_row: tuning.max_row_bytes,
+        breaks: VecDeque::new(),
+        counted: 0,
+    };
+    let part = Part {
+        reader,
+        row_start,
+        header: want_header,
+        first_line,
     };
     let (tx, rx) = mpsc::channel::<Parsed>(2);
     let batch_rows = tuning.batch_rows.max(1);
-    let parser =
-        tokio::task::spawn_blocking(move || parse(reader, row_start, want_header, batch_rows, tx));
+    let parser = tokio::task::spawn_blocking(move || parse(part, batch_rows, tx));
     (pump, parser, rx)
 }
 

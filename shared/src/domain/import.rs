@@ -243,7 +243,8 @@ pub struct Import {
     pub errors_stored: u64,
     /// Why the import failed as a whole.
     pub failure: Option<String>,
-    /// Checkpoint: byte offset in the object of the first row not yet processed.
+    /// Checkpoint: byte offset in the object where the rows not yet processed start (after
+    /// the header or a row, at its line end: a run going on from here reads it whole).
     #[serde(default)]
     pub offset: u64,
     /// Checkpoint: file line number (1 = header) at `offset`.

@@ -7,9 +7,10 @@ use std::fmt;
 /// A phone number normalised to digits only, international form, no '+'.
 ///
 /// Parsing normalises what people type (`+91 98123-45678`, `0091 9812345678`,
-/// `(415) 555 0100` with a country code) but does not judge whether the number can
-/// receive messages: a short number is kept so the hopper can record why it was not sent
-/// (R4.4). [`PhoneNumber::is_dialable`] answers that question.
+/// `(415) 555 0100` with a country code; a doubled `00` prefix is refused, so the normal
+/// form never starts with `00` and parses back to itself) but does not judge whether the
+/// number can receive messages: a short number is kept so the hopper can record why it
+/// was not sent (R4.4). [`PhoneNumber::is_dialable`] answers that question.
 #[derive(
     Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
 )]
@@ -41,10 +42,32 @@ impl PhoneNumber {
                 }
             }
         }
-        let digits = digits
-            .strip_prefix("00")
-            .map(str::to_owned)
-            .unwrap_or(digits);
+        // `00` is the international prefix (as `+` is): what follows is the country code,
+        // which never starts with 0. A second `00` is a doubled prefix; it is refused rather
+        // than guessed at, and refusing it keeps the normal form a fixed point (a stored
+        // number never starts with `00`, so parsing it again gives it back unchanged).
+        let digits = match digits.strip_prefix("00") {
+            Some("") => {
+                return Err(DomainError::invalid(
+                    "phone",
+                    format!(
+                        "'{input}' is only the international prefix 00; \
+                         add the country code and number"
+                    ),
+                ))
+            }
+            Some(rest) if rest.starts_with("00") => {
+                return Err(DomainError::invalid(
+                    "phone",
+                    format!(
+                        "'{input}' repeats the international prefix 00; \
+                         write it once (0091…) or use a leading '+' (+91…)"
+                    ),
+                ))
+            }
+            Some(rest) => rest.to_owned(),
+            None => digits,
+        };
         if digits.is_empty() {
             return Err(DomainError::invalid("phone", "must contain digits"));
         }
@@ -185,6 +208,44 @@ mod tests {
         assert!(matches!(err, DomainError::Invalid { ref field, .. } if field == "phone"));
         assert!(PhoneNumber::parse("").is_err());
         assert!(PhoneNumber::parse("1234567890123456").is_err());
+    }
+
+    #[test]
+    fn r2_1_doubled_international_prefix_is_rejected_naming_the_field() {
+        for input in [
+            "0000 91 98123 45678",
+            "+0000919812345678",
+            "0000",
+            "00000",
+            "00",
+        ] {
+            match PhoneNumber::parse(input) {
+                Err(DomainError::Invalid { field, message }) => {
+                    assert_eq!(field, "phone", "{input}");
+                    assert!(
+                        message.contains("international prefix 00"),
+                        "{input}: {message}"
+                    );
+                }
+                other => panic!("{input}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn r2_1_normal_form_reads_back_as_itself() {
+        for input in [
+            "0091 98123 45678",
+            "+91 98123-45678",
+            "000",
+            "0 98123 45678",
+            "+0 1234",
+        ] {
+            let p = PhoneNumber::parse(input).unwrap();
+            assert_eq!(PhoneNumber::parse(p.as_str()), Ok(p.clone()), "{input}");
+            let json = serde_json::to_value(&p).unwrap();
+            assert_eq!(serde_json::from_value::<PhoneNumber>(json).unwrap(), p);
+        }
     }
 
     #[test]

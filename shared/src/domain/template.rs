@@ -345,28 +345,81 @@ pub fn status_from_send_error(code: i64) -> Option<TemplateStatus> {
 
 // ---- rules ----
 
-/// Counts the numbered placeholders of a body and checks they run `{{1}}..{{n}}`.
-pub fn placeholder_count(body: &str) -> Result<usize, DomainError> {
-    let mut seen = Vec::new();
+/// A piece of a body: text kept as written, or a placeholder's number.
+enum Piece<'a> {
+    Text(&'a str),
+    Placeholder(usize),
+}
+
+/// Splits a body into text and placeholders. A placeholder is written as Meta writes it:
+/// `{{`, a number from 1 with ASCII digits only, `}}` (`{{1}}`, `{{12}}`). Every `{{`
+/// must open one: other spellings (`{{ 1 }}`, `{{01}}`, `{{+1}}`, `{{name}}`), which Meta
+/// refuses, are an error naming `body`, so what is counted is exactly what is rendered.
+fn pieces(body: &str) -> Result<Vec<Piece<'_>>, DomainError> {
+    let mut out = Vec::new();
     let mut rest = body;
     while let Some(start) = rest.find("{{") {
+        if start > 0 {
+            out.push(Piece::Text(&rest[..start]));
+        }
         let after = &rest[start + 2..];
         let end = after
             .find("}}")
             .ok_or_else(|| DomainError::invalid("body", "has '{{' without a closing '}}'"))?;
-        let inner = after[..end].trim();
+        let inner = &after[..end];
+        let digits = !inner.is_empty() && inner.bytes().all(|b| b.is_ascii_digit());
+        if !digits {
+            return Err(DomainError::invalid(
+                "body",
+                format!(
+                    "placeholder '{{{{{inner}}}}}' must be a number written like {{{{1}}}}, \
+                     with digits only (no spaces or signs)"
+                ),
+            ));
+        }
+        if inner.bytes().all(|b| b == b'0') {
+            return Err(DomainError::invalid("body", "placeholders start at {{1}}"));
+        }
+        if inner.starts_with('0') {
+            return Err(DomainError::invalid(
+                "body",
+                format!(
+                    "placeholder '{{{{{inner}}}}}' must be written without leading zeros, \
+                     like {{{{{}}}}}",
+                    inner.trim_start_matches('0')
+                ),
+            ));
+        }
         let n: usize = inner.parse().map_err(|_| {
             DomainError::invalid(
                 "body",
-                format!("placeholder '{{{{{inner}}}}}' must be a number like {{{{1}}}}"),
+                format!("placeholder '{{{{{inner}}}}}' is too large a number"),
             )
         })?;
-        if n == 0 {
-            return Err(DomainError::invalid("body", "placeholders start at {{1}}"));
-        }
-        seen.push(n);
+        out.push(Piece::Placeholder(n));
         rest = &after[end + 2..];
     }
+    if !rest.is_empty() {
+        out.push(Piece::Text(rest));
+    }
+    Ok(out)
+}
+
+/// Counts the numbered placeholders of a body and checks they run `{{1}}..{{n}}` (each
+/// written exactly so: see [`pieces`]).
+pub fn placeholder_count(body: &str) -> Result<usize, DomainError> {
+    placeholders_of(&pieces(body)?)
+}
+
+/// The number of placeholders among `pieces`, which must run `{{1}}..{{n}}`.
+fn placeholders_of(pieces: &[Piece<'_>]) -> Result<usize, DomainError> {
+    let mut seen: Vec<usize> = pieces
+        .iter()
+        .filter_map(|p| match p {
+            Piece::Placeholder(n) => Some(*n),
+            Piece::Text(_) => None,
+        })
+        .collect();
     seen.sort_unstable();
     seen.dedup();
     for (i, n) in seen.iter().enumerate() {
@@ -844,7 +897,8 @@ impl Template {
         variables: &[VariableSource],
         contact: &ContactData,
     ) -> Result<Rendered, String> {
-        let n = placeholder_count(&self.body).map_err(|e| e.to_string())?;
+        let pieces = pieces(&self.body).map_err(|e| e.to_string())?;
+        let n = placeholders_of(&pieces).map_err(|e| e.to_string())?;
         let mut params = Vec::with_capacity(n);
         for i in 0..n {
             let value = match variables.get(i) {
@@ -859,9 +913,14 @@ impl Template {
                 _ => return Err(format!("missing value for variable {{{{{}}}}}", i + 1)),
             }
         }
-        let mut text = self.body.clone();
-        for (i, p) in params.iter().enumerate() {
-            text = text.replace(&format!("{{{{{}}}}}", i + 1), p);
+        // One pass over the body: a value that itself reads like a placeholder is kept
+        // as it is, not filled in turn.
+        let mut text = String::with_capacity(self.body.len());
+        for piece in &pieces {
+            match piece {
+                Piece::Text(t) => text.push_str(t),
+                Piece::Placeholder(i) => text.push_str(&params[i - 1]),
+            }
         }
         Ok(Rendered { params, text })
     }
@@ -915,6 +974,47 @@ mod tests {
         assert!(placeholder_count("Hi {{2}}").is_err());
         assert!(placeholder_count("Hi {{1}").is_err());
         assert!(placeholder_count("Hi {{0}}").is_err());
+    }
+
+    #[test]
+    fn r3_1_placeholders_are_written_as_meta_writes_them() {
+        assert_eq!(
+            placeholder_count("{{1}}{{2}}{{10}}{{3}}{{4}}{{5}}{{6}}{{7}}{{8}}{{9}}").unwrap(),
+            10
+        );
+        for body in [
+            "Hi {{ 1 }}",
+            "Hi {{01}}",
+            "Hi {{+1}}",
+            "Hi {{1 }}",
+            "Hi {{}}",
+            "Hi {{00}}",
+        ] {
+            let err = placeholder_count(body).unwrap_err();
+            assert!(
+                matches!(&err, DomainError::Invalid { field, .. } if field == "body"),
+                "{body}: {err:?}"
+            );
+            assert_eq!(
+                field_of(Template::create("t", input(body), chrono::Utc::now())),
+                "body"
+            );
+        }
+        let err = placeholder_count("Hi {{01}}").unwrap_err().to_string();
+        assert!(err.contains("{{1}}"), "{err}");
+    }
+
+    #[test]
+    fn r3_3_render_fills_each_placeholder_once() {
+        let t = template("{{1}} and {{2}}");
+        let vars = [
+            VariableSource::Text {
+                value: "{{2}}".into(),
+            },
+            VariableSource::Text { value: "b".into() },
+        ];
+        let r = t.render(&vars, &ContactData::default()).unwrap();
+        assert_eq!(r.text, "{{2}} and b");
     }
 
     #[test]

@@ -20,8 +20,9 @@ use std::borrow::Cow;
 pub const MAX_BODY_BYTES: usize = 200 * 1024;
 /// SQS's limit on a message body.
 pub const SQS_MAX_MESSAGE_BYTES: usize = 256 * 1024;
-/// The message format this code writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The message format this code writes and reads. A `u64`, as the header's `v` is read:
+/// any version a newer writer may put there is compared and reported as it is.
+pub const FORMAT_VERSION: u64 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -33,7 +34,7 @@ pub enum WebhookProvider {
 /// The metadata line of a queued webhook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
-    pub v: u32,
+    pub v: u64,
     pub provider: WebhookProvider,
     /// When the webhook function received it (wall clock; for diagnosis, never a rule).
     pub received_at: Time,
@@ -59,7 +60,7 @@ pub enum DecodeError {
     /// Written in a newer format (a newer webhook function during a deploy): a later
     /// delivery, once this worker is updated too, can read it.
     #[error("queued webhook format {0} is newer than this worker's")]
-    Newer(u32),
+    Newer(u64),
 }
 
 impl QueuedWebhook {
@@ -95,10 +96,14 @@ impl QueuedWebhook {
             .ok_or_else(|| DecodeError::Malformed("no header line".into()))?;
         let raw: serde_json::Value = serde_json::from_str(line)
             .map_err(|e| DecodeError::Malformed(format!("header is not JSON: {e}")))?;
-        let v = raw.get("v").and_then(serde_json::Value::as_u64);
-        match v {
-            Some(v) if v > u64::from(FORMAT_VERSION) => return Err(DecodeError::Newer(v as u32)),
-            Some(_) => {}
+        match raw.get("v").map(|v| (v, v.as_u64())) {
+            Some((_, Some(v))) if v > FORMAT_VERSION => return Err(DecodeError::Newer(v)),
+            Some((_, Some(_))) => {}
+            Some((v, None)) => {
+                return Err(DecodeError::Malformed(format!(
+                    "header version {v} is not a format number"
+                )))
+            }
             None => return Err(DecodeError::Malformed("header has no version".into())),
         }
         let header: Header = serde_json::from_value(raw)
@@ -217,6 +222,19 @@ mod tests {
         assert_eq!(
             QueuedWebhook::decode("{\"v\":2,\"provider\":\"whatsapp_v2\"}\n{}"),
             Err(DecodeError::Newer(2))
+        );
+        // Beyond u32: the real version, never a wrapped one.
+        let beyond = "{\"v\":4294967296,\"provider\":\"meta\"}\n{}";
+        assert_eq!(
+            QueuedWebhook::decode(beyond),
+            Err(DecodeError::Newer(1 << 32))
+        );
+        assert_eq!(
+            QueuedWebhook::decode(&format!(
+                "{{\"v\":{},\"provider\":\"meta\"}}\n{{}}",
+                u64::MAX
+            )),
+            Err(DecodeError::Newer(u64::MAX))
         );
     }
 }
