@@ -279,11 +279,14 @@ fn r4_7_kaleyra_codes_are_classified() {
             "{body}"
         );
     }
-    // Unreadable answers are transport failures.
+    // A server error or a success without an id may follow an accepted message: its
+    // outcome is unknown. A refusal without a readable body sent nothing.
     for (status, body) in [(502, &b"<html>"[..]), (200, &br#"{"data":[]}"#[..])] {
         let f = interpret_kaleyra_response(status, body).unwrap_err();
-        assert_eq!((f.class, f.code), (Temporary, None));
+        assert_eq!((f.class, f.code), (FailureClass::Unknown, None));
     }
+    let f = interpret_kaleyra_response(403, b"<html>").unwrap_err();
+    assert_eq!((f.class, f.code), (Temporary, None));
 }
 
 #[tokio::test]

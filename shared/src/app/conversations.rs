@@ -324,6 +324,56 @@ async fn sender_of(table: &dyn Table, c: &Campaign) -> AppResult<Option<String>>
 /// Business numbers of campaigns, read once per sweep.
 pub(crate) type SenderCache = HashMap<(String, String), Option<String>>;
 
+/// Sender and response timeout of campaigns, read once per sweep.
+pub(crate) type CampaignSenders = HashMap<(String, String), Option<(String, chrono::Duration)>>;
+
+/// The sweeper reclaims `entry`, whose worker died after claiming it and maybe after the
+/// provider accepted its message: the contact counts as written to from the claim on
+/// ([`Interaction::maybe_sent`]). Returns false when that could not be stored (then the
+/// entry waits for the next sweep); true when it was, or when there is nothing to hold
+/// (no claim time, a campaign or account gone).
+pub(crate) async fn hold_after_unknown_outcome(
+    table: &dyn Table,
+    campaigns: &mut CampaignSenders,
+    entry: &HopperEntry,
+) -> bool {
+    let Some(at) = entry.claimed_at else {
+        return true;
+    };
+    let key = (entry.tenant.clone(), entry.campaign_id.clone());
+    if !campaigns.contains_key(&key) {
+        let found = match repo::get_campaign(table, &entry.tenant, &entry.campaign_id).await {
+            Ok(Some(c)) => sender_of(table, &c)
+                .await
+                .ok()
+                .flatten()
+                .map(|s| (s, c.response_timeout())),
+            _ => None,
+        };
+        campaigns.insert(key.clone(), found);
+    }
+    let Some((sender, timeout)) = campaigns.get(&key).cloned().flatten() else {
+        return true;
+    };
+    let held = async {
+        let previous = repo::get_interaction(table, &sender, &entry.phone).await?;
+        let attempt = entry.attempts;
+        if let Some(i) =
+            Interaction::maybe_sent(entry.entry_ref(), attempt, at, timeout, previous.as_ref())
+        {
+            repo::put_interaction(table, &sender, &i).await?;
+        }
+        Ok::<_, crate::ports::PortError>(())
+    };
+    match held.await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(phone = %entry.phone.masked(), error = %e, "contact not held after an unknown outcome; reclaimed next sweep");
+            false
+        }
+    }
+}
+
 /// The sweeper closed `entry` at its response timeout (R5.5): the interaction it opened is
 /// marked closed, so views show it closed (the contact is free for other campaigns from
 /// the timeout on either way: an interaction is open only until it). Best effort.

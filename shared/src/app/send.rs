@@ -123,6 +123,23 @@ struct Facts {
     senders: Vec<String>,
 }
 
+impl Facts {
+    /// The contact's interaction with `sender`, if any.
+    fn interaction_on(&self, sender: &str) -> Option<&Interaction> {
+        self.contact
+            .interactions
+            .iter()
+            .zip(&self.senders)
+            .find(|(_, s)| *s == sender)
+            .map(|(i, _)| i)
+    }
+}
+
+/// What a record delivered again says when its entry is still SENDING: the sender that
+/// claimed it may have died after the provider accepted the message, so the contact stays
+/// held until the sweeper reclaims the entry.
+const IN_FLIGHT: &str = "claimed by a sender that did not finish";
+
 /// One queue record: its id, and the entry it names or why it could not be read.
 pub type Job = (String, Result<EntryRef, String>);
 
@@ -245,12 +262,19 @@ impl SendService {
     ) -> AppResult<SendOutcome> {
         let now = self.clock.now();
         if !ctx.campaign.is_sending() || ctx.halted.load(std::sync::atomic::Ordering::SeqCst) {
-            // Paused or stopped: the entry stays FRESH and goes out after resume.
+            // Paused or stopped: the entry stays FRESH and goes out after resume. A record
+            // delivered again after the pause may be one whose send went out.
+            if self.repair_interaction(ctx, r).await? {
+                return Ok(SendOutcome::Skipped(IN_FLIGHT));
+            }
             return Ok(SendOutcome::Skipped("campaign not running"));
         }
         if ctx.campaign.has_ended(now) {
             // Queued inside the last tick, due after the end date: the entry stays FRESH
             // and the sweeper's end-date walk records it as not sent (R4.9).
+            if self.repair_interaction(ctx, r).await? {
+                return Ok(SendOutcome::Skipped(IN_FLIGHT));
+            }
             return Ok(SendOutcome::Skipped("campaign ended"));
         }
         // The contact is held from before its checks until its interaction is written:
@@ -268,7 +292,11 @@ impl SendService {
             };
         }
         let res = self.send_held(ctx, r, delta).await;
-        if held.is_ok() {
+        // A send that failed midway may have reached the provider with nothing recorded:
+        // its hold stays until it lapses, after the sweeper has reclaimed the entry and
+        // held the contact through its interaction (`HOLD_LEASE`).
+        let in_flight = matches!(res, Ok(SendOutcome::Skipped(IN_FLIGHT)));
+        if held.is_ok() && res.is_ok() && !in_flight {
             self.release_hold(r, &holder).await;
         }
         res
@@ -325,7 +353,9 @@ impl SendService {
         let mut entry = match counted(delta, self.claim(r, &verdict, now).await?)? {
             Claim::Claimed(entry) => *entry,
             Claim::Done(outcome @ SendOutcome::Skipped("already claimed")) => {
-                self.repair_interaction(ctx, &facts, r).await?;
+                if self.repair_interaction(ctx, r).await? {
+                    return Ok(SendOutcome::Skipped(IN_FLIGHT));
+                }
                 return Ok(outcome);
             }
             Claim::Done(outcome) => return Ok(outcome),
@@ -357,8 +387,40 @@ impl SendService {
                 self.sent(ctx, &facts, &mut entry, delta, id, sent_text)
                     .await
             }
-            Err(failure) => self.failed(ctx, &mut entry, delta, failure, now).await,
+            Err(failure) => {
+                // The contact is held before the entry leaves SENDING: if holding it
+                // fails, the entry stays claimed and the sweeper reclaims it, holding it
+                // then.
+                if failure.class == FailureClass::Unknown {
+                    self.maybe_sent(ctx, &facts, &entry, now).await?;
+                }
+                self.failed(ctx, &mut entry, delta, failure, now).await
+            }
         }
+    }
+
+    /// The provider may have accepted the message: the contact counts as written to, so
+    /// its interaction opens as a send's would (no other campaign writes to it inside the
+    /// response timeout or the duplicate window). It names no message id, so no reply is
+    /// taken as an answer to it.
+    async fn maybe_sent(
+        &self,
+        ctx: &CampaignCtx,
+        facts: &Facts,
+        entry: &HopperEntry,
+        now: Time,
+    ) -> AppResult<()> {
+        let interaction = Interaction::maybe_sent(
+            entry.entry_ref(),
+            entry.attempts,
+            at_provider_resolution(now),
+            ctx.campaign.response_timeout(),
+            facts.interaction_on(&ctx.account.sender_id),
+        );
+        if let Some(i) = interaction {
+            repo::put_interaction(&*self.table, &ctx.account.sender_id, &i).await?;
+        }
+        Ok(())
     }
 
     /// Claims the entry (FRESH -> SENDING), or records the checks' outcome on it, in one
@@ -407,37 +469,31 @@ impl SendService {
 
     /// A record delivered again for an entry already sent: the earlier run may have died
     /// between recording the send and opening the contact's interaction (finding 8), so
-    /// the interaction is opened now unless a later one stands. Without it replies would
+    /// the interaction is written now unless it or a later one stands (closed if the
+    /// contact answered meanwhile). Without it replies would
     /// find an older campaign or none, and the duplicate window would miss the send.
-    async fn repair_interaction(
-        &self,
-        ctx: &CampaignCtx,
-        facts: &Facts,
-        r: &EntryRef,
-    ) -> AppResult<()> {
+    /// Returns whether the entry is still SENDING: claimed by a sender that may have died
+    /// after the provider accepted the message.
+    async fn repair_interaction(&self, ctx: &CampaignCtx, r: &EntryRef) -> AppResult<bool> {
         let Some(entry) = repo::get_entry(&*self.table, r).await? else {
-            return Ok(());
+            return Ok(false);
         };
-        let (Some(message_id), Some(sent_at)) = (entry.message_id.clone(), entry.sent_at) else {
-            return Ok(());
-        };
-        if entry.state != crate::domain::hopper::EntryState::Pending {
-            return Ok(());
+        if entry.state == crate::domain::hopper::EntryState::Sending {
+            return Ok(true);
         }
-        let previous = facts
-            .contact
-            .interactions
-            .iter()
-            .zip(&facts.senders)
-            .find(|(_, s)| **s == ctx.account.sender_id)
-            .map(|(i, _)| i);
+        let (Some(message_id), Some(sent_at)) = (entry.message_id.clone(), entry.sent_at) else {
+            return Ok(false);
+        };
+        let sender = &ctx.account.sender_id;
+        let stored = repo::get_interaction(&*self.table, sender, &r.phone).await?;
+        let previous = stored.as_ref();
         if previous.is_some_and(|p| {
             p.message_id == message_id || p.sent_at.is_some_and(|at| at >= sent_at)
         }) {
-            return Ok(());
+            return Ok(false);
         }
         tracing::warn!(phone = %r.phone.masked(), "interaction of an earlier send repaired");
-        let interaction = Interaction::opened(
+        let mut interaction = Interaction::opened(
             r.clone(),
             message_id,
             sent_at,
@@ -445,8 +501,13 @@ impl SendService {
             previous,
         )
         .with_options(ctx.template.quick_replies.clone());
+        // Answered already: the contact is free, the send still counts for the
+        // duplicate window.
+        if entry.state != crate::domain::hopper::EntryState::Pending {
+            interaction.closed_at = entry.replied_at;
+        }
         repo::put_interaction(&*self.table, &ctx.account.sender_id, &interaction).await?;
-        Ok(())
+        Ok(false)
     }
 
     /// Records an accepted send and opens the contact's interaction with the campaign.
@@ -470,13 +531,7 @@ impl SendService {
             e.sent_text = Some(sent_text.clone());
         })
         .await?;
-        let previous = facts
-            .contact
-            .interactions
-            .iter()
-            .zip(&facts.senders)
-            .find(|(_, s)| **s == ctx.account.sender_id)
-            .map(|(i, _)| i);
+        let previous = facts.interaction_on(&ctx.account.sender_id);
         let r = entry.entry_ref();
         let interaction = Interaction::opened(r, message_id.clone(), now, timeout, previous)
             .with_options(ctx.template.quick_replies.clone());

@@ -363,9 +363,25 @@ impl SweepService {
         let started = Instant::now();
         let mut reclaimed = 0;
         let claimed_by = now - SENDING_STALE_AFTER;
+        let mut campaigns = super::conversations::CampaignSenders::new();
         let mut claims = IndexWalk::new(TimeIndex::Sending, claimed_by);
         while let Some(entries) = claims.next(&*self.table).await? {
-            let changed: Vec<bool> = stream::iter(entries)
+            // The worker may have died after the provider accepted the message: the
+            // contact is held first, and an entry whose contact could not be held stays
+            // SENDING for the next sweep.
+            let mut held = Vec::with_capacity(entries.len());
+            for stale in entries {
+                let ok = super::conversations::hold_after_unknown_outcome(
+                    &*self.table,
+                    &mut campaigns,
+                    &stale,
+                )
+                .await;
+                if ok {
+                    held.push(stale);
+                }
+            }
+            let changed: Vec<bool> = stream::iter(held)
                 .map(|stale| async move {
                     self.change_stored(&stale.entry_ref(), |e| {
                         e.reclaim_stale(now, SENDING_STALE_AFTER)

@@ -26,8 +26,10 @@ pub const WAITING_FOR_INTERACTION: &str =
 
 /// How long a sender may hold a contact (checks, claim, provider call, interaction
 /// write) before another may take it: far above a send's run time, so a live sender is
-/// never overtaken; a dead one's hold lapses, as its SENDING claim does.
-pub const HOLD_LEASE: chrono::Duration = chrono::Duration::minutes(15);
+/// never overtaken. A sender that failed midway keeps its hold until it lapses: longer
+/// than the sweeper takes to reclaim its SENDING claim (15 minutes, then the next sweep a
+/// minute later), which holds the contact through an interaction from then on.
+pub const HOLD_LEASE: chrono::Duration = chrono::Duration::minutes(20);
 /// How long an entry waits when another campaign's sender holds its contact: holds
 /// usually last a provider call, so it looks again soon.
 pub const HOLD_RECHECK: chrono::Duration = chrono::Duration::minutes(1);
@@ -169,6 +171,27 @@ impl Interaction {
             options: Vec::new(),
             ttl: (expires_at + KEEP_AFTER_TIMEOUT).timestamp(),
         }
+    }
+
+    /// The interaction of a message the provider may have accepted (a timeout, a worker
+    /// that died after the call): the contact counts as written to from `at`, as if the
+    /// message went out, so no other campaign writes to it inside the response timeout or
+    /// the duplicate window. It names no real message id, so no reply is taken as an
+    /// answer to it. `None` when `previous` is a later send, which stands.
+    pub fn maybe_sent(
+        entry: EntryRef,
+        attempt: u32,
+        at: Time,
+        timeout: chrono::Duration,
+        previous: Option<&Interaction>,
+    ) -> Option<Self> {
+        if previous.is_some_and(|p| p.sent_at.is_some_and(|s| s > at)) {
+            return None;
+        }
+        let unknown_id = format!("unknown:{}", entry.encode_attempt(attempt));
+        Some(Interaction::opened(
+            entry, unknown_id, at, timeout, previous,
+        ))
     }
 
     /// The quick-reply options the message offered (R5.2).

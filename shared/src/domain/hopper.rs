@@ -272,6 +272,12 @@ impl HopperEntry {
                 self.disposition = Some("undeliverable".into());
             }
             FailureClass::Temporary => self.state = EntryState::Retry,
+            // Maybe sent: grouped with the claims whose worker died (R4.10).
+            FailureClass::Unknown => {
+                self.state = EntryState::Retry;
+                self.reason = Some(OUTCOME_UNKNOWN.into());
+                self.disposition = Some("outcome_unknown".into());
+            }
             // The account or template is at fault, not the contact, and the provider sent
             // nothing: the entry goes back in line and is sent after the campaign resumes
             // (R4.7; RETRY would wait for an operator's retry command).

@@ -11,6 +11,11 @@ pub enum FailureClass {
     Temporary,
     /// The account or template is broken: the campaign pauses itself.
     Campaign,
+    /// The request left and no usable answer came back (a timeout, a broken connection,
+    /// a 5xx, a 2xx without a message id): the provider may have accepted the message.
+    /// RETRY "outcome unknown", never sent again automatically, and the contact counts as
+    /// written to (its interaction opens as if the message went out).
+    Unknown,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,7 +135,18 @@ impl SendFailure {
         }
     }
 
-    /// Network errors, timeouts and 5xx answers without a readable body.
+    /// A failure after which the provider may have accepted the message
+    /// ([`FailureClass::Unknown`]).
+    pub fn outcome_unknown(reason: impl Into<String>) -> Self {
+        SendFailure {
+            class: FailureClass::Unknown,
+            code: None,
+            reason: reason.into(),
+        }
+    }
+
+    /// A failure before the request reached the provider (no connection) or an answer
+    /// that says it refused without saying why: nothing was sent.
     pub fn transport(reason: impl Into<String>) -> Self {
         SendFailure {
             class: FailureClass::Temporary,

@@ -191,9 +191,12 @@ pub fn interpret_kaleyra_response(status: u16, body: &[u8]) -> Result<String, Se
         } else {
             "without a JSON body"
         };
-        return Err(SendFailure::transport(format!(
-            "HTTP {status} from Kaleyra {what}"
-        )));
+        let reason = format!("HTTP {status} from Kaleyra {what}");
+        return Err(if status >= 500 {
+            SendFailure::outcome_unknown(reason)
+        } else {
+            SendFailure::transport(reason)
+        });
     }
     let id = json.as_ref().and_then(|v| {
         let data = v.get("data");
@@ -207,7 +210,7 @@ pub fn interpret_kaleyra_response(status: u16, body: &[u8]) -> Result<String, Se
     });
     match id {
         Some(id) => Ok(id.to_owned()),
-        None => Err(SendFailure::transport(format!(
+        None => Err(SendFailure::outcome_unknown(format!(
             "HTTP {status} from Kaleyra without a message id"
         ))),
     }

@@ -169,9 +169,13 @@ pub fn interpret_response(status: u16, body: &[u8]) -> Result<String, SendFailur
         } else {
             "without a JSON body"
         };
-        return Err(SendFailure::transport(format!(
-            "HTTP {status} from Meta {what}"
-        )));
+        let reason = format!("HTTP {status} from Meta {what}");
+        // A server error may come after the message was accepted; a 4xx refused it.
+        return Err(if status >= 500 {
+            SendFailure::outcome_unknown(reason)
+        } else {
+            SendFailure::transport(reason)
+        });
     }
     let id = json
         .as_ref()
@@ -182,7 +186,7 @@ pub fn interpret_response(status: u16, body: &[u8]) -> Result<String, SendFailur
         .filter(|id| !id.is_empty());
     match id {
         Some(id) => Ok(id.to_owned()),
-        None => Err(SendFailure::transport(format!(
+        None => Err(SendFailure::outcome_unknown(format!(
             "HTTP {status} from Meta without a message id"
         ))),
     }
@@ -729,10 +733,14 @@ mod tests {
 
     #[test]
     fn r4_7_unreadable_answers_are_transport_failures() {
+        // A server error or a success without an id may follow an accepted message.
         let f = interpret_response(502, b"<html>Bad Gateway</html>").unwrap_err();
-        assert_eq!((f.class, f.code), (FailureClass::Temporary, None));
+        assert_eq!((f.class, f.code), (FailureClass::Unknown, None));
         let f = interpret_response(200, br#"{"messaging_product":"whatsapp","messages":[]}"#)
             .unwrap_err();
+        assert_eq!((f.class, f.code), (FailureClass::Unknown, None));
+        // A refusal without a readable body sent nothing.
+        let f = interpret_response(403, b"<html>Forbidden</html>").unwrap_err();
         assert_eq!((f.class, f.code), (FailureClass::Temporary, None));
         assert_eq!(
             interpret_response(
@@ -805,11 +813,11 @@ mod tests {
         let mut m = msg(&[], &[]);
         m.template = "html500".into();
         let f = p.send(&acc, &m).await.unwrap_err();
-        assert_eq!((f.class, f.code), (FailureClass::Temporary, None));
+        assert_eq!((f.class, f.code), (FailureClass::Unknown, None));
         m.template = "noid".into();
         assert_eq!(
             p.send(&acc, &m).await.unwrap_err().class,
-            FailureClass::Temporary
+            FailureClass::Unknown
         );
     }
 

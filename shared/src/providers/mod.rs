@@ -78,7 +78,9 @@ pub(crate) async fn credential(
     }
 }
 
-/// A network-level failure, classified temporary, with the whole error chain and no URL.
+/// A network-level failure, with the whole error chain and no URL: temporary when no
+/// connection was made (nothing sent), else of unknown outcome (the request may have
+/// been accepted before the answer was lost).
 fn transport_error(provider: &str, e: &reqwest::Error) -> SendFailure {
     use std::error::Error as _;
     let kind = if e.is_timeout() {
@@ -97,7 +99,12 @@ fn transport_error(provider: &str, e: &reqwest::Error) -> SendFailure {
         detail.push_str(&inner.to_string());
         src = inner.source();
     }
-    SendFailure::transport(format!("{provider} {kind}: {detail}"))
+    let reason = format!("{provider} {kind}: {detail}");
+    if e.is_connect() {
+        SendFailure::transport(reason)
+    } else {
+        SendFailure::outcome_unknown(reason)
+    }
 }
 
 /// Sends a provider request and reads its answer with the provider's `interpret`
