@@ -198,15 +198,32 @@ impl Table for FaultyTable {
 
     async fn put(&self, item: Item, cond: Cond) -> PortResult<()> {
         self.maybe_yield().await;
-        self.before()?;
         let (pk, sk) = key_of(&item);
-        self.inner.put(item, cond).await?;
-        self.wrote(&pk, &sk);
-        self.after()
+        let watch = std::env::var("SIM_WATCH")
+            .ok()
+            .filter(|w| pk.contains(w.as_str()));
+        let r = async {
+            self.before()?;
+            self.inner.put(item.clone(), cond).await?;
+            self.wrote(&pk, &sk);
+            self.after()
+        }
+        .await;
+        if watch.is_some() {
+            eprintln!(
+                "  {} put {pk} {sk}: {r:?} {}",
+                self.clock.now(),
+                serde_json::to_string(&item).unwrap_or_default()
+            );
+        }
+        r
     }
 
     async fn delete(&self, pk: &str, sk: &str) -> PortResult<()> {
         self.maybe_yield().await;
+        if std::env::var("SIM_WATCH").is_ok_and(|w| pk.contains(w.as_str())) {
+            eprintln!("  {} delete {pk} {sk}", self.clock.now());
+        }
         self.before()?;
         self.inner.delete(pk, sk).await?;
         self.after()
@@ -244,7 +261,10 @@ struct Delivered {
     message_id: String,
     at: Time,
     /// The engine never learnt the provider accepted it (a timeout after acceptance).
+    #[allow(dead_code)] // shown in failure reports through Debug
     unknown_to_engine: bool,
+    /// The provider reports it failed: it never reached the phone.
+    failed: bool,
 }
 
 /// A webhook on its way: delivered at or after `at`, again after a failure.
@@ -306,6 +326,7 @@ impl MessagingProvider for SimProvider {
             format!("wamid.sim{}", *n)
         };
         let times_out = self.faults.strikes(r.provider_accepts_then_times_out);
+        let fails = self.faults.strikes(50);
         self.delivered.lock().unwrap().push(Delivered {
             sender_id: account.sender_id.clone(),
             to: msg.to.as_str().to_owned(),
@@ -313,6 +334,7 @@ impl MessagingProvider for SimProvider {
             message_id: id.clone(),
             at: now,
             unknown_to_engine: times_out,
+            failed: fails,
         });
         let (entry, attempt) = match EntryRef::decode_attempt(&msg.callback_data) {
             Some((e, a)) => (Some(e), a),
@@ -327,7 +349,7 @@ impl MessagingProvider for SimProvider {
             sender_id: Some(account.sender_id.clone()),
         };
         self.hook(1, Inbound::Status(status(StatusKind::Sent, 1)));
-        if self.faults.strikes(50) {
+        if fails {
             self.hook(
                 5,
                 Inbound::Status(status(
@@ -345,11 +367,10 @@ impl MessagingProvider for SimProvider {
             }
         }
         if times_out {
-            return Err(SendFailure {
-                class: FailureClass::Temporary,
-                code: None,
-                reason: "timed out waiting for the provider".into(),
-            });
+            // What the adapters answer for a request that left and got no answer.
+            return Err(SendFailure::outcome_unknown(
+                "Meta timeout: operation timed out",
+            ));
         }
         Ok(id)
     }
@@ -412,6 +433,9 @@ struct CampaignW {
     timeout_days: u32,
     duplicate_window_days: Option<u32>,
     deleted: bool,
+    /// When an operator first cancelled or deleted it (answered 2xx or 5xx): its
+    /// interactions end then, and the contacts are free for other campaigns.
+    ended_at: Option<Time>,
 }
 
 struct TenantW {
@@ -431,6 +455,9 @@ struct Reply {
     stop: bool,
     /// When the engine first took it without error (`None`: never yet).
     handled_at: Option<Time>,
+    /// When the engine began handling it, each time (a handling that failed or was
+    /// killed midway may have closed the interaction already).
+    tried: Vec<Time>,
 }
 
 struct World {
@@ -614,6 +641,7 @@ impl World {
                     timeout_days,
                     duplicate_window_days,
                     deleted: false,
+                    ended_at: None,
                 });
             }
             self.tenants.push(TenantW {
@@ -698,9 +726,17 @@ impl World {
                 return;
             }
         };
-        let (s, v) = self.api(&tenant, method, &path, None).await;
-        self.log
-            .push(format!("{what} {tenant}/{id}: {s} {}", v["error"]));
+        let body = (what == "reset").then(|| json!({"confirm": true}));
+        let (s, v) = self.api(&tenant, method, &path, body).await;
+        if matches!(what, "cancel" | "delete") && (s.is_success() || s.is_server_error()) {
+            let now = self.now();
+            self.tenants[t].campaigns[c].ended_at.get_or_insert(now);
+        }
+        self.log.push(format!(
+            "{} {what} {tenant}/{id}: {s} {}",
+            self.now(),
+            v["error"]
+        ));
     }
 
     /// A customer of tenant `t` writes to its number: an answer to a message it got, a
@@ -741,6 +777,7 @@ impl World {
             message_id,
             stop,
             handled_at: None,
+            tried: Vec::new(),
         });
     }
 
@@ -828,6 +865,15 @@ impl World {
                     m.message_id,
                     m.from.as_str()
                 ));
+            }
+            if let Inbound::Message(m) = &hook.event {
+                if let Some(r) = self
+                    .replies
+                    .iter_mut()
+                    .find(|r| r.message_id == m.message_id)
+                {
+                    r.tried.push(now);
+                }
             }
             match done {
                 Some(Ok(_)) => {
@@ -972,7 +1018,8 @@ impl World {
                 ) else {
                     continue;
                 };
-                if ra.campaign_id == rb.campaign_id {
+                // A message that never reached the phone opened nothing for the contact.
+                if ra.campaign_id == rb.campaign_id || a.failed {
                     continue;
                 }
                 let (Some(ca), Some(cb)) = (
@@ -984,18 +1031,38 @@ impl World {
                 let answered = self.replies.iter().any(|r| {
                     &r.sender_id == sender
                         && &r.phone == phone
-                        && r.handled_at.is_some_and(|h| h >= a.at && h <= b.at)
+                        && r.tried.iter().any(|h| *h >= a.at && *h <= b.at)
                 });
-                let open_until = a.at + Duration::days(i64::from(ca.timeout_days));
+                let mut open_until = a.at + Duration::days(i64::from(ca.timeout_days));
+                if let Some(end) = ca.ended_at.filter(|e| *e >= a.at) {
+                    open_until = open_until.min(end);
+                }
                 if b.at < open_until && !answered {
-                    if a.unknown_to_engine && std::env::var("SIM_STRICT").is_err() {
-                        // Known gap (issue 13 note): a send whose answer was lost opens
-                        // no interaction, so another campaign may write to the contact.
-                        continue;
+                    let first = repo::get_entry(&*self.mem, &ra).await.unwrap();
+                    if std::env::var("SIM_LOG").is_ok() {
+                        let i = repo::get_interaction(
+                            &*self.mem,
+                            sender,
+                            &PhoneNumber::parse(phone).unwrap(),
+                        )
+                        .await
+                        .unwrap();
+                        eprintln!("  interaction now: {i:?}\n  sends: {a:?}\n  {b:?}");
                     }
                     broken.push(format!(
-                        "{phone}: {} sent at {} while {}'s message of {} was open",
-                        rb.campaign_id, b.at, ra.campaign_id, a.at
+                        "{phone}: {} sent at {} while {}'s message of {} was open (first: {:?})",
+                        rb.campaign_id,
+                        b.at,
+                        ra.campaign_id,
+                        a.at,
+                        first.map(|e| (
+                            e.state,
+                            e.attempts,
+                            e.message_id,
+                            e.sent_at,
+                            e.reason,
+                            e.disposition
+                        )),
                     ));
                 }
                 if let Some(days) = cb.duplicate_window_days {
@@ -1164,6 +1231,8 @@ fn run_seed(seed: u64) -> (Vec<String>, String) {
         .build()
         .unwrap();
     rt.block_on(async move {
+        // Ids count up from the seed, so a replay sees the same ones.
+        shared::domain::seed_ids(Some(seed));
         let mut w = World::new(seed).await;
         w.faults.on.store(true, Ordering::SeqCst);
         for _ in 0..STEPS {
@@ -1171,12 +1240,28 @@ fn run_seed(seed: u64) -> (Vec<String>, String) {
         }
         w.settle().await;
         let broken = w.check().await;
+        // A digest of everything that happened: a replay must give the same one.
+        let trace = format!(
+            "{:?}{:?}",
+            w.log,
+            w.provider
+                .delivered
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|d| (&d.callback_data, d.at))
+                .collect::<Vec<_>>()
+        );
         let summary = format!(
-            "sends {}, replies {}, events {}",
+            "sends {}, replies {}, events {}, trace {:016x}",
             w.provider.delivered.lock().unwrap().len(),
             w.replies.len(),
-            w.bus.events.lock().unwrap().len()
+            w.bus.events.lock().unwrap().len(),
+            shared::domain::stable_hash(&trace)
         );
+        if std::env::var("SIM_SEED").is_ok() || std::env::var("SIM_TRACE").is_ok() {
+            eprintln!("seed {seed}: {summary}");
+        }
         if !broken.is_empty() && std::env::var("SIM_LOG").is_ok() {
             for l in &w.log {
                 eprintln!("  {l}");

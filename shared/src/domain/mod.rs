@@ -43,5 +43,24 @@ pub fn stable_hash(s: &str) -> u64 {
 
 /// A new random identifier with a short prefix naming its kind (`cmp_…`, `acc_…`).
 pub fn new_id(prefix: &str) -> String {
+    if let Some(id) = SEEDED_IDS.with(|s| {
+        s.borrow_mut().as_mut().map(|n| {
+            *n += 1;
+            format!("{prefix}_{:032x}", *n)
+        })
+    }) {
+        return id;
+    }
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+thread_local! {
+    static SEEDED_IDS: std::cell::RefCell<Option<u128>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Makes [`new_id`] on this thread count up from a value derived from `seed` instead of
+/// drawing random ids, so a seeded simulation (one thread) replays with the same ids;
+/// `None` goes back to random ids. Nothing in the product calls it.
+pub fn seed_ids(seed: Option<u64>) {
+    SEEDED_IDS.with(|s| *s.borrow_mut() = seed.map(|v| u128::from(v) << 64));
 }
