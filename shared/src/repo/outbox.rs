@@ -24,10 +24,45 @@ const KEEP_DAYS: i64 = 14;
 pub struct Outbox {
     pub sender_id: String,
     pub message_id: String,
+    /// Stored with their detail-type: the events themselves are untagged.
+    #[serde(with = "tagged")]
     pub events: Vec<DomainEvent>,
     pub created_at: Time,
     pub published: bool,
     pub ttl: i64,
+}
+
+/// Events stored as `{"detail_type": ..., "detail": ...}`, read back by their type.
+mod tagged {
+    use crate::domain::events::DomainEvent;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Stored {
+        detail_type: String,
+        detail: serde_json::Value,
+    }
+
+    pub fn serialize<S: Serializer>(events: &[DomainEvent], s: S) -> Result<S::Ok, S::Error> {
+        let stored: Result<Vec<Stored>, _> = events
+            .iter()
+            .map(|e| {
+                serde_json::to_value(e).map(|detail| Stored {
+                    detail_type: e.detail_type().to_owned(),
+                    detail,
+                })
+            })
+            .collect();
+        stored.map_err(serde::ser::Error::custom)?.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<DomainEvent>, D::Error> {
+        Vec::<Stored>::deserialize(d)?
+            .into_iter()
+            .map(|s| DomainEvent::from_detail(&s.detail_type, &s.detail.to_string()))
+            .collect::<Result<_, _>>()
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 fn pk(sender_id: &str, message_id: &str) -> String {
@@ -98,4 +133,35 @@ pub async fn pending(table: &dyn Table, until: Time) -> PortResult<Vec<Outbox>> 
         .into_iter()
         .filter_map(|i| from_item(i).ok())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::events::{InboundConversation, InboundReason};
+
+    /// Domain events are untagged on the bus (their detail-type names them); stored in the
+    /// outbox they must keep their kind, or an inbound conversation read back becomes a
+    /// reply (found by the seeded simulation, seed 46).
+    #[test]
+    fn outbox_events_keep_their_kind_when_read_back() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-23T09:18:39Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let ev = DomainEvent::InboundConversation(InboundConversation {
+            tenant: Some("t1".into()),
+            campaign_id: Some("cmp_1".into()),
+            phone: "919876500004".into(),
+            sender_id: "106540352240000".into(),
+            message_id: "wamid.in9".into(),
+            text: Some("Yes please".into()),
+            button: None,
+            reason: InboundReason::InteractionClosed,
+            window_until: None,
+            at,
+        });
+        let o = Outbox::new("106540352240000", "wamid.in9", vec![ev.clone()], at);
+        let back: Outbox = from_item(item(&o).unwrap()).unwrap();
+        assert_eq!(back.events, vec![ev]);
+    }
 }
