@@ -25,6 +25,10 @@ pub enum PortError {
     /// The backend failed; the operation may be retried.
     #[error("backend: {0}")]
     Backend(String),
+    /// The backend refused for good (a secret that does not exist or may not be read, a
+    /// reference it cannot serve): retrying will not help.
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 pub type PortResult<T> = Result<T, PortError>;

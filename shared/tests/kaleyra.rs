@@ -38,7 +38,7 @@ impl Secrets for TestSecrets {
         match reference {
             "env:KALEYRA_KEY" => Ok("test-kaleyra-key".into()),
             "env:WRONG_KEY" => Ok("nope".into()),
-            other => Err(PortError::Backend(format!("{other} not set"))),
+            other => Err(PortError::Refused(format!("{other} not set"))),
         }
     }
 }

@@ -34,7 +34,7 @@ impl Secrets for TestSecrets {
         match reference {
             "env:SIM_TOKEN" => Ok("test-token".into()),
             "env:KALEYRA_KEY" => Ok("test-kaleyra-key".into()),
-            other => Err(PortError::Backend(format!("{other} not set"))),
+            other => Err(PortError::Refused(format!("{other} not set"))),
         }
     }
 }

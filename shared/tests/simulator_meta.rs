@@ -32,7 +32,7 @@ impl Secrets for TestSecrets {
         match reference {
             "env:SIM_TOKEN" => Ok("test-token".into()),
             "env:WRONG_TOKEN" => Ok("not-the-token".into()),
-            other => Err(PortError::Backend(format!("{other} not set"))),
+            other => Err(PortError::Refused(format!("{other} not set"))),
         }
     }
 }

@@ -502,7 +502,7 @@ impl Secrets for MemorySecrets {
         self.values
             .get(reference)
             .cloned()
-            .ok_or_else(|| PortError::Backend(format!("no secret for reference {reference}")))
+            .ok_or_else(|| PortError::Refused(format!("no secret for reference {reference}")))
     }
 }
 

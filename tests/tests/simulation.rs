@@ -431,14 +431,19 @@ const STEPS: usize = 160;
 
 struct CampaignW {
     id: String,
-    /// Reset requests made (answered or not): each may send every entry once more.
+    /// Reset requests made (answered or not): each may send every entry once more, and
+    /// its walk closes the interactions of the entries it puts back (the contact is free).
     resets: u32,
+    reset_at: Vec<Time>,
     timeout_days: u32,
     duplicate_window_days: Option<u32>,
     deleted: bool,
     /// When an operator first cancelled or deleted it (answered 2xx or 5xx): its
     /// interactions end then, and the contacts are free for other campaigns.
     ended_at: Option<Time>,
+    /// When an operator first deleted it (2xx or 5xx): the purge removes its interactions
+    /// (R1.5: everything under it), so its sends stop counting for duplicate windows.
+    deleted_at: Option<Time>,
 }
 
 struct TenantW {
@@ -642,10 +647,12 @@ impl World {
                 campaigns.push(CampaignW {
                     id: created["id"].as_str().unwrap().to_owned(),
                     resets: 0,
+                    reset_at: Vec::new(),
                     timeout_days,
                     duplicate_window_days,
                     deleted: false,
                     ended_at: None,
+                    deleted_at: None,
                 });
             }
             self.tenants.push(TenantW {
@@ -688,7 +695,9 @@ impl World {
             13..=15 => ("resume", format!("/campaigns/{id}/resume"), Method::POST),
             16..=17 => ("retry", format!("/campaigns/{id}/retry"), Method::POST),
             18 => {
+                let now = self.now();
                 self.tenants[t].campaigns[c].resets += 1;
+                self.tenants[t].campaigns[c].reset_at.push(now);
                 ("reset", format!("/campaigns/{id}/reset"), Method::POST)
             }
             19 if self.dice(300) => ("cancel", format!("/campaigns/{id}/cancel"), Method::POST),
@@ -735,6 +744,9 @@ impl World {
         if matches!(what, "cancel" | "delete") && (s.is_success() || s.is_server_error()) {
             let now = self.now();
             self.tenants[t].campaigns[c].ended_at.get_or_insert(now);
+            if what == "delete" {
+                self.tenants[t].campaigns[c].deleted_at.get_or_insert(now);
+            }
         }
         self.log.push(format!(
             "{} {what} {tenant}/{id}: {s} {}",
@@ -1041,7 +1053,18 @@ impl World {
                 if let Some(end) = ca.ended_at.filter(|e| *e >= a.at) {
                     open_until = open_until.min(end);
                 }
-                if b.at < open_until && !answered {
+                // A reset of the first campaign (its walk runs later than the request)
+                // that reached this entry after the send released the contact: the
+                // entry no longer holds that message, and not because its outcome was
+                // unknown to the engine.
+                let now_entry = repo::get_entry(&*self.mem, &ra).await.unwrap();
+                let attempt = EntryRef::decode_attempt(&a.callback_data).and_then(|(_, n)| n);
+                let superseded = now_entry.as_ref().is_some_and(|e| {
+                    e.message_id.as_deref() != Some(a.message_id.as_str())
+                        && (e.attempts > attempt.unwrap_or(0) || e.state == EntryState::Fresh)
+                });
+                let released = superseded && ca.reset_at.iter().any(|r| *r <= b.at);
+                if b.at < open_until && !answered && !released {
                     let first = repo::get_entry(&*self.mem, &ra).await.unwrap();
                     if std::env::var("SIM_LOG").is_ok() {
                         let i = repo::get_interaction(
@@ -1069,7 +1092,8 @@ impl World {
                         )),
                     ));
                 }
-                if let Some(days) = cb.duplicate_window_days {
+                let forgotten = ca.deleted_at.is_some_and(|d| d <= b.at);
+                if let (Some(days), false) = (cb.duplicate_window_days, forgotten) {
                     if a.at > b.at - Duration::days(i64::from(days)) {
                         broken.push(format!(
                             "{phone}: {} sent at {} inside its duplicate window after {} at {}",

@@ -104,10 +104,16 @@ impl SecretResolver {
             .map_err(|e| PortError::Backend(format!("{what}: extension unreachable: {e}")))?;
         let status = resp.status();
         if !status.is_success() {
-            // The body may echo the request but never a value; still, keep it out.
-            return Err(PortError::Backend(format!(
-                "{what}: extension answered {status}"
-            )));
+            // The body may echo the request but never a value; still, keep it out. A 4xx
+            // is the store's answer about this secret (missing, not readable): lasting. A
+            // 5xx or a throttle is the store's trouble: worth another try.
+            let message = format!("{what}: extension answered {status}");
+            let lasting = status.is_client_error() && status.as_u16() != 429;
+            return Err(if lasting {
+                PortError::Refused(message)
+            } else {
+                PortError::Backend(message)
+            });
         }
         resp.json::<Value>()
             .await
@@ -123,7 +129,7 @@ impl SecretResolver {
             body.get("SecretString")
                 .and_then(Value::as_str)
                 .map(str::to_owned)
-                .ok_or_else(|| PortError::Backend(format!("{what}: no SecretString")))
+                .ok_or_else(|| PortError::Refused(format!("{what}: no SecretString")))
         } else if let Some(name) = reference.strip_prefix("ssm:") {
             let what = format!("parameter {name}");
             let body = self
@@ -136,11 +142,11 @@ impl SecretResolver {
             body.pointer("/Parameter/Value")
                 .and_then(Value::as_str)
                 .map(str::to_owned)
-                .ok_or_else(|| PortError::Backend(format!("{what}: no Parameter.Value")))
+                .ok_or_else(|| PortError::Refused(format!("{what}: no Parameter.Value")))
         } else {
             // Name only the scheme: a mistyped reference may be a raw value.
             let scheme = reference.split_once(':').map_or("", |(s, _)| s);
-            Err(PortError::Backend(format!(
+            Err(PortError::Refused(format!(
                 "unsupported secret reference scheme {scheme:?} (expected env:, secretsmanager: or ssm:)"
             )))
         }
@@ -152,16 +158,16 @@ impl Secrets for SecretResolver {
     async fn resolve(&self, reference: &str) -> PortResult<String> {
         if let Some(var) = reference.strip_prefix("env:") {
             if !self.env_allowed {
-                return Err(PortError::Backend(
+                return Err(PortError::Refused(
                     "env: secret references are for local runs only".into(),
                 ));
             }
             return std::env::var(var).map_err(|e| match e {
                 std::env::VarError::NotPresent => {
-                    PortError::Backend(format!("environment variable {var} is not set"))
+                    PortError::Refused(format!("environment variable {var} is not set"))
                 }
                 std::env::VarError::NotUnicode(_) => {
-                    PortError::Backend(format!("environment variable {var} is not valid UTF-8"))
+                    PortError::Refused(format!("environment variable {var} is not valid UTF-8"))
                 }
             });
         }
@@ -254,7 +260,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, PortError::Backend(m) if m.contains("env:")),
+            matches!(&err, PortError::Refused(m) if m.contains("env:")),
             "{err:?}"
         );
     }
@@ -277,7 +283,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, PortError::Backend(m) if m.contains("SECRET_RESOLVER_TEST_UNSET")),
+            matches!(&err, PortError::Refused(m) if m.contains("SECRET_RESOLVER_TEST_UNSET")),
             "{err:?}"
         );
     }
@@ -318,7 +324,7 @@ mod tests {
         let r = SecretResolver::with_extension_base(base);
         let err = r.resolve("secretsmanager:missing").await.unwrap_err();
         assert!(
-            matches!(&err, PortError::Backend(m) if m.contains("missing") && m.contains("400"))
+            matches!(&err, PortError::Refused(m) if m.contains("missing") && m.contains("400"))
         );
         let _ = r.resolve("secretsmanager:missing").await.unwrap_err();
         assert_eq!(hits.secrets.load(Ordering::SeqCst), 2);

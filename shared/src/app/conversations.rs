@@ -327,11 +327,13 @@ pub(crate) type SenderCache = HashMap<(String, String), Option<String>>;
 /// Sender and response timeout of campaigns, read once per sweep.
 pub(crate) type CampaignSenders = HashMap<(String, String), Option<(String, chrono::Duration)>>;
 
-/// The sweeper reclaims `entry`, whose worker died after claiming it and maybe after the
-/// provider accepted its message: the contact counts as written to from the claim on
-/// ([`Interaction::maybe_sent`]). Returns false when that could not be stored (then the
-/// entry waits for the next sweep); true when it was, or when there is nothing to hold
-/// (no claim time, a campaign or account gone).
+/// Holds the contact for `entry`, whose sender failed midway: the sweeper reclaiming a
+/// stale claim, or another sender finding its hold lapsed. A SENDING entry's message may
+/// have been accepted: the contact counts as written to from the claim on
+/// ([`Interaction::maybe_sent`]); an entry recorded as sent gets the interaction its
+/// sender may have failed to write ([`Interaction::restored`]). Returns false when that
+/// could not be stored (the caller tries again later); true when it was, or when there is
+/// nothing to hold (never claimed, a campaign or account gone).
 pub(crate) async fn hold_after_unknown_outcome(
     table: &dyn Table,
     campaigns: &mut CampaignSenders,
@@ -357,10 +359,18 @@ pub(crate) async fn hold_after_unknown_outcome(
     };
     let held = async {
         let previous = repo::get_interaction(table, &sender, &entry.phone).await?;
-        let attempt = entry.attempts;
-        if let Some(i) =
-            Interaction::maybe_sent(entry.entry_ref(), attempt, at, timeout, previous.as_ref())
-        {
+        let i = if entry.state == crate::domain::hopper::EntryState::Sending {
+            Interaction::maybe_sent(
+                entry.entry_ref(),
+                entry.attempts,
+                at,
+                timeout,
+                previous.as_ref(),
+            )
+        } else {
+            Interaction::restored(entry, timeout, previous.as_ref())
+        };
+        if let Some(i) = i {
             repo::put_interaction(table, &sender, &i).await?;
         }
         Ok::<_, crate::ports::PortError>(())

@@ -7,7 +7,7 @@ use super::{retry_on_conflict, update_campaign, AppError, AppResult};
 use crate::domain::account::Account;
 use crate::domain::campaign::Campaign;
 use crate::domain::eligibility::{self, ContactFacts, Interaction, Verdict};
-use crate::domain::hopper::HopperEntry;
+use crate::domain::hopper::{EntryState, HopperEntry};
 use crate::domain::inbound::{at_provider_resolution, EntryRef};
 use crate::domain::outcome::{FailureClass, SendFailure};
 use crate::domain::phone::PhoneNumber;
@@ -312,6 +312,23 @@ impl SendService {
     ) -> AppResult<Result<(), Time>> {
         retry_on_conflict(|_| async move {
             let mut hold = repo::get_hold(&*self.table, &r.tenant, &r.phone).await?;
+            // A sender that failed midway left the contact held until now: its entry may
+            // have gone out (still SENDING, or recorded without its interaction), so the
+            // contact is held for it first, as the sweeper or a redelivery would.
+            if let Some(lapsed) = hold.lapsed_holder(holder, now).and_then(EntryRef::decode) {
+                if let Some(stale) = repo::get_entry(&*self.table, &lapsed).await? {
+                    let mut campaigns = super::conversations::CampaignSenders::new();
+                    let held = super::conversations::hold_after_unknown_outcome(
+                        &*self.table,
+                        &mut campaigns,
+                        &stale,
+                    )
+                    .await;
+                    if !held {
+                        return Ok(Err(now + eligibility::HOLD_RECHECK));
+                    }
+                }
+            }
             if let Err(until) = hold.take(holder, now) {
                 return Ok(Err(until));
             }
@@ -478,35 +495,17 @@ impl SendService {
         let Some(entry) = repo::get_entry(&*self.table, r).await? else {
             return Ok(false);
         };
-        if entry.state == crate::domain::hopper::EntryState::Sending {
+        if entry.state == EntryState::Sending {
             return Ok(true);
         }
-        let (Some(message_id), Some(sent_at)) = (entry.message_id.clone(), entry.sent_at) else {
-            return Ok(false);
-        };
         let sender = &ctx.account.sender_id;
         let stored = repo::get_interaction(&*self.table, sender, &r.phone).await?;
-        let previous = stored.as_ref();
-        if previous.is_some_and(|p| {
-            p.message_id == message_id || p.sent_at.is_some_and(|at| at >= sent_at)
-        }) {
-            return Ok(false);
+        let timeout = ctx.campaign.response_timeout();
+        if let Some(i) = Interaction::restored(&entry, timeout, stored.as_ref()) {
+            tracing::warn!(phone = %r.phone.masked(), "interaction of an earlier send repaired");
+            let i = i.with_options(ctx.template.quick_replies.clone());
+            repo::put_interaction(&*self.table, sender, &i).await?;
         }
-        tracing::warn!(phone = %r.phone.masked(), "interaction of an earlier send repaired");
-        let mut interaction = Interaction::opened(
-            r.clone(),
-            message_id,
-            sent_at,
-            ctx.campaign.response_timeout(),
-            previous,
-        )
-        .with_options(ctx.template.quick_replies.clone());
-        // Answered already: the contact is free, the send still counts for the
-        // duplicate window.
-        if entry.state != crate::domain::hopper::EntryState::Pending {
-            interaction.closed_at = entry.replied_at;
-        }
-        repo::put_interaction(&*self.table, &ctx.account.sender_id, &interaction).await?;
         Ok(false)
     }
 

@@ -4,7 +4,7 @@
 //! outcome is recorded on the entry with its reason (R4.3-R4.6).
 
 use super::campaign::Campaign;
-use super::hopper::EntryState;
+use super::hopper::{EntryState, HopperEntry};
 use super::inbound::EntryRef;
 use super::phone::{PhoneNumber, MIN_DIGITS};
 use super::Time;
@@ -48,6 +48,9 @@ pub struct ContactHold {
     /// The entry (`EntryRef::encode`) holding the contact.
     pub holder: String,
     pub until: Time,
+    /// Let go of by its holder (not lapsed).
+    #[serde(default)]
+    pub released: bool,
     #[serde(default)]
     pub version: u64,
 }
@@ -59,6 +62,7 @@ impl ContactHold {
             phone,
             holder: String::new(),
             until: Time::MIN_UTC,
+            released: true,
             version: 0,
         }
     }
@@ -71,7 +75,15 @@ impl ContactHold {
         }
         self.holder = holder.to_owned();
         self.until = now + HOLD_LEASE;
+        self.released = false;
         Ok(())
+    }
+
+    /// The entry of another holder whose hold lapsed without being let go: its sender
+    /// failed midway, maybe after the provider accepted its message.
+    pub fn lapsed_holder(&self, holder: &str, now: Time) -> Option<&str> {
+        (!self.released && self.holder != holder && !self.holder.is_empty() && self.until <= now)
+            .then_some(self.holder.as_str())
     }
 
     /// Lets go of the hold if `holder` has it; whether it changed.
@@ -80,6 +92,7 @@ impl ContactHold {
             return false;
         }
         self.until = now;
+        self.released = true;
         true
     }
 }
@@ -192,6 +205,30 @@ impl Interaction {
         Some(Interaction::opened(
             entry, unknown_id, at, timeout, previous,
         ))
+    }
+
+    /// The interaction a recorded send should have opened, for when writing it failed
+    /// (the entry has its message id and send time): closed if the contact answered
+    /// already, since the send still counts for the duplicate window. `None` when the
+    /// entry was not sent, or `previous` is this send or a later one, which stands.
+    pub fn restored(
+        entry: &HopperEntry,
+        timeout: chrono::Duration,
+        previous: Option<&Interaction>,
+    ) -> Option<Self> {
+        let (Some(message_id), Some(sent_at)) = (entry.message_id.clone(), entry.sent_at) else {
+            return None;
+        };
+        if previous.is_some_and(|p| {
+            p.message_id == message_id || p.sent_at.is_some_and(|at| at >= sent_at)
+        }) {
+            return None;
+        }
+        let mut i = Interaction::opened(entry.entry_ref(), message_id, sent_at, timeout, previous);
+        if entry.state != EntryState::Pending {
+            i.closed_at = entry.replied_at;
+        }
+        Some(i)
     }
 
     /// The quick-reply options the message offered (R5.2).

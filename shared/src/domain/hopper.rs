@@ -285,6 +285,13 @@ impl HopperEntry {
                 self.state = EntryState::Fresh;
                 self.claimed_at = None;
             }
+            // Nothing was attempted: back in line, and nothing to show as its result.
+            FailureClass::NotAttempted => {
+                self.state = EntryState::Fresh;
+                self.claimed_at = None;
+                self.error = None;
+                self.reason = None;
+            }
         }
     }
 
@@ -582,12 +589,17 @@ impl HopperEntry {
     /// entries sent or answered (PENDING, CLOSED) are never retried. Neither is a RETRY
     /// entry that a delivery status shows reached the phone (an "outcome unknown" claim
     /// whose message did go out), nor one the provider accepted (it has a message id or a
-    /// `sent` time: a call that timed out after acceptance, or a status that reported it):
-    /// sending it again would reach the customer twice. Returns whether the entry changed.
+    /// `sent` time: a status that reported it), nor one whose outcome is unknown (a call
+    /// whose answer was lost, a worker that died after the call: the provider may have
+    /// accepted it, and its status may come late): sending it again could reach the
+    /// customer twice; a reset is the operator's way to send it anyway. Returns whether the
+    /// entry changed.
     pub fn retry(&mut self, seq: u64) -> bool {
         let accepted =
             self.message_id.is_some() || self.sent_at.is_some() || self.delivered_at.is_some();
-        if self.state != EntryState::Retry || accepted {
+        // The provider may have accepted it: only a reset sends it again.
+        let maybe_sent = self.disposition.as_deref() == Some("outcome_unknown");
+        if self.state != EntryState::Retry || accepted || maybe_sent {
             return false;
         }
         self.state = EntryState::Fresh;
@@ -717,6 +729,27 @@ mod tests {
         e.claim(now).unwrap();
         e.record_failure(&SendFailure::transport("timed out"));
         assert!(e.retry(9));
+    }
+
+    /// Found by the seeded simulation (seed 3151 of the 10,000-seed run): the provider
+    /// accepted the message and the answer was lost; the operator's retry came before
+    /// Meta's `sent` status did and the customer got it twice. An outcome the engine does
+    /// not know is never sent again by a retry (a reset still re-sends everyone).
+    #[test]
+    fn retry_never_resends_a_message_whose_outcome_is_unknown() {
+        let now = Utc::now();
+        let mut e = entry();
+        e.claim(now).unwrap();
+        e.record_failure(&SendFailure::outcome_unknown("Meta timeout"));
+        assert_eq!(e.state, EntryState::Retry);
+        assert!(!e.retry(9), "the provider may have accepted it");
+        let mut e = entry();
+        e.claim(now).unwrap();
+        assert!(e.reclaim_stale(now + Duration::hours(1), Duration::minutes(10)));
+        assert!(
+            !e.retry(9),
+            "the worker may have died after the provider accepted it"
+        );
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub enum FailureClass {
     /// RETRY "outcome unknown", never sent again automatically, and the contact counts as
     /// written to (its interaction opens as if the message went out).
     Unknown,
+    /// Nothing reached the provider and another attempt soon should work (the secrets
+    /// store could not answer just now): the entry goes back in line, the campaign runs on.
+    NotAttempted,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -74,7 +74,7 @@ impl From<AppError> for ApiError {
                 Some("cursor".into()),
                 "cursor: is not a cursor this listing returned",
             ),
-            AppError::Port(PortError::Backend(m)) => {
+            AppError::Port(PortError::Backend(m) | PortError::Refused(m)) => {
                 tracing::error!(error = %m, "backend failure");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -420,7 +420,7 @@ fn parse_status(item: StatusItem) -> Option<StatusUpdate> {
         // `played` (voice messages) and whatever Meta adds later mean nothing to a campaign.
         _ => return None,
     };
-    let message_id = item.id.filter(|s| !s.is_empty())?;
+    let message_id = item.id.filter(|s| !s.trim().is_empty())?;
     let at = epoch_time(item.timestamp.as_ref())?;
     let (entry, attempt) = item
         .biz_opaque_callback_data
@@ -623,7 +623,7 @@ mod tests {
         async fn resolve(&self, reference: &str) -> PortResult<String> {
             match reference {
                 "env:TOKEN" => Ok("tok-123".into()),
-                _ => Err(crate::ports::PortError::Backend("no such secret".into())),
+                _ => Err(crate::ports::PortError::Refused("no such secret".into())),
             }
         }
     }

@@ -7,7 +7,7 @@ pub mod meta_templates;
 
 use crate::domain::account::{secret_ref_of_tenant, Account, Provider};
 use crate::domain::outcome::{FailureClass, SendFailure};
-use crate::ports::{MessagingProvider, OutboundTemplate, Secrets};
+use crate::ports::{MessagingProvider, OutboundTemplate, PortError, Secrets};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,8 +45,10 @@ impl MessagingProvider for ByAccountProvider {
     }
 }
 
-/// The account's credential, resolved from its reference. An unavailable credential is an
-/// account-level failure: the campaign pauses instead of failing every contact.
+/// The account's credential, resolved from its reference. A credential that is not there
+/// (or may not be read) is an account-level failure: the campaign pauses instead of
+/// failing every contact. A store that cannot answer just now is not: the entry goes
+/// back in line and the campaign runs on.
 pub(crate) async fn credential(
     secrets: &dyn Secrets,
     account: &Account,
@@ -67,6 +69,15 @@ pub(crate) async fn credential(
     }
     match secrets.resolve(&account.token_ref).await {
         Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_owned()),
+        // The store could not answer just now: nothing sent, try again soon.
+        Err(PortError::Backend(e)) => {
+            tracing::warn!(account = %account.id, provider, error = %e, "credentials not read; the entry goes back in line");
+            Err(SendFailure {
+                class: FailureClass::NotAttempted,
+                code: None,
+                reason: format!("credentials not read just now: {}", account.token_ref),
+            })
+        }
         _ => {
             tracing::warn!(account = %account.id, token_ref = %account.token_ref, provider, "credentials unavailable");
             Err(SendFailure {
@@ -179,5 +190,38 @@ mod tests {
         assert_eq!(secrets.0.load(Ordering::SeqCst), 0, "never looked up");
         a.token_ref = "secretsmanager:campaigns/acme/meta-token".into();
         assert!(credential(&secrets, &a, "meta").await.is_ok());
+    }
+
+    struct Failing(PortError);
+
+    #[async_trait::async_trait]
+    impl Secrets for Failing {
+        async fn resolve(&self, _reference: &str) -> PortResult<String> {
+            Err(self.0.clone())
+        }
+    }
+
+    /// Finding 14: a secrets store that cannot answer just now must not pause the
+    /// campaign; one that says the secret is not there (or not readable) must.
+    #[tokio::test]
+    async fn a_transient_secrets_failure_puts_the_entry_back_without_pausing() {
+        let a = Account::create(
+            "acme",
+            NewAccount {
+                name: Some("Main".into()),
+                sender_id: Some("106540352242922".into()),
+                token_ref: Some("secretsmanager:campaigns/acme/meta-token".into()),
+                waba_id: Some("102290129340398".into()),
+                ..Default::default()
+            },
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        let busy = Failing(PortError::Backend("extension answered 503".into()));
+        let err = credential(&busy, &a, "meta").await.unwrap_err();
+        assert_eq!(err.class, FailureClass::NotAttempted);
+        let gone = Failing(PortError::Refused("extension answered 400".into()));
+        let err = credential(&gone, &a, "meta").await.unwrap_err();
+        assert_eq!(err.class, FailureClass::Campaign);
     }
 }

@@ -144,8 +144,9 @@ fn handle(host: &Host, body: &[u8]) -> (Outcome, String) {
         Ok(body) => (Outcome::Ok, body),
         Err(PortError::ConditionFailed) => (Outcome::ConditionFailed, "null".into()),
         Err(PortError::Backend(m)) => (Outcome::Backend, serde_json::to_string(&m).unwrap()),
-        // The bench's workers page with the cursors they were given; never expected.
-        Err(e @ PortError::BadCursor(_)) => (
+        // The bench's workers page with the cursors they were given, and its table never
+        // refuses: neither is expected.
+        Err(e @ (PortError::BadCursor(_) | PortError::Refused(_))) => (
             Outcome::Backend,
             serde_json::to_string(&e.to_string()).unwrap(),
         ),
