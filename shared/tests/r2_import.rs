@@ -771,3 +771,56 @@ impl Env {
 fn acme() -> shared::domain::ids::TenantId {
     shared::domain::ids::TenantId::parse("acme").unwrap()
 }
+
+/// Finding 14: an uploaded file has a row cap and a size cap; past either the import
+/// fails as a whole, naming the cap, with what came before it kept.
+#[tokio::test]
+async fn r2_4_an_import_past_its_row_or_size_cap_fails_naming_it() {
+    let e = memory_env();
+    let mut svc = e.service(2);
+    svc.tuning.max_rows = 4;
+    let rows: String = (0..10).map(|i| format!("+91 98123 456{i:02}\n")).collect();
+    let ticket = svc.create_upload(&acme(), None, None).await.unwrap();
+    e.objects
+        .put(
+            &ticket.import.object_key(),
+            format!("phone\n{rows}").into(),
+            "text/csv",
+        )
+        .await
+        .unwrap();
+    match svc
+        .run(&acme(), &ticket.import.id, "me", Duration::from_secs(60))
+        .await
+        .unwrap()
+    {
+        RunOutcome::Finished(i) => {
+            assert_eq!(i.status, ImportStatus::Failed, "{i:?}");
+            assert!(i.failure.as_deref().unwrap().contains("4 rows"), "{i:?}");
+            assert_eq!(i.imported, 4, "the rows before the cap are kept");
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut svc = e.service(2);
+    svc.tuning.max_bytes = 40;
+    let ticket = svc.create_upload(&acme(), None, None).await.unwrap();
+    e.objects
+        .put(
+            &ticket.import.object_key(),
+            format!("phone\n{rows}").into(),
+            "text/csv",
+        )
+        .await
+        .unwrap();
+    match svc
+        .run(&acme(), &ticket.import.id, "me", Duration::from_secs(60))
+        .await
+        .unwrap()
+    {
+        RunOutcome::Finished(i) => {
+            assert_eq!(i.status, ImportStatus::Failed, "{i:?}");
+            assert!(i.failure.as_deref().unwrap().contains("40 bytes"), "{i:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -3,10 +3,10 @@
 //! applies them), so the answer goes out after one SQS write.
 
 use shared::adapters::aws::{self, sqs::SqsQueue};
-use shared::adapters::secrets::SecretResolver;
+use shared::adapters::secrets::{resolve_patiently, SecretResolver};
 use shared::config;
 use shared::http::webhook::{KaleyraHookState, QueueSink, WebhookState};
-use shared::ports::Secrets;
+use shared::ports::PortError;
 use std::sync::Arc;
 
 #[tokio::main]
@@ -14,31 +14,36 @@ async fn main() -> Result<(), lambda_http::Error> {
     config::init_tracing();
     let sdk = aws::sdk_config().await;
     let secrets = SecretResolver::new();
-    let app_secret = secrets
-        .resolve(&config::required(
-            "META_APP_SECRET_REF",
-            "reference to the Meta app secret",
-        )?)
-        .await?;
-    let verify_token = secrets
-        .resolve(&config::required(
+    // A blip of the secrets store is tried again; a lasting failure fails the cold start,
+    // so the next event starts a fresh instance instead of one missing a route for life.
+    let app_secret = resolve_patiently(
+        &secrets,
+        &config::required("META_APP_SECRET_REF", "reference to the Meta app secret")?,
+    )
+    .await?;
+    let verify_token = resolve_patiently(
+        &secrets,
+        &config::required(
             "META_VERIFY_TOKEN_REF",
             "reference to the webhook verify token",
-        )?)
-        .await?;
+        )?,
+    )
+    .await?;
     let sink = QueueSink::on(Arc::new(SqsQueue::new(
         aws_sdk_sqs::Client::new(&sdk),
         config::required("INBOUND_QUEUE_URL", "the inbound webhook queue")?,
     )));
     // Kaleyra callbacks are served when their shared token is configured.
     let kaleyra = match std::env::var("KALEYRA_CALLBACK_TOKEN_REF") {
-        // A missing Kaleyra secret must not take the Meta webhook down with it.
-        Ok(r) if !r.trim().is_empty() => match secrets.resolve(&r).await {
+        // A Kaleyra secret that does not exist must not take the Meta webhook down with
+        // it; one the store cannot serve just now fails the cold start (see above).
+        Ok(r) if !r.trim().is_empty() => match resolve_patiently(&secrets, &r).await {
             Ok(token) => Some(token),
-            Err(e) => {
-                tracing::warn!(error = %e, "Kaleyra callback token unavailable; /webhooks/kaleyra is off");
+            Err(e @ PortError::Refused(_)) => {
+                tracing::warn!(error = %e, "Kaleyra callback token refused; /webhooks/kaleyra is off");
                 None
             }
+            Err(e) => return Err(e.into()),
         },
         _ => None,
     };

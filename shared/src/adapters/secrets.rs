@@ -153,6 +153,25 @@ impl SecretResolver {
     }
 }
 
+/// Resolves `reference`, trying again (three attempts, 100 ms then 400 ms apart) while
+/// the store answers with a failure that may pass ([`PortError::Backend`]); a refusal is
+/// returned at once. For cold starts, where one blip must not shape a whole instance.
+pub async fn resolve_patiently(secrets: &dyn Secrets, reference: &str) -> PortResult<String> {
+    let mut wait = std::time::Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        match secrets.resolve(reference).await {
+            Err(PortError::Backend(e)) if attempt < 3 => {
+                tracing::warn!(error = %e, attempt, "secret not read; trying again");
+                tokio::time::sleep(wait).await;
+                wait *= 4;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 #[async_trait]
 impl Secrets for SecretResolver {
     async fn resolve(&self, reference: &str) -> PortResult<String> {
@@ -305,6 +324,32 @@ mod tests {
             1,
             "second resolve comes from the cache"
         );
+    }
+
+    struct Flaky(std::sync::atomic::AtomicUsize, PortError);
+
+    #[async_trait]
+    impl Secrets for Flaky {
+        async fn resolve(&self, _reference: &str) -> PortResult<String> {
+            if self.0.fetch_add(1, Ordering::SeqCst) < 2 {
+                return Err(self.1.clone());
+            }
+            Ok("value".into())
+        }
+    }
+
+    /// Finding 14: a secrets blip at a cold start must not shape the instance's life.
+    #[tokio::test]
+    async fn cold_start_reads_try_again_after_a_passing_failure_only() {
+        let flaky = Flaky(Default::default(), PortError::Backend("503".into()));
+        assert_eq!(
+            resolve_patiently(&flaky, "secretsmanager:x").await.unwrap(),
+            "value"
+        );
+        assert_eq!(flaky.0.load(Ordering::SeqCst), 3);
+        let gone = Flaky(Default::default(), PortError::Refused("400".into()));
+        assert!(resolve_patiently(&gone, "secretsmanager:x").await.is_err());
+        assert_eq!(gone.0.load(Ordering::SeqCst), 1, "a refusal is not retried");
     }
 
     #[tokio::test]

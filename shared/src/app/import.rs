@@ -33,7 +33,8 @@ use super::{AppError, AppResult};
 use crate::domain::contact::{CheckedKey, NewContact};
 use crate::domain::ids::TenantId;
 use crate::domain::import::{
-    parse_object_key, ColumnMap, Import, ImportSource, ImportStatus, RowError, MAX_STORED_ERRORS,
+    check_caps, parse_object_key, ColumnMap, Import, ImportSource, ImportStatus, RowError,
+    MAX_STORED_ERRORS,
 };
 use crate::domain::phone::PhoneNumber;
 use crate::domain::{DomainError, Time};
@@ -65,6 +66,10 @@ pub struct ImportTuning {
     pub concurrency: usize,
     /// A row longer than this many bytes stops the import (it would have to be held whole).
     pub max_row_bytes: u64,
+    /// Data rows one import may hold; past it the import fails (its earlier rows stay).
+    pub max_rows: u64,
+    /// Bytes of file one import may read; past it the import fails the same way.
+    pub max_bytes: u64,
 }
 
 impl Default for ImportTuning {
@@ -73,6 +78,8 @@ impl Default for ImportTuning {
             batch_rows: 500,
             concurrency: 16,
             max_row_bytes: 1024 * 1024,
+            max_rows: crate::domain::import::MAX_IMPORT_ROWS,
+            max_bytes: crate::domain::import::MAX_IMPORT_BYTES,
         }
     }
 }
@@ -844,15 +851,18 @@ async fn consume(
                 checkpoint(table, clock, import, base.absolute(end)).await?;
             }
             Parsed::Rows(rows, end) => {
-                let rows = rows
+                let rows: Vec<RawRow> = rows
                     .into_iter()
                     .map(|r| RawRow {
                         line: base.line + r.line - 1,
                         cells: r.cells,
                     })
                     .collect();
+                let at = base.absolute(end);
+                let rows_after = import.rows + rows.len() as u64;
+                check_caps(rows_after, at.offset, tuning.max_rows, tuning.max_bytes)?;
                 process_batch(table, clock, tuning, import, rows).await?;
-                checkpoint(table, clock, import, base.absolute(end)).await?;
+                checkpoint(table, clock, import, at).await?;
                 if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
                     return Ok(match rx.try_recv() {
                         Err(mpsc::error::TryRecvError::Disconnected) => Progress::Done,

@@ -35,6 +35,28 @@ pub enum Column {
 pub const TAG_SEPARATOR: char = ';';
 /// Invalid rows stored with their reason per import; beyond this they are only counted.
 pub const MAX_STORED_ERRORS: u64 = 1000;
+/// Data rows one import may hold (the seed's largest lists are a million contacts).
+pub const MAX_IMPORT_ROWS: u64 = 5_000_000;
+/// Bytes of file one import may read: 1 GiB, about five million rows of a wide export.
+pub const MAX_IMPORT_BYTES: u64 = 1 << 30;
+
+/// An import that would hold more than `max_rows` data rows or read past `max_bytes` of
+/// its file fails as a whole, naming the cap (what it stored before stays).
+pub fn check_caps(rows: u64, bytes: u64, max_rows: u64, max_bytes: u64) -> Result<(), DomainError> {
+    if rows > max_rows {
+        return Err(DomainError::invalid(
+            "file",
+            format!("has more than {max_rows} rows, the most one import holds: split it"),
+        ));
+    }
+    if bytes > max_bytes {
+        return Err(DomainError::invalid(
+            "file",
+            format!("is larger than {max_bytes} bytes, the most one import reads: split it"),
+        ));
+    }
+    Ok(())
+}
 
 fn parse_target(field: &str, target: &str) -> Result<Column, DomainError> {
     let t = target.trim();
