@@ -1061,7 +1061,8 @@ impl World {
                 let attempt = EntryRef::decode_attempt(&a.callback_data).and_then(|(_, n)| n);
                 let superseded = now_entry.as_ref().is_some_and(|e| {
                     e.message_id.as_deref() != Some(a.message_id.as_str())
-                        && (e.attempts > attempt.unwrap_or(0) || e.state == EntryState::Fresh)
+                        && (e.attempts > attempt.unwrap_or(0)
+                            || e.disposition.as_deref() != Some("outcome_unknown"))
                 });
                 let released = superseded && ca.reset_at.iter().any(|r| *r <= b.at);
                 if b.at < open_until && !answered && !released {
