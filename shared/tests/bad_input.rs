@@ -81,11 +81,18 @@ async fn malformed_cursor(h: Spawned) {
         format!("/block-lists/{block}/numbers"),
         "/opt-outs".to_owned(),
     ] {
-        for cursor in ["abc", "", "%7B%22PK%22%3A1%7D", "%5B%5D", foreign.as_str()] {
+        for cursor in ["abc", "%7B%22PK%22%3A1%7D", "%5B%5D", foreign.as_str()] {
             let uri = format!("{path}?cursor={cursor}");
             let (s, v) = h.call(Method::GET, &uri, None).await;
             assert_eq!(s, StatusCode::BAD_REQUEST, "{uri}: {v}");
             assert_eq!(v["field"], "cursor", "{uri}: {v}");
+        }
+        // An empty cursor is no cursor: the first page.
+        let first = h.ok(Method::GET, &path, None).await;
+        for empty in ["cursor=", "cursor", "cursor=&limit="] {
+            let uri = format!("{path}?{empty}");
+            let (s, v) = h.call(Method::GET, &uri, None).await;
+            assert_eq!((s, &v), (StatusCode::OK, &first), "{uri}");
         }
     }
 }
@@ -194,4 +201,187 @@ async fn unknown_fields(h: Spawned) {
 testkit::on_both_backends! {
     memory: memory(), dynamo: dynamo().await;
     unknown_fields: every_body_refuses_an_unknown_field, every_body_refuses_an_unknown_field_on_emulator;
+}
+
+/// Every listing reads its query like the rest of the API: a value that cannot be its
+/// type or is out of range is a JSON 400 naming the parameter (never plain text, never
+/// silently clamped), and an empty parameter is an absent one.
+#[tokio::test]
+async fn query_parameters_are_checked_and_named() {
+    let h = memory();
+    let list = h
+        .ok(Method::POST, "/lists", Some(json!({"name": "L"})))
+        .await;
+    let list = list["id"].as_str().unwrap().to_owned();
+    let block = h
+        .ok(Method::POST, "/block-lists", Some(json!({"name": "B"})))
+        .await;
+    let block = block["id"].as_str().unwrap().to_owned();
+    let listings = [
+        ("/campaigns".to_owned(), 100),
+        ("/contacts".to_owned(), 100),
+        ("/block-lists".to_owned(), 100),
+        (format!("/block-lists/{block}/numbers"), 1000),
+        ("/opt-outs".to_owned(), 1000),
+        (format!("/lists/{list}/members"), 1000),
+    ];
+    for (path, max) in &listings {
+        for bad in [
+            "-1".to_owned(),
+            "0".to_owned(),
+            "abc".to_owned(),
+            format!("{}", max + 1),
+            "1.5".to_owned(),
+        ] {
+            let uri = format!("{path}?limit={bad}");
+            let (s, v) = h.call(Method::GET, &uri, None).await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{uri}: {v}");
+            assert_eq!(v["field"], "limit", "{uri}: {v}");
+            assert_eq!(v["error"], "bad_request", "{uri}: {v}");
+        }
+        let uri = format!("{path}?limit={max}");
+        let (s, v) = h.call(Method::GET, &uri, None).await;
+        assert_eq!(s, StatusCode::OK, "{uri}: {v}");
+        let uri = format!("{path}?limit=&cursor=");
+        let (s, v) = h.call(Method::GET, &uri, None).await;
+        assert_eq!(s, StatusCode::OK, "{uri}: {v}");
+    }
+    // A duplicated parameter is a JSON 400 too.
+    let (s, v) = h.call(Method::GET, "/contacts?limit=1&limit=2", None).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request")),
+        "{v}"
+    );
+    // An empty filter is no filter.
+    let (s, v) = h
+        .call(Method::GET, "/campaigns?channel=&status=", None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // The campaigns cursor is a campaign id: anything else names `cursor` (422, as the
+    // store's own check answers), never an empty page.
+    for cursor in ["zzz", "cmp_1", "lst_0193a6f1a2b37c4d8e9f0a1b2c3d4e5f"] {
+        let (s, v) = h
+            .call(Method::GET, &format!("/campaigns?cursor={cursor}"), None)
+            .await;
+        assert_eq!(
+            (s, v["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("cursor")),
+            "{cursor}: {v}"
+        );
+    }
+}
+
+/// A body is one JSON object: an array or a bare value is a 400 naming the body (serde
+/// would fill a struct from an array); `POST /contacts` alone takes an array as well.
+/// Whole numbers written as floats (`5.0`) are whole numbers, as JSON Schema says.
+#[tokio::test]
+async fn bodies_are_objects_and_whole_floats_are_integers() {
+    let h = memory();
+    for (method, path) in [
+        (Method::POST, "/campaigns"),
+        (Method::POST, "/lists"),
+        (Method::POST, "/block-lists"),
+        (Method::POST, "/opt-outs"),
+        (Method::POST, "/imports"),
+        (Method::POST, "/accounts"),
+        (Method::POST, "/accounts/acc_x/templates/sync"),
+        (Method::PUT, "/contacts/919812340000"),
+    ] {
+        for body in [
+            json!(["x"]),
+            json!([null, null]),
+            json!("x"),
+            json!(5),
+            Value::Null,
+        ] {
+            let (s, v) = h.call(method.clone(), path, Some(body.clone())).await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{method} {path} {body}: {v}");
+            assert!(
+                v["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("expected one JSON object"),
+                "{method} {path} {body}: {v}"
+            );
+        }
+    }
+    let (s, v) = h
+        .call(Method::POST, "/contacts", Some(json!("919812340000")))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (s, v) = h
+        .call(
+            Method::POST,
+            "/contacts",
+            Some(json!([{"phone": "919812340000"}])),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["items"][0]["phone"], "919812340000");
+    let c = h
+        .ok(
+            Method::POST,
+            "/campaigns",
+            Some(json!({"name": "Floats", "rate": 5.0, "response_timeout_days": 2.0})),
+        )
+        .await;
+    assert_eq!(c["pacing"]["value"], 5, "{c}");
+    assert_eq!(c["response_timeout_days"], 2, "{c}");
+    let (s, v) = h
+        .call(
+            Method::POST,
+            "/campaigns",
+            Some(json!({"name": "F", "rate": 5.5})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("rate")),
+        "{v}"
+    );
+}
+
+/// The local runner's check of `x-tenant-id` (`LOCAL_TENANTS`): no header, a malformed
+/// one or a tenant it does not serve is a 401 in the error shape; the document needs
+/// no tenant.
+#[tokio::test]
+async fn a_runner_with_known_tenants_answers_401_to_anyone_else() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use shared::http::{KnownTenants, TenantId};
+    use testkit::memory::ManualClock;
+    let api = shared::http::operator::router(common::memory_operator(
+        Arc::new(MemoryTable::new()),
+        Arc::new(ManualClock::system()),
+    ))
+    .layer(axum::middleware::from_fn_with_state(
+        KnownTenants(Arc::new(vec![TenantId::parse("acme").unwrap()])),
+        shared::http::tenant_from_known_header,
+    ));
+    let get = |path: &str, tenant: Option<&str>| {
+        let mut r = Request::builder().uri(path);
+        if let Some(t) = tenant {
+            r = r.header("x-tenant-id", t);
+        }
+        r.body(Body::empty()).unwrap()
+    };
+    for tenant in [
+        None,
+        Some("globex"),
+        Some("SCHEMATHESIS-INVALID-VALUE"),
+        Some("a b"),
+        Some(""),
+    ] {
+        for path in ["/contacts", "/campaigns", "/tenant", "/lists/lst_x"] {
+            let (s, bytes) = common::send(&api, get(path, tenant)).await;
+            let v: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{path} {tenant:?}: {v}");
+            assert_eq!(v["error"], "unauthorized", "{v}");
+        }
+    }
+    let (s, _) = common::send(&api, get("/contacts", Some("acme"))).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = common::send(&api, get("/openapi.json", None)).await;
+    assert_eq!(s, StatusCode::OK);
 }

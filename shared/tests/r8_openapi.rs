@@ -1,7 +1,9 @@
 //! R8.1: the OpenAPI document describes the whole operator API. It parses, lists exactly
 //! the routes the routers declare (found in the router sources, so a new route without a
 //! description fails here), every described operation is really served, and every
-//! operation shows at least one response example.
+//! operation shows at least one response example. The served document also describes
+//! the webhooks and the local runner's routes, and states the input rules the handlers
+//! apply (issue 13), which `scripts/api-fuzz.sh` then holds the code to.
 
 use testkit::harness as common;
 
@@ -42,15 +44,24 @@ fn balanced(s: &str, open: usize) -> &str {
     &s[open + 1..]
 }
 
-/// Every `.route("path", get(..).post(..))` of the HTTP sources but the webhook (a
-/// separate function for Meta, not the operator API).
+/// Every `.route("path", get(..).post(..))` of the HTTP sources (the operator API and the
+/// webhooks), of the local runner and of the simulator's control routes it serves under
+/// `/local/sim`.
 fn declared_routes() -> Vec<Declared> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/http");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut sources: Vec<(PathBuf, &str)> = std::fs::read_dir(root.join("src/http"))
+        .unwrap()
+        .map(|e| (e.unwrap().path(), ""))
+        .collect();
+    sources.push((root.join("../functions/local/src/control.rs"), ""));
+    sources.push((
+        root.join("../testkit/src/simulator/control.rs"),
+        "/local/sim",
+    ));
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
+    for (path, prefix) in sources {
         let file = path.file_name().unwrap().to_string_lossy().into_owned();
-        if !file.ends_with(".rs") || file == "webhook.rs" {
+        if !file.ends_with(".rs") {
             continue;
         }
         let src = std::fs::read_to_string(&path).unwrap();
@@ -63,7 +74,7 @@ fn declared_routes() -> Vec<Declared> {
             let Some(q2) = args[q1 + 1..].find('"') else {
                 continue;
             };
-            let route = &args[q1 + 1..q1 + 1 + q2];
+            let route = format!("{prefix}{}", &args[q1 + 1..q1 + 1 + q2]).replace("{*", "{");
             let handlers = &args[q1 + 2 + q2..];
             let in_fn = src[..open]
                 .rfind("fn ")
@@ -84,7 +95,7 @@ fn declared_routes() -> Vec<Declared> {
                     if before.is_none_or(|c| !(c.is_alphanumeric() || c == '_')) {
                         out.push(Declared {
                             method: m.to_owned(),
-                            path: route.to_owned(),
+                            path: route.clone(),
                             in_fn: in_fn.clone(),
                             file: file.clone(),
                         });
@@ -100,8 +111,9 @@ fn declared_routes() -> Vec<Declared> {
     out
 }
 
+/// What `GET /openapi.json` serves.
 fn document() -> Value {
-    let json = shared::http::openapi::document().to_json().unwrap();
+    let json = shared::http::openapi::served_document().to_string();
     serde_json::from_str(&json).expect("the document is JSON")
 }
 
@@ -180,7 +192,10 @@ async fn r8_1_every_described_operation_is_served() {
     // its own state, are merged by the composition root).
     let on_api: BTreeSet<(String, String)> = declared_routes()
         .into_iter()
-        .filter(|d| d.in_fn == "router" && d.file == "operator.rs" || d.in_fn == "routes")
+        .filter(|d| {
+            d.in_fn == "router" && d.file == "operator.rs"
+                || d.in_fn == "routes" && d.file != "control.rs"
+        })
         .map(|d| (d.method, d.path))
         .collect();
     for (method, path) in operations(&document()).into_keys() {
@@ -256,4 +271,174 @@ fn r8_1_openapi_document_round_trips_through_json() {
     let v = serde_json::to_value(&doc).unwrap();
     let back: utoipa::openapi::OpenApi = serde_json::from_value(v.clone()).unwrap();
     assert_eq!(serde_json::to_value(&back).unwrap(), v);
+}
+
+/// Issue 13: the document states what the handlers answer to bad input. Every operation
+/// that reads a body or parameters documents the 400, every one acting for a tenant the
+/// 401, every `/campaigns` one the 403 of a tenant with campaigns disabled; phone path
+/// parameters carry the parser's pattern and its 422; every `limit` has its range;
+/// optional query parameters may be empty (an empty one is an absent one).
+#[test]
+fn issue_13_the_document_states_the_input_rules() {
+    let doc = document();
+    let responses = &doc["components"]["responses"];
+    for shared in ["BadRequest", "Unauthorized", "CampaignsDisabled"] {
+        assert!(responses[shared].is_object(), "{shared} missing");
+    }
+    let mut phones = 0;
+    for ((method, path), op) in operations(&doc) {
+        let at = format!("{} {path}", method.to_uppercase());
+        let codes = op["responses"].as_object().unwrap();
+        let params = op["parameters"].as_array().cloned().unwrap_or_default();
+        let reads_input = op.get("requestBody").is_some() || !params.is_empty();
+        if reads_input && path != "/openapi.json" {
+            assert!(codes.contains_key("400"), "{at} documents no 400");
+        }
+        let own_security = op.get("security").is_some();
+        if !own_security && path != "/openapi.json" {
+            assert!(codes.contains_key("401"), "{at} documents no 401");
+        }
+        if path.starts_with("/campaigns") {
+            assert!(codes.contains_key("403"), "{at} documents no 403");
+        }
+        for p in &params {
+            let name = p["name"].as_str().unwrap();
+            if p["in"] == "path" && name == "phone" {
+                phones += 1;
+                assert_eq!(
+                    p["schema"]["pattern"],
+                    shared::http::openapi::PHONE_PATTERN,
+                    "{at}"
+                );
+                assert!(codes.contains_key("422"), "{at} documents no 422 for phone");
+            }
+            if p["in"] == "query" && name == "limit" {
+                assert_eq!(p["schema"]["minimum"], 1, "{at}");
+                assert!(p["schema"]["maximum"].as_u64().is_some(), "{at}");
+            }
+            // The hopper views refuse an empty parameter (r4_hopper_views.rs); everywhere
+            // else an empty one is an absent one.
+            let as_given = op["operationId"] == "pending" || op["operationId"] == "history";
+            if p["in"] == "query" && p["required"] != true && p.get("content").is_none() {
+                assert_eq!(p["allowEmptyValue"] == true, !as_given, "{at} {name}");
+            }
+        }
+    }
+    assert!(phones >= 8, "{phones} phone path parameters");
+    // The webhooks and the local runner's routes are described, the latter tagged.
+    let ops = operations(&doc);
+    for (method, path) in [
+        ("get", "/health"),
+        ("get", "/webhooks/meta"),
+        ("post", "/webhooks/meta"),
+        ("post", "/webhooks/kaleyra"),
+        ("post", "/local/clock/advance"),
+    ] {
+        let op = &ops[&(method.to_owned(), path.to_owned())];
+        assert_eq!(op["security"].as_array().map(Vec::len), Some(1), "{path}");
+        if path.starts_with("/local") || path == "/health" {
+            assert_eq!(op["tags"], serde_json::json!(["local"]), "{path}");
+        }
+    }
+    // Security: the local header first, then the JWT (either one).
+    let security = doc["security"].as_array().unwrap();
+    assert!(security[0].get("tenant_header").is_some(), "{security:?}");
+    assert!(security[1].get("jwt").is_some(), "{security:?}");
+}
+
+/// Issue 13: required fields are required and never null in the document; fields with a
+/// rule beyond their type state it.
+#[test]
+fn issue_13_required_fields_and_field_rules() {
+    let doc = document();
+    let schemas = &doc["components"]["schemas"];
+    for (schema, fields) in [
+        ("NewCampaign", &["name"][..]),
+        ("NewBlockList", &["name"]),
+        ("NewList", &["name"]),
+        ("NewOptOut", &["phone"]),
+        ("NewTemplate", &["account_id", "name"]),
+        ("NewAccount", &["name", "sender_id", "token_ref"]),
+        ("RecontactRequest", &["account_id"]),
+        ("StepRequest", &["step"]),
+        ("BlockNumbers", &["phones"]),
+    ] {
+        let required = schemas[schema]["required"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for f in fields {
+            assert!(
+                required.contains(&Value::from(*f)),
+                "{schema}.{f} is not required"
+            );
+            let ty = &schemas[schema]["properties"][f]["type"];
+            assert!(
+                ty.as_str().is_some(),
+                "{schema}.{f} must be one type, not nullable: {ty}"
+            );
+        }
+    }
+    let step = &schemas["StepRequest"]["properties"]["step"];
+    assert_eq!(
+        (step["minLength"].as_u64(), step["maxLength"].as_u64()),
+        (Some(1), Some(64))
+    );
+    assert!(step["pattern"].as_str().unwrap().contains(';'));
+    assert_eq!(
+        schemas["ResetRequest"]["properties"]["confirm"]["enum"],
+        serde_json::json!([true])
+    );
+    let phones = &schemas["BlockNumbers"]["properties"]["phones"];
+    assert_eq!(
+        (phones["minItems"].as_u64(), phones["maxItems"].as_u64()),
+        (Some(1), Some(1000))
+    );
+    for (schema, field) in [("NewContact", "valued_tags"), ("Segment", "valued_tags")] {
+        assert_eq!(
+            schemas[schema]["properties"][field]["propertyNames"]["minLength"], 1,
+            "{schema}.{field}"
+        );
+    }
+    let ops = operations(&doc);
+    let import = &ops[&("post".to_owned(), "/contacts/import".to_owned())];
+    let mapping = import["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "mapping")
+        .unwrap();
+    assert_eq!(
+        mapping["content"]["application/json"]["schema"]["type"],
+        "object"
+    );
+    let sync = &ops[&(
+        "post".to_owned(),
+        "/accounts/{id}/templates/sync".to_owned(),
+    )];
+    assert_eq!(sync["requestBody"]["required"], false);
+    let contacts = &ops[&("post".to_owned(), "/contacts".to_owned())];
+    let created = &contacts["responses"]["201"]["content"]["application/json"]["schema"];
+    let name = created["$ref"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap();
+    assert_eq!(
+        schemas[name]["oneOf"].as_array().map(Vec::len),
+        Some(2),
+        "{name}"
+    );
+    let campaigns = &ops[&("get".to_owned(), "/campaigns".to_owned())];
+    let channel = campaigns["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "channel")
+        .unwrap();
+    assert!(
+        channel["schema"].to_string().contains("Channel"),
+        "{channel}"
+    );
 }

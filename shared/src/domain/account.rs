@@ -79,9 +79,12 @@ pub struct Account {
 }))]
 #[serde(deny_unknown_fields)]
 pub struct NewAccount {
+    #[schema(value_type = String, required = true, min_length = 1)]
     pub name: Option<String>,
     pub provider: Option<Provider>,
+    #[schema(value_type = String, required = true, min_length = 1)]
     pub sender_id: Option<String>,
+    #[schema(value_type = String, required = true, min_length = 1)]
     pub token_ref: Option<String>,
     pub rate_limit: Option<u32>,
     /// Unique contacts per rolling 24 hours; absent is unlimited.

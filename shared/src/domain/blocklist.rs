@@ -56,6 +56,7 @@ pub struct BlockList {
 #[schema(example = json!({"name": "Do not contact", "description": "Complaints and legal requests"}))]
 pub struct NewBlockList {
     /// Required, at most 200 characters.
+    #[schema(value_type = String, required = true, min_length = 1)]
     pub name: Option<String>,
     /// At most 1000 characters.
     pub description: Option<String>,
@@ -186,6 +187,7 @@ pub struct OptOut {
 #[schema(example = json!({"phone": "+91 98123 45678", "note": "asked by phone"}))]
 pub struct NewOptOut {
     /// Any number that parses to digits (short numbers too).
+    #[schema(value_type = String, required = true, min_length = 1)]
     pub phone: Option<String>,
     /// At most 500 characters.
     pub note: Option<String>,

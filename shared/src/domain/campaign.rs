@@ -325,6 +325,7 @@ pub struct Campaign {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCampaign {
+    #[schema(value_type = String, required = true, min_length = 1)]
     pub name: Option<String>,
     pub channel: Option<Channel>,
     pub account_id: Option<String>,

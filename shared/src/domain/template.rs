@@ -187,7 +187,9 @@ pub struct Template {
 }))]
 #[serde(deny_unknown_fields)]
 pub struct NewTemplate {
+    #[schema(value_type = String, required = true, min_length = 1)]
     pub account_id: Option<String>,
+    #[schema(value_type = String, required = true, min_length = 1)]
     pub name: Option<String>,
     pub language: Option<String>,
     pub category: Option<Category>,

@@ -2,10 +2,10 @@
 //! routes live here with their OpenAPI description ([`CampaignsApi`]); accounts and
 //! templates in `templates`, contacts, lists and audiences in `audience`.
 
-use super::error::{ApiError, ErrorBody, JsonBody};
+use super::error::{ErrorBody, JsonBody};
 use super::examples as ex;
 use super::respond::{created, ok, R};
-use super::{Path, TenantId};
+use super::{Path, Query, TenantId};
 use crate::app::campaigns::{CampaignFilter, CampaignView, Campaigns, Progress};
 use crate::app::Operator;
 use crate::domain::campaign::{
@@ -17,8 +17,7 @@ use crate::domain::ids::CampaignId;
 use crate::domain::stats::{HopperCounts, Stats};
 use crate::domain::tenant::{Tenant, TenantSettings};
 use crate::domain::DomainError;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -86,10 +85,12 @@ pub struct TestRequest {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// Only these statuses (comma-separated, e.g. `RUNNING,PAUSED`). CANCELLED ones show
-    /// only when asked for here or with `include_cancelled`.
+    /// Only these statuses (comma-separated, e.g. `RUNNING,PAUSED`): DRAFT, READY,
+    /// SCHEDULED, RUNNING, PAUSED, COMPLETED or CANCELLED; another word is a 422 naming
+    /// `status`. CANCELLED ones show only when asked for here or with `include_cancelled`.
     pub status: Option<String>,
-    /// `whatsapp`, `sms` or `voice`.
+    /// Only campaigns of this channel; another value is a 422 naming `channel`.
+    #[param(value_type = Option<Channel>)]
     pub channel: Option<String>,
     /// Only campaigns of this provider account.
     pub account_id: Option<String>,
@@ -99,9 +100,11 @@ pub struct ListParams {
     pub include_cancelled: Option<bool>,
     /// Show test campaigns too (default false).
     pub include_tests: Option<bool>,
-    /// Page size, 1..=100 (default 50).
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
+    /// Page size, 1 to 100 (default 50); anything else is a 400 naming `limit`.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page (a campaign id); anything else is a 422 naming
+    /// `cursor`. An empty one is the same as none (the first page).
     pub cursor: Option<String>,
 }
 
@@ -147,16 +150,27 @@ impl ListParams {
     }
 }
 
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(v)| v)
-        .map_err(|e| ApiError::bad_request(None, e.body_text()))
+/// A campaigns cursor is the id of the last campaign of the previous page (`cmp_` and 32
+/// hex digits, as `domain::new_id` makes them); anything else is refused like a cursor the
+/// store cannot read (422 naming `cursor`), rather than answered with an empty page.
+fn check_campaign_cursor(cursor: &str) -> Result<(), DomainError> {
+    let id = cursor.strip_prefix("cmp_").unwrap_or_default();
+    if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(DomainError::invalid(
+            "cursor",
+            "is not a cursor this listing returned",
+        ))
+    }
 }
 
 #[utoipa::path(
     post, path = "/campaigns", tag = "campaigns",
     description = "Creates a campaign. Only `name` is required: without an account and a template \
         (or an SMS message) it is DRAFT, otherwise READY. Pacing is `rate` (messages/s) or `pacing` \
-        (messages per second, contacts per hour, or a minimum interval between sends).",
+        (messages per second, contacts per hour, or a minimum interval between sends), never both \
+        (422 naming `pacing`).",
     request_body(content = NewCampaign, example = json!(ex::new_campaign())),
     responses(
         (status = 201, description = "The campaign, DRAFT or READY", body = CampaignView,
@@ -182,20 +196,17 @@ async fn create_campaign(State(a): S, t: TenantId, JsonBody(b): JsonBody<NewCamp
     responses(
         (status = 200, description = "A page of campaigns", body = CampaignList,
             example = json!({"items": [ex::campaign_view("RUNNING")], "next_cursor": "cmp_0193a6f0c2d87b21a1f3e2d4c5b6a7f8"})),
-        (status = 422, description = "Unknown status or channel, or a bad cursor", body = ErrorBody,
+        (status = 422, description = "Unknown status or channel, or a cursor this listing did not return; `field` names it", body = ErrorBody,
             example = json!({"error": "invalid", "message": "status: unknown status 'DONE': use DRAFT, READY, SCHEDULED, RUNNING, PAUSED, COMPLETED or CANCELLED", "field": "status"})),
     )
 )]
-async fn list_campaigns(
-    State(a): S,
-    t: TenantId,
-    q: Result<Query<ListParams>, QueryRejection>,
-) -> R {
-    let p = query(q)?;
+async fn list_campaigns(State(a): S, t: TenantId, Query(p): Query<ListParams>) -> R {
     let filter = p.filter()?;
-    let (items, next) = a
-        .list_campaigns(&t, &filter, p.limit.unwrap_or(50), p.cursor)
-        .await?;
+    let limit = super::page_limit(p.limit.as_deref(), 50, 100)?;
+    if let Some(c) = &p.cursor {
+        check_campaign_cursor(c)?;
+    }
+    let (items, next) = a.list_campaigns(&t, &filter, limit, p.cursor).await?;
     ok(CampaignList {
         items,
         next_cursor: next,

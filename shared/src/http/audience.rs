@@ -6,9 +6,10 @@
 //! [`with_object_store`] (S3 in Lambda, the in-memory store locally); without one the
 //! route answers 503.
 
-use super::error::{from_body, ApiError, ErrorBody, JsonBody};
+use super::error::{from_body, kind_of, ApiError, ErrorBody, JsonBody, JsonValue};
+use super::paging::{Page100, Page1000, Paging};
 use super::respond::{created, ok, R};
-use super::{Path, TenantId};
+use super::{Path, Query, TenantId};
 use crate::app::audience::Audience;
 use crate::app::campaigns::AttachResult;
 use crate::app::import::{ImportService, ImportTuning, ImportView, UploadTicket, INLINE_MAX_BYTES};
@@ -19,7 +20,7 @@ use crate::domain::import::{Column, ColumnMap, Import, ImportSource, ImportStatu
 use crate::domain::phone::PhoneNumber;
 use crate::ports::ObjectStore;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -88,6 +89,16 @@ pub struct ContactItems {
     pub items: Vec<Contact>,
 }
 
+/// What `POST /contacts` answers: the contact for an object, `{"items": [...]}` for an
+/// array (documentation only).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum ContactsCreated {
+    One(Box<Contact>),
+    Many(ContactItems),
+}
+
 /// A page of contacts.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ContactPage {
@@ -120,6 +131,8 @@ pub struct RowErrorPage {
 #[schema(example = json!({"name": "VIPs"}))]
 #[serde(deny_unknown_fields)]
 pub struct NewList {
+    /// Required; blank is refused (422).
+    #[schema(value_type = String, required = true, min_length = 1)]
     pub name: Option<String>,
 }
 
@@ -127,6 +140,7 @@ pub struct NewList {
 #[schema(example = json!({"phones": ["919812345678", "+91 98123 45679"]}))]
 #[serde(deny_unknown_fields)]
 pub struct Members {
+    /// Phone numbers of existing contacts, as typed or as digits.
     pub phones: Vec<String>,
 }
 
@@ -157,19 +171,12 @@ pub struct NewImport {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct Paging {
-    /// Page size (1..=100 for contacts, 1..=1000 for members and errors).
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
 pub struct InlineImport {
     /// Add every imported contact to this list.
     pub list_id: Option<String>,
-    /// An explicit column mapping as a JSON object (URL-encoded), as in `POST /imports`.
+    /// An explicit column mapping as a JSON object of column -> target (URL-encoded), as
+    /// in `POST /imports`; text that is not a JSON object of strings is a 400 naming
+    /// `mapping`, a target that is not one is a 422.
     pub mapping: Option<String>,
 }
 
@@ -192,29 +199,38 @@ pub struct InlineImport {
             {"mobile": "0044 7911 123456", "name": "Ben"}])))
     )),
     responses(
-        (status = 201, description = "The contact (for one) or `{\"items\": [...]}` (for an array)", body = Contact),
+        (status = 201, description = "The contact (for one) or `{\"items\": [...]}` (for an array)", body = ContactsCreated),
         (status = 422, description = "A field breaks a rule; `field` names it (`[2].phone` in an array)", body = ErrorBody,
             example = json!({"error": "invalid", "message": "phone: +91 12345 is not a valid number for IN (country code +91)", "field": "phone"})),
     )
 )]
-async fn upsert_contacts(State(a): S, t: TenantId, JsonBody(b): JsonBody<Value>) -> R {
-    if b.is_array() {
-        let cs: Vec<NewContact> = from_body(b)?;
-        created(ContactItems {
-            items: a.upsert_contacts(&t, cs).await?,
-        })
-    } else {
-        created(a.upsert_contact(&t, None, from_body(b)?).await?)
+async fn upsert_contacts(State(a): S, t: TenantId, JsonValue(b): JsonValue) -> R {
+    match b {
+        Value::Array(_) => {
+            let cs: Vec<NewContact> = from_body(b)?;
+            created(ContactItems {
+                items: a.upsert_contacts(&t, cs).await?,
+            })
+        }
+        Value::Object(_) => created(a.upsert_contact(&t, None, from_body(b)?).await?),
+        other => Err(ApiError::bad_request(
+            None,
+            format!(
+                "invalid JSON body: expected a contact (an object) or an array of contacts, found {}",
+                kind_of(&other)
+            ),
+        )),
     }
 }
 
 #[utoipa::path(
     get, path = "/contacts", tag = "contacts",
-    params(Paging),
+    params(Page100),
     responses((status = 200, description = "A page of the tenant's contacts", body = ContactPage))
 )]
 async fn list_contacts(State(a): S, t: TenantId, Query(p): Query<Paging>) -> R {
-    let (items, next_cursor) = a.list_contacts(&t, p.limit.unwrap_or(50), p.cursor).await?;
+    let limit = p.limit(50, 100)?;
+    let (items, next_cursor) = a.list_contacts(&t, limit, p.cursor).await?;
     ok(ContactPage { items, next_cursor })
 }
 
@@ -401,7 +417,7 @@ async fn get_import(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
 
 #[utoipa::path(
     get, path = "/imports/{id}/errors", tag = "imports",
-    params(("id" = String, Path, description = "Import id"), Paging),
+    params(("id" = String, Path, description = "Import id"), Page1000),
     responses(
         (status = 200, description = "A page of invalid rows by line (the first 1000 are kept; `invalid` counts all)", body = RowErrorPage),
         (status = 404, description = "No such import", body = ErrorBody),
@@ -413,9 +429,8 @@ async fn import_errors(
     Path(id): Path<String>,
     Query(p): Query<Paging>,
 ) -> R {
-    let (items, next_cursor) = a
-        .import_errors(&t, &id, p.limit.unwrap_or(100), p.cursor)
-        .await?;
+    let limit = p.limit(100, 1000)?;
+    let (items, next_cursor) = a.import_errors(&t, &id, limit, p.cursor).await?;
     ok(RowErrorPage { items, next_cursor })
 }
 
@@ -451,7 +466,9 @@ async fn get_list(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
     request_body = Members,
     responses(
         (status = 200, description = "How many were added", body = Added, example = json!({"added": 2})),
-        (status = 422, description = "A phone names no contact; `field` is `phones[i]`", body = ErrorBody),
+        (status = 404, description = "No such list", body = ErrorBody,
+            example = json!({"error": "not_found", "message": "list 'lst_0193a6f1a2b37c4d8e9f0a1b2c3d4e5f' not found"})),
+        (status = 422, description = "A phone is not a number or names no contact; `field` is `phones[i]`", body = ErrorBody),
     )
 )]
 async fn add_members(
@@ -467,7 +484,7 @@ async fn add_members(
 
 #[utoipa::path(
     get, path = "/lists/{id}/members", tag = "lists",
-    params(("id" = String, Path, description = "List id"), Paging),
+    params(("id" = String, Path, description = "List id"), Page1000),
     responses(
         (status = 200, description = "A page of members in phone order", body = MemberPage,
             example = json!({"items": [{"phone": "919812345678"}], "next_cursor": null})),
@@ -480,9 +497,8 @@ async fn list_members(
     Path(id): Path<String>,
     Query(p): Query<Paging>,
 ) -> R {
-    let (phones, next_cursor) = a
-        .list_members(&t, &id, p.limit.unwrap_or(100), p.cursor)
-        .await?;
+    let limit = p.limit(100, 1000)?;
+    let (phones, next_cursor) = a.list_members(&t, &id, limit, p.cursor).await?;
     ok(MemberPage {
         items: phones.into_iter().map(|phone| Member { phone }).collect(),
         next_cursor,
@@ -551,7 +567,7 @@ async fn attach_segment(
         attach_list, attach_segment
     ),
     components(schemas(
-        Contact, NewContact, ContactsInput, ContactItems, ContactPage, ContactList, NewList,
+        Contact, NewContact, ContactsInput, ContactItems, ContactsCreated, ContactPage, ContactList, NewList,
         Members, Member, MemberPage, Added, Attach, AttachResult, Segment, NewImport,
         Import, ImportView, ImportStatus, ImportSource, ColumnMap, Column, RowError,
         RowErrorPage, UploadTicket, ErrorBody, PhoneNumber

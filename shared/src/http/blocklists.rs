@@ -2,8 +2,9 @@
 //! description ([`BlockListsApi`]). They run on the operator API's state ([`BlockLists`]).
 
 use super::error::{ErrorBody, JsonBody};
+use super::paging::{Page100, Page1000, Paging};
 use super::respond::{created, ok, R};
-use super::{Path, TenantId};
+use super::{Path, Query, TenantId};
 use crate::app::blocklists::BlockLists;
 use crate::app::blocklists::{BlockListDeletion, NumberError, NumbersAdded};
 use crate::app::Operator;
@@ -11,14 +12,14 @@ use crate::domain::blocklist::{
     BlockList, BlockedNumber, NewBlockList, NewOptOut, OptOut, OptOutSource,
 };
 use crate::domain::phone::PhoneNumber;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{OpenApi, ToSchema};
 
 type S = axum::extract::State<Arc<BlockLists>>;
 
@@ -74,6 +75,7 @@ pub struct OptOutPage {
 #[schema(example = json!({"phones": ["919812345678", "+44 7911 123456", "12345"]}))]
 pub struct BlockNumbers {
     /// 1 to 1000 numbers; anything that parses to digits, short codes included.
+    #[schema(min_items = 1, max_items = 1000)]
     pub phones: Vec<String>,
 }
 
@@ -85,15 +87,6 @@ pub struct BlockListDeleting {
     pub status: String,
     /// Numbers removed by this call.
     pub removed: usize,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct Paging {
-    /// Page size (1..=100 for block lists, 1..=1000 for numbers and opt-outs).
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
 }
 
 // ---- block lists ----
@@ -116,13 +109,12 @@ async fn create_block_list(State(a): S, t: TenantId, JsonBody(b): JsonBody<NewBl
 
 #[utoipa::path(
     get, path = "/block-lists", tag = "block lists",
-    params(Paging),
+    params(Page100),
     responses((status = 200, description = "A page of the tenant's block lists", body = BlockListPage))
 )]
 async fn list_block_lists(State(a): S, t: TenantId, Query(p): Query<Paging>) -> R {
-    let (items, next_cursor) = a
-        .list_block_lists(&t, p.limit.unwrap_or(50), p.cursor)
-        .await?;
+    let limit = p.limit(50, 100)?;
+    let (items, next_cursor) = a.list_block_lists(&t, limit, p.cursor).await?;
     ok(BlockListPage { items, next_cursor })
 }
 
@@ -201,7 +193,7 @@ async fn add_numbers(
 
 #[utoipa::path(
     get, path = "/block-lists/{id}/numbers", tag = "block lists",
-    params(("id" = String, Path, description = "Block list id"), Paging),
+    params(("id" = String, Path, description = "Block list id"), Page1000),
     responses(
         (status = 200, description = "A page of the list's numbers in phone order", body = BlockedNumberPage,
             example = json!({"items": [{"phone": "919812345678", "added_at": "2026-11-21T09:00:00Z"}], "next_cursor": null})),
@@ -214,9 +206,8 @@ async fn list_numbers(
     Path(id): Path<String>,
     Query(p): Query<Paging>,
 ) -> R {
-    let (items, next_cursor) = a
-        .list_blocked_numbers(&t, &id, p.limit.unwrap_or(100), p.cursor)
-        .await?;
+    let limit = p.limit(100, 1000)?;
+    let (items, next_cursor) = a.list_blocked_numbers(&t, &id, limit, p.cursor).await?;
     ok(BlockedNumberPage { items, next_cursor })
 }
 
@@ -281,16 +272,15 @@ async fn add_opt_out(State(a): S, t: TenantId, JsonBody(b): JsonBody<NewOptOut>)
 
 #[utoipa::path(
     get, path = "/opt-outs", tag = "opt-outs",
-    params(Paging),
+    params(Page1000),
     responses(
         (status = 200, description = "A page of the tenant's opt-outs in phone order", body = OptOutPage,
             example = json!({"items": [{"phone": "919812345678", "source": "keyword", "at": "2026-11-21T09:00:00Z", "note": "STOP"}], "next_cursor": null})),
     )
 )]
 async fn list_opt_outs(State(a): S, t: TenantId, Query(p): Query<Paging>) -> R {
-    let (items, next_cursor) = a
-        .list_opt_outs(&t, p.limit.unwrap_or(100), p.cursor)
-        .await?;
+    let limit = p.limit(100, 1000)?;
+    let (items, next_cursor) = a.list_opt_outs(&t, limit, p.cursor).await?;
     ok(OptOutPage { items, next_cursor })
 }
 

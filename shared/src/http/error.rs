@@ -102,7 +102,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// JSON body extractor whose rejections use the error shape above and name the field.
+/// JSON body extractor whose rejections use the error shape above and name the field. The
+/// body must be one JSON object: serde would fill a struct from an array (`[1, 2]`), which
+/// no client means. See [`read_json`] for numbers.
 pub struct JsonBody<T>(pub T);
 
 impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
@@ -113,13 +115,88 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::bad_request(None, e.body_text()))?;
-        let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(de)
-            .map(JsonBody)
-            .map_err(body_error)
+        let bytes = body_bytes(req, state).await?;
+        json_object(&bytes).map(JsonBody)
+    }
+}
+
+/// A JSON body of any shape (an object or an array), read as [`read_json`] reads it.
+pub struct JsonValue(pub serde_json::Value);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonValue {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req, state).await?;
+        read_json(&bytes).map(JsonValue)
+    }
+}
+
+async fn body_bytes<S: Send + Sync>(
+    req: axum::extract::Request,
+    state: &S,
+) -> Result<axum::body::Bytes, ApiError> {
+    use axum::extract::FromRequest;
+    axum::body::Bytes::from_request(req, state)
+        .await
+        .map_err(|e| ApiError::bad_request(None, e.body_text()))
+}
+
+/// A body as JSON. A number written with a fraction of zero (`5.0`) is the whole number
+/// (`5`): JSON Schema calls it an integer, and so does this API.
+pub fn read_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    let mut v: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(None, format!("invalid JSON body: {e}")))?;
+    whole_numbers(&mut v);
+    Ok(v)
+}
+
+/// A body that must be one JSON object, as `T`, with [`JsonBody`]'s errors.
+pub fn json_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let v = read_json(bytes)?;
+    if !v.is_object() {
+        return Err(ApiError::bad_request(
+            None,
+            format!(
+                "invalid JSON body: expected one JSON object ({{\"field\": value, ...}}), found {}",
+                kind_of(&v)
+            ),
+        ));
+    }
+    from_body(v)
+}
+
+/// What a JSON value is, for error messages.
+pub fn kind_of(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Rewrites every float with no fraction (`5.0`, `-2.0`, `1e3`) as an integer, where one
+/// holds it.
+fn whole_numbers(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f.is_finite() && f.fract() == 0.0 {
+                // 2^64 and -2^63 are exact in f64; the casts below are then lossless.
+                if (0.0..18_446_744_073_709_551_616.0).contains(&f) {
+                    *v = Value::from(f as u64);
+                } else if (-9_223_372_036_854_775_808.0..0.0).contains(&f) {
+                    *v = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        Value::Object(fields) => fields.values_mut().for_each(whole_numbers),
+        _ => {}
     }
 }
 
@@ -132,4 +209,44 @@ fn body_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> ApiErro
     let path = e.path().to_string();
     let field = (path != ".").then_some(path);
     ApiError::bad_request(field, format!("invalid JSON body: {}", e.inner()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Rate {
+        rate: u32,
+        #[serde(default)]
+        offset: Option<i64>,
+    }
+
+    #[test]
+    fn whole_floats_are_integers_and_bodies_are_objects() {
+        let r: Rate = json_object(br#"{"rate": 5.0, "offset": -2.0}"#).unwrap();
+        assert_eq!(
+            r,
+            Rate {
+                rate: 5,
+                offset: Some(-2)
+            }
+        );
+        let e = json_object::<Rate>(br#"{"rate": 5.5}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("rate"));
+        for not_object in [&br#"[5]"#[..], b"5", b"null", br#""x""#] {
+            let e = json_object::<Rate>(not_object).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST);
+            assert!(
+                e.message.contains("expected one JSON object"),
+                "{}",
+                e.message
+            );
+        }
+        let e = json_object::<Rate>(b"").unwrap_err();
+        assert!(e.message.starts_with("invalid JSON body"), "{}", e.message);
+        assert_eq!(read_json(b"[1.0, 2.5]").unwrap(), json!([1, 2.5]));
+    }
 }

@@ -5,7 +5,7 @@
 use super::error::{ApiError, ErrorBody};
 use super::examples as ex;
 use super::respond::{ok, R};
-use super::{Path, TenantId};
+use super::{Path, QueryAsGiven, TenantId};
 use crate::app::hopper_views::EntryListing;
 use crate::app::hopper_views::Views;
 use crate::app::AppError;
@@ -14,8 +14,7 @@ use crate::domain::hopper::EntryState;
 use crate::domain::hopper_view::{EntryView, HopperView, Outcome, ReplyView, LIMIT_MESSAGE};
 use crate::domain::ids::CampaignId;
 use crate::domain::DomainError;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
 use serde::{Deserialize, Serialize};
@@ -40,18 +39,63 @@ pub struct HopperEntryPage {
     pub next_cursor: Option<String>,
 }
 
-/// Filter and paging of the hopper views.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+/// Filter and paging of the hopper views, as given.
+#[derive(Debug, Default, Deserialize)]
 pub struct ViewParams {
-    /// One entry state: FRESH, SENDING, RETRY, PENDING, CLOSED, FAILED, BLOCK_LIST or
-    /// SKIPPED (the history view takes CLOSED, FAILED, BLOCK_LIST, SKIPPED or RETRY).
     pub state: Option<String>,
-    /// Page size, 1..=500 (default 100).
-    #[param(value_type = Option<u32>)]
     pub limit: Option<String>,
-    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+}
+
+/// The states the history view shows (documentation of its `state`).
+#[derive(ToSchema)]
+#[allow(dead_code, clippy::upper_case_acronyms, non_camel_case_types)]
+enum HistoryState {
+    CLOSED,
+    FAILED,
+    BLOCK_LIST,
+    SKIPPED,
+    RETRY,
+}
+
+/// Filter and paging of `GET /campaigns/{id}/hopper/pending` (documentation of
+/// [`ViewParams`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PendingParams {
+    /// Only entries in this state (default PENDING); another value (an empty one too) is a
+    /// 400 naming `state`.
+    #[param(value_type = Option<EntryState>)]
+    state: Option<String>,
+    /// Page size, 1 to 500 (default 100); anything else (an empty one too) is a 400
+    /// naming `limit`.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
+    limit: Option<String>,
+    /// `next_cursor` of the previous page. A value this view did not return (an empty
+    /// one too) is a 400 naming `cursor`.
+    #[param(min_length = 1)]
+    cursor: Option<String>,
+}
+
+/// Filter and paging of `GET /campaigns/{id}/hopper/history` (documentation of
+/// [`ViewParams`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct HistoryParams {
+    /// Only entries in this settled state (default all of them); another value (an empty
+    /// one too) is a 400 naming `state`.
+    #[param(inline, value_type = Option<HistoryState>)]
+    state: Option<String>,
+    /// Page size, 1 to 500 (default 100); anything else (an empty one too) is a 400
+    /// naming `limit`.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
+    limit: Option<String>,
+    /// `next_cursor` of the previous page. A value this view did not return (an empty
+    /// one too) is a 400 naming `cursor`.
+    #[param(min_length = 1)]
+    cursor: Option<String>,
 }
 
 impl ViewParams {
@@ -94,11 +138,6 @@ async fn view(a: &Views, tenant: &TenantId, id: &CampaignId, v: HopperView, p: V
     ok(HopperEntryPage { items, next_cursor })
 }
 
-fn params(q: Result<Query<ViewParams>, QueryRejection>) -> Result<ViewParams, ApiError> {
-    q.map(|Query(v)| v)
-        .map_err(|e| ApiError::bad_request(None, e.body_text()))
-}
-
 fn pending_example() -> Value {
     json!({"items": [{
         "phone": "919812345678", "name": "Asha", "state": "PENDING", "outcome": "sent",
@@ -138,7 +177,7 @@ fn history_example() -> Value {
         times. Entries come in shard order, then phone order (not by time). A page may hold fewer \
         than `limit` entries and still carry a `next_cursor` (the walk reads a bounded number of \
         entries per request): follow it until it is null.",
-    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$"), ViewParams),
+    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$"), PendingParams),
     responses(
         (status = 200, description = "A page of entries", body = HopperEntryPage,
             example = json!(pending_example())),
@@ -154,9 +193,9 @@ async fn pending(
     State(a): S,
     t: TenantId,
     Path(id): Path<CampaignId>,
-    q: Result<Query<ViewParams>, QueryRejection>,
+    QueryAsGiven(q): QueryAsGiven<ViewParams>,
 ) -> R {
-    view(&a, &t, &id, HopperView::Pending, params(q)?).await
+    view(&a, &t, &id, HopperView::Pending, q).await
 }
 
 #[utoipa::path(
@@ -168,7 +207,7 @@ async fn pending(
         reply, attempts and times. Entries come in shard order, then phone order (not by time). A \
         page may hold fewer than `limit` entries and still carry a `next_cursor`: follow it until \
         it is null.",
-    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$"), ViewParams),
+    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$"), HistoryParams),
     responses(
         (status = 200, description = "A page of entries", body = HopperEntryPage,
             example = json!(history_example())),
@@ -184,15 +223,22 @@ async fn history(
     State(a): S,
     t: TenantId,
     Path(id): Path<CampaignId>,
-    q: Result<Query<ViewParams>, QueryRejection>,
+    QueryAsGiven(q): QueryAsGiven<ViewParams>,
 ) -> R {
-    view(&a, &t, &id, HopperView::History, params(q)?).await
+    view(&a, &t, &id, HopperView::History, q).await
 }
 
 /// The OpenAPI description of the hopper views; `openapi::document` merges it.
 #[derive(OpenApi)]
 #[openapi(
     paths(pending, history),
-    components(schemas(HopperEntryPage, EntryView, Outcome, ReplyView, EntryState))
+    components(schemas(
+        HopperEntryPage,
+        EntryView,
+        Outcome,
+        ReplyView,
+        EntryState,
+        HistoryState
+    ))
 )]
 pub struct HopperViewsApi;

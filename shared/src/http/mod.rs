@@ -11,6 +11,8 @@ pub mod examples;
 pub mod hopper_views;
 pub mod openapi;
 pub mod operator;
+pub mod other_routes;
+pub mod paging;
 pub mod reports;
 pub(crate) mod respond;
 pub mod templates;
@@ -20,6 +22,9 @@ pub use error::ApiError;
 
 pub use crate::domain::ids::TenantId;
 
+/// The header carrying the tenant in local mode (the JWT's claim in AWS).
+pub const TENANT_HEADER: &str = "x-tenant-id";
+
 /// Axum layer for local mode: the tenant comes from `x-tenant-id`, default `demo`.
 pub async fn tenant_from_header(
     mut req: axum::extract::Request,
@@ -27,12 +32,145 @@ pub async fn tenant_from_header(
 ) -> axum::response::Response {
     let tenant = req
         .headers()
-        .get("x-tenant-id")
+        .get(TENANT_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(|t| TenantId::parse(t).ok())
         .unwrap_or_else(|| TenantId::parse("demo").expect("a valid tenant"));
     req.extensions_mut().insert(tenant);
     next.run(req).await
+}
+
+/// The tenants a local runner serves when it checks credentials (`LOCAL_TENANTS`), as
+/// API Gateway's authorizer does in AWS.
+#[derive(Debug, Clone)]
+pub struct KnownTenants(pub std::sync::Arc<Vec<TenantId>>);
+
+/// Axum layer for local mode with credentials checked: `x-tenant-id` must name one of the
+/// known tenants, else 401 (no header, a malformed one, or a tenant this runner does not
+/// serve). `/openapi.json` needs no tenant.
+pub async fn tenant_from_known_header(
+    axum::extract::State(known): axum::extract::State<KnownTenants>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if req.uri().path() == "/openapi.json" {
+        return next.run(req).await;
+    }
+    let given = req
+        .headers()
+        .get(TENANT_HEADER)
+        .map(|v| v.to_str().ok().and_then(|t| TenantId::parse(t.trim()).ok()));
+    let tenant = match given {
+        None => return unauthorized("no x-tenant-id header: name the tenant the request acts for"),
+        Some(None) => return unauthorized("x-tenant-id: must be 1-64 letters, digits, '-' or '_'"),
+        Some(Some(t)) if !known.0.contains(&t) => {
+            return unauthorized(format!(
+                "x-tenant-id: '{t}' is not a tenant of this runner (LOCAL_TENANTS)"
+            ))
+        }
+        Some(Some(t)) => t,
+    };
+    req.extensions_mut().insert(tenant);
+    next.run(req).await
+}
+
+fn unauthorized(message: impl Into<String>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    ApiError::new(
+        axum::http::StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        message,
+    )
+    .into_response()
+}
+
+/// Query parameters parsed into `T` (axum's `Query` with this API's errors): a parameter
+/// given empty (`?cursor=`) is the same as one left out, and a value that cannot be its
+/// type is a 400 naming the parameter.
+pub struct Query<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for Query<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let given: Vec<&str> = parts
+            .uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|pair| pair.split_once('=').is_some_and(|(_, v)| !v.is_empty()))
+            .collect();
+        let uri: axum::http::Uri = format!("/?{}", given.join("&"))
+            .parse()
+            .map_err(|_| ApiError::bad_request(None, "the query string is not valid"))?;
+        query_of(&uri).map(Query)
+    }
+}
+
+/// [`Query`] that keeps empty parameters: the hopper views refuse `?cursor=` and
+/// `?limit=` with a 400 naming them rather than reading them as absent.
+pub struct QueryAsGiven<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for QueryAsGiven<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        query_of(&parts.uri).map(QueryAsGiven)
+    }
+}
+
+fn query_of<T: serde::de::DeserializeOwned>(uri: &axum::http::Uri) -> Result<T, ApiError> {
+    axum::extract::Query::<T>::try_from_uri(uri)
+        .map(|axum::extract::Query(v)| v)
+        .map_err(|e| query_error(&e.body_text()))
+}
+
+/// `limit: invalid digit found in string` names `limit`.
+fn query_error(text: &str) -> ApiError {
+    let message = text
+        .strip_prefix("Failed to deserialize query string: ")
+        .unwrap_or(text);
+    let field = message.split_once(": ").map(|(f, _)| f).filter(|f| {
+        !f.is_empty()
+            && f.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-[]".contains(c))
+    });
+    ApiError::bad_request(
+        field.map(str::to_owned),
+        format!("invalid query string: {message}"),
+    )
+}
+
+/// A page size given as text: absent is `default`, anything but a whole number from 1 to
+/// `max` is a 400 naming `limit` (never silently clamped).
+pub fn page_limit(limit: Option<&str>, default: u32, max: u32) -> Result<u32, ApiError> {
+    match limit.map(str::trim) {
+        None => Ok(default),
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    Some("limit".into()),
+                    format!("limit: must be a whole number from 1 to {max}"),
+                )
+            }),
+    }
 }
 
 /// Every `/campaigns` route answers 403 while the caller's tenant has campaigns disabled

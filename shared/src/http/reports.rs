@@ -6,7 +6,7 @@
 use super::error::{ApiError, ErrorBody, JsonBody};
 use super::examples as ex;
 use super::respond::{created, ok, R};
-use super::{Path, TenantId};
+use super::{Path, Query, TenantId};
 use crate::app::reports::Reports;
 use crate::app::reports::{
     export_stream, BasisCost, CostEstimate, CountryCost, PriceTableInfo, Recount, StepRecorded,
@@ -19,8 +19,7 @@ use crate::domain::ids::CampaignId;
 use crate::domain::pricing::PriceCategory;
 use crate::domain::DomainError;
 use axum::body::Body;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -63,8 +62,9 @@ fn as_bad_request(e: AppError, fields: &[&str]) -> ApiError {
 pub struct ExportParams {
     /// `x-next-cursor` of the previous chunk. A chunk after the first has no header row.
     pub cursor: Option<String>,
-    /// Rows in this chunk, 1..=20000 (default 10000 once chunking).
-    #[param(value_type = Option<u32>)]
+    /// Rows in this chunk, 1 to 20000 (default 10000 once chunking); anything else is a
+    /// 400 naming `limit`.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 20000)]
     pub limit: Option<String>,
 }
 
@@ -173,11 +173,8 @@ async fn export(
     State(a): S,
     t: TenantId,
     Path(id): Path<CampaignId>,
-    q: Result<Query<ExportParams>, QueryRejection>,
+    Query(p): Query<ExportParams>,
 ) -> R {
-    let p = q
-        .map(|Query(v)| v)
-        .map_err(|e| ApiError::bad_request(None, e.body_text()))?;
     if p.cursor.is_none() && p.limit.is_none() {
         let c = a.export_campaign(&t, &id).await?;
         let stream = export_stream(a.table.clone(), c).inspect_err(|e| {

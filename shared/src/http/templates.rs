@@ -5,9 +5,9 @@
 //! synchronisation from the provider on its own state ([`TemplateSync`]), for the
 //! composition root to merge next to the API.
 
-use super::error::{ApiError, ErrorBody, JsonBody};
+use super::error::{json_object, ApiError, ErrorBody, JsonBody};
 use super::respond::{created, ok, R};
-use super::{Path, TenantId};
+use super::{Path, Query, TenantId};
 use crate::app::templates::Templates;
 use crate::app::templates::{
     AccountView, SkippedTemplate, SyncError, SyncReport, SyncRequest, TemplateSync, TemplateView,
@@ -19,7 +19,7 @@ use crate::domain::template::{
     CallToAction, Category, MediaHeader, MediaKind, NewTemplate, Quality, Template, TemplateEdit,
     TemplateKey, TemplateStatus, VariableSource,
 };
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
@@ -79,6 +79,8 @@ pub struct TemplateFilter {
         "token_ref": "secretsmanager:campaigns/acme/meta-token", "waba_id": "102290129340398"})),
     responses(
         (status = 201, description = "The account", body = AccountView),
+        (status = 409, description = "Another tenant's account already sends from this `sender_id`", body = ErrorBody,
+            example = json!({"error": "conflict", "message": "sender_id 106540352242922 belongs to another tenant's account"})),
         (status = 422, description = "A field breaks a rule", body = ErrorBody,
             example = json!({"error": "invalid", "message": "token_ref: must reference a secret as secretsmanager:NAME, ssm:NAME or env:VAR, not hold it", "field": "token_ref"})),
     )
@@ -245,7 +247,7 @@ async fn delete_template(
         template (body, header, buttons, status, quality, category). Templates it cannot keep \
         are listed in `skipped` with the reason.",
     params(("id" = String, Path, description = "Account id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
-    request_body(content = SyncRequest, description = "Optional when the account already has a WABA id",
+    request_body(content = SyncRequest, description = "Optional: without a body (or with an empty one) the account's WABA id is used",
         example = json!({"waba_id": "102290129340398"})),
     responses(
         (status = 200, description = "What the synchronisation did", body = SyncReport),
@@ -265,14 +267,7 @@ async fn sync_templates(
     let req = if body.iter().all(u8::is_ascii_whitespace) {
         SyncRequest::default()
     } else {
-        let de = &mut serde_json::Deserializer::from_slice(&body);
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            ApiError::bad_request(
-                (path != ".").then_some(path),
-                format!("invalid JSON body: {}", e.inner()),
-            )
-        })?
+        json_object(&body)?
     };
     match s.sync(&t, &id, req).await {
         Ok(report) => ok(report),

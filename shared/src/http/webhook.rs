@@ -10,7 +10,9 @@ use crate::lambda::inbound_queue::{self, QueuedWebhook, WebhookProvider};
 use crate::ports::{OutMessage, Queue};
 use crate::providers::{kaleyra, meta};
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
+// Empty parameters count as absent; a malformed query is a JSON 400 like the API's.
+use super::Query;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
