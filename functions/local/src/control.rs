@@ -10,11 +10,35 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::http::error::{ApiError, JsonBody};
 use shared::http::webhook::{KaleyraHookState, QueueSink, WebhookState};
+use shared::http::{KnownTenants, TenantId};
 use shared::ports::Clock;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub fn router(local: Arc<Local>) -> Router {
+/// The tenants of `LOCAL_TENANTS` (comma-separated), when set: the runner then checks
+/// `x-tenant-id` like an authorizer (401 without it or for another tenant). Unset, any
+/// tenant goes and a request without the header acts for `demo`.
+pub fn known_tenants() -> anyhow::Result<Option<KnownTenants>> {
+    let Ok(list) = std::env::var("LOCAL_TENANTS") else {
+        return Ok(None);
+    };
+    let tenants = list
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            TenantId::parse(t).map_err(|_| {
+                anyhow::anyhow!(
+                    "LOCAL_TENANTS: '{t}' is not a tenant id (1-64 letters, digits, '-' or '_')"
+                )
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(!tenants.is_empty(), "LOCAL_TENANTS names no tenant");
+    Ok(Some(KnownTenants(Arc::new(tenants))))
+}
+
+pub fn router(local: Arc<Local>, tenants: Option<KnownTenants>) -> Router {
     let sink = QueueSink::on(local.system.inbound_queue.clone());
     let webhook = shared::http::webhook::router(Arc::new(WebhookState {
         sink: sink.clone(),
@@ -35,8 +59,14 @@ pub fn router(local: Arc<Local>) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(1 << 30))
         .with_state(local.clone());
     let api = shared::http::operator::full_router(&local.operator);
-    api.layer(axum::middleware::from_fn(shared::http::tenant_from_header))
-        .merge(uploads)
+    let api = match tenants {
+        Some(known) => api.layer(axum::middleware::from_fn_with_state(
+            known,
+            shared::http::tenant_from_known_header,
+        )),
+        None => api.layer(axum::middleware::from_fn(shared::http::tenant_from_header)),
+    };
+    api.merge(uploads)
         .merge(webhook)
         .merge(kaleyra)
         .merge(control)

@@ -49,14 +49,25 @@ fn args() -> anyhow::Result<Args> {
 async fn main() -> anyhow::Result<()> {
     config::init_tracing();
     let args = args()?;
+    let tenants = control::known_tenants()?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     let base = format!("http://{}", listener.local_addr()?);
     let local = Arc::new(wiring::build(&base).await?);
-    let app = control::router(local.clone());
+    let tenants_line = match &tenants {
+        Some(k) => format!(
+            "tenants: {} (x-tenant-id required)",
+            k.0.iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => "tenant: x-tenant-id, default demo".to_owned(),
+    };
+    let app = control::router(local.clone(), tenants);
     tokio::spawn(async move { axum::serve(listener, app).await });
     tokio::spawn(control::run_loop(local.clone()));
     println!(
-        "Campaign engine running locally on {base} ({})",
+        "Campaign engine running locally on {base} ({}; {tenants_line})",
         local.backend
     );
     println!("  API: {base}/campaigns  ·  simulator record: {base}/local/sim/messages  ·  clock: {base}/local/clock");
