@@ -64,8 +64,8 @@ enum HistoryState {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub struct PendingParams {
-    /// Only entries in this state (default PENDING); another value (an empty one too) is a
-    /// 400 naming `state`.
+    /// Only entries in this state (default PENDING, as when empty); another value is a 400
+    /// naming `state`.
     #[param(value_type = Option<EntryState>)]
     state: Option<String>,
     /// Page size, 1 to 500 (default 100); anything else (an empty one too) is a 400
@@ -84,8 +84,8 @@ pub struct PendingParams {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub struct HistoryParams {
-    /// Only entries in this settled state (default all of them); another value (an empty
-    /// one too) is a 400 naming `state`.
+    /// Only entries in this settled state (default all of them, as when empty); another
+    /// value is a 400 naming `state`.
     #[param(inline, value_type = Option<HistoryState>)]
     state: Option<String>,
     /// Page size, 1 to 500 (default 100); anything else (an empty one too) is a 400

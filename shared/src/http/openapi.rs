@@ -318,8 +318,9 @@ fn operation_rules(path: &str, op: &mut Value) {
             .unwrap_or_default()
             .to_owned();
         // An empty query parameter is the same as an absent one (`http::Query`), but for
-        // the hopper views, which refuse it (`http::QueryAsGiven`).
-        let as_given = matches!(op_id.as_deref(), Some("pending" | "history"));
+        // the hopper views' limit and cursor, which they refuse (`http::QueryAsGiven`).
+        let as_given = matches!(op_id.as_deref(), Some("pending" | "history"))
+            && matches!(name.as_str(), "limit" | "cursor");
         if place == "query" && !as_given && p.get("required") != Some(&Value::Bool(true)) {
             p["allowEmptyValue"] = Value::Bool(true);
         }
