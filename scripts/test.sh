@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what it needs into the project venv
-# (.venv: moto for the local AWS emulator, aws-sam-cli and cfn-lint for the template),
+# (.venv: moto for the local AWS emulator, aws-sam-cli and cfn-lint for the template,
+# schemathesis for the API fuzz),
 # starts the emulator on loopback, runs every test, and stops what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,9 @@ trap 'scripts/emulator.sh stop' EXIT
 
 echo "== cargo test (unit, contract, adapter, end-to-end)"
 cargo test --workspace --all-targets
+
+echo "== API fuzz: schemathesis, every check, against the local runner's OpenAPI document"
+scripts/api-fuzz.sh
 
 echo "== smoke: the benchmark program, every scenario at small sizes (debug build: it checks the program works; figures come from scripts/bench.sh)"
 cargo run -q -p bench -- --smoke
