@@ -384,4 +384,18 @@ async fn a_runner_with_known_tenants_answers_401_to_anyone_else() {
     assert_eq!(s, StatusCode::OK);
     let (s, _) = common::send(&api, get("/openapi.json", None)).await;
     assert_eq!(s, StatusCode::OK);
+    // The administrator's routes need the administrator, not a tenant.
+    let (s, _) = common::send(&api, get("/admin/tenants/acme", Some("acme"))).await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "a tenant is not the administrator"
+    );
+    let admin = Request::builder()
+        .uri("/admin/tenants/acme")
+        .header(shared::http::ADMIN_HEADER, "true")
+        .body(Body::empty())
+        .unwrap();
+    let (s, _) = common::send(&api, admin).await;
+    assert_eq!(s, StatusCode::OK);
 }

@@ -1657,13 +1657,7 @@ async fn r1_8_campaigns_disabled_answers_403() {
     let h = memory();
     let f = fixture(&h, "acme", 1).await;
     let id = create(&h, "acme", campaign_body(&f, json!({}))).await;
-    h.ok_as(
-        "acme",
-        Method::PUT,
-        "/tenant",
-        Some(json!({"campaigns_enabled": false})),
-    )
-    .await;
+    common::switch_campaigns(&h.api, "acme", false).await;
     let routes = [
         (Method::GET, "/campaigns".to_owned(), None),
         (
@@ -1717,15 +1711,107 @@ async fn r1_8_campaigns_disabled_answers_403() {
     h.ok_as("acme", Method::GET, "/tenant", None).await;
     h.ok_as("globex", Method::GET, "/campaigns", None).await;
     // Enabled again, everything answers.
-    h.ok_as(
-        "acme",
-        Method::PUT,
-        "/tenant",
-        Some(json!({"campaigns_enabled": true})),
-    )
-    .await;
+    common::switch_campaigns(&h.api, "acme", true).await;
     h.ok_as("acme", Method::GET, &format!("/campaigns/{id}"), None)
         .await;
+}
+
+/// Finding 14: the seed has an administrator enable campaigns for a tenant; a tenant's own
+/// credentials must not turn them back on (`PUT /tenant` used to take `campaigns_enabled`).
+#[tokio::test]
+async fn r1_8_only_the_administrator_switches_a_tenants_campaigns() {
+    let h = memory();
+    common::switch_campaigns(&h.api, "acme", false).await;
+    // The tenant tries, every way it has.
+    for body in [
+        json!({"campaigns_enabled": true}),
+        json!({"timezone": "Asia/Kolkata", "campaigns_enabled": true}),
+    ] {
+        let (s, v) = h.call_as("acme", Method::PUT, "/tenant", Some(body)).await;
+        assert_eq!(
+            (s, field(&v), v["error"].as_str()),
+            (
+                StatusCode::FORBIDDEN,
+                "campaigns_enabled",
+                Some("forbidden")
+            ),
+            "{v}"
+        );
+    }
+    for (m, body) in [
+        (Method::PUT, Some(json!({"campaigns_enabled": true}))),
+        (Method::GET, None),
+    ] {
+        let (s, v) = h.call_as("acme", m, "/admin/tenants/acme", body).await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (StatusCode::FORBIDDEN, Some("forbidden")),
+            "{v}"
+        );
+    }
+    let t = h.ok_as("acme", Method::GET, "/tenant", None).await;
+    assert_eq!(
+        (t["campaigns_enabled"].as_bool(), t["timezone"].as_str()),
+        (Some(false), Some("UTC")),
+        "nothing changed: {t}"
+    );
+    let (s, _) = h.call_as("acme", Method::GET, "/campaigns", None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // The administrator can; a tenant's settings keep the switch, and the switch only
+    // reaches the tenant it names.
+    common::switch_campaigns(&h.api, "acme", true).await;
+    h.ok_as("acme", Method::GET, "/campaigns", None).await;
+    let t = h
+        .ok_as(
+            "acme",
+            Method::PUT,
+            "/tenant",
+            Some(json!({"timezone": "Asia/Kolkata"})),
+        )
+        .await;
+    assert_eq!(t["campaigns_enabled"], true);
+    common::switch_campaigns(&h.api, "globex", false).await;
+    h.ok_as("acme", Method::GET, "/campaigns", None).await;
+    let (s, _) = h.call_as("globex", Method::GET, "/campaigns", None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // A path that cannot be a tenant is not one; the body is read strictly.
+    let admin = |m: Method, path: &str, body: Option<Value>| {
+        let req = axum::http::Request::builder()
+            .method(m)
+            .uri(path)
+            .header("content-type", "application/json")
+            .header(shared::http::ADMIN_HEADER, "true")
+            .body(body.map(|b| b.to_string()).unwrap_or_default().into())
+            .unwrap();
+        let api = h.api.clone();
+        async move {
+            let (s, b) = common::send(&api, req).await;
+            (
+                s,
+                serde_json::from_slice::<Value>(&b).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (s, _) = admin(Method::GET, "/admin/tenants/a%20b", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, v) = admin(
+        Method::PUT,
+        "/admin/tenants/acme",
+        Some(json!({"campaigns_enabled": "no"})),
+    )
+    .await;
+    assert_eq!(
+        (s, field(&v)),
+        (StatusCode::BAD_REQUEST, "campaigns_enabled"),
+        "{v}"
+    );
+    let (s, v) = admin(Method::PUT, "/admin/tenants/acme", Some(json!({}))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (s, v) = admin(Method::GET, "/admin/tenants/globex", None).await;
+    assert_eq!(
+        (s, v["campaigns_enabled"].as_bool()),
+        (StatusCode::OK, Some(false))
+    );
 }
 
 /// Tenant B tries every read and write on tenant A's campaign, list, contact, template

@@ -248,26 +248,12 @@ async fn r4_1_pending_view_lists_sent_entries_awaiting_reply_with_times() {
         (s, v["error"].as_str()),
         (StatusCode::NOT_FOUND, Some("not_found"))
     );
-    let (s, _) = common::call(
-        &h.api,
-        Method::PUT,
-        "/tenant",
-        Some(json!({"campaigns_enabled": false})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK);
+    common::switch_campaigns(&h.api, common::TENANT, false).await;
     let (s, v) = h.get(&path).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
     let (s, _) = h.get(&format!("/campaigns/{}/hopper/history", c.id)).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, _) = common::call(
-        &h.api,
-        Method::PUT,
-        "/tenant",
-        Some(json!({"campaigns_enabled": true})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK);
+    common::switch_campaigns(&h.api, common::TENANT, true).await;
     let (s, _) = common::call(
         &h.api,
         Method::DELETE,

@@ -93,6 +93,25 @@ pub async fn call(
     call_as(api, TENANT, method, path, body).await
 }
 
+/// The platform administrator turns `tenant`'s campaigns on or off (`x-admin: true`, as
+/// the local runner reads it), and checks that it took.
+pub async fn switch_campaigns(api: &Router, tenant: &str, on: bool) {
+    let req = Request::builder()
+        .method(Method::PUT)
+        .uri(format!("/admin/tenants/{tenant}"))
+        .header("content-type", "application/json")
+        .header(shared::http::ADMIN_HEADER, "true")
+        .body(Body::from(json!({ "campaigns_enabled": on }).to_string()))
+        .unwrap();
+    let (status, bytes) = send(api, req).await;
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    assert_eq!(
+        (status, body["campaigns_enabled"].as_bool()),
+        (StatusCode::OK, Some(on)),
+        "{body}"
+    );
+}
+
 /// Launches campaign `id` of [`TENANT`] and checks that it is RUNNING.
 pub async fn launch(api: &Router, id: &str) {
     let (s, body) = call(api, Method::POST, &format!("/campaigns/{id}/launch"), None).await;

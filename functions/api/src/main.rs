@@ -30,9 +30,12 @@ async fn main() -> Result<(), lambda_http::Error> {
     });
     let objects = aws::s3::objects_from_env(&sdk)?;
     let services = compose::operator_services(operator, &Providers::from_env(&http), Some(objects));
-    let claim = config::optional("TENANT_CLAIM", "tenant_id");
+    let claims = tenant::Claims {
+        tenant: config::optional("TENANT_CLAIM", "tenant_id"),
+        admin_scope: config::optional("ADMIN_SCOPE", "campaigns/admin"),
+    };
     let app = shared::http::operator::full_router(&services).layer(axum::middleware::from_fn(
-        move |req, next| tenant::from_authorizer(claim.clone(), req, next),
+        move |req, next| tenant::from_authorizer(claims.clone(), req, next),
     ));
     lambda_http::run(app).await
 }

@@ -58,11 +58,11 @@ pub struct Tenant {
 }
 
 /// `PUT /tenant`: the fields given replace the stored ones; fields left out keep theirs.
+/// `campaigns_enabled` is not among them: an administrator sets it ([`TenantSwitches`]).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"campaigns_enabled": false, "timezone": "Europe/Madrid", "opt_out_keywords": ["STOP", "BAJA", "UNSUBSCRIBE"]}))]
+#[schema(example = json!({"timezone": "Europe/Madrid", "opt_out_keywords": ["STOP", "BAJA", "UNSUBSCRIBE"]}))]
 pub struct TenantSettings {
-    pub campaigns_enabled: Option<bool>,
     /// IANA time zone, e.g. `Asia/Kolkata`; `null` resets it to UTC.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
@@ -72,6 +72,17 @@ pub struct TenantSettings {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Vec<String>>)]
     pub opt_out_keywords: Option<Option<Vec<String>>>,
+}
+
+/// `PUT /admin/tenants/{tenant_id}`: what only the platform's administrator sets on a
+/// tenant (R1.8: "an administrator enables campaigns for the tenant"). The tenant's own
+/// credentials never reach it: in AWS the route needs the administrator's JWT scope.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"campaigns_enabled": false}))]
+pub struct TenantSwitches {
+    /// When off, every `/campaigns` endpoint of the tenant answers 403.
+    pub campaigns_enabled: bool,
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
@@ -133,13 +144,16 @@ impl Tenant {
             Some(None) => default_keywords(),
             Some(Some(words)) => opt_out_keywords(words)?,
         };
-        if let Some(on) = s.campaigns_enabled {
-            self.campaigns_enabled = on;
-        }
         self.timezone = timezone;
         self.opt_out_keywords = keywords;
         self.updated_at = Some(now);
         Ok(())
+    }
+
+    /// Applies an administrator's `PUT /admin/tenants/{tenant_id}`.
+    pub fn switch(&mut self, s: &TenantSwitches, now: Time) {
+        self.campaigns_enabled = s.campaigns_enabled;
+        self.updated_at = Some(now);
     }
 }
 
@@ -195,7 +209,6 @@ mod tests {
         let err = t
             .apply(
                 TenantSettings {
-                    campaigns_enabled: Some(false),
                     timezone: Some(Some("Mars/Olympus".into())),
                     ..Default::default()
                 },
@@ -203,10 +216,15 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(err, DomainError::Invalid { field, .. } if field == "timezone"));
-        assert!(t.campaigns_enabled, "nothing changes on a bad request");
+        assert_eq!(t.timezone, "UTC", "nothing changes on a bad request");
+        t.switch(
+            &TenantSwitches {
+                campaigns_enabled: false,
+            },
+            now,
+        );
         t.apply(
             TenantSettings {
-                campaigns_enabled: Some(false),
                 timezone: Some(Some("Asia/Kolkata".into())),
                 ..Default::default()
             },
@@ -215,7 +233,8 @@ mod tests {
         .unwrap();
         assert_eq!(
             (t.campaigns_enabled, t.timezone.as_str()),
-            (false, "Asia/Kolkata")
+            (false, "Asia/Kolkata"),
+            "settings keep the administrator's switch"
         );
         let s: TenantSettings = serde_json::from_str(r#"{"timezone": null}"#).unwrap();
         t.apply(s, now).unwrap();

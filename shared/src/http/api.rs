@@ -2,10 +2,10 @@
 //! routes live here with their OpenAPI description ([`CampaignsApi`]); accounts and
 //! templates in `templates`, contacts, lists and audiences in `audience`.
 
-use super::error::{ErrorBody, JsonBody};
+use super::error::{ApiError, ErrorBody, JsonBody};
 use super::examples as ex;
 use super::respond::{created, ok, R};
-use super::{Path, Query, TenantId};
+use super::{Administrator, Path, Query, TenantId};
 use crate::app::campaigns::{CampaignFilter, CampaignView, Campaigns, Progress};
 use crate::app::Operator;
 use crate::domain::campaign::{
@@ -15,7 +15,7 @@ use crate::domain::campaign::{
 use crate::domain::hopper::EntryState;
 use crate::domain::ids::CampaignId;
 use crate::domain::stats::{HopperCounts, Stats};
-use crate::domain::tenant::{Tenant, TenantSettings};
+use crate::domain::tenant::{Tenant, TenantSettings, TenantSwitches};
 use crate::domain::DomainError;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -48,6 +48,10 @@ pub fn routes() -> Router<Operator> {
         .route("/campaigns/{id}/hopper", get(hopper))
         .route("/campaigns/{id}/stats", get(stats))
         .route("/tenant", get(get_tenant).put(put_tenant))
+        .route(
+            "/admin/tenants/{tenant_id}",
+            get(admin_get_tenant).put(admin_switch_tenant),
+        )
 }
 
 /// A page of campaigns.
@@ -438,17 +442,74 @@ async fn get_tenant(State(a): S, t: TenantId) -> R {
 
 #[utoipa::path(
     put, path = "/tenant", tag = "tenant",
-    description = "Changes the caller's tenant settings; fields left out keep their value. With \
-        `campaigns_enabled: false` every /campaigns endpoint answers 403 (R1.8).",
-    request_body(content = TenantSettings, example = json!({"campaigns_enabled": false, "timezone": "Asia/Kolkata"})),
+    description = "Changes the caller's tenant settings; fields left out keep their value. \
+        `campaigns_enabled` is the platform administrator's to set (PUT \
+        /admin/tenants/{tenant_id}): sent here it answers 403 naming the field (R1.8).",
+    request_body(content = TenantSettings, example = json!({"timezone": "Asia/Kolkata"})),
     responses(
-        (status = 200, description = "The tenant", body = Tenant, example = json!(ex::tenant(false))),
+        (status = 200, description = "The tenant", body = Tenant, example = json!(ex::tenant(true))),
+        (status = 403, description = "`campaigns_enabled` is set by the platform's administrator only", body = ErrorBody,
+            example = json!({"error": "forbidden", "message": "campaigns_enabled: set by the platform's administrator only (PUT /admin/tenants/{tenant_id})", "field": "campaigns_enabled"})),
         (status = 422, description = "Unknown time zone", body = ErrorBody,
             example = json!({"error": "invalid", "message": "timezone: 'Mars/Olympus' is not an IANA time zone (e.g. Europe/Madrid, Asia/Kolkata, UTC)", "field": "timezone"})),
     )
 )]
-async fn put_tenant(State(a): S, t: TenantId, JsonBody(b): JsonBody<TenantSettings>) -> R {
+async fn put_tenant(State(a): S, t: TenantId, b: Result<JsonBody<TenantSettings>, ApiError>) -> R {
+    let JsonBody(b) = b.map_err(|e| match e.field.as_deref() {
+        // The tenant's own credentials cannot switch its campaigns back on (R1.8).
+        Some("campaigns_enabled") => ApiError {
+            status: StatusCode::FORBIDDEN,
+            kind: "forbidden",
+            message: "campaigns_enabled: set by the platform's administrator only \
+                (PUT /admin/tenants/{tenant_id})"
+                .into(),
+            field: e.field,
+        },
+        _ => e,
+    })?;
     ok(a.put_tenant(&t, b).await?)
+}
+
+#[utoipa::path(
+    get, path = "/admin/tenants/{tenant_id}", tag = "admin",
+    description = "A tenant's settings, for the platform's administrator (in AWS the JWT must \
+        carry the ADMIN_SCOPE scope; locally the `x-admin: true` header).",
+    params(("tenant_id" = String, Path, description = "The tenant, as its users' credentials name it", pattern = r"^[A-Za-z0-9_-]{1,64}$")),
+    security(("admin_header" = []), ("jwt" = ["campaigns/admin"])),
+    responses(
+        (status = 200, description = "The tenant (defaults when none were stored)", body = Tenant, example = json!(ex::tenant(true))),
+        (status = 403, description = "Not the administrator's credentials", body = ErrorBody,
+            example = json!({"error": "forbidden", "message": "only the platform's administrator may use /admin routes"})),
+        (status = 404, description = "Not a tenant id", body = ErrorBody),
+    )
+)]
+async fn admin_get_tenant(State(a): S, _: Administrator, Path(tenant): Path<TenantId>) -> R {
+    ok(a.get_tenant(&tenant).await?)
+}
+
+#[utoipa::path(
+    put, path = "/admin/tenants/{tenant_id}", tag = "admin",
+    description = "Turns a tenant's campaigns on or off (R1.8: an administrator enables \
+        campaigns for the tenant). Off, every /campaigns route of the tenant answers 403; \
+        running campaigns are not paused. Only the platform's administrator: in AWS the JWT \
+        must carry the ADMIN_SCOPE scope, locally the `x-admin: true` header.",
+    params(("tenant_id" = String, Path, description = "The tenant, as its users' credentials name it", pattern = r"^[A-Za-z0-9_-]{1,64}$")),
+    security(("admin_header" = []), ("jwt" = ["campaigns/admin"])),
+    request_body(content = TenantSwitches, example = json!({"campaigns_enabled": false})),
+    responses(
+        (status = 200, description = "The tenant", body = Tenant, example = json!(ex::tenant(false))),
+        (status = 403, description = "Not the administrator's credentials", body = ErrorBody,
+            example = json!({"error": "forbidden", "message": "only the platform's administrator may use /admin routes"})),
+        (status = 404, description = "Not a tenant id", body = ErrorBody),
+    )
+)]
+async fn admin_switch_tenant(
+    State(a): S,
+    _: Administrator,
+    Path(tenant): Path<TenantId>,
+    JsonBody(b): JsonBody<TenantSwitches>,
+) -> R {
+    ok(a.switch_tenant(&tenant, b).await?)
 }
 
 /// The OpenAPI description of the campaign and tenant routes; `openapi::document` merges
@@ -472,6 +533,8 @@ async fn put_tenant(State(a): S, t: TenantId, JsonBody(b): JsonBody<TenantSettin
         stats,
         get_tenant,
         put_tenant,
+        admin_get_tenant,
+        admin_switch_tenant,
     ),
     components(schemas(
         Campaign,
@@ -494,11 +557,13 @@ async fn put_tenant(State(a): S, t: TenantId, JsonBody(b): JsonBody<TenantSettin
         Stats,
         Tenant,
         TenantSettings,
+        TenantSwitches,
         ErrorBody,
     )),
     tags(
         (name = "campaigns", description = "Campaigns: settings, lifecycle, tests, progress (R1)"),
         (name = "tenant", description = "The caller's tenant (R1.8)"),
+        (name = "admin", description = "The platform administrator's operations on tenants (R1.8); never reachable with a tenant's credentials"),
     )
 )]
 pub struct CampaignsApi;

@@ -78,7 +78,7 @@ pub fn not_found() -> Value {
 }
 
 pub fn forbidden() -> Value {
-    json!({"error": "forbidden", "message": "campaigns are disabled for tenant acme; an administrator can enable them with PUT /tenant"})
+    json!({"error": "forbidden", "message": "campaigns are disabled for tenant acme; the platform's administrator can enable them (PUT /admin/tenants/acme)"})
 }
 
 /// A reset or retry (R4.9) and its progress.

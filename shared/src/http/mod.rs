@@ -25,11 +25,52 @@ pub use crate::domain::ids::TenantId;
 /// The header carrying the tenant in local mode (the JWT's claim in AWS).
 pub const TENANT_HEADER: &str = "x-tenant-id";
 
-/// Axum layer for local mode: the tenant comes from `x-tenant-id`, default `demo`.
+/// The header that makes a local request an administrator's (`x-admin: true`); in AWS the
+/// administrator's JWT scope does (`ADMIN_SCOPE`).
+pub const ADMIN_HEADER: &str = "x-admin";
+
+/// Marks a request whose credentials the platform verified as the administrator's: the
+/// edge inserts it (JWT scope in AWS, [`ADMIN_HEADER`] locally), and the `/admin` routes
+/// answer 403 without it.
+#[derive(Debug, Clone, Copy)]
+pub struct Administrator;
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Administrator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Administrator>()
+            .copied()
+            .ok_or_else(|| {
+                ApiError::forbidden("only the platform's administrator may use /admin routes")
+            })
+    }
+}
+
+/// Local mode: a request with `x-admin: true` is the administrator's.
+fn admin_from_header(req: &mut axum::extract::Request) {
+    let admin = req
+        .headers()
+        .get(ADMIN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if admin {
+        req.extensions_mut().insert(Administrator);
+    }
+}
+
+/// Axum layer for local mode: the tenant comes from `x-tenant-id`, default `demo`;
+/// `x-admin: true` makes the request the administrator's.
 pub async fn tenant_from_header(
     mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    admin_from_header(&mut req);
     let tenant = req
         .headers()
         .get(TENANT_HEADER)
@@ -47,13 +88,15 @@ pub struct KnownTenants(pub std::sync::Arc<Vec<TenantId>>);
 
 /// Axum layer for local mode with credentials checked: `x-tenant-id` must name one of the
 /// known tenants, else 401 (no header, a malformed one, or a tenant this runner does not
-/// serve). `/openapi.json` needs no tenant.
+/// serve). `/openapi.json` and the administrator's `/admin` routes need no tenant.
 pub async fn tenant_from_known_header(
     axum::extract::State(known): axum::extract::State<KnownTenants>,
     mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    if req.uri().path() == "/openapi.json" {
+    admin_from_header(&mut req);
+    let path = req.uri().path();
+    if path == "/openapi.json" || path.starts_with("/admin/") {
         return next.run(req).await;
     }
     let given = req
@@ -190,7 +233,7 @@ pub async fn campaigns_gate(
             Ok(true) => {}
             Ok(false) => {
                 return ApiError::forbidden(format!(
-                    "campaigns are disabled for tenant {t}; an administrator can enable them with PUT /tenant"
+                    "campaigns are disabled for tenant {t}; the platform's administrator can enable them (PUT /admin/tenants/{t})"
                 ))
                 .into_response()
             }

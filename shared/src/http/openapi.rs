@@ -22,6 +22,8 @@ use utoipa::OpenApi;
 pub const JWT: &str = "jwt";
 /// Security scheme in local mode: the tenant in a header.
 pub const TENANT_HEADER: &str = "tenant_header";
+/// Security scheme of the `/admin` routes in local mode: `x-admin: true`.
+pub const ADMIN_HEADER: &str = "admin_header";
 
 /// The merged document.
 pub fn document() -> utoipa::openapi::OpenApi {
@@ -69,6 +71,15 @@ pub fn document() -> utoipa::openapi::OpenApi {
             "Local mode only: the tenant the request acts for. With `LOCAL_TENANTS` set the \
              runner serves only those tenants and answers 401 without this header or with \
              another tenant; without it a missing header means `demo`.",
+        ))),
+    );
+    components.add_security_scheme(
+        ADMIN_HEADER,
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            super::ADMIN_HEADER,
+            "Local mode only: `true` makes the request the platform administrator's, for the \
+             /admin routes (in AWS: a JWT with the ADMIN_SCOPE scope, default \
+             `campaigns/admin`).",
         ))),
     );
     // Either one: the header in local mode, the token in AWS.
@@ -230,7 +241,7 @@ fn shared_responses() -> Value {
         ),
         "CampaignsDisabled": error(
             "Campaigns are disabled for the tenant (R1.8): every /campaigns route answers 403",
-            json!({"error": "forbidden", "message": "campaigns are disabled for tenant acme; an administrator can enable them with PUT /tenant"}),
+            json!({"error": "forbidden", "message": "campaigns are disabled for tenant acme; the platform's administrator can enable them (PUT /admin/tenants/acme)"}),
         ),
     })
 }
