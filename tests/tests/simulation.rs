@@ -265,6 +265,8 @@ struct Delivered {
     unknown_to_engine: bool,
     /// The provider reports it failed: it never reached the phone.
     failed: bool,
+    /// Its place among every message the provider took (several share a time).
+    seq: usize,
 }
 
 /// A webhook on its way: delivered at or after `at`, again after a failure.
@@ -327,7 +329,10 @@ impl MessagingProvider for SimProvider {
         };
         let times_out = self.faults.strikes(r.provider_accepts_then_times_out);
         let fails = self.faults.strikes(50);
-        self.delivered.lock().unwrap().push(Delivered {
+        let mut delivered = self.delivered.lock().unwrap();
+        let seq = delivered.len();
+        delivered.push(Delivered {
+            seq,
             sender_id: account.sender_id.clone(),
             to: msg.to.as_str().to_owned(),
             callback_data: msg.callback_data.clone(),
@@ -336,6 +341,7 @@ impl MessagingProvider for SimProvider {
             unknown_to_engine: times_out,
             failed: fails,
         });
+        drop(delivered);
         let (entry, attempt) = match EntryRef::decode_attempt(&msg.callback_data) {
             Some((e, a)) => (Some(e), a),
             None => (None, None),
@@ -448,6 +454,7 @@ struct CampaignW {
 
 struct TenantW {
     name: String,
+    account_id: String,
     sender_id: String,
     waba_id: String,
     lists: Vec<String>,
@@ -597,6 +604,23 @@ impl World {
                 })),
             )
             .await;
+            self.must(
+                &name,
+                Method::POST,
+                "/templates",
+                Some(json!({
+                    "account_id": account_id, "name": "we_miss_you", "language": "en",
+                    "category": "MARKETING", "body": "Hello {{1}}, still need help?"
+                })),
+            )
+            .await;
+            self.must(
+                &name,
+                Method::PUT,
+                &format!("/accounts/{account_id}/recontact-template"),
+                Some(json!({"name": "we_miss_you", "language": "en"})),
+            )
+            .await;
             let contacts: Vec<Value> = phones
                 .iter()
                 .map(|p| json!({"phone": format!("+{p}"), "name": format!("C{p}")}))
@@ -657,6 +681,7 @@ impl World {
             }
             self.tenants.push(TenantW {
                 name,
+                account_id,
                 sender_id,
                 waba_id,
                 lists,
@@ -705,8 +730,12 @@ impl World {
                 self.tenants[t].campaigns[c].deleted = true;
                 ("delete", format!("/campaigns/{id}"), Method::DELETE)
             }
-            21..=29 => {
+            21..=27 => {
                 self.customer_writes(t, false).await;
+                return;
+            }
+            28..=29 => {
+                self.recontact(t).await;
                 return;
             }
             30 => {
@@ -795,6 +824,47 @@ impl World {
             handled_at: None,
             tried: Vec::new(),
         });
+    }
+
+    /// An operator of tenant `t` sends the recontact template to a contact, under the one
+    /// idempotency key the simulation uses for that contact, and sends it again the way a
+    /// client that lost the answer does: once more, or twice at the same moment. Now and
+    /// then the key comes with another request.
+    async fn recontact(&mut self, t: usize) {
+        let i = self.pick(4);
+        let phone = phones()[i].clone();
+        let tenant = self.tenants[t].name.clone();
+        let variables = if self.dice(100) {
+            json!([{"source": "text", "value": "someone else"}])
+        } else {
+            json!([{"source": "contact_name"}])
+        };
+        let body = json!({"account_id": self.tenants[t].account_id, "variables": variables});
+        let request = || {
+            let req = axum::http::Request::builder()
+                .method(Method::POST)
+                .uri(format!("/contacts/{phone}/recontact"))
+                .header("content-type", "application/json")
+                .header("x-tenant-id", &tenant)
+                .header("Idempotency-Key", format!("recontact-{i}"))
+                .body(axum::body::Body::from(body.to_string()))
+                .unwrap();
+            testkit::harness::send(&self.s.api, req)
+        };
+        let answers = if self.dice(300) {
+            let (a, b) = tokio::join!(request(), request());
+            vec![a.0, b.0]
+        } else {
+            let mut answers = Vec::new();
+            for _ in 0..1 + self.pick(2) {
+                answers.push(request().await.0);
+            }
+            answers
+        };
+        self.log.push(format!(
+            "{} recontact {tenant} {phone}: {answers:?}",
+            self.now()
+        ));
     }
 
     /// Meta pauses tenant `t`'s template, or approves it again.
@@ -954,6 +1024,43 @@ impl World {
 // ---- the invariants ------------------------------------------------------------------------
 
 impl World {
+    /// Whether campaign `ca`'s message `a` to `phone` still held the contact at `at`: its
+    /// timeout not passed, its campaign not ended, no reply handled in between, and its
+    /// entry not released by a reset that reached it after the send.
+    async fn holds_contact(
+        &self,
+        sender: &str,
+        phone: &str,
+        a: &Delivered,
+        ca: &CampaignW,
+        at: Time,
+    ) -> bool {
+        let answered = self.replies.iter().any(|r| {
+            r.sender_id == sender
+                && r.phone == phone
+                && r.tried.iter().any(|h| *h >= a.at && *h <= at)
+        });
+        let mut open_until = a.at + Duration::days(i64::from(ca.timeout_days));
+        if let Some(end) = ca.ended_at.filter(|e| *e >= a.at) {
+            open_until = open_until.min(end);
+        }
+        // A reset of the first campaign (its walk runs later than the request) that
+        // reached this entry after the send released the contact: the entry no longer
+        // holds that message, and not because its outcome was unknown to the engine.
+        let Some(ra) = EntryRef::decode(&a.callback_data) else {
+            return false;
+        };
+        let now_entry = repo::get_entry(&*self.mem, &ra).await.unwrap();
+        let attempt = EntryRef::decode_attempt(&a.callback_data).and_then(|(_, n)| n);
+        let superseded = now_entry.as_ref().is_some_and(|e| {
+            e.message_id.as_deref() != Some(a.message_id.as_str())
+                && (e.attempts > attempt.unwrap_or(0)
+                    || e.disposition.as_deref() != Some("outcome_unknown"))
+        });
+        let released = superseded && ca.reset_at.iter().any(|r| *r <= at);
+        at < open_until && !answered && !released
+    }
+
     async fn entries(&self, tenant: &str, id: &str) -> Option<(String, Vec<HopperEntry>)> {
         let c = repo::get_campaign(&*self.mem, tenant, id).await.unwrap()?;
         let entries = repo::all_entries(&*self.mem, &c).await.unwrap();
@@ -963,7 +1070,15 @@ impl World {
     /// Every promise, checked on the stored state and on what reached the customers.
     async fn check(&self) -> Vec<String> {
         let mut broken = Vec::new();
-        let delivered = self.provider.delivered.lock().unwrap().clone();
+        // Campaign sends; recontacts (operator sends, callback `rc1|tenant|phone`) apart.
+        let (recontacts, delivered): (Vec<Delivered>, Vec<Delivered>) = self
+            .provider
+            .delivered
+            .lock()
+            .unwrap()
+            .iter()
+            .cloned()
+            .partition(|d| d.callback_data.starts_with("rc1|"));
         let owner: HashMap<&str, &TenantW> = self
             .tenants
             .iter()
@@ -1044,28 +1159,7 @@ impl World {
                 ) else {
                     continue;
                 };
-                let answered = self.replies.iter().any(|r| {
-                    &r.sender_id == sender
-                        && &r.phone == phone
-                        && r.tried.iter().any(|h| *h >= a.at && *h <= b.at)
-                });
-                let mut open_until = a.at + Duration::days(i64::from(ca.timeout_days));
-                if let Some(end) = ca.ended_at.filter(|e| *e >= a.at) {
-                    open_until = open_until.min(end);
-                }
-                // A reset of the first campaign (its walk runs later than the request)
-                // that reached this entry after the send released the contact: the
-                // entry no longer holds that message, and not because its outcome was
-                // unknown to the engine.
-                let now_entry = repo::get_entry(&*self.mem, &ra).await.unwrap();
-                let attempt = EntryRef::decode_attempt(&a.callback_data).and_then(|(_, n)| n);
-                let superseded = now_entry.as_ref().is_some_and(|e| {
-                    e.message_id.as_deref() != Some(a.message_id.as_str())
-                        && (e.attempts > attempt.unwrap_or(0)
-                            || e.disposition.as_deref() != Some("outcome_unknown"))
-                });
-                let released = superseded && ca.reset_at.iter().any(|r| *r <= b.at);
-                if b.at < open_until && !answered && !released {
+                if self.holds_contact(sender, phone, a, ca, b.at).await {
                     let first = repo::get_entry(&*self.mem, &ra).await.unwrap();
                     if std::env::var("SIM_LOG").is_ok() {
                         let i = repo::get_interaction(
@@ -1101,6 +1195,58 @@ impl World {
                             rb.campaign_id, b.at, ra.campaign_id, a.at
                         ));
                     }
+                }
+            }
+        }
+
+        // 6. Recontacts: on the tenant's own number, never to a contact whose STOP was
+        // handled, never while a campaign's message holds the contact, and one keyed
+        // request (the simulation keys each contact's recontacts alike) reaches the
+        // contact at most once a day: a retry of it sends nothing.
+        let mut keyed: BTreeMap<(&str, &str), Vec<&Delivered>> = BTreeMap::new();
+        for d in &recontacts {
+            let tenant = d.callback_data.split('|').nth(1).unwrap_or_default();
+            if owner.get(d.sender_id.as_str()).map(|t| t.name.as_str()) != Some(tenant) {
+                broken.push(format!(
+                    "{tenant} recontacted on another tenant's number {}",
+                    d.sender_id
+                ));
+            }
+            keyed
+                .entry((d.sender_id.as_str(), d.to.as_str()))
+                .or_default()
+                .push(d);
+            if self.replies.iter().any(|r| {
+                r.stop
+                    && r.sender_id == d.sender_id
+                    && r.phone == d.to
+                    && r.handled_at.is_some_and(|h| h < d.at)
+            }) {
+                broken.push(format!("{}: recontacted at {} after its STOP", d.to, d.at));
+            }
+            let last = by_contact
+                .get(&(d.sender_id.clone(), d.to.clone()))
+                .and_then(|sends| sends.iter().rev().find(|a| a.seq < d.seq && !a.failed));
+            if let Some(a) = last {
+                let ca = EntryRef::decode(&a.callback_data)
+                    .and_then(|r| campaign_of.get(r.campaign_id.as_str()).copied());
+                if let Some(ca) = ca {
+                    if self.holds_contact(&d.sender_id, &d.to, a, ca, d.at).await {
+                        broken.push(format!(
+                            "{}: recontacted at {} while {}'s message of {} was open",
+                            d.to, d.at, ca.id, a.at
+                        ));
+                    }
+                }
+            }
+        }
+        for ((_, phone), sends) in &keyed {
+            for pair in sends.windows(2) {
+                if pair[1].at - pair[0].at < Duration::hours(24) {
+                    broken.push(format!(
+                        "{phone}: one keyed recontact sent at {} and again at {}",
+                        pair[0].at, pair[1].at
+                    ));
                 }
             }
         }
@@ -1272,8 +1418,16 @@ fn run_seed(seed: u64) -> (Vec<String>, String) {
                 .map(|d| (&d.callback_data, d.at))
                 .collect::<Vec<_>>()
         );
+        let recontacts = w
+            .provider
+            .delivered
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|d| d.callback_data.starts_with("rc1|"))
+            .count();
         let summary = format!(
-            "sends {}, replies {}, events {}, trace {:016x}",
+            "sends {}, recontacts {recontacts}, replies {}, events {}, trace {:016x}",
             w.provider.delivered.lock().unwrap().len(),
             w.replies.len(),
             w.bus.events.lock().unwrap().len(),
@@ -1282,7 +1436,7 @@ fn run_seed(seed: u64) -> (Vec<String>, String) {
         if std::env::var("SIM_SEED").is_ok() || std::env::var("SIM_TRACE").is_ok() {
             eprintln!("seed {seed}: {summary}");
         }
-        if !broken.is_empty() && std::env::var("SIM_LOG").is_ok() {
+        if std::env::var("SIM_LOG").is_ok() {
             for l in &w.log {
                 eprintln!("  {l}");
             }

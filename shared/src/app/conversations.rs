@@ -16,13 +16,14 @@ use crate::domain::conversation::{
     ServiceWindow,
 };
 use crate::domain::hopper::{shard_of, HopperEntry};
+use crate::domain::idempotency::{self, IdempotencyKey, KeyedRequest};
 use crate::domain::ids::{CampaignId, TenantId};
 use crate::domain::inbound::EntryRef;
-use crate::domain::outcome::SendFailure;
+use crate::domain::outcome::{FailureClass, SendFailure};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::template::{ContactData, Template, TemplateKey, VariableSource};
 use crate::domain::{DomainError, Time};
-use crate::ports::{Clock, MessagingProvider, OutboundTemplate, Table};
+use crate::ports::{Clock, MessagingProvider, OutboundTemplate, PortError, Table};
 use crate::repo;
 use crate::repo::conversations as conv;
 use crate::repo::Interaction;
@@ -53,7 +54,7 @@ pub struct RecontactRequest {
 }
 
 /// What a recontact send did.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"phone": "919812345678", "account_id": "acc_0190a1",
     "template": {"name": "we_miss_you", "language": "en"}, "message_id": "wamid.HBgMOTE5ODEyMzQ1Njc4FQIAERgT",
     "text": "Hello Asha, the chat window has expired, please reply to this message if you still need support",
@@ -78,6 +79,20 @@ pub struct RecontactSent {
     pub campaign_id: Option<String>,
 }
 
+/// What a recontact did: sent, or refused by the provider (or its outcome is unknown).
+pub type RecontactAnswer = Result<RecontactSent, SendFailure>;
+
+/// The operation idempotency keys of recontacts are kept under.
+const RECONTACT: &str = "recontact";
+
+/// What a recontact request asks for, as a digest: the same key with another request is
+/// refused.
+fn recontact_fingerprint(phone: &PhoneNumber, req: &RecontactRequest) -> String {
+    use sha2::Digest;
+    let asked = serde_json::json!({"phone": phone, "account_id": req.account_id, "variables": req.variables});
+    hex::encode(sha2::Sha256::digest(asked.to_string()))
+}
+
 /// Marks recontact sends' callback data, so their statuses are told from campaign ones.
 const RECONTACT_CALLBACK: &str = "rc1";
 
@@ -87,13 +102,103 @@ impl Conversations {
     /// answer (409 with R5.1's message), never to an opted-out contact. 404 for an
     /// unknown account, 409 when it has no (usable) recontact template, 422 for a bad
     /// number or a placeholder without a value. `Ok(Err(_))`: the provider refused it.
+    ///
+    /// With an idempotency key, the same request again gets the first answer and sends
+    /// nothing ([`crate::domain::idempotency`]); the key is taken before the send and
+    /// freed only when nothing went out.
     pub async fn recontact(
         &self,
         tenant: &TenantId,
         phone: &str,
         req: RecontactRequest,
-    ) -> AppResult<Result<RecontactSent, SendFailure>> {
+        key: Option<IdempotencyKey>,
+    ) -> AppResult<RecontactAnswer> {
         let phone = PhoneNumber::parse(phone)?;
+        let Some(key) = key else {
+            return self.recontact_held(tenant, &phone, req).await;
+        };
+        let fingerprint = recontact_fingerprint(&phone, &req);
+        let mut keyed = match self.take_key(tenant, key, fingerprint).await? {
+            Ok(keyed) => keyed,
+            Err(earlier) => return Ok(earlier),
+        };
+        let answer = self.recontact_held(tenant, &phone, req).await;
+        let kept = match &answer {
+            Ok(a) => {
+                keyed.answer = Some(a.clone());
+                conv::save_keyed(&*self.table, RECONTACT, &mut keyed).await
+            }
+            // Refused before anything went out: the same request may try again.
+            Err(_) => conv::delete_keyed(&*self.table, RECONTACT, &keyed).await,
+        };
+        if let Err(e) = kept {
+            tracing::warn!(error = %e, "idempotency key not updated; it answers 409 until it expires");
+        }
+        answer
+    }
+
+    /// Takes `key` for a new request, or the answer an earlier request with it had.
+    async fn take_key(
+        &self,
+        tenant: &str,
+        key: IdempotencyKey,
+        fingerprint: String,
+    ) -> AppResult<Result<KeyedRequest<RecontactAnswer>, RecontactAnswer>> {
+        let now = self.clock.now();
+        let mut keyed = KeyedRequest::new(tenant, key, fingerprint, now);
+        let t = &*self.table;
+        if let Some(old) =
+            conv::get_keyed::<RecontactAnswer>(t, tenant, RECONTACT, &keyed.key).await?
+        {
+            if old.expires_at() > now {
+                return Ok(Err(old.replay(&keyed.fingerprint)?));
+            }
+            keyed.version = old.version;
+        }
+        match conv::save_keyed(t, RECONTACT, &mut keyed).await {
+            Ok(()) => Ok(Ok(keyed)),
+            // Another request with the key took it between the read and the write.
+            Err(PortError::ConditionFailed) => Err(idempotency::unfinished().into()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The recontact itself, with the contact held from its checks to its records, so a
+    /// campaign's send or another recontact cannot reach the contact at the same moment.
+    async fn recontact_held(
+        &self,
+        tenant: &str,
+        phone: &PhoneNumber,
+        req: RecontactRequest,
+    ) -> AppResult<RecontactAnswer> {
+        let holder = crate::domain::new_id("recontact");
+        let now = self.clock.now();
+        if take_contact_hold(&*self.table, tenant, phone, &holder, now)
+            .await?
+            .is_err()
+        {
+            return Err(DomainError::Conflict(format!(
+                "{}; try again in a minute",
+                crate::domain::eligibility::HELD_REASON
+            ))
+            .into());
+        }
+        let res = self.recontact_checked(tenant, phone, req).await;
+        // A provider call whose outcome is unknown keeps the hold until it lapses.
+        if !matches!(&res, Ok(Err(f)) if f.class == FailureClass::Unknown) {
+            let now = self.clock.now();
+            release_contact_hold(&*self.table, tenant, phone, &holder, now).await;
+        }
+        res
+    }
+
+    async fn recontact_checked(
+        &self,
+        tenant: &str,
+        phone: &PhoneNumber,
+        req: RecontactRequest,
+    ) -> AppResult<RecontactAnswer> {
+        let phone = phone.clone();
         let account_id = crate::domain::account::required("account_id", req.account_id)?;
         let (account, template) = self
             .recontact_template(tenant, &account_id, &req.variables)
@@ -334,6 +439,59 @@ pub(crate) type CampaignSenders = HashMap<(String, String), Option<(String, chro
 /// sender may have failed to write ([`Interaction::restored`]). Returns false when that
 /// could not be stored (the caller tries again later); true when it was, or when there is
 /// nothing to hold (never claimed, a campaign or account gone).
+/// Takes the hold on a contact of `tenant` for `holder` (an entry's sender, or an
+/// operator's recontact), or says until when another has it.
+pub(crate) async fn take_contact_hold(
+    table: &dyn Table,
+    tenant: &str,
+    phone: &PhoneNumber,
+    holder: &str,
+    now: Time,
+) -> AppResult<Result<(), Time>> {
+    super::retry_on_conflict(|_| async move {
+        let mut hold = repo::get_hold(table, tenant, phone).await?;
+        // A sender that failed midway left the contact held until now: its entry may
+        // have gone out (still SENDING, or recorded without its interaction), so the
+        // contact is held for it first, as the sweeper or a redelivery would.
+        if let Some(lapsed) = hold.lapsed_holder(holder, now).and_then(EntryRef::decode) {
+            if let Some(stale) = repo::get_entry(table, &lapsed).await? {
+                let mut campaigns = CampaignSenders::new();
+                if !hold_after_unknown_outcome(table, &mut campaigns, &stale).await {
+                    return Ok(Err(now + crate::domain::eligibility::HOLD_RECHECK));
+                }
+            }
+        }
+        if let Err(until) = hold.take(holder, now) {
+            return Ok(Err(until));
+        }
+        repo::save_hold(table, &mut hold).await?;
+        Ok(Ok(()))
+    })
+    .await
+}
+
+/// Lets go of a contact once its interaction is written (or nothing was sent). A failure
+/// only delays the contact's next send until the hold lapses.
+pub(crate) async fn release_contact_hold(
+    table: &dyn Table,
+    tenant: &str,
+    phone: &PhoneNumber,
+    holder: &str,
+    now: Time,
+) {
+    let res = super::retry_on_conflict(|_| async move {
+        let mut hold = repo::get_hold(table, tenant, phone).await?;
+        if hold.release(holder, now) {
+            repo::save_hold(table, &mut hold).await?;
+        }
+        Ok(())
+    })
+    .await;
+    if let Err(e) = res {
+        tracing::warn!(phone = %phone.masked(), error = %e, "contact hold not released; it lapses");
+    }
+}
+
 pub(crate) async fn hold_after_unknown_outcome(
     table: &dyn Table,
     campaigns: &mut CampaignSenders,

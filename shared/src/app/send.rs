@@ -3,6 +3,7 @@
 //! before the provider is called, so a redelivered or retried message finds the entry
 //! no longer claimable and sends nothing.
 
+use super::conversations::{release_contact_hold, take_contact_hold};
 use super::{retry_on_conflict, update_campaign, AppError, AppResult};
 use crate::domain::account::Account;
 use crate::domain::campaign::Campaign;
@@ -18,6 +19,7 @@ use crate::ports::{Clock, EventBus, MessagingProvider, OutboundTemplate, PortErr
 use crate::repo;
 use futures::stream::{self, StreamExt};
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 pub struct SendService {
@@ -261,26 +263,25 @@ impl SendService {
         delta: &mut Delta,
     ) -> AppResult<SendOutcome> {
         let now = self.clock.now();
-        if !ctx.campaign.is_sending() || ctx.halted.load(std::sync::atomic::Ordering::SeqCst) {
-            // Paused or stopped: the entry stays FRESH and goes out after resume. A record
-            // delivered again after the pause may be one whose send went out.
+        // Paused or stopped: the entry stays FRESH and goes out after resume. Queued inside
+        // the last tick, due after the end date: it stays FRESH and the sweeper's end-date
+        // walk records it as not sent (R4.9). Either way, a record delivered again may be
+        // one whose send went out: its interaction is repaired first.
+        let stopped = if !ctx.campaign.is_sending() || ctx.halted.load(Ordering::SeqCst) {
+            Some("campaign not running")
+        } else {
+            ctx.campaign.has_ended(now).then_some("campaign ended")
+        };
+        if let Some(why) = stopped {
             if self.repair_interaction(ctx, r).await? {
                 return Ok(SendOutcome::Skipped(IN_FLIGHT));
             }
-            return Ok(SendOutcome::Skipped("campaign not running"));
-        }
-        if ctx.campaign.has_ended(now) {
-            // Queued inside the last tick, due after the end date: the entry stays FRESH
-            // and the sweeper's end-date walk records it as not sent (R4.9).
-            if self.repair_interaction(ctx, r).await? {
-                return Ok(SendOutcome::Skipped(IN_FLIGHT));
-            }
-            return Ok(SendOutcome::Skipped("campaign ended"));
+            return Ok(SendOutcome::Skipped(why));
         }
         // The contact is held from before its checks until its interaction is written:
         // another campaign sending to it at the same moment waits and checks after.
         let holder = r.encode();
-        let held = self.take_hold(r, &holder, now).await?;
+        let held = take_contact_hold(&*self.table, &r.tenant, &r.phone, &holder, now).await?;
         if let (Err(until), true) = (held, eligibility::waits_for_holds(&ctx.campaign)) {
             let verdict = Verdict::Wait {
                 until: until.min(now + eligibility::HOLD_RECHECK),
@@ -297,62 +298,10 @@ impl SendService {
         // held the contact through its interaction (`HOLD_LEASE`).
         let in_flight = matches!(res, Ok(SendOutcome::Skipped(IN_FLIGHT)));
         if held.is_ok() && res.is_ok() && !in_flight {
-            self.release_hold(r, &holder).await;
+            let now = self.clock.now();
+            release_contact_hold(&*self.table, &r.tenant, &r.phone, &holder, now).await;
         }
         res
-    }
-
-    /// Takes the hold on the entry's contact for `holder`, or says until when another
-    /// sender has it.
-    async fn take_hold(
-        &self,
-        r: &EntryRef,
-        holder: &str,
-        now: Time,
-    ) -> AppResult<Result<(), Time>> {
-        retry_on_conflict(|_| async move {
-            let mut hold = repo::get_hold(&*self.table, &r.tenant, &r.phone).await?;
-            // A sender that failed midway left the contact held until now: its entry may
-            // have gone out (still SENDING, or recorded without its interaction), so the
-            // contact is held for it first, as the sweeper or a redelivery would.
-            if let Some(lapsed) = hold.lapsed_holder(holder, now).and_then(EntryRef::decode) {
-                if let Some(stale) = repo::get_entry(&*self.table, &lapsed).await? {
-                    let mut campaigns = super::conversations::CampaignSenders::new();
-                    let held = super::conversations::hold_after_unknown_outcome(
-                        &*self.table,
-                        &mut campaigns,
-                        &stale,
-                    )
-                    .await;
-                    if !held {
-                        return Ok(Err(now + eligibility::HOLD_RECHECK));
-                    }
-                }
-            }
-            if let Err(until) = hold.take(holder, now) {
-                return Ok(Err(until));
-            }
-            repo::save_hold(&*self.table, &mut hold).await?;
-            Ok(Ok(()))
-        })
-        .await
-    }
-
-    /// Lets go of the contact once its interaction is written (or nothing was sent). A
-    /// failure only delays the contact's next send until the hold lapses.
-    async fn release_hold(&self, r: &EntryRef, holder: &str) {
-        let now = self.clock.now();
-        let res = retry_on_conflict(|_| async move {
-            let mut hold = repo::get_hold(&*self.table, &r.tenant, &r.phone).await?;
-            if hold.release(holder, now) {
-                repo::save_hold(&*self.table, &mut hold).await?;
-            }
-            Ok(())
-        })
-        .await;
-        if let Err(e) = res {
-            tracing::warn!(phone = %r.phone.masked(), error = %e, "contact hold not released; it lapses");
-        }
     }
 
     /// The checks, claim, provider call and records of one entry whose contact this

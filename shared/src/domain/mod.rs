@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod hopper;
 pub mod hopper_view;
+pub mod idempotency;
 pub mod ids;
 pub mod import;
 pub mod inbound;

@@ -4,6 +4,7 @@
 //! |---|---|---|---|
 //! | 24-hour window and last recontact, per business number and contact | `INTERACTION#sender#p` | `WINDOW` | TTL `ttl` (cleanup only) |
 //! | conversation message (reply, late reply, opt-out, recontact) | `HOPPER#t#c#n` | `MSG#p#<time>#<message id>` | |
+//! | a keyed request (recontact) and its answer | `TENANT#t#IDEMPOTENCY#<key>` | `<operation>` | TTL `ttl`: a day after it was taken |
 //!
 //! The window item sits next to the interaction item (same partition, its own sort key),
 //! so the sender's unconditional interaction write never races a reply's window update,
@@ -15,6 +16,7 @@
 
 use super::{from_item, get_as, interaction_pk, put_versioned, query_all, time_key, to_item};
 use crate::domain::conversation::{ConversationMessage, ServiceWindow};
+use crate::domain::idempotency::{IdempotencyKey, KeyedRequest};
 use crate::domain::inbound::EntryRef;
 use crate::domain::phone::PhoneNumber;
 use crate::ports::{Cond, Index, PortError, PortResult, Query, SkCond, Table};
@@ -125,4 +127,49 @@ pub async fn purge_messages(
         table.delete_many(&keys).await?;
     }
     Ok(keys.len())
+}
+
+// ---- idempotency keys of operator sends ----
+
+fn keyed_pk(tenant: &str, key: &IdempotencyKey) -> String {
+    format!("TENANT#{tenant}#IDEMPOTENCY#{}", key.as_str())
+}
+
+/// The earlier request of `tenant` with `key` for `operation`, if one is kept (expired
+/// ones too: DynamoDB's TTL deletes within days, not at the second).
+pub async fn get_keyed<T: serde::de::DeserializeOwned>(
+    table: &dyn Table,
+    tenant: &str,
+    operation: &str,
+    key: &IdempotencyKey,
+) -> PortResult<Option<KeyedRequest<T>>> {
+    get_as(table, &keyed_pk(tenant, key), operation).await
+}
+
+/// Stores a keyed request read with [`get_keyed`] or new (version 0: only if the key is
+/// unused, [`PortError::ConditionFailed`] otherwise).
+pub async fn save_keyed<T: serde::Serialize>(
+    table: &dyn Table,
+    operation: &str,
+    r: &mut KeyedRequest<T>,
+) -> PortResult<()> {
+    let mut item = to_item(
+        r,
+        "keyed_request",
+        &[
+            ("PK", keyed_pk(&r.tenant, &r.key)),
+            ("SK", operation.into()),
+        ],
+    )?;
+    item.insert("ttl".into(), r.expires_at().timestamp().into());
+    put_versioned(table, item, &mut r.version).await
+}
+
+/// Frees a key whose request sent nothing.
+pub async fn delete_keyed<T>(
+    table: &dyn Table,
+    operation: &str,
+    r: &KeyedRequest<T>,
+) -> PortResult<()> {
+    table.delete(&keyed_pk(&r.tenant, &r.key), operation).await
 }
