@@ -606,6 +606,86 @@ async fn r4_4_short_phone_is_block_list_when_a_block_list_is_configured() {
     assert_counters_match(&h, &id).await;
 }
 
+/// The issue 13 fuzzing note: R4.4 could not happen, because the contacts API, the member
+/// routes and the import refused a number under five digits, so no hopper ever held one.
+/// Such a contact is now stored, flagged, and its campaigns show it as the seed says.
+#[tokio::test]
+async fn r4_4_a_short_number_from_the_api_or_an_import_is_stored_flagged_and_shown_by_campaigns() {
+    let h = harness(memory(), common::t0(), Opts::default()).await;
+    let acc = account(&h, json!({})).await;
+    let normal = "919812340501";
+    add_contacts(&h, &strings(&[normal])).await;
+    // From the API, alone or among others.
+    let c = h
+        .ok(
+            Method::POST,
+            "/contacts",
+            Some(json!({"phone": "1234", "name": "Ext"})),
+        )
+        .await;
+    assert_eq!(
+        (c["phone"].as_str(), c["invalid_phone"].as_str()),
+        (Some("1234"), Some(SHORT_PHONE_ERROR)),
+        "{c}"
+    );
+    // From an import.
+    let csv = "phone,name\n+1 23,Old system\n919812340502,Fine\n";
+    let (s, imp) = common::call_raw(
+        &h.api,
+        TENANT,
+        Method::POST,
+        "/contacts/import",
+        "text/csv",
+        axum::body::Body::from(csv),
+    )
+    .await;
+    assert_eq!(
+        (s, imp["imported"].as_u64(), imp["invalid"].as_u64()),
+        (axum::http::StatusCode::CREATED, Some(2), Some(0)),
+        "{imp}"
+    );
+    let imported = h.ok(Method::GET, "/contacts/123", None).await;
+    assert_eq!(
+        imported["invalid_phone"].as_str(),
+        Some("Contact with invalid phone number: 123. The phone number should have at least 5 digits."),
+        "{imported}"
+    );
+    // A valid number carries no flag; a dialable but invalid one is still refused.
+    let fine = h
+        .ok(Method::GET, &format!("/contacts/{normal}"), None)
+        .await;
+    assert!(fine.get("invalid_phone").is_none(), "{fine}");
+    let (s, v) = h
+        .call(
+            Method::POST,
+            "/contacts",
+            Some(json!({"phone": "+91 12345"})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (axum::http::StatusCode::UNPROCESSABLE_ENTITY, Some("phone")),
+        "{v}"
+    );
+    // The member routes take them; a campaign keeps them in its hopper, never sending.
+    let id = campaign(&h, "Short", &acc, json!({})).await;
+    let list = list_of(&h, &strings(&[normal, "1234", "123"])).await;
+    attach(&h, &id, &list).await;
+    common::launch(&h.api, &id).await;
+    run_tick(&h).await;
+    let e = entry(&h, &id, "1234").await;
+    assert_not_sent(&e, EntryState::Failed, "Invalid Number");
+    assert_eq!(e.error.as_deref(), Some(SHORT_PHONE_ERROR));
+    assert_not_sent(
+        &entry(&h, &id, "123").await,
+        EntryState::Failed,
+        "Invalid Number",
+    );
+    assert_sent(&entry(&h, &id, normal).await);
+    assert_eq!(h.simulator().sent().len(), 1);
+    assert_counters_match(&h, &id).await;
+}
+
 // ---- R4.5 duplicate window ---------------------------------------------------------------
 
 async fn duplicate_window_skips_contacts_sent_by_another_campaign(backend: Arc<dyn Table>) {

@@ -17,7 +17,10 @@
 //! the other is copied from it (R2.1): a contact created with only a mobile number is keyed
 //! by that number. Both are validated against libphonenumber's metadata for their country
 //! here (the contacts API and the import reject invalid numbers with a 422 naming the
-//! field); the hopper does not validate, so a stored short number is reported there (R4.4).
+//! field), with one exception: a number with fewer than five digits (an extension or a
+//! typo carried over from another system) is stored, flagged in `invalid_phone` with the
+//! seed's text, so the campaigns it is attached to show it as R4.4 says (FAILED
+//! "Invalid Number", or BLOCK_LIST) instead of it vanishing at the door.
 //!
 //! **Tags.** Tags and valued-tag keys are trimmed and lower-cased; valued-tag values keep
 //! their case but are matched without it. They feed the segmentation index ([`index_keys`]).
@@ -63,6 +66,10 @@ pub struct Contact {
     /// Custom fields; templates can use them (R3.3).
     #[serde(default)]
     pub fields: BTreeMap<String, String>,
+    /// Why no message can reach this number, when none can: fewer than five digits
+    /// (R4.4). Campaigns keep such a contact in their hopper, never sending to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid_phone: Option<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub created_at: Option<Time>,
@@ -117,7 +124,13 @@ impl NewContact {
             DomainError::Invalid { message, .. } => DomainError::invalid(field, message),
             other => other,
         })?;
-        let region = phone.validate(field)?;
+        // A number too short to dial is stored, flagged (R4.4); any other is checked
+        // against its country's numbering plan.
+        let region = if phone.is_dialable() {
+            phone.validate(field)?
+        } else {
+            None
+        };
         Ok(CheckedKey { phone, region })
     }
 }
@@ -288,6 +301,7 @@ impl Contact {
                 tags: BTreeSet::new(),
                 valued_tags: BTreeMap::new(),
                 fields: BTreeMap::new(),
+                invalid_phone: None,
                 created_at: Some(now),
                 updated_at: now,
                 version: 0,
@@ -296,6 +310,8 @@ impl Contact {
         if let Some(m) = mobile {
             c.mobile = m;
         }
+        c.invalid_phone =
+            (!c.phone.is_dialable()).then(|| super::phone::short_phone_error(&c.phone));
         if c.mobile.is_none() {
             c.mobile = Some(c.phone.clone());
         }

@@ -6,7 +6,7 @@
 use super::campaign::Campaign;
 use super::hopper::{EntryState, HopperEntry};
 use super::inbound::EntryRef;
-use super::phone::{PhoneNumber, MIN_DIGITS};
+use super::phone::PhoneNumber;
 use super::Time;
 use serde::{Deserialize, Serialize};
 
@@ -110,12 +110,7 @@ pub fn waits_for_holds(campaign: &Campaign) -> bool {
 /// whole response timeout of the other campaign; it waits at most this long per check.
 pub const INTERACTION_RECHECK: chrono::Duration = chrono::Duration::minutes(10);
 
-/// The error text of a number with fewer than five digits (R4.4), verbatim.
-pub fn short_phone_error(phone: &PhoneNumber) -> String {
-    format!(
-        "Contact with invalid phone number: {phone}. The phone number should have at least {MIN_DIGITS} digits."
-    )
-}
+pub use super::phone::short_phone_error;
 
 /// The last campaign message one of our senders sent a contact, and the reply window it
 /// opened: how a reply without context finds its entry (R5.2), whether the contact is

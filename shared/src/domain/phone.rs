@@ -23,6 +23,14 @@ pub const MIN_DIGITS: usize = 5;
 /// E.164 allows at most 15 digits.
 pub const MAX_DIGITS: usize = 15;
 
+/// The error text of a number with fewer than five digits (R4.4), verbatim: on the
+/// contact that has it and on its hopper entries.
+pub fn short_phone_error(phone: &PhoneNumber) -> String {
+    format!(
+        "Contact with invalid phone number: {phone}. The phone number should have at least {MIN_DIGITS} digits."
+    )
+}
+
 impl PhoneNumber {
     pub fn parse(input: &str) -> Result<Self, DomainError> {
         let trimmed = input.trim();
