@@ -650,6 +650,27 @@ async fn r4_4_a_short_number_from_the_api_or_an_import_is_stored_flagged_and_sho
         Some("Contact with invalid phone number: 123. The phone number should have at least 5 digits."),
         "{imported}"
     );
+    // Updated by its own path like any contact; never recontacted.
+    let c = h
+        .ok(
+            Method::PUT,
+            "/contacts/1234",
+            Some(json!({"phone": "1234", "name": "Ext 2"})),
+        )
+        .await;
+    assert_eq!(c["invalid_phone"].as_str(), Some(SHORT_PHONE_ERROR), "{c}");
+    let (s, v) = h
+        .call(
+            Method::POST,
+            "/contacts/1234/recontact",
+            Some(json!({"account_id": acc})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (axum::http::StatusCode::UNPROCESSABLE_ENTITY, Some("phone")),
+        "{v}"
+    );
     // A valid number carries no flag; a dialable but invalid one is still refused.
     let fine = h
         .ok(Method::GET, &format!("/contacts/{normal}"), None)

@@ -33,6 +33,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     let claims = tenant::Claims {
         tenant: config::optional("TENANT_CLAIM", "tenant_id"),
         admin_scope: config::optional("ADMIN_SCOPE", "campaigns/admin"),
+        // No administrators' client configured: nobody is the administrator.
+        admin_audience: config::optional("ADMIN_AUDIENCE", ""),
     };
     let app = shared::http::operator::full_router(&services).layer(axum::middleware::from_fn(
         move |req, next| tenant::from_authorizer(claims.clone(), req, next),

@@ -1,5 +1,6 @@
 //! The tenant comes from the JWT the API Gateway authorizer verified, never from a header
-//! the caller controls; so does the administrator's standing (a scope of the token).
+//! the caller controls; so does the administrator's standing: a token of the
+//! administrators' own app client (audience) that carries the admin scope.
 
 use axum::extract::Request;
 use axum::middleware::Next;
@@ -13,6 +14,14 @@ use std::collections::HashMap;
 pub struct Claims {
     pub tenant: String,
     pub admin_scope: String,
+    /// The administrators' app client: `client_id` (Cognito access tokens) or `aud`.
+    pub admin_audience: String,
+}
+
+/// What the authorizer verified: the token's claims and its scopes.
+pub struct Verified {
+    pub claims: HashMap<String, String>,
+    pub scopes: Vec<String>,
 }
 
 pub async fn from_authorizer(claims: Claims, mut req: Request, next: Next) -> Response {
@@ -21,7 +30,10 @@ pub async fn from_authorizer(claims: Claims, mut req: Request, next: Next) -> Re
             .authorizer
             .as_ref()
             .and_then(|a| a.jwt.as_ref())
-            .map(|j| j.claims.clone()),
+            .map(|j| Verified {
+                claims: j.claims.clone(),
+                scopes: j.scopes.clone().unwrap_or_default(),
+            }),
         _ => None,
     };
     if let Some(verified) = verified {
@@ -36,19 +48,27 @@ pub async fn from_authorizer(claims: Claims, mut req: Request, next: Next) -> Re
     next.run(req).await
 }
 
-fn tenant(claims: &Claims, verified: &HashMap<String, String>) -> Option<TenantId> {
+fn tenant(claims: &Claims, verified: &Verified) -> Option<TenantId> {
     verified
+        .claims
         .get(&claims.tenant)
         .and_then(|t| TenantId::parse(t).ok())
 }
 
-/// OAuth scopes are one space-separated claim: `scope` (Cognito, RFC 8693) or `scp`.
-fn is_admin(claims: &Claims, verified: &HashMap<String, String>) -> bool {
-    ["scope", "scp"]
-        .iter()
-        .filter_map(|c| verified.get(*c))
-        .flat_map(|s| s.split_whitespace())
-        .any(|s| s == claims.admin_scope)
+/// A token of the administrators' client (`client_id` or `aud`) with the admin scope, as
+/// API Gateway lists it (`scopes`) or as the claim says (`scope`/`scp`, space-separated).
+fn is_admin(claims: &Claims, verified: &Verified) -> bool {
+    let ours = !claims.admin_audience.is_empty()
+        && ["client_id", "aud"]
+            .iter()
+            .any(|c| verified.claims.get(*c) == Some(&claims.admin_audience));
+    let scoped = verified.scopes.contains(&claims.admin_scope)
+        || ["scope", "scp"]
+            .iter()
+            .filter_map(|c| verified.claims.get(*c))
+            .flat_map(|s| s.split_whitespace())
+            .any(|s| s == claims.admin_scope);
+    ours && scoped
 }
 
 #[cfg(test)]
@@ -59,31 +79,48 @@ mod tests {
         Claims {
             tenant: "tenant_id".into(),
             admin_scope: "campaigns/admin".into(),
+            admin_audience: "admins-client".into(),
         }
     }
 
-    fn verified(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    fn verified(pairs: &[(&str, &str)]) -> Verified {
+        Verified {
+            claims: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            scopes: Vec::new(),
+        }
     }
 
     #[test]
     fn r1_8_only_a_token_with_the_admin_scope_is_the_administrators() {
         let c = claims();
+        let admins = ("client_id", "admins-client");
         assert!(is_admin(
             &c,
-            &verified(&[("scope", "openid campaigns/admin")])
+            &verified(&[admins, ("scope", "openid campaigns/admin")])
         ));
-        assert!(is_admin(&c, &verified(&[("scp", "campaigns/admin")])));
+        assert!(is_admin(
+            &c,
+            &verified(&[("aud", "admins-client"), ("scp", "campaigns/admin")])
+        ));
+        let mut listed = verified(&[admins]);
+        listed.scopes = vec!["campaigns/admin".into()];
+        assert!(is_admin(&c, &listed), "API Gateway's list of scopes");
         for no in [
-            verified(&[("tenant_id", "acme")]),
-            verified(&[("scope", "campaigns/admin-read openid")]),
-            verified(&[("scope", "campaigns")]),
-            verified(&[("campaigns/admin", "true")]),
+            verified(&[admins, ("tenant_id", "acme")]),
+            verified(&[admins, ("scope", "campaigns/admin-read openid")]),
+            verified(&[admins, ("scope", "campaigns")]),
+            verified(&[admins, ("campaigns/admin", "true")]),
+            // The scope on a tenant client's token: a tenant user asked for it.
+            verified(&[
+                ("client_id", "tenants-client"),
+                ("scope", "campaigns/admin"),
+            ]),
+            verified(&[("scope", "campaigns/admin")]),
         ] {
-            assert!(!is_admin(&c, &no), "{no:?}");
+            assert!(!is_admin(&c, &no), "{:?}", no.claims);
         }
     }
 

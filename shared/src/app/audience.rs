@@ -293,7 +293,8 @@ impl Audience {
         if let Some(p) = phone {
             let key = PhoneNumber::parse(p)?;
             if let Some(given) = input.phone.as_deref() {
-                if PhoneNumber::parse_valid(given, "phone")? != key {
+                // The body's number is validated with the rest of it (`checked_key`).
+                if PhoneNumber::parse(given)? != key {
                     return Err(DomainError::invalid(
                         "phone",
                         "differs from the phone in the path; a contact's phone cannot change",

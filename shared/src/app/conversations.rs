@@ -114,6 +114,10 @@ impl Conversations {
         key: Option<IdempotencyKey>,
     ) -> AppResult<RecontactAnswer> {
         let phone = PhoneNumber::parse(phone)?;
+        if !phone.is_dialable() {
+            let why = crate::domain::phone::short_phone_error(&phone);
+            return Err(DomainError::invalid("phone", why).into());
+        }
         let Some(key) = key else {
             return self.recontact_held(tenant, &phone, req).await;
         };
@@ -124,12 +128,18 @@ impl Conversations {
         };
         let answer = self.recontact_held(tenant, &phone, req).await;
         let kept = match &answer {
-            Ok(a) => {
-                keyed.answer = Some(a.clone());
+            // Sent, or maybe sent: the key answers this from now on, never sending again.
+            Ok(Ok(_))
+            | Ok(Err(SendFailure {
+                class: FailureClass::Unknown,
+                ..
+            })) => {
+                keyed.answer = answer.as_ref().ok().cloned();
                 conv::save_keyed(&*self.table, RECONTACT, &mut keyed).await
             }
-            // Refused before anything went out: the same request may try again.
-            Err(_) => conv::delete_keyed(&*self.table, RECONTACT, &keyed).await,
+            // Refused before anything went out (a rule, the contact busy, storage, or the
+            // provider's definite refusal): the same request may try again.
+            _ => conv::delete_keyed(&*self.table, RECONTACT, &keyed).await,
         };
         if let Err(e) = kept {
             tracing::warn!(error = %e, "idempotency key not updated; it answers 409 until it expires");
@@ -177,10 +187,11 @@ impl Conversations {
             .await?
             .is_err()
         {
-            return Err(DomainError::Conflict(format!(
-                "{}; try again in a minute",
-                crate::domain::eligibility::HELD_REASON
-            ))
+            return Err(DomainError::Conflict(
+                "another send to this contact is under way (a campaign's or a recontact); \
+                 try again in a minute"
+                    .into(),
+            )
             .into());
         }
         let res = self.recontact_checked(tenant, phone, req).await;
@@ -432,13 +443,6 @@ pub(crate) type SenderCache = HashMap<(String, String), Option<String>>;
 /// Sender and response timeout of campaigns, read once per sweep.
 pub(crate) type CampaignSenders = HashMap<(String, String), Option<(String, chrono::Duration)>>;
 
-/// Holds the contact for `entry`, whose sender failed midway: the sweeper reclaiming a
-/// stale claim, or another sender finding its hold lapsed. A SENDING entry's message may
-/// have been accepted: the contact counts as written to from the claim on
-/// ([`Interaction::maybe_sent`]); an entry recorded as sent gets the interaction its
-/// sender may have failed to write ([`Interaction::restored`]). Returns false when that
-/// could not be stored (the caller tries again later); true when it was, or when there is
-/// nothing to hold (never claimed, a campaign or account gone).
 /// Takes the hold on a contact of `tenant` for `holder` (an entry's sender, or an
 /// operator's recontact), or says until when another has it.
 pub(crate) async fn take_contact_hold(
@@ -492,6 +496,13 @@ pub(crate) async fn release_contact_hold(
     }
 }
 
+/// Holds the contact for `entry`, whose sender failed midway: the sweeper reclaiming a
+/// stale claim, or another sender finding its hold lapsed. A SENDING entry's message may
+/// have been accepted: the contact counts as written to from the claim on
+/// ([`Interaction::maybe_sent`]); an entry recorded as sent gets the interaction its
+/// sender may have failed to write ([`Interaction::restored`]). Returns false when that
+/// could not be stored (the caller tries again later); true when it was, or when there is
+/// nothing to hold (never claimed, a campaign or account gone).
 pub(crate) async fn hold_after_unknown_outcome(
     table: &dyn Table,
     campaigns: &mut CampaignSenders,

@@ -189,7 +189,8 @@ pub struct InlineImport {
         (`\"\"` clears), `tags` replaces the set, `valued_tags` and `fields` merge key by key \
         (`null` or `\"\"` removes a key). Phone numbers may be typed with '+', spaces, dashes \
         or a leading 00 and are stored as international digits; a number libphonenumber \
-        deems invalid for its country is a 422 naming the field. If only phone or mobile is \
+        deems invalid for its country is a 422 naming the field, except one with fewer than \
+        five digits: it is stored flagged `invalid_phone` and never sent to (R4.4). If only phone or mobile is \
         given the other is copied from it. A body with an array validates every contact \
         before storing any.",
     request_body(content = ContactsInput, examples(
