@@ -251,6 +251,7 @@ fn events(n: usize) -> Vec<DomainEvent> {
                     to: CampaignStatus::Paused,
                     reason: Some("error rate".into()),
                     at,
+                    version: 3,
                 })
             } else {
                 DomainEvent::ReplyReceived(ReplyReceived {

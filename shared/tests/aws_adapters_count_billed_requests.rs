@@ -195,6 +195,7 @@ async fn eventbridge_bus_counts_put_events_requests_and_events() {
                 to: CampaignStatus::Paused,
                 reason: None,
                 at: chrono::Utc::now(),
+                version: 3,
             })
         })
         .collect();

@@ -321,3 +321,124 @@ async fn a_status_applies_only_to_entries_of_the_number_it_came_from() {
         .unwrap();
     assert_eq!(stored().await, Some(now), "the owner's own status applies");
 }
+
+/// A campaign of `tenant` on an account stored the way accounts were before numbers had
+/// owners (no owner item), launched, with one entry for `phone`; its send jobs.
+async fn legacy_campaign(
+    h: &Spawned,
+    tenant: &str,
+    sender: &str,
+    phone: &str,
+) -> (String, Vec<shared::app::send::Job>) {
+    use shared::domain::account::{Account, NewAccount};
+    let a = Account::create(
+        tenant,
+        NewAccount {
+            name: Some("Legacy".into()),
+            sender_id: Some(sender.into()),
+            token_ref: Some("env:SIM_TOKEN".into()),
+            waba_id: Some(WABA_A.into()),
+            ..Default::default()
+        },
+        h_now(),
+    )
+    .unwrap();
+    repo::put_account(table(h), &a).await.unwrap();
+    h.ok_as(
+        tenant,
+        Method::POST,
+        "/templates",
+        Some(common::template_body(&a.id, "offer")),
+    )
+    .await;
+    h.ok_as(
+        tenant,
+        Method::POST,
+        "/contacts",
+        Some(json!({"phone": phone, "name": "C", "fields": {"code": "K"}})),
+    )
+    .await;
+    let list = id_of(
+        &h.ok_as(tenant, Method::POST, "/lists", Some(json!({"name": "L"})))
+            .await,
+    );
+    h.ok_as(
+        tenant,
+        Method::POST,
+        &format!("/lists/{list}/members"),
+        Some(json!({ "phones": [phone] })),
+    )
+    .await;
+    let body = common::campaign_body("legacy", &a.id, "offer");
+    let id = id_of(
+        &h.ok_as(tenant, Method::POST, "/campaigns", Some(body))
+            .await,
+    );
+    h.ok_as(
+        tenant,
+        Method::POST,
+        &format!("/campaigns/{id}/lists"),
+        Some(json!({ "list_id": list })),
+    )
+    .await;
+    let launched = h
+        .ok_as(
+            tenant,
+            Method::POST,
+            &format!("/campaigns/{id}/launch"),
+            None,
+        )
+        .await;
+    assert_eq!(launched["status"], "RUNNING", "{launched}");
+    let c = repo::get_campaign(table(h), tenant, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    let jobs = repo::all_entries(table(h), &c)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (format!("{tenant}-{}", e.seq), Ok(e.entry_ref())))
+        .collect();
+    (id, jobs)
+}
+
+#[tokio::test]
+async fn an_account_stored_before_numbers_had_owners_claims_its_number_when_it_sends() {
+    let h = harness().await;
+    let sender = "106540352242930";
+    let (_, jobs) = legacy_campaign(&h, TENANT, sender, "919812340031").await;
+    assert_eq!(repo::number_owner(table(&h), sender).await.unwrap(), None);
+    let failed = h.sys.sender.send_batch(jobs).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(h.sim.as_ref().unwrap().sent().len(), 1);
+    let owner = repo::number_owner(table(&h), sender).await.unwrap();
+    assert_eq!(
+        owner.map(|o| o.tenant).as_deref(),
+        Some(TENANT),
+        "the first send claims the number"
+    );
+}
+
+#[tokio::test]
+async fn a_campaign_on_a_number_another_tenant_owns_pauses_and_sends_nothing() {
+    let h = harness().await;
+    let sender = "106540352242931";
+    // Two accounts stored before numbers had owners, on one number.
+    let (_, acme) = legacy_campaign(&h, TENANT, sender, "919812340032").await;
+    let (globex, jobs) = legacy_campaign(&h, OTHER, sender, "919812340033").await;
+    assert!(h.sys.sender.send_batch(acme).await.is_empty());
+    assert!(h.sys.sender.send_batch(jobs).await.is_empty());
+    let sent = h.sim.as_ref().unwrap().sent();
+    assert_eq!(sent.len(), 1, "only the owner sends: {sent:?}");
+    let c = repo::get_campaign(table(&h), OTHER, &globex)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.status.as_str(), "PAUSED");
+    let why = c.pause_reason.clone().unwrap_or_default();
+    assert!(why.contains("another tenant"), "{why}");
+    assert!(!why.contains(TENANT), "never names the other tenant: {why}");
+    let e = &repo::all_entries(table(&h), &c).await.unwrap()[0];
+    assert_eq!(e.state.as_str(), "FRESH", "the entry waits, untouched");
+}

@@ -1067,6 +1067,53 @@ impl World {
         Some((c.status.as_str().to_owned(), entries))
     }
 
+    /// Invariant 8: every status change of a campaign is published (at least once, the
+    /// same each time); by version they chain from its first status to where it is now
+    /// (DELETING once it is purged), and nothing is left in its outbox.
+    async fn state_changes_broken(&self, tenant: &str, id: &str) -> Vec<String> {
+        let mut broken = Vec::new();
+        let mut moves: BTreeMap<u64, (&'static str, &'static str)> = BTreeMap::new();
+        for e in self.bus.batches.lock().unwrap().iter().flatten() {
+            let DomainEvent::CampaignStateChanged(m) = e else {
+                continue;
+            };
+            if m.campaign_id != id {
+                continue;
+            }
+            if m.tenant != tenant {
+                broken.push(format!("{id}'s change published for {}", m.tenant));
+            }
+            let this = (m.from.as_str(), m.to.as_str());
+            if moves.insert(m.version, this).is_some_and(|was| was != this) {
+                broken.push(format!("{id} v{}: two different changes", m.version));
+            }
+        }
+        let stored = repo::get_campaign(&*self.mem, tenant, id).await.unwrap();
+        let now = stored.as_ref().map_or("DELETING", |c| c.status.as_str());
+        if let Some(c) = &stored {
+            if !c.unpublished.is_empty() {
+                broken.push(format!("{id} keeps {:?} unpublished", c.unpublished));
+            }
+        }
+        let mut at = None;
+        for (from, to) in moves.values() {
+            if at.is_some_and(|a| a != *from)
+                || (at.is_none() && !["DRAFT", "READY"].contains(from))
+            {
+                broken.push(format!(
+                    "{id}: a change before {from} -> {to} never published ({moves:?})"
+                ));
+            }
+            at = Some(*to);
+        }
+        if at.unwrap_or("READY") != now && !(at.is_none() && now == "DRAFT") {
+            broken.push(format!(
+                "{id} is {now}, its published changes end at {at:?} ({moves:?})"
+            ));
+        }
+        broken
+    }
+
     /// Every promise, checked on the stored state and on what reached the customers.
     async fn check(&self) -> Vec<String> {
         let mut broken = Vec::new();
@@ -1254,6 +1301,7 @@ impl World {
         // 3. Never stranded, 4. exact statistics.
         for t in &self.tenants {
             for c in &t.campaigns {
+                broken.extend(self.state_changes_broken(&t.name, &c.id).await);
                 let Some((status, entries)) = self.entries(&t.name, &c.id).await else {
                     if !c.deleted {
                         broken.push(format!("{} vanished without a delete", c.id));

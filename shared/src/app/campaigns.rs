@@ -3,7 +3,10 @@
 //! The operator's other aggregates have their own services: `audience`, `templates`,
 //! `blocklists`, `commands`, `reports`, `hopper_views` (all gathered in [`Operator`]).
 
-use super::{busy, publish_state_change, retry_on_conflict, update_campaign, AppError, AppResult};
+use super::{
+    busy, publish_transitions, retry_on_conflict, save_campaign_change, update_campaign, AppError,
+    AppResult,
+};
 use crate::domain::campaign::{
     Campaign, CampaignPatch, CampaignStatus, Channel, Launched, NewCampaign,
 };
@@ -214,7 +217,9 @@ impl Campaigns {
         self.view(c).await
     }
 
-    pub async fn view(&self, c: Campaign) -> AppResult<CampaignView> {
+    pub async fn view(&self, mut c: Campaign) -> AppResult<CampaignView> {
+        // The outbox is the engine's, not a setting or a figure.
+        c.unpublished.clear();
         let s = Stats::from_counters(&repo::get_counters(&*self.table, &c.tenant, &c.id).await?);
         let percent = if s.target > 0 {
             (s.sent as f64 * 1000.0 / s.target as f64).round() / 10.0
@@ -293,24 +298,23 @@ impl Campaigns {
         patch: CampaignPatch,
     ) -> AppResult<CampaignView> {
         let patch = &patch;
-        let (c, from, rescheduled) = retry_on_conflict(|_| async move {
+        let (mut c, mark, rescheduled) = retry_on_conflict(|_| async move {
             let mut c = self.load(tenant, id).await?;
             let from = c.status;
-            let edited = c.edit(patch.clone(), self.now())?;
+            let now = self.now();
+            let edited = c.edit(patch.clone(), now)?;
             if edited.references {
                 self.check_references(&c).await?;
             }
             if patch.block_lists.is_some() {
                 super::check_exist(&*self.table, tenant, &c.block_lists).await?;
             }
-            repo::save_campaign(&*self.table, &mut c).await?;
-            Ok((c, from, edited.rescheduled))
+            let mark = save_campaign_change(&*self.table, &mut c, from, None, now).await?;
+            Ok((c, mark, edited.rescheduled))
         })
         .await
         .map_err(busy(|| format!("campaign {id}")))?;
-        if c.status != from {
-            publish_state_change(&*self.bus, &c, from, None).await;
-        }
+        publish_transitions(&*self.table, &*self.bus, &mut c, mark.as_ref()).await;
         if let Some(at) = rescheduled {
             self.put_schedule(tenant, id, at).await?;
         }
@@ -355,7 +359,15 @@ impl Campaigns {
         change: impl Fn(&mut Campaign) -> Result<R, DomainError>,
     ) -> AppResult<(Campaign, R)> {
         self.load(tenant, id).await?;
-        update_campaign(&*self.table, &*self.bus, tenant, id, None, change).await
+        update_campaign(
+            &*self.table,
+            &*self.bus,
+            tenant,
+            id,
+            (None, self.now()),
+            change,
+        )
+        .await
     }
 
     /// Launch now, or at the start date through a one-time schedule.
@@ -480,14 +492,10 @@ impl Campaigns {
         }
         repo::add_counters(&*self.table, tenant, &test.id, &delta).await?;
         repo::put_test_link(&*self.table, tenant, &parent.id, &test.id).await?;
-        repo::save_campaign(&*self.table, &mut test).await?;
-        publish_state_change(
-            &*self.bus,
-            &test,
-            CampaignStatus::Ready,
-            Some(format!("test of {}", parent.id)),
-        )
-        .await;
+        let reason = Some(format!("test of {}", parent.id));
+        let from = CampaignStatus::Ready;
+        let mark = save_campaign_change(&*self.table, &mut test, from, reason, now).await?;
+        publish_transitions(&*self.table, &*self.bus, &mut test, mark.as_ref()).await;
         self.view(test).await
     }
 

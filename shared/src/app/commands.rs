@@ -321,7 +321,7 @@ impl Commands {
         // The operation first: a campaign reopened by a retry is not completed again
         // by the sweeper while its operation runs.
         let reason = Some(format!("{} requested", kind.as_str()));
-        match update_campaign(t, &*self.bus, tenant, id, reason, change).await {
+        match update_campaign(t, &*self.bus, tenant, id, (reason, now), change).await {
             Ok((c, ())) => Ok(OperationView::new(&op, c.status)),
             Err(e) => {
                 abort(t, &mut op, &format!("refused: {e}"), now).await?;
@@ -589,7 +589,7 @@ impl Commands {
             return Ok(());
         }
         let reason = Some("end date passed".to_owned());
-        update_campaign(&*self.table, &*self.bus, tenant, id, reason, |c| {
+        update_campaign(&*self.table, &*self.bus, tenant, id, (reason, now), |c| {
             if c.status == CampaignStatus::Paused {
                 c.complete_at_end(now)
             } else {

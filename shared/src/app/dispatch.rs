@@ -213,8 +213,10 @@ impl Dispatcher {
 
     async fn start(&self, tenant: &str, id: &str) -> AppResult<Campaign> {
         let now = self.clock.now();
-        let (c, ()) =
-            update_campaign(&*self.table, &*self.bus, tenant, id, None, |c| c.start(now)).await?;
+        let (c, ()) = update_campaign(&*self.table, &*self.bus, tenant, id, (None, now), |c| {
+            c.start(now)
+        })
+        .await?;
         Ok(c)
     }
 

@@ -36,7 +36,7 @@ pub mod templates;
 
 use crate::domain::campaign::{Campaign, CampaignStatus};
 use crate::domain::events::{CampaignStateChanged, DomainEvent};
-use crate::domain::DomainError;
+use crate::domain::{DomainError, Time};
 use crate::ports::{Clock, Scheduler};
 use crate::ports::{EventBus, PortError, Table};
 use crate::repo;
@@ -185,30 +185,82 @@ pub(crate) fn busy(what: impl FnOnce() -> String) -> impl FnOnce(AppError) -> Ap
 }
 
 /// Loads a campaign, lets `change` decide, and stores the result; retried when another
-/// writer got there first. Publishes the state change when the status moved.
+/// writer got there first. A status change is stored with it and then published.
 pub(crate) async fn update_campaign<R>(
     table: &dyn Table,
     bus: &dyn EventBus,
     tenant: &str,
     id: &str,
-    reason: Option<String>,
+    (reason, now): (Option<String>, Time),
     change: impl Fn(&mut Campaign) -> Result<R, DomainError>,
 ) -> AppResult<(Campaign, R)> {
     let (reason, change) = (&reason, &change);
-    retry_on_conflict(|_| async move {
+    let (mut c, r, mark) = retry_on_conflict(|_| async move {
         let mut c = repo::get_campaign(table, tenant, id)
             .await?
             .ok_or_else(|| DomainError::not_found("campaign", id))?;
         let from = c.status;
         let r = change(&mut c)?;
-        repo::save_campaign(table, &mut c).await?;
-        if c.status != from {
-            publish_state_change(bus, &c, from, reason.clone()).await;
-        }
-        Ok((c, r))
+        let mark = save_campaign_change(table, &mut c, from, reason.clone(), now).await?;
+        Ok((c, r, mark))
     })
     .await
-    .map_err(busy(|| format!("campaign {id}")))
+    .map_err(busy(|| format!("campaign {id}")))?;
+    publish_transitions(table, bus, &mut c, mark.as_ref()).await;
+    Ok((c, r))
+}
+
+/// Stores `c` after a change from status `from`: a status change goes into the
+/// campaign's outbox, written with it, after a mark that lets the sweeper find it.
+pub(crate) async fn save_campaign_change(
+    table: &dyn Table,
+    c: &mut Campaign,
+    from: CampaignStatus,
+    reason: Option<String>,
+    now: Time,
+) -> AppResult<Option<repo::outbox::CampaignMark>> {
+    let mark = if c.note_transition(from, reason) {
+        Some(repo::outbox::mark_campaign(table, c, now).await?)
+    } else {
+        None
+    };
+    repo::save_campaign(table, c).await?;
+    Ok(mark)
+}
+
+/// Publishes the campaign's stored status changes and empties its outbox, then removes
+/// `mark`. False when the bus, the emptying or the removal failed: what is stored stays,
+/// and the sweeper publishes it later. Delivery is at least once: an outbox that could
+/// not be emptied is published again.
+pub(crate) async fn publish_transitions(
+    table: &dyn Table,
+    bus: &dyn EventBus,
+    c: &mut Campaign,
+    mark: Option<&repo::outbox::CampaignMark>,
+) -> bool {
+    if !c.unpublished.is_empty() {
+        let events: Vec<DomainEvent> = c
+            .unpublished
+            .iter()
+            .map(|t| DomainEvent::CampaignStateChanged(CampaignStateChanged::of(c, t)))
+            .collect();
+        if let Err(e) = bus.publish(&events).await {
+            tracing::warn!(campaign_id = %c.id, error = %e, "publishing campaign events failed; the campaign's outbox keeps them");
+            return false;
+        }
+        if let Err(e) = repo::clear_unpublished(table, c).await {
+            tracing::info!(campaign_id = %c.id, error = %e, "campaign outbox not emptied; its events will be published again");
+            return false;
+        }
+        c.unpublished.clear();
+    }
+    if let Some(m) = mark {
+        if let Err(e) = repo::outbox::unmark_campaign(table, m).await {
+            tracing::info!(campaign_id = %c.id, error = %e, "campaign outbox mark not removed; the sweeper will");
+            return false;
+        }
+    }
+    true
 }
 
 /// Every block list a campaign attaches must exist for the tenant (and not be being
@@ -231,13 +283,6 @@ pub(crate) async fn check_exist(
     Ok(())
 }
 
-/// Events are best effort: a bus outage must not undo a stored state change.
-pub(crate) async fn publish(bus: &dyn EventBus, events: &[DomainEvent]) {
-    if let Err(e) = bus.publish(events).await {
-        tracing::warn!(error = %e, count = events.len(), "publishing domain events failed");
-    }
-}
-
 /// Publishes an outbox item's events and marks it published; on a bus failure it stays
 /// pending and the sweeper publishes it later ([`sweep::SweepService`]), so a bus outage
 /// delays events and loses none. Delivery is at least once: a failure to mark it after
@@ -258,21 +303,4 @@ pub(crate) async fn publish_from_outbox(
         return false;
     }
     true
-}
-
-pub(crate) async fn publish_state_change(
-    bus: &dyn EventBus,
-    c: &Campaign,
-    from: CampaignStatus,
-    reason: Option<String>,
-) {
-    let ev = DomainEvent::CampaignStateChanged(CampaignStateChanged {
-        tenant: c.tenant.clone(),
-        campaign_id: c.id.clone(),
-        from,
-        to: c.status,
-        reason,
-        at: c.updated_at,
-    });
-    publish(bus, &[ev]).await;
 }

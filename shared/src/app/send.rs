@@ -247,12 +247,19 @@ impl SendService {
             .collect();
         senders.sort();
         senders.dedup();
+        // The number must be the tenant's: a campaign on another tenant's number pauses
+        // and its entries wait, untouched.
+        let foreign = super::templates::foreign_number(&*self.table, &account).await?;
+        if let Some(number) = &foreign {
+            let why = format!("sender_id {number} belongs to another tenant's account");
+            self.pause_campaign(&campaign, &why).await;
+        }
         Ok(Some(CampaignCtx {
             campaign,
             account,
             template,
             senders,
-            halted: Default::default(),
+            halted: std::sync::atomic::AtomicBool::new(foreign.is_some()),
         }))
     }
 
@@ -644,7 +651,7 @@ impl SendService {
             &*self.bus,
             &c.tenant,
             &c.id,
-            Some(why.clone()),
+            (Some(why.clone()), now),
             move |c| c.pause(Some(why.clone()), now),
         )
         .await;

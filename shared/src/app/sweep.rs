@@ -47,6 +47,9 @@ pub struct SweepReport {
 /// How long an outbox item may stay pending before the sweeper publishes it: longer than
 /// the function that claimed it takes to publish it itself.
 pub const OUTBOX_PUBLISH_AFTER: chrono::Duration = chrono::Duration::minutes(2);
+/// A campaign outbox mark whose save has not landed after this long never will (a save
+/// is one request; it lost its race or failed).
+pub const MARK_ABANDONED_AFTER: chrono::Duration = chrono::Duration::minutes(15);
 
 /// How long an entry may stay SENDING after its claim before the sweeper takes the
 /// worker for dead and moves it to RETRY "outcome unknown" (R4.10). Far above a sender's
@@ -169,6 +172,7 @@ impl SweepService {
         report.completed += commands.completed;
         report.completed += self.complete_finished(now).await?;
         report.republished = self.publish_pending(now).await?;
+        report.republished += self.publish_campaign_outboxes(now).await?;
         self.reconcile_settling(now).await?;
         let budget = PurgeBudget {
             time: budget.total.saturating_sub(started.elapsed()),
@@ -303,6 +307,32 @@ impl SweepService {
         Ok(published)
     }
 
+    /// Publishes the status changes campaigns still hold in their outbox (the bus was
+    /// down, or the function died after the save), found through their marks. A mark
+    /// whose save never landed (the campaign never reached its version) is dropped after
+    /// [`MARK_ABANDONED_AFTER`]. Returns how many campaigns' outboxes were emptied.
+    async fn publish_campaign_outboxes(&self, now: Time) -> AppResult<usize> {
+        let t = &*self.table;
+        let mut published = 0;
+        for m in repo::outbox::campaign_marks(t, now - OUTBOX_PUBLISH_AFTER).await? {
+            match repo::get_campaign(t, &m.tenant, &m.campaign_id).await? {
+                Some(c) if c.version < m.version => {
+                    if now - m.created_at >= MARK_ABANDONED_AFTER {
+                        repo::outbox::unmark_campaign(t, &m).await?;
+                    }
+                }
+                Some(mut c) => {
+                    if super::publish_transitions(t, &*self.bus, &mut c, Some(&m)).await {
+                        published += 1;
+                    }
+                }
+                // Purged: its outbox was published first.
+                None => repo::outbox::unmark_campaign(t, &m).await?,
+            }
+        }
+        Ok(published)
+    }
+
     /// Completes the running campaigns with nothing left to send or wait for (or past
     /// their end date with nothing in flight) and no reset or retry walking their hopper.
     /// Counters only say when to look: a campaign is completed when a walk of its hopper
@@ -333,7 +363,7 @@ impl SweepService {
             if !done {
                 continue;
             }
-            match update_campaign(&*self.table, &*self.bus, &tenant, &id, None, |c| {
+            match update_campaign(&*self.table, &*self.bus, &tenant, &id, (None, now), |c| {
                 c.complete(now)
             })
             .await
@@ -552,6 +582,10 @@ impl SweepService {
         {
             return Ok(false);
         }
+        // Its outbox goes with it: published first (a bus outage keeps the campaign).
+        if !super::publish_transitions(t, &*self.bus, &mut c.clone(), None).await {
+            return Ok(false);
+        }
         repo::delete_campaign_item(t, &c.tenant, &c.id).await?;
         report.items_deleted += 1;
         tracing::info!(campaign_id = %c.id, "deleted campaign removed");
@@ -633,7 +667,7 @@ impl SweepService {
                 .filter_map(|i| i.get("child").and_then(Value::as_str))
             {
                 let now = self.clock.now();
-                match update_campaign(t, &*self.bus, &c.tenant, child, None, |tc| {
+                match update_campaign(t, &*self.bus, &c.tenant, child, (None, now), |tc| {
                     tc.mark_deleting(now)
                 })
                 .await

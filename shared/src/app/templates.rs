@@ -104,7 +104,7 @@ pub(crate) async fn stop_campaigns_using(
             bus,
             &c.tenant,
             &c.id,
-            Some(reason.clone()),
+            (Some(reason.clone()), now),
             move |c| c.pause(Some(why.clone()), now),
         )
         .await;
@@ -311,6 +311,22 @@ pub(crate) async fn provider_reported_status(
     }
 }
 
+/// The first of the account's numbers that another tenant owns, claiming for the
+/// account's tenant those nobody owns yet: an account created now, or one stored before
+/// numbers had owners, whose first send claims them.
+pub(crate) async fn foreign_number(table: &dyn Table, a: &Account) -> AppResult<Option<String>> {
+    for number in a.owned_numbers() {
+        let owner = match repo::number_owner(table, &number).await? {
+            Some(o) => o,
+            None => repo::claim_number(table, a, &number).await?,
+        };
+        if !owner.admits(a) {
+            return Ok(Some(number));
+        }
+    }
+    Ok(None)
+}
+
 // ---- the operator's use cases ----
 
 impl Templates {
@@ -326,14 +342,12 @@ impl Templates {
             .filter(|w| !w.is_empty())
             .map(str::to_owned);
         let a = Account::create(tenant, input, self.now())?;
-        for number in a.owned_numbers() {
-            if repo::claim_number(&*self.table, &a, &number).await?.tenant != a.tenant {
-                return Err(DomainError::Conflict(format!(
-                    "sender_id {} belongs to another tenant's account",
-                    a.sender_id
-                ))
-                .into());
-            }
+        if foreign_number(&*self.table, &a).await?.is_some() {
+            return Err(DomainError::Conflict(format!(
+                "sender_id {} belongs to another tenant's account",
+                a.sender_id
+            ))
+            .into());
         }
         repo::put_account(&*self.table, &a).await?;
         let mut settings = repo::get_template_settings(&*self.table, tenant, &a.id).await?;

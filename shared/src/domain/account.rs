@@ -216,6 +216,31 @@ impl Account {
     }
 }
 
+/// Which tenant a sending number belongs to. Provider webhooks name the number, never our
+/// tenant: the owner is how a message to the number finds its tenant, and why a number is
+/// never shared by two tenants. The first account to claim a number owns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NumberOwner {
+    pub tenant: String,
+    pub account_id: String,
+}
+
+impl NumberOwner {
+    /// The owner `a` would be, claiming one of its numbers.
+    pub fn of(a: &Account) -> Self {
+        NumberOwner {
+            tenant: a.tenant.clone(),
+            account_id: a.id.clone(),
+        }
+    }
+
+    /// Whether `a` may send from (and hear about) the number: any account of the owning
+    /// tenant may.
+    pub fn admits(&self, a: &Account) -> bool {
+        self.tenant == a.tenant
+    }
+}
+
 pub(crate) fn required(field: &str, v: Option<String>) -> Result<String, DomainError> {
     match v {
         Some(s) if !s.trim().is_empty() => Ok(s.trim().to_owned()),

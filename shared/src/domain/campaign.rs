@@ -318,6 +318,24 @@ pub struct Campaign {
     /// Optimistic-concurrency version; every stored change bumps it.
     #[serde(default)]
     pub version: u64,
+    /// Status changes stored and not yet published: the campaign's outbox. A change is
+    /// written with the campaign itself, so a bus outage or a function that dies after
+    /// the write delays its event and never loses it. Not part of what the API shows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(ignore)]
+    pub unpublished: Vec<Transition>,
+}
+
+/// A status change of a campaign, as its `CampaignStateChanged` event tells it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    pub from: CampaignStatus,
+    pub to: CampaignStatus,
+    /// Why, when the engine changed it itself.
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+    /// The campaign's version the change made: one change per version.
+    pub version: u64,
 }
 
 /// `POST /campaigns`. Only `name` is required; a campaign missing its account or template
@@ -505,6 +523,7 @@ impl Campaign {
             completed_at: None,
             cancelled_at: None,
             version: 0,
+            unpublished: Vec::new(),
         };
         // Creating is editing a blank DRAFT with every given field.
         let patch = CampaignPatch {
@@ -959,6 +978,22 @@ impl Campaign {
         self.completed_at = Some(now);
         self.updated_at = now;
         Ok(())
+    }
+
+    /// Puts the move from `from` to the current status in the outbox, when the status
+    /// moved; stored with the next save. Returns whether it moved.
+    pub fn note_transition(&mut self, from: CampaignStatus, reason: Option<String>) -> bool {
+        if self.status == from {
+            return false;
+        }
+        self.unpublished.push(Transition {
+            from,
+            to: self.status,
+            reason,
+            at: self.updated_at,
+            version: self.version + 1,
+        });
+        true
     }
 
     /// Nothing is left to send or to wait for (or the end date passed and nothing is in

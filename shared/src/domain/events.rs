@@ -6,7 +6,7 @@
 //! Delivery is at least once (EventBridge's, and a webhook delivered again may publish
 //! again): subscribers dedupe inbound ones by `message_id`.
 
-use super::campaign::CampaignStatus;
+use super::campaign::{Campaign, CampaignStatus, Transition};
 use super::Time;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -28,7 +28,8 @@ pub enum DomainEvent {
 /// engine with a reason, resumed, completed, cancelled, ...).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"tenant": "acme", "campaign_id": "cmp_0190a1", "from": "RUNNING",
-    "to": "PAUSED", "reason": "template spring_offer (en) is PAUSED", "at": "2026-11-21T09:30:00Z"}))]
+    "to": "PAUSED", "reason": "template spring_offer (en) is PAUSED", "at": "2026-11-21T09:30:00Z",
+    "version": 7}))]
 pub struct CampaignStateChanged {
     pub tenant: String,
     pub campaign_id: String,
@@ -40,6 +41,25 @@ pub struct CampaignStateChanged {
     pub reason: Option<String>,
     #[schema(value_type = String, format = DateTime)]
     pub at: Time,
+    /// The campaign's version this change made (one change per version): delivery is at
+    /// least once, so dedupe on (`campaign_id`, `version`), and order by it.
+    #[serde(default)]
+    pub version: u64,
+}
+
+impl CampaignStateChanged {
+    /// The event of one of `c`'s stored transitions.
+    pub fn of(c: &Campaign, t: &Transition) -> Self {
+        CampaignStateChanged {
+            tenant: c.tenant.clone(),
+            campaign_id: c.id.clone(),
+            from: t.from,
+            to: t.to,
+            reason: t.reason.clone(),
+            at: t.at,
+            version: t.version,
+        }
+    }
 }
 
 pub use super::answer::AnswerKind;

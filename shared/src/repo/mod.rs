@@ -251,6 +251,18 @@ pub async fn save_campaign(table: &dyn Table, c: &mut Campaign) -> PortResult<()
     put_versioned(table, item, &mut c.version).await
 }
 
+/// Empties the outbox of a campaign whose transitions were published, if nobody changed
+/// it since: the version stays (it is not a change an operator's `If-Match` should see).
+pub async fn clear_unpublished(table: &dyn Table, c: &Campaign) -> PortResult<()> {
+    let mut cleared = c.clone();
+    cleared.unpublished.clear();
+    let mut item = to_item(&cleared, "campaign", &campaign_keys(&cleared))?;
+    item.insert("version".into(), c.version.into());
+    table
+        .put(item, Cond::Eq("version".into(), c.version.into()))
+        .await
+}
+
 /// The stored campaign, whatever its status (DELETING included: callers that serve
 /// operators treat that one as gone).
 pub async fn get_campaign(

@@ -1,13 +1,21 @@
-//! The outbox of inbound events (issue 13, finding 10): the events one customer message
-//! produced, stored under the message's id before they are published. The first handling
-//! of a message claims its outbox item; a webhook delivered again finds it and publishes
-//! nothing more; a bus outage leaves the item pending, and the sweeper publishes it.
+//! The outboxes of domain events (issue 13, finding 10).
+//!
+//! Inbound events: the events one customer message produced, stored under the message's
+//! id before they are published. The first handling of a message claims its outbox item;
+//! a webhook delivered again finds it and publishes nothing more; a bus outage leaves the
+//! item pending, and the sweeper publishes it.
+//!
+//! Campaign events: a status change is stored in the campaign item itself
+//! (`Campaign::unpublished`), in the same put as the change. A mark written just before
+//! that put tells the sweeper where to look when the change was not published at once.
 //!
 //! | item | PK | SK | GSI1 |
 //! |---|---|---|---|
 //! | outbox | `OUTBOX#sender#message` | `OUTBOX` | `OUTBOX#PENDING` / `time#sender#message` while not yet published |
+//! | campaign outbox mark | `OUTBOX#CAMPAIGN#t#c` | `v{version}` | `OUTBOX#CAMPAIGNS` / `time#t#c#version` |
 
 use super::{from_item, query_all, time_key, to_item};
+use crate::domain::campaign::Campaign;
 use crate::domain::events::DomainEvent;
 use crate::domain::Time;
 use crate::ports::{Cond, Index, PortError, PortResult, Query, SkCond, Table};
@@ -133,6 +141,77 @@ pub async fn pending(table: &dyn Table, until: Time) -> PortResult<Vec<Outbox>> 
         .into_iter()
         .filter_map(|i| from_item(i).ok())
         .collect())
+}
+
+// ---- campaign outbox marks ----
+
+const MARKS_PK: &str = "OUTBOX#CAMPAIGNS";
+
+/// Where a campaign's unpublished status changes may be: written before the save that
+/// stores one (at `version`, the version that save gives the campaign), removed once the
+/// campaign's outbox is empty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CampaignMark {
+    pub tenant: String,
+    pub campaign_id: String,
+    pub version: u64,
+    pub created_at: Time,
+    pub ttl: i64,
+}
+
+fn mark_key(m: &CampaignMark) -> (String, String) {
+    (
+        format!("OUTBOX#CAMPAIGN#{}#{}", m.tenant, m.campaign_id),
+        format!("v{}", m.version),
+    )
+}
+
+/// Marks `c`, about to be saved with a status change in its outbox.
+pub async fn mark_campaign(table: &dyn Table, c: &Campaign, now: Time) -> PortResult<CampaignMark> {
+    let m = CampaignMark {
+        tenant: c.tenant.clone(),
+        campaign_id: c.id.clone(),
+        version: c.version + 1,
+        created_at: now,
+        ttl: (now + chrono::Duration::days(KEEP_DAYS)).timestamp(),
+    };
+    let (pk, sk) = mark_key(&m);
+    let gsi = format!(
+        "{}#{}#{}#{}",
+        time_key(now),
+        m.tenant,
+        m.campaign_id,
+        m.version
+    );
+    let keys = [
+        ("PK", pk),
+        ("SK", sk),
+        ("GSI1PK", MARKS_PK.into()),
+        ("GSI1SK", gsi),
+    ];
+    table
+        .put(to_item(&m, "campaign_mark", &keys)?, Cond::None)
+        .await?;
+    Ok(m)
+}
+
+/// Marks created at or before `until`.
+pub async fn campaign_marks(table: &dyn Table, until: Time) -> PortResult<Vec<CampaignMark>> {
+    let q = Query::new(
+        Index::Gsi1,
+        MARKS_PK,
+        SkCond::Lte(format!("{}#~", time_key(until))),
+    );
+    let items = query_all(table, q).await?;
+    Ok(items
+        .into_iter()
+        .filter_map(|i| from_item(i).ok())
+        .collect())
+}
+
+pub async fn unmark_campaign(table: &dyn Table, m: &CampaignMark) -> PortResult<()> {
+    let (pk, sk) = mark_key(m);
+    table.delete(&pk, &sk).await
 }
 
 #[cfg(test)]

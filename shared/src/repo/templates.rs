@@ -30,14 +30,7 @@ pub async fn put_account(table: &dyn Table, a: &Account) -> PortResult<()> {
     table.put(item, Cond::NotExists).await
 }
 
-/// Which tenant a sending number belongs to. Provider webhooks name the number, never our
-/// tenant: this item is how a message to the number finds its tenant, and why a number is
-/// never shared by two tenants.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NumberOwner {
-    pub tenant: String,
-    pub account_id: String,
-}
+pub use crate::domain::account::NumberOwner;
 
 fn number_pk(sender_id: &str) -> String {
     format!("NUMBER#{sender_id}")
@@ -47,10 +40,7 @@ fn number_pk(sender_id: &str) -> String {
 /// first claim wins. Returns the owner afterwards, which is another tenant's when the
 /// number was already theirs.
 pub async fn claim_number(table: &dyn Table, a: &Account, number: &str) -> PortResult<NumberOwner> {
-    let owner = NumberOwner {
-        tenant: a.tenant.clone(),
-        account_id: a.id.clone(),
-    };
+    let owner = NumberOwner::of(a);
     let item = to_item(
         &owner,
         "number",

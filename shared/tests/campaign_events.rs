@@ -1,0 +1,138 @@
+//! Campaign events survive a bus outage (issue 13, finding 10): a campaign's state change
+//! is stored with the change itself and published after it; when the bus cannot take it,
+//! the sweeper publishes it later. An outage delays events and loses none.
+
+use testkit::harness as common;
+
+use async_trait::async_trait;
+use axum::http::Method;
+use serde_json::{json, Value};
+use shared::domain::events::DomainEvent;
+use shared::ports::{EventBus, PortError, PortResult};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use testkit::harness::{Spawn, Spawned};
+use testkit::memory::MemoryTable;
+use testkit::simulator::SimConfig;
+
+/// EventBridge that can be down: a publish then fails and delivers nothing.
+#[derive(Default)]
+struct FlakyBus {
+    down: AtomicBool,
+    events: Mutex<Vec<DomainEvent>>,
+}
+
+#[async_trait]
+impl EventBus for FlakyBus {
+    async fn publish(&self, events: &[DomainEvent]) -> PortResult<()> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(PortError::Backend("the bus is down".into()));
+        }
+        self.events.lock().unwrap().extend_from_slice(events);
+        Ok(())
+    }
+}
+
+impl FlakyBus {
+    /// The statuses campaign `id` moved through, as published: `from -> to` each.
+    fn moves_of(&self, id: &str) -> Vec<String> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                DomainEvent::CampaignStateChanged(c) if c.campaign_id == id => {
+                    Some(format!("{} -> {}", c.from.as_str(), c.to.as_str()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn id_of(v: &Value) -> String {
+    v["id"].as_str().unwrap().to_owned()
+}
+
+/// A campaign of one contact, ready to launch; its id.
+async fn ready_campaign(h: &Spawned) -> String {
+    let account = id_of(
+        &h.ok(Method::POST, "/accounts", Some(common::account_body()))
+            .await,
+    );
+    h.ok(
+        Method::POST,
+        "/templates",
+        Some(common::template_body(&account, "offer")),
+    )
+    .await;
+    h.ok(
+        Method::POST,
+        "/contacts",
+        Some(json!({"phone": "919812340041", "name": "C", "fields": {"code": "K"}})),
+    )
+    .await;
+    let list = id_of(
+        &h.ok(Method::POST, "/lists", Some(json!({"name": "L"})))
+            .await,
+    );
+    h.ok(
+        Method::POST,
+        &format!("/lists/{list}/members"),
+        Some(json!({ "phones": ["919812340041"] })),
+    )
+    .await;
+    let body = common::campaign_body("spring", &account, "offer");
+    let id = id_of(&h.ok(Method::POST, "/campaigns", Some(body)).await);
+    h.ok(
+        Method::POST,
+        &format!("/campaigns/{id}/lists"),
+        Some(json!({ "list_id": list })),
+    )
+    .await;
+    id
+}
+
+#[tokio::test]
+async fn a_bus_outage_delays_campaign_events_and_loses_none() {
+    let bus = Arc::new(FlakyBus::default());
+    let h = Spawn::new(Arc::new(MemoryTable::new()))
+        .bus(bus.clone())
+        .simulator(SimConfig {
+            reply_percent: 0,
+            ..SimConfig::default()
+        })
+        .serve_webhooks(false)
+        .spawn()
+        .await;
+    let id = ready_campaign(&h).await;
+    bus.down.store(true, Ordering::SeqCst);
+    for command in ["launch", "pause", "resume"] {
+        h.ok(Method::POST, &format!("/campaigns/{id}/{command}"), None)
+            .await;
+    }
+    assert_eq!(bus.moves_of(&id), Vec::<String>::new(), "the bus is down");
+    let shown = h.ok(Method::GET, &format!("/campaigns/{id}"), None).await;
+    assert_eq!(shown["status"], "RUNNING", "{shown}");
+    assert!(
+        shown.get("unpublished").is_none(),
+        "the outbox is not part of the campaign the API shows: {shown}"
+    );
+
+    bus.down.store(false, Ordering::SeqCst);
+    h.clock.advance(chrono::Duration::minutes(3));
+    h.sys.sweeper.sweep().await.unwrap();
+    let moves = vec!["READY -> RUNNING", "RUNNING -> PAUSED", "PAUSED -> RUNNING"];
+    assert_eq!(bus.moves_of(&id), moves, "published once the bus is back");
+
+    // Published events leave the outbox: later sweeps and changes do not repeat them.
+    h.clock.advance(chrono::Duration::minutes(3));
+    h.sys.sweeper.sweep().await.unwrap();
+    h.ok(Method::POST, &format!("/campaigns/{id}/pause"), None)
+        .await;
+    h.clock.advance(chrono::Duration::minutes(3));
+    h.sys.sweeper.sweep().await.unwrap();
+    let mut moves = moves;
+    moves.push("RUNNING -> PAUSED");
+    assert_eq!(bus.moves_of(&id), moves);
+}
