@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use axum::http::Method;
 use serde_json::{json, Value};
 use shared::domain::events::DomainEvent;
-use shared::ports::{EventBus, PortError, PortResult};
+use shared::ports::{Clock, Cond, EventBus, PortError, PortResult, Table};
+use shared::repo;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use testkit::harness::{Spawn, Spawned};
@@ -135,4 +136,100 @@ async fn a_bus_outage_delays_campaign_events_and_loses_none() {
     let mut moves = moves;
     moves.push("RUNNING -> PAUSED");
     assert_eq!(bus.moves_of(&id), moves);
+}
+
+/// The review of the outbox: clearing published changes is a change of its own (a new
+/// version), so a writer that read the campaign before the publication cannot store the
+/// published changes again, where no mark would ever lead the sweeper to them.
+#[tokio::test]
+async fn a_writer_that_read_before_the_publication_cannot_store_its_changes_again() {
+    let h = Spawn::new(Arc::new(MemoryTable::new())).spawn().await;
+    let id = ready_campaign(&h).await;
+    let t = &*h.table;
+    let now = h.clock.now();
+    let mut c = repo::get_campaign(t, common::TENANT, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    let from = c.status;
+    c.launch(now).unwrap();
+    assert!(c.note_transition(from, None));
+    repo::save_campaign(t, &mut c).await.unwrap();
+    let mut stale = repo::get_campaign(t, common::TENANT, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stale.unpublished.len(), 1);
+
+    repo::clear_unpublished(t, &mut c).await.unwrap();
+    assert!(c.unpublished.is_empty());
+    stale.name = "edited after the publication".into();
+    let again = repo::save_campaign(t, &mut stale).await;
+    assert!(
+        matches!(again, Err(PortError::ConditionFailed)),
+        "the stale copy must re-read: {again:?}"
+    );
+    let stored = repo::get_campaign(t, common::TENANT, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.unpublished.is_empty(), "{:?}", stored.unpublished);
+}
+
+/// The review of the outbox: a test send copies its campaign but not the campaign's
+/// unpublished status changes, which are the parent's to publish under its own id.
+#[tokio::test]
+async fn a_test_send_does_not_carry_its_parents_unpublished_changes() {
+    let h = Spawn::new(Arc::new(MemoryTable::new())).spawn().await;
+    let id = ready_campaign(&h).await;
+    let now = h.clock.now();
+    let mut c = repo::get_campaign(&*h.table, common::TENANT, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    let from = c.status;
+    c.launch(now).unwrap();
+    c.note_transition(from, Some("waiting for the bus".into()));
+    c.pause(None, now).unwrap();
+    let copy = c.test_copy(now).unwrap();
+    assert!(copy.unpublished.is_empty(), "{:?}", copy.unpublished);
+}
+
+/// The review of the outbox: one campaign the sweeper cannot read (a corrupt item) does
+/// not stop it from publishing the others' outboxes, nor the rest of the sweep.
+#[tokio::test]
+async fn one_unreadable_campaign_does_not_stop_the_sweeper_publishing_the_others() {
+    let bus = Arc::new(FlakyBus::default());
+    let h = Spawn::new(Arc::new(MemoryTable::new()))
+        .bus(bus.clone())
+        .simulator(SimConfig {
+            reply_percent: 0,
+            ..SimConfig::default()
+        })
+        .serve_webhooks(false)
+        .spawn()
+        .await;
+    let id = ready_campaign(&h).await;
+    let t = &*h.table;
+    let mut broken = repo::get_campaign(t, common::TENANT, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    broken.id = "cmp_broken".into();
+    repo::outbox::mark_campaign(t, &broken, h.clock.now() - chrono::Duration::minutes(1))
+        .await
+        .unwrap();
+    let corrupt = json!({"PK": format!("TENANT#{}", common::TENANT), "SK": "CAMPAIGN#cmp_broken", "status": 7});
+    t.put(corrupt.as_object().unwrap().clone(), Cond::None)
+        .await
+        .unwrap();
+
+    bus.down.store(true, Ordering::SeqCst);
+    h.ok(Method::POST, &format!("/campaigns/{id}/launch"), None)
+        .await;
+    bus.down.store(false, Ordering::SeqCst);
+    h.clock.advance(chrono::Duration::minutes(3));
+    let swept = h.sys.sweeper.sweep().await;
+    assert!(swept.is_ok(), "{swept:?}");
+    assert_eq!(bus.moves_of(&id), ["READY -> RUNNING"]);
 }

@@ -252,7 +252,6 @@ pub(crate) async fn publish_transitions(
             tracing::info!(campaign_id = %c.id, error = %e, "campaign outbox not emptied; its events will be published again");
             return false;
         }
-        c.unpublished.clear();
     }
     if let Some(m) = mark {
         if let Err(e) = repo::outbox::unmark_campaign(table, m).await {

@@ -11,7 +11,7 @@ use crate::domain::hopper::HopperEntry;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::stats::{self, Stats};
 use crate::domain::Time;
-use crate::ports::{Clock, EventBus, PortError, Table};
+use crate::ports::{Clock, EventBus, PortError, PortResult, Table};
 use crate::repo::{self, IndexWalk, Key, TimeIndex};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::Value;
@@ -315,19 +315,35 @@ impl SweepService {
         let t = &*self.table;
         let mut published = 0;
         for m in repo::outbox::campaign_marks(t, now - OUTBOX_PUBLISH_AFTER).await? {
-            match repo::get_campaign(t, &m.tenant, &m.campaign_id).await? {
-                Some(c) if c.version < m.version => {
-                    if now - m.created_at >= MARK_ABANDONED_AFTER {
-                        repo::outbox::unmark_campaign(t, &m).await?;
-                    }
+            // One campaign that cannot be read or unmarked waits for the next sweep; the
+            // others, and the rest of the sweep, go on.
+            let done: PortResult<bool> = async {
+                Ok(
+                    match repo::get_campaign(t, &m.tenant, &m.campaign_id).await? {
+                        Some(c) if c.version < m.version => {
+                            if now - m.created_at >= MARK_ABANDONED_AFTER {
+                                repo::outbox::unmark_campaign(t, &m).await?;
+                            }
+                            false
+                        }
+                        Some(mut c) => {
+                            super::publish_transitions(t, &*self.bus, &mut c, Some(&m)).await
+                        }
+                        // Purged: its outbox was published first.
+                        None => {
+                            repo::outbox::unmark_campaign(t, &m).await?;
+                            false
+                        }
+                    },
+                )
+            }
+            .await;
+            match done {
+                Ok(true) => published += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(campaign_id = %m.campaign_id, error = %e, "campaign outbox not published; the next sweep tries again")
                 }
-                Some(mut c) => {
-                    if super::publish_transitions(t, &*self.bus, &mut c, Some(&m)).await {
-                        published += 1;
-                    }
-                }
-                // Purged: its outbox was published first.
-                None => repo::outbox::unmark_campaign(t, &m).await?,
             }
         }
         Ok(published)

@@ -1089,6 +1089,8 @@ impl Campaign {
         t.completed_at = None;
         t.cancelled_at = None;
         t.version = 0;
+        // The parent's status changes are the parent's, published under its id.
+        t.unpublished.clear();
         t.launch(now)?;
         Ok(t)
     }

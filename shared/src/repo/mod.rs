@@ -252,15 +252,14 @@ pub async fn save_campaign(table: &dyn Table, c: &mut Campaign) -> PortResult<()
 }
 
 /// Empties the outbox of a campaign whose transitions were published, if nobody changed
-/// it since: the version stays (it is not a change an operator's `If-Match` should see).
-pub async fn clear_unpublished(table: &dyn Table, c: &Campaign) -> PortResult<()> {
+/// it since, as a new version: a writer that read the campaign before the publication
+/// cannot store its published changes again.
+pub async fn clear_unpublished(table: &dyn Table, c: &mut Campaign) -> PortResult<()> {
     let mut cleared = c.clone();
     cleared.unpublished.clear();
-    let mut item = to_item(&cleared, "campaign", &campaign_keys(&cleared))?;
-    item.insert("version".into(), c.version.into());
-    table
-        .put(item, Cond::Eq("version".into(), c.version.into()))
-        .await
+    save_campaign(table, &mut cleared).await?;
+    *c = cleared;
+    Ok(())
 }
 
 /// The stored campaign, whatever its status (DELETING included: callers that serve
