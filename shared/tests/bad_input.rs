@@ -399,3 +399,47 @@ async fn a_runner_with_known_tenants_answers_401_to_anyone_else() {
     let (s, _) = common::send(&api, admin).await;
     assert_eq!(s, StatusCode::OK);
 }
+
+/// Issue 19, item 2: a body over the API's limit is a 413 in the API's error shape,
+/// naming the limit (it was a 400 "Failed to buffer the request body").
+#[tokio::test]
+async fn a_body_over_the_limit_is_a_413_naming_the_limit() {
+    let h = memory();
+    let big = "x".repeat(shared::http::error::MAX_BODY_BYTES + 1);
+    for path in ["/contacts", "/campaigns", "/lists"] {
+        let (s, v) = common::call_raw(
+            &h.api,
+            common::TENANT,
+            Method::POST,
+            path,
+            "application/json",
+            axum::body::Body::from(format!("{{\"name\": \"{big}\"}}")),
+        )
+        .await;
+        assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{path}: {v}");
+        assert_eq!(v["error"], "payload_too_large", "{path}: {v}");
+        let message = v["message"].as_str().unwrap();
+        assert!(message.contains("2097152"), "{path}: {message}");
+    }
+    // Just under the limit it is read (and refused for what it says, not its size).
+    let (s, v) = common::call_raw(
+        &h.api,
+        common::TENANT,
+        Method::POST,
+        "/lists",
+        "application/json",
+        axum::body::Body::from(format!(
+            "{{\"name\": \"{}\"}}",
+            "x".repeat(shared::http::error::MAX_BODY_BYTES - 20)
+        )),
+    )
+    .await;
+    assert_ne!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    // The document says so on every operator operation that takes a body.
+    let doc = shared::http::openapi::served_document();
+    let post = &doc["paths"]["/contacts"]["post"]["responses"]["413"];
+    assert_eq!(
+        post["$ref"], "#/components/responses/PayloadTooLarge",
+        "{post}"
+    );
+}

@@ -405,9 +405,11 @@ async fn paused_template_pauses_its_campaigns_and_entries_retry(table: Arc<dyn T
             "back in line, not FAILED: {en:?}"
         );
         assert_eq!(
-            en.error.as_deref(),
-            Some("template spring_offer (en) is PAUSED")
+            en.last_attempt_error.as_deref(),
+            Some("template spring_offer (en) is PAUSED"),
+            "shown as the last attempt's result, not a failure (issue 19, item 5)"
         );
+        assert_eq!((en.error.as_ref(), en.reason.as_ref()), (None, None));
     }
     assert!(all.iter().all(|en| en.state != EntryState::Failed));
     // Live counters equal a recount of the entries.

@@ -1,6 +1,7 @@
-//! R4.1: the hopper's pending and history views. The pending view lists entries waiting
-//! (PENDING by default, any one state on request), the history view entries whose outcome
-//! is settled (CLOSED, FAILED, BLOCK_LIST, SKIPPED, RETRY); each entry shows its outcome,
+//! R4.1: the hopper's open and history views and its whole listing. The open view lists
+//! entries whose outcome is open (FRESH, SENDING, PENDING, or one of them), the history
+//! view entries whose outcome is settled (CLOSED, FAILED, BLOCK_LIST, SKIPPED, RETRY), the
+//! entries listing any of them by state, reason and disposition; each entry shows its outcome,
 //! disposition, reason, error, reply, attempts and times. Pages follow a cursor through
 //! every shard without gaps or repeats, on the in-memory table and on DynamoDB in the
 //! emulator; bad `state`, `limit` and `cursor` are 400s naming the parameter.
@@ -137,10 +138,10 @@ fn reply(text: &str, button: Option<&str>, at: chrono::DateTime<chrono::Utc>) ->
     }
 }
 
-// ---- the pending view ------------------------------------------------------------------
+// ---- the open view ---------------------------------------------------------------------
 
 #[tokio::test]
-async fn r4_1_pending_view_lists_sent_entries_awaiting_reply_with_times() {
+async fn r4_1_open_view_lists_entries_to_send_in_flight_and_awaiting_reply_with_times() {
     let h = memory();
     let c = h.campaign().await;
     let now = h.clock.now();
@@ -175,14 +176,27 @@ async fn r4_1_pending_view_lists_sent_entries_awaiting_reply_with_times() {
         .entry(&c, "919812345606", "Ivan", 6, |e| e.claim(now).unwrap())
         .await;
 
-    let path = format!("/campaigns/{}/hopper/pending", c.id);
+    let path = format!("/campaigns/{}/hopper/open", c.id);
     let v = h.ok(&path).await;
     assert!(v["next_cursor"].is_null(), "{v}");
     let items = by_phone(v["items"].as_array().unwrap());
     assert_eq!(
         items.keys().cloned().collect::<Vec<_>>(),
+        vec![
+            "919812345601",
+            "919812345602",
+            "919812345603",
+            "919812345604",
+            "919812345606"
+        ],
+        "FRESH, SENDING and PENDING entries by default, not the closed one: {v}"
+    );
+    let v = h.ok(&format!("{path}?state=PENDING")).await;
+    let items = by_phone(v["items"].as_array().unwrap());
+    assert_eq!(
+        items.keys().cloned().collect::<Vec<_>>(),
         vec!["919812345601", "919812345602"],
-        "only PENDING entries by default: {v}"
+        "one open state on request: {v}"
     );
     let r = &items["919812345601"];
     assert_eq!(r["name"], "Asha");
@@ -218,11 +232,12 @@ async fn r4_1_pending_view_lists_sent_entries_awaiting_reply_with_times() {
         "replied_at",
         "expires_at",
         "wait_until",
+        "last_attempt_error",
     ] {
         assert!(r.as_object().unwrap().contains_key(k), "{k} missing: {r}");
     }
 
-    // Any single state on request, case-insensitive.
+    // Any single open state on request, case-insensitive.
     let v = h.ok(&format!("{path}?state=fresh")).await;
     let items = by_phone(v["items"].as_array().unwrap());
     assert_eq!(items.len(), 2, "{v}");
@@ -239,11 +254,18 @@ async fn r4_1_pending_view_lists_sent_entries_awaiting_reply_with_times() {
     assert_eq!(items.len(), 1, "{v}");
     assert_eq!(items[0]["phone"], sending.phone.as_str());
     assert_eq!(items[0]["outcome"], "sending");
-    let v = h.ok(&format!("{path}?state=CLOSED")).await;
+    let (s, v) = h.get(&format!("{path}?state=CLOSED")).await;
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("state"))
+    );
+    let v = h
+        .ok(&format!("/campaigns/{}/hopper/history?state=CLOSED", c.id))
+        .await;
     assert_eq!(v["items"][0]["phone"], "919812345605");
 
     // Unknown, deleted and disabled campaigns.
-    let (s, v) = h.get("/campaigns/cmp_nope/hopper/pending").await;
+    let (s, v) = h.get("/campaigns/cmp_nope/hopper/open").await;
     assert_eq!(
         (s, v["error"].as_str()),
         (StatusCode::NOT_FOUND, Some("not_found"))
@@ -506,10 +528,20 @@ async fn views_page_through_every_shard_without_gaps_or_repeats(h: H) {
             .flat_map(|s| want[s].iter().cloned())
             .collect()
     };
-    let pending = format!("/campaigns/{}/hopper/pending", c.id);
+    let pending = format!("/campaigns/{}/hopper/open", c.id);
     let history = format!("/campaigns/{}/hopper/history", c.id);
+    let entries = format!("/campaigns/{}/hopper/entries", c.id);
     for (path, params, states) in [
-        (&pending, "limit=37", vec![EntryState::Pending]),
+        (
+            &pending,
+            "limit=37",
+            vec![EntryState::Pending, EntryState::Fresh],
+        ),
+        (
+            &pending,
+            "limit=37&state=PENDING",
+            vec![EntryState::Pending],
+        ),
         (&pending, "limit=37&state=FRESH", vec![EntryState::Fresh]),
         (
             &history,
@@ -518,6 +550,22 @@ async fn views_page_through_every_shard_without_gaps_or_repeats(h: H) {
         ),
         (&history, "limit=37&state=FAILED", vec![EntryState::Failed]),
         (&history, "limit=7&state=skipped", vec![EntryState::Skipped]),
+        (
+            &entries,
+            "limit=37",
+            vec![
+                EntryState::Fresh,
+                EntryState::Pending,
+                EntryState::Closed,
+                EntryState::Skipped,
+                EntryState::Failed,
+            ],
+        ),
+        (
+            &entries,
+            "limit=11&state=SKIPPED&reason=DUPLICATE",
+            vec![EntryState::Skipped],
+        ),
     ] {
         let limit: usize = params
             .split('&')
@@ -596,11 +644,14 @@ async fn r4_1_views_reject_bad_state_limit_and_cursor() {
         })
         .await;
     }
-    let pending = format!("/campaigns/{}/hopper/pending", c.id);
+    let pending = format!("/campaigns/{}/hopper/open", c.id);
     let history = format!("/campaigns/{}/hopper/history", c.id);
+    let entries = format!("/campaigns/{}/hopper/entries", c.id);
     let bad = [
         (&pending, "state=DONE", "state"),
         (&pending, "state=PENDING,CLOSED", "state"),
+        (&pending, "state=CLOSED", "state"),
+        (&pending, "state=RETRY", "state"),
         (&history, "state=PENDING", "state"),
         (&history, "state=FRESH", "state"),
         (&history, "state=SENDING", "state"),
@@ -615,6 +666,11 @@ async fn r4_1_views_reject_bad_state_limit_and_cursor() {
         (&history, "cursor=99999%3A919812340000", "cursor"),
         (&history, "cursor=3%3A91981234abcd", "cursor"),
         (&pending, "cursor=3%3A1234567890123456", "cursor"),
+        (&entries, "state=DONE", "state"),
+        (&entries, "reason=", "reason"),
+        (&entries, "disposition=%20", "disposition"),
+        (&entries, "limit=0", "limit"),
+        (&entries, "cursor=zzz", "cursor"),
     ];
     for (path, q, field) in bad {
         let (s, v) = h.get(&format!("{path}?{q}")).await;
@@ -633,7 +689,7 @@ async fn r4_1_views_reject_bad_state_limit_and_cursor() {
     for q in [
         "limit=1",
         "limit=500",
-        "state=RETRY",
+        "state=SENDING",
         "cursor=15%3A",
         "cursor=0%3A919812340002",
     ] {
@@ -657,4 +713,44 @@ async fn r4_1_views_reject_bad_state_limit_and_cursor() {
     // A missing campaign is a 404 once the parameters are well-formed.
     let (s, _) = h.get("/campaigns/cmp_nope/hopper/history?limit=10").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+// ---- issue 19 --------------------------------------------------------------------------
+
+/// Issue 19, item 5: a campaign that pauses itself (an expired token: Meta 190) puts the
+/// entry back in line; it shows as queued with the last attempt's error apart, not with a
+/// failure's reason and error. A later successful send forgets it.
+#[tokio::test]
+async fn a_fresh_entry_put_back_by_a_paused_campaign_shows_its_last_attempt_not_a_failure() {
+    let h = memory();
+    let c = h.campaign().await;
+    let now = h.clock.now();
+    let expired = SendFailure::meta(190, "Access token has expired");
+    let e = h
+        .entry(&c, "919812345661", "Asha", 1, |e| {
+            e.claim(now).unwrap();
+            e.record_failure(&expired);
+        })
+        .await;
+    assert_eq!(e.state, EntryState::Fresh, "{e:?}");
+    let v = h
+        .ok(&format!("/campaigns/{}/hopper/open?state=FRESH", c.id))
+        .await;
+    let item = &v["items"][0];
+    assert_eq!(item["outcome"], "queued", "{item}");
+    assert!(
+        item["reason"].is_null() && item["error"].is_null(),
+        "{item}"
+    );
+    assert_eq!(
+        item["last_attempt_error"],
+        expired.reason.as_str(),
+        "{item}"
+    );
+    assert_eq!(item["attempts"], 1);
+
+    let mut again = e.clone();
+    again.claim(now).unwrap();
+    again.record_sent("wamid.661".into(), now, Duration::days(1));
+    assert_eq!(again.last_attempt_error, None, "the last attempt succeeded");
 }

@@ -950,15 +950,16 @@ async fn r4_7_permanent_temporary_and_campaign_failures_are_classified() {
     );
     assert_sent(&es[&first_ok]);
     // Campaign-level: the campaign pauses itself with the reason shown; the provider
-    // sent nothing, so the entry goes back in line (FRESH) with the reason visible.
+    // sent nothing, so the entry goes back in line (FRESH) with the reason visible as
+    // its last attempt's result, not as a failure (issue 19, item 5).
     let c = &es[&campaign_level];
     assert_eq!(
         (c.state, c.attempts, c.message_id.as_ref(), c.claimed_at),
         (EntryState::Fresh, 1, None, None),
         "{c:?}"
     );
-    let reason = c.reason.clone().unwrap();
-    assert_eq!(c.error.as_deref(), Some(reason.as_str()));
+    assert_eq!((c.reason.as_ref(), c.error.as_ref()), (None, None), "{c:?}");
+    let reason = c.last_attempt_error.clone().unwrap();
     assert!(reason.contains("132001"), "{reason}");
     let view = h.ok(Method::GET, &format!("/campaigns/{id}"), None).await;
     assert_eq!(view["status"], "PAUSED", "{view}");

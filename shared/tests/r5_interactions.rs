@@ -510,8 +510,8 @@ async fn reply_matching_no_option(backend: Arc<dyn Table>) {
     let e = entry(&h, &a, p).await;
     assert_eq!(
         (e.state, e.disposition.as_deref()),
-        (EntryState::Pending, Some("replied")),
-        "kept pending: {e:?}"
+        (EntryState::Pending, Some("agent_requested")),
+        "kept pending, an agent asked to take over: {e:?}"
     );
     assert!(interaction(&h, p).await.is_open(now(&h)));
     let agent = events(&h)
@@ -547,6 +547,79 @@ async fn reply_matching_no_option(backend: Arc<dyn Table>) {
         .count();
     assert_eq!(agents, 1);
     assert_eq!(counters(&h, &a).await.get("replied"), Some(&1));
+    assert_eq!(counters(&h, &a).await.get("agent_requested"), None);
+    assert_counters_match(&h, &a).await;
+}
+
+/// Issue 19, item 7: a free-text reply matching no option is `agent_requested`, not
+/// `replied` (which is an answer): apart in the entry, the statistics, the listing and the
+/// export, and `replied` once the contact then picks an option.
+#[tokio::test]
+async fn a_reply_matching_no_option_is_agent_requested_apart_from_answers_in_stats_and_export() {
+    let h = harness(memory()).await;
+    let acc = account(&h, &["Yes", "No"]).await;
+    let (p, q) = ("919812350511", "919812350512");
+    let a = running(
+        &h,
+        "A",
+        &acc,
+        json!({"close_on_quick_reply": true}),
+        &[p, q],
+    )
+    .await;
+    run_tick(&h).await;
+    typed(&h, p, "who is this?").await;
+    reply(&h, q, ReplyKind::Button("Yes".into())).await;
+
+    let stats = h
+        .ok(Method::GET, &format!("/campaigns/{a}/stats"), None)
+        .await;
+    assert_eq!(
+        (stats["replied"].as_i64(), stats["agent_requested"].as_i64()),
+        (Some(2), Some(1)),
+        "{stats}"
+    );
+    let listed = h
+        .ok(
+            Method::GET,
+            &format!("/campaigns/{a}/hopper/entries?disposition=agent_requested"),
+            None,
+        )
+        .await;
+    let phones: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["phone"].as_str().unwrap())
+        .collect();
+    assert_eq!(phones, [p], "{listed}");
+    assert_eq!(
+        listed["items"][0]["outcome"], "sent",
+        "still waiting for an answer"
+    );
+    let export = common::request(
+        TENANT,
+        Method::GET,
+        &format!("/campaigns/{a}/export.csv"),
+        "application/json",
+        axum::body::Body::empty(),
+    );
+    let (status, csv) = common::send(&h.api, export).await;
+    assert_eq!(status, StatusCode::OK);
+    let csv = String::from_utf8(csv.to_vec()).unwrap();
+    let row = |phone: &str| csv.lines().find(|l| l.contains(phone)).unwrap().to_owned();
+    assert!(row(p).contains(",agent_requested,"), "{csv}");
+    assert!(row(q).contains(",replied:Yes,"), "{csv}");
+
+    reply(&h, p, ReplyKind::Button("No".into())).await;
+    let stats = h
+        .ok(Method::GET, &format!("/campaigns/{a}/stats"), None)
+        .await;
+    assert_eq!(
+        (stats["replied"].as_i64(), stats["agent_requested"].as_i64()),
+        (Some(2), Some(0)),
+        "{stats}"
+    );
     assert_counters_match(&h, &a).await;
 }
 

@@ -626,9 +626,10 @@ fn expected(p: &Plan) -> Expected {
             Some("replied:Yes".into()),
             Some((None, Some(t.clone()))),
         ),
+        // No option matched: still waiting, an agent asked to take over.
         Some((ReplyKind::Text(t), _)) => (
             EntryState::Pending,
-            Some("replied".into()),
+            Some("agent_requested".into()),
             Some((None, Some(t.clone()))),
         ),
     };

@@ -316,10 +316,11 @@ fn issue_13_the_document_states_the_input_rules() {
                 assert_eq!(p["schema"]["minimum"], 1, "{at}");
                 assert!(p["schema"]["maximum"].as_u64().is_some(), "{at}");
             }
-            // The hopper views refuse an empty limit or cursor (r4_hopper_views.rs);
-            // everywhere else an empty parameter is an absent one.
-            let as_given = (op["operationId"] == "pending" || op["operationId"] == "history")
-                && (name == "limit" || name == "cursor");
+            // The hopper views refuse an empty limit, cursor or filter
+            // (r4_hopper_views.rs); everywhere else an empty parameter is an absent one.
+            let as_given = ["open", "history", "entries"]
+                .contains(&op["operationId"].as_str().unwrap_or(""))
+                && ["limit", "cursor", "reason", "disposition"].contains(&name);
             if p["in"] == "query" && p["required"] != true && p.get("content").is_none() {
                 assert_eq!(p["allowEmptyValue"] == true, !as_given, "{at} {name}");
             }
@@ -441,5 +442,60 @@ fn issue_13_required_fields_and_field_rules() {
     assert!(
         channel["schema"].to_string().contains("Channel"),
         "{channel}"
+    );
+}
+
+/// Issue 19, item 1: a client generated from `/openapi.json` can drive a demo or an
+/// acceptance run: the webhooks, `/health` and every local control route are described
+/// (the local ones tagged `local`), with the filters of the local listings; and every
+/// route the runner serves is among them (`declared_routes` reads the runner's router).
+#[test]
+fn issue_19_the_document_describes_the_webhook_health_and_local_routes() {
+    let doc = document();
+    let ops = operations(&doc);
+    let declared = declared_routes();
+    for (method, path) in [
+        ("get", "/health"),
+        ("get", "/webhooks/meta"),
+        ("post", "/webhooks/meta"),
+        ("post", "/webhooks/kaleyra"),
+        ("get", "/local/clock"),
+        ("post", "/local/clock/advance"),
+        ("get", "/local/events"),
+        ("get", "/local/sim/messages"),
+        ("get", "/local/sim/webhooks"),
+        ("post", "/local/sim/reply"),
+        ("put", "/local/objects/{key}"),
+    ] {
+        let op = ops
+            .get(&(method.to_owned(), path.to_owned()))
+            .unwrap_or_else(|| panic!("{method} {path} is not described"));
+        if path.starts_with("/local") || path == "/health" {
+            assert_eq!(op["tags"], serde_json::json!(["local"]), "{path}");
+        }
+    }
+    assert!(
+        declared.iter().any(|d| d.path == "/local/events"),
+        "the runner's routes are read: {declared:?}"
+    );
+    let names = |path: &str| -> Vec<String> {
+        ops[&("get".to_owned(), path.to_owned())]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        names("/local/sim/messages"),
+        ["tenant", "campaign", "phone", "limit", "cursor"]
+    );
+    assert_eq!(
+        names("/local/events"),
+        ["type", "tenant", "campaign", "limit", "cursor"]
+    );
+    assert_eq!(
+        names("/campaigns/{id}/hopper/entries"),
+        ["id", "state", "reason", "disposition", "limit", "cursor"]
     );
 }

@@ -500,7 +500,9 @@ async fn r8_5_control_routes_show_what_the_simulator_received_and_sent() {
     let wamid = send_to_phone(&provider).await;
     sim.idle().await;
     let http = http_client();
-    let messages = get_json(&http, format!("{}/sim/messages", sim.base_url())).await;
+    let page = get_json(&http, format!("{}/sim/messages", sim.base_url())).await;
+    assert!(page["next_cursor"].is_null(), "{page}");
+    let messages = page["items"].clone();
     assert_eq!(messages.as_array().unwrap().len(), 1);
     assert_eq!(messages[0]["wamid"], wamid.as_str());
     assert_eq!(messages[0]["template"], "diwali_offer");
@@ -513,7 +515,7 @@ async fn r8_5_control_routes_show_what_the_simulator_received_and_sent() {
     let app = Router::new().nest("/local/sim", sim.control_router());
     let base = common::serve(app).await;
     let nested = get_json(&http, format!("{base}/local/sim/messages")).await;
-    assert_eq!(nested, messages);
+    assert_eq!(nested, page);
 }
 
 #[tokio::test]
@@ -543,4 +545,92 @@ async fn status_delay_spaces_webhooks_and_idle_waits_for_them() {
     sim.idle().await;
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert_eq!(receiver.statuses().len(), 3);
+}
+
+/// Issue 19, item 6: the simulator's record of sends is filtered by tenant, campaign and
+/// phone (read from the callback data each send carries) and paged, so a scenario picks
+/// out its own sends without parsing every one.
+#[tokio::test]
+async fn the_simulator_record_filters_by_tenant_campaign_and_phone_and_pages() {
+    let (sim, _receiver, provider) = setup(cfg(0)).await;
+    let sends = [
+        ("t1", "cmp_a", "919812340001"),
+        ("t1", "cmp_a", "919812340002"),
+        ("t1", "cmp_b", "919812340001"),
+        ("t2", "cmp_c", "919812340001"),
+        ("t1", "cmp_a", "919812340003"),
+    ];
+    for (tenant, campaign, phone) in sends {
+        let mut t = template(phone, &[]);
+        t.callback_data = EntryRef {
+            tenant: tenant.into(),
+            campaign_id: campaign.into(),
+            shard: 0,
+            phone: PhoneNumber::parse(phone).unwrap(),
+        }
+        .encode();
+        provider.send(&account("env:SIM_TOKEN"), &t).await.unwrap();
+    }
+    let http = http_client();
+    let base = sim.base_url();
+    let get = |q: &str| get_json(&http, format!("{base}/sim/messages?{q}"));
+    let tos = |v: &Value| -> Vec<(String, String)> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["campaign_id"].as_str().unwrap().to_owned(),
+                    i["to"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let t1 = get("tenant=t1").await;
+    assert_eq!(tos(&t1).len(), 4, "{t1}");
+    assert!(t1["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["tenant"] == "t1"));
+    let a = get("campaign=cmp_a&phone=%2B91%2098123%2040002").await;
+    assert_eq!(
+        tos(&a),
+        [("cmp_a".to_owned(), "919812340002".to_owned())],
+        "{a}"
+    );
+    let one = get("phone=919812340001").await;
+    assert_eq!(tos(&one).len(), 3, "{one}");
+
+    // Pages of two, following the cursor, give every send of campaign a once, in order.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = get(&format!("campaign=cmp_a&limit=2{cursor}")).await;
+        let items = tos(&page);
+        assert!(items.len() <= 2, "{page}");
+        seen.extend(items);
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    let phones: Vec<&str> = seen.iter().map(|(_, p)| p.as_str()).collect();
+    assert_eq!(phones, ["919812340001", "919812340002", "919812340003"]);
+
+    for (q, field) in [
+        ("limit=0", "limit"),
+        ("limit=x", "limit"),
+        ("cursor=99", "cursor"),
+    ] {
+        let r = http
+            .get(format!("{base}/sim/messages?{q}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{q}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["field"], field, "{q}: {v}");
+    }
 }

@@ -148,3 +148,54 @@ where
         }
     }
 }
+
+/// One page of a local record (the simulator's sends, the published events): `limit`
+/// (text, 1 to 1,000, default 100) items kept by `keep`, from the position `cursor` names
+/// (the text `next_cursor` gave, a position in the record, which only grows). A bad
+/// `limit` or `cursor` is a 400 naming it, in the API's error shape.
+pub fn page_of<T: Clone>(
+    record: &[T],
+    keep: impl Fn(&T) -> bool,
+    limit: Option<&str>,
+    cursor: Option<&str>,
+) -> Result<(Vec<T>, Option<String>), shared::http::error::ApiError> {
+    use shared::http::error::ApiError;
+    let limit = match limit {
+        None => 100,
+        Some(l) => l
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    Some("limit".into()),
+                    "limit: must be a whole number from 1 to 1000",
+                )
+            })?,
+    };
+    let from = match cursor {
+        None => 0,
+        Some(c) => c
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n <= record.len())
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    Some("cursor".into()),
+                    "cursor: is not a cursor this listing returned",
+                )
+            })?,
+    };
+    let mut items = Vec::new();
+    for (i, item) in record.iter().enumerate().skip(from) {
+        if !keep(item) {
+            continue;
+        }
+        if items.len() == limit {
+            return Ok((items, Some(i.to_string())));
+        }
+        items.push(item.clone());
+    }
+    Ok((items, None))
+}

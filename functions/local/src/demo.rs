@@ -5,13 +5,22 @@ use std::time::{Duration, Instant};
 
 const CONTACTS: usize = 200;
 
-struct Api {
+/// The local API as tenant `demo` sees it.
+pub(crate) struct Api {
     http: reqwest::Client,
     base: String,
 }
 
 impl Api {
-    async fn call(
+    pub(crate) fn new(base: &str) -> Api {
+        Api {
+            http: reqwest::Client::new(),
+            base: base.to_owned(),
+        }
+    }
+
+    /// `path` answered with a success status; its JSON.
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -30,10 +39,10 @@ impl Api {
         anyhow::ensure!(status.is_success(), "{path} answered {status}: {v}");
         Ok(v)
     }
-    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
         self.call(reqwest::Method::POST, path, Some(body)).await
     }
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+    pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.call(reqwest::Method::GET, path, None).await
     }
 }
@@ -53,10 +62,7 @@ fn line(s: &Value) -> String {
 }
 
 pub async fn play(base: &str) -> anyhow::Result<()> {
-    let api = Api {
-        http: reqwest::Client::new(),
-        base: base.to_owned(),
-    };
+    let api = Api::new(base);
     println!("\nDemo: a spring offer to {CONTACTS} contacts at 20 messages/s through the WhatsApp simulator");
     let account = api
         .post("/accounts", json!({"name": "Demo number", "sender_id": "106540352242922", "token_ref": "secretsmanager:campaigns/demo/meta-token", "waba_id": "100000000000001"}))

@@ -52,7 +52,8 @@ async fn main() -> anyhow::Result<()> {
     let tenants = control::known_tenants()?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     let base = format!("http://{}", listener.local_addr()?);
-    let local = Arc::new(wiring::build(&base).await?);
+    let aws = std::env::var("AWS_ENDPOINT_URL").is_ok();
+    let local = Arc::new(wiring::build(&base, args.demo, aws).await?);
     let tenants_line = match &tenants {
         Some(k) => format!(
             "tenants: {} (x-tenant-id required)",
@@ -70,7 +71,10 @@ async fn main() -> anyhow::Result<()> {
         "Campaign engine running locally on {base} ({}; {tenants_line})",
         local.backend
     );
-    println!("  API: {base}/campaigns  ·  simulator record: {base}/local/sim/messages  ·  clock: {base}/local/clock");
+    println!("  API: {base}/campaigns  ·  simulator record: {base}/local/sim/messages  ·  events: {base}/local/events  ·  clock: {base}/local/clock");
+    if !args.demo {
+        println!("  The simulator answers no one by itself (LOCAL_REPLY_PERCENT=0): post replies to {base}/local/sim/reply");
+    }
     if args.demo {
         demo::play(&base).await?;
         if args.exit_after_demo {

@@ -8,9 +8,10 @@ use shared::adapters::aws::{
 use shared::app::import::{ImportService, ImportTuning};
 use shared::compose::{self, ProviderSecrets, ProviderUrls, Providers};
 use shared::config;
+use shared::domain::events::DomainEvent;
 use shared::http::operator::OperatorServices;
-use shared::ports::{Clock, PortResult, Secrets};
-use std::sync::Arc;
+use shared::ports::{Clock, EventBus, PortResult, Secrets};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use testkit::local::{Ports, System};
 use testkit::memory::{ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, MemoryTable};
@@ -35,6 +36,54 @@ pub struct Local {
     /// Uploads of large CSV imports: "presigned" URLs point at `PUT /local/objects/…`.
     pub objects: Arc<MemoryObjects>,
     pub imports: Arc<ImportService>,
+    /// What the system published, for `GET /local/events`.
+    pub events: Arc<RecordingBus>,
+}
+
+/// An event as the system published it, for `GET /local/events`.
+#[derive(Clone, serde::Serialize)]
+pub struct Published {
+    /// The EventBridge detail-type.
+    pub detail_type: &'static str,
+    /// When the bus took it (the runner's clock).
+    pub at: shared::domain::Time,
+    /// The event, as EventBridge's `detail` carries it.
+    pub detail: DomainEvent,
+}
+
+/// The system's bus, keeping a copy of every event it took, so a demo or an acceptance run
+/// can see over HTTP what a subscriber would have received.
+pub struct RecordingBus {
+    inner: Arc<dyn EventBus>,
+    clock: Arc<dyn Clock>,
+    pub published: Mutex<Vec<Published>>,
+}
+
+#[async_trait]
+impl EventBus for RecordingBus {
+    async fn publish(&self, events: &[DomainEvent]) -> PortResult<()> {
+        self.inner.publish(events).await?;
+        let at = self.clock.now();
+        self.published
+            .lock()
+            .unwrap()
+            .extend(events.iter().map(|e| Published {
+                detail_type: e.detail_type(),
+                at,
+                detail: e.clone(),
+            }));
+        Ok(())
+    }
+}
+
+/// The simulator's share of contacts it answers by itself: none unless `--demo` plays
+/// (a scripted scenario sees only the replies it posts), 40 % in the demo;
+/// `LOCAL_REPLY_PERCENT` overrides either.
+pub fn reply_percent(demo: bool) -> anyhow::Result<u8> {
+    Ok(config::number(
+        "LOCAL_REPLY_PERCENT",
+        if demo { 40 } else { 0 },
+    )?)
 }
 
 /// Every account's token reference resolves to the simulator's token.
@@ -47,13 +96,15 @@ impl Secrets for SimulatorToken {
     }
 }
 
-pub async fn build(base_url: &str) -> anyhow::Result<Local> {
+/// The whole system serving at `base_url`; on AWS services at `AWS_ENDPOINT_URL` when
+/// `aws`, else in memory; the simulator answers by itself only in the `demo`.
+pub async fn build(base_url: &str, demo: bool, aws: bool) -> anyhow::Result<Local> {
     let clock = Arc::new(ManualClock::system());
     let sim_cfg = SimConfig {
         webhook_url: Some(format!("{base_url}/webhooks/meta")),
         kaleyra_callback_url: Some(format!("{base_url}/webhooks/kaleyra")),
         kaleyra_callback_secret: Some(KALEYRA_TOKEN.into()),
-        reply_percent: config::number("LOCAL_REPLY_PERCENT", 40)?,
+        reply_percent: reply_percent(demo)?,
         status_delay: Duration::from_millis(config::number("LOCAL_STATUS_DELAY_MS", 300)?),
         ..SimConfig::default()
     };
@@ -74,7 +125,7 @@ pub async fn build(base_url: &str) -> anyhow::Result<Local> {
     // starts a launched campaign within seconds. The pacing is the same either way.
     let tick_seconds = config::number("TICK_SECONDS", 5)?;
     let clock_dyn: Arc<dyn Clock> = clock.clone();
-    let (ports, scheduler, backend, inbound) = if std::env::var("AWS_ENDPOINT_URL").is_ok() {
+    let (ports, scheduler, backend, inbound) = if aws {
         let sdk = aws::sdk_config().await;
         let name = config::optional("TABLE_NAME", "campaigns-local");
         let ddb = aws_sdk_dynamodb::Client::new(&sdk);
@@ -126,6 +177,13 @@ pub async fn build(base_url: &str) -> anyhow::Result<Local> {
         };
         (ports, Some(scheduler), "in-memory adapters", None)
     };
+    let mut ports = ports;
+    let events = Arc::new(RecordingBus {
+        inner: ports.bus.clone(),
+        clock: ports.clock.clone(),
+        published: Mutex::new(Vec::new()),
+    });
+    ports.bus = events.clone();
     let objects = Arc::new(MemoryObjects::new(base_url));
     let imports = Arc::new(ImportService {
         table: ports.table.clone(),
@@ -140,6 +198,7 @@ pub async fn build(base_url: &str) -> anyhow::Result<Local> {
     let operator =
         compose::operator_services(system.operator.clone(), &providers, Some(objects.clone()));
     Ok(Local {
+        events,
         operator,
         objects,
         imports,

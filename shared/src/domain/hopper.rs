@@ -130,6 +130,12 @@ pub struct HopperEntry {
     /// older than any writer's life ([`crate::domain::stats::SETTLED_AFTER`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changed_at: Option<Time>,
+    /// What the last attempt came to when it put the entry back in line unsent (the
+    /// campaign paused on the account or template: an expired token, a paused template).
+    /// Kept apart from `reason`/`error`, which say why the entry is where it is now, so a
+    /// FRESH entry does not look failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_error: Option<String>,
     #[serde(default)]
     pub version: u64,
 }
@@ -152,6 +158,11 @@ pub enum ReplyOutcome {
     /// The entry was not waiting for a reply (already answered, or never sent).
     NotWaiting,
 }
+
+/// The disposition of an entry whose reply matched none of the message's quick-reply
+/// options (R5.3): the campaign still waits for an answer, and an agent was asked to take
+/// the conversation over. Not `replied`, which is an answer.
+pub const AGENT_REQUESTED: &str = "agent_requested";
 
 /// The error of an entry whose send was claimed but never recorded (R4.10).
 pub const OUTCOME_UNKNOWN: &str = "outcome unknown";
@@ -194,6 +205,7 @@ impl HopperEntry {
             claimed_at: None,
             sent_text: None,
             changed_at: None,
+            last_attempt_error: None,
             version: 0,
         }
     }
@@ -248,6 +260,7 @@ impl HopperEntry {
     /// The provider accepted the message: wait for a reply until the timeout.
     /// A `failed` status that overtook this record wins.
     pub fn record_sent(&mut self, message_id: String, now: Time, timeout: chrono::Duration) {
+        self.last_attempt_error = None;
         self.message_id = Some(message_id);
         earliest(&mut self.sent_at, now);
         // Kept on a failed entry too: a `delivered` that comes after the `failed` puts it
@@ -264,6 +277,7 @@ impl HopperEntry {
 
     /// The provider refused the message, or the message could not be built.
     pub fn record_failure(&mut self, failure: &SendFailure) {
+        self.last_attempt_error = None;
         self.error = Some(failure.reason.clone());
         self.reason = Some(failure.reason.clone());
         match failure.class {
@@ -284,6 +298,8 @@ impl HopperEntry {
             FailureClass::Campaign => {
                 self.state = EntryState::Fresh;
                 self.claimed_at = None;
+                self.last_attempt_error = self.error.take();
+                self.reason = None;
             }
             // Nothing was attempted: back in line, and nothing to show as its result.
             FailureClass::NotAttempted => {
@@ -502,9 +518,10 @@ impl HopperEntry {
             .as_deref()
             .is_some_and(|d| d.starts_with("replied:"));
         if answer.option().is_some() || !chose_before {
-            self.disposition = Some(match answer.option() {
-                Some(o) => format!("replied:{o}"),
-                None => "replied".into(),
+            self.disposition = Some(match answer {
+                Answer::Option(o) => format!("replied:{o}"),
+                Answer::Text => "replied".into(),
+                Answer::NoMatch => AGENT_REQUESTED.into(),
             });
             self.reply = Some(reply);
         }
@@ -576,6 +593,7 @@ impl HopperEntry {
         self.error = None;
         self.wait_until = None;
         self.claimed_at = None;
+        self.last_attempt_error = None;
         if *self == before {
             return false;
         }
@@ -933,9 +951,14 @@ mod tests {
             "nothing was sent: it goes after resume"
         );
         assert_eq!(e.claimed_at, None);
+        assert_eq!(
+            (e.error.as_deref(), e.reason.as_deref()),
+            (None, None),
+            "a FRESH entry does not look failed (issue 19, item 5)"
+        );
         assert!(
-            e.error.is_some(),
-            "the reason stays visible until it is sent"
+            e.last_attempt_error.is_some(),
+            "the last attempt's result stays visible until the next one"
         );
         e.claim(now).unwrap();
         assert_eq!(e.attempts, 2);
@@ -1134,7 +1157,7 @@ mod tests {
         );
         assert_eq!(
             (e.state, e.disposition.as_deref()),
-            (EntryState::Pending, Some("replied"))
+            (EntryState::Pending, Some(AGENT_REQUESTED))
         );
         // A tap afterwards closes it when the campaign says so.
         let tap = said("in2", "Yes", Some("Yes"), now + Duration::minutes(2));

@@ -16,18 +16,24 @@ pub const MAX_LIMIT: u32 = 500;
 /// The message of a `limit` that is not a whole number in `1..=MAX_LIMIT`.
 pub const LIMIT_MESSAGE: &str = "must be a whole number from 1 to 500";
 
-/// Which listing of the hopper (R4.1).
+/// Which listing of the hopper (R4.1). The open and history views split the hopper in
+/// two, as the statistics' `open` and `not_sent`/closed numbers do; `All` lists it whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HopperView {
-    /// Entries waiting: PENDING (sent, awaiting a reply) unless another state is asked for;
-    /// any single state may be listed.
-    Pending,
+    /// Entries whose outcome is still open: FRESH (to send), SENDING (in flight) and
+    /// PENDING (sent, awaiting a reply), or one of them.
+    Open,
     /// Entries whose outcome is settled: CLOSED, FAILED, BLOCK_LIST, SKIPPED and RETRY (not
     /// sent, may be retried), or one of them.
     History,
+    /// Every entry, or those in one state.
+    All,
 }
 
 impl HopperView {
+    /// The states of the open view.
+    pub const OPEN: [EntryState; 3] = [EntryState::Fresh, EntryState::Sending, EntryState::Pending];
+
     /// The states of the history view.
     pub const HISTORY: [EntryState; 5] = [
         EntryState::Closed,
@@ -38,25 +44,58 @@ impl HopperView {
     ];
 
     /// The states this view lists, given the `state` asked for (case-insensitive). An
-    /// unknown state, or one outside the history view, is an error naming `state`.
+    /// unknown state, or one outside the view, is an error naming `state`.
     pub fn states(self, state: Option<&str>) -> Result<Vec<EntryState>, DomainError> {
         let asked = match state.map(str::trim) {
             None | Some("") => None,
             Some(s) => Some(parse_state(s)?),
         };
-        match (self, asked) {
-            (HopperView::Pending, None) => Ok(vec![EntryState::Pending]),
-            (HopperView::Pending, Some(s)) => Ok(vec![s]),
-            (HopperView::History, None) => Ok(Self::HISTORY.to_vec()),
-            (HopperView::History, Some(s)) if Self::HISTORY.contains(&s) => Ok(vec![s]),
-            (HopperView::History, Some(s)) => Err(DomainError::invalid(
+        let (all, other): (&[EntryState], &str) = match self {
+            HopperView::Open => (&Self::OPEN, "history"),
+            HopperView::History => (&Self::HISTORY, "open"),
+            HopperView::All => (&EntryState::ALL, ""),
+        };
+        match asked {
+            None => Ok(all.to_vec()),
+            Some(s) if all.contains(&s) => Ok(vec![s]),
+            Some(s) => Err(DomainError::invalid(
                 "state",
                 format!(
-                    "{s} is not a settled state: the history lists CLOSED, FAILED, BLOCK_LIST, \
-                     SKIPPED or RETRY (use the pending view for {s})"
+                    "{s} is not in this view, which lists {}: see the {other} view, or \
+                     /hopper/entries for every state",
+                    all.iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )),
         }
+    }
+}
+
+/// Which entries a listing keeps besides their state: an exact `reason`
+/// (case-insensitive, e.g. `block list`) and an exact `disposition` (e.g.
+/// `agent_requested`, `replied:Yes`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntryFilter {
+    pub states: Vec<EntryState>,
+    pub reason: Option<String>,
+    pub disposition: Option<String>,
+}
+
+impl EntryFilter {
+    /// Whether `e` is listed.
+    pub fn keeps(&self, e: &HopperEntry) -> bool {
+        self.states.contains(&e.state)
+            && self.reason.as_deref().is_none_or(|r| {
+                e.reason
+                    .as_deref()
+                    .is_some_and(|have| have.eq_ignore_ascii_case(r))
+            })
+            && self
+                .disposition
+                .as_deref()
+                .is_none_or(|d| e.disposition.as_deref() == Some(d))
     }
 }
 
@@ -135,7 +174,13 @@ impl Outcome {
             EntryState::Sending => Outcome::Sending,
             EntryState::Pending => Outcome::Sent,
             EntryState::Closed => match e.disposition.as_deref() {
-                Some(d) if d == "replied" || d.starts_with("replied:") => Outcome::Replied,
+                Some(d)
+                    if d == "replied"
+                        || d.starts_with("replied:")
+                        || d == super::hopper::AGENT_REQUESTED =>
+                {
+                    Outcome::Replied
+                }
                 Some("expired") => Outcome::RepliedLate,
                 Some("no_response") => Outcome::NoResponse,
                 Some("undeliverable") => Outcome::Failed,
@@ -167,7 +212,7 @@ pub struct ReplyView {
     "reply": {"text": "Yes", "button": "Yes", "at": "2026-11-22T09:14:00Z"},
     "attempts": 1, "sent_at": "2026-11-22T09:00:02Z", "delivered_at": "2026-11-22T09:00:05Z",
     "read_at": "2026-11-22T09:10:00Z", "replied_at": "2026-11-22T09:14:00Z",
-    "expires_at": null, "wait_until": null
+    "expires_at": null, "wait_until": null, "last_attempt_error": null
 }))]
 pub struct EntryView {
     /// The full number (the operator's own data; logs only ever show it masked).
@@ -176,8 +221,9 @@ pub struct EntryView {
     pub name: Option<String>,
     pub state: EntryState,
     pub outcome: Outcome,
-    /// The final outcome code: `replied`, `replied:<button>`, `no_response`,
-    /// `undeliverable`, `expired`, `not_sent`, `outcome_unknown`.
+    /// The final outcome code: `replied`, `replied:<button>`, `agent_requested` (a reply
+    /// matching no option: still waiting, an agent asked to take over), `no_response`,
+    /// `undeliverable`, `expired`, `opted_out`, `not_sent`, `outcome_unknown`.
     pub disposition: Option<String>,
     /// Why it was not sent or did not succeed (`block list`, `duplicate`, `Invalid Number`,
     /// the provider's reason).
@@ -201,6 +247,10 @@ pub struct EntryView {
     /// Until when a FRESH entry is held back.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub wait_until: Option<Time>,
+    /// What the last attempt came to when it put the entry back in line unsent (the
+    /// campaign paused on its account or template, e.g. an expired token): the entry is
+    /// queued again, not failed, so `reason` and `error` stay empty.
+    pub last_attempt_error: Option<String>,
 }
 
 impl From<&HopperEntry> for EntryView {
@@ -225,6 +275,7 @@ impl From<&HopperEntry> for EntryView {
             replied_at: e.replied_at,
             expires_at: e.expires_at,
             wait_until: e.wait_until,
+            last_attempt_error: e.last_attempt_error.clone(),
         }
     }
 }
@@ -314,11 +365,16 @@ mod tests {
     #[test]
     fn r4_1_views_select_states() {
         use EntryState::*;
-        assert_eq!(HopperView::Pending.states(None).unwrap(), vec![Pending]);
         assert_eq!(
-            HopperView::Pending.states(Some("fresh")).unwrap(),
-            vec![Fresh]
+            HopperView::Open.states(None).unwrap(),
+            vec![Fresh, Sending, Pending]
         );
+        assert_eq!(HopperView::Open.states(Some("fresh")).unwrap(), vec![Fresh]);
+        assert_eq!(
+            HopperView::All.states(None).unwrap(),
+            EntryState::ALL.to_vec()
+        );
+        assert_eq!(HopperView::All.states(Some("retry")).unwrap(), vec![Retry]);
         assert_eq!(
             HopperView::History.states(Some("")).unwrap(),
             HopperView::HISTORY.to_vec()
@@ -328,7 +384,10 @@ mod tests {
             vec![BlockList]
         );
         for (view, bad) in [
-            (HopperView::Pending, "DONE"),
+            (HopperView::Open, "DONE"),
+            (HopperView::Open, "CLOSED"),
+            (HopperView::Open, "RETRY"),
+            (HopperView::All, "DONE"),
             (HopperView::History, "PENDING"),
             (HopperView::History, "FRESH"),
         ] {

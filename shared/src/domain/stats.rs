@@ -67,7 +67,7 @@ pub fn reason_counter(reason: &str) -> &'static str {
 /// Which counters one entry contributes to: the funnel steps it reached, one counter per
 /// hopper state (named after the state) so hopper counts come from the same source, and
 /// the reason it did not reach its contact.
-fn membership(e: &HopperEntry) -> [(&'static str, bool); 8] {
+fn membership(e: &HopperEntry) -> [(&'static str, bool); 9] {
     let reason = match not_sent_reason(e) {
         Some(r) => (reason_counter(&r), true),
         None => ("", false),
@@ -81,6 +81,10 @@ fn membership(e: &HopperEntry) -> [(&'static str, bool); 8] {
         (
             "no_response",
             e.disposition.as_deref() == Some("no_response"),
+        ),
+        (
+            "agent_requested",
+            e.disposition.as_deref() == Some(super::hopper::AGENT_REQUESTED),
         ),
         (e.state.as_str(), true),
         reason,
@@ -272,7 +276,7 @@ impl HopperCounts {
 /// it: a read message was delivered); `not_sent` = entries in FAILED, BLOCK_LIST, SKIPPED
 /// or RETRY, and `not_sent_by_reason` splits exactly that number by reason.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[schema(example = json!({"target": 10, "sent": 8, "delivered": 7, "read": 5, "replied": 2, "failed": 1, "no_response": 3, "retry": 0, "open": 2, "not_sent": 2, "not_sent_by_reason": {"Message Undeliverable": 1, "block list": 1}, "delivered_pct": 87.5, "read_pct": 71.4, "replied_pct": 28.6}))]
+#[schema(example = json!({"target": 10, "sent": 8, "delivered": 7, "read": 5, "replied": 2, "agent_requested": 1, "failed": 1, "no_response": 3, "retry": 0, "open": 2, "not_sent": 2, "not_sent_by_reason": {"Message Undeliverable": 1, "block list": 1}, "delivered_pct": 87.5, "read_pct": 71.4, "replied_pct": 28.6}))]
 pub struct Stats {
     /// Entries in the hopper (contacts targeted).
     pub target: i64,
@@ -283,6 +287,9 @@ pub struct Stats {
     pub read: i64,
     /// Replies within the response timeout.
     pub replied: i64,
+    /// Of `replied`, the entries whose reply matched none of the quick-reply options and
+    /// went to an agent (disposition `agent_requested`): no answer to the campaign yet.
+    pub agent_requested: i64,
     /// Entries in FAILED (ruled out before the send, refused, or failed after it).
     pub failed: i64,
     /// Sent, delivered or not, and no reply before the timeout.
@@ -328,6 +335,7 @@ impl Stats {
             delivered: g("delivered"),
             read: g("read"),
             replied: g("replied"),
+            agent_requested: g("agent_requested"),
             failed: g("FAILED"),
             no_response: g("no_response"),
             retry: g("RETRY"),

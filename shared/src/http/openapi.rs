@@ -239,6 +239,11 @@ fn shared_responses() -> Value {
              header, or (with `LOCAL_TENANTS`) a tenant the runner does not serve",
             json!({"error": "unauthorized", "message": "no tenant in the request's credentials"}),
         ),
+        "PayloadTooLarge": error(
+            "The body is over the operator API's limit of 2 MB (2097152 bytes); `message` \
+             names the limit",
+            json!({"error": "payload_too_large", "message": super::error::body_too_large().message}),
+        ),
         "CampaignsDisabled": error(
             "Campaigns are disabled for the tenant (R1.8): every /campaigns route answers 403",
             json!({"error": "forbidden", "message": "campaigns are disabled for tenant acme; the platform's administrator can enable them (PUT /admin/tenants/acme)"}),
@@ -302,6 +307,12 @@ fn operation_rules(path: &str, op: &mut Value) {
             .entry("401")
             .or_insert_with(|| shared_response("Unauthorized"));
     }
+    // Operator routes with a body read at most `MAX_BODY_BYTES` of it.
+    if op.get("requestBody").is_some() && needs_tenant {
+        responses
+            .entry("413")
+            .or_insert_with(|| shared_response("PayloadTooLarge"));
+    }
     if path == "/campaigns" || path.starts_with("/campaigns/") {
         responses
             .entry("403")
@@ -329,9 +340,10 @@ fn operation_rules(path: &str, op: &mut Value) {
             .unwrap_or_default()
             .to_owned();
         // An empty query parameter is the same as an absent one (`http::Query`), but for
-        // the hopper views' limit and cursor, which they refuse (`http::QueryAsGiven`).
-        let as_given = matches!(op_id.as_deref(), Some("pending" | "history"))
-            && matches!(name.as_str(), "limit" | "cursor");
+        // the hopper views' limit, cursor and filters, which they refuse
+        // (`http::QueryAsGiven`).
+        let as_given = matches!(op_id.as_deref(), Some("open" | "history" | "entries"))
+            && matches!(name.as_str(), "limit" | "cursor" | "reason" | "disposition");
         if place == "query" && !as_given && p.get("required") != Some(&Value::Bool(true)) {
             p["allowEmptyValue"] = Value::Bool(true);
         }

@@ -156,15 +156,77 @@ fn clock() {}
 )]
 fn clock_advance() {}
 
+/// Filter and paging of `GET /local/sim/messages`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct SimMessagesQuery {
+    /// Only sends of this tenant (read from the send's callback data).
+    tenant: Option<String>,
+    /// Only sends of this campaign id.
+    campaign: Option<String>,
+    /// Only sends to this number (compared by its digits).
+    phone: Option<String>,
+    /// Page size, 1 to 1000 (default 100); anything else is a 400 naming `limit`.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    limit: Option<String>,
+    /// `next_cursor` of the previous page; another value is a 400 naming `cursor`.
+    cursor: Option<String>,
+}
+
 #[utoipa::path(
     get, path = "/local/sim/messages", tag = "local",
-    description = "Local runner only: every send the WhatsApp simulator received (to, \
-        template, parameters, callback data, wamid).",
+    description = "Local runner only: the sends the WhatsApp simulator received, oldest first, \
+        a page at a time (to, template, parameters, callback data, wamid, and the tenant and \
+        campaign the callback data names), filtered by tenant, campaign and phone.",
     security(()),
-    responses((status = 200, description = "The sends, oldest first", body = [Object],
-        example = json!([{"to": "919812345678", "template": "spring_offer", "wamid": "wamid.HBgMOTE5ODEyMzQ1Njc4FQIAERgT"}])))
+    params(SimMessagesQuery),
+    responses(
+        (status = 200, description = "A page of sends", body = Object,
+            example = json!({"items": [{"to": "919812345678", "template": "spring_offer", "wamid": "wamid.HBgMOTE5ODEyMzQ1Njc4FQIAERgT", "tenant": "demo", "campaign_id": "cmp_0190a1"}], "next_cursor": null})),
+        (status = 400, description = "A bad `limit` or `cursor`; `field` names it", body = ErrorBody,
+            example = json!({"error": "bad_request", "message": "limit: must be a whole number from 1 to 1000", "field": "limit"})),
+    )
 )]
 fn sim_messages() {}
+
+/// Filter and paging of `GET /local/events`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct LocalEventsQuery {
+    /// Only events of this detail-type (`CampaignStateChanged`, `ReplyReceived`,
+    /// `AgentConversationRequested`, `InboundConversation`, `ContactOptedOut`); another
+    /// value is a 400 naming `type`.
+    #[param(rename = "type")]
+    r#type: Option<String>,
+    /// Only events of this tenant.
+    tenant: Option<String>,
+    /// Only events naming this campaign id.
+    campaign: Option<String>,
+    /// Page size, 1 to 1000 (default 100); anything else is a 400 naming `limit`.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    limit: Option<String>,
+    /// `next_cursor` of the previous page; another value is a 400 naming `cursor`.
+    cursor: Option<String>,
+}
+
+#[utoipa::path(
+    get, path = "/local/events", tag = "local",
+    description = "Local runner only: the domain events the system published on its bus \
+        (docs/events.md), oldest first, a page at a time, each with its detail-type, the time \
+        the bus took it and its detail as a subscriber receives it; filtered by type, tenant and \
+        campaign.",
+    security(()),
+    params(LocalEventsQuery),
+    responses(
+        (status = 200, description = "A page of events", body = Object,
+            example = json!({"items": [{"detail_type": "ReplyReceived", "at": "2026-11-22T09:14:00Z", "detail": {"tenant": "demo", "campaign_id": "cmp_0190a1", "phone": "919812345678"}}], "next_cursor": null})),
+        (status = 400, description = "An unknown `type`, a bad `limit` or `cursor`; `field` names it", body = ErrorBody,
+            example = json!({"error": "bad_request", "message": "type: unknown event type 'Reply': use one of CampaignStateChanged, ReplyReceived, AgentConversationRequested, InboundConversation, ContactOptedOut", "field": "type"})),
+    )
+)]
+fn local_events() {}
 
 #[utoipa::path(
     get, path = "/local/sim/webhooks", tag = "local",
@@ -272,7 +334,7 @@ fn upload() {}
 #[derive(OpenApi)]
 #[openapi(
     paths(
-        health, meta_verify, meta_receive, kaleyra_receive, clock, clock_advance, sim_messages,
+        health, meta_verify, meta_receive, kaleyra_receive, clock, clock_advance, local_events, sim_messages,
         sim_webhooks, sim_reply, sim_failures, sim_set_failure, sim_clear_failures,
         sim_throttled, sim_rate_limit, sim_set_rate_limit, upload
     ),

@@ -22,8 +22,64 @@ pub(super) fn control_router(inner: Arc<Inner>) -> Router {
         .with_state(inner)
 }
 
-pub(super) async fn list_messages(State(inner): State<Arc<Inner>>) -> Json<Vec<SentRecord>> {
-    Json(inner.state.lock().unwrap().sent.clone())
+/// Filter and paging of `GET /messages`.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct MessagesQuery {
+    tenant: Option<String>,
+    campaign: Option<String>,
+    phone: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// A send as `GET /messages` lists it: the record, with the tenant and campaign its
+/// callback data names (absent for a send the engine did not make).
+#[derive(Debug, Clone, Serialize)]
+pub struct SentView {
+    #[serde(flatten)]
+    pub record: SentRecord,
+    pub tenant: Option<String>,
+    pub campaign_id: Option<String>,
+}
+
+impl From<&SentRecord> for SentView {
+    fn from(r: &SentRecord) -> Self {
+        let entry = r
+            .callback_data
+            .as_deref()
+            .and_then(shared::domain::inbound::EntryRef::decode);
+        SentView {
+            record: r.clone(),
+            tenant: entry.as_ref().map(|e| e.tenant.clone()),
+            campaign_id: entry.map(|e| e.campaign_id),
+        }
+    }
+}
+
+/// `GET /messages?tenant=&campaign=&phone=&limit=&cursor=`: the sends, oldest first, a
+/// page at a time (`{"items": [...], "next_cursor": ..}`).
+pub(super) async fn list_messages(
+    State(inner): State<Arc<Inner>>,
+    axum::extract::Query(q): axum::extract::Query<MessagesQuery>,
+) -> Response {
+    let phone = q.phone.as_deref().map(digits);
+    let sent = inner.state.lock().unwrap().sent.clone();
+    let views: Vec<SentView> = sent.iter().map(SentView::from).collect();
+    let keep = |v: &SentView| {
+        q.tenant
+            .as_ref()
+            .is_none_or(|t| v.tenant.as_ref() == Some(t))
+            && q.campaign
+                .as_ref()
+                .is_none_or(|c| v.campaign_id.as_ref() == Some(c))
+            && phone.as_ref().is_none_or(|p| digits(&v.record.to) == *p)
+    };
+    match crate::local::page_of(&views, keep, q.limit.as_deref(), q.cursor.as_deref()) {
+        Ok((items, next_cursor)) => {
+            Json(json!({ "items": items, "next_cursor": next_cursor })).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
 }
 
 pub(super) async fn list_webhooks(State(inner): State<Arc<Inner>>) -> Json<Vec<WebhookRecord>> {
