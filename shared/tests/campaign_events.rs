@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use axum::http::Method;
 use serde_json::{json, Value};
 use shared::domain::events::DomainEvent;
-use shared::ports::{Clock, Cond, EventBus, PortError, PortResult, Table};
+use shared::ports::{Clock, Cond, EventBus, PortError, PortResult};
 use shared::repo;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
