@@ -135,7 +135,7 @@ impl Env {
             .post(format!("{}/v23.0/{pnid}/messages", self.sim.base_url()))
             .bearer_auth("test-token")
             .json(
-                &json!({"messaging_product": "whatsapp", "to": to, "type": "template",
+                &json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": "template",
                 "template": {"name": "diwali_offer", "language": {"code": "en"}}}),
             )
             .send()

@@ -9,12 +9,15 @@
 //!   posts signed webhooks back;
 //! - [`local`]: every function in one process, fed the way AWS feeds them;
 //! - [`harness`]: the helpers the integration tests share;
+//! - [`meta_schema`]: Meta's OpenAPI description of the Cloud API as a JSON Schema
+//!   validator of request bodies (the simulator enforces it);
 //! - [`InlineSink`]: a webhook sink that applies webhooks before answering.
 
 pub mod harness;
 pub mod local;
 pub mod memory;
 pub mod memory_objects;
+pub mod meta_schema;
 pub mod simulator;
 
 use async_trait::async_trait;

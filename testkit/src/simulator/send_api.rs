@@ -152,6 +152,11 @@ pub(super) async fn send_message(
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
         return invalid_param("the request body is not JSON");
     };
+    // As strict as Meta: the body must be a `Message` of Meta's own OpenAPI description.
+    if let Some(v) = crate::meta_schema::violations(&req).first() {
+        tracing::debug!(violation = %v, "simulator refused a body that fails Meta's schema");
+        return invalid_param(&v.to_string());
+    }
     if str_at(&req, &["messaging_product"]) != Some("whatsapp") {
         return invalid_param("messaging_product must be whatsapp");
     }
