@@ -179,6 +179,7 @@ fn new_operation(kind: OperationKind, c: &Campaign, now: Time, version: u64) -> 
         changed: 0,
         in_flight: 0,
         message: None,
+        below_seq: None,
         version,
     }
 }
@@ -313,6 +314,8 @@ impl Commands {
                     new_operation(kind, &c, now, other.map_or(0, |o| o.version))
                 }
             };
+            // What is in line now, and only that (a restart covers what came since).
+            op.below_seq = Some(repo::reserve_seq(t, tenant, id, 0).await?);
             repo::commands::save_operation(t, &mut op).await?;
             Ok(op)
         })
@@ -537,9 +540,7 @@ impl Commands {
         )
         .await?;
         let examined = page.entries.len();
-        let outcome = self
-            .apply_page(op.kind, &tenant, &id, page.entries, sender)
-            .await;
+        let outcome = self.apply_page(op, page.entries, sender).await;
         // Counters follow every stored change, even when part of the page failed.
         repo::add_counters(t, &tenant, &id, &outcome.delta).await?;
         match op.kind {
@@ -607,16 +608,15 @@ impl Commands {
     /// back to FRESH (one reservation per page), conditional writes a few at a time.
     async fn apply_page(
         &self,
-        kind: OperationKind,
-        tenant: &str,
-        id: &str,
+        op: &Operation,
         entries: Vec<HopperEntry>,
         sender: Option<&str>,
     ) -> PageOutcome {
+        let (kind, tenant, id) = (op.kind, op.tenant.as_str(), op.campaign_id.as_str());
         let mut out = PageOutcome::default();
         let candidates: Vec<bool> = entries
             .iter()
-            .map(|e| apply(kind, &mut e.clone(), 0))
+            .map(|e| op.covers(e) && apply(kind, &mut e.clone(), 0))
             .collect();
         let wanted = candidates.iter().filter(|c| **c).count() as u64;
         if wanted == 0 {
@@ -653,7 +653,7 @@ impl Commands {
         let results: Vec<AppResult<EntryOutcome>> = stream::iter(work)
             .map(|(e, seq)| async move {
                 match seq {
-                    Some(seq) => self.change_entry(kind, e, seq, sender).await,
+                    Some(seq) => self.change_entry(op, e, seq, sender).await,
                     None => Ok(left_alone(kind, &e)),
                 }
             })
@@ -667,11 +667,12 @@ impl Commands {
     /// Changes one entry as stored, reloading when someone changed it since it was read.
     async fn change_entry(
         &self,
-        kind: OperationKind,
+        op: &Operation,
         e: HopperEntry,
         seq: u64,
         sender: Option<&str>,
     ) -> AppResult<EntryOutcome> {
+        let kind = op.kind;
         let (t, first, r) = (&*self.table, &e, &e.entry_ref());
         let changed = retry_on_conflict(|n| async move {
             let mut e = match n {
@@ -682,7 +683,7 @@ impl Commands {
                 },
             };
             let before = e.clone();
-            if !apply(kind, &mut e, seq) {
+            if !op.covers(&e) || !apply(kind, &mut e, seq) {
                 return Ok(left_alone(kind, &e));
             }
             match repo::save_entry(t, &mut e, self.clock.now()).await {

@@ -88,8 +88,22 @@ pub struct Operation {
     pub in_flight: u64,
     /// Why it was aborted, or what it replaced.
     pub message: Option<String>,
+    /// A reset or retry covers the entries in line when it was asked for: those placed
+    /// before this sequence number. An entry attached later, or put back in line by this
+    /// walk (a new place at the end), is left alone, so a page walked twice changes
+    /// nothing twice. `None` (an expiry, or an operation stored before this was kept):
+    /// every entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub below_seq: Option<u64>,
     #[serde(default)]
     pub version: u64,
+}
+
+impl Operation {
+    /// Whether the operation may change `e` (see [`Operation::below_seq`]).
+    pub fn covers(&self, e: &crate::domain::hopper::HopperEntry) -> bool {
+        self.below_seq.is_none_or(|below| e.seq < below)
+    }
 }
 
 impl Operation {
