@@ -443,3 +443,27 @@ async fn a_body_over_the_limit_is_a_413_naming_the_limit() {
         "{post}"
     );
 }
+
+/// The review of item 2: the routes that read their body as bytes (a reset's confirmation,
+/// a template sync's optional WABA) answer the same JSON 413.
+#[tokio::test]
+async fn a_body_over_the_limit_is_a_413_on_the_routes_that_read_bytes_too() {
+    let h = memory();
+    let big = format!(
+        "{{\"confirm\": true, \"x\": \"{}\"}}",
+        "x".repeat(shared::http::error::MAX_BODY_BYTES)
+    );
+    for path in ["/campaigns/cmp_x/reset", "/accounts/acc_x/templates/sync"] {
+        let (s, v) = common::call_raw(
+            &h.api,
+            common::TENANT,
+            Method::POST,
+            path,
+            "application/json",
+            axum::body::Body::from(big.clone()),
+        )
+        .await;
+        assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{path}: {v}");
+        assert_eq!(v["error"], "payload_too_large", "{path}: {v}");
+    }
+}

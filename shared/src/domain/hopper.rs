@@ -102,9 +102,10 @@ pub struct HopperEntry {
     /// When the response timeout ends; present only while PENDING.
     pub expires_at: Option<Time>,
     pub reply: Option<Reply>,
-    /// The final outcome code: `replied`, `replied:<button>`, `no_response`, `expired`
-    /// (replied after the timeout), `opted_out`, `undeliverable`. An answer that keeps
-    /// the entry PENDING (R5.2, R5.3) shows its `replied…` code already.
+    /// The final outcome code: `replied`, `replied:<button>`, `agent_requested` (replies
+    /// matching no option, R5.3), `no_response`, `expired` (replied after the timeout),
+    /// `opted_out`, `undeliverable`. A reply that keeps the entry PENDING (R5.2, R5.3)
+    /// shows its code already.
     pub disposition: Option<String>,
     /// The short reason an entry was not sent or did not succeed, as reports group it:
     /// `block list`, `opted out`, `Invalid Number`, `duplicate`, `campaign ended`, or the
@@ -251,6 +252,7 @@ impl HopperEntry {
                 self.error = Some(OUTCOME_UNKNOWN.into());
                 self.reason = Some(OUTCOME_UNKNOWN.into());
                 self.disposition = Some("outcome_unknown".into());
+                self.last_attempt_error = None;
                 true
             }
             _ => false,
@@ -277,7 +279,10 @@ impl HopperEntry {
 
     /// The provider refused the message, or the message could not be built.
     pub fn record_failure(&mut self, failure: &SendFailure) {
-        self.last_attempt_error = None;
+        // Kept when nothing was attempted: the last attempt is still the one it tells of.
+        if failure.class != FailureClass::NotAttempted {
+            self.last_attempt_error = None;
+        }
         self.error = Some(failure.reason.clone());
         self.reason = Some(failure.reason.clone());
         match failure.class {
@@ -313,6 +318,7 @@ impl HopperEntry {
 
     /// The message could not be built for this contact (R3.3): not sent, error recorded.
     pub fn record_unsendable(&mut self, error: String) {
+        self.last_attempt_error = None;
         self.state = EntryState::Failed;
         self.disposition = Some("not_sent".into());
         self.reason = Some(TEMPLATE_VARIABLES_REASON.into());
@@ -333,6 +339,7 @@ impl HopperEntry {
         self.error = error;
         self.wait_until = None;
         self.claimed_at = None;
+        self.last_attempt_error = None;
     }
 
     /// The contact may not be sent to yet (R4.6 open interaction, R4.8 calling hours): the

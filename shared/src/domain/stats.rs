@@ -2,7 +2,7 @@
 //! before and after a stored change, so the totals always equal a recount of entries.
 //!
 //! Counter names: `target`, the funnel steps `sent`, `delivered`, `read`, `replied`,
-//! `no_response`, one per hopper state (`FRESH`, `PENDING`, `FAILED`, ...), and one per
+//! `no_response`, `agent_requested` (replied, never with an option), one per hopper state (`FRESH`, `PENDING`, `FAILED`, ...), and one per
 //! reason an entry did not reach its contact, `reason:<reason>` (R6.2 "not sent by
 //! reason"). Every entry in FAILED, BLOCK_LIST, SKIPPED or RETRY counts under exactly one
 //! reason (`unspecified` when it has none), so the reason counters sum to those states.
@@ -287,8 +287,9 @@ pub struct Stats {
     pub read: i64,
     /// Replies within the response timeout.
     pub replied: i64,
-    /// Of `replied`, the entries whose reply matched none of the quick-reply options and
-    /// went to an agent (disposition `agent_requested`): no answer to the campaign yet.
+    /// Of `replied`, the entries whose replies matched none of the quick-reply options and
+    /// went to an agent (disposition `agent_requested`): replied, never with an option
+    /// (still PENDING until the timeout, then CLOSED with that disposition).
     pub agent_requested: i64,
     /// Entries in FAILED (ruled out before the send, refused, or failed after it).
     pub failed: i64,

@@ -11,7 +11,6 @@ use crate::app::commands::{OperationProgress, OperationView};
 use crate::app::Operator;
 use crate::domain::ids::CampaignId;
 use crate::repo::commands::{OperationKind, OperationStatus};
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -94,7 +93,12 @@ fn accepted(v: OperationView) -> R {
             example = json!({"error": "conflict", "message": format!("cannot reset the list of campaign {} while it is RUNNING: pause it first", ex::CAMPAIGN_ID)})),
     )
 )]
-async fn reset(State(a): S, t: TenantId, Path(id): Path<CampaignId>, body: Bytes) -> R {
+async fn reset(
+    State(a): S,
+    t: TenantId,
+    Path(id): Path<CampaignId>,
+    super::error::RawBody(body): super::error::RawBody,
+) -> R {
     confirmed(&body)?;
     accepted(a.request_reset(&t, &id, true).await?)
 }

@@ -120,6 +120,18 @@ where
     }
 }
 
+/// A body as bytes, with the API's 413 beyond [`MAX_BODY_BYTES`] (axum's own `Bytes`
+/// answers that in plain text).
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        body_bytes(req, state).await.map(RawBody)
+    }
+}
+
 /// A JSON body of any shape (an object or an array), read as [`read_json`] reads it.
 pub struct JsonValue(pub serde_json::Value);
 

@@ -271,7 +271,7 @@ async fn open(
     description = "Hopper entries whose outcome is settled (R4.1): CLOSED (replied, no response, \
         replied late), FAILED, BLOCK_LIST, SKIPPED and RETRY (not sent, may be retried), or the \
         one of them `state` names. Each shows the full phone, contact name, outcome, disposition \
-        (`replied:<button>`, `no_response`, `undeliverable`, `not_sent`, ...), reason, error, \
+        (`replied:<button>`, `agent_requested`, `no_response`, `undeliverable`, `not_sent`, ...), reason, error, \
         reply, attempts and times. Entries come in shard order, then phone order (not by time). A \
         page may hold fewer than `limit` entries and still carry a `next_cursor`: follow it until \
         it is null.",

@@ -83,6 +83,9 @@ pub fn full_router(s: &OperatorServices) -> Router {
         .merge(super::conversations::recontact_router(
             s.conversations.clone(),
         ));
+    let api = api.layer(axum::extract::DefaultBodyLimit::max(
+        super::error::MAX_BODY_BYTES,
+    ));
     match &s.objects {
         Some(objects) => super::audience::with_object_store(api, objects.clone()),
         None => api,

@@ -261,7 +261,7 @@ async fn sync_templates(
     State(s): State<Arc<TemplateSync>>,
     t: TenantId,
     Path(id): Path<AccountId>,
-    body: axum::body::Bytes,
+    super::error::RawBody(body): super::error::RawBody,
 ) -> R {
     // An empty body is an empty request: the account's WABA is used.
     let req = if body.iter().all(u8::is_ascii_whitespace) {

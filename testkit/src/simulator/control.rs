@@ -62,14 +62,15 @@ pub(super) async fn list_messages(
     State(inner): State<Arc<Inner>>,
     axum::extract::Query(q): axum::extract::Query<MessagesQuery>,
 ) -> Response {
-    let phone = q.phone.as_deref().map(digits);
+    // An empty filter is an absent one, as everywhere in the API.
+    let given = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+    let (tenant, campaign) = (given(&q.tenant), given(&q.campaign));
+    let phone = given(&q.phone).as_deref().map(digits);
     let sent = inner.state.lock().unwrap().sent.clone();
     let views: Vec<SentView> = sent.iter().map(SentView::from).collect();
     let keep = |v: &SentView| {
-        q.tenant
-            .as_ref()
-            .is_none_or(|t| v.tenant.as_ref() == Some(t))
-            && q.campaign
+        tenant.as_ref().is_none_or(|t| v.tenant.as_ref() == Some(t))
+            && campaign
                 .as_ref()
                 .is_none_or(|c| v.campaign_id.as_ref() == Some(c))
             && phone.as_ref().is_none_or(|p| digits(&v.record.to) == *p)

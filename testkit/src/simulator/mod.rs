@@ -6,7 +6,8 @@
 //! contacts, a reply (a quick-reply tap when the template had quick-reply buttons, else a
 //! text). Control routes show what it received and sent back, and post replies on demand:
 //!
-//! - `GET  /sim/messages`  the template sends it accepted ([`SentRecord`]s)
+//! - `GET  /sim/messages`  the template sends it accepted ([`SentRecord`]s with the tenant
+//!   and campaign their callback data names; `?tenant=&campaign=&phone=&limit=&cursor=`)
 //! - `GET  /sim/webhooks`  the webhooks it posted ([`WebhookRecord`]s, with the answer)
 //! - `POST /sim/reply`     `{"phone":"..","text":".."}` or `{"phone":"..","button":"PAYLOAD"}`,
 //!   optional `"context_id"` (default: the last wamid sent to that phone; `""` for none)
