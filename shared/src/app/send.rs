@@ -7,6 +7,7 @@ use super::conversations::{release_contact_hold, take_contact_hold};
 use super::{retry_on_conflict, update_campaign, AppError, AppResult};
 use crate::domain::account::Account;
 use crate::domain::campaign::Campaign;
+use crate::domain::country_rules;
 use crate::domain::eligibility::{self, ContactFacts, Interaction, Verdict};
 use crate::domain::hopper::{EntryState, HopperEntry};
 use crate::domain::inbound::{at_provider_resolution, EntryRef};
@@ -322,7 +323,15 @@ impl SendService {
         // The checks before the send (R4.2), on what the stores know of the contact.
         let facts = self.facts(ctx, &r.phone).await?;
         let now = self.clock.now();
-        let verdict = eligibility::check(&ctx.campaign, &r.phone, &facts.contact, now);
+        let verdict = match eligibility::check(&ctx.campaign, &r.phone, &facts.contact, now) {
+            // Where the template's category may not go (a country rule), after the checks
+            // of R4.2 and before the claim.
+            Verdict::Send => {
+                country_rules::refusal(country_rules::RULES, ctx.template.category, &r.phone)
+                    .unwrap_or(Verdict::Send)
+            }
+            other => other,
+        };
         let mut entry = match counted(delta, self.claim(r, &verdict, now).await?)? {
             Claim::Claimed(entry) => *entry,
             Claim::Done(outcome @ SendOutcome::Skipped("already claimed")) => {

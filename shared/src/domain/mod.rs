@@ -8,6 +8,7 @@ pub mod blocklist;
 pub mod campaign;
 pub mod contact;
 pub mod conversation;
+pub mod country_rules;
 pub mod cursor;
 pub mod eligibility;
 pub mod error;
