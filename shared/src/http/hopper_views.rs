@@ -70,46 +70,45 @@ enum HistoryState {
     RETRY,
 }
 
-/// Filter and paging of `GET /campaigns/{id}/hopper/open` (documentation of
-/// [`ViewParams`]).
+/// The `state` of `GET /campaigns/{id}/hopper/open` (documentation of [`ViewParams`]).
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
-pub struct OpenParams {
+pub struct OpenStateParam {
     /// Only entries in this open state (default all three, as when empty); another value
     /// is a 400 naming `state`.
     #[param(inline, value_type = Option<OpenState>)]
     state: Option<String>,
-    /// Only entries with this reason, compared without case (`block list`, `duplicate`,
-    /// `Invalid Number`, `outcome unknown`, a provider's reason). Empty is a 400 naming
-    /// `reason`.
-    #[param(min_length = 1)]
-    reason: Option<String>,
-    /// Only entries with this disposition, exactly (`replied:Yes`, `agent_requested`,
-    /// `no_response`, `undeliverable`, `not_sent`, ...). Empty is a 400 naming
-    /// `disposition`.
-    #[param(min_length = 1)]
-    disposition: Option<String>,
-    /// Page size, 1 to 500 (default 100); anything else (an empty one too) is a 400
-    /// naming `limit`.
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
-    limit: Option<String>,
-    /// `next_cursor` of the previous page. A value this view did not return (an empty
-    /// one too) is a 400 naming `cursor`.
-    #[param(min_length = 1)]
-    cursor: Option<String>,
 }
 
-/// Filter and paging of `GET /campaigns/{id}/hopper/entries` (documentation of
-/// [`ViewParams`]).
+/// The `state` of `GET /campaigns/{id}/hopper/history`.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
-pub struct EntriesParams {
+pub struct HistoryStateParam {
+    /// Only entries in this settled state (default all of them, as when empty); another
+    /// value is a 400 naming `state`.
+    #[param(inline, value_type = Option<HistoryState>)]
+    state: Option<String>,
+}
+
+/// The `state` of `GET /campaigns/{id}/hopper/entries`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct AnyState {
     /// Only entries in this state (default every state, as when empty); an unknown one is
     /// a 400 naming `state`.
     #[param(value_type = Option<EntryState>)]
     state: Option<String>,
+}
+
+/// The filters and paging every hopper listing shares, after its `state` (documentation
+/// of [`ViewParams`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ListingParams {
     /// Only entries with this reason, compared without case (`block list`, `duplicate`,
     /// `Invalid Number`, `outcome unknown`, a provider's reason). Empty is a 400 naming
     /// `reason`.
@@ -125,36 +124,6 @@ pub struct EntriesParams {
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
     /// `next_cursor` of the previous page. A value this listing did not return (an empty
-    /// one too) is a 400 naming `cursor`.
-    #[param(min_length = 1)]
-    cursor: Option<String>,
-}
-
-/// Filter and paging of `GET /campaigns/{id}/hopper/history` (documentation of
-/// [`ViewParams`]).
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct HistoryParams {
-    /// Only entries in this settled state (default all of them, as when empty); another
-    /// value is a 400 naming `state`.
-    #[param(inline, value_type = Option<HistoryState>)]
-    state: Option<String>,
-    /// Only entries with this reason, compared without case (`block list`, `duplicate`,
-    /// `Invalid Number`, `outcome unknown`, a provider's reason). Empty is a 400 naming
-    /// `reason`.
-    #[param(min_length = 1)]
-    reason: Option<String>,
-    /// Only entries with this disposition, exactly (`replied:Yes`, `agent_requested`,
-    /// `no_response`, `undeliverable`, `not_sent`, ...). Empty is a 400 naming
-    /// `disposition`.
-    #[param(min_length = 1)]
-    disposition: Option<String>,
-    /// Page size, 1 to 500 (default 100); anything else (an empty one too) is a 400
-    /// naming `limit`.
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
-    limit: Option<String>,
-    /// `next_cursor` of the previous page. A value this view did not return (an empty
     /// one too) is a 400 naming `cursor`.
     #[param(min_length = 1)]
     cursor: Option<String>,
@@ -245,7 +214,7 @@ fn history_example() -> Value {
         sent/delivered/read/reply times. Entries come in shard order, then phone order (not by \
         time). A page may hold fewer than `limit` entries and still carry a `next_cursor` (the \
         walk reads a bounded number of entries per request): follow it until it is null.",
-    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$"), OpenParams),
+    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$"), OpenStateParam, ListingParams),
     responses(
         (status = 200, description = "A page of entries", body = HopperEntryPage,
             example = json!(open_example())),
@@ -275,7 +244,7 @@ async fn open(
         reply, attempts and times. Entries come in shard order, then phone order (not by time). A \
         page may hold fewer than `limit` entries and still carry a `next_cursor`: follow it until \
         it is null.",
-    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$"), HistoryParams),
+    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$"), HistoryStateParam, ListingParams),
     responses(
         (status = 200, description = "A page of entries", body = HopperEntryPage,
             example = json!(history_example())),
@@ -304,7 +273,7 @@ async fn history(
         duplicate window. The open and history views are this listing cut in two. Entries come \
         in shard order, then phone order; a page may hold fewer than `limit` entries and still \
         carry a `next_cursor`: follow it until it is null.",
-    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$"), EntriesParams),
+    params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$"), AnyState, ListingParams),
     responses(
         (status = 200, description = "A page of entries", body = HopperEntryPage,
             example = json!(history_example())),

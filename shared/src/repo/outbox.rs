@@ -129,11 +129,16 @@ pub async fn mark_published(table: &dyn Table, o: &Outbox) -> PortResult<()> {
     table.put(item(&done)?, Cond::None).await
 }
 
-/// Outbox items still pending that were created at or before `until`.
-pub async fn pending(table: &dyn Table, until: Time) -> PortResult<Vec<Outbox>> {
+/// The items of GSI1 partition `pk` (sorted by creation time) created at or before
+/// `until`; one that does not parse is skipped, never fatal to the caller's walk.
+async fn created_until<T: serde::de::DeserializeOwned>(
+    table: &dyn Table,
+    pk: &str,
+    until: Time,
+) -> PortResult<Vec<T>> {
     let q = Query::new(
         Index::Gsi1,
-        PENDING_PK,
+        pk,
         SkCond::Lte(format!("{}#~", time_key(until))),
     );
     let items = query_all(table, q).await?;
@@ -141,6 +146,11 @@ pub async fn pending(table: &dyn Table, until: Time) -> PortResult<Vec<Outbox>> 
         .into_iter()
         .filter_map(|i| from_item(i).ok())
         .collect())
+}
+
+/// Outbox items still pending that were created at or before `until`.
+pub async fn pending(table: &dyn Table, until: Time) -> PortResult<Vec<Outbox>> {
+    created_until(table, PENDING_PK, until).await
 }
 
 // ---- campaign outbox marks ----
@@ -197,16 +207,7 @@ pub async fn mark_campaign(table: &dyn Table, c: &Campaign, now: Time) -> PortRe
 
 /// Marks created at or before `until`.
 pub async fn campaign_marks(table: &dyn Table, until: Time) -> PortResult<Vec<CampaignMark>> {
-    let q = Query::new(
-        Index::Gsi1,
-        MARKS_PK,
-        SkCond::Lte(format!("{}#~", time_key(until))),
-    );
-    let items = query_all(table, q).await?;
-    Ok(items
-        .into_iter()
-        .filter_map(|i| from_item(i).ok())
-        .collect())
+    created_until(table, MARKS_PK, until).await
 }
 
 pub async fn unmark_campaign(table: &dyn Table, m: &CampaignMark) -> PortResult<()> {
