@@ -6,7 +6,7 @@ use testkit::harness as common;
 
 use async_trait::async_trait;
 use axum::http::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 use shared::domain::events::DomainEvent;
 use shared::ports::{Clock, Cond, EventBus, PortError, PortResult};
 use shared::repo;
@@ -51,51 +51,13 @@ impl FlakyBus {
     }
 }
 
-fn id_of(v: &Value) -> String {
-    v["id"].as_str().unwrap().to_owned()
-}
-
 /// A campaign of one contact, ready to launch; its id.
 async fn ready_campaign(h: &Spawned) -> String {
-    let account = id_of(
-        &h.ok(Method::POST, "/accounts", Some(common::account_body()))
-            .await,
-    );
-    h.ok(
-        Method::POST,
-        "/templates",
-        Some(common::template_body(&account, "offer")),
-    )
-    .await;
-    h.ok(
-        Method::POST,
-        "/contacts",
-        Some(json!({"phone": "919812340041", "name": "C", "fields": {"code": "K"}})),
-    )
-    .await;
-    let list = id_of(
-        &h.ok(Method::POST, "/lists", Some(json!({"name": "L"})))
-            .await,
-    );
-    h.ok(
-        Method::POST,
-        &format!("/lists/{list}/members"),
-        Some(json!({ "phones": ["919812340041"] })),
-    )
-    .await;
-    let body = common::campaign_body("spring", &account, "offer");
-    let id = id_of(&h.ok(Method::POST, "/campaigns", Some(body)).await);
-    h.ok(
-        Method::POST,
-        &format!("/campaigns/{id}/lists"),
-        Some(json!({ "list_id": list })),
-    )
-    .await;
-    id
+    h.ready_campaign(&["919812340041"], json!({})).await
 }
 
-#[tokio::test]
-async fn a_bus_outage_delays_campaign_events_and_loses_none() {
+/// The system on a bus that can be down, sending to a simulator that never replies.
+async fn on_flaky_bus() -> (Arc<FlakyBus>, Spawned) {
     let bus = Arc::new(FlakyBus::default());
     let h = Spawn::new(Arc::new(MemoryTable::new()))
         .bus(bus.clone())
@@ -106,6 +68,12 @@ async fn a_bus_outage_delays_campaign_events_and_loses_none() {
         .serve_webhooks(false)
         .spawn()
         .await;
+    (bus, h)
+}
+
+#[tokio::test]
+async fn a_bus_outage_delays_campaign_events_and_loses_none() {
+    let (bus, h) = on_flaky_bus().await;
     let id = ready_campaign(&h).await;
     bus.down.store(true, Ordering::SeqCst);
     for command in ["launch", "pause", "resume"] {
@@ -199,16 +167,7 @@ async fn a_test_send_does_not_carry_its_parents_unpublished_changes() {
 /// not stop it from publishing the others' outboxes, nor the rest of the sweep.
 #[tokio::test]
 async fn one_unreadable_campaign_does_not_stop_the_sweeper_publishing_the_others() {
-    let bus = Arc::new(FlakyBus::default());
-    let h = Spawn::new(Arc::new(MemoryTable::new()))
-        .bus(bus.clone())
-        .simulator(SimConfig {
-            reply_percent: 0,
-            ..SimConfig::default()
-        })
-        .serve_webhooks(false)
-        .spawn()
-        .await;
+    let (bus, h) = on_flaky_bus().await;
     let id = ready_campaign(&h).await;
     let t = &*h.table;
     let mut broken = repo::get_campaign(t, common::TENANT, &id)

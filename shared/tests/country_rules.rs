@@ -12,10 +12,6 @@ use testkit::harness::{Spawn, Spawned};
 use testkit::memory::MemoryTable;
 use testkit::simulator::SimConfig;
 
-fn id_of(v: &Value) -> String {
-    v["id"].as_str().unwrap().to_owned()
-}
-
 /// A launched campaign of a `category` template to a US and an Indian number, sent.
 async fn sent(category: &str) -> (Spawned, String) {
     let h = Spawn::new(Arc::new(MemoryTable::new()))
@@ -26,46 +22,10 @@ async fn sent(category: &str) -> (Spawned, String) {
         .serve_webhooks(true)
         .spawn()
         .await;
-    let account = id_of(
-        &h.ok(Method::POST, "/accounts", Some(common::account_body()))
-            .await,
-    );
-    let template = common::merged(
-        common::template_body(&account, "offer"),
-        json!({ "category": category }),
-    );
-    h.ok(Method::POST, "/templates", Some(template)).await;
     let phones = ["+12125550142", "+919812340077"];
-    let contacts: Vec<Value> = phones
-        .iter()
-        .map(|p| json!({"phone": p, "name": "C", "fields": {"code": "K"}}))
-        .collect();
-    h.ok(Method::POST, "/contacts", Some(Value::Array(contacts)))
+    let id = h
+        .ready_campaign(&phones, json!({ "category": category }))
         .await;
-    let list = id_of(
-        &h.ok(Method::POST, "/lists", Some(json!({"name": "L"})))
-            .await,
-    );
-    h.ok(
-        Method::POST,
-        &format!("/lists/{list}/members"),
-        Some(json!({ "phones": phones })),
-    )
-    .await;
-    let id = id_of(
-        &h.ok(
-            Method::POST,
-            "/campaigns",
-            Some(common::campaign_body("c", &account, "offer")),
-        )
-        .await,
-    );
-    h.ok(
-        Method::POST,
-        &format!("/campaigns/{id}/lists"),
-        Some(json!({ "list_id": list })),
-    )
-    .await;
     common::launch(&h.api, &id).await;
     h.sys.dispatcher.tick().await.unwrap();
     for _ in 0..5 {
@@ -85,16 +45,20 @@ fn entry<'a>(page: &'a Value, phone: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{phone} not listed: {page}"))
 }
 
+/// Every entry of campaign `id`, one page.
+async fn entries(h: &Spawned, id: &str) -> Value {
+    h.ok(
+        Method::GET,
+        &format!("/campaigns/{id}/hopper/entries"),
+        None,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_marketing_template_never_goes_to_a_us_number() {
     let (h, id) = sent("MARKETING").await;
-    let page = h
-        .ok(
-            Method::GET,
-            &format!("/campaigns/{id}/hopper/entries"),
-            None,
-        )
-        .await;
+    let page = entries(&h, &id).await;
     let us = entry(&page, "12125550142");
     assert_eq!(
         (us["state"].as_str(), us["reason"].as_str()),
@@ -118,13 +82,7 @@ async fn a_marketing_template_never_goes_to_a_us_number() {
 #[tokio::test]
 async fn a_utility_template_still_goes_to_a_us_number() {
     let (h, id) = sent("UTILITY").await;
-    let page = h
-        .ok(
-            Method::GET,
-            &format!("/campaigns/{id}/hopper/entries"),
-            None,
-        )
-        .await;
+    let page = entries(&h, &id).await;
     assert_eq!(entry(&page, "12125550142")["state"], "PENDING", "{page}");
     assert_eq!(entry(&page, "919812340077")["state"], "PENDING");
 }

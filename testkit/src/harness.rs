@@ -569,6 +569,44 @@ impl Spawned {
         assert!(s.is_success(), "{method} {path}: {s} {v}");
         v
     }
+
+    /// A campaign ready to launch, over the API: an account on the simulator's number, the
+    /// template `offer` ([`template_body`] with `template` set on it), `phones` as contacts
+    /// (name `C`, field `code`) in one list attached to the campaign. The campaign's id.
+    pub async fn ready_campaign(&self, phones: &[&str], template: Value) -> String {
+        let id_of = |v: Value| v["id"].as_str().unwrap().to_owned();
+        let account = id_of(
+            self.ok(Method::POST, "/accounts", Some(account_body()))
+                .await,
+        );
+        let offer = merged(template_body(&account, "offer"), template);
+        self.ok(Method::POST, "/templates", Some(offer)).await;
+        let contacts: Vec<Value> = phones
+            .iter()
+            .map(|p| json!({"phone": p, "name": "C", "fields": {"code": "K"}}))
+            .collect();
+        self.ok(Method::POST, "/contacts", Some(Value::Array(contacts)))
+            .await;
+        let list = id_of(
+            self.ok(Method::POST, "/lists", Some(json!({"name": "L"})))
+                .await,
+        );
+        self.ok(
+            Method::POST,
+            &format!("/lists/{list}/members"),
+            Some(json!({ "phones": phones })),
+        )
+        .await;
+        let body = campaign_body("spring", &account, "offer");
+        let id = id_of(self.ok(Method::POST, "/campaigns", Some(body)).await);
+        self.ok(
+            Method::POST,
+            &format!("/campaigns/{id}/lists"),
+            Some(json!({ "list_id": list })),
+        )
+        .await;
+        id
+    }
 }
 
 // ---- request bodies --------------------------------------------------------------------
