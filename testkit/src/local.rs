@@ -151,8 +151,7 @@ where
 
 /// One page of a local record (the simulator's sends, the published events): `limit`
 /// (text, 1 to 1,000, default 100) items kept by `keep`, from the position `cursor` names
-/// (the text `next_cursor` gave, a position in the record, which only grows); empty
-/// parameters are absent ones. A bad
+/// (the text `next_cursor` gave, a position in the record, which only grows). A bad
 /// `limit` or `cursor` is a 400 naming it, in the API's error shape.
 pub fn page_of<T: Clone>(
     record: &[T],
@@ -161,9 +160,6 @@ pub fn page_of<T: Clone>(
     cursor: Option<&str>,
 ) -> Result<(Vec<T>, Option<String>), shared::http::error::ApiError> {
     use shared::http::error::ApiError;
-    // An empty parameter is an absent one, as everywhere in the API.
-    let limit = limit.map(str::trim).filter(|l| !l.is_empty());
-    let cursor = cursor.map(str::trim).filter(|c| !c.is_empty());
     let limit = match limit {
         None => 100,
         Some(l) => l

@@ -125,16 +125,8 @@ pub struct EventsQuery {
 /// have received them (detail-type, time, detail).
 async fn events(
     State(l): State<Arc<Local>>,
-    axum::extract::Query(q): axum::extract::Query<EventsQuery>,
+    shared::http::Query(q): shared::http::Query<EventsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    // An empty filter is an absent one, as everywhere in the API.
-    let given = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-    let q = EventsQuery {
-        detail_type: given(q.detail_type),
-        tenant: given(q.tenant),
-        campaign: given(q.campaign),
-        ..q
-    };
     if let Some(t) = q.detail_type.as_deref() {
         if !shared::domain::events::DomainEvent::DETAIL_TYPES.contains(&t) {
             return Err(ApiError::bad_request(

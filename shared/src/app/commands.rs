@@ -315,7 +315,7 @@ impl Commands {
                 }
             };
             // What is in line now, and only that (a restart covers what came since).
-            op.below_seq = Some(repo::reserve_seq(t, tenant, id, 0).await?);
+            op.below_seq = Some(repo::next_seq(t, tenant, id).await?);
             repo::commands::save_operation(t, &mut op).await?;
             Ok(op)
         })
@@ -616,7 +616,7 @@ impl Commands {
         let mut out = PageOutcome::default();
         let candidates: Vec<bool> = entries
             .iter()
-            .map(|e| op.covers(e) && apply(kind, &mut e.clone(), 0))
+            .map(|e| e.in_line_before(op.below_seq) && apply(kind, &mut e.clone(), 0))
             .collect();
         let wanted = candidates.iter().filter(|c| **c).count() as u64;
         if wanted == 0 {
@@ -683,7 +683,7 @@ impl Commands {
                 },
             };
             let before = e.clone();
-            if !op.covers(&e) || !apply(kind, &mut e, seq) {
+            if !e.in_line_before(op.below_seq) || !apply(kind, &mut e, seq) {
                 return Ok(left_alone(kind, &e));
             }
             match repo::save_entry(t, &mut e, self.clock.now()).await {

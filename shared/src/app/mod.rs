@@ -228,6 +228,14 @@ pub(crate) async fn save_campaign_change(
     Ok(mark)
 }
 
+/// The events of the status changes `c` holds unpublished, oldest first.
+pub(crate) fn transition_events(c: &Campaign) -> Vec<DomainEvent> {
+    c.unpublished
+        .iter()
+        .map(|t| DomainEvent::CampaignStateChanged(CampaignStateChanged::of(c, t)))
+        .collect()
+}
+
 /// Publishes the campaign's stored status changes and empties its outbox, then removes
 /// `mark`. False when the bus, the emptying or the removal failed: what is stored stays,
 /// and the sweeper publishes it later. Delivery is at least once: an outbox that could
@@ -239,12 +247,7 @@ pub(crate) async fn publish_transitions(
     mark: Option<&repo::outbox::CampaignMark>,
 ) -> bool {
     if !c.unpublished.is_empty() {
-        let events: Vec<DomainEvent> = c
-            .unpublished
-            .iter()
-            .map(|t| DomainEvent::CampaignStateChanged(CampaignStateChanged::of(c, t)))
-            .collect();
-        if let Err(e) = bus.publish(&events).await {
+        if let Err(e) = bus.publish(&transition_events(c)).await {
             tracing::warn!(campaign_id = %c.id, error = %e, "publishing campaign events failed; the campaign's outbox keeps them");
             return false;
         }

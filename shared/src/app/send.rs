@@ -46,16 +46,6 @@ pub enum SendOutcome {
     Waiting,
 }
 
-/// The checks before a send (R4.2), then where the template's category may not go (a
-/// country rule), all before the claim.
-fn checks(ctx: &CampaignCtx, phone: &PhoneNumber, contact: &ContactFacts, now: Time) -> Verdict {
-    match eligibility::check(&ctx.campaign, phone, contact, now) {
-        Verdict::Send => country_rules::refusal(country_rules::RULES, ctx.template.category, phone)
-            .unwrap_or(Verdict::Send),
-        other => other,
-    }
-}
-
 /// Everything a batch needs about one campaign, read once per batch.
 struct CampaignCtx {
     campaign: Campaign,
@@ -333,7 +323,8 @@ impl SendService {
         // The checks before the send (R4.2), on what the stores know of the contact.
         let facts = self.facts(ctx, &r.phone).await?;
         let now = self.clock.now();
-        let verdict = checks(ctx, &r.phone, &facts.contact, now);
+        let (c, category) = (&ctx.campaign, ctx.template.category);
+        let verdict = country_rules::check_send(c, category, &r.phone, &facts.contact, now);
         let mut entry = match counted(delta, self.claim(r, &verdict, now).await?)? {
             Claim::Claimed(entry) => *entry,
             Claim::Done(outcome @ SendOutcome::Skipped("already claimed")) => {

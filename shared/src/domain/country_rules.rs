@@ -2,10 +2,12 @@
 //! with the other checks (R4.2), so a message Meta would refuse for the recipient's country
 //! is recorded as not sent, with the rule's reason, instead of being tried.
 
-use super::eligibility::Verdict;
+use super::campaign::Campaign;
+use super::eligibility::{self, ContactFacts, Verdict};
 use super::hopper::EntryState;
 use super::phone::PhoneNumber;
 use super::template::Category;
+use super::Time;
 
 /// The reason an entry a country rule stopped carries (statistics group by it).
 pub const COUNTRY_RULE_REASON: &str = "country rule";
@@ -39,6 +41,21 @@ pub fn refusal(rules: &[CountryRule], category: Category, phone: &PhoneNumber) -
             reason: COUNTRY_RULE_REASON,
             error: Some(r.error.to_owned()),
         })
+}
+
+/// Everything that decides whether this contact gets a `category` template now: the
+/// checks of R4.2 ([`eligibility::check`]), then where the category may not go.
+pub fn check_send(
+    campaign: &Campaign,
+    category: Category,
+    phone: &PhoneNumber,
+    facts: &ContactFacts,
+    now: Time,
+) -> Verdict {
+    match eligibility::check(campaign, phone, facts, now) {
+        Verdict::Send => refusal(RULES, category, phone).unwrap_or(Verdict::Send),
+        other => other,
+    }
 }
 
 #[cfg(test)]

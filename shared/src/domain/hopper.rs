@@ -211,6 +211,14 @@ impl HopperEntry {
         }
     }
 
+    /// Whether the entry was in line before sequence number `below` (every entry when
+    /// `None`): a reset or retry changes only the entries in line when it was asked for,
+    /// so one attached later, or already put back at a new place by the same walk, is
+    /// left alone and no page walked twice changes an entry twice.
+    pub fn in_line_before(&self, below: Option<u64>) -> bool {
+        below.is_none_or(|b| self.seq < b)
+    }
+
     pub fn entry_ref(&self) -> EntryRef {
         EntryRef {
             tenant: self.tenant.clone(),

@@ -112,12 +112,12 @@ pub struct ListingParams {
     /// Only entries with this reason, compared without case (`block list`, `duplicate`,
     /// `Invalid Number`, `outcome unknown`, a provider's reason). Empty is a 400 naming
     /// `reason`.
-    #[param(min_length = 1)]
+    #[param(min_length = 1, pattern = r"\S")]
     reason: Option<String>,
     /// Only entries with this disposition, exactly (`replied:Yes`, `agent_requested`,
     /// `no_response`, `undeliverable`, `not_sent`, ...). Empty is a 400 naming
     /// `disposition`.
-    #[param(min_length = 1)]
+    #[param(min_length = 1, pattern = r"\S")]
     disposition: Option<String>,
     /// Page size, 1 to 500 (default 100); anything else (an empty one too) is a 400
     /// naming `limit`.

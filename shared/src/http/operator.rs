@@ -30,9 +30,6 @@ pub fn router(operator: Operator) -> Router {
         .merge(super::reports::routes())
         .route("/openapi.json", get(super::openapi::serve))
         .fallback(not_found)
-        .layer(axum::extract::DefaultBodyLimit::max(
-            super::error::MAX_BODY_BYTES,
-        ))
         .layer(axum::middleware::from_fn_with_state(
             operator.campaigns.clone(),
             super::campaigns_gate,

@@ -190,6 +190,17 @@ pub struct SimMessagesQuery {
 )]
 fn sim_messages() {}
 
+/// The detail-types `GET /local/events` filters by (documentation of its `type`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+enum EventType {
+    CampaignStateChanged,
+    ReplyReceived,
+    AgentConversationRequested,
+    InboundConversation,
+    ContactOptedOut,
+}
+
 /// Filter and paging of `GET /local/events`.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -198,7 +209,7 @@ pub struct LocalEventsQuery {
     /// Only events of this detail-type (`CampaignStateChanged`, `ReplyReceived`,
     /// `AgentConversationRequested`, `InboundConversation`, `ContactOptedOut`); another
     /// value is a 400 naming `type`.
-    #[param(rename = "type")]
+    #[param(rename = "type", inline, value_type = Option<EventType>)]
     r#type: Option<String>,
     /// Only events of this tenant.
     tenant: Option<String>,

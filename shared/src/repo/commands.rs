@@ -100,13 +100,6 @@ pub struct Operation {
 }
 
 impl Operation {
-    /// Whether the operation may change `e` (see [`Operation::below_seq`]).
-    pub fn covers(&self, e: &crate::domain::hopper::HopperEntry) -> bool {
-        self.below_seq.is_none_or(|below| e.seq < below)
-    }
-}
-
-impl Operation {
     pub fn is_running(&self) -> bool {
         self.status == OperationStatus::Running
     }

@@ -491,6 +491,16 @@ pub async fn reserve_seq(
     Ok(last + 1 - n)
 }
 
+/// The sequence number the next reservation of the campaign will start at (a read, not a
+/// reservation).
+pub async fn next_seq(table: &dyn Table, tenant: &str, campaign: &str) -> PortResult<u64> {
+    let item = table.get(&campaign_pk(tenant, campaign), "SEQ").await?;
+    Ok(item
+        .and_then(|i| i.get("seq").and_then(Value::as_u64))
+        .unwrap_or(0)
+        + 1)
+}
+
 pub use crate::domain::cursor::Cursors;
 
 pub async fn get_cursors(table: &dyn Table, tenant: &str, campaign: &str) -> PortResult<Cursors> {

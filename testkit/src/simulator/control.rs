@@ -60,12 +60,10 @@ impl From<&SentRecord> for SentView {
 /// page at a time (`{"items": [...], "next_cursor": ..}`).
 pub(super) async fn list_messages(
     State(inner): State<Arc<Inner>>,
-    axum::extract::Query(q): axum::extract::Query<MessagesQuery>,
+    shared::http::Query(q): shared::http::Query<MessagesQuery>,
 ) -> Response {
-    // An empty filter is an absent one, as everywhere in the API.
-    let given = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
-    let (tenant, campaign) = (given(&q.tenant), given(&q.campaign));
-    let phone = given(&q.phone).as_deref().map(digits);
+    let (tenant, campaign) = (q.tenant, q.campaign);
+    let phone = q.phone.as_deref().map(digits);
     let sent = inner.state.lock().unwrap().sent.clone();
     let views: Vec<SentView> = sent.iter().map(SentView::from).collect();
     let keep = |v: &SentView| {
