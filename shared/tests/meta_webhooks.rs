@@ -118,7 +118,8 @@ fn r6_1_failed_status_carries_code_and_reason() {
     match failed.status {
         StatusKind::Failed { code, reason } => {
             assert_eq!(code, Some(130472));
-            assert!(reason.contains("part of an experiment"), "{reason}");
+            // Issue 18: Meta's experiment is an outcome of its own, under its own reason.
+            assert_eq!(reason, "Meta marketing experiment");
         }
         other => panic!("expected failed, got {other:?}"),
     }
@@ -234,16 +235,32 @@ fn r5_2_other_message_types_are_replies_without_text() {
 }
 
 #[test]
-fn r6_1_other_fields_give_nothing() {
-    for (file, cases) in all_fixtures() {
-        // Template status and quality updates are parsed (see r3_templates.rs).
-        if file != "user_marketing_preferences" {
-            continue;
-        }
-        for (name, body) in cases {
-            assert!(parse(&body).is_empty(), "{file}/{name}");
-        }
+fn user_preferences_give_the_contacts_marketing_choice() {
+    // Issue 18: once ignored, now a stop or resume of marketing messages (a sign-up
+    // through a link resumes them too).
+    for (name, stopped) in [("resume", false), ("signup", false)] {
+        let events = parse(&case("user_marketing_preferences", name));
+        let [Inbound::MarketingChoice(c)] = events.as_slice() else {
+            panic!("{name}: {events:?}");
+        };
+        assert_eq!(
+            (c.sender_id.as_str(), c.phone.as_str(), c.stopped),
+            ("106540352242922", "16505551234", stopped),
+            "{name}"
+        );
+        assert_eq!(c.at.timestamp(), 1731705721, "{name}");
     }
+    let mut other = case("user_marketing_preferences", "resume");
+    let pref = &mut other["entry"][0]["changes"][0]["value"]["user_preferences"][0];
+    pref["value"] = "stop".into();
+    let events = parse(&other);
+    let [Inbound::MarketingChoice(c)] = events.as_slice() else {
+        panic!("stop: {events:?}");
+    };
+    assert!(c.stopped);
+    // Another category, or a value Meta may add later, is no marketing choice.
+    other["entry"][0]["changes"][0]["value"]["user_preferences"][0]["category"] = "other".into();
+    assert!(parse(&other).is_empty());
 }
 
 #[test]

@@ -533,9 +533,10 @@ async fn r4_7_kaleyra_route_fails_configured_numbers_by_kind() {
         ),
         (
             4,
-            FailureClass::Permanent,
+            // Issue 18: the contact's marketing stop, an outcome of its own.
+            FailureClass::MarketingOptOut,
             Some(131050),
-            "(#131050) User has stopped marketing messages from this business",
+            "stopped marketing messages",
         ),
         (
             5,

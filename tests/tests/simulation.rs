@@ -103,6 +103,9 @@ struct FaultRates {
     provider_temporary: u64,
     /// The provider refuses for good (this contact cannot get it).
     provider_permanent: u64,
+    /// The provider refuses for the contact's marketing limit (131049): the engine waits a
+    /// day and sends again.
+    provider_marketing_limit: u64,
     /// A webhook is delivered twice.
     hook_duplicated: u64,
     /// A webhook arrives days late.
@@ -121,6 +124,7 @@ const FAULTS: FaultRates = FaultRates {
     provider_accepts_then_times_out: 30,
     provider_temporary: 30,
     provider_permanent: 30,
+    provider_marketing_limit: 30,
     hook_duplicated: 100,
     hook_days_late: 30,
     bus_fails: 50,
@@ -265,6 +269,9 @@ struct Delivered {
     unknown_to_engine: bool,
     /// The provider reports it failed: it never reached the phone.
     failed: bool,
+    /// Meta's code of that failure: 131026, or 131049 (the contact's marketing limit: the
+    /// engine sends again a day later) or 131050 (the contact stopped marketing).
+    code: Option<i64>,
     /// Its place among every message the provider took (several share a time).
     seq: usize,
 }
@@ -282,6 +289,8 @@ struct SimProvider {
     faults: Arc<Faults>,
     clock: Arc<dyn Clock>,
     delivered: Mutex<Vec<Delivered>>,
+    /// Sends refused with Meta's marketing limit (131049): callback data and time.
+    limited: Mutex<Vec<(String, Time)>>,
     hooks: Mutex<Vec<Hook>>,
     next_id: Mutex<u64>,
 }
@@ -322,6 +331,11 @@ impl MessagingProvider for SimProvider {
             });
         }
         let now = self.clock.now();
+        if self.faults.strikes(r.provider_marketing_limit) {
+            let data = msg.callback_data.clone();
+            self.limited.lock().unwrap().push((data, now));
+            return Err(SendFailure::meta(131049, ""));
+        }
         let id = {
             let mut n = self.next_id.lock().unwrap();
             *n += 1;
@@ -329,6 +343,13 @@ impl MessagingProvider for SimProvider {
         };
         let times_out = self.faults.strikes(r.provider_accepts_then_times_out);
         let fails = self.faults.strikes(50);
+        // Of the failures reported after acceptance: the marketing limit, a stop of
+        // marketing messages, or undeliverable.
+        let code = fails.then(|| match below(&self.faults.rng, 6) {
+            0 | 1 => 131049,
+            2 => 131050,
+            _ => 131026,
+        });
         let mut delivered = self.delivered.lock().unwrap();
         let seq = delivered.len();
         delivered.push(Delivered {
@@ -340,6 +361,7 @@ impl MessagingProvider for SimProvider {
             at: now,
             unknown_to_engine: times_out,
             failed: fails,
+            code,
         });
         drop(delivered);
         let (entry, attempt) = match EntryRef::decode_attempt(&msg.callback_data) {
@@ -355,13 +377,13 @@ impl MessagingProvider for SimProvider {
             sender_id: Some(account.sender_id.clone()),
         };
         self.hook(1, Inbound::Status(status(StatusKind::Sent, 1)));
-        if fails {
+        if let Some(code) = code {
             self.hook(
                 5,
                 Inbound::Status(status(
                     StatusKind::Failed {
-                        code: Some(131026),
-                        reason: "Message undeliverable".into(),
+                        code: Some(code),
+                        reason: shared::domain::outcome::meta_reason(code, ""),
                     },
                     5,
                 )),
@@ -484,6 +506,9 @@ struct World {
     bus: Arc<Bus>,
     tenants: Vec<TenantW>,
     replies: Vec<Reply>,
+    /// Statuses failed with 131050 (the contact stopped marketing) that the engine handled:
+    /// business number, contact, and how many messages the provider had taken by then.
+    marketing_stops: Vec<(String, String, usize)>,
     next_reply: u64,
     log: Vec<String>,
 }
@@ -509,6 +534,7 @@ impl World {
             delivered: Mutex::new(Vec::new()),
             hooks: Mutex::new(Vec::new()),
             next_id: Mutex::new(0),
+            limited: Mutex::new(Vec::new()),
         });
         let bus = Arc::new(Bus {
             faults: faults.clone(),
@@ -535,6 +561,7 @@ impl World {
             bus,
             tenants: Vec::new(),
             replies: Vec::new(),
+            marketing_stops: Vec::new(),
             next_reply: 0,
             log: Vec::new(),
         };
@@ -963,6 +990,21 @@ impl World {
             }
             match done {
                 Some(Ok(_)) => {
+                    if let Inbound::Status(s) = &hook.event {
+                        let stop = matches!(
+                            s.status,
+                            StatusKind::Failed {
+                                code: Some(131050),
+                                ..
+                            }
+                        );
+                        if let (true, Some(r)) = (stop, &s.entry) {
+                            let taken = self.provider.delivered.lock().unwrap().len();
+                            let sender = s.sender_id.clone().unwrap_or_default();
+                            self.marketing_stops
+                                .push((sender, r.phone.as_str().to_owned(), taken));
+                        }
+                    }
                     if let Inbound::Message(m) = &hook.event {
                         if let Some(r) = self
                             .replies
@@ -1162,13 +1204,72 @@ impl World {
             .iter()
             .flat_map(|t| t.campaigns.iter().map(|c| (c.id.as_str(), c.resets)))
             .collect();
+        // Meta's marketing limit refused an attempt (on the send answer, or by a status
+        // after accepting it): the entry may go out once more for each.
+        let limited: Vec<(EntryRef, u32, Time)> = {
+            let refused = self.provider.limited.lock().unwrap().clone();
+            let failed = delivered
+                .iter()
+                .filter(|d| d.code == Some(131049))
+                .map(|d| (d.callback_data.clone(), d.at));
+            refused
+                .into_iter()
+                .chain(failed)
+                .filter_map(|(data, at)| {
+                    let (r, attempt) = EntryRef::decode_attempt(&data)?;
+                    Some((r, attempt?, at))
+                })
+                .collect()
+        };
         for ((campaign, phone), n) in &per_entry {
-            let allowed = 1 + resets.get(campaign.as_str()).copied().unwrap_or(0) as usize;
-            if *n > allowed {
+            let holds = limited
+                .iter()
+                .filter(|(r, _, _)| r.campaign_id == *campaign && r.phone.as_str() == phone)
+                .count();
+            let resets = resets.get(campaign.as_str()).copied().unwrap_or(0) as usize;
+            if *n > 1 + resets + holds {
                 broken.push(format!(
-                    "{campaign} sent {phone} {n} times with {} resets",
-                    allowed - 1
+                    "{campaign} sent {phone} {n} times with {resets} resets and {holds} marketing-limit holds",
                 ));
+            }
+        }
+
+        // 9. Meta's marketing limit: an entry refused for it goes out again a day later at
+        // the soonest (the campaigns keep the default rule), unless a reset sent it again.
+        let reset_at: HashMap<&str, &Vec<Time>> = self
+            .tenants
+            .iter()
+            .flat_map(|t| t.campaigns.iter().map(|c| (c.id.as_str(), &c.reset_at)))
+            .collect();
+        for (r, attempt, at) in &limited {
+            for d in &delivered {
+                let Some((rd, Some(a))) = EntryRef::decode_attempt(&d.callback_data) else {
+                    continue;
+                };
+                let reset = reset_at
+                    .get(r.campaign_id.as_str())
+                    .is_some_and(|ts| ts.iter().any(|t| *t <= d.at));
+                if rd == *r && a > *attempt && d.at < *at + Duration::hours(24) && !reset {
+                    broken.push(format!(
+                        "{}/{} refused for the marketing limit at {at} (attempt {attempt}), sent again at {} (attempt {a})",
+                        r.campaign_id,
+                        r.phone.as_str(),
+                        d.at
+                    ));
+                }
+            }
+        }
+
+        // 10. A contact whose 131050 (stopped marketing) the engine handled gets no
+        // MARKETING template of that tenant afterwards (every campaign here is MARKETING).
+        for (sender, phone, taken) in &self.marketing_stops {
+            for d in delivered.iter().filter(|d| d.seq >= *taken) {
+                if d.sender_id == *sender && d.to == *phone {
+                    broken.push(format!(
+                        "{phone}: marketing sent at {} after its 131050 was handled",
+                        d.at
+                    ));
+                }
             }
         }
 
@@ -1309,6 +1410,15 @@ impl World {
                     continue;
                 };
                 for e in &entries {
+                    // 9. At most three holds for the marketing limit (the default rule).
+                    if e.marketing_holds > 3 {
+                        broken.push(format!(
+                            "{}/{} held {} times for the marketing limit",
+                            c.id,
+                            e.phone.as_str(),
+                            e.marketing_holds
+                        ));
+                    }
                     let stuck = match e.state {
                         EntryState::Sending => true,
                         EntryState::Fresh => status == "RUNNING" || status == "COMPLETED",

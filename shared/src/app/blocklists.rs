@@ -12,8 +12,8 @@
 use super::campaigns::PAGE;
 use super::{busy, retry_on_conflict, AppResult};
 use crate::domain::blocklist::{
-    check_id, parse_number, BlockList, BlockedNumber, NewBlockList, NewOptOut, OptOut,
-    MAX_NUMBERS_PER_REQUEST,
+    check_id, parse_number, BlockList, BlockedNumber, MarketingPreference, NewBlockList, NewOptOut,
+    OptOut, MAX_NUMBERS_PER_REQUEST,
 };
 use crate::domain::campaign::CampaignStatus;
 use crate::domain::ids::TenantId;
@@ -333,4 +333,28 @@ impl BlockLists {
     ) -> AppResult<(Vec<OptOut>, Option<String>)> {
         Ok(store::opt_outs(&*self.table, tenant, limit.clamp(1, 1000), cursor).await?)
     }
+}
+
+/// Records a contact's reported choice about the tenant's marketing messages (Meta 131050,
+/// a `user_preferences` stop or resume) unless a later one is stored; returns whether it
+/// changed anything. Replays and reports that arrive out of order leave the latest choice.
+pub(crate) async fn note_marketing_choice(
+    table: &dyn crate::ports::Table,
+    tenant: &str,
+    choice: &MarketingPreference,
+) -> AppResult<bool> {
+    retry_on_conflict(|_| async move {
+        let stored = store::get_marketing_preference(table, tenant, &choice.phone).await?;
+        if !choice.replaces(stored.as_ref()) {
+            return Ok(false);
+        }
+        let mut rec = MarketingPreference {
+            version: stored.as_ref().map_or(0, |s| s.version),
+            ..choice.clone()
+        };
+        store::save_marketing_preference(table, tenant, &mut rec).await?;
+        tracing::info!(phone = %choice.phone.masked(), stopped = choice.stopped, source = %choice.source, "marketing choice recorded");
+        Ok(true)
+    })
+    .await
 }

@@ -23,8 +23,10 @@
 //! and stores the entry once (nothing when they change nothing, as a `sent` confirming
 //! what the sender recorded), with one counter write per campaign for the batch.
 
+use super::blocklists::note_marketing_choice;
 use super::{retry_on_conflict, AppError, AppResult};
-use crate::domain::campaign::Campaign;
+use crate::domain::blocklist::MarketingPreference;
+use crate::domain::campaign::{Campaign, MarketingLimitHold};
 use crate::domain::conversation::{Answer, ConversationMessage, MessageKind, ServiceWindow};
 use crate::domain::eligibility::Interaction;
 use crate::domain::events::{
@@ -32,7 +34,10 @@ use crate::domain::events::{
     InteractionState, ReplyReceived,
 };
 use crate::domain::hopper::{HopperEntry, Reply, ReplyOutcome};
-use crate::domain::inbound::{EntryRef, Inbound, InboundMessage, StatusUpdate};
+use crate::domain::inbound::{
+    EntryRef, Inbound, InboundMessage, MarketingChoice, StatusKind, StatusUpdate,
+};
+use crate::domain::outcome::{META_MARKETING_LIMIT_CODE, META_MARKETING_OPT_OUT_CODE};
 use crate::domain::stats::{self, Delta};
 use crate::domain::tenant::Tenant;
 use crate::domain::Time;
@@ -228,6 +233,7 @@ impl Inbox {
         match ev {
             Inbound::Status(_) => unreachable!("statuses are applied by entry"),
             Inbound::Message(m) => self.message(m, cache).await,
+            Inbound::MarketingChoice(c) => self.marketing_choice(c, cache).await,
             Inbound::TemplateStatus(u) => {
                 let now = self.clock.now();
                 Ok(
@@ -260,7 +266,8 @@ impl Inbox {
             }
         }
         let statuses = &own;
-        retry_on_conflict(|_| async move {
+        let hold = &self.marketing_hold(r, statuses).await?;
+        let applied = retry_on_conflict(|_| async move {
             let Some(mut e) = repo::get_entry(&*self.table, r).await? else {
                 tracing::info!(campaign_id = %r.campaign_id, "webhook for an entry that no longer exists");
                 return Ok((0, Delta::new()));
@@ -268,7 +275,7 @@ impl Inbox {
             let before = e.clone();
             let mut changed = 0;
             for s in statuses {
-                if e.apply_update(s) {
+                if e.apply_update_held(s, hold.as_ref()) {
                     changed += 1;
                 }
             }
@@ -278,7 +285,72 @@ impl Inbox {
             repo::save_entry(&*self.table, &mut e, self.clock.now()).await?;
             Ok((changed, stats::delta(Some(&before), &e)))
         })
-        .await
+        .await?;
+        self.note_marketing_stops(r, statuses).await?;
+        Ok(applied)
+    }
+
+    /// The campaign's rule for Meta's marketing limit, read only when a status of the
+    /// group reports it (131049).
+    async fn marketing_hold(
+        &self,
+        r: &EntryRef,
+        statuses: &[&StatusUpdate],
+    ) -> AppResult<Option<MarketingLimitHold>> {
+        if !statuses
+            .iter()
+            .any(|s| failed_with(s, META_MARKETING_LIMIT_CODE))
+        {
+            return Ok(None);
+        }
+        let c = repo::get_campaign(&*self.table, &r.tenant, &r.campaign_id).await?;
+        Ok(c.map(|c| c.marketing_limit_hold()))
+    }
+
+    /// A status failed with 131050 (the contact stopped the business's marketing
+    /// messages) puts the contact on the tenant's marketing opt-out, as of the status.
+    async fn note_marketing_stops(
+        &self,
+        r: &EntryRef,
+        statuses: &[&StatusUpdate],
+    ) -> AppResult<()> {
+        let stops = statuses
+            .iter()
+            .filter(|s| failed_with(s, META_MARKETING_OPT_OUT_CODE));
+        if let Some(s) = stops.min_by_key(|s| s.at) {
+            let choice = MarketingPreference {
+                phone: r.phone.clone(),
+                stopped: true,
+                at: s.at,
+                source: "send_error".into(),
+                detail: None,
+                version: 0,
+            };
+            note_marketing_choice(&*self.table, &r.tenant, &choice).await?;
+        }
+        Ok(())
+    }
+
+    /// A contact's marketing choice from Meta's `user_preferences` webhook, for the
+    /// tenant that owns the number it came for; a number nobody owns takes nothing.
+    async fn marketing_choice(
+        &self,
+        c: MarketingChoice,
+        cache: &mut BatchCache,
+    ) -> AppResult<bool> {
+        let Some(tenant) = cache.owners.of(&*self.table, &c.sender_id).await? else {
+            tracing::info!("marketing choice for a number no account owns; ignored");
+            return Ok(false);
+        };
+        let choice = MarketingPreference {
+            phone: c.phone,
+            stopped: c.stopped,
+            at: c.at,
+            source: "user_preferences".into(),
+            detail: c.detail,
+            version: 0,
+        };
+        note_marketing_choice(&*self.table, &tenant, &choice).await
     }
 
     /// A customer message: a reply to a campaign's message (R5.2-R5.4), an opt-out
@@ -547,6 +619,11 @@ impl Inbox {
         })
         .await
     }
+}
+
+/// Whether `s` reports a failure with Meta's `code`.
+fn failed_with(s: &StatusUpdate, code: i64) -> bool {
+    matches!(&s.status, StatusKind::Failed { code: Some(c), .. } if *c == code)
 }
 
 /// Splits a batch's events: delivery statuses grouped by entry (with the record each

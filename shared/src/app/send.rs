@@ -3,9 +3,11 @@
 //! before the provider is called, so a redelivered or retried message finds the entry
 //! no longer claimable and sends nothing.
 
+use super::blocklists::note_marketing_choice;
 use super::conversations::{release_contact_hold, take_contact_hold};
 use super::{retry_on_conflict, update_campaign, AppError, AppResult};
 use crate::domain::account::Account;
+use crate::domain::blocklist::MarketingPreference;
 use crate::domain::campaign::Campaign;
 use crate::domain::country_rules;
 use crate::domain::eligibility::{self, ContactFacts, Interaction, Verdict};
@@ -14,7 +16,7 @@ use crate::domain::inbound::{at_provider_resolution, EntryRef};
 use crate::domain::outcome::{FailureClass, SendFailure};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::stats::{self, Delta};
-use crate::domain::template::{status_from_send_error, Template};
+use crate::domain::template::{status_from_send_error, Category, Template};
 use crate::domain::Time;
 use crate::ports::{Clock, EventBus, MessagingProvider, OutboundTemplate, PortError, Table};
 use crate::repo;
@@ -509,8 +511,12 @@ impl SendService {
         if failure.class == FailureClass::Campaign {
             ctx.halted.store(true, std::sync::atomic::Ordering::SeqCst);
         }
-        let f = failure.clone();
-        self.record(entry, delta, move |e| e.record_failure(&f))
+        if failure.class == FailureClass::MarketingOptOut {
+            self.note_marketing_stop(ctx, &entry.phone, &failure, now)
+                .await;
+        }
+        let (f, hold) = (failure.clone(), ctx.campaign.marketing_limit_hold());
+        self.record(entry, delta, move |e| e.record_refusal(&f, &hold, now))
             .await?;
         if failure.class == FailureClass::Campaign {
             self.pause_campaign(&ctx.campaign, &failure.reason).await;
@@ -537,10 +543,36 @@ impl SendService {
                 tracing::warn!(template = %ctx.template.name, error = %e, "template status from a send error not stored");
             }
         }
-        Ok(match failure.class {
-            FailureClass::Permanent => SendOutcome::Failed(failure.reason),
+        Ok(match entry.state {
+            EntryState::Failed => SendOutcome::Failed(failure.reason),
+            EntryState::Fresh if entry.wait_until.is_some() => SendOutcome::Waiting,
             _ => SendOutcome::Retry(failure.reason),
         })
+    }
+
+    /// Meta refused the send because the contact stopped the business's marketing
+    /// messages (131050): the contact goes on the tenant's marketing opt-out. Noted before
+    /// the entry's record; a note that cannot be stored is logged and the send recorded
+    /// anyway: Meta refuses the next MARKETING send the same way (nothing delivered,
+    /// nothing billed) and that refusal notes it again.
+    async fn note_marketing_stop(
+        &self,
+        ctx: &CampaignCtx,
+        phone: &PhoneNumber,
+        failure: &SendFailure,
+        now: Time,
+    ) {
+        let choice = MarketingPreference {
+            phone: phone.clone(),
+            stopped: true,
+            at: now,
+            source: "send_error".into(),
+            detail: Some(failure.reason.clone()),
+            version: 0,
+        };
+        if let Err(e) = note_marketing_choice(&*self.table, &ctx.campaign.tenant, &choice).await {
+            tracing::warn!(phone = %phone.masked(), error = %e, "marketing opt-out not noted; the next refusal notes it");
+        }
     }
 
     /// What the stores know of a contact for the checks of R4.2: the attached block
@@ -554,9 +586,19 @@ impl SendService {
                 .iter()
                 .map(|s| repo::get_interaction(t, s, phone)),
         );
-        let (blocked_by, opted_out, found) = futures::try_join!(
+        // The marketing opt-out matters to MARKETING templates only: no read otherwise.
+        let marketing = async {
+            match ctx.template.category {
+                Category::Marketing => {
+                    repo::blocklists::is_marketing_opted_out(t, &c.tenant, phone).await
+                }
+                _ => Ok(false),
+            }
+        };
+        let (blocked_by, opted_out, marketing_opted_out, found) = futures::try_join!(
             repo::blocklists::blocked_by(t, &c.tenant, &c.block_lists, phone),
             repo::blocklists::is_opted_out(t, &c.tenant, phone),
+            marketing,
             interactions,
         )?;
         let (senders, interactions) = ctx
@@ -569,6 +611,7 @@ impl SendService {
             contact: ContactFacts {
                 blocked_by,
                 opted_out,
+                marketing_opted_out,
                 interactions,
             },
             senders,

@@ -217,6 +217,34 @@ impl OptOut {
     }
 }
 
+/// A contact's choice about the tenant's marketing messages, as Meta last reported it: a
+/// send refused with 131050 ("the user stopped marketing messages from this business"),
+/// or a `user_preferences` webhook (stop, resume). While `stopped`, no MARKETING template
+/// of the tenant goes to the contact; utility and authentication templates still do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarketingPreference {
+    pub phone: PhoneNumber,
+    pub stopped: bool,
+    /// When the contact chose (Meta's time); a report older than the stored one changes
+    /// nothing, so webhooks arriving out of order leave the latest choice.
+    pub at: Time,
+    /// What reported it: `send_error` (131050) or `user_preferences`.
+    pub source: String,
+    /// Meta's words, when it gave some ("User requested to stop marketing messages").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(default)]
+    pub version: u64,
+}
+
+impl MarketingPreference {
+    /// Whether this report replaces `stored`: it is newer; at the same instant a stop
+    /// wins (the safe direction).
+    pub fn replaces(&self, stored: Option<&MarketingPreference>) -> bool {
+        stored.is_none_or(|s| self.at > s.at || (self.at == s.at && self.stopped && !s.stopped))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,6 +318,24 @@ mod tests {
             .map(|i| format!("bl_{i}"))
             .collect();
         assert_eq!(field_of(check_attached(many)), "block_lists");
+    }
+
+    #[test]
+    fn the_latest_marketing_choice_stands_and_a_stop_wins_a_tie() {
+        let at = Utc::now();
+        let pref = |stopped, secs| MarketingPreference {
+            phone: PhoneNumber::parse("919812345678").unwrap(),
+            stopped,
+            at: at + chrono::Duration::seconds(secs),
+            source: "user_preferences".into(),
+            detail: None,
+            version: 0,
+        };
+        assert!(pref(true, 0).replaces(None));
+        assert!(pref(false, 1).replaces(Some(&pref(true, 0))));
+        assert!(!pref(true, 0).replaces(Some(&pref(false, 1))));
+        assert!(pref(true, 0).replaces(Some(&pref(false, 0))));
+        assert!(!pref(false, 0).replaces(Some(&pref(true, 0))));
     }
 
     #[test]

@@ -263,6 +263,68 @@ impl CallingHours {
     }
 }
 
+/// What happens when Meta holds a message back for the contact's marketing limit (131049,
+/// a per-user limit counted across all businesses): the entry waits `spacing_hours` and
+/// is sent again, at most `max_attempts` times, never after the campaign's end; then it
+/// fails with the reason `Meta's marketing limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"spacing_hours": 24, "max_attempts": 3}))]
+pub struct MarketingLimitRetry {
+    /// Hours from Meta's refusal to the next attempt: 24 to 168 (Meta refuses again
+    /// inside a day).
+    #[schema(minimum = 24, maximum = 168)]
+    pub spacing_hours: u32,
+    /// Attempts after a refusal: 0 (fail at once) to 7.
+    #[schema(minimum = 0, maximum = 7)]
+    pub max_attempts: u32,
+}
+
+impl Default for MarketingLimitRetry {
+    /// Daily, three times: what the peers do, inside a week.
+    fn default() -> Self {
+        MarketingLimitRetry {
+            spacing_hours: 24,
+            max_attempts: 3,
+        }
+    }
+}
+
+impl MarketingLimitRetry {
+    fn validate(&self) -> Result<(), DomainError> {
+        if !(24..=168).contains(&self.spacing_hours) {
+            return Err(DomainError::invalid(
+                "marketing_limit_retry.spacing_hours",
+                "must be between 24 and 168 hours (Meta refuses again inside a day)",
+            ));
+        }
+        if self.max_attempts > 7 {
+            return Err(DomainError::invalid(
+                "marketing_limit_retry.max_attempts",
+                "must be between 0 and 7",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A campaign's marketing-limit rule as a hold needs it: the retry settings and the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarketingLimitHold {
+    pub retry: MarketingLimitRetry,
+    pub ends_at: Option<Time>,
+}
+
+impl MarketingLimitHold {
+    /// When an entry refused at `at`, after `held` earlier holds, goes out again; `None`
+    /// when its attempts are spent or the next one would fall after the campaign's end.
+    pub fn next_attempt(&self, held: u32, at: Time) -> Option<Time> {
+        let when = at + chrono::Duration::hours(i64::from(self.retry.spacing_hours));
+        (held < self.retry.max_attempts && self.ends_at.is_none_or(|end| when < end))
+            .then_some(when)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Campaign {
     pub id: String,
@@ -291,6 +353,9 @@ pub struct Campaign {
     /// A quick-reply answer closes the campaign interaction (default off).
     #[serde(default)]
     pub close_on_quick_reply: bool,
+    /// Sending again after Meta's marketing limit (131049).
+    #[serde(default)]
+    pub marketing_limit_retry: MarketingLimitRetry,
     /// When to start; absent means when launched.
     pub start_at: Option<DateTime<Utc>>,
     /// Nothing is sent after this instant.
@@ -359,6 +424,8 @@ pub struct NewCampaign {
     pub duplicate_window_days: Option<u32>,
     pub include_active_interactions: Option<bool>,
     pub close_on_quick_reply: Option<bool>,
+    /// Default: every 24 hours, at most 3 times.
+    pub marketing_limit_retry: Option<MarketingLimitRetry>,
     pub start_at: Option<DateTime<Utc>>,
     pub end_at: Option<DateTime<Utc>>,
     pub calling_hours: Option<CallingHours>,
@@ -398,6 +465,7 @@ pub struct CampaignPatch {
     pub duplicate_window_days: Option<Option<u32>>,
     pub include_active_interactions: Option<bool>,
     pub close_on_quick_reply: Option<bool>,
+    pub marketing_limit_retry: Option<MarketingLimitRetry>,
     /// On a SCHEDULED campaign a new (future) start date moves its schedule.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<DateTime<Utc>>)]
@@ -489,6 +557,14 @@ fn pacing_of(rate: Option<u32>, pacing: Option<Pacing>) -> Result<Option<Pacing>
 }
 
 impl Campaign {
+    /// What a hold for Meta's marketing limit needs of this campaign.
+    pub fn marketing_limit_hold(&self) -> MarketingLimitHold {
+        MarketingLimitHold {
+            retry: self.marketing_limit_retry,
+            ends_at: self.end_at,
+        }
+    }
+
     /// A new campaign, DRAFT or READY. `tenant_timezone` is the display default.
     pub fn create(tenant: &str, input: NewCampaign, now: Time) -> Result<Self, DomainError> {
         let name = required("name", input.name)?;
@@ -507,6 +583,7 @@ impl Campaign {
             duplicate_window_days: None,
             include_active_interactions: false,
             close_on_quick_reply: false,
+            marketing_limit_retry: MarketingLimitRetry::default(),
             start_at: None,
             end_at: None,
             calling_hours: None,
@@ -540,6 +617,7 @@ impl Campaign {
             duplicate_window_days: input.duplicate_window_days.map(Some),
             include_active_interactions: input.include_active_interactions,
             close_on_quick_reply: input.close_on_quick_reply,
+            marketing_limit_retry: input.marketing_limit_retry,
             start_at: input.start_at.map(Some),
             end_at: input.end_at.map(Some),
             calling_hours: input.calling_hours.map(Some),
@@ -680,6 +758,10 @@ impl Campaign {
         }
         if let Some(b) = p.close_on_quick_reply {
             c.close_on_quick_reply = b;
+        }
+        if let Some(r) = p.marketing_limit_retry {
+            r.validate()?;
+            c.marketing_limit_retry = r;
         }
         if let Some(h) = p.calling_hours {
             if let Some(h) = &h {

@@ -5,6 +5,7 @@
 use super::campaign::Campaign;
 use super::eligibility::{self, ContactFacts, Verdict};
 use super::hopper::EntryState;
+use super::outcome::MARKETING_OPT_OUT_REASON;
 use super::phone::PhoneNumber;
 use super::template::Category;
 use super::Time;
@@ -44,7 +45,8 @@ pub fn refusal(rules: &[CountryRule], category: Category, phone: &PhoneNumber) -
 }
 
 /// Everything that decides whether this contact gets a `category` template now: the
-/// checks of R4.2 ([`eligibility::check`]), then where the category may not go.
+/// checks of R4.2 ([`eligibility::check`]), then the contact's marketing opt-out (MARKETING
+/// templates only), then where the category may not go.
 pub fn check_send(
     campaign: &Campaign,
     category: Category,
@@ -53,6 +55,13 @@ pub fn check_send(
     now: Time,
 ) -> Verdict {
     match eligibility::check(campaign, phone, facts, now) {
+        Verdict::Send if category == Category::Marketing && facts.marketing_opted_out => {
+            Verdict::NotSent {
+                state: EntryState::BlockList,
+                reason: MARKETING_OPT_OUT_REASON,
+                error: Some("the contact stopped marketing messages from this business".into()),
+            }
+        }
         Verdict::Send => refusal(RULES, category, phone).unwrap_or(Verdict::Send),
         other => other,
     }

@@ -256,6 +256,9 @@ pub struct ContactFacts {
     pub blocked_by: Option<String>,
     /// On the tenant's opt-out list.
     pub opted_out: bool,
+    /// On the tenant's marketing opt-out (Meta 131050, or a `user_preferences` stop):
+    /// no MARKETING template goes to it.
+    pub marketing_opted_out: bool,
     /// The contact's interactions with each of the tenant's senders.
     pub interactions: Vec<Interaction>,
 }
@@ -399,6 +402,7 @@ mod tests {
         let facts = ContactFacts {
             blocked_by: Some("bl_1".into()),
             opted_out: true,
+            marketing_opted_out: false,
             interactions: vec![sent_by("c0", now() - Duration::hours(1), Duration::days(1))],
         };
         // Blocked, opted out, short, duplicate and busy all at once: the block list wins.

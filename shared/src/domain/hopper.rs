@@ -1,9 +1,9 @@
 //! Hopper entries: one per contact per campaign, and the rules of their states (R4.1).
 
 use super::answer::Answer;
-use super::campaign::Campaign;
+use super::campaign::{Campaign, MarketingLimitHold};
 use super::inbound::{EntryRef, StatusKind, StatusUpdate};
-use super::outcome::{FailureClass, SendFailure};
+use super::outcome::{classify_meta, FailureClass, SendFailure, MARKETING_LIMIT_HELD_REASON};
 use super::phone::PhoneNumber;
 use super::template::ContactData;
 use super::{stable_hash, Time};
@@ -137,8 +137,16 @@ pub struct HopperEntry {
     /// FRESH entry does not look failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_attempt_error: Option<String>,
+    /// How many times Meta's marketing limit (131049) held this entry back to be sent
+    /// again later.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub marketing_holds: u32,
     #[serde(default)]
     pub version: u64,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Why an entry could not be claimed for sending.
@@ -164,6 +172,22 @@ pub enum ReplyOutcome {
 /// options (R5.3): the campaign still waits for an answer, and an agent was asked to take
 /// the conversation over. Not `replied`, which is an answer.
 pub const AGENT_REQUESTED: &str = "agent_requested";
+
+/// Disposition of a message Meta did not deliver because the contact stopped marketing
+/// messages from the business (131050).
+pub const MARKETING_OPT_OUT_DISPOSITION: &str = "marketing_opt_out";
+/// Disposition of a message Meta kept back for its marketing experiment (130472): not
+/// delivered, not billed.
+pub const EXPERIMENT_DISPOSITION: &str = "marketing_experiment";
+/// Disposition, while SENDING, of an attempt whose 131049 status overtook the send's
+/// record: the record then puts the entry on its wait.
+const MARKETING_LIMIT_PENDING: &str = "marketing_limit";
+/// The dispositions of a message the provider reported failed after accepting it.
+const FAILED_BY_STATUS: [&str; 3] = [
+    "undeliverable",
+    MARKETING_OPT_OUT_DISPOSITION,
+    EXPERIMENT_DISPOSITION,
+];
 
 /// The error of an entry whose send was claimed but never recorded (R4.10).
 pub const OUTCOME_UNKNOWN: &str = "outcome unknown";
@@ -207,6 +231,7 @@ impl HopperEntry {
             sent_text: None,
             changed_at: None,
             last_attempt_error: None,
+            marketing_holds: 0,
             version: 0,
         }
     }
@@ -255,6 +280,16 @@ impl HopperEntry {
     /// Returns whether the entry changed.
     pub fn reclaim_stale(&mut self, now: Time, threshold: chrono::Duration) -> bool {
         match (self.state, self.claimed_at) {
+            // Meta's marketing limit refused this attempt: not unknown, it waits.
+            (EntryState::Sending, Some(at))
+                if at + threshold <= now
+                    && self.disposition.as_deref() == Some(MARKETING_LIMIT_PENDING) =>
+            {
+                self.state = EntryState::Fresh;
+                self.disposition = None;
+                self.claimed_at = None;
+                true
+            }
             (EntryState::Sending, Some(at)) if at + threshold <= now => {
                 self.state = EntryState::Retry;
                 self.error = Some(OUTCOME_UNKNOWN.into());
@@ -276,7 +311,14 @@ impl HopperEntry {
         // Kept on a failed entry too: a `delivered` that comes after the `failed` puts it
         // back to PENDING until this timeout.
         self.expires_at = Some(now + timeout);
-        if self.disposition.as_deref() == Some("undeliverable") {
+        if self.disposition.as_deref() == Some(MARKETING_LIMIT_PENDING) {
+            // Meta's marketing limit refused it before this record: the entry waits as
+            // that status set it.
+            self.state = EntryState::Fresh;
+            self.disposition = None;
+            self.expires_at = None;
+            self.claimed_at = None;
+        } else if self.failed_by_status() {
             self.state = EntryState::Failed;
         } else {
             self.error = None;
@@ -294,9 +336,19 @@ impl HopperEntry {
         self.error = Some(failure.reason.clone());
         self.reason = Some(failure.reason.clone());
         match failure.class {
-            FailureClass::Permanent => {
+            // Without the campaign's rule ([`HopperEntry::record_refusal`]) a marketing
+            // limit is final.
+            FailureClass::Permanent | FailureClass::MarketingLimit => {
                 self.state = EntryState::Failed;
                 self.disposition = Some("undeliverable".into());
+            }
+            FailureClass::MarketingOptOut => {
+                self.state = EntryState::Failed;
+                self.disposition = Some(MARKETING_OPT_OUT_DISPOSITION.into());
+            }
+            FailureClass::Experiment => {
+                self.state = EntryState::Failed;
+                self.disposition = Some(EXPERIMENT_DISPOSITION.into());
             }
             FailureClass::Temporary => self.state = EntryState::Retry,
             // Maybe sent: grouped with the claims whose worker died (R4.10).
@@ -322,6 +374,38 @@ impl HopperEntry {
                 self.reason = None;
             }
         }
+    }
+
+    /// The provider refused the send: [`HopperEntry::record_failure`], except that a refusal
+    /// for Meta's marketing limit puts the entry back to wait under the campaign's `hold`
+    /// rule while attempts remain.
+    pub fn record_refusal(&mut self, failure: &SendFailure, hold: &MarketingLimitHold, now: Time) {
+        if failure.class == FailureClass::MarketingLimit {
+            if let Some(until) = hold.next_attempt(self.marketing_holds, now) {
+                self.last_attempt_error = None;
+                self.wait_for_marketing_limit(until, &failure.reason);
+                self.state = EntryState::Fresh;
+                self.claimed_at = None;
+                return;
+            }
+        }
+        self.record_failure(failure);
+    }
+
+    /// Held back by Meta's marketing limit: the entry waits until `until` (the sweeper
+    /// then puts it back in line) under its own reason.
+    fn wait_for_marketing_limit(&mut self, until: Time, error: &str) {
+        self.marketing_holds += 1;
+        self.wait_until = Some(until);
+        self.reason = Some(MARKETING_LIMIT_HELD_REASON.into());
+        self.error = Some(error.to_owned());
+    }
+
+    /// Whether the provider reported the current message failed after accepting it.
+    fn failed_by_status(&self) -> bool {
+        self.disposition
+            .as_deref()
+            .is_some_and(|d| FAILED_BY_STATUS.contains(&d))
     }
 
     /// The message could not be built for this contact (R3.3): not sent, error recorded.
@@ -393,6 +477,16 @@ impl HopperEntry {
     /// reclaimed as "outcome unknown") learns it here: the provider has the message, so
     /// [`HopperEntry::retry`] never sends it again. Returns whether anything changed.
     pub fn apply_update(&mut self, s: &StatusUpdate) -> bool {
+        self.apply_update_held(s, None)
+    }
+
+    /// [`HopperEntry::apply_update`] with the campaign's rule for Meta's marketing limit
+    /// (without one, a 131049 failure is final).
+    pub fn apply_update_held(
+        &mut self,
+        s: &StatusUpdate,
+        hold: Option<&MarketingLimitHold>,
+    ) -> bool {
         if !self.reports_current_attempt(&s.message_id, s.attempt) {
             return false;
         }
@@ -400,12 +494,21 @@ impl HopperEntry {
         if learnt {
             self.message_id = Some(s.message_id.clone());
         }
-        self.apply_status(&s.status, s.at) || learnt
+        self.apply_status_held(&s.status, s.at, hold) || learnt
     }
 
     /// Applies a delivery status. Statuses only move forward (R6.1); `read` implies
     /// `delivered`. Returns whether anything changed.
     pub fn apply_status(&mut self, status: &StatusKind, at: Time) -> bool {
+        self.apply_status_held(status, at, None)
+    }
+
+    fn apply_status_held(
+        &mut self,
+        status: &StatusKind,
+        at: Time,
+        hold: Option<&MarketingLimitHold>,
+    ) -> bool {
         let before = self.clone();
         match status {
             // Times keep the earliest report, whatever order the webhooks come in.
@@ -423,38 +526,71 @@ impl HopperEntry {
                 earliest(&mut self.read_at, at);
                 self.undo_status_failure();
             }
-            StatusKind::Failed { reason, .. } => {
-                // A message that reached the phone cannot fail afterwards.
-                if self.delivered_at.is_none()
-                    && self.disposition.as_deref() != Some("undeliverable")
-                {
-                    self.error = Some(reason.clone());
-                    self.reason = Some(reason.clone());
-                    self.disposition = Some("undeliverable".into());
-                    if self.state == EntryState::Pending {
-                        self.state = EntryState::Failed;
-                    }
-                }
-            }
+            StatusKind::Failed { code, reason } => self.apply_failed(*code, reason, at, hold),
         }
         *self != before
+    }
+
+    /// A `failed` status: the entry fails with the outcome of its code, or, for Meta's
+    /// marketing limit while attempts remain, waits to be sent again. A message that
+    /// reached the phone cannot fail afterwards, the first failure reported stands, and
+    /// an entry back in line (FRESH: held, its message failed already) takes none.
+    fn apply_failed(
+        &mut self,
+        code: Option<i64>,
+        reason: &str,
+        at: Time,
+        hold: Option<&MarketingLimitHold>,
+    ) {
+        if self.delivered_at.is_some()
+            || self.failed_by_status()
+            || self.state == EntryState::Fresh
+            || self.disposition.as_deref() == Some(MARKETING_LIMIT_PENDING)
+        {
+            return;
+        }
+        let class = code.map(classify_meta);
+        let waiting = matches!(
+            self.state,
+            EntryState::Pending | EntryState::Sending | EntryState::Retry
+        );
+        let until = hold.and_then(|h| h.next_attempt(self.marketing_holds, at));
+        if let (Some(FailureClass::MarketingLimit), true, Some(until)) = (class, waiting, until) {
+            self.wait_for_marketing_limit(until, reason);
+            if self.state == EntryState::Sending {
+                self.disposition = Some(MARKETING_LIMIT_PENDING.into());
+            } else {
+                self.state = EntryState::Fresh;
+                self.disposition = None;
+                self.expires_at = None;
+                self.claimed_at = None;
+            }
+            return;
+        }
+        let disposition = match class {
+            Some(FailureClass::MarketingOptOut) => MARKETING_OPT_OUT_DISPOSITION,
+            Some(FailureClass::Experiment) => EXPERIMENT_DISPOSITION,
+            _ => "undeliverable",
+        };
+        self.error = Some(reason.to_owned());
+        self.reason = Some(reason.to_owned());
+        self.disposition = Some(disposition.into());
+        if self.state == EntryState::Pending {
+            self.state = EntryState::Failed;
+        }
     }
 
     /// The message reached the phone after all: a `failed` status that overtook its
     /// `delivered` or `read` does not stand, so the final state does not depend on the
     /// order webhooks arrive in (R6.1).
     fn undo_status_failure(&mut self) {
-        if self.state == EntryState::Failed
-            && self.disposition.as_deref() == Some("undeliverable")
-            && self.message_id.is_some()
+        if self.state == EntryState::Failed && self.failed_by_status() && self.message_id.is_some()
         {
             self.state = EntryState::Pending;
             self.disposition = None;
             self.reason = None;
             self.error = None;
-        } else if self.state == EntryState::Sending
-            && self.disposition.as_deref() == Some("undeliverable")
-        {
+        } else if self.state == EntryState::Sending && self.failed_by_status() {
             self.disposition = None;
             self.reason = None;
             self.error = None;
@@ -609,6 +745,7 @@ impl HopperEntry {
         self.wait_until = None;
         self.claimed_at = None;
         self.last_attempt_error = None;
+        self.marketing_holds = 0;
         if *self == before {
             return false;
         }

@@ -2,7 +2,9 @@
 //! PENDING by default) and the history view (entries whose outcome is settled), each
 //! entry with a human outcome label, its disposition, reply, attempts and times.
 
-use super::hopper::{EntryState, HopperEntry};
+use super::hopper::{
+    EntryState, HopperEntry, EXPERIMENT_DISPOSITION, MARKETING_OPT_OUT_DISPOSITION,
+};
 use super::phone::PhoneNumber;
 use super::{DomainError, Time};
 use serde::Serialize;
@@ -154,6 +156,10 @@ pub enum Outcome {
     /// FAILED, or a closed message the provider reported undeliverable.
     #[serde(rename = "failed")]
     Failed,
+    /// Not delivered and not billed: the contact is in Meta's marketing-message
+    /// experiment (130472); a resend would fail the same way.
+    #[serde(rename = "marketing experiment")]
+    MarketingExperiment,
     /// RETRY: not sent (or outcome unknown); may be retried.
     #[serde(rename = "retry")]
     Retry,
@@ -183,9 +189,13 @@ impl Outcome {
                 }
                 Some("expired") => Outcome::RepliedLate,
                 Some("no_response") => Outcome::NoResponse,
-                Some("undeliverable") => Outcome::Failed,
+                Some(EXPERIMENT_DISPOSITION) => Outcome::MarketingExperiment,
+                Some("undeliverable" | MARKETING_OPT_OUT_DISPOSITION) => Outcome::Failed,
                 _ => Outcome::Closed,
             },
+            EntryState::Failed if e.disposition.as_deref() == Some(EXPERIMENT_DISPOSITION) => {
+                Outcome::MarketingExperiment
+            }
             EntryState::Failed => Outcome::Failed,
             EntryState::Retry => Outcome::Retry,
             EntryState::BlockList => Outcome::Blocked,
@@ -223,7 +233,8 @@ pub struct EntryView {
     pub outcome: Outcome,
     /// The final outcome code: `replied`, `replied:<button>`, `agent_requested` (a reply
     /// matching no option: still waiting, an agent asked to take over), `no_response`,
-    /// `undeliverable`, `expired`, `opted_out`, `not_sent`, `outcome_unknown`.
+    /// `undeliverable`, `expired`, `opted_out`, `not_sent`, `outcome_unknown`,
+    /// `marketing_opt_out` (Meta 131050), `marketing_experiment` (Meta 130472).
     pub disposition: Option<String>,
     /// Why it was not sent or did not succeed (`block list`, `duplicate`, `Invalid Number`,
     /// the provider's reason).
@@ -251,6 +262,9 @@ pub struct EntryView {
     /// campaign paused on its account or template, e.g. an expired token): the entry is
     /// queued again, not failed, so `reason` and `error` stay empty.
     pub last_attempt_error: Option<String>,
+    /// How many times Meta's marketing limit (131049) held it back to be sent again
+    /// (reason `held by Meta's marketing limit` while it waits).
+    pub marketing_holds: u32,
 }
 
 impl From<&HopperEntry> for EntryView {
@@ -276,6 +290,7 @@ impl From<&HopperEntry> for EntryView {
             expires_at: e.expires_at,
             wait_until: e.wait_until,
             last_attempt_error: e.last_attempt_error.clone(),
+            marketing_holds: e.marketing_holds,
         }
     }
 }

@@ -144,6 +144,22 @@ pub enum Inbound {
     Status(StatusUpdate),
     Message(InboundMessage),
     TemplateStatus(TemplateUpdate),
+    MarketingChoice(MarketingChoice),
+}
+
+/// A contact stopped or resumed marketing messages from the business (Meta's
+/// `user_preferences` webhook, category `marketing_messages`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarketingChoice {
+    /// Our business number the webhook came for (Meta: `phone_number_id`): its owner's
+    /// tenant takes the choice.
+    pub sender_id: String,
+    pub phone: PhoneNumber,
+    /// A stop (true), or a resume or sign-up (false).
+    pub stopped: bool,
+    pub at: Time,
+    /// Meta's words ("User requested to stop marketing messages").
+    pub detail: Option<String>,
 }
 
 #[cfg(test)]

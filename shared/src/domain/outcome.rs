@@ -19,7 +19,38 @@ pub enum FailureClass {
     /// Nothing reached the provider and another attempt soon should work (the secrets
     /// store could not answer just now): the entry goes back in line, the campaign runs on.
     NotAttempted,
+    /// Meta held the message back for the contact's marketing limit (131049), a limit
+    /// counted across all businesses that adapts over time: sending again sooner than a
+    /// day fails the same way, so the entry waits and is sent again automatically, a few
+    /// times at most, never after the campaign's end ([`MarketingLimitRetry`]).
+    ///
+    /// [`MarketingLimitRetry`]: super::campaign::MarketingLimitRetry
+    MarketingLimit,
+    /// The contact stopped marketing messages from this business (131050): FAILED, and
+    /// the contact goes on the tenant's marketing opt-out, which blocks MARKETING
+    /// templates only, until the contact resumes them.
+    MarketingOptOut,
+    /// The contact is in Meta's marketing-message experiment (130472): Meta did not
+    /// deliver it and does not bill it, and a resend fails the same way. Settled as its
+    /// own outcome (`marketing_experiment`), not a generic failure.
+    Experiment,
 }
+
+/// The reason of an entry waiting to be sent again after Meta's marketing limit (131049),
+/// as the hopper and the statistics show it.
+pub const MARKETING_LIMIT_HELD_REASON: &str = "held by Meta's marketing limit";
+/// The reason of an entry whose marketing-limit retries ran out, or would have gone past
+/// the campaign's end.
+pub const MARKETING_LIMIT_REASON: &str = "Meta's marketing limit";
+/// The reason of an entry whose contact stopped marketing messages (131050, or on the
+/// tenant's marketing opt-out before the send).
+pub const MARKETING_OPT_OUT_REASON: &str = "stopped marketing messages";
+/// The reason of an entry settled by Meta's marketing experiment (130472).
+pub const EXPERIMENT_REASON: &str = "Meta marketing experiment";
+/// Meta's codes with a rule of their own.
+pub const META_MARKETING_LIMIT_CODE: i64 = 131049;
+pub const META_MARKETING_OPT_OUT_CODE: i64 = 131050;
+pub const META_EXPERIMENT_CODE: i64 = 130472;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendFailure {
@@ -43,8 +74,11 @@ impl SendFailure {
 pub fn classify_meta(code: i64) -> FailureClass {
     use FailureClass::*;
     match code {
-        130429 | 131056 | 131049 | 131000 | 131016 | 1 | 2 | 131057 | 4 | 80007 => Temporary,
-        131026 | 131050 | 130472 | 131047 | 131021 | 131030 | 132005 | 132008 | 132012 => Permanent,
+        META_MARKETING_LIMIT_CODE => MarketingLimit,
+        META_MARKETING_OPT_OUT_CODE => MarketingOptOut,
+        META_EXPERIMENT_CODE => Experiment,
+        130429 | 131056 | 131000 | 131016 | 1 | 2 | 131057 | 4 | 80007 => Temporary,
+        131026 | 131047 | 131021 | 131030 | 132005 | 132008 | 132012 => Permanent,
         131048
         | 132000
         | 132001
@@ -75,6 +109,9 @@ pub fn classify_meta(code: i64) -> FailureClass {
 pub fn meta_reason(code: i64, message: &str) -> String {
     match code {
         131026 => "Message Undeliverable".to_owned(),
+        META_MARKETING_LIMIT_CODE => MARKETING_LIMIT_REASON.to_owned(),
+        META_MARKETING_OPT_OUT_CODE => MARKETING_OPT_OUT_REASON.to_owned(),
+        META_EXPERIMENT_CODE => EXPERIMENT_REASON.to_owned(),
         _ if message.is_empty() => format!("provider error {code}"),
         // Meta's messages usually name the code already: "(#131000) Something went wrong".
         _ if message.contains(&format!("(#{code})")) => message.to_owned(),
@@ -173,6 +210,22 @@ mod tests {
             SendFailure::meta(131026, "Message undeliverable").reason,
             "Message Undeliverable"
         );
+    }
+
+    #[test]
+    fn meta_2026_codes_have_outcomes_of_their_own() {
+        for (code, class, reason) in [
+            (131049, FailureClass::MarketingLimit, MARKETING_LIMIT_REASON),
+            (
+                131050,
+                FailureClass::MarketingOptOut,
+                MARKETING_OPT_OUT_REASON,
+            ),
+            (130472, FailureClass::Experiment, EXPERIMENT_REASON),
+        ] {
+            let f = SendFailure::meta(code, "(#0) whatever Meta wrote");
+            assert_eq!((f.class, f.reason.as_str()), (class, reason), "{code}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! reason (`unspecified` when it has none), so the reason counters sum to those states.
 
 use super::hopper::{EntryState, HopperEntry};
+use super::outcome::MARKETING_LIMIT_HELD_REASON;
 use super::Time;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -64,10 +65,19 @@ pub fn reason_counter(reason: &str) -> &'static str {
     k
 }
 
+/// The counter of entries waiting to be sent again after Meta's marketing limit (131049).
+pub const MARKETING_LIMIT_HELD: &str = "marketing_limit_held";
+
+/// Whether the entry waits to be sent again after Meta's marketing limit: FRESH under
+/// that reason (waiting, or back in line and not yet sent).
+pub fn held_by_marketing_limit(e: &HopperEntry) -> bool {
+    e.state == EntryState::Fresh && e.reason.as_deref() == Some(MARKETING_LIMIT_HELD_REASON)
+}
+
 /// Which counters one entry contributes to: the funnel steps it reached, one counter per
 /// hopper state (named after the state) so hopper counts come from the same source, and
 /// the reason it did not reach its contact.
-fn membership(e: &HopperEntry) -> [(&'static str, bool); 9] {
+fn membership(e: &HopperEntry) -> [(&'static str, bool); 10] {
     let reason = match not_sent_reason(e) {
         Some(r) => (reason_counter(&r), true),
         None => ("", false),
@@ -88,6 +98,7 @@ fn membership(e: &HopperEntry) -> [(&'static str, bool); 9] {
         ),
         (e.state.as_str(), true),
         reason,
+        (MARKETING_LIMIT_HELD, held_by_marketing_limit(e)),
     ]
 }
 
@@ -276,7 +287,7 @@ impl HopperCounts {
 /// it: a read message was delivered); `not_sent` = entries in FAILED, BLOCK_LIST, SKIPPED
 /// or RETRY, and `not_sent_by_reason` splits exactly that number by reason.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[schema(example = json!({"target": 10, "sent": 8, "delivered": 7, "read": 5, "replied": 2, "agent_requested": 1, "failed": 1, "no_response": 3, "retry": 0, "open": 2, "not_sent": 2, "not_sent_by_reason": {"Message Undeliverable": 1, "block list": 1}, "delivered_pct": 87.5, "read_pct": 71.4, "replied_pct": 28.6}))]
+#[schema(example = json!({"target": 10, "sent": 8, "delivered": 7, "read": 5, "replied": 2, "agent_requested": 1, "failed": 1, "no_response": 3, "retry": 0, "marketing_limit_held": 0, "open": 2, "not_sent": 2, "not_sent_by_reason": {"Message Undeliverable": 1, "block list": 1}, "delivered_pct": 87.5, "read_pct": 71.4, "replied_pct": 28.6}))]
 pub struct Stats {
     /// Entries in the hopper (contacts targeted).
     pub target: i64,
@@ -298,6 +309,9 @@ pub struct Stats {
     /// Entries in RETRY (a temporary failure or an unknown outcome; sent again only by
     /// a retry command).
     pub retry: i64,
+    /// Of `open`, the entries held by Meta's marketing limit (131049): waiting to be sent
+    /// again automatically (hopper reason `held by Meta's marketing limit`).
+    pub marketing_limit_held: i64,
     /// Still to send or waiting for a reply.
     pub open: i64,
     /// Entries that did not reach their contact: FAILED + BLOCK_LIST + SKIPPED + RETRY.
@@ -340,6 +354,7 @@ impl Stats {
             failed: g("FAILED"),
             no_response: g("no_response"),
             retry: g("RETRY"),
+            marketing_limit_held: g(MARKETING_LIMIT_HELD),
             open: g("FRESH") + g("SENDING") + g("PENDING"),
             not_sent: g("FAILED") + g("BLOCK_LIST") + g("SKIPPED") + g("RETRY"),
             not_sent_by_reason,

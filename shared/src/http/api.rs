@@ -419,7 +419,7 @@ async fn hopper(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
     params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "Live statistics (R6.2): funnel counts, not sent by reason (summing to `not_sent`), and received of sent, read of received, replied of received in percent", body = Stats,
-            example = json!({"target": 10, "sent": 8, "delivered": 7, "read": 5, "replied": 2, "agent_requested": 1, "failed": 1, "no_response": 3, "retry": 0, "open": 2, "not_sent": 2, "not_sent_by_reason": {"Message Undeliverable": 1, "block list": 1}, "delivered_pct": 87.5, "read_pct": 71.4, "replied_pct": 28.6})),
+            example = json!({"target": 10, "sent": 8, "delivered": 7, "read": 5, "replied": 2, "agent_requested": 1, "failed": 1, "no_response": 3, "retry": 0, "marketing_limit_held": 0, "open": 2, "not_sent": 2, "not_sent_by_reason": {"Message Undeliverable": 1, "block list": 1}, "delivered_pct": 87.5, "read_pct": 71.4, "replied_pct": 28.6})),
         (status = 404, description = "No such campaign", body = ErrorBody, example = json!(ex::not_found())),
     )
 )]

@@ -7,7 +7,7 @@
 
 use crate::domain::account::Account;
 use crate::domain::inbound::{
-    EntryRef, Inbound, InboundMessage, StatusKind, StatusUpdate, TemplateUpdate,
+    EntryRef, Inbound, InboundMessage, MarketingChoice, StatusKind, StatusUpdate, TemplateUpdate,
 };
 use crate::domain::outcome::{meta_reason, SendFailure};
 use crate::domain::phone::PhoneNumber;
@@ -284,6 +284,60 @@ struct MessagesValue {
     messages: Option<Vec<Value>>,
 }
 
+/// `user_preferences` values: a contact's choices about the business's messages.
+#[derive(Debug, Default, Deserialize)]
+struct PreferencesValue {
+    metadata: Option<Metadata>,
+    user_preferences: Option<Vec<PreferenceItem>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct PreferenceItem {
+    wa_id: Option<String>,
+    detail: Option<String>,
+    category: Option<String>,
+    value: Option<String>,
+    timestamp: Option<Value>,
+}
+
+/// The marketing choices of a `user_preferences` value: `stop` stops, `resume` and
+/// `signup` resume; other categories and values, and items without a number or a time,
+/// give nothing.
+fn parse_preferences(value: Value) -> Vec<MarketingChoice> {
+    let v: PreferencesValue = match serde_json::from_value(value) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "meta webhook: user preferences of an unexpected shape skipped");
+            return Vec::new();
+        }
+    };
+    let Some(sender_id) = v.metadata.and_then(|m| m.phone_number_id) else {
+        return Vec::new();
+    };
+    let choice = |p: PreferenceItem| {
+        if p.category.as_deref() != Some("marketing_messages") {
+            return None;
+        }
+        let stopped = match p.value.as_deref()? {
+            "stop" => true,
+            "resume" | "signup" => false,
+            _ => return None,
+        };
+        Some(MarketingChoice {
+            sender_id: sender_id.clone(),
+            phone: PhoneNumber::parse(p.wa_id.as_deref()?).ok()?,
+            stopped,
+            at: epoch_time(p.timestamp.as_ref())?,
+            detail: p.detail,
+        })
+    };
+    v.user_preferences
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(choice)
+        .collect()
+}
+
 /// `message_template_status_update` and `message_template_quality_update` values.
 #[derive(Debug, Default, Deserialize)]
 struct TemplateValue {
@@ -525,7 +579,7 @@ fn parse_message(item: MessageItem, sender_id: &str) -> Option<InboundMessage> {
 /// Statuses, customer messages and template updates of a Meta webhook body, in order.
 /// `field: messages` changes give statuses and messages; `message_template_status_update`
 /// and `message_template_quality_update` give [`Inbound::TemplateStatus`] (R3.2, R3.4);
-/// other fields (user preferences, ...) and other envelopes (`object` other than
+/// `user_preferences` gives [`Inbound::MarketingChoice`]; other fields and other envelopes (`object` other than
 /// `whatsapp_business_account`) give nothing. Items that do not fit (no id, no timestamp,
 /// a sender that is not a phone number) are skipped; only a body that is not a JSON
 /// object of the envelope's shape is an error.
@@ -553,6 +607,15 @@ pub fn parse_webhook(body: &[u8]) -> Result<Vec<Inbound>, serde_json::Error> {
                         tracing::warn!(error = %e, "meta webhook: template update of an unexpected shape skipped")
                     }
                 }
+                continue;
+            }
+            if field == "user_preferences" {
+                let Some(value) = change.value else { continue };
+                out.extend(
+                    parse_preferences(value)
+                        .into_iter()
+                        .map(Inbound::MarketingChoice),
+                );
                 continue;
             }
             if field != "messages" {

@@ -5,6 +5,7 @@
 //! | block list | `TENANT#t` | `BLOCKLIST#l` | |
 //! | blocked number | `BLOCK#t#l` | `PHONE#p` | |
 //! | opt-out | `TENANT#t#PHONE#p` | `OPTOUT` | GSI1 `OPTOUTS#t` / `p` |
+//! | marketing choice | `TENANT#t#PHONE#p` | `OPTOUT#MARKETING` | GSI1 `MKTOPTOUTS#t` / `p` while stopped |
 //!
 //! A number's membership in a list is one GetItem, so the sender's check before each send
 //! costs one read per attached list and one for the opt-out. The opt-out lives in the
@@ -12,7 +13,7 @@
 //! is listed through the sparse GSI1 partition `OPTOUTS#t` in phone order.
 
 use super::{from_item, get_as, put_versioned, tenant_pk, to_item, Key};
-use crate::domain::blocklist::{BlockList, BlockedNumber, OptOut};
+use crate::domain::blocklist::{BlockList, BlockedNumber, MarketingPreference, OptOut};
 use crate::domain::phone::PhoneNumber;
 use crate::ports::{Cond, Index, PortError, PortResult, Query, SkCond, Table};
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -20,6 +21,7 @@ use serde_json::Value;
 
 const LIST_SK: &str = "BLOCKLIST#";
 const OPTOUT_SK: &str = "OPTOUT";
+const MARKETING_SK: &str = "OPTOUT#MARKETING";
 /// Concurrent writes while adding a batch of numbers.
 const WRITE_CONCURRENCY: usize = 16;
 
@@ -315,4 +317,45 @@ pub async fn opt_outs(
         .map(from_item)
         .collect::<PortResult<_>>()?;
     Ok((items, page.cursor))
+}
+
+// ---- marketing choices ----
+
+/// The contact's last reported choice about the tenant's marketing messages.
+pub async fn get_marketing_preference(
+    table: &dyn Table,
+    tenant: &str,
+    phone: &PhoneNumber,
+) -> PortResult<Option<MarketingPreference>> {
+    get_as(table, &optout_pk(tenant, phone), MARKETING_SK).await
+}
+
+/// Whether the contact stopped the tenant's marketing messages (one GetItem).
+pub async fn is_marketing_opted_out(
+    table: &dyn Table,
+    tenant: &str,
+    phone: &PhoneNumber,
+) -> PortResult<bool> {
+    Ok(get_marketing_preference(table, tenant, phone)
+        .await?
+        .is_some_and(|p| p.stopped))
+}
+
+/// Stores a choice if nobody changed it since it was read (`rec.version` is the version
+/// read, 0 for none); only a stop is listed in the sparse index.
+pub async fn save_marketing_preference(
+    table: &dyn Table,
+    tenant: &str,
+    rec: &mut MarketingPreference,
+) -> PortResult<()> {
+    let mut keys = vec![
+        ("PK", optout_pk(tenant, &rec.phone)),
+        ("SK", MARKETING_SK.to_owned()),
+    ];
+    if rec.stopped {
+        keys.push(("GSI1PK", format!("MKTOPTOUTS#{tenant}")));
+        keys.push(("GSI1SK", rec.phone.to_string()));
+    }
+    let item = to_item(&*rec, "marketing_preference", &keys)?;
+    put_versioned(table, item, &mut rec.version).await
 }
