@@ -231,12 +231,37 @@ pub struct OutboundTemplate {
     pub callback_data: String,
     /// The template's media header, sent as the header parameter.
     pub header: Option<crate::domain::template::MediaHeader>,
+    /// The end of the URL button's link for this contact, when the link has a variable.
+    pub url_suffix: Option<crate::domain::template::UrlSuffix>,
+}
+
+/// A message the provider took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub message_id: String,
+    /// What Meta said of it on the answer (`message_status`, Graph API v24+):
+    /// `accepted`, `held_for_quality_assessment` (Meta holds it while it judges its
+    /// quality) or `paused`; none when the provider says nothing.
+    pub message_status: Option<String>,
+}
+
+impl From<String> for Accepted {
+    fn from(message_id: String) -> Self {
+        Accepted {
+            message_id,
+            message_status: None,
+        }
+    }
 }
 
 #[async_trait]
 pub trait MessagingProvider: Send + Sync {
-    /// Returns the provider's message id, or the classified failure.
-    async fn send(&self, account: &Account, msg: &OutboundTemplate) -> Result<String, SendFailure>;
+    /// The message the provider took, or the classified failure.
+    async fn send(
+        &self,
+        account: &Account,
+        msg: &OutboundTemplate,
+    ) -> Result<Accepted, SendFailure>;
 }
 
 /// Resolves credential references (`secretsmanager:NAME`, `ssm:NAME`, `env:VAR`).

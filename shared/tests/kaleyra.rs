@@ -81,6 +81,7 @@ fn template(phone: &str) -> OutboundTemplate {
         quick_reply_payloads: vec!["STOP|cmp_42".into()],
         callback_data: entry_ref(phone).encode(),
         header: None,
+        url_suffix: None,
     }
 }
 
@@ -138,7 +139,8 @@ async fn r7_1_kaleyra_sends_template_over_http_to_simulator() {
     let id = provider
         .send(&account(SENDER, "env:KALEYRA_KEY"), &template(PHONE))
         .await
-        .unwrap();
+        .unwrap()
+        .message_id;
     assert!(id.starts_with("wamid.SIM"), "{id}");
     sim.idle().await;
     let sent = sim.sent();
@@ -275,7 +277,7 @@ fn r4_7_kaleyra_codes_are_classified() {
     ] {
         assert_eq!(
             interpret_kaleyra_response(200, body.to_string().as_bytes()),
-            Ok("wamid.A".to_owned()),
+            Ok("wamid.A".to_owned().into()),
             "{body}"
         );
     }
@@ -403,7 +405,8 @@ async fn r7_3_kaleyra_callbacks_parse_statuses_and_ref() {
     let id = provider
         .send(&account(SENDER, "env:KALEYRA_KEY"), &template(PHONE))
         .await
-        .unwrap();
+        .unwrap()
+        .message_id;
     sim.idle().await;
     let got = got.lock().unwrap();
     assert_eq!(got.rejected, 0);

@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 use shared::domain::inbound::EntryRef;
 use shared::domain::phone::PhoneNumber;
-use shared::domain::template::{MediaHeader, MediaKind, ProviderButton, TemplateStatus};
+use shared::domain::template::{MediaHeader, MediaKind, ProviderButton, TemplateStatus, UrlSuffix};
 use shared::ports::OutboundTemplate;
 use shared::providers::meta::template_body;
 use shared::providers::meta_templates::interpret_page;
@@ -45,7 +45,7 @@ const TEXTS: [&str; 8] = [
 ];
 
 /// One of the template messages the engine sends: any number of body parameters, none to
-/// three quick replies, no header or an image, video or document (with or without a file
+/// three quick replies or a URL button with a variable suffix, no header or an image, video or document (with or without a file
 /// name), callback data or none.
 fn outbound(g: &mut Gen, i: usize) -> OutboundTemplate {
     let phone = format!("91981{:07}", g.next() % 10_000_000);
@@ -70,9 +70,17 @@ fn outbound(g: &mut Gen, i: usize) -> OutboundTemplate {
     let params = (0..g.below(11))
         .map(|_| g.pick(&TEXTS).to_owned())
         .collect();
-    let quick_reply_payloads = (0..g.below(4))
+    let quick_reply_payloads: Vec<String> = (0..g.below(4))
         .map(|k| format!("{}_{k}", g.pick(&["Yes", "No", "Call me", "STOP"])))
         .collect();
+    // Call-to-action templates (never with quick replies) may end a URL button's link
+    // with a per-recipient suffix; the URL button comes first or after a call button.
+    let url_suffix = (quick_reply_payloads.is_empty() && g.below(2) == 0).then(|| UrlSuffix {
+        index: g.below(2),
+        text: g
+            .pick(&["K7", "order/12345", "a1b2-c3d4", "spring?src=wa"])
+            .to_owned(),
+    });
     let callback_data = if g.below(4) == 0 {
         String::new()
     } else {
@@ -95,6 +103,7 @@ fn outbound(g: &mut Gen, i: usize) -> OutboundTemplate {
         quick_reply_payloads,
         callback_data,
         header,
+        url_suffix,
     }
 }
 
@@ -115,11 +124,16 @@ fn every_template_body_the_meta_adapter_builds_conforms_to_metas_schema() {
             msg.header.as_ref().map(|h| h.kind.as_str()),
             msg.params.is_empty(),
             msg.quick_reply_payloads.len(),
+            msg.url_suffix.is_some(),
         ));
         checked += 1;
     }
     assert!(checked >= 200);
     assert!(kinds.len() >= 20, "a variety of bodies: {kinds:?}");
+    assert!(
+        kinds.iter().any(|k| k.3),
+        "URL buttons with a suffix among them"
+    );
 }
 
 /// Each relaxation undoes a defect Meta's own examples run into; none lets through what
@@ -159,6 +173,7 @@ fn the_three_relaxations_undo_defects_of_metas_schema_and_nothing_else() {
         quick_reply_payloads: vec!["Yes".into()],
         callback_data: String::new(),
         header: None,
+        url_suffix: None,
     });
     let mut paths: Vec<String> = strict
         .iter_errors(&ours)
@@ -221,6 +236,7 @@ async fn the_simulator_refuses_a_body_that_fails_metas_schema_with_error_100_nam
         quick_reply_payloads: vec!["Yes".into(), "No".into()],
         callback_data: String::new(),
         header: None,
+        url_suffix: None,
     });
     let r = post(good.clone()).await.unwrap();
     assert_eq!(r.status().as_u16(), 200);

@@ -216,6 +216,7 @@ async fn failed_status(h: &Spawned, id: &str, phone: &str, code: i64, at_secs: i
         entry: Some(r),
         attempt: Some(e.attempts),
         sender_id: Some("106540352242922".into()),
+        user_id: None,
     })
 }
 
@@ -511,5 +512,28 @@ async fn the_marketing_limit_rule_is_validated_naming_the_field() {
         c["marketing_limit_retry"],
         json!({"spacing_hours": 24, "max_attempts": 3}),
         "the default"
+    );
+}
+
+#[tokio::test]
+async fn metas_message_status_and_the_contacts_user_id_are_recorded_on_the_entry() {
+    let h = spawn_with(false).await;
+    let id = launched(&h, json!({})).await;
+    run(&h).await;
+    let e = entry(&h, &id, PHONE).await;
+    assert_eq!(e["message_status"], "accepted", "the send answer's: {e}");
+    assert_eq!(e["user_id"], Value::Null);
+    // Meta's status webhook names the contact's business-scoped user id.
+    let Inbound::Status(mut s) = failed_status(&h, &id, PHONE, 0, 2).await else {
+        unreachable!()
+    };
+    s.status = StatusKind::Delivered;
+    s.user_id = Some("IN.1234567890".into());
+    h.sys.inbox.handle(vec![Inbound::Status(s)]).await.unwrap();
+    let e = entry(&h, &id, PHONE).await;
+    assert_eq!(
+        (e["user_id"].as_str(), e["state"].as_str()),
+        (Some("IN.1234567890"), Some("PENDING")),
+        "{e}"
     );
 }

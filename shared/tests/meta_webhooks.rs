@@ -235,6 +235,23 @@ fn r5_2_other_message_types_are_replies_without_text() {
 }
 
 #[test]
+fn business_scoped_user_ids_are_carried_where_present() {
+    // Issue 18: Meta's `user_id` (2026) rides in `contacts[]` beside `wa_id`.
+    let m = only_message("message", "text");
+    assert_eq!(m.user_id.as_deref(), Some("US.13491208655302741918"));
+    let s = only_status("message_status", "sent");
+    assert_eq!(s.user_id.as_deref(), Some("US.13491208655302741918"));
+    // A contact listed without one, or another number's, gives none.
+    let mut body = case("message_status", "sent");
+    body["entry"][0]["changes"][0]["value"]["contacts"][0]["wa_id"] = "15550000000".into();
+    let events = parse(&body);
+    let [Inbound::Status(s)] = events.as_slice() else {
+        panic!("one status: {events:?}");
+    };
+    assert_eq!(s.user_id, None);
+}
+
+#[test]
 fn user_preferences_give_the_contacts_marketing_choice() {
     // Issue 18: once ignored, now a stop or resume of marketing messages (a sign-up
     // through a link resumes them too).

@@ -1834,7 +1834,7 @@ proptest! {
     ) {
         let mut t = stored_template(body);
         let count = placeholder_count(&t.body);
-        match t.render(&vars, &contact) {
+        match t.render(&vars, None, &contact) {
             Ok(r) => {
                 prop_assert_eq!(Ok(r.params.len()), count.clone());
                 prop_assert!(r.params.iter().all(|p| !p.trim().is_empty()), "{:?}", r.params);
@@ -1852,7 +1852,7 @@ proptest! {
         }
         t.header = header;
         t.status = status;
-        if let Err(e) = t.check_usable(&vars) {
+        if let Err(e) = t.check_usable(&vars, None) {
             clear_domain(&e)?;
         }
     }
@@ -2058,12 +2058,16 @@ fn render_fills_every_placeholder_it_counts() {
         );
         // A stored copy with such a body is not sent with a half-filled text.
         let stored = stored_template(body.into());
-        let msg = stored.render(&vars, &ContactData::default()).unwrap_err();
+        let msg = stored
+            .render(&vars, None, &ContactData::default())
+            .unwrap_err();
         assert!(msg.contains("{{"), "{body}: {msg}");
-        assert!(stored.check_usable(&vars).is_err(), "{body}");
+        assert!(stored.check_usable(&vars, None).is_err(), "{body}");
     }
     let t = Template::create("t", input("Hi {{1}}"), chrono::Utc::now()).expect("accepted");
-    let r = t.render(&vars, &ContactData::default()).expect("renders");
+    let r = t
+        .render(&vars, None, &ContactData::default())
+        .expect("renders");
     assert_eq!(r.text, "Hi Asha");
     assert_eq!(r.params, ["Asha"]);
 }

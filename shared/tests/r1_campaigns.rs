@@ -21,7 +21,7 @@ use shared::domain::outcome::SendFailure;
 use shared::domain::phone::PhoneNumber;
 use shared::domain::stats;
 use shared::domain::template::ContactData;
-use shared::ports::{Clock, MessagingProvider, OutboundTemplate, Scheduler, Table};
+use shared::ports::{Accepted, Clock, MessagingProvider, OutboundTemplate, Scheduler, Table};
 use shared::repo::{self, Interaction};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -38,9 +38,9 @@ struct FakeProvider {
 
 #[async_trait]
 impl MessagingProvider for FakeProvider {
-    async fn send(&self, _: &Account, _: &OutboundTemplate) -> Result<String, SendFailure> {
+    async fn send(&self, _: &Account, _: &OutboundTemplate) -> Result<Accepted, SendFailure> {
         let n = self.sent.fetch_add(1, Ordering::SeqCst);
-        Ok(format!("wamid.test{n}"))
+        Ok(format!("wamid.test{n}").into())
     }
 }
 

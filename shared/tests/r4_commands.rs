@@ -19,7 +19,7 @@ use shared::domain::hopper::{
 use shared::domain::outcome::SendFailure;
 use shared::domain::phone::PhoneNumber;
 use shared::domain::stats;
-use shared::ports::{MessagingProvider, OutboundTemplate, Table};
+use shared::ports::{Accepted, MessagingProvider, OutboundTemplate, Table};
 use shared::repo;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -67,7 +67,7 @@ impl Scripted {
 
 #[async_trait]
 impl MessagingProvider for Scripted {
-    async fn send(&self, _: &Account, msg: &OutboundTemplate) -> Result<String, SendFailure> {
+    async fn send(&self, _: &Account, msg: &OutboundTemplate) -> Result<Accepted, SendFailure> {
         let phone = msg.to.as_str().to_owned();
         let next = self
             .plan
@@ -81,7 +81,7 @@ impl MessagingProvider for Scripted {
             None => {
                 let mut a = self.accepted.lock().unwrap();
                 a.push(phone);
-                Ok(format!("wamid.r4-{}", a.len()))
+                Ok(format!("wamid.r4-{}", a.len()).into())
             }
         }
     }

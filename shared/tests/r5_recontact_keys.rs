@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use shared::domain::account::Account;
 use shared::domain::outcome::{FailureClass, SendFailure};
 use shared::domain::phone::PhoneNumber;
-use shared::ports::{MessagingProvider, OutboundTemplate, Table};
+use shared::ports::{Accepted, MessagingProvider, OutboundTemplate, Table};
 use shared::repo;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -34,7 +34,7 @@ struct Counting {
 
 #[async_trait]
 impl MessagingProvider for Counting {
-    async fn send(&self, _: &Account, msg: &OutboundTemplate) -> Result<String, SendFailure> {
+    async fn send(&self, _: &Account, msg: &OutboundTemplate) -> Result<Accepted, SendFailure> {
         let n = self.sends.fetch_add(1, Ordering::SeqCst) + 1;
         for _ in 0..5 {
             tokio::task::yield_now().await;
@@ -46,7 +46,7 @@ impl MessagingProvider for Counting {
                 reason: "the provider did not answer in time".into(),
             });
         }
-        Ok(format!("wamid.{}.{n}", msg.template))
+        Ok(format!("wamid.{}.{n}", msg.template).into())
     }
 }
 

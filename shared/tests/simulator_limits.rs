@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 use shared::domain::account::{Account, Provider};
 use shared::domain::outcome::{classify_kaleyra, classify_meta, FailureClass, SendFailure};
 use shared::domain::phone::PhoneNumber;
-use shared::ports::{MessagingProvider, OutboundTemplate, PortError, PortResult, Secrets};
+use shared::ports::{
+    Accepted, MessagingProvider, OutboundTemplate, PortError, PortResult, Secrets,
+};
 use shared::providers::kaleyra::KaleyraProvider;
 use shared::providers::meta::MetaProvider;
 use std::collections::{BTreeMap, HashMap};
@@ -116,15 +118,16 @@ fn template(to: &str) -> OutboundTemplate {
         quick_reply_payloads: Vec::new(),
         callback_data: String::new(),
         header: None,
+        url_suffix: None,
     }
 }
 
 impl Env {
-    async fn send_meta(&self, pnid: &str, to: &str) -> Result<String, SendFailure> {
+    async fn send_meta(&self, pnid: &str, to: &str) -> Result<Accepted, SendFailure> {
         self.meta.send(&meta_account(pnid), &template(to)).await
     }
 
-    async fn send_kaleyra(&self, to: &str) -> Result<String, SendFailure> {
+    async fn send_kaleyra(&self, to: &str) -> Result<Accepted, SendFailure> {
         self.kaleyra.send(&kaleyra_account(), &template(to)).await
     }
 

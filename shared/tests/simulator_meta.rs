@@ -158,6 +158,7 @@ fn template(phone: &str, payloads: &[&str]) -> OutboundTemplate {
         quick_reply_payloads: payloads.iter().map(|s| s.to_string()).collect(),
         callback_data: entry_ref(phone).encode(),
         header: None,
+        url_suffix: None,
     }
 }
 
@@ -168,6 +169,7 @@ async fn send_to_phone(provider: &MetaProvider) -> String {
         .send(&account("env:SIM_TOKEN"), &template(PHONE, &[]))
         .await
         .unwrap()
+        .message_id
 }
 
 /// A client that reaches the loopback servers directly.
@@ -190,10 +192,13 @@ fn cfg(reply_percent: u8) -> SimConfig {
 #[tokio::test]
 async fn meta_adapter_sends_template_over_http_to_simulator() {
     let (sim, receiver, provider) = setup(cfg(0)).await;
-    let wamid = provider
+    let accepted = provider
         .send(&account("env:SIM_TOKEN"), &template(PHONE, &["YES|cmp_42"]))
         .await
         .unwrap();
+    // Issue 18: Meta's `message_status` on the answer is read.
+    assert_eq!(accepted.message_status.as_deref(), Some("accepted"));
+    let wamid = accepted.message_id;
     assert!(wamid.starts_with("wamid.SIM"), "{wamid}");
     sim.idle().await;
     assert_eq!(receiver.statuses().len(), 3);
@@ -289,7 +294,8 @@ async fn r5_2_simulated_quick_reply_tap_carries_payload_and_context() {
             &template(PHONE, &["YES|cmp_42", "STOP|cmp_42"]),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .message_id;
     sim.idle().await;
     let msgs = receiver.messages();
     assert_eq!(msgs.len(), 1);

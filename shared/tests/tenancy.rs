@@ -180,6 +180,7 @@ fn stop_from(phone: &str, sender: &str) -> Inbound {
         context_id: None,
         text: Some("STOP".into()),
         button: None,
+        user_id: None,
     })
 }
 
@@ -291,6 +292,7 @@ async fn a_status_applies_only_to_entries_of_the_number_it_came_from() {
             entry: Some(r.clone()),
             attempt: None,
             sender_id: Some(sender.into()),
+            user_id: None,
         })
     };
     let stored = || async {

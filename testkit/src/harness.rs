@@ -574,6 +574,16 @@ impl Spawned {
     /// template `offer` ([`template_body`] with `template` set on it), `phones` as contacts
     /// (name `C`, field `code`) in one list attached to the campaign. The campaign's id.
     pub async fn ready_campaign(&self, phones: &[&str], template: Value) -> String {
+        self.ready_campaign_with(phones, template, json!({})).await
+    }
+
+    /// [`Spawned::ready_campaign`] with `campaign`'s fields set on the campaign's body.
+    pub async fn ready_campaign_with(
+        &self,
+        phones: &[&str],
+        template: Value,
+        campaign: Value,
+    ) -> String {
         let id_of = |v: Value| v["id"].as_str().unwrap().to_owned();
         let account = id_of(
             self.ok(Method::POST, "/accounts", Some(account_body()))
@@ -597,7 +607,7 @@ impl Spawned {
             Some(json!({ "phones": phones })),
         )
         .await;
-        let body = campaign_body("spring", &account, "offer");
+        let body = merged(campaign_body("spring", &account, "offer"), campaign);
         let id = id_of(self.ok(Method::POST, "/campaigns", Some(body)).await);
         self.ok(
             Method::POST,

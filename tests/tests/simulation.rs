@@ -29,8 +29,8 @@ use shared::domain::template::TemplateStatus;
 use shared::domain::Time;
 use shared::lambda::{self, sqs_event};
 use shared::ports::{
-    Clock, Cond, EventBus, Index, Item, MessagingProvider, OutboundTemplate, Page, PortError,
-    PortResult, Query, Table,
+    Accepted, Clock, Cond, EventBus, Index, Item, MessagingProvider, OutboundTemplate, Page,
+    PortError, PortResult, Query, Table,
 };
 use shared::repo;
 use std::collections::{BTreeMap, HashMap};
@@ -314,7 +314,11 @@ impl SimProvider {
 
 #[async_trait::async_trait]
 impl MessagingProvider for SimProvider {
-    async fn send(&self, account: &Account, msg: &OutboundTemplate) -> Result<String, SendFailure> {
+    async fn send(
+        &self,
+        account: &Account,
+        msg: &OutboundTemplate,
+    ) -> Result<Accepted, SendFailure> {
         let r = &self.faults.rates;
         if self.faults.strikes(r.provider_temporary) {
             return Err(SendFailure {
@@ -375,6 +379,7 @@ impl MessagingProvider for SimProvider {
             entry: entry.clone(),
             attempt,
             sender_id: Some(account.sender_id.clone()),
+            user_id: None,
         };
         self.hook(1, Inbound::Status(status(StatusKind::Sent, 1)));
         if let Some(code) = code {
@@ -400,7 +405,7 @@ impl MessagingProvider for SimProvider {
                 "Meta timeout: operation timed out",
             ));
         }
-        Ok(id)
+        Ok(id.into())
     }
 }
 
@@ -841,6 +846,7 @@ impl World {
             context_id: context,
             text: Some(text.into()),
             button: None,
+            user_id: None,
         });
         self.provider.hook(1 + self.pick(20) as i64, event);
         self.replies.push(Reply {

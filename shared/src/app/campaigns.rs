@@ -202,7 +202,7 @@ impl Campaigns {
                             ),
                         )
                     })?;
-                template.check_usable(&c.variables)?;
+                template.check_usable(&c.variables, c.url_variable.as_ref())?;
             }
         }
         Ok(())

@@ -21,7 +21,7 @@ use crate::domain::ids::{CampaignId, TenantId};
 use crate::domain::inbound::EntryRef;
 use crate::domain::outcome::{FailureClass, SendFailure};
 use crate::domain::phone::PhoneNumber;
-use crate::domain::template::{ContactData, Template, TemplateKey, VariableSource};
+use crate::domain::template::{ContactData, Rendered, Template, TemplateKey, VariableSource};
 use crate::domain::{DomainError, Time};
 use crate::ports::{Clock, MessagingProvider, OutboundTemplate, PortError, Table};
 use crate::repo;
@@ -51,6 +51,9 @@ pub struct RecontactRequest {
     /// campaigns; none when the template has no placeholders.
     #[serde(default)]
     pub variables: Vec<VariableSource>,
+    /// Source of the URL button's `{{1}}`, when the template's link ends with one.
+    #[serde(default)]
+    pub url_variable: Option<VariableSource>,
 }
 
 /// What a recontact send did.
@@ -210,18 +213,16 @@ impl Conversations {
         req: RecontactRequest,
     ) -> AppResult<RecontactAnswer> {
         let phone = phone.clone();
-        let account_id = crate::domain::account::required("account_id", req.account_id)?;
-        let (account, template) = self
-            .recontact_template(tenant, &account_id, &req.variables)
-            .await?;
+        let account_id = crate::domain::account::required("account_id", req.account_id.clone())?;
+        let (account, template) = self.recontact_template(tenant, &account_id, &req).await?;
         let sender = &account.sender_id;
         let (interaction, window, data) = self.check_may_recontact(tenant, sender, &phone).await?;
         let rendered = template
-            .render(&req.variables, &data)
+            .render(&req.variables, req.url_variable.as_ref(), &data)
             .map_err(|why| DomainError::invalid("variables", why))?;
-        let msg = recontact_message(&template, &phone, tenant, rendered.params);
+        let msg = recontact_message(&template, &phone, tenant, rendered.clone());
         let message_id = match self.provider.send(&account, &msg).await {
-            Ok(id) => id,
+            Ok(a) => a.message_id,
             Err(failure) => {
                 tracing::warn!(phone = %phone.masked(), account_id = %account_id, reason = %failure.reason, "recontact template refused by the provider");
                 return Ok(Err(failure));
@@ -264,7 +265,7 @@ impl Conversations {
         &self,
         tenant: &str,
         account_id: &str,
-        variables: &[VariableSource],
+        req: &RecontactRequest,
     ) -> AppResult<(Account, Template)> {
         let t = &*self.table;
         let account = repo::get_account(t, tenant, account_id)
@@ -284,7 +285,7 @@ impl Conversations {
                     key.name, key.language
                 ))
             })?;
-        template.check_usable(variables)?;
+        template.check_usable(&req.variables, req.url_variable.as_ref())?;
         Ok((account, template))
     }
 
@@ -377,13 +378,14 @@ fn recontact_message(
     template: &Template,
     phone: &PhoneNumber,
     tenant: &str,
-    params: Vec<String>,
+    rendered: Rendered,
 ) -> OutboundTemplate {
     OutboundTemplate {
         to: phone.clone(),
         template: template.name.clone(),
         language: template.language.clone(),
-        params,
+        params: rendered.params,
+        url_suffix: rendered.url_suffix,
         quick_reply_payloads: template.quick_replies.clone(),
         callback_data: format!("{RECONTACT_CALLBACK}|{tenant}|{phone}"),
         header: template.header.clone(),

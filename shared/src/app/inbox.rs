@@ -499,7 +499,10 @@ impl Inbox {
                 let first = e.replied_at.is_none();
                 match e.apply_answer(reply.clone(), answer, close_on_quick_reply) {
                     ReplyOutcome::NotWaiting => None,
-                    o => Some((o, first)),
+                    o => {
+                        e.learn_user_id(m.user_id.as_deref());
+                        Some((o, first))
+                    }
                 }
             })
             .await?;

@@ -16,9 +16,11 @@ use crate::domain::inbound::{at_provider_resolution, EntryRef};
 use crate::domain::outcome::{FailureClass, SendFailure};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::stats::{self, Delta};
-use crate::domain::template::{status_from_send_error, Category, Template};
+use crate::domain::template::{status_from_send_error, Category, Rendered, Template};
 use crate::domain::Time;
-use crate::ports::{Clock, EventBus, MessagingProvider, OutboundTemplate, PortError, Table};
+use crate::ports::{
+    Accepted, Clock, EventBus, MessagingProvider, OutboundTemplate, PortError, Table,
+};
 use crate::repo;
 use futures::stream::{self, StreamExt};
 use std::collections::HashMap;
@@ -100,11 +102,30 @@ impl<T> Stored<T> {
     }
 }
 
+/// The provider message of a claimed entry's attempt: the template filled for its
+/// contact, the entry and attempt in the callback data.
+fn outbound(template: &Template, entry: &HopperEntry, rendered: Rendered) -> OutboundTemplate {
+    OutboundTemplate {
+        to: entry.phone.clone(),
+        template: template.name.clone(),
+        language: template.language.clone(),
+        params: rendered.params,
+        quick_reply_payloads: template.quick_replies.clone(),
+        callback_data: entry.entry_ref().encode_attempt(entry.attempts),
+        header: template.header.clone(),
+        url_suffix: rendered.url_suffix,
+    }
+}
+
 /// A template that cannot be sent (not APPROVED, a placeholder without a source, a header
 /// without its link) stops the campaign; the contact is not at fault, so the entry goes
 /// back in line and is sent after the campaign resumes (R3.2, R4.7).
 fn unusable_template(ctx: &CampaignCtx) -> Option<SendFailure> {
-    let e = ctx.template.check_usable(&ctx.campaign.variables).err()?;
+    let c = &ctx.campaign;
+    let e = ctx
+        .template
+        .check_usable(&c.variables, c.url_variable.as_ref())
+        .err()?;
     let reason = ctx
         .template
         .blocked_reason()
@@ -341,7 +362,8 @@ impl SendService {
             return self.failed(ctx, &mut entry, delta, failure, now).await;
         }
         // A contact without a value for a mapped variable is not sent to (R3.3).
-        let rendered = match ctx.template.render(&ctx.campaign.variables, &entry.contact) {
+        let (vars, url_var) = (&ctx.campaign.variables, ctx.campaign.url_variable.as_ref());
+        let rendered = match ctx.template.render(vars, url_var, &entry.contact) {
             Ok(r) => r,
             Err(why) => {
                 self.record(&mut entry, delta, |e| e.record_unsendable(why.clone()))
@@ -350,18 +372,10 @@ impl SendService {
             }
         };
         let sent_text = rendered.text.clone();
-        let msg = OutboundTemplate {
-            to: entry.phone.clone(),
-            template: ctx.template.name.clone(),
-            language: ctx.template.language.clone(),
-            params: rendered.params,
-            quick_reply_payloads: ctx.template.quick_replies.clone(),
-            callback_data: r.encode_attempt(entry.attempts),
-            header: ctx.template.header.clone(),
-        };
+        let msg = outbound(&ctx.template, &entry, rendered);
         match self.provider.send(&ctx.account, &msg).await {
-            Ok(id) => {
-                self.sent(ctx, &facts, &mut entry, delta, id, sent_text)
+            Ok(accepted) => {
+                self.sent(ctx, &facts, &mut entry, delta, accepted, sent_text)
                     .await
             }
             Err(failure) => {
@@ -476,9 +490,13 @@ impl SendService {
         facts: &Facts,
         entry: &mut HopperEntry,
         delta: &mut Delta,
-        message_id: String,
+        accepted: Accepted,
         sent_text: String,
     ) -> AppResult<SendOutcome> {
+        let Accepted {
+            message_id,
+            message_status,
+        } = accepted;
         // Whole seconds, as the provider's `sent` status will say: it then confirms the
         // entry without a write.
         let now = at_provider_resolution(self.clock.now());
@@ -486,6 +504,7 @@ impl SendService {
         let id = message_id.clone();
         self.record(entry, delta, move |e| {
             e.record_sent(id.clone(), now, timeout);
+            e.message_status = message_status.clone();
             // The conversation view shows the message as the contact read it (R5.6).
             e.sent_text = Some(sent_text.clone());
         })

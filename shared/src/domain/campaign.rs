@@ -337,6 +337,10 @@ pub struct Campaign {
     pub template: Option<TemplateRef>,
     /// Source of each placeholder: index 0 fills `{{1}}` (R3.3).
     pub variables: Vec<VariableSource>,
+    /// Source of the end of the template's URL button link, when the link ends with
+    /// `{{1}}` (a per-recipient tracking code, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_variable: Option<VariableSource>,
     /// Message body of an SMS campaign (R1.1).
     pub message: Option<String>,
     pub notes: Option<String>,
@@ -415,6 +419,8 @@ pub struct NewCampaign {
     pub template: Option<TemplateRef>,
     #[serde(default)]
     pub variables: Vec<VariableSource>,
+    /// Source of the URL button's `{{1}}`, when the template's link ends with one.
+    pub url_variable: Option<VariableSource>,
     pub message: Option<String>,
     pub notes: Option<String>,
     /// Shorthand for `pacing: {"unit": "messages_per_second", "value": rate}`.
@@ -450,6 +456,9 @@ pub struct CampaignPatch {
     #[schema(value_type = Option<TemplateRef>)]
     pub template: Option<Option<TemplateRef>>,
     pub variables: Option<Vec<VariableSource>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<VariableSource>)]
+    pub url_variable: Option<Option<VariableSource>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub message: Option<Option<String>>,
@@ -494,6 +503,7 @@ impl CampaignPatch {
         self.account_id.is_some()
             || self.template.is_some()
             || self.variables.is_some()
+            || self.url_variable.is_some()
             || self.message.is_some()
             || self.channel.is_some()
     }
@@ -576,6 +586,7 @@ impl Campaign {
             account_id: None,
             template: None,
             variables: Vec::new(),
+            url_variable: None,
             message: None,
             notes: None,
             pacing: Pacing::default(),
@@ -609,6 +620,7 @@ impl Campaign {
             account_id: input.account_id.map(Some),
             template: input.template.map(Some),
             variables: Some(input.variables),
+            url_variable: input.url_variable.map(Some),
             message: input.message.map(Some),
             notes: input.notes.map(Some),
             rate: input.rate,
@@ -689,7 +701,10 @@ impl Campaign {
     fn apply(&mut self, p: CampaignPatch, now: Time) -> Result<Edited, DomainError> {
         let mut c = self.clone();
         let mut edited = Edited {
-            references: p.account_id.is_some() || p.template.is_some() || p.variables.is_some(),
+            references: p.account_id.is_some()
+                || p.template.is_some()
+                || p.variables.is_some()
+                || p.url_variable.is_some(),
             rescheduled: None,
         };
         if let Some(n) = p.name {
@@ -725,6 +740,9 @@ impl Campaign {
         }
         if let Some(v) = p.variables {
             c.variables = v;
+        }
+        if let Some(u) = p.url_variable {
+            c.url_variable = u;
         }
         if let Some(m) = p.message {
             c.message = optional_text("message", m, MAX_MESSAGE_CHARS)?;

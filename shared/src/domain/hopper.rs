@@ -141,6 +141,14 @@ pub struct HopperEntry {
     /// again later.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub marketing_holds: u32,
+    /// What Meta said of the current message when it took it (`message_status`:
+    /// `accepted`, `held_for_quality_assessment`, `paused`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_status: Option<String>,
+    /// The contact's business-scoped user id (Meta's `user_id`, 2026), when a webhook
+    /// carried it; kept apart from the phone number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
     #[serde(default)]
     pub version: u64,
 }
@@ -232,6 +240,8 @@ impl HopperEntry {
             changed_at: None,
             last_attempt_error: None,
             marketing_holds: 0,
+            message_status: None,
+            user_id: None,
             version: 0,
         }
     }
@@ -401,6 +411,18 @@ impl HopperEntry {
         self.error = Some(error.to_owned());
     }
 
+    /// Keeps the contact's business-scoped user id (Meta's `user_id`) when a webhook
+    /// carried a new one; returns whether it changed.
+    pub fn learn_user_id(&mut self, user_id: Option<&str>) -> bool {
+        match user_id {
+            Some(u) if self.user_id.as_deref() != Some(u) => {
+                self.user_id = Some(u.to_owned());
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the provider reported the current message failed after accepting it.
     fn failed_by_status(&self) -> bool {
         self.disposition
@@ -490,10 +512,11 @@ impl HopperEntry {
         if !self.reports_current_attempt(&s.message_id, s.attempt) {
             return false;
         }
-        let learnt = self.state == EntryState::Retry && self.message_id.is_none();
+        let mut learnt = self.state == EntryState::Retry && self.message_id.is_none();
         if learnt {
             self.message_id = Some(s.message_id.clone());
         }
+        learnt |= self.learn_user_id(s.user_id.as_deref());
         self.apply_status_held(&s.status, s.at, hold) || learnt
     }
 
@@ -746,6 +769,7 @@ impl HopperEntry {
         self.claimed_at = None;
         self.last_attempt_error = None;
         self.marketing_holds = 0;
+        self.message_status = None;
         if *self == before {
             return false;
         }
@@ -861,6 +885,7 @@ mod tests {
             entry: None,
             attempt,
             sender_id: None,
+            user_id: None,
         }
     }
 

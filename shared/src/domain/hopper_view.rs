@@ -265,6 +265,12 @@ pub struct EntryView {
     /// How many times Meta's marketing limit (131049) held it back to be sent again
     /// (reason `held by Meta's marketing limit` while it waits).
     pub marketing_holds: u32,
+    /// What Meta said of the message when it took it: `accepted`,
+    /// `held_for_quality_assessment` or `paused` (none: the provider said nothing).
+    pub message_status: Option<String>,
+    /// The contact's business-scoped user id (Meta's `user_id`), when a webhook carried
+    /// it.
+    pub user_id: Option<String>,
 }
 
 impl From<&HopperEntry> for EntryView {
@@ -291,6 +297,8 @@ impl From<&HopperEntry> for EntryView {
             wait_until: e.wait_until,
             last_attempt_error: e.last_attempt_error.clone(),
             marketing_holds: e.marketing_holds,
+            message_status: e.message_status.clone(),
+            user_id: e.user_id.clone(),
         }
     }
 }

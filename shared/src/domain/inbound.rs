@@ -102,6 +102,10 @@ pub struct StatusUpdate {
     /// callback URL): only an entry of that number's owner may take it.
     #[serde(default)]
     pub sender_id: Option<String>,
+    /// The recipient's business-scoped user id (Meta's `user_id`, 2026), when the webhook
+    /// carried it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +120,9 @@ pub struct InboundMessage {
     pub text: Option<String>,
     /// Quick-reply payload or interactive reply id.
     pub button: Option<String>,
+    /// The sender's business-scoped user id (Meta's `user_id`, 2026), when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
 }
 
 /// What the provider says about one of our templates: a new status (R3.2) or a new

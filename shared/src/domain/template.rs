@@ -274,6 +274,31 @@ pub struct Rendered {
     pub params: Vec<String>,
     /// The body as the customer reads it, for the conversation view.
     pub text: String,
+    /// The suffix of the template's URL button, when its link ends with a variable.
+    pub url_suffix: Option<UrlSuffix>,
+}
+
+/// The per-recipient end of a URL button's link (Meta's `sub_type: url` button with a
+/// text parameter), e.g. a tracking code: the button's index among the template's
+/// buttons and the text put in place of `{{1}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UrlSuffix {
+    pub index: usize,
+    pub text: String,
+}
+
+/// The only variable a URL button's link may hold, at its end (Meta's rule).
+const URL_VARIABLE: &str = "{{1}}";
+
+/// What a source gives for one contact, when it gives anything.
+fn value_of(source: Option<&VariableSource>, contact: &ContactData) -> Option<String> {
+    let v = match source? {
+        VariableSource::Text { value } => Some(value.clone()),
+        VariableSource::ContactName => contact.name.clone(),
+        VariableSource::Field { name } => contact.fields.get(name).cloned(),
+        VariableSource::ValuedTag { name } => contact.valued_tags.get(name).cloned(),
+    };
+    v.filter(|v| !v.trim().is_empty())
 }
 
 // ---- a provider's copy of a template (R3.4) ----
@@ -587,10 +612,13 @@ fn check_buttons(quick_replies: &[String], cta: &[CallToAction]) -> Result<(), D
                 ))
             }
             CallToAction::Url { url, .. } if url.contains("{{") => {
-                return Err(DomainError::invalid(
-                    "call_to_action.url",
-                    "URL buttons with a variable are not supported; use a fixed link",
-                ))
+                let prefix = url.strip_suffix(URL_VARIABLE).unwrap_or("");
+                if prefix.contains("{{") || !is_http_url(prefix) {
+                    return Err(DomainError::invalid(
+                        "call_to_action.url",
+                        "a URL button's link may end with one variable, {{1}}, after an http(s) link (https://example.com/t/{{1}})",
+                    ));
+                }
             }
             CallToAction::Url { url, .. } if !is_http_url(url) => {
                 return Err(DomainError::invalid(
@@ -862,7 +890,20 @@ impl Template {
 
     /// Only approved templates may be chosen or sent (R3.2); every placeholder needs a
     /// source (R3.3); a media header needs its link.
-    pub fn check_usable(&self, variables: &[VariableSource]) -> Result<(), DomainError> {
+    pub fn check_usable(
+        &self,
+        variables: &[VariableSource],
+        url_variable: Option<&VariableSource>,
+    ) -> Result<(), DomainError> {
+        if self.url_variable_button().is_some() && url_variable.is_none() {
+            return Err(DomainError::invalid(
+                "url_variable",
+                format!(
+                    "the URL button of template {} ends with {URL_VARIABLE}: map it to a source",
+                    self.name
+                ),
+            ));
+        }
         if let Some(why) = self.blocked_reason() {
             return Err(DomainError::Conflict(format!(
                 "{why}, only APPROVED templates can be sent"
@@ -897,24 +938,25 @@ impl Template {
     pub fn render(
         &self,
         variables: &[VariableSource],
+        url_variable: Option<&VariableSource>,
         contact: &ContactData,
     ) -> Result<Rendered, String> {
         let pieces = pieces(&self.body).map_err(|e| e.to_string())?;
         let n = placeholders_of(&pieces).map_err(|e| e.to_string())?;
         let mut params = Vec::with_capacity(n);
         for i in 0..n {
-            let value = match variables.get(i) {
-                Some(VariableSource::Text { value }) => Some(value.clone()),
-                Some(VariableSource::ContactName) => contact.name.clone(),
-                Some(VariableSource::Field { name }) => contact.fields.get(name).cloned(),
-                Some(VariableSource::ValuedTag { name }) => contact.valued_tags.get(name).cloned(),
-                None => None,
-            };
-            match value {
-                Some(v) if !v.trim().is_empty() => params.push(v),
-                _ => return Err(format!("missing value for variable {{{{{}}}}}", i + 1)),
+            match value_of(variables.get(i), contact) {
+                Some(v) => params.push(v),
+                None => return Err(format!("missing value for variable {{{{{}}}}}", i + 1)),
             }
         }
+        let url_suffix = match self.url_variable_button() {
+            Some(index) => match value_of(url_variable, contact) {
+                Some(text) => Some(UrlSuffix { index, text }),
+                None => return Err("missing value for the URL button's variable".to_owned()),
+            },
+            None => None,
+        };
         // One pass over the body: a value that itself reads like a placeholder is kept
         // as it is, not filled in turn.
         let mut text = String::with_capacity(self.body.len());
@@ -924,7 +966,18 @@ impl Template {
                 Piece::Placeholder(i) => text.push_str(&params[i - 1]),
             }
         }
-        Ok(Rendered { params, text })
+        Ok(Rendered {
+            params,
+            text,
+            url_suffix,
+        })
+    }
+
+    /// The index among the buttons of the URL button whose link ends with a variable.
+    pub fn url_variable_button(&self) -> Option<usize> {
+        self.call_to_action
+            .iter()
+            .position(|b| matches!(b, CallToAction::Url { url, .. } if url.ends_with(URL_VARIABLE)))
     }
 }
 
@@ -1015,7 +1068,7 @@ mod tests {
             },
             VariableSource::Text { value: "b".into() },
         ];
-        let r = t.render(&vars, &ContactData::default()).unwrap();
+        let r = t.render(&vars, None, &ContactData::default()).unwrap();
         assert_eq!(r.text, "{{2}} and b");
     }
 
@@ -1173,7 +1226,7 @@ mod tests {
             fields: [("code".to_string(), "X1".to_string())].into(),
             valued_tags: [("tier".to_string(), "gold".to_string())].into(),
         };
-        let r = t.render(&vars, &contact).unwrap();
+        let r = t.render(&vars, None, &contact).unwrap();
         assert_eq!(r.params, vec!["Asha", "X1", "20%", "gold"]);
         assert_eq!(r.text, "Hi Asha, your code X1 gives 20% (gold)");
     }
@@ -1190,6 +1243,7 @@ mod tests {
         let err = t
             .render(
                 &vars,
+                None,
                 &ContactData {
                     name: Some("A".into()),
                     ..Default::default()
@@ -1202,21 +1256,83 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            t.render(&vars, &blank).unwrap_err(),
+            t.render(&vars, None, &blank).unwrap_err(),
             "missing value for variable {{1}}"
         );
     }
 
     #[test]
+    fn a_url_button_may_end_with_one_variable_mapped_like_the_body() {
+        let mut i = input("Hi {{1}}");
+        i.quick_replies = vec![];
+        i.call_to_action = vec![
+            phone_button(),
+            CallToAction::Url {
+                text: "Track".into(),
+                url: "https://shop.example.com/t/{{1}}".into(),
+            },
+        ];
+        let t = Template::create("t", i.clone(), chrono::Utc::now()).unwrap();
+        assert_eq!(t.url_variable_button(), Some(1));
+        let name = [VariableSource::ContactName];
+        let err = t.check_usable(&name, None).unwrap_err();
+        assert!(matches!(err, DomainError::Invalid { field, .. } if field == "url_variable"));
+        let code = VariableSource::Field {
+            name: "code".into(),
+        };
+        assert!(t.check_usable(&name, Some(&code)).is_ok());
+        let mut contact = ContactData {
+            name: Some("Asha".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            t.render(&name, Some(&code), &contact).unwrap_err(),
+            "missing value for the URL button's variable"
+        );
+        contact.fields.insert("code".into(), "K7".into());
+        let r = t.render(&name, Some(&code), &contact).unwrap();
+        assert_eq!(
+            r.url_suffix,
+            Some(UrlSuffix {
+                index: 1,
+                text: "K7".into()
+            })
+        );
+        // One variable, at the end, after a real link.
+        for bad in [
+            "https://x.example/{{1}}/{{2}}",
+            "https://x.example/{{2}}",
+            "https://x.example/{{1}}?a=b",
+            "{{1}}",
+        ] {
+            let mut j = i.clone();
+            j.call_to_action = vec![CallToAction::Url {
+                text: "Go".into(),
+                url: bad.into(),
+            }];
+            assert_eq!(
+                field_of(Template::create("t", j, chrono::Utc::now())),
+                "call_to_action.url",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn r3_3_unmapped_placeholder_blocks_use() {
         let t = template("Hi {{1}}, code {{2}}");
-        let err = t.check_usable(&[VariableSource::ContactName]).unwrap_err();
+        let err = t
+            .check_usable(&[VariableSource::ContactName], None)
+            .unwrap_err();
         assert!(matches!(err, DomainError::Invalid { field, .. } if field == "variables"));
         assert!(t
-            .check_usable(&[
-                VariableSource::ContactName,
-                VariableSource::Text { value: "X".into() }
-            ])
+            .check_usable(
+                &[
+                    VariableSource::ContactName,
+                    VariableSource::Text { value: "X".into() }
+                ],
+                None
+            )
             .is_ok());
     }
 
@@ -1230,7 +1346,10 @@ mod tests {
             TemplateStatus::Disabled,
         ] {
             t.status = s;
-            assert!(matches!(t.check_usable(&[]), Err(DomainError::Conflict(_))));
+            assert!(matches!(
+                t.check_usable(&[], None),
+                Err(DomainError::Conflict(_))
+            ));
         }
         t.status = TemplateStatus::Paused;
         assert_eq!(
@@ -1239,7 +1358,7 @@ mod tests {
         );
         t.status = TemplateStatus::Approved;
         assert_eq!(t.blocked_reason(), None);
-        assert!(t.check_usable(&[]).is_ok());
+        assert!(t.check_usable(&[], None).is_ok());
     }
 
     #[test]

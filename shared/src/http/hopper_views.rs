@@ -178,7 +178,7 @@ fn open_example() -> Value {
         "sent_at": "2026-11-22T09:00:02Z", "delivered_at": "2026-11-22T09:00:05Z",
         "read_at": "2026-11-22T09:10:00Z", "replied_at": null,
         "expires_at": "2026-11-24T09:00:02Z", "wait_until": null,
-        "last_attempt_error": null, "marketing_holds": 0
+        "last_attempt_error": null, "marketing_holds": 0, "message_status": "accepted", "user_id": null
     }], "next_cursor": "3:919812345678"})
 }
 
@@ -191,14 +191,14 @@ fn history_example() -> Value {
             "attempts": 1, "sent_at": "2026-11-22T09:00:02Z",
             "delivered_at": "2026-11-22T09:00:05Z", "read_at": "2026-11-22T09:10:00Z",
             "replied_at": "2026-11-22T09:14:00Z", "expires_at": null, "wait_until": null,
-            "last_attempt_error": null, "marketing_holds": 0
+            "last_attempt_error": null, "marketing_holds": 0, "message_status": null, "user_id": null
         },
         {
             "phone": "919812345679", "name": "Ravi", "state": "FAILED", "outcome": "failed",
             "disposition": "undeliverable", "reason": "Message Undeliverable",
             "error": "Message Undeliverable", "reply": null, "attempts": 1,
             "sent_at": null, "delivered_at": null, "read_at": null, "replied_at": null,
-            "expires_at": null, "wait_until": null, "last_attempt_error": null, "marketing_holds": 0
+            "expires_at": null, "wait_until": null, "last_attempt_error": null, "marketing_holds": 0, "message_status": null, "user_id": null
         }
     ], "next_cursor": null})
 }

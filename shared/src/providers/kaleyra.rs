@@ -24,7 +24,7 @@ use crate::domain::account::Account;
 use crate::domain::inbound::{EntryRef, Inbound, StatusKind, StatusUpdate};
 use crate::domain::outcome::{meta_reason, FailureClass, SendFailure};
 use crate::domain::Time;
-use crate::ports::{MessagingProvider, OutboundTemplate, Secrets};
+use crate::ports::{Accepted, MessagingProvider, OutboundTemplate, Secrets};
 use crate::providers::meta::{parse_messages_value, template_body};
 use async_trait::async_trait;
 use serde_json::{json, Value};
@@ -158,7 +158,7 @@ fn error_message(v: &Value) -> &str {
 /// `meta_object.error.code`, `error.code`) first, then Kaleyra's own code (`code`,
 /// `error.code`, `error_code`; `WA200` is success). The id is `data[0].message_id`,
 /// `data.message_id`, `message_id` or `id`, the first present.
-pub fn interpret_kaleyra_response(status: u16, body: &[u8]) -> Result<String, SendFailure> {
+pub fn interpret_kaleyra_response(status: u16, body: &[u8]) -> Result<Accepted, SendFailure> {
     let json: Option<Value> = serde_json::from_slice(body).ok();
     if let Some(v) = &json {
         let meta_err = v
@@ -209,7 +209,7 @@ pub fn interpret_kaleyra_response(status: u16, body: &[u8]) -> Result<String, Se
         .or_else(|| str_of(v.get("id")))
     });
     match id {
-        Some(id) => Ok(id.to_owned()),
+        Some(id) => Ok(id.to_owned().into()),
         None => Err(SendFailure::outcome_unknown(format!(
             "HTTP {status} from Kaleyra without a message id"
         ))),
@@ -218,7 +218,11 @@ pub fn interpret_kaleyra_response(status: u16, body: &[u8]) -> Result<String, Se
 
 #[async_trait]
 impl MessagingProvider for KaleyraProvider {
-    async fn send(&self, account: &Account, msg: &OutboundTemplate) -> Result<String, SendFailure> {
+    async fn send(
+        &self,
+        account: &Account,
+        msg: &OutboundTemplate,
+    ) -> Result<Accepted, SendFailure> {
         let Some(sender) = KaleyraSender::parse(&account.sender_id) else {
             tracing::warn!(account = %account.id, "kaleyra sender_id is not <sid>:<from>");
             return Err(SendFailure {
@@ -390,6 +394,7 @@ pub fn parse_kaleyra_callback_received(
             entry,
             attempt,
             sender_id: None,
+            user_id: None,
         }));
     }
     if let Some(value) = value.filter(|x| x.get("messages").is_some()) {

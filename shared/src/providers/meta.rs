@@ -13,7 +13,7 @@ use crate::domain::outcome::{meta_reason, SendFailure};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::template::{MediaHeader, MediaKind};
 use crate::domain::Time;
-use crate::ports::{MessagingProvider, OutboundTemplate, Secrets};
+use crate::ports::{Accepted, MessagingProvider, OutboundTemplate, Secrets};
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
@@ -126,6 +126,14 @@ pub fn template_body(msg: &OutboundTemplate) -> Value {
             "parameters": [{"type": "payload", "payload": payload}],
         }));
     }
+    if let Some(u) = &msg.url_suffix {
+        components.push(json!({
+            "type": "button",
+            "sub_type": "url",
+            "index": u.index.to_string(),
+            "parameters": [{"type": "text", "text": u.text}],
+        }));
+    }
     let mut template = json!({
         "name": msg.template,
         "language": {"code": msg.language},
@@ -148,7 +156,7 @@ pub fn template_body(msg: &OutboundTemplate) -> Value {
 
 /// What a Graph API answer means: the message id, or the classified failure.
 /// A Meta error body wins whatever the HTTP status.
-pub fn interpret_response(status: u16, body: &[u8]) -> Result<String, SendFailure> {
+pub fn interpret_response(status: u16, body: &[u8]) -> Result<Accepted, SendFailure> {
     let json: Option<Value> = serde_json::from_slice(body).ok();
     if let Some(err) = json
         .as_ref()
@@ -177,15 +185,23 @@ pub fn interpret_response(status: u16, body: &[u8]) -> Result<String, SendFailur
             SendFailure::transport(reason)
         });
     }
-    let id = json
+    let first = json
         .as_ref()
         .and_then(|v| v.get("messages"))
-        .and_then(|m| m.get(0))
+        .and_then(|m| m.get(0));
+    let id = first
         .and_then(|m| m.get("id"))
         .and_then(Value::as_str)
         .filter(|id| !id.is_empty());
+    let message_status = first
+        .and_then(|m| m.get("message_status"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     match id {
-        Some(id) => Ok(id.to_owned()),
+        Some(id) => Ok(Accepted {
+            message_id: id.to_owned(),
+            message_status,
+        }),
         None => Err(SendFailure::outcome_unknown(format!(
             "HTTP {status} from Meta without a message id"
         ))),
@@ -194,7 +210,11 @@ pub fn interpret_response(status: u16, body: &[u8]) -> Result<String, SendFailur
 
 #[async_trait]
 impl MessagingProvider for MetaProvider {
-    async fn send(&self, account: &Account, msg: &OutboundTemplate) -> Result<String, SendFailure> {
+    async fn send(
+        &self,
+        account: &Account,
+        msg: &OutboundTemplate,
+    ) -> Result<Accepted, SendFailure> {
         let token = super::credential(&*self.secrets, account, "Meta").await?;
         let url = self.messages_url(&account.sender_id);
         let body = template_body(msg);
@@ -280,6 +300,7 @@ struct Change {
 #[derive(Debug, Default, Deserialize)]
 struct MessagesValue {
     metadata: Option<Metadata>,
+    contacts: Option<Vec<ContactItem>>,
     statuses: Option<Vec<Value>>,
     messages: Option<Vec<Value>>,
 }
@@ -362,6 +383,14 @@ struct OtherInfo {
     description: Option<String>,
 }
 
+/// `contacts[]` of a messages value: who the statuses and messages are about.
+#[derive(Debug, Default, Deserialize)]
+struct ContactItem {
+    wa_id: Option<String>,
+    /// The business-scoped user id (2026).
+    user_id: Option<String>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 struct Metadata {
     phone_number_id: Option<String>,
@@ -373,6 +402,7 @@ struct StatusItem {
     status: Option<String>,
     timestamp: Option<Value>,
     recipient_type: Option<String>,
+    recipient_id: Option<String>,
     biz_opaque_callback_data: Option<String>,
     errors: Option<Vec<ErrorItem>>,
 }
@@ -488,6 +518,7 @@ fn parse_status(item: StatusItem) -> Option<StatusUpdate> {
         entry,
         attempt,
         sender_id: None,
+        user_id: None,
     })
 }
 
@@ -573,6 +604,7 @@ fn parse_message(item: MessageItem, sender_id: &str) -> Option<InboundMessage> {
         context_id,
         text,
         button,
+        user_id: None,
     })
 }
 
@@ -648,12 +680,22 @@ pub(crate) fn parse_messages_value(value: Value) -> (Vec<StatusUpdate>, Vec<Inbo
         .metadata
         .and_then(|m| m.phone_number_id)
         .unwrap_or_default();
+    // The business-scoped user id of a number, from the value's `contacts`.
+    let contacts = value.contacts.unwrap_or_default();
+    let user_of = |wa_id: Option<&str>| {
+        let c = contacts.iter().find(|c| c.wa_id.as_deref() == wa_id)?;
+        c.user_id.clone().filter(|u| !u.trim().is_empty())
+    };
     for raw in value.statuses.unwrap_or_default() {
         match serde_json::from_value::<StatusItem>(raw) {
-            Ok(item) => statuses.extend(parse_status(item).map(|mut s| {
-                s.sender_id = Some(sender_id.clone()).filter(|id| !id.is_empty());
-                s
-            })),
+            Ok(item) => {
+                let user_id = user_of(item.recipient_id.as_deref());
+                statuses.extend(parse_status(item).map(|mut s| {
+                    s.sender_id = Some(sender_id.clone()).filter(|id| !id.is_empty());
+                    s.user_id = user_id;
+                    s
+                }))
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "meta webhook: status of an unexpected shape skipped")
             }
@@ -661,7 +703,10 @@ pub(crate) fn parse_messages_value(value: Value) -> (Vec<StatusUpdate>, Vec<Inbo
     }
     for raw in value.messages.unwrap_or_default() {
         match serde_json::from_value::<MessageItem>(raw) {
-            Ok(item) => messages.extend(parse_message(item, &sender_id)),
+            Ok(item) => messages.extend(parse_message(item, &sender_id).map(|mut m| {
+                m.user_id = user_of(Some(m.from.as_str()));
+                m
+            })),
             Err(e) => {
                 tracing::warn!(error = %e, "meta webhook: message of an unexpected shape skipped")
             }
@@ -714,6 +759,7 @@ mod tests {
             quick_reply_payloads: payloads.iter().map(|s| s.to_string()).collect(),
             callback_data: "ce1|t1|cmp_42|3|919812345678".into(),
             header: None,
+            url_suffix: None,
         }
     }
 
@@ -810,7 +856,10 @@ mod tests {
                 200,
                 br#"{"messages":[{"id":"wamid.X","message_status":"accepted"}]}"#
             ),
-            Ok("wamid.X".to_owned())
+            Ok(Accepted {
+                message_id: "wamid.X".to_owned(),
+                message_status: Some("accepted".to_owned()),
+            })
         );
     }
 
@@ -871,7 +920,7 @@ mod tests {
         let acc = account("env:TOKEN");
         assert_eq!(
             p.send(&acc, &msg(&["a"], &["b"])).await,
-            Ok("wamid.OK".to_owned())
+            Ok("wamid.OK".to_owned().into())
         );
         let mut m = msg(&[], &[]);
         m.template = "html500".into();

@@ -7,7 +7,7 @@ pub mod meta_templates;
 
 use crate::domain::account::{secret_ref_of_tenant, Account, Provider};
 use crate::domain::outcome::{FailureClass, SendFailure};
-use crate::ports::{MessagingProvider, OutboundTemplate, PortError, Secrets};
+use crate::ports::{Accepted, MessagingProvider, OutboundTemplate, PortError, Secrets};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +37,11 @@ pub struct ByAccountProvider {
 
 #[async_trait]
 impl MessagingProvider for ByAccountProvider {
-    async fn send(&self, account: &Account, msg: &OutboundTemplate) -> Result<String, SendFailure> {
+    async fn send(
+        &self,
+        account: &Account,
+        msg: &OutboundTemplate,
+    ) -> Result<Accepted, SendFailure> {
         match account.provider {
             Provider::Meta => self.meta.send(account, msg).await,
             Provider::Kaleyra => self.kaleyra.send(account, msg).await,
@@ -126,8 +130,8 @@ pub(crate) async fn send_request(
     provider: &str,
     account: &Account,
     to: &str,
-    interpret: fn(u16, &[u8]) -> Result<String, SendFailure>,
-) -> Result<String, SendFailure> {
+    interpret: fn(u16, &[u8]) -> Result<Accepted, SendFailure>,
+) -> Result<Accepted, SendFailure> {
     let resp = req
         .send()
         .await
@@ -139,8 +143,8 @@ pub(crate) async fn send_request(
         .map_err(|e| transport_error(provider, &e.without_url()))?;
     let out = interpret(status, &bytes);
     match &out {
-        Ok(id) => {
-            tracing::debug!(account = %account.id, to, provider, message_id = %id, "provider accepted")
+        Ok(a) => {
+            tracing::debug!(account = %account.id, to, provider, message_id = %a.message_id, message_status = ?a.message_status, "provider accepted")
         }
         Err(f) => tracing::warn!(
             account = %account.id, to, provider, http_status = status, code = ?f.code,

@@ -212,6 +212,9 @@ pub struct SentRecord {
     pub params: Vec<String>,
     /// Quick-reply payloads in button order.
     pub quick_reply_payloads: Vec<String>,
+    /// The text parameter of a URL button (the end of its link), when one was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_suffix: Option<String>,
     pub callback_data: Option<String>,
     pub at: Time,
 }

@@ -197,6 +197,7 @@ pub(super) async fn send_message(
         language: str_at(&req, &["template", "language", "code"]).map(str::to_owned),
         params,
         quick_reply_payloads: payloads,
+        url_suffix: url_suffix(&req),
         callback_data: str_at(&req, &["biz_opaque_callback_data"]).map(str::to_owned),
         at: inner.clock.now(),
     };
@@ -326,6 +327,7 @@ pub(super) async fn kaleyra_send(
         language: str_at(m, &["template", "language", "code"]).map(str::to_owned),
         params,
         quick_reply_payloads: payloads,
+        url_suffix: url_suffix(m),
         callback_data,
         at: inner.clock.now(),
     };
@@ -344,6 +346,15 @@ pub(super) async fn kaleyra_send(
         "error": {},
     }))
     .into_response()
+}
+
+/// The text parameter of a template message's URL button, if it has one.
+fn url_suffix(m: &Value) -> Option<String> {
+    let components = m["template"].get("components")?.as_array()?;
+    let button = components.iter().find(|c| {
+        str_at(c, &["type"]) == Some("button") && str_at(c, &["sub_type"]) == Some("url")
+    })?;
+    button["parameters"][0]["text"].as_str().map(str::to_owned)
 }
 
 /// Body parameters and quick-reply payloads of a Cloud API template message.
