@@ -288,6 +288,15 @@ pub trait TemplateSource: Send + Sync {
         crate::domain::template::ProviderTemplatePage,
         crate::domain::template::TemplateListError,
     >;
+
+    /// The messaging limit tier the provider reports for `account`'s number (Meta:
+    /// `TIER_2K`, ...); `None` when the provider has no such notion.
+    async fn messaging_limit_tier(
+        &self,
+        _account: &Account,
+    ) -> Result<Option<String>, crate::domain::template::TemplateListError> {
+        Ok(None)
+    }
 }
 
 /// The bytes of an object, chunk by chunk, as they arrive.

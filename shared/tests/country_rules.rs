@@ -86,3 +86,67 @@ async fn a_utility_template_still_goes_to_a_us_number() {
     assert_eq!(entry(&page, "12125550142")["state"], "PENDING", "{page}");
     assert_eq!(entry(&page, "919812340077")["state"], "PENDING");
 }
+
+/// Meta's `template_category_update` webhook for the harness's template `offer`.
+fn category_update(new_category: Option<&str>, correct_category: Option<&str>) -> String {
+    let mut value = json!({
+        "message_template_id": 1689556908129832u64,
+        "message_template_name": "offer",
+        "message_template_language": "en",
+        "previous_category": "UTILITY"
+    });
+    if let Some(c) = new_category {
+        value["new_category"] = json!(c);
+    }
+    if let Some(c) = correct_category {
+        value["correct_category"] = json!(c);
+    }
+    json!({"object": "whatsapp_business_account", "entry": [{
+        "id": testkit::simulator::SIM_WABA_ID,
+        "changes": [{"field": "template_category_update", "value": value}]
+    }]})
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_template_meta_moves_to_marketing_is_checked_as_marketing_from_then_on() {
+    let h = Spawn::new(Arc::new(MemoryTable::new()))
+        .simulator(SimConfig {
+            reply_percent: 0,
+            ..SimConfig::default()
+        })
+        .spawn()
+        .await;
+    let phones = ["+12125550142", "+919812340077"];
+    let id = h
+        .ready_campaign(&phones, json!({ "category": "UTILITY" }))
+        .await;
+    let events = |body: String| shared::providers::meta::parse_webhook(body.as_bytes()).unwrap();
+    // A notice of the change to come changes nothing yet.
+    h.sys
+        .inbox
+        .handle(events(category_update(None, Some("MARKETING"))))
+        .await
+        .unwrap();
+    let t = h.ok(Method::GET, "/templates", None).await;
+    assert_eq!(t["items"][0]["category"], "UTILITY", "{t}");
+    h.sys
+        .inbox
+        .handle(events(category_update(Some("MARKETING"), None)))
+        .await
+        .unwrap();
+    let t = h.ok(Method::GET, "/templates", None).await;
+    assert_eq!(t["items"][0]["category"], "MARKETING", "{t}");
+    common::launch(&h.api, &id).await;
+    h.sys.dispatcher.tick().await.unwrap();
+    for _ in 0..5 {
+        h.sys.drain_queue().await.unwrap();
+        h.clock.advance(Duration::seconds(1));
+    }
+    let page = entries(&h, &id).await;
+    assert_eq!(
+        entry(&page, "12125550142")["reason"],
+        "country rule",
+        "the US number is now refused a MARKETING template: {page}"
+    );
+}

@@ -60,6 +60,7 @@ fn account(sender_id: &str, token_ref: &str) -> Account {
         rate_limit: 20,
         messaging_tier: None,
         created_at: chrono::Utc::now(),
+        portfolio_id: None,
     }
 }
 

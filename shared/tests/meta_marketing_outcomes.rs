@@ -537,3 +537,33 @@ async fn metas_message_status_and_the_contacts_user_id_are_recorded_on_the_entry
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn a_131050_status_about_another_message_puts_nobody_on_the_marketing_opt_out() {
+    let h = spawn_with(false).await;
+    let id = launched(&h, json!({})).await;
+    run(&h).await;
+    // Callback data naming this tenant's entry, for a message the entry never held (a
+    // status judged by its message id alone: no number, as Kaleyra's come).
+    let Inbound::Status(mut s) = failed_status(&h, &id, PHONE, 131050, 2).await else {
+        unreachable!()
+    };
+    s.message_id = "wamid.someone-elses".into();
+    s.sender_id = None;
+    h.sys.inbox.handle(vec![Inbound::Status(s)]).await.unwrap();
+    let phone = PhoneNumber::parse(PHONE).unwrap();
+    assert!(
+        !repo::blocklists::is_marketing_opted_out(&*h.table, "acme", &phone)
+            .await
+            .unwrap()
+    );
+    assert_eq!(entry(&h, &id, PHONE).await["state"], "PENDING");
+    // The entry's own message's 131050 does.
+    let own = failed_status(&h, &id, PHONE, 131050, 3).await;
+    h.sys.inbox.handle(vec![own]).await.unwrap();
+    assert!(
+        repo::blocklists::is_marketing_opted_out(&*h.table, "acme", &phone)
+            .await
+            .unwrap()
+    );
+}

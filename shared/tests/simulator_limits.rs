@@ -87,6 +87,7 @@ fn meta_account(phone_number_id: &str) -> Account {
         rate_limit: 80,
         messaging_tier: None,
         created_at: Utc::now(),
+        portfolio_id: None,
     }
 }
 
@@ -101,6 +102,7 @@ fn kaleyra_account() -> Account {
         rate_limit: 20,
         messaging_tier: None,
         created_at: Utc::now(),
+        portfolio_id: None,
     }
 }
 

@@ -137,6 +137,7 @@ fn account(token_ref: &str) -> Account {
         rate_limit: 80,
         messaging_tier: None,
         created_at: chrono::Utc::now(),
+        portfolio_id: None,
     }
 }
 

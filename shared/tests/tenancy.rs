@@ -72,6 +72,7 @@ fn paused_in(waba: &str) -> Inbound {
         status: Some(TemplateStatus::Paused),
         reason: Some("low quality".into()),
         quality: None,
+        category: None,
     })
 }
 

@@ -918,6 +918,7 @@ impl World {
                 status: Some(status),
                 reason: None,
                 quality: None,
+                category: None,
             }),
         );
     }
@@ -1416,8 +1417,13 @@ impl World {
                     continue;
                 };
                 for e in &entries {
-                    // 9. At most three holds for the marketing limit (the default rule).
-                    if e.marketing_holds > 3 {
+                    // 9. At most three holds for the marketing limit (the default rule),
+                    // and never more than Meta's refusals of the entry.
+                    let refusals = limited
+                        .iter()
+                        .filter(|(r, _, _)| r.campaign_id == c.id && r.phone == e.phone)
+                        .count();
+                    if e.marketing_holds as usize > refusals.min(3) {
                         broken.push(format!(
                             "{}/{} held {} times for the marketing limit",
                             c.id,

@@ -5,6 +5,7 @@
 //! the contacts per rolling 24 hours; calling hours hold entries back.
 
 use super::{update_campaign, AppResult};
+use crate::domain::account::Account;
 use crate::domain::campaign::{Campaign, CampaignStatus};
 use crate::domain::hopper::{EntryState, HopperEntry};
 use crate::domain::ids::{CampaignId, TenantId};
@@ -202,13 +203,43 @@ impl Dispatcher {
         // Alone on its account it goes out at once; beside other campaigns it waits for
         // the tick, which shares the account between them (R4.8).
         let running = self.running().await?;
-        let same_account = |o: &Campaign| o.tenant == c.tenant && o.account_id == c.account_id;
-        if running.iter().any(|o| o.id != c.id && same_account(o)) {
+        if self.waits_for_tick(&c, &running).await? {
             return Ok(0);
         }
         let mine: Vec<Campaign> = running.into_iter().filter(|o| o.id == c.id).collect();
         let done = self.dispatch_account(&mine).await?;
         Ok(done.enqueued)
+    }
+
+    /// Whether a campaign launched now must leave its first dispatch to the tick: another
+    /// running campaign shares its account (its throughput), or runs on another account
+    /// of the same business portfolio (its messaging limit); the tick budgets those
+    /// together, one after the other.
+    async fn waits_for_tick(&self, c: &Campaign, running: &[Campaign]) -> AppResult<bool> {
+        let others: Vec<&Campaign> = running
+            .iter()
+            .filter(|o| o.id != c.id && o.tenant == c.tenant)
+            .collect();
+        if others.iter().any(|o| o.account_id == c.account_id) {
+            return Ok(true);
+        }
+        let t = &*self.table;
+        let portfolio_of = |account: Option<String>| async move {
+            let Some(a) = account else {
+                return Ok(None);
+            };
+            let account = repo::get_account(t, &c.tenant, &a).await?;
+            AppResult::Ok(account.and_then(|a| a.portfolio_id))
+        };
+        let Some(mine) = portfolio_of(c.account_id.clone()).await? else {
+            return Ok(false);
+        };
+        for o in others {
+            if portfolio_of(o.account_id.clone()).await?.as_ref() == Some(&mine) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     async fn start(&self, tenant: &str, id: &str) -> AppResult<Campaign> {
@@ -292,14 +323,8 @@ impl Dispatcher {
         let capacity = pace.adjust(f64::from(account.rate_limit), throttled, now);
         let demands = self.demands(tenant, campaigns).await?;
         let shares = pacing::fair_shares(capacity, &demands);
-        let tier_left = match account.messaging_tier {
-            Some(limit) => {
-                let since = pacing::hour_start(now) - chrono::Duration::hours(24);
-                let hours = repo::pacing::tier_hours(t, tenant, &account.id, since).await?;
-                Some(pacing::tier_remaining(limit, &hours, now))
-            }
-            None => None,
-        };
+        let budget = repo::pacing::budget_key(&account);
+        let tier_left = self.tier_left(&account, &budget, now).await?;
         let from = pace.planned_until.map_or(now, |p| p.max(now));
         let to = now + chrono::Duration::seconds(i64::from(self.tick_seconds.max(1)));
         let (done, tier_given) = self
@@ -309,7 +334,7 @@ impl Dispatcher {
             // Every dispatched contact counts against the tier (conservative: a contact
             // dispatched twice in 24 hours uses two places).
             let hour = pacing::hour_start(now);
-            repo::pacing::add_tier_usage(t, tenant, &account.id, hour, tier_given).await?;
+            repo::pacing::add_tier_usage(t, tenant, &budget, hour, tier_given).await?;
         }
         pace.planned_until = Some(to.max(from));
         match repo::pacing::save_account_pace(t, tenant, &account.id, &mut pace).await {
@@ -318,6 +343,33 @@ impl Dispatcher {
             Err(e) => return Err(e.into()),
         }
         Ok(done)
+    }
+
+    /// What is left of the messaging limit the account's sends count under (`budget`,
+    /// [`repo::pacing::budget_key`]): its business portfolio's limit, shared by the
+    /// portfolio's accounts (the account's own `messaging_tier` until the portfolio's is
+    /// known), or the account's; `None` when unlimited.
+    async fn tier_left(
+        &self,
+        account: &Account,
+        budget: &str,
+        now: Time,
+    ) -> AppResult<Option<u64>> {
+        let t = &*self.table;
+        let portfolio = match &account.portfolio_id {
+            Some(p) => repo::pacing::get_portfolio(t, &account.tenant, p).await?,
+            None => None,
+        };
+        let limit = match portfolio {
+            Some(p) => p.messaging_limit,
+            None => account.messaging_tier,
+        };
+        let Some(limit) = limit else {
+            return Ok(None);
+        };
+        let since = pacing::hour_start(now) - chrono::Duration::hours(24);
+        let hours = repo::pacing::tier_hours(t, &account.tenant, budget, since).await?;
+        Ok(Some(pacing::tier_remaining(limit, &hours, now)))
     }
 
     /// The rate each campaign asks for: its pacing, or nothing when it has nothing FRESH

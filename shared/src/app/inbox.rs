@@ -267,17 +267,29 @@ impl Inbox {
         }
         let statuses = &own;
         let hold = &self.marketing_hold(r, statuses).await?;
-        let applied = retry_on_conflict(|_| async move {
+        retry_on_conflict(|_| async move {
             let Some(mut e) = repo::get_entry(&*self.table, r).await? else {
                 tracing::info!(campaign_id = %r.campaign_id, "webhook for an entry that no longer exists");
                 return Ok((0, Delta::new()));
             };
             let before = e.clone();
             let mut changed = 0;
+            let mut stopped: Option<Time> = None;
             for s in statuses {
+                // Only a status about the entry's own message tells of its contact.
+                if e.reports_current_attempt(&s.message_id, s.attempt)
+                    && failed_with(s, META_MARKETING_OPT_OUT_CODE)
+                {
+                    stopped = Some(stopped.map_or(s.at, |t| t.min(s.at)));
+                }
                 if e.apply_update_held(s, hold.as_ref()) {
                     changed += 1;
                 }
+            }
+            // Noted before the entry is stored: a failure leaves both to the webhook's
+            // next delivery, and no counter change is lost.
+            if let Some(at) = stopped {
+                self.note_marketing_stop(r, at).await?;
             }
             if changed == 0 {
                 return Ok((0, Delta::new()));
@@ -285,9 +297,7 @@ impl Inbox {
             repo::save_entry(&*self.table, &mut e, self.clock.now()).await?;
             Ok((changed, stats::delta(Some(&before), &e)))
         })
-        .await?;
-        self.note_marketing_stops(r, statuses).await?;
-        Ok(applied)
+        .await
     }
 
     /// The campaign's rule for Meta's marketing limit, read only when a status of the
@@ -307,27 +317,12 @@ impl Inbox {
         Ok(c.map(|c| c.marketing_limit_hold()))
     }
 
-    /// A status failed with 131050 (the contact stopped the business's marketing
-    /// messages) puts the contact on the tenant's marketing opt-out, as of the status.
-    async fn note_marketing_stops(
-        &self,
-        r: &EntryRef,
-        statuses: &[&StatusUpdate],
-    ) -> AppResult<()> {
-        let stops = statuses
-            .iter()
-            .filter(|s| failed_with(s, META_MARKETING_OPT_OUT_CODE));
-        if let Some(s) = stops.min_by_key(|s| s.at) {
-            let choice = MarketingPreference {
-                phone: r.phone.clone(),
-                stopped: true,
-                at: s.at,
-                source: "send_error".into(),
-                detail: None,
-                version: 0,
-            };
-            note_marketing_choice(&*self.table, &r.tenant, &choice).await?;
-        }
+    /// A status of the entry's message failed with 131050 (the contact stopped the
+    /// business's marketing messages): the contact goes on the tenant's marketing opt-out,
+    /// as of the status.
+    async fn note_marketing_stop(&self, r: &EntryRef, at: Time) -> AppResult<()> {
+        let choice = MarketingPreference::stopped_by_refusal(r.phone.clone(), at, None);
+        note_marketing_choice(&*self.table, &r.tenant, &choice).await?;
         Ok(())
     }
 
@@ -342,14 +337,7 @@ impl Inbox {
             tracing::info!("marketing choice for a number no account owns; ignored");
             return Ok(false);
         };
-        let choice = MarketingPreference {
-            phone: c.phone,
-            stopped: c.stopped,
-            at: c.at,
-            source: "user_preferences".into(),
-            detail: c.detail,
-            version: 0,
-        };
+        let choice = MarketingPreference::from_user_preferences(c.phone, c.stopped, c.at, c.detail);
         note_marketing_choice(&*self.table, &tenant, &choice).await
     }
 

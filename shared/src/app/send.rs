@@ -581,14 +581,8 @@ impl SendService {
         failure: &SendFailure,
         now: Time,
     ) {
-        let choice = MarketingPreference {
-            phone: phone.clone(),
-            stopped: true,
-            at: now,
-            source: "send_error".into(),
-            detail: Some(failure.reason.clone()),
-            version: 0,
-        };
+        let detail = Some(failure.reason.clone());
+        let choice = MarketingPreference::stopped_by_refusal(phone.clone(), now, detail);
         if let Err(e) = note_marketing_choice(&*self.table, &ctx.campaign.tenant, &choice).await {
             tracing::warn!(phone = %phone.masked(), error = %e, "marketing opt-out not noted; the next refusal notes it");
         }

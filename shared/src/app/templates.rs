@@ -8,6 +8,7 @@ use crate::domain::account::{validate_waba_id, Account, NewAccount};
 use crate::domain::campaign::CampaignStatus;
 use crate::domain::ids::{AccountId, TenantId};
 use crate::domain::inbound::TemplateUpdate;
+use crate::domain::portfolio::{Portfolio, PortfolioLimit};
 use crate::domain::template::{
     NewTemplate, ProviderTemplate, Template, TemplateEdit, TemplateKey, TemplateListError,
     TemplateStatus, MAX_TEMPLATES_PER_ACCOUNT,
@@ -257,7 +258,7 @@ pub(crate) async fn apply_template_update(
     now: Time,
     u: &TemplateUpdate,
 ) -> AppResult<usize> {
-    if u.status.is_none() && u.quality.is_none() {
+    if u.status.is_none() && u.quality.is_none() && u.category.is_none() {
         tracing::info!(template = %u.name, language = %u.language, event = %u.event, "template event with nothing to apply");
         return Ok(0);
     }
@@ -273,7 +274,13 @@ pub(crate) async fn apply_template_update(
                     return Ok(None);
                 }
             }
-            let (did, from) = t.apply_provider_update(u.status, u.reason.clone(), u.quality, now);
+            let reason = u.status.and(u.reason.clone());
+            let (did, from) = t.apply_provider_update(u.status, reason, u.quality, now);
+            let recategorised = u.category.is_some_and(|c| t.recategorise(c, now));
+            if recategorised {
+                tracing::info!(template = %t.name, category = ?t.category, "template category changed by the provider");
+            }
+            let did = did || recategorised;
             Ok(did.then_some(from))
         })
         .await?;
@@ -309,6 +316,23 @@ pub(crate) async fn provider_reported_status(
         Some((t, from)) => after_status_change(table, bus, now, &t, from).await,
         None => Ok(Vec::new()),
     }
+}
+
+/// Stores a portfolio's limit over whatever was stored (the latest reading or setting
+/// wins); the stored portfolio.
+async fn store_portfolio(table: &dyn Table, tenant: &str, p: Portfolio) -> AppResult<Portfolio> {
+    retry_on_conflict(|_| {
+        let p = p.clone();
+        async move {
+            let version = repo::pacing::get_portfolio(table, tenant, &p.id)
+                .await?
+                .map_or(0, |stored| stored.version);
+            let mut p = Portfolio { version, ..p };
+            repo::pacing::save_portfolio(table, tenant, &mut p).await?;
+            Ok(p)
+        }
+    })
+    .await
 }
 
 /// The first of the account's numbers that another tenant owns, claiming for the
@@ -368,6 +392,28 @@ impl Templates {
         let a = self.account(tenant, id).await?;
         let s = repo::get_template_settings(&*self.table, tenant, id).await?;
         Ok(AccountView::new(a, Some(&s)))
+    }
+
+    /// A business portfolio's messaging limit (404 until Meta's was read by a template
+    /// sync of one of its accounts, or one was set by hand).
+    pub async fn get_portfolio(&self, tenant: &TenantId, id: &str) -> AppResult<Portfolio> {
+        crate::domain::portfolio::validate_portfolio_id(id)
+            .map_err(|_| DomainError::not_found("portfolio", id))?;
+        repo::pacing::get_portfolio(&*self.table, tenant, id)
+            .await?
+            .ok_or_else(|| DomainError::not_found("portfolio", id).into())
+    }
+
+    /// Sets a business portfolio's messaging limit by hand: every account naming the
+    /// portfolio budgets against it from the next tick on.
+    pub async fn set_portfolio(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        input: PortfolioLimit,
+    ) -> AppResult<Portfolio> {
+        let set = Portfolio::manual(id, input, self.now())?;
+        store_portfolio(&*self.table, tenant, set).await
     }
 
     pub async fn list_accounts(&self, tenant: &TenantId) -> AppResult<Vec<AccountView>> {
@@ -647,7 +693,7 @@ pub struct SkippedTemplate {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
 #[schema(example = json!({
     "waba_id": "102290129340398", "pages": 2, "received": 3, "created": 2, "updated": 1,
-    "unchanged": 0, "skipped": [], "paused_campaigns": ["cmp_0190a7"]
+    "unchanged": 0, "skipped": [], "paused_campaigns": ["cmp_0190a7"], "messaging_limit_tier": "TIER_2K"
 }))]
 pub struct SyncReport {
     pub waba_id: String,
@@ -661,6 +707,10 @@ pub struct SyncReport {
     pub skipped: Vec<SkippedTemplate>,
     /// Campaigns paused because a template they send is now PAUSED or DISABLED.
     pub paused_campaigns: Vec<String>,
+    /// The messaging limit tier Meta reports for the account's number (`TIER_2K`), stored
+    /// as its business portfolio's limit; none when the account names no portfolio or the
+    /// read failed (the sync itself stands).
+    pub messaging_limit_tier: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -729,10 +779,37 @@ impl TemplateSync {
                 _ => break,
             }
         }
+        report.messaging_limit_tier = self.sync_portfolio_limit(tenant, &account).await;
         tracing::info!(tenant = %tenant, account = %account_id, waba = %waba_id, pages = report.pages,
             created = report.created, updated = report.updated, skipped = report.skipped.len(),
             "templates synchronised");
         Ok(report)
+    }
+
+    /// Reads the messaging limit tier of the account's number and stores it as its business
+    /// portfolio's limit (Meta counts it per portfolio since October 2025). A failure is
+    /// logged: the limit stays as it was.
+    async fn sync_portfolio_limit(&self, tenant: &str, account: &Account) -> Option<String> {
+        let portfolio = account.portfolio_id.as_deref()?;
+        let tier = match self.source.messaging_limit_tier(account).await {
+            Ok(tier) => tier?,
+            Err(e) => {
+                tracing::warn!(account = %account.id, reason = %e.reason, "messaging limit not read; kept as it was");
+                return None;
+            }
+        };
+        let now = self.clock.now();
+        let Some(read) = Portfolio::from_meta(portfolio, &tier, now) else {
+            tracing::warn!(account = %account.id, tier = %tier, "unknown messaging limit tier; kept as it was");
+            return None;
+        };
+        match store_portfolio(&*self.table, tenant, read).await {
+            Ok(_) => Some(tier),
+            Err(e) => {
+                tracing::warn!(account = %account.id, error = %e, "messaging limit not stored");
+                None
+            }
+        }
     }
 
     /// The WABA id to read: the one asked (stored when new) or the account's; 422 if neither.

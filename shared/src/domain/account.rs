@@ -68,6 +68,11 @@ pub struct Account {
     /// (R4.8).
     #[serde(default)]
     pub messaging_tier: Option<u32>,
+    /// The Meta business portfolio the number belongs to. Since 7 October 2025 Meta counts
+    /// the messaging limit per portfolio, shared by all its numbers: with a portfolio the
+    /// budget is the portfolio's (`/portfolios/{id}`), not `messaging_tier`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub portfolio_id: Option<String>,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Time,
 }
@@ -90,6 +95,10 @@ pub struct NewAccount {
     /// Unique contacts per rolling 24 hours; absent is unlimited.
     #[serde(default)]
     pub messaging_tier: Option<u32>,
+    /// Meta's business portfolio id (digits): accounts of one portfolio share its
+    /// messaging limit.
+    #[serde(default)]
+    pub portfolio_id: Option<String>,
     /// Meta's WhatsApp Business Account id: where templates are synchronised from
     /// (R3.4), and how Meta's template webhooks find the account's templates. Required
     /// on a Meta account. Kept with the account's template settings.
@@ -188,8 +197,13 @@ impl Account {
                 "must be at least 1 contact per 24 hours (leave it out for no limit)",
             ));
         }
+        let portfolio_id = input.portfolio_id.map(|p| p.trim().to_owned());
+        if let Some(p) = &portfolio_id {
+            super::portfolio::validate_portfolio_id(p)?;
+        }
         Ok(Account {
             messaging_tier: input.messaging_tier,
+            portfolio_id,
             id: new_id("acc"),
             tenant: tenant.to_owned(),
             name,

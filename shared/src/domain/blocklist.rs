@@ -238,6 +238,35 @@ pub struct MarketingPreference {
 }
 
 impl MarketingPreference {
+    /// Meta refused a send to the contact with 131050 at `at`.
+    pub fn stopped_by_refusal(phone: PhoneNumber, at: Time, detail: Option<String>) -> Self {
+        MarketingPreference {
+            phone,
+            stopped: true,
+            at,
+            source: "send_error".into(),
+            detail,
+            version: 0,
+        }
+    }
+
+    /// The contact's choice in Meta's `user_preferences` webhook.
+    pub fn from_user_preferences(
+        phone: PhoneNumber,
+        stopped: bool,
+        at: Time,
+        detail: Option<String>,
+    ) -> Self {
+        MarketingPreference {
+            phone,
+            stopped,
+            at,
+            source: "user_preferences".into(),
+            detail,
+            version: 0,
+        }
+    }
+
     /// Whether this report replaces `stored`: it is newer; at the same instant a stop
     /// wins (the safe direction).
     pub fn replaces(&self, stored: Option<&MarketingPreference>) -> bool {

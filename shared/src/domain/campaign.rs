@@ -275,7 +275,8 @@ pub struct MarketingLimitRetry {
     /// inside a day).
     #[schema(minimum = 24, maximum = 168)]
     pub spacing_hours: u32,
-    /// Attempts after a refusal: 0 (fail at once) to 7.
+    /// How many times an entry may be held and sent again: 0 (the first refusal fails it)
+    /// to 7.
     #[schema(minimum = 0, maximum = 7)]
     pub max_attempts: u32,
 }

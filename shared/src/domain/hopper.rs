@@ -295,9 +295,7 @@ impl HopperEntry {
                 if at + threshold <= now
                     && self.disposition.as_deref() == Some(MARKETING_LIMIT_PENDING) =>
             {
-                self.state = EntryState::Fresh;
-                self.disposition = None;
-                self.claimed_at = None;
+                self.back_in_line_after_limit();
                 true
             }
             (EntryState::Sending, Some(at)) if at + threshold <= now => {
@@ -315,20 +313,19 @@ impl HopperEntry {
     /// The provider accepted the message: wait for a reply until the timeout.
     /// A `failed` status that overtook this record wins.
     pub fn record_sent(&mut self, message_id: String, now: Time, timeout: chrono::Duration) {
+        if self.disposition.as_deref() == Some(MARKETING_LIMIT_PENDING) {
+            // Meta's marketing limit refused it before this record: the entry waits as
+            // that status set it.
+            self.back_in_line_after_limit();
+            return;
+        }
         self.last_attempt_error = None;
         self.message_id = Some(message_id);
         earliest(&mut self.sent_at, now);
         // Kept on a failed entry too: a `delivered` that comes after the `failed` puts it
         // back to PENDING until this timeout.
         self.expires_at = Some(now + timeout);
-        if self.disposition.as_deref() == Some(MARKETING_LIMIT_PENDING) {
-            // Meta's marketing limit refused it before this record: the entry waits as
-            // that status set it.
-            self.state = EntryState::Fresh;
-            self.disposition = None;
-            self.expires_at = None;
-            self.claimed_at = None;
-        } else if self.failed_by_status() {
+        if self.failed_by_status() {
             self.state = EntryState::Failed;
         } else {
             self.error = None;
@@ -390,16 +387,35 @@ impl HopperEntry {
     /// for Meta's marketing limit puts the entry back to wait under the campaign's `hold`
     /// rule while attempts remain.
     pub fn record_refusal(&mut self, failure: &SendFailure, hold: &MarketingLimitHold, now: Time) {
+        // A 131049 status of this attempt came first (the answer was then lost): Meta
+        // refused it, so it waits as that status set it, not "outcome unknown".
+        if self.disposition.as_deref() == Some(MARKETING_LIMIT_PENDING) {
+            self.back_in_line_after_limit();
+            return;
+        }
         if failure.class == FailureClass::MarketingLimit {
             if let Some(until) = hold.next_attempt(self.marketing_holds, now) {
-                self.last_attempt_error = None;
                 self.wait_for_marketing_limit(until, &failure.reason);
-                self.state = EntryState::Fresh;
-                self.claimed_at = None;
+                self.back_in_line_after_limit();
                 return;
             }
         }
         self.record_failure(failure);
+    }
+
+    /// Back in line after Meta's marketing limit refused the attempt: FRESH and waiting
+    /// (the hold set `wait_until`), keeping nothing of the refused message (its id,
+    /// status, times), so the next attempt's statuses are the ones it takes, and a retry
+    /// or reset after a later temporary refusal treats it as never sent.
+    fn back_in_line_after_limit(&mut self) {
+        self.state = EntryState::Fresh;
+        self.disposition = None;
+        self.message_id = None;
+        self.message_status = None;
+        self.sent_at = None;
+        self.expires_at = None;
+        self.claimed_at = None;
+        self.last_attempt_error = None;
     }
 
     /// Held back by Meta's marketing limit: the entry waits until `until` (the sweeper
@@ -583,10 +599,7 @@ impl HopperEntry {
             if self.state == EntryState::Sending {
                 self.disposition = Some(MARKETING_LIMIT_PENDING.into());
             } else {
-                self.state = EntryState::Fresh;
-                self.disposition = None;
-                self.expires_at = None;
-                self.claimed_at = None;
+                self.back_in_line_after_limit();
             }
             return;
         }
@@ -887,6 +900,79 @@ mod tests {
             sender_id: None,
             user_id: None,
         }
+    }
+
+    fn limited() -> StatusKind {
+        StatusKind::Failed {
+            code: Some(131049),
+            reason: "Meta's marketing limit".into(),
+        }
+    }
+
+    fn daily() -> MarketingLimitHold {
+        MarketingLimitHold {
+            retry: Default::default(),
+            ends_at: None,
+        }
+    }
+
+    #[test]
+    fn a_held_entry_keeps_nothing_of_the_refused_message_and_takes_the_next_attempts_statuses() {
+        let now = Utc::now();
+        let mut e = entry();
+        e.claim(now).unwrap();
+        e.record_sent("wamid.1".into(), now, Duration::days(1));
+        assert!(e.apply_update_held(&status("wamid.1", Some(1), limited(), now), Some(&daily())));
+        assert_eq!(
+            (e.state, e.message_id.as_deref(), e.sent_at),
+            (EntryState::Fresh, None, None)
+        );
+        // A late status of the refused message finds nothing to change.
+        let late = status("wamid.1", Some(1), StatusKind::Delivered, now);
+        assert!(!e.apply_update_held(&late, Some(&daily())));
+        // The second attempt: its 131049 overtakes the send's record, and still holds it.
+        let later = now + Duration::hours(25);
+        assert!(e.release(9, later));
+        e.claim(later).unwrap();
+        let overtaking = status("wamid.2", Some(2), limited(), later);
+        assert!(e.apply_update_held(&overtaking, Some(&daily())));
+        assert_eq!(e.state, EntryState::Sending);
+        e.record_sent("wamid.2".into(), later, Duration::days(1));
+        assert_eq!(
+            (e.state, e.marketing_holds, e.message_id.as_deref()),
+            (EntryState::Fresh, 2, None)
+        );
+        assert_eq!(e.wait_until, Some(later + Duration::hours(24)));
+    }
+
+    #[test]
+    fn a_resend_refused_for_a_while_can_be_retried_and_a_lost_answer_after_a_limit_is_no_unknown() {
+        let now = Utc::now();
+        let mut e = entry();
+        e.claim(now).unwrap();
+        e.record_refusal(&SendFailure::meta(131049, ""), &daily(), now);
+        assert_eq!((e.state, e.marketing_holds), (EntryState::Fresh, 1));
+        let later = now + Duration::hours(25);
+        e.release(5, later);
+        e.claim(later).unwrap();
+        e.record_refusal(&SendFailure::meta(131000, "x"), &daily(), later);
+        assert_eq!(e.state, EntryState::Retry);
+        assert!(
+            e.retry(6),
+            "a held entry was never sent: an operator may retry it"
+        );
+        // A 131049 status of the attempt, then the send's answer lost: not "outcome unknown".
+        e.claim(later).unwrap();
+        e.apply_update_held(
+            &status("wamid.3", Some(3), limited(), later),
+            Some(&daily()),
+        );
+        e.record_refusal(&SendFailure::outcome_unknown("timeout"), &daily(), later);
+        assert_eq!(
+            (e.state, e.disposition.as_deref()),
+            (EntryState::Fresh, None)
+        );
+        assert_eq!(e.reason.as_deref(), Some(MARKETING_LIMIT_HELD_REASON));
     }
 
     fn undeliverable() -> StatusKind {

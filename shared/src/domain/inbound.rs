@@ -2,7 +2,7 @@
 //! changes to our templates.
 
 use super::phone::PhoneNumber;
-use super::template::{Quality, TemplateStatus};
+use super::template::{Category, Quality, TemplateStatus};
 use super::Time;
 use serde::{Deserialize, Serialize};
 
@@ -143,6 +143,10 @@ pub struct TemplateUpdate {
     /// Why (rejection or pause reason), when the provider said.
     pub reason: Option<String>,
     pub quality: Option<Quality>,
+    /// The category Meta moved the template to (`template_category_update`), which the
+    /// checks before each send follow (the country rule, the marketing opt-out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<Category>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

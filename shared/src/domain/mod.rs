@@ -22,6 +22,7 @@ pub mod inbound;
 pub mod outcome;
 pub mod pacing;
 pub mod phone;
+pub mod portfolio;
 pub mod pricing;
 pub mod stats;
 pub mod template;

@@ -877,6 +877,17 @@ impl Template {
         )
     }
 
+    /// Meta moved the template to `category` (`template_category_update`): the checks
+    /// before each send follow it from the next batch on. Returns whether it changed.
+    pub fn recategorise(&mut self, category: Category, now: Time) -> bool {
+        if self.category == category {
+            return false;
+        }
+        self.category = category;
+        self.updated_at = Some(now);
+        true
+    }
+
     /// Why nothing can be sent with this template right now (R3.2), in the words a paused
     /// campaign shows: "template spring_offer (en) is PAUSED".
     pub fn blocked_reason(&self) -> Option<String> {

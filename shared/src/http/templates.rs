@@ -15,6 +15,7 @@ use crate::app::templates::{
 use crate::app::Operator;
 use crate::domain::account::{Account, NewAccount, Provider};
 use crate::domain::ids::AccountId;
+use crate::domain::portfolio::{Portfolio, PortfolioLimit};
 use crate::domain::template::{
     CallToAction, Category, MediaHeader, MediaKind, NewTemplate, Quality, Template, TemplateEdit,
     TemplateKey, TemplateStatus, VariableSource,
@@ -35,6 +36,7 @@ pub fn routes() -> Router<Operator> {
     Router::new()
         .route("/accounts", post(create_account).get(list_accounts))
         .route("/accounts/{id}", get(get_account))
+        .route("/portfolios/{id}", get(get_portfolio).put(set_portfolio))
         .route(
             "/accounts/{id}/recontact-template",
             put(set_recontact_template),
@@ -108,6 +110,44 @@ async fn list_accounts(State(a): S, t: TenantId) -> R {
 )]
 async fn get_account(State(a): S, t: TenantId, Path(id): Path<AccountId>) -> R {
     ok(a.get_account(&t, &id).await?)
+}
+
+#[utoipa::path(
+    get, path = "/portfolios/{id}", tag = "accounts",
+    description = "A Meta business portfolio's messaging limit: unique contacts per moving 24 \
+        hours, shared by every account naming the portfolio (`portfolio_id`). Read from Meta by \
+        a template sync of one of its accounts, or set by hand.",
+    params(("id" = String, Path, description = "Meta's business portfolio id", pattern = r"^[0-9]{5,32}$")),
+    responses(
+        (status = 200, description = "The portfolio's limit", body = Portfolio),
+        (status = 404, description = "Not known yet", body = ErrorBody,
+            example = json!({"error": "not_found", "message": "portfolio '1204567890123456' not found"})),
+    )
+)]
+async fn get_portfolio(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
+    ok(a.get_portfolio(&t, &id).await?)
+}
+
+#[utoipa::path(
+    put, path = "/portfolios/{id}", tag = "accounts",
+    description = "Sets a business portfolio's messaging limit by hand (`null`: unlimited). The \
+        next template sync of one of its accounts replaces it with the tier Meta reports.",
+    params(("id" = String, Path, description = "Meta's business portfolio id", pattern = r"^[0-9]{5,32}$")),
+    request_body(content = PortfolioLimit, example = json!({"messaging_limit": 10000})),
+    responses(
+        (status = 200, description = "The portfolio's limit as stored", body = Portfolio),
+        (status = 400, description = "Malformed JSON or an unknown field", body = ErrorBody),
+        (status = 422, description = "A limit of 0, or an id that is not digits", body = ErrorBody,
+            example = json!({"error": "invalid", "field": "messaging_limit", "message": "messaging_limit: must be at least 1 contact per 24 hours (null for no limit)"})),
+    )
+)]
+async fn set_portfolio(
+    State(a): S,
+    t: TenantId,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<PortfolioLimit>,
+) -> R {
+    ok(a.set_portfolio(&t, &id, b).await?)
 }
 
 #[utoipa::path(
@@ -287,6 +327,8 @@ async fn sync_templates(
         create_account,
         list_accounts,
         get_account,
+        get_portfolio,
+        set_portfolio,
         set_recontact_template,
         create_template,
         list_templates,
@@ -300,6 +342,8 @@ async fn sync_templates(
         AccountView,
         AccountList,
         NewAccount,
+        Portfolio,
+        PortfolioLimit,
         Provider,
         Template,
         TemplateView,

@@ -11,7 +11,7 @@ use crate::domain::inbound::{
 };
 use crate::domain::outcome::{meta_reason, SendFailure};
 use crate::domain::phone::PhoneNumber;
-use crate::domain::template::{MediaHeader, MediaKind};
+use crate::domain::template::{Category, MediaHeader, MediaKind};
 use crate::domain::Time;
 use crate::ports::{Accepted, MessagingProvider, OutboundTemplate, Secrets};
 use async_trait::async_trait;
@@ -370,6 +370,10 @@ struct TemplateValue {
     rejection_info: Option<ReasonInfo>,
     other_info: Option<OtherInfo>,
     new_quality_score: Option<String>,
+    /// `template_category_update`: the category the template now has, and the one it
+    /// will have (a notice ahead of the change).
+    new_category: Option<String>,
+    correct_category: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -554,6 +558,29 @@ fn parse_template_update(
             event: format!("QUALITY_{}", score.to_ascii_uppercase()),
             status: None,
             reason: None,
+            category: None,
+        });
+    }
+    if field == "template_category_update" {
+        let category = |c: &Option<String>| {
+            let c = c.as_deref()?.trim().to_ascii_uppercase();
+            serde_json::from_value::<Category>(Value::String(c)).ok()
+        };
+        // A notice names the category to come (`correct_category`): nothing changes yet.
+        let (event, category) = match category(&v.new_category) {
+            Some(c) => ("CATEGORY_UPDATE", Some(c)),
+            None => ("CATEGORY_IMPENDING", None),
+        };
+        return Some(TemplateUpdate {
+            waba_id,
+            template_id,
+            name,
+            language,
+            quality: None,
+            event: event.into(),
+            status: None,
+            reason: v.correct_category.filter(|_| category.is_none()),
+            category,
         });
     }
     let event = v.event.filter(|e| !e.trim().is_empty())?;
@@ -576,6 +603,7 @@ fn parse_template_update(
         event: event.to_ascii_uppercase(),
         reason,
         quality: None,
+        category: None,
     })
 }
 
@@ -627,7 +655,9 @@ pub fn parse_webhook(body: &[u8]) -> Result<Vec<Inbound>, serde_json::Error> {
             let field = change.field.as_deref().unwrap_or("");
             if matches!(
                 field,
-                "message_template_status_update" | "message_template_quality_update"
+                "message_template_status_update"
+                    | "message_template_quality_update"
+                    | "template_category_update"
             ) {
                 let Some(value) = change.value else { continue };
                 match serde_json::from_value::<TemplateValue>(value) {
@@ -747,6 +777,7 @@ mod tests {
             rate_limit: 80,
             messaging_tier: None,
             created_at: chrono::Utc::now(),
+            portfolio_id: None,
         }
     }
 

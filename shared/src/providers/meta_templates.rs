@@ -266,8 +266,54 @@ impl MetaTemplates {
     }
 }
 
+/// Fields of a phone number that tell its messaging limit: the 2026 name, then the older.
+const LIMIT_FIELDS: &str = "whatsapp_business_manager_messaging_limit,messaging_limit_tier";
+
 #[async_trait]
 impl TemplateSource for MetaTemplates {
+    async fn messaging_limit_tier(
+        &self,
+        account: &Account,
+    ) -> Result<Option<String>, TemplateListError> {
+        let failed = |reason: String| TemplateListError { code: None, reason };
+        let token = match self.secrets.resolve(&account.token_ref).await {
+            Ok(t) if !t.trim().is_empty() => t,
+            _ => {
+                return Err(failed(format!(
+                    "credentials unavailable: {}",
+                    account.token_ref
+                )))
+            }
+        };
+        let url = format!(
+            "{}/{}/{}?fields={LIMIT_FIELDS}",
+            self.base_url, self.version, account.sender_id
+        );
+        let resp = self
+            .http
+            .get(url)
+            .bearer_auth(token.trim())
+            .send()
+            .await
+            .map_err(|e| failed(format!("Meta number read failed: {}", e.without_url())))?;
+        let status = resp.status();
+        let body: Value = resp
+            .json()
+            .await
+            .map_err(|e| failed(format!("Meta number read failed: {}", e.without_url())))?;
+        if !status.is_success() {
+            return Err(failed(format!("Meta number read: HTTP {status}")));
+        }
+        let tier = [
+            "whatsapp_business_manager_messaging_limit",
+            "messaging_limit_tier",
+        ]
+        .iter()
+        .find_map(|f| body.get(*f).and_then(Value::as_str))
+        .map(str::to_owned);
+        Ok(tier)
+    }
+
     async fn list_templates(
         &self,
         account: &Account,

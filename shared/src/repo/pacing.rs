@@ -5,9 +5,13 @@
 //! | the account's current pace (AIMD) | `PACE#t#a` | `PACE` |
 //! | when a send was last throttled | `PACE#t#a` | `THROTTLE` |
 //! | contacts dispatched in one hour (messaging tier) | `PACE#t#a` | `TIER#<hour>` |
+//! | the same, for a business portfolio's accounts | `PACE#t#PF-p` | `TIER#<hour>` |
+//! | a business portfolio's messaging limit | `TENANT#t` | `PORTFOLIO#p` |
 
 use super::{get_as, put_versioned, time_key, to_item};
+use crate::domain::account::Account;
 use crate::domain::pacing::AccountPace;
+use crate::domain::portfolio::Portfolio;
 use crate::domain::Time;
 use crate::ports::{Cond, Index, Item, PortResult, Query, SkCond, Table};
 use serde_json::Value;
@@ -71,6 +75,38 @@ pub async fn last_throttle(
         .and_then(|i| i.get("at"))
         .and_then(Value::as_str)
         .and_then(from_time_key))
+}
+
+/// Whose messaging-limit usage an account's sends count under: its business portfolio's
+/// (shared by the portfolio's accounts) or, without one, its own. The key for
+/// [`tier_hours`] and [`add_tier_usage`].
+pub fn budget_key(account: &Account) -> String {
+    match &account.portfolio_id {
+        Some(p) => format!("PF-{p}"),
+        None => account.id.clone(),
+    }
+}
+
+pub async fn get_portfolio(
+    table: &dyn Table,
+    tenant: &str,
+    id: &str,
+) -> PortResult<Option<Portfolio>> {
+    get_as(table, &super::tenant_pk(tenant), &format!("PORTFOLIO#{id}")).await
+}
+
+/// Stores a portfolio's limit if nobody changed it since it was read (`p.version` is the
+/// version read, 0 for a new one).
+pub async fn save_portfolio(table: &dyn Table, tenant: &str, p: &mut Portfolio) -> PortResult<()> {
+    let item = to_item(
+        &*p,
+        "portfolio",
+        &[
+            ("PK", super::tenant_pk(tenant)),
+            ("SK", format!("PORTFOLIO#{}", p.id)),
+        ],
+    )?;
+    put_versioned(table, item, &mut p.version).await
 }
 
 /// Contacts dispatched per hour since `since` (hour start, count), for the messaging tier.

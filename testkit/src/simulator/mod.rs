@@ -140,6 +140,9 @@ pub struct SimConfig {
     /// Numbers (digits, as [`PhoneNumber`] normalizes them) whose sends fail, on both the
     /// Meta and the Kaleyra route, until cleared ([`Simulator::set_failure`]).
     pub failures: HashMap<String, SimFailure>,
+    /// The messaging limit tier Meta reports for every number
+    /// (`whatsapp_business_manager_messaging_limit`, `GET /{version}/{phone_number_id}`).
+    pub messaging_limit_tier: String,
 }
 
 /// The default throughput limit: Meta's 80 messages/s per registered number.
@@ -178,6 +181,7 @@ impl Default for SimConfig {
             kaleyra_invalid_numbers: Vec::new(),
             rate_limit_per_sec: Some(SIM_DEFAULT_RATE_LIMIT),
             failures: HashMap::new(),
+            messaging_limit_tier: "TIER_2K".into(),
         }
     }
 }

@@ -12,7 +12,27 @@ pub(super) fn api_router(inner: Arc<Inner>) -> Router {
             "/{version}/{phone_number_id}/message_templates",
             get(list_templates),
         )
+        .route("/{version}/{phone_number_id}", get(phone_number))
         .with_state(inner)
+}
+
+/// `GET /{version}/{phone_number_id}?fields=...`: the number's messaging limit tier, under
+/// the 2026 name (`whatsapp_business_manager_messaging_limit`) and the older one.
+pub(super) async fn phone_number(
+    State(inner): State<Arc<Inner>>,
+    Path((_version, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = unauthorized(&inner, &headers) {
+        return refused;
+    }
+    let tier = &inner.cfg.messaging_limit_tier;
+    Json(json!({
+        "id": id,
+        "whatsapp_business_manager_messaging_limit": tier,
+        "messaging_limit_tier": tier,
+    }))
+    .into_response()
 }
 
 pub(super) fn throttle_details(limit: u32) -> String {
