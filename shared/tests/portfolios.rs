@@ -240,6 +240,18 @@ async fn portfolio_ids_and_limits_are_validated_naming_the_field() {
         (StatusCode::UNPROCESSABLE_ENTITY, Some("portfolio_id")),
         "{v}"
     );
+    let (s, v) = h
+        .call(
+            Method::PUT,
+            &format!("/portfolios/{PORTFOLIO}"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("messaging_limit")),
+        "left out is not unlimited: {v}"
+    );
     let (s, _) = h.call(Method::GET, "/portfolios/not-digits", None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }

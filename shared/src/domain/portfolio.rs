@@ -35,10 +35,14 @@ pub struct Portfolio {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"messaging_limit": 10000}))]
 pub struct PortfolioLimit {
-    /// At least 1; `null` for unlimited.
-    #[schema(required = true)]
-    pub messaging_limit: Option<u32>,
+    /// At least 1; `null` for unlimited. Required: leaving it out is not "unlimited".
+    #[serde(default, deserialize_with = "super::tenant::present")]
+    #[schema(value_type = Option<u32>, required = true, minimum = 1, maximum = 1_000_000_000)]
+    pub messaging_limit: Option<Option<u32>>,
 }
+
+/// The largest limit that may be set by hand (Meta's largest finite tier is 100,000).
+const MAX_LIMIT: u32 = 1_000_000_000;
 
 /// A portfolio id is a Meta object id: digits only.
 pub fn validate_portfolio_id(p: &str) -> Result<(), DomainError> {
@@ -71,15 +75,21 @@ impl Portfolio {
     /// A limit set by hand.
     pub fn manual(id: &str, input: PortfolioLimit, now: Time) -> Result<Self, DomainError> {
         validate_portfolio_id(id)?;
-        if input.messaging_limit == Some(0) {
+        let limit = input.messaging_limit.ok_or_else(|| {
+            DomainError::invalid(
+                "messaging_limit",
+                "is required: a number, or null for no limit",
+            )
+        })?;
+        if limit.is_some_and(|l| !(1..=MAX_LIMIT).contains(&l)) {
             return Err(DomainError::invalid(
                 "messaging_limit",
-                "must be at least 1 contact per 24 hours (null for no limit)",
+                "must be 1 to 1,000,000,000 contacts per 24 hours (null for no limit)",
             ));
         }
         Ok(Portfolio {
             id: id.to_owned(),
-            messaging_limit: input.messaging_limit,
+            messaging_limit: limit,
             tier: None,
             source: "manual".into(),
             updated_at: now,
@@ -113,10 +123,19 @@ mod tests {
         let now = chrono::Utc::now();
         assert!(Portfolio::from_meta("1204567890", "TIER_5K", now).is_none());
         let zero = PortfolioLimit {
-            messaging_limit: Some(0),
+            messaging_limit: Some(Some(0)),
         };
         assert!(Portfolio::manual("1204567890", zero, now).is_err());
-        let bad = PortfolioLimit::default();
-        assert!(Portfolio::manual("12ab", bad, now).is_err());
+        let unlimited = PortfolioLimit {
+            messaging_limit: Some(None),
+        };
+        assert!(Portfolio::manual("12ab", unlimited.clone(), now).is_err());
+        assert_eq!(
+            Portfolio::manual("1204567890", unlimited, now)
+                .unwrap()
+                .messaging_limit,
+            None
+        );
+        assert!(Portfolio::manual("1204567890", PortfolioLimit::default(), now).is_err());
     }
 }

@@ -138,7 +138,7 @@ async fn get_portfolio(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
         (status = 200, description = "The portfolio's limit as stored", body = Portfolio),
         (status = 400, description = "Malformed JSON or an unknown field", body = ErrorBody),
         (status = 422, description = "A limit of 0, or an id that is not digits", body = ErrorBody,
-            example = json!({"error": "invalid", "field": "messaging_limit", "message": "messaging_limit: must be at least 1 contact per 24 hours (null for no limit)"})),
+            example = json!({"error": "invalid", "field": "messaging_limit", "message": "messaging_limit: must be 1 to 1,000,000,000 contacts per 24 hours (null for no limit)"})),
     )
 )]
 async fn set_portfolio(
