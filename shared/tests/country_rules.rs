@@ -122,10 +122,11 @@ async fn a_template_meta_moves_to_marketing_is_checked_as_marketing_from_then_on
         .ready_campaign(&phones, json!({ "category": "UTILITY" }))
         .await;
     let events = |body: String| shared::providers::meta::parse_webhook(body.as_bytes()).unwrap();
-    // A notice of the change to come changes nothing yet.
+    // A notice of the change to come (naming the current category as `new_category`, as
+    // Meta's does) changes nothing yet.
     h.sys
         .inbox
-        .handle(events(category_update(None, Some("MARKETING"))))
+        .handle(events(category_update(Some("UTILITY"), Some("MARKETING"))))
         .await
         .unwrap();
     let t = h.ok(Method::GET, "/templates", None).await;
@@ -133,6 +134,14 @@ async fn a_template_meta_moves_to_marketing_is_checked_as_marketing_from_then_on
     h.sys
         .inbox
         .handle(events(category_update(Some("MARKETING"), None)))
+        .await
+        .unwrap();
+    let t = h.ok(Method::GET, "/templates", None).await;
+    assert_eq!(t["items"][0]["category"], "MARKETING", "{t}");
+    // The notice delivered again after the change does not move it back.
+    h.sys
+        .inbox
+        .handle(events(category_update(Some("UTILITY"), Some("MARKETING"))))
         .await
         .unwrap();
     let t = h.ok(Method::GET, "/templates", None).await;

@@ -567,3 +567,72 @@ async fn a_131050_status_about_another_message_puts_nobody_on_the_marketing_opt_
             .unwrap()
     );
 }
+
+/// Meta as it behaves when its 131049 status overtakes the send's answer: the status
+/// reaches the inbox before the sender records the accepted message.
+struct Overtaken {
+    inbox: std::sync::OnceLock<Arc<shared::app::inbox::Inbox>>,
+    clock: Arc<dyn Clock>,
+}
+
+#[async_trait::async_trait]
+impl shared::ports::MessagingProvider for Overtaken {
+    async fn send(
+        &self,
+        account: &shared::domain::account::Account,
+        msg: &shared::ports::OutboundTemplate,
+    ) -> Result<shared::ports::Accepted, shared::domain::outcome::SendFailure> {
+        let (r, attempt) = EntryRef::decode_attempt(&msg.callback_data).unwrap();
+        let status = StatusUpdate {
+            message_id: "wamid.o1".into(),
+            status: StatusKind::Failed {
+                code: Some(131049),
+                reason: "Meta's marketing limit".into(),
+            },
+            at: self.clock.now(),
+            entry: Some(r),
+            attempt,
+            sender_id: Some(account.sender_id.clone()),
+            user_id: None,
+        };
+        let inbox = self.inbox.get().unwrap();
+        inbox.handle(vec![Inbound::Status(status)]).await.unwrap();
+        Ok(shared::ports::Accepted {
+            message_id: "wamid.o1".into(),
+            message_status: Some("accepted".into()),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_131049_status_that_overtakes_the_send_leaves_nothing_of_the_message() {
+    let clock = common::frozen(common::t0());
+    let provider = Arc::new(Overtaken {
+        inbox: Default::default(),
+        clock: clock.clone(),
+    });
+    let h = Spawn::new(Arc::new(MemoryTable::new()))
+        .clock(clock)
+        .provider(provider.clone())
+        .build();
+    provider.inbox.set(h.sys.inbox.clone()).ok().unwrap();
+    let id = h.ready_campaign(&[PHONE], json!({})).await;
+    common::launch(&h.api, &id).await;
+    h.sys.dispatcher.tick().await.unwrap();
+    h.sys.drain_queue().await.unwrap();
+    let e = entry(&h, &id, PHONE).await;
+    assert_eq!(
+        (
+            e["state"].as_str(),
+            e["reason"].as_str(),
+            e["message_status"].as_str()
+        ),
+        (Some("FRESH"), Some("held by Meta's marketing limit"), None),
+        "{e}"
+    );
+    let phone = PhoneNumber::parse(PHONE).unwrap();
+    let held = repo::get_interaction(&*h.table, "106540352242922", &phone)
+        .await
+        .unwrap();
+    assert!(held.is_none(), "a refused message holds nobody: {held:?}");
+}

@@ -330,7 +330,9 @@ impl Dispatcher {
         let (done, tier_given) = self
             .dispatch_shares(campaigns, &shares, tier_left, from)
             .await?;
-        if tier_left.is_some() {
+        // A portfolio's usage is counted even while its limit is unknown or unlimited: a
+        // limit that appears later (a sync, a hand setting) sees the last 24 hours.
+        if tier_left.is_some() || account.portfolio_id.is_some() {
             // Every dispatched contact counts against the tier (conservative: a contact
             // dispatched twice in 24 hours uses two places).
             let hour = pacing::hour_start(now);

@@ -504,11 +504,17 @@ impl SendService {
         let id = message_id.clone();
         self.record(entry, delta, move |e| {
             e.record_sent(id.clone(), now, timeout);
-            e.message_status = message_status.clone();
-            // The conversation view shows the message as the contact read it (R5.6).
-            e.sent_text = Some(sent_text.clone());
+            // A 131049 status that came first put it back in line: nothing was sent.
+            if e.state != EntryState::Fresh {
+                e.message_status = message_status.clone();
+                // The conversation view shows the message as the contact read it (R5.6).
+                e.sent_text = Some(sent_text.clone());
+            }
         })
         .await?;
+        if entry.state == EntryState::Fresh {
+            return Ok(SendOutcome::Waiting);
+        }
         let previous = facts.interaction_on(&ctx.account.sender_id);
         let r = entry.entry_ref();
         let interaction = Interaction::opened(r, message_id.clone(), now, timeout, previous)

@@ -136,8 +136,8 @@ async fn get_portfolio(State(a): S, t: TenantId, Path(id): Path<String>) -> R {
     request_body(content = PortfolioLimit, example = json!({"messaging_limit": 10000})),
     responses(
         (status = 200, description = "The portfolio's limit as stored", body = Portfolio),
-        (status = 400, description = "Malformed JSON or an unknown field", body = ErrorBody),
-        (status = 422, description = "A limit of 0, or an id that is not digits", body = ErrorBody,
+        (status = 400, description = "Malformed JSON, an unknown field, or a limit that is not a whole number from 0 to 4,294,967,295", body = ErrorBody),
+        (status = 422, description = "`messaging_limit` left out, 0 or over 1,000,000,000, or an id that is not digits", body = ErrorBody,
             example = json!({"error": "invalid", "field": "messaging_limit", "message": "messaging_limit: must be 1 to 1,000,000,000 contacts per 24 hours (null for no limit)"})),
     )
 )]

@@ -566,10 +566,12 @@ fn parse_template_update(
             let c = c.as_deref()?.trim().to_ascii_uppercase();
             serde_json::from_value::<Category>(Value::String(c)).ok()
         };
-        // A notice names the category to come (`correct_category`): nothing changes yet.
-        let (event, category) = match category(&v.new_category) {
-            Some(c) => ("CATEGORY_UPDATE", Some(c)),
-            None => ("CATEGORY_IMPENDING", None),
+        // A notice names the category to come (`correct_category`; its `new_category` is
+        // the current one): nothing changes yet. A notice delivered again after the change
+        // must not move the template back.
+        let (event, category) = match (&v.correct_category, category(&v.new_category)) {
+            (None, Some(c)) => ("CATEGORY_UPDATE", Some(c)),
+            _ => ("CATEGORY_IMPENDING", None),
         };
         return Some(TemplateUpdate {
             waba_id,
