@@ -282,3 +282,25 @@ async fn a_start_beside_a_running_account_of_its_portfolio_waits_for_the_tick() 
     run(&h, 2).await;
     assert_eq!(h.simulator().sent().len(), 4);
 }
+
+#[tokio::test]
+async fn a_limit_that_appears_later_sees_what_the_portfolio_sent_before_it() {
+    let h = spawn().await;
+    let a = account(&h, "106540352242922", Some(PORTFOLIO)).await;
+    campaign(&h, &a, "first", &phones(0, 2)).await;
+    run(&h, 3).await;
+    assert_eq!(h.simulator().sent().len(), 2, "no limit known yet");
+    h.ok(
+        Method::PUT,
+        &format!("/portfolios/{PORTFOLIO}"),
+        Some(json!({"messaging_limit": 3})),
+    )
+    .await;
+    campaign(&h, &a, "second", &phones(10, 3)).await;
+    run(&h, 3).await;
+    assert_eq!(
+        h.simulator().sent().len(),
+        3,
+        "the two sent before the limit count against it"
+    );
+}
