@@ -266,6 +266,19 @@ impl MetaTemplates {
     }
 }
 
+impl MetaTemplates {
+    /// The account's token, by the rules sends follow ([`super::credential`]): a reference
+    /// outside the tenant's namespace is refused as unavailable.
+    async fn token(&self, account: &Account) -> Result<String, TemplateListError> {
+        super::credential(&*self.secrets, account, "Meta")
+            .await
+            .map_err(|f| TemplateListError {
+                code: None,
+                reason: f.reason,
+            })
+    }
+}
+
 /// Fields of a phone number that tell its messaging limit: the 2026 name, then the older.
 const LIMIT_FIELDS: &str = "whatsapp_business_manager_messaging_limit,messaging_limit_tier";
 
@@ -276,15 +289,7 @@ impl TemplateSource for MetaTemplates {
         account: &Account,
     ) -> Result<Option<String>, TemplateListError> {
         let failed = |reason: String| TemplateListError { code: None, reason };
-        let token = match self.secrets.resolve(&account.token_ref).await {
-            Ok(t) if !t.trim().is_empty() => t,
-            _ => {
-                return Err(failed(format!(
-                    "credentials unavailable: {}",
-                    account.token_ref
-                )))
-            }
-        };
+        let token = self.token(account).await?;
         let url = format!(
             "{}/{}/{}?fields={LIMIT_FIELDS}",
             self.base_url, self.version, account.sender_id
@@ -320,15 +325,7 @@ impl TemplateSource for MetaTemplates {
         waba_id: &str,
         after: Option<&str>,
     ) -> Result<ProviderTemplatePage, TemplateListError> {
-        let token = match self.secrets.resolve(&account.token_ref).await {
-            Ok(t) if !t.trim().is_empty() => t,
-            _ => {
-                return Err(TemplateListError {
-                    code: None,
-                    reason: format!("credentials unavailable: {}", account.token_ref),
-                })
-            }
-        };
+        let token = self.token(account).await?;
         let limit = PAGE_SIZE.to_string();
         let mut query = vec![("limit", limit.as_str()), ("fields", FIELDS)];
         if let Some(a) = after {
