@@ -314,7 +314,7 @@ impl Inbox {
             return Ok(None);
         }
         let c = repo::get_campaign(&*self.table, &r.tenant, &r.campaign_id).await?;
-        Ok(c.map(|c| c.marketing_limit_hold()))
+        Ok(c.and_then(|c| c.marketing_limit_hold()))
     }
 
     /// A status of the entry's message failed with 131050 (the contact stopped the

@@ -541,8 +541,10 @@ impl SendService {
                 .await;
         }
         let (f, hold) = (failure.clone(), ctx.campaign.marketing_limit_hold());
-        self.record(entry, delta, move |e| e.record_refusal(&f, &hold, now))
-            .await?;
+        self.record(entry, delta, move |e| {
+            e.record_refusal(&f, hold.as_ref(), now)
+        })
+        .await?;
         if failure.class == FailureClass::Campaign {
             self.pause_campaign(&ctx.campaign, &failure.reason).await;
         }

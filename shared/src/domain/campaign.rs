@@ -568,12 +568,18 @@ fn pacing_of(rate: Option<u32>, pacing: Option<Pacing>) -> Result<Option<Pacing>
 }
 
 impl Campaign {
-    /// What a hold for Meta's marketing limit needs of this campaign.
-    pub fn marketing_limit_hold(&self) -> MarketingLimitHold {
-        MarketingLimitHold {
+    /// What a hold for Meta's marketing limit needs of this campaign; `None` once it sends
+    /// nothing more (completed, cancelled, being deleted): a refusal reported that late
+    /// just fails the entry, which would otherwise wait in a campaign that never sends it.
+    pub fn marketing_limit_hold(&self) -> Option<MarketingLimitHold> {
+        matches!(
+            self.status,
+            CampaignStatus::Running | CampaignStatus::Paused
+        )
+        .then_some(MarketingLimitHold {
             retry: self.marketing_limit_retry,
             ends_at: self.end_at,
-        }
+        })
     }
 
     /// A new campaign, DRAFT or READY. `tenant_timezone` is the display default.

@@ -386,7 +386,12 @@ impl HopperEntry {
     /// The provider refused the send: [`HopperEntry::record_failure`], except that a refusal
     /// for Meta's marketing limit puts the entry back to wait under the campaign's `hold`
     /// rule while attempts remain.
-    pub fn record_refusal(&mut self, failure: &SendFailure, hold: &MarketingLimitHold, now: Time) {
+    pub fn record_refusal(
+        &mut self,
+        failure: &SendFailure,
+        hold: Option<&MarketingLimitHold>,
+        now: Time,
+    ) {
         // A 131049 status of this attempt came first (the answer was then lost): Meta
         // refused it, so it waits as that status set it, not "outcome unknown".
         if self.disposition.as_deref() == Some(MARKETING_LIMIT_PENDING) {
@@ -394,7 +399,7 @@ impl HopperEntry {
             return;
         }
         if failure.class == FailureClass::MarketingLimit {
-            if let Some(until) = hold.next_attempt(self.marketing_holds, now) {
+            if let Some(until) = hold.and_then(|h| h.next_attempt(self.marketing_holds, now)) {
                 self.wait_for_marketing_limit(until, &failure.reason);
                 self.back_in_line_after_limit();
                 return;
@@ -846,6 +851,23 @@ mod tests {
     use crate::domain::campaign::{NewCampaign, TemplateRef};
     use chrono::{Duration, Utc};
 
+    fn entry_campaign() -> Campaign {
+        Campaign::create(
+            "t",
+            NewCampaign {
+                name: Some("c".into()),
+                account_id: Some("a".into()),
+                template: Some(TemplateRef {
+                    name: "x".into(),
+                    language: "en".into(),
+                }),
+                ..Default::default()
+            },
+            Utc::now(),
+        )
+        .unwrap()
+    }
+
     fn entry() -> HopperEntry {
         let c = Campaign::create(
             "t",
@@ -946,16 +968,41 @@ mod tests {
     }
 
     #[test]
+    fn a_limit_reported_after_the_campaign_stopped_sending_fails_the_entry() {
+        // Seed 9570 of the 10,000-seed run: a 131049 status days late for an entry whose
+        // outcome was unknown, its campaign COMPLETED meanwhile, left it FRESH for good.
+        let now = Utc::now();
+        let mut c = entry_campaign();
+        let mut e = entry();
+        e.claim(now).unwrap();
+        e.record_failure(&SendFailure::outcome_unknown("timeout"));
+        c.status = crate::domain::campaign::CampaignStatus::Completed;
+        let hold = c.marketing_limit_hold();
+        assert_eq!(hold, None);
+        assert!(e.apply_update_held(&status("wamid.9", Some(1), limited(), now), hold.as_ref()));
+        assert_eq!(
+            (e.state, e.reason.as_deref()),
+            (EntryState::Retry, Some("Meta's marketing limit"))
+        );
+        assert_eq!(e.wait_until, None);
+        c.status = crate::domain::campaign::CampaignStatus::Paused;
+        assert!(
+            c.marketing_limit_hold().is_some(),
+            "a paused campaign sends it after resume"
+        );
+    }
+
+    #[test]
     fn a_resend_refused_for_a_while_can_be_retried_and_a_lost_answer_after_a_limit_is_no_unknown() {
         let now = Utc::now();
         let mut e = entry();
         e.claim(now).unwrap();
-        e.record_refusal(&SendFailure::meta(131049, ""), &daily(), now);
+        e.record_refusal(&SendFailure::meta(131049, ""), Some(&daily()), now);
         assert_eq!((e.state, e.marketing_holds), (EntryState::Fresh, 1));
         let later = now + Duration::hours(25);
         e.release(5, later);
         e.claim(later).unwrap();
-        e.record_refusal(&SendFailure::meta(131000, "x"), &daily(), later);
+        e.record_refusal(&SendFailure::meta(131000, "x"), Some(&daily()), later);
         assert_eq!(e.state, EntryState::Retry);
         assert!(
             e.retry(6),
@@ -967,7 +1014,11 @@ mod tests {
             &status("wamid.3", Some(3), limited(), later),
             Some(&daily()),
         );
-        e.record_refusal(&SendFailure::outcome_unknown("timeout"), &daily(), later);
+        e.record_refusal(
+            &SendFailure::outcome_unknown("timeout"),
+            Some(&daily()),
+            later,
+        );
         assert_eq!(
             (e.state, e.disposition.as_deref()),
             (EntryState::Fresh, None)
