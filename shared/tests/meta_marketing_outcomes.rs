@@ -82,6 +82,14 @@ async fn stats(h: &Spawned, id: &str) -> Value {
         .await
 }
 
+/// Whether [`PHONE`] is on the tenant's marketing opt-out.
+async fn marketing_stopped(h: &Spawned) -> bool {
+    let phone = PhoneNumber::parse(PHONE).unwrap();
+    repo::blocklists::is_marketing_opted_out(&*h.table, "acme", &phone)
+        .await
+        .unwrap()
+}
+
 /// Messages the simulator accepted for `phone`.
 fn sends_to(h: &Spawned, phone: &str) -> usize {
     h.simulator()
@@ -281,12 +289,7 @@ async fn a_131050_refusal_stops_marketing_to_the_contact_and_nothing_else() {
         ),
         "{e}"
     );
-    let phone = PhoneNumber::parse(PHONE).unwrap();
-    assert!(
-        repo::blocklists::is_marketing_opted_out(&*h.table, "acme", &phone)
-            .await
-            .unwrap()
-    );
+    assert!(marketing_stopped(&h).await);
     h.simulator().clear_failures();
 
     // A second MARKETING campaign does not try it; a UTILITY one does.
@@ -389,12 +392,7 @@ async fn post_hook(h: &Spawned, body: String) {
 async fn user_preferences_stop_and_resume_the_contacts_marketing_in_time_order() {
     let h = spawn().await;
     h.ready_campaign(&[PHONE], json!({})).await;
-    let phone = PhoneNumber::parse(PHONE).unwrap();
-    let stopped = || async {
-        repo::blocklists::is_marketing_opted_out(&*h.table, "acme", &phone)
-            .await
-            .unwrap()
-    };
+    let stopped = || marketing_stopped(&h);
     let t = Utc
         .with_ymd_and_hms(2026, 11, 21, 9, 0, 0)
         .unwrap()
@@ -427,12 +425,7 @@ async fn a_user_preferences_stop_for_a_number_of_no_account_touches_no_tenant() 
         serde_json::from_str(&preferences_body("stop", PHONE, 1_764_000_000)).unwrap();
     body["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = json!("999");
     post_hook(&h, body.to_string()).await;
-    let phone = PhoneNumber::parse(PHONE).unwrap();
-    assert!(
-        !repo::blocklists::is_marketing_opted_out(&*h.table, "acme", &phone)
-            .await
-            .unwrap()
-    );
+    assert!(!marketing_stopped(&h).await);
 }
 
 #[tokio::test]
@@ -472,12 +465,7 @@ async fn a_130472_refusal_or_status_is_metas_marketing_experiment_not_a_failure(
         "{s}"
     );
     // Not a reason to suppress anything: the contact is not opted out of marketing.
-    let phone = PhoneNumber::parse(PHONE).unwrap();
-    assert!(
-        !repo::blocklists::is_marketing_opted_out(&*h.table, "acme", &phone)
-            .await
-            .unwrap()
-    );
+    assert!(!marketing_stopped(&h).await);
 }
 
 #[tokio::test]
@@ -551,21 +539,12 @@ async fn a_131050_status_about_another_message_puts_nobody_on_the_marketing_opt_
     s.message_id = "wamid.someone-elses".into();
     s.sender_id = None;
     h.sys.inbox.handle(vec![Inbound::Status(s)]).await.unwrap();
-    let phone = PhoneNumber::parse(PHONE).unwrap();
-    assert!(
-        !repo::blocklists::is_marketing_opted_out(&*h.table, "acme", &phone)
-            .await
-            .unwrap()
-    );
+    assert!(!marketing_stopped(&h).await);
     assert_eq!(entry(&h, &id, PHONE).await["state"], "PENDING");
     // The entry's own message's 131050 does.
     let own = failed_status(&h, &id, PHONE, 131050, 3).await;
     h.sys.inbox.handle(vec![own]).await.unwrap();
-    assert!(
-        repo::blocklists::is_marketing_opted_out(&*h.table, "acme", &phone)
-            .await
-            .unwrap()
-    );
+    assert!(marketing_stopped(&h).await);
 }
 
 /// Meta as it behaves when its 131049 status overtakes the send's answer: the status

@@ -362,11 +362,7 @@ impl Dispatcher {
             Some(p) => repo::pacing::get_portfolio(t, &account.tenant, p).await?,
             None => None,
         };
-        let limit = match portfolio {
-            Some(p) => p.messaging_limit,
-            None => account.messaging_tier,
-        };
-        let Some(limit) = limit else {
+        let Some(limit) = account.messaging_limit(portfolio.as_ref()) else {
             return Ok(None);
         };
         let since = pacing::hour_start(now) - chrono::Duration::hours(24);

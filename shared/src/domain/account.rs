@@ -215,6 +215,16 @@ impl Account {
         })
     }
 
+    /// The messaging limit the account's sends count against: its business portfolio's
+    /// once known (read from Meta or set by hand), else its own `messaging_tier`; `None`
+    /// is unlimited.
+    pub fn messaging_limit(&self, portfolio: Option<&super::portfolio::Portfolio>) -> Option<u32> {
+        match portfolio {
+            Some(p) => p.messaging_limit,
+            None => self.messaging_tier,
+        }
+    }
+
     /// What the account owns among the ids provider webhooks name: its sending number
     /// and, on Kaleyra, the account SID its callbacks come from. Each belongs to one
     /// tenant (the first account that claims it).

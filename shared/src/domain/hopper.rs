@@ -869,22 +869,8 @@ mod tests {
     }
 
     fn entry() -> HopperEntry {
-        let c = Campaign::create(
-            "t",
-            NewCampaign {
-                name: Some("c".into()),
-                account_id: Some("a".into()),
-                template: Some(TemplateRef {
-                    name: "x".into(),
-                    language: "en".into(),
-                }),
-                ..Default::default()
-            },
-            Utc::now(),
-        )
-        .unwrap();
         HopperEntry::new(
-            &c,
+            &entry_campaign(),
             PhoneNumber::parse("919812345678").unwrap(),
             ContactData::default(),
             1,
