@@ -10,6 +10,7 @@ use crate::app::Operator;
 use crate::config;
 use crate::http::operator::OperatorServices;
 use crate::ports::{MessagingProvider, ObjectStore, Secrets, TemplateSource};
+use crate::providers::aws_social::AwsSocialProvider;
 use crate::providers::kaleyra::KaleyraProvider;
 use crate::providers::meta::MetaProvider;
 use crate::providers::meta_templates::MetaTemplates;
@@ -25,6 +26,8 @@ pub struct ProviderUrls {
     pub graph_version: String,
     /// Kaleyra's API, e.g. `https://api.kaleyra.io`.
     pub kaleyra_url: String,
+    /// AWS End User Messaging Social's endpoint; `None`: AWS's own for the region.
+    pub aws_social_url: Option<String>,
 }
 
 impl ProviderUrls {
@@ -36,34 +39,39 @@ impl ProviderUrls {
             graph_url,
             graph_version,
             kaleyra_url: config::optional("KALEYRA_API_URL", "https://api.kaleyra.io"),
+            aws_social_url: None,
         }
     }
 
-    /// Every provider at one base URL (the simulator answers both APIs).
+    /// Every provider at one base URL (the simulator answers all three APIs).
     pub fn all_at(base_url: impl Into<String>) -> Self {
         let base = base_url.into();
         ProviderUrls {
             graph_url: base.clone(),
             graph_version: "v23.0".into(),
-            kaleyra_url: base,
+            kaleyra_url: base.clone(),
+            aws_social_url: Some(base),
         }
     }
 }
 
-/// How each provider's credential references resolve. In AWS both are the secrets
+/// How each provider's credential references resolve. In AWS all are the secrets
 /// extension; the local runner answers each provider's reference with the simulator's
-/// credential of that provider.
+/// credential of that provider (for AWS End User Messaging Social: the grant of its
+/// number).
 #[derive(Clone)]
 pub struct ProviderSecrets {
     pub meta: Arc<dyn Secrets>,
     pub kaleyra: Arc<dyn Secrets>,
+    pub aws_social: Arc<dyn Secrets>,
 }
 
 impl ProviderSecrets {
     pub fn same(secrets: Arc<dyn Secrets>) -> Self {
         ProviderSecrets {
             meta: secrets.clone(),
-            kaleyra: secrets,
+            kaleyra: secrets.clone(),
+            aws_social: secrets,
         }
     }
 }
@@ -78,8 +86,14 @@ pub struct Providers {
 }
 
 impl Providers {
-    /// Every adapter on the process's one client `http`.
-    pub fn new(urls: &ProviderUrls, http: &reqwest::Client, secrets: &ProviderSecrets) -> Self {
+    /// Every adapter on the process's one client `http`; AWS End User Messaging Social on
+    /// an SDK client of `sdk` (region, credentials).
+    pub fn new(
+        urls: &ProviderUrls,
+        http: &reqwest::Client,
+        secrets: &ProviderSecrets,
+        sdk: &aws_config::SdkConfig,
+    ) -> Self {
         let meta = MetaProvider::with_client(
             http.clone(),
             &urls.graph_url,
@@ -92,6 +106,12 @@ impl Providers {
             messaging: Arc::new(ByAccountProvider {
                 meta: Arc::new(meta),
                 kaleyra: Arc::new(kaleyra),
+                aws_social: Arc::new(AwsSocialProvider::new(
+                    sdk,
+                    urls.aws_social_url.as_deref(),
+                    &urls.graph_version,
+                    secrets.aws_social.clone(),
+                )),
             }),
             templates: Arc::new(MetaTemplates::with_client(
                 http.clone(),
@@ -103,13 +123,14 @@ impl Providers {
     }
 
     /// In AWS: the URLs from the environment, credentials through the secrets extension,
-    /// all on `http`.
-    pub fn from_env(http: &reqwest::Client) -> Self {
+    /// all on `http`; AWS End User Messaging Social signed with the function's role.
+    pub fn from_env(http: &reqwest::Client, sdk: &aws_config::SdkConfig) -> Self {
         let secrets = Arc::new(SecretResolver::on_client(http.clone()));
         Self::new(
             &ProviderUrls::from_env(),
             http,
             &ProviderSecrets::same(secrets),
+            sdk,
         )
     }
 }

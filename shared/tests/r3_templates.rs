@@ -829,6 +829,32 @@ async fn r3_4_sync_needs_a_waba_and_reports_meta_errors() {
     .await;
     assert_eq!(s, StatusCode::BAD_GATEWAY, "{body}");
     assert_eq!(body["message"], "credentials unavailable: env:WRONG");
+
+    // An aws_social account holds no Meta token: its grant is never sent to Meta.
+    let (s, a) = call(
+        &e.api,
+        Method::POST,
+        "/accounts",
+        Some(json!({"name": "Through AWS", "provider": "aws_social",
+            "sender_id": testkit::simulator::SIM_AWS_PHONE_NUMBER_IDS[0],
+            "token_ref": testkit::harness::SIM_AWS_GRANT_REF, "waba_id": WABA})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    let asked = e.simulator().template_list_requests().len();
+    let (s, body) = call(
+        &e.api,
+        Method::POST,
+        &format!("/accounts/{}/templates/sync", a["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, body["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("account_id")),
+        "{body}"
+    );
+    assert_eq!(e.simulator().template_list_requests().len(), asked);
 }
 
 async fn the_251st_template_is_refused(table: Arc<dyn Table>) {

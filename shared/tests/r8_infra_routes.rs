@@ -158,3 +158,51 @@ fn infrastructure_limits_floods_alarms_on_dead_letters_and_narrows_policies() {
         );
     }
 }
+
+/// Issue 18: AWS End User Messaging Social's events reach the inbound worker through an SNS
+/// topic only the service may publish on, subscribed by the inbound queue with raw
+/// delivery (the worker reads the event itself); only the sender may send, from the
+/// account's numbers, and the topic is an output to set as each WABA's event destination.
+#[test]
+fn aws_social_events_reach_the_inbound_queue_through_a_closed_topic() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(root.join("infra/template.yaml")).unwrap();
+    let policy = resource_block(&text, "WhatsAppEventsTopicPolicy");
+    assert!(
+        policy.contains("social-messaging.amazonaws.com"),
+        "{policy}"
+    );
+    assert!(policy.contains("aws:SourceAccount"), "{policy}");
+    let sub = resource_block(&text, "WhatsAppEventsSubscription");
+    for line in [
+        "Protocol: sqs",
+        "!GetAtt InboundQueue.Arn",
+        "RawMessageDelivery: true",
+    ] {
+        assert!(sub.contains(line), "{sub}");
+    }
+    let queue_policy = resource_block(&text, "InboundQueuePolicy");
+    assert!(
+        queue_policy.contains("aws:SourceArn: !Ref WhatsAppEventsTopic"),
+        "{queue_policy}"
+    );
+    let sender = resource_block(&text, "SenderFunction");
+    assert!(
+        sender.contains("social-messaging:SendWhatsAppMessage"),
+        "{sender}"
+    );
+    assert!(sender.contains(":phone-number-id/*"), "{sender}");
+    for other in [
+        "ApiFunction",
+        "InboundFunction",
+        "WebhookFunction",
+        "LauncherFunction",
+    ] {
+        assert!(
+            !resource_block(&text, other).contains("social-messaging:"),
+            "{other} sends nothing"
+        );
+    }
+    let outputs = &text[text.find("\nOutputs:").expect("outputs")..];
+    assert!(outputs.contains("  WhatsAppEventsTopicArn:"));
+}

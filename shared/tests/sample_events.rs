@@ -80,6 +80,7 @@ fn every_sample_event_is_covered() {
         "importer-continue.json",
         "importer-s3-put.json",
         "inbound-sqs.json",
+        "inbound-aws-social.json",
         "launcher-launch.json",
         "launcher-tick.json",
         "sender-sqs-batch.json",
@@ -307,4 +308,34 @@ fn importer_events_name_an_import_upload_or_a_continuation() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// Issue 18: what the WABA's SNS topic puts on the inbound queue, with raw message delivery
+/// (record 1) and without (record 2, SNS's notification around it); the third record is
+/// not an event and is acknowledged alone.
+#[tokio::test]
+async fn inbound_aws_social_batch_is_an_sqs_event_of_aws_end_user_messaging_social_events() {
+    use shared::domain::inbound::Inbound;
+    use shared::providers::aws_social::parse_event;
+    let event: SqsEvent = serde_json::from_str(&read("inbound-aws-social.json")).expect("SqsEvent");
+    assert_eq!(event.records.len(), 3);
+    let body = |i: usize| event.records[i].body.as_deref().unwrap();
+    let number = "phone-number-id-976c72a700aac43eaf573ae050a1b2c3";
+    assert!(matches!(
+        &parse_event(body(0)).unwrap().unwrap()[..],
+        [Inbound::Status(s)] if s.message_id == "wamid.TEST1" && s.sender_id.as_deref() == Some(number)
+    ));
+    assert!(matches!(
+        &parse_event(body(1)).unwrap().unwrap()[..],
+        [Inbound::Message(m)] if m.button.as_deref() == Some("YES") && m.sender_id == number
+    ));
+    assert!(parse_event(body(2)).unwrap().is_err());
+    // The worker acknowledges the whole batch: nothing a redelivery could fix.
+    let inbox = shared::app::inbox::Inbox {
+        table: std::sync::Arc::new(testkit::memory::MemoryTable::new()),
+        bus: std::sync::Arc::new(testkit::memory::MemoryBus::default()),
+        clock: std::sync::Arc::new(shared::adapters::clock::SystemClock),
+    };
+    let resp = shared::lambda::inbound(&inbox, event).await;
+    assert!(resp.batch_item_failures.is_empty());
 }

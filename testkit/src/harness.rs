@@ -194,9 +194,33 @@ pub fn frozen(at: DateTime<Utc>) -> Arc<ManualClock> {
     Arc::new(ManualClock::frozen(at))
 }
 
-/// The secrets the simulator's accounts refer to (`env:SIM_TOKEN`).
+/// The grant an AWS End User Messaging Social account on the simulator refers to.
+pub const SIM_AWS_GRANT_REF: &str = "env:SIM_AWS_NUMBERS";
+
+/// The secrets the simulator's accounts refer to: `env:SIM_TOKEN` (Meta's token) and
+/// [`SIM_AWS_GRANT_REF`] (the simulator's AWS origination numbers).
 pub fn sim_secrets() -> Arc<MemorySecrets> {
-    Arc::new(MemorySecrets::default().with("env:SIM_TOKEN", "test-token"))
+    Arc::new(
+        MemorySecrets::default()
+            .with("env:SIM_TOKEN", "test-token")
+            .with(
+                SIM_AWS_GRANT_REF,
+                &crate::simulator::SIM_AWS_PHONE_NUMBER_IDS.join(","),
+            ),
+    )
+}
+
+/// Every provider's adapter sending to `base_url` (the simulator) with [`sim_secrets`],
+/// chosen per account as in AWS.
+pub fn sim_providers(base_url: impl Into<String>) -> Arc<dyn MessagingProvider> {
+    let secrets = sim_secrets();
+    Providers::new(
+        &compose::ProviderUrls::all_at(base_url),
+        &shared::providers::http_client(),
+        &compose::ProviderSecrets::same(secrets),
+        &aws::offline_sdk_config(),
+    )
+    .messaging
 }
 
 /// The Meta adapter sending to `base_url` (the simulator or a stand-in) with
@@ -261,6 +285,7 @@ pub struct Spawn {
     verify_token: String,
     kaleyra_token: Option<String>,
     objects: Option<Arc<dyn ObjectStore>>,
+    aws_events: Option<Arc<dyn crate::simulator::AwsEventSink>>,
 }
 
 impl Spawn {
@@ -281,6 +306,7 @@ impl Spawn {
             verify_token: "verify".into(),
             kaleyra_token: None,
             objects: None,
+            aws_events: None,
         }
     }
 
@@ -361,6 +387,13 @@ impl Spawn {
         self
     }
 
+    /// The simulator publishes AWS End User Messaging Social events on `sink` (an SNS
+    /// topic) instead of putting them on the system's inbound queue.
+    pub fn aws_events(mut self, sink: Arc<dyn crate::simulator::AwsEventSink>) -> Spawn {
+        self.aws_events = Some(sink);
+        self
+    }
+
     /// Presigned uploads on `objects` in the operator API (R2.4).
     pub fn objects(mut self, objects: Arc<dyn ObjectStore>) -> Spawn {
         self.objects = Some(objects);
@@ -376,7 +409,17 @@ impl Spawn {
             None => None,
         };
         let serve_webhooks = self.serve_webhooks;
+        let aws_events = self.aws_events.clone();
         let mut spawned = self.assemble(clock, sim);
+        if let Some(sim) = &spawned.sim {
+            // As an SNS subscription with raw delivery does, unless a topic is given.
+            let sink = aws_events.unwrap_or_else(|| {
+                Arc::new(crate::simulator::QueueEvents(
+                    spawned.sys.inbound_queue.clone(),
+                ))
+            });
+            sim.set_aws_event_sink(sink);
+        }
         if serve_webhooks {
             let base = serve(spawned.hook.clone()).await;
             let url = format!("{base}/webhooks/meta");
@@ -401,7 +444,7 @@ impl Spawn {
     fn assemble(self, clock: Arc<ManualClock>, sim: Option<Simulator>) -> Spawned {
         let provider: Arc<dyn MessagingProvider> = match (self.provider, &sim) {
             (Some(p), _) => p,
-            (None, Some(sim)) => meta_provider(sim.base_url()),
+            (None, Some(sim)) => sim_providers(sim.base_url()),
             (None, None) => meta_provider(NO_PROVIDER_URL),
         };
         let (scheduler, memory_scheduler): (Arc<dyn Scheduler>, Option<Arc<MemoryScheduler>>) =

@@ -15,9 +15,10 @@ use shared::lambda;
 use shared::ports::Clock;
 use shared::providers::meta;
 use std::sync::Arc;
+use testkit::harness::SIM_AWS_GRANT_REF;
 use testkit::harness::{call, Spawn, Spawned};
 use testkit::memory::{MemoryScheduler, MemoryTable};
-use testkit::simulator::{ReplyKind, SimConfig};
+use testkit::simulator::{ReplyKind, SimConfig, SimProvider, SnsEvents, SIM_AWS_PHONE_NUMBER_IDS};
 
 const LAUNCHER_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:launcher";
 
@@ -26,9 +27,20 @@ enum Sched {
     Aws(Arc<aws::scheduler::EventBridgeScheduler>),
 }
 
+/// How the system reaches WhatsApp.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// Meta's Cloud API; statuses and replies as signed webhooks.
+    Meta,
+    /// AWS End User Messaging Social; statuses and replies as events through the WABA's
+    /// SNS topic into the inbound queue.
+    AwsSocial,
+}
+
 struct Harness {
     s: Spawned,
     sched: Sched,
+    via: Via,
 }
 
 impl std::ops::Deref for Harness {
@@ -46,6 +58,20 @@ async fn harness(
     queue: Option<Arc<dyn shared::ports::Queue>>,
     sched: Sched,
     bus: Option<Arc<dyn shared::ports::EventBus>>,
+) -> Harness {
+    harness_via(table, queue, sched, bus, Via::Meta, None).await
+}
+
+/// [`harness`] reaching WhatsApp `via`; with `aws` the inbound queue and the SNS topic the
+/// simulator publishes AWS's events on (else they go straight onto the in-memory inbound
+/// queue).
+async fn harness_via(
+    table: Arc<dyn shared::ports::Table>,
+    queue: Option<Arc<dyn shared::ports::Queue>>,
+    sched: Sched,
+    bus: Option<Arc<dyn shared::ports::EventBus>>,
+    via: Via,
+    aws: Option<(Arc<dyn shared::ports::Queue>, SnsEvents)>,
 ) -> Harness {
     let scheduler: Arc<dyn shared::ports::Scheduler> = match &sched {
         Sched::Memory(s) => s.clone(),
@@ -67,9 +93,13 @@ async fn harness(
     if let Some(bus) = bus {
         spawn = spawn.bus(bus);
     }
+    if let Some((inbound, topic)) = aws {
+        spawn = spawn.inbound_queue(inbound).aws_events(Arc::new(topic));
+    }
     Harness {
         s: spawn.spawn().await,
         sched,
+        via,
     }
 }
 
@@ -82,15 +112,18 @@ async fn story(h: Harness) {
     let start = h.clock.now() + Duration::hours(1);
 
     // Setup over HTTP.
-    let (s, account) = call(
-        api,
-        Method::POST,
-        "/accounts",
-        Some(json!({
+    let account_body = match h.via {
+        Via::Meta => json!({
             "name": "Main number", "sender_id": "106540352242922", "token_ref": "env:SIM_TOKEN", "waba_id": "100000000000001"
-        })),
-    )
-    .await;
+        }),
+        // No Meta token: the deployment's AWS role signs, and the tenant's grant lists the
+        // origination number.
+        Via::AwsSocial => json!({
+            "name": "Main number", "provider": "aws_social", "sender_id": SIM_AWS_PHONE_NUMBER_IDS[0],
+            "token_ref": SIM_AWS_GRANT_REF, "waba_id": "100000000000001"
+        }),
+    };
+    let (s, account) = call(api, Method::POST, "/accounts", Some(account_body)).await;
     assert_eq!(s, StatusCode::CREATED, "{account}");
     let account_id = account["id"].as_str().unwrap().to_owned();
     let (s, t) = call(api, Method::POST, "/templates", Some(json!({
@@ -249,10 +282,19 @@ async fn story(h: Harness) {
     let (_, body) = call(api, Method::GET, &format!("/campaigns/{id}"), None).await;
     assert_eq!(body["status"], "RUNNING");
 
-    // Sends reach the simulator through the Meta adapter, rendered per contact.
+    // Sends reach the simulator through the account's provider, rendered per contact.
     assert_eq!(h.sys.drain_queue().await.unwrap(), 10);
     let sent = h.simulator().sent();
     assert_eq!(sent.len(), 10);
+    let (provider, sender) = match h.via {
+        Via::Meta => (SimProvider::Meta, "106540352242922"),
+        Via::AwsSocial => (SimProvider::AwsSocial, SIM_AWS_PHONE_NUMBER_IDS[0]),
+    };
+    assert!(
+        sent.iter()
+            .all(|s| s.provider == provider && s.phone_number_id == sender),
+        "{sent:?}"
+    );
     let to_first = sent
         .iter()
         .find(|s| s.to == phones()[0])
@@ -313,24 +355,24 @@ async fn story(h: Harness) {
         "{st}"
     );
 
-    // A tampered webhook is refused and changes nothing.
-    let body = h.simulator().webhooks()[0]
-        .body
-        .replace("\"sent\"", "\"failed\"");
-    let resp = reqwest::Client::new()
-        .post(h.webhook_url.as_deref().unwrap())
-        .header(
-            "x-hub-signature-256",
-            meta::signature_header(b"wrong-secret", body.as_bytes()),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 401);
-    assert_eq!(h.sys.drain_inbound().await.unwrap(), 0, "nothing queued");
-    let (_, st2) = call(api, Method::GET, &format!("/campaigns/{id}/stats"), None).await;
-    assert_eq!(st, st2);
+    if h.via == Via::AwsSocial {
+        // Events need no public route: an unreadable record on the queue is acknowledged
+        // alone and changes nothing.
+        h.sys
+            .inbound_queue
+            .send(vec![shared::ports::OutMessage {
+                body: "{\"context\":{}}".into(),
+                delay_secs: 0,
+            }])
+            .await
+            .unwrap();
+        assert_eq!(h.sys.drain_inbound().await.unwrap(), 1);
+        assert_eq!(h.sys.drain_inbound().await.unwrap(), 0, "acknowledged");
+        let (_, st2) = call(api, Method::GET, &format!("/campaigns/{id}/stats"), None).await;
+        assert_eq!(st, st2);
+    } else {
+        tampered_webhook_changes_nothing(&h, &id, &st).await;
+    }
 
     // Not done while replies are awaited; non-responders time out after a day.
     assert_eq!(h.sys.sweeper.sweep().await.unwrap().completed, 0);
@@ -383,6 +425,28 @@ async fn story(h: Harness) {
         assert_eq!(replies, repliers);
         assert!(events.iter().any(|e| matches!(e, DomainEvent::CampaignStateChanged(c) if c.to == shared::domain::campaign::CampaignStatus::Completed)));
     }
+}
+
+/// A tampered webhook is refused and changes nothing.
+async fn tampered_webhook_changes_nothing(h: &Harness, id: &str, st: &Value) {
+    let api = &h.api;
+    let body = h.simulator().webhooks()[0]
+        .body
+        .replace("\"sent\"", "\"failed\"");
+    let resp = reqwest::Client::new()
+        .post(h.webhook_url.as_deref().unwrap())
+        .header(
+            "x-hub-signature-256",
+            meta::signature_header(b"wrong-secret", body.as_bytes()),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    assert_eq!(h.sys.drain_inbound().await.unwrap(), 0, "nothing queued");
+    let (_, st2) = call(api, Method::GET, &format!("/campaigns/{id}/stats"), None).await;
+    assert_eq!(st, &st2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -438,6 +502,84 @@ async fn walking_skeleton_story_on_aws_emulator() {
             format!("e2e-{suffix}"),
             "campaigns",
         ))),
+    )
+    .await;
+    story(h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn walking_skeleton_story_through_aws_end_user_messaging_social_in_memory() {
+    let sched = Arc::new(MemoryScheduler::default());
+    let h = harness_via(
+        Arc::new(MemoryTable::new()),
+        None,
+        Sched::Memory(sched),
+        None,
+        Via::AwsSocial,
+        None,
+    )
+    .await;
+    story(h).await;
+}
+
+/// The whole story through AWS End User Messaging Social on the emulator: the sends on
+/// SQS, and AWS's events published on an SNS topic whose SQS subscription (raw message
+/// delivery, as the SAM template sets it) feeds the inbound worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn walking_skeleton_story_through_aws_end_user_messaging_social_on_aws_emulator() {
+    testkit::harness::require_emulator("the AWS End User Messaging Social story");
+    let cfg = aws::sdk_config().await;
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let ddb = aws_sdk_dynamodb::Client::new(&cfg);
+    let table_name = format!("e2e-aws-{suffix}");
+    aws::setup::ensure_table(&ddb, &table_name).await.unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&cfg);
+    let send_url = aws::setup::ensure_queue(&sqs, &format!("e2e-aws-{suffix}"))
+        .await
+        .unwrap();
+    let inbound_url = aws::setup::ensure_queue(&sqs, &format!("e2e-aws-{suffix}-inbound"))
+        .await
+        .unwrap();
+    let inbound_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&inbound_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    let sns = aws_sdk_sns::Client::new(&cfg);
+    let topic_arn = sns
+        .create_topic()
+        .name(format!("waba-events-{suffix}"))
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    sns.subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(&inbound_arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .unwrap();
+    let h = harness_via(
+        Arc::new(aws::dynamo::DynamoTable::new(ddb, table_name)),
+        Some(Arc::new(aws::sqs::SqsQueue::new(sqs.clone(), send_url))),
+        Sched::Memory(Arc::new(MemoryScheduler::default())),
+        None,
+        Via::AwsSocial,
+        Some((
+            Arc::new(aws::sqs::SqsQueue::new(sqs, inbound_url)),
+            SnsEvents {
+                client: sns,
+                topic_arn,
+            },
+        )),
     )
     .await;
     story(h).await;

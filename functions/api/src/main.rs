@@ -29,7 +29,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         clock: Arc::new(SystemClock),
     });
     let objects = aws::s3::objects_from_env(&sdk)?;
-    let services = compose::operator_services(operator, &Providers::from_env(&http), Some(objects));
+    let services =
+        compose::operator_services(operator, &Providers::from_env(&http, &sdk), Some(objects));
     let claims = tenant::Claims {
         tenant: config::optional("TENANT_CLAIM", "tenant_id"),
         admin_scope: config::optional("ADMIN_SCOPE", "campaigns/admin"),

@@ -16,7 +16,7 @@ use std::time::Duration;
 use testkit::local::{Ports, System};
 use testkit::memory::{ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, MemoryTable};
 use testkit::memory_objects::MemoryObjects;
-use testkit::simulator::{SimConfig, Simulator};
+use testkit::simulator::{QueueEvents, SimConfig, Simulator, SIM_AWS_PHONE_NUMBER_IDS};
 
 pub const APP_SECRET: &str = "test-app-secret";
 pub const VERIFY_TOKEN: &str = "test-verify-token";
@@ -118,7 +118,10 @@ pub async fn build(base_url: &str, demo: bool, aws: bool) -> anyhow::Result<Loca
         &ProviderSecrets {
             meta: Arc::new(SimulatorToken(token)),
             kaleyra: Arc::new(SimulatorToken(kaleyra_key)),
+            // Every tenant may send from the simulator's AWS numbers.
+            aws_social: Arc::new(SimulatorToken(SIM_AWS_PHONE_NUMBER_IDS.join(","))),
         },
+        &aws::offline_sdk_config(),
     );
     let provider = providers.messaging.clone();
     // Lambda ticks every minute (the shortest EventBridge rate); locally a short tick
@@ -195,6 +198,9 @@ pub async fn build(base_url: &str, demo: bool, aws: bool) -> anyhow::Result<Loca
         Some(q) => System::new(ports, tick_seconds).with_inbound_queue(q),
         None => System::new(ports, tick_seconds),
     };
+    // AWS End User Messaging Social accounts' events reach the inbound worker as the
+    // WABA's SNS topic delivers them to the inbound queue in AWS.
+    simulator.set_aws_event_sink(Arc::new(QueueEvents(system.inbound_queue.clone())));
     let operator =
         compose::operator_services(system.operator.clone(), &providers, Some(objects.clone()));
     Ok(Local {

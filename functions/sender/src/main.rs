@@ -16,7 +16,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let http = shared::providers::http_client();
     let service = Arc::new(SendService {
         table: aws::table_from_env(&sdk)?,
-        provider: Providers::from_env(&http).messaging,
+        provider: Providers::from_env(&http, &sdk).messaging,
         bus: aws::bus_from_env(&sdk)?,
         clock: Arc::new(SystemClock),
         concurrency: 10,

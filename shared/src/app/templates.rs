@@ -747,6 +747,13 @@ impl TemplateSync {
         let account = repo::get_account(table, tenant, account_id)
             .await?
             .ok_or_else(|| DomainError::not_found("account", account_id.as_str()))?;
+        if !account.provider.lists_meta_templates() {
+            return Err(DomainError::invalid(
+                "account_id",
+                "an aws_social account holds no Meta token to read Meta's template list: register its templates with POST /templates; their status changes arrive with its events",
+            )
+            .into());
+        }
         let waba_id = self
             .resolve_waba_id(tenant, account_id, req.waba_id)
             .await?;

@@ -13,6 +13,46 @@ pub enum Provider {
     /// and the business WhatsApp number (digits), e.g. `HXIN1234567890IN:919800000000`
     /// (`crate::providers::kaleyra::KaleyraSender`). `token_ref` names the Kaleyra API key.
     Kaleyra,
+    /// AWS End User Messaging Social (`SendWhatsAppMessage`, signed with the deployment's
+    /// AWS role, no Meta token): `sender_id` is the origination phone number id,
+    /// `phone-number-id-<id>`. The role may send from every number of the AWS account,
+    /// so `token_ref` names a grant instead of a token: a secret of the tenant listing the
+    /// phone number ids it may send from ([`grants_number`]). `waba_id` is Meta's id of
+    /// the number's WhatsApp Business Account, as its events name it.
+    #[serde(rename = "aws_social")]
+    AwsSocial,
+}
+
+impl Provider {
+    /// Whether the account's templates can be read from Meta's template list with its
+    /// token (an AWS End User Messaging Social account holds no Meta token).
+    pub fn lists_meta_templates(self) -> bool {
+        self != Provider::AwsSocial
+    }
+}
+
+/// An AWS End User Messaging Social origination phone number id:
+/// `phone-number-id-` and its id (letters and digits).
+pub fn validate_aws_social_sender_id(s: &str) -> Result<(), DomainError> {
+    let ok = s.strip_prefix("phone-number-id-").is_some_and(|id| {
+        (1..=64).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::invalid(
+            "sender_id",
+            "an aws_social sender_id must be the origination phone number id, phone-number-id-<id>",
+        ))
+    }
+}
+
+/// Whether a grant (the secret an AWS End User Messaging Social account's `token_ref`
+/// names) lists `sender_id`: phone number ids separated by commas or white space.
+pub fn grants_number(grant: &str, sender_id: &str) -> bool {
+    grant
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .any(|id| !id.is_empty() && id == sender_id)
 }
 
 /// Meta's default throughput per business number (PROVIDERS.md section 4).
@@ -86,9 +126,16 @@ pub struct Account {
 pub struct NewAccount {
     #[schema(value_type = String, required = true, min_length = 1)]
     pub name: Option<String>,
+    /// `meta` (default), `kaleyra` or `aws_social`.
     pub provider: Option<Provider>,
+    /// The sending number as the provider names it. Meta: the phone_number_id; Kaleyra:
+    /// `<sid>:<from>`; aws_social: the origination phone number id, `phone-number-id-<id>`.
     #[schema(value_type = String, required = true, min_length = 1)]
     pub sender_id: Option<String>,
+    /// Where the credential lives: `secretsmanager:campaigns/<tenant>/NAME`,
+    /// `ssm:/campaigns/<tenant>/NAME` (or `env:VAR` locally). Meta: the access token;
+    /// Kaleyra: the API key; aws_social: the grant, the origination phone number ids the
+    /// tenant may send from (comma or white-space separated).
     #[schema(value_type = String, required = true, min_length = 1)]
     pub token_ref: Option<String>,
     pub rate_limit: Option<u32>,
@@ -101,7 +148,8 @@ pub struct NewAccount {
     pub portfolio_id: Option<String>,
     /// Meta's WhatsApp Business Account id: where templates are synchronised from
     /// (R3.4), and how Meta's template webhooks find the account's templates. Required
-    /// on a Meta account. Kept with the account's template settings.
+    /// on a Meta and an aws_social account (Meta's id of the WABA the number is linked
+    /// through). Kept with the account's template settings.
     #[serde(default)]
     pub waba_id: Option<String>,
 }
@@ -170,19 +218,22 @@ impl Account {
         }
         let provider = input.provider.unwrap_or(Provider::Meta);
         // Meta's template webhooks name the WABA; they are matched to templates by it.
-        if provider == Provider::Meta
+        if matches!(provider, Provider::Meta | Provider::AwsSocial)
             && input.waba_id.as_deref().is_none_or(|w| w.trim().is_empty())
         {
             return Err(DomainError::invalid(
                 "waba_id",
-                "is required on a Meta account: its WhatsApp Business Account id",
+                "is required on a Meta or aws_social account: its WhatsApp Business Account id",
             ));
         }
-        if provider == Provider::Kaleyra {
-            validate_kaleyra_sender_id(&sender_id)?;
+        match provider {
+            Provider::Kaleyra => validate_kaleyra_sender_id(&sender_id)?,
+            Provider::AwsSocial => validate_aws_social_sender_id(&sender_id)?,
+            Provider::Meta => {}
         }
         let rate_limit = input.rate_limit.unwrap_or(match provider {
-            Provider::Meta => DEFAULT_ACCOUNT_RATE,
+            // Meta's limit per number holds behind AWS as well.
+            Provider::Meta | Provider::AwsSocial => DEFAULT_ACCOUNT_RATE,
             Provider::Kaleyra => DEFAULT_KALEYRA_RATE,
         });
         if !(1..=1000).contains(&rate_limit) {
@@ -318,5 +369,41 @@ mod tests {
             let err = Account::create("t1", kaleyra(bad), chrono::Utc::now()).unwrap_err();
             assert!(matches!(err, DomainError::Invalid { field, .. } if field == "sender_id"));
         }
+    }
+
+    #[test]
+    fn an_aws_social_account_names_its_origination_number_and_a_grant() {
+        let aws = |sender: &str| NewAccount {
+            provider: Some(Provider::AwsSocial),
+            sender_id: Some(sender.into()),
+            ..input("secretsmanager:campaigns/t1/aws-numbers")
+        };
+        let a = Account::create(
+            "t1",
+            aws("phone-number-id-976c72a700aac43eaf573ae050e1"),
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(a.rate_limit, DEFAULT_ACCOUNT_RATE);
+        assert_eq!(
+            serde_json::to_value(a.provider).unwrap(),
+            serde_json::json!("aws_social")
+        );
+        for bad in ["106540352242922", "phone-number-id-", "phone-number-id-a/b"] {
+            let err = Account::create("t1", aws(bad), chrono::Utc::now()).unwrap_err();
+            assert!(matches!(err, DomainError::Invalid { field, .. } if field == "sender_id"));
+        }
+        let no_waba = NewAccount {
+            waba_id: None,
+            ..aws("phone-number-id-1")
+        };
+        let err = Account::create("t1", no_waba, chrono::Utc::now()).unwrap_err();
+        assert!(matches!(err, DomainError::Invalid { field, .. } if field == "waba_id"));
+        assert!(grants_number(
+            "phone-number-id-1, phone-number-id-2\n",
+            "phone-number-id-2"
+        ));
+        assert!(!grants_number("phone-number-id-12", "phone-number-id-1"));
+        assert!(!grants_number("", "phone-number-id-1"));
     }
 }

@@ -156,6 +156,41 @@ pub fn kaleyra_reason(code: &str, message: &str) -> String {
     }
 }
 
+/// The Meta error code quoted in a message the way Meta writes it, `(#131026) ...`: AWS
+/// End User Messaging Social passes Meta's refusal on in its exception's message.
+pub fn meta_code_in(message: &str) -> Option<i64> {
+    let start = message.find("(#")? + 2;
+    let rest = &message[start..];
+    let end = rest.find(')')?;
+    rest[..end].parse().ok()
+}
+
+/// AWS End User Messaging Social's `SendWhatsAppMessage` errors (PROVIDERS.md section 7),
+/// by exception name, for a refusal that quotes no Meta code. `http_status` decides
+/// what an unknown name means: a 4xx refused the request, a 5xx may follow an accepted
+/// message.
+pub fn classify_aws_social(error_type: &str, http_status: u16) -> FailureClass {
+    use FailureClass::*;
+    match error_type {
+        // The service (or Meta behind it) asks to slow down: nothing was sent.
+        "ThrottledRequestException" => Temporary,
+        // The number is not there, or the role or Meta may not use it; and a request the
+        // service calls invalid is the campaign's message (the same for every contact):
+        // every further send would fail the same way, so the campaign pauses instead of
+        // burning through its audience.
+        "AccessDeniedException"
+        | "AccessDeniedByMetaException"
+        | "ResourceNotFoundException"
+        | "ValidationException"
+        | "InvalidParametersException" => Campaign,
+        // Meta (the dependency) or the service failed while handling the request: it may
+        // have gone out.
+        "DependencyException" | "InternalServiceException" => Unknown,
+        _ if http_status >= 500 => Unknown,
+        _ => Temporary,
+    }
+}
+
 impl SendFailure {
     /// A Kaleyra error. Kaleyra codes are not numbers: `code` stays `None` and the code
     /// is kept in the reason (except for the verbatim invalid-number reason).
@@ -164,6 +199,32 @@ impl SendFailure {
             class: classify_kaleyra(code),
             code: None,
             reason: kaleyra_reason(code, message),
+        }
+    }
+
+    /// An AWS End User Messaging Social refusal: Meta's own code when the message quotes
+    /// one (classified as Meta's), else by the exception's name. A throttling refusal
+    /// carries Meta's throughput code so the account slows down as it would for Meta.
+    pub fn aws_social(error_type: &str, message: &str, http_status: u16) -> Self {
+        if let Some(code) = meta_code_in(message) {
+            return SendFailure::meta(code, message);
+        }
+        let class = classify_aws_social(error_type, http_status);
+        let name = if error_type.is_empty() {
+            format!("HTTP {http_status}")
+        } else {
+            error_type.to_owned()
+        };
+        let reason = if message.trim().is_empty() {
+            format!("AWS End User Messaging Social: {name}")
+        } else {
+            format!("AWS End User Messaging Social: {name}: {}", message.trim())
+        };
+        let code = (error_type == "ThrottledRequestException").then_some(META_THROUGHPUT_CODE);
+        SendFailure {
+            class,
+            code,
+            reason,
         }
     }
 
@@ -240,5 +301,50 @@ mod tests {
             SendFailure::kaleyra("WA500", "").reason,
             "Kaleyra error WA500"
         );
+    }
+
+    #[test]
+    fn aws_social_errors_are_classified_by_metas_code_then_by_name() {
+        assert_eq!(
+            meta_code_in("(#131026) Message undeliverable"),
+            Some(131026)
+        );
+        assert_eq!(
+            meta_code_in("Meta said (#132001) Template name"),
+            Some(132001)
+        );
+        assert_eq!(meta_code_in("no code (#x)"), None);
+        let f = SendFailure::aws_social(
+            "ValidationException",
+            "(#131026) Message undeliverable",
+            400,
+        );
+        assert_eq!((f.class, f.code), (FailureClass::Permanent, Some(131026)));
+        let f = SendFailure::aws_social("DependencyException", "(#131049) limit", 502);
+        assert_eq!(f.class, FailureClass::MarketingLimit);
+        let f = SendFailure::aws_social("ThrottledRequestException", "Rate exceeded", 429);
+        assert_eq!(f.class, FailureClass::Temporary);
+        assert!(f.is_throttling(), "the account slows down");
+        for name in [
+            "AccessDeniedException",
+            "ResourceNotFoundException",
+            "ValidationException",
+        ] {
+            assert_eq!(
+                SendFailure::aws_social(name, "", 400).class,
+                FailureClass::Campaign,
+                "{name}"
+            );
+        }
+        for name in ["DependencyException", "InternalServiceException", ""] {
+            assert_eq!(
+                SendFailure::aws_social(name, "", 500).class,
+                FailureClass::Unknown,
+                "{name}"
+            );
+        }
+        let f = SendFailure::aws_social("SomethingNew", "", 400);
+        assert_eq!(f.class, FailureClass::Temporary);
+        assert_eq!(f.reason, "AWS End User Messaging Social: SomethingNew");
     }
 }

@@ -292,7 +292,7 @@ async fn delete_template(
     responses(
         (status = 200, description = "What the synchronisation did", body = SyncReport),
         (status = 404, description = "No such account", body = ErrorBody),
-        (status = 422, description = "The account has no WABA id and none was given", body = ErrorBody),
+        (status = 422, description = "The account has no WABA id and none was given, or it is an aws_social account (no Meta token: its templates are registered with POST /templates)", body = ErrorBody),
         (status = 502, description = "Meta refused or failed to list the templates", body = ErrorBody,
             example = json!({"error": "provider_error", "message": "Meta refused the template list: Error validating access token (190)"})),
     )

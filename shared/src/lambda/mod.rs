@@ -17,6 +17,7 @@ use crate::app::inbox::Inbox;
 use crate::app::send::SendService;
 use crate::app::sweep::{SweepReport, SweepService};
 use crate::app::AppError;
+use crate::providers::aws_social;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use events::LauncherEvent;
 use inbound_queue::{DecodeError, QueuedWebhook};
@@ -56,7 +57,8 @@ pub async fn sender(s: &SendService, event: SqsEvent) -> SqsBatchResponse {
     sqs_event::batch_response(failed)
 }
 
-/// Inbound worker: an SQS batch of verified webhooks queued by the webhook function,
+/// Inbound worker: an SQS batch of verified webhooks queued by the webhook function, and
+/// of AWS End User Messaging Social events its SNS topic delivers to the same queue,
 /// applied together so that the statuses of one entry cost one write and the counters
 /// one write per campaign ([`Inbox::handle_batch`]); the records to deliver again
 /// (storage failures, a format newer than this worker) go back as `batchItemFailures`.
@@ -71,7 +73,22 @@ pub async fn inbound(inbox: &Inbox, event: SqsEvent) -> SqsBatchResponse {
             .message_id
             .clone()
             .unwrap_or_else(|| format!("record-{i}"));
-        match QueuedWebhook::decode(m.body.as_deref().unwrap_or_default()) {
+        let body = m.body.as_deref().unwrap_or_default();
+        // A record from the WABA's SNS topic (AWS End User Messaging Social) is one JSON
+        // value; a webhook the webhook function queued is a header line and a body.
+        if let Some(parsed) = aws_social::parse_event(body) {
+            match parsed {
+                Ok(events) => {
+                    ids.push(id);
+                    records.push(events);
+                }
+                Err(e) => {
+                    tracing::warn!(message_id = %id, error = %e, "unreadable AWS End User Messaging Social event acknowledged");
+                }
+            }
+            continue;
+        }
+        match QueuedWebhook::decode(body) {
             Ok(webhook) => match webhook.events() {
                 Ok(events) => {
                     ids.push(id);

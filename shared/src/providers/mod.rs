@@ -1,6 +1,7 @@
 //! Messaging providers: adapters of the `MessagingProvider` port and the webhook
 //! formats each provider posts back.
 
+pub mod aws_social;
 pub mod kaleyra;
 pub mod meta;
 pub mod meta_templates;
@@ -28,11 +29,12 @@ pub fn http_client() -> reqwest::Client {
         .expect("reqwest client with static configuration")
 }
 
-/// Sends through the adapter of the account's provider, so one sender serves Meta and
-/// Kaleyra accounts alike.
+/// Sends through the adapter of the account's provider, so one sender serves Meta,
+/// Kaleyra and AWS End User Messaging Social accounts alike.
 pub struct ByAccountProvider {
     pub meta: Arc<dyn MessagingProvider>,
     pub kaleyra: Arc<dyn MessagingProvider>,
+    pub aws_social: Arc<dyn MessagingProvider>,
 }
 
 #[async_trait]
@@ -45,6 +47,7 @@ impl MessagingProvider for ByAccountProvider {
         match account.provider {
             Provider::Meta => self.meta.send(account, msg).await,
             Provider::Kaleyra => self.kaleyra.send(account, msg).await,
+            Provider::AwsSocial => self.aws_social.send(account, msg).await,
         }
     }
 }

@@ -66,11 +66,16 @@
 //! serves the control routes under `/sim`, and another server can nest them elsewhere
 //! (e.g. `/local/sim`).
 
+mod aws_social;
 mod control;
 mod failures;
 mod send_api;
 mod webhooks;
 
+use aws_social::*;
+pub use aws_social::{
+    meta_phone_number_id, AwsEventSink, QueueEvents, SnsEvents, SIM_AWS_PHONE_NUMBER_IDS,
+};
 use control::*;
 use failures::*;
 pub use failures::{SimFailure, SimFailureKind};
@@ -195,6 +200,9 @@ pub enum SimProvider {
     Meta,
     /// Kaleyra's v2 route.
     Kaleyra,
+    /// AWS End User Messaging Social's `SendWhatsAppMessage`.
+    #[serde(rename = "aws_social")]
+    AwsSocial,
 }
 
 /// A template send the simulator accepted.
@@ -316,6 +324,8 @@ enum Admission {
 struct Inner {
     cfg: SimConfig,
     webhook_url: Mutex<Option<String>>,
+    /// Where AWS End User Messaging Social events go; none are published while unset.
+    aws_sink: Mutex<Option<Arc<dyn AwsEventSink>>>,
     clock: Arc<dyn Clock>,
     http: reqwest::Client,
     state: Mutex<State0>,
@@ -397,6 +407,7 @@ impl Simulator {
         };
         let inner = Arc::new(Inner {
             webhook_url: Mutex::new(cfg.webhook_url.clone()),
+            aws_sink: Mutex::new(None),
             cfg,
             clock,
             http,
@@ -444,6 +455,12 @@ impl Simulator {
 
     pub fn clear_webhook_url(&self) {
         *self.inner.webhook_url.lock().unwrap() = None;
+    }
+
+    /// Publishes the events of sends made through AWS End User Messaging Social (and the
+    /// replies to them) on `sink`, as AWS does on the WABA's SNS topic.
+    pub fn set_aws_event_sink(&self, sink: Arc<dyn AwsEventSink>) {
+        *self.inner.aws_sink.lock().unwrap() = Some(sink);
     }
 
     /// The Cloud API route alone (`POST /{version}/{phone_number_id}/messages`).

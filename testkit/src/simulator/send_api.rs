@@ -7,6 +7,7 @@ pub(super) fn api_router(inner: Arc<Inner>) -> Router {
     Router::new()
         .route("/{version}/{phone_number_id}/messages", post(send_message))
         .route("/v2/{sid}/whatsapp/{from}/messages", post(kaleyra_send))
+        .route("/v1/whatsapp/send", post(aws_send))
         // The id here is the WABA's; the segment shares the send route's name.
         .route(
             "/{version}/{phone_number_id}/message_templates",
@@ -169,28 +170,11 @@ pub(super) async fn send_message(
             );
         }
     }
-    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
-        return invalid_param("the request body is not JSON");
+    let (req, to, template) = match template_request(&body) {
+        Ok(parts) => parts,
+        Err(details) => return invalid_param(&details),
     };
-    // As strict as Meta: the body must be a `Message` of Meta's own OpenAPI description.
-    if let Some(v) = crate::meta_schema::violations(&req).first() {
-        tracing::debug!(violation = %v, "simulator refused a body that fails Meta's schema");
-        return invalid_param(&v.to_string());
-    }
-    if str_at(&req, &["messaging_product"]) != Some("whatsapp") {
-        return invalid_param("messaging_product must be whatsapp");
-    }
-    let Some(to) = str_at(&req, &["to"]).filter(|s| !s.trim().is_empty()) else {
-        return invalid_param("to is required");
-    };
-    if str_at(&req, &["type"]) != Some("template") {
-        return invalid_param("the simulator accepts type template only");
-    }
-    let Some(template) = str_at(&req, &["template", "name"]).filter(|s| !s.is_empty()) else {
-        return invalid_param("template.name is required");
-    };
-
-    match admit(&inner, SimProvider::Meta, &phone_number_id, to, None) {
+    match admit(&inner, SimProvider::Meta, &phone_number_id, &to, None) {
         Admission::Accept => {}
         Admission::Throttle(limit) => {
             return meta_error(
@@ -202,27 +186,18 @@ pub(super) async fn send_message(
         }
         Admission::Fail(f) => return meta_failure(f.meta_code(), None),
     }
-
-    let (params, payloads) = template_parts(&req);
-
-    let n = inner.out_seq.fetch_add(1, Ordering::SeqCst) + 1;
-    let wamid = format!("wamid.SIM{n}");
-    let record = SentRecord {
-        wamid: wamid.clone(),
-        provider: SimProvider::Meta,
+    let record = sent_record(
+        &inner,
+        SimProvider::Meta,
         version,
         phone_number_id,
-        to: to.to_owned(),
-        template: template.to_owned(),
-        language: str_at(&req, &["template", "language", "code"]).map(str::to_owned),
-        params,
-        quick_reply_payloads: payloads,
-        url_suffix: url_suffix(&req),
-        callback_data: str_at(&req, &["biz_opaque_callback_data"]).map(str::to_owned),
-        at: inner.clock.now(),
-    };
+        &req,
+        &to,
+        &template,
+    );
+    let wamid = record.wamid.clone();
     inner.state.lock().unwrap().sent.push(record.clone());
-    let wa_id = digits(to);
+    let wa_id = digits(&to);
     tracing::debug!(wamid = %wamid, template = %record.template, "simulator accepted a template");
 
     if inner.webhook_url.lock().unwrap().is_some() {
@@ -239,6 +214,61 @@ pub(super) async fn send_message(
         "messages": [{"id": wamid, "message_status": "accepted"}],
     }))
     .into_response()
+}
+
+/// A template send's body checked as Meta checks it: JSON, a `Message` of Meta's own
+/// OpenAPI description, `messaging_product` whatsapp, a recipient, a named template. The
+/// body, `to` and the template's name; else the details of Meta's error 100.
+pub(super) fn template_request(body: &[u8]) -> Result<(Value, String, String), String> {
+    let Ok(req) = serde_json::from_slice::<Value>(body) else {
+        return Err("the request body is not JSON".into());
+    };
+    if let Some(v) = crate::meta_schema::violations(&req).first() {
+        tracing::debug!(violation = %v, "simulator refused a body that fails Meta's schema");
+        return Err(v.to_string());
+    }
+    if str_at(&req, &["messaging_product"]) != Some("whatsapp") {
+        return Err("messaging_product must be whatsapp".into());
+    }
+    let Some(to) = str_at(&req, &["to"]).filter(|s| !s.trim().is_empty()) else {
+        return Err("to is required".into());
+    };
+    if str_at(&req, &["type"]) != Some("template") {
+        return Err("the simulator accepts type template only".into());
+    }
+    let Some(template) = str_at(&req, &["template", "name"]).filter(|s| !s.is_empty()) else {
+        return Err("template.name is required".into());
+    };
+    let (to, template) = (to.to_owned(), template.to_owned());
+    Ok((req, to, template))
+}
+
+/// The record of an accepted template send, with a new `wamid.SIM<n>`.
+pub(super) fn sent_record(
+    inner: &Inner,
+    provider: SimProvider,
+    version: String,
+    phone_number_id: String,
+    req: &Value,
+    to: &str,
+    template: &str,
+) -> SentRecord {
+    let (params, payloads) = template_parts(req);
+    let n = inner.out_seq.fetch_add(1, Ordering::SeqCst) + 1;
+    SentRecord {
+        wamid: format!("wamid.SIM{n}"),
+        provider,
+        version,
+        phone_number_id,
+        to: to.to_owned(),
+        template: template.to_owned(),
+        language: str_at(req, &["template", "language", "code"]).map(str::to_owned),
+        params,
+        quick_reply_payloads: payloads,
+        url_suffix: url_suffix(req),
+        callback_data: str_at(req, &["biz_opaque_callback_data"]).map(str::to_owned),
+        at: inner.clock.now(),
+    }
 }
 
 /// `GET /{version}/{waba_id}/message_templates?limit=&after=`: a page of the configured

@@ -54,8 +54,36 @@ pub fn will_reply(phone: &str, reply_percent: u8) -> bool {
     stable_hash(phone) % 100 < u64::from(reply_percent)
 }
 
+/// The phone_number_id Meta's webhooks name for a send's number: the send's own (Cloud
+/// API), or Meta's id behind AWS's origination id.
+fn wire_phone_number_id(sent_provider: SimProvider, sender: &str) -> String {
+    match sent_provider {
+        SimProvider::AwsSocial => meta_phone_number_id(sender),
+        _ => sender.to_owned(),
+    }
+}
+
+/// Delivers a webhook body about a send of `provider` from `sender` the way that provider
+/// does: AWS End User Messaging Social's as an event on its sink, else signed to the
+/// webhook URL.
+async fn deliver_by(
+    inner: &Inner,
+    provider: SimProvider,
+    sender: &str,
+    kind: WebhookKind,
+    message_id: &str,
+    phone: &str,
+    body: &Value,
+) -> WebhookRecord {
+    match provider {
+        SimProvider::AwsSocial => deliver_aws(inner, sender, kind, message_id, phone, body).await,
+        _ => deliver(inner, kind, message_id, phone, body).await,
+    }
+}
+
 pub(super) async fn status_flow(inner: &Arc<Inner>, sent: &SentRecord) {
     let phone = digits(&sent.to);
+    let pnid = wire_phone_number_id(sent.provider, &sent.phone_number_id);
     for (kind, status) in [
         (WebhookKind::Sent, "sent"),
         (WebhookKind::Delivered, "delivered"),
@@ -76,10 +104,20 @@ pub(super) async fn status_flow(inner: &Arc<Inner>, sent: &SentRecord) {
         }
         let value = json!({
             "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": SIM_DISPLAY_PHONE_NUMBER, "phone_number_id": sent.phone_number_id},
+            "metadata": {"display_phone_number": SIM_DISPLAY_PHONE_NUMBER, "phone_number_id": pnid},
             "statuses": [item],
         });
-        deliver(inner, kind, &sent.wamid, &phone, &envelope(value)).await;
+        let body = envelope(value);
+        deliver_by(
+            inner,
+            sent.provider,
+            &sent.phone_number_id,
+            kind,
+            &sent.wamid,
+            &phone,
+            &body,
+        )
+        .await;
     }
     if !will_reply(&phone, inner.cfg.reply_percent) {
         return;
@@ -94,8 +132,17 @@ pub(super) async fn status_flow(inner: &Arc<Inner>, sent: &SentRecord) {
         ReplyKind::Button(_) => Some(sent.wamid.as_str()),
         ReplyKind::Text(_) => None,
     };
-    let (kind, id, body) = inbound_message(inner, &sent.phone_number_id, &phone, &reply, context);
-    deliver(inner, kind, &id, &phone, &body).await;
+    let (kind, id, body) = inbound_message(inner, &pnid, &phone, &reply, context);
+    deliver_by(
+        inner,
+        sent.provider,
+        &sent.phone_number_id,
+        kind,
+        &id,
+        &phone,
+        &body,
+    )
+    .await;
 }
 
 pub(super) async fn pause(inner: &Inner) {
@@ -222,9 +269,6 @@ pub(super) async fn post_reply(
 ) -> Result<WebhookRecord, SimError> {
     let phone = PhoneNumber::parse(phone).map_err(|e| SimError::InvalidPhone(e.to_string()))?;
     let phone = phone.as_str();
-    if inner.webhook_url.lock().unwrap().is_none() {
-        return Err(SimError::NoWebhookUrl);
-    }
     let (last_to_phone, last_any) = {
         let st = inner.state.lock().unwrap();
         let last = st
@@ -247,6 +291,19 @@ pub(super) async fn post_reply(
         .or(last_any)
         .or_else(|| inner.cfg.phone_number_id_filter.clone())
         .unwrap_or_else(|| SIM_DEFAULT_PHONE_NUMBER_ID.to_owned());
-    let (kind, id, body) = inbound_message(inner, &pnid, phone, &reply, context.as_deref());
-    Ok(deliver(inner, kind, &id, phone, &body).await)
+    // A reply reaches the business the way the number's last send went out.
+    let provider = last_to_phone
+        .as_ref()
+        .filter(|s| s.phone_number_id == pnid)
+        .map_or(SimProvider::Meta, |s| s.provider);
+    let reachable = match provider {
+        SimProvider::AwsSocial => inner.aws_sink.lock().unwrap().is_some(),
+        _ => inner.webhook_url.lock().unwrap().is_some(),
+    };
+    if !reachable {
+        return Err(SimError::NoWebhookUrl);
+    }
+    let wire = wire_phone_number_id(provider, &pnid);
+    let (kind, id, body) = inbound_message(inner, &wire, phone, &reply, context.as_deref());
+    Ok(deliver_by(inner, provider, &pnid, kind, &id, phone, &body).await)
 }

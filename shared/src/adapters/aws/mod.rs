@@ -24,6 +24,20 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
+/// An SDK configuration that needs no AWS account: region `us-east-1` and static
+/// credentials that sign requests and open nothing. For clients whose endpoint is not AWS
+/// (the local runner and the tests point AWS End User Messaging Social at the simulator).
+pub fn offline_sdk_config() -> aws_config::SdkConfig {
+    use aws_sdk_socialmessaging::config::{Credentials, Region, SharedCredentialsProvider};
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "local", "local", None, None, "offline",
+        )))
+        .build()
+}
+
 /// A backend error carrying the SDK error with its full cause chain.
 pub(crate) fn backend<E: std::error::Error>(op: &str, err: E) -> PortError {
     PortError::Backend(format!(

@@ -19,6 +19,7 @@ use shared::domain::events::DomainEvent;
 use shared::lambda;
 use shared::lambda::sqs_event;
 use shared::ports::{EventBus, PortResult, Queue, Table};
+use shared::providers::aws_social::AwsSocialProvider;
 use shared::providers::kaleyra::KaleyraProvider;
 use shared::providers::meta::MetaProvider;
 use shared::providers::ByAccountProvider;
@@ -169,7 +170,13 @@ fn build(role: &str, args: &[String]) -> anyhow::Result<(Service, Arc<RemoteCloc
             let secrets = Arc::new(MemorySecrets::default().with(TOKEN_REF, TOKEN));
             let provider = Arc::new(ByAccountProvider {
                 meta: Arc::new(MetaProvider::new(sim.clone(), "v23.0", secrets.clone())),
-                kaleyra: Arc::new(KaleyraProvider::new(sim, secrets)),
+                kaleyra: Arc::new(KaleyraProvider::new(sim.clone(), secrets.clone())),
+                aws_social: Arc::new(AwsSocialProvider::new(
+                    &shared::adapters::aws::offline_sdk_config(),
+                    Some(&sim),
+                    "v23.0",
+                    secrets,
+                )),
             });
             Service::Sender(
                 SendService {
