@@ -93,6 +93,7 @@ fn outbound(g: &mut Gen, i: usize) -> OutboundTemplate {
         .encode_attempt(1 + g.below(3) as u32)
     };
     OutboundTemplate {
+        marketing_messages: false,
         to: PhoneNumber::parse(&phone).unwrap(),
         template: format!(
             "{}_{i}",
@@ -136,6 +137,36 @@ fn every_template_body_the_meta_adapter_builds_conforms_to_metas_schema() {
     );
 }
 
+/// The Marketing Messages API's body is its own schema, `MarketingMessageRequestPayload`,
+/// which allows no callback data: every body the adapter builds for that route conforms,
+/// and the same message for the Cloud API route would not.
+#[test]
+fn every_marketing_messages_body_conforms_to_its_own_schema_without_callback_data() {
+    let mut g = Gen(20261207);
+    let mut with_callback = 0;
+    for i in 0..120 {
+        let mut msg = outbound(&mut g, i);
+        msg.marketing_messages = true;
+        let body = template_body(&msg);
+        let broken = meta_schema::marketing_violations(&body);
+        assert!(
+            broken.is_empty(),
+            "body {i} breaks MarketingMessageRequestPayload: {broken:?}\n{body:#}"
+        );
+        assert!(body.get("biz_opaque_callback_data").is_none(), "{body:#}");
+        if !msg.callback_data.is_empty() {
+            with_callback += 1;
+            msg.marketing_messages = false;
+            let cloud = template_body(&msg);
+            assert!(
+                !meta_schema::marketing_violations(&cloud).is_empty(),
+                "the schema refuses callback data: {cloud:#}"
+            );
+        }
+    }
+    assert!(with_callback > 50, "callback data left out, not absent");
+}
+
 /// Each relaxation undoes a defect Meta's own examples run into; none lets through what
 /// the schema means to refuse.
 #[test]
@@ -166,6 +197,7 @@ fn the_three_relaxations_undo_defects_of_metas_schema_and_nothing_else() {
 
     // A body of ours: as written the schema wants a language policy and refuses index "0".
     let ours = template_body(&OutboundTemplate {
+        marketing_messages: false,
         to: PhoneNumber::parse("919812345678").unwrap(),
         template: "offer".into(),
         language: "en".into(),
@@ -229,6 +261,7 @@ async fn the_simulator_refuses_a_body_that_fails_metas_schema_with_error_100_nam
     let url = format!("{}/v23.0/106540352242922/messages", sim.base_url());
     let post = |body: Value| http.post(&url).bearer_auth(&token).json(&body).send();
     let good = template_body(&OutboundTemplate {
+        marketing_messages: false,
         to: PhoneNumber::parse("919812345678").unwrap(),
         template: "offer".into(),
         language: "en".into(),
@@ -262,6 +295,57 @@ async fn the_simulator_refuses_a_body_that_fails_metas_schema_with_error_100_nam
         assert!(details.starts_with(field), "{field}: {v}");
     }
     assert_eq!(sim.sent().len(), 1, "refused bodies are not sent");
+}
+
+#[tokio::test]
+async fn the_simulators_marketing_messages_route_refuses_callback_data_with_error_100() {
+    let cfg = SimConfig::default();
+    let token = cfg.access_token.clone();
+    let sim = Simulator::start(cfg, std::sync::Arc::new(ManualClock::system()))
+        .await
+        .unwrap();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let url = format!(
+        "{}/v23.0/106540352242922/marketing_messages",
+        sim.base_url()
+    );
+    let mut msg = OutboundTemplate {
+        marketing_messages: true,
+        to: PhoneNumber::parse("919812345678").unwrap(),
+        template: "spring_offer".into(),
+        language: "en".into(),
+        params: vec!["Asha".into()],
+        quick_reply_payloads: vec!["Yes".into()],
+        callback_data: "ce1|t1|cmp_1|7|919812345678|1".into(),
+        header: None,
+        url_suffix: None,
+    };
+    let good = template_body(&msg);
+    let r = http
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    msg.marketing_messages = false;
+    let with_callback = template_body(&msg);
+    let r = http
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&with_callback)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], 100, "{v}");
+    let details = v["error"]["error_data"]["details"].as_str().unwrap();
+    assert!(details.contains("biz_opaque_callback_data"), "{v}");
+    let sent = sim.sent();
+    assert_eq!(sent.len(), 1, "the refused body is not sent");
+    assert!(sent[0].marketing_messages && sent[0].callback_data.is_none());
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! judge of what we send: every request body for `POST /{version}/{phone-number-id}/messages`
 //! must validate against `#/components/schemas/Message`. The simulator refuses a body that
 //! does not (Meta's error 100, naming the field), and `shared/tests/meta_conformance.rs`
-//! holds the Meta adapter's bodies to it.
+//! holds the Meta adapter's bodies to it. Bodies for the Marketing Messages API
+//! (`.../marketing_messages`) are held to `MarketingMessageRequestPayload` the same way.
 //!
 //! Meta's schema has defects of its own (its own template examples fail it as written).
 //! [`relaxed`] applies exactly three relaxations, each undoing a defect rather than
@@ -125,6 +126,20 @@ pub fn violations(body: &Value) -> Vec<Violation> {
         _ => MESSAGE.get_or_init(|| validator_of(&relaxed(spec()), "Message")),
     };
     validator
+        .iter_errors(body)
+        .map(|e| Violation {
+            path: e.instance_path.to_string(),
+            message: e.to_string(),
+        })
+        .collect()
+}
+
+/// How `body` breaks `#/components/schemas/MarketingMessageRequestPayload` (relaxed), the
+/// body of `POST /{version}/{phone-number-id}/marketing_messages` (Meta's Marketing
+/// Messages API): a template message and nothing else (no callback data).
+pub fn marketing_violations(body: &Value) -> Vec<Violation> {
+    static V: OnceLock<Validator> = OnceLock::new();
+    V.get_or_init(|| validator_of(&relaxed(spec()), "MarketingMessageRequestPayload"))
         .iter_errors(body)
         .map(|e| Violation {
             path: e.instance_path.to_string(),

@@ -151,7 +151,7 @@ pub(super) async fn aws_send(
             "1 validation error detected: Value at 'message' is not base64",
         );
     };
-    let (req, to, template) = match template_request(&message) {
+    let (req, to, template) = match template_request(&message, crate::meta_schema::violations) {
         Ok(parts) => parts,
         Err(details) => {
             return aws_error(

@@ -1,6 +1,7 @@
 //! A WhatsApp Cloud API simulator on loopback, for tests and the local demo.
 //!
-//! It answers `POST /{version}/{phone_number_id}/messages` like Meta does (bearer token,
+//! It answers `POST /{version}/{phone_number_id}/messages` (and the Marketing Messages API's
+//! `.../marketing_messages`, held to its own schema) like Meta does (bearer token,
 //! Meta-shaped errors, `wamid.SIM<n>` ids), then posts signed webhooks back to the
 //! configured URL: `sent`, `delivered`, `read` and, for a deterministic share of the
 //! contacts, a reply (a quick-reply tap when the template had quick-reply buttons, else a
@@ -228,6 +229,9 @@ pub struct SentRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url_suffix: Option<String>,
     pub callback_data: Option<String>,
+    /// Came through Meta's Marketing Messages API (`.../marketing_messages`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub marketing_messages: bool,
     pub at: Time,
 }
 

@@ -6,6 +6,10 @@ use super::*;
 pub(super) fn api_router(inner: Arc<Inner>) -> Router {
     Router::new()
         .route("/{version}/{phone_number_id}/messages", post(send_message))
+        .route(
+            "/{version}/{phone_number_id}/marketing_messages",
+            post(send_marketing_message),
+        )
         .route("/v2/{sid}/whatsapp/{from}/messages", post(kaleyra_send))
         .route("/v1/whatsapp/send", post(aws_send))
         // The id here is the WABA's; the segment shares the send route's name.
@@ -149,11 +153,35 @@ fn unauthorized(inner: &Inner, headers: &HeaderMap) -> Option<Response> {
     })
 }
 
+/// `POST /{version}/{phone_number_id}/messages`: the Cloud API's send.
 pub(super) async fn send_message(
     State(inner): State<Arc<Inner>>,
     Path((version, phone_number_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
+) -> Response {
+    cloud_send(inner, version, phone_number_id, headers, body, false).await
+}
+
+/// `POST /{version}/{phone_number_id}/marketing_messages`: Meta's Marketing Messages API,
+/// the same send with the body held to `MarketingMessageRequestPayload` (it takes no
+/// callback data, so its statuses carry none).
+pub(super) async fn send_marketing_message(
+    State(inner): State<Arc<Inner>>,
+    Path((version, phone_number_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    cloud_send(inner, version, phone_number_id, headers, body, true).await
+}
+
+async fn cloud_send(
+    inner: Arc<Inner>,
+    version: String,
+    phone_number_id: String,
+    headers: HeaderMap,
+    body: Bytes,
+    marketing_messages: bool,
 ) -> Response {
     if let Some(refused) = unauthorized(&inner, &headers) {
         return refused;
@@ -170,7 +198,12 @@ pub(super) async fn send_message(
             );
         }
     }
-    let (req, to, template) = match template_request(&body) {
+    let schema = if marketing_messages {
+        crate::meta_schema::marketing_violations
+    } else {
+        crate::meta_schema::violations
+    };
+    let (req, to, template) = match template_request(&body, schema) {
         Ok(parts) => parts,
         Err(details) => return invalid_param(&details),
     };
@@ -186,7 +219,7 @@ pub(super) async fn send_message(
         }
         Admission::Fail(f) => return meta_failure(f.meta_code(), None),
     }
-    let record = sent_record(
+    let mut record = sent_record(
         &inner,
         SimProvider::Meta,
         version,
@@ -195,6 +228,7 @@ pub(super) async fn send_message(
         &to,
         &template,
     );
+    record.marketing_messages = marketing_messages;
     let wamid = record.wamid.clone();
     inner.state.lock().unwrap().sent.push(record.clone());
     let wa_id = digits(&to);
@@ -216,14 +250,21 @@ pub(super) async fn send_message(
     .into_response()
 }
 
-/// A template send's body checked as Meta checks it: JSON, a `Message` of Meta's own
-/// OpenAPI description, `messaging_product` whatsapp, a recipient, a named template. The
-/// body, `to` and the template's name; else the details of Meta's error 100.
-pub(super) fn template_request(body: &[u8]) -> Result<(Value, String, String), String> {
+/// How a body breaks one of Meta's request schemas (`crate::meta_schema`).
+pub(super) type Schema = fn(&Value) -> Vec<crate::meta_schema::Violation>;
+
+/// A template send's body checked as Meta checks it: JSON, valid against `schema` (Meta's
+/// own OpenAPI description of the route), `messaging_product` whatsapp, a recipient, a
+/// named template. The body, `to` and the template's name; else the details of Meta's
+/// error 100.
+pub(super) fn template_request(
+    body: &[u8],
+    schema: Schema,
+) -> Result<(Value, String, String), String> {
     let Ok(req) = serde_json::from_slice::<Value>(body) else {
         return Err("the request body is not JSON".into());
     };
-    if let Some(v) = crate::meta_schema::violations(&req).first() {
+    if let Some(v) = schema(&req).first() {
         tracing::debug!(violation = %v, "simulator refused a body that fails Meta's schema");
         return Err(v.to_string());
     }
@@ -267,6 +308,7 @@ pub(super) fn sent_record(
         quick_reply_payloads: payloads,
         url_suffix: url_suffix(req),
         callback_data: str_at(req, &["biz_opaque_callback_data"]).map(str::to_owned),
+        marketing_messages: false,
         at: inner.clock.now(),
     }
 }
@@ -379,6 +421,7 @@ pub(super) async fn kaleyra_send(
         quick_reply_payloads: payloads,
         url_suffix: url_suffix(m),
         callback_data,
+        marketing_messages: false,
         at: inner.clock.now(),
     };
     inner.state.lock().unwrap().sent.push(record.clone());
