@@ -34,6 +34,7 @@ fn clock() -> Arc<dyn Clock> {
 
 fn account(sender_id: &str) -> Account {
     Account {
+        marketing_messages: false,
         id: "acc_a".into(),
         tenant: "acme".into(),
         name: "AWS".into(),
@@ -49,6 +50,7 @@ fn account(sender_id: &str) -> Account {
 
 fn template(phone: &str) -> OutboundTemplate {
     OutboundTemplate {
+        marketing_messages: false,
         to: PhoneNumber::parse(phone).unwrap(),
         template: "spring_offer".into(),
         language: "en".into(),

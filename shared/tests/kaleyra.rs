@@ -51,6 +51,7 @@ fn clock() -> Arc<dyn Clock> {
 
 fn account(sender_id: &str, token_ref: &str) -> Account {
     Account {
+        marketing_messages: false,
         id: "acc_k".into(),
         tenant: "t1".into(),
         name: "Kaleyra".into(),
@@ -75,6 +76,7 @@ fn entry_ref(phone: &str) -> EntryRef {
 
 fn template(phone: &str) -> OutboundTemplate {
     OutboundTemplate {
+        marketing_messages: false,
         to: PhoneNumber::parse(phone).unwrap(),
         template: "diwali_offer".into(),
         language: "en".into(),

@@ -215,6 +215,7 @@ async fn failed_status(h: &Spawned, id: &str, phone: &str, code: i64, at_secs: i
     };
     let e = repo::get_entry(&*h.table, &r).await.unwrap().unwrap();
     Inbound::Status(StatusUpdate {
+        recipient: None,
         message_id: e.message_id.clone().unwrap(),
         status: StatusKind::Failed {
             code: Some(code),
@@ -563,6 +564,7 @@ impl shared::ports::MessagingProvider for Overtaken {
     ) -> Result<shared::ports::Accepted, shared::domain::outcome::SendFailure> {
         let (r, attempt) = EntryRef::decode_attempt(&msg.callback_data).unwrap();
         let status = StatusUpdate {
+            recipient: None,
             message_id: "wamid.o1".into(),
             status: StatusKind::Failed {
                 code: Some(131049),

@@ -78,6 +78,7 @@ async fn env(cfg: SimConfig) -> Env {
 
 fn meta_account(phone_number_id: &str) -> Account {
     Account {
+        marketing_messages: false,
         id: "acc_1".into(),
         tenant: "t1".into(),
         name: "Main".into(),
@@ -93,6 +94,7 @@ fn meta_account(phone_number_id: &str) -> Account {
 
 fn kaleyra_account() -> Account {
     Account {
+        marketing_messages: false,
         id: "acc_k".into(),
         tenant: "t1".into(),
         name: "Kaleyra".into(),
@@ -113,6 +115,7 @@ fn phone(i: usize) -> String {
 
 fn template(to: &str) -> OutboundTemplate {
     OutboundTemplate {
+        marketing_messages: false,
         to: PhoneNumber::parse(to).unwrap(),
         template: "diwali_offer".into(),
         language: "en".into(),

@@ -128,6 +128,7 @@ async fn setup(cfg: SimConfig) -> (Simulator, Receiver, MetaProvider) {
 
 fn account(token_ref: &str) -> Account {
     Account {
+        marketing_messages: false,
         id: "acc_1".into(),
         tenant: "t1".into(),
         name: "Main".into(),
@@ -152,6 +153,7 @@ fn entry_ref(phone: &str) -> EntryRef {
 
 fn template(phone: &str, payloads: &[&str]) -> OutboundTemplate {
     OutboundTemplate {
+        marketing_messages: false,
         to: PhoneNumber::parse(phone).unwrap(),
         template: "diwali_offer".into(),
         language: "en".into(),

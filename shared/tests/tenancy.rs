@@ -287,6 +287,7 @@ async fn a_status_applies_only_to_entries_of_the_number_it_came_from() {
     let r = entry.entry_ref();
     let delivered = |sender: &str, message_id: &str| {
         Inbound::Status(StatusUpdate {
+            recipient: None,
             message_id: message_id.into(),
             status: StatusKind::Delivered,
             at: now,

@@ -627,11 +627,22 @@ impl Spawned {
         template: Value,
         campaign: Value,
     ) -> String {
+        self.ready_campaign_on(json!({}), phones, template, campaign)
+            .await
+    }
+
+    /// [`Spawned::ready_campaign_with`] on an account whose body has `account`'s fields
+    /// set on [`account_body`].
+    pub async fn ready_campaign_on(
+        &self,
+        account: Value,
+        phones: &[&str],
+        template: Value,
+        campaign: Value,
+    ) -> String {
         let id_of = |v: Value| v["id"].as_str().unwrap().to_owned();
-        let account = id_of(
-            self.ok(Method::POST, "/accounts", Some(account_body()))
-                .await,
-        );
+        let body = merged(account_body(), account);
+        let account = id_of(self.ok(Method::POST, "/accounts", Some(body)).await);
         let offer = merged(template_body(&account, "offer"), template);
         self.ok(Method::POST, "/templates", Some(offer)).await;
         let contacts: Vec<Value> = phones

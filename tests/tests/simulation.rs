@@ -368,11 +368,14 @@ impl MessagingProvider for SimProvider {
             code,
         });
         drop(delivered);
+        // Meta's Marketing Messages API takes no callback data: its statuses name the
+        // recipient alone, and the engine finds the entry through the interaction.
         let (entry, attempt) = match EntryRef::decode_attempt(&msg.callback_data) {
-            Some((e, a)) => (Some(e), a),
-            None => (None, None),
+            Some((e, a)) if !msg.marketing_messages => (Some(e), a),
+            _ => (None, None),
         };
         let status = |status: StatusKind, secs: i64| StatusUpdate {
+            recipient: Some(msg.to.clone()),
             message_id: id.clone(),
             status,
             at: now + Duration::seconds(secs),
@@ -621,7 +624,10 @@ impl World {
                     "/accounts",
                     Some(json!({
                         "name": "Main", "sender_id": sender_id, "token_ref": "env:SIM_TOKEN",
-                        "waba_id": waba_id
+                        "waba_id": waba_id,
+                        // One tenant's MARKETING sends go through the Marketing Messages
+                        // API: their statuses come without callback data.
+                        "marketing_messages": t == 1
                     })),
                 )
                 .await;

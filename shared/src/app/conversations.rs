@@ -389,6 +389,9 @@ fn recontact_message(
         quick_reply_payloads: template.quick_replies.clone(),
         callback_data: format!("{RECONTACT_CALLBACK}|{tenant}|{phone}"),
         header: template.header.clone(),
+        // A recontact reopens a conversation; it goes through the Cloud API, whose
+        // statuses carry its callback data.
+        marketing_messages: false,
     }
 }
 

@@ -38,6 +38,7 @@ use crate::domain::inbound::{
     EntryRef, Inbound, InboundMessage, MarketingChoice, StatusKind, StatusUpdate,
 };
 use crate::domain::outcome::{META_MARKETING_LIMIT_CODE, META_MARKETING_OPT_OUT_CODE};
+use crate::domain::phone::PhoneNumber;
 use crate::domain::stats::{self, Delta};
 use crate::domain::tenant::Tenant;
 use crate::domain::Time;
@@ -158,6 +159,8 @@ impl Inbox {
     ) -> (InboxReport, Vec<(usize, AppError)>) {
         let mut report = InboxReport::default();
         let mut failed: BTreeMap<usize, AppError> = BTreeMap::new();
+        let mut records = records;
+        self.resolve_by_interaction(&mut records, &mut failed).await;
         let (groups, rest) = group_statuses(records, &mut report);
         self.apply_status_groups(groups, &mut report, &mut failed)
             .await;
@@ -185,6 +188,44 @@ impl Inbox {
             }
         }
         (report, failed.into_iter().collect())
+    }
+
+    /// Gives a status without our callback data (Meta's Marketing Messages API takes
+    /// none) the entry of the contact's interaction on the number that sent it, when that
+    /// interaction names the same message: one read per contact and batch. A status of a
+    /// message the engine did not send, or of one a later send on the number replaced,
+    /// stays without an entry and is ignored; a failed read fails its record (delivered
+    /// again).
+    async fn resolve_by_interaction(
+        &self,
+        records: &mut [Vec<Inbound>],
+        failed: &mut BTreeMap<usize, AppError>,
+    ) {
+        let mut found: HashMap<(String, PhoneNumber), Option<Interaction>> = HashMap::new();
+        for (i, events) in records.iter_mut().enumerate() {
+            for ev in events.iter_mut() {
+                let Inbound::Status(s) = ev else { continue };
+                let (None, Some(sender), Some(phone)) = (&s.entry, &s.sender_id, &s.recipient)
+                else {
+                    continue;
+                };
+                let key = (sender.clone(), phone.clone());
+                if !found.contains_key(&key) {
+                    match repo::get_interaction(&*self.table, sender, phone).await {
+                        Ok(it) => found.insert(key.clone(), it),
+                        Err(e) => {
+                            failed.entry(i).or_insert_with(|| e.into());
+                            continue;
+                        }
+                    };
+                }
+                if let Some(Some(it)) = found.get(&key) {
+                    if it.message_id == s.message_id {
+                        s.entry = Some(it.entry.clone());
+                    }
+                }
+            }
+        }
     }
 
     /// Applies each entry's statuses (one read, at most one write per entry), then the

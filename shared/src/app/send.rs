@@ -103,9 +103,16 @@ impl<T> Stored<T> {
 }
 
 /// The provider message of a claimed entry's attempt: the template filled for its
-/// contact, the entry and attempt in the callback data.
-fn outbound(template: &Template, entry: &HopperEntry, rendered: Rendered) -> OutboundTemplate {
+/// contact, the entry and attempt in the callback data, through the route the account and
+/// the template's current category choose.
+fn outbound(
+    account: &Account,
+    template: &Template,
+    entry: &HopperEntry,
+    rendered: Rendered,
+) -> OutboundTemplate {
     OutboundTemplate {
+        marketing_messages: account.routes_to_marketing_messages(template.category),
         to: entry.phone.clone(),
         template: template.name.clone(),
         language: template.language.clone(),
@@ -372,7 +379,7 @@ impl SendService {
             }
         };
         let sent_text = rendered.text.clone();
-        let msg = outbound(&ctx.template, &entry, rendered);
+        let msg = outbound(&ctx.account, &ctx.template, &entry, rendered);
         match self.provider.send(&ctx.account, &msg).await {
             Ok(accepted) => {
                 self.sent(ctx, &facts, &mut entry, delta, accepted, sent_text)

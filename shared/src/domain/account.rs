@@ -113,6 +113,11 @@ pub struct Account {
     /// budget is the portfolio's (`/portfolios/{id}`), not `messaging_tier`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub portfolio_id: Option<String>,
+    /// Opted in to Meta's Marketing Messages API: campaign sends of templates whose
+    /// current category is MARKETING go to `/<PHONE_NUMBER_ID>/marketing_messages`
+    /// (Meta account only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub marketing_messages: bool,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Time,
 }
@@ -152,6 +157,10 @@ pub struct NewAccount {
     /// through). Kept with the account's template settings.
     #[serde(default)]
     pub waba_id: Option<String>,
+    /// Send MARKETING templates through Meta's Marketing Messages API (the account must be
+    /// onboarded to it at Meta). Meta accounts only; default false.
+    #[serde(default)]
+    pub marketing_messages: Option<bool>,
 }
 
 /// A WhatsApp Business Account id is a Meta object id: digits only.
@@ -248,6 +257,13 @@ impl Account {
                 "must be at least 1 contact per 24 hours (leave it out for no limit)",
             ));
         }
+        let marketing_messages = input.marketing_messages.unwrap_or(false);
+        if marketing_messages && provider != Provider::Meta {
+            return Err(DomainError::invalid(
+                "marketing_messages",
+                "Meta's Marketing Messages API is reached with a Meta account only",
+            ));
+        }
         let portfolio_id = input.portfolio_id.map(|p| p.trim().to_owned());
         if let Some(p) = &portfolio_id {
             super::portfolio::validate_portfolio_id(p)?;
@@ -255,6 +271,7 @@ impl Account {
         Ok(Account {
             messaging_tier: input.messaging_tier,
             portfolio_id,
+            marketing_messages,
             id: new_id("acc"),
             tenant: tenant.to_owned(),
             name,
@@ -274,6 +291,12 @@ impl Account {
             Some(p) => p.messaging_limit,
             None => self.messaging_tier,
         }
+    }
+
+    /// Whether a campaign send of a template of `category` (its current one) goes through
+    /// Meta's Marketing Messages API: MARKETING templates of an opted-in account.
+    pub fn routes_to_marketing_messages(&self, category: super::template::Category) -> bool {
+        self.marketing_messages && category == super::template::Category::Marketing
     }
 
     /// What the account owns among the ids provider webhooks name: its sending number

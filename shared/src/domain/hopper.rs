@@ -900,6 +900,7 @@ mod tests {
 
     fn status(id: &str, attempt: Option<u32>, status: StatusKind, at: Time) -> StatusUpdate {
         StatusUpdate {
+            recipient: None,
             message_id: id.into(),
             status,
             at,

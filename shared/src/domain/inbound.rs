@@ -106,6 +106,11 @@ pub struct StatusUpdate {
     /// carried it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// The contact the message went to (Meta's `recipient_id`), when the provider says:
+    /// how a status without our callback data (Meta's Marketing Messages API takes none)
+    /// finds its entry, through the contact's interaction on `sender_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<PhoneNumber>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

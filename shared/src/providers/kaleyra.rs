@@ -388,6 +388,7 @@ pub fn parse_kaleyra_callback_received(
             })
             .map_or((None, None), |(r, a)| (Some(r), a));
         out.push(Inbound::Status(StatusUpdate {
+            recipient: None,
             message_id: message_id.to_owned(),
             status,
             at,

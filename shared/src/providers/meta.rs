@@ -91,6 +91,15 @@ impl MetaProvider {
             self.base_url, self.version, phone_number_id
         )
     }
+
+    /// `{base}/{version}/{phone_number_id}/marketing_messages`: Meta's Marketing Messages
+    /// API.
+    pub fn marketing_messages_url(&self, phone_number_id: &str) -> String {
+        format!(
+            "{}/{}/{}/marketing_messages",
+            self.base_url, self.version, phone_number_id
+        )
+    }
 }
 
 /// The header component of a media header: `{"type":"header","parameters":[{"type":
@@ -148,7 +157,9 @@ pub fn template_body(msg: &OutboundTemplate) -> Value {
         "type": "template",
         "template": template,
     });
-    if !msg.callback_data.is_empty() {
+    // The Marketing Messages API's request takes no callback data
+    // (`MarketingMessageRequestPayload` allows no other property).
+    if !msg.callback_data.is_empty() && !msg.marketing_messages {
         body["biz_opaque_callback_data"] = Value::String(msg.callback_data.clone());
     }
     body
@@ -216,7 +227,11 @@ impl MessagingProvider for MetaProvider {
         msg: &OutboundTemplate,
     ) -> Result<Accepted, SendFailure> {
         let token = super::credential(&*self.secrets, account, "Meta").await?;
-        let url = self.messages_url(&account.sender_id);
+        let url = if msg.marketing_messages {
+            self.marketing_messages_url(&account.sender_id)
+        } else {
+            self.messages_url(&account.sender_id)
+        };
         let body = template_body(msg);
         let to = msg.to.masked();
         tracing::debug!(account = %account.id, to = %to, template = %msg.template, "meta send");
@@ -515,6 +530,10 @@ fn parse_status(item: StatusItem) -> Option<StatusUpdate> {
         .as_deref()
         .and_then(EntryRef::decode_attempt)
         .map_or((None, None), |(r, a)| (Some(r), a));
+    let recipient = item
+        .recipient_id
+        .as_deref()
+        .and_then(|r| PhoneNumber::parse(r).ok());
     Some(StatusUpdate {
         message_id,
         status,
@@ -523,6 +542,7 @@ fn parse_status(item: StatusItem) -> Option<StatusUpdate> {
         attempt,
         sender_id: None,
         user_id: None,
+        recipient,
     })
 }
 
@@ -770,6 +790,7 @@ mod tests {
 
     fn account(token_ref: &str) -> Account {
         Account {
+            marketing_messages: false,
             id: "acc_1".into(),
             tenant: "t1".into(),
             name: "Main".into(),
@@ -785,6 +806,7 @@ mod tests {
 
     fn msg(params: &[&str], payloads: &[&str]) -> OutboundTemplate {
         OutboundTemplate {
+            marketing_messages: false,
             to: PhoneNumber::parse("919812345678").unwrap(),
             template: "diwali_offer".into(),
             language: "en".into(),
