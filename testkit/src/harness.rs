@@ -286,6 +286,7 @@ pub struct Spawn {
     kaleyra_token: Option<String>,
     objects: Option<Arc<dyn ObjectStore>>,
     aws_events: Option<Arc<dyn crate::simulator::AwsEventSink>>,
+    attach_inline: Option<std::time::Duration>,
 }
 
 impl Spawn {
@@ -307,6 +308,7 @@ impl Spawn {
             kaleyra_token: None,
             objects: None,
             aws_events: None,
+            attach_inline: None,
         }
     }
 
@@ -395,6 +397,13 @@ impl Spawn {
     }
 
     /// Presigned uploads on `objects` in the operator API (R2.4).
+    /// How long an attach request walks before it answers 202 and leaves the rest to the
+    /// sweeper (zero: every attach in the background).
+    pub fn attach_inline(mut self, budget: std::time::Duration) -> Spawn {
+        self.attach_inline = Some(budget);
+        self
+    }
+
     pub fn objects(mut self, objects: Arc<dyn ObjectStore>) -> Spawn {
         self.objects = Some(objects);
         self
@@ -485,6 +494,14 @@ impl Spawn {
         );
         if let Some(q) = self.inbound_queue {
             sys = sys.with_inbound_queue(q);
+        }
+        if let Some(budget) = self.attach_inline {
+            sys.operator.commands = Arc::new(shared::app::commands::Commands {
+                table: sys.ports.table.clone(),
+                bus: sys.ports.bus.clone(),
+                clock: sys.ports.clock.clone(),
+                attach_inline: budget,
+            });
         }
 
         let sink = match self.sink {

@@ -555,10 +555,18 @@ impl World {
             clock: clock.clone(),
             late: Mutex::new(HashMap::new()),
         });
+        // On odd seeds every attach runs in the background (the sweeper carries it, and
+        // may be killed midway), on even ones within the request.
+        let attach_inline = if seed % 2 == 1 {
+            std::time::Duration::ZERO
+        } else {
+            shared::app::commands::ATTACH_INLINE
+        };
         let s = Spawn::new(table)
             .clock(clock)
             .provider(provider.clone())
             .bus(bus.clone())
+            .attach_inline(attach_inline)
             .build();
         let mut w = World {
             seed,

@@ -20,9 +20,11 @@
 use super::campaigns::{prefix, AttachResult, PAGE};
 use super::{busy, retry_on_conflict, AppResult};
 use crate::domain::campaign::Campaign;
-use crate::domain::contact::{index_keys, CheckedKey, Contact, ContactList, NewContact, Segment};
+use crate::domain::contact::{
+    index_keys, AttachSource, CheckedKey, Contact, ContactList, NewContact, PendingAttach, Segment,
+};
 use crate::domain::hopper::{EntryState, HopperEntry};
-use crate::domain::ids::{CampaignId, TenantId};
+use crate::domain::ids::TenantId;
 use crate::domain::inbound::EntryRef;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::stats;
@@ -398,96 +400,84 @@ impl Audience {
         self.get_list(tenant, list).await?;
         Ok(repo::list_members(&*self.table, tenant, list, limit.clamp(1, 1000), cursor).await?)
     }
+}
 
-    async fn audience_campaign(&self, tenant: &str, campaign_id: &str) -> AppResult<Campaign> {
-        let campaign = repo::get_campaign(&*self.table, tenant, campaign_id)
-            .await?
-            .ok_or_else(|| DomainError::not_found("campaign", campaign_id))?;
-        campaign.accepts_audience()?;
-        Ok(campaign)
-    }
+/// The campaign an attach fills: visible and still accepting an audience (not a test
+/// campaign, not COMPLETED or CANCELLED).
+pub(crate) async fn attach_campaign(
+    table: &dyn Table,
+    tenant: &str,
+    campaign_id: &str,
+) -> AppResult<Campaign> {
+    let campaign = super::load_visible(table, tenant, campaign_id).await?;
+    campaign.accepts_audience()?;
+    Ok(campaign)
+}
 
-    /// Puts a list's contacts into the campaign's hopper as FRESH; a contact already there
-    /// keeps its one entry (R2.2). Works on a RUNNING campaign too: the new entries sort
-    /// after the dispatch cursors and go out on the next ticks.
-    pub async fn attach_list(
-        &self,
-        tenant: &TenantId,
-        campaign_id: &CampaignId,
-        list_id: &str,
-    ) -> AppResult<AttachResult> {
-        let campaign = self.audience_campaign(tenant, campaign_id).await?;
-        self.get_list(tenant, list_id).await?;
-        let mut result = AttachResult {
-            added: 0,
-            already_present: 0,
-        };
-        let mut cursor = None;
-        loop {
-            let (phones, next) =
-                repo::list_members(&*self.table, tenant, list_id, PAGE, cursor).await?;
-            let contacts = contacts_of(&*self.table, tenant, phones).await?;
-            add_to_hopper(
-                &*self.table,
-                &campaign,
-                contacts,
-                &mut result,
-                self.clock.now(),
-            )
-            .await?;
-            match next {
-                Some(c) => cursor = Some(c),
-                None => return Ok(result),
-            }
+/// A list as an attach's source (404 when the tenant has no such list).
+pub(crate) async fn list_source(
+    table: &dyn Table,
+    tenant: &str,
+    list_id: &str,
+) -> AppResult<AttachSource> {
+    repo::get_list(table, tenant, list_id)
+        .await?
+        .ok_or_else(|| DomainError::not_found("list", list_id))?;
+    Ok(AttachSource::List {
+        list_id: list_id.to_owned(),
+    })
+}
+
+/// A segment as an attach's source (R2.3): normalised, walking the smallest of the index
+/// sets involved and checking the others on each contact.
+pub(crate) async fn segment_source(
+    table: &dyn Table,
+    tenant: &str,
+    segment: &Segment,
+) -> AppResult<AttachSource> {
+    let segment = segment.normalised()?;
+    let mut smallest: Option<(i64, String)> = None;
+    for k in segment.index_keys() {
+        let n = repo::index_count(table, tenant, &k).await?;
+        if smallest.as_ref().is_none_or(|(m, _)| n < *m) {
+            smallest = Some((n, k));
         }
     }
+    let (_, key) = smallest.expect("a normalised segment has a key");
+    Ok(AttachSource::Segment { segment, key })
+}
 
-    /// Puts every contact having all the segment's tags and valued tags into the
-    /// campaign's hopper (R2.3). It walks the smallest of the index sets involved and
-    /// checks the others on each contact.
-    pub async fn attach_segment(
-        &self,
-        tenant: &TenantId,
-        campaign_id: &CampaignId,
-        segment: &Segment,
-    ) -> AppResult<AttachResult> {
-        let seg = segment.normalised()?;
-        let campaign = self.audience_campaign(tenant, campaign_id).await?;
-        let mut smallest: Option<(i64, String)> = None;
-        for k in seg.index_keys() {
-            let n = repo::index_count(&*self.table, tenant, &k).await?;
-            if smallest.as_ref().is_none_or(|(m, _)| n < *m) {
-                smallest = Some((n, k));
-            }
+/// Puts the next page of the source's contacts into the campaign's hopper as FRESH (a
+/// contact already there keeps its one entry, R2.2) and moves the cursor on. False once
+/// the source is walked to its end. A page attached twice (a walk continued from a cursor
+/// stored before a crash) adds nothing twice.
+pub(crate) async fn attach_page(
+    table: &dyn Table,
+    campaign: &Campaign,
+    pending: &mut PendingAttach,
+    result: &mut AttachResult,
+    now: Time,
+) -> AppResult<bool> {
+    let tenant = &campaign.tenant;
+    let cursor = pending.after.take();
+    let (contacts, next) = match &pending.source {
+        AttachSource::List { list_id } => {
+            let (phones, next) = repo::list_members(table, tenant, list_id, PAGE, cursor).await?;
+            (contacts_of(table, tenant, phones).await?, next)
         }
-        let (_, key) = smallest.expect("a normalised segment has a key");
-        let mut result = AttachResult {
-            added: 0,
-            already_present: 0,
-        };
-        let mut cursor = None;
-        loop {
-            let (phones, next) =
-                repo::index_members(&*self.table, tenant, &key, PAGE, cursor).await?;
-            let matching = contacts_of(&*self.table, tenant, phones)
+        AttachSource::Segment { segment, key } => {
+            let (phones, next) = repo::index_members(table, tenant, key, PAGE, cursor).await?;
+            let matching = contacts_of(table, tenant, phones)
                 .await?
                 .into_iter()
-                .filter(|c| seg.matches(c))
+                .filter(|c| segment.matches(c))
                 .collect();
-            add_to_hopper(
-                &*self.table,
-                &campaign,
-                matching,
-                &mut result,
-                self.clock.now(),
-            )
-            .await?;
-            match next {
-                Some(c) => cursor = Some(c),
-                None => return Ok(result),
-            }
+            (matching, next)
         }
-    }
+    };
+    add_to_hopper(table, campaign, contacts, result, now).await?;
+    pending.after = next;
+    Ok(pending.after.is_some())
 }
 
 /// Adds one upsert's index count changes to a running total.

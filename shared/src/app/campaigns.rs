@@ -18,6 +18,7 @@ use crate::domain::tenant::{Tenant, TenantSettings, TenantSwitches};
 use crate::domain::DomainError;
 use crate::ports::OneTimeSchedule;
 use crate::repo;
+use crate::repo::commands::OperationKind;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -375,7 +376,13 @@ impl Campaigns {
         let c = self.load(tenant, id).await?;
         self.check_references(&c).await?;
         let counts = repo::get_counters(&*self.table, tenant, id).await?;
-        if counts.get("target").copied().unwrap_or(0) == 0 {
+        // A campaign whose attach runs in the background may launch: it sends what is
+        // attached, and the sweeper does not complete it before the attach is done.
+        if counts.get("target").copied().unwrap_or(0) == 0
+            && !repo::commands::get_operation(&*self.table, tenant, id)
+                .await?
+                .is_some_and(|o| o.is_running() && o.kind == OperationKind::Attach)
+        {
             return Err(DomainError::Conflict(format!(
                 "campaign {id} has no contacts: attach a list first"
             ))

@@ -28,8 +28,11 @@
 //!   campaign then completes as before (the sweeper, once nothing is in flight); a PAUSED
 //!   one, which can no longer resume, completes the same way.
 
+use super::audience::{self, attach_page};
+use super::campaigns::{AttachResult, PAGE};
 use super::{busy, retry_on_conflict, update_campaign, AppResult, WorkBudget};
 use crate::domain::campaign::{Campaign, CampaignStatus};
+use crate::domain::contact::{AttachSource, PendingAttach, Segment};
 use crate::domain::hopper::{EntryState, HopperEntry};
 use crate::domain::ids::{CampaignId, TenantId};
 use crate::domain::stats::{self, Delta};
@@ -50,6 +53,21 @@ pub struct Commands {
     pub table: Arc<dyn Table>,
     pub bus: Arc<dyn EventBus>,
     pub clock: Arc<dyn Clock>,
+    /// How long an attach request walks its source before it answers 202 and leaves the
+    /// rest to the sweeper ([`ATTACH_INLINE`] by default; zero: everything in the
+    /// background).
+    pub attach_inline: Duration,
+}
+
+/// The part of an attach done inside its request: well inside API Gateway's 29 s.
+pub const ATTACH_INLINE: Duration = Duration::from_secs(10);
+
+/// What an attach request did: all of it within the request, or the part it could, with
+/// the operation that carries on in the background.
+#[derive(Debug, Clone)]
+pub enum Attached {
+    Done(AttachResult),
+    Continues(OperationView),
 }
 
 /// How much one sweep may spend walking hoppers for commands; what is left continues in
@@ -87,6 +105,8 @@ pub struct CommandsReport {
     pub operations_pending: usize,
     /// PAUSED campaigns completed because their end date passed.
     pub completed: usize,
+    /// Entries background attaches added.
+    pub attached: usize,
 }
 
 /// Entries writes in flight while a page is applied.
@@ -97,7 +117,8 @@ const WRITE_CONCURRENCY: usize = 16;
 pub struct OperationView {
     pub id: String,
     pub campaign_id: String,
-    /// `reset`, `retry` or `expire` (the end date passed).
+    /// `reset`, `retry`, `expire` (the end date passed) or `attach` (a list or segment
+    /// too large for one request).
     pub kind: OperationKind,
     /// RUNNING until every entry was handled, then DONE; ABORTED when the campaign was
     /// cancelled or ended, or another command replaced it.
@@ -119,13 +140,17 @@ pub struct OperationProgress {
     /// Hopper shards walked completely, of `shards`.
     pub shards_done: u16,
     pub shards: u16,
-    /// Entries read so far.
+    /// Entries read so far (an attach: contacts handled).
     pub examined: u64,
-    /// Entries put back to FRESH (reset, retry) or expired (expire) so far.
+    /// Entries put back to FRESH (reset, retry), expired (expire) or added (attach) so far.
     pub changed: u64,
     /// SENDING entries a reset left alone: their send was in flight.
     pub in_flight: u64,
-    /// Shards walked, in percent with one decimal.
+    /// Contacts an attach found already in the hopper (their one entry was kept).
+    pub already_present: u64,
+    /// Attach: lists or segments still to walk, the one being walked included.
+    pub sources_left: u32,
+    /// Shards walked, in percent with one decimal (an attach: 100 once done).
     pub percent: f64,
 }
 
@@ -153,6 +178,8 @@ impl OperationView {
                 examined: op.examined,
                 changed: op.changed,
                 in_flight: op.in_flight,
+                already_present: op.already_present,
+                sources_left: op.attaches.len() as u32,
                 percent,
             },
             message: op.message.clone(),
@@ -180,6 +207,8 @@ fn new_operation(kind: OperationKind, c: &Campaign, now: Time, version: u64) -> 
         in_flight: 0,
         message: None,
         below_seq: None,
+        attaches: Vec::new(),
+        already_present: 0,
         version,
     }
 }
@@ -209,6 +238,8 @@ fn apply(kind: OperationKind, e: &mut HopperEntry, seq: u64) -> bool {
         OperationKind::Reset => e.reset(seq),
         OperationKind::Retry => e.retry(seq),
         OperationKind::Expire => e.expire_unsent(),
+        // An attach adds entries, it never walks the hopper.
+        OperationKind::Attach => false,
     }
 }
 
@@ -268,7 +299,7 @@ impl Commands {
         self.request(tenant, id, OperationKind::Reset).await
     }
 
-    /// The campaign's latest operation (reset, retry or expiry) and its progress.
+    /// The campaign's latest operation (reset, retry, expiry or attach) and its progress.
     pub async fn operation(&self, tenant: &TenantId, id: &CampaignId) -> AppResult<OperationView> {
         let c = super::load_visible(&*self.table, tenant, id).await?;
         let op = repo::commands::get_operation(&*self.table, tenant, id)
@@ -332,6 +363,126 @@ impl Commands {
             }
         }
     }
+}
+
+impl Commands {
+    /// Attaches a list's contacts to the campaign (R2.1): as much as [`Self::attach_inline`]
+    /// allows within the request, the rest by the sweeper as an `attach` operation.
+    pub async fn attach_list(
+        &self,
+        tenant: &TenantId,
+        id: &CampaignId,
+        list_id: &str,
+    ) -> AppResult<Attached> {
+        let t = &*self.table;
+        let campaign = audience::attach_campaign(t, tenant, id).await?;
+        let source = audience::list_source(t, tenant, list_id).await?;
+        self.attach(campaign, source).await
+    }
+
+    /// Attaches every contact of a segment (R2.3), like [`Self::attach_list`].
+    pub async fn attach_segment(
+        &self,
+        tenant: &TenantId,
+        id: &CampaignId,
+        segment: &Segment,
+    ) -> AppResult<Attached> {
+        let t = &*self.table;
+        let source = audience::segment_source(t, tenant, segment).await?;
+        let campaign = audience::attach_campaign(t, tenant, id).await?;
+        self.attach(campaign, source).await
+    }
+
+    /// Walks the source within the request's budget; what is left becomes (or joins) the
+    /// campaign's attach operation. Behind a running attach the source waits its turn; a
+    /// running reset, retry or expiry refuses it (409) before anything is attached.
+    async fn attach(&self, campaign: Campaign, source: AttachSource) -> AppResult<Attached> {
+        let t = &*self.table;
+        let (tenant, id) = (campaign.tenant.as_str(), campaign.id.as_str());
+        let running = repo::commands::get_operation(t, tenant, id)
+            .await?
+            .filter(Operation::is_running);
+        if let Some(o) = running.as_ref().filter(|o| o.kind != OperationKind::Attach) {
+            return Err(attach_refused(o, id, None));
+        }
+        // Behind a running attach the source waits its turn (attached in the order asked).
+        let budget = match running {
+            Some(_) => Duration::ZERO,
+            None => self.attach_inline,
+        };
+        let mut pending = PendingAttach {
+            source,
+            after: None,
+        };
+        let mut result = AttachResult {
+            added: 0,
+            already_present: 0,
+        };
+        let started = Instant::now();
+        while started.elapsed() < budget {
+            let now = self.clock.now();
+            if !attach_page(t, &campaign, &mut pending, &mut result, now).await? {
+                return Ok(Attached::Done(result));
+            }
+        }
+        let op = self.store_attach(&campaign, &pending, &result).await?;
+        Ok(Attached::Continues(OperationView::new(
+            &op,
+            campaign.status,
+        )))
+    }
+
+    /// Stores what is left of an attach: a new operation, or one more source behind the
+    /// running attach, with what the request already attached counted in.
+    async fn store_attach(
+        &self,
+        c: &Campaign,
+        pending: &PendingAttach,
+        done: &AttachResult,
+    ) -> AppResult<Operation> {
+        let t = &*self.table;
+        let (tenant, id) = (c.tenant.as_str(), c.id.as_str());
+        let now = self.clock.now();
+        retry_on_conflict(|_| async move {
+            let current = repo::commands::get_operation(t, tenant, id).await?;
+            let mut op = match current {
+                Some(mut o) if o.is_running() && o.kind == OperationKind::Attach => {
+                    o.requests += 1;
+                    o.updated_at = now;
+                    o
+                }
+                Some(o) if o.is_running() => return Err(attach_refused(&o, id, Some(done))),
+                other => {
+                    let version = other.map_or(0, |o| o.version);
+                    new_operation(OperationKind::Attach, c, now, version)
+                }
+            };
+            op.attaches.push(pending.clone());
+            op.examined += done.added + done.already_present;
+            op.changed += done.added;
+            op.already_present += done.already_present;
+            repo::commands::save_operation(t, &mut op).await?;
+            Ok(op)
+        })
+        .await
+        .map_err(busy(|| format!("campaign {id}")))
+    }
+}
+
+/// 409 for an attach while another operation walks the hopper, saying what the request
+/// attached before it found out (those entries stay, once each).
+fn attach_refused(o: &Operation, id: &str, done: Option<&AttachResult>) -> super::AppError {
+    let before = done.map_or(String::new(), |d| {
+        format!(
+            " ({} contacts were attached before it started; attaching the same source again adds each missing one once)",
+            d.added
+        )
+    });
+    DomainError::Conflict(format!(
+        "a {} of campaign {id} is in progress: attach when it is done (GET /campaigns/{id}/operation){before}",
+        o.kind.as_str()
+    ))
+    .into()
 }
 
 // ---- the walk (the sweeper) --------------------------------------------------------------
@@ -484,6 +635,9 @@ impl Commands {
             return abort(t, &mut op, why, now).await;
         }
         let c = c.expect("why_stop stops an operation without its campaign");
+        if op.kind == OperationKind::Attach {
+            return self.run_attach(op, &c, b, report).await;
+        }
         let sender = match (&op.kind, &c.account_id) {
             (OperationKind::Reset, Some(a)) => {
                 repo::get_account(t, tenant, a).await?.map(|a| a.sender_id)
@@ -515,6 +669,58 @@ impl Commands {
         if op.kind == OperationKind::Expire && c.status == CampaignStatus::Paused {
             self.complete_paused(tenant, id, now, report).await?;
         }
+        Ok(())
+    }
+
+    /// Carries an attach on from where it stopped, a page of contacts at a time, storing
+    /// its sources' cursors after each page. A page attached twice (a save that lost to a
+    /// request queueing another source) adds nothing twice: its contacts count as already
+    /// present.
+    async fn run_attach(
+        &self,
+        mut op: Operation,
+        c: &Campaign,
+        b: &mut WorkBudget,
+        report: &mut CommandsReport,
+    ) -> AppResult<()> {
+        let t = &*self.table;
+        if let Err(e) = c.accepts_audience() {
+            return abort(t, &mut op, &e.to_string(), self.clock.now()).await;
+        }
+        while let Some(pending) = op.attaches.first_mut() {
+            if b.spent() {
+                report.operations_pending += 1;
+                return Ok(());
+            }
+            let mut result = AttachResult {
+                added: 0,
+                already_present: 0,
+            };
+            if !attach_page(t, c, pending, &mut result, self.clock.now()).await? {
+                op.attaches.remove(0);
+            }
+            b.take(PAGE as usize);
+            report.attached += result.added as usize;
+            op.examined += result.added + result.already_present;
+            op.changed += result.added;
+            op.already_present += result.already_present;
+            op.updated_at = self.clock.now();
+            if op.attaches.is_empty() {
+                op.status = OperationStatus::Done;
+                op.finished_at = Some(op.updated_at);
+                op.shard = op.shards;
+            }
+            match repo::commands::save_operation(t, &mut op).await {
+                Ok(()) => {}
+                Err(PortError::ConditionFailed) => {
+                    report.operations_pending += 1;
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        report.operations_done += 1;
+        tracing::info!(campaign_id = %c.id, examined = op.examined, added = op.changed, "attach done");
         Ok(())
     }
 
@@ -736,6 +942,11 @@ fn next_operation(
     match (o.kind, kind) {
         (OperationKind::Expire, _) => Err(DomainError::Conflict(format!(
             "cannot {} campaign {id}: its end date has passed and its unsent entries are expiring",
+            kind.as_str()
+        ))
+        .into()),
+        (OperationKind::Attach, _) => Err(DomainError::Conflict(format!(
+            "contacts are being attached to campaign {id}: {} when the attach is done (GET /campaigns/{id}/operation)",
             kind.as_str()
         ))
         .into()),

@@ -96,6 +96,7 @@ impl Operator {
                 table: ports.table.clone(),
                 bus: ports.bus.clone(),
                 clock: ports.clock.clone(),
+                attach_inline: commands::ATTACH_INLINE,
             }),
             reports: Arc::new(reports::Reports(ports.clone())),
             views: Arc::new(hopper_views::Views(ports.clone())),

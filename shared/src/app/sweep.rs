@@ -42,6 +42,8 @@ pub struct SweepReport {
     pub purged_campaigns: usize,
     /// Outbox items whose events a bus outage held back, published now.
     pub republished: usize,
+    /// Entries background attaches (lists or segments too large for one request) added.
+    pub attached: usize,
 }
 
 /// How long an outbox item may stay pending before the sweeper publishes it: longer than
@@ -169,6 +171,7 @@ impl SweepService {
         let commands = self.run_commands(budget.commands).await?;
         report.commands_applied = commands.applied;
         report.expired_unsent = commands.expired_unsent;
+        report.attached = commands.attached;
         report.completed += commands.completed;
         report.completed += self.complete_finished(now).await?;
         report.republished = self.publish_pending(now).await?;
@@ -400,6 +403,7 @@ impl SweepService {
             table: self.table.clone(),
             bus: self.bus.clone(),
             clock: self.clock.clone(),
+            attach_inline: super::commands::ATTACH_INLINE,
         };
         commands.run_pending(budget).await
     }

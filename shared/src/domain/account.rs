@@ -296,7 +296,9 @@ impl Account {
     /// Whether a campaign send of a template of `category` (its current one) goes through
     /// Meta's Marketing Messages API: MARKETING templates of an opted-in account.
     pub fn routes_to_marketing_messages(&self, category: super::template::Category) -> bool {
-        self.marketing_messages && category == super::template::Category::Marketing
+        self.marketing_messages
+            && self.provider == Provider::Meta
+            && category == super::template::Category::Marketing
     }
 
     /// What the account owns among the ids provider webhooks name: its sending number

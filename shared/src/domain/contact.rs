@@ -458,6 +458,26 @@ impl Segment {
     }
 }
 
+/// Where an attach takes the contacts it puts into a campaign's hopper (R2.1, R2.3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AttachSource {
+    /// Every member of the list.
+    List { list_id: String },
+    /// Every contact matching the (normalised) segment, found by walking the members of
+    /// `key`, the smallest of the segment's index sets.
+    Segment { segment: Segment, key: String },
+}
+
+/// An attach still to carry on: its source and the page cursor where its walk stands
+/// (`None` before the first page).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingAttach {
+    pub source: AttachSource,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

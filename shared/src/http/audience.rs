@@ -7,11 +7,13 @@
 //! route answers 503.
 
 use super::error::{from_body, kind_of, ApiError, ErrorBody, JsonBody, JsonValue};
+use super::examples as ex;
 use super::paging::{Page100, Page1000, Paging};
 use super::respond::{created, ok, R};
 use super::{Path, Query, TenantId};
 use crate::app::audience::Audience;
 use crate::app::campaigns::AttachResult;
+use crate::app::commands::{Attached, Commands, OperationView};
 use crate::app::import::{ImportService, ImportTuning, ImportView, UploadTicket, INLINE_MAX_BYTES};
 use crate::app::Operator;
 use crate::domain::contact::{Contact, ContactList, NewContact, Segment};
@@ -508,54 +510,74 @@ async fn list_members(
 
 // ---- audience ----
 
+/// An attach's answer: 200 with what was added when it finished within the request, or 202
+/// with the `attach` operation the sweeper carries on.
+fn attached(a: Attached) -> R {
+    match a {
+        Attached::Done(result) => ok(result),
+        Attached::Continues(op) => Ok((StatusCode::ACCEPTED, axum::Json(op)).into_response()),
+    }
+}
+
 #[utoipa::path(
     post, path = "/campaigns/{id}/lists", tag = "audience",
-    description = "Puts the list's contacts into the campaign's hopper as FRESH. A contact \
+    description = concat!("Puts the list's contacts into the campaign's hopper as FRESH. A contact \
         already there keeps its one entry; its snapshot of name, custom fields and valued \
         tags is refreshed while the entry is not yet handed to the sender. Works on a \
-        RUNNING campaign: the new entries go out on the next ticks.",
+        RUNNING campaign: the new entries go out on the next ticks. ", "What the request cannot finish within 10 s (a list of \
+    more than some tens of thousands of contacts) continues in the background: the answer is \
+    then 202 with the campaign's `attach` operation, which the sweeper carries on a time budget \
+    every minute; `GET /campaigns/{id}/operation` shows its progress, and the campaign may be \
+    launched meanwhile (it sends what is attached). An attach asked for while one runs joins \
+    it (202, attached after it, `requests` counts both); one asked for while a reset, retry or \
+    expiry runs is refused (409)."),
     params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     request_body = Attach,
     responses(
-        (status = 200, description = "What was added", body = AttachResult,
+        (status = 200, description = "Done within the request: what was added", body = AttachResult,
             example = json!({"added": 120, "already_present": 3})),
+        (status = 202, description = "Continues in the background: the attach operation, RUNNING", body = OperationView,
+            example = json!(ex::operation("attach", "RUNNING", "READY"))),
         (status = 404, description = "No such campaign or list", body = ErrorBody),
-        (status = 409, description = "The campaign is completed or cancelled", body = ErrorBody),
+        (status = 409, description = "The campaign is completed or cancelled, or a reset, retry or expiry is in progress", body = ErrorBody),
     )
 )]
 async fn attach_list(
-    State(a): S,
+    State(c): State<Arc<Commands>>,
     t: TenantId,
     Path(id): Path<CampaignId>,
     JsonBody(b): JsonBody<Attach>,
 ) -> R {
-    ok(a.attach_list(&t, &id, &b.list_id).await?)
+    attached(c.attach_list(&t, &id, &b.list_id).await?)
 }
 
 #[utoipa::path(
     post, path = "/campaigns/{id}/segments", tag = "audience",
-    description = "Adds every contact having ALL the given tags AND all the given valued tags \
+    description = concat!("Adds every contact having ALL the given tags AND all the given valued tags \
         (values match without case) to the campaign's hopper, like attaching a list. At \
         least one tag or valued tag is required, so contacts without tags cannot be \
-        targeted this way.",
+        targeted this way. ", "What the request cannot finish within 10 s continues in the \
+        background (202 with the `attach` operation), as for lists."),
     params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     request_body(content = Segment, example = json!({"tags": ["vip"], "valued_tags": {"city": "Pune"}})),
     responses(
-        (status = 200, description = "What was added", body = AttachResult,
+        (status = 200, description = "Done within the request: what was added", body = AttachResult,
             example = json!({"added": 42, "already_present": 0})),
+        (status = 202, description = "Continues in the background: the attach operation, RUNNING", body = OperationView,
+            example = json!(ex::operation("attach", "RUNNING", "READY"))),
         (status = 404, description = "No such campaign", body = ErrorBody),
-        (status = 409, description = "The campaign is completed or cancelled", body = ErrorBody),
+        (status = 409, description = "The campaign is completed or cancelled, or a reset, retry or expiry is in progress", body = ErrorBody),
         (status = 422, description = "An empty selector", body = ErrorBody,
             example = json!({"error": "invalid", "message": "tags: give at least one tag or valued tag: a segment selects contacts having all of them, and contacts without tags cannot be targeted this way", "field": "tags"})),
     )
 )]
 async fn attach_segment(
-    State(a): S,
+    State(c): State<Arc<Commands>>,
     t: TenantId,
     Path(id): Path<CampaignId>,
     JsonBody(b): JsonBody<Segment>,
 ) -> R {
-    ok(a.attach_segment(&t, &id, &b).await?)
+    attached(c.attach_segment(&t, &id, &b).await?)
 }
 
 /// The OpenAPI description of the audience routes, merged into `/openapi.json`.

@@ -97,7 +97,9 @@ pub fn operation(kind: &str, status: &str, campaign_status: &str) -> Value {
         "progress": {
             "shards_done": if done { 16 } else { 0 }, "shards": 16,
             "examined": if done { 1200 } else { 0 }, "changed": if done { 37 } else { 0 },
-            "in_flight": 0, "percent": if done { 100.0 } else { 0.0 }
+            "in_flight": 0, "already_present": 0,
+            "sources_left": if kind == "attach" && !done { 1 } else { 0 },
+            "percent": if done { 100.0 } else { 0.0 }
         },
         "message": null
     })

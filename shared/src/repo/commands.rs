@@ -3,7 +3,7 @@
 //!
 //! | item | PK | SK | index |
 //! |---|---|---|---|
-//! | the campaign's latest operation | `CAMPAIGN#t#c` | `OP` | GSI1 `OPS#PENDING` by request time, while RUNNING |
+//! | the campaign's latest operation (reset, retry, expire, attach) | `CAMPAIGN#t#c` | `OP` | GSI1 `OPS#PENDING` by request time, while RUNNING |
 //! | PAUSED campaign with an end date (on the campaign item) | `TENANT#t` | `CAMPAIGN#c` | GSI1 `CAMPAIGNS#PAUSED` by end date |
 //!
 //! One operation item per campaign holds the latest command: what it does, where its walk
@@ -14,6 +14,7 @@ use super::{
     campaign_pk, entry_pk, from_item, get_as, put_versioned, query_all, time_key, to_item,
     PAUSED_PK,
 };
+use crate::domain::contact::PendingAttach;
 use crate::domain::hopper::HopperEntry;
 use crate::domain::Time;
 use crate::ports::{Index, PortResult, Query, SkCond, Table};
@@ -36,6 +37,9 @@ pub enum OperationKind {
     Retry,
     /// The end date passed: FRESH entries become SKIPPED "campaign ended".
     Expire,
+    /// Attach a list or a segment: its contacts go into the hopper as FRESH, a page at a
+    /// time (more than one request's time allows).
+    Attach,
 }
 
 impl OperationKind {
@@ -44,6 +48,7 @@ impl OperationKind {
             OperationKind::Reset => "reset",
             OperationKind::Retry => "retry",
             OperationKind::Expire => "expire",
+            OperationKind::Attach => "attach",
         }
     }
 }
@@ -95,6 +100,13 @@ pub struct Operation {
     /// every entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub below_seq: Option<u64>,
+    /// An attach's sources still to walk, the first being walked (its cursor with it);
+    /// an attach asked for while one runs joins the end of the line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attaches: Vec<PendingAttach>,
+    /// Contacts an attach found already in the hopper (their entry was kept).
+    #[serde(default)]
+    pub already_present: u64,
     #[serde(default)]
     pub version: u64,
 }

@@ -412,18 +412,50 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Vec<Row>> {
             },
         )
         .await?;
+    // What the request cannot finish within its budget (10 s) the sweeper carries on.
+    let in_request = attach.result["body"]["added"]
+        .as_u64()
+        .or_else(|| attach.result["body"]["progress"]["changed"].as_u64());
     anyhow::ensure!(
-        attach.result["status"] == 200 && attach.result["body"]["added"] == n,
+        matches!(attach.result["status"].as_u64(), Some(200 | 202)),
         "attach answered {}",
         attach.result
     );
     let attach_kb = attach.vmhwm_kb;
     eprintln!(
-        "   api attached {} contacts in {}; peak {:.1} MB",
-        thousands(n),
+        "   api answered the attach ({}) in {}, {} contacts attached in the request; peak {:.1} MB",
+        attach.result["status"],
         secs(attach.elapsed_ms),
+        thousands(in_request.unwrap_or(0)),
         mb(attach_kb)
     );
+    let mut attach_sweeper_f = RoleFigures::default();
+    let background = Instant::now();
+    let mut attach_sweeps = 0u64;
+    if attach.result["status"] == 202 {
+        let mut sweeper = w.spawn("sweeper")?;
+        loop {
+            let d = sweeper.run(w.now(), What::Sweep).await?;
+            attach_sweeper_f.done(&d);
+            attach_sweeps += 1;
+            let op = repo::commands::get_operation(&*w.table, TENANT, &campaign)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("the attach operation is gone"))?;
+            eprintln!(
+                "   sweep {attach_sweeps}: attached {}, {}",
+                thousands(d.result["attached"].as_u64().unwrap_or(0)),
+                secs(d.elapsed_ms)
+            );
+            if !op.is_running() {
+                break;
+            }
+            anyhow::ensure!(attach_sweeps < 1000, "the background attach never finished");
+        }
+        attach_sweeper_f.exit(&sweeper.finish().await?);
+    }
+    let background_s = background.elapsed().as_secs_f64();
+    let target = stats(&w, &campaign).await?.target;
+    anyhow::ensure!(target == n as i64, "{target} of {n} contacts attached");
     let launch = api
         .run(
             w.now(),
@@ -553,20 +585,34 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Vec<Row>> {
     ));
     rows.push(peak_row("api (attach + launch)", &api_f));
     // The api function answers API Gateway, which gives up after 29 s (its timeout in
-    // infra/template.yaml too): the attach is one request.
+    // infra/template.yaml too): the attach request walks 10 s and leaves the rest to the
+    // sweeper.
     rows.push(Row::target(
         SCENARIO,
-        "api: attach wall time (one request)",
+        "api: attach request wall time",
         format!(
-            "{} for {} entries, {:.0}/s (attach alone peaked at {:.1} MB)",
+            "{} (answer {}), {} of {} contacts attached in the request (peak {:.1} MB)",
             secs(attach.elapsed_ms),
+            attach.result["status"],
+            thousands(in_request.unwrap_or(0)),
             thousands(n),
-            n as f64 * 1000.0 / attach.elapsed_ms.max(1e-9),
             mb(attach_kb)
         ),
         "< 29 s (API timeout)",
         attach.elapsed_ms < 29_000.0,
     ));
+    if attach_sweeps > 0 {
+        rows.push(peak_row("sweeper (background attach)", &attach_sweeper_f));
+        rows.push(Row::info(
+            SCENARIO,
+            "sweeper: background attach",
+            format!(
+                "{background_s:.1} s over {attach_sweeps} sweeps (longest {}), {:.0} contacts/s",
+                secs(attach_sweeper_f.longest_ms),
+                (n - in_request.unwrap_or(0)) as f64 / background_s.max(1e-9)
+            ),
+        ));
+    }
     rows.push(Row::info(
         SCENARIO,
         "api: launch wall time",

@@ -1,0 +1,343 @@
+//! Issue 14: attaching a list or segment larger than one request can carry runs in the
+//! background. The request walks its source within a budget (here zero, so everything
+//! goes to the background), answers 202 with the campaign's `attach` operation, and the
+//! sweeper carries it on a page at a time, storing its cursor after each page. Tested:
+//! progress across sweeps, a walk cut off between a page's writes and its cursor (a
+//! function timeout) and continued twice at once, a second attach queued behind the first,
+//! a reset refused while contacts are attached, launch while attaching, on the in-memory
+//! table and on DynamoDB in the emulator.
+
+use testkit::harness as common;
+
+use axum::http::{Method, StatusCode};
+use serde_json::{json, Value};
+use shared::adapters::aws::DynamoTable;
+use shared::app::commands::CommandBudget;
+use shared::app::sweep::SweepBudget;
+use shared::domain::hopper::EntryState;
+use shared::domain::stats;
+use shared::ports::Table;
+use shared::repo;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+use testkit::harness::{Spawn, Spawned};
+use testkit::memory::MemoryTable;
+
+fn memory() -> Spawned {
+    system(Arc::new(MemoryTable::new()))
+}
+
+async fn emulator() -> Spawned {
+    let table: DynamoTable = common::dynamo_table("background attach", "attach").await;
+    system(Arc::new(table))
+}
+
+fn system(table: Arc<dyn Table>) -> Spawned {
+    Spawn::new(table).attach_inline(Duration::ZERO).build()
+}
+
+/// One sweep's budget: one page of contacts (the attach walks 100 per page).
+fn one_page() -> CommandBudget {
+    CommandBudget {
+        max_entries: 1,
+        ..CommandBudget::default()
+    }
+}
+
+fn phones(from: usize, n: usize) -> Vec<String> {
+    (from..from + n).map(|i| format!("9198100{i:05}")).collect()
+}
+
+/// A READY campaign and a list of `n` contacts (not attached).
+async fn campaign_and_list(s: &Spawned, contacts: &[String]) -> (String, String) {
+    let id_of = |v: Value| v["id"].as_str().unwrap().to_owned();
+    let account = id_of(
+        s.ok(Method::POST, "/accounts", Some(common::account_body()))
+            .await,
+    );
+    s.ok(
+        Method::POST,
+        "/templates",
+        Some(common::template_body(&account, "offer")),
+    )
+    .await;
+    let list = new_list(s, contacts).await;
+    let body = common::campaign_body("spring", &account, "offer");
+    let id = id_of(s.ok(Method::POST, "/campaigns", Some(body)).await);
+    (id, list)
+}
+
+async fn new_list(s: &Spawned, contacts: &[String]) -> String {
+    for chunk in contacts.chunks(1000) {
+        let body: Vec<Value> = chunk
+            .iter()
+            .map(|p| json!({"phone": p, "name": "C", "tags": ["vip"]}))
+            .collect();
+        s.ok(Method::POST, "/contacts", Some(Value::Array(body)))
+            .await;
+    }
+    let list = s
+        .ok(Method::POST, "/lists", Some(json!({"name": "L"})))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for chunk in contacts.chunks(1000) {
+        s.ok(
+            Method::POST,
+            &format!("/lists/{list}/members"),
+            Some(json!({ "phones": chunk })),
+        )
+        .await;
+    }
+    list
+}
+
+async fn attach(s: &Spawned, id: &str, list: &str) -> (StatusCode, Value) {
+    s.call(
+        Method::POST,
+        &format!("/campaigns/{id}/lists"),
+        Some(json!({ "list_id": list })),
+    )
+    .await
+}
+
+async fn operation(s: &Spawned, id: &str) -> Value {
+    s.ok(Method::GET, &format!("/campaigns/{id}/operation"), None)
+        .await
+}
+
+async fn counters(s: &Spawned, id: &str) -> BTreeMap<String, i64> {
+    repo::get_counters(&*s.table, common::TENANT, id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, v)| *v != 0)
+        .collect()
+}
+
+/// Every contact has exactly one entry, FRESH, and the live counters equal a recount.
+async fn assert_hopper(s: &Spawned, id: &str, contacts: &[String]) {
+    let c = repo::get_campaign(&*s.table, common::TENANT, id)
+        .await
+        .unwrap()
+        .unwrap();
+    let entries = repo::all_entries(&*s.table, &c).await.unwrap();
+    let phones: Vec<String> = entries.iter().map(|e| e.phone.as_str().into()).collect();
+    let unique: BTreeSet<&String> = phones.iter().collect();
+    assert_eq!(phones.len(), unique.len(), "one entry per contact");
+    let want: BTreeSet<&String> = contacts.iter().collect();
+    assert_eq!(unique, want, "every contact attached, no other");
+    assert!(entries.iter().all(|e| e.state == EntryState::Fresh));
+    let recount: BTreeMap<String, i64> = stats::recount(&entries)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    assert_eq!(counters(s, id).await, recount, "counters equal a recount");
+    assert_eq!(recount.get("target").copied(), Some(contacts.len() as i64));
+}
+
+async fn sweep_until_done(s: &Spawned, id: &str) -> usize {
+    for runs in 1..=50 {
+        s.sys.sweeper.run_commands(one_page()).await.unwrap();
+        if operation(s, id).await["status"] == "DONE" {
+            return runs;
+        }
+    }
+    panic!("the attach never finished: {}", operation(s, id).await);
+}
+
+async fn continues_across_sweeps(s: Spawned) {
+    let contacts = phones(0, 250);
+    let (id, list) = campaign_and_list(&s, &contacts).await;
+    let (status, op) = attach(&s, &id, &list).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{op}");
+    assert_eq!(
+        (&op["kind"], &op["status"], &op["progress"]["sources_left"]),
+        (&json!("attach"), &json!("RUNNING"), &json!(1))
+    );
+    assert!(counters(&s, &id).await.is_empty(), "nothing attached yet");
+
+    s.sys.sweeper.run_commands(one_page()).await.unwrap();
+    let op = operation(&s, &id).await;
+    assert_eq!(
+        (&op["status"], &op["progress"]["changed"]),
+        (&json!("RUNNING"), &json!(100)),
+        "one page per sweep: {op}"
+    );
+    assert_eq!(counters(&s, &id).await.get("target"), Some(&100));
+
+    let runs = sweep_until_done(&s, &id).await;
+    assert_eq!(runs, 2, "250 contacts are three pages");
+    let op = operation(&s, &id).await;
+    assert_eq!(
+        (
+            &op["progress"]["changed"],
+            &op["progress"]["sources_left"],
+            &op["progress"]["percent"]
+        ),
+        (&json!(250), &json!(0), &json!(100.0))
+    );
+    assert_hopper(&s, &id, &contacts).await;
+}
+
+#[tokio::test]
+async fn an_attach_too_large_for_the_request_continues_across_sweeps() {
+    continues_across_sweeps(memory()).await;
+}
+
+#[tokio::test]
+async fn an_attach_too_large_for_the_request_continues_across_sweeps_on_dynamodb() {
+    continues_across_sweeps(emulator().await).await;
+}
+
+/// A sweeper that timed out after writing a page's entries but before storing the cursor
+/// leaves the page to walk again; two sweepers then continue it at once. Every contact
+/// still has one entry and the counters stay exact.
+async fn survives_a_timeout_and_two_walkers(s: Spawned) {
+    let contacts = phones(0, 450);
+    let (id, list) = campaign_and_list(&s, &contacts).await;
+    assert_eq!(attach(&s, &id, &list).await.0, StatusCode::ACCEPTED);
+    s.sys.sweeper.run_commands(one_page()).await.unwrap();
+    let before_timeout = repo::commands::get_operation(&*s.table, common::TENANT, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    s.sys.sweeper.run_commands(one_page()).await.unwrap();
+    assert_eq!(counters(&s, &id).await.get("target"), Some(&200));
+    // The second page's cursor is lost, as if the function stopped before saving it.
+    let mut current = repo::commands::get_operation(&*s.table, common::TENANT, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut rewound = before_timeout.clone();
+    rewound.version = current.version;
+    repo::commands::save_operation(&*s.table, &mut rewound)
+        .await
+        .unwrap();
+    current = rewound;
+    assert_eq!(current.changed, 100);
+
+    // Two sweepers at once, page by page, until the attach is done.
+    for _ in 0..20 {
+        let (a, b) = tokio::join!(
+            s.sys.sweeper.run_commands(one_page()),
+            s.sys.sweeper.run_commands(one_page())
+        );
+        a.unwrap();
+        b.unwrap();
+        if operation(&s, &id).await["status"] == "DONE" {
+            break;
+        }
+    }
+    let op = operation(&s, &id).await;
+    assert_eq!(op["status"], "DONE", "{op}");
+    assert_hopper(&s, &id, &contacts).await;
+    // The page walked again found its contacts already there.
+    assert!(
+        op["progress"]["already_present"].as_u64().unwrap() >= 100,
+        "{op}"
+    );
+}
+
+#[tokio::test]
+async fn an_attach_survives_a_timeout_and_two_walkers_add_nothing_twice() {
+    survives_a_timeout_and_two_walkers(memory()).await;
+}
+
+#[tokio::test]
+async fn an_attach_survives_a_timeout_and_two_walkers_add_nothing_twice_on_dynamodb() {
+    survives_a_timeout_and_two_walkers(emulator().await).await;
+}
+
+#[tokio::test]
+async fn a_second_attach_queues_behind_the_first_and_a_reset_waits() {
+    let s = memory();
+    let first = phones(0, 150);
+    let second = phones(100, 120); // 100..220: 50 shared with the first list
+    let (id, list_a) = campaign_and_list(&s, &first).await;
+    let list_b = new_list(&s, &second).await;
+    assert_eq!(attach(&s, &id, &list_a).await.0, StatusCode::ACCEPTED);
+    let (status, op) = attach(&s, &id, &list_b).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{op}");
+    assert_eq!(
+        (&op["requests"], &op["progress"]["sources_left"]),
+        (&json!(2), &json!(2)),
+        "the second list waits behind the first: {op}"
+    );
+    // A reset walks the hopper: it waits for the attach.
+    let (status, body) = s
+        .call(
+            Method::POST,
+            &format!("/campaigns/{id}/reset"),
+            Some(json!({"confirm": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("being attached"),
+        "{body}"
+    );
+    sweep_until_done(&s, &id).await;
+    let all: Vec<String> = phones(0, 220);
+    assert_hopper(&s, &id, &all).await;
+    let op = operation(&s, &id).await;
+    assert_eq!(
+        (
+            &op["progress"]["changed"],
+            &op["progress"]["already_present"]
+        ),
+        (&json!(220), &json!(50))
+    );
+}
+
+#[tokio::test]
+async fn a_campaign_launches_while_its_attach_runs_and_completes_only_after_it() {
+    let s = memory();
+    let contacts = phones(0, 150);
+    let (id, list) = campaign_and_list(&s, &contacts).await;
+    assert_eq!(attach(&s, &id, &list).await.0, StatusCode::ACCEPTED);
+    let (status, body) = s
+        .call(Method::POST, &format!("/campaigns/{id}/launch"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "launch while attaching: {body}");
+    // Nothing attached yet and nothing in flight, the attach not walked in this sweep:
+    // the sweeper still does not complete the campaign.
+    let no_commands = SweepBudget {
+        commands: CommandBudget {
+            time: Duration::ZERO,
+            ..CommandBudget::default()
+        },
+        ..SweepBudget::default()
+    };
+    s.sys.sweeper.sweep_within(no_commands).await.unwrap();
+    let c = s.ok(Method::GET, &format!("/campaigns/{id}"), None).await;
+    assert_eq!(c["status"], "RUNNING", "not completed while attaching: {c}");
+    assert_eq!(operation(&s, &id).await["status"], "RUNNING");
+    s.sys.sweeper.sweep().await.unwrap();
+    let c = s.ok(Method::GET, &format!("/campaigns/{id}"), None).await;
+    assert_eq!(c["status"], "RUNNING", "{c}");
+    assert_eq!(operation(&s, &id).await["status"], "DONE");
+    assert_eq!(counters(&s, &id).await.get("target"), Some(&150));
+
+    // Without an attach running, a campaign with no contacts still cannot launch.
+    let (other, _) = campaign_and_list(&s, &phones(500, 1)).await;
+    let (status, body) = s
+        .call(Method::POST, &format!("/campaigns/{other}/launch"), None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+}
+
+#[tokio::test]
+async fn a_small_attach_finishes_within_the_request() {
+    let s = Spawn::new(Arc::new(MemoryTable::new())).build();
+    let contacts = phones(0, 120);
+    let (id, list) = campaign_and_list(&s, &contacts).await;
+    let (status, body) = attach(&s, &id, &list).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"added": 120, "already_present": 0}))
+    );
+    assert_hopper(&s, &id, &contacts).await;
+}
