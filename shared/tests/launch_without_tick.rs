@@ -1,0 +1,191 @@
+//! Issue 14: a campaign that turns RUNNING (launch now, resume) is dispatched at once, not
+//! at the next tick. The engine publishes its own `CampaignStateChanged` event; the SAM
+//! template's rule on the launcher (`Started`) matches it and rewrites it into the
+//! launcher's launch event. These tests take the events the API published, match and
+//! rewrite them exactly as the template's pattern and input transformer say (read from
+//! `infra/template.yaml`), hand them to the launcher's handler, and look at the send queue.
+
+use testkit::harness as common;
+
+use axum::http::Method;
+use serde_json::{json, Value};
+use shared::domain::events::{DomainEvent, SOURCE};
+use std::path::PathBuf;
+use std::sync::Arc;
+use testkit::harness::{Spawn, Spawned};
+use testkit::memory::MemoryTable;
+
+/// The launcher's `Started` rule as the template writes it.
+struct Rule {
+    to: String,
+    paths: Vec<(String, String)>,
+    template: String,
+}
+
+fn rule() -> Rule {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(root.join("infra/template.yaml")).unwrap();
+    let launcher = &text[text.find("  LauncherFunction:").unwrap()..];
+    let started = &launcher[launcher.find("        Started:").unwrap()..];
+    let started = &started[..started.find("RetryPolicy").unwrap()];
+    let line_after = |key: &str| {
+        let at = started
+            .find(key)
+            .unwrap_or_else(|| panic!("{key} in {started}"));
+        started[at + key.len()..]
+            .lines()
+            .next()
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(line_after("EventBusName:"), "!Ref EventBus");
+    assert_eq!(line_after("source:"), format!("[{SOURCE}]"));
+    assert_eq!(line_after("detail-type:"), "[CampaignStateChanged]");
+    let to = line_after("to:");
+    let template = line_after("InputTemplate:");
+    let paths = ["tenant:", "campaign:"]
+        .iter()
+        .map(|k| (k.trim_end_matches(':').to_owned(), line_after(k)))
+        .collect();
+    Rule {
+        to: to.trim_matches(['[', ']']).to_owned(),
+        paths,
+        template: template.trim_matches('\'').to_owned(),
+    }
+}
+
+impl Rule {
+    /// The launcher's input for an event on the bus, or `None` when the rule does not
+    /// match it: EventBridge's envelope, the pattern, then the input transformer (a string
+    /// value goes into the template quoted).
+    fn input(&self, ev: &DomainEvent) -> Option<Value> {
+        let DomainEvent::CampaignStateChanged(_) = ev else {
+            return None;
+        };
+        let envelope = json!({
+            "source": SOURCE,
+            "detail-type": ev.detail_type(),
+            "detail": serde_json::to_value(ev).unwrap(),
+        });
+        if envelope["detail"]["to"] != self.to.as_str() {
+            return None;
+        }
+        let mut out = self.template.clone();
+        for (name, path) in &self.paths {
+            let pointer = path.trim_start_matches('$').replace('.', "/");
+            let value = envelope
+                .pointer(&pointer)
+                .unwrap_or_else(|| panic!("{path}"));
+            out = out.replace(&format!("<{name}>"), &value.to_string());
+        }
+        Some(serde_json::from_str(&out).expect("the input template makes JSON"))
+    }
+}
+
+/// Delivers what the bus received since the last call to the launcher, as the rule would;
+/// returns the launcher's answers.
+async fn deliver(s: &Spawned, rule: &Rule, seen: &mut usize) -> Vec<Value> {
+    let events: Vec<DomainEvent> = s.bus.as_ref().unwrap().events.lock().unwrap()[*seen..].to_vec();
+    *seen += events.len();
+    let mut answers = Vec::new();
+    for ev in events {
+        if let Some(input) = rule.input(&ev) {
+            let answer = shared::lambda::launcher(&s.sys.dispatcher, input)
+                .await
+                .unwrap();
+            answers.push(answer);
+        }
+    }
+    answers
+}
+
+fn queued(s: &Spawned) -> usize {
+    s.queue.as_ref().unwrap().depth()
+}
+
+#[tokio::test]
+async fn a_launched_campaign_is_dispatched_without_a_tick() {
+    let rule = rule();
+    let s = Spawn::new(Arc::new(MemoryTable::new())).build();
+    let id = s
+        .ready_campaign(&["919812345601", "919812345602"], json!({}))
+        .await;
+    let mut seen = 0;
+    assert!(
+        deliver(&s, &rule, &mut seen).await.is_empty(),
+        "READY starts nothing"
+    );
+    common::launch(&s.api, &id).await;
+    let answers = deliver(&s, &rule, &mut seen).await;
+    assert_eq!(
+        answers,
+        vec![json!({"enqueued": 2})],
+        "dispatched by the event"
+    );
+    assert_eq!(queued(&s), 2, "in the send queue before any tick");
+
+    // A pause publishes nothing the rule takes; a resume dispatches again at once (the
+    // messages queued before the pause are dropped by the sender, the entries go again).
+    s.ok(Method::POST, &format!("/campaigns/{id}/pause"), None)
+        .await;
+    assert!(deliver(&s, &rule, &mut seen).await.is_empty());
+    s.ok(Method::POST, &format!("/campaigns/{id}/resume"), None)
+        .await;
+    let answers = deliver(&s, &rule, &mut seen).await;
+    assert_eq!(answers.len(), 1, "the resume reached the launcher");
+}
+
+#[tokio::test]
+async fn a_campaign_sharing_its_account_is_left_to_the_tick() {
+    let rule = rule();
+    let s = Spawn::new(Arc::new(MemoryTable::new())).build();
+    let first = s.ready_campaign(&["919812345611"], json!({})).await;
+    let mut seen = 0;
+    common::launch(&s.api, &first).await;
+    deliver(&s, &rule, &mut seen).await;
+    let before = queued(&s);
+    // A second campaign on the same account (the harness makes a new account per call,
+    // so reuse the first campaign's).
+    let c = s
+        .ok(Method::GET, &format!("/campaigns/{first}"), None)
+        .await;
+    let account = c["account_id"].as_str().unwrap();
+    let body = common::merged(common::campaign_body("second", account, "offer"), json!({}));
+    let second = s.ok(Method::POST, "/campaigns", Some(body)).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.ok(
+        Method::POST,
+        "/contacts",
+        Some(json!([{"phone": "919812345612", "name": "C"}])),
+    )
+    .await;
+    let list = s
+        .ok(Method::POST, "/lists", Some(json!({"name": "L2"})))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.ok(
+        Method::POST,
+        &format!("/lists/{list}/members"),
+        Some(json!({"phones": ["919812345612"]})),
+    )
+    .await;
+    s.ok(
+        Method::POST,
+        &format!("/campaigns/{second}/lists"),
+        Some(json!({ "list_id": list })),
+    )
+    .await;
+    common::launch(&s.api, &second).await;
+    let answers = deliver(&s, &rule, &mut seen).await;
+    assert_eq!(
+        answers,
+        vec![json!({"enqueued": 0})],
+        "the account's pace is shared out by the tick"
+    );
+    assert_eq!(queued(&s), before);
+}
