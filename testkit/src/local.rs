@@ -53,6 +53,7 @@ impl System {
                 bus: p.bus.clone(),
                 clock: p.clock.clone(),
                 tick_seconds,
+                plan_ahead_secs: 0,
             }),
             sender: Arc::new(SendService {
                 table: p.table.clone(),
@@ -75,6 +76,21 @@ impl System {
             ports,
             last_tick: Mutex::new(None),
         }
+    }
+
+    /// Plans `secs` beyond each next tick (`Dispatcher::plan_ahead_secs`), as a deployed
+    /// launcher does; tests on an exact manual clock leave it at zero.
+    pub fn with_plan_ahead(mut self, secs: u32) -> Self {
+        let d = &self.dispatcher;
+        self.dispatcher = Arc::new(Dispatcher {
+            table: d.table.clone(),
+            queue: d.queue.clone(),
+            bus: d.bus.clone(),
+            clock: d.clock.clone(),
+            tick_seconds: d.tick_seconds,
+            plan_ahead_secs: secs,
+        });
+        self
     }
 
     /// Puts verified webhooks on `queue` instead of the in-memory one (an SQS queue).

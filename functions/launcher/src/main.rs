@@ -21,6 +21,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         bus: aws::bus_from_env(&sdk)?,
         clock: Arc::new(SystemClock),
         tick_seconds: config::number("TICK_SECONDS", 60)?,
+        plan_ahead_secs: config::number(
+            "PLAN_AHEAD_SECONDS",
+            shared::app::dispatch::PLAN_AHEAD_SECONDS,
+        )?,
     });
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| {
         let d = dispatcher.clone();

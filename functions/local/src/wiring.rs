@@ -194,9 +194,12 @@ pub async fn build(base_url: &str, demo: bool, aws: bool) -> anyhow::Result<Loca
         clock: ports.clock.clone(),
         tuning: ImportTuning::default(),
     });
+    // The local loop looks every 200 ms, so a tick is up to a step late: plan a second
+    // beyond it (a deployed launcher plans PLAN_AHEAD_SECONDS).
+    let system = System::new(ports, tick_seconds).with_plan_ahead(1);
     let system = match inbound {
-        Some(q) => System::new(ports, tick_seconds).with_inbound_queue(q),
-        None => System::new(ports, tick_seconds),
+        Some(q) => system.with_inbound_queue(q),
+        None => system,
     };
     // AWS End User Messaging Social accounts' events reach the inbound worker as the
     // WABA's SNS topic delivers them to the inbound queue in AWS.

@@ -164,6 +164,7 @@ fn build(role: &str, args: &[String]) -> anyhow::Result<(Service, Arc<RemoteCloc
             bus,
             clock,
             tick_seconds: TICK_SECONDS,
+            plan_ahead_secs: 0,
         }),
         "sender" => {
             let sim = arg(args, "--sim").ok_or_else(|| anyhow::anyhow!("--sim URL is required"))?;
