@@ -9,6 +9,10 @@ cd "$(dirname "$0")/.."
 echo "== infrastructure template: sam validate --lint, cfn-lint"
 scripts/lint-infra.sh
 
+echo "== sam build: every function built by the template's own build definition (x86_64, debug)"
+SAM_BUILD_DIR=target/sam scripts/sam-build.sh
+rm -rf target/sam
+
 echo "== local AWS emulator (moto) on loopback"
 eval "$(scripts/emulator.sh start)"
 trap 'scripts/emulator.sh stop' EXIT
