@@ -233,7 +233,7 @@ pub struct OutboundTemplate {
     pub header: Option<crate::domain::template::MediaHeader>,
     /// The end of the URL button's link for this contact, when the link has a variable.
     pub url_suffix: Option<crate::domain::template::UrlSuffix>,
-    /// Through Meta's Marketing Messages API (`Account::routes_to_marketing_messages`).
+    /// Through Meta's Marketing Messages API (`Template::routes_to_marketing_messages`).
     /// Its request takes no callback data, so the message's statuses find their entry by
     /// the contact's interaction, which names the message id.
     pub marketing_messages: bool,

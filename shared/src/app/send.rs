@@ -112,7 +112,7 @@ fn outbound(
     rendered: Rendered,
 ) -> OutboundTemplate {
     OutboundTemplate {
-        marketing_messages: account.routes_to_marketing_messages(template.category),
+        marketing_messages: template.routes_to_marketing_messages(account),
         to: entry.phone.clone(),
         template: template.name.clone(),
         language: template.language.clone(),

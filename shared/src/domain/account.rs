@@ -293,14 +293,6 @@ impl Account {
         }
     }
 
-    /// Whether a campaign send of a template of `category` (its current one) goes through
-    /// Meta's Marketing Messages API: MARKETING templates of an opted-in account.
-    pub fn routes_to_marketing_messages(&self, category: super::template::Category) -> bool {
-        self.marketing_messages
-            && self.provider == Provider::Meta
-            && category == super::template::Category::Marketing
-    }
-
     /// What the account owns among the ids provider webhooks name: its sending number
     /// and, on Kaleyra, the account SID its callbacks come from. Each belongs to one
     /// tenant (the first account that claims it).

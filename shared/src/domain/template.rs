@@ -637,6 +637,13 @@ fn clean(v: Option<String>) -> Option<String> {
 }
 
 impl Template {
+    /// Whether a campaign send of this template goes through Meta's Marketing Messages
+    /// API: its current category is MARKETING and `account`, a Meta account, opted in.
+    pub fn routes_to_marketing_messages(&self, account: &super::account::Account) -> bool {
+        account.marketing_messages
+            && account.provider == super::account::Provider::Meta
+            && self.category == Category::Marketing
+    }
     /// Registers a template by hand (R3.1): every structural rule applies.
     pub fn create(tenant: &str, input: NewTemplate, now: Time) -> Result<Self, DomainError> {
         Self::build(tenant, input, now, true)
