@@ -13,7 +13,7 @@ use shared::domain::events::{DomainEvent, SOURCE};
 use std::path::PathBuf;
 use std::sync::Arc;
 use testkit::harness::{Spawn, Spawned};
-use testkit::memory::MemoryTable;
+use testkit::memory::{Interleaved, MemoryTable};
 
 /// The launcher's `Started` rule as the template writes it.
 struct Rule {
@@ -188,4 +188,31 @@ async fn a_campaign_sharing_its_account_is_left_to_the_tick() {
         "the account's pace is shared out by the tick"
     );
     assert_eq!(queued(&s), before);
+}
+
+/// The rule's launch and the tick reach the launcher at the same moment (a start date
+/// reached: the tick starts the campaign while the event of its start arrives): one of
+/// them plans the account's window, the other finds it reserved, so the window holds the
+/// campaign's rate once, not twice.
+#[tokio::test]
+async fn a_launch_and_a_tick_at_once_plan_the_window_once() {
+    let s = Spawn::new(Arc::new(Interleaved(Arc::new(MemoryTable::new())))).build();
+    let phones: Vec<String> = (0..200).map(|i| format!("91981234{i:04}")).collect();
+    let refs: Vec<&str> = phones.iter().map(String::as_str).collect();
+    let id = s
+        .ready_campaign_with(
+            &refs,
+            json!({}),
+            json!({"pacing": {"unit": "messages_per_second", "value": 1}}),
+        )
+        .await;
+    common::launch(&s.api, &id).await;
+    let event = json!({"action": "launch", "tenant": common::TENANT, "campaign_id": id});
+    let (a, b) = tokio::join!(
+        s.sys.dispatcher.tick(),
+        shared::lambda::launcher(&s.sys.dispatcher, event)
+    );
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(queued(&s), 60, "one minute at 1/s, planned once");
 }

@@ -342,7 +342,15 @@ impl Dispatcher {
         let budget = repo::pacing::budget_key(&account);
         let tier_left = self.tier_left(&account, &budget, now).await?;
         let from = pace.planned_until.map_or(now, |p| p.max(now));
-        let to = self.horizon(now);
+        // The window is reserved before anything is planned in it: of two dispatchers of
+        // one account at once (a tick and a launch, two launches), one plans it, the
+        // other finds the pace changed and leaves it (never twice the account's rate).
+        pace.planned_until = Some(self.horizon(now).max(from));
+        match repo::pacing::save_account_pace(t, tenant, &account.id, &mut pace).await {
+            Ok(()) => {}
+            Err(PortError::ConditionFailed) => return Ok(Dispatched::default()),
+            Err(e) => return Err(e.into()),
+        }
         let (done, tier_given) = self
             .dispatch_shares(campaigns, &shares, tier_left, from)
             .await?;
@@ -353,12 +361,6 @@ impl Dispatcher {
             // dispatched twice in 24 hours uses two places).
             let hour = pacing::hour_start(now);
             repo::pacing::add_tier_usage(t, tenant, &budget, hour, tier_given).await?;
-        }
-        pace.planned_until = Some(to.max(from));
-        match repo::pacing::save_account_pace(t, tenant, &account.id, &mut pace).await {
-            // Another dispatcher adjusted it meanwhile: its adjustment stands.
-            Ok(()) | Err(PortError::ConditionFailed) => {}
-            Err(e) => return Err(e.into()),
         }
         Ok(done)
     }
