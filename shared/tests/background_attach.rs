@@ -16,16 +16,18 @@ use shared::app::commands::CommandBudget;
 use shared::app::sweep::SweepBudget;
 use shared::domain::hopper::EntryState;
 use shared::domain::stats;
-use shared::ports::Table;
+use shared::ports::{Clock, Table};
 use shared::repo;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use testkit::harness::{Spawn, Spawned};
-use testkit::memory::MemoryTable;
+use testkit::memory::{Interleaved, MemoryTable};
 
+/// The in-memory table, every call yielding first, so that two walkers at once really
+/// interleave between their reads and their conditional writes.
 fn memory() -> Spawned {
-    system(Arc::new(MemoryTable::new()))
+    system(Arc::new(Interleaved(Arc::new(MemoryTable::new()))))
 }
 
 async fn emulator() -> Spawned {
@@ -339,5 +341,64 @@ async fn a_small_attach_finishes_within_the_request() {
         (status, body),
         (StatusCode::OK, json!({"added": 120, "already_present": 0}))
     );
+    assert_hopper(&s, &id, &contacts).await;
+}
+
+/// With a budget, the request walks what it can and answers 200 when done, or 202 with
+/// the operation leased to it; the sweeper leaves a leased operation alone and takes it
+/// over once the lease lapses (as after a request that died mid-walk). Whatever the
+/// budget allowed, every contact ends with one entry and the counters are exact.
+#[tokio::test]
+async fn a_request_walks_within_its_budget_and_the_sweeper_takes_over_after_its_lease() {
+    for budget_ms in [0u64, 1, 5, 50, 5_000] {
+        let s = Spawn::new(Arc::new(MemoryTable::new()))
+            .attach_inline(Duration::from_millis(budget_ms))
+            .build();
+        let contacts = phones(0, 450);
+        let (id, list) = campaign_and_list(&s, &contacts).await;
+        let (status, body) = attach(&s, &id, &list).await;
+        match status {
+            StatusCode::OK => {
+                assert_eq!(body["added"], 450, "{body}");
+                assert_eq!(operation(&s, &id).await["status"], "DONE");
+            }
+            StatusCode::ACCEPTED => {
+                assert_eq!(body["kind"], "attach", "{body}");
+                // Released by the request: the sweeper carries on at once.
+                sweep_until_done(&s, &id).await;
+            }
+            other => panic!("{other}: {body}"),
+        }
+        assert_hopper(&s, &id, &contacts).await;
+        let op = operation(&s, &id).await;
+        assert_eq!(
+            op["progress"]["changed"], 450,
+            "budget {budget_ms} ms: {op}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_leased_attach_waits_for_its_request_then_the_sweeper_starts_it_over() {
+    let s = memory();
+    let contacts = phones(0, 150);
+    let (id, list) = campaign_and_list(&s, &contacts).await;
+    assert_eq!(attach(&s, &id, &list).await.0, StatusCode::ACCEPTED);
+    // As if a request had stored it leased and died before walking.
+    let mut op = repo::commands::get_operation(&*s.table, common::TENANT, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    op.leased_until = Some(s.clock.now() + chrono::Duration::seconds(30));
+    repo::commands::save_operation(&*s.table, &mut op)
+        .await
+        .unwrap();
+    s.sys.sweeper.run_commands(one_page()).await.unwrap();
+    assert!(
+        counters(&s, &id).await.is_empty(),
+        "the lease holds the sweeper off"
+    );
+    s.clock.advance(chrono::Duration::seconds(31));
+    sweep_until_done(&s, &id).await;
     assert_hopper(&s, &id, &contacts).await;
 }

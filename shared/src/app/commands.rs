@@ -61,6 +61,9 @@ pub struct Commands {
 
 /// The part of an attach done inside its request: well inside API Gateway's 29 s.
 pub const ATTACH_INLINE: Duration = Duration::from_secs(10);
+/// How long past its budget an attach request keeps its operation from the sweeper: a
+/// request that died mid-walk is taken over after this.
+const ATTACH_LEASE_MARGIN: Duration = Duration::from_secs(20);
 
 /// What an attach request did: all of it within the request, or the part it could, with
 /// the operation that carries on in the background.
@@ -208,6 +211,7 @@ fn new_operation(kind: OperationKind, c: &Campaign, now: Time, version: u64) -> 
         message: None,
         below_seq: None,
         attaches: Vec::new(),
+        leased_until: None,
         already_present: 0,
         version,
     }
@@ -393,93 +397,133 @@ impl Commands {
         self.attach(campaign, source).await
     }
 
-    /// Walks the source within the request's budget; what is left becomes (or joins) the
-    /// campaign's attach operation. Behind a running attach the source waits its turn; a
-    /// running reset, retry or expiry refuses it (409) before anything is attached.
+    /// Stores the attach first (a new operation, or one more source behind the running
+    /// attach; a running reset, retry or expiry refuses it with 409), so the sweeper does
+    /// not complete the campaign while its contacts arrive; then walks the source within
+    /// the request's budget, the operation leased to the request meanwhile so the sweeper
+    /// leaves it alone. A request that dies mid-walk leaves the sweeper to start the
+    /// source over once the lease lapses (a page attached twice adds nothing twice).
     async fn attach(&self, campaign: Campaign, source: AttachSource) -> AppResult<Attached> {
         let t = &*self.table;
-        let (tenant, id) = (campaign.tenant.as_str(), campaign.id.as_str());
-        let running = repo::commands::get_operation(t, tenant, id)
-            .await?
-            .filter(Operation::is_running);
-        if let Some(o) = running.as_ref().filter(|o| o.kind != OperationKind::Attach) {
-            return Err(attach_refused(o, id, None));
-        }
-        // Behind a running attach the source waits its turn (attached in the order asked).
-        let budget = match running {
-            Some(_) => Duration::ZERO,
-            None => self.attach_inline,
-        };
         let mut pending = PendingAttach {
             source,
             after: None,
         };
+        let lease = (!self.attach_inline.is_zero()).then(|| {
+            let lease = self.attach_inline + ATTACH_LEASE_MARGIN;
+            self.clock.now() + chrono::Duration::from_std(lease).expect("a short lease")
+        });
+        let (op, queued) = self.store_attach(&campaign, &pending, lease).await?;
+        if queued || lease.is_none() {
+            return Ok(Attached::Continues(OperationView::new(
+                &op,
+                campaign.status,
+            )));
+        }
         let mut result = AttachResult {
             added: 0,
             already_present: 0,
         };
         let started = Instant::now();
-        while started.elapsed() < budget {
+        let mut more = true;
+        while more && started.elapsed() < self.attach_inline {
             let now = self.clock.now();
-            if !attach_page(t, &campaign, &mut pending, &mut result, now).await? {
-                return Ok(Attached::Done(result));
-            }
+            more = attach_page(t, &campaign, &mut pending, &mut result, now).await?;
         }
-        let op = self.store_attach(&campaign, &pending, &result).await?;
+        let op = self.record_inline(op, &pending, more, &result).await?;
+        if !more {
+            return Ok(Attached::Done(result));
+        }
         Ok(Attached::Continues(OperationView::new(
             &op,
             campaign.status,
         )))
     }
 
-    /// Stores what is left of an attach: a new operation, or one more source behind the
-    /// running attach, with what the request already attached counted in.
+    /// Stores an attach's source: a new operation (leased to the request until `lease`),
+    /// or one more source behind the running attach (true: queued).
     async fn store_attach(
         &self,
         c: &Campaign,
         pending: &PendingAttach,
-        done: &AttachResult,
-    ) -> AppResult<Operation> {
+        lease: Option<Time>,
+    ) -> AppResult<(Operation, bool)> {
         let t = &*self.table;
         let (tenant, id) = (c.tenant.as_str(), c.id.as_str());
         let now = self.clock.now();
         retry_on_conflict(|_| async move {
             let current = repo::commands::get_operation(t, tenant, id).await?;
-            let mut op = match current {
+            let (mut op, queued) = match current {
                 Some(mut o) if o.is_running() && o.kind == OperationKind::Attach => {
                     o.requests += 1;
                     o.updated_at = now;
-                    o
+                    (o, true)
                 }
-                Some(o) if o.is_running() => return Err(attach_refused(&o, id, Some(done))),
+                Some(o) if o.is_running() => return Err(attach_refused(&o, id)),
                 other => {
                     let version = other.map_or(0, |o| o.version);
-                    new_operation(OperationKind::Attach, c, now, version)
+                    let mut op = new_operation(OperationKind::Attach, c, now, version);
+                    op.leased_until = lease;
+                    (op, false)
                 }
             };
             op.attaches.push(pending.clone());
-            op.examined += done.added + done.already_present;
-            op.changed += done.added;
-            op.already_present += done.already_present;
             repo::commands::save_operation(t, &mut op).await?;
-            Ok(op)
+            Ok((op, queued))
         })
         .await
         .map_err(busy(|| format!("campaign {id}")))
     }
+
+    /// Records what the request's walk did on its operation, whose first source is the
+    /// request's (later requests only queue behind it): the cursor, or the source done,
+    /// the counts, the lease released. An operation replaced meanwhile (the end date
+    /// passed) is left as it is.
+    async fn record_inline(
+        &self,
+        op: Operation,
+        pending: &PendingAttach,
+        more: bool,
+        result: &AttachResult,
+    ) -> AppResult<Operation> {
+        let t = &*self.table;
+        let first = &op;
+        retry_on_conflict(|n| async move {
+            let mut op = match n {
+                0 => first.clone(),
+                _ => match repo::commands::get_operation(t, &first.tenant, &first.campaign_id)
+                    .await?
+                {
+                    Some(o) if o.id == first.id && o.is_running() => o,
+                    other => return Ok(other.unwrap_or_else(|| first.clone())),
+                },
+            };
+            match more {
+                true => op.attaches[0] = pending.clone(),
+                false => drop(op.attaches.remove(0)),
+            }
+            op.examined += result.added + result.already_present;
+            op.changed += result.added;
+            op.already_present += result.already_present;
+            op.leased_until = None;
+            op.updated_at = self.clock.now();
+            if op.attaches.is_empty() {
+                op.status = OperationStatus::Done;
+                op.finished_at = Some(op.updated_at);
+                op.shard = op.shards;
+            }
+            repo::commands::save_operation(t, &mut op).await?;
+            Ok(op)
+        })
+        .await
+        .map_err(busy(|| format!("campaign {}", op.campaign_id)))
+    }
 }
 
-/// 409 for an attach while another operation walks the hopper, saying what the request
-/// attached before it found out (those entries stay, once each).
-fn attach_refused(o: &Operation, id: &str, done: Option<&AttachResult>) -> super::AppError {
-    let before = done.map_or(String::new(), |d| {
-        format!(
-            " ({} contacts were attached before it started; attaching the same source again adds each missing one once)",
-            d.added
-        )
-    });
+/// 409 for an attach while another operation walks the hopper.
+fn attach_refused(o: &Operation, id: &str) -> super::AppError {
     DomainError::Conflict(format!(
-        "a {} of campaign {id} is in progress: attach when it is done (GET /campaigns/{id}/operation){before}",
+        "a {} of campaign {id} is in progress: attach when it is done (GET /campaigns/{id}/operation)",
         o.kind.as_str()
     ))
     .into()
@@ -638,12 +682,7 @@ impl Commands {
         if op.kind == OperationKind::Attach {
             return self.run_attach(op, &c, b, report).await;
         }
-        let sender = match (&op.kind, &c.account_id) {
-            (OperationKind::Reset, Some(a)) => {
-                repo::get_account(t, tenant, a).await?.map(|a| a.sender_id)
-            }
-            _ => None,
-        };
+        let sender = self.reset_sender(&op, &c).await?;
         while op.shard < op.shards {
             if b.spent()
                 || !self
@@ -672,6 +711,17 @@ impl Commands {
         Ok(())
     }
 
+    /// A reset closes the interactions of the entries it puts back: they are keyed by the
+    /// campaign's sending number.
+    async fn reset_sender(&self, op: &Operation, c: &Campaign) -> AppResult<Option<String>> {
+        Ok(match (&op.kind, &c.account_id) {
+            (OperationKind::Reset, Some(a)) => repo::get_account(&*self.table, &c.tenant, a)
+                .await?
+                .map(|a| a.sender_id),
+            _ => None,
+        })
+    }
+
     /// Carries an attach on from where it stopped, a page of contacts at a time, storing
     /// its sources' cursors after each page. A page attached twice (a save that lost to a
     /// request queueing another source) adds nothing twice: its contacts count as already
@@ -686,6 +736,11 @@ impl Commands {
         let t = &*self.table;
         if let Err(e) = c.accepts_audience() {
             return abort(t, &mut op, &e.to_string(), self.clock.now()).await;
+        }
+        // A request still walks its source: the sweeper takes over once the lease lapses.
+        if op.leased_until.is_some_and(|l| l > self.clock.now()) {
+            report.operations_pending += 1;
+            return Ok(());
         }
         while let Some(pending) = op.attaches.first_mut() {
             if b.spent() {

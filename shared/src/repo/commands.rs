@@ -107,6 +107,10 @@ pub struct Operation {
     /// Contacts an attach found already in the hopper (their entry was kept).
     #[serde(default)]
     pub already_present: u64,
+    /// An attach whose request still walks its first source: the sweeper leaves it
+    /// alone until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leased_until: Option<Time>,
     #[serde(default)]
     pub version: u64,
 }
