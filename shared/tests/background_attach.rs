@@ -402,3 +402,103 @@ async fn a_leased_attach_waits_for_its_request_then_the_sweeper_starts_it_over()
     sweep_until_done(&s, &id).await;
     assert_hopper(&s, &id, &contacts).await;
 }
+
+#[tokio::test]
+async fn a_segment_for_a_missing_campaign_is_404_and_an_ended_campaign_takes_no_contacts() {
+    let s = memory();
+    let (status, body) = s
+        .call(
+            Method::POST,
+            "/campaigns/cmp_missing/segments",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the campaign first: {body}");
+
+    let contacts = phones(0, 5);
+    let (id, list) = campaign_and_list(&s, &contacts).await;
+    let end = s.clock.now() + chrono::Duration::hours(1);
+    s.ok(
+        Method::PATCH,
+        &format!("/campaigns/{id}"),
+        Some(json!({ "end_at": end })),
+    )
+    .await;
+    s.clock.advance(chrono::Duration::hours(2));
+    let (status, body) = attach(&s, &id, &list).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("end date"),
+        "{body}"
+    );
+    assert!(counters(&s, &id).await.is_empty());
+}
+
+/// A table whose list member reads always fail, as a source that cannot be read.
+struct UnreadableLists(Arc<dyn Table>);
+
+#[async_trait::async_trait]
+impl Table for UnreadableLists {
+    async fn get(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> shared::ports::PortResult<Option<shared::ports::Item>> {
+        self.0.get(pk, sk).await
+    }
+    async fn put(
+        &self,
+        item: shared::ports::Item,
+        cond: shared::ports::Cond,
+    ) -> shared::ports::PortResult<()> {
+        self.0.put(item, cond).await
+    }
+    async fn delete(&self, pk: &str, sk: &str) -> shared::ports::PortResult<()> {
+        self.0.delete(pk, sk).await
+    }
+    async fn query(
+        &self,
+        q: &shared::ports::Query,
+    ) -> shared::ports::PortResult<shared::ports::Page> {
+        if q.pk.starts_with("LIST#") {
+            return Err(shared::ports::PortError::Backend(
+                "throttled for ever".into(),
+            ));
+        }
+        self.0.query(q).await
+    }
+    async fn add(
+        &self,
+        pk: &str,
+        sk: &str,
+        deltas: &[(String, i64)],
+    ) -> shared::ports::PortResult<shared::ports::Item> {
+        self.0.add(pk, sk, deltas).await
+    }
+}
+
+#[tokio::test]
+async fn an_attach_whose_source_cannot_be_read_gives_up_and_frees_the_campaign() {
+    let mem: Arc<dyn Table> = Arc::new(MemoryTable::new());
+    let healthy = system(mem.clone());
+    let contacts = phones(0, 5);
+    let (id, list) = campaign_and_list(&healthy, &contacts).await;
+    let s = system(Arc::new(UnreadableLists(mem)));
+    assert_eq!(attach(&s, &id, &list).await.0, StatusCode::ACCEPTED);
+    for sweep in 1..shared::app::commands::ATTACH_MAX_FAILURES {
+        s.sys.sweeper.run_commands(one_page()).await.unwrap();
+        assert_eq!(
+            operation(&s, &id).await["status"],
+            "RUNNING",
+            "sweep {sweep}"
+        );
+    }
+    s.sys.sweeper.run_commands(one_page()).await.unwrap();
+    let op = operation(&s, &id).await;
+    assert_eq!(op["status"], "ABORTED", "{op}");
+    assert!(op["message"].as_str().unwrap().contains("gave up"), "{op}");
+    // Nothing runs on the campaign any more: a new attach starts a new operation.
+    let (status, again) = attach(&s, &id, &list).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{again}");
+    assert_ne!(again["id"], op["id"], "a new operation: {again}");
+}

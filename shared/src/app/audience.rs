@@ -403,14 +403,22 @@ impl Audience {
 }
 
 /// The campaign an attach fills: visible and still accepting an audience (not a test
-/// campaign, not COMPLETED or CANCELLED).
+/// campaign, not COMPLETED or CANCELLED, its end date not passed: its unsent entries
+/// expire, and new ones would be stranded).
 pub(crate) async fn attach_campaign(
     table: &dyn Table,
     tenant: &str,
     campaign_id: &str,
+    now: Time,
 ) -> AppResult<Campaign> {
     let campaign = super::load_visible(table, tenant, campaign_id).await?;
     campaign.accepts_audience()?;
+    if campaign.has_ended(now) {
+        return Err(DomainError::Conflict(format!(
+            "cannot add contacts to campaign {campaign_id}: its end date has passed"
+        ))
+        .into());
+    }
     Ok(campaign)
 }
 

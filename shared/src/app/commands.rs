@@ -64,6 +64,8 @@ pub const ATTACH_INLINE: Duration = Duration::from_secs(10);
 /// How long past its budget an attach request keeps its operation from the sweeper: a
 /// request that died mid-walk is taken over after this.
 const ATTACH_LEASE_MARGIN: Duration = Duration::from_secs(20);
+/// Sweeps in a row whose attach page failed before the attach gives up.
+pub const ATTACH_MAX_FAILURES: u32 = 10;
 
 /// What an attach request did: all of it within the request, or the part it could, with
 /// the operation that carries on in the background.
@@ -212,6 +214,7 @@ fn new_operation(kind: OperationKind, c: &Campaign, now: Time, version: u64) -> 
         below_seq: None,
         attaches: Vec::new(),
         leased_until: None,
+        failures: 0,
         already_present: 0,
         version,
     }
@@ -379,7 +382,7 @@ impl Commands {
         list_id: &str,
     ) -> AppResult<Attached> {
         let t = &*self.table;
-        let campaign = audience::attach_campaign(t, tenant, id).await?;
+        let campaign = audience::attach_campaign(t, tenant, id, self.clock.now()).await?;
         let source = audience::list_source(t, tenant, list_id).await?;
         self.attach(campaign, source).await
     }
@@ -392,8 +395,8 @@ impl Commands {
         segment: &Segment,
     ) -> AppResult<Attached> {
         let t = &*self.table;
+        let campaign = audience::attach_campaign(t, tenant, id, self.clock.now()).await?;
         let source = audience::segment_source(t, tenant, segment).await?;
-        let campaign = audience::attach_campaign(t, tenant, id).await?;
         self.attach(campaign, source).await
     }
 
@@ -711,6 +714,22 @@ impl Commands {
         Ok(())
     }
 
+    /// A page of the attach failed: counted on the operation, which gives up (ABORTED,
+    /// saying why) after [`ATTACH_MAX_FAILURES`] sweeps in a row failed, so a source that
+    /// can never be read does not hold the campaign (no completion, no reset) for ever.
+    async fn attach_failed(&self, mut op: Operation, e: super::AppError) -> AppResult<()> {
+        let t = &*self.table;
+        op.failures += 1;
+        if op.failures >= ATTACH_MAX_FAILURES {
+            let why = format!("gave up after {} failed attempts: {e}", op.failures);
+            return abort(t, &mut op, &why, self.clock.now()).await;
+        }
+        match repo::commands::save_operation(t, &mut op).await {
+            Ok(()) | Err(PortError::ConditionFailed) => Err(e),
+            Err(save) => Err(save.into()),
+        }
+    }
+
     /// A reset closes the interactions of the entries it puts back: they are keyed by the
     /// campaign's sending number.
     async fn reset_sender(&self, op: &Operation, c: &Campaign) -> AppResult<Option<String>> {
@@ -751,9 +770,12 @@ impl Commands {
                 added: 0,
                 already_present: 0,
             };
-            if !attach_page(t, c, pending, &mut result, self.clock.now()).await? {
-                op.attaches.remove(0);
+            match attach_page(t, c, pending, &mut result, self.clock.now()).await {
+                Ok(true) => {}
+                Ok(false) => drop(op.attaches.remove(0)),
+                Err(e) => return self.attach_failed(op, e).await,
             }
+            op.failures = 0;
             b.take(PAGE as usize);
             report.attached += result.added as usize;
             op.examined += result.added + result.already_present;

@@ -539,7 +539,7 @@ fn attached(a: Attached) -> R {
         (status = 202, description = "Continues in the background: the attach operation, RUNNING", body = OperationView,
             example = json!(ex::operation("attach", "RUNNING", "READY"))),
         (status = 404, description = "No such campaign or list", body = ErrorBody),
-        (status = 409, description = "The campaign is completed or cancelled, or a reset, retry or expiry is in progress", body = ErrorBody),
+        (status = 409, description = "The campaign is completed or cancelled, its end date passed, or a reset, retry or expiry is in progress", body = ErrorBody),
     )
 )]
 async fn attach_list(
@@ -566,7 +566,7 @@ async fn attach_list(
         (status = 202, description = "Continues in the background: the attach operation, RUNNING", body = OperationView,
             example = json!(ex::operation("attach", "RUNNING", "READY"))),
         (status = 404, description = "No such campaign", body = ErrorBody),
-        (status = 409, description = "The campaign is completed or cancelled, or a reset, retry or expiry is in progress", body = ErrorBody),
+        (status = 409, description = "The campaign is completed or cancelled, its end date passed, or a reset, retry or expiry is in progress", body = ErrorBody),
         (status = 422, description = "An empty selector", body = ErrorBody,
             example = json!({"error": "invalid", "message": "tags: give at least one tag or valued tag: a segment selects contacts having all of them, and contacts without tags cannot be targeted this way", "field": "tags"})),
     )

@@ -111,6 +111,9 @@ pub struct Operation {
     /// alone until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leased_until: Option<Time>,
+    /// Sweeps in a row whose attach page failed (reset by a page that succeeds).
+    #[serde(default)]
+    pub failures: u32,
     #[serde(default)]
     pub version: u64,
 }
