@@ -660,3 +660,61 @@ async fn r4_7_throughput_limit_comes_before_configured_failures() {
     // A failed send does not use the sender's budget.
     e.send_meta(PHONE_NUMBER_ID, &phone(1)).await.unwrap();
 }
+
+// ---- issue 14: upgraded numbers and provider latency --------------------------------------
+
+/// An upgraded number has its own limit (Meta: 1,000/s); the others keep the default.
+#[tokio::test]
+async fn an_upgraded_number_has_its_own_limit_and_the_others_keep_the_default() {
+    let upgraded = "106540352242999";
+    let e = env(SimConfig {
+        rate_limit_per_sec: Some(3),
+        number_rate_limits: HashMap::from([(upgraded.to_owned(), 5)]),
+        ..SimConfig::default()
+    })
+    .await;
+    for i in 0..5 {
+        e.send_meta(upgraded, &phone(i)).await.unwrap();
+    }
+    let f = e.send_meta(upgraded, &phone(5)).await.unwrap_err();
+    assert_eq!(failure_parts(&f), (FailureClass::Temporary, Some(130429)));
+    for i in 0..3 {
+        e.send_meta(PHONE_NUMBER_ID, &phone(i)).await.unwrap();
+    }
+    let f = e.send_meta(PHONE_NUMBER_ID, &phone(3)).await.unwrap_err();
+    assert_eq!(failure_parts(&f), (FailureClass::Temporary, Some(130429)));
+    let limits: Vec<u32> = e.sim.throttled().iter().map(|t| t.limit).collect();
+    assert_eq!(limits, vec![5, 3]);
+}
+
+/// The latency draws follow the configured median and 99th percentile (the draws are a
+/// function of their number, so this is exact, not timed).
+#[test]
+fn latency_draws_have_the_configured_median_and_tail() {
+    let l = testkit::simulator::Latency::CLOUD_API;
+    let mut draws: Vec<f64> = (1..=20_000).map(|n| l.sample(n).as_secs_f64()).collect();
+    draws.sort_by(f64::total_cmp);
+    let at = |q: f64| draws[((draws.len() as f64) * q) as usize];
+    assert!((at(0.50) - 0.250).abs() < 0.015, "p50 {}", at(0.50));
+    assert!((at(0.99) - 1.5).abs() < 0.15, "p99 {}", at(0.99));
+    assert!(draws.iter().all(|d| *d > 0.0 && *d <= 15.0));
+}
+
+/// Each send route answers no sooner than the configured latency allows.
+#[tokio::test]
+async fn with_latency_every_send_waits_for_its_draw() {
+    let latency = testkit::simulator::Latency {
+        p50: std::time::Duration::from_millis(40),
+        p99: std::time::Duration::from_millis(41),
+    };
+    let e = env(SimConfig {
+        latency: Some(latency),
+        ..SimConfig::default()
+    })
+    .await;
+    let started = std::time::Instant::now();
+    e.send_meta(PHONE_NUMBER_ID, &phone(0)).await.unwrap();
+    e.send_kaleyra(&phone(1)).await.unwrap();
+    // Two draws of at least ~39 ms each: a lower bound, never an upper one.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(75));
+}

@@ -161,7 +161,9 @@ pub(super) async fn aws_send(
             )
         }
     };
-    match admit(&inner, SimProvider::AwsSocial, origination, &to, None) {
+    let admission = admit(&inner, SimProvider::AwsSocial, origination, &to, None);
+    super::send_api::provider_latency(&inner).await;
+    match admission {
         Admission::Accept => {}
         Admission::Throttle(limit) => {
             return aws_error(

@@ -37,6 +37,10 @@
 //! "type":"OAuthException","code":130429,"error_data":{..},"fbtrace_id":..}}` and the
 //! Kaleyra route HTTP 429 with Meta's error passed through (`{"message":"(#130429) Rate
 //! limit hit","data":[],"error":{"code":130429,..},"meta_object":{"error":<Meta's>}}`).
+//! [`SimConfig::number_rate_limits`] gives chosen senders their own limit (an upgraded
+//! number: 1,000/s). [`SimConfig::latency`] makes every send route answer after a
+//! log-normal draw (median and 99th percentile given, e.g. [`Latency::CLOUD_API`]: 250 ms /
+//! 1.5 s), real time even on a manual clock.
 //! Refused sends are not in [`Simulator::sent`] but in [`Simulator::throttled`]
 //! ([`ThrottleRecord`]s, `GET /sim/throttled`); [`Simulator::sent_per_second`] and
 //! [`Simulator::throttled_per_second`] count by clock second for pacing tests.
@@ -149,6 +153,58 @@ pub struct SimConfig {
     /// The messaging limit tier Meta reports for every number
     /// (`whatsapp_business_manager_messaging_limit`, `GET /{version}/{phone_number_id}`).
     pub messaging_limit_tier: String,
+    /// Senders with their own throughput limit instead of
+    /// [`SimConfig::rate_limit_per_sec`]: numbers Meta upgraded (1,000/s,
+    /// [`SIM_UPGRADED_RATE_LIMIT`]).
+    pub number_rate_limits: HashMap<String, u32>,
+    /// How long each send takes to answer (every provider route); `None`: at once.
+    pub latency: Option<Latency>,
+}
+
+/// Meta's throughput of an upgraded number: 1,000 messages/s.
+pub const SIM_UPGRADED_RATE_LIMIT: u32 = 1000;
+
+/// A provider's answer time: log-normal with the given median and 99th percentile, as
+/// real API latencies are (a long right tail), capped at ten times the 99th percentile.
+/// Draws are a deterministic function of their number, so a run repeats.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Latency {
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+impl Latency {
+    /// Meta's Cloud API as the capacity scenario assumes it: p50 250 ms, p99 1.5 s.
+    pub const CLOUD_API: Latency = Latency {
+        p50: Duration::from_millis(250),
+        p99: Duration::from_millis(1500),
+    };
+
+    /// The `n`-th draw.
+    pub fn sample(&self, n: u64) -> Duration {
+        // z of the standard normal at p99.
+        const Z99: f64 = 2.326_347_874;
+        let median = self.p50.as_secs_f64().max(1e-6);
+        let sigma = (self.p99.as_secs_f64().max(median) / median).ln() / Z99;
+        // Box-Muller on two uniforms from splitmix64.
+        let u1 = unit(splitmix64(n.wrapping_mul(2)));
+        let u2 = unit(splitmix64(n.wrapping_mul(2).wrapping_add(1)));
+        let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+        let secs = (median * (sigma * z).exp()).min(self.p99.as_secs_f64() * 10.0);
+        Duration::from_secs_f64(secs)
+    }
+}
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// A uniform in (0, 1].
+fn unit(x: u64) -> f64 {
+    ((x >> 11) as f64 + 1.0) / (1u64 << 53) as f64
 }
 
 /// The default throughput limit: Meta's 80 messages/s per registered number.
@@ -188,6 +244,8 @@ impl Default for SimConfig {
             rate_limit_per_sec: Some(SIM_DEFAULT_RATE_LIMIT),
             failures: HashMap::new(),
             messaging_limit_tier: "TIER_2K".into(),
+            number_rate_limits: HashMap::new(),
+            latency: None,
         }
     }
 }
@@ -316,6 +374,10 @@ struct State0 {
     windows: HashMap<String, (i64, u32)>,
     /// Per number (digits): its configured failure.
     failures: HashMap<String, SimFailure>,
+    /// Per sender: its own throughput limit ([`SimConfig::number_rate_limits`]).
+    number_limits: HashMap<String, u32>,
+    /// Latency draws made so far.
+    latency_draws: u64,
 }
 
 /// What becomes of a well-formed send.
@@ -402,6 +464,7 @@ impl Simulator {
         let (pending, _) = watch::channel(0usize);
         let state = State0 {
             rate_limit: cfg.rate_limit_per_sec,
+            number_limits: cfg.number_rate_limits.clone(),
             failures: cfg
                 .failures
                 .iter()

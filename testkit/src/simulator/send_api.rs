@@ -74,7 +74,9 @@ pub(super) fn admit(
         Some(&(s, n)) if s == second => n,
         _ => 0,
     };
-    if let Some(limit) = st.rate_limit {
+    // An upgraded number has its own limit (Meta: 1,000/s); the others the default.
+    let limit = st.number_limits.get(sender).copied().or(st.rate_limit);
+    if let Some(limit) = limit {
         if used >= limit {
             st.throttled.push(ThrottleRecord {
                 provider,
@@ -112,6 +114,20 @@ pub(super) fn admit(
     }
     st.windows.insert(sender.to_owned(), (second, used + 1));
     Admission::Accept
+}
+
+/// Waits as long as the provider takes to answer a send: one draw of
+/// [`SimConfig::latency`] (nothing when unset).
+pub(super) async fn provider_latency(inner: &Inner) {
+    let Some(latency) = inner.cfg.latency else {
+        return;
+    };
+    let draw = {
+        let mut st = inner.state.lock().unwrap();
+        st.latency_draws += 1;
+        st.latency_draws
+    };
+    tokio::time::sleep(latency.sample(draw)).await;
 }
 
 pub(super) fn invalid_param(details: &str) -> Response {
@@ -207,7 +223,9 @@ async fn cloud_send(
         Ok(parts) => parts,
         Err(details) => return invalid_param(&details),
     };
-    match admit(&inner, SimProvider::Meta, &phone_number_id, &to, None) {
+    let admission = admit(&inner, SimProvider::Meta, &phone_number_id, &to, None);
+    provider_latency(&inner).await;
+    match admission {
         Admission::Accept => {}
         Admission::Throttle(limit) => {
             return meta_error(
@@ -392,7 +410,9 @@ pub(super) async fn kaleyra_send(
         .iter()
         .any(|n| digits(n) == phone)
         .then(SimFailure::permanent);
-    match admit(&inner, SimProvider::Kaleyra, &sender, to, invalid) {
+    let admission = admit(&inner, SimProvider::Kaleyra, &sender, to, invalid);
+    provider_latency(&inner).await;
+    match admission {
         Admission::Accept => {}
         Admission::Throttle(limit) => {
             return kaleyra_meta_error(
