@@ -19,7 +19,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         provider: Providers::from_env(&http, &sdk).messaging,
         bus: aws::bus_from_env(&sdk)?,
         clock: Arc::new(SystemClock),
-        concurrency: 10,
+        // Provider calls at once per invocation (SAM parameter SenderInFlight).
+        concurrency: config::number("SENDER_IN_FLIGHT", 10usize)?.max(1),
     });
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<SqsEvent>| {
         let s = service.clone();
