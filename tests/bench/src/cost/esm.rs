@@ -37,7 +37,7 @@ pub fn mapping_from_template(template: &str, function: &str) -> Option<Mapping> 
         }
         let t = line.trim();
         if let Some(v) = t.strip_prefix("BatchSize:") {
-            batch = v.trim().parse().ok();
+            batch = resolve(template, v.trim()).parse().ok();
         }
         if let Some(v) = t.strip_prefix("MaximumBatchingWindowInSeconds:") {
             window = v.trim().parse::<u64>().ok();
@@ -48,6 +48,22 @@ pub fn mapping_from_template(template: &str, function: &str) -> Option<Mapping> 
         // Lambda's default window is 0 (batch sizes up to 10 only).
         window: Duration::from_secs(window.unwrap_or(0)),
     })
+}
+
+/// A template value: `!Ref P` is the parameter's `Default` (what a deploy without
+/// overrides gets), anything else itself.
+fn resolve<'a>(template: &'a str, value: &'a str) -> &'a str {
+    let Some(param) = value.strip_prefix("!Ref ") else {
+        return value;
+    };
+    let header = format!("  {}:", param.trim());
+    template
+        .lines()
+        .skip_while(|l| *l != header)
+        .skip(1)
+        .take_while(|l| l.starts_with("    ") || l.trim().is_empty())
+        .find_map(|l| l.trim().strip_prefix("Default:"))
+        .map_or(value, str::trim)
 }
 
 /// Invocations of one function and their billed milliseconds.
@@ -185,6 +201,12 @@ mod tests {
             })
         );
         assert_eq!(mapping_from_template(t, "Nope"), None);
+        let with_ref = "Parameters:\n  Batch:\n    Type: Number\n    Default: 20\nResources:\n  SenderFunction:\n    Properties:\n            BatchSize: !Ref Batch\n            MaximumBatchingWindowInSeconds: 1\n";
+        assert_eq!(
+            mapping_from_template(with_ref, "SenderFunction").map(|m| m.batch_size),
+            Some(20),
+            "a parameter's default"
+        );
     }
 
     #[test]
