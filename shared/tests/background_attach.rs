@@ -51,49 +51,16 @@ fn phones(from: usize, n: usize) -> Vec<String> {
     (from..from + n).map(|i| format!("9198100{i:05}")).collect()
 }
 
-/// A READY campaign and a list of `n` contacts (not attached).
+/// A READY campaign and a list of `contacts` (not attached).
 async fn campaign_and_list(s: &Spawned, contacts: &[String]) -> (String, String) {
-    let id_of = |v: Value| v["id"].as_str().unwrap().to_owned();
-    let account = id_of(
-        s.ok(Method::POST, "/accounts", Some(common::account_body()))
-            .await,
-    );
-    s.ok(
-        Method::POST,
-        "/templates",
-        Some(common::template_body(&account, "offer")),
-    )
-    .await;
-    let list = new_list(s, contacts).await;
-    let body = common::campaign_body("spring", &account, "offer");
-    let id = id_of(s.ok(Method::POST, "/campaigns", Some(body)).await);
-    (id, list)
+    let phones: Vec<&str> = contacts.iter().map(String::as_str).collect();
+    s.campaign_with_list(json!({}), &phones, json!({}), json!({}))
+        .await
 }
 
 async fn new_list(s: &Spawned, contacts: &[String]) -> String {
-    for chunk in contacts.chunks(1000) {
-        let body: Vec<Value> = chunk
-            .iter()
-            .map(|p| json!({"phone": p, "name": "C", "tags": ["vip"]}))
-            .collect();
-        s.ok(Method::POST, "/contacts", Some(Value::Array(body)))
-            .await;
-    }
-    let list = s
-        .ok(Method::POST, "/lists", Some(json!({"name": "L"})))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    for chunk in contacts.chunks(1000) {
-        s.ok(
-            Method::POST,
-            &format!("/lists/{list}/members"),
-            Some(json!({ "phones": chunk })),
-        )
-        .await;
-    }
-    list
+    let phones: Vec<&str> = contacts.iter().map(String::as_str).collect();
+    s.new_list(&phones).await
 }
 
 async fn attach(s: &Spawned, id: &str, list: &str) -> (StatusCode, Value) {

@@ -7,7 +7,6 @@
 
 use testkit::harness as common;
 
-use axum::http::Method;
 use chrono::Duration;
 use serde_json::json;
 use shared::ports::Clock;
@@ -80,46 +79,9 @@ async fn minutes(plan_ahead: u32, tick_s: i64, late_ms: u64, minutes: i64) -> Ve
 
 /// A READY campaign at [`RATE`] messages/s over `phones`.
 async fn campaign(s: &Spawned, phones: &[String]) -> String {
-    let id_of = |v: serde_json::Value| v["id"].as_str().unwrap().to_owned();
-    let account = id_of(
-        s.ok(Method::POST, "/accounts", Some(common::account_body()))
-            .await,
-    );
-    s.ok(
-        Method::POST,
-        "/templates",
-        Some(common::template_body(&account, "offer")),
-    )
-    .await;
-    let list = id_of(
-        s.ok(Method::POST, "/lists", Some(json!({"name": "L"})))
-            .await,
-    );
-    for chunk in phones.chunks(1000) {
-        let body: Vec<_> = chunk
-            .iter()
-            .map(|p| json!({"phone": p, "name": "C", "fields": {"code": "K"}}))
-            .collect();
-        s.ok(Method::POST, "/contacts", Some(json!(body))).await;
-        s.ok(
-            Method::POST,
-            &format!("/lists/{list}/members"),
-            Some(json!({ "phones": chunk })),
-        )
-        .await;
-    }
-    let body = common::merged(
-        common::campaign_body("steady", &account, "offer"),
-        json!({"pacing": {"unit": "messages_per_second", "value": RATE}}),
-    );
-    let id = id_of(s.ok(Method::POST, "/campaigns", Some(body)).await);
-    s.ok(
-        Method::POST,
-        &format!("/campaigns/{id}/lists"),
-        Some(json!({ "list_id": list })),
-    )
-    .await;
-    id
+    let phones: Vec<&str> = phones.iter().map(String::as_str).collect();
+    let pacing = json!({"pacing": {"unit": "messages_per_second", "value": RATE}});
+    s.ready_campaign_with(&phones, json!({}), pacing).await
 }
 
 /// One second's sends over the run, in parts of the run's: SQS delays in whole seconds

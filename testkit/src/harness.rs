@@ -657,29 +657,9 @@ impl Spawned {
         template: Value,
         campaign: Value,
     ) -> String {
-        let id_of = |v: Value| v["id"].as_str().unwrap().to_owned();
-        let body = merged(account_body(), account);
-        let account = id_of(self.ok(Method::POST, "/accounts", Some(body)).await);
-        let offer = merged(template_body(&account, "offer"), template);
-        self.ok(Method::POST, "/templates", Some(offer)).await;
-        let contacts: Vec<Value> = phones
-            .iter()
-            .map(|p| json!({"phone": p, "name": "C", "fields": {"code": "K"}}))
-            .collect();
-        self.ok(Method::POST, "/contacts", Some(Value::Array(contacts)))
+        let (id, list) = self
+            .campaign_with_list(account, phones, template, campaign)
             .await;
-        let list = id_of(
-            self.ok(Method::POST, "/lists", Some(json!({"name": "L"})))
-                .await,
-        );
-        self.ok(
-            Method::POST,
-            &format!("/lists/{list}/members"),
-            Some(json!({ "phones": phones })),
-        )
-        .await;
-        let body = merged(campaign_body("spring", &account, "offer"), campaign);
-        let id = id_of(self.ok(Method::POST, "/campaigns", Some(body)).await);
         self.ok(
             Method::POST,
             &format!("/campaigns/{id}/lists"),
@@ -687,6 +667,52 @@ impl Spawned {
         )
         .await;
         id
+    }
+
+    /// [`Spawned::ready_campaign_on`] without the attach: the campaign (READY, its hopper
+    /// empty) and the id of the list of `phones`.
+    pub async fn campaign_with_list(
+        &self,
+        account: Value,
+        phones: &[&str],
+        template: Value,
+        campaign: Value,
+    ) -> (String, String) {
+        let id_of = |v: Value| v["id"].as_str().unwrap().to_owned();
+        let body = merged(account_body(), account);
+        let account = id_of(self.ok(Method::POST, "/accounts", Some(body)).await);
+        let offer = merged(template_body(&account, "offer"), template);
+        self.ok(Method::POST, "/templates", Some(offer)).await;
+        let list = self.new_list(phones).await;
+        let body = merged(campaign_body("spring", &account, "offer"), campaign);
+        let id = id_of(self.ok(Method::POST, "/campaigns", Some(body)).await);
+        (id, list)
+    }
+
+    /// A list of new contacts (name `C`, field `code` = `K`) at `phones`, any number of
+    /// them (the API takes a thousand per request).
+    pub async fn new_list(&self, phones: &[&str]) -> String {
+        let list = self
+            .ok(Method::POST, "/lists", Some(json!({"name": "L"})))
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for chunk in phones.chunks(1000) {
+            let contacts: Vec<Value> = chunk
+                .iter()
+                .map(|p| json!({"phone": p, "name": "C", "fields": {"code": "K"}}))
+                .collect();
+            self.ok(Method::POST, "/contacts", Some(Value::Array(contacts)))
+                .await;
+            self.ok(
+                Method::POST,
+                &format!("/lists/{list}/members"),
+                Some(json!({ "phones": chunk })),
+            )
+            .await;
+        }
+        list
     }
 }
 
