@@ -402,9 +402,8 @@ impl Audience {
     }
 }
 
-/// The campaign an attach fills: visible and still accepting an audience (not a test
-/// campaign, not COMPLETED or CANCELLED, its end date not passed: its unsent entries
-/// expire, and new ones would be stranded).
+/// The campaign an attach fills: visible and accepting contacts now
+/// ([`Campaign::accepts_contacts_at`]).
 pub(crate) async fn attach_campaign(
     table: &dyn Table,
     tenant: &str,
@@ -412,13 +411,7 @@ pub(crate) async fn attach_campaign(
     now: Time,
 ) -> AppResult<Campaign> {
     let campaign = super::load_visible(table, tenant, campaign_id).await?;
-    campaign.accepts_audience()?;
-    if campaign.has_ended(now) {
-        return Err(DomainError::Conflict(format!(
-            "cannot add contacts to campaign {campaign_id}: its end date has passed"
-        ))
-        .into());
-    }
+    campaign.accepts_contacts_at(now)?;
     Ok(campaign)
 }
 

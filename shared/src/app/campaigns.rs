@@ -51,7 +51,7 @@ pub struct Progress {
     pub percent: f64,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
 pub struct AttachResult {
     pub added: u64,
     pub already_present: u64,

@@ -423,10 +423,7 @@ impl Commands {
                 campaign.status,
             )));
         }
-        let mut result = AttachResult {
-            added: 0,
-            already_present: 0,
-        };
+        let mut result = AttachResult::default();
         let started = Instant::now();
         let mut more = true;
         while more && started.elapsed() < self.attach_inline {
@@ -505,21 +502,26 @@ impl Commands {
                 true => op.attaches[0] = pending.clone(),
                 false => drop(op.attaches.remove(0)),
             }
-            op.examined += result.added + result.already_present;
-            op.changed += result.added;
-            op.already_present += result.already_present;
             op.leased_until = None;
-            op.updated_at = self.clock.now();
-            if op.attaches.is_empty() {
-                op.status = OperationStatus::Done;
-                op.finished_at = Some(op.updated_at);
-                op.shard = op.shards;
-            }
+            count_attached(&mut op, result, self.clock.now());
             repo::commands::save_operation(t, &mut op).await?;
             Ok(op)
         })
         .await
         .map_err(busy(|| format!("campaign {}", op.campaign_id)))
+    }
+}
+
+/// Counts a walked part of an attach on its operation, DONE once no source is left.
+fn count_attached(op: &mut Operation, result: &AttachResult, now: Time) {
+    op.examined += result.added + result.already_present;
+    op.changed += result.added;
+    op.already_present += result.already_present;
+    op.updated_at = now;
+    if op.attaches.is_empty() {
+        op.status = OperationStatus::Done;
+        op.finished_at = Some(now);
+        op.shard = op.shards;
     }
 }
 
@@ -766,10 +768,7 @@ impl Commands {
                 report.operations_pending += 1;
                 return Ok(());
             }
-            let mut result = AttachResult {
-                added: 0,
-                already_present: 0,
-            };
+            let mut result = AttachResult::default();
             match attach_page(t, c, pending, &mut result, self.clock.now()).await {
                 Ok(true) => {}
                 Ok(false) => drop(op.attaches.remove(0)),
@@ -778,15 +777,7 @@ impl Commands {
             op.failures = 0;
             b.take(PAGE as usize);
             report.attached += result.added as usize;
-            op.examined += result.added + result.already_present;
-            op.changed += result.added;
-            op.already_present += result.already_present;
-            op.updated_at = self.clock.now();
-            if op.attaches.is_empty() {
-                op.status = OperationStatus::Done;
-                op.finished_at = Some(op.updated_at);
-                op.shard = op.shards;
-            }
+            count_attached(&mut op, &result, self.clock.now());
             match repo::commands::save_operation(t, &mut op).await {
                 Ok(()) => {}
                 Err(PortError::ConditionFailed) => {

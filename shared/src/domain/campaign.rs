@@ -1141,6 +1141,19 @@ impl Campaign {
 
     /// Whether contacts may still be added to the hopper (R1.4, R2.2): adding contacts to
     /// a RUNNING campaign is fine, its template is what stays frozen.
+    /// Whether an attach may add contacts now: [`Self::accepts_audience`], and the end
+    /// date not passed (its unsent entries expire; new ones would be stranded).
+    pub fn accepts_contacts_at(&self, now: Time) -> Result<(), DomainError> {
+        self.accepts_audience()?;
+        if self.has_ended(now) {
+            return Err(DomainError::Conflict(format!(
+                "cannot add contacts to campaign {}: its end date has passed",
+                self.id
+            )));
+        }
+        Ok(())
+    }
+
     pub fn accepts_audience(&self) -> Result<(), DomainError> {
         self.alive()?;
         if self.is_test() {
