@@ -396,7 +396,6 @@ impl Spawn {
         self
     }
 
-    /// Presigned uploads on `objects` in the operator API (R2.4).
     /// How long an attach request walks before it answers 202 and leaves the rest to the
     /// sweeper (zero: every attach in the background).
     pub fn attach_inline(mut self, budget: std::time::Duration) -> Spawn {
@@ -404,6 +403,7 @@ impl Spawn {
         self
     }
 
+    /// Presigned uploads on `objects` in the operator API (R2.4).
     pub fn objects(mut self, objects: Arc<dyn ObjectStore>) -> Spawn {
         self.objects = Some(objects);
         self

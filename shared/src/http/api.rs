@@ -294,7 +294,7 @@ async fn delete_campaign(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -
         (status = 200, description = "RUNNING or SCHEDULED", body = CampaignView,
             example = json!(ex::campaign_view("SCHEDULED"))),
         (status = 404, description = "No such campaign", body = ErrorBody, example = json!(ex::not_found())),
-        (status = 409, description = "Not launchable: DRAFT, no contacts, wrong state or channel", body = ErrorBody,
+        (status = 409, description = "Not launchable: DRAFT, no contacts (and no attach running), wrong state or channel", body = ErrorBody,
             example = json!({"error": "conflict", "message": "cannot launch campaign cmp_0193a6f0c2d87b21a1f3e2d4c5b6a7f8 while it is DRAFT: missing template"})),
     )
 )]

@@ -89,7 +89,7 @@ fn accepted(v: OperationView) -> R {
         (status = 400, description = "`confirm` is missing or not `true`", body = ErrorBody,
             example = json!({"error": "bad_request", "message": CONFIRM, "field": "confirm"})),
         (status = 404, description = "No such campaign", body = ErrorBody, example = json!(ex::not_found())),
-        (status = 409, description = "RUNNING (pause it first), CANCELLED, or its end date passed", body = ErrorBody,
+        (status = 409, description = "RUNNING (pause it first), CANCELLED, its end date passed, or contacts are being attached (`attach` operation running)", body = ErrorBody,
             example = json!({"error": "conflict", "message": format!("cannot reset the list of campaign {} while it is RUNNING: pause it first", ex::CAMPAIGN_ID)})),
     )
 )]
@@ -117,7 +117,7 @@ async fn reset(
         (status = 202, description = "Accepted: the operation, RUNNING", body = OperationView,
             example = json!(ex::operation("retry", "RUNNING", "RUNNING"))),
         (status = 404, description = "No such campaign", body = ErrorBody, example = json!(ex::not_found())),
-        (status = 409, description = "Not RUNNING, PAUSED or COMPLETED; its end date passed; a reset is in progress; or no entry is RETRY", body = ErrorBody,
+        (status = 409, description = "Not RUNNING, PAUSED or COMPLETED; its end date passed; a reset is in progress; contacts are being attached; or no entry is RETRY", body = ErrorBody,
             example = json!({"error": "conflict", "message": format!("cannot retry campaign {}: its end date has passed", ex::CAMPAIGN_ID)})),
     )
 )]
