@@ -99,7 +99,7 @@ async fn two_campaigns_never_send_to_one_contact_at_once() {
             .unwrap();
         let entries = repo::all_entries(table(&h), &c).await.unwrap();
         assert_eq!(entries.len(), 1);
-        jobs.push((id.clone(), Ok(entries[0].entry_ref())));
+        jobs.push((id.clone(), Ok(entries[0].entry_ref().into())));
     }
     // Both records in one batch: the sender works on them at the same time.
     let failed = h.sys.sender.send_batch(jobs).await;

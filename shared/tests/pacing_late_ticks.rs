@@ -29,6 +29,8 @@ async fn minutes(plan_ahead: u32, tick_s: i64, late_ms: u64, minutes: i64) -> Ve
         clock: d.clock.clone(),
         tick_seconds: tick_s as u32,
         plan_ahead_secs: plan_ahead,
+        start_lead_ms: 0,
+        send_capacity: None,
     });
     let phones: Vec<String> = (0..(RATE as i64 * 60 * (minutes + 2)))
         .map(|i| format!("9198200{i:05}"))

@@ -182,7 +182,7 @@ async fn send_all(e: &Env, id: &str) {
     let jobs = entries(e, id)
         .await
         .into_iter()
-        .map(|en| (en.phone.to_string(), Ok(en.entry_ref())))
+        .map(|en| (en.phone.to_string(), Ok(en.entry_ref().into())))
         .collect();
     assert!(e.sys.sender.send_batch(jobs).await.is_empty());
 }

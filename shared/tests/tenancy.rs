@@ -402,7 +402,7 @@ async fn legacy_campaign(
         .await
         .unwrap()
         .into_iter()
-        .map(|e| (format!("{tenant}-{}", e.seq), Ok(e.entry_ref())))
+        .map(|e| (format!("{tenant}-{}", e.seq), Ok(e.entry_ref().into())))
         .collect();
     (id, jobs)
 }

@@ -54,6 +54,8 @@ impl System {
                 clock: p.clock.clone(),
                 tick_seconds,
                 plan_ahead_secs: 0,
+                start_lead_ms: 0,
+                send_capacity: None,
             }),
             sender: Arc::new(SendService {
                 table: p.table.clone(),
@@ -61,6 +63,8 @@ impl System {
                 bus: p.bus.clone(),
                 clock: p.clock.clone(),
                 concurrency: 10,
+                // A manual clock does not move while a sender sleeps.
+                wait_for_slot: false,
             }),
             inbox: Arc::new(Inbox {
                 table: p.table.clone(),
@@ -78,9 +82,10 @@ impl System {
         }
     }
 
-    /// Plans `secs` beyond each next tick (`Dispatcher::plan_ahead_secs`), as a deployed
-    /// launcher does; tests on an exact manual clock leave it at zero.
-    pub fn with_plan_ahead(mut self, secs: u32) -> Self {
+    /// Plans `secs` beyond each next tick (`Dispatcher::plan_ahead_secs`) and a
+    /// dispatch's first slot `start_lead_ms` after its start, as a deployed launcher does;
+    /// tests on an exact manual clock leave both at zero.
+    pub fn with_plan_ahead(mut self, secs: u32, start_lead_ms: u32) -> Self {
         let d = &self.dispatcher;
         self.dispatcher = Arc::new(Dispatcher {
             table: d.table.clone(),
@@ -89,6 +94,23 @@ impl System {
             clock: d.clock.clone(),
             tick_seconds: d.tick_seconds,
             plan_ahead_secs: secs,
+            start_lead_ms,
+            send_capacity: d.send_capacity,
+        });
+        self
+    }
+
+    /// Holds each send until its planned slot (`SendService::wait_for_slot`), as a
+    /// deployed sender does: for a system on a clock that moves by itself.
+    pub fn with_slot_wait(mut self) -> Self {
+        let s = &self.sender;
+        self.sender = Arc::new(SendService {
+            table: s.table.clone(),
+            provider: s.provider.clone(),
+            bus: s.bus.clone(),
+            clock: s.clock.clone(),
+            concurrency: s.concurrency,
+            wait_for_slot: true,
         });
         self
     }
@@ -103,7 +125,17 @@ impl System {
     /// does, deleting the ones the sender did not report as failed. Returns how many
     /// messages were handed over.
     pub async fn drain_queue(&self) -> anyhow::Result<usize> {
-        drain(&*self.ports.queue, |ev| lambda::sender(&self.sender, ev)).await
+        // A sender that waits for slots could otherwise be kept here for ever by
+        // campaigns whose seconds start at different fractions: hand back after a second
+        // of its clock (a manual clock does not move, so tests drain everything).
+        let until = self.ports.clock.now() + chrono::Duration::seconds(1);
+        let clock = &*self.ports.clock;
+        drain(
+            &*self.ports.queue,
+            |ev| lambda::sender(&self.sender, ev),
+            || clock.now() >= until,
+        )
+        .await
     }
 
     /// Feeds the inbound queue to the inbound worker the same way: the webhooks the
@@ -111,7 +143,12 @@ impl System {
     /// (a record the worker reported as failed stays queued, hidden for the visibility
     /// timeout).
     pub async fn drain_inbound(&self) -> anyhow::Result<usize> {
-        drain(&*self.inbound_queue, |ev| lambda::inbound(&self.inbox, ev)).await
+        drain(
+            &*self.inbound_queue,
+            |ev| lambda::inbound(&self.inbox, ev),
+            || false,
+        )
+        .await
     }
 
     /// Runs the launcher's tick when `tick_seconds` passed since the last one.
@@ -143,16 +180,23 @@ impl System {
     }
 }
 
-/// Receives from `queue` ten at a time until nothing is visible, hands each batch to
-/// `handler` as Lambda's event source mapping would, and deletes the records it did not
-/// report as failed.
-async fn drain<F, Fut>(queue: &dyn Queue, handler: F) -> anyhow::Result<usize>
+/// Receives from `queue` ten at a time until nothing is visible or `enough` says so,
+/// hands each batch to `handler` as Lambda's event source mapping would, and deletes the
+/// records it did not report as failed.
+async fn drain<F, Fut>(
+    queue: &dyn Queue,
+    handler: F,
+    enough: impl Fn() -> bool,
+) -> anyhow::Result<usize>
 where
     F: Fn(aws_lambda_events::sqs::SqsEvent) -> Fut,
     Fut: std::future::Future<Output = aws_lambda_events::sqs::SqsBatchResponse>,
 {
     let mut handed = 0;
     loop {
+        if enough() {
+            return Ok(handed);
+        }
         let received = queue.receive(10).await?;
         if received.is_empty() {
             return Ok(handed);

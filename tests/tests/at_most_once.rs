@@ -509,7 +509,7 @@ async fn reclaimed_entry_is_never_resent(table: Arc<dyn Table>) {
     let again = h
         .sys
         .sender
-        .send_batch(vec![("dup".into(), Ok(e.entry_ref()))])
+        .send_batch(vec![("dup".into(), Ok(e.entry_ref().into()))])
         .await;
     assert!(again.is_empty());
 

@@ -310,7 +310,8 @@ async fn story(h: Harness) {
             Ok(shared::domain::inbound::EntryRef::decode(
                 to_first.callback_data.as_deref().unwrap(),
             )
-            .unwrap()),
+            .unwrap()
+            .into()),
         )])
         .await;
     assert!(again.is_empty());

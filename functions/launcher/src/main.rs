@@ -25,6 +25,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             "PLAN_AHEAD_SECONDS",
             shared::app::dispatch::PLAN_AHEAD_SECONDS,
         )?,
+        start_lead_ms: shared::app::dispatch::START_LEAD_MS,
+        // Messages/s the sender carries (SAM parameter SenderCapacity); 0: unlimited.
+        send_capacity: Some(config::number("SEND_CAPACITY", 0.0f64)?).filter(|c| *c > 0.0),
     });
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| {
         let d = dispatcher.clone();

@@ -196,7 +196,9 @@ pub async fn build(base_url: &str, demo: bool, aws: bool) -> anyhow::Result<Loca
     });
     // The local loop looks every 200 ms, so a tick is up to a step late: plan a second
     // beyond it (a deployed launcher plans PLAN_AHEAD_SECONDS).
-    let system = System::new(ports, tick_seconds).with_plan_ahead(1);
+    let system = System::new(ports, tick_seconds)
+        .with_plan_ahead(1, shared::app::dispatch::START_LEAD_MS)
+        .with_slot_wait();
     let system = match inbound {
         Some(q) => system.with_inbound_queue(q),
         None => system,

@@ -20,7 +20,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         bus: aws::bus_from_env(&sdk)?,
         clock: Arc::new(SystemClock),
         // Provider calls at once per invocation (SAM parameter SenderInFlight).
-        concurrency: config::number("SENDER_IN_FLIGHT", 10usize)?.max(1),
+        concurrency: config::number("SENDER_IN_FLIGHT", 100usize)?.max(1),
+        wait_for_slot: true,
     });
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<SqsEvent>| {
         let s = service.clone();

@@ -4,11 +4,12 @@
 //! throughput fairly, slowed after throttling errors; the account's messaging tier caps
 //! the contacts per rolling 24 hours; calling hours hold entries back.
 
-use super::{update_campaign, AppResult};
+use super::{update_campaign, AppError, AppResult};
 use crate::domain::account::Account;
 use crate::domain::campaign::{Campaign, CampaignStatus};
 use crate::domain::hopper::{EntryState, HopperEntry};
 use crate::domain::ids::{CampaignId, TenantId};
+use crate::domain::inbound::SendJob;
 use crate::domain::pacing::{self, Slots};
 use crate::domain::Time;
 use crate::ports::{Clock, EventBus, OutMessage, PortError, Queue, Table};
@@ -28,11 +29,31 @@ pub struct Dispatcher {
     /// unplanned (without it the seconds a tick is late are lost: a 5 s tick firing
     /// 0.17 s late sent 3.3 % under the rate). [`PLAN_AHEAD_SECONDS`] when deployed.
     pub plan_ahead_secs: u32,
+    /// Milliseconds between a dispatch's start and the first slot it may plan. A dispatch
+    /// makes its table round trips before its messages are queued and the first sender
+    /// makes its own before calling the provider (1.1 s for a 1,000/s campaign in the
+    /// capacity bench); slots already past by then leave together with the next second's,
+    /// and at a number's full rate Meta refuses the excess (130429), which also slows the
+    /// account down. [`START_LEAD_MS`] when deployed; 0 in tests on a manual clock.
+    pub start_lead_ms: u32,
+    /// Messages per second the deployment's sender carries (README "Capacity model").
+    /// When the running accounts ask for more, each gets its max-min fair share of it:
+    /// sends planned beyond what the sender carries wait in the queue's order, where the
+    /// account dispatched first each second goes first and the others starve. `None`:
+    /// unlimited.
+    pub send_capacity: Option<f64>,
 }
+
+/// The running campaigns by (tenant, account).
+type ByAccount = BTreeMap<(String, Option<String>), Vec<Campaign>>;
 
 /// The deployed launcher's margin beyond the next tick: EventBridge Scheduler's minute
 /// ticks start a few seconds late at worst.
 pub const PLAN_AHEAD_SECONDS: u32 = 10;
+
+/// The deployed launcher's first slot after a dispatch's start
+/// ([`Dispatcher::start_lead_ms`]): within the 2 s from launch to first send.
+pub const START_LEAD_MS: u32 = 1500;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TickReport {
@@ -183,6 +204,30 @@ pub const RESCAN_AFTER: chrono::Duration = chrono::Duration::minutes(5);
 /// Why an entry is held back by the dispatcher.
 pub const WAITING_FOR_CALLING_HOURS: &str = "waiting: outside calling hours";
 
+/// The send queue's message for `e` at its slot: delayed until the slot's second, with
+/// the slot itself for the sender to wait out the rest.
+fn send_message(e: &HopperEntry, slots: &Slots, slot: usize, now: Time) -> OutMessage {
+    let job = SendJob {
+        entry: e.entry_ref(),
+        due: Some(slots.at(slot)),
+    };
+    OutMessage {
+        body: serde_json::to_string(&job).expect("send job serialises"),
+        delay_secs: slots.delay_secs(slot, now),
+    }
+}
+
+fn group_by_account(running: Vec<Campaign>) -> ByAccount {
+    let mut by_account = ByAccount::new();
+    for c in running {
+        by_account
+            .entry((c.tenant.clone(), c.account_id.clone()))
+            .or_default()
+            .push(c);
+    }
+    by_account
+}
+
 impl Dispatcher {
     /// Where a tick's plan ends: the next tick, plus the margin for a late one.
     fn horizon(&self, now: Time) -> Time {
@@ -222,8 +267,22 @@ impl Dispatcher {
         if self.waits_for_tick(&c, &running).await? {
             return Ok(0);
         }
-        let mine: Vec<Campaign> = running.into_iter().filter(|o| o.id == c.id).collect();
-        let done = self.dispatch_account(&mine).await?;
+        let by_account = group_by_account(running);
+        let caps = self.account_caps(&by_account).await?;
+        // When the numbers ask for more than the sender carries, the others' shares of
+        // the time already planned cannot shrink now: the tick shares out what follows.
+        let asked: f64 = caps.values().map(|(_, asked)| asked).sum();
+        if self.send_capacity.is_some_and(|capacity| asked > capacity) {
+            tracing::info!(campaign_id = %c.id, "the sender is fully shared; the tick dispatches it");
+            return Ok(0);
+        }
+        let key = (c.tenant.clone(), c.account_id.clone());
+        let mine: Vec<Campaign> = by_account
+            .get(&key)
+            .map(|cs| cs.iter().filter(|o| o.id == c.id).cloned().collect())
+            .unwrap_or_default();
+        let cap = caps.get(&key).map(|(share, _)| *share);
+        let done = self.dispatch_account(&mine, cap).await?;
         Ok(done.enqueued)
     }
 
@@ -280,16 +339,13 @@ impl Dispatcher {
                 }
             }
         }
-        let mut by_account: BTreeMap<(String, Option<String>), Vec<Campaign>> = BTreeMap::new();
-        for c in self.running().await? {
-            by_account
-                .entry((c.tenant.clone(), c.account_id.clone()))
-                .or_default()
-                .push(c);
-        }
-        for ((_, account), campaigns) in by_account {
+        let by_account = group_by_account(self.running().await?);
+        let caps = self.account_caps(&by_account).await?;
+        for (key, campaigns) in by_account {
             report.campaigns += campaigns.len();
-            match self.dispatch_account(&campaigns).await {
+            let cap = caps.get(&key).map(|(share, _)| *share);
+            let account = key.1;
+            match self.dispatch_account(&campaigns, cap).await {
                 Ok(d) => {
                     report.enqueued += d.enqueued;
                     report.deferred += d.deferred;
@@ -301,6 +357,51 @@ impl Dispatcher {
             }
         }
         Ok(report)
+    }
+
+    /// Each account's share of [`Dispatcher::send_capacity`] and what it asks for: max-min
+    /// fair among the accounts' demands (their campaigns' rates, up to the account's
+    /// limit); nothing when the capacity is unlimited. An account whose demand cannot be
+    /// read counts at its campaigns' rates: one account's trouble holds up no other.
+    async fn account_caps(
+        &self,
+        by_account: &ByAccount,
+    ) -> AppResult<BTreeMap<(String, Option<String>), (f64, f64)>> {
+        let Some(capacity) = self.send_capacity else {
+            return Ok(BTreeMap::new());
+        };
+        let mut demands = Vec::with_capacity(by_account.len());
+        for ((tenant, account), campaigns) in by_account {
+            let rates: f64 = campaigns
+                .iter()
+                .map(|c| c.pacing.messages_per_second())
+                .sum();
+            let limit = match account {
+                Some(a) => repo::get_account(&*self.table, tenant, a)
+                    .await
+                    .map(|a| a.map_or(0.0, |a| f64::from(a.rate_limit)))
+                    .map_err(AppError::from),
+                None => Ok(0.0),
+            };
+            let asked = self
+                .demands(tenant, campaigns)
+                .await
+                .map(|d| d.iter().sum());
+            let demand = match (limit, asked) {
+                (Ok(limit), Ok(asked)) => f64::min(limit, asked),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(account_id = ?account, error = %e, "demand not read; counted at its campaigns' rates");
+                    rates
+                }
+            };
+            demands.push(demand);
+        }
+        let shares = pacing::fair_shares(capacity, &demands);
+        Ok(by_account
+            .keys()
+            .cloned()
+            .zip(shares.into_iter().zip(demands))
+            .collect())
     }
 
     /// The RUNNING campaigns, as stored (the index lags behind the table).
@@ -319,7 +420,12 @@ impl Dispatcher {
     /// Dispatches the running campaigns of one provider account: the account's pace
     /// (its limit, halved after throttling and recovering additively) is shared fairly
     /// among them, and its messaging tier's remaining budget split in the same proportion.
-    pub async fn dispatch_account(&self, campaigns: &[Campaign]) -> AppResult<Dispatched> {
+    /// `cap`: the account's share of the deployment's sender ([`Self::account_caps`]).
+    pub async fn dispatch_account(
+        &self,
+        campaigns: &[Campaign],
+        cap: Option<f64>,
+    ) -> AppResult<Dispatched> {
         let Some(first) = campaigns.first() else {
             return Ok(Dispatched::default());
         };
@@ -337,6 +443,7 @@ impl Dispatcher {
         let mut pace = repo::pacing::get_account_pace(t, tenant, &account.id).await?;
         let throttled = repo::pacing::last_throttle(t, tenant, &account.id).await?;
         let capacity = pace.adjust(f64::from(account.rate_limit), throttled, now);
+        let capacity = cap.map_or(capacity, |c| capacity.min(c));
         let demands = self.demands(tenant, campaigns).await?;
         let shares = pacing::fair_shares(capacity, &demands);
         let budget = repo::pacing::budget_key(&account);
@@ -465,6 +572,23 @@ impl Dispatcher {
         Ok((done, tier_given))
     }
 
+    /// A dispatch's slots, and how many of them it may fill: from where the campaign's
+    /// plan stopped, no earlier than the account's window (or the start lead after now
+    /// when that has lapsed), up to the horizon, at most the allowance's maximum.
+    fn slots(&self, allowance: &Allowance, next_due: Option<Time>, now: Time) -> (Slots, usize) {
+        // The lead only where the account's plan has lapsed: a plan still running goes on
+        // from where it stops, so a tick in time loses no slot to it.
+        let from = match allowance.from {
+            Some(f) if f > now => f,
+            _ => now + chrono::Duration::milliseconds(i64::from(self.start_lead_ms)),
+        };
+        let slots = Slots::plan(allowance.rate, next_due, from, self.horizon(now));
+        let limit = allowance
+            .max
+            .map_or(slots.count, |m| slots.count.min(m as usize));
+        (slots, limit)
+    }
+
     /// Enqueues one tick's sends of the campaign's FRESH entries at `allowance.rate`,
     /// taking from the shards in turn, each message delayed until its send time, and
     /// remembers where it stopped. Outside calling hours a slot passes unused; with
@@ -477,12 +601,7 @@ impl Dispatcher {
             return Ok(Dispatched::default());
         }
         let mut cursors = repo::get_cursors(&*self.table, &c.tenant, &c.id).await?;
-        let to = self.horizon(now);
-        let from = allowance.from.map_or(now, |f| f.max(now));
-        let slots = Slots::plan(allowance.rate, cursors.next_due, from, to);
-        let limit = allowance
-            .max
-            .map_or(slots.count, |m| slots.count.min(m as usize));
+        let (slots, limit) = self.slots(&allowance, cursors.next_due, now);
         let mut reader = ShardReader::open(&*self.table, c, &cursors, now, limit).await?;
         // Calling hours parsed once per dispatch, not once per slot.
         let window = c.calling_hours.as_ref().map(|h| h.window());
@@ -520,10 +639,7 @@ impl Dispatcher {
                 }
             }
             cursors.advance(e.shard, &repo::seq_key(e.seq));
-            msgs.push(OutMessage {
-                body: serde_json::to_string(&e.entry_ref()).expect("entry ref serialises"),
-                delay_secs: slots.delay_secs(slot, now),
-            });
+            msgs.push(send_message(&e, &slots, slot, now));
             slot += 1;
         }
         let next_due = slots.next_due(slot);

@@ -15,6 +15,35 @@ pub fn at_provider_resolution(t: Time) -> Time {
     t - chrono::Duration::nanoseconds(i64::from(t.timestamp_subsec_nanos()))
 }
 
+/// A message on the send queue: the entry to send and the slot the launcher planned it
+/// for. SQS delays are whole seconds, so a message becomes visible up to a second before
+/// its slot; the sender measures how late each send is against `due` (slot lag).
+/// Messages queued before `due` existed carry none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendJob {
+    #[serde(flatten)]
+    pub entry: EntryRef,
+    /// Read leniently: a slot that is not a time is no slot (the entry is still sent).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_time"
+    )]
+    pub due: Option<Time>,
+}
+
+fn lenient_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Time>, D::Error> {
+    let v = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(v.and_then(|v| serde_json::from_value(v).ok()))
+}
+
+impl From<EntryRef> for SendJob {
+    /// A job with no slot: sent as soon as it is received.
+    fn from(entry: EntryRef) -> Self {
+        SendJob { entry, due: None }
+    }
+}
+
 /// Identifies a hopper entry. Carried to the provider (Meta's `biz_opaque_callback_data`)
 /// so that a status finds its entry without a lookup item.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -1,7 +1,8 @@
 //! Translation between SQS's Lambda event and the sender's jobs.
 
 use crate::app::send::Job;
-use crate::domain::inbound::EntryRef;
+use crate::domain::inbound::SendJob;
+use crate::domain::Time;
 use crate::ports::Received;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 
@@ -18,12 +19,27 @@ pub fn jobs(event: &SqsEvent) -> Vec<Job> {
                 .unwrap_or_else(|| format!("record-{i}"));
             let job = match m.body.as_deref() {
                 None => Err("record has no body".to_owned()),
-                Some(b) => serde_json::from_str::<EntryRef>(b)
+                Some(b) => serde_json::from_str::<SendJob>(b)
                     .map_err(|e| format!("body is not a send job: {e}")),
             };
             (id, job)
         })
         .collect()
+}
+
+/// How late the latest record of the batch is against the slot the launcher planned it
+/// for, at `now` (negative: every record is early); `None` when no record names its slot.
+pub fn worst_slot_lag(event: &SqsEvent, now: Time) -> Option<chrono::Duration> {
+    event
+        .records
+        .iter()
+        .filter_map(|m| {
+            serde_json::from_str::<SendJob>(m.body.as_deref()?)
+                .ok()?
+                .due
+        })
+        .map(|due| now - due)
+        .max()
 }
 
 /// Tells the event source mapping which records to deliver again.

@@ -73,6 +73,7 @@
 
 mod aws_social;
 mod control;
+mod direct;
 mod failures;
 mod send_api;
 mod webhooks;
@@ -82,6 +83,7 @@ pub use aws_social::{
     meta_phone_number_id, AwsEventSink, QueueEvents, SnsEvents, SIM_AWS_PHONE_NUMBER_IDS,
 };
 use control::*;
+pub use direct::DirectMeta;
 use failures::*;
 pub use failures::{SimFailure, SimFailureKind};
 use send_api::*;
@@ -290,6 +292,8 @@ pub struct SentRecord {
     /// Came through Meta's Marketing Messages API (`.../marketing_messages`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub marketing_messages: bool,
+    /// When the request arrived: the clock second its sender's throughput limit counted
+    /// it in (before the answer time of [`SimConfig::latency`]).
     pub at: Time,
 }
 
@@ -500,6 +504,11 @@ impl Simulator {
     }
 
     /// `http://127.0.0.1:<port>`: the `base_url` for `MetaProvider`.
+    /// Meta's template send of this simulator in process, without HTTP ([`DirectMeta`]).
+    pub fn direct_meta(&self) -> DirectMeta {
+        DirectMeta(self.inner.clone())
+    }
+
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }

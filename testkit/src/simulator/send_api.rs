@@ -223,6 +223,7 @@ async fn cloud_send(
         Ok(parts) => parts,
         Err(details) => return invalid_param(&details),
     };
+    let arrived = inner.clock.now();
     let admission = admit(&inner, SimProvider::Meta, &phone_number_id, &to, None);
     provider_latency(&inner).await;
     match admission {
@@ -247,6 +248,7 @@ async fn cloud_send(
         &template,
     );
     record.marketing_messages = marketing_messages;
+    record.at = arrived;
     let wamid = record.wamid.clone();
     inner.state.lock().unwrap().sent.push(record.clone());
     let wa_id = digits(&to);
