@@ -31,7 +31,7 @@
 //! `--sender-batch B --sender-window S --inbound-batch B --inbound-window S` to try other
 //! event source mapping settings than the template's.
 
-mod esm;
+pub(crate) mod esm;
 mod meter;
 mod prices;
 

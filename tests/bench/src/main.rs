@@ -6,6 +6,7 @@
 //! cargo run --release -p bench -- throughput pacing   # chosen scenarios (cost needs the emulator)
 //! ```
 
+mod capacity;
 mod coldstart;
 mod cost;
 mod pacing;
@@ -35,7 +36,14 @@ impl Opts {
     }
 }
 
-const SCENARIOS: [&str; 5] = ["throughput", "pacing", "cost", "scale", "coldstart"];
+const SCENARIOS: [&str; 6] = [
+    "throughput",
+    "pacing",
+    "capacity",
+    "cost",
+    "scale",
+    "coldstart",
+];
 
 fn main() -> anyhow::Result<()> {
     // Logs only when asked for: they would cost time in the measured paths.
@@ -89,6 +97,7 @@ fn main() -> anyhow::Result<()> {
             match s.as_str() {
                 "throughput" => throughput::run(&opts).await,
                 "pacing" => pacing::run(&opts).await,
+                "capacity" => capacity::run(&opts).await,
                 "cost" => cost::run(&opts).await,
                 "scale" => scale::run(&opts).await,
                 "coldstart" => coldstart::run(&opts).await,

@@ -12,6 +12,7 @@ use axum::http::{Method, Request};
 use axum::Router;
 use chrono::{TimeZone, Utc};
 use serde_json::{json, Value};
+use shared::app::dispatch::{PLAN_AHEAD_SECONDS, START_LEAD_MS};
 use shared::http::webhook::{self, QueueSink, WebhookState};
 use shared::ports::Table;
 use shared::providers::meta::MetaProvider;
@@ -55,6 +56,9 @@ pub struct Settings {
     pub webhooks: bool,
     /// Seconds between launcher ticks (Lambda: 60).
     pub tick_seconds: u32,
+    /// The system clock instead of a manual one, with the deployed launcher's margins and
+    /// a sender that waits for each slot.
+    pub real_time: bool,
 }
 
 pub struct Pipeline {
@@ -64,15 +68,29 @@ pub struct Pipeline {
     _sim_rt: SimRuntime,
     pub sim: Simulator,
     pub clock: Arc<ManualClock>,
-    pub table: Arc<dyn Table>,
-    api: Router,
+    pub api: Api,
+}
+
+/// The operator API of a system in process, with the calls the scenarios set up with.
+pub struct Api {
+    router: Router,
+    table: Arc<dyn Table>,
+}
+
+impl std::ops::Deref for Pipeline {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 impl Pipeline {
     pub async fn start(s: Settings) -> anyhow::Result<Pipeline> {
-        let clock = Arc::new(ManualClock::frozen(
-            Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap(),
-        ));
+        let clock = Arc::new(if s.real_time {
+            ManualClock::system()
+        } else {
+            ManualClock::frozen(Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap())
+        });
         let sim_rt = SimRuntime(Some(
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -97,9 +115,9 @@ impl Pipeline {
             MemorySecrets::default().with("env:SIM_TOKEN", &sim.config().access_token.clone()),
         );
         let table: Arc<dyn Table> = Arc::new(MemoryTable::default());
-        let sys = Arc::new(System::new(
+        let sys = System::new(
             Ports {
-                table: table.clone(),
+                table,
                 queue: Arc::new(MemoryQueue::new(clock.clone())),
                 scheduler: Arc::new(MemoryScheduler::default()),
                 bus: Arc::new(MemoryBus::default()),
@@ -107,7 +125,13 @@ impl Pipeline {
                 clock: clock.clone(),
             },
             s.tick_seconds,
-        ));
+        );
+        let sys = Arc::new(if s.real_time {
+            sys.with_plan_ahead(PLAN_AHEAD_SECONDS, START_LEAD_MS)
+                .with_slot_wait()
+        } else {
+            sys
+        });
         if s.webhooks {
             let hook = webhook::router(Arc::new(WebhookState {
                 sink: QueueSink::on(sys.inbound_queue.clone()),
@@ -119,16 +143,25 @@ impl Pipeline {
             tokio::spawn(async move { axum::serve(listener, hook).await });
             sim.set_webhook_url(url);
         }
-        let api = shared::http::operator::router(sys.operator.clone())
-            .layer(axum::middleware::from_fn(shared::http::tenant_from_header));
+        let api = Api::on(&sys);
         Ok(Pipeline {
             sys,
             _sim_rt: sim_rt,
             sim,
             clock,
-            table,
             api,
         })
+    }
+}
+
+impl Api {
+    /// The operator API of `sys`, tenants named by the `x-tenant-id` header.
+    pub fn on(sys: &System) -> Api {
+        Api {
+            router: shared::http::operator::router(sys.operator.clone())
+                .layer(axum::middleware::from_fn(shared::http::tenant_from_header)),
+            table: sys.ports.table.clone(),
+        }
     }
 
     /// One operator API call; a non-2xx answer is an error naming the path.
@@ -144,7 +177,7 @@ impl Pipeline {
             .header("content-type", "application/json")
             .header("x-tenant-id", TENANT)
             .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())?;
-        let resp = self.api.clone().oneshot(req).await?;
+        let resp = self.router.clone().oneshot(req).await?;
         let status = resp.status();
         let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await?;
         let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);

@@ -37,6 +37,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Vec<Row>> {
         sim_rate_limit: None,
         webhooks: true,
         tick_seconds: tick,
+        real_time: false,
     })
     .await?;
     let accounts = n.div_ceil(900_000);

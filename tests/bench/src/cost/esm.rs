@@ -53,17 +53,22 @@ pub fn mapping_from_template(template: &str, function: &str) -> Option<Mapping> 
 /// A template value: `!Ref P` is the parameter's `Default` (what a deploy without
 /// overrides gets), anything else itself.
 fn resolve<'a>(template: &'a str, value: &'a str) -> &'a str {
-    let Some(param) = value.strip_prefix("!Ref ") else {
-        return value;
-    };
-    let header = format!("  {}:", param.trim());
+    match value.strip_prefix("!Ref ") {
+        Some(param) => parameter_default(template, param.trim()).unwrap_or(value),
+        None => value,
+    }
+}
+
+/// The `Default` of the template's parameter `name`.
+pub fn parameter_default<'a>(template: &'a str, name: &str) -> Option<&'a str> {
+    let header = format!("  {name}:");
     template
         .lines()
         .skip_while(|l| *l != header)
         .skip(1)
         .take_while(|l| l.starts_with("    ") || l.trim().is_empty())
         .find_map(|l| l.trim().strip_prefix("Default:"))
-        .map_or(value, str::trim)
+        .map(str::trim)
 }
 
 /// Invocations of one function and their billed milliseconds.

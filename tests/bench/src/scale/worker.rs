@@ -165,6 +165,8 @@ fn build(role: &str, args: &[String]) -> anyhow::Result<(Service, Arc<RemoteCloc
             clock,
             tick_seconds: TICK_SECONDS,
             plan_ahead_secs: 0,
+            start_lead_ms: 0,
+            send_capacity: None,
         }),
         "sender" => {
             let sim = arg(args, "--sim").ok_or_else(|| anyhow::anyhow!("--sim URL is required"))?;
@@ -186,6 +188,8 @@ fn build(role: &str, args: &[String]) -> anyhow::Result<(Service, Arc<RemoteCloc
                     bus,
                     clock,
                     concurrency: SENDER_CONCURRENCY,
+                    // The parent's clock, not this process's, says when a slot is.
+                    wait_for_slot: false,
                 },
                 queue,
             )
