@@ -21,17 +21,10 @@ const RATE: u64 = 10;
 /// by a pseudo-random 0-`late_ms` ms.
 async fn minutes(plan_ahead: u32, tick_s: i64, late_ms: u64, minutes: i64) -> Vec<u64> {
     let mut s: Spawned = Spawn::new(Arc::new(MemoryTable::new())).build();
-    let d = &s.sys.dispatcher;
-    s.sys.dispatcher = Arc::new(shared::app::dispatch::Dispatcher {
-        table: d.table.clone(),
-        queue: d.queue.clone(),
-        bus: d.bus.clone(),
-        clock: d.clock.clone(),
-        tick_seconds: tick_s as u32,
-        plan_ahead_secs: plan_ahead,
-        start_lead_ms: 0,
-        send_capacity: None,
-    });
+    let mut d = (*s.sys.dispatcher).clone();
+    d.tick_seconds = tick_s as u32;
+    d.plan_ahead_secs = plan_ahead;
+    s.sys.dispatcher = Arc::new(d);
     let phones: Vec<String> = (0..(RATE as i64 * 60 * (minutes + 2)))
         .map(|i| format!("9198200{i:05}"))
         .collect();

@@ -6,7 +6,6 @@
 //! a number asking little gets all it asks, the busy ones split the rest evenly.
 
 use serde_json::json;
-use shared::app::dispatch::Dispatcher;
 use shared::domain::ids::{CampaignId, TenantId};
 use shared::domain::inbound::SendJob;
 use std::collections::BTreeMap;
@@ -19,17 +18,10 @@ const TICK: u32 = 5;
 
 fn system(send_capacity: Option<f64>) -> Spawned {
     let mut s = Spawn::new(Arc::new(MemoryTable::new())).build();
-    let d = &s.sys.dispatcher;
-    s.sys.dispatcher = Arc::new(Dispatcher {
-        table: d.table.clone(),
-        queue: d.queue.clone(),
-        bus: d.bus.clone(),
-        clock: d.clock.clone(),
-        tick_seconds: TICK,
-        plan_ahead_secs: 0,
-        start_lead_ms: 0,
-        send_capacity,
-    });
+    let mut d = (*s.sys.dispatcher).clone();
+    d.tick_seconds = TICK;
+    d.send_capacity = send_capacity;
+    s.sys.dispatcher = Arc::new(d);
     s
 }
 

@@ -8,7 +8,6 @@
 
 use async_trait::async_trait;
 use serde_json::json;
-use shared::app::dispatch::Dispatcher;
 use shared::app::send::{Job, SendService, MAX_SLOT_WAIT};
 use shared::domain::account::Account;
 use shared::domain::inbound::SendJob;
@@ -42,17 +41,9 @@ async fn dispatched(calls: Arc<Calls>, start_lead_ms: u32) -> (Spawned, Vec<Send
     let mut s = Spawn::new(Arc::new(MemoryTable::new()))
         .provider(calls)
         .build();
-    let d = &s.sys.dispatcher;
-    s.sys.dispatcher = Arc::new(Dispatcher {
-        table: d.table.clone(),
-        queue: d.queue.clone(),
-        bus: d.bus.clone(),
-        clock: d.clock.clone(),
-        tick_seconds: 60,
-        plan_ahead_secs: 0,
-        start_lead_ms,
-        send_capacity: None,
-    });
+    let mut d = (*s.sys.dispatcher).clone();
+    d.start_lead_ms = start_lead_ms;
+    s.sys.dispatcher = Arc::new(d);
     let pacing = json!({"pacing": {"unit": "messages_per_second", "value": 10}});
     let id = s.ready_campaign_with(&PHONES, json!({}), pacing).await;
     launch(&s.api, &id).await;
@@ -72,15 +63,11 @@ async fn dispatched(calls: Arc<Calls>, start_lead_ms: u32) -> (Spawned, Vec<Send
     (s, jobs, visible_at_once)
 }
 
-fn waiting_sender(s: &Spawned, calls: Arc<Calls>) -> SendService {
-    let base = &s.sys.sender;
+fn waiting_sender(s: &Spawned, calls: Arc<dyn MessagingProvider>) -> SendService {
     SendService {
-        table: base.table.clone(),
         provider: calls,
-        bus: base.bus.clone(),
-        clock: base.clock.clone(),
-        concurrency: 10,
         wait_for_slot: true,
+        ..(*s.sys.sender).clone()
     }
 }
 
@@ -159,4 +146,54 @@ async fn a_dispatch_plans_its_first_slot_after_its_start_lead() {
     let ms: Vec<i64> = dues.iter().map(|d| (*d - t0).num_milliseconds()).collect();
     assert_eq!(ms, vec![1500, 1600, 1700]);
     assert_eq!(visible_at_once, 0, "the first slot is a second away");
+}
+
+/// A provider that takes 100 ms to answer and notes the most calls it had at once.
+#[derive(Default)]
+struct Busy {
+    now: Mutex<(usize, usize)>,
+}
+
+#[async_trait]
+impl MessagingProvider for Busy {
+    async fn send(&self, _: &Account, _: &OutboundTemplate) -> Result<Accepted, SendFailure> {
+        {
+            let mut n = self.now.lock().unwrap();
+            n.0 += 1;
+            n.1 = n.1.max(n.0);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut n = self.now.lock().unwrap();
+        n.0 -= 1;
+        Ok(Accepted::from(format!("wamid.B{}", n.1)))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn records_held_for_the_same_slot_take_no_more_than_the_in_flight_places() {
+    let calls = Arc::new(Calls::default());
+    let (s, mut jobs, _) = dispatched(calls, 0).await;
+    let due = s.clock.now() + chrono::Duration::milliseconds(300);
+    for j in &mut jobs {
+        j.due = Some(due);
+    }
+    let busy = Arc::new(Busy::default());
+    let sender = SendService {
+        concurrency: 2,
+        ..waiting_sender(&s, busy.clone())
+    };
+    let batch: Vec<Job> = jobs
+        .into_iter()
+        .enumerate()
+        .map(|(i, j)| (format!("m{i}"), Ok(j)))
+        .collect();
+    let started = Instant::now();
+    assert!(sender.send_batch(batch).await.is_empty());
+    assert_eq!(busy.now.lock().unwrap().1, 2, "at most two calls at once");
+    // The slot's 300 ms, then two rounds of 100 ms.
+    let took = Instant::now() - started;
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_millis(550),
+        "{took:?}"
+    );
 }

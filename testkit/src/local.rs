@@ -86,32 +86,19 @@ impl System {
     /// dispatch's first slot `start_lead_ms` after its start, as a deployed launcher does;
     /// tests on an exact manual clock leave both at zero.
     pub fn with_plan_ahead(mut self, secs: u32, start_lead_ms: u32) -> Self {
-        let d = &self.dispatcher;
-        self.dispatcher = Arc::new(Dispatcher {
-            table: d.table.clone(),
-            queue: d.queue.clone(),
-            bus: d.bus.clone(),
-            clock: d.clock.clone(),
-            tick_seconds: d.tick_seconds,
-            plan_ahead_secs: secs,
-            start_lead_ms,
-            send_capacity: d.send_capacity,
-        });
+        let mut d = (*self.dispatcher).clone();
+        d.plan_ahead_secs = secs;
+        d.start_lead_ms = start_lead_ms;
+        self.dispatcher = Arc::new(d);
         self
     }
 
     /// Holds each send until its planned slot (`SendService::wait_for_slot`), as a
     /// deployed sender does: for a system on a clock that moves by itself.
     pub fn with_slot_wait(mut self) -> Self {
-        let s = &self.sender;
-        self.sender = Arc::new(SendService {
-            table: s.table.clone(),
-            provider: s.provider.clone(),
-            bus: s.bus.clone(),
-            clock: s.clock.clone(),
-            concurrency: s.concurrency,
-            wait_for_slot: true,
-        });
+        let mut s = (*self.sender).clone();
+        s.wait_for_slot = true;
+        self.sender = Arc::new(s);
         self
     }
 

@@ -571,17 +571,10 @@ impl World {
         // Every third seed the sender carries less than the tenants' numbers ask for
         // (each gets its fair share), and every fourth a dispatch plans its first slot
         // a second and a half out, as deployed.
-        let d = &s.sys.dispatcher;
-        s.sys.dispatcher = Arc::new(shared::app::dispatch::Dispatcher {
-            table: d.table.clone(),
-            queue: d.queue.clone(),
-            bus: d.bus.clone(),
-            clock: d.clock.clone(),
-            tick_seconds: d.tick_seconds,
-            plan_ahead_secs: d.plan_ahead_secs,
-            start_lead_ms: if seed % 4 == 1 { 1500 } else { 0 },
-            send_capacity: seed.is_multiple_of(3).then_some(2.0),
-        });
+        let mut d = (*s.sys.dispatcher).clone();
+        d.start_lead_ms = if seed % 4 == 1 { 1500 } else { 0 };
+        d.send_capacity = seed.is_multiple_of(3).then_some(2.0);
+        s.sys.dispatcher = Arc::new(d);
         let mut w = World {
             seed,
             s,

@@ -17,6 +17,7 @@ use crate::repo;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
+#[derive(Clone)]
 pub struct Dispatcher {
     pub table: Arc<dyn Table>,
     pub queue: Arc<dyn Queue>,

@@ -27,6 +27,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+#[derive(Clone)]
 pub struct SendService {
     pub table: Arc<dyn Table>,
     pub provider: Arc<dyn MessagingProvider>,

@@ -24,7 +24,7 @@ use crate::report::{thousands, Row};
 use crate::Opts;
 use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
-use shared::app::dispatch::{Dispatcher, PLAN_AHEAD_SECONDS, START_LEAD_MS};
+use shared::app::dispatch::{PLAN_AHEAD_SECONDS, START_LEAD_MS};
 use shared::app::send::SendService;
 use shared::domain::inbound::SendJob;
 use shared::domain::Time;
@@ -301,25 +301,14 @@ async fn run_case(d: Deployment, numbers: usize, seconds: u64) -> anyhow::Result
         clock: clock.clone(),
     };
     let mut sys = System::new(ports.clone(), 60).with_plan_ahead(PLAN_AHEAD_SECONDS, START_LEAD_MS);
-    let planner = &sys.dispatcher;
-    sys.dispatcher = Arc::new(Dispatcher {
-        table: planner.table.clone(),
-        queue: planner.queue.clone(),
-        bus: planner.bus.clone(),
-        clock: planner.clock.clone(),
-        tick_seconds: planner.tick_seconds,
-        plan_ahead_secs: planner.plan_ahead_secs,
-        start_lead_ms: planner.start_lead_ms,
-        send_capacity: d.send_capacity,
-    });
+    let mut planner = (*sys.dispatcher).clone();
+    planner.send_capacity = d.send_capacity;
+    sys.dispatcher = Arc::new(planner);
     let sys = Arc::new(sys);
     let sender = Arc::new(SendService {
-        table: ports.table.clone(),
-        provider: ports.provider.clone(),
-        bus: ports.bus.clone(),
-        clock: ports.clock.clone(),
         concurrency: d.in_flight,
         wait_for_slot: d.wait_for_slot,
+        ..(*sys.sender).clone()
     });
 
     // Set up at full speed; the table's answer time counts from the launch on.
