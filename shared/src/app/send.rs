@@ -14,6 +14,7 @@ use crate::domain::eligibility::{self, ContactFacts, Interaction, Verdict};
 use crate::domain::hopper::{EntryState, HopperEntry};
 use crate::domain::inbound::{at_provider_resolution, EntryRef, SendJob};
 use crate::domain::outcome::{FailureClass, SendFailure};
+use crate::domain::pacing;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::stats::{self, Delta};
 use crate::domain::template::{status_from_send_error, Category, Rendered, Template};
@@ -183,6 +184,24 @@ impl Facts {
 /// held until the sweeper reclaims the entry.
 const IN_FLIGHT: &str = "claimed by a sender that did not finish";
 
+/// Logs how far the batch runs behind its planned slots: a sender that cannot keep up
+/// with the planned pace shows here first.
+fn note_slot_lag(work: &[Work], now: Time) {
+    let Some(lag) = pacing::worst_slot_lag(work.iter().filter_map(|w| w.3), now) else {
+        return;
+    };
+    let (records, ms) = (work.len(), lag.num_milliseconds());
+    if pacing::slot_lag_is_late(lag) {
+        tracing::warn!(
+            records,
+            slot_lag_ms = ms,
+            "send batch late against its planned slots"
+        );
+    } else {
+        tracing::debug!(records, slot_lag_ms = ms, "send batch");
+    }
+}
+
 /// One queue record: its id, and the entry it names or why it could not be read.
 pub type Job = (String, Result<SendJob, String>);
 
@@ -194,6 +213,7 @@ impl SendService {
     /// A malformed record is reported alone; the rest of the batch proceeds.
     pub async fn send_batch(&self, jobs: Vec<Job>) -> Vec<String> {
         let (mut work, mut failed) = self.prepare(jobs).await;
+        note_slot_lag(&work, self.clock.now());
         // Every record waits for its slot, then for one of the in-flight places (given
         // in the order asked, so in slot order).
         work.sort_by_key(|w| w.3);

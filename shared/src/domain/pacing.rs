@@ -310,9 +310,35 @@ fn inside(start: NaiveTime, end: NaiveTime, local: NaiveTime) -> bool {
     }
 }
 
+/// How far behind its planned slots a send batch may run before it says the sender's
+/// capacity is short of the planned pace (README "Capacity model").
+pub fn slot_lag_is_late(lag: Duration) -> bool {
+    lag > Duration::seconds(2)
+}
+
+/// How late the record furthest behind its slot is at `now` (negative: every one is
+/// early); `None` when no record names its slot.
+pub fn worst_slot_lag(dues: impl IntoIterator<Item = Time>, now: Time) -> Option<Duration> {
+    dues.into_iter().map(|due| now - due).max()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_is_late_when_its_furthest_record_is_more_than_two_seconds_behind() {
+        let now = chrono::Utc::now();
+        let dues = [
+            now - Duration::milliseconds(500),
+            now - Duration::seconds(3),
+        ];
+        let lag = worst_slot_lag(dues, now).unwrap();
+        assert_eq!(lag, Duration::seconds(3));
+        assert!(slot_lag_is_late(lag));
+        assert!(!slot_lag_is_late(Duration::seconds(2)));
+        assert_eq!(worst_slot_lag([], now), None);
+    }
     use chrono::Utc;
 
     fn t(h: u32, m: u32, s: u32) -> Time {

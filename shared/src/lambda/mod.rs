@@ -51,28 +51,8 @@ pub async fn launcher(d: &Dispatcher, event: Value) -> Result<Value, HandlerErro
     }
 }
 
-/// A send batch later than this against its slots is logged as a warning: the sender's
-/// capacity (README "Capacity model") is short of the planned pace.
-const SLOT_LAG_WARNING_SECS: i64 = 2;
-
 /// Sender: an SQS batch; the records to deliver again go back as `batchItemFailures`.
 pub async fn sender(s: &SendService, event: SqsEvent) -> SqsBatchResponse {
-    // Slot lag: a sender that cannot keep up with the planned pace shows here first.
-    if let Some(lag) = sqs_event::worst_slot_lag(&event, s.clock.now()) {
-        if lag > chrono::Duration::seconds(SLOT_LAG_WARNING_SECS) {
-            tracing::warn!(
-                records = event.records.len(),
-                slot_lag_ms = lag.num_milliseconds(),
-                "send batch late against its planned slots"
-            );
-        } else {
-            tracing::debug!(
-                records = event.records.len(),
-                slot_lag_ms = lag.num_milliseconds(),
-                "send batch"
-            );
-        }
-    }
     let failed = s.send_batch(sqs_event::jobs(&event)).await;
     sqs_event::batch_response(failed)
 }

@@ -2,7 +2,6 @@
 
 use crate::app::send::Job;
 use crate::domain::inbound::SendJob;
-use crate::domain::Time;
 use crate::ports::Received;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 
@@ -25,21 +24,6 @@ pub fn jobs(event: &SqsEvent) -> Vec<Job> {
             (id, job)
         })
         .collect()
-}
-
-/// How late the latest record of the batch is against the slot the launcher planned it
-/// for, at `now` (negative: every record is early); `None` when no record names its slot.
-pub fn worst_slot_lag(event: &SqsEvent, now: Time) -> Option<chrono::Duration> {
-    event
-        .records
-        .iter()
-        .filter_map(|m| {
-            serde_json::from_str::<SendJob>(m.body.as_deref()?)
-                .ok()?
-                .due
-        })
-        .map(|due| now - due)
-        .max()
 }
 
 /// Tells the event source mapping which records to deliver again.
