@@ -4,7 +4,7 @@
 //! throughput fairly, slowed after throttling errors; the account's messaging tier caps
 //! the contacts per rolling 24 hours; calling hours hold entries back.
 
-use super::{update_campaign, AppError, AppResult};
+use super::{update_campaign, AppResult};
 use crate::domain::account::Account;
 use crate::domain::campaign::{Campaign, CampaignStatus};
 use crate::domain::hopper::{EntryState, HopperEntry};
@@ -48,6 +48,9 @@ pub struct Dispatcher {
 
 /// The running campaigns by (tenant, account).
 type ByAccount = BTreeMap<(String, Option<String>), Vec<Campaign>>;
+
+/// The running campaigns' accounts by (tenant, account), or why one could not be read.
+type Accounts = BTreeMap<(String, Option<String>), Result<Option<Account>, String>>;
 
 /// One account's running campaigns, by (tenant, account).
 type AccountCampaigns = ((String, Option<String>), Vec<Campaign>);
@@ -230,6 +233,35 @@ fn send_message(e: &HopperEntry, slots: &Slots, slot: usize, now: Time) -> OutMe
     }
 }
 
+/// The accounts in lanes a tick dispatches side by side: one per business portfolio
+/// (its accounts one after another: the portfolio's messaging limit is drawn account by
+/// account), one for each account outside a portfolio; none for an account that could
+/// not be read.
+fn lanes(by_account: ByAccount, accounts: &Accounts) -> Vec<Vec<AccountCampaigns>> {
+    let mut lanes: BTreeMap<(String, String), Vec<AccountCampaigns>> = BTreeMap::new();
+    for (key, campaigns) in by_account {
+        let portfolio = match accounts.get(&key) {
+            Some(Ok(Some(a))) => a.portfolio_id.clone(),
+            // Its portfolio is unknown: dispatched beside a sibling it could overspend the
+            // portfolio's messaging limit, so it waits for the next tick.
+            Some(Err(e)) => {
+                tracing::warn!(account_id = ?key.1, error = %e, "account not read; dispatched at the next tick");
+                continue;
+            }
+            _ => None,
+        };
+        let lane = match portfolio {
+            Some(p) => format!("portfolio {p}"),
+            None => format!("account {:?}", key.1),
+        };
+        lanes
+            .entry((key.0.clone(), lane))
+            .or_default()
+            .push((key, campaigns));
+    }
+    lanes.into_values().collect()
+}
+
 fn group_by_account(running: Vec<Campaign>) -> ByAccount {
     let mut by_account = ByAccount::new();
     for c in running {
@@ -281,7 +313,8 @@ impl Dispatcher {
             return Ok(0);
         }
         let by_account = group_by_account(running);
-        let caps = self.account_caps(&by_account).await?;
+        let accounts = self.accounts(&by_account).await;
+        let caps = self.account_caps(&by_account, &accounts).await?;
         // When the numbers ask for more than the sender carries, the others' shares of
         // the time already planned cannot shrink now: the tick shares out what follows.
         let asked: f64 = caps.values().map(|(_, asked)| asked).sum();
@@ -353,9 +386,10 @@ impl Dispatcher {
             }
         }
         let by_account = group_by_account(self.running().await?);
-        let caps = self.account_caps(&by_account).await?;
+        let accounts = self.accounts(&by_account).await;
+        let caps = self.account_caps(&by_account, &accounts).await?;
         let caps = &caps;
-        let lanes: Vec<(usize, Dispatched)> = stream::iter(self.lanes(by_account).await)
+        let lanes: Vec<(usize, Dispatched)> = stream::iter(lanes(by_account, &accounts))
             .map(|lane| async move {
                 let (mut campaigns, mut done) = (0, Dispatched::default());
                 for (key, cs) in lane {
@@ -382,31 +416,22 @@ impl Dispatcher {
         Ok(report)
     }
 
-    /// The accounts in lanes a tick dispatches side by side: one per business portfolio
-    /// (its accounts one after another: the portfolio's messaging limit is drawn account
-    /// by account), one for each account outside a portfolio or whose portfolio could
-    /// not be read.
-    async fn lanes(&self, by_account: ByAccount) -> Vec<Vec<AccountCampaigns>> {
-        let mut lanes: BTreeMap<(String, String), Vec<AccountCampaigns>> = BTreeMap::new();
-        for (key, campaigns) in by_account {
-            let portfolio = match &key.1 {
-                Some(a) => repo::get_account(&*self.table, &key.0, a)
-                    .await
-                    .ok()
-                    .flatten()
-                    .and_then(|a| a.portfolio_id),
-                None => None,
-            };
-            let lane = match portfolio {
-                Some(p) => format!("portfolio {p}"),
-                None => format!("account {:?}", key.1),
-            };
-            lanes
-                .entry((key.0.clone(), lane))
-                .or_default()
-                .push((key, campaigns));
-        }
-        lanes.into_values().collect()
+    /// The running campaigns' accounts, read once per tick or launch (at most
+    /// [`READ_CONCURRENCY`] at once); a read that failed keeps its error.
+    async fn accounts(&self, by_account: &ByAccount) -> Accounts {
+        // Owned keys: a stream of borrowed ones is not `Send` for every lifetime.
+        let keys: Vec<(String, String)> = by_account
+            .keys()
+            .filter_map(|(tenant, a)| Some((tenant.clone(), a.clone()?)))
+            .collect();
+        stream::iter(keys)
+            .map(|(tenant, account)| async move {
+                let read = repo::get_account(&*self.table, &tenant, &account).await;
+                ((tenant, Some(account)), read.map_err(|e| e.to_string()))
+            })
+            .buffer_unordered(READ_CONCURRENCY)
+            .collect()
+            .await
     }
 
     /// Each account's share of [`Dispatcher::send_capacity`] and what it asks for: max-min
@@ -416,27 +441,28 @@ impl Dispatcher {
     async fn account_caps(
         &self,
         by_account: &ByAccount,
+        accounts: &Accounts,
     ) -> AppResult<BTreeMap<(String, Option<String>), (f64, f64)>> {
         let Some(capacity) = self.send_capacity else {
             return Ok(BTreeMap::new());
         };
         let mut demands = Vec::with_capacity(by_account.len());
-        for ((tenant, account), campaigns) in by_account {
+        for (key, campaigns) in by_account {
+            let (tenant, account) = key;
             let rates: f64 = campaigns
                 .iter()
                 .map(|c| c.pacing.messages_per_second())
                 .sum();
-            let limit = match account {
-                Some(a) => repo::get_account(&*self.table, tenant, a)
-                    .await
-                    .map(|a| a.map_or(0.0, |a| f64::from(a.rate_limit)))
-                    .map_err(AppError::from),
+            let limit = match accounts.get(key) {
+                Some(Ok(a)) => Ok(a.as_ref().map_or(0.0, |a| f64::from(a.rate_limit))),
+                Some(Err(e)) => Err(e.clone()),
                 None => Ok(0.0),
             };
             let asked = self
                 .demands(tenant, campaigns)
                 .await
-                .map(|d| d.iter().sum());
+                .map(|d| d.iter().sum())
+                .map_err(|e| e.to_string());
             let demand = match (limit, asked) {
                 (Ok(limit), Ok(asked)) => f64::min(limit, asked),
                 (Err(e), _) | (_, Err(e)) => {
