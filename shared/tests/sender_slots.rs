@@ -63,6 +63,14 @@ async fn dispatched(calls: Arc<Calls>, start_lead_ms: u32) -> (Spawned, Vec<Send
     (s, jobs, visible_at_once)
 }
 
+/// The jobs as one queue batch.
+fn batch(jobs: Vec<SendJob>) -> Vec<Job> {
+    jobs.into_iter()
+        .enumerate()
+        .map(|(i, j)| (format!("m{i}"), Ok(j)))
+        .collect()
+}
+
 fn waiting_sender(s: &Spawned, calls: Arc<dyn MessagingProvider>) -> SendService {
     SendService {
         provider: calls,
@@ -91,11 +99,7 @@ async fn a_record_received_before_its_slot_is_sent_at_its_slot() {
         .iter()
         .map(|j| (j.entry.phone.as_str().to_owned(), j.due.unwrap()))
         .collect();
-    let batch: Vec<Job> = jobs
-        .into_iter()
-        .enumerate()
-        .map(|(i, j)| (format!("m{i}"), Ok(j)))
-        .collect();
+    let batch = batch(jobs);
     let started = Instant::now();
     let failed = waiting_sender(&s, calls.clone()).send_batch(batch).await;
     assert!(failed.is_empty(), "{failed:?}");
@@ -124,7 +128,7 @@ async fn a_sender_that_does_not_wait_sends_at_once() {
     for j in &mut jobs {
         j.due = Some(s.clock.now() + chrono::Duration::milliseconds(900));
     }
-    let batch: Vec<Job> = jobs.into_iter().map(|j| ("m".into(), Ok(j))).collect();
+    let batch = batch(jobs);
     let started = Instant::now();
     let sender = SendService {
         wait_for_slot: false,
@@ -182,11 +186,7 @@ async fn records_held_for_the_same_slot_take_no_more_than_the_in_flight_places()
         concurrency: 2,
         ..waiting_sender(&s, busy.clone())
     };
-    let batch: Vec<Job> = jobs
-        .into_iter()
-        .enumerate()
-        .map(|(i, j)| (format!("m{i}"), Ok(j)))
-        .collect();
+    let batch = batch(jobs);
     let started = Instant::now();
     assert!(sender.send_batch(batch).await.is_empty());
     assert_eq!(busy.now.lock().unwrap().1, 2, "at most two calls at once");
