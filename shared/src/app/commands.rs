@@ -122,11 +122,12 @@ const WRITE_CONCURRENCY: usize = 16;
 pub struct OperationView {
     pub id: String,
     pub campaign_id: String,
-    /// `reset`, `retry`, `expire` (the end date passed) or `attach` (a list or segment
-    /// too large for one request).
+    /// `reset`, `retry`, `expire` (the end date passed) or `attach` (a list or segment;
+    /// what its request did not finish the sweeper carries on).
     pub kind: OperationKind,
     /// RUNNING until every entry was handled, then DONE; ABORTED when the campaign was
-    /// cancelled or ended, or another command replaced it.
+    /// cancelled or ended, another command replaced it, or an attach gave up after its
+    /// failed attempts.
     pub status: OperationStatus,
     /// The campaign's status now.
     pub campaign_status: CampaignStatus,

@@ -129,9 +129,10 @@ async fn retry(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
     get, path = "/campaigns/{id}/operation", tag = "campaigns",
     description = "The campaign's latest background operation: a reset, a retry, the expiry \
         of its unsent entries once its end date passed (`expire`: FRESH entries become SKIPPED \
-        with reason `campaign ended`), or an attach of a list or segment too large for one \
-        request (`attach`: `changed` counts the entries added, `sources_left` the lists and \
-        segments still to walk), with its progress.",
+        with reason `campaign ended`), or an attach of a list or segment (`attach`: every \
+        attach is stored as one, and the sweeper carries on what its request did not finish; \
+        `changed` counts the entries added, `sources_left` the lists and segments still to \
+        walk), with its progress.",
     params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "The latest operation", body = OperationView,
