@@ -1,6 +1,7 @@
-//! Provider webhooks behind API Gateway: Meta's verification handshake and signed events,
-//! Kaleyra's callbacks. Verified bodies go to the inbound queue (the `inbound` function
-//! applies them), so the answer goes out after one SQS write.
+//! Provider webhooks behind the function's own Lambda function URL (no API Gateway):
+//! Meta's verification handshake and signed events, Kaleyra's callbacks. Verified bodies
+//! go to the inbound queue (the `inbound` function applies them), so the answer goes out
+//! after one SQS write.
 
 use shared::adapters::aws::{self, sqs::SqsQueue};
 use shared::adapters::secrets::{resolve_patiently, SecretResolver};

@@ -13,7 +13,7 @@
 //!   batch size and window of `infra/template.yaml`;
 //! - it sends through the Meta adapter to the WhatsApp simulator (loopback HTTP), which
 //!   posts signed `sent`, `delivered` and `read` webhooks (no replies) to the webhook
-//!   router served on loopback — one invocation per POST, as API Gateway invokes Lambda —
+//!   router served on loopback — one invocation per POST, as the function URL invokes Lambda —
 //!   which verifies and queues them on the SQS inbound queue;
 //! - the inbound worker is fed by a second mapping, and the sweeper runs with the tick;
 //!
@@ -964,7 +964,7 @@ fn report(
     ));
     rows.push(Row::target(
         S,
-        "  of which webhook receiver (API Gateway -> Lambda, one per status POST)",
+        "  of which webhook receiver (function URL -> Lambda, one per status POST)",
         format!(
             "{} ({} webhooks per message: sent, delivered, read)",
             per_k(webhook.count as f64, n),
@@ -1192,18 +1192,38 @@ fn cost_rows(
     let wru = (units.wru + units.index_wru + closing_units.wru + closing_units.index_wru) * scale;
     let rru = (units.rru + closing_units.rru) * scale;
     let dynamo = wru * DYNAMO_WRU.usd + rru * DYNAMO_RRU.usd;
-    let http = (inv("webhook").count + inv("api").count) as f64 * scale * HTTP_API_REQUEST.usd;
+    // The webhook has its own function URL: API Gateway carries the operator's calls only.
+    let http = inv("api").count as f64 * scale * HTTP_API_REQUEST.usd;
     let sqs = sqs_requests as f64 * scale * SQS_REQUEST.usd;
     let eventbridge = events as f64 * scale * EVENTBRIDGE_EVENT.usd;
     let scheduler = 2.0 * minutes * SCHEDULER_INVOCATION.usd;
     let total_arm = dynamo + lambda_requests + lambda_arm + http + sqs + eventbridge + scheduler;
     let total_x86 = total_arm - lambda_arm + lambda_x86;
+    // The other way statuses arrive: AWS End User Messaging Social publishes each of Meta's
+    // webhook events to the deployment's SNS topic, subscribed by the inbound queue (SNS
+    // to SQS is not charged; each delivery is one SQS request, as the webhook's send is).
+    // No webhook function runs: its requests and duration go, an SNS publish comes.
+    let hooks = inv("webhook").count as f64 * scale;
+    let webhook_gb_s = modelled_ms(m, "webhook") * scale / 1000.0 * LAMBDA_MEMORY_GB;
+    let sns = hooks * SNS_PUBLISH.usd;
+    let social_arm =
+        total_arm - hooks * LAMBDA_REQUEST.usd - webhook_gb_s * LAMBDA_GB_S_ARM.usd + sns;
 
     let mut rows = vec![
         Row::info(
             S,
-            "cost per million messages, send to read and close (arm64)",
+            "cost per million messages, send to read and close (arm64), Meta's webhook on the function URL",
             format!("{} (x86_64: {})", dollars(total_arm), dollars(total_x86)),
+        ),
+        Row::info(
+            S,
+            "cost per million messages, the same through AWS End User Messaging Social (SNS -> inbound queue, no webhook function)",
+            format!(
+                "{} ({} SNS publishes: {:.2} M events; no webhook invocations)",
+                dollars(social_arm),
+                dollars(sns),
+                hooks / million
+            ),
         ),
         Row::info(
             S,
@@ -1248,7 +1268,7 @@ fn cost_rows(
         ),
         Row::info(
             S,
-            "  API Gateway HTTP API (webhook POSTs, the launch call)",
+            "  API Gateway HTTP API (the operator's calls; webhooks come to the function URL)",
             dollars(http),
         ),
         Row::info(

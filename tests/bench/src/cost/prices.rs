@@ -80,6 +80,15 @@ pub const EVENTBRIDGE_EVENT: Price = Price {
     source: "https://aws.amazon.com/eventbridge/pricing/ ($1.00 per million custom events; as quoted by cloudburn.io/blog/amazon-eventbridge-pricing, 2026-03-13)",
 };
 
+/// SNS standard topic publishes (AWS End User Messaging Social's events reach the
+/// deployment through its SNS topic); deliveries to SQS are not charged.
+pub const SNS_PUBLISH: Price = Price {
+    what: "SNS publish",
+    usd: 0.50 / 1e6,
+    unit: "publish (up to 64 KB; first million a month free)",
+    source: "https://aws.amazon.com/sns/pricing/ ($0.50 per million requests, standard topics; no charge for deliveries to SQS)",
+};
+
 /// EventBridge Scheduler invocations (the launcher's tick and the sweeper's schedule).
 pub const SCHEDULER_INVOCATION: Price = Price {
     what: "EventBridge Scheduler invocation",
@@ -89,7 +98,7 @@ pub const SCHEDULER_INVOCATION: Price = Price {
 };
 
 /// Every price used, for the report.
-pub const ALL: [Price; 9] = [
+pub const ALL: [Price; 10] = [
     DYNAMO_WRU,
     DYNAMO_RRU,
     LAMBDA_REQUEST,
@@ -99,6 +108,7 @@ pub const ALL: [Price; 9] = [
     SQS_REQUEST,
     EVENTBRIDGE_EVENT,
     SCHEDULER_INVOCATION,
+    SNS_PUBLISH,
 ];
 
 /// The functions' memory (infra/template.yaml, Globals: MemorySize 128).
