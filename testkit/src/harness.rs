@@ -502,6 +502,11 @@ impl Spawn {
                 clock: sys.ports.clock.clone(),
                 attach_inline: budget,
             });
+            // Recounts and estimates walk within the same budget.
+            sys.operator.reports = Arc::new(shared::app::reports::Reports {
+                ports: sys.operator.ports.clone(),
+                inline: budget,
+            });
         }
 
         let sink = match self.sink {

@@ -30,22 +30,23 @@
 
 use super::audience::{self, attach_page};
 use super::campaigns::{AttachResult, PAGE};
+use super::operations::{abort, new_operation, replaces};
+pub use super::operations::{OperationProgress, OperationView};
+use super::report_walks::Walk;
 use super::{busy, retry_on_conflict, update_campaign, AppResult, WorkBudget};
 use crate::domain::campaign::{Campaign, CampaignStatus};
 use crate::domain::contact::{AttachSource, PendingAttach, Segment};
 use crate::domain::hopper::{EntryState, HopperEntry};
 use crate::domain::ids::{CampaignId, TenantId};
 use crate::domain::stats::{self, Delta};
-use crate::domain::{new_id, DomainError, Time};
+use crate::domain::{DomainError, Time};
 use crate::ports::{Clock, EventBus, PortError, Table};
 use crate::repo;
 use crate::repo::commands::{Operation, OperationKind, OperationStatus};
-use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use utoipa::ToSchema;
 
 /// The sweeper's part: carries out running operations and starts the expiry of ended
 /// campaigns.
@@ -117,110 +118,6 @@ pub struct CommandsReport {
 /// Entries writes in flight while a page is applied.
 const WRITE_CONCURRENCY: usize = 16;
 
-/// An operation as the API shows it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct OperationView {
-    pub id: String,
-    pub campaign_id: String,
-    /// `reset`, `retry`, `expire` (the end date passed) or `attach` (a list or segment;
-    /// what its request did not finish the sweeper carries on).
-    pub kind: OperationKind,
-    /// RUNNING until every entry was handled, then DONE; ABORTED when the campaign was
-    /// cancelled or ended, another command replaced it, or an attach gave up after its
-    /// failed attempts.
-    pub status: OperationStatus,
-    /// The campaign's status now.
-    pub campaign_status: CampaignStatus,
-    /// Requests this walk serves (a retry asked again while one runs restarts it).
-    pub requests: u32,
-    pub requested_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub progress: OperationProgress,
-    /// Why it was aborted, or what it replaced.
-    pub message: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct OperationProgress {
-    /// Hopper shards walked completely, of `shards`.
-    pub shards_done: u16,
-    pub shards: u16,
-    /// Entries read so far (an attach: contacts handled).
-    pub examined: u64,
-    /// Entries put back to FRESH (reset, retry), expired (expire) or added (attach) so far.
-    pub changed: u64,
-    /// SENDING entries a reset left alone: their send was in flight.
-    pub in_flight: u64,
-    /// Contacts an attach found already in the hopper (their one entry was kept).
-    pub already_present: u64,
-    /// Attach: lists or segments still to walk, the one being walked included.
-    pub sources_left: u32,
-    /// Shards walked, in percent with one decimal (an attach: 100 once done).
-    pub percent: f64,
-}
-
-impl OperationView {
-    pub fn new(op: &Operation, campaign_status: CampaignStatus) -> Self {
-        let shards_done = op.shard.min(op.shards);
-        let percent = if op.status == OperationStatus::Done || op.shards == 0 {
-            100.0
-        } else {
-            (f64::from(shards_done) * 1000.0 / f64::from(op.shards)).round() / 10.0
-        };
-        OperationView {
-            id: op.id.clone(),
-            campaign_id: op.campaign_id.clone(),
-            kind: op.kind,
-            status: op.status,
-            campaign_status,
-            requests: op.requests,
-            requested_at: op.requested_at,
-            updated_at: op.updated_at,
-            finished_at: op.finished_at,
-            progress: OperationProgress {
-                shards_done,
-                shards: op.shards,
-                examined: op.examined,
-                changed: op.changed,
-                in_flight: op.in_flight,
-                already_present: op.already_present,
-                sources_left: op.attaches.len() as u32,
-                percent,
-            },
-            message: op.message.clone(),
-        }
-    }
-}
-
-/// A new running operation on `c`, replacing the stored one at `version`.
-fn new_operation(kind: OperationKind, c: &Campaign, now: Time, version: u64) -> Operation {
-    Operation {
-        id: new_id("op"),
-        tenant: c.tenant.clone(),
-        campaign_id: c.id.clone(),
-        kind,
-        status: OperationStatus::Running,
-        requests: 1,
-        requested_at: now,
-        updated_at: now,
-        finished_at: None,
-        shards: c.hopper_shards.max(1),
-        shard: 0,
-        after: None,
-        examined: 0,
-        changed: 0,
-        in_flight: 0,
-        message: None,
-        below_seq: None,
-        attaches: Vec::new(),
-        leased_until: None,
-        failures: 0,
-        already_present: 0,
-        version,
-    }
-}
-
 /// The same operation asked for again: its walk starts over from the first shard.
 fn restart(mut op: Operation, now: Time) -> Operation {
     op.requests += 1;
@@ -230,15 +127,6 @@ fn restart(mut op: Operation, now: Time) -> Operation {
     op
 }
 
-fn replaces(old: &Operation) -> String {
-    format!(
-        "replaces the {} {} requested at {}",
-        old.kind.as_str(),
-        old.id,
-        old.requested_at.to_rfc3339()
-    )
-}
-
 /// Applies the operation's change to one entry; `seq` is its new place in the dispatch
 /// order when it goes back to FRESH.
 fn apply(kind: OperationKind, e: &mut HopperEntry, seq: u64) -> bool {
@@ -246,13 +134,14 @@ fn apply(kind: OperationKind, e: &mut HopperEntry, seq: u64) -> bool {
         OperationKind::Reset => e.reset(seq),
         OperationKind::Retry => e.retry(seq),
         OperationKind::Expire => e.expire_unsent(),
-        // An attach adds entries, it never walks the hopper.
-        OperationKind::Attach => false,
+        // An attach adds entries; a report only reads them.
+        OperationKind::Attach | OperationKind::Recount | OperationKind::Estimate => false,
     }
 }
 
-/// Whether the campaign has an operation still running (the sweeper does not complete
-/// such a campaign: a retry may be about to give it entries to send).
+/// Whether the campaign has an operation still running that changes its hopper (the
+/// sweeper does not complete such a campaign: a retry may be about to give it entries to
+/// send). A report's walk (recount, estimate) only reads: it does not count.
 pub async fn has_running_operation(
     table: &dyn Table,
     tenant: &str,
@@ -260,19 +149,7 @@ pub async fn has_running_operation(
 ) -> AppResult<bool> {
     Ok(repo::commands::get_operation(table, tenant, campaign)
         .await?
-        .is_some_and(|o| o.is_running()))
-}
-
-/// Marks a running operation aborted with `why`, unless it changed meanwhile.
-async fn abort(table: &dyn Table, op: &mut Operation, why: &str, now: Time) -> AppResult<()> {
-    op.status = OperationStatus::Aborted;
-    op.message = Some(why.to_owned());
-    op.finished_at = Some(now);
-    op.updated_at = now;
-    match repo::commands::save_operation(table, op).await {
-        Ok(()) | Err(PortError::ConditionFailed) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+        .is_some_and(|o| o.is_running() && !o.kind.is_report()))
 }
 
 // ---- requests (the API) -----------------------------------------------------------------
@@ -460,10 +337,14 @@ impl Commands {
                     o.updated_at = now;
                     (o, true)
                 }
-                Some(o) if o.is_running() => return Err(attach_refused(&o, id)),
+                Some(o) if o.is_running() && !o.kind.is_report() => {
+                    return Err(attach_refused(&o, id))
+                }
                 other => {
-                    let version = other.map_or(0, |o| o.version);
+                    let version = other.as_ref().map_or(0, |o| o.version);
                     let mut op = new_operation(OperationKind::Attach, c, now, version);
+                    // A report's walk is replaced: ask for it again once attached.
+                    op.message = other.filter(|o| o.is_running()).map(|o| replaces(&o));
                     op.leased_until = lease;
                     (op, false)
                 }
@@ -685,8 +566,10 @@ impl Commands {
             return abort(t, &mut op, why, now).await;
         }
         let c = c.expect("why_stop stops an operation without its campaign");
-        if op.kind == OperationKind::Attach {
-            return self.run_attach(op, &c, b, report).await;
+        match op.kind {
+            OperationKind::Attach => return self.run_attach(op, &c, b, report).await,
+            k if k.is_report() => return self.run_report(op, &c, b, report).await,
+            _ => {}
         }
         let sender = self.reset_sender(&op, &c).await?;
         while op.shard < op.shards {
@@ -713,6 +596,23 @@ impl Commands {
         tracing::info!(campaign_id = %id, kind = op.kind.as_str(), examined = op.examined, changed = op.changed, "campaign operation done");
         if op.kind == OperationKind::Expire && c.status == CampaignStatus::Paused {
             self.complete_paused(tenant, id, now, report).await?;
+        }
+        Ok(())
+    }
+
+    /// Carries a recount's or an estimate's walk on ([`super::report_walks`]).
+    async fn run_report(
+        &self,
+        op: Operation,
+        c: &Campaign,
+        b: &mut WorkBudget,
+        report: &mut CommandsReport,
+    ) -> AppResult<()> {
+        let now = self.clock.now();
+        match super::report_walks::run(&*self.table, op, c, b, now).await? {
+            Walk::Pending => report.operations_pending += 1,
+            Walk::Done => report.operations_done += 1,
+            Walk::Aborted => {}
         }
         Ok(())
     }
@@ -1037,6 +937,8 @@ fn next_operation(
 fn why_stop(c: Option<&Campaign>, op: &Operation, now: Time) -> Option<&'static str> {
     match c {
         None => Some("the campaign no longer exists"),
+        // A report reads what is there, whatever became of the campaign.
+        Some(_) if op.kind.is_report() => None,
         Some(c) if c.status == CampaignStatus::Cancelled => Some("the campaign was cancelled"),
         Some(c) if op.kind != OperationKind::Expire && c.has_ended(now) => {
             Some("the campaign's end date passed")

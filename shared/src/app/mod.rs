@@ -29,6 +29,8 @@ pub mod dispatch;
 pub mod hopper_views;
 pub mod import;
 pub mod inbox;
+pub mod operations;
+pub mod report_walks;
 pub mod reports;
 pub mod send;
 pub mod sweep;
@@ -98,7 +100,10 @@ impl Operator {
                 clock: ports.clock.clone(),
                 attach_inline: commands::ATTACH_INLINE,
             }),
-            reports: Arc::new(reports::Reports(ports.clone())),
+            reports: Arc::new(reports::Reports {
+                ports: ports.clone(),
+                inline: commands::ATTACH_INLINE,
+            }),
             views: Arc::new(hopper_views::Views(ports.clone())),
             ports,
         }

@@ -4,8 +4,10 @@
 //!
 //! Everything here reads the hopper a page at a time (at most [`PAGE`] entries per shard
 //! in memory), so memory stays bounded whatever the campaign's size. The recount and the
-//! cost estimate walk the hopper shards concurrently ([`SHARD_CONCURRENCY`] at once);
-//! the export walks them in order.
+//! cost estimate walk the hopper shards concurrently ([`SHARD_CONCURRENCY`] at once)
+//! within their request's budget; a campaign too large for it is walked in the
+//! background ([`super::report_walks`], which also holds those two use cases). The export
+//! walks the shards in order.
 
 use super::{AppError, AppResult};
 use crate::domain::campaign::{Campaign, CampaignStatus, Channel, TemplateRef};
@@ -18,6 +20,7 @@ use crate::domain::stats::{self, Counters, Delta};
 use crate::domain::{DomainError, Time};
 use crate::ports::Table;
 use crate::repo;
+use crate::repo::commands::OperationKind;
 use crate::repo::hopper_views::{walk_entries, HopperPosition, ReadBudget};
 use crate::repo::reports::{put_step, steps_of, FunnelStep};
 use bytes::Bytes;
@@ -27,11 +30,23 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use utoipa::ToSchema;
 
-operator_service! {
-    /// Statistics recounts, funnel steps, exports and cost estimates (R6.3, R6.4).
-    Reports
+/// Statistics recounts, funnel steps, exports and cost estimates (R6.3, R6.4).
+pub struct Reports {
+    pub ports: super::OperatorPorts,
+    /// How long a recount or a cost estimate walks the hopper within its request; a
+    /// campaign too large for that is walked in the background by the sweeper
+    /// ([`super::report_walks`]; [`super::commands::ATTACH_INLINE`] by default).
+    pub inline: Duration,
+}
+
+impl std::ops::Deref for Reports {
+    type Target = super::OperatorPorts;
+    fn deref(&self) -> &super::OperatorPorts {
+        &self.ports
+    }
 }
 
 /// Entries one read of the hopper returns.
@@ -74,19 +89,30 @@ fn budget() -> ReadBudget {
 // ---- walking the hopper ------------------------------------------------------------------
 
 /// Folds every entry of the campaign into one accumulator per hopper shard, shards read
-/// concurrently, each a page at a time; the accumulators in no particular order.
-async fn fold_hopper<A, I, F>(table: &dyn Table, c: &Campaign, init: I, f: F) -> AppResult<Vec<A>>
+/// concurrently, each a page at a time; the accumulators in no particular order. `None`
+/// when `deadline` passed first (the walk then goes on in the background).
+pub(super) async fn fold_hopper<A, I, F>(
+    table: &dyn Table,
+    c: &Campaign,
+    deadline: Option<Instant>,
+    init: I,
+    f: F,
+) -> AppResult<Option<Vec<A>>>
 where
     A: Send,
     I: Fn() -> A + Sync,
     F: Fn(&mut A, &HopperEntry) + Sync,
 {
     let (init, f) = (&init, &f);
-    futures::stream::iter(0..c.hopper_shards.max(1))
+    let late = move || deadline.is_some_and(|d| Instant::now() >= d);
+    let parts: Vec<Option<A>> = futures::stream::iter(0..c.hopper_shards.max(1))
         .map(|shard| async move {
             let mut acc = init();
             let mut from = Some(HopperPosition { shard, after: None });
             while let Some(pos) = from {
+                if late() {
+                    return Ok(None);
+                }
                 // Walking "shards 0..=shard" from `shard` reads this shard alone.
                 let w = walk_entries(
                     table,
@@ -104,18 +130,46 @@ where
                 }
                 from = w.next;
             }
-            Ok::<A, AppError>(acc)
+            Ok::<Option<A>, AppError>(Some(acc))
         })
         .buffer_unordered(SHARD_CONCURRENCY)
         .try_collect()
-        .await
+        .await?;
+    Ok(parts.into_iter().collect())
+}
+
+/// Counts one entry into a recount's counters (the tally a background recount stores).
+pub(super) fn count_entry(counters: &mut Counters, e: &HopperEntry) {
+    for (k, v) in stats::delta(None, e) {
+        *counters.entry(k.to_owned()).or_default() += v;
+    }
+}
+
+/// Counts one entry into an estimate's [in the hopper, sent, delivered] per country.
+pub(super) fn price_entry(by_country: &mut BTreeMap<String, [i64; 3]>, e: &HopperEntry) {
+    let country = region_of(&e.phone).unwrap_or_else(|| UNKNOWN_COUNTRY.to_owned());
+    let n = by_country.entry(country).or_default();
+    n[0] += 1;
+    n[1] += i64::from(e.sent_at.is_some());
+    n[2] += i64::from(e.delivered_at.is_some());
 }
 
 /// The counters a recount of every entry gives, walking the hopper page by page.
 pub async fn recount_counters(table: &dyn Table, c: &Campaign) -> AppResult<(i64, Counters)> {
+    let counted = recount_within(table, c, None).await?;
+    Ok(counted.expect("a walk without a deadline finishes"))
+}
+
+/// [`recount_counters`], or `None` when `deadline` passes first.
+pub(super) async fn recount_within(
+    table: &dyn Table,
+    c: &Campaign,
+    deadline: Option<Instant>,
+) -> AppResult<Option<(i64, Counters)>> {
     let parts = fold_hopper(
         table,
         c,
+        deadline,
         || (0i64, Delta::new()),
         |(n, d): &mut (i64, Delta), e| {
             *n += 1;
@@ -123,16 +177,19 @@ pub async fn recount_counters(table: &dyn Table, c: &Campaign) -> AppResult<(i64
         },
     )
     .await?;
+    let Some(parts) = parts else {
+        return Ok(None);
+    };
     let mut entries = 0;
     let mut total = Delta::new();
     for (n, d) in parts {
         entries += n;
         stats::fold(&mut total, d);
     }
-    Ok((
+    Ok(Some((
         entries,
         total.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-    ))
+    )))
 }
 
 /// One walk over the campaign's hopper that began at `started` (see
@@ -142,10 +199,11 @@ pub async fn walk_hopper(
     c: &Campaign,
     started: Time,
 ) -> AppResult<stats::HopperWalk> {
-    let parts = fold_hopper(table, c, stats::HopperWalk::default, |w, e| {
+    let parts = fold_hopper(table, c, None, stats::HopperWalk::default, |w, e| {
         w.add(e, started)
     })
-    .await?;
+    .await?
+    .expect("a walk without a deadline finishes");
     let mut walk = stats::HopperWalk::default();
     for p in parts {
         walk.merge(p);
@@ -166,6 +224,67 @@ pub struct Recount {
     pub after: BTreeMap<String, i64>,
     /// What the repair added to each counter that was off; empty when nothing drifted.
     pub difference: BTreeMap<String, i64>,
+}
+
+/// Why a recount may not run now: the campaign is RUNNING (its counters move with every
+/// send) or a command is changing its entries (`running`: the kind of the campaign's
+/// running operation).
+pub(super) fn check_recount(c: &Campaign, running: Option<OperationKind>) -> AppResult<()> {
+    let id = &c.id;
+    if c.status == CampaignStatus::Running {
+        return Err(DomainError::Conflict(format!(
+            "campaign {id} is RUNNING: its counters move with every send; pause it, recount, then resume"
+        ))
+        .into());
+    }
+    match running {
+        Some(k) if !k.is_report() => Err(DomainError::Conflict(format!(
+            "campaign {id} has a {} walking its hopper; recount once it finishes",
+            k.as_str()
+        ))
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// Repairs the live counters to equal `recounted` (the count of `entries` entries), unless
+/// they moved since `before` (their non-zero values when the count began): 409 then.
+/// Counters that already equal the recount are left alone (a background walk whose
+/// finisher died after its repair: the repair is not added twice).
+pub(super) async fn repair_to(
+    t: &dyn Table,
+    c: &Campaign,
+    before: &Counters,
+    entries: i64,
+    recounted: &Counters,
+) -> AppResult<Recount> {
+    let (tenant, id) = (c.tenant.as_str(), c.id.as_str());
+    let live = repo::get_counters(t, tenant, id).await?;
+    let difference = stats::repair(before, recounted);
+    if stats::nonzero(&live) == stats::nonzero(recounted) {
+        return Ok(Recount {
+            entries,
+            before: before.clone(),
+            after: stats::nonzero(recounted),
+            difference,
+        });
+    }
+    if *before != stats::nonzero(&live) {
+        return Err(DomainError::Conflict(format!(
+            "the counters of campaign {id} moved while its entries were counted (statuses or replies arriving); try again"
+        ))
+        .into());
+    }
+    repo::add_named_counters(t, tenant, id, &difference).await?;
+    if !difference.is_empty() {
+        tracing::warn!(campaign_id = %id, ?difference, "counters repaired to a recount");
+    }
+    Ok(Recount {
+        entries,
+        before: stats::nonzero(&live),
+        after: stats::nonzero(recounted),
+        difference,
+    })
 }
 
 // ---- R6.3 funnel steps -------------------------------------------------------------------
@@ -224,7 +343,7 @@ fn to_millis(t: Time) -> Time {
 // ---- R6.4 cost ---------------------------------------------------------------------------
 
 /// Where the prices come from.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PriceTableInfo {
     pub source: String,
     /// The date the prices are effective from.
@@ -234,7 +353,7 @@ pub struct PriceTableInfo {
 }
 
 /// The cost of the messages counted on one basis.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct BasisCost {
     pub description: String,
     pub messages: i64,
@@ -242,7 +361,7 @@ pub struct BasisCost {
 }
 
 /// One recipient country's messages and cost.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CountryCost {
     /// ISO 3166-1 region of the numbers (`unknown`: numbers no country claims).
     pub country: String,
@@ -259,9 +378,12 @@ pub struct CountryCost {
 }
 
 /// Estimated cost of a campaign (R6.4).
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CostEstimate {
     pub campaign_id: String,
+    /// When the entries were read: now, or when the background walk of a large campaign
+    /// finished (its estimate is kept for 10 minutes).
+    pub counted_at: DateTime<Utc>,
     pub template: TemplateRef,
     /// The template's category, which picks the price column.
     pub category: PriceCategory,
@@ -283,54 +405,6 @@ pub const UNKNOWN_COUNTRY: &str = "unknown";
 // ---- the use cases -----------------------------------------------------------------------
 
 impl Reports {
-    /// Recounts the campaign's entries (page by page) and repairs the live counters to
-    /// equal the recount: the repair for counters that drifted, e.g. a worker that died
-    /// between storing an entry and adding its counter change (R6.2).
-    ///
-    /// The repair adds the difference (recount minus live) to one counter shard, so
-    /// counter writes landing meanwhile are kept, not overwritten. It must not race with
-    /// entry changes whose counter write is still to come: refused (409) while the
-    /// campaign is RUNNING or a reset/retry walk runs, and when the counters moved while
-    /// the entries were being counted (statuses or replies arriving while PAUSED): try
-    /// again. A send already in flight when the campaign paused can still land between
-    /// the count and the repair; recounting again later corrects that too.
-    pub async fn recount_stats(&self, tenant: &TenantId, id: &CampaignId) -> AppResult<Recount> {
-        let c = self.load(tenant, id).await?;
-        if c.status == CampaignStatus::Running {
-            return Err(DomainError::Conflict(format!(
-                "campaign {id} is RUNNING: its counters move with every send; pause it, recount, then resume"
-            ))
-            .into());
-        }
-        let t = &*self.table;
-        if super::commands::has_running_operation(t, tenant, id).await? {
-            return Err(DomainError::Conflict(format!(
-                "campaign {id} has a reset or retry walking its hopper; recount once it finishes"
-            ))
-            .into());
-        }
-        let before = repo::get_counters(t, tenant, id).await?;
-        let (entries, recounted) = recount_counters(t, &c).await?;
-        let live = repo::get_counters(t, tenant, id).await?;
-        if stats::nonzero(&before) != stats::nonzero(&live) {
-            return Err(DomainError::Conflict(format!(
-                "the counters of campaign {id} moved while its entries were counted (statuses or replies arriving); try again"
-            ))
-            .into());
-        }
-        let difference = stats::repair(&live, &recounted);
-        repo::add_named_counters(t, tenant, id, &difference).await?;
-        if !difference.is_empty() {
-            tracing::warn!(campaign_id = %id, ?difference, "counters repaired to a recount");
-        }
-        Ok(Recount {
-            entries,
-            before: stats::nonzero(&live),
-            after: stats::nonzero(&recounted),
-            difference,
-        })
-    }
-
     /// Records a funnel step a bot flow reached with a contact of the campaign (R6.3).
     pub async fn record_step(
         &self,
@@ -415,68 +489,38 @@ impl Reports {
         }
         Ok((Bytes::from(out), pos.map(|p| p.encode())))
     }
+}
 
-    /// The cost estimate of the campaign (R6.4): every entry's number priced by its
-    /// country for the template's category, on three bases (the whole audience, sent so
-    /// far, delivered so far).
-    pub async fn cost_estimate(
-        &self,
-        tenant: &TenantId,
-        id: &CampaignId,
-    ) -> AppResult<CostEstimate> {
-        let c = self.load(tenant, id).await?;
-        if c.channel != Channel::Whatsapp {
-            return Err(DomainError::Conflict(format!(
-                "campaign {id} is on the {} channel; the price table covers WhatsApp",
-                c.channel.as_str()
-            ))
-            .into());
-        }
-        let (Some(tref), Some(account)) = (c.template.clone(), c.account_id.clone()) else {
-            return Err(DomainError::Conflict(format!(
-                "campaign {id} has no template and account yet; the cost comes from the template's category"
-            ))
-            .into());
-        };
-        let template = repo::templates::get_template(
-            &*self.table,
-            tenant,
-            &account,
-            &tref.name,
-            &tref.language,
-        )
-        .await?
-        .ok_or_else(|| {
-            DomainError::Conflict(format!(
-                "template {} ({}) of campaign {id} does not exist",
-                tref.name, tref.language
-            ))
-        })?;
-        let category = PriceCategory::from(template.category);
-        let parts = fold_hopper(
-            &*self.table,
-            &c,
-            BTreeMap::<String, [i64; 3]>::new,
-            |acc, e| {
-                let country = region_of(&e.phone).unwrap_or_else(|| UNKNOWN_COUNTRY.to_owned());
-                let n = acc.entry(country).or_default();
-                n[0] += 1;
-                n[1] += i64::from(e.sent_at.is_some());
-                n[2] += i64::from(e.delivered_at.is_some());
-            },
-        )
-        .await?;
-        let mut by_country: BTreeMap<String, [i64; 3]> = BTreeMap::new();
-        for part in parts {
-            for (k, v) in part {
-                let n = by_country.entry(k).or_default();
-                for i in 0..3 {
-                    n[i] += v[i];
-                }
-            }
-        }
-        Ok(estimate(&c, tref, category, by_country))
+/// What a WhatsApp campaign's messages are priced by: its template and the template's
+/// category; 409 for another channel or a campaign without a template yet.
+pub(super) async fn price_basis(
+    t: &dyn Table,
+    c: &Campaign,
+) -> AppResult<(TemplateRef, PriceCategory)> {
+    let id = &c.id;
+    if c.channel != Channel::Whatsapp {
+        return Err(DomainError::Conflict(format!(
+            "campaign {id} is on the {} channel; the price table covers WhatsApp",
+            c.channel.as_str()
+        ))
+        .into());
     }
+    let (Some(tref), Some(account)) = (c.template.clone(), c.account_id.clone()) else {
+        return Err(DomainError::Conflict(format!(
+            "campaign {id} has no template and account yet; the cost comes from the template's category"
+        ))
+        .into());
+    };
+    let template =
+        repo::templates::get_template(t, &c.tenant, &account, &tref.name, &tref.language)
+            .await?
+            .ok_or_else(|| {
+                DomainError::Conflict(format!(
+                    "template {} ({}) of campaign {id} does not exist",
+                    tref.name, tref.language
+                ))
+            })?;
+    Ok((tref, PriceCategory::from(template.category)))
 }
 
 /// The number's region, as [`PhoneNumber::region`] answers it, without parsing the number
@@ -507,12 +551,14 @@ pub fn region_of(phone: &PhoneNumber) -> Option<String> {
     phone.region()
 }
 
-/// Prices counts per country with the WhatsApp price table.
-fn estimate(
+/// Prices counts per country with the WhatsApp price table; `counted_at`: when the
+/// entries were read.
+pub(super) fn estimate(
     c: &Campaign,
     template: TemplateRef,
     category: PriceCategory,
     by_country: BTreeMap<String, [i64; 3]>,
+    counted_at: Time,
 ) -> CostEstimate {
     let table = pricing::whatsapp();
     let mut totals = [(0i64, 0i64); 3];
@@ -545,6 +591,7 @@ fn estimate(
         cost: micros_to_amount(totals[i].1),
     };
     CostEstimate {
+        counted_at,
         campaign_id: c.id.clone(),
         template,
         category,

@@ -81,7 +81,8 @@ pub fn forbidden() -> Value {
     json!({"error": "forbidden", "message": "campaigns are disabled for tenant acme; the platform's administrator can enable them (PUT /admin/tenants/acme)"})
 }
 
-/// A reset or retry (R4.9) and its progress.
+/// A background operation (a reset or retry, R4.9; an attach; a report's walk) and its
+/// progress.
 pub fn operation(kind: &str, status: &str, campaign_status: &str) -> Value {
     let done = status == "DONE";
     json!({
@@ -101,7 +102,8 @@ pub fn operation(kind: &str, status: &str, campaign_status: &str) -> Value {
             "sources_left": if kind == "attach" && !done { 1 } else { 0 },
             "percent": if done { 100.0 } else { 0.0 }
         },
-        "message": null
+        "message": null,
+        "result": null
     })
 }
 

@@ -7,6 +7,8 @@ use super::error::{ApiError, ErrorBody, JsonBody};
 use super::examples as ex;
 use super::respond::{created, ok, R};
 use super::{Path, Query, TenantId};
+use crate::app::commands::OperationView;
+use crate::app::report_walks::Walked;
 use crate::app::reports::Reports;
 use crate::app::reports::{
     export_stream, BasisCost, CostEstimate, CountryCost, PriceTableInfo, Recount, StepRecorded,
@@ -100,6 +102,7 @@ fn recount_example() -> Value {
 fn cost_example() -> Value {
     json!({
         "campaign_id": ex::CAMPAIGN_ID,
+        "counted_at": "2026-11-22T09:20:00Z",
         "template": {"name": "spring_offer", "language": "en"},
         "category": "MARKETING",
         "currency": "USD",
@@ -125,14 +128,20 @@ fn cost_example() -> Value {
     description = "Recounts the campaign's entries page by page and repairs the live counters to \
         equal the recount (R6.2), answering the counters before and after and the difference \
         added. The repair for counters that drifted (a worker dying between storing an entry and \
-        its counter change). Refused while the campaign is RUNNING or a reset/retry walk runs, \
-        and when counters moved while counting (statuses or replies arriving): pause, recount, \
-        resume. Reads the whole hopper inside the request: in AWS (29 s) a few hundred thousand \
-        entries.",
+        its counter change). Refused while the campaign is RUNNING or a reset, retry, expiry \
+        or attach walks the hopper, and when counters moved while counting (statuses or \
+        replies arriving): pause, recount, resume.\n\nThe request counts for up to 10 s; a \
+        campaign too large for that (a few hundred thousand entries) is counted by the sweeper \
+        in the background: 202 with the `recount` operation, whose progress and, once DONE, \
+        `result` (this answer) `GET /campaigns/{id}/operation` shows; asking again while it \
+        runs answers the same operation. A background recount whose counters moved meanwhile, \
+        or whose campaign was resumed, ends ABORTED saying so.",
     params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "Counters before, after, and what was added", body = Recount,
             example = json!(recount_example())),
+        (status = 202, description = "Continues in the background: the recount operation, RUNNING", body = OperationView,
+            example = json!(ex::operation("recount", "RUNNING", "PAUSED"))),
         (status = 403, description = "Campaigns are disabled for the tenant", body = ErrorBody,
             example = json!(ex::forbidden())),
         (status = 404, description = "No such campaign", body = ErrorBody, example = json!(ex::not_found())),
@@ -141,7 +150,16 @@ fn cost_example() -> Value {
     )
 )]
 async fn recount(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
-    ok(a.recount_stats(&t, &id).await?)
+    walked(a.recount_stats(&t, &id).await?)
+}
+
+/// A report's answer: 200 with it, or 202 with the operation that walks a campaign too
+/// large for the request in the background.
+fn walked<T: serde::Serialize>(w: Walked<T>) -> R {
+    match w {
+        Walked::Done(answer) => ok(answer),
+        Walked::Continues(op) => Ok((StatusCode::ACCEPTED, axum::Json(op)).into_response()),
+    }
 }
 
 #[utoipa::path(
@@ -252,20 +270,28 @@ async fn record_step(
         answer). Three bases: `target` (the whole audience), `sent` (sent so far) and \
         `delivered` (delivered so far: what Meta bills per message). Volume tiers, free \
         utility templates inside a customer-service window and local-currency billing are not \
-        modelled. Reads the whole hopper inside the request.",
+        modelled.\n\nThe request reads the hopper for up to 10 s; a campaign too large for \
+        that is priced by the sweeper in the background: 202 with the `estimate` operation \
+        (`GET /campaigns/{id}/operation` shows its progress). Asking again while it runs \
+        answers the same operation; once it is DONE, and for 10 minutes after, this route \
+        answers 200 with its estimate (`counted_at` says when the entries were read). A \
+        reset, retry, expiry or attach replaces a running estimate; one running refuses a new \
+        estimate of a large campaign with 409.",
     params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "The estimate by basis and by country", body = CostEstimate,
             example = json!(cost_example())),
+        (status = 202, description = "Continues in the background: the estimate operation, RUNNING", body = OperationView,
+            example = json!(ex::operation("estimate", "RUNNING", "RUNNING"))),
         (status = 403, description = "Campaigns are disabled for the tenant", body = ErrorBody,
             example = json!(ex::forbidden())),
         (status = 404, description = "No such campaign", body = ErrorBody, example = json!(ex::not_found())),
-        (status = 409, description = "No template yet, its template is gone, or not a WhatsApp campaign", body = ErrorBody,
+        (status = 409, description = "No template yet, its template is gone, not a WhatsApp campaign, or a large campaign whose hopper another operation is changing", body = ErrorBody,
             example = json!({"error": "conflict", "message": "campaign cmp_0193a6f0c2d87b21a1f3e2d4c5b6a7f8 has no template and account yet; the cost comes from the template's category"})),
     )
 )]
 async fn cost(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
-    ok(a.cost_estimate(&t, &id).await?)
+    walked(a.cost_estimate(&t, &id).await?)
 }
 
 /// The OpenAPI description of the report routes; `openapi::document` merges it.

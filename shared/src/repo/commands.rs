@@ -20,6 +20,7 @@ use crate::domain::Time;
 use crate::ports::{Index, PortResult, Query, SkCond, Table};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 /// The index partition of operations still to carry out.
@@ -40,6 +41,12 @@ pub enum OperationKind {
     /// Attach a list or a segment: its contacts go into the hopper as FRESH, a page at a
     /// time (more than one request's time allows).
     Attach,
+    /// Recount the statistics from the entries and repair the counters (R6.2): a
+    /// campaign too large to count within its request. Reads the hopper, changes no entry.
+    Recount,
+    /// The cost estimate (R6.4) of a campaign too large to price within its request.
+    /// Reads the hopper, changes no entry.
+    Estimate,
 }
 
 impl OperationKind {
@@ -49,8 +56,32 @@ impl OperationKind {
             OperationKind::Retry => "retry",
             OperationKind::Expire => "expire",
             OperationKind::Attach => "attach",
+            OperationKind::Recount => "recount",
+            OperationKind::Estimate => "estimate",
         }
     }
+
+    /// A report's walk: it reads the hopper and changes no entry, so it neither holds the
+    /// campaign's completion nor refuses another command (which replaces it).
+    pub fn is_report(self) -> bool {
+        matches!(self, OperationKind::Recount | OperationKind::Estimate)
+    }
+}
+
+/// What a report's walk has counted so far, stored with its position after every page,
+/// so a page is never counted twice nor skipped.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReportTally {
+    /// Recount: the counters of the entries walked so far.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counters: BTreeMap<String, i64>,
+    /// Recount: the live counters (non-zero ones) when the walk began; the repair is
+    /// refused when they moved meanwhile.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub before: BTreeMap<String, i64>,
+    /// Estimate: per recipient country, entries [in the hopper, sent, delivered].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_country: BTreeMap<String, [i64; 3]>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -114,6 +145,12 @@ pub struct Operation {
     /// Sweeps in a row whose attach page failed (reset by a page that succeeds).
     #[serde(default)]
     pub failures: u32,
+    /// A report's walk: what it counted so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tally: Option<ReportTally>,
+    /// A report's walk, once DONE: its answer (the recount or the estimate) as JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
     #[serde(default)]
     pub version: u64,
 }
