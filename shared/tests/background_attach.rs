@@ -469,3 +469,72 @@ async fn an_attach_whose_source_cannot_be_read_gives_up_and_frees_the_campaign()
     assert_eq!(status, StatusCode::ACCEPTED, "{again}");
     assert_ne!(again["id"], op["id"], "a new operation: {again}");
 }
+
+/// A table whose list member reads fail while `fail` is set.
+struct FlakyLists {
+    inner: Arc<dyn Table>,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Table for FlakyLists {
+    async fn get(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> shared::ports::PortResult<Option<shared::ports::Item>> {
+        self.inner.get(pk, sk).await
+    }
+    async fn put(
+        &self,
+        item: shared::ports::Item,
+        cond: shared::ports::Cond,
+    ) -> shared::ports::PortResult<()> {
+        self.inner.put(item, cond).await
+    }
+    async fn delete(&self, pk: &str, sk: &str) -> shared::ports::PortResult<()> {
+        self.inner.delete(pk, sk).await
+    }
+    async fn query(
+        &self,
+        q: &shared::ports::Query,
+    ) -> shared::ports::PortResult<shared::ports::Page> {
+        if q.pk.starts_with("LIST#") && self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(shared::ports::PortError::Backend("throttled".into()));
+        }
+        self.inner.query(q).await
+    }
+    async fn add(
+        &self,
+        pk: &str,
+        sk: &str,
+        deltas: &[(String, i64)],
+    ) -> shared::ports::PortResult<shared::ports::Item> {
+        self.inner.add(pk, sk, deltas).await
+    }
+}
+
+#[tokio::test]
+async fn an_attach_page_that_fails_keeps_its_cursor_and_goes_on_from_there() {
+    let flaky = Arc::new(FlakyLists {
+        inner: Arc::new(MemoryTable::new()),
+        fail: false.into(),
+    });
+    let s = system(flaky.clone());
+    let contacts = phones(0, 250);
+    let (id, list) = campaign_and_list(&s, &contacts).await;
+    assert_eq!(attach(&s, &id, &list).await.0, StatusCode::ACCEPTED);
+    s.sys.sweeper.run_commands(one_page()).await.unwrap();
+    assert_eq!(operation(&s, &id).await["progress"]["examined"], 100);
+    // The second page's read fails once: the sweep records the failure.
+    flaky.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    s.sys.sweeper.run_commands(one_page()).await.unwrap();
+    assert_eq!(operation(&s, &id).await["status"], "RUNNING");
+    flaky.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    sweep_until_done(&s, &id).await;
+    let op = operation(&s, &id).await;
+    // Went on after the first page: nothing walked twice.
+    assert_eq!(op["progress"]["examined"], 250, "{op}");
+    assert_eq!(op["progress"]["already_present"], 0, "{op}");
+    assert_hopper(&s, &id, &contacts).await;
+}

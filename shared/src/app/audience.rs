@@ -451,7 +451,8 @@ pub(crate) async fn segment_source(
 /// Puts the next page of the source's contacts into the campaign's hopper as FRESH (a
 /// contact already there keeps its one entry, R2.2) and moves the cursor on. False once
 /// the source is walked to its end. A page attached twice (a walk continued from a cursor
-/// stored before a crash) adds nothing twice.
+/// stored before a crash) adds nothing twice. A page that fails leaves the cursor where it
+/// was, so the walk goes on from there, not from the first page.
 pub(crate) async fn attach_page(
     table: &dyn Table,
     campaign: &Campaign,
@@ -460,7 +461,7 @@ pub(crate) async fn attach_page(
     now: Time,
 ) -> AppResult<bool> {
     let tenant = &campaign.tenant;
-    let cursor = pending.after.take();
+    let cursor = pending.after.clone();
     let (contacts, next) = match &pending.source {
         AttachSource::List { list_id } => {
             let (phones, next) = repo::list_members(table, tenant, list_id, PAGE, cursor).await?;
