@@ -538,3 +538,95 @@ async fn an_attach_page_that_fails_keeps_its_cursor_and_goes_on_from_there() {
     assert_eq!(op["progress"]["already_present"], 0, "{op}");
     assert_hopper(&s, &id, &contacts).await;
 }
+
+/// A table that holds the next list member read (once armed) until released.
+struct HeldRead {
+    inner: Arc<dyn Table>,
+    armed: std::sync::atomic::AtomicBool,
+    hit: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl Table for HeldRead {
+    async fn get(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> shared::ports::PortResult<Option<shared::ports::Item>> {
+        self.inner.get(pk, sk).await
+    }
+    async fn put(
+        &self,
+        item: shared::ports::Item,
+        cond: shared::ports::Cond,
+    ) -> shared::ports::PortResult<()> {
+        self.inner.put(item, cond).await
+    }
+    async fn delete(&self, pk: &str, sk: &str) -> shared::ports::PortResult<()> {
+        self.inner.delete(pk, sk).await
+    }
+    async fn query(
+        &self,
+        q: &shared::ports::Query,
+    ) -> shared::ports::PortResult<shared::ports::Page> {
+        if q.pk.starts_with("LIST#") && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.hit.notify_one();
+            self.release.notified().await;
+        }
+        self.inner.query(q).await
+    }
+    async fn add(
+        &self,
+        pk: &str,
+        sk: &str,
+        deltas: &[(String, i64)],
+    ) -> shared::ports::PortResult<shared::ports::Item> {
+        self.inner.add(pk, sk, deltas).await
+    }
+}
+
+/// A request stuck past its lease: the sweeper takes its source over and finishes it, and
+/// a second list queued meanwhile is next in line. When the stuck request at last records
+/// what it did, the queued list must stay in line (it was overwritten by the request's
+/// own source before).
+#[tokio::test]
+async fn a_request_that_outlived_its_lease_leaves_the_queued_sources_alone() {
+    let held = Arc::new(HeldRead {
+        inner: Arc::new(MemoryTable::new()),
+        armed: false.into(),
+        hit: tokio::sync::Notify::new(),
+        release: tokio::sync::Notify::new(),
+    });
+    let s = Spawn::new(held.clone())
+        .attach_inline(Duration::from_millis(50))
+        .build();
+    let (first, second) = (phones(0, 250), phones(1000, 120));
+    let (id, list_a) = campaign_and_list(&s, &first).await;
+    let list_b = new_list(&s, &second).await;
+    held.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let request = attach(&s, &id, &list_a);
+    let meanwhile = async {
+        held.hit.notified().await;
+        let (status, queued) = attach(&s, &id, &list_b).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+        assert_eq!(queued["progress"]["sources_left"], 2, "{queued}");
+        // The request's lease lapses; the sweeper takes the first list over to its end.
+        s.clock.advance(chrono::Duration::minutes(1));
+        for _ in 0..10 {
+            s.sys.sweeper.run_commands(one_page()).await.unwrap();
+            if operation(&s, &id).await["progress"]["sources_left"] == 1 {
+                break;
+            }
+        }
+        assert_eq!(operation(&s, &id).await["progress"]["sources_left"], 1);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        held.release.notify_one();
+    };
+    let ((status, body), ()) = tokio::join!(request, meanwhile);
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    sweep_until_done(&s, &id).await;
+    let both: Vec<String> = first.iter().chain(&second).cloned().collect();
+    assert_hopper(&s, &id, &both).await;
+}

@@ -360,7 +360,7 @@ impl Commands {
     /// Records what the request's walk did on its operation, whose first source is the
     /// request's (later requests only queue behind it): the cursor, or the source done,
     /// the counts, the lease released. An operation replaced meanwhile (the end date
-    /// passed) is left as it is.
+    /// passed), or taken over by the sweeper once the lease lapsed, is left as it is.
     async fn record_inline(
         &self,
         op: Operation,
@@ -373,10 +373,21 @@ impl Commands {
         retry_on_conflict(|n| async move {
             let mut op = match n {
                 0 => first.clone(),
+                // Changed since the request stored it: another attach queued behind (the
+                // first source is still the request's while its lease holds), or, once the
+                // lease lapsed, the sweeper took the walk over and may have moved on to a
+                // queued source: what it stored stands (the request's pages were
+                // idempotent).
                 _ => match repo::commands::get_operation(t, &first.tenant, &first.campaign_id)
                     .await?
                 {
-                    Some(o) if o.id == first.id && o.is_running() => o,
+                    Some(o)
+                        if o.id == first.id
+                            && o.is_running()
+                            && o.leased_until.is_some_and(|l| l > self.clock.now()) =>
+                    {
+                        o
+                    }
                     other => return Ok(other.unwrap_or_else(|| first.clone())),
                 },
             };
