@@ -57,8 +57,10 @@ type AccountCampaigns = ((String, Option<String>), Vec<Campaign>);
 
 /// Lanes of accounts a tick dispatches at once ([`Dispatcher::lanes`]): each dispatch is
 /// a series of table round trips, and one after another they held the twentieth number
-/// of a deployment 4-7 s behind the first.
-const DISPATCH_CONCURRENCY: usize = 8;
+/// of a deployment 4-7 s behind the first; in waves of 8, 0.1-0.4 s past the 2 s a first
+/// send may take. A deployment feeds about 20 numbers at their full rate (README,
+/// "Capacity model"): they all go in the first wave.
+const DISPATCH_CONCURRENCY: usize = 32;
 
 /// Running campaigns read at once by a tick.
 const READ_CONCURRENCY: usize = 16;
