@@ -41,10 +41,12 @@ fn system(table: Arc<dyn Table>) -> Spawned {
     Spawn::new(table).attach_inline(Duration::ZERO).build()
 }
 
-/// One sweep's budget: one page of the hopper.
+/// One sweep's budget: one page, of 7 entries when a report walks (a shard holds about
+/// 19 of the 300, so walks stop and go on inside shards); an attach walks 100 contacts.
 fn one_page() -> CommandBudget {
     CommandBudget {
-        max_entries: 1,
+        max_entries: 7,
+        page: 7,
         ..CommandBudget::default()
     }
 }
@@ -78,7 +80,7 @@ async fn recount(s: &Spawned, id: &str) -> BTreeMap<String, i64> {
 /// Sweeps a page at a time until the campaign's operation is no longer RUNNING; the
 /// number of sweeps.
 async fn sweep_until_finished(s: &Spawned, id: &str) -> usize {
-    for runs in 1..=200 {
+    for runs in 1..=400 {
         s.sys.sweeper.run_commands(one_page()).await.unwrap();
         if operation(s, id).await["status"] != "RUNNING" {
             return runs;
@@ -327,4 +329,63 @@ async fn a_small_campaign_is_still_answered_within_the_request() {
     assert_eq!(recount["entries"], 2);
     let op = operation(&s, &id).await;
     assert_eq!(op["kind"], "attach", "no report operation was stored: {op}");
+}
+
+#[tokio::test]
+async fn an_estimate_waits_for_a_running_recount_and_a_recount_replaces_an_estimate() {
+    let s = memory();
+    let id = campaign(&s).await;
+    let truth = recount(&s, &id).await;
+    drift(&s, &id).await;
+    let (status, recounting) = post_recount(&s, &id).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    // A dashboard polling the cost cannot cancel the repair.
+    let (status, body) = get_cost(&s, &id).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("recount"),
+        "{body}"
+    );
+    assert_eq!(operation(&s, &id).await["id"], recounting["id"]);
+    sweep_until_finished(&s, &id).await;
+    assert_eq!(operation(&s, &id).await["status"], "DONE");
+    assert_eq!(counters(&s, &id).await, truth);
+    // The other way round: the recount replaces the estimate.
+    let (status, estimating) = get_cost(&s, &id).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, op) = post_recount(&s, &id).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{op}");
+    assert_ne!(op["id"], estimating["id"]);
+    assert!(
+        op["message"]
+            .as_str()
+            .unwrap()
+            .contains("replaces the estimate"),
+        "{op}"
+    );
+}
+
+#[tokio::test]
+async fn a_retry_with_nothing_to_retry_is_refused_while_an_estimate_runs() {
+    let s = memory();
+    let id = campaign(&s).await;
+    for action in ["launch", "pause"] {
+        s.ok(Method::POST, &format!("/campaigns/{id}/{action}"), None)
+            .await;
+    }
+    let (status, _) = get_cost(&s, &id).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, body) = s
+        .call(Method::POST, &format!("/campaigns/{id}/retry"), None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("no RETRY"),
+        "{body}"
+    );
+    assert_eq!(
+        operation(&s, &id).await["kind"],
+        "estimate",
+        "the estimate goes on"
+    );
 }

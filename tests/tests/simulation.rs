@@ -814,7 +814,11 @@ impl World {
             // Reports: on odd seeds (no inline budget) they walk in the background beside
             // everything else, and a recount repairs the counters, which must still equal
             // a recount of the entries once everything settled.
-            80 => ("recount", format!("/campaigns/{id}/stats/recount"), Method::POST),
+            80 => (
+                "recount",
+                format!("/campaigns/{id}/stats/recount"),
+                Method::POST,
+            ),
             81 => ("cost", format!("/campaigns/{id}/cost"), Method::GET),
             _ => {
                 let secs = match self.pick(10) {

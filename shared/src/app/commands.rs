@@ -139,6 +139,23 @@ fn apply(kind: OperationKind, e: &mut HopperEntry, seq: u64) -> bool {
     }
 }
 
+/// A retry needs RETRY entries to send again: 409 without.
+async fn has_retry_entries(t: &dyn Table, tenant: &str, id: &str) -> AppResult<()> {
+    let counters = repo::get_counters(t, tenant, id).await?;
+    if counters
+        .get(EntryState::Retry.as_str())
+        .copied()
+        .unwrap_or(0)
+        <= 0
+    {
+        return Err(DomainError::Conflict(format!(
+            "campaign {id} has no RETRY entries to send again"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// Whether the campaign has an operation still running that changes its hopper (the
 /// sweeper does not complete such a campaign: a retry may be about to give it entries to
 /// send). A report's walk (recount, estimate) only reads: it does not count.
@@ -211,23 +228,18 @@ impl Commands {
             change(&mut c.clone())?;
             let current = repo::commands::get_operation(t, tenant, id).await?;
             let mut op = match current {
-                Some(o) if o.is_running() => next_operation(o, kind, &c, now)?,
+                Some(o) if o.is_running() && !o.kind.is_report() => {
+                    next_operation(o, kind, &c, now)?
+                }
+                // Nothing running but a report's walk, which this replaces.
                 other => {
                     if kind == OperationKind::Retry {
-                        let counters = repo::get_counters(t, tenant, id).await?;
-                        if counters
-                            .get(EntryState::Retry.as_str())
-                            .copied()
-                            .unwrap_or(0)
-                            <= 0
-                        {
-                            return Err(DomainError::Conflict(format!(
-                                "campaign {id} has no RETRY entries to send again"
-                            ))
-                            .into());
-                        }
+                        has_retry_entries(t, tenant, id).await?;
                     }
-                    new_operation(kind, &c, now, other.map_or(0, |o| o.version))
+                    let version = other.as_ref().map_or(0, |o| o.version);
+                    let mut op = new_operation(kind, &c, now, version);
+                    op.message = other.filter(|o| o.is_running()).map(|o| replaces(&o));
+                    op
                 }
             };
             // What is in line now, and only that (a restart covers what came since).
@@ -374,20 +386,14 @@ impl Commands {
             let mut op = match n {
                 0 => first.clone(),
                 // Changed since the request stored it: another attach queued behind (the
-                // first source is still the request's while its lease holds), or, once the
-                // lease lapsed, the sweeper took the walk over and may have moved on to a
-                // queued source: what it stored stands (the request's pages were
-                // idempotent).
+                // first source is still the request's, where the request found it), or,
+                // once the lease lapsed, the sweeper took the walk over and moved it on,
+                // perhaps to a queued source: what it stored stands (the request's pages
+                // were idempotent).
                 _ => match repo::commands::get_operation(t, &first.tenant, &first.campaign_id)
                     .await?
                 {
-                    Some(o)
-                        if o.id == first.id
-                            && o.is_running()
-                            && o.leased_until.is_some_and(|l| l > self.clock.now()) =>
-                    {
-                        o
-                    }
+                    Some(o) if o.id == first.id && o.is_running() && untouched(&o, pending) => o,
                     other => return Ok(other.unwrap_or_else(|| first.clone())),
                 },
             };
@@ -403,6 +409,14 @@ impl Commands {
         .await
         .map_err(busy(|| format!("campaign {}", op.campaign_id)))
     }
+}
+
+/// Whether the operation's first source is still the request's `pending` one, where the
+/// request found it (the sweeper has not walked it on).
+fn untouched(op: &Operation, pending: &PendingAttach) -> bool {
+    op.attaches
+        .first()
+        .is_some_and(|p| p.source == pending.source && p.after.is_none())
 }
 
 /// Counts a walked part of an attach on its operation, DONE once no source is left.
@@ -529,7 +543,11 @@ impl Commands {
             return Ok(());
         }
         let current = repo::commands::get_operation(t, tenant, id).await?;
-        let running = current.as_ref().filter(|o| o.is_running());
+        // A report's walk reads on whatever became of the campaign: it is replaced only
+        // when there are entries to expire.
+        let running = current
+            .as_ref()
+            .filter(|o| o.is_running() && !o.kind.is_report());
         if running.is_some_and(|o| o.kind == OperationKind::Expire) {
             return Ok(());
         }

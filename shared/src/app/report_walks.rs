@@ -157,8 +157,9 @@ const FINISH_LEASE: chrono::Duration = chrono::Duration::minutes(16);
 
 /// Stores a report's walk as the campaign's operation, starting with `tally` (a recount's
 /// counters before), and answers it; the running walk of the same kind when there is one.
-/// A finished operation, or a running report of the other kind, is replaced; a running
-/// command that changes the hopper refuses it (409).
+/// A finished operation, or a running estimate (by a recount), is replaced; a running
+/// command that changes the hopper, or a running recount (for an estimate), refuses it
+/// (409).
 pub(super) async fn start(
     t: &dyn Table,
     c: &Campaign,
@@ -175,7 +176,9 @@ pub(super) async fn start(
             if o.kind == kind {
                 return Ok(o.clone());
             }
-            if !o.kind.is_report() {
+            // A recount (a repair, asked for with POST) replaces a running estimate; an
+            // estimate never cancels a recount.
+            if !o.kind.is_report() || kind == OperationKind::Estimate {
                 return Err(DomainError::Conflict(format!(
                     "campaign {id} has a {} walking its hopper; ask for the {} once it finishes (GET /campaigns/{id}/operation)",
                     o.kind.as_str(),
@@ -204,6 +207,10 @@ pub(super) async fn run(
     b: &mut WorkBudget,
     now: Time,
 ) -> AppResult<Walk> {
+    // A finisher is at work (see `finish`).
+    if op.leased_until.is_some_and(|l| l > now) {
+        return Ok(Walk::Pending);
+    }
     if op.kind == OperationKind::Recount && c.status == CampaignStatus::Running {
         let why = "the campaign was resumed: its counters move with every send; pause it and recount again";
         abort(t, &mut op, why, now).await?;
@@ -214,10 +221,11 @@ pub(super) async fn run(
         if b.spent() {
             return Ok(Walk::Pending);
         }
-        let after = op.after.as_deref();
+        // Pages as large as the reports' (reading is all a report does), within what the
+        // sweep may still read.
+        let (after, limit) = (op.after.as_deref(), b.items_left.clamp(1, PAGE) as u32);
         let page =
-            repo::commands::hopper_entries_after(t, &tenant, &id, op.shard, after, PAGE as u32)
-                .await?;
+            repo::commands::hopper_entries_after(t, &tenant, &id, op.shard, after, limit).await?;
         let tally = op.tally.get_or_insert_with(ReportTally::default);
         for e in &page.entries {
             match op.kind {
@@ -252,9 +260,6 @@ pub(super) async fn run(
 /// repair is added once. A finisher that dies after its repair leaves counters equal to
 /// the recount, which the next finisher (once the lease lapses) does not repair again.
 async fn finish(t: &dyn Table, mut op: Operation, c: &Campaign, now: Time) -> AppResult<Walk> {
-    if op.leased_until.is_some_and(|l| l > now) {
-        return Ok(Walk::Pending);
-    }
     op.leased_until = Some(now + FINISH_LEASE);
     op.updated_at = now;
     match repo::commands::save_operation(t, &mut op).await {
@@ -263,7 +268,7 @@ async fn finish(t: &dyn Table, mut op: Operation, c: &Campaign, now: Time) -> Ap
         Err(e) => return Err(e.into()),
     }
     op.leased_until = None;
-    let tally = op.tally.take().unwrap_or_default();
+    let tally = op.tally.clone().unwrap_or_default();
     let answer = match op.kind {
         OperationKind::Recount => {
             let entries = op.examined as i64;
@@ -277,12 +282,16 @@ async fn finish(t: &dyn Table, mut op: Operation, c: &Campaign, now: Time) -> Ap
         }),
     };
     match answer {
-        Ok(json) => op.result = Some(json.expect("a report serializes")),
+        Ok(json) => (op.result, op.tally) = (Some(json.expect("a report serializes")), None),
         Err(super::AppError::Domain(e)) => {
             abort(t, &mut op, &e.to_string(), now).await?;
             return Ok(Walk::Aborted);
         }
-        Err(e) => return Err(e),
+        // The store failed: the lease is let go, so the next sweep finishes it.
+        Err(e) => {
+            let _ = repo::commands::save_operation(t, &mut op).await;
+            return Err(e);
+        }
     }
     op.status = OperationStatus::Done;
     op.finished_at = Some(now);

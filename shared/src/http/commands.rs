@@ -132,7 +132,10 @@ async fn retry(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
         with reason `campaign ended`), or an attach of a list or segment (`attach`: every \
         attach is stored as one, and the sweeper carries on what its request did not finish; \
         `changed` counts the entries added, `sources_left` the lists and segments still to \
-        walk), with its progress.",
+        walk), or the background walk of a report too large for its request (`recount`, \
+        `estimate`: they only read the hopper, `examined` counts the entries read, and \
+        `result` is the answer once DONE), with its progress. A reset, retry, expiry or \
+        attach replaces a running report; a recount replaces a running estimate.",
     params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "The latest operation", body = OperationView,

@@ -135,7 +135,8 @@ fn cost_example() -> Value {
         in the background: 202 with the `recount` operation, whose progress and, once DONE, \
         `result` (this answer) `GET /campaigns/{id}/operation` shows; asking again while it \
         runs answers the same operation. A background recount whose counters moved meanwhile, \
-        or whose campaign was resumed, ends ABORTED saying so.",
+        or whose campaign was resumed, ends ABORTED saying so; a reset, retry, expiry or \
+        attach replaces it (ask again once it is done); it replaces a running estimate.",
     params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "Counters before, after, and what was added", body = Recount,
@@ -275,8 +276,8 @@ async fn record_step(
         (`GET /campaigns/{id}/operation` shows its progress). Asking again while it runs \
         answers the same operation; once it is DONE, and for 10 minutes after, this route \
         answers 200 with its estimate (`counted_at` says when the entries were read). A \
-        reset, retry, expiry or attach replaces a running estimate; one running refuses a new \
-        estimate of a large campaign with 409.",
+        reset, retry, expiry, attach or recount replaces a running estimate; one of them \
+        running refuses a new estimate of a large campaign with 409.",
     params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "The estimate by basis and by country", body = CostEstimate,
@@ -286,7 +287,7 @@ async fn record_step(
         (status = 403, description = "Campaigns are disabled for the tenant", body = ErrorBody,
             example = json!(ex::forbidden())),
         (status = 404, description = "No such campaign", body = ErrorBody, example = json!(ex::not_found())),
-        (status = 409, description = "No template yet, its template is gone, not a WhatsApp campaign, or a large campaign whose hopper another operation is changing", body = ErrorBody,
+        (status = 409, description = "No template yet, its template is gone, not a WhatsApp campaign, or a large campaign whose hopper another operation is walking", body = ErrorBody,
             example = json!({"error": "conflict", "message": "campaign cmp_0193a6f0c2d87b21a1f3e2d4c5b6a7f8 has no template and account yet; the cost comes from the template's category"})),
     )
 )]
