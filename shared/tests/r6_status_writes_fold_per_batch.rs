@@ -394,3 +394,64 @@ async fn r6_status_writes_fold_per_batch_the_senders_time_makes_sent_free() {
     assert!(resp.batch_item_failures.is_empty());
     assert_eq!(e.memory.writes.load(Ordering::Relaxed), writes, "no write");
 }
+
+/// Counts `add` calls on counter items (`STATS…` sort keys) beside the table.
+struct CounterAdds {
+    inner: Arc<MemoryTable>,
+    adds: std::sync::atomic::AtomicU64,
+}
+
+#[async_trait]
+impl Table for CounterAdds {
+    async fn get(&self, pk: &str, sk: &str) -> PortResult<Option<Item>> {
+        self.inner.get(pk, sk).await
+    }
+    async fn put(&self, item: Item, cond: Cond) -> PortResult<()> {
+        self.inner.put(item, cond).await
+    }
+    async fn delete(&self, pk: &str, sk: &str) -> PortResult<()> {
+        self.inner.delete(pk, sk).await
+    }
+    async fn query(&self, q: &Query) -> PortResult<Page> {
+        self.inner.query(q).await
+    }
+    async fn add(&self, pk: &str, sk: &str, deltas: &[(String, i64)]) -> PortResult<Item> {
+        if sk.starts_with("STATS") {
+            self.adds.fetch_add(1, Ordering::Relaxed);
+        }
+        self.inner.add(pk, sk, deltas).await
+    }
+}
+
+/// Closing at the response timeout (the sweeper, R5.4) folds the counter changes of the
+/// entries a sweep closes into one write per campaign, as the sender and the inbound
+/// worker fold theirs, instead of one per entry (10 writes for these 12 before: one per
+/// index page).
+#[tokio::test]
+async fn r6_closing_at_the_timeout_folds_the_counters_per_sweep() {
+    let memory = Arc::new(MemoryTable::new());
+    let counting = Arc::new(CounterAdds {
+        inner: memory.clone(),
+        adds: 0.into(),
+    });
+    let e = env_on(memory, counting.clone(), "http://127.0.0.1:9");
+    let c = campaign(&e).await;
+    let n = 12;
+    sent_entries(&e, &c, n).await;
+    e.clock.advance(Duration::days(1) + Duration::minutes(2));
+    let before = counting.adds.load(Ordering::Relaxed);
+    shared::lambda::sweeper(&e.sys.sweeper).await.unwrap();
+    let entries = repo::all_entries(&*e.sys.ports.table, &c).await.unwrap();
+    assert!(
+        entries
+            .iter()
+            .all(|x| x.state == shared::domain::hopper::EntryState::Closed),
+        "every entry closed at its timeout"
+    );
+    assert_eq!(
+        counting.adds.load(Ordering::Relaxed) - before,
+        1,
+        "one counter write for the sweep, not one per entry or page"
+    );
+    live_equals_recount(&e, &c).await;
+}

@@ -98,6 +98,52 @@ pub const DELETE_GRACE: chrono::Duration = chrono::Duration::minutes(5);
 const PURGE_CONCURRENCY: usize = 16;
 /// Entries closed at once while expiring a page of timed-out interactions.
 const SWEEP_CONCURRENCY: usize = 16;
+
+/// Entries closed at their timeout whose counter changes one counter write carries at
+/// most: a sweep that dies loses at most these (the settling walk repairs them).
+const FOLD_AT_MOST: usize = 1000;
+
+/// Counter changes of entries a sweep closed, folded per campaign until written: one
+/// counter write per campaign and sweep (or [`FOLD_AT_MOST`] entries), not one per entry.
+#[derive(Default)]
+struct FoldedCounters {
+    by_campaign: std::collections::BTreeMap<(String, String), stats::Delta>,
+    entries: usize,
+}
+
+impl FoldedCounters {
+    /// Folds a page's results in; the entries that changed, or the first error once the
+    /// others are folded.
+    fn fold(
+        &mut self,
+        results: Vec<AppResult<Option<(HopperEntry, stats::Delta)>>>,
+    ) -> AppResult<Vec<HopperEntry>> {
+        let (mut changed, mut first_error) = (Vec::with_capacity(results.len()), None);
+        for r in results {
+            match r {
+                Ok(Some((e, d))) => {
+                    let key = (e.tenant.clone(), e.campaign_id.clone());
+                    stats::fold(self.by_campaign.entry(key).or_default(), d);
+                    self.entries += 1;
+                    changed.push(e);
+                }
+                Ok(None) => {}
+                Err(e) => drop(first_error.get_or_insert(e)),
+            }
+        }
+        first_error.map_or(Ok(changed), Err)
+    }
+
+    /// Writes what is folded, one counter write per campaign.
+    async fn flush(&mut self, t: &dyn Table) {
+        for ((tenant, campaign), d) in std::mem::take(&mut self.by_campaign) {
+            if let Err(e) = repo::add_counters(t, &tenant, &campaign, &d).await {
+                tracing::error!(campaign_id = %campaign, error = %e, "counter update lost; a recount will repair it");
+            }
+        }
+        self.entries = 0;
+    }
+}
 /// How long one sweep may spend closing timed-out interactions (R5.5). The sweeper runs
 /// every minute with a 55 s timeout: a backlog larger than this (a million contacts whose
 /// timeout passed together) is closed over several sweeps, each leaving time for the rest
@@ -203,6 +249,19 @@ impl SweepService {
     /// goes to the next sweep (closed entries leave the index, so it resumes by itself).
     /// Returns how many closed.
     async fn expire_timed_out(&self, budget: Duration, now: Time) -> AppResult<usize> {
+        let mut counters = FoldedCounters::default();
+        let closed = self.close_due(budget, now, &mut counters).await;
+        counters.flush(&*self.table).await;
+        closed
+    }
+
+    /// [`Self::expire_timed_out`]'s walk, the counter changes folded into `counters`.
+    async fn close_due(
+        &self,
+        budget: Duration,
+        now: Time,
+        counters: &mut FoldedCounters,
+    ) -> AppResult<usize> {
         let started = Instant::now();
         let mut expired = 0;
         let mut senders = super::conversations::SenderCache::new();
@@ -211,17 +270,20 @@ impl SweepService {
             let Some(entries) = due.next(&*self.table).await? else {
                 break;
             };
-            let closed: Vec<Option<HopperEntry>> = stream::iter(entries)
-                .map(|stale| async move {
-                    let changed = self
-                        .change_stored(&stale.entry_ref(), |e| e.expire(now))
-                        .await?;
-                    Ok::<_, super::AppError>(changed.then_some(stale))
-                })
-                .buffer_unordered(SWEEP_CONCURRENCY)
-                .try_collect()
-                .await?;
-            let closed: Vec<HopperEntry> = closed.into_iter().flatten().collect();
+            let results: Vec<AppResult<Option<(HopperEntry, stats::Delta)>>> =
+                stream::iter(entries)
+                    .map(|stale| async move {
+                        let r = stale.entry_ref();
+                        let changed = self.change_entry(&r, |e| e.expire(now)).await?;
+                        Ok(changed.map(|d| (stale, d)))
+                    })
+                    .buffer_unordered(SWEEP_CONCURRENCY)
+                    .collect()
+                    .await;
+            let closed = counters.fold(results)?;
+            if counters.entries >= FOLD_AT_MOST {
+                counters.flush(&*self.table).await;
+            }
             expired += closed.len();
             let worked = !closed.is_empty();
             self.release_closed(closed, &mut senders, now).await;
@@ -503,23 +565,35 @@ impl SweepService {
         r: &crate::domain::inbound::EntryRef,
         change: impl Fn(&mut crate::domain::hopper::HopperEntry) -> bool,
     ) -> AppResult<bool> {
+        let Some(d) = self.change_entry(r, change).await? else {
+            return Ok(false);
+        };
+        repo::add_counters(&*self.table, &r.tenant, &r.campaign_id, &d).await?;
+        Ok(true)
+    }
+
+    /// [`Self::change_stored`] without the counter write: the counter change of the entry
+    /// when it changed, for the caller to fold with others.
+    async fn change_entry(
+        &self,
+        r: &crate::domain::inbound::EntryRef,
+        change: impl Fn(&mut crate::domain::hopper::HopperEntry) -> bool,
+    ) -> AppResult<Option<stats::Delta>> {
         let (t, change) = (&*self.table, &change);
         let changed = retry_on_conflict(|_| async move {
             let Some(mut e) = repo::get_entry(t, r).await? else {
-                return Ok(false);
+                return Ok(None);
             };
             let before = e.clone();
             if !change(&mut e) {
-                return Ok(false);
+                return Ok(None);
             }
             repo::save_entry(t, &mut e, self.clock.now()).await?;
-            let d = stats::delta(Some(&before), &e);
-            repo::add_counters(t, &r.tenant, &r.campaign_id, &d).await?;
-            Ok(true)
+            Ok(Some(stats::delta(Some(&before), &e)))
         })
         .await;
         match changed {
-            Err(e) if e.is_write_conflict() => Ok(false),
+            Err(e) if e.is_write_conflict() => Ok(None),
             other => other,
         }
     }
