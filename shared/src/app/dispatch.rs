@@ -309,8 +309,13 @@ impl Dispatcher {
             }
         };
         // Alone on its account it goes out at once; beside other campaigns it waits for
-        // the tick, which shares the account between them (R4.8).
-        let running = self.running().await?;
+        // the tick, which shares the account between them (R4.8). The RUNNING index is
+        // eventually consistent and the launch follows the write by milliseconds: the
+        // campaign, read from the table, counts as running whether the index shows it yet.
+        let mut running = self.running().await?;
+        if !running.iter().any(|o| o.id == c.id && o.tenant == c.tenant) {
+            running.push(c.clone());
+        }
         if self.waits_for_tick(&c, &running).await? {
             return Ok(0);
         }
