@@ -291,3 +291,37 @@ async fn a_launch_is_dispatched_at_once_while_the_running_index_lags() {
         "the launched campaign, read from the table, is dispatched though the index lags"
     );
 }
+
+/// The index lagging for one launch may lag for a sibling's too: a campaign on an account
+/// of a business portfolio (whose messaging limit its accounts share) then leaves its
+/// first dispatch to the tick, which budgets the portfolio's campaigns together.
+#[tokio::test]
+async fn a_portfolio_campaign_waits_for_the_tick_while_the_running_index_lags() {
+    let rule = rule();
+    let table = Arc::new(LaggingRunningIndex {
+        inner: Arc::new(MemoryTable::new()),
+        lagging: false.into(),
+    });
+    let s = Spawn::new(table.clone()).build();
+    let id = s
+        .ready_campaign_on(
+            json!({"portfolio_id": "1234567890"}),
+            &["919812345601", "919812345602"],
+            json!({}),
+            json!({}),
+        )
+        .await;
+    let mut seen = 0;
+    deliver(&s, &rule, &mut seen).await;
+    table
+        .lagging
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    common::launch(&s.api, &id).await;
+    let answers = deliver(&s, &rule, &mut seen).await;
+    assert_eq!(answers, vec![json!({"enqueued": 0})], "left to the tick");
+    table
+        .lagging
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    s.sys.dispatcher.tick().await.unwrap();
+    assert_eq!(queued(&s), 2, "the tick dispatched it");
+}

@@ -39,7 +39,7 @@ use crate::domain::contact::{AttachSource, PendingAttach, Segment};
 use crate::domain::hopper::{EntryState, HopperEntry};
 use crate::domain::ids::{CampaignId, TenantId};
 use crate::domain::stats::{self, Delta};
-use crate::domain::{DomainError, Time};
+use crate::domain::{new_id, DomainError, Time};
 use crate::ports::{Clock, EventBus, PortError, Table};
 use crate::repo;
 use crate::repo::commands::{Operation, OperationKind, OperationStatus};
@@ -301,6 +301,7 @@ impl Commands {
         let mut pending = PendingAttach {
             source,
             after: None,
+            id: new_id("att"),
         };
         let lease = (!self.attach_inline.is_zero()).then(|| {
             let lease = self.attach_inline + ATTACH_LEASE_MARGIN;
@@ -411,12 +412,13 @@ impl Commands {
     }
 }
 
-/// Whether the operation's first source is still the request's `pending` one, where the
-/// request found it (the sweeper has not walked it on).
+/// Whether the operation's first source is still the request's `pending` one (the same
+/// attach, not another of the same list), where the request found it: the sweeper has
+/// not walked it on.
 fn untouched(op: &Operation, pending: &PendingAttach) -> bool {
     op.attaches
         .first()
-        .is_some_and(|p| p.source == pending.source && p.after.is_none())
+        .is_some_and(|p| p.id == pending.id && p.source == pending.source && p.after.is_none())
 }
 
 /// Counts a walked part of an attach on its operation, DONE once no source is left.

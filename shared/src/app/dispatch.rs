@@ -235,6 +235,16 @@ fn send_message(e: &HopperEntry, slots: &Slots, slot: usize, now: Time) -> OutMe
     }
 }
 
+/// Whether the account belongs to a business portfolio (whose messaging limit its
+/// accounts draw from together), or could not be read.
+fn in_portfolio(accounts: &Accounts, key: &(String, Option<String>)) -> bool {
+    match accounts.get(key) {
+        Some(Ok(Some(a))) => a.portfolio_id.is_some(),
+        Some(Err(_)) => true,
+        _ => false,
+    }
+}
+
 /// The accounts in lanes a tick dispatches side by side: one per business portfolio
 /// (its accounts one after another: the portfolio's messaging limit is drawn account by
 /// account), one for each account outside a portfolio; none for an account that could
@@ -309,18 +319,18 @@ impl Dispatcher {
             }
         };
         // Alone on its account it goes out at once; beside other campaigns it waits for
-        // the tick, which shares the account between them (R4.8). The RUNNING index is
-        // eventually consistent and the launch follows the write by milliseconds: the
-        // campaign, read from the table, counts as running whether the index shows it yet.
-        let mut running = self.running().await?;
-        if !running.iter().any(|o| o.id == c.id && o.tenant == c.tenant) {
-            running.push(c.clone());
-        }
+        // the tick, which shares the account between them (R4.8).
+        let (running, listed) = self.running_with(&c).await?;
         if self.waits_for_tick(&c, &running).await? {
             return Ok(0);
         }
         let by_account = group_by_account(running);
         let accounts = self.accounts(&by_account).await;
+        let key = (c.tenant.clone(), c.account_id.clone());
+        if !listed && in_portfolio(&accounts, &key) {
+            tracing::info!(campaign_id = %c.id, "running index not caught up; the tick budgets the portfolio's campaigns together");
+            return Ok(0);
+        }
         let caps = self.account_caps(&by_account, &accounts).await?;
         // When the numbers ask for more than the sender carries, the others' shares of
         // the time already planned cannot shrink now: the tick shares out what follows.
@@ -329,7 +339,6 @@ impl Dispatcher {
             tracing::info!(campaign_id = %c.id, "the sender is fully shared; the tick dispatches it");
             return Ok(0);
         }
-        let key = (c.tenant.clone(), c.account_id.clone());
         let mine: Vec<Campaign> = by_account
             .get(&key)
             .map(|cs| cs.iter().filter(|o| o.id == c.id).cloned().collect())
@@ -490,6 +499,24 @@ impl Dispatcher {
     /// The RUNNING campaigns, as stored (the index lags behind the table).
     async fn running(&self) -> AppResult<Vec<Campaign>> {
         let ids = repo::running_campaigns(&*self.table).await?;
+        self.read_running(ids).await
+    }
+
+    /// The running campaigns with `c` (just read from the table, RUNNING) among them, and
+    /// whether the RUNNING index listed it: the index is eventually consistent, and a
+    /// launch event follows the write by milliseconds.
+    async fn running_with(&self, c: &Campaign) -> AppResult<(Vec<Campaign>, bool)> {
+        let ids = repo::running_campaigns(&*self.table).await?;
+        let listed = ids.iter().any(|(t, id)| *t == c.tenant && *id == c.id);
+        let mut running = self.read_running(ids).await?;
+        if !listed {
+            running.push(c.clone());
+        }
+        Ok((running, listed))
+    }
+
+    /// The campaigns named, as stored, those still sending.
+    async fn read_running(&self, ids: Vec<(String, String)>) -> AppResult<Vec<Campaign>> {
         let read: Vec<Option<Campaign>> = stream::iter(ids)
             .map(|(tenant, id)| async move { repo::get_campaign(&*self.table, &tenant, &id).await })
             .buffered(READ_CONCURRENCY)

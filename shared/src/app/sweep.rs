@@ -100,7 +100,8 @@ const PURGE_CONCURRENCY: usize = 16;
 const SWEEP_CONCURRENCY: usize = 16;
 
 /// Entries closed at their timeout whose counter changes one counter write carries at
-/// most: a sweep that dies loses at most these (the settling walk repairs them).
+/// most: a sweep that dies loses at most these (the periodic walk of a running campaign,
+/// or the settling walk of a finished one, repairs them).
 const FOLD_AT_MOST: usize = 1000;
 
 /// Counter changes of entries a sweep closed, folded per campaign until written: one
@@ -112,12 +113,11 @@ struct FoldedCounters {
 }
 
 impl FoldedCounters {
-    /// Folds a page's results in; the entries that changed, or the first error once the
-    /// others are folded.
+    /// Folds a page's results in; the entries that changed, and the first error.
     fn fold(
         &mut self,
         results: Vec<AppResult<Option<(HopperEntry, stats::Delta)>>>,
-    ) -> AppResult<Vec<HopperEntry>> {
+    ) -> (Vec<HopperEntry>, Option<super::AppError>) {
         let (mut changed, mut first_error) = (Vec::with_capacity(results.len()), None);
         for r in results {
             match r {
@@ -131,7 +131,7 @@ impl FoldedCounters {
                 Err(e) => drop(first_error.get_or_insert(e)),
             }
         }
-        first_error.map_or(Ok(changed), Err)
+        (changed, first_error)
     }
 
     /// Writes what is folded, one counter write per campaign.
@@ -280,13 +280,17 @@ impl SweepService {
                     .buffer_unordered(SWEEP_CONCURRENCY)
                     .collect()
                     .await;
-            let closed = counters.fold(results)?;
+            let (closed, failed) = counters.fold(results);
             if counters.entries >= FOLD_AT_MOST {
                 counters.flush(&*self.table).await;
             }
             expired += closed.len();
             let worked = !closed.is_empty();
+            // Those closed are released even when another entry of the page failed.
             self.release_closed(closed, &mut senders, now).await;
+            if let Some(e) = failed {
+                return Err(e);
+            }
             if worked && started.elapsed() >= budget {
                 break;
             }

@@ -476,6 +476,11 @@ pub struct PendingAttach {
     pub source: AttachSource,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
+    /// Which request asked for it: the same list attached twice is two attaches, and the
+    /// request walking the first must not take the second for its own. (Empty for one
+    /// stored before this was kept.)
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
 }
 
 #[cfg(test)]
