@@ -1,4 +1,4 @@
-//! The cost of statuses (target: at most 4 DynamoDB writes per message from send to
+//! The cost of statuses (target: at most 3 DynamoDB writes per message from send to
 //! read): the inbound worker applies every status of one entry in a batch with one write,
 //! folds the batch's counter changes into one write per campaign, writes nothing for a
 //! `sent` that confirms what the sender recorded, and a storage failure sends back only

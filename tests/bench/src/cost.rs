@@ -863,8 +863,8 @@ fn report(
             per_k(total.items_written() as f64, n),
             total.conditional_failures
         ),
-        "<= 4",
-        writes_per_msg <= 4.0,
+        "<= 3",
+        writes_per_msg <= 3.0,
     ));
     let apart_total = apart
         .tables
@@ -892,8 +892,8 @@ fn report(
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        "<= 4",
-        apart_per_msg <= 4.0,
+        "<= 3",
+        apart_per_msg <= 3.0,
     ));
     rows.push(Row::info(
         S,
