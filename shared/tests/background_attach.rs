@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use testkit::harness::{Spawn, Spawned};
-use testkit::memory::{Interleaved, MemoryTable};
+use testkit::memory::{Interleaved, MemoryTable, Tap, Tapped};
 
 /// The in-memory table, every call yielding first, so that two walkers at once really
 /// interleave between their reads and their conditional writes.
@@ -401,46 +401,20 @@ async fn a_segment_for_a_missing_campaign_is_404_and_an_ended_campaign_takes_no_
     assert!(counters(&s, &id).await.is_empty());
 }
 
-/// A table whose list member reads always fail, as a source that cannot be read.
-struct UnreadableLists(Arc<dyn Table>);
+/// List member reads always fail, as a source that cannot be read.
+struct UnreadableLists;
 
 #[async_trait::async_trait]
-impl Table for UnreadableLists {
-    async fn get(
-        &self,
-        pk: &str,
-        sk: &str,
-    ) -> shared::ports::PortResult<Option<shared::ports::Item>> {
-        self.0.get(pk, sk).await
-    }
-    async fn put(
-        &self,
-        item: shared::ports::Item,
-        cond: shared::ports::Cond,
-    ) -> shared::ports::PortResult<()> {
-        self.0.put(item, cond).await
-    }
-    async fn delete(&self, pk: &str, sk: &str) -> shared::ports::PortResult<()> {
-        self.0.delete(pk, sk).await
-    }
+impl Tap for UnreadableLists {
     async fn query(
         &self,
         q: &shared::ports::Query,
-    ) -> shared::ports::PortResult<shared::ports::Page> {
-        if q.pk.starts_with("LIST#") {
-            return Err(shared::ports::PortError::Backend(
+    ) -> Option<shared::ports::PortResult<shared::ports::Page>> {
+        q.pk.starts_with("LIST#").then(|| {
+            Err(shared::ports::PortError::Backend(
                 "throttled for ever".into(),
-            ));
-        }
-        self.0.query(q).await
-    }
-    async fn add(
-        &self,
-        pk: &str,
-        sk: &str,
-        deltas: &[(String, i64)],
-    ) -> shared::ports::PortResult<shared::ports::Item> {
-        self.0.add(pk, sk, deltas).await
+            ))
+        })
     }
 }
 
@@ -450,7 +424,10 @@ async fn an_attach_whose_source_cannot_be_read_gives_up_and_frees_the_campaign()
     let healthy = system(mem.clone());
     let contacts = phones(0, 5);
     let (id, list) = campaign_and_list(&healthy, &contacts).await;
-    let s = system(Arc::new(UnreadableLists(mem)));
+    let s = system(Arc::new(Tapped {
+        inner: mem,
+        tap: UnreadableLists,
+    }));
     assert_eq!(attach(&s, &id, &list).await.0, StatusCode::ACCEPTED);
     for sweep in 1..shared::app::commands::ATTACH_MAX_FAILURES {
         s.sys.sweeper.run_commands(one_page()).await.unwrap();
@@ -470,55 +447,28 @@ async fn an_attach_whose_source_cannot_be_read_gives_up_and_frees_the_campaign()
     assert_ne!(again["id"], op["id"], "a new operation: {again}");
 }
 
-/// A table whose list member reads fail while `fail` is set.
+/// List member reads fail while `fail` is set.
 struct FlakyLists {
-    inner: Arc<dyn Table>,
     fail: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait::async_trait]
-impl Table for FlakyLists {
-    async fn get(
-        &self,
-        pk: &str,
-        sk: &str,
-    ) -> shared::ports::PortResult<Option<shared::ports::Item>> {
-        self.inner.get(pk, sk).await
-    }
-    async fn put(
-        &self,
-        item: shared::ports::Item,
-        cond: shared::ports::Cond,
-    ) -> shared::ports::PortResult<()> {
-        self.inner.put(item, cond).await
-    }
-    async fn delete(&self, pk: &str, sk: &str) -> shared::ports::PortResult<()> {
-        self.inner.delete(pk, sk).await
-    }
+impl Tap for FlakyLists {
     async fn query(
         &self,
         q: &shared::ports::Query,
-    ) -> shared::ports::PortResult<shared::ports::Page> {
-        if q.pk.starts_with("LIST#") && self.fail.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(shared::ports::PortError::Backend("throttled".into()));
-        }
-        self.inner.query(q).await
-    }
-    async fn add(
-        &self,
-        pk: &str,
-        sk: &str,
-        deltas: &[(String, i64)],
-    ) -> shared::ports::PortResult<shared::ports::Item> {
-        self.inner.add(pk, sk, deltas).await
+    ) -> Option<shared::ports::PortResult<shared::ports::Page>> {
+        let fail = self.fail.load(std::sync::atomic::Ordering::SeqCst);
+        (fail && q.pk.starts_with("LIST#"))
+            .then(|| Err(shared::ports::PortError::Backend("throttled".into())))
     }
 }
 
 #[tokio::test]
 async fn an_attach_page_that_fails_keeps_its_cursor_and_goes_on_from_there() {
-    let flaky = Arc::new(FlakyLists {
+    let flaky = Arc::new(Tapped {
         inner: Arc::new(MemoryTable::new()),
-        fail: false.into(),
+        tap: FlakyLists { fail: false.into() },
     });
     let s = system(flaky.clone());
     let contacts = phones(0, 250);
@@ -527,10 +477,16 @@ async fn an_attach_page_that_fails_keeps_its_cursor_and_goes_on_from_there() {
     s.sys.sweeper.run_commands(one_page()).await.unwrap();
     assert_eq!(operation(&s, &id).await["progress"]["examined"], 100);
     // The second page's read fails once: the sweep records the failure.
-    flaky.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    flaky
+        .tap
+        .fail
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     s.sys.sweeper.run_commands(one_page()).await.unwrap();
     assert_eq!(operation(&s, &id).await["status"], "RUNNING");
-    flaky.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    flaky
+        .tap
+        .fail
+        .store(false, std::sync::atomic::Ordering::SeqCst);
     sweep_until_done(&s, &id).await;
     let op = operation(&s, &id).await;
     // Went on after the first page: nothing walked twice.
@@ -539,51 +495,25 @@ async fn an_attach_page_that_fails_keeps_its_cursor_and_goes_on_from_there() {
     assert_hopper(&s, &id, &contacts).await;
 }
 
-/// A table that holds the next list member read (once armed) until released.
+/// Holds the next list member read (once armed) until released.
 struct HeldRead {
-    inner: Arc<dyn Table>,
     armed: std::sync::atomic::AtomicBool,
     hit: tokio::sync::Notify,
     release: tokio::sync::Notify,
 }
 
 #[async_trait::async_trait]
-impl Table for HeldRead {
-    async fn get(
-        &self,
-        pk: &str,
-        sk: &str,
-    ) -> shared::ports::PortResult<Option<shared::ports::Item>> {
-        self.inner.get(pk, sk).await
-    }
-    async fn put(
-        &self,
-        item: shared::ports::Item,
-        cond: shared::ports::Cond,
-    ) -> shared::ports::PortResult<()> {
-        self.inner.put(item, cond).await
-    }
-    async fn delete(&self, pk: &str, sk: &str) -> shared::ports::PortResult<()> {
-        self.inner.delete(pk, sk).await
-    }
+impl Tap for HeldRead {
     async fn query(
         &self,
         q: &shared::ports::Query,
-    ) -> shared::ports::PortResult<shared::ports::Page> {
+    ) -> Option<shared::ports::PortResult<shared::ports::Page>> {
         if q.pk.starts_with("LIST#") && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst)
         {
             self.hit.notify_one();
             self.release.notified().await;
         }
-        self.inner.query(q).await
-    }
-    async fn add(
-        &self,
-        pk: &str,
-        sk: &str,
-        deltas: &[(String, i64)],
-    ) -> shared::ports::PortResult<shared::ports::Item> {
-        self.inner.add(pk, sk, deltas).await
+        None
     }
 }
 
@@ -593,11 +523,13 @@ impl Table for HeldRead {
 /// own source before).
 #[tokio::test]
 async fn a_request_that_outlived_its_lease_leaves_the_queued_sources_alone() {
-    let held = Arc::new(HeldRead {
+    let held = Arc::new(Tapped {
         inner: Arc::new(MemoryTable::new()),
-        armed: false.into(),
-        hit: tokio::sync::Notify::new(),
-        release: tokio::sync::Notify::new(),
+        tap: HeldRead {
+            armed: false.into(),
+            hit: tokio::sync::Notify::new(),
+            release: tokio::sync::Notify::new(),
+        },
     });
     let s = Spawn::new(held.clone())
         .attach_inline(Duration::from_millis(50))
@@ -605,10 +537,12 @@ async fn a_request_that_outlived_its_lease_leaves_the_queued_sources_alone() {
     let (first, second) = (phones(0, 250), phones(1000, 120));
     let (id, list_a) = campaign_and_list(&s, &first).await;
     let list_b = new_list(&s, &second).await;
-    held.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    held.tap
+        .armed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let request = attach(&s, &id, &list_a);
     let meanwhile = async {
-        held.hit.notified().await;
+        held.tap.hit.notified().await;
         let (status, queued) = attach(&s, &id, &list_b).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
         assert_eq!(queued["progress"]["sources_left"], 2, "{queued}");
@@ -622,7 +556,7 @@ async fn a_request_that_outlived_its_lease_leaves_the_queued_sources_alone() {
         }
         assert_eq!(operation(&s, &id).await["progress"]["sources_left"], 1);
         tokio::time::sleep(Duration::from_millis(100)).await;
-        held.release.notify_one();
+        held.tap.release.notify_one();
     };
     let ((status, body), ()) = tokio::join!(request, meanwhile);
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");

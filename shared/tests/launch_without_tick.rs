@@ -13,7 +13,7 @@ use shared::domain::events::{DomainEvent, SOURCE};
 use std::path::PathBuf;
 use std::sync::Arc;
 use testkit::harness::{Spawn, Spawned};
-use testkit::memory::{Interleaved, MemoryTable};
+use testkit::memory::{Interleaved, MemoryTable, Tap, Tapped};
 
 /// The launcher's `Started` rule as the template writes it.
 struct Rule {
@@ -217,63 +217,42 @@ async fn a_launch_and_a_tick_at_once_plan_the_window_once() {
     assert_eq!(queued(&s), 60, "one minute at 1/s, planned once");
 }
 
-/// A table whose RUNNING index has not caught up yet (DynamoDB's indexes are eventually
+/// A RUNNING index that has not caught up yet (DynamoDB's indexes are eventually
 /// consistent, and the launch event follows the write by milliseconds): index queries for
 /// running campaigns answer nothing while `lagging` is set.
 struct LaggingRunningIndex {
-    inner: Arc<dyn shared::ports::Table>,
     lagging: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait::async_trait]
-impl shared::ports::Table for LaggingRunningIndex {
-    async fn get(
-        &self,
-        pk: &str,
-        sk: &str,
-    ) -> shared::ports::PortResult<Option<shared::ports::Item>> {
-        self.inner.get(pk, sk).await
-    }
-    async fn put(
-        &self,
-        item: shared::ports::Item,
-        cond: shared::ports::Cond,
-    ) -> shared::ports::PortResult<()> {
-        self.inner.put(item, cond).await
-    }
-    async fn delete(&self, pk: &str, sk: &str) -> shared::ports::PortResult<()> {
-        self.inner.delete(pk, sk).await
-    }
+impl Tap for LaggingRunningIndex {
     async fn query(
         &self,
         q: &shared::ports::Query,
-    ) -> shared::ports::PortResult<shared::ports::Page> {
+    ) -> Option<shared::ports::PortResult<shared::ports::Page>> {
         let lagging = self.lagging.load(std::sync::atomic::Ordering::SeqCst);
-        if lagging && q.pk == shared::repo::RUNNING_PK {
-            return Ok(shared::ports::Page {
+        (lagging && q.pk == shared::repo::RUNNING_PK).then(|| {
+            Ok(shared::ports::Page {
                 items: vec![],
                 cursor: None,
-            });
-        }
-        self.inner.query(q).await
+            })
+        })
     }
-    async fn add(
-        &self,
-        pk: &str,
-        sk: &str,
-        deltas: &[(String, i64)],
-    ) -> shared::ports::PortResult<shared::ports::Item> {
-        self.inner.add(pk, sk, deltas).await
-    }
+}
+
+fn lagging_table() -> Arc<Tapped<LaggingRunningIndex>> {
+    Arc::new(Tapped {
+        inner: Arc::new(MemoryTable::new()),
+        tap: LaggingRunningIndex {
+            lagging: false.into(),
+        },
+    })
 }
 
 #[tokio::test]
 async fn a_launch_is_dispatched_at_once_while_the_running_index_lags() {
     let rule = rule();
-    let table = Arc::new(LaggingRunningIndex {
-        inner: Arc::new(MemoryTable::new()),
-        lagging: false.into(),
-    });
+    let table = lagging_table();
     let s = Spawn::new(table.clone()).build();
     let id = s
         .ready_campaign(&["919812345601", "919812345602"], json!({}))
@@ -281,6 +260,7 @@ async fn a_launch_is_dispatched_at_once_while_the_running_index_lags() {
     let mut seen = 0;
     deliver(&s, &rule, &mut seen).await;
     table
+        .tap
         .lagging
         .store(true, std::sync::atomic::Ordering::SeqCst);
     common::launch(&s.api, &id).await;
@@ -298,10 +278,7 @@ async fn a_launch_is_dispatched_at_once_while_the_running_index_lags() {
 #[tokio::test]
 async fn a_portfolio_campaign_waits_for_the_tick_while_the_running_index_lags() {
     let rule = rule();
-    let table = Arc::new(LaggingRunningIndex {
-        inner: Arc::new(MemoryTable::new()),
-        lagging: false.into(),
-    });
+    let table = lagging_table();
     let s = Spawn::new(table.clone()).build();
     let id = s
         .ready_campaign_on(
@@ -314,12 +291,14 @@ async fn a_portfolio_campaign_waits_for_the_tick_while_the_running_index_lags() 
     let mut seen = 0;
     deliver(&s, &rule, &mut seen).await;
     table
+        .tap
         .lagging
         .store(true, std::sync::atomic::Ordering::SeqCst);
     common::launch(&s.api, &id).await;
     let answers = deliver(&s, &rule, &mut seen).await;
     assert_eq!(answers, vec![json!({"enqueued": 0})], "left to the tick");
     table
+        .tap
         .lagging
         .store(false, std::sync::atomic::Ordering::SeqCst);
     s.sys.dispatcher.tick().await.unwrap();

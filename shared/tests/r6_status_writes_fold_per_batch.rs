@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use testkit::harness::{Spawn, Spawned};
-use testkit::memory::MemoryTable;
+use testkit::memory::{MemoryTable, Tap, Tapped};
 use testkit::simulator::{SimConfig, Simulator};
 
 const SENDER: &str = "106540352242922";
@@ -395,31 +395,16 @@ async fn r6_status_writes_fold_per_batch_the_senders_time_makes_sent_free() {
     assert_eq!(e.memory.writes.load(Ordering::Relaxed), writes, "no write");
 }
 
-/// Counts `add` calls on counter items (`STATS…` sort keys) beside the table.
-struct CounterAdds {
-    inner: Arc<MemoryTable>,
-    adds: std::sync::atomic::AtomicU64,
-}
+/// Counts `add` calls on counter items (`STATS…` sort keys).
+struct CounterAdds(std::sync::atomic::AtomicU64);
 
 #[async_trait]
-impl Table for CounterAdds {
-    async fn get(&self, pk: &str, sk: &str) -> PortResult<Option<Item>> {
-        self.inner.get(pk, sk).await
-    }
-    async fn put(&self, item: Item, cond: Cond) -> PortResult<()> {
-        self.inner.put(item, cond).await
-    }
-    async fn delete(&self, pk: &str, sk: &str) -> PortResult<()> {
-        self.inner.delete(pk, sk).await
-    }
-    async fn query(&self, q: &Query) -> PortResult<Page> {
-        self.inner.query(q).await
-    }
-    async fn add(&self, pk: &str, sk: &str, deltas: &[(String, i64)]) -> PortResult<Item> {
+impl Tap for CounterAdds {
+    async fn add(&self, _pk: &str, sk: &str) -> Option<PortResult<Item>> {
         if sk.starts_with("STATS") {
-            self.adds.fetch_add(1, Ordering::Relaxed);
+            self.0.fetch_add(1, Ordering::Relaxed);
         }
-        self.inner.add(pk, sk, deltas).await
+        None
     }
 }
 
@@ -430,16 +415,16 @@ impl Table for CounterAdds {
 #[tokio::test]
 async fn r6_closing_at_the_timeout_folds_the_counters_per_sweep() {
     let memory = Arc::new(MemoryTable::new());
-    let counting = Arc::new(CounterAdds {
+    let counting = Arc::new(Tapped {
         inner: memory.clone(),
-        adds: 0.into(),
+        tap: CounterAdds(0.into()),
     });
     let e = env_on(memory, counting.clone(), "http://127.0.0.1:9");
     let c = campaign(&e).await;
     let n = 12;
     sent_entries(&e, &c, n).await;
     e.clock.advance(Duration::days(1) + Duration::minutes(2));
-    let before = counting.adds.load(Ordering::Relaxed);
+    let before = counting.tap.0.load(Ordering::Relaxed);
     shared::lambda::sweeper(&e.sys.sweeper).await.unwrap();
     let entries = repo::all_entries(&*e.sys.ports.table, &c).await.unwrap();
     assert!(
@@ -449,7 +434,7 @@ async fn r6_closing_at_the_timeout_folds_the_counters_per_sweep() {
         "every entry closed at its timeout"
     );
     assert_eq!(
-        counting.adds.load(Ordering::Relaxed) - before,
+        counting.tap.0.load(Ordering::Relaxed) - before,
         1,
         "one counter write for the sweep, not one per entry or page"
     );
