@@ -442,9 +442,6 @@ async fn sender_of(table: &dyn Table, c: &Campaign) -> AppResult<Option<String>>
     })
 }
 
-/// Business numbers of campaigns, read once per sweep.
-pub(crate) type SenderCache = HashMap<(String, String), Option<String>>;
-
 /// Sender and response timeout of campaigns, read once per sweep.
 pub(crate) type CampaignSenders = HashMap<(String, String), Option<(String, chrono::Duration)>>;
 
@@ -555,33 +552,5 @@ pub(crate) async fn hold_after_unknown_outcome(
             tracing::warn!(phone = %entry.phone.masked(), error = %e, "contact not held after an unknown outcome; reclaimed next sweep");
             false
         }
-    }
-}
-
-/// The sweeper closed `entry` at its response timeout (R5.5): the interaction it opened is
-/// marked closed, so views show it closed (the contact is free for other campaigns from
-/// the timeout on either way: an interaction is open only until it). Best effort.
-pub(crate) async fn release_after_timeout(
-    table: &dyn Table,
-    senders: &mut SenderCache,
-    entry: &HopperEntry,
-    now: Time,
-) {
-    let Some(message_id) = &entry.message_id else {
-        return;
-    };
-    let key = (entry.tenant.clone(), entry.campaign_id.clone());
-    if !senders.contains_key(&key) {
-        let sender = match repo::get_campaign(table, &entry.tenant, &entry.campaign_id).await {
-            Ok(Some(c)) => sender_of(table, &c).await.ok().flatten(),
-            _ => None,
-        };
-        senders.insert(key.clone(), sender);
-    }
-    let Some(sender) = senders.get(&key).cloned().flatten() else {
-        return;
-    };
-    if let Err(e) = repo::close_interaction(table, &sender, &entry.phone, message_id, now).await {
-        tracing::warn!(phone = %entry.phone.masked(), error = %e, "interaction not marked closed after its timeout");
     }
 }

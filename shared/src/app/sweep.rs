@@ -264,7 +264,6 @@ impl SweepService {
     ) -> AppResult<usize> {
         let started = Instant::now();
         let mut expired = 0;
-        let mut senders = super::conversations::SenderCache::new();
         let mut due = IndexWalk::new(TimeIndex::Due, now);
         loop {
             let Some(entries) = due.next(&*self.table).await? else {
@@ -280,14 +279,14 @@ impl SweepService {
                     .buffer_unordered(SWEEP_CONCURRENCY)
                     .collect()
                     .await;
+            // Their contacts are free from the timeout on: an interaction is open only
+            // until its `expires_at` (R5.5), so nothing is written to it.
             let (closed, failed) = counters.fold(results);
             if counters.entries >= FOLD_AT_MOST {
                 counters.flush(&*self.table).await;
             }
             expired += closed.len();
             let worked = !closed.is_empty();
-            // Those closed are released even when another entry of the page failed.
-            self.release_closed(closed, &mut senders, now).await;
             if let Some(e) = failed {
                 return Err(e);
             }
@@ -296,34 +295,6 @@ impl SweepService {
             }
         }
         Ok(expired)
-    }
-
-    /// R5.5: the contacts of entries closed at their timeout are released; their
-    /// interactions show closed. The first entry of a campaign looks up its sender, the
-    /// others reuse it.
-    async fn release_closed(
-        &self,
-        closed: Vec<HopperEntry>,
-        senders: &mut super::conversations::SenderCache,
-        now: Time,
-    ) {
-        let mut rest = Vec::with_capacity(closed.len());
-        for stale in closed {
-            if senders.contains_key(&(stale.tenant.clone(), stale.campaign_id.clone())) {
-                rest.push(stale);
-            } else {
-                super::conversations::release_after_timeout(&*self.table, senders, &stale, now)
-                    .await;
-            }
-        }
-        let known = &*senders;
-        stream::iter(rest)
-            .for_each_concurrent(SWEEP_CONCURRENCY, |stale| async move {
-                let mut cache = known.clone();
-                super::conversations::release_after_timeout(&*self.table, &mut cache, &stale, now)
-                    .await;
-            })
-            .await;
     }
 
     /// Walks the campaign's hopper and repairs its counters (read before the walk, as
