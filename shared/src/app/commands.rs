@@ -70,11 +70,7 @@ pub const ATTACH_MAX_FAILURES: u32 = 10;
 
 /// What an attach request did: all of it within the request, or the part it could, with
 /// the operation that carries on in the background.
-#[derive(Debug, Clone)]
-pub enum Attached {
-    Done(AttachResult),
-    Continues(OperationView),
-}
+pub type Attached = super::operations::Walked<AttachResult>;
 
 /// How much one sweep may spend walking hoppers for commands; what is left continues in
 /// the next sweep.
@@ -615,13 +611,7 @@ impl Commands {
         }
         if op.is_running() {
             // No shard to walk (stored before the hopper had any): nothing left to do.
-            op.status = OperationStatus::Done;
-            op.finished_at = Some(now);
-            op.updated_at = now;
-            match repo::commands::save_operation(t, &mut op).await {
-                Ok(()) | Err(PortError::ConditionFailed) => {}
-                Err(e) => return Err(e.into()),
-            }
+            super::operations::done(t, &mut op, now).await?;
         }
         report.operations_done += 1;
         tracing::info!(campaign_id = %id, kind = op.kind.as_str(), examined = op.examined, changed = op.changed, "campaign operation done");

@@ -160,3 +160,25 @@ pub(crate) async fn abort(
         Err(e) => Err(e.into()),
     }
 }
+
+/// Marks a running operation DONE, unless it changed meanwhile (then what is stored
+/// stands).
+pub(crate) async fn done(table: &dyn Table, op: &mut Operation, now: Time) -> AppResult<()> {
+    op.status = OperationStatus::Done;
+    op.finished_at = Some(now);
+    op.updated_at = now;
+    match repo::commands::save_operation(table, op).await {
+        Ok(()) | Err(PortError::ConditionFailed) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What a request that walks a campaign's hopper gives: its answer, done within the
+/// request, or (too large for it) the operation that carries on in the background: an
+/// attach, whose `progress` says how far, or a report, whose `result` carries the answer
+/// once DONE.
+#[derive(Debug, Clone)]
+pub enum Walked<T> {
+    Done(T),
+    Continues(OperationView),
+}

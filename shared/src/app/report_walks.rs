@@ -16,7 +16,8 @@
 //! changes the hopper (reset, retry, expiry, attach) replaces it, and it is not stopped
 //! by the campaign's end date or cancellation. A recount stops if the campaign is resumed.
 
-use super::operations::{abort, new_operation, replaces, OperationView};
+pub use super::operations::Walked;
+use super::operations::{abort, done, new_operation, replaces, OperationView};
 use super::reports::{
     check_recount, count_entry, estimate, fold_hopper, price_basis, price_entry, recount_within,
     repair_to, CostEstimate, Recount, Reports, PAGE,
@@ -28,18 +29,9 @@ use crate::domain::stats;
 use crate::domain::{DomainError, Time};
 use crate::ports::{PortError, Table};
 use crate::repo;
-use crate::repo::commands::{Operation, OperationKind, OperationStatus, ReportTally};
+use crate::repo::commands::{Operation, OperationKind, ReportTally};
 use std::collections::BTreeMap;
 use std::time::Instant;
-
-/// What a report's request gives: the answer, or (a campaign too large to walk within the
-/// request) the operation that walks it in the background, whose `result` carries the
-/// answer once DONE.
-#[derive(Debug, Clone)]
-pub enum Walked<T> {
-    Done(T),
-    Continues(OperationView),
-}
 
 /// How long a finished background estimate is served as the answer to `GET
 /// /campaigns/{id}/cost` before a new walk is started.
@@ -293,13 +285,7 @@ async fn finish(t: &dyn Table, mut op: Operation, c: &Campaign, now: Time) -> Ap
             return Err(e);
         }
     }
-    op.status = OperationStatus::Done;
-    op.finished_at = Some(now);
-    op.updated_at = now;
-    match repo::commands::save_operation(t, &mut op).await {
-        Ok(()) | Err(PortError::ConditionFailed) => {}
-        Err(e) => return Err(e.into()),
-    }
+    done(t, &mut op, now).await?;
     tracing::info!(campaign_id = %c.id, kind = op.kind.as_str(), entries = op.examined, "report done");
     Ok(Walk::Done)
 }

@@ -515,7 +515,7 @@ async fn list_members(
 fn attached(a: Attached) -> R {
     match a {
         Attached::Done(result) => ok(result),
-        Attached::Continues(op) => Ok((StatusCode::ACCEPTED, axum::Json(op)).into_response()),
+        Attached::Continues(op) => super::commands::accepted(op),
     }
 }
 

@@ -67,7 +67,8 @@ fn confirmed(body: &[u8]) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn accepted(v: OperationView) -> R {
+/// 202 with the operation that carries a request's work on in the background.
+pub(super) fn accepted(v: OperationView) -> R {
     Ok((StatusCode::ACCEPTED, Json(v)).into_response())
 }
 

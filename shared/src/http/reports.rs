@@ -159,7 +159,7 @@ async fn recount(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -> R {
 fn walked<T: serde::Serialize>(w: Walked<T>) -> R {
     match w {
         Walked::Done(answer) => ok(answer),
-        Walked::Continues(op) => Ok((StatusCode::ACCEPTED, axum::Json(op)).into_response()),
+        Walked::Continues(op) => super::commands::accepted(op),
     }
 }
 
