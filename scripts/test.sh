@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what it needs into the project venv
 # (.venv: moto for the local AWS emulator, aws-sam-cli and cfn-lint for the template,
-# schemathesis for the API fuzz),
+# schemathesis for the API fuzz, Playwright and pytest for the console's browser tests,
+# which also install Debian's chromium),
 # starts the emulator on loopback, runs every test, and stops what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,9 @@ cargo test --workspace --all-targets
 
 echo "== API fuzz: schemathesis, every check, against the local runner's OpenAPI document"
 scripts/api-fuzz.sh
+
+echo "== console: the operator console end to end in headless Chromium (Playwright)"
+scripts/console-test.sh
 
 echo "== smoke: the benchmark program, every scenario at small sizes (debug build: it checks the program works; figures come from scripts/bench.sh)"
 cargo run -q -p bench -- --smoke

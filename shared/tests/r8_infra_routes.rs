@@ -206,3 +206,39 @@ fn aws_social_events_reach_the_inbound_queue_through_a_closed_topic() {
     let outputs = &text[text.find("\nOutputs:").expect("outputs")..];
     assert!(outputs.contains("  WhatsAppEventsTopicArn:"));
 }
+
+/// Issue 15: the console's files reach the api function without a token (the page signs
+/// in first), and only they: every other route keeps the JWT authorizer.
+#[test]
+fn console_files_are_routed_without_the_authorizer() {
+    use utoipa::OpenApi;
+    let template = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml");
+    let text = std::fs::read_to_string(&template).expect("infra/template.yaml");
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let open_paths: BTreeSet<String> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let path = l.strip_prefix("Path:")?.trim();
+            let next = lines.get(i + 1..i + 4)?;
+            next.iter()
+                .any(|l| l.starts_with("Authorizer: NONE"))
+                .then(|| path.to_owned())
+        })
+        .collect();
+    let console = shared::http::console::ConsoleApi::openapi();
+    for path in console.paths.paths.keys() {
+        assert!(
+            open_paths.iter().any(|r| routes(r, path)),
+            "{path} is not routed without the authorizer: {open_paths:?}"
+        );
+    }
+    let expected: BTreeSet<String> = ["/", "/console", "/console/{proxy+}", "/openapi.json"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        open_paths, expected,
+        "only the console and the API description go without a token"
+    );
+}

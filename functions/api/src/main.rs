@@ -37,8 +37,15 @@ async fn main() -> Result<(), lambda_http::Error> {
         // No administrators' client configured: nobody is the administrator.
         admin_audience: config::optional("ADMIN_AUDIENCE", ""),
     };
-    let app = shared::http::operator::full_router(&services).layer(axum::middleware::from_fn(
-        move |req, next| tenant::from_authorizer(claims.clone(), req, next),
-    ));
+    let console = shared::http::console::ConsoleAuth::Oidc {
+        issuer: config::required("CONSOLE_ISSUER", "the OIDC issuer the console signs in at")?,
+        client_id: config::required("CONSOLE_CLIENT_ID", "the console's public OIDC client")?,
+        scope: config::optional("CONSOLE_SCOPE", "openid"),
+    };
+    let app = shared::http::operator::full_router(&services)
+        .layer(axum::middleware::from_fn(move |req, next| {
+            tenant::from_authorizer(claims.clone(), req, next)
+        }))
+        .merge(shared::http::console::router(console));
     lambda_http::run(app).await
 }

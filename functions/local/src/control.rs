@@ -60,14 +60,21 @@ pub fn router(local: Arc<Local>, tenants: Option<KnownTenants>) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(1 << 30))
         .with_state(local.clone());
     let api = shared::http::operator::full_router(&local.operator);
-    let api = match tenants {
+    let api = match tenants.clone() {
         Some(known) => api.layer(axum::middleware::from_fn_with_state(
             known,
             shared::http::tenant_from_known_header,
         )),
         None => api.layer(axum::middleware::from_fn(shared::http::tenant_from_header)),
     };
+    let console = shared::http::console::router(shared::http::console::ConsoleAuth::TenantHeader {
+        tenant: tenants
+            .as_ref()
+            .and_then(|k| k.0.first().map(|t| t.to_string()))
+            .unwrap_or_else(|| "demo".into()),
+    });
     api.merge(uploads)
+        .merge(console)
         .merge(webhook)
         .merge(kaleyra)
         .merge(control)

@@ -354,6 +354,16 @@ impl Audience {
         Ok(l)
     }
 
+    /// A page of the tenant's lists, oldest first.
+    pub async fn list_lists(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+        cursor: Option<String>,
+    ) -> AppResult<(Vec<ContactList>, Option<String>)> {
+        Ok(repo::lists_page(&*self.table, tenant, limit.clamp(1, 100), cursor).await?)
+    }
+
     pub async fn get_list(&self, tenant: &TenantId, id: &str) -> AppResult<ContactList> {
         repo::get_list(&*self.table, tenant, id)
             .await?

@@ -8,7 +8,7 @@ use super::{
     AppResult,
 };
 use crate::domain::campaign::{
-    Campaign, CampaignPatch, CampaignStatus, Channel, Launched, NewCampaign,
+    Campaign, CampaignAction, CampaignPatch, CampaignStatus, Channel, Launched, NewCampaign,
 };
 use crate::domain::hopper::HopperEntry;
 use crate::domain::ids::{CampaignId, TenantId};
@@ -39,6 +39,8 @@ pub struct CampaignView {
     #[serde(flatten)]
     pub campaign: Campaign,
     pub progress: Progress,
+    /// Every command with whether the campaign's state allows it now, and why not.
+    pub actions: Vec<CampaignAction>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -228,6 +230,7 @@ impl Campaigns {
             0.0
         };
         Ok(CampaignView {
+            actions: c.actions(self.now()),
             campaign: c,
             progress: Progress {
                 sent: s.sent,

@@ -1218,6 +1218,66 @@ impl Campaign {
     pub fn is_sending(&self) -> bool {
         self.status == CampaignStatus::Running
     }
+
+    /// What an operator may do to the campaign now, each command tried on a copy by the
+    /// same rule that would judge it, with the rule's reason when it is refused: the
+    /// console's actions menu shows exactly what the API would accept (R1.4, R1.5, R4.9).
+    /// Rules that need the hopper (retry needs RETRY entries) are judged when sent.
+    pub fn actions(&self, now: Time) -> Vec<CampaignAction> {
+        let try_on = |f: &dyn Fn(&mut Campaign) -> Result<(), DomainError>| {
+            let mut copy = self.clone();
+            f(&mut copy).err().map(|e| e.to_string())
+        };
+        let edit = (!self.status.is_editable()).then(|| {
+            format!(
+                "cannot edit campaign {} while it is {}{}",
+                self.id,
+                self.status,
+                if self.status == CampaignStatus::Running {
+                    ": pause it first"
+                } else {
+                    ""
+                }
+            )
+        });
+        let checks: [(&'static str, Option<String>); 8] = [
+            ("edit", edit),
+            ("launch", try_on(&|c| c.launch(now).map(drop))),
+            ("unschedule", try_on(&|c| c.unschedule(now))),
+            ("pause", try_on(&|c| c.pause(None, now))),
+            ("resume", try_on(&|c| c.resume(now))),
+            ("retry", try_on(&|c| c.retry(now))),
+            ("reset", try_on(&|c| c.reset(now))),
+            ("cancel", try_on(&|c| c.cancel(now))),
+        ];
+        let mut out: Vec<CampaignAction> = checks
+            .into_iter()
+            .map(|(name, refused)| CampaignAction {
+                name,
+                allowed: refused.is_none(),
+                reason: refused,
+            })
+            .collect();
+        out.push(CampaignAction {
+            name: "delete",
+            allowed: true,
+            reason: None,
+        });
+        out
+    }
+}
+
+/// One command of [`Campaign::actions`]: allowed now, or refused with the reason the API
+/// would answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CampaignAction {
+    /// `edit`, `launch`, `unschedule`, `pause`, `resume`, `retry`, `reset`, `cancel` or
+    /// `delete`.
+    pub name: &'static str,
+    pub allowed: bool,
+    /// Why not, when not allowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ pub fn routes() -> Router<Operator> {
         .route("/imports", post(create_import))
         .route("/imports/{id}", get(get_import))
         .route("/imports/{id}/errors", get(import_errors))
-        .route("/lists", post(create_list))
+        .route("/lists", post(create_list).get(list_lists))
         .route("/lists/{id}", get(get_list))
         .route("/lists/{id}/members", post(add_members).get(list_members))
         .route("/campaigns/{id}/lists", post(attach_list))
@@ -451,6 +451,26 @@ async fn create_list(State(a): S, t: TenantId, JsonBody(b): JsonBody<NewList>) -
     created(a.create_list(&t, b.name).await?)
 }
 
+/// A page of lists, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactListPage {
+    pub items: Vec<ContactList>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[utoipa::path(
+    get, path = "/lists", tag = "lists",
+    params(Page100),
+    responses((status = 200, description = "A page of the tenant's lists, oldest first", body = ContactListPage,
+        example = json!({"items": [{"id": "lst_0193a6f1a2b37c4d8e9f0a1b2c3d4e5f", "tenant": "acme", "name": "VIPs", "created_at": "2026-11-21T09:00:00Z"}], "next_cursor": null})))
+)]
+async fn list_lists(State(a): S, t: TenantId, Query(p): Query<Paging>) -> R {
+    let limit = p.limit(50, 100)?;
+    let (items, next_cursor) = a.list_lists(&t, limit, p.cursor).await?;
+    ok(ContactListPage { items, next_cursor })
+}
+
 #[utoipa::path(
     get, path = "/lists/{id}", tag = "lists",
     params(("id" = String, Path, description = "List id")),
@@ -586,11 +606,11 @@ async fn attach_segment(
     paths(
         upsert_contacts, list_contacts, get_contact, put_contact, delete_contact,
         import_inline, create_import, get_import, import_errors,
-        create_list, get_list, add_members, list_members,
+        create_list, list_lists, get_list, add_members, list_members,
         attach_list, attach_segment
     ),
     components(schemas(
-        Contact, NewContact, ContactsInput, ContactItems, ContactsCreated, ContactPage, ContactList, NewList,
+        Contact, NewContact, ContactsInput, ContactItems, ContactsCreated, ContactPage, ContactList, ContactListPage, NewList,
         Members, Member, MemberPage, Added, Attach, AttachResult, Segment, NewImport,
         Import, ImportView, ImportStatus, ImportSource, ColumnMap, Column, RowError,
         RowErrorPage, UploadTicket, ErrorBody, PhoneNumber

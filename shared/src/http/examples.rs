@@ -29,7 +29,7 @@ pub fn campaign_view(status: &str) -> Value {
         "COMPLETED" => (1200, 1200),
         _ => (480, 1200),
     };
-    json!({
+    let v = json!({
         "id": CAMPAIGN_ID,
         "tenant": "acme",
         "name": "Spring offer",
@@ -55,7 +55,16 @@ pub fn campaign_view(status: &str) -> Value {
         "updated_at": "2026-11-21T09:05:00Z",
         "version": 4,
         "progress": {"sent": sent, "target": target, "percent": (sent as f64 * 1000.0 / target as f64).round() / 10.0}
-    })
+    });
+    with_actions(v)
+}
+
+/// The campaign's `actions` as the domain judges them (at the example's update time).
+fn with_actions(mut v: Value) -> Value {
+    let c: crate::domain::campaign::Campaign =
+        serde_json::from_value(v.clone()).expect("the example is a campaign");
+    v["actions"] = json!(c.actions(c.updated_at));
+    v
 }
 
 pub fn test_view() -> Value {
@@ -66,7 +75,7 @@ pub fn test_view() -> Value {
     v["start_at"] = Value::Null;
     v["end_at"] = Value::Null;
     v["progress"] = json!({"sent": 0, "target": 2, "percent": 0.0});
-    v
+    with_actions(v)
 }
 
 pub fn tenant(enabled: bool) -> Value {

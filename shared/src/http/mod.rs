@@ -5,6 +5,7 @@ pub mod api;
 pub mod audience;
 pub mod blocklists;
 pub mod commands;
+pub mod console;
 pub mod conversations;
 pub mod error;
 pub mod examples;

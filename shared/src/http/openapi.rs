@@ -194,6 +194,7 @@ pub const PHONE_PATTERN: &str = r"^\+?[0-9 ()./-]*[0-9][0-9 ()./-]*$";
 pub fn served_document() -> Value {
     let mut doc = document();
     doc.merge(super::other_routes::OtherRoutesApi::openapi());
+    doc.merge(super::console::ConsoleApi::openapi());
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         super::other_routes::META_SIGNATURE,

@@ -226,6 +226,29 @@ pub async fn put_list(table: &dyn Table, l: &ContactList) -> PortResult<()> {
     table.put(item, Cond::NotExists).await
 }
 
+/// One page of the tenant's lists in id order (ids sort by creation time).
+pub async fn lists_page(
+    table: &dyn Table,
+    tenant: &str,
+    limit: u32,
+    cursor: Option<String>,
+) -> PortResult<(Vec<ContactList>, Option<String>)> {
+    let q = Query::new(
+        Index::Primary,
+        tenant_pk(tenant),
+        SkCond::BeginsWith("LIST#".into()),
+    )
+    .limit(limit)
+    .cursor(cursor);
+    let page = table.query(&q).await?;
+    let lists = page
+        .items
+        .into_iter()
+        .map(from_item)
+        .collect::<PortResult<_>>()?;
+    Ok((lists, page.cursor))
+}
+
 pub async fn get_list(
     table: &dyn Table,
     tenant: &str,
