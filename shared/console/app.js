@@ -256,6 +256,7 @@ const routes = [
   [/^#\/campaigns\/([^/?]+)$/, campaignDetail],
   [/^#\/campaigns(?:\?(.*))?$/, campaignGrid],
   [/^#\/audience$/, audienceView],
+  [/^#\/blocks(?:\/([^/?]+))?$/, blocksView],
   [/^#\/accounts$/, accountsView],
   [/^#\/settings$/, settingsView],
 ];
@@ -516,6 +517,27 @@ async function campaignForm(id) {
     segment_tags: h('input', { type: 'text', value: '' }),
   };
 
+  // The audience's reach, counted by the API as the lists or the segment change.
+  const reachBox = h('p', { class: 'hint', 'aria-live': 'polite', 'data-reach': '' });
+  let reachSeq = 0;
+  async function countReach() {
+    const seq = ++reachSeq;
+    const listIds = listBoxes.filter((x) => x.checked).map((x) => x.value);
+    const tags = inputs.segment_tags.value.split(',').map((t) => t.trim()).filter(Boolean);
+    if (!listIds.length && !tags.length) { fill(reachBox); return; }
+    fill(reachBox, 'Counting…');
+    try {
+      const r = await post('/audience/count', { list_ids: listIds, segment: tags.length ? { tags } : null });
+      if (seq !== reachSeq) return;
+      fill(reachBox, h('strong', {}, `${r.exact ? '' : 'At least '}${num(r.contacts)} contact(s)`),
+        c ? ' in these lists or this segment (contacts already in the campaign keep their one entry).' : ' would be in the campaign, before block lists, opt-outs and the duplicate window.');
+    } catch (e) { if (seq === reachSeq) fill(reachBox, e.message); }
+  }
+  let reachTimer = null;
+  const recount = () => { clearTimeout(reachTimer); reachTimer = setTimeout(countReach, 300); };
+  for (const box of listBoxes) box.addEventListener('change', recount);
+  inputs.segment_tags.addEventListener('input', recount);
+
   function body() {
     const b = {
       name: inputs.name.value.trim(),
@@ -576,6 +598,7 @@ async function campaignForm(id) {
           listBoxes.map((b, i) => h('div', { class: 'check' }, b, ' ', h('label', { for: b.id }, lists.items[i].name))), h('p', { class: 'error', hidden: true }))
           : h('p', { class: 'muted' }, 'No lists yet: import contacts under “Contacts & lists”.'),
         field('tags', 'Or a segment: contacts with all these tags', inputs.segment_tags, 'Comma-separated, e.g. vip, pune'),
+        reachBox,
         blocks.items.length ? h('div', { 'data-field': 'block_lists' }, h('p', { class: 'hint' }, 'Never send to the numbers on:'),
           blockBoxes.map((b, i) => h('div', { class: 'check' }, b, ' ', h('label', { for: b.id }, blocks.items[i].name))), h('p', { class: 'error', hidden: true })) : null)),
     h('div', {},
@@ -662,7 +685,7 @@ async function campaignDetail(id) {
   const opBox = h('div', { 'aria-live': 'polite' });
   const hopBox = h('div', {});
   const statBox = h('div', {});
-  const tabBox = h('div', {});
+  const tabBox = h('div', { role: 'tabpanel', 'aria-label': 'Entries' });
   let tab = 'open';
   let cursor = null;
 
@@ -693,9 +716,27 @@ async function campaignDetail(id) {
       h('progress', { max: 100, value: p.percent || 0, 'aria-label': `${op.kind} progress` }),
       ` ${p.percent || 0}% · ${num(p.examined)} examined · ${num(p.changed)} changed`));
   }
+  // The tab's filters: a state of the tab's own, a reason and a disposition.
+  const TAB_STATES = { open: ['FRESH', 'SENDING', 'PENDING'], history: ['CLOSED', 'FAILED', 'BLOCK_LIST', 'SKIPPED', 'RETRY'] };
+  const stateFilter = h('select', { id: 'entry-state' });
+  const reasonFilter = h('input', { type: 'text', id: 'entry-reason', placeholder: 'e.g. block list' });
+  const dispositionFilter = h('input', { type: 'text', id: 'entry-disposition', placeholder: 'e.g. replied:Yes' });
+  const fillStates = () => fill(stateFilter, h('option', { value: '' }, 'Any'), TAB_STATES[tab].map((st) => h('option', { value: st }, st)));
+  fillStates();
+  const filters = h('form', {
+    class: 'row',
+    'aria-label': 'Filter entries',
+    onsubmit: (ev) => { ev.preventDefault(); cursor = null; renderTab().catch((e) => fill(tabBox, errorBox(e))); },
+  },
+  h('div', { class: 'field' }, h('label', { for: 'entry-state' }, 'State'), stateFilter),
+  h('div', { class: 'field' }, h('label', { for: 'entry-reason' }, 'Reason'), reasonFilter),
+  h('div', { class: 'field' }, h('label', { for: 'entry-disposition' }, 'Disposition'), dispositionFilter),
+  h('button', { type: 'submit' }, 'Show'));
   async function renderTab() {
     const path = tab === 'open' ? 'hopper/open' : 'hopper/history';
-    const page = await get(`${base}/${path}${query({ limit: 50, cursor })}`);
+    const page = await get(`${base}/${path}${query({
+      limit: 50, cursor, state: stateFilter.value, reason: reasonFilter.value.trim(), disposition: dispositionFilter.value.trim(),
+    })}`);
     fill(tabBox, entriesTable(c, page),
       h('div', { class: 'row', style: 'margin-top:6px' },
         cursor ? h('button', { type: 'button', onclick: () => { cursor = null; renderTab(); } }, 'First page') : null,
@@ -717,6 +758,7 @@ async function campaignDetail(id) {
       type: 'button', role: 'tab', 'aria-selected': k === tab ? 'true' : 'false', 'data-tab': k,
       onclick: (ev) => {
         tab = k; cursor = null;
+        fillStates();
         for (const b of tabs.querySelectorAll('button')) b.setAttribute('aria-selected', b.dataset.tab === k ? 'true' : 'false');
         ev.target.focus();
         renderTab();
@@ -776,7 +818,7 @@ async function campaignDetail(id) {
         },
       }, h('div', { class: 'field' }, h('label', { for: 'attach-list' }, 'Add a list'), attachList), h('button', { type: 'submit' }, 'Add list')),
       testForm),
-    tabs, tabBox);
+    tabs, filters, tabBox);
 }
 
 // ---------------------------------------------------------------- conversation ("spy")
@@ -872,6 +914,102 @@ function importReport(imp) {
     (imp.errors || []).length ? table([{ label: 'Line', num: true, cell: (e) => e.line }, { label: 'Why', cell: (e) => e.reason }], imp.errors, { stack: false }) : null);
 }
 
+// ---------------------------------------------------------------- block lists and opt-outs
+
+// A paged table that loads its own pages (`load(cursor)` answers an API page).
+function pagedTable(columns, load, empty) {
+  const box = h('div', {});
+  const stack = [null];
+  async function show(cursor) {
+    const page = await load(cursor);
+    fill(box, table(columns, page.items, { empty }),
+      h('div', { class: 'row', style: 'margin-top:6px' },
+        stack.length > 1 ? h('button', { type: 'button', onclick: () => { stack.pop(); show(stack[stack.length - 1]); } }, '← Previous page') : null,
+        page.next_cursor ? h('button', { type: 'button', onclick: () => { stack.push(page.next_cursor); show(page.next_cursor); } }, 'Next page →') : null));
+  }
+  return { box, show: () => { stack.length = 1; return show(null); } };
+}
+
+async function blocksView(openId) {
+  const blocks = await get('/block-lists?limit=100');
+  const name = h('input', { type: 'text' });
+  const description = h('input', { type: 'text' });
+  const newBlock = h('form', {
+    class: 'row',
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      try {
+        const b = await post('/block-lists', { name: name.value.trim(), description: description.value.trim() || null });
+        flash(`Block list “${b.name}” created.`);
+        location.hash = `#/blocks/${encodeURIComponent(b.id)}`;
+      } catch (e) { showFieldError(newBlock, e); }
+    },
+  }, h('div', { class: 'form-error' }), field('name', 'New block list name', name), field('description', 'Description', description), h('button', { type: 'submit' }, 'Create block list'));
+
+  const open = blocks.items.find((b) => b.id === openId);
+  let detail = null;
+  if (open) {
+    const bid = encodeURIComponent(open.id);
+    const numbers = pagedTable([
+      { label: 'Number', cell: (n) => `+${n.phone}` },
+      { label: 'Added', cell: (n) => fmtTime(n.added_at) },
+      { label: '', cell: (n) => h('button', { type: 'button', class: 'danger', onclick: async () => { await call('DELETE', `/block-lists/${bid}/numbers/${encodeURIComponent(n.phone)}`); numbers.show(); } }, `Remove +${n.phone}`) },
+    ], (cursor) => get(`/block-lists/${bid}/numbers${query({ limit: 50, cursor })}`), 'No numbers on this list yet.');
+    const phones = h('textarea', { placeholder: 'One number per line or comma-separated' });
+    const addForm = h('form', {
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        try {
+          const r = await post(`/block-lists/${bid}/numbers`, { phones: phones.value.split(/[\n,]+/).map((x) => x.trim()).filter(Boolean) });
+          flash(`${r.added} added, ${r.already_present} already there${r.errors && r.errors.length ? `; not numbers: ${r.errors.map((x) => x.input).join(', ')}` : ''}.`, !!(r.errors && r.errors.length));
+          phones.value = '';
+          numbers.show();
+        } catch (e) { showFieldError(addForm, e); }
+      },
+    }, h('div', { class: 'form-error' }), field('phones', `Add numbers to “${open.name}”`, phones), h('button', { type: 'submit', class: 'primary' }, 'Add numbers'));
+    await numbers.show();
+    detail = h('div', { class: 'card' }, h('h2', {}, `Block list “${open.name}”`), open.description ? h('p', { class: 'muted' }, open.description) : null,
+      addForm, numbers.box,
+      h('button', {
+        type: 'button', class: 'danger',
+        onclick: async () => {
+          if (!await confirmDialog(`Delete the block list “${open.name}”?`, 'Its numbers can be sent to again by the campaigns that attached it.', 'Delete')) return;
+          try { await call('DELETE', `/block-lists/${bid}`); flash('Block list deleted.'); location.hash = '#/blocks'; } catch (e) { flash(e.message, true); }
+        },
+      }, 'Delete this block list'));
+  }
+
+  const optPhone = h('input', { type: 'text' });
+  const optNote = h('input', { type: 'text' });
+  const optOuts = pagedTable([
+    { label: 'Number', cell: (o) => `+${o.phone}` }, { label: 'Source', cell: (o) => o.source },
+    { label: 'When', cell: (o) => fmtTime(o.at) }, { label: 'Note', cell: (o) => o.note || '—' },
+    { label: '', cell: (o) => h('button', { type: 'button', onclick: async () => {
+      if (!await confirmDialog(`Remove +${o.phone} from the opt-out list?`, 'Campaigns may send to this number again. Do this only when the customer asked for it.', 'Remove')) return;
+      await call('DELETE', `/opt-outs/${encodeURIComponent(o.phone)}`); optOuts.show();
+    } }, `Opt +${o.phone} back in`) },
+  ], (cursor) => get(`/opt-outs${query({ limit: 50, cursor })}`), 'Nobody has opted out.');
+  const optForm = h('form', {
+    class: 'row',
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      try { await post('/opt-outs', { phone: optPhone.value.trim(), note: optNote.value.trim() || null }); optPhone.value = ''; optNote.value = ''; flash('Opted out.'); optOuts.show(); } catch (e) { showFieldError(optForm, e); }
+    },
+  }, h('div', { class: 'form-error' }), field('phone', 'Number', optPhone), field('note', 'Note', optNote), h('button', { type: 'submit' }, 'Opt out'));
+  await optOuts.show();
+
+  return h('section', {}, h('h1', {}, 'Block lists & opt-outs'),
+    table([
+      { label: 'Name', cell: (b) => h('a', { href: `#/blocks/${encodeURIComponent(b.id)}` }, b.name) },
+      { label: 'Description', cell: (b) => b.description || '—' }, { label: 'Created', cell: (b) => fmtTime(b.created_at) },
+    ], blocks.items, { empty: 'No block lists yet.' }),
+    h('div', { class: 'card' }, newBlock),
+    detail,
+    h('h2', {}, 'Opt-out list'),
+    h('p', { class: 'muted' }, 'No campaign of the tenant sends to these numbers, whatever its block lists say. STOP and the opt-out keywords add numbers here.'),
+    h('div', { class: 'card' }, optForm), optOuts.box);
+}
+
 // ---------------------------------------------------------------- accounts and templates
 
 async function accountsView() {
@@ -931,7 +1069,7 @@ async function accountsView() {
       { label: 'Name', cell: (a) => a.name }, { label: 'Provider', cell: (a) => a.provider },
       { label: 'Sender', cell: (a) => a.sender_id }, { label: 'Rate/s', num: true, cell: (a) => a.rate_limit },
       { label: 'Tier', cell: (a) => a.messaging_tier ?? 'unlimited' },
-      { label: 'Recontact template', cell: (a) => (a.recontact_template ? `${a.recontact_template.name} (${a.recontact_template.language})` : '—') },
+      { label: 'Recontact template', cell: (a) => recontactPicker(a, templates.items) },
       { label: '', cell: (a) => h('button', { type: 'button', onclick: () => sync(a), disabled: !a.waba_id, title: a.waba_id ? null : 'No WABA id to synchronise from' }, 'Sync templates') },
     ], accounts.items, { empty: 'No accounts yet.' }),
     h('div', { class: 'card' }, h('h2', {}, 'Add an account'), accForm),
@@ -943,6 +1081,25 @@ async function accountsView() {
       { label: 'Preview', cell: (t) => renderPreview(t, []) },
     ], templates.items, { empty: 'No templates yet.' }),
     h('div', { class: 'card' }, h('h2', {}, 'Register a template'), tplForm));
+}
+
+// The template sent when a contact's 24-hour window has closed: one of the account's
+// approved templates.
+function recontactPicker(a, templates) {
+  const current = a.recontact_template ? `${a.recontact_template.name}|${a.recontact_template.language}` : '';
+  const mine = templates.filter((t) => t.account_id === a.id && t.status === 'APPROVED');
+  const sel = h('select', { 'aria-label': `Recontact template of ${a.name}` },
+    h('option', { value: '' }, current ? '' : 'None'),
+    mine.map((t) => h('option', { value: `${t.name}|${t.language}`, selected: `${t.name}|${t.language}` === current }, `${t.name} (${t.language})`)));
+  sel.addEventListener('change', async () => {
+    if (!sel.value) return;
+    const [name, language] = sel.value.split('|');
+    try {
+      await call('PUT', `/accounts/${encodeURIComponent(a.id)}/recontact-template`, { name, language });
+      flash(`${a.name} recontacts with ${name} (${language}).`);
+    } catch (e) { flash(e.message, true); }
+  });
+  return mine.length ? sel : '—';
 }
 
 // ---------------------------------------------------------------- tenant settings

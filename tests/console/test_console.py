@@ -111,6 +111,8 @@ def operator_flow(page, base, tenant, tmp_path):
     dup = page.get_by_label("Skip contacts sent to in the last N days (1-7)")
     dup.fill("9")
     page.get_by_role("checkbox", name="VIPs").check()
+    # Before saving, the form says how many contacts the audience reaches.
+    expect(page.locator("[data-reach]")).to_contain_text(f"{CONTACTS} contact(s) would be in the campaign")
     page.get_by_role("button", name="Create campaign").click()
     error = page.locator('[data-field="duplicate_window_days"] .error')
     expect(error).to_be_visible()
@@ -147,6 +149,13 @@ def operator_flow(page, base, tenant, tmp_path):
     page.wait_for_function(
         "() => Number(document.querySelector('[data-stat=delivered]').textContent) > 0", timeout=20000
     )
+
+    # The pending tab filters by state.
+    page.get_by_label("State", exact=True).select_option("FRESH")
+    page.get_by_role("button", name="Show").click()
+    expect(page.get_by_role("tabpanel")).to_contain_text("No entries here.")
+    page.get_by_label("State", exact=True).select_option("")
+    page.get_by_role("button", name="Show").click()
 
     # A reply, then the conversation of that contact.
     sim_reply(base, SENDERS[tenant], phones[0].lstrip("+"), "Yes please, call me after 6")
@@ -218,3 +227,152 @@ def test_console_files_are_served_without_credentials(base_url):
             assert "script-src 'self'" in r.headers["content-security-policy"]
     with urllib.request.urlopen(base_url + "/console/config.json", timeout=5) as r:
         assert json.load(r) == {"auth": "tenant_header", "tenant": "demo"}
+
+
+def api(base, tenant, method, path, body=None):
+    req = urllib.request.Request(
+        base + path,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"content-type": "application/json", "x-tenant-id": tenant},
+        method=method,
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r)
+
+
+def ready_campaign(base, tenant, sender):
+    """A READY campaign of two contacts, set up through the API as a script would."""
+    acc = api(base, tenant, "POST", "/accounts", {
+        "name": "Keys", "sender_id": sender, "waba_id": "100000000000009",
+        "token_ref": f"secretsmanager:campaigns/{tenant}/meta-token"})
+    api(base, tenant, "POST", "/templates", {
+        "account_id": acc["id"], "name": "hello", "language": "en", "category": "UTILITY", "body": "Hello {{1}}"})
+    api(base, tenant, "POST", "/contacts", [{"phone": f"+9198123330{i:02d}", "name": f"K{i}"} for i in range(2)])
+    lst = api(base, tenant, "POST", "/lists", {"name": "two"})
+    api(base, tenant, "POST", f"/lists/{lst['id']}/members", {"phones": [f"9198123330{i:02d}" for i in range(2)]})
+    c = api(base, tenant, "POST", "/campaigns", {
+        "name": "Keyboard run", "account_id": acc["id"], "template": {"name": "hello", "language": "en"},
+        "variables": [{"source": "contact_name"}], "pacing": {"unit": "messages_per_second", "value": 1}})
+    api(base, tenant, "POST", f"/campaigns/{c['id']}/lists", {"list_id": lst["id"]})
+    return c
+
+
+def test_block_lists_opt_outs_and_the_keyboard(browser, base_url):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.set_default_timeout(15000)
+    try:
+        page.goto(base_url + "/console#/blocks")
+        page.get_by_label("Tenant").fill("keys")
+        page.get_by_role("button", name="Switch").click()
+        expect(page.get_by_role("heading", name="Block lists & opt-outs")).to_be_visible()
+        # A block list: numbers added (the one that is not a number named), then removed.
+        page.get_by_label("New block list name").fill("Complaints")
+        page.get_by_role("button", name="Create block list").click()
+        expect(page.get_by_role("heading", name="Block list “Complaints”")).to_be_visible()
+        page.get_by_label("Add numbers to “Complaints”").fill("+91 98123 11111\n12x")
+        page.get_by_role("button", name="Add numbers").click()
+        expect(page.locator("#flash")).to_contain_text("1 added, 0 already there; not numbers: 12x")
+        page.get_by_role("button", name="Remove +919812311111").click()
+        expect(page.get_by_text("No numbers on this list yet.")).to_be_visible()
+        # The opt-out list: a number opted out, then back in after a confirmation.
+        page.get_by_label("Number", exact=True).fill("+91 98123 22222")
+        page.get_by_label("Note", exact=True).fill("asked by phone")
+        page.get_by_role("button", name="Opt out", exact=True).click()
+        expect(page.get_by_role("cell", name="asked by phone")).to_be_visible()
+        page.get_by_role("button", name="Opt +919812322222 back in").click()
+        page.get_by_role("dialog").get_by_role("button", name="Remove").click()
+        expect(page.get_by_text("Nobody has opted out.")).to_be_visible()
+
+        # The keyboard alone: to the row's actions menu, open it, launch.
+        c = ready_campaign(base_url, "keys", "106540352242929")
+        page.goto(base_url + "/console#/campaigns")
+        expect(page.get_by_role("row", name=re.compile("Keyboard run"))).to_be_visible()
+        label = "Actions for Keyboard run"
+        for _ in range(60):
+            page.keyboard.press("Tab")
+            if page.evaluate("() => document.activeElement.getAttribute('aria-label')") == label:
+                break
+        else:
+            pytest.fail("Tab never reached the actions menu")
+        page.keyboard.press("Enter")
+        menu = page.locator("details.menu[open]")
+        expect(menu).to_be_visible()
+        page.keyboard.press("Escape")
+        expect(page.locator("details.menu[open]")).to_have_count(0)
+        expect(page.locator(":focus")).to_have_attribute("aria-label", label)
+        page.keyboard.press("Enter")
+        for _ in range(10):
+            page.keyboard.press("Tab")
+            if page.evaluate("() => document.activeElement.dataset.action") == "launch":
+                break
+        else:
+            pytest.fail("Tab never reached Launch")
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("row", name=re.compile("Keyboard run")).locator(".badge.status-RUNNING")).to_be_visible()
+        assert api(base_url, "keys", "GET", f"/campaigns/{c['id']}")["status"] == "RUNNING"
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+def test_sign_in_with_the_issuer_by_authorization_code_and_pkce(browser, base_url):
+    """In AWS the console signs in at the JWT authorizer's issuer: the identity provider
+    is played here by Playwright's request routing (config.json names it), and every API
+    call must then carry the access token as its bearer."""
+    import base64
+    import hashlib
+    from urllib.parse import parse_qs, urlencode, urlparse
+
+    idp = "https://idp.example.test"
+    seen = {}
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(15000)
+
+    def config(route):
+        route.fulfill(json={"auth": "oidc", "issuer": idp, "client_id": "console-client", "scope": "openid tenants"})
+
+    def discovery(route):
+        route.fulfill(json={"issuer": idp, "authorization_endpoint": idp + "/authorize", "token_endpoint": idp + "/token"})
+
+    def authorize(route):
+        q = parse_qs(urlparse(route.request.url).query)
+        seen["authorize"] = q
+        back = q["redirect_uri"][0] + "?" + urlencode({"code": "the-code", "state": q["state"][0]})
+        route.fulfill(status=302, headers={"location": back})
+
+    def token(route):
+        form = parse_qs(route.request.post_data)
+        seen["token"] = form
+        verifier = form["code_verifier"][0]
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        ok = (challenge == seen["authorize"]["code_challenge"][0] and form["code"] == ["the-code"]
+              and form["grant_type"] == ["authorization_code"] and form["client_id"] == ["console-client"])
+        if ok:
+            route.fulfill(json={"access_token": "tok-123", "token_type": "Bearer", "expires_in": 3600})
+        else:
+            route.fulfill(status=400, json={"error": "invalid_grant"})
+
+    page.route("**/console/config.json", config)
+    page.route(idp + "/.well-known/openid-configuration", discovery)
+    page.route(idp + "/authorize*", authorize)
+    page.route(idp + "/token", token)
+    bearers = []
+    page.on("request", lambda r: bearers.append((r.url, r.headers.get("authorization")))
+            if r.url.startswith(base_url) and "/console" not in r.url else None)
+    try:
+        page.goto(base_url + "/console#/settings")
+        expect(page.get_by_role("heading", name="Settings")).to_be_visible()
+        # Back where it started, the code gone from the address.
+        assert page.url == base_url + "/console#/settings", page.url
+        a = seen["authorize"]
+        assert a["response_type"] == ["code"] and a["code_challenge_method"] == ["S256"]
+        assert a["client_id"] == ["console-client"] and a["scope"] == ["openid tenants"]
+        assert a["redirect_uri"] == [base_url + "/console"]
+        assert bearers and all(b == "Bearer tok-123" for _, b in bearers), bearers
+        assert page.evaluate("() => localStorage.getItem('tenant')") is None
+    finally:
+        context.close()

@@ -447,6 +447,16 @@ pub(crate) async fn segment_source(
     segment: &Segment,
 ) -> AppResult<AttachSource> {
     let segment = segment.normalised()?;
+    let key = smallest_key(table, tenant, &segment).await?;
+    Ok(AttachSource::Segment { segment, key })
+}
+
+/// The index key of a normalised segment with the fewest members: the set to walk.
+pub(crate) async fn smallest_key(
+    table: &dyn Table,
+    tenant: &str,
+    segment: &Segment,
+) -> AppResult<String> {
     let mut smallest: Option<(i64, String)> = None;
     for k in segment.index_keys() {
         let n = repo::index_count(table, tenant, &k).await?;
@@ -455,7 +465,7 @@ pub(crate) async fn segment_source(
         }
     }
     let (_, key) = smallest.expect("a normalised segment has a key");
-    Ok(AttachSource::Segment { segment, key })
+    Ok(key)
 }
 
 /// Puts the next page of the source's contacts into the campaign's hopper as FRESH (a

@@ -30,6 +30,7 @@ pub mod hopper_views;
 pub mod import;
 pub mod inbox;
 pub mod operations;
+pub mod reach;
 pub mod report_walks;
 pub mod reports;
 pub mod send;
