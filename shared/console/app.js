@@ -62,7 +62,10 @@ async function call(method, path, body, { csv = false, raw = false } = {}) {
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = { message: text }; }
   if (!resp.ok) {
-    if (resp.status === 401 && session.cfg.auth === 'oidc') signIn();
+    // A refused token (expired): sign in again. One refused within a minute of signing
+    // in (no tenant claim, say) shows the API's message instead of looping.
+    const signedInAt = Number(sessionStorage.getItem('signed-in-at') || 0);
+    if (resp.status === 401 && session.cfg.auth === 'oidc' && Date.now() - signedInAt > 60000) signIn();
     throw new ApiFailure(resp.status, data);
   }
   return { status: resp.status, data };
@@ -85,7 +88,10 @@ async function discovery() {
   if (!r.ok) throw new Error(`the sign-in provider answered ${r.status}`);
   return r.json();
 }
+let signingIn = false;
 async function signIn() {
+  if (signingIn) return;
+  signingIn = true;
   const meta = await discovery();
   const verifier = b64url(crypto.getRandomValues(new Uint8Array(32)));
   const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier));
@@ -101,7 +107,10 @@ async function finishSignIn() {
   const q = new URLSearchParams(location.search);
   const saved = JSON.parse(sessionStorage.getItem('pkce') || 'null');
   sessionStorage.removeItem('pkce');
-  if (!q.get('code') || !saved || saved.state !== q.get('state')) throw new Error('sign-in answer does not match the request; sign in again');
+  // The answer leaves the address bar at once: a reload must not replay it.
+  history.replaceState(null, '', `/console${(saved && saved.back) || location.hash || '#/campaigns'}`);
+  if (q.get('error')) throw new Error(`the sign-in provider refused: ${q.get('error_description') || q.get('error')}`);
+  if (!q.get('code') || !saved || saved.state !== q.get('state')) throw new Error('the sign-in answer does not match the request; sign in again');
   const meta = await discovery();
   const r = await fetch(meta.token_endpoint, {
     method: 'POST',
@@ -114,7 +123,7 @@ async function finishSignIn() {
   const tok = await r.json();
   if (!r.ok || !tok.access_token) throw new Error(`sign-in failed: ${tok.error_description || tok.error || r.status}`);
   sessionStorage.setItem('token', tok.access_token);
-  history.replaceState(null, '', `/console${saved.back || '#/campaigns'}`);
+  sessionStorage.setItem('signed-in-at', String(Date.now()));
 }
 
 // ---------------------------------------------------------------- formatting
@@ -238,12 +247,14 @@ let poller = null;
 
 function stopPolling() { if (poller) { clearInterval(poller); poller = null; } }
 
-function poll(fn, ms = 2000) {
+// Polls `fn` while the view rendered as `seq` is the one shown.
+function poll(fn, seq, ms = 2000) {
+  if (seq !== renderSeq) return;
   stopPolling();
-  const seq = renderSeq;
   let busy = false;
   poller = setInterval(async () => {
-    if (seq !== renderSeq || busy || document.hidden) return;
+    if (seq !== renderSeq) { stopPolling(); return; }
+    if (busy || document.hidden) return;
     busy = true;
     try { await fn(); } catch (e) { /* the next poll tries again */ } finally { busy = false; }
   }, ms);
@@ -264,6 +275,7 @@ const routes = [
 async function route() {
   stopPolling();
   const seq = ++renderSeq;
+  const tenant = session.tenant;
   const hash = location.hash || '#/campaigns';
   for (const a of document.querySelectorAll('.top nav a')) {
     const here = hash.startsWith(a.getAttribute('href'));
@@ -277,6 +289,10 @@ async function route() {
       const node = await view(...m.slice(1).map((x) => (x === undefined ? x : decodeURIComponent(x))));
       if (seq !== renderSeq) return;
       fill(main, node);
+      // Whose data the page shows (a script or a test waits for it after a switch).
+      if (tenant) main.dataset.tenant = tenant;
+      // A screen reader hears the new page from its start.
+      if (!main.contains(document.activeElement) || document.activeElement === document.body) main.focus({ preventScroll: true });
       const h1 = main.querySelector('h1');
       document.title = `${h1 ? h1.textContent : 'Console'} · Campaigns console`;
     } catch (e) {
@@ -321,7 +337,9 @@ async function runAction(c, name) {
 // The commands the campaign's state allows, as the API judged them; a refused one is
 // shown disabled with the API's reason.
 function actionButtons(c, after, { menu = true } = {}) {
-  const items = (c.actions || []).map((a) => {
+  // The menu shows every command, refused ones disabled with the reason; the detail
+  // page's button row shows only what the campaign's state allows now.
+  const items = (c.actions || []).filter((a) => menu || a.allowed).map((a) => {
     const why = a.allowed ? null : h('div', { class: 'why', id: `why-${c.id}-${a.name}` }, a.reason);
     const btn = h('button', {
       type: 'button', disabled: !a.allowed, class: ['cancel', 'delete', 'reset'].includes(a.name) ? 'danger' : '',
@@ -510,12 +528,24 @@ async function campaignForm(id) {
     hours_start: h('input', { type: 'time', value: hours ? hours.start : '09:00' }),
     hours_end: h('input', { type: 'time', value: hours ? hours.end : '20:00' }),
     hours_zone: h('input', { type: 'text', value: hours ? hours.timezone : zone }),
+    hours_recipient: h('input', { type: 'checkbox', checked: !!(hours && hours.recipient_timezone) }),
     close_on_quick_reply: h('input', { type: 'checkbox', checked: c && c.close_on_quick_reply }),
     include_active_interactions: h('input', { type: 'checkbox', checked: c && c.include_active_interactions }),
     reply_route: h('input', { type: 'text', value: c && c.reply_route ? c.reply_route : '' }),
     notes: h('textarea', {}, c && c.notes ? c.notes : ''),
     segment_tags: h('input', { type: 'text', value: '' }),
+    segment_valued: h('input', { type: 'text', value: '' }),
   };
+  // The segment the two inputs describe, or null: every tag and every `key=value`.
+  function segment() {
+    const tags = inputs.segment_tags.value.split(',').map((t) => t.trim()).filter(Boolean);
+    const valued = {};
+    for (const pair of inputs.segment_valued.value.split(',').map((t) => t.trim()).filter(Boolean)) {
+      const at = pair.indexOf('=');
+      if (at > 0) valued[pair.slice(0, at).trim()] = pair.slice(at + 1).trim();
+    }
+    return tags.length || Object.keys(valued).length ? { tags, valued_tags: valued } : null;
+  }
 
   // The audience's reach, counted by the API as the lists or the segment change.
   const reachBox = h('p', { class: 'hint', 'aria-live': 'polite', 'data-reach': '' });
@@ -523,11 +553,11 @@ async function campaignForm(id) {
   async function countReach() {
     const seq = ++reachSeq;
     const listIds = listBoxes.filter((x) => x.checked).map((x) => x.value);
-    const tags = inputs.segment_tags.value.split(',').map((t) => t.trim()).filter(Boolean);
-    if (!listIds.length && !tags.length) { fill(reachBox); return; }
+    const seg = segment();
+    if (!listIds.length && !seg) { fill(reachBox); return; }
     fill(reachBox, 'Counting…');
     try {
-      const r = await post('/audience/count', { list_ids: listIds, segment: tags.length ? { tags } : null });
+      const r = await post('/audience/count', { list_ids: listIds, segment: seg });
       if (seq !== reachSeq) return;
       fill(reachBox, h('strong', {}, `${r.exact ? '' : 'At least '}${num(r.contacts)} contact(s)`),
         c ? ' in these lists or this segment (contacts already in the campaign keep their one entry).' : ' would be in the campaign, before block lists, opt-outs and the duplicate window.');
@@ -537,6 +567,7 @@ async function campaignForm(id) {
   const recount = () => { clearTimeout(reachTimer); reachTimer = setTimeout(countReach, 300); };
   for (const box of listBoxes) box.addEventListener('change', recount);
   inputs.segment_tags.addEventListener('input', recount);
+  inputs.segment_valued.addEventListener('input', recount);
 
   function body() {
     const b = {
@@ -549,7 +580,10 @@ async function campaignForm(id) {
       duplicate_window_days: inputs.duplicate_window_days.value === '' ? null : Number(inputs.duplicate_window_days.value),
       start_at: fromLocalInput(inputs.start_at.value, zone),
       end_at: fromLocalInput(inputs.end_at.value, zone),
-      calling_hours: useHours.checked ? { start: inputs.hours_start.value, end: inputs.hours_end.value, timezone: inputs.hours_zone.value.trim() } : null,
+      calling_hours: useHours.checked ? {
+        start: inputs.hours_start.value, end: inputs.hours_end.value, timezone: inputs.hours_zone.value.trim(),
+        recipient_timezone: inputs.hours_recipient.checked,
+      } : null,
       close_on_quick_reply: inputs.close_on_quick_reply.checked,
       include_active_interactions: inputs.include_active_interactions.checked,
       reply_route: inputs.reply_route.value.trim() || null,
@@ -557,8 +591,16 @@ async function campaignForm(id) {
       block_lists: blockBoxes.filter((x) => x.checked).map((x) => x.value),
     };
     if (!c) for (const k of Object.keys(b)) if (b[k] === null) delete b[k];
-    if (c) b.version = c.version;
     return b;
+  }
+  // An edit sends only what the operator changed, with the version it read: a setting
+  // the form cannot show exactly (a template no longer approved, a start date with
+  // seconds) stays as it is.
+  let initial = null;
+  function changes() {
+    const patch = { version: c.version };
+    for (const [k, v] of Object.entries(body())) if (JSON.stringify(v) !== JSON.stringify(initial[k])) patch[k] = v;
+    return patch;
   }
 
   const form = h('form', {
@@ -569,13 +611,19 @@ async function campaignForm(id) {
       submit.disabled = true;
       try {
         const saved = c
-          ? (await call('PATCH', `/campaigns/${encodeURIComponent(c.id)}`, body())).data
+          ? (await call('PATCH', `/campaigns/${encodeURIComponent(c.id)}`, changes())).data
           : await post('/campaigns', body());
         const sid = encodeURIComponent(saved.id);
-        for (const box of listBoxes.filter((x) => x.checked)) await post(`/campaigns/${sid}/lists`, { list_id: box.value });
-        const tags = inputs.segment_tags.value.split(',').map((t) => t.trim()).filter(Boolean);
-        if (tags.length) await post(`/campaigns/${sid}/segments`, { tags });
-        flash(`Saved “${saved.name}” (${saved.status}).`);
+        // The campaign is saved: an audience that fails now is reported on its page, so
+        // a second submit cannot create the campaign twice.
+        try {
+          for (const box of listBoxes.filter((x) => x.checked)) await post(`/campaigns/${sid}/lists`, { list_id: box.value });
+          const seg = segment();
+          if (seg) await post(`/campaigns/${sid}/segments`, seg);
+          flash(`Saved “${saved.name}” (${saved.status}).`);
+        } catch (e) {
+          flash(`Saved “${saved.name}”, but its audience was not added: ${e.message}`, true);
+        }
         location.hash = `#/campaigns/${sid}`;
       } catch (e) {
         showFieldError(form, e);
@@ -598,6 +646,7 @@ async function campaignForm(id) {
           listBoxes.map((b, i) => h('div', { class: 'check' }, b, ' ', h('label', { for: b.id }, lists.items[i].name))), h('p', { class: 'error', hidden: true }))
           : h('p', { class: 'muted' }, 'No lists yet: import contacts under “Contacts & lists”.'),
         field('tags', 'Or a segment: contacts with all these tags', inputs.segment_tags, 'Comma-separated, e.g. vip, pune'),
+        field('valued_tags', 'and these valued tags', inputs.segment_valued, 'key=value, comma-separated, e.g. city=Pune'),
         reachBox,
         blocks.items.length ? h('div', { 'data-field': 'block_lists' }, h('p', { class: 'hint' }, 'Never send to the numbers on:'),
           blockBoxes.map((b, i) => h('div', { class: 'check' }, b, ' ', h('label', { for: b.id }, blocks.items[i].name))), h('p', { class: 'error', hidden: true })) : null)),
@@ -613,7 +662,8 @@ async function campaignForm(id) {
         h('div', { class: 'row' },
           field('calling_hours.start', 'From', inputs.hours_start),
           field('calling_hours.end', 'To', inputs.hours_end),
-          field('calling_hours.timezone', 'Time zone', inputs.hours_zone))),
+          field('calling_hours.timezone', 'Time zone', inputs.hours_zone)),
+        field('calling_hours.recipient_timezone', 'Judge the hours in each recipient’s time zone', inputs.hours_recipient)),
       h('fieldset', {}, h('legend', {}, 'Replies'),
         field('close_on_quick_reply', 'A quick-reply answer closes the interaction', inputs.close_on_quick_reply),
         field('include_active_interactions', 'Send even to contacts in another campaign’s interaction', inputs.include_active_interactions),
@@ -622,6 +672,7 @@ async function campaignForm(id) {
     h('button', { type: 'submit', class: 'primary' }, c ? 'Save changes' : 'Create campaign'),
     h('a', { href: c ? `#/campaigns/${encodeURIComponent(c.id)}` : '#/campaigns' }, 'Cancel')));
   fillVariables();
+  if (c) initial = body();
   return h('section', {}, h('h1', {}, c ? `Edit “${c.name}”` : 'New campaign'), form);
 }
 
@@ -676,6 +727,7 @@ async function download(path, filename) {
 }
 
 async function campaignDetail(id) {
+  const seq = renderSeq;
   const cid = encodeURIComponent(id);
   const base = `/campaigns/${cid}`;
   let c = await get(base);
@@ -685,7 +737,7 @@ async function campaignDetail(id) {
   const opBox = h('div', { 'aria-live': 'polite' });
   const hopBox = h('div', {});
   const statBox = h('div', {});
-  const tabBox = h('div', { role: 'tabpanel', 'aria-label': 'Entries' });
+  const tabBox = h('div', { role: 'tabpanel', id: 'entries-panel', 'aria-label': 'Entries' });
   let tab = 'open';
   let cursor = null;
 
@@ -732,18 +784,26 @@ async function campaignDetail(id) {
   h('div', { class: 'field' }, h('label', { for: 'entry-reason' }, 'Reason'), reasonFilter),
   h('div', { class: 'field' }, h('label', { for: 'entry-disposition' }, 'Disposition'), dispositionFilter),
   h('button', { type: 'submit' }, 'Show'));
+  // Answers that arrive after a newer request was made are dropped (a poll started
+  // before a click must not paint over what the click asked for).
+  let tabReq = 0;
   async function renderTab() {
+    const mine = ++tabReq;
     const path = tab === 'open' ? 'hopper/open' : 'hopper/history';
     const page = await get(`${base}/${path}${query({
       limit: 50, cursor, state: stateFilter.value, reason: reasonFilter.value.trim(), disposition: dispositionFilter.value.trim(),
     })}`);
+    if (mine !== tabReq) return;
     fill(tabBox, entriesTable(c, page),
       h('div', { class: 'row', style: 'margin-top:6px' },
         cursor ? h('button', { type: 'button', onclick: () => { cursor = null; renderTab(); } }, 'First page') : null,
         page.next_cursor ? h('button', { type: 'button', onclick: () => { cursor = page.next_cursor; renderTab(); } }, 'Next page →') : null));
   }
+  let headReq = 0;
   async function refresh() {
+    const mine = ++headReq;
     const [cc, hop, stats] = await Promise.all([get(base), get(`${base}/hopper`), get(`${base}/stats`)]);
+    if (mine !== headReq) return;
     c = cc;
     const focused = document.activeElement && head.contains(document.activeElement) ? document.activeElement.dataset.action : null;
     renderHead();
@@ -755,7 +815,14 @@ async function campaignDetail(id) {
 
   const tabs = h('div', { class: 'tabs', role: 'tablist' },
     [['open', 'Pending'], ['history', 'History']].map(([k, l]) => h('button', {
-      type: 'button', role: 'tab', 'aria-selected': k === tab ? 'true' : 'false', 'data-tab': k,
+      type: 'button', role: 'tab', 'aria-selected': k === tab ? 'true' : 'false', 'data-tab': k, 'aria-controls': 'entries-panel',
+      // Arrow keys move between the tabs, as in every tab list.
+      onkeydown: (ev) => {
+        if (ev.key !== 'ArrowLeft' && ev.key !== 'ArrowRight') return;
+        const other = tabs.querySelector(`[data-tab="${k === 'open' ? 'history' : 'open'}"]`);
+        other.focus();
+        other.click();
+      },
       onclick: (ev) => {
         tab = k; cursor = null;
         fillStates();
@@ -773,7 +840,8 @@ async function campaignDetail(id) {
         const r = await call('GET', `${base}/cost`);
         if (r.status === 202) { fill(costBox, h('p', {}, 'Counting in the background; ask again in a moment.')); return; }
         const e = r.data;
-        fill(costBox, h('p', {}, `Estimated ${e.currency} ${e.sent.cost.toFixed(2)} for ${num(e.sent.messages)} messages sent; ${e.currency} ${e.delivered.cost.toFixed(2)} for ${num(e.delivered.messages)} delivered (${e.category}, prices of ${e.price_table.date || e.price_table.source || 'the table'}).`));
+        const line = (b) => `${e.currency} ${b.cost.toFixed(2)} for ${num(b.messages)} messages`;
+        fill(costBox, h('p', {}, `The whole audience: ${line(e.target)}. Sent so far: ${line(e.sent)}; delivered: ${line(e.delivered)}. ${e.category} prices of ${e.price_table.as_of} (${e.price_table.source}), counted ${fmtTime(e.counted_at, zone)}.`));
       } catch (e) { fill(costBox, errorBox(e)); }
     },
   }, 'Cost estimate');
@@ -793,7 +861,9 @@ async function campaignDetail(id) {
 
   await refresh();
   await renderTab();
-  poll(async () => { await refresh(); if (!cursor) await renderTab(); });
+  // The first page of the tab follows the campaign too, unless the operator is in it
+  // (a link or a pager has the focus) or paging.
+  poll(async () => { await refresh(); if (!cursor && !tabBox.contains(document.activeElement)) await renderTab(); }, seq);
   return h('section', {},
     h('p', {}, h('a', { href: '#/campaigns' }, '← Campaigns')),
     head, opBox,
@@ -897,12 +967,16 @@ async function audienceView() {
 // A file over the inline limit goes to object storage through a presigned upload; the
 // import then runs in the background and is followed until it finishes.
 async function uploadImport(f, listId, progressBox) {
+  const seq = renderSeq;
+  const until = Date.now() + 30 * 60 * 1000;
   const ticket = await post('/imports', { list_id: listId || null });
   const put = await fetch(ticket.upload_url, { method: ticket.method || 'PUT', headers: ticket.headers || {}, body: f });
   if (!put.ok) throw new Error(`the upload answered ${put.status}`);
   for (;;) {
     const imp = await get(`/imports/${encodeURIComponent(ticket.import.id)}`);
     if (imp.status === 'COMPLETED' || imp.status === 'FAILED') return imp;
+    // Left or too long: the import goes on without the page (GET /imports/{id}).
+    if (seq !== renderSeq || Date.now() > until) return imp;
     fill(progressBox, h('p', {}, `Importing: ${num(imp.rows)} rows read, ${num(imp.imported)} imported, ${num(imp.invalid)} invalid…`));
     await new Promise((r) => setTimeout(r, 1500));
   }
@@ -911,6 +985,7 @@ async function uploadImport(f, listId, progressBox) {
 function importReport(imp) {
   return h('div', { class: 'card', 'data-import': imp.status },
     h('p', {}, h('strong', {}, `Import ${imp.status.toLowerCase()}: `), `${num(imp.rows)} rows, ${num(imp.imported)} imported, ${num(imp.invalid)} invalid.`),
+    imp.failure ? h('p', { class: 'error' }, imp.failure) : null,
     (imp.errors || []).length ? table([{ label: 'Line', num: true, cell: (e) => e.line }, { label: 'Why', cell: (e) => e.reason }], imp.errors, { stack: false }) : null);
 }
 
@@ -953,7 +1028,9 @@ async function blocksView(openId) {
     const numbers = pagedTable([
       { label: 'Number', cell: (n) => `+${n.phone}` },
       { label: 'Added', cell: (n) => fmtTime(n.added_at) },
-      { label: '', cell: (n) => h('button', { type: 'button', class: 'danger', onclick: async () => { await call('DELETE', `/block-lists/${bid}/numbers/${encodeURIComponent(n.phone)}`); numbers.show(); } }, `Remove +${n.phone}`) },
+      { label: '', cell: (n) => h('button', { type: 'button', class: 'danger', onclick: async () => {
+        try { await call('DELETE', `/block-lists/${bid}/numbers/${encodeURIComponent(n.phone)}`); await numbers.show(); } catch (e) { flash(e.message, true); }
+      } }, `Remove +${n.phone}`) },
     ], (cursor) => get(`/block-lists/${bid}/numbers${query({ limit: 50, cursor })}`), 'No numbers on this list yet.');
     const phones = h('textarea', { placeholder: 'One number per line or comma-separated' });
     const addForm = h('form', {
@@ -986,7 +1063,7 @@ async function blocksView(openId) {
     { label: 'When', cell: (o) => fmtTime(o.at) }, { label: 'Note', cell: (o) => o.note || '—' },
     { label: '', cell: (o) => h('button', { type: 'button', onclick: async () => {
       if (!await confirmDialog(`Remove +${o.phone} from the opt-out list?`, 'Campaigns may send to this number again. Do this only when the customer asked for it.', 'Remove')) return;
-      await call('DELETE', `/opt-outs/${encodeURIComponent(o.phone)}`); optOuts.show();
+      try { await call('DELETE', `/opt-outs/${encodeURIComponent(o.phone)}`); flash(`+${o.phone} may be sent to again.`); await optOuts.show(); } catch (e) { flash(e.message, true); }
     } }, `Opt +${o.phone} back in`) },
   ], (cursor) => get(`/opt-outs${query({ limit: 50, cursor })}`), 'Nobody has opted out.');
   const optForm = h('form', {
@@ -1140,7 +1217,7 @@ function renderWho() {
       },
     }, h('label', { for: 'tenant' }, 'Tenant'), input, h('button', { type: 'submit' }, 'Switch')));
   } else {
-    fill(who, h('button', { type: 'button', onclick: () => { sessionStorage.removeItem('token'); signIn(); } }, 'Sign in again'));
+    fill(who, h('button', { type: 'button', onclick: () => { sessionStorage.clear(); signIn(); } }, 'Sign in again'));
   }
 }
 
@@ -1157,7 +1234,16 @@ async function boot() {
   if (session.cfg.auth === 'tenant_header') {
     session.tenant = localStorage.getItem('tenant') || session.cfg.tenant;
   } else {
-    if (new URLSearchParams(location.search).has('code')) await finishSignIn();
+    const q = new URLSearchParams(location.search);
+    if (q.has('code') || q.has('error')) {
+      try {
+        await finishSignIn();
+      } catch (e) {
+        renderWho();
+        fill($('#main'), h('h1', {}, 'Not signed in'), errorBox(e));
+        return;
+      }
+    }
     session.token = sessionStorage.getItem('token');
     if (!session.token) { await signIn(); return; }
   }
@@ -1166,4 +1252,4 @@ async function boot() {
   start();
 }
 
-boot().catch((e) => $('#main').replaceChildren(h('h1', {}, 'The console could not start'), errorBox(e)));
+boot().catch((e) => fill($('#main'), h('h1', {}, 'The console could not start'), errorBox(e)));

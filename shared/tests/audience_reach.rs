@@ -4,7 +4,7 @@
 
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
-use shared::app::reach::ReachRequest;
+use shared::app::reach::{ReachLimits, ReachRequest};
 use shared::domain::contact::Segment;
 use shared::domain::ids::TenantId;
 use std::sync::Arc;
@@ -87,26 +87,53 @@ async fn overlapping_lists_and_a_segment_count_each_contact_once() {
 }
 
 #[tokio::test]
-async fn a_count_cut_short_by_its_budget_is_a_lower_bound() {
+async fn a_count_cut_short_by_its_limits_is_a_lower_bound() {
     let e = env().await;
     contacts(&e, 12).await;
     let a = list(&e, "all", 0..12).await;
-    let req = ReachRequest {
-        list_ids: vec![a],
-        segment: Some(Segment {
-            tags: vec!["vip".into()],
-            ..Default::default()
-        }),
+    let tenant = TenantId::parse(TENANT).unwrap();
+    let count = |list_ids: Vec<String>, segment: Option<Segment>, limits: ReachLimits| {
+        let req = ReachRequest { list_ids, segment };
+        let audience = e.sys.operator.audience.clone();
+        let tenant = tenant.clone();
+        async move {
+            audience
+                .count_reach_within(&tenant, req, limits)
+                .await
+                .unwrap()
+        }
     };
-    let r = e
-        .sys
-        .operator
-        .audience
-        .count_reach_within(&TenantId::parse(TENANT).unwrap(), req, Duration::ZERO)
-        .await
-        .unwrap();
-    assert!(!r.exact);
-    assert!(r.contacts <= 12, "{}", r.contacts);
+    let vip = Some(Segment {
+        tags: vec!["vip".into(), "pune".into()],
+        ..Default::default()
+    });
+    let roomy = ReachLimits {
+        time: Duration::from_secs(60),
+        phones: 1000,
+    };
+    let r = count(vec![a.clone(), a.clone()], vip.clone(), roomy).await;
+    assert_eq!(
+        (r.contacts, r.exact),
+        (12, true),
+        "a list named twice counts once"
+    );
+    // Five phones at most: five counted, and the answer says it is only a lower bound.
+    let five = ReachLimits { phones: 5, ..roomy };
+    let r = count(vec![a.clone()], None, five).await;
+    assert_eq!((r.contacts, r.exact), (5, false));
+    // A segment walk stops at the limit too (multiples of 6 below 12: 0 and 6).
+    let r = count(vec![], vip.clone(), roomy).await;
+    assert_eq!((r.contacts, r.exact), (2, true));
+    let one = ReachLimits { phones: 1, ..roomy };
+    let r = count(vec![], vip, one).await;
+    assert_eq!((r.contacts, r.exact), (1, false));
+    // Out of time before the first page: nothing counted, and not exact.
+    let none = ReachLimits {
+        time: Duration::ZERO,
+        ..roomy
+    };
+    let r = count(vec![a], None, none).await;
+    assert_eq!((r.contacts, r.exact), (0, false));
 }
 
 #[tokio::test]

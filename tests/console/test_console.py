@@ -37,6 +37,44 @@ def shot(page, tenant, name):
         page.screenshot(path=os.path.join(folder, f"{tenant}-{name}.png"), full_page=True)
 
 
+def switch_tenant(page, tenant):
+    """Signs in as `tenant` (local: the tenant box) and waits for a page of its data."""
+    page.get_by_label("Tenant").fill(tenant)
+    page.get_by_role("button", name="Switch").click()
+    expect(page.locator(f'#main[data-tenant="{tenant}"]')).to_have_count(1)
+
+
+def assert_labelled(page):
+    """Every visible input, select and text area has a label (or an aria-label)."""
+    missing = page.evaluate(
+        """() => [...document.querySelectorAll('input, select, textarea')]
+          .filter((el) => el.type !== 'hidden' && el.offsetParent !== null)
+          .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby'))
+          .map((el) => el.outerHTML.slice(0, 160))"""
+    )
+    assert not missing, f"inputs without a label on {page.url}: {missing}"
+
+
+def assert_fits(page):
+    """Nothing wider than the screen: neither the page nor any table inside its frame."""
+    wide = page.evaluate(
+        """() => {
+          const out = [];
+          if (document.documentElement.scrollWidth > window.innerWidth) out.push(`page ${document.documentElement.scrollWidth}px`);
+          for (const w of document.querySelectorAll('.table-wrap')) if (w.scrollWidth > w.clientWidth + 1) out.push(`table ${w.scrollWidth}px in ${w.clientWidth}px`);
+          return out;
+        }"""
+    )
+    assert not wide, f"wider than the {page.viewport_size['width']}px screen on {page.url}: {wide}"
+
+
+def screen(page, label, name):
+    """Checks a screen as a whole (labels, width) and keeps its picture when asked."""
+    assert_labelled(page)
+    assert_fits(page)
+    shot(page, label, name)
+
+
 def count(page, key):
     return int(page.locator(f'[data-count="{key}"] .n').inner_text().replace(",", ""))
 
@@ -48,10 +86,10 @@ def operator_flow(page, base, tenant, tmp_path):
     page.goto(base + "/")
     # `/` sends the browser to the console; sign in as the tenant (local: x-tenant-id).
     expect(page).to_have_url(re.compile(r"/console"))
-    page.get_by_label("Tenant").fill(tenant)
-    page.get_by_role("button", name="Switch").click()
+    switch_tenant(page, tenant)
     expect(page.get_by_role("heading", name="Campaigns")).to_be_visible()
     expect(page.get_by_text("No campaigns match")).to_be_visible()
+    screen(page, tenant, "campaigns-empty")
 
     # An account and an approved template.
     page.get_by_role("link", name="Accounts & templates").click()
@@ -72,6 +110,7 @@ def operator_flow(page, base, tenant, tmp_path):
     tpl.get_by_role("button", name="Register template").click()
     expect(page.get_by_role("cell", name="spring_offer")).to_be_visible()
     expect(page.get_by_role("cell", name="APPROVED")).to_be_visible()
+    screen(page, tenant, "accounts-templates")
 
     # Contacts from a CSV file into a new list; the invalid row is reported by its line.
     page.get_by_role("link", name="Contacts & lists").click()
@@ -95,6 +134,7 @@ def operator_flow(page, base, tenant, tmp_path):
     expect(report.get_by_role("cell", name=str(CONTACTS + 2), exact=True)).to_be_visible()
     # At phone width a cell is named with its column too ("Name Customer 0").
     expect(page.get_by_role("cell", name=re.compile(r"Customer 0$"))).to_be_visible()
+    screen(page, tenant, "contacts-import")
 
     # The campaign form: a rule broken is shown on the field the API names.
     page.get_by_role("link", name="Campaigns", exact=True).click()
@@ -113,12 +153,13 @@ def operator_flow(page, base, tenant, tmp_path):
     page.get_by_role("checkbox", name="VIPs").check()
     # Before saving, the form says how many contacts the audience reaches.
     expect(page.locator("[data-reach]")).to_contain_text(f"{CONTACTS} contact(s) would be in the campaign")
+    screen(page, tenant, "campaign-form")
     page.get_by_role("button", name="Create campaign").click()
     error = page.locator('[data-field="duplicate_window_days"] .error')
     expect(error).to_be_visible()
     expect(error).to_contain_text("between 1 and 7")
     expect(dup).to_have_attribute("aria-invalid", "true")
-    shot(page, tenant, "form-error")
+    screen(page, tenant, "campaign-form-error")
     dup.fill("")
     page.get_by_role("button", name="Create campaign").click()
 
@@ -134,7 +175,8 @@ def operator_flow(page, base, tenant, tmp_path):
     )
     page.get_by_role("button", name="Pause").click()
     expect(page.locator(".badge.status-PAUSED")).to_be_visible()
-    expect(page.get_by_role("button", name="Pause")).to_be_disabled()
+    # The detail page offers only what the state allows now.
+    expect(page.get_by_role("button", name="Pause")).to_have_count(0)
     expect(page.get_by_role("button", name="Resume")).to_be_enabled()
     paused_at = count(page, "FRESH")
     page.get_by_role("button", name="Resume").click()
@@ -145,7 +187,7 @@ def operator_flow(page, base, tenant, tmp_path):
         timeout=30000,
     )
     assert count(page, "FRESH") == 0 and paused_at > 0
-    shot(page, tenant, "detail")
+    screen(page, tenant, "campaign-detail")
     page.wait_for_function(
         "() => Number(document.querySelector('[data-stat=delivered]').textContent) > 0", timeout=20000
     )
@@ -168,7 +210,7 @@ def operator_flow(page, base, tenant, tmp_path):
     if not messages.get_by_text("Yes please, call me after 6").is_visible():
         page.reload()
     expect(page.get_by_label("Messages")).to_contain_text("Yes please, call me after 6")
-    shot(page, tenant, "conversation")
+    screen(page, tenant, "conversation")
     page.get_by_role("link", name="← The campaign").click()
 
     # The CSV export.
@@ -189,7 +231,7 @@ def operator_flow(page, base, tenant, tmp_path):
     expect(row.get_by_role("button", name="Launch")).to_be_disabled()
     expect(row.get_by_role("button", name="Reset list")).to_be_disabled()
     expect(row).to_contain_text("pause it first")
-    shot(page, tenant, "grid-menu")
+    screen(page, tenant, "campaigns-actions-menu")
     # Reset asks first and says everyone gets the message again; keeping it changes nothing.
     row.get_by_role("button", name="Pause").click()
     expect(row.locator(".badge.status-PAUSED")).to_be_visible()
@@ -265,8 +307,7 @@ def test_block_lists_opt_outs_and_the_keyboard(browser, base_url):
     page.set_default_timeout(15000)
     try:
         page.goto(base_url + "/console#/blocks")
-        page.get_by_label("Tenant").fill("keys")
-        page.get_by_role("button", name="Switch").click()
+        switch_tenant(page, "keys")
         expect(page.get_by_role("heading", name="Block lists & opt-outs")).to_be_visible()
         # A block list: numbers added (the one that is not a number named), then removed.
         page.get_by_label("New block list name").fill("Complaints")
@@ -285,6 +326,10 @@ def test_block_lists_opt_outs_and_the_keyboard(browser, base_url):
         page.get_by_role("button", name="Opt +919812322222 back in").click()
         page.get_by_role("dialog").get_by_role("button", name="Remove").click()
         expect(page.get_by_text("Nobody has opted out.")).to_be_visible()
+        screen(page, "desk", "block-lists-opt-outs")
+        page.get_by_role("link", name="Settings").click()
+        expect(page.get_by_label("Time zone (IANA, e.g. Asia/Kolkata)")).to_be_visible()
+        screen(page, "desk", "settings")
 
         # The keyboard alone: to the row's actions menu, open it, launch.
         c = ready_campaign(base_url, "keys", "106540352242929")
@@ -374,5 +419,74 @@ def test_sign_in_with_the_issuer_by_authorization_code_and_pkce(browser, base_ur
         assert a["redirect_uri"] == [base_url + "/console"]
         assert bearers and all(b == "Bearer tok-123" for _, b in bearers), bearers
         assert page.evaluate("() => localStorage.getItem('tenant')") is None
+    finally:
+        context.close()
+
+    # The provider refuses (error=): the console says so once and offers to sign in
+    # again, instead of sending the browser back and forth.
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    visits = []
+
+    def refuse(route):
+        visits.append(route.request.url)
+        q = parse_qs(urlparse(route.request.url).query)
+        back = q["redirect_uri"][0] + "?" + urlencode({"error": "access_denied", "error_description": "not a user of this app", "state": q["state"][0]})
+        route.fulfill(status=302, headers={"location": back})
+
+    page.route("**/console/config.json", config)
+    page.route(idp + "/.well-known/openid-configuration", discovery)
+    page.route(idp + "/authorize*", refuse)
+    try:
+        page.goto(base_url + "/console#/campaigns")
+        expect(page.get_by_role("alert")).to_contain_text("the sign-in provider refused: not a user of this app")
+        expect(page.get_by_role("button", name="Sign in again")).to_be_visible()
+        page.wait_for_timeout(500)
+        assert len(visits) == 1, visits
+        assert "error=" not in page.url
+    finally:
+        context.close()
+
+
+def test_a_file_over_a_megabyte_goes_through_the_upload_and_is_followed(browser, base_url, tmp_path):
+    """Over the inline limit (1 MB) the console asks POST /imports for an upload URL, puts
+    the file there and follows the import until it finishes."""
+    rows = ["phone,name,note"] + [
+        f"+9198700{i:05d},Person {i},{'x' * 40}" for i in range(20000)
+    ] + ["12345,Bad,"]
+    path = tmp_path / "big.csv"
+    path.write_text("\n".join(rows) + "\n")
+    assert path.stat().st_size > 1024 * 1024
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(60000)
+    seen = []
+    page.on("request", lambda r: seen.append((r.method, r.url)))
+    try:
+        page.goto(base_url + "/console#/audience")
+        switch_tenant(page, "bulk")
+        page.get_by_label(re.compile("^CSV file")).set_input_files(str(path))
+        page.get_by_role("button", name="Import", exact=True).click()
+        report = page.locator("[data-import]")
+        expect(report).to_contain_text("Import completed: 20,001 rows, 20,000 imported, 1 invalid.", timeout=90000)
+        expect(report.get_by_role("cell", name="20002", exact=True)).to_be_visible()
+        assert ("POST", base_url + "/imports") in seen
+        assert any(m == "PUT" and "/local/objects/" in u for m, u in seen), seen
+        assert not any(u.startswith(base_url + "/contacts/import") for _, u in seen)
+    finally:
+        context.close()
+
+
+def test_a_page_the_api_refuses_shows_the_api_message(browser, base_url):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    try:
+        page.goto(base_url + "/console#/campaigns/cmp_nope")
+        expect(page.get_by_role("alert")).to_contain_text("campaign 'cmp_nope' not found")
+        expect(page.get_by_role("heading", name="Something went wrong")).to_be_visible()
+        page.goto(base_url + "/console#/campaigns/cmp_nope/contacts/919812345678")
+        expect(page.get_by_role("alert")).to_contain_text("not found")
+        screen(page, "desk", "error")
     finally:
         context.close()

@@ -67,11 +67,10 @@ pub fn router(local: Arc<Local>, tenants: Option<KnownTenants>) -> Router {
         )),
         None => api.layer(axum::middleware::from_fn(shared::http::tenant_from_header)),
     };
+    // The console's first tenant: `demo`, unless the runner checks tenants (then the
+    // operator names one; the page is public and names none of them).
     let console = shared::http::console::router(shared::http::console::ConsoleAuth::TenantHeader {
-        tenant: tenants
-            .as_ref()
-            .and_then(|k| k.0.first().map(|t| t.to_string()))
-            .unwrap_or_else(|| "demo".into()),
+        tenant: if tenants.is_some() { "" } else { "demo" }.into(),
     });
     api.merge(uploads)
         .merge(console)

@@ -138,6 +138,15 @@ fn apply(kind: OperationKind, e: &mut HopperEntry, seq: u64) -> bool {
 /// A retry needs RETRY entries to send again: 409 without.
 async fn has_retry_entries(t: &dyn Table, tenant: &str, id: &str) -> AppResult<()> {
     let counters = repo::get_counters(t, tenant, id).await?;
+    Ok(retry_needs_entries(id, &counters)?)
+}
+
+/// The rule of [`has_retry_entries`] on counters already read (the campaign view's
+/// actions judge it too).
+pub(crate) fn retry_needs_entries(
+    id: &str,
+    counters: &std::collections::BTreeMap<String, i64>,
+) -> Result<(), DomainError> {
     if counters
         .get(EntryState::Retry.as_str())
         .copied()
@@ -146,10 +155,32 @@ async fn has_retry_entries(t: &dyn Table, tenant: &str, id: &str) -> AppResult<(
     {
         return Err(DomainError::Conflict(format!(
             "campaign {id} has no RETRY entries to send again"
-        ))
-        .into());
+        )));
     }
     Ok(())
+}
+
+/// What an operation still running (not a report) refuses to a new request of `kind`;
+/// `None` when the request restarts or replaces it.
+pub(crate) fn refused_by_running(
+    running: OperationKind,
+    kind: OperationKind,
+    id: &str,
+) -> Option<DomainError> {
+    match (running, kind) {
+        (OperationKind::Expire, _) => Some(DomainError::Conflict(format!(
+            "cannot {} campaign {id}: its end date has passed and its unsent entries are expiring",
+            kind.as_str()
+        ))),
+        (OperationKind::Attach, _) => Some(DomainError::Conflict(format!(
+            "contacts are being attached to campaign {id}: {} when the attach is done (GET /campaigns/{id}/operation)",
+            kind.as_str()
+        ))),
+        (OperationKind::Reset, OperationKind::Retry) => Some(DomainError::Conflict(format!(
+            "a reset of campaign {id} is in progress; it puts the RETRY entries back to FRESH too"
+        ))),
+        _ => None,
+    }
 }
 
 /// Whether the campaign has an operation still running that changes its hopper (the
@@ -928,22 +959,10 @@ fn next_operation(
     c: &Campaign,
     now: Time,
 ) -> AppResult<Operation> {
-    let id = &c.id;
+    if let Some(refused) = refused_by_running(o.kind, kind, &c.id) {
+        return Err(refused.into());
+    }
     match (o.kind, kind) {
-        (OperationKind::Expire, _) => Err(DomainError::Conflict(format!(
-            "cannot {} campaign {id}: its end date has passed and its unsent entries are expiring",
-            kind.as_str()
-        ))
-        .into()),
-        (OperationKind::Attach, _) => Err(DomainError::Conflict(format!(
-            "contacts are being attached to campaign {id}: {} when the attach is done (GET /campaigns/{id}/operation)",
-            kind.as_str()
-        ))
-        .into()),
-        (OperationKind::Reset, OperationKind::Retry) => Err(DomainError::Conflict(format!(
-            "a reset of campaign {id} is in progress; it puts the RETRY entries back to FRESH too"
-        ))
-        .into()),
         (old, new) if old == new => Ok(restart(o, now)),
         _ => {
             let mut op = new_operation(kind, c, now, o.version);

@@ -1308,6 +1308,46 @@ mod tests {
         Campaign::create("t", input, Utc::now())
     }
 
+    fn allowed(c: &Campaign, now: Time) -> Vec<&'static str> {
+        c.actions(now)
+            .into_iter()
+            .filter(|a| a.allowed)
+            .map(|a| a.name)
+            .collect()
+    }
+
+    #[test]
+    fn actions_are_what_each_command_would_accept_with_its_reason() {
+        let now = Utc::now();
+        let mut c = create(complete_input()).unwrap();
+        assert_eq!(
+            allowed(&c, now),
+            ["edit", "launch", "reset", "cancel", "delete"]
+        );
+        c.launch(now).unwrap();
+        assert_eq!(allowed(&c, now), ["pause", "retry", "cancel", "delete"]);
+        let reset = c
+            .actions(now)
+            .into_iter()
+            .find(|a| a.name == "reset")
+            .unwrap();
+        assert!(!reset.allowed);
+        assert_eq!(
+            reset.reason.as_deref(),
+            Some(c.clone().reset(now).unwrap_err().to_string().as_str()),
+            "the reason is the command's own refusal"
+        );
+        c.pause(None, now).unwrap();
+        assert_eq!(
+            allowed(&c, now),
+            ["edit", "resume", "retry", "reset", "cancel", "delete"]
+        );
+        c.cancel(now).unwrap();
+        assert_eq!(allowed(&c, now), ["delete"]);
+        // Trying them changed nothing.
+        assert_eq!(c.status, CampaignStatus::Cancelled);
+    }
+
     #[test]
     fn r1_3_campaign_missing_template_is_draft_and_cannot_launch() {
         let now = Utc::now();
