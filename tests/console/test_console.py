@@ -34,7 +34,8 @@ def shot(page, tenant, name):
     folder = os.environ.get("CONSOLE_SHOTS")
     if folder:
         os.makedirs(folder, exist_ok=True)
-        page.screenshot(path=os.path.join(folder, f"{tenant}-{name}.png"), full_page=True)
+        label = {"desk": "desktop"}.get(tenant, tenant)
+        page.screenshot(path=os.path.join(folder, f"{label}-{name}.png"), full_page=True)
 
 
 def switch_tenant(page, tenant):
