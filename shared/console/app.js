@@ -169,6 +169,9 @@ function fromLocalInput(value, zone) {
 const statusBadge = (s) => h('span', { class: `badge status-${s}` }, s);
 const channelBadge = (c) => h('span', { class: `badge channel-${c}` }, c === 'sms' ? 'SMS' : c === 'whatsapp' ? 'WhatsApp' : c);
 const num = (n) => (n ?? 0).toLocaleString('en-US');
+// The lists and segments attached to a campaign, as words.
+const audienceText = (c) => (c.audiences || []).map((a) => (a.type === 'list' ? a.name
+  : `segment ${[...(a.segment.tags || []), ...Object.entries(a.segment.valued_tags || {}).map(([k, v]) => `${k}=${v}`)].join(' + ')}`)).join(', ') || '—';
 
 function flash(text, bad = false) {
   const el = $('#flash');
@@ -423,6 +426,7 @@ async function campaignGrid(qs) {
     { label: 'Name', cell: (c) => h('a', { href: `#/campaigns/${encodeURIComponent(c.id)}` }, c.name || '(no name)') },
     { label: 'Channel', cell: (c) => channelBadge(c.channel) },
     { label: 'Status', cell: (c) => statusBadge(c.status) },
+    { label: 'Target list', cell: (c) => audienceText(c) },
     { label: 'Account', cell: (c) => accountName[c.account_id] || c.account_id || '—' },
     { label: 'Progress', cell: (c) => h('div', {},
       h('progress', { max: Math.max(c.progress.target, 1), value: c.progress.sent, 'aria-label': `${c.progress.percent}% sent` }),
@@ -758,7 +762,7 @@ async function campaignDetail(id) {
       h('p', { class: 'muted' },
         `Template ${c.template ? `${c.template.name} (${c.template.language})` : '—'} · `,
         `pace ${c.pacing ? `${c.pacing.value} ${c.pacing.unit.replace(/_/g, ' ')}` : '—'} · `,
-        `response timeout ${c.response_timeout_days} day(s) · start ${c.start_at ? fmtTime(c.start_at, zone) : 'when launched'}`,
+        `response timeout ${c.response_timeout_days} day(s) · audience ${audienceText(c)} · start ${c.start_at ? fmtTime(c.start_at, zone) : 'when launched'}`,
         c.end_at ? ` · end ${fmtTime(c.end_at, zone)}` : ''),
       h('div', { class: 'row' },
         h('progress', { max: Math.max(c.progress.target, 1), value: c.progress.sent, 'aria-label': 'Sent of target' }),

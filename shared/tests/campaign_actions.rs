@@ -97,3 +97,51 @@ async fn launch_without_contacts_and_retry_without_retry_entries_are_refused_as_
     assert_eq!(retry["reason"], refused["message"]);
     assert_eq!(action(&c, "pause")["allowed"], true);
 }
+
+/// The grid's "target list": the lists and segments attached, each once, in order.
+#[tokio::test]
+async fn a_campaign_names_the_lists_and_segments_attached_to_it() {
+    let e = Spawn::new(Arc::new(MemoryTable::new())).spawn().await;
+    let id = ready(&e).await;
+    let (_, l) = e
+        .call(Method::POST, "/lists", Some(json!({"name": "VIPs"})))
+        .await;
+    let list = l["id"].as_str().unwrap().to_owned();
+    for _ in 0..2 {
+        let (s, b) = e
+            .call(
+                Method::POST,
+                &format!("/campaigns/{id}/lists"),
+                Some(json!({ "list_id": list })),
+            )
+            .await;
+        assert!(s.is_success(), "{b}");
+    }
+    let (s, b) = e
+        .call(
+            Method::POST,
+            &format!("/campaigns/{id}/segments"),
+            Some(json!({"tags": ["Gold"], "valued_tags": {"city": "Pune"}})),
+        )
+        .await;
+    assert!(s.is_success(), "{b}");
+    let (_, c) = e.call(Method::GET, &format!("/campaigns/{id}"), None).await;
+    assert_eq!(
+        c["audiences"],
+        json!([
+            {"type": "list", "list_id": list, "name": "VIPs"},
+            {"type": "segment", "segment": {"tags": ["gold"], "valued_tags": {"city": "Pune"}}}
+        ]),
+        "{c}"
+    );
+    // A refused attach notes nothing: another tenant's list is not found.
+    let (s, _) = e
+        .call_as(
+            "other",
+            Method::POST,
+            &format!("/campaigns/{id}/lists"),
+            Some(json!({ "list_id": list })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}

@@ -227,6 +227,7 @@ def operator_flow(page, base, tenant, tmp_path):
     row = page.get_by_role("row", name=re.compile("Spring offer"))
     expect(row.locator(".badge.status-RUNNING")).to_be_visible()
     expect(row).to_contain_text(f"{CONTACTS}/{CONTACTS} (100%)")
+    expect(row.get_by_role("cell", name=re.compile("VIPs$"))).to_be_visible()
     row.get_by_text("Actions").click()
     expect(row.get_by_role("button", name="Pause")).to_be_enabled()
     expect(row.get_by_role("button", name="Launch")).to_be_disabled()
@@ -251,7 +252,7 @@ def operator_flow(page, base, tenant, tmp_path):
     [({"width": 1280, "height": 800}, "desk"), ({"width": 390, "height": 844}, "phone")],
     ids=["desktop", "phone"],
 )
-def test_operator_runs_a_campaign_from_the_console(browser, base_url, tmp_path, viewport, tenant):
+def test_r11_1_operator_runs_a_campaign_from_the_console(browser, base_url, tmp_path, viewport, tenant):
     context = browser.new_context(viewport=viewport, accept_downloads=True)
     page = context.new_page()
     try:
@@ -263,7 +264,7 @@ def test_operator_runs_a_campaign_from_the_console(browser, base_url, tmp_path, 
         context.close()
 
 
-def test_console_files_are_served_without_credentials(base_url):
+def test_r11_1_console_files_are_served_without_credentials(base_url):
     for path, kind in [("/console", "text/html"), ("/console/app.js", "text/javascript"), ("/console/style.css", "text/css")]:
         with urllib.request.urlopen(base_url + path, timeout=5) as r:
             assert r.headers["content-type"].startswith(kind), (path, r.headers["content-type"])
@@ -300,7 +301,7 @@ def ready_campaign(base, tenant, sender):
     return c
 
 
-def test_block_lists_opt_outs_and_the_keyboard(browser, base_url):
+def test_r11_2_block_lists_opt_outs_and_the_keyboard(browser, base_url):
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     errors = []
@@ -364,7 +365,7 @@ def test_block_lists_opt_outs_and_the_keyboard(browser, base_url):
         context.close()
 
 
-def test_sign_in_with_the_issuer_by_authorization_code_and_pkce(browser, base_url):
+def test_r11_2_sign_in_with_the_issuer_by_authorization_code_and_pkce(browser, base_url):
     """In AWS the console signs in at the JWT authorizer's issuer: the identity provider
     is played here by Playwright's request routing (config.json names it), and every API
     call must then carry the access token as its bearer."""
@@ -450,7 +451,7 @@ def test_sign_in_with_the_issuer_by_authorization_code_and_pkce(browser, base_ur
         context.close()
 
 
-def test_a_file_over_a_megabyte_goes_through_the_upload_and_is_followed(browser, base_url, tmp_path):
+def test_r11_1_a_file_over_a_megabyte_goes_through_the_upload_and_is_followed(browser, base_url, tmp_path):
     """Over the inline limit (1 MB) the console asks POST /imports for an upload URL, puts
     the file there and follows the import until it finishes."""
     rows = ["phone,name,note"] + [
@@ -479,7 +480,7 @@ def test_a_file_over_a_megabyte_goes_through_the_upload_and_is_followed(browser,
         context.close()
 
 
-def test_a_page_the_api_refuses_shows_the_api_message(browser, base_url):
+def test_r11_1_a_page_the_api_refuses_shows_the_api_message(browser, base_url):
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     try:

@@ -86,7 +86,7 @@ fn actions_of(
     counters: &std::collections::BTreeMap<String, i64>,
     op: Option<&repo::commands::Operation>,
 ) -> Vec<CampaignAction> {
-    use super::commands::{refused_by_running, retry_needs_entries};
+    use super::operations::{refused_by_running, retry_needs_entries};
     let running = op
         .filter(|o| o.is_running() && !o.kind.is_report())
         .map(|o| o.kind);

@@ -34,7 +34,7 @@ use super::operations::{abort, new_operation, replaces};
 pub use super::operations::{OperationProgress, OperationView};
 use super::report_walks::Walk;
 use super::{busy, retry_on_conflict, update_campaign, AppResult, WorkBudget};
-use crate::domain::campaign::{Campaign, CampaignStatus};
+use crate::domain::campaign::{AudienceRef, Campaign, CampaignStatus};
 use crate::domain::contact::{AttachSource, PendingAttach, Segment};
 use crate::domain::hopper::{EntryState, HopperEntry};
 use crate::domain::ids::{CampaignId, TenantId};
@@ -138,49 +138,7 @@ fn apply(kind: OperationKind, e: &mut HopperEntry, seq: u64) -> bool {
 /// A retry needs RETRY entries to send again: 409 without.
 async fn has_retry_entries(t: &dyn Table, tenant: &str, id: &str) -> AppResult<()> {
     let counters = repo::get_counters(t, tenant, id).await?;
-    Ok(retry_needs_entries(id, &counters)?)
-}
-
-/// The rule of [`has_retry_entries`] on counters already read (the campaign view's
-/// actions judge it too).
-pub(crate) fn retry_needs_entries(
-    id: &str,
-    counters: &std::collections::BTreeMap<String, i64>,
-) -> Result<(), DomainError> {
-    if counters
-        .get(EntryState::Retry.as_str())
-        .copied()
-        .unwrap_or(0)
-        <= 0
-    {
-        return Err(DomainError::Conflict(format!(
-            "campaign {id} has no RETRY entries to send again"
-        )));
-    }
-    Ok(())
-}
-
-/// What an operation still running (not a report) refuses to a new request of `kind`;
-/// `None` when the request restarts or replaces it.
-pub(crate) fn refused_by_running(
-    running: OperationKind,
-    kind: OperationKind,
-    id: &str,
-) -> Option<DomainError> {
-    match (running, kind) {
-        (OperationKind::Expire, _) => Some(DomainError::Conflict(format!(
-            "cannot {} campaign {id}: its end date has passed and its unsent entries are expiring",
-            kind.as_str()
-        ))),
-        (OperationKind::Attach, _) => Some(DomainError::Conflict(format!(
-            "contacts are being attached to campaign {id}: {} when the attach is done (GET /campaigns/{id}/operation)",
-            kind.as_str()
-        ))),
-        (OperationKind::Reset, OperationKind::Retry) => Some(DomainError::Conflict(format!(
-            "a reset of campaign {id} is in progress; it puts the RETRY entries back to FRESH too"
-        ))),
-        _ => None,
-    }
+    Ok(super::operations::retry_needs_entries(id, &counters)?)
 }
 
 /// Whether the campaign has an operation still running that changes its hopper (the
@@ -301,7 +259,14 @@ impl Commands {
         let t = &*self.table;
         let campaign = audience::attach_campaign(t, tenant, id, self.clock.now()).await?;
         let source = audience::list_source(t, tenant, list_id).await?;
-        self.attach(campaign, source).await
+        let name = repo::get_list(t, tenant, list_id)
+            .await?
+            .map_or_else(|| list_id.to_owned(), |l| l.name);
+        let shown = AudienceRef::List {
+            list_id: list_id.to_owned(),
+            name,
+        };
+        self.attach(campaign, source, shown).await
     }
 
     /// Attaches every contact of a segment (R2.3), like [`Self::attach_list`].
@@ -314,7 +279,13 @@ impl Commands {
         let t = &*self.table;
         let campaign = audience::attach_campaign(t, tenant, id, self.clock.now()).await?;
         let source = audience::segment_source(t, tenant, segment).await?;
-        self.attach(campaign, source).await
+        let shown = match &source {
+            AttachSource::Segment { segment, .. } => AudienceRef::Segment {
+                segment: segment.clone(),
+            },
+            AttachSource::List { .. } => unreachable!("a segment's source"),
+        };
+        self.attach(campaign, source, shown).await
     }
 
     /// Stores the attach first (a new operation, or one more source behind the running
@@ -323,7 +294,12 @@ impl Commands {
     /// the request's budget, the operation leased to the request meanwhile so the sweeper
     /// leaves it alone. A request that dies mid-walk leaves the sweeper to start the
     /// source over once the lease lapses (a page attached twice adds nothing twice).
-    async fn attach(&self, campaign: Campaign, source: AttachSource) -> AppResult<Attached> {
+    async fn attach(
+        &self,
+        campaign: Campaign,
+        source: AttachSource,
+        shown: AudienceRef,
+    ) -> AppResult<Attached> {
         let t = &*self.table;
         let mut pending = PendingAttach {
             source,
@@ -335,6 +311,7 @@ impl Commands {
             self.clock.now() + chrono::Duration::from_std(lease).expect("a short lease")
         });
         let (op, queued) = self.store_attach(&campaign, &pending, lease).await?;
+        self.note_audience(&campaign, shown).await?;
         if queued || lease.is_none() {
             return Ok(Attached::Continues(OperationView::new(
                 &op,
@@ -360,6 +337,28 @@ impl Commands {
 
     /// Stores an attach's source: a new operation (leased to the request until `lease`),
     /// or one more source behind the running attach (true: queued).
+    /// Notes the list or segment on the campaign once its attach is stored (the grid's
+    /// "target list").
+    async fn note_audience(&self, c: &Campaign, shown: AudienceRef) -> AppResult<()> {
+        if c.audiences.contains(&shown) {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        update_campaign(
+            &*self.table,
+            &*self.bus,
+            &c.tenant,
+            &c.id,
+            (None, now),
+            |c| {
+                c.note_audience(shown.clone());
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn store_attach(
         &self,
         c: &Campaign,
@@ -959,7 +958,7 @@ fn next_operation(
     c: &Campaign,
     now: Time,
 ) -> AppResult<Operation> {
-    if let Some(refused) = refused_by_running(o.kind, kind, &c.id) {
+    if let Some(refused) = super::operations::refused_by_running(o.kind, kind, &c.id) {
         return Err(refused.into());
     }
     match (o.kind, kind) {

@@ -374,6 +374,10 @@ pub struct Campaign {
     /// is recorded BLOCK_LIST. The tenant's opt-out list applies whatever this says.
     #[serde(default)]
     pub block_lists: Vec<String>,
+    /// The lists and segments attached so far, oldest first, each once: the grid's
+    /// "target list" (seed 003).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audiences: Vec<AudienceRef>,
     /// Set on a test campaign: the campaign it tests (R1.6).
     pub test_of: Option<String>,
     pub status: CampaignStatus,
@@ -608,6 +612,7 @@ impl Campaign {
             display_timezone: None,
             reply_route: None,
             block_lists: Vec::new(),
+            audiences: Vec::new(),
             test_of: None,
             status: CampaignStatus::Draft,
             pause_reason: None,
@@ -1199,6 +1204,7 @@ impl Campaign {
             .take(MAX_NAME_CHARS)
             .collect();
         t.test_of = Some(self.id.clone());
+        t.audiences.clear();
         t.status = CampaignStatus::Ready;
         t.start_at = None;
         t.end_at = None;
@@ -1264,6 +1270,30 @@ impl Campaign {
             reason: None,
         });
         out
+    }
+}
+
+/// A list or a segment attached to a campaign, as the campaign shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AudienceRef {
+    /// A list, with its name when it was attached.
+    List { list_id: String, name: String },
+    /// A segment: its tags and valued tags.
+    Segment {
+        #[schema(value_type = Object)]
+        segment: super::contact::Segment,
+    },
+}
+
+impl Campaign {
+    /// Notes an audience attached to the campaign; false when it was noted already.
+    pub fn note_audience(&mut self, a: AudienceRef) -> bool {
+        if self.audiences.contains(&a) {
+            return false;
+        }
+        self.audiences.push(a);
+        true
     }
 }
 

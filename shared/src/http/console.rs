@@ -1,4 +1,4 @@
-//! The operator console (issue 15): three static files, compiled into the binary, that
+//! The operator console (R11, issue 15): three static files, compiled into the binary, that
 //! run in the operator's browser on the public JSON API only. Served beside the API (by
 //! the api function in AWS, by the local runner here), outside the tenant layer: the
 //! pages hold no tenant data, and the browser sends its credentials with each API call
