@@ -549,6 +549,12 @@ async function campaignForm(id) {
     notes: h('textarea', {}, c && c.notes ? c.notes : ''),
     segment_tags: h('input', { type: 'text', value: '' }),
     segment_valued: h('input', { type: 'text', value: '' }),
+    channel: h('select', {}, [['whatsapp', 'WhatsApp'], ['sms', 'SMS'], ['voice', 'Voice']]
+      .map(([v, l]) => h('option', { value: v, selected: (c ? c.channel : 'whatsapp') === v }, l))),
+    message: h('textarea', {}, c && c.message ? c.message : ''),
+    display_timezone: h('input', { type: 'text', value: c && c.display_timezone ? c.display_timezone : '' }),
+    retry_attempts: h('input', { type: 'number', min: 0, max: 7, value: c && c.marketing_limit_retry ? c.marketing_limit_retry.max_attempts : 3 }),
+    retry_spacing: h('input', { type: 'number', min: 24, max: 168, value: c && c.marketing_limit_retry ? c.marketing_limit_retry.spacing_hours : 24 }),
   };
   // The segment the two inputs describe, or null: every tag and every `key=value`.
   function segment() {
@@ -603,6 +609,10 @@ async function campaignForm(id) {
       reply_route: inputs.reply_route.value.trim() || null,
       notes: inputs.notes.value.trim() || null,
       block_lists: blockBoxes.filter((x) => x.checked).map((x) => x.value),
+      channel: inputs.channel.value,
+      message: inputs.channel.value === 'sms' ? (inputs.message.value || null) : (c ? c.message : null),
+      display_timezone: inputs.display_timezone.value.trim() || null,
+      marketing_limit_retry: { max_attempts: Number(inputs.retry_attempts.value), spacing_hours: Number(inputs.retry_spacing.value) },
     };
     if (!c) for (const k of Object.keys(b)) if (b[k] === null) delete b[k];
     return b;
@@ -651,6 +661,8 @@ async function campaignForm(id) {
     h('div', {},
       h('fieldset', {}, h('legend', {}, 'Campaign'),
         field('name', 'Name', inputs.name),
+        field('channel', 'Channel', inputs.channel, 'Only WhatsApp campaigns can be launched today.'),
+        field('message', 'SMS message', inputs.message),
         field('account_id', 'Account', account),
         field('template', 'Template (approved only)', template),
         h('div', { class: 'field' }, h('strong', {}, 'Variables'), varBox),
@@ -681,11 +693,20 @@ async function campaignForm(id) {
       h('fieldset', {}, h('legend', {}, 'Replies'),
         field('close_on_quick_reply', 'A quick-reply answer closes the interaction', inputs.close_on_quick_reply),
         field('include_active_interactions', 'Send even to contacts in another campaign’s interaction', inputs.include_active_interactions),
-        field('reply_route', 'Reply route (bot flow or agent queue)', inputs.reply_route)))),
+        field('reply_route', 'Reply route (bot flow or agent queue)', inputs.reply_route)),
+      h('fieldset', {}, h('legend', {}, 'Meta’s marketing limit (131049)'),
+        h('div', { class: 'row' },
+          field('marketing_limit_retry.max_attempts', 'Send again at most (0-7 times)', inputs.retry_attempts),
+          field('marketing_limit_retry.spacing_hours', 'after (24-168 hours)', inputs.retry_spacing))),
+      h('fieldset', {}, h('legend', {}, 'Display'),
+        field('display_timezone', 'Show this campaign’s times in (IANA zone)', inputs.display_timezone, `Empty: the tenant’s (${tenant.timezone}).`)))),
   h('div', { class: 'row' },
     h('button', { type: 'submit', class: 'primary' }, c ? 'Save changes' : 'Create campaign'),
     h('a', { href: c ? `#/campaigns/${encodeURIComponent(c.id)}` : '#/campaigns' }, 'Cancel')));
   fillVariables();
+  const smsOnly = () => { inputs.message.closest('.field').hidden = inputs.channel.value !== 'sms'; };
+  inputs.channel.addEventListener('change', smsOnly);
+  smsOnly();
   if (c) initial = body();
   return h('section', {}, h('h1', {}, c ? `Edit “${c.name}”` : 'New campaign'), form);
 }
