@@ -490,6 +490,26 @@ async function campaignForm(id) {
   const preview = h('div', {});
   const varBox = h('div', {});
   const currentTemplate = () => approved.find((t) => `${t.name}|${t.language}` === template.value && t.account_id === account.value);
+  // A URL button ending in {{1}} takes its value from a source of its own.
+  const urlBox = h('div', {});
+  let urlVar = c && c.url_variable ? { ...c.url_variable } : { source: 'contact_name' };
+  const hasUrlVariable = (t) => !!t && (t.call_to_action || []).some((b) => b.type === 'url' && /\{\{1\}\}$/.test(b.url || ''));
+  const urlVariable = () => (hasUrlVariable(currentTemplate()) ? { ...urlVar } : (c ? c.url_variable || null : null));
+  function fillUrlVariable() {
+    if (!hasUrlVariable(currentTemplate())) { fill(urlBox); return; }
+    const source = h('select', { 'aria-label': 'Source of the link button’s {{1}}' },
+      [['contact_name', 'Contact name'], ['field', 'Contact field'], ['valued_tag', 'Valued tag'], ['text', 'Fixed text']]
+        .map(([v, l]) => h('option', { value: v, selected: urlVar.source === v }, l)));
+    const detail = h('input', { type: 'text', 'aria-label': 'Field, tag or text for the link button’s {{1}}', value: urlVar.value || urlVar.name || '', hidden: urlVar.source === 'contact_name' });
+    const sync = () => {
+      const v = source.value;
+      detail.hidden = v === 'contact_name';
+      urlVar = v === 'contact_name' ? { source: v } : v === 'text' ? { source: v, value: detail.value } : { source: v, name: detail.value };
+    };
+    source.addEventListener('change', sync);
+    detail.addEventListener('input', sync);
+    fill(urlBox, h('div', { class: 'field', 'data-field': 'url_variable' }, h('strong', {}, 'Link button {{1}} '), source, ' ', detail, h('p', { class: 'error', hidden: true })));
+  }
 
   function fillTemplates() {
     const keep = template.value || (c && c.template ? `${c.template.name}|${c.template.language}` : '');
@@ -520,6 +540,7 @@ async function campaignForm(id) {
         h('p', { class: 'error', hidden: true }));
     }));
     if (!names.length) varBox.append(h('p', { class: 'muted' }, t ? 'This template has no placeholders.' : ''));
+    fillUrlVariable();
     fill(preview, renderPreview(t, variables));
   }
   account.addEventListener('change', () => { fillTemplates(); fillVariables(); });
@@ -549,7 +570,7 @@ async function campaignForm(id) {
     notes: h('textarea', {}, c && c.notes ? c.notes : ''),
     segment_tags: h('input', { type: 'text', value: '' }),
     segment_valued: h('input', { type: 'text', value: '' }),
-    channel: h('select', {}, [['whatsapp', 'WhatsApp'], ['sms', 'SMS'], ['voice', 'Voice']]
+    channel: h('select', { disabled: !!c && !['DRAFT', 'READY'].includes(c.status) }, [['whatsapp', 'WhatsApp'], ['sms', 'SMS'], ['voice', 'Voice']]
       .map(([v, l]) => h('option', { value: v, selected: (c ? c.channel : 'whatsapp') === v }, l))),
     message: h('textarea', {}, c && c.message ? c.message : ''),
     display_timezone: h('input', { type: 'text', value: c && c.display_timezone ? c.display_timezone : '' }),
@@ -594,7 +615,9 @@ async function campaignForm(id) {
       name: inputs.name.value.trim(),
       account_id: account.value || null,
       template: template.value ? { name: template.value.split('|')[0], language: template.value.split('|')[1] } : null,
-      variables,
+      // A copy: the mapping changes in place, and an edit compares with what it was.
+      variables: variables.map((v) => ({ ...v })),
+      url_variable: urlVariable(),
       pacing: { unit: pacingUnit.value, value: Number(inputs.pacing_value.value) },
       response_timeout_days: Number(inputs.response_timeout_days.value),
       duplicate_window_days: inputs.duplicate_window_days.value === '' ? null : Number(inputs.duplicate_window_days.value),
@@ -612,7 +635,9 @@ async function campaignForm(id) {
       channel: inputs.channel.value,
       message: inputs.channel.value === 'sms' ? (inputs.message.value || null) : (c ? c.message : null),
       display_timezone: inputs.display_timezone.value.trim() || null,
-      marketing_limit_retry: { max_attempts: Number(inputs.retry_attempts.value), spacing_hours: Number(inputs.retry_spacing.value) },
+      marketing_limit_retry: inputs.retry_attempts.value !== '' && inputs.retry_spacing.value !== ''
+        ? { max_attempts: Number(inputs.retry_attempts.value), spacing_hours: Number(inputs.retry_spacing.value) }
+        : (c ? c.marketing_limit_retry : null),
     };
     if (!c) for (const k of Object.keys(b)) if (b[k] === null) delete b[k];
     return b;
@@ -665,7 +690,7 @@ async function campaignForm(id) {
         field('message', 'SMS message', inputs.message),
         field('account_id', 'Account', account),
         field('template', 'Template (approved only)', template),
-        h('div', { class: 'field' }, h('strong', {}, 'Variables'), varBox),
+        h('div', { class: 'field' }, h('strong', {}, 'Variables'), varBox, urlBox),
         field('notes', 'Notes', inputs.notes)),
       h('fieldset', {}, h('legend', {}, 'Audience'),
         lists.items.length ? h('div', { 'data-field': 'list_id' }, h('p', { class: 'hint' }, c ? 'Add these lists to the campaign:' : 'Send to these lists:'),
@@ -707,7 +732,7 @@ async function campaignForm(id) {
   const smsOnly = () => { inputs.message.closest('.field').hidden = inputs.channel.value !== 'sms'; };
   inputs.channel.addEventListener('change', smsOnly);
   smsOnly();
-  if (c) initial = body();
+  if (c) initial = JSON.parse(JSON.stringify(body()));
   return h('section', {}, h('h1', {}, c ? `Edit “${c.name}”` : 'New campaign'), form);
 }
 

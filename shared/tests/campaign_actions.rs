@@ -134,14 +134,50 @@ async fn a_campaign_names_the_lists_and_segments_attached_to_it() {
         ]),
         "{c}"
     );
-    // A refused attach notes nothing: another tenant's list is not found.
+    // A refused attach notes nothing: a list the tenant does not have is not found.
     let (s, _) = e
-        .call_as(
-            "other",
+        .call(
             Method::POST,
             &format!("/campaigns/{id}/lists"),
-            Some(json!({ "list_id": list })),
+            Some(json!({ "list_id": "lst_nope" })),
         )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    // Nor does the same segment given in another order.
+    let (s, b) = e
+        .call(
+            Method::POST,
+            &format!("/campaigns/{id}/segments"),
+            Some(json!({"valued_tags": {"city": "Pune"}, "tags": ["gold"]})),
+        )
+        .await;
+    assert!(s.is_success(), "{b}");
+    let (_, again) = e.call(Method::GET, &format!("/campaigns/{id}"), None).await;
+    assert_eq!(again["audiences"], c["audiences"]);
+}
+
+/// A READY campaign whose template is no longer usable: launch is refused in `actions`
+/// with the launch command's own answer.
+#[tokio::test]
+async fn launch_with_a_template_no_longer_approved_is_refused_with_the_commands_reason() {
+    let e = Spawn::new(Arc::new(MemoryTable::new())).spawn().await;
+    let id = ready(&e).await;
+    let (_, c) = e.call(Method::GET, &format!("/campaigns/{id}"), None).await;
+    let acc = c["account_id"].as_str().unwrap();
+    let (s, b) = e
+        .call(
+            Method::PUT,
+            &format!("/templates/{acc}/offer/en"),
+            Some(json!({"status": "PAUSED"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, c) = e.call(Method::GET, &format!("/campaigns/{id}"), None).await;
+    let launch = action(&c, "launch");
+    assert_eq!(launch["allowed"], false, "{c}");
+    let (s, refused) = e
+        .call(Method::POST, &format!("/campaigns/{id}/launch"), None)
+        .await;
+    assert!(s.is_client_error(), "{s} {refused}");
+    assert_eq!(launch["reason"], refused["message"], "{refused}");
 }

@@ -244,6 +244,16 @@ def operator_flow(page, base, tenant, tmp_path):
     expect(dialog).to_contain_text("everyone in the campaign will get the message again")
     dialog.get_by_role("button", name="Keep it").click()
     expect(row.locator(".badge.status-PAUSED")).to_be_visible()
+    # A paused campaign is edited: the changed variable is saved, and only what changed
+    # is sent.
+    row.get_by_text("Actions").click()
+    row.get_by_role("button", name="Edit").click()
+    page.get_by_label("Field, tag or text for {{2}}").fill("coupon")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.locator(".badge.status-PAUSED")).to_be_visible()
+    campaign_id = page.url.rsplit("/", 1)[-1]
+    saved = api(base, tenant, "GET", f"/campaigns/{campaign_id}")
+    assert saved["variables"][1] == {"source": "field", "name": "coupon"}, saved["variables"]
     assert not errors, errors
 
 

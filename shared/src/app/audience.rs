@@ -425,18 +425,19 @@ pub(crate) async fn attach_campaign(
     Ok(campaign)
 }
 
-/// A list as an attach's source (404 when the tenant has no such list).
+/// A list as an attach's source, and its name (404 when the tenant has no such list).
 pub(crate) async fn list_source(
     table: &dyn Table,
     tenant: &str,
     list_id: &str,
-) -> AppResult<AttachSource> {
-    repo::get_list(table, tenant, list_id)
+) -> AppResult<(AttachSource, String)> {
+    let list = repo::get_list(table, tenant, list_id)
         .await?
         .ok_or_else(|| DomainError::not_found("list", list_id))?;
-    Ok(AttachSource::List {
+    let source = AttachSource::List {
         list_id: list_id.to_owned(),
-    })
+    };
+    Ok((source, list.name))
 }
 
 /// A segment as an attach's source (R2.3): normalised, walking the smallest of the index

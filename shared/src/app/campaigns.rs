@@ -77,7 +77,8 @@ pub(crate) fn launch_needs_contacts(
 }
 
 /// The campaign's commands as its state allows them ([`Campaign::actions`]), refined by
-/// the rules that need its hopper: launch needs contacts, retry needs RETRY entries, and
+/// the rules that need more than the campaign: launch needs usable references (`refs`,
+/// judged by the caller) and contacts, retry needs RETRY entries, and
 /// a running attach, expiry or reset refuses what it would clash with. The same
 /// functions judge the commands themselves.
 fn actions_of(
@@ -85,6 +86,7 @@ fn actions_of(
     now: crate::domain::Time,
     counters: &std::collections::BTreeMap<String, i64>,
     op: Option<&repo::commands::Operation>,
+    refs: Option<DomainError>,
 ) -> Vec<CampaignAction> {
     use super::operations::{refused_by_running, retry_needs_entries};
     let running = op
@@ -93,7 +95,10 @@ fn actions_of(
     let clash = |kind| running.and_then(|r| refused_by_running(r, kind, &c.id));
     let retry_restarts = running == Some(OperationKind::Retry);
     let refusals = [
-        ("launch", launch_needs_contacts(&c.id, counters, op).err()),
+        (
+            "launch",
+            refs.or_else(|| launch_needs_contacts(&c.id, counters, op).err()),
+        ),
         (
             "retry",
             clash(OperationKind::Retry).or_else(|| {
@@ -281,7 +286,17 @@ impl Campaigns {
         c.unpublished.clear();
         let counters = repo::get_counters(&*self.table, &c.tenant, &c.id).await?;
         let op = repo::commands::get_operation(&*self.table, &c.tenant, &c.id).await?;
-        let actions = actions_of(&c, self.now(), &counters, op.as_ref());
+        // A READY campaign's launch also needs its account and an APPROVED template that
+        // its variables fit, which the launch command checks first.
+        let refs = match c.status {
+            CampaignStatus::Ready => match self.check_references(&c).await {
+                Ok(()) => None,
+                Err(AppError::Domain(e)) => Some(e),
+                Err(e) => return Err(e),
+            },
+            _ => None,
+        };
+        let actions = actions_of(&c, self.now(), &counters, op.as_ref(), refs);
         let s = Stats::from_counters(&counters);
         let percent = if s.target > 0 {
             (s.sent as f64 * 1000.0 / s.target as f64).round() / 10.0

@@ -258,10 +258,7 @@ impl Commands {
     ) -> AppResult<Attached> {
         let t = &*self.table;
         let campaign = audience::attach_campaign(t, tenant, id, self.clock.now()).await?;
-        let source = audience::list_source(t, tenant, list_id).await?;
-        let name = repo::get_list(t, tenant, list_id)
-            .await?
-            .map_or_else(|| list_id.to_owned(), |l| l.name);
+        let (source, name) = audience::list_source(t, tenant, list_id).await?;
         let shown = AudienceRef::List {
             list_id: list_id.to_owned(),
             name,
@@ -311,7 +308,7 @@ impl Commands {
             self.clock.now() + chrono::Duration::from_std(lease).expect("a short lease")
         });
         let (op, queued) = self.store_attach(&campaign, &pending, lease).await?;
-        self.note_audience(&campaign, shown).await?;
+        self.note_audience(&campaign, shown).await;
         if queued || lease.is_none() {
             return Ok(Attached::Continues(OperationView::new(
                 &op,
@@ -335,16 +332,15 @@ impl Commands {
         )))
     }
 
-    /// Stores an attach's source: a new operation (leased to the request until `lease`),
-    /// or one more source behind the running attach (true: queued).
     /// Notes the list or segment on the campaign once its attach is stored (the grid's
-    /// "target list").
-    async fn note_audience(&self, c: &Campaign, shown: AudienceRef) -> AppResult<()> {
-        if c.audiences.contains(&shown) {
-            return Ok(());
+    /// "target list"). The attach is stored already: a note that fails is only missing
+    /// from the campaign's `audiences`, and the request still answers with the attach.
+    async fn note_audience(&self, c: &Campaign, shown: AudienceRef) {
+        if c.notes_audience(&shown) {
+            return;
         }
         let now = self.clock.now();
-        update_campaign(
+        let noted = update_campaign(
             &*self.table,
             &*self.bus,
             &c.tenant,
@@ -355,10 +351,14 @@ impl Commands {
                 Ok(())
             },
         )
-        .await?;
-        Ok(())
+        .await;
+        if let Err(e) = noted {
+            tracing::warn!(campaign = %c.id, error = %e, "attach stored; its source not noted on the campaign");
+        }
     }
 
+    /// Stores an attach's source: a new operation (leased to the request until `lease`),
+    /// or one more source behind the running attach (true: queued).
     async fn store_attach(
         &self,
         c: &Campaign,

@@ -378,6 +378,9 @@ pub struct Campaign {
     /// "target list" (seed 003).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub audiences: Vec<AudienceRef>,
+    /// Audiences attached beyond the first [`MAX_AUDIENCES_SHOWN`], counted only.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub audiences_more: u32,
     /// Set on a test campaign: the campaign it tests (R1.6).
     pub test_of: Option<String>,
     pub status: CampaignStatus,
@@ -613,6 +616,7 @@ impl Campaign {
             reply_route: None,
             block_lists: Vec::new(),
             audiences: Vec::new(),
+            audiences_more: 0,
             test_of: None,
             status: CampaignStatus::Draft,
             pause_reason: None,
@@ -1205,6 +1209,7 @@ impl Campaign {
             .collect();
         t.test_of = Some(self.id.clone());
         t.audiences.clear();
+        t.audiences_more = 0;
         t.status = CampaignStatus::Ready;
         t.start_at = None;
         t.end_at = None;
@@ -1228,7 +1233,8 @@ impl Campaign {
     /// What an operator may do to the campaign now, each command tried on a copy by the
     /// same rule that would judge it, with the rule's reason when it is refused: the
     /// console's actions menu shows exactly what the API would accept (R1.4, R1.5, R4.9).
-    /// Rules that need the hopper (retry needs RETRY entries) are judged when sent.
+    /// The campaign view adds the rules that need the hopper and the references
+    /// (`app::campaigns::actions_of`).
     pub fn actions(&self, now: Time) -> Vec<CampaignAction> {
         let try_on = |f: &dyn Fn(&mut Campaign) -> Result<(), DomainError>| {
             let mut copy = self.clone();
@@ -1273,6 +1279,10 @@ impl Campaign {
     }
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// A list or a segment attached to a campaign, as the campaign shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -1286,13 +1296,46 @@ pub enum AudienceRef {
     },
 }
 
+/// Audiences a campaign names at most; more are counted in `audiences_more` (an item
+/// stays far below DynamoDB's 400 KB whatever a script attaches).
+pub const MAX_AUDIENCES_SHOWN: usize = 20;
+
+impl AudienceRef {
+    /// The same audience: a list by its id (its name may have changed), a segment by its
+    /// tags and valued tags in any order.
+    fn same(&self, other: &AudienceRef) -> bool {
+        match (self, other) {
+            (AudienceRef::List { list_id: a, .. }, AudienceRef::List { list_id: b, .. }) => a == b,
+            (AudienceRef::Segment { segment: a }, AudienceRef::Segment { segment: b }) => {
+                let sorted = |s: &super::contact::Segment| {
+                    let mut t = s.tags.clone();
+                    t.sort();
+                    (t, s.valued_tags.clone())
+                };
+                sorted(a) == sorted(b)
+            }
+            _ => false,
+        }
+    }
+}
+
 impl Campaign {
-    /// Notes an audience attached to the campaign; false when it was noted already.
+    /// Whether the campaign names this audience already.
+    pub fn notes_audience(&self, a: &AudienceRef) -> bool {
+        self.audiences.iter().any(|x| x.same(a))
+    }
+
+    /// Notes an audience attached to the campaign; false when it was noted already. Past
+    /// [`MAX_AUDIENCES_SHOWN`] it is only counted.
     pub fn note_audience(&mut self, a: AudienceRef) -> bool {
-        if self.audiences.contains(&a) {
+        if self.notes_audience(&a) {
             return false;
         }
-        self.audiences.push(a);
+        if self.audiences.len() >= MAX_AUDIENCES_SHOWN {
+            self.audiences_more += 1;
+        } else {
+            self.audiences.push(a);
+        }
         true
     }
 }
