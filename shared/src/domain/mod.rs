@@ -24,6 +24,7 @@ pub mod pacing;
 pub mod phone;
 pub mod portfolio;
 pub mod pricing;
+pub mod sms;
 pub mod stats;
 pub mod template;
 pub mod tenant;
