@@ -12,6 +12,7 @@ use crate::domain::campaign::{
 };
 use crate::domain::hopper::HopperEntry;
 use crate::domain::ids::{CampaignId, TenantId};
+use crate::domain::operation;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::stats::{self, HopperCounts, Stats};
 use crate::domain::tenant::{Tenant, TenantSettings, TenantSwitches};
@@ -57,67 +58,6 @@ pub struct Progress {
 pub struct AttachResult {
     pub added: u64,
     pub already_present: u64,
-}
-
-/// A campaign launches with contacts in its hopper, or with an attach still running in
-/// the background (it sends what is attached; the sweeper does not complete it before the
-/// attach is done).
-pub(crate) fn launch_needs_contacts(
-    id: &str,
-    counters: &std::collections::BTreeMap<String, i64>,
-    op: Option<&repo::commands::Operation>,
-) -> Result<(), DomainError> {
-    let attaching = op.is_some_and(|o| o.is_running() && o.kind == OperationKind::Attach);
-    if counters.get("target").copied().unwrap_or(0) == 0 && !attaching {
-        return Err(DomainError::Conflict(format!(
-            "campaign {id} has no contacts: attach a list first"
-        )));
-    }
-    Ok(())
-}
-
-/// The campaign's commands as its state allows them ([`Campaign::actions`]), refined by
-/// the rules that need more than the campaign: launch needs usable references (`refs`,
-/// judged by the caller) and contacts, retry needs RETRY entries, and
-/// a running attach, expiry or reset refuses what it would clash with. The same
-/// functions judge the commands themselves.
-fn actions_of(
-    c: &Campaign,
-    now: crate::domain::Time,
-    counters: &std::collections::BTreeMap<String, i64>,
-    op: Option<&repo::commands::Operation>,
-    refs: Option<DomainError>,
-) -> Vec<CampaignAction> {
-    use super::operations::{refused_by_running, retry_needs_entries};
-    let running = op
-        .filter(|o| o.is_running() && !o.kind.is_report())
-        .map(|o| o.kind);
-    let clash = |kind| running.and_then(|r| refused_by_running(r, kind, &c.id));
-    let retry_restarts = running == Some(OperationKind::Retry);
-    let refusals = [
-        (
-            "launch",
-            refs.or_else(|| launch_needs_contacts(&c.id, counters, op).err()),
-        ),
-        (
-            "retry",
-            clash(OperationKind::Retry).or_else(|| {
-                (!retry_restarts)
-                    .then(|| retry_needs_entries(&c.id, counters).err())
-                    .flatten()
-            }),
-        ),
-        ("reset", clash(OperationKind::Reset)),
-    ];
-    let mut actions = c.actions(now);
-    for (name, refused) in refusals {
-        let Some(e) = refused else { continue };
-        if let Some(a) = actions.iter_mut().find(|a| a.name == name && a.allowed) {
-            a.allowed = false;
-            a.reason = Some(e.to_string());
-        }
-    }
-    actions
 }
 
 /// Members are read and entries written a page at a time.
@@ -296,7 +236,10 @@ impl Campaigns {
             },
             _ => None,
         };
-        let actions = actions_of(&c, self.now(), &counters, op.as_ref(), refs);
+        let running = op
+            .filter(|o| o.is_running() && !o.kind.is_report())
+            .map(|o| o.kind);
+        let actions = operation::actions_of(&c, self.now(), &counters, running, refs);
         let s = Stats::from_counters(&counters);
         let percent = if s.target > 0 {
             (s.sent as f64 * 1000.0 / s.target as f64).round() / 10.0
@@ -454,7 +397,8 @@ impl Campaigns {
         self.check_references(&c).await?;
         let counts = repo::get_counters(&*self.table, tenant, id).await?;
         let op = repo::commands::get_operation(&*self.table, tenant, id).await?;
-        launch_needs_contacts(id, &counts, op.as_ref())?;
+        let attaching = op.is_some_and(|o| o.is_running() && o.kind == OperationKind::Attach);
+        operation::launch_needs_contacts(id, &counts, attaching)?;
         let now = self.now();
         let (c, launched) = self.transition(tenant, id, |c| c.launch(now)).await?;
         if let Launched::Scheduled(at) = launched {

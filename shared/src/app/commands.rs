@@ -138,7 +138,9 @@ fn apply(kind: OperationKind, e: &mut HopperEntry, seq: u64) -> bool {
 /// A retry needs RETRY entries to send again: 409 without.
 async fn has_retry_entries(t: &dyn Table, tenant: &str, id: &str) -> AppResult<()> {
     let counters = repo::get_counters(t, tenant, id).await?;
-    Ok(super::operations::retry_needs_entries(id, &counters)?)
+    Ok(crate::domain::operation::retry_needs_entries(
+        id, &counters,
+    )?)
 }
 
 /// Whether the campaign has an operation still running that changes its hopper (the
@@ -958,7 +960,7 @@ fn next_operation(
     c: &Campaign,
     now: Time,
 ) -> AppResult<Operation> {
-    if let Some(refused) = super::operations::refused_by_running(o.kind, kind, &c.id) {
+    if let Some(refused) = crate::domain::operation::refused_by_running(o.kind, kind, &c.id) {
         return Err(refused.into());
     }
     match (o.kind, kind) {

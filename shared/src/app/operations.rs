@@ -5,8 +5,7 @@
 
 use super::AppResult;
 use crate::domain::campaign::{Campaign, CampaignStatus};
-use crate::domain::hopper::EntryState;
-use crate::domain::{new_id, DomainError, Time};
+use crate::domain::{new_id, Time};
 use crate::ports::{PortError, Table};
 use crate::repo;
 use crate::repo::commands::{Operation, OperationKind, OperationStatus};
@@ -182,46 +181,4 @@ pub(crate) async fn done(table: &dyn Table, op: &mut Operation, now: Time) -> Ap
 pub enum Walked<T> {
     Done(T),
     Continues(OperationView),
-}
-
-/// The rule of `commands::has_retry_entries` on counters already read (the campaign view's
-/// actions judge it too).
-pub(crate) fn retry_needs_entries(
-    id: &str,
-    counters: &std::collections::BTreeMap<String, i64>,
-) -> Result<(), DomainError> {
-    if counters
-        .get(EntryState::Retry.as_str())
-        .copied()
-        .unwrap_or(0)
-        <= 0
-    {
-        return Err(DomainError::Conflict(format!(
-            "campaign {id} has no RETRY entries to send again"
-        )));
-    }
-    Ok(())
-}
-
-/// What an operation still running (not a report) refuses to a new request of `kind`;
-/// `None` when the request restarts or replaces it.
-pub(crate) fn refused_by_running(
-    running: OperationKind,
-    kind: OperationKind,
-    id: &str,
-) -> Option<DomainError> {
-    match (running, kind) {
-        (OperationKind::Expire, _) => Some(DomainError::Conflict(format!(
-            "cannot {} campaign {id}: its end date has passed and its unsent entries are expiring",
-            kind.as_str()
-        ))),
-        (OperationKind::Attach, _) => Some(DomainError::Conflict(format!(
-            "contacts are being attached to campaign {id}: {} when the attach is done (GET /campaigns/{id}/operation)",
-            kind.as_str()
-        ))),
-        (OperationKind::Reset, OperationKind::Retry) => Some(DomainError::Conflict(format!(
-            "a reset of campaign {id} is in progress; it puts the RETRY entries back to FRESH too"
-        ))),
-        _ => None,
-    }
 }

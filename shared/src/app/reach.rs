@@ -28,8 +28,10 @@ const CONTACT_READS: usize = 16;
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReachRequest {
-    /// Lists whose members are counted once each, however many lists hold them.
+    /// Lists whose members are counted once each, however many lists hold them; at
+    /// most 20.
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub list_ids: Vec<String>,
     /// A segment (every tag and valued tag): counted on its own, or with the lists.
     #[serde(default)]

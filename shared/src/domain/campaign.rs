@@ -1290,10 +1290,7 @@ pub enum AudienceRef {
     /// A list, with its name when it was attached.
     List { list_id: String, name: String },
     /// A segment: its tags and valued tags.
-    Segment {
-        #[schema(value_type = Object)]
-        segment: super::contact::Segment,
-    },
+    Segment { segment: super::contact::Segment },
 }
 
 /// Audiences a campaign names at most; more are counted in `audiences_more` (an item

@@ -19,6 +19,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod import;
 pub mod inbound;
+pub mod operation;
 pub mod outcome;
 pub mod pacing;
 pub mod phone;

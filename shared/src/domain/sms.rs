@@ -7,21 +7,16 @@
 //! surrogate pair (an emoji). Pacing counts parts, and so do the providers' prices.
 
 use super::DomainError;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 /// Parts one campaign message may take unless the campaign says otherwise.
 pub const DEFAULT_MAX_SEGMENTS: u32 = 6;
-/// The most a campaign may allow (the providers' own ceiling is about 10).
-pub const MAX_SEGMENTS_LIMIT: u32 = 10;
 
 const GSM7_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?\
 ¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
 const GSM7_EXTENSION: &str = "\u{c}^{}\\[~]|€";
 
 /// How a body is encoded on the air.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SmsEncoding {
     /// The GSM 03.38 default alphabet, 7 bits a character.
     Gsm7,
@@ -30,7 +25,7 @@ pub enum SmsEncoding {
 }
 
 /// A body's encoding and the parts it takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SmsParts {
     pub encoding: SmsEncoding,
     /// Septets (GSM-7) or UTF-16 code units (UCS-2).

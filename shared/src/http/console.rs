@@ -123,7 +123,8 @@ async fn config(State(auth): State<ConsoleAuth>) -> Response {
     security(()),
     params(("file" = String, Path, description = "`app.js` or `style.css`")),
     responses(
-        (status = 200, description = "The file", content_type = "text/javascript", body = String),
+        (status = 200, description = "The file: `app.js` as `text/javascript`, `style.css` as `text/css`",
+            content((String = "text/javascript"), (String = "text/css"))),
         (status = 404, description = "No such file", body = ErrorBody,
             example = json!({"error": "not_found", "message": "the console has no file 'x.js'"})),
     )

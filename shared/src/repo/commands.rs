@@ -28,45 +28,7 @@ pub const OPS_PENDING_PK: &str = "OPS#PENDING";
 const OP_SK: &str = "OP";
 const ENTRY_SK: &str = "ENTRY#";
 
-/// What an operation does to the hopper (R4.9).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OperationKind {
-    /// Reset list: every entry back to FRESH (SENDING ones are in flight and left alone).
-    Reset,
-    /// Retry campaign: RETRY entries back to FRESH; permanent failures never.
-    Retry,
-    /// The end date passed: FRESH entries become SKIPPED "campaign ended".
-    Expire,
-    /// Attach a list or a segment: its contacts go into the hopper as FRESH, a page at a
-    /// time (more than one request's time allows).
-    Attach,
-    /// Recount the statistics from the entries and repair the counters (R6.2): a
-    /// campaign too large to count within its request. Reads the hopper, changes no entry.
-    Recount,
-    /// The cost estimate (R6.4) of a campaign too large to price within its request.
-    /// Reads the hopper, changes no entry.
-    Estimate,
-}
-
-impl OperationKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OperationKind::Reset => "reset",
-            OperationKind::Retry => "retry",
-            OperationKind::Expire => "expire",
-            OperationKind::Attach => "attach",
-            OperationKind::Recount => "recount",
-            OperationKind::Estimate => "estimate",
-        }
-    }
-
-    /// A report's walk: it reads the hopper and changes no entry, so it neither holds the
-    /// campaign's completion nor refuses another command (which replaces it).
-    pub fn is_report(self) -> bool {
-        matches!(self, OperationKind::Recount | OperationKind::Estimate)
-    }
-}
+pub use crate::domain::operation::OperationKind;
 
 /// What a report's walk has counted so far, stored with its position after every page,
 /// so a page is never counted twice nor skipped.
