@@ -484,12 +484,25 @@ async function campaignForm(id) {
   const approved = templates.items.filter((t) => t.status === 'APPROVED');
   let variables = c ? [...(c.variables || [])] : [];
 
-  const account = h('select', {}, h('option', { value: '' }, 'Choose an account'),
-    accounts.items.map((a) => h('option', { value: a.id, selected: c && c.account_id === a.id }, `${a.name} (${a.provider})`)));
+  // The accounts that send the chosen channel (the API refuses the others, naming
+  // account_id): Twilio sends SMS, the others WhatsApp.
+  const SMS_PROVIDERS = ['twilio'];
+  const channelOf = (a) => (SMS_PROVIDERS.includes(a.provider) ? 'sms' : 'whatsapp');
+  const account = h('select', {});
+  function fillAccounts(channel) {
+    const keep = account.value || (c ? c.account_id : '');
+    const mine = accounts.items.filter((a) => channelOf(a) === channel);
+    fill(account, h('option', { value: '' }, mine.length ? 'Choose an account' : `No account sends ${channel === 'sms' ? 'SMS' : channel}`),
+      ...mine.map((a) => h('option', { value: a.id, selected: keep === a.id }, `${a.name} (${a.provider})`)));
+  }
   const template = h('select', {});
   const preview = h('div', {});
   const varBox = h('div', {});
-  const currentTemplate = () => approved.find((t) => `${t.name}|${t.language}` === template.value && t.account_id === account.value);
+  const isSms = () => inputs.channel.value === 'sms';
+  // On SMS the message is what the variables fill, like a template's body.
+  const currentTemplate = () => (isSms()
+    ? (inputs.message.value ? { body: inputs.message.value } : null)
+    : approved.find((t) => `${t.name}|${t.language}` === template.value && t.account_id === account.value));
   // A URL button ending in {{1}} takes its value from a source of its own.
   const urlBox = h('div', {});
   let urlVar = c && c.url_variable ? { ...c.url_variable } : { source: 'contact_name' };
@@ -539,13 +552,12 @@ async function campaignForm(id) {
         h('span', { class: 'label' }, h('strong', {}, `{{${n}}} `)), source, ' ', detail,
         h('p', { class: 'error', hidden: true }));
     }));
-    if (!names.length) varBox.append(h('p', { class: 'muted' }, t ? 'This template has no placeholders.' : ''));
+    if (!names.length) varBox.append(h('p', { class: 'muted' }, t ? `This ${isSms() ? 'message' : 'template'} has no placeholders.` : ''));
     fillUrlVariable();
     fill(preview, renderPreview(t, variables));
   }
   account.addEventListener('change', () => { fillTemplates(); fillVariables(); });
   template.addEventListener('change', fillVariables);
-  fillTemplates();
 
   const pacingUnit = h('select', {}, [['messages_per_second', 'messages per second'], ['contacts_per_hour', 'contacts per hour'], ['min_interval_seconds', 'seconds between messages']]
     .map(([v, l]) => h('option', { value: v, selected: c && c.pacing && c.pacing.unit === v }, l)));
@@ -573,6 +585,7 @@ async function campaignForm(id) {
     channel: h('select', { disabled: !!c && !['DRAFT', 'READY'].includes(c.status) }, [['whatsapp', 'WhatsApp'], ['sms', 'SMS'], ['voice', 'Voice']]
       .map(([v, l]) => h('option', { value: v, selected: (c ? c.channel : 'whatsapp') === v }, l))),
     message: h('textarea', {}, c && c.message ? c.message : ''),
+    max_segments: h('input', { type: 'number', min: 1, max: 10, value: c && c.max_segments ? c.max_segments : 6 }),
     display_timezone: h('input', { type: 'text', value: c && c.display_timezone ? c.display_timezone : '' }),
     retry_attempts: h('input', { type: 'number', min: 0, max: 7, value: c && c.marketing_limit_retry ? c.marketing_limit_retry.max_attempts : 3 }),
     retry_spacing: h('input', { type: 'number', min: 24, max: 168, value: c && c.marketing_limit_retry ? c.marketing_limit_retry.spacing_hours : 24 }),
@@ -614,7 +627,7 @@ async function campaignForm(id) {
     const b = {
       name: inputs.name.value.trim(),
       account_id: account.value || null,
-      template: template.value ? { name: template.value.split('|')[0], language: template.value.split('|')[1] } : null,
+      template: !isSms() && template.value ? { name: template.value.split('|')[0], language: template.value.split('|')[1] } : (c && isSms() ? c.template : null),
       // A copy: the mapping changes in place, and an edit compares with what it was.
       variables: variables.map((v) => ({ ...v })),
       url_variable: urlVariable(),
@@ -633,7 +646,8 @@ async function campaignForm(id) {
       notes: inputs.notes.value.trim() || null,
       block_lists: blockBoxes.filter((x) => x.checked).map((x) => x.value),
       channel: inputs.channel.value,
-      message: inputs.channel.value === 'sms' ? (inputs.message.value || null) : (c ? c.message : null),
+      message: isSms() ? (inputs.message.value || null) : (c ? c.message : null),
+      max_segments: isSms() && inputs.max_segments.value !== '' ? Number(inputs.max_segments.value) : (c ? c.max_segments : null),
       display_timezone: inputs.display_timezone.value.trim() || null,
       marketing_limit_retry: inputs.retry_attempts.value !== '' && inputs.retry_spacing.value !== ''
         ? { max_attempts: Number(inputs.retry_attempts.value), spacing_hours: Number(inputs.retry_spacing.value) }
@@ -686,8 +700,9 @@ async function campaignForm(id) {
     h('div', {},
       h('fieldset', {}, h('legend', {}, 'Campaign'),
         field('name', 'Name', inputs.name),
-        field('channel', 'Channel', inputs.channel, 'Only WhatsApp campaigns can be launched today.'),
-        field('message', 'SMS message', inputs.message),
+        field('channel', 'Channel', inputs.channel, 'WhatsApp and SMS campaigns launch; voice campaigns cannot yet.'),
+        field('message', 'SMS message', inputs.message, 'Variables as {{1}}, {{2}}…; one character outside GSM-7 (an emoji, say) makes every part 67 characters instead of 153.'),
+        field('max_segments', 'At most this many SMS parts (1-10)', inputs.max_segments, 'A longer message is refused; a contact whose values make it longer is not sent to, with the reason.'),
         field('account_id', 'Account', account),
         field('template', 'Template (approved only)', template),
         h('div', { class: 'field' }, h('strong', {}, 'Variables'), varBox, urlBox),
@@ -728,9 +743,17 @@ async function campaignForm(id) {
   h('div', { class: 'row' },
     h('button', { type: 'submit', class: 'primary' }, c ? 'Save changes' : 'Create campaign'),
     h('a', { href: c ? `#/campaigns/${encodeURIComponent(c.id)}` : '#/campaigns' }, 'Cancel')));
-  fillVariables();
-  const smsOnly = () => { inputs.message.closest('.field').hidden = inputs.channel.value !== 'sms'; };
+  const smsOnly = () => {
+    const sms = isSms();
+    inputs.message.closest('.field').hidden = !sms;
+    inputs.max_segments.closest('.field').hidden = !sms;
+    template.closest('.field').hidden = sms;
+    fillAccounts(sms ? 'sms' : 'whatsapp');
+    fillTemplates();
+    fillVariables();
+  };
   inputs.channel.addEventListener('change', smsOnly);
+  inputs.message.addEventListener('input', () => { if (isSms()) fillVariables(); });
   smsOnly();
   if (c) initial = JSON.parse(JSON.stringify(body()));
   return h('section', {}, h('h1', {}, c ? `Edit “${c.name}”` : 'New campaign'), form);
@@ -748,7 +771,9 @@ function hopperCards(hop) {
 
 function statsView(s) {
   const max = Math.max(s.target, 1);
-  const bars = [['Target', s.target], ['Sent', s.sent], ['Delivered', s.delivered], ['Read', s.read], ['Replied', s.replied]];
+  // A channel without read receipts (SMS) has no Read bar and says so.
+  const reads = s.read !== null && s.read !== undefined;
+  const bars = [['Target', s.target], ['Sent', s.sent], ['Delivered', s.delivered], ...(reads ? [['Read', s.read]] : []), ['Replied', s.replied]];
   const reasons = Object.entries(s.not_sent_by_reason || {});
   const bar = (label, n, bad) => [h('span', {}, label),
     h('div', { class: `bar${bad ? ' bad' : ''}`, style: `width:${(100 * n) / max}%`, role: 'img', 'aria-label': `${label}: ${n}` }),
@@ -756,7 +781,8 @@ function statsView(s) {
   return h('div', {},
     h('div', { class: 'pcts' },
       h('div', {}, h('strong', {}, `${s.delivered_pct ?? 0}%`), 'delivered of sent'),
-      h('div', {}, h('strong', {}, `${s.read_pct ?? 0}%`), 'read of delivered'),
+      reads ? h('div', {}, h('strong', {}, `${s.read_pct ?? 0}%`), 'read of delivered')
+        : h('div', { 'data-stat': 'no-reads' }, h('strong', {}, 'n/a'), 'SMS reports no reads'),
       h('div', {}, h('strong', {}, `${s.replied_pct ?? 0}%`), 'replied of delivered')),
     h('div', { class: 'chart', 'aria-label': 'Funnel' }, bars.map(([l, n]) => bar(l, n, false))),
     reasons.length ? [h('h3', {}, `Not sent: ${num(s.not_sent)}`),

@@ -10,10 +10,12 @@ use crate::app::Operator;
 use crate::config;
 use crate::http::operator::OperatorServices;
 use crate::ports::{MessagingProvider, ObjectStore, Secrets, TemplateSource};
+use crate::providers::aws_sms::AwsSmsProvider;
 use crate::providers::aws_social::AwsSocialProvider;
 use crate::providers::kaleyra::KaleyraProvider;
 use crate::providers::meta::MetaProvider;
 use crate::providers::meta_templates::MetaTemplates;
+use crate::providers::twilio::TwilioProvider;
 use crate::providers::ByAccountProvider;
 use std::sync::Arc;
 
@@ -28,6 +30,16 @@ pub struct ProviderUrls {
     pub kaleyra_url: String,
     /// AWS End User Messaging Social's endpoint; `None`: AWS's own for the region.
     pub aws_social_url: Option<String>,
+    /// Twilio's API, e.g. `https://api.twilio.com`.
+    pub twilio_url: String,
+    /// The public base URL Twilio posts status callbacks to (the webhook API's), which
+    /// its signatures are computed over; `None` sends without a `StatusCallback`.
+    pub twilio_callback_base: Option<String>,
+    /// AWS End User Messaging SMS's endpoint; `None`: AWS's own for the region.
+    pub aws_sms_url: Option<String>,
+    /// The configuration set whose event destination feeds the inbound queue
+    /// (`SMS_CONFIGURATION_SET`); `None` sends without one.
+    pub sms_configuration_set: Option<String>,
 }
 
 impl ProviderUrls {
@@ -40,18 +52,35 @@ impl ProviderUrls {
             graph_version,
             kaleyra_url: config::optional("KALEYRA_API_URL", "https://api.kaleyra.io"),
             aws_social_url: None,
+            twilio_url: config::optional("TWILIO_API_URL", "https://api.twilio.com"),
+            twilio_callback_base: config::public_webhook_url(),
+            aws_sms_url: None,
+            sms_configuration_set: std::env::var("SMS_CONFIGURATION_SET")
+                .ok()
+                .filter(|v| !v.trim().is_empty()),
         }
     }
 
-    /// Every provider at one base URL (the simulator answers all three APIs).
+    /// Every provider at one base URL (the simulator answers all four APIs), with no
+    /// Twilio status callbacks ([`ProviderUrls::with_callbacks_to`]).
     pub fn all_at(base_url: impl Into<String>) -> Self {
         let base = base_url.into();
         ProviderUrls {
             graph_url: base.clone(),
             graph_version: "v23.0".into(),
             kaleyra_url: base.clone(),
-            aws_social_url: Some(base),
+            aws_social_url: Some(base.clone()),
+            twilio_url: base.clone(),
+            twilio_callback_base: None,
+            aws_sms_url: Some(base),
+            sms_configuration_set: Some("sim-configuration-set".into()),
         }
+    }
+
+    /// Twilio's status callbacks to the webhook routes served at `base_url`.
+    pub fn with_callbacks_to(mut self, base_url: impl Into<String>) -> Self {
+        self.twilio_callback_base = Some(base_url.into());
+        self
     }
 }
 
@@ -64,6 +93,8 @@ pub struct ProviderSecrets {
     pub meta: Arc<dyn Secrets>,
     pub kaleyra: Arc<dyn Secrets>,
     pub aws_social: Arc<dyn Secrets>,
+    pub twilio: Arc<dyn Secrets>,
+    pub aws_sms: Arc<dyn Secrets>,
 }
 
 impl ProviderSecrets {
@@ -71,7 +102,9 @@ impl ProviderSecrets {
         ProviderSecrets {
             meta: secrets.clone(),
             kaleyra: secrets.clone(),
-            aws_social: secrets,
+            aws_social: secrets.clone(),
+            twilio: secrets.clone(),
+            aws_sms: secrets,
         }
     }
 }
@@ -111,6 +144,18 @@ impl Providers {
                     urls.aws_social_url.as_deref(),
                     &urls.graph_version,
                     secrets.aws_social.clone(),
+                )),
+                twilio: Arc::new(TwilioProvider::with_client(
+                    http.clone(),
+                    &urls.twilio_url,
+                    urls.twilio_callback_base.clone(),
+                    secrets.twilio.clone(),
+                )),
+                aws_sms: Arc::new(AwsSmsProvider::new(
+                    sdk,
+                    urls.aws_sms_url.as_deref(),
+                    urls.sms_configuration_set.clone(),
+                    secrets.aws_sms.clone(),
                 )),
             }),
             templates: Arc::new(MetaTemplates::with_client(

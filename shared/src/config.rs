@@ -24,6 +24,16 @@ pub fn optional(name: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_owned())
 }
 
+/// `PUBLIC_WEBHOOK_URL`: the public base URL of the webhook routes (in AWS the HTTP API's
+/// URL), which providers that sign the URL they call (Twilio) are given and verified
+/// against; `None` when unset.
+pub fn public_webhook_url() -> Option<String> {
+    std::env::var("PUBLIC_WEBHOOK_URL")
+        .ok()
+        .map(|v| v.trim().trim_end_matches('/').to_owned())
+        .filter(|v| !v.is_empty())
+}
+
 /// Parses a numeric variable, falling back to `default` when unset; a malformed value
 /// is an error rather than a silent default.
 pub fn number<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, MissingVar> {

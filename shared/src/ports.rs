@@ -239,6 +239,18 @@ pub struct OutboundTemplate {
     pub marketing_messages: bool,
 }
 
+/// An SMS to one contact: the message filled for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundSms {
+    pub to: PhoneNumber,
+    pub body: String,
+    /// Parts the body takes (what the provider bills and paces).
+    pub segments: u32,
+    /// The entry and attempt ([`crate::domain::inbound::EntryRef::encode_attempt`]); Twilio
+    /// gets it back in the status callback's URL.
+    pub callback_data: String,
+}
+
 /// A message the provider took.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
@@ -266,6 +278,21 @@ pub trait MessagingProvider: Send + Sync {
         account: &Account,
         msg: &OutboundTemplate,
     ) -> Result<Accepted, SendFailure>;
+
+    /// Sends an SMS; a provider that sends none refuses it as the campaign's failure (a
+    /// campaign on a WhatsApp account is refused before launch, so this is a fault).
+    async fn send_sms(
+        &self,
+        account: &Account,
+        msg: &OutboundSms,
+    ) -> Result<Accepted, SendFailure> {
+        let _ = msg;
+        Err(SendFailure {
+            class: crate::domain::outcome::FailureClass::Campaign,
+            code: None,
+            reason: format!("a {} account sends no SMS", account.provider.as_str()),
+        })
+    }
 }
 
 /// Resolves credential references (`secretsmanager:NAME`, `ssm:NAME`, `env:VAR`).

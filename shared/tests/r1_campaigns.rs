@@ -311,14 +311,25 @@ async fn r1_1_every_setting_is_stored_with_timestamps() {
         .await;
     assert_eq!(e["created_at"], json!(start_time()));
     assert_eq!(e["updated_at"], json!(start_time() + Duration::minutes(5)));
-    // An SMS campaign keeps its message body; it cannot launch today.
+    // An SMS campaign keeps its message body, on an account that sends SMS.
+    let twilio = h
+        .ok_as(
+            "acme",
+            Method::POST,
+            "/accounts",
+            Some(json!({
+                "name": "SMS", "provider": "twilio", "token_ref": "env:TWILIO",
+                "sender_id": "AC00000000000000000000000000000abc:+15005550006"
+            })),
+        )
+        .await;
     let sms = h
         .ok_as(
             "acme",
             Method::POST,
             "/campaigns",
             Some(json!({
-                "name": "SMS", "channel": "sms", "account_id": f.account, "message": "Hi from Acme"
+                "name": "SMS", "channel": "sms", "account_id": twilio["id"], "message": "Hi from Acme"
             })),
         )
         .await;
@@ -634,30 +645,20 @@ async fn r1_3_draft_becomes_ready_when_complete_and_transitions_are_409() {
         )
         .await;
     assert_eq!(s, StatusCode::CONFLICT);
-    // Only whatsapp launches today.
-    let sms = create(
-        &h,
-        "acme",
-        json!({"name": "SMS", "channel": "sms", "account_id": f.account, "message": "Hi"}),
-    )
-    .await;
-    attach(&h, "acme", &sms, &f).await;
-    let (s, v) = h
-        .call_as(
-            "acme",
-            Method::POST,
-            &format!("/campaigns/{sms}/launch"),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::CONFLICT);
-    assert!(
-        v["message"]
-            .as_str()
-            .unwrap()
-            .contains("sms channel cannot send yet"),
-        "{v}"
-    );
+    // A campaign's account must send its channel: no SMS or voice campaign on a WhatsApp
+    // account (voice has no provider yet).
+    for channel in ["sms", "voice"] {
+        let (s, v) = h
+            .call_as(
+                "acme",
+                Method::POST,
+                "/campaigns",
+                Some(json!({"name": "X", "channel": channel, "account_id": f.account, "message": "Hi"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(v["field"], "account_id", "{v}");
+    }
 }
 
 async fn reschedule_moves_the_schedule(h: H) {

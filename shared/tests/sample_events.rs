@@ -81,6 +81,7 @@ fn every_sample_event_is_covered() {
         "importer-s3-put.json",
         "inbound-sqs.json",
         "inbound-aws-social.json",
+        "inbound-twilio.json",
         "launcher-launch.json",
         "launcher-tick.json",
         "sender-sqs-batch.json",
@@ -338,4 +339,45 @@ async fn inbound_aws_social_batch_is_an_sqs_event_of_aws_end_user_messaging_soci
     };
     let resp = shared::lambda::inbound(&inbox, event).await;
     assert!(resp.batch_item_failures.is_empty());
+}
+
+#[tokio::test]
+async fn inbound_twilio_batch_is_a_delivery_status_and_an_inbound_stop() {
+    use shared::domain::inbound::{Inbound, StatusKind};
+    use shared::lambda::inbound_queue::{QueuedWebhook, WebhookProvider};
+    let event: SqsEvent = serde_json::from_str(&read("inbound-twilio.json")).expect("SqsEvent");
+    let queued: Vec<QueuedWebhook> = event
+        .records
+        .iter()
+        .map(|r| QueuedWebhook::decode(r.body.as_deref().unwrap()).expect("a queued webhook"))
+        .collect();
+    assert!(queued
+        .iter()
+        .all(|w| w.header.provider == WebhookProvider::Twilio));
+    match &queued[0].events().unwrap()[..] {
+        [Inbound::Status(s)] => {
+            assert_eq!(s.status, StatusKind::Delivered);
+            assert_eq!(
+                s.entry.as_ref().map(|e| e.encode()).as_deref(),
+                Some("ce1|demo|cmp_sms|3|14155550101")
+            );
+            assert_eq!(s.attempt, Some(1));
+        }
+        other => panic!("{other:?}"),
+    }
+    match &queued[1].events().unwrap()[..] {
+        [Inbound::Message(m)] => {
+            assert!(m.sms);
+            assert_eq!(m.text.as_deref(), Some("STOP"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let now = chrono::Utc::now();
+    let inbox = shared::app::inbox::Inbox {
+        table: std::sync::Arc::new(testkit::memory::MemoryTable::new()),
+        bus: std::sync::Arc::new(testkit::memory::MemoryBus::default()),
+        clock: std::sync::Arc::new(testkit::memory::ManualClock::frozen(now)),
+    };
+    let resp = shared::lambda::inbound(&inbox, event).await;
+    assert!(resp.batch_item_failures.is_empty(), "{resp:?}");
 }

@@ -174,6 +174,7 @@ async fn a_sending_number_belongs_to_one_tenant() {
 
 fn stop_from(phone: &str, sender: &str) -> Inbound {
     Inbound::Message(shared::domain::inbound::InboundMessage {
+        sms: false,
         sender_id: sender.into(),
         from: shared::domain::phone::PhoneNumber::parse(phone).unwrap(),
         message_id: format!("wamid.stop.{phone}"),

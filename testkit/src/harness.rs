@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use shared::adapters::aws::{self, setup};
 use shared::app::{Operator, OperatorPorts};
 use shared::compose::{self, Providers};
-use shared::http::webhook::{self, KaleyraHookState, QueueSink, WebhookState};
+use shared::http::webhook::{self, KaleyraHookState, QueueSink, TwilioHookState, WebhookState};
 use shared::ports::{EventBus, MessagingProvider, ObjectStore, Queue, Scheduler, Table};
 use shared::providers::meta::MetaProvider;
 use shared::providers::meta_templates::MetaTemplates;
@@ -194,11 +194,18 @@ pub fn frozen(at: DateTime<Utc>) -> Arc<ManualClock> {
     Arc::new(ManualClock::frozen(at))
 }
 
+/// The grant an AWS End User Messaging SMS account on the simulator refers to.
+pub const SIM_AWS_SMS_GRANT_REF: &str = "env:SIM_AWS_SMS_NUMBERS";
+
+/// The auth token a Twilio account on the simulator refers to.
+pub const SIM_TWILIO_TOKEN_REF: &str = "env:SIM_TWILIO_TOKEN";
+
 /// The grant an AWS End User Messaging Social account on the simulator refers to.
 pub const SIM_AWS_GRANT_REF: &str = "env:SIM_AWS_NUMBERS";
 
-/// The secrets the simulator's accounts refer to: `env:SIM_TOKEN` (Meta's token) and
-/// [`SIM_AWS_GRANT_REF`] (the simulator's AWS origination numbers).
+/// The secrets the simulator's accounts refer to: `env:SIM_TOKEN` (Meta's token),
+/// [`SIM_AWS_GRANT_REF`] (the simulator's AWS WhatsApp numbers), [`SIM_TWILIO_TOKEN_REF`]
+/// (the Twilio auth token) and [`SIM_AWS_SMS_GRANT_REF`] (its AWS SMS numbers).
 pub fn sim_secrets() -> Arc<MemorySecrets> {
     Arc::new(
         MemorySecrets::default()
@@ -206,6 +213,14 @@ pub fn sim_secrets() -> Arc<MemorySecrets> {
             .with(
                 SIM_AWS_GRANT_REF,
                 &crate::simulator::SIM_AWS_PHONE_NUMBER_IDS.join(","),
+            )
+            .with(
+                SIM_TWILIO_TOKEN_REF,
+                crate::simulator::SIM_TWILIO_AUTH_TOKEN,
+            )
+            .with(
+                SIM_AWS_SMS_GRANT_REF,
+                &crate::simulator::SIM_AWS_SMS_NUMBERS.join(","),
             ),
     )
 }
@@ -213,9 +228,19 @@ pub fn sim_secrets() -> Arc<MemorySecrets> {
 /// Every provider's adapter sending to `base_url` (the simulator) with [`sim_secrets`],
 /// chosen per account as in AWS.
 pub fn sim_providers(base_url: impl Into<String>) -> Arc<dyn MessagingProvider> {
+    sim_providers_calling_back(base_url, None)
+}
+
+/// [`sim_providers`] with Twilio's status callbacks to the webhook routes at `hook_base`.
+pub fn sim_providers_calling_back(
+    base_url: impl Into<String>,
+    hook_base: Option<String>,
+) -> Arc<dyn MessagingProvider> {
     let secrets = sim_secrets();
+    let mut urls = compose::ProviderUrls::all_at(base_url);
+    urls.twilio_callback_base = hook_base;
     Providers::new(
-        &compose::ProviderUrls::all_at(base_url),
+        &urls,
         &shared::providers::http_client(),
         &compose::ProviderSecrets::same(secrets),
         &aws::offline_sdk_config(),
@@ -419,7 +444,15 @@ impl Spawn {
         };
         let serve_webhooks = self.serve_webhooks;
         let aws_events = self.aws_events.clone();
-        let mut spawned = self.assemble(clock, sim);
+        // Bound first: Twilio's status callbacks name the served routes.
+        let listener = match serve_webhooks {
+            true => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
+            false => None,
+        };
+        let hook_base = listener
+            .as_ref()
+            .map(|l| format!("http://{}", l.local_addr().unwrap()));
+        let mut spawned = self.assemble(clock, sim, hook_base.clone());
         if let Some(sim) = &spawned.sim {
             // As an SNS subscription with raw delivery does, unless a topic is given.
             let sink = aws_events.unwrap_or_else(|| {
@@ -429,8 +462,9 @@ impl Spawn {
             });
             sim.set_aws_event_sink(sink);
         }
-        if serve_webhooks {
-            let base = serve(spawned.hook.clone()).await;
+        if let (Some(listener), Some(base)) = (listener, hook_base) {
+            let app = spawned.hook.clone();
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
             let url = format!("{base}/webhooks/meta");
             if let Some(sim) = &spawned.sim {
                 sim.set_webhook_url(url.clone());
@@ -447,13 +481,19 @@ impl Spawn {
             "a simulator or served webhooks need Spawn::spawn().await"
         );
         let clock = self.clock.clone().unwrap_or_else(|| frozen(self.at));
-        self.assemble(clock, None)
+        self.assemble(clock, None, None)
     }
 
-    fn assemble(self, clock: Arc<ManualClock>, sim: Option<Simulator>) -> Spawned {
+    /// `hook_base`: where the webhook routes will be served, for Twilio's callbacks.
+    fn assemble(
+        self,
+        clock: Arc<ManualClock>,
+        sim: Option<Simulator>,
+        hook_base: Option<String>,
+    ) -> Spawned {
         let provider: Arc<dyn MessagingProvider> = match (self.provider, &sim) {
             (Some(p), _) => p,
-            (None, Some(sim)) => sim_providers(sim.base_url()),
+            (None, Some(sim)) => sim_providers_calling_back(sim.base_url(), hook_base.clone()),
             (None, None) => meta_provider(NO_PROVIDER_URL),
         };
         let (scheduler, memory_scheduler): (Arc<dyn Scheduler>, Option<Arc<MemoryScheduler>>) =
@@ -524,10 +564,17 @@ impl Spawn {
         }));
         if let Some(token) = self.kaleyra_token {
             hook = hook.merge(webhook::kaleyra_router(Arc::new(KaleyraHookState {
-                sink,
+                sink: sink.clone(),
                 token,
             })));
         }
+        hook = hook.merge(webhook::twilio_router(Arc::new(TwilioHookState {
+            sink,
+            table: sys.ports.table.clone(),
+            secrets: sim_secrets(),
+            clock: sys.ports.clock.clone(),
+            public_base: hook_base,
+        })));
 
         // The whole operator API as the composition roots build it: the recontact route
         // sends through the system's provider, template sync reads the simulator's list.

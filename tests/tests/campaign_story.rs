@@ -15,10 +15,12 @@ use shared::lambda;
 use shared::ports::Clock;
 use shared::providers::meta;
 use std::sync::Arc;
-use testkit::harness::SIM_AWS_GRANT_REF;
-use testkit::harness::{call, Spawn, Spawned};
+use testkit::harness::{call, merged, Spawn, Spawned};
+use testkit::harness::{SIM_AWS_GRANT_REF, SIM_TWILIO_TOKEN_REF};
 use testkit::memory::{MemoryScheduler, MemoryTable};
-use testkit::simulator::{ReplyKind, SimConfig, SimProvider, SnsEvents, SIM_AWS_PHONE_NUMBER_IDS};
+use testkit::simulator::{
+    ReplyKind, SimConfig, SimProvider, SnsEvents, SIM_AWS_PHONE_NUMBER_IDS, SIM_TWILIO_SENDER,
+};
 
 const LAUNCHER_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:launcher";
 
@@ -35,6 +37,9 @@ enum Via {
     /// AWS End User Messaging Social; statuses and replies as events through the WABA's
     /// SNS topic into the inbound queue.
     AwsSocial,
+    /// Not WhatsApp: an SMS campaign through Twilio's Messages API; statuses and replies
+    /// as Twilio's signed form callbacks.
+    Twilio,
 }
 
 struct Harness {
@@ -59,7 +64,7 @@ async fn harness(
     sched: Sched,
     bus: Option<Arc<dyn shared::ports::EventBus>>,
 ) -> Harness {
-    harness_via(table, queue, sched, bus, Via::Meta, None).await
+    harness_via(table, queue, sched, bus, Via::Meta, None, None).await
 }
 
 /// [`harness`] reaching WhatsApp `via`; with `aws` the inbound queue and the SNS topic the
@@ -71,7 +76,8 @@ async fn harness_via(
     sched: Sched,
     bus: Option<Arc<dyn shared::ports::EventBus>>,
     via: Via,
-    aws: Option<(Arc<dyn shared::ports::Queue>, SnsEvents)>,
+    inbound: Option<Arc<dyn shared::ports::Queue>>,
+    topic: Option<SnsEvents>,
 ) -> Harness {
     let scheduler: Arc<dyn shared::ports::Scheduler> = match &sched {
         Sched::Memory(s) => s.clone(),
@@ -93,8 +99,11 @@ async fn harness_via(
     if let Some(bus) = bus {
         spawn = spawn.bus(bus);
     }
-    if let Some((inbound, topic)) = aws {
-        spawn = spawn.inbound_queue(inbound).aws_events(Arc::new(topic));
+    if let Some(inbound) = inbound {
+        spawn = spawn.inbound_queue(inbound);
+    }
+    if let Some(topic) = topic {
+        spawn = spawn.aws_events(Arc::new(topic));
     }
     Harness {
         s: spawn.spawn().await,
@@ -122,15 +131,22 @@ async fn story(h: Harness) {
             "name": "Main number", "provider": "aws_social", "sender_id": SIM_AWS_PHONE_NUMBER_IDS[0],
             "token_ref": SIM_AWS_GRANT_REF, "waba_id": "100000000000001"
         }),
+        // SMS parts per second: a toll-free number's.
+        Via::Twilio => json!({
+            "name": "SMS number", "provider": "twilio", "sender_id": SIM_TWILIO_SENDER,
+            "token_ref": SIM_TWILIO_TOKEN_REF, "rate_limit": 50
+        }),
     };
     let (s, account) = call(api, Method::POST, "/accounts", Some(account_body)).await;
     assert_eq!(s, StatusCode::CREATED, "{account}");
     let account_id = account["id"].as_str().unwrap().to_owned();
-    let (s, t) = call(api, Method::POST, "/templates", Some(json!({
-        "account_id": account_id, "name": "spring_offer", "language": "en", "category": "MARKETING",
-        "body": "Hi {{1}}, use code {{2}} for 20% off", "quick_replies": ["Yes", "No"]
-    }))).await;
-    assert_eq!(s, StatusCode::CREATED, "{t}");
+    if h.via != Via::Twilio {
+        let (s, t) = call(api, Method::POST, "/templates", Some(json!({
+            "account_id": account_id, "name": "spring_offer", "language": "en", "category": "MARKETING",
+            "body": "Hi {{1}}, use code {{2}} for 20% off", "quick_replies": ["Yes", "No"]
+        }))).await;
+        assert_eq!(s, StatusCode::CREATED, "{t}");
+    }
     let contacts: Vec<Value> = phones()
         .iter()
         .enumerate()
@@ -178,18 +194,24 @@ async fn story(h: Harness) {
     let (s, _) = call(api, Method::GET, "/campaigns/cmp_missing", None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
+    let what = match h.via {
+        Via::Twilio => json!({"channel": "sms", "message": "Hi {{1}}, use code {{2}} for 20% off"}),
+        _ => json!({"template": {"name": "spring_offer", "language": "en"}}),
+    };
     let (s, campaign) = call(
         api,
         Method::POST,
         "/campaigns",
-        Some(json!({
-            "name": "Spring offer", "account_id": account_id,
-            "template": {"name": "spring_offer", "language": "en"},
-            "variables": [{"source": "contact_name"}, {"source": "field", "name": "code"}],
-            "rate": 50, "response_timeout_days": 1, "start_at": start,
-            // A tapped "Yes" closes the interaction at once (R5.2; off by default).
-            "close_on_quick_reply": true
-        })),
+        Some(merged(
+            json!({
+                "name": "Spring offer", "account_id": account_id,
+                "variables": [{"source": "contact_name"}, {"source": "field", "name": "code"}],
+                "rate": 50, "response_timeout_days": 1, "start_at": start,
+                // A tapped "Yes" closes the interaction at once (R5.2; off by default).
+                "close_on_quick_reply": true
+            }),
+            what,
+        )),
     )
     .await;
     assert_eq!(
@@ -289,6 +311,7 @@ async fn story(h: Harness) {
     let (provider, sender) = match h.via {
         Via::Meta => (SimProvider::Meta, "106540352242922"),
         Via::AwsSocial => (SimProvider::AwsSocial, SIM_AWS_PHONE_NUMBER_IDS[0]),
+        Via::Twilio => (SimProvider::Twilio, SIM_TWILIO_SENDER),
     };
     assert!(
         sent.iter()
@@ -297,10 +320,18 @@ async fn story(h: Harness) {
     );
     let to_first = sent
         .iter()
-        .find(|s| s.to == phones()[0])
+        .find(|s| s.to.trim_start_matches('+') == phones()[0])
         .expect("first contact got the message");
-    assert_eq!(to_first.params, vec!["Customer 0", "SPRING0"]);
-    assert_eq!(to_first.quick_reply_payloads, vec!["Yes", "No"]);
+    if h.via == Via::Twilio {
+        assert_eq!(
+            to_first.params,
+            vec!["Hi Customer 0, use code SPRING0 for 20% off"]
+        );
+        assert!(to_first.quick_reply_payloads.is_empty());
+    } else {
+        assert_eq!(to_first.params, vec!["Customer 0", "SPRING0"]);
+        assert_eq!(to_first.quick_reply_payloads, vec!["Yes", "No"]);
+    }
     // A redelivered batch sends nothing twice (R4.10).
     let again = h
         .sys
@@ -323,19 +354,27 @@ async fn story(h: Harness) {
         h.simulator().webhooks().iter().all(|w| w.accepted()),
         "every webhook accepted"
     );
-    assert_eq!(h.sys.drain_inbound().await.unwrap(), 30);
-    // Three customers tap "Yes" (R8.5: the simulator posts a reply for any number).
+    // Sent, delivered and read on WhatsApp; SMS has no read.
+    let statuses = if h.via == Via::Twilio { 20 } else { 30 };
+    assert_eq!(h.sys.drain_inbound().await.unwrap(), statuses);
+    // Three customers tap "Yes" (R8.5: the simulator posts a reply for any number), or on
+    // SMS text it.
     let repliers = 3;
     for p in &phones()[..3] {
-        let posted = h
-            .simulator()
-            .post_reply(p, ReplyKind::Button("Yes".into()))
-            .await
-            .unwrap();
+        let posted = match h.via {
+            Via::Twilio => h.simulator().twilio_reply(p, "Yes").await.unwrap(),
+            _ => h
+                .simulator()
+                .post_reply(p, ReplyKind::Button("Yes".into()))
+                .await
+                .unwrap(),
+        };
         assert!(posted.accepted(), "{posted:?}");
     }
     assert_eq!(h.sys.drain_inbound().await.unwrap(), 3);
     let (_, st) = call(api, Method::GET, &format!("/campaigns/{id}/stats"), None).await;
+    // SMS reports no reads: null, not 0.
+    let read = (h.via != Via::Twilio).then_some(10);
     assert_eq!(
         (
             st["target"].as_i64(),
@@ -345,14 +384,7 @@ async fn story(h: Harness) {
             st["replied"].as_i64(),
             st["failed"].as_i64()
         ),
-        (
-            Some(10),
-            Some(10),
-            Some(10),
-            Some(10),
-            Some(repliers),
-            Some(0)
-        ),
+        (Some(10), Some(10), Some(10), read, Some(repliers), Some(0)),
         "{st}"
     );
 
@@ -371,6 +403,8 @@ async fn story(h: Harness) {
         assert_eq!(h.sys.drain_inbound().await.unwrap(), 0, "acknowledged");
         let (_, st2) = call(api, Method::GET, &format!("/campaigns/{id}/stats"), None).await;
         assert_eq!(st, st2);
+    } else if h.via == Via::Twilio {
+        tampered_twilio_callback_changes_nothing(&h, &id, &st).await;
     } else {
         tampered_webhook_changes_nothing(&h, &id, &st).await;
     }
@@ -412,10 +446,19 @@ async fn story(h: Harness) {
             .collect::<std::collections::BTreeMap<_, _>>(),
         recount
     );
-    assert!(entries
-        .iter()
-        .filter(|e| e.replied_at.is_some())
-        .all(|e| e.disposition.as_deref() == Some("replied:Yes")));
+    // A tapped option is named; an SMS reply is free text.
+    let replied = entries.iter().filter(|e| e.replied_at.is_some());
+    match h.via {
+        Via::Twilio => {
+            assert!(replied
+                .clone()
+                .all(|e| e.reply.as_ref().and_then(|r| r.text.as_deref()) == Some("Yes")))
+        }
+        _ => assert!(replied
+            .clone()
+            .all(|e| e.disposition.as_deref() == Some("replied:Yes"))),
+    }
+    assert_eq!(replied.count() as i64, repliers);
 
     if let Some(bus) = &h.bus {
         let events = bus.events.lock().unwrap();
@@ -426,6 +469,45 @@ async fn story(h: Harness) {
         assert_eq!(replies, repliers);
         assert!(events.iter().any(|e| matches!(e, DomainEvent::CampaignStateChanged(c) if c.to == shared::domain::campaign::CampaignStatus::Completed)));
     }
+}
+
+/// A Twilio callback whose signature is not the account's is refused and changes nothing.
+async fn tampered_twilio_callback_changes_nothing(h: &Harness, id: &str, st: &Value) {
+    let api = &h.api;
+    let w = h
+        .simulator()
+        .webhooks()
+        .into_iter()
+        .find(|w| w.kind == testkit::simulator::WebhookKind::Sent)
+        .unwrap();
+    let body = w.body.replace("MessageStatus=sent", "MessageStatus=failed");
+    let params = shared::providers::twilio::form_params(body.as_bytes());
+    let base = h
+        .webhook_url
+        .as_deref()
+        .unwrap()
+        .trim_end_matches("/webhooks/meta");
+    let account = shared::repo::list_accounts(&*h.sys.ports.table, "acme")
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    let url = format!("{base}/webhooks/twilio/acme/{account}");
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header(
+            shared::providers::twilio::SIGNATURE_HEADER,
+            shared::providers::twilio::signature("wrong-token", &url, &params),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    assert_eq!(h.sys.drain_inbound().await.unwrap(), 0, "nothing queued");
+    let (_, st2) = call(api, Method::GET, &format!("/campaigns/{id}/stats"), None).await;
+    assert_eq!(st, &st2);
 }
 
 /// A tampered webhook is refused and changes nothing.
@@ -518,6 +600,7 @@ async fn walking_skeleton_story_through_aws_end_user_messaging_social_in_memory(
         None,
         Via::AwsSocial,
         None,
+        None,
     )
     .await;
     story(h).await;
@@ -574,13 +657,58 @@ async fn walking_skeleton_story_through_aws_end_user_messaging_social_on_aws_emu
         Sched::Memory(Arc::new(MemoryScheduler::default())),
         None,
         Via::AwsSocial,
-        Some((
-            Arc::new(aws::sqs::SqsQueue::new(sqs, inbound_url)),
-            SnsEvents {
-                client: sns,
-                topic_arn,
-            },
-        )),
+        Some(Arc::new(aws::sqs::SqsQueue::new(sqs, inbound_url))),
+        Some(SnsEvents {
+            client: sns,
+            topic_arn,
+        }),
+    )
+    .await;
+    story(h).await;
+}
+
+/// The same story as an SMS campaign through Twilio (issue 16): the message filled per
+/// contact, Twilio's signed status callbacks and inbound SMS, no reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn walking_skeleton_story_as_sms_through_twilio_in_memory() {
+    let sched = Arc::new(MemoryScheduler::default());
+    let h = harness_via(
+        Arc::new(MemoryTable::new()),
+        None,
+        Sched::Memory(sched),
+        None,
+        Via::Twilio,
+        None,
+        None,
+    )
+    .await;
+    story(h).await;
+}
+
+/// The SMS story on DynamoDB and SQS served by the local emulator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn walking_skeleton_story_as_sms_through_twilio_on_aws_emulator() {
+    testkit::harness::require_emulator("the Twilio SMS story");
+    let cfg = aws::sdk_config().await;
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let ddb = aws_sdk_dynamodb::Client::new(&cfg);
+    let table_name = format!("e2e-sms-{suffix}");
+    aws::setup::ensure_table(&ddb, &table_name).await.unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&cfg);
+    let send_url = aws::setup::ensure_queue(&sqs, &format!("e2e-sms-{suffix}"))
+        .await
+        .unwrap();
+    let inbound_url = aws::setup::ensure_queue(&sqs, &format!("e2e-sms-{suffix}-inbound"))
+        .await
+        .unwrap();
+    let h = harness_via(
+        Arc::new(aws::dynamo::DynamoTable::new(ddb, table_name)),
+        Some(Arc::new(aws::sqs::SqsQueue::new(sqs.clone(), send_url))),
+        Sched::Memory(Arc::new(MemoryScheduler::default())),
+        None,
+        Via::Twilio,
+        Some(Arc::new(aws::sqs::SqsQueue::new(sqs, inbound_url))),
+        None,
     )
     .await;
     story(h).await;

@@ -3,6 +3,8 @@
 //! adapter to the WhatsApp simulator over loopback HTTP, and the sweeper. Time is a
 //! manual clock shared by the queue and the simulator, so "a minute" is exact and the
 //! simulator's 80 messages/s limit is judged on the same seconds the dispatcher planned.
+//! Each pain runs on WhatsApp (Meta's Cloud API) and on SMS (Twilio's Messages API, whose
+//! limit the simulator holds per number the same way; issue 16).
 
 use axum::http::{Method, StatusCode};
 use chrono::{Duration, TimeZone, Utc};
@@ -13,9 +15,9 @@ use shared::ports::Clock;
 use shared::repo;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use testkit::harness::{Spawn, Spawned};
+use testkit::harness::{merged, Spawn, Spawned, SIM_TWILIO_TOKEN_REF};
 use testkit::memory::MemoryTable;
-use testkit::simulator::{SimConfig, SimFailure};
+use testkit::simulator::{SimConfig, SimFailure, SIM_TWILIO_SENDER};
 
 struct Harness(Spawned);
 
@@ -45,28 +47,30 @@ impl Harness {
         v
     }
 
-    /// An account with `rate` messages/s, a template, and `n` contacts in a list.
-    async fn setup(&self, rate: u32, n: usize) -> Setup {
-        let account = self
-            .ok(
-                Method::POST,
-                "/accounts",
-                Some(json!({"name": "Main", "sender_id": "106540352242922",
-                    "token_ref": "env:SIM_TOKEN", "rate_limit": rate, "waba_id": "100000000000001"})),
-            )
-            .await["id"]
+    /// An account on `via` with `rate` messages/s (SMS: parts/s), a template (on
+    /// WhatsApp), and `n` contacts in a list.
+    async fn setup(&self, via: Via, rate: u32, n: usize) -> Setup {
+        let body = match via {
+            Via::WhatsApp => json!({"name": "Main", "sender_id": "106540352242922",
+                "token_ref": "env:SIM_TOKEN", "rate_limit": rate, "waba_id": "100000000000001"}),
+            Via::Sms => json!({"name": "SMS", "provider": "twilio", "sender_id": SIM_TWILIO_SENDER,
+                "token_ref": SIM_TWILIO_TOKEN_REF, "rate_limit": rate}),
+        };
+        let account = self.ok(Method::POST, "/accounts", Some(body)).await["id"]
             .as_str()
             .unwrap()
             .to_owned();
-        self.ok(
-            Method::POST,
-            "/templates",
-            Some(
-                json!({"account_id": account, "name": "offer", "language": "en",
-                "category": "MARKETING", "body": "Hi {{1}}"}),
-            ),
-        )
-        .await;
+        if via == Via::WhatsApp {
+            self.ok(
+                Method::POST,
+                "/templates",
+                Some(
+                    json!({"account_id": account, "name": "offer", "language": "en",
+                    "category": "MARKETING", "body": "Hi {{1}}"}),
+                ),
+            )
+            .await;
+        }
         let phones: Vec<String> = (0..n).map(|i| format!("9198{i:08}")).collect();
         for chunk in phones.chunks(1000) {
             let body: Vec<Value> = chunk
@@ -76,21 +80,31 @@ impl Harness {
             self.ok(Method::POST, "/contacts", Some(Value::Array(body)))
                 .await;
         }
-        Setup { account, phones }
+        Setup {
+            account,
+            phones,
+            via,
+        }
     }
 
     /// A launched campaign at `rate`/s over `phones`.
     async fn campaign(&self, s: &Setup, name: &str, rate: u32, phones: &[String]) -> String {
+        let what = match s.via {
+            Via::WhatsApp => json!({"template": {"name": "offer", "language": "en"}}),
+            Via::Sms => json!({"channel": "sms", "message": "Hi {{1}}"}),
+        };
         let id = self
             .ok(
                 Method::POST,
                 "/campaigns",
-                Some(json!({
-                    "name": name, "account_id": s.account,
-                    "template": {"name": "offer", "language": "en"},
-                    "variables": [{"source": "contact_name"}],
-                    "pacing": {"unit": "messages_per_second", "value": rate},
-                })),
+                Some(merged(
+                    json!({
+                        "name": name, "account_id": s.account,
+                        "variables": [{"source": "contact_name"}],
+                        "pacing": {"unit": "messages_per_second", "value": rate},
+                    }),
+                    what,
+                )),
             )
             .await["id"]
             .as_str()
@@ -139,7 +153,9 @@ impl Harness {
     fn sends_per_phone(&self) -> HashMap<String, usize> {
         let mut m = HashMap::new();
         for s in self.simulator().sent() {
-            *m.entry(s.to).or_insert(0) += 1;
+            // Twilio's `To` is E.164 with its `+`.
+            *m.entry(s.to.trim_start_matches('+').to_owned())
+                .or_insert(0) += 1;
         }
         m
     }
@@ -188,6 +204,16 @@ impl Harness {
 struct Setup {
     account: String,
     phones: Vec<String>,
+    via: Via,
+}
+
+/// The channel and provider a pain runs on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Via {
+    /// A WhatsApp template through Meta's Cloud API.
+    WhatsApp,
+    /// An SMS message of one part through Twilio.
+    Sms,
 }
 
 /// Pain 1: resuming a paused campaign re-sent to people who already had the message;
@@ -196,8 +222,17 @@ struct Setup {
 /// contact gets the message exactly once.
 #[tokio::test]
 async fn pain1_resume_after_pause_sends_nobody_twice() {
+    pain1(Via::WhatsApp).await;
+}
+
+#[tokio::test]
+async fn pain1_resume_after_pause_sends_nobody_twice_on_sms() {
+    pain1(Via::Sms).await;
+}
+
+async fn pain1(via: Via) {
     let h = harness().await;
-    let s = h.setup(80, 900).await;
+    let s = h.setup(via, 80, 900).await;
     let id = h.campaign(&s, "Resume", 10, &s.phones).await;
     h.launch(&id).await;
     h.run(25, 1000).await;
@@ -249,8 +284,17 @@ async fn pain1_resume_after_pause_sends_nobody_twice() {
 /// the successes.
 #[tokio::test]
 async fn pain2_retry_sends_only_the_temporary_failures() {
+    pain2(Via::WhatsApp).await;
+}
+
+#[tokio::test]
+async fn pain2_retry_sends_only_the_temporary_failures_on_sms() {
+    pain2(Via::Sms).await;
+}
+
+async fn pain2(via: Via) {
     let h = harness().await;
-    let s = h.setup(80, 60).await;
+    let s = h.setup(via, 80, 60).await;
     let (temporary, permanent) = (&s.phones[0..5], &s.phones[5..8]);
     for p in temporary {
         h.simulator()
@@ -305,8 +349,17 @@ async fn pain2_retry_sends_only_the_temporary_failures() {
 /// stopped until everyone has the message and the campaign completes.
 #[tokio::test]
 async fn pain3_pause_takes_effect_within_one_tick_and_resume_continues() {
+    pain3(Via::WhatsApp).await;
+}
+
+#[tokio::test]
+async fn pain3_pause_takes_effect_within_one_tick_and_resume_continues_on_sms() {
+    pain3(Via::Sms).await;
+}
+
+async fn pain3(via: Via) {
     let h = harness().await;
-    let s = h.setup(80, 1500).await;
+    let s = h.setup(via, 80, 1500).await;
     let id = h.campaign(&s, "Pause", 10, &s.phones).await;
     h.launch(&id).await;
     h.run(10, 1000).await;
@@ -364,9 +417,18 @@ async fn pain3_pause_takes_effect_within_one_tick_and_resume_continues() {
 /// throttling errors over full minutes, and each minute's count is within 1 % of 4,800.
 #[tokio::test]
 async fn pain4_80_per_second_against_a_limit_of_80_has_no_throttling_and_holds_the_rate() {
+    pain4(Via::WhatsApp).await;
+}
+
+#[tokio::test]
+async fn pain4_80_per_second_against_a_limit_of_80_has_no_throttling_and_holds_the_rate_on_sms() {
+    pain4(Via::Sms).await;
+}
+
+async fn pain4(via: Via) {
     let h = harness().await;
     assert_eq!(h.simulator().rate_limit(), Some(80));
-    let s = h.setup(80, 10_000).await;
+    let s = h.setup(via, 80, 10_000).await;
     let id = h.campaign(&s, "Fast", 80, &s.phones).await;
     h.launch(&id).await;
     let start = h.clock.now().timestamp();
@@ -396,8 +458,17 @@ async fn pain4_80_per_second_against_a_limit_of_80_has_no_throttling_and_holds_t
 /// half, together they never exceed it, and the provider never throttles.
 #[tokio::test]
 async fn pain5_two_campaigns_on_one_account_share_its_limit() {
+    pain5(Via::WhatsApp).await;
+}
+
+#[tokio::test]
+async fn pain5_two_campaigns_on_one_account_share_its_limit_on_sms() {
+    pain5(Via::Sms).await;
+}
+
+async fn pain5(via: Via) {
     let h = harness().await;
-    let s = h.setup(80, 12_000).await;
+    let s = h.setup(via, 80, 12_000).await;
     let (a_phones, b_phones) = s.phones.split_at(6000);
     let a = h.campaign(&s, "A", 80, a_phones).await;
     let b = h.campaign(&s, "B", 80, b_phones).await;
@@ -412,12 +483,17 @@ async fn pain5_two_campaigns_on_one_account_share_its_limit() {
     );
     let per_second = h.simulator().sent_per_second();
     assert!(per_second.values().all(|n| *n <= 80), "{per_second:?}");
-    // Per campaign: who each send belongs to, from its callback data.
+    // Per campaign: who each send belongs to, by its contact (an SMS sent without a
+    // status callback carries no callback data).
+    let in_a: std::collections::HashSet<&str> = a_phones.iter().map(String::as_str).collect();
     let mut per_campaign: HashMap<String, usize> = HashMap::new();
     for rec in h.simulator().sent() {
         if rec.at.timestamp() >= start + 60 && rec.at.timestamp() < start + 120 {
-            let data = rec.callback_data.unwrap_or_default();
-            let owner = if data.contains(&a) { &a } else { &b };
+            let owner = if in_a.contains(rec.to.trim_start_matches('+')) {
+                &a
+            } else {
+                &b
+            };
             *per_campaign.entry(owner.clone()).or_insert(0) += 1;
         }
     }

@@ -869,6 +869,7 @@ impl World {
         let message_id = format!("wamid.in{}", self.next_reply);
         let text = if stop { "STOP" } else { "Yes please" };
         let event = Inbound::Message(InboundMessage {
+            sms: false,
             sender_id: sender_id.clone(),
             from: PhoneNumber::parse(&phone).unwrap(),
             message_id: message_id.clone(),

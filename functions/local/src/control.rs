@@ -9,11 +9,12 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::http::error::{ApiError, JsonBody};
-use shared::http::webhook::{KaleyraHookState, QueueSink, WebhookState};
+use shared::http::webhook::{KaleyraHookState, QueueSink, TwilioHookState, WebhookState};
 use shared::http::{KnownTenants, TenantId};
 use shared::ports::Clock;
 use std::sync::Arc;
 use std::time::Duration;
+use testkit::simulator::SIM_TWILIO_AUTH_TOKEN;
 
 /// The tenants of `LOCAL_TENANTS` (comma-separated), when set: the runner then checks
 /// `x-tenant-id` like an authorizer (401 without it or for another tenant). Unset, any
@@ -46,8 +47,15 @@ pub fn router(local: Arc<Local>, tenants: Option<KnownTenants>) -> Router {
         verify_token: VERIFY_TOKEN.into(),
     }));
     let kaleyra = shared::http::webhook::kaleyra_router(Arc::new(KaleyraHookState {
-        sink,
+        sink: sink.clone(),
         token: KALEYRA_TOKEN.into(),
+    }));
+    let twilio = shared::http::webhook::twilio_router(Arc::new(TwilioHookState {
+        sink,
+        table: local.system.ports.table.clone(),
+        secrets: Arc::new(crate::wiring::SimulatorToken(SIM_TWILIO_AUTH_TOKEN.into())),
+        clock: local.system.ports.clock.clone(),
+        public_base: Some(local.base_url.clone()),
     }));
     let control = Router::new()
         .route("/local/clock", get(clock))
@@ -76,6 +84,7 @@ pub fn router(local: Arc<Local>, tenants: Option<KnownTenants>) -> Router {
         .merge(console)
         .merge(webhook)
         .merge(kaleyra)
+        .merge(twilio)
         .merge(control)
         .route("/health", get(|| async { Json(json!({"ok": true})) }))
 }

@@ -16,7 +16,10 @@ use std::time::Duration;
 use testkit::local::{Ports, System};
 use testkit::memory::{ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, MemoryTable};
 use testkit::memory_objects::MemoryObjects;
-use testkit::simulator::{QueueEvents, SimConfig, Simulator, SIM_AWS_PHONE_NUMBER_IDS};
+use testkit::simulator::{
+    QueueEvents, SimConfig, Simulator, SIM_AWS_PHONE_NUMBER_IDS, SIM_AWS_SMS_NUMBERS,
+    SIM_TWILIO_AUTH_TOKEN,
+};
 
 pub const APP_SECRET: &str = "test-app-secret";
 pub const VERIFY_TOKEN: &str = "test-verify-token";
@@ -38,6 +41,8 @@ pub struct Local {
     pub imports: Arc<ImportService>,
     /// What the system published, for `GET /local/events`.
     pub events: Arc<RecordingBus>,
+    /// Where this process serves (Twilio's callbacks are signed over it).
+    pub base_url: String,
 }
 
 /// An event as the system published it, for `GET /local/events`.
@@ -87,7 +92,7 @@ pub fn reply_percent(demo: bool) -> anyhow::Result<u8> {
 }
 
 /// Every account's token reference resolves to the simulator's token.
-struct SimulatorToken(String);
+pub(crate) struct SimulatorToken(pub(crate) String);
 
 #[async_trait]
 impl Secrets for SimulatorToken {
@@ -113,13 +118,16 @@ pub async fn build(base_url: &str, demo: bool, aws: bool) -> anyhow::Result<Loca
     let simulator = Simulator::start(sim_cfg, clock.clone()).await?;
     // Meta and Kaleyra accounts both send to the simulator, on one HTTP client.
     let providers = Providers::new(
-        &ProviderUrls::all_at(simulator.base_url()),
+        &ProviderUrls::all_at(simulator.base_url()).with_callbacks_to(base_url),
         &shared::providers::http_client(),
         &ProviderSecrets {
             meta: Arc::new(SimulatorToken(token)),
             kaleyra: Arc::new(SimulatorToken(kaleyra_key)),
             // Every tenant may send from the simulator's AWS numbers.
             aws_social: Arc::new(SimulatorToken(SIM_AWS_PHONE_NUMBER_IDS.join(","))),
+            twilio: Arc::new(SimulatorToken(SIM_TWILIO_AUTH_TOKEN.into())),
+            // Every tenant may send from the simulator's AWS SMS numbers.
+            aws_sms: Arc::new(SimulatorToken(SIM_AWS_SMS_NUMBERS.join(","))),
         },
         &aws::offline_sdk_config(),
     );
@@ -218,5 +226,6 @@ pub async fn build(base_url: &str, demo: bool, aws: bool) -> anyhow::Result<Loca
         simulator,
         scheduler,
         backend,
+        base_url: base_url.trim_end_matches('/').to_owned(),
     })
 }

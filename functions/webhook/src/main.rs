@@ -1,12 +1,13 @@
 //! Provider webhooks behind the function's own Lambda function URL (no API Gateway):
-//! Meta's verification handshake and signed events, Kaleyra's callbacks. Verified bodies
+//! Meta's verification handshake and signed events, Kaleyra's callbacks, Twilio's signed
+//! status callbacks and inbound SMS. Verified bodies
 //! go to the inbound queue (the `inbound` function applies them), so the answer goes out
 //! after one SQS write.
 
 use shared::adapters::aws::{self, sqs::SqsQueue};
 use shared::adapters::secrets::{resolve_patiently, SecretResolver};
 use shared::config;
-use shared::http::webhook::{KaleyraHookState, QueueSink, WebhookState};
+use shared::http::webhook::{KaleyraHookState, QueueSink, TwilioHookState, WebhookState};
 use shared::ports::PortError;
 use std::sync::Arc;
 
@@ -55,8 +56,22 @@ async fn main() -> Result<(), lambda_http::Error> {
     }));
     if let Some(token) = kaleyra {
         app = app.merge(shared::http::webhook::kaleyra_router(Arc::new(
-            KaleyraHookState { sink, token },
+            KaleyraHookState {
+                sink: sink.clone(),
+                token,
+            },
         )));
     }
+    // Twilio signs with each account's auth token: the route reads the account the URL
+    // names and its token (the tenant's secret) before anything is queued.
+    app = app.merge(shared::http::webhook::twilio_router(Arc::new(
+        TwilioHookState {
+            sink,
+            table: aws::table_from_env(&sdk)?,
+            secrets: Arc::new(secrets),
+            clock: Arc::new(shared::adapters::clock::SystemClock),
+            public_base: config::public_webhook_url(),
+        },
+    )));
     lambda_http::run(app).await
 }

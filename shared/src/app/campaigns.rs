@@ -180,20 +180,19 @@ impl Campaigns {
         self.view(c).await
     }
 
-    /// The account and template a campaign names must exist, and the template must be
-    /// usable with the campaign's variables (R3.2, R3.3).
+    /// The account and template a campaign names must exist, the account must send the
+    /// campaign's channel, and the template must be usable with the campaign's variables
+    /// (R3.2, R3.3).
     async fn check_references(&self, c: &Campaign) -> AppResult<()> {
         if let Some(a) = &c.account_id {
-            if repo::get_account(&*self.table, &c.tenant, a)
-                .await?
-                .is_none()
-            {
+            let Some(account) = repo::get_account(&*self.table, &c.tenant, a).await? else {
                 return Err(DomainError::invalid(
                     "account_id",
                     format!("account '{a}' does not exist"),
                 )
                 .into());
-            }
+            };
+            c.channel.check_provider(account.provider, a)?;
             if let (Channel::Whatsapp, Some(t)) = (c.channel, &c.template) {
                 let template = repo::get_template(&*self.table, &c.tenant, a, &t.name, &t.language)
                     .await?
@@ -539,10 +538,9 @@ impl Campaigns {
     }
 
     pub async fn stats(&self, tenant: &TenantId, id: &CampaignId) -> AppResult<Stats> {
-        self.load(tenant, id).await?;
-        Ok(Stats::from_counters(
-            &repo::get_counters(&*self.table, tenant, id).await?,
-        ))
+        let c = self.load(tenant, id).await?;
+        let counters = repo::get_counters(&*self.table, tenant, id).await?;
+        Ok(Stats::from_counters(&counters).on_channel(c.channel))
     }
 }
 

@@ -750,9 +750,15 @@ impl Dispatcher {
                     continue;
                 }
             }
+            // An SMS of several parts takes as many slots: the number's limit counts parts.
+            let units = c.pace_units(&e.contact);
+            if slot > 0 && slot + units > limit {
+                reader.buffer.push_front(e);
+                break;
+            }
             cursors.advance(e.shard, &repo::seq_key(e.seq));
             msgs.push(send_message(&e, &slots, slot, now));
-            slot += 1;
+            slot += units;
         }
         let next_due = slots.next_due(slot);
         self.store_progress(c, cursors, next_due, msgs, deferred, allowance.rate)

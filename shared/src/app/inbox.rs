@@ -431,8 +431,11 @@ impl Inbox {
         // R5.7: an opt-out keyword.
         if let Some(tenant) = &tenant {
             let settings = cache.tenant(t, tenant).await?;
-            if let Some(keyword) = settings.opt_out_keyword(m.text.as_deref(), m.button.as_deref())
-            {
+            let keyword = match m.sms {
+                true => settings.sms_opt_out_keyword(m.text.as_deref()),
+                false => settings.opt_out_keyword(m.text.as_deref(), m.button.as_deref()),
+            };
+            if let Some(keyword) = keyword {
                 let events = self
                     .opt_out(&m, tenant, &keyword, interaction.as_ref())
                     .await?;

@@ -650,7 +650,11 @@ fn funnel(steps: Option<&Vec<FunnelStep>>) -> String {
         .unwrap_or_default()
 }
 
-fn row(e: &HopperEntry, steps: Option<&Vec<FunnelStep>>) -> [String; 13] {
+/// The `read_at` cell of a campaign whose channel reports no reads (SMS): not a blank,
+/// which would read as "not read yet".
+pub const NOT_REPORTED: &str = "n/a";
+
+fn row(e: &HopperEntry, steps: Option<&Vec<FunnelStep>>, reads: bool) -> [String; 13] {
     let opt = |s: &Option<String>| cell(s.as_deref().unwrap_or("")).into_owned();
     let reply = e
         .reply
@@ -664,7 +668,11 @@ fn row(e: &HopperEntry, steps: Option<&Vec<FunnelStep>>) -> [String; 13] {
         e.attempts.to_string(),
         time(e.sent_at),
         time(e.delivered_at),
-        time(e.read_at),
+        if reads {
+            time(e.read_at)
+        } else {
+            NOT_REPORTED.to_owned()
+        },
         time(e.replied_at),
         opt(&reply),
         opt(&e.error),
@@ -706,8 +714,12 @@ async fn export_page(
     }
     let mut out = csv::Writer::from_writer(Vec::with_capacity(w.entries.len() * 200));
     for e in &w.entries {
-        out.write_record(row(e, steps.get(e.phone.as_str())))
-            .map_err(|err| crate::ports::PortError::Backend(format!("csv: {err}")))?;
+        out.write_record(row(
+            e,
+            steps.get(e.phone.as_str()),
+            c.channel.reports_reads(),
+        ))
+        .map_err(|err| crate::ports::PortError::Backend(format!("csv: {err}")))?;
     }
     let bytes = out
         .into_inner()

@@ -8,19 +8,21 @@ use super::conversations::{release_contact_hold, take_contact_hold};
 use super::{retry_on_conflict, update_campaign, AppError, AppResult};
 use crate::domain::account::Account;
 use crate::domain::blocklist::MarketingPreference;
-use crate::domain::campaign::Campaign;
+use crate::domain::blocklist::OptOut;
+use crate::domain::campaign::{Campaign, Channel};
 use crate::domain::country_rules;
 use crate::domain::eligibility::{self, ContactFacts, Interaction, Verdict};
-use crate::domain::hopper::{EntryState, HopperEntry};
+use crate::domain::hopper::{EntryState, HopperEntry, TEMPLATE_VARIABLES_REASON};
 use crate::domain::inbound::{at_provider_resolution, EntryRef, SendJob};
 use crate::domain::outcome::{FailureClass, SendFailure};
 use crate::domain::pacing;
 use crate::domain::phone::PhoneNumber;
+use crate::domain::sms;
 use crate::domain::stats::{self, Delta};
 use crate::domain::template::{status_from_send_error, Category, Rendered, Template};
 use crate::domain::Time;
 use crate::ports::{
-    Accepted, Clock, EventBus, MessagingProvider, OutboundTemplate, PortError, Table,
+    Accepted, Clock, EventBus, MessagingProvider, OutboundSms, OutboundTemplate, PortError, Table,
 };
 use crate::repo;
 use futures::stream::{self, StreamExt};
@@ -61,11 +63,39 @@ pub enum SendOutcome {
     Waiting,
 }
 
+/// What a campaign sends: a WhatsApp template, or an SMS campaign's message.
+enum Content {
+    Template(Box<Template>),
+    Sms(String),
+}
+
+impl Content {
+    fn template(&self) -> Option<&Template> {
+        match self {
+            Content::Template(t) => Some(t),
+            Content::Sms(_) => None,
+        }
+    }
+
+    /// The quick-reply payloads a reply may carry (none on SMS).
+    fn quick_replies(&self) -> Vec<String> {
+        self.template()
+            .map(|t| t.quick_replies.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// One attempt's message, ready for the provider.
+enum Message {
+    Template(OutboundTemplate),
+    Sms(OutboundSms),
+}
+
 /// Everything a batch needs about one campaign, read once per batch.
 struct CampaignCtx {
     campaign: Campaign,
     account: Account,
-    template: Template,
+    content: Content,
     /// The sender ids of all the tenant's accounts: a contact's interactions with any of
     /// them count for the duplicate window and the active-interaction check (R4.5, R4.6).
     senders: Vec<String>,
@@ -113,9 +143,41 @@ impl<T> Stored<T> {
     }
 }
 
-/// The provider message of a claimed entry's attempt: the template filled for its
-/// contact, the entry and attempt in the callback data, through the route the account and
-/// the template's current category choose.
+/// The provider message of a claimed entry's attempt and the text the contact reads: the
+/// template or SMS message filled for its contact, the entry and attempt in the callback
+/// data; an error (recorded on the entry) when the contact cannot get it.
+fn message_for(
+    ctx: &CampaignCtx,
+    entry: &HopperEntry,
+) -> Result<(Message, String), (&'static str, String)> {
+    let c = &ctx.campaign;
+    let callback_data = entry.entry_ref().encode_attempt(entry.attempts);
+    match &ctx.content {
+        Content::Template(t) => {
+            let rendered = t
+                .render(&c.variables, c.url_variable.as_ref(), &entry.contact)
+                .map_err(|e| (TEMPLATE_VARIABLES_REASON, e))?;
+            let text = rendered.text.clone();
+            Ok((
+                Message::Template(outbound(&ctx.account, t, entry, rendered)),
+                text,
+            ))
+        }
+        Content::Sms(message) => {
+            let sms = sms::render(message, &c.variables, &entry.contact, c.max_segments)?;
+            let msg = OutboundSms {
+                to: entry.phone.clone(),
+                body: sms.text.clone(),
+                segments: sms.parts.segments,
+                callback_data,
+            };
+            Ok((Message::Sms(msg), sms.text))
+        }
+    }
+}
+
+/// The WhatsApp message of a claimed entry's attempt: the template filled for its
+/// contact, through the route the account and the template's current category choose.
 fn outbound(
     account: &Account,
     template: &Template,
@@ -137,17 +199,15 @@ fn outbound(
 
 /// A template that cannot be sent (not APPROVED, a placeholder without a source, a header
 /// without its link) stops the campaign; the contact is not at fault, so the entry goes
-/// back in line and is sent after the campaign resumes (R3.2, R4.7).
+/// back in line and is sent after the campaign resumes (R3.2, R4.7). An SMS message was
+/// checked when it was stored.
 fn unusable_template(ctx: &CampaignCtx) -> Option<SendFailure> {
     let c = &ctx.campaign;
-    let e = ctx
-        .template
+    let template = ctx.content.template()?;
+    let e = template
         .check_usable(&c.variables, c.url_variable.as_ref())
         .err()?;
-    let reason = ctx
-        .template
-        .blocked_reason()
-        .unwrap_or_else(|| e.to_string());
+    let reason = template.blocked_reason().unwrap_or_else(|| e.to_string());
     Some(SendFailure {
         class: FailureClass::Campaign,
         code: None,
@@ -315,17 +375,22 @@ impl SendService {
         let Some(campaign) = repo::get_campaign(&*self.table, tenant, id).await? else {
             return Ok(None);
         };
-        let (Some(account_id), Some(tref)) = (&campaign.account_id, &campaign.template) else {
+        let Some(account_id) = &campaign.account_id else {
             return Ok(None);
         };
         let Some(account) = repo::get_account(&*self.table, tenant, account_id).await? else {
             return Ok(None);
         };
-        let Some(template) =
-            repo::get_template(&*self.table, tenant, account_id, &tref.name, &tref.language)
-                .await?
-        else {
-            return Ok(None);
+        let content = match (campaign.channel, &campaign.template, &campaign.message) {
+            (Channel::Sms, _, Some(message)) => Content::Sms(message.clone()),
+            (Channel::Whatsapp, Some(tref), _) => {
+                let t = &*self.table;
+                match repo::get_template(t, tenant, account_id, &tref.name, &tref.language).await? {
+                    Some(template) => Content::Template(Box::new(template)),
+                    None => return Ok(None),
+                }
+            }
+            _ => return Ok(None),
         };
         let mut senders: Vec<String> = repo::list_accounts(&*self.table, tenant)
             .await?
@@ -344,7 +409,7 @@ impl SendService {
         Ok(Some(CampaignCtx {
             campaign,
             account,
-            template,
+            content,
             senders,
             halted: std::sync::atomic::AtomicBool::new(foreign.is_some()),
         }))
@@ -409,8 +474,11 @@ impl SendService {
         // The checks before the send (R4.2), on what the stores know of the contact.
         let facts = self.facts(ctx, &r.phone).await?;
         let now = self.clock.now();
-        let (c, category) = (&ctx.campaign, ctx.template.category);
-        let verdict = country_rules::check_send(c, category, &r.phone, &facts.contact, now);
+        let c = &ctx.campaign;
+        let verdict = match ctx.content.template() {
+            Some(t) => country_rules::check_send(c, t.category, &r.phone, &facts.contact, now),
+            None => eligibility::check(c, &r.phone, &facts.contact, now),
+        };
         let mut entry = match counted(delta, self.claim(r, &verdict, now).await?)? {
             Claim::Claimed(entry) => *entry,
             Claim::Done(outcome @ SendOutcome::Skipped("already claimed")) => {
@@ -424,19 +492,21 @@ impl SendService {
         if let Some(failure) = unusable_template(ctx) {
             return self.failed(ctx, &mut entry, delta, failure, now).await;
         }
-        // A contact without a value for a mapped variable is not sent to (R3.3).
-        let (vars, url_var) = (&ctx.campaign.variables, ctx.campaign.url_variable.as_ref());
-        let rendered = match ctx.template.render(vars, url_var, &entry.contact) {
-            Ok(r) => r,
-            Err(why) => {
-                self.record(&mut entry, delta, |e| e.record_unsendable(why.clone()))
-                    .await?;
+        // A contact without a value for a mapped variable is not sent to (R3.3), nor one
+        // whose values make its SMS longer than the campaign allows.
+        let (msg, sent_text) = match message_for(ctx, &entry) {
+            Ok(m) => m,
+            Err((reason, why)) => {
+                let record = |e: &mut HopperEntry| e.record_unsendable(reason, why.clone());
+                self.record(&mut entry, delta, record).await?;
                 return Ok(SendOutcome::Failed(why));
             }
         };
-        let sent_text = rendered.text.clone();
-        let msg = outbound(&ctx.account, &ctx.template, &entry, rendered);
-        match self.provider.send(&ctx.account, &msg).await {
+        let answer = match &msg {
+            Message::Template(m) => self.provider.send(&ctx.account, m).await,
+            Message::Sms(m) => self.provider.send_sms(&ctx.account, m).await,
+        };
+        match answer {
             Ok(accepted) => {
                 self.sent(ctx, &facts, &mut entry, delta, accepted, sent_text)
                     .await
@@ -540,7 +610,7 @@ impl SendService {
         let timeout = ctx.campaign.response_timeout();
         if let Some(i) = Interaction::restored(&entry, timeout, stored.as_ref()) {
             tracing::warn!(phone = %r.phone.masked(), "interaction of an earlier send repaired");
-            let i = i.with_options(ctx.template.quick_replies.clone());
+            let i = i.with_options(ctx.content.quick_replies());
             repo::put_interaction(&*self.table, sender, &i).await?;
         }
         Ok(false)
@@ -581,7 +651,7 @@ impl SendService {
         let previous = facts.interaction_on(&ctx.account.sender_id);
         let r = entry.entry_ref();
         let interaction = Interaction::opened(r, message_id.clone(), now, timeout, previous)
-            .with_options(ctx.template.quick_replies.clone());
+            .with_options(ctx.content.quick_replies());
         repo::put_interaction(&*self.table, &ctx.account.sender_id, &interaction).await?;
         Ok(SendOutcome::Sent(message_id))
     }
@@ -603,6 +673,9 @@ impl SendService {
             self.note_marketing_stop(ctx, &entry.phone, &failure, now)
                 .await;
         }
+        if failure.class == FailureClass::OptedOut {
+            self.note_opt_out(ctx, &entry.phone, &failure, now).await;
+        }
         let (f, hold) = (failure.clone(), ctx.campaign.marketing_limit_hold());
         self.record(entry, delta, move |e| {
             e.record_refusal(&f, hold.as_ref(), now)
@@ -619,22 +692,24 @@ impl SendService {
                 tracing::warn!(account_id = %a, error = %e, "throttle not noted");
             }
         }
-        if let Some(status) = failure.code.and_then(status_from_send_error) {
+        let template = ctx.content.template();
+        if let (Some(t), Some(status)) = (template, failure.code.and_then(status_from_send_error)) {
             let res = super::templates::provider_reported_status(
                 &*self.table,
                 &*self.bus,
                 self.clock.now(),
-                &ctx.template,
+                t,
                 status,
                 &failure.reason,
             )
             .await;
             if let Err(e) = res {
-                tracing::warn!(template = %ctx.template.name, error = %e, "template status from a send error not stored");
+                tracing::warn!(template = %t.name, error = %e, "template status from a send error not stored");
             }
         }
         Ok(match entry.state {
             EntryState::Failed => SendOutcome::Failed(failure.reason),
+            EntryState::BlockList => SendOutcome::NotSent(eligibility::OPTED_OUT_REASON),
             EntryState::Fresh if entry.wait_until.is_some() => SendOutcome::Waiting,
             _ => SendOutcome::Retry(failure.reason),
         })
@@ -659,6 +734,25 @@ impl SendService {
         }
     }
 
+    /// The provider refused the SMS because the contact opted out of the number (Twilio
+    /// 21610): the contact goes on the tenant's opt-out list, so no campaign of the tenant
+    /// sends to it again. A note that cannot be stored is logged; the next refusal notes
+    /// it again.
+    async fn note_opt_out(
+        &self,
+        ctx: &CampaignCtx,
+        phone: &PhoneNumber,
+        failure: &SendFailure,
+        now: Time,
+    ) {
+        let rec = OptOut::by_provider(phone.clone(), &failure.reason, now);
+        if let Err(e) =
+            repo::blocklists::put_opt_out(&*self.table, &ctx.campaign.tenant, &rec).await
+        {
+            tracing::warn!(phone = %phone.masked(), error = %e, "opt-out not noted; the next refusal notes it");
+        }
+    }
+
     /// What the stores know of a contact for the checks of R4.2: the attached block
     /// lists, the tenant's opt-out list, and its interactions with each of the tenant's
     /// senders.
@@ -672,8 +766,8 @@ impl SendService {
         );
         // The marketing opt-out matters to MARKETING templates only: no read otherwise.
         let marketing = async {
-            match ctx.template.category {
-                Category::Marketing => {
+            match ctx.content.template().map(|t| t.category) {
+                Some(Category::Marketing) => {
                     repo::blocklists::is_marketing_opted_out(t, &c.tenant, phone).await
                 }
                 _ => Ok(false),

@@ -21,13 +21,109 @@ pub enum Provider {
     /// the number's WhatsApp Business Account, as its events name it.
     #[serde(rename = "aws_social")]
     AwsSocial,
+    /// Twilio Programmable Messaging, SMS: `sender_id` is `<AccountSid>:<From>`, the
+    /// Twilio account SID (`AC` and 32 hex digits) and the sending number in E.164 or a
+    /// Messaging Service SID (`MG...`); `token_ref` names the account's auth token, which
+    /// also verifies Twilio's signed callbacks.
+    Twilio,
+    /// AWS End User Messaging SMS (`SendTextMessage`, signed with the deployment's AWS
+    /// role): `sender_id` is the origination number in E.164 (`+15550001111`), as its
+    /// events name it; `token_ref` names a grant, a secret of the tenant listing the
+    /// numbers it may send from ([`grants_number`]).
+    #[serde(rename = "aws_sms")]
+    AwsSms,
 }
 
 impl Provider {
     /// Whether the account's templates can be read from Meta's template list with its
-    /// token (an AWS End User Messaging Social account holds no Meta token).
+    /// token (an AWS End User Messaging Social account holds no Meta token; an SMS account
+    /// has no templates).
     pub fn lists_meta_templates(self) -> bool {
-        self != Provider::AwsSocial
+        matches!(self, Provider::Meta | Provider::Kaleyra)
+    }
+
+    /// Whether the provider sends SMS (else WhatsApp); `Channel::of` names the channel.
+    pub fn sends_sms(self) -> bool {
+        matches!(self, Provider::Twilio | Provider::AwsSms)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Meta => "meta",
+            Provider::Kaleyra => "kaleyra",
+            Provider::AwsSocial => "aws_social",
+            Provider::Twilio => "twilio",
+            Provider::AwsSms => "aws_sms",
+        }
+    }
+}
+
+/// The Twilio account SID and the sender (an E.164 number or a Messaging Service SID) of a
+/// Twilio account's `sender_id`, `<AccountSid>:<From>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TwilioSender {
+    pub account_sid: String,
+    pub from: TwilioFrom,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TwilioFrom {
+    /// `From`: a number in E.164 (`+` and 8-15 digits).
+    Number(String),
+    /// `MessagingServiceSid`: Twilio picks the number from the service's pool.
+    Service(String),
+}
+
+fn twilio_sid(s: &str, prefix: &str) -> bool {
+    s.strip_prefix(prefix)
+        .is_some_and(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+impl TwilioSender {
+    pub fn parse(s: &str) -> Option<Self> {
+        let (sid, from) = s.split_once(':')?;
+        if !twilio_sid(sid, "AC") {
+            return None;
+        }
+        let from = if twilio_sid(from, "MG") {
+            TwilioFrom::Service(from.to_owned())
+        } else {
+            let digits = from.strip_prefix('+')?;
+            if !(8..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            TwilioFrom::Number(from.to_owned())
+        };
+        Some(TwilioSender {
+            account_sid: sid.to_owned(),
+            from,
+        })
+    }
+}
+
+/// An aws_sms `sender_id` is the origination number in E.164: `+` and 8 to 15 digits.
+pub fn validate_e164_sender_id(s: &str) -> Result<(), DomainError> {
+    let ok = s
+        .strip_prefix('+')
+        .is_some_and(|d| (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::invalid(
+            "sender_id",
+            "an aws_sms sender_id must be the origination number in E.164, e.g. +15550001111",
+        ))
+    }
+}
+
+/// A Twilio `sender_id` must be `<AccountSid>:<From>` ([`TwilioSender`]).
+pub fn validate_twilio_sender_id(s: &str) -> Result<(), DomainError> {
+    match TwilioSender::parse(s) {
+        Some(_) => Ok(()),
+        None => Err(DomainError::invalid(
+            "sender_id",
+            "a Twilio sender_id must be <AccountSid>:<From>: the account SID (AC + 32 hex digits) and the number in E.164 (+15005550006) or a Messaging Service SID (MG + 32 hex digits)",
+        )),
     }
 }
 
@@ -57,6 +153,10 @@ pub fn grants_number(grant: &str, sender_id: &str) -> bool {
 
 /// Meta's default throughput per business number (PROVIDERS.md section 4).
 pub const DEFAULT_ACCOUNT_RATE: u32 = 80;
+/// An SMS number's rate in message parts per second: a US long code's (Twilio and AWS End
+/// User Messaging SMS both default to 1 part/s; toll-free and short codes allow more, set
+/// `rate_limit`). On SMS accounts `rate_limit` counts parts, not messages.
+pub const DEFAULT_SMS_RATE: u32 = 1;
 /// Kaleyra's tested outbound rate (PROVIDERS.md section 5): the default for its accounts.
 pub const DEFAULT_KALEYRA_RATE: u32 = 20;
 
@@ -131,7 +231,7 @@ pub struct Account {
 pub struct NewAccount {
     #[schema(value_type = String, required = true, min_length = 1)]
     pub name: Option<String>,
-    /// `meta` (default), `kaleyra` or `aws_social`.
+    /// `meta` (default), `kaleyra`, `aws_social` (WhatsApp), `twilio` or `aws_sms` (SMS).
     pub provider: Option<Provider>,
     /// The sending number as the provider names it. Meta: the phone_number_id; Kaleyra:
     /// `<sid>:<from>`; aws_social: the origination phone number id, `phone-number-id-<id>`.
@@ -238,12 +338,21 @@ impl Account {
         match provider {
             Provider::Kaleyra => validate_kaleyra_sender_id(&sender_id)?,
             Provider::AwsSocial => validate_aws_social_sender_id(&sender_id)?,
+            Provider::Twilio => validate_twilio_sender_id(&sender_id)?,
+            Provider::AwsSms => validate_e164_sender_id(&sender_id)?,
             Provider::Meta => {}
+        }
+        if provider.sends_sms() && input.messaging_tier.is_some() {
+            return Err(DomainError::invalid(
+                "messaging_tier",
+                "is WhatsApp's limit of new conversations; an SMS account has none",
+            ));
         }
         let rate_limit = input.rate_limit.unwrap_or(match provider {
             // Meta's limit per number holds behind AWS as well.
             Provider::Meta | Provider::AwsSocial => DEFAULT_ACCOUNT_RATE,
             Provider::Kaleyra => DEFAULT_KALEYRA_RATE,
+            Provider::Twilio | Provider::AwsSms => DEFAULT_SMS_RATE,
         });
         if !(1..=1000).contains(&rate_limit) {
             return Err(DomainError::invalid(
@@ -298,7 +407,7 @@ impl Account {
     /// tenant (the first account that claims it).
     pub fn owned_numbers(&self) -> Vec<String> {
         let mut ids = Vec::new();
-        if self.provider == Provider::Kaleyra {
+        if matches!(self.provider, Provider::Kaleyra | Provider::Twilio) {
             if let Some((sid, _)) = self.sender_id.split_once(':') {
                 ids.push(sid.trim().to_owned());
             }

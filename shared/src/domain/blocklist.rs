@@ -167,6 +167,9 @@ pub enum OptOutSource {
     Api,
     /// The contact replied with an opt-out keyword (STOP).
     Keyword,
+    /// The provider refused a send because the contact opted out with it (Twilio 21610:
+    /// the contact replied STOP to the number).
+    Provider,
 }
 
 /// A contact on the tenant's opt-out list: no campaign of the tenant sends to it (R4.3).
@@ -211,6 +214,19 @@ impl OptOut {
         OptOut {
             phone,
             source: OptOutSource::Keyword,
+            at: now,
+            note: (!note.is_empty()).then_some(note),
+        }
+    }
+}
+
+impl OptOut {
+    /// The provider refused a send as opted out; `detail` is its reason.
+    pub fn by_provider(phone: PhoneNumber, detail: &str, now: Time) -> Self {
+        let note: String = detail.trim().chars().take(MAX_NOTE_CHARS).collect();
+        OptOut {
+            phone,
+            source: OptOutSource::Provider,
             at: now,
             note: (!note.is_empty()).then_some(note),
         }

@@ -13,7 +13,7 @@
 //!
 //! DRAFT and READY are recomputed on every edit: READY when nothing required is missing.
 
-use super::account::required;
+use super::account::{required, Provider};
 use super::template::VariableSource;
 use super::tenant::{parse_timezone, present};
 use super::{new_id, DomainError, Time};
@@ -90,7 +90,8 @@ impl fmt::Display for CampaignStatus {
     }
 }
 
-/// The channel a campaign sends on (R1.1). Only WhatsApp campaigns can launch today.
+/// The channel a campaign sends on (R1.1). WhatsApp and SMS campaigns launch; voice
+/// campaigns cannot yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
@@ -115,9 +116,41 @@ impl Channel {
             .find(|c| c.as_str().eq_ignore_ascii_case(s.trim()))
     }
 
+    /// The channel an account of `provider` sends on: a campaign's account must be one of
+    /// its channel.
+    pub fn of(provider: Provider) -> Self {
+        if provider.sends_sms() {
+            Channel::Sms
+        } else {
+            Channel::Whatsapp
+        }
+    }
+
+    /// Whether an account of `provider` may send this channel's campaigns; a 422 naming
+    /// `account_id` otherwise.
+    pub fn check_provider(self, provider: Provider, account_id: &str) -> Result<(), DomainError> {
+        let theirs = Channel::of(provider);
+        if theirs == self {
+            return Ok(());
+        }
+        Err(DomainError::invalid(
+            "account_id",
+            format!(
+                "account '{account_id}' ({}) sends {theirs}; a {self} campaign needs an account that sends {self}",
+                provider.as_str()
+            ),
+        ))
+    }
+
+    /// Whether the channel's providers report that a message was read (WhatsApp's blue
+    /// ticks); SMS reports delivery at most.
+    pub fn reports_reads(self) -> bool {
+        self == Channel::Whatsapp
+    }
+
     /// Whether campaigns on this channel can be launched with today's providers.
     pub fn can_send(self) -> bool {
-        self == Channel::Whatsapp
+        self != Channel::Voice
     }
 }
 
@@ -342,8 +375,14 @@ pub struct Campaign {
     /// `{{1}}` (a per-recipient tracking code, say).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url_variable: Option<VariableSource>,
-    /// Message body of an SMS campaign (R1.1).
+    /// Message body of an SMS campaign (R1.1), with `{{1}}`.. placeholders filled from
+    /// `variables` like a template's.
     pub message: Option<String>,
+    /// The most parts (segments) one SMS message may take (1..=10, default 6): a message
+    /// longer as written is a 422 naming `message`; an entry whose contact's values make it
+    /// longer is recorded FAILED with the reason and not sent.
+    #[serde(default = "default_max_segments")]
+    pub max_segments: u32,
     pub notes: Option<String>,
     /// Sending rate (R1.2).
     #[serde(default)]
@@ -430,6 +469,8 @@ pub struct NewCampaign {
     /// Source of the URL button's `{{1}}`, when the template's link ends with one.
     pub url_variable: Option<VariableSource>,
     pub message: Option<String>,
+    /// SMS: the most parts one message may take, 1..=10 (default 6).
+    pub max_segments: Option<u32>,
     pub notes: Option<String>,
     /// Shorthand for `pacing: {"unit": "messages_per_second", "value": rate}`.
     pub rate: Option<u32>,
@@ -470,6 +511,7 @@ pub struct CampaignPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub message: Option<Option<String>>,
+    pub max_segments: Option<u32>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub notes: Option<Option<String>>,
@@ -513,6 +555,7 @@ impl CampaignPatch {
             || self.variables.is_some()
             || self.url_variable.is_some()
             || self.message.is_some()
+            || self.max_segments.is_some()
             || self.channel.is_some()
     }
 }
@@ -575,6 +618,25 @@ fn pacing_of(rate: Option<u32>, pacing: Option<Pacing>) -> Result<Option<Pacing>
 }
 
 impl Campaign {
+    /// The share of the sending number's capacity one message to `contact` takes: on SMS
+    /// its parts (the providers' limits and prices count parts), else one. A message that
+    /// cannot be built for the contact takes one (it is recorded, not sent).
+    pub fn pace_units(&self, contact: &super::template::ContactData) -> usize {
+        match (self.channel, &self.message) {
+            (Channel::Sms, Some(m)) => {
+                super::sms::render(m, &self.variables, contact, super::sms::MAX_SEGMENTS_LIMIT)
+                    .map_or(1, |t| t.parts.segments.max(1) as usize)
+            }
+            _ => 1,
+        }
+    }
+}
+
+fn default_max_segments() -> u32 {
+    super::sms::DEFAULT_MAX_SEGMENTS
+}
+
+impl Campaign {
     /// What a hold for Meta's marketing limit needs of this campaign; `None` once it sends
     /// nothing more (completed, cancelled, being deleted): a refusal reported that late
     /// just fails the entry, which would otherwise wait in a campaign that never sends it.
@@ -602,6 +664,7 @@ impl Campaign {
             variables: Vec::new(),
             url_variable: None,
             message: None,
+            max_segments: super::sms::DEFAULT_MAX_SEGMENTS,
             notes: None,
             pacing: Pacing::default(),
             response_timeout_days: 1,
@@ -638,6 +701,7 @@ impl Campaign {
             variables: Some(input.variables),
             url_variable: input.url_variable.map(Some),
             message: input.message.map(Some),
+            max_segments: input.max_segments,
             notes: input.notes.map(Some),
             rate: input.rate,
             pacing: input.pacing,
@@ -718,6 +782,7 @@ impl Campaign {
         let mut c = self.clone();
         let mut edited = Edited {
             references: p.account_id.is_some()
+                || p.channel.is_some()
                 || p.template.is_some()
                 || p.variables.is_some()
                 || p.url_variable.is_some(),
@@ -762,6 +827,12 @@ impl Campaign {
         }
         if let Some(m) = p.message {
             c.message = optional_text("message", m, MAX_MESSAGE_CHARS)?;
+        }
+        if let Some(n) = p.max_segments {
+            c.max_segments = super::sms::check_max_segments(n)?;
+        }
+        if let (Channel::Sms, Some(m)) = (c.channel, &c.message) {
+            super::sms::check_message(m, &c.variables, c.max_segments)?;
         }
         if let Some(n) = p.notes {
             c.notes = optional_text("notes", n, MAX_NOTES_CHARS)?;
@@ -919,7 +990,7 @@ impl Campaign {
         }
         if !self.channel.can_send() {
             return Err(DomainError::Conflict(format!(
-                "cannot launch campaign {}: the {} channel cannot send yet (only whatsapp campaigns launch today)",
+                "cannot launch campaign {}: the {} channel cannot send yet (whatsapp and sms campaigns launch today)",
                 self.id, self.channel
             )));
         }
@@ -1567,7 +1638,7 @@ mod tests {
     }
 
     #[test]
-    fn r1_3_only_whatsapp_campaigns_launch_today() {
+    fn r1_3_whatsapp_and_sms_campaigns_launch_and_voice_campaigns_do_not_yet() {
         let now = Utc::now();
         let mut c = create(NewCampaign {
             channel: Some(Channel::Sms),
@@ -1576,8 +1647,15 @@ mod tests {
         })
         .unwrap();
         assert_eq!(c.status, CampaignStatus::Ready);
-        let err = c.launch(now).unwrap_err();
-        assert!(matches!(err, DomainError::Conflict(m) if m.contains("sms")));
+        assert_eq!(c.launch(now).unwrap(), Launched::Running);
+        let mut v = create(NewCampaign {
+            channel: Some(Channel::Voice),
+            ..complete_input()
+        })
+        .unwrap();
+        assert_eq!(v.status, CampaignStatus::Ready);
+        let err = v.launch(now).unwrap_err();
+        assert!(matches!(err, DomainError::Conflict(m) if m.contains("voice")));
     }
 
     #[test]

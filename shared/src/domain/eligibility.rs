@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 /// Reason of an entry whose number is on a block list attached to the campaign (R4.3).
 pub const BLOCK_LIST_REASON: &str = "block list";
 /// Reason of an entry whose contact is on the tenant's opt-out list (R4.3).
-pub const OPTED_OUT_REASON: &str = "opted out";
+pub const OPTED_OUT_REASON: &str = super::outcome::OPTED_OUT_REASON;
 /// Reason of an entry whose number is too short, with no block list configured (R4.4).
 pub const INVALID_NUMBER_REASON: &str = "Invalid Number";
 /// Reason of an entry skipped by the duplicate window (R4.5).

@@ -20,6 +20,13 @@ impl DomainError {
             message: message.into(),
         }
     }
+    /// The field an `Invalid` error names.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            DomainError::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
     pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
         DomainError::NotFound {
             kind,

@@ -3,7 +3,9 @@
 use super::answer::Answer;
 use super::campaign::{Campaign, MarketingLimitHold};
 use super::inbound::{EntryRef, StatusKind, StatusUpdate};
-use super::outcome::{classify_meta, FailureClass, SendFailure, MARKETING_LIMIT_HELD_REASON};
+use super::outcome::{
+    classify_meta, FailureClass, SendFailure, MARKETING_LIMIT_HELD_REASON, OPTED_OUT_REASON,
+};
 use super::phone::PhoneNumber;
 use super::template::ContactData;
 use super::{stable_hash, Time};
@@ -199,8 +201,7 @@ const FAILED_BY_STATUS: [&str; 3] = [
 
 /// The error of an entry whose send was claimed but never recorded (R4.10).
 pub const OUTCOME_UNKNOWN: &str = "outcome unknown";
-/// The reason of an entry whose template could not be filled for its contact (R3.3).
-pub const TEMPLATE_VARIABLES_REASON: &str = "template variables";
+pub use super::template::TEMPLATE_VARIABLES_REASON;
 
 /// Sets `slot` to `at` unless it already holds an earlier time.
 fn earliest(slot: &mut Option<Time>, at: Time) {
@@ -357,6 +358,10 @@ impl HopperEntry {
                 self.state = EntryState::Failed;
                 self.disposition = Some(EXPERIMENT_DISPOSITION.into());
             }
+            FailureClass::OptedOut => {
+                let error = self.error.take();
+                self.record_ineligible(EntryState::BlockList, OPTED_OUT_REASON, error);
+            }
             FailureClass::Temporary => self.state = EntryState::Retry,
             // Maybe sent: grouped with the claims whose worker died (R4.10).
             FailureClass::Unknown => {
@@ -451,12 +456,14 @@ impl HopperEntry {
             .is_some_and(|d| FAILED_BY_STATUS.contains(&d))
     }
 
-    /// The message could not be built for this contact (R3.3): not sent, error recorded.
-    pub fn record_unsendable(&mut self, error: String) {
+    /// The message could not be built for this contact (R3.3: a variable without a value,
+    /// [`TEMPLATE_VARIABLES_REASON`]; an SMS longer than the campaign allows,
+    /// `sms::MESSAGE_TOO_LONG_REASON`): not sent, `reason` and `error` recorded.
+    pub fn record_unsendable(&mut self, reason: &str, error: String) {
         self.last_attempt_error = None;
         self.state = EntryState::Failed;
         self.disposition = Some("not_sent".into());
-        self.reason = Some(TEMPLATE_VARIABLES_REASON.into());
+        self.reason = Some(reason.into());
         self.error = Some(error);
     }
 

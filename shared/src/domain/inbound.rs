@@ -157,6 +157,9 @@ pub struct InboundMessage {
     /// The sender's business-scoped user id (Meta's `user_id`, 2026), when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// An SMS (else a WhatsApp message): SMS's own opt-out words apply to it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sms: bool,
 }
 
 /// What the provider says about one of our templates: a new status (R3.2) or a new

@@ -34,6 +34,10 @@ pub enum FailureClass {
     /// deliver it and does not bill it, and a resend fails the same way. Settled as its
     /// own outcome (`marketing_experiment`), not a generic failure.
     Experiment,
+    /// The provider refuses the number because the contact opted out of SMS from it
+    /// (Twilio 21610, a STOP): recorded as the opt-out check would (BLOCK_LIST, "Opted
+    /// out"), not as a failure, and the contact goes on the tenant's opt-out list.
+    OptedOut,
 }
 
 /// The reason of an entry waiting to be sent again after Meta's marketing limit (131049),
@@ -45,6 +49,9 @@ pub const MARKETING_LIMIT_REASON: &str = "Meta's marketing limit";
 /// The reason of an entry whose contact stopped marketing messages (131050, or on the
 /// tenant's marketing opt-out before the send).
 pub const MARKETING_OPT_OUT_REASON: &str = "stopped marketing messages";
+/// The reason of an entry whose contact is on the tenant's opt-out list, or whose
+/// provider refused it as opted out ([`FailureClass::OptedOut`]).
+pub const OPTED_OUT_REASON: &str = "opted out";
 /// The reason of an entry settled by Meta's marketing experiment (130472).
 pub const EXPERIMENT_REASON: &str = "Meta marketing experiment";
 /// Meta's codes with a rule of their own.
@@ -62,11 +69,55 @@ pub struct SendFailure {
 
 /// Meta's throughput error: the account sends faster than its number allows.
 pub const META_THROUGHPUT_CODE: i64 = 130429;
+/// Twilio's "Too Many Requests" (the API's concurrency limit) and "SMS rate limit
+/// exceeded" (the number's queue): slow down.
+pub const TWILIO_THROTTLE_CODES: [i64; 2] = [20429, 14107];
+/// Twilio's refusal of a number that replied STOP (21610): the contact opted out.
+pub const TWILIO_OPTED_OUT_CODE: i64 = 21610;
 
 impl SendFailure {
-    /// A throughput error: the account must slow down (R4.8).
+    /// A throughput error: the account must slow down (R4.8). Meta's and Twilio's codes
+    /// do not overlap (Twilio's are five digits in 1xxxx-3xxxx).
     pub fn is_throttling(&self) -> bool {
-        self.code == Some(META_THROUGHPUT_CODE)
+        self.code
+            .is_some_and(|c| c == META_THROUGHPUT_CODE || TWILIO_THROTTLE_CODES.contains(&c))
+    }
+}
+
+/// Twilio Programmable Messaging error codes, from the send API's answer and from status
+/// callbacks (twilio.com/docs/api/errors, read 2026-12-07).
+pub fn classify_twilio(code: i64) -> FailureClass {
+    use FailureClass::*;
+    match code {
+        TWILIO_OPTED_OUT_CODE => OptedOut,
+        // Slow down, queue full, unknown error, carrier or network trouble: try again.
+        20429 | 14107 | 21611 | 30001 | 30008 | 30009 | 30010 | 30017 | 30022 => Temporary,
+        // Bad credentials or account, a From that is not ours or cannot send SMS, an
+        // unregistered 10DLC or unverified toll-free number, a suspended account: every
+        // further send fails the same way.
+        20003 | 20404 | 21606 | 21659 | 21212 | 21603 | 30002 | 30032 | 30034 | 30035 | 21704
+        | 20008 => Campaign,
+        // This contact cannot get this SMS: an invalid, landline or unreachable number, a
+        // country not enabled, a carrier block or filter, a trial's unverified number.
+        21211 | 21214 | 21217 | 21401 | 21407 | 21408 | 21608 | 21612 | 21614 | 21617 | 21635
+        | 30003 | 30004 | 30005 | 30006 | 30007 | 30011 | 30012 | 30018 | 30019 | 30020 | 30023
+        | 30024 | 30026 | 30027 | 30028 | 30029 | 30030 | 30031 => Permanent,
+        // As for the others: an unknown code waits in RETRY for an operator.
+        _ => Temporary,
+    }
+}
+
+/// The reason recorded for a Twilio error: its message and code.
+pub fn twilio_reason(code: i64, message: &str) -> String {
+    let message = message.trim();
+    match code {
+        TWILIO_OPTED_OUT_CODE => "the contact replied STOP to this number (21610)".to_owned(),
+        30003 => "Unreachable destination handset (30003)".to_owned(),
+        30005 => "Unknown destination handset (30005)".to_owned(),
+        30006 => "Landline or unreachable carrier (30006)".to_owned(),
+        30007 => "Message filtered by the carrier (30007)".to_owned(),
+        _ if message.is_empty() => format!("Twilio error {code}"),
+        _ => format!("{message} ({code})"),
     }
 }
 
@@ -194,6 +245,15 @@ pub fn classify_aws_social(error_type: &str, http_status: u16) -> FailureClass {
 impl SendFailure {
     /// A Kaleyra error. Kaleyra codes are not numbers: `code` stays `None` and the code
     /// is kept in the reason (except for the verbatim invalid-number reason).
+    /// A Twilio error with its numeric code.
+    pub fn twilio(code: i64, message: &str) -> Self {
+        SendFailure {
+            class: classify_twilio(code),
+            code: Some(code),
+            reason: twilio_reason(code, message),
+        }
+    }
+
     pub fn kaleyra(code: &str, message: &str) -> Self {
         SendFailure {
             class: classify_kaleyra(code),

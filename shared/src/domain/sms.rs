@@ -6,6 +6,7 @@
 //! and the character, which never straddle two parts; nor do the two halves of a UCS-2
 //! surrogate pair (an emoji). Pacing counts parts, and so do the providers' prices.
 
+use super::template::{fill, fill_known, ContactData, VariableSource, TEMPLATE_VARIABLES_REASON};
 use super::DomainError;
 
 /// Parts one campaign message may take unless the campaign says otherwise.
@@ -117,6 +118,68 @@ pub fn check(text: &str, max_segments: u32, field: &str) -> Result<SmsParts, Dom
     ))
 }
 
+/// The most parts a campaign may allow a message (the providers concatenate up to 10
+/// reliably; Twilio's limit is 1,600 characters, about 10 GSM-7 parts).
+pub const MAX_SEGMENTS_LIMIT: u32 = 10;
+
+/// A campaign's `max_segments`, checked: 1 to [`MAX_SEGMENTS_LIMIT`].
+pub fn check_max_segments(n: u32) -> Result<u32, DomainError> {
+    if (1..=MAX_SEGMENTS_LIMIT).contains(&n) {
+        Ok(n)
+    } else {
+        Err(DomainError::invalid(
+            "max_segments",
+            format!("must be between 1 and {MAX_SEGMENTS_LIMIT} parts"),
+        ))
+    }
+}
+
+/// An SMS campaign's message as far as it is known before any contact: its placeholders
+/// well formed and mapped, and its parts (free-text variables filled in, the others
+/// counted as written) within `max_segments`. A message whose per-contact values make it
+/// longer is caught entry by entry at send time ([`render`]).
+pub fn check_message(
+    message: &str,
+    variables: &[VariableSource],
+    max_segments: u32,
+) -> Result<SmsParts, DomainError> {
+    let known = fill_known(message, variables, "message")?;
+    check(&known, max_segments, "message")
+}
+
+/// A message filled for one contact, as it goes out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsText {
+    pub text: String,
+    pub parts: SmsParts,
+}
+
+/// The hopper reason of an entry whose contact's values make its SMS longer than the
+/// campaign's `max_segments`.
+pub const MESSAGE_TOO_LONG_REASON: &str = "message too long";
+
+/// The message for one contact; else the hopper reason and the error recorded on the
+/// entry, which is not sent: a variable without a value for it
+/// ([`TEMPLATE_VARIABLES_REASON`]), or values that make it longer than `max_segments`
+/// ([`MESSAGE_TOO_LONG_REASON`]).
+pub fn render(
+    message: &str,
+    variables: &[VariableSource],
+    contact: &ContactData,
+    max_segments: u32,
+) -> Result<SmsText, (&'static str, String)> {
+    let (_, text) =
+        fill(message, variables, contact).map_err(|e| (TEMPLATE_VARIABLES_REASON, e))?;
+    let parts = check(&text, max_segments, "message").map_err(|e| {
+        let why = match e {
+            DomainError::Invalid { message, .. } => format!("message for this contact {message}"),
+            other => other.to_string(),
+        };
+        (MESSAGE_TOO_LONG_REASON, why)
+    })?;
+    Ok(SmsText { text, parts })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +247,60 @@ mod tests {
         let e = check(&format!("{} ✓", "a".repeat(500)), 6, "message").unwrap_err();
         assert!(e.to_string().contains("UCS-2 because of \"✓\""), "{e}");
         assert!(check("   ", 6, "message").is_err());
+    }
+
+    fn field(name: &str) -> VariableSource {
+        VariableSource::Field { name: name.into() }
+    }
+
+    #[test]
+    fn r12_1_a_campaign_message_is_judged_with_its_free_text_and_its_placeholders_as_written() {
+        let vars = vec![
+            VariableSource::ContactName,
+            VariableSource::Text {
+                value: "SPRING".into(),
+            },
+        ];
+        let p = check_message("Hi {{1}}, code {{2}}", &vars, 6).unwrap();
+        // "Hi {{1}}, code SPRING": the name's placeholder counted as written, its braces
+        // GSM-7 extension characters of two septets each (3 + 9 + 7 + 6).
+        assert_eq!((p.units, p.segments), (25, 1));
+        let e = check_message("Hi {{1}} and {{3}}", &vars, 6).unwrap_err();
+        assert_eq!(e.field(), Some("message"), "{e}");
+        let e = check_message("Hi {{1}} {{2}} {{3}}", &vars, 6).unwrap_err();
+        assert_eq!(e.field(), Some("variables"), "{e}");
+        assert!(e.to_string().contains("{{3}}"), "{e}");
+        let long = format!("{{{{1}}}} {}", "x".repeat(400));
+        let e = check_message(&long, &vars, 2).unwrap_err();
+        assert_eq!(e.field(), Some("message"));
+        assert!(e.to_string().contains("3 parts"), "{e}");
+        assert!(check_max_segments(0).is_err() && check_max_segments(11).is_err());
+        assert_eq!(check_max_segments(10).unwrap(), 10);
+    }
+
+    #[test]
+    fn r12_1_each_contacts_message_is_rendered_and_refused_alone_when_its_values_make_it_long() {
+        let vars = vec![field("city")];
+        let mut c = ContactData::default();
+        assert_eq!(
+            render("See you in {{1}}", &vars, &c, 1).unwrap_err(),
+            (
+                TEMPLATE_VARIABLES_REASON,
+                "missing value for variable {{1}}".to_owned()
+            )
+        );
+        c.fields.insert("city".into(), "Pune".into());
+        let t = render("See you in {{1}}", &vars, &c, 1).unwrap();
+        assert_eq!(t.text, "See you in Pune");
+        assert_eq!((t.parts.encoding, t.parts.segments), (SmsEncoding::Gsm7, 1));
+        // A value outside GSM-7 makes this contact's message UCS-2 and longer.
+        c.fields.insert("city".into(), "Zürich 🏔".repeat(10));
+        let (reason, why) = render("See you in {{1}}", &vars, &c, 1).unwrap_err();
+        assert_eq!(reason, MESSAGE_TOO_LONG_REASON);
+        assert!(
+            why.starts_with("message for this contact takes 2 parts"),
+            "{why}"
+        );
+        assert!(why.contains("UCS-2"), "{why}");
     }
 }

@@ -7,6 +7,7 @@
 //! reason"). Every entry in FAILED, BLOCK_LIST, SKIPPED or RETRY counts under exactly one
 //! reason (`unspecified` when it has none), so the reason counters sum to those states.
 
+use super::campaign::Channel;
 use super::hopper::{EntryState, HopperEntry};
 use super::outcome::MARKETING_LIMIT_HELD_REASON;
 use super::Time;
@@ -295,7 +296,8 @@ pub struct Stats {
     pub sent: i64,
     /// Messages that reached the phone ("received").
     pub delivered: i64,
-    pub read: i64,
+    /// Messages read; `null` on a channel that reports no reads (SMS), rather than 0.
+    pub read: Option<i64>,
     /// Replies within the response timeout.
     pub replied: i64,
     /// Of `replied`, the entries whose replies matched none of the quick-reply options and
@@ -322,8 +324,8 @@ pub struct Stats {
     pub not_sent_by_reason: BTreeMap<String, i64>,
     /// Received of sent: delivered / sent, in percent with one decimal.
     pub delivered_pct: f64,
-    /// Read of received: read / delivered, in percent.
-    pub read_pct: f64,
+    /// Read of received: read / delivered, in percent; `null` where `read` is.
+    pub read_pct: Option<f64>,
     /// Replied of received: replied / delivered, in percent.
     pub replied_pct: f64,
 }
@@ -348,7 +350,7 @@ impl Stats {
             target: g("target"),
             sent: g("sent"),
             delivered: g("delivered"),
-            read: g("read"),
+            read: Some(g("read")),
             replied: g("replied"),
             agent_requested: g("agent_requested"),
             failed: g("FAILED"),
@@ -359,9 +361,19 @@ impl Stats {
             not_sent: g("FAILED") + g("BLOCK_LIST") + g("SKIPPED") + g("RETRY"),
             not_sent_by_reason,
             delivered_pct: pct(g("delivered"), g("sent")),
-            read_pct: pct(g("read"), g("delivered")),
+            read_pct: Some(pct(g("read"), g("delivered"))),
             replied_pct: pct(g("replied"), g("delivered")),
         }
+    }
+
+    /// The statistics of a campaign on `channel`: one that reports no reads (SMS) shows
+    /// none rather than 0 %.
+    pub fn on_channel(mut self, channel: Channel) -> Self {
+        if !channel.reports_reads() {
+            self.read = None;
+            self.read_pct = None;
+        }
+        self
     }
 
     /// Nothing left to send or wait for.
@@ -430,11 +442,22 @@ mod tests {
                 stats.read,
                 stats.no_response
             ),
-            (3, 3, 1, 1, 1)
+            (3, 3, 1, Some(1), 1)
         );
         assert_eq!(stats.open, 2);
         assert!(!stats.is_done());
         assert_eq!(stats.delivered_pct, 33.3);
+        // SMS reports no reads: none, not 0 %.
+        let sms = stats
+            .clone()
+            .on_channel(crate::domain::campaign::Channel::Sms);
+        assert_eq!((sms.read, sms.read_pct), (None, None));
+        assert_eq!(
+            stats
+                .on_channel(crate::domain::campaign::Channel::Whatsapp)
+                .read,
+            Some(1)
+        );
     }
 
     #[test]

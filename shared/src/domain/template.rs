@@ -432,6 +432,81 @@ fn pieces(body: &str) -> Result<Vec<Piece<'_>>, DomainError> {
     Ok(out)
 }
 
+/// The reason of an entry whose template could not be filled for its contact (R3.3).
+pub const TEMPLATE_VARIABLES_REASON: &str = "template variables";
+
+/// A body filled for one contact: the value of each placeholder, `{{1}}` first, and the
+/// text as the contact reads it; an error naming the first placeholder without a value.
+/// One pass over the body: a value that itself reads like a placeholder is kept as it
+/// is, not filled in turn. Templates and SMS messages are filled alike.
+pub fn fill(
+    body: &str,
+    variables: &[VariableSource],
+    contact: &ContactData,
+) -> Result<(Vec<String>, String), String> {
+    let pieces = pieces(body).map_err(|e| e.to_string())?;
+    let n = placeholders_of(&pieces).map_err(|e| e.to_string())?;
+    let mut params = Vec::with_capacity(n);
+    for i in 0..n {
+        match value_of(variables.get(i), contact) {
+            Some(v) => params.push(v),
+            None => return Err(format!("missing value for variable {{{{{}}}}}", i + 1)),
+        }
+    }
+    let mut text = String::with_capacity(body.len());
+    for piece in &pieces {
+        match piece {
+            Piece::Text(t) => text.push_str(t),
+            Piece::Placeholder(i) => text.push_str(&params[i - 1]),
+        }
+    }
+    Ok((params, text))
+}
+
+/// A body as far as it is the same for every contact: free-text variables filled in,
+/// the others left as written (`{{2}}`). An error names `field` when the placeholders
+/// are malformed or one has no mapping.
+pub fn fill_known(
+    body: &str,
+    variables: &[VariableSource],
+    field: &str,
+) -> Result<String, DomainError> {
+    let renamed = |e: DomainError| match e {
+        DomainError::Invalid { message, .. } => DomainError::invalid(field, message),
+        other => other,
+    };
+    let pieces = pieces(body).map_err(renamed)?;
+    let n = placeholders_of(&pieces).map_err(renamed)?;
+    if variables.len() < n {
+        return Err(DomainError::invalid(
+            "variables",
+            format!(
+                "placeholder {{{{{}}}}} of the {field} has no mapping",
+                variables.len() + 1
+            ),
+        ));
+    }
+    let mut text = String::with_capacity(body.len());
+    for piece in &pieces {
+        match (piece, piece_source(piece, variables)) {
+            (_, Some(VariableSource::Text { value })) => text.push_str(value),
+            (Piece::Text(t), _) => text.push_str(t),
+            (Piece::Placeholder(i), _) => text.push_str(&format!("{{{{{i}}}}}")),
+        }
+    }
+    Ok(text)
+}
+
+fn piece_source<'v>(
+    piece: &Piece<'_>,
+    variables: &'v [VariableSource],
+) -> Option<&'v VariableSource> {
+    match piece {
+        Piece::Placeholder(i) => variables.get(i - 1),
+        Piece::Text(_) => None,
+    }
+}
+
 /// Counts the numbered placeholders of a body and checks they run `{{1}}..{{n}}` (each
 /// written exactly so: see [`pieces`]).
 pub fn placeholder_count(body: &str) -> Result<usize, DomainError> {
@@ -959,15 +1034,7 @@ impl Template {
         url_variable: Option<&VariableSource>,
         contact: &ContactData,
     ) -> Result<Rendered, String> {
-        let pieces = pieces(&self.body).map_err(|e| e.to_string())?;
-        let n = placeholders_of(&pieces).map_err(|e| e.to_string())?;
-        let mut params = Vec::with_capacity(n);
-        for i in 0..n {
-            match value_of(variables.get(i), contact) {
-                Some(v) => params.push(v),
-                None => return Err(format!("missing value for variable {{{{{}}}}}", i + 1)),
-            }
-        }
+        let (params, text) = fill(&self.body, variables, contact)?;
         let url_suffix = match self.url_variable_button() {
             Some(index) => match value_of(url_variable, contact) {
                 Some(text) => Some(UrlSuffix { index, text }),
@@ -975,15 +1042,6 @@ impl Template {
             },
             None => None,
         };
-        // One pass over the body: a value that itself reads like a placeholder is kept
-        // as it is, not filled in turn.
-        let mut text = String::with_capacity(self.body.len());
-        for piece in &pieces {
-            match piece {
-                Piece::Text(t) => text.push_str(t),
-                Piece::Placeholder(i) => text.push_str(&params[i - 1]),
-            }
-        }
         Ok(Rendered {
             params,
             text,

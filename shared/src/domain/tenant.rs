@@ -24,6 +24,10 @@ fn utc() -> String {
 /// order"); a tenant that wants them adds them.
 pub const DEFAULT_OPT_OUT_KEYWORDS: [&str; 4] =
     ["STOP", "STOPALL", "UNSUBSCRIBE", "STOP PROMOTIONS"];
+/// The words that opt a contact out of SMS (the CTIA's and the providers' list), on top
+/// of the tenant's own: on SMS, unlike WhatsApp, CANCEL, END and QUIT are opt-outs.
+pub const SMS_OPT_OUT_KEYWORDS: [&str; 6] =
+    ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"];
 /// The keyword that always opts a contact out.
 pub const ALWAYS_OPT_OUT: &str = "STOP";
 /// Most keywords a tenant configures.
@@ -130,6 +134,17 @@ impl Tenant {
             .chain(self.opt_out_keywords.iter().map(String::as_str))
             .find(|k| said.contains(&super::answer::normalise(k)))
             .map(str::to_owned)
+    }
+
+    /// [`Tenant::opt_out_keyword`] of an SMS: SMS's own opt-out words
+    /// ([`SMS_OPT_OUT_KEYWORDS`]) count too, as carriers and the providers treat them.
+    pub fn sms_opt_out_keyword(&self, text: Option<&str>) -> Option<String> {
+        let said = super::answer::normalise(text?);
+        SMS_OPT_OUT_KEYWORDS
+            .into_iter()
+            .find(|k| said == super::answer::normalise(k))
+            .map(str::to_owned)
+            .or_else(|| self.opt_out_keyword(text, None))
     }
 
     /// Applies `PUT /tenant`; nothing changes when a field is invalid.
@@ -257,6 +272,13 @@ mod tests {
         );
         assert_eq!(t.opt_out_keyword(Some("please stop calling"), None), None);
         assert_eq!(t.opt_out_keyword(Some("cancel"), None), None);
+        // On SMS, CANCEL, END and QUIT opt out too; the tenant's words still count.
+        assert_eq!(
+            t.sms_opt_out_keyword(Some(" Cancel ")).as_deref(),
+            Some("CANCEL")
+        );
+        assert_eq!(t.sms_opt_out_keyword(Some("quit")).as_deref(), Some("QUIT"));
+        assert_eq!(t.sms_opt_out_keyword(Some("cancel my order")), None);
         let s: TenantSettings =
             serde_json::from_str(r#"{"opt_out_keywords": [" baja ", "Cancel", "BAJA"]}"#).unwrap();
         t.apply(s, now).unwrap();

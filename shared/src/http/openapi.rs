@@ -210,6 +210,13 @@ pub fn served_document() -> Value {
             "The callback token of the SID named by `sid` (or the `X-Kaleyra-Token` header)",
         ))),
     );
+    components.add_security_scheme(
+        super::other_routes::TWILIO_SIGNATURE,
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            "x-twilio-signature",
+            "Base64 HMAC-SHA1, under the Twilio account's auth token, of the URL called and the sorted POST parameters",
+        ))),
+    );
     let mut v =
         serde_json::to_value(with_response_examples(doc)).expect("the OpenAPI document serialises");
     with_input_rules(&mut v);

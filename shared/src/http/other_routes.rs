@@ -16,6 +16,9 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 pub const META_SIGNATURE: &str = "meta_signature";
 /// Security scheme of Kaleyra's callbacks: the SID's callback token (`?token=`).
 pub const KALEYRA_TOKEN: &str = "kaleyra_token";
+/// Security scheme of Twilio's callbacks: `X-Twilio-Signature` under the account's auth
+/// token.
+pub const TWILIO_SIGNATURE: &str = "twilio_signature";
 
 /// Meta's verification handshake.
 #[derive(Deserialize, IntoParams)]
@@ -38,6 +41,26 @@ pub struct Handshake {
 pub struct KaleyraCallback {
     /// The Kaleyra account (SID) the callback URL was registered for.
     sid: Option<String>,
+}
+
+/// The form Twilio posts: a status callback (`MessageSid`, `MessageStatus`, `ErrorCode`,
+/// `To`, `From`, ...) or an inbound message (`MessageSid`, `From`, `To`, `Body`, ...).
+/// Every parameter counts in the signature, known or not.
+#[derive(ToSchema)]
+#[schema(example = json!({"MessageSid": "SM0123456789abcdef0123456789abcdef", "MessageStatus": "delivered", "To": "+14155550101", "From": "+15005550006", "AccountSid": "AC00000000000000000000000000000001"}))]
+pub struct TwilioForm {
+    #[schema(rename = "MessageSid")]
+    message_sid: String,
+    #[schema(rename = "MessageStatus")]
+    message_status: Option<String>,
+    #[schema(rename = "ErrorCode")]
+    error_code: Option<String>,
+    #[schema(rename = "From")]
+    from: Option<String>,
+    #[schema(rename = "To")]
+    to: Option<String>,
+    #[schema(rename = "Body")]
+    body: Option<String>,
 }
 
 /// What a verified webhook answers.
@@ -133,6 +156,35 @@ fn meta_receive() {}
     )
 )]
 fn kaleyra_receive() {}
+
+#[utoipa::path(
+    post, path = "/webhooks/twilio/{tenant}/{account_id}", tag = "webhooks",
+    description = "Twilio's status callbacks and inbound SMS of one Twilio account (issue 16). \
+        `X-Twilio-Signature` must be the Base64 HMAC-SHA1, under the account's auth token, of \
+        the URL Twilio called (`PUBLIC_WEBHOOK_URL` and this path and query) followed by every \
+        POST parameter's name and value sorted by name; otherwise, or for an account that is \
+        not this tenant's Twilio account, a 401 and nothing is read. A verified callback is \
+        queued for the inbound worker and answered with an empty TwiML response (Twilio reads \
+        the answer to an inbound message as TwiML, and sends nothing for it).",
+    security(("twilio_signature" = [])),
+    params(
+        ("tenant" = String, Path, description = "The tenant of the Twilio account"),
+        ("account_id" = String, Path, description = "The Twilio account (`acc_...`) whose auth token signed the callback"),
+        ("ref" = Option<String>, Query, description = "A status callback's entry and attempt, as the send put it in the URL; absent on an inbound message"),
+    ),
+    request_body(content = TwilioForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Verified and queued", body = String, content_type = "text/xml",
+            example = json!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>")),
+        (status = 401, description = "No signature, not the account's, or no such Twilio account", body = ErrorBody,
+            example = json!({"error": "unauthorized", "message": "invalid signature"})),
+        (status = 413, description = "A body over 200 KB", body = ErrorBody,
+            example = json!({"error": "too_large", "message": "webhook body over 200 KB"})),
+        (status = 503, description = "Not queued (or the account's token not read just now): Twilio delivers it again", body = ErrorBody,
+            example = json!({"error": "unavailable", "message": "try again"})),
+    )
+)]
+fn twilio_receive() {}
 
 #[utoipa::path(
     get, path = "/local/clock", tag = "local",
@@ -345,11 +397,11 @@ fn upload() {}
 #[derive(OpenApi)]
 #[openapi(
     paths(
-        health, meta_verify, meta_receive, kaleyra_receive, clock, clock_advance, local_events, sim_messages,
+        health, meta_verify, meta_receive, kaleyra_receive, twilio_receive, clock, clock_advance, local_events, sim_messages,
         sim_webhooks, sim_reply, sim_failures, sim_set_failure, sim_clear_failures,
         sim_throttled, sim_rate_limit, sim_set_rate_limit, upload
     ),
-    components(schemas(WebhookTaken, ClockAdvance, ClockNow, ErrorBody)),
+    components(schemas(WebhookTaken, TwilioForm, ClockAdvance, ClockNow, ErrorBody)),
     tags(
         (name = "webhooks", description = "Provider webhooks (R7.3): verified by the provider's signature or token, never by a tenant"),
         (name = "local", description = "Only in the local runner (`cargo run -p local`): health and the control routes (R8.5). Need no tenant"),

@@ -7,8 +7,8 @@
 //! that fails verification is a 401 and reaches nothing.
 
 use crate::lambda::inbound_queue::{self, QueuedWebhook, WebhookProvider};
-use crate::ports::{OutMessage, Queue};
-use crate::providers::{kaleyra, meta};
+use crate::ports::{Clock, OutMessage, Queue, Secrets, Table};
+use crate::providers::{kaleyra, meta, twilio};
 use axum::body::Bytes;
 use axum::extract::State;
 // Empty parameters count as absent; a malformed query is a JSON 400 like the API's.
@@ -213,4 +213,123 @@ async fn receive_kaleyra(
             .into_response();
     }
     hand_on(&s.sink, WebhookProvider::Kaleyra, q.sid, body).await
+}
+
+/// Twilio's callbacks (status callbacks and inbound SMS) of one account, at
+/// `/webhooks/twilio/{tenant}/{account_id}`: Twilio signs each with the account's auth
+/// token over the full URL it called and the POST parameters (`X-Twilio-Signature`), so
+/// the route reads the account the path names, resolves its token and verifies before
+/// anything is queued. A wrong signature, an unknown or non-Twilio account, or a token
+/// that is not there is a 401 and changes nothing.
+pub struct TwilioHookState {
+    pub sink: Arc<dyn WebhookSink>,
+    pub table: Arc<dyn Table>,
+    pub secrets: Arc<dyn Secrets>,
+    /// Twilio's callbacks carry no time: a status or message is dated when it arrives.
+    pub clock: Arc<dyn Clock>,
+    /// The public base URL Twilio was given (`PUBLIC_WEBHOOK_URL`); none: `https://` and
+    /// the request's `Host` (a Lambda function URL's own domain).
+    pub public_base: Option<String>,
+}
+
+pub fn twilio_router(state: Arc<TwilioHookState>) -> Router {
+    Router::new()
+        .route(
+            "/webhooks/twilio/{tenant}/{account_id}",
+            axum::routing::post(receive_twilio),
+        )
+        .with_state(state)
+}
+
+/// What Twilio is answered: an empty TwiML response (it reads the answer to an inbound
+/// message as TwiML, and sends nothing for an empty one).
+const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>";
+
+fn unauthorized(message: &str) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"error": "unauthorized", "message": message})),
+    )
+        .into_response()
+}
+
+/// The URL Twilio called, as it signed it.
+fn called_url(base: Option<&str>, headers: &HeaderMap, uri: &axum::http::Uri) -> Option<String> {
+    let base = match base {
+        Some(b) => b.trim_end_matches('/').to_owned(),
+        None => format!("https://{}", headers.get("host")?.to_str().ok()?),
+    };
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    Some(format!("{base}{path}"))
+}
+
+async fn receive_twilio(
+    State(s): State<Arc<TwilioHookState>>,
+    axum::extract::Path((tenant, account_id)): axum::extract::Path<(String, String)>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if body.len() > inbound_queue::MAX_BODY_BYTES {
+        return too_large();
+    }
+    let account = match crate::repo::get_account(&*s.table, &tenant, &account_id).await {
+        Ok(Some(a)) if a.provider == crate::domain::account::Provider::Twilio => a,
+        Ok(_) => {
+            tracing::warn!(account_id = %account_id, "twilio callback for no twilio account");
+            return unauthorized("invalid signature");
+        }
+        Err(e) => return unavailable(&e.to_string()),
+    };
+    let token = match crate::providers::credential(&*s.secrets, &account, "Twilio").await {
+        Ok(t) => t,
+        Err(f) if f.class == crate::domain::outcome::FailureClass::NotAttempted => {
+            return unavailable(&f.reason)
+        }
+        Err(_) => return unauthorized("invalid signature"),
+    };
+    let params = twilio::form_params(&body);
+    let sig = headers
+        .get(twilio::SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok());
+    let url = called_url(s.public_base.as_deref(), &headers, &uri);
+    let valid = url
+        .as_deref()
+        .is_some_and(|u| twilio::verify_signature(&token, u, &params, sig));
+    if !valid {
+        tracing::warn!(account_id = %account.id, has_header = sig.is_some(), "twilio signature rejected");
+        return unauthorized("invalid signature");
+    }
+    let r#ref = uri.query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == twilio::REF_PARAM)
+            .map(|(_, v)| v.into_owned())
+    });
+    let cb = twilio::Callback { r#ref, params };
+    let body = serde_json::to_string(&cb).expect("a callback serialises");
+    let webhook = QueuedWebhook::new(
+        WebhookProvider::Twilio,
+        s.clock.now(),
+        Some(account.sender_id.clone()),
+        body,
+    );
+    match s.sink.take(webhook).await {
+        Ok(_) => (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "text/xml")],
+            EMPTY_TWIML,
+        )
+            .into_response(),
+        Err(SinkError::TooLarge) => too_large(),
+        Err(SinkError::Unavailable(e)) => unavailable(&e),
+    }
+}
+
+fn unavailable(e: &str) -> Response {
+    tracing::error!(error = %e, "webhook not taken; the provider will retry");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"error": "unavailable", "message": "try again"})),
+    )
+        .into_response()
 }

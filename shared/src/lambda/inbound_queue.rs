@@ -11,7 +11,7 @@
 
 use crate::domain::inbound::Inbound;
 use crate::domain::Time;
-use crate::providers::{kaleyra, meta};
+use crate::providers::{kaleyra, meta, twilio};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
@@ -29,6 +29,9 @@ pub const FORMAT_VERSION: u64 = 1;
 pub enum WebhookProvider {
     Meta,
     Kaleyra,
+    /// A verified Twilio callback, as [`twilio::Callback`] JSON; `sid` is the account's
+    /// `sender_id`.
+    Twilio,
 }
 
 /// The metadata line of a queued webhook.
@@ -38,7 +41,8 @@ pub struct Header {
     pub provider: WebhookProvider,
     /// When the webhook function received it (wall clock; for diagnosis, never a rule).
     pub received_at: Time,
-    /// Kaleyra: the account SID named by the callback URL (`?sid=`).
+    /// Kaleyra: the account SID named by the callback URL (`?sid=`); Twilio: the verified
+    /// account's `sender_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
 }
@@ -127,6 +131,11 @@ impl QueuedWebhook {
                     kaleyra::qualify_kaleyra_senders(&mut events, sid);
                 }
                 Ok(events)
+            }
+            WebhookProvider::Twilio => {
+                let cb: twilio::Callback = serde_json::from_str(&self.body)?;
+                let sender = self.header.sid.as_deref().unwrap_or_default();
+                Ok(twilio::parse_callback(&cb, sender, self.header.received_at))
             }
         }
     }

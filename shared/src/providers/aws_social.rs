@@ -161,7 +161,7 @@ where
 }
 
 /// Whether the error chain holds a refused connection (nothing was sent).
-fn connection_refused(e: &(dyn std::error::Error + 'static)) -> bool {
+pub(crate) fn connection_refused(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(io) = err.downcast_ref::<std::io::Error>() {

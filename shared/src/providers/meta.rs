@@ -647,6 +647,7 @@ fn parse_message(item: MessageItem, sender_id: &str) -> Option<InboundMessage> {
         (None, None)
     };
     Some(InboundMessage {
+        sms: false,
         sender_id: sender_id.to_owned(),
         from,
         message_id,

@@ -1,14 +1,18 @@
 //! Messaging providers: adapters of the `MessagingProvider` port and the webhook
 //! formats each provider posts back.
 
+pub mod aws_sms;
 pub mod aws_social;
 pub mod kaleyra;
 pub mod meta;
 pub mod meta_templates;
+pub mod twilio;
 
 use crate::domain::account::{secret_ref_of_tenant, Account, Provider};
 use crate::domain::outcome::{FailureClass, SendFailure};
-use crate::ports::{Accepted, MessagingProvider, OutboundTemplate, PortError, Secrets};
+use crate::ports::{
+    Accepted, MessagingProvider, OutboundSms, OutboundTemplate, PortError, Secrets,
+};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,11 +34,14 @@ pub fn http_client() -> reqwest::Client {
 }
 
 /// Sends through the adapter of the account's provider, so one sender serves Meta,
-/// Kaleyra and AWS End User Messaging Social accounts alike.
+/// Kaleyra, AWS End User Messaging Social, Twilio and AWS End User Messaging SMS accounts
+/// alike.
 pub struct ByAccountProvider {
     pub meta: Arc<dyn MessagingProvider>,
     pub kaleyra: Arc<dyn MessagingProvider>,
     pub aws_social: Arc<dyn MessagingProvider>,
+    pub twilio: Arc<dyn MessagingProvider>,
+    pub aws_sms: Arc<dyn MessagingProvider>,
 }
 
 #[async_trait]
@@ -48,6 +55,22 @@ impl MessagingProvider for ByAccountProvider {
             Provider::Meta => self.meta.send(account, msg).await,
             Provider::Kaleyra => self.kaleyra.send(account, msg).await,
             Provider::AwsSocial => self.aws_social.send(account, msg).await,
+            Provider::Twilio => self.twilio.send(account, msg).await,
+            Provider::AwsSms => self.aws_sms.send(account, msg).await,
+        }
+    }
+
+    async fn send_sms(
+        &self,
+        account: &Account,
+        msg: &OutboundSms,
+    ) -> Result<Accepted, SendFailure> {
+        match account.provider {
+            Provider::Meta => self.meta.send_sms(account, msg).await,
+            Provider::Kaleyra => self.kaleyra.send_sms(account, msg).await,
+            Provider::AwsSocial => self.aws_social.send_sms(account, msg).await,
+            Provider::Twilio => self.twilio.send_sms(account, msg).await,
+            Provider::AwsSms => self.aws_sms.send_sms(account, msg).await,
         }
     }
 }

@@ -71,13 +71,16 @@
 //! serves the control routes under `/sim`, and another server can nest them elsewhere
 //! (e.g. `/local/sim`).
 
+mod aws_sms;
 mod aws_social;
 mod control;
 mod direct;
 mod failures;
 mod send_api;
+mod twilio;
 mod webhooks;
 
+pub use aws_sms::SIM_AWS_SMS_NUMBERS;
 use aws_social::*;
 pub use aws_social::{
     meta_phone_number_id, AwsEventSink, QueueEvents, SnsEvents, SIM_AWS_PHONE_NUMBER_IDS,
@@ -161,7 +164,17 @@ pub struct SimConfig {
     pub number_rate_limits: HashMap<String, u32>,
     /// How long each send takes to answer (every provider route); `None`: at once.
     pub latency: Option<Latency>,
+    /// The auth token of every Twilio account: the Basic-auth password of the Messages
+    /// API and the key its callbacks are signed with.
+    pub twilio_auth_token: String,
+    /// Numbers (digits) whose SMS Twilio takes and then reports `undelivered` (30003).
+    pub twilio_undelivered: Vec<String>,
 }
+
+/// The auth token of the simulator's Twilio accounts.
+pub const SIM_TWILIO_AUTH_TOKEN: &str = "test-twilio-auth-token";
+/// A Twilio account SID and number the simulator takes: `sender_id` of a Twilio account.
+pub const SIM_TWILIO_SENDER: &str = "AC00000000000000000000000000000001:+15005550006";
 
 /// Meta's throughput of an upgraded number: 1,000 messages/s.
 pub const SIM_UPGRADED_RATE_LIMIT: u32 = 1000;
@@ -248,6 +261,8 @@ impl Default for SimConfig {
             messaging_limit_tier: "TIER_2K".into(),
             number_rate_limits: HashMap::new(),
             latency: None,
+            twilio_auth_token: SIM_TWILIO_AUTH_TOKEN.into(),
+            twilio_undelivered: Vec::new(),
         }
     }
 }
@@ -264,6 +279,11 @@ pub enum SimProvider {
     /// AWS End User Messaging Social's `SendWhatsAppMessage`.
     #[serde(rename = "aws_social")]
     AwsSocial,
+    /// Twilio's Messages API (SMS).
+    Twilio,
+    /// AWS End User Messaging SMS's `SendTextMessage`.
+    #[serde(rename = "aws_sms")]
+    AwsSms,
 }
 
 /// A template send the simulator accepted.
@@ -382,6 +402,12 @@ struct State0 {
     number_limits: HashMap<String, u32>,
     /// Latency draws made so far.
     latency_draws: u64,
+    /// Contacts (digits) that texted STOP to a Twilio number: sends answer 21610.
+    twilio_opted_out: std::collections::HashSet<String>,
+    /// Per Twilio sender (`<sid>:<from>`): its inbound URL, the status callback's path.
+    twilio_inbound: HashMap<String, String>,
+    /// Contacts (digits) on the simulated AWS account's SMS opt-out list.
+    aws_sms_opted_out: std::collections::HashSet<String>,
 }
 
 /// What becomes of a well-formed send.

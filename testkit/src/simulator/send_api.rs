@@ -12,6 +12,12 @@ pub(super) fn api_router(inner: Arc<Inner>) -> Router {
         )
         .route("/v2/{sid}/whatsapp/{from}/messages", post(kaleyra_send))
         .route("/v1/whatsapp/send", post(aws_send))
+        .route(
+            "/2010-04-01/Accounts/{sid}/Messages.json",
+            post(super::twilio::twilio_send),
+        )
+        // AWS JSON 1.0 services post to the root (End User Messaging SMS).
+        .route("/", post(super::aws_sms::aws_json))
         // The id here is the WABA's; the segment shares the send route's name.
         .route(
             "/{version}/{phone_number_id}/message_templates",

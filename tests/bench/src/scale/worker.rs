@@ -19,9 +19,11 @@ use shared::domain::events::DomainEvent;
 use shared::lambda;
 use shared::lambda::sqs_event;
 use shared::ports::{EventBus, PortResult, Queue, Table};
+use shared::providers::aws_sms::AwsSmsProvider;
 use shared::providers::aws_social::AwsSocialProvider;
 use shared::providers::kaleyra::KaleyraProvider;
 use shared::providers::meta::MetaProvider;
+use shared::providers::twilio::TwilioProvider;
 use shared::providers::ByAccountProvider;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
@@ -178,6 +180,13 @@ fn build(role: &str, args: &[String]) -> anyhow::Result<(Service, Arc<RemoteCloc
                     &shared::adapters::aws::offline_sdk_config(),
                     Some(&sim),
                     "v23.0",
+                    secrets.clone(),
+                )),
+                twilio: Arc::new(TwilioProvider::new(sim.clone(), None, secrets.clone())),
+                aws_sms: Arc::new(AwsSmsProvider::new(
+                    &shared::adapters::aws::offline_sdk_config(),
+                    Some(&sim),
+                    None,
                     secrets,
                 )),
             });
