@@ -926,7 +926,8 @@ async function campaignDetail(id) {
         const r = await call('GET', `${base}/cost`);
         if (r.status === 202) { fill(costBox, h('p', {}, 'Counting in the background; ask again in a moment.')); return; }
         const e = r.data;
-        const line = (b) => `${e.currency} ${b.cost.toFixed(2)} for ${num(b.messages)} messages`;
+        const unit = e.unit === 'message_part' ? 'SMS parts' : 'messages';
+        const line = (b) => `${e.currency} ${b.cost.toFixed(2)} for ${num(b.messages)} ${unit}`;
         fill(costBox, h('p', {}, `The whole audience: ${line(e.target)}. Sent so far: ${line(e.sent)}; delivered: ${line(e.delivered)}. ${e.category} prices of ${e.price_table.as_of} (${e.price_table.source}), counted ${fmtTime(e.counted_at, zone)}.`));
       } catch (e) { fill(costBox, errorBox(e)); }
     },

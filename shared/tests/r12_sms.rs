@@ -496,3 +496,72 @@ async fn r12_an_sms_campaign_runs_through_aws_end_user_messaging_sms() {
         .count();
     assert_eq!(aws_sends, 1, "the refused send never went out");
 }
+
+/// The cost of an SMS campaign is its contacts' message parts priced per part and
+/// destination country from the SMS price table, which names its source and date.
+#[tokio::test]
+async fn r12_the_cost_estimate_prices_each_contacts_parts_by_country() {
+    let h = Spawn::new(Arc::new(MemoryTable::new())).build();
+    let account = twilio_account(&h).await;
+    let list = h.new_list(&[DELIVERED, REPLIES]).await;
+    // An Indian number whose code makes its message two parts.
+    let india = "919812345678";
+    h.ok(
+        Method::POST,
+        "/contacts",
+        Some(json!([{"phone": india, "name": "L", "fields": {"code": "K".repeat(170)}}])),
+    )
+    .await;
+    h.ok(
+        Method::POST,
+        &format!("/lists/{list}/members"),
+        Some(json!({"phones": [india]})),
+    )
+    .await;
+    let c = id_of(
+        &h.ok(
+            Method::POST,
+            "/campaigns",
+            Some(sms_campaign(&account, json!({}))),
+        )
+        .await,
+    );
+    h.ok(
+        Method::POST,
+        &format!("/campaigns/{c}/lists"),
+        Some(json!({ "list_id": list })),
+    )
+    .await;
+    let e = h
+        .ok(Method::GET, &format!("/campaigns/{c}/cost"), None)
+        .await;
+    assert_eq!(
+        (e["unit"].as_str(), e["category"].as_str()),
+        (Some("message_part"), Some("SMS_PART")),
+        "{e}"
+    );
+    assert!(e.get("template").is_none(), "{e}");
+    assert_eq!(e["price_table"]["as_of"], "2026-12-01");
+    assert!(e["price_table"]["source"]
+        .as_str()
+        .unwrap()
+        .contains("AWS End User Messaging SMS"));
+    // Two US contacts of one part at 0.00883, one Indian contact of two at 0.0025.
+    assert_eq!(e["target"]["messages"], 4, "{e}");
+    let cost = e["target"]["cost"].as_f64().unwrap();
+    assert!(
+        (cost - (2.0 * 0.00883 + 2.0 * 0.0025)).abs() < 1e-9,
+        "{cost}"
+    );
+    let us = e["countries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["country"] == "US")
+        .unwrap();
+    assert_eq!(
+        (us["target"].as_i64(), us["price"].as_f64()),
+        (Some(2), Some(0.00883)),
+        "{us}"
+    );
+}

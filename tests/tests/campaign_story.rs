@@ -16,10 +16,11 @@ use shared::ports::Clock;
 use shared::providers::meta;
 use std::sync::Arc;
 use testkit::harness::{call, merged, Spawn, Spawned};
-use testkit::harness::{SIM_AWS_GRANT_REF, SIM_TWILIO_TOKEN_REF};
+use testkit::harness::{SIM_AWS_GRANT_REF, SIM_AWS_SMS_GRANT_REF, SIM_TWILIO_TOKEN_REF};
 use testkit::memory::{MemoryScheduler, MemoryTable};
 use testkit::simulator::{
-    ReplyKind, SimConfig, SimProvider, SnsEvents, SIM_AWS_PHONE_NUMBER_IDS, SIM_TWILIO_SENDER,
+    ReplyKind, SimConfig, SimProvider, SnsEvents, SIM_AWS_PHONE_NUMBER_IDS, SIM_AWS_SMS_NUMBERS,
+    SIM_TWILIO_SENDER,
 };
 
 const LAUNCHER_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:launcher";
@@ -40,6 +41,15 @@ enum Via {
     /// Not WhatsApp: an SMS campaign through Twilio's Messages API; statuses and replies
     /// as Twilio's signed form callbacks.
     Twilio,
+    /// An SMS campaign through AWS End User Messaging SMS; the configuration set's events
+    /// and two-way messages through SNS into the inbound queue.
+    AwsSms,
+}
+
+impl Via {
+    fn sms(self) -> bool {
+        matches!(self, Via::Twilio | Via::AwsSms)
+    }
 }
 
 struct Harness {
@@ -136,11 +146,15 @@ async fn story(h: Harness) {
             "name": "SMS number", "provider": "twilio", "sender_id": SIM_TWILIO_SENDER,
             "token_ref": SIM_TWILIO_TOKEN_REF, "rate_limit": 50
         }),
+        Via::AwsSms => json!({
+            "name": "SMS number", "provider": "aws_sms", "sender_id": SIM_AWS_SMS_NUMBERS[0],
+            "token_ref": SIM_AWS_SMS_GRANT_REF, "rate_limit": 50
+        }),
     };
     let (s, account) = call(api, Method::POST, "/accounts", Some(account_body)).await;
     assert_eq!(s, StatusCode::CREATED, "{account}");
     let account_id = account["id"].as_str().unwrap().to_owned();
-    if h.via != Via::Twilio {
+    if !h.via.sms() {
         let (s, t) = call(api, Method::POST, "/templates", Some(json!({
             "account_id": account_id, "name": "spring_offer", "language": "en", "category": "MARKETING",
             "body": "Hi {{1}}, use code {{2}} for 20% off", "quick_replies": ["Yes", "No"]
@@ -195,7 +209,9 @@ async fn story(h: Harness) {
     assert_eq!(s, StatusCode::NOT_FOUND);
 
     let what = match h.via {
-        Via::Twilio => json!({"channel": "sms", "message": "Hi {{1}}, use code {{2}} for 20% off"}),
+        Via::Twilio | Via::AwsSms => {
+            json!({"channel": "sms", "message": "Hi {{1}}, use code {{2}} for 20% off"})
+        }
         _ => json!({"template": {"name": "spring_offer", "language": "en"}}),
     };
     let (s, campaign) = call(
@@ -312,6 +328,7 @@ async fn story(h: Harness) {
         Via::Meta => (SimProvider::Meta, "106540352242922"),
         Via::AwsSocial => (SimProvider::AwsSocial, SIM_AWS_PHONE_NUMBER_IDS[0]),
         Via::Twilio => (SimProvider::Twilio, SIM_TWILIO_SENDER),
+        Via::AwsSms => (SimProvider::AwsSms, SIM_AWS_SMS_NUMBERS[0]),
     };
     assert!(
         sent.iter()
@@ -322,7 +339,7 @@ async fn story(h: Harness) {
         .iter()
         .find(|s| s.to.trim_start_matches('+') == phones()[0])
         .expect("first contact got the message");
-    if h.via == Via::Twilio {
+    if h.via.sms() {
         assert_eq!(
             to_first.params,
             vec!["Hi Customer 0, use code SPRING0 for 20% off"]
@@ -355,7 +372,7 @@ async fn story(h: Harness) {
         "every webhook accepted"
     );
     // Sent, delivered and read on WhatsApp; SMS has no read.
-    let statuses = if h.via == Via::Twilio { 20 } else { 30 };
+    let statuses = if h.via.sms() { 20 } else { 30 };
     assert_eq!(h.sys.drain_inbound().await.unwrap(), statuses);
     // Three customers tap "Yes" (R8.5: the simulator posts a reply for any number), or on
     // SMS text it.
@@ -363,6 +380,7 @@ async fn story(h: Harness) {
     for p in &phones()[..3] {
         let posted = match h.via {
             Via::Twilio => h.simulator().twilio_reply(p, "Yes").await.unwrap(),
+            Via::AwsSms => h.simulator().aws_sms_reply(p, "Yes").await.unwrap(),
             _ => h
                 .simulator()
                 .post_reply(p, ReplyKind::Button("Yes".into()))
@@ -374,7 +392,7 @@ async fn story(h: Harness) {
     assert_eq!(h.sys.drain_inbound().await.unwrap(), 3);
     let (_, st) = call(api, Method::GET, &format!("/campaigns/{id}/stats"), None).await;
     // SMS reports no reads: null, not 0.
-    let read = (h.via != Via::Twilio).then_some(10);
+    let read = (!h.via.sms()).then_some(10);
     assert_eq!(
         (
             st["target"].as_i64(),
@@ -388,7 +406,7 @@ async fn story(h: Harness) {
         "{st}"
     );
 
-    if h.via == Via::AwsSocial {
+    if matches!(h.via, Via::AwsSocial | Via::AwsSms) {
         // Events need no public route: an unreadable record on the queue is acknowledged
         // alone and changes nothing.
         h.sys
@@ -449,7 +467,7 @@ async fn story(h: Harness) {
     // A tapped option is named; an SMS reply is free text.
     let replied = entries.iter().filter(|e| e.replied_at.is_some());
     match h.via {
-        Via::Twilio => {
+        Via::Twilio | Via::AwsSms => {
             assert!(replied
                 .clone()
                 .all(|e| e.reply.as_ref().and_then(|r| r.text.as_deref()) == Some("Yes")))
@@ -708,6 +726,84 @@ async fn walking_skeleton_story_as_sms_through_twilio_on_aws_emulator() {
         None,
         Via::Twilio,
         Some(Arc::new(aws::sqs::SqsQueue::new(sqs, inbound_url))),
+        None,
+    )
+    .await;
+    story(h).await;
+}
+
+/// The story as an SMS campaign through AWS End User Messaging SMS on the emulator: the
+/// sends on SQS, and the configuration set's events and the two-way replies published on
+/// an SNS topic whose SQS subscription (raw delivery, as the SAM template sets it) feeds
+/// the inbound worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn walking_skeleton_story_as_sms_through_aws_end_user_messaging_sms_on_aws_emulator() {
+    testkit::harness::require_emulator("the AWS End User Messaging SMS story");
+    let cfg = aws::sdk_config().await;
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let ddb = aws_sdk_dynamodb::Client::new(&cfg);
+    let table_name = format!("e2e-awssms-{suffix}");
+    aws::setup::ensure_table(&ddb, &table_name).await.unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&cfg);
+    let send_url = aws::setup::ensure_queue(&sqs, &format!("e2e-awssms-{suffix}"))
+        .await
+        .unwrap();
+    let inbound_url = aws::setup::ensure_queue(&sqs, &format!("e2e-awssms-{suffix}-inbound"))
+        .await
+        .unwrap();
+    let inbound_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&inbound_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    let sns = aws_sdk_sns::Client::new(&cfg);
+    let topic_arn = sns
+        .create_topic()
+        .name(format!("sms-events-{suffix}"))
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    sns.subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(&inbound_arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .unwrap();
+    let h = harness_via(
+        Arc::new(aws::dynamo::DynamoTable::new(ddb, table_name)),
+        Some(Arc::new(aws::sqs::SqsQueue::new(sqs.clone(), send_url))),
+        Sched::Memory(Arc::new(MemoryScheduler::default())),
+        None,
+        Via::AwsSms,
+        Some(Arc::new(aws::sqs::SqsQueue::new(sqs, inbound_url))),
+        Some(SnsEvents {
+            client: sns,
+            topic_arn,
+        }),
+    )
+    .await;
+    story(h).await;
+}
+
+/// The SMS story through AWS End User Messaging SMS on the in-memory adapters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn walking_skeleton_story_as_sms_through_aws_end_user_messaging_sms_in_memory() {
+    let h = harness_via(
+        Arc::new(MemoryTable::new()),
+        None,
+        Sched::Memory(Arc::new(MemoryScheduler::default())),
+        None,
+        Via::AwsSms,
+        None,
         None,
     )
     .await;

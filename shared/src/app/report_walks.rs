@@ -24,6 +24,7 @@ use super::reports::{
 };
 use super::{busy, retry_on_conflict, AppResult, WorkBudget};
 use crate::domain::campaign::{Campaign, CampaignStatus};
+use crate::domain::hopper::HopperEntry;
 use crate::domain::ids::{CampaignId, TenantId};
 use crate::domain::stats;
 use crate::domain::{DomainError, Time};
@@ -105,7 +106,7 @@ impl Reports {
         id: &CampaignId,
     ) -> AppResult<Walked<CostEstimate>> {
         let c = self.load(tenant, id).await?;
-        let (tref, category) = price_basis(&*self.table, &c).await?;
+        let basis = price_basis(&*self.table, &c).await?;
         let t = &*self.table;
         let now = self.now();
         if let Some(o) = repo::commands::get_operation(t, tenant, id)
@@ -125,7 +126,8 @@ impl Reports {
             }
         }
         let deadline = Instant::now() + self.inline;
-        let parts = fold_hopper(t, &c, Some(deadline), BTreeMap::new, price_entry).await?;
+        let price = |acc: &mut BTreeMap<String, [i64; 3]>, e: &HopperEntry| price_entry(acc, &c, e);
+        let parts = fold_hopper(t, &c, Some(deadline), BTreeMap::new, price).await?;
         let Some(parts) = parts else {
             let tally = ReportTally::default();
             let op = start(t, &c, OperationKind::Estimate, tally, now).await?;
@@ -140,7 +142,7 @@ impl Reports {
                 }
             }
         }
-        Ok(Walked::Done(estimate(&c, tref, category, by_country, now)))
+        Ok(Walked::Done(estimate(&c, basis, by_country, now)))
     }
 }
 
@@ -222,7 +224,7 @@ pub(super) async fn run(
         for e in &page.entries {
             match op.kind {
                 OperationKind::Recount => count_entry(&mut tally.counters, e),
-                _ => price_entry(&mut tally.by_country, e),
+                _ => price_entry(&mut tally.by_country, c, e),
             }
         }
         b.take(page.entries.len().max(1));
@@ -268,8 +270,8 @@ async fn finish(t: &dyn Table, mut op: Operation, c: &Campaign, now: Time) -> Ap
                 .await
                 .map(|r| serde_json::to_string(&r))
         }
-        _ => price_basis(t, c).await.map(|(tref, category)| {
-            let e = estimate(c, tref, category, tally.by_country, now);
+        _ => price_basis(t, c).await.map(|basis| {
+            let e = estimate(c, basis, tally.by_country, now);
             serde_json::to_string(&e)
         }),
     };

@@ -15,7 +15,7 @@ use crate::domain::hopper::{shard_of, HopperEntry};
 use crate::domain::ids::{CampaignId, TenantId};
 use crate::domain::inbound::EntryRef;
 use crate::domain::phone::PhoneNumber;
-use crate::domain::pricing::{self, micros_to_amount, PriceCategory};
+use crate::domain::pricing::{self, micros_to_amount, PriceCategory, PriceTable};
 use crate::domain::stats::{self, Counters, Delta};
 use crate::domain::{DomainError, Time};
 use crate::ports::Table;
@@ -145,13 +145,19 @@ pub(super) fn count_entry(counters: &mut Counters, e: &HopperEntry) {
     }
 }
 
-/// Counts one entry into an estimate's [in the hopper, sent, delivered] per country.
-pub(super) fn price_entry(by_country: &mut BTreeMap<String, [i64; 3]>, e: &HopperEntry) {
+/// Counts one entry into an estimate's [in the hopper, sent, delivered] per country: one
+/// message, or on SMS the parts its message takes for its contact (what SMS is priced by).
+pub(super) fn price_entry(
+    by_country: &mut BTreeMap<String, [i64; 3]>,
+    c: &Campaign,
+    e: &HopperEntry,
+) {
     let country = region_of(&e.phone).unwrap_or_else(|| UNKNOWN_COUNTRY.to_owned());
+    let units = c.pace_units(&e.contact) as i64;
     let n = by_country.entry(country).or_default();
-    n[0] += 1;
-    n[1] += i64::from(e.sent_at.is_some());
-    n[2] += i64::from(e.delivered_at.is_some());
+    n[0] += units;
+    n[1] += units * i64::from(e.sent_at.is_some());
+    n[2] += units * i64::from(e.delivered_at.is_some());
 }
 
 /// The counters a recount of every entry gives, walking the hopper page by page.
@@ -384,9 +390,14 @@ pub struct CostEstimate {
     /// When the entries were read: now, or when the background walk of a large campaign
     /// finished (its estimate is kept for 10 minutes).
     pub counted_at: DateTime<Utc>,
-    pub template: TemplateRef,
-    /// The template's category, which picks the price column.
+    /// A WhatsApp campaign's template; absent on SMS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateRef>,
+    /// The template's category, which picks the price column; `SMS_PART` on SMS.
     pub category: PriceCategory,
+    /// What `messages` counts: `message` (WhatsApp), or `message_part` on SMS, which is
+    /// priced per part (each contact's message rendered for it).
+    pub unit: String,
     pub currency: String,
     pub price_table: PriceTableInfo,
     /// Every entry of the hopper priced: the estimate for the whole audience.
@@ -491,19 +502,34 @@ impl Reports {
     }
 }
 
-/// What a WhatsApp campaign's messages are priced by: its template and the template's
-/// category; 409 for another channel or a campaign without a template yet.
-pub(super) async fn price_basis(
-    t: &dyn Table,
-    c: &Campaign,
-) -> AppResult<(TemplateRef, PriceCategory)> {
+/// What a campaign's messages are priced by.
+pub(super) struct PriceBasis {
+    /// A WhatsApp campaign's template; none on SMS.
+    pub template: Option<TemplateRef>,
+    pub category: PriceCategory,
+    pub table: &'static PriceTable,
+}
+
+/// What a campaign's messages are priced by: a WhatsApp campaign's template and its
+/// category in the WhatsApp table; an SMS campaign's parts in the SMS table; 409 for a
+/// voice campaign or a WhatsApp campaign without a template yet.
+pub(super) async fn price_basis(t: &dyn Table, c: &Campaign) -> AppResult<PriceBasis> {
     let id = &c.id;
-    if c.channel != Channel::Whatsapp {
-        return Err(DomainError::Conflict(format!(
-            "campaign {id} is on the {} channel; the price table covers WhatsApp",
-            c.channel.as_str()
-        ))
-        .into());
+    match c.channel {
+        Channel::Whatsapp => {}
+        Channel::Sms => {
+            return Ok(PriceBasis {
+                template: None,
+                category: PriceCategory::SmsPart,
+                table: pricing::sms(),
+            })
+        }
+        Channel::Voice => {
+            return Err(DomainError::Conflict(format!(
+                "campaign {id} is on the voice channel; the price tables cover WhatsApp and SMS"
+            ))
+            .into())
+        }
     }
     let (Some(tref), Some(account)) = (c.template.clone(), c.account_id.clone()) else {
         return Err(DomainError::Conflict(format!(
@@ -520,7 +546,11 @@ pub(super) async fn price_basis(
                     tref.name, tref.language
                 ))
             })?;
-    Ok((tref, PriceCategory::from(template.category)))
+    Ok(PriceBasis {
+        template: Some(tref),
+        category: PriceCategory::from(template.category),
+        table: pricing::whatsapp(),
+    })
 }
 
 /// The number's region, as [`PhoneNumber::region`] answers it, without parsing the number
@@ -555,12 +585,16 @@ pub fn region_of(phone: &PhoneNumber) -> Option<String> {
 /// entries were read.
 pub(super) fn estimate(
     c: &Campaign,
-    template: TemplateRef,
-    category: PriceCategory,
+    basis: PriceBasis,
     by_country: BTreeMap<String, [i64; 3]>,
     counted_at: Time,
 ) -> CostEstimate {
-    let table = pricing::whatsapp();
+    let PriceBasis {
+        template,
+        category,
+        table,
+    } = basis;
+    let sms = category == PriceCategory::SmsPart;
     let mut totals = [(0i64, 0i64); 3];
     let mut countries: Vec<CountryCost> = by_country
         .into_iter()
@@ -590,11 +624,19 @@ pub(super) fn estimate(
         messages: totals[i].0,
         cost: micros_to_amount(totals[i].1),
     };
+    let (what, billed) = match sms {
+        true => ("message parts", "parts delivered so far"),
+        false => (
+            "messages",
+            "messages delivered so far: what Meta bills under per-message pricing",
+        ),
+    };
     CostEstimate {
         counted_at,
         campaign_id: c.id.clone(),
         template,
         category,
+        unit: if sms { "message_part" } else { "message" }.to_owned(),
         currency: table.currency.clone(),
         price_table: PriceTableInfo {
             source: table.source.clone(),
@@ -603,13 +645,10 @@ pub(super) fn estimate(
         },
         target: basis(
             0,
-            "estimate for the whole audience: every contact in the hopper, as if each message were sent and delivered",
+            &format!("estimate for the whole audience: every contact in the hopper, as if each message were sent and delivered ({what})"),
         ),
-        sent: basis(1, "messages sent so far"),
-        delivered: basis(
-            2,
-            "messages delivered so far: what Meta bills under per-message pricing",
-        ),
+        sent: basis(1, &format!("{what} sent so far")),
+        delivered: basis(2, billed),
         countries,
     }
 }

@@ -1,6 +1,7 @@
-//! WhatsApp prices per message, by recipient country and template category (R6.4): the
-//! table is a data file (`shared/data/whatsapp_prices.csv`) carrying its own source and
-//! date in `# source:` / `# as_of:` comment lines, compiled in and parsed once.
+//! WhatsApp prices per message, by recipient country and template category (R6.4), and
+//! SMS prices per message part by recipient country (issue 16): each table is a data file
+//! (`shared/data/whatsapp_prices.csv`, `shared/data/sms_prices.csv`) carrying its own
+//! source and date in `# source:` / `# as_of:` comment lines, compiled in and parsed once.
 //!
 //! Prices are kept in micro-units of the currency (1e-6), so sums of many messages stay
 //! exact; the data file has at most six decimals.
@@ -13,11 +14,14 @@ use utoipa::ToSchema;
 
 /// The data file, as compiled in.
 pub const WHATSAPP_PRICES_CSV: &str = include_str!("../../data/whatsapp_prices.csv");
+/// The SMS data file, as compiled in.
+pub const SMS_PRICES_CSV: &str = include_str!("../../data/sms_prices.csv");
 /// The row that prices every country without its own.
 pub const DEFAULT_COUNTRY: &str = "default";
 
-/// The categories Meta prices. Templates are MARKETING, UTILITY or AUTHENTICATION;
-/// SERVICE is a free-form message inside a customer-service window.
+/// The categories Meta prices (templates are MARKETING, UTILITY or AUTHENTICATION;
+/// SERVICE is a free-form message inside a customer-service window), and SMS_PART, one
+/// part of an SMS, which the SMS providers price.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
 )]
@@ -27,14 +31,16 @@ pub enum PriceCategory {
     Utility,
     Authentication,
     Service,
+    SmsPart,
 }
 
 impl PriceCategory {
-    pub const ALL: [PriceCategory; 4] = [
+    pub const ALL: [PriceCategory; 5] = [
         PriceCategory::Marketing,
         PriceCategory::Utility,
         PriceCategory::Authentication,
         PriceCategory::Service,
+        PriceCategory::SmsPart,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +49,7 @@ impl PriceCategory {
             PriceCategory::Utility => "UTILITY",
             PriceCategory::Authentication => "AUTHENTICATION",
             PriceCategory::Service => "SERVICE",
+            PriceCategory::SmsPart => "SMS_PART",
         }
     }
 
@@ -101,7 +108,8 @@ pub fn micros_to_amount(m: i64) -> f64 {
 impl PriceTable {
     /// Parses the data file: `# key: value` comment lines (`source`, `as_of`, `verified`
     /// are required), then CSV with the header `country,category,currency,price`. Every
-    /// row has the same currency; every country (and `default`) prices every category.
+    /// row has the same currency; every country (and `default`) prices every category the
+    /// table prices.
     pub fn parse(text: &str) -> Result<PriceTable, String> {
         let mut meta: BTreeMap<&str, String> = BTreeMap::new();
         for line in text.lines() {
@@ -180,8 +188,10 @@ impl PriceTable {
         if !countries.iter().any(|c| *c == DEFAULT_COUNTRY) {
             return Err(format!("no '{DEFAULT_COUNTRY}' rows"));
         }
+        let categories: std::collections::BTreeSet<PriceCategory> =
+            prices.keys().map(|(_, cat)| *cat).collect();
         for c in &countries {
-            for cat in PriceCategory::ALL {
+            for cat in categories.iter().copied() {
                 if !prices.contains_key(&((*c).clone(), cat)) {
                     return Err(format!("{c} has no {} price", cat.as_str()));
                 }
@@ -227,6 +237,16 @@ impl PriceTable {
     }
 }
 
+/// The SMS price table (per message part) compiled from its data file; the unit tests
+/// prove it parses.
+pub fn sms() -> &'static PriceTable {
+    static TABLE: OnceLock<PriceTable> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        PriceTable::parse(SMS_PRICES_CSV)
+            .unwrap_or_else(|e| panic!("shared/data/sms_prices.csv: {e}"))
+    })
+}
+
 /// The WhatsApp price table compiled from the data file. The unit tests prove it parses,
 /// so this never fails at run time.
 pub fn whatsapp() -> &'static PriceTable {
@@ -240,6 +260,38 @@ pub fn whatsapp() -> &'static PriceTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn r12_the_sms_price_table_prices_a_part_per_country_with_its_source_and_date() {
+        let t = PriceTable::parse(SMS_PRICES_CSV).unwrap();
+        assert_eq!(t.as_of, "2026-12-01");
+        assert!(
+            t.source.contains("AWS End User Messaging SMS"),
+            "{}",
+            t.source
+        );
+        assert!(t.verified.starts_with("NO"));
+        for must in ["US", "IN", "GB", "BR"] {
+            assert!(t.countries().contains(&must), "{must}");
+        }
+        assert_eq!(t.price(Some("US"), PriceCategory::SmsPart), ("US", 8_830));
+        assert_eq!(
+            t.price(Some("FJ"), PriceCategory::SmsPart).0,
+            DEFAULT_COUNTRY
+        );
+        assert_eq!(sms().currency, "USD");
+        // The WhatsApp table still prices every template category in every country.
+        let w = whatsapp();
+        for c in w.countries() {
+            for cat in [
+                PriceCategory::Marketing,
+                PriceCategory::Utility,
+                PriceCategory::Authentication,
+            ] {
+                assert!(w.price(Some(c), cat).1 >= 0);
+            }
+        }
+    }
 
     #[test]
     fn r6_4_the_price_table_data_file_parses_and_is_complete() {
@@ -288,8 +340,9 @@ mod tests {
         let head =
             "# source: s\n# as_of: 2025-07-01\n# verified: NO\ncountry,category,currency,price\n";
         let full = |rows: &str| format!("{head}{rows}");
+        // The WhatsApp categories.
         let all = |c: &str, cur: &str| {
-            PriceCategory::ALL
+            PriceCategory::ALL[..4]
                 .iter()
                 .map(|k| format!("{c},{},{cur},0.01\n", k.as_str()))
                 .collect::<String>()
