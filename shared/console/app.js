@@ -586,6 +586,10 @@ async function campaignForm(id) {
       .map(([v, l]) => h('option', { value: v, selected: (c ? c.channel : 'whatsapp') === v }, l))),
     message: h('textarea', {}, c && c.message ? c.message : ''),
     max_segments: h('input', { type: 'number', min: 1, max: 10, value: c && c.max_segments ? c.max_segments : 6 }),
+    fallback_account: h('select', {}, h('option', { value: '' }, 'No SMS fallback'),
+      accounts.items.filter((a) => channelOf(a) === 'sms')
+        .map((a) => h('option', { value: a.id, selected: !!(c && c.sms_fallback && c.sms_fallback.account_id === a.id) }, `${a.name} (${a.provider})`))),
+    fallback_message: h('textarea', {}, c && c.sms_fallback ? c.sms_fallback.message : ''),
     display_timezone: h('input', { type: 'text', value: c && c.display_timezone ? c.display_timezone : '' }),
     retry_attempts: h('input', { type: 'number', min: 0, max: 7, value: c && c.marketing_limit_retry ? c.marketing_limit_retry.max_attempts : 3 }),
     retry_spacing: h('input', { type: 'number', min: 24, max: 168, value: c && c.marketing_limit_retry ? c.marketing_limit_retry.spacing_hours : 24 }),
@@ -648,6 +652,9 @@ async function campaignForm(id) {
       channel: inputs.channel.value,
       message: isSms() ? (inputs.message.value || null) : (c ? c.message : null),
       max_segments: isSms() && inputs.max_segments.value !== '' ? Number(inputs.max_segments.value) : (c ? c.max_segments : null),
+      sms_fallback: !isSms() && inputs.fallback_account.value
+        ? { account_id: inputs.fallback_account.value, message: inputs.fallback_message.value }
+        : null,
       display_timezone: inputs.display_timezone.value.trim() || null,
       marketing_limit_retry: inputs.retry_attempts.value !== '' && inputs.retry_spacing.value !== ''
         ? { max_attempts: Number(inputs.retry_attempts.value), spacing_hours: Number(inputs.retry_spacing.value) }
@@ -704,6 +711,8 @@ async function campaignForm(id) {
         field('message', 'SMS message', inputs.message, 'Variables as {{1}}, {{2}}…; one character outside GSM-7 (an emoji, say) makes every part 67 characters instead of 153.'),
         field('max_segments', 'At most this many SMS parts (1-10)', inputs.max_segments, 'A longer message is refused; a contact whose values make it longer is not sent to, with the reason.'),
         field('account_id', 'Account', account),
+        field('sms_fallback.account_id', 'SMS fallback for numbers not on WhatsApp', inputs.fallback_account, 'Sent once, instead, to a contact WhatsApp refuses as not on WhatsApp (131026).'),
+        field('sms_fallback.message', 'SMS fallback message', inputs.fallback_message, 'The same variables as the template: {{1}}, {{2}}…'),
         field('template', 'Template (approved only)', template),
         h('div', { class: 'field' }, h('strong', {}, 'Variables'), varBox, urlBox),
         field('notes', 'Notes', inputs.notes)),
@@ -748,6 +757,8 @@ async function campaignForm(id) {
     inputs.message.closest('.field').hidden = !sms;
     inputs.max_segments.closest('.field').hidden = !sms;
     template.closest('.field').hidden = sms;
+    inputs.fallback_account.closest('.field').hidden = sms;
+    inputs.fallback_message.closest('.field').hidden = sms;
     fillAccounts(sms ? 'sms' : 'whatsapp');
     fillTemplates();
     fillVariables();
@@ -832,7 +843,9 @@ async function campaignDetail(id) {
       h('div', { class: 'row' }, h('h1', { style: 'margin:0 auto 0 0' }, c.name), channelBadge(c.channel), statusBadge(c.status)),
       c.pause_reason ? h('p', { class: 'err-box' }, `Paused by the engine: ${c.pause_reason}`) : null,
       h('p', { class: 'muted' },
-        `Template ${c.template ? `${c.template.name} (${c.template.language})` : '—'} · `,
+        c.channel === 'sms'
+          ? `SMS “${c.message || '—'}” (at most ${c.max_segments} parts) · `
+          : `Template ${c.template ? `${c.template.name} (${c.template.language})` : '—'}${c.sms_fallback ? ', SMS fallback' : ''} · `,
         `pace ${c.pacing ? `${c.pacing.value} ${c.pacing.unit.replace(/_/g, ' ')}` : '—'} · `,
         `response timeout ${c.response_timeout_days} day(s) · audience ${audienceText(c)} · start ${c.start_at ? fmtTime(c.start_at, zone) : 'when launched'}`,
         c.end_at ? ` · end ${fmtTime(c.end_at, zone)}` : ''),
@@ -1179,7 +1192,10 @@ async function blocksView(openId) {
 async function accountsView() {
   const [accounts, templates] = await Promise.all([get('/accounts'), get('/templates')]);
   const acc = {
-    name: h('input', { type: 'text' }), provider: h('select', {}, h('option', { value: 'meta' }, 'Meta Cloud API'), h('option', { value: 'kaleyra' }, 'Kaleyra')),
+    name: h('input', { type: 'text' }),
+    provider: h('select', {}, [['meta', 'Meta Cloud API (WhatsApp)'], ['kaleyra', 'Kaleyra (WhatsApp)'],
+      ['aws_social', 'AWS End User Messaging Social (WhatsApp)'], ['twilio', 'Twilio (SMS)'],
+      ['aws_sms', 'AWS End User Messaging SMS']].map(([v, l]) => h('option', { value: v }, l))),
     sender_id: h('input', { type: 'text' }), token_ref: h('input', { type: 'text', placeholder: 'secretsmanager:campaigns/acme/meta-token' }),
     waba_id: h('input', { type: 'text' }),
   };
@@ -1193,13 +1209,16 @@ async function accountsView() {
   }, h('div', { class: 'form-error' }),
   h('div', { class: 'grid2' },
     field('name', 'Name', acc.name), field('provider', 'Provider', acc.provider),
-    field('sender_id', 'Sender id (Meta phone_number_id)', acc.sender_id),
+    field('sender_id', 'Sender id (Meta phone_number_id)', acc.sender_id,
+      'Kaleyra <sid>:<from>; AWS Social phone-number-id-…; Twilio <AccountSid>:<From>; AWS SMS the number in E.164'),
     field('token_ref', 'Token reference (never the token itself)', acc.token_ref, 'secretsmanager:NAME, ssm:NAME or env:VAR'),
     field('waba_id', 'WhatsApp Business Account id', acc.waba_id)),
   h('button', { type: 'submit', class: 'primary' }, 'Add account'));
 
   const tpl = {
-    account_id: h('select', {}, accounts.items.map((a) => h('option', { value: a.id }, a.name))),
+    // SMS accounts have no templates.
+    account_id: h('select', {}, accounts.items.filter((a) => !['twilio', 'aws_sms'].includes(a.provider))
+      .map((a) => h('option', { value: a.id }, a.name))),
     name: h('input', { type: 'text' }), language: h('input', { type: 'text', value: 'en' }),
     category: h('select', {}, ['MARKETING', 'UTILITY', 'AUTHENTICATION'].map((x) => h('option', { value: x }, x))),
     body: h('textarea', {}), quick_replies: h('input', { type: 'text', placeholder: 'Yes, No' }),

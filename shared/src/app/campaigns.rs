@@ -193,6 +193,22 @@ impl Campaigns {
                 .into());
             };
             c.channel.check_provider(account.provider, a)?;
+            if let Some(f) = &c.sms_fallback {
+                let sms = repo::get_account(&*self.table, &c.tenant, &f.account_id).await?;
+                let fits = sms.map(|s| Channel::Sms.check_provider(s.provider, &f.account_id));
+                match fits {
+                    None => Err(DomainError::invalid(
+                        "sms_fallback.account_id",
+                        format!("account '{}' does not exist", f.account_id),
+                    )),
+                    Some(r) => r.map_err(|e| match e {
+                        DomainError::Invalid { message, .. } => {
+                            DomainError::invalid("sms_fallback.account_id", message)
+                        }
+                        other => other,
+                    }),
+                }?;
+            }
             if let (Channel::Whatsapp, Some(t)) = (c.channel, &c.template) {
                 let template = repo::get_template(&*self.table, &c.tenant, a, &t.name, &t.language)
                     .await?

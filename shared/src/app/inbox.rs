@@ -308,6 +308,7 @@ impl Inbox {
         }
         let statuses = &own;
         let hold = &self.marketing_hold(r, statuses).await?;
+        let falls_back = self.falls_back_to_sms(r, statuses).await?;
         retry_on_conflict(|_| async move {
             let Some(mut e) = repo::get_entry(&*self.table, r).await? else {
                 tracing::info!(campaign_id = %r.campaign_id, "webhook for an entry that no longer exists");
@@ -327,12 +328,15 @@ impl Inbox {
                     changed += 1;
                 }
             }
+            // Not on WhatsApp, and the campaign names an SMS fallback: back in line to go
+            // by SMS, once.
+            let fell_back = falls_back && e.fall_back_to_sms(self.clock.now());
             // Noted before the entry is stored: a failure leaves both to the webhook's
             // next delivery, and no counter change is lost.
             if let Some(at) = stopped {
                 self.note_marketing_stop(r, at).await?;
             }
-            if changed == 0 {
+            if changed == 0 && !fell_back {
                 return Ok((0, Delta::new()));
             }
             repo::save_entry(&*self.table, &mut e, self.clock.now()).await?;
@@ -356,6 +360,20 @@ impl Inbox {
         }
         let c = repo::get_campaign(&*self.table, &r.tenant, &r.campaign_id).await?;
         Ok(c.and_then(|c| c.marketing_limit_hold()))
+    }
+
+    /// Whether the campaign falls back to SMS for a number not on WhatsApp, read only when
+    /// a status of the group reports that refusal (Meta's 131026, Kaleyra's invalid
+    /// number) while the campaign still sends (RUNNING or PAUSED).
+    async fn falls_back_to_sms(&self, r: &EntryRef, statuses: &[&StatusUpdate]) -> AppResult<bool> {
+        let refused = statuses.iter().any(|s| {
+            matches!(&s.status, StatusKind::Failed { reason, .. } if crate::domain::outcome::is_not_on_whatsapp_reason(reason))
+        });
+        if !refused {
+            return Ok(false);
+        }
+        let c = repo::get_campaign(&*self.table, &r.tenant, &r.campaign_id).await?;
+        Ok(c.is_some_and(|c| c.falls_back_to_sms()))
     }
 
     /// A status of the entry's message failed with 131050 (the contact stopped the

@@ -91,11 +91,21 @@ enum Message {
     Sms(OutboundSms),
 }
 
+/// Who sends an entry's message and what it is: the campaign's account and content, or
+/// for an entry falling back to SMS, the fallback's.
+#[derive(Clone, Copy)]
+struct Route<'a> {
+    account: &'a Account,
+    content: &'a Content,
+}
+
 /// Everything a batch needs about one campaign, read once per batch.
 struct CampaignCtx {
     campaign: Campaign,
     account: Account,
     content: Content,
+    /// A WhatsApp campaign's SMS fallback: its account and message.
+    fallback: Option<(Account, Content)>,
     /// The sender ids of all the tenant's accounts: a contact's interactions with any of
     /// them count for the duplicate window and the active-interaction check (R4.5, R4.6).
     senders: Vec<String>,
@@ -104,7 +114,31 @@ struct CampaignCtx {
     halted: std::sync::atomic::AtomicBool,
 }
 
-/// What the checks of one send look at, and which sender each interaction is with.
+impl CampaignCtx {
+    /// The route of an entry as claimed: its SMS fallback's once it falls back (the
+    /// campaign's own when the fallback's account is gone: WhatsApp refuses it again and
+    /// it fails, never sent twice by SMS).
+    fn route(&self, e: &HopperEntry) -> Route<'_> {
+        match (&self.fallback, e.sends_sms_fallback()) {
+            (Some((account, content)), true) => Route { account, content },
+            _ => Route {
+                account: &self.account,
+                content: &self.content,
+            },
+        }
+    }
+
+    /// The checks of R4.2 for one claimed entry: a WhatsApp template's country rules and
+    /// marketing opt-out apply to its template only.
+    fn verdict(&self, e: &HopperEntry, facts: &ContactFacts, now: Time) -> Verdict {
+        let c = &self.campaign;
+        match self.route(e).content.template() {
+            Some(t) => country_rules::check_send(c, t.category, &e.phone, facts, now),
+            None => eligibility::check(c, &e.phone, facts, now),
+        }
+    }
+}
+
 /// What claiming an entry did.
 enum Claim {
     /// The entry is SENDING and this worker sends it.
@@ -152,14 +186,15 @@ fn message_for(
 ) -> Result<(Message, String), (&'static str, String)> {
     let c = &ctx.campaign;
     let callback_data = entry.entry_ref().encode_attempt(entry.attempts);
-    match &ctx.content {
+    let route = ctx.route(entry);
+    match route.content {
         Content::Template(t) => {
             let rendered = t
                 .render(&c.variables, c.url_variable.as_ref(), &entry.contact)
                 .map_err(|e| (TEMPLATE_VARIABLES_REASON, e))?;
             let text = rendered.text.clone();
             Ok((
-                Message::Template(outbound(&ctx.account, t, entry, rendered)),
+                Message::Template(outbound(route.account, t, entry, rendered)),
                 text,
             ))
         }
@@ -201,9 +236,9 @@ fn outbound(
 /// without its link) stops the campaign; the contact is not at fault, so the entry goes
 /// back in line and is sent after the campaign resumes (R3.2, R4.7). An SMS message was
 /// checked when it was stored.
-fn unusable_template(ctx: &CampaignCtx) -> Option<SendFailure> {
+fn unusable_template(ctx: &CampaignCtx, entry: &HopperEntry) -> Option<SendFailure> {
     let c = &ctx.campaign;
-    let template = ctx.content.template()?;
+    let template = ctx.route(entry).content.template()?;
     let e = template
         .check_usable(&c.variables, c.url_variable.as_ref())
         .err()?;
@@ -406,7 +441,14 @@ impl SendService {
             let why = format!("sender_id {number} belongs to another tenant's account");
             self.pause_campaign(&campaign, &why).await;
         }
+        let fallback = match &campaign.sms_fallback {
+            Some(f) => repo::get_account(&*self.table, tenant, &f.account_id)
+                .await?
+                .map(|a| (a, Content::Sms(f.message.clone()))),
+            None => None,
+        };
         Ok(Some(CampaignCtx {
+            fallback,
             campaign,
             account,
             content,
@@ -446,6 +488,7 @@ impl SendService {
                 until: until.min(now + eligibility::HOLD_RECHECK),
                 why: eligibility::HELD_REASON,
             };
+            let verdict = move |_: &HopperEntry| verdict.clone();
             return match counted(delta, self.claim(r, &verdict, now).await?)? {
                 Claim::Done(outcome) => Ok(outcome),
                 Claim::Claimed(_) => unreachable!("a waiting verdict never claims"),
@@ -474,11 +517,7 @@ impl SendService {
         // The checks before the send (R4.2), on what the stores know of the contact.
         let facts = self.facts(ctx, &r.phone).await?;
         let now = self.clock.now();
-        let c = &ctx.campaign;
-        let verdict = match ctx.content.template() {
-            Some(t) => country_rules::check_send(c, t.category, &r.phone, &facts.contact, now),
-            None => eligibility::check(c, &r.phone, &facts.contact, now),
-        };
+        let verdict = |e: &HopperEntry| ctx.verdict(e, &facts.contact, now);
         let mut entry = match counted(delta, self.claim(r, &verdict, now).await?)? {
             Claim::Claimed(entry) => *entry,
             Claim::Done(outcome @ SendOutcome::Skipped("already claimed")) => {
@@ -489,7 +528,7 @@ impl SendService {
             }
             Claim::Done(outcome) => return Ok(outcome),
         };
-        if let Some(failure) = unusable_template(ctx) {
+        if let Some(failure) = unusable_template(ctx, &entry) {
             return self.failed(ctx, &mut entry, delta, failure, now).await;
         }
         // A contact without a value for a mapped variable is not sent to (R3.3), nor one
@@ -502,9 +541,10 @@ impl SendService {
                 return Ok(SendOutcome::Failed(why));
             }
         };
+        let account = ctx.route(&entry).account;
         let answer = match &msg {
-            Message::Template(m) => self.provider.send(&ctx.account, m).await,
-            Message::Sms(m) => self.provider.send_sms(&ctx.account, m).await,
+            Message::Template(m) => self.provider.send(account, m).await,
+            Message::Sms(m) => self.provider.send_sms(account, m).await,
         };
         match answer {
             Ok(accepted) => {
@@ -539,10 +579,11 @@ impl SendService {
             entry.attempts,
             at_provider_resolution(now),
             ctx.campaign.response_timeout(),
-            facts.interaction_on(&ctx.account.sender_id),
+            facts.interaction_on(&ctx.route(entry).account.sender_id),
         );
         if let Some(i) = interaction {
-            repo::put_interaction(&*self.table, &ctx.account.sender_id, &i).await?;
+            let sender = &ctx.route(entry).account.sender_id;
+            repo::put_interaction(&*self.table, sender, &i).await?;
         }
         Ok(())
     }
@@ -551,7 +592,12 @@ impl SendService {
     /// conditional write. Another writer (a contact update refreshing a FRESH entry's
     /// fields) may have changed the entry since it was read: then it is reloaded and asked
     /// again, so the entry is neither lost nor claimed twice.
-    async fn claim(&self, r: &EntryRef, verdict: &Verdict, now: Time) -> AppResult<Stored<Claim>> {
+    async fn claim(
+        &self,
+        r: &EntryRef,
+        verdict: &(dyn Fn(&HopperEntry) -> Verdict + Sync),
+        now: Time,
+    ) -> AppResult<Stored<Claim>> {
         retry_on_conflict(|_| async move {
             let Some(mut entry) = repo::get_entry(&*self.table, r).await? else {
                 return Ok(Stored::nothing(Claim::Done(SendOutcome::Skipped(
@@ -564,7 +610,8 @@ impl SendService {
                     "already claimed",
                 ))));
             }
-            let outcome = match verdict {
+            // The checks judge the entry as claimed: an SMS fallback by SMS's rules.
+            let outcome = match verdict(&entry) {
                 Verdict::Send => None,
                 Verdict::NotSent {
                     state,
@@ -572,12 +619,12 @@ impl SendService {
                     error,
                 } => {
                     entry = before.clone();
-                    entry.record_ineligible(*state, reason, error.clone());
+                    entry.record_ineligible(state, reason, error);
                     Some(SendOutcome::NotSent(reason))
                 }
                 Verdict::Wait { until, why } => {
                     entry = before.clone();
-                    entry.defer(*until, why);
+                    entry.defer(until, why);
                     Some(SendOutcome::Waiting)
                 }
             };
@@ -605,12 +652,13 @@ impl SendService {
         if entry.state == EntryState::Sending {
             return Ok(true);
         }
-        let sender = &ctx.account.sender_id;
+        let route = ctx.route(&entry);
+        let sender = &route.account.sender_id;
         let stored = repo::get_interaction(&*self.table, sender, &r.phone).await?;
         let timeout = ctx.campaign.response_timeout();
         if let Some(i) = Interaction::restored(&entry, timeout, stored.as_ref()) {
             tracing::warn!(phone = %r.phone.masked(), "interaction of an earlier send repaired");
-            let i = i.with_options(ctx.content.quick_replies());
+            let i = i.with_options(route.content.quick_replies());
             repo::put_interaction(&*self.table, sender, &i).await?;
         }
         Ok(false)
@@ -635,8 +683,13 @@ impl SendService {
         let now = at_provider_resolution(self.clock.now());
         let timeout = ctx.campaign.response_timeout();
         let id = message_id.clone();
+        let falls_back = ctx.fallback.is_some();
         self.record(entry, delta, move |e| {
             e.record_sent(id.clone(), now, timeout);
+            // A "not on WhatsApp" status that came before the answer failed it already.
+            if falls_back {
+                e.fall_back_to_sms(now);
+            }
             // A 131049 status that came first put it back in line: nothing was sent.
             if e.state != EntryState::Fresh {
                 e.message_status = message_status.clone();
@@ -648,11 +701,12 @@ impl SendService {
         if entry.state == EntryState::Fresh {
             return Ok(SendOutcome::Waiting);
         }
-        let previous = facts.interaction_on(&ctx.account.sender_id);
+        let route = ctx.route(entry);
+        let previous = facts.interaction_on(&route.account.sender_id);
         let r = entry.entry_ref();
         let interaction = Interaction::opened(r, message_id.clone(), now, timeout, previous)
-            .with_options(ctx.content.quick_replies());
-        repo::put_interaction(&*self.table, &ctx.account.sender_id, &interaction).await?;
+            .with_options(route.content.quick_replies());
+        repo::put_interaction(&*self.table, &route.account.sender_id, &interaction).await?;
         Ok(SendOutcome::Sent(message_id))
     }
 
@@ -677,22 +731,47 @@ impl SendService {
             self.note_opt_out(ctx, &entry.phone, &failure, now).await;
         }
         let (f, hold) = (failure.clone(), ctx.campaign.marketing_limit_hold());
+        // A number WhatsApp refuses as not on WhatsApp goes back in line to be sent by
+        // the campaign's SMS fallback, once.
+        let falls_back = ctx.fallback.is_some();
         self.record(entry, delta, move |e| {
-            e.record_refusal(&f, hold.as_ref(), now)
+            e.record_refusal(&f, hold.as_ref(), now);
+            if falls_back {
+                e.fall_back_to_sms(now);
+            }
         })
         .await?;
         if failure.class == FailureClass::Campaign {
             self.pause_campaign(&ctx.campaign, &failure.reason).await;
         }
+        self.follow_refusal(ctx, entry, &failure, now).await;
+        Ok(match entry.state {
+            EntryState::Failed => SendOutcome::Failed(failure.reason),
+            EntryState::Fresh if entry.sms_fallback.is_some() => SendOutcome::Waiting,
+            EntryState::BlockList => SendOutcome::NotSent(eligibility::OPTED_OUT_REASON),
+            EntryState::Fresh if entry.wait_until.is_some() => SendOutcome::Waiting,
+            _ => SendOutcome::Retry(failure.reason),
+        })
+    }
+
+    /// What a refusal tells beyond its entry: a throttle slows the account that sent, a
+    /// template error updates the template.
+    async fn follow_refusal(
+        &self,
+        ctx: &CampaignCtx,
+        entry: &HopperEntry,
+        failure: &SendFailure,
+        now: Time,
+    ) {
         if failure.is_throttling() {
             // The next tick slows the whole account down (AIMD, R4.8).
-            let (t, a) = (&ctx.campaign.tenant, &ctx.account.id);
+            let (t, a) = (&ctx.campaign.tenant, &ctx.route(entry).account.id);
             let noted = repo::pacing::note_throttle(&*self.table, t, a, now).await;
             if let Err(e) = noted {
                 tracing::warn!(account_id = %a, error = %e, "throttle not noted");
             }
         }
-        let template = ctx.content.template();
+        let template = ctx.route(entry).content.template();
         if let (Some(t), Some(status)) = (template, failure.code.and_then(status_from_send_error)) {
             let res = super::templates::provider_reported_status(
                 &*self.table,
@@ -707,12 +786,6 @@ impl SendService {
                 tracing::warn!(template = %t.name, error = %e, "template status from a send error not stored");
             }
         }
-        Ok(match entry.state {
-            EntryState::Failed => SendOutcome::Failed(failure.reason),
-            EntryState::BlockList => SendOutcome::NotSent(eligibility::OPTED_OUT_REASON),
-            EntryState::Fresh if entry.wait_until.is_some() => SendOutcome::Waiting,
-            _ => SendOutcome::Retry(failure.reason),
-        })
     }
 
     /// Meta refused the send because the contact stopped the business's marketing

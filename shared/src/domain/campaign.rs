@@ -383,6 +383,11 @@ pub struct Campaign {
     /// longer is recorded FAILED with the reason and not sent.
     #[serde(default = "default_max_segments")]
     pub max_segments: u32,
+    /// A WhatsApp campaign's SMS fallback (issue 16): a contact whose number WhatsApp
+    /// refuses as not on WhatsApp (Meta 131026, Kaleyra's invalid number) is sent this
+    /// message from this SMS account instead, once, never both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms_fallback: Option<SmsFallbackSettings>,
     pub notes: Option<String>,
     /// Sending rate (R1.2).
     #[serde(default)]
@@ -471,6 +476,8 @@ pub struct NewCampaign {
     pub message: Option<String>,
     /// SMS: the most parts one message may take, 1..=10 (default 6).
     pub max_segments: Option<u32>,
+    /// WhatsApp: send this SMS instead to a number that is not on WhatsApp.
+    pub sms_fallback: Option<SmsFallbackSettings>,
     pub notes: Option<String>,
     /// Shorthand for `pacing: {"unit": "messages_per_second", "value": rate}`.
     pub rate: Option<u32>,
@@ -512,6 +519,9 @@ pub struct CampaignPatch {
     #[schema(value_type = Option<String>)]
     pub message: Option<Option<String>>,
     pub max_segments: Option<u32>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<SmsFallbackSettings>)]
+    pub sms_fallback: Option<Option<SmsFallbackSettings>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub notes: Option<Option<String>>,
@@ -556,6 +566,7 @@ impl CampaignPatch {
             || self.url_variable.is_some()
             || self.message.is_some()
             || self.max_segments.is_some()
+            || self.sms_fallback.is_some()
             || self.channel.is_some()
     }
 }
@@ -618,6 +629,16 @@ fn pacing_of(rate: Option<u32>, pacing: Option<Pacing>) -> Result<Option<Pacing>
 }
 
 impl Campaign {
+    /// Whether an entry refused as not on WhatsApp now goes to SMS instead: the campaign
+    /// names an SMS fallback and still sends (RUNNING or PAUSED).
+    pub fn falls_back_to_sms(&self) -> bool {
+        self.sms_fallback.is_some()
+            && matches!(
+                self.status,
+                CampaignStatus::Running | CampaignStatus::Paused
+            )
+    }
+
     /// The share of the sending number's capacity one message to `contact` takes: on SMS
     /// its parts (the providers' limits and prices count parts), else one. A message that
     /// cannot be built for the contact takes one (it is recorded, not sent).
@@ -629,6 +650,46 @@ impl Campaign {
             }
             _ => 1,
         }
+    }
+}
+
+/// A WhatsApp campaign's SMS fallback: the SMS account and the message, filled from the
+/// campaign's `variables` like the template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"account_id": "acc_sms", "message": "Hi {{1}}, your code is {{2}}"}))]
+pub struct SmsFallbackSettings {
+    /// An account that sends SMS (`twilio`, `aws_sms`).
+    pub account_id: String,
+    /// At most the campaign's `max_segments` parts as written.
+    pub message: String,
+}
+
+impl SmsFallbackSettings {
+    /// On a WhatsApp campaign only, with an account and a message that fits the cap; a
+    /// 422 naming `sms_fallback...` otherwise.
+    fn check(&self, c: &Campaign) -> Result<(), DomainError> {
+        if c.channel != Channel::Whatsapp {
+            return Err(DomainError::invalid(
+                "sms_fallback",
+                "only a WhatsApp campaign falls back to SMS",
+            ));
+        }
+        if self.account_id.trim().is_empty() {
+            return Err(DomainError::invalid(
+                "sms_fallback.account_id",
+                "is required",
+            ));
+        }
+        super::sms::check_message(&self.message, &c.variables, c.max_segments).map_err(
+            |e| match e {
+                DomainError::Invalid { field, message } if field == "message" => {
+                    DomainError::invalid("sms_fallback.message", message)
+                }
+                other => other,
+            },
+        )?;
+        Ok(())
     }
 }
 
@@ -665,6 +726,7 @@ impl Campaign {
             url_variable: None,
             message: None,
             max_segments: super::sms::DEFAULT_MAX_SEGMENTS,
+            sms_fallback: None,
             notes: None,
             pacing: Pacing::default(),
             response_timeout_days: 1,
@@ -702,6 +764,7 @@ impl Campaign {
             url_variable: input.url_variable.map(Some),
             message: input.message.map(Some),
             max_segments: input.max_segments,
+            sms_fallback: input.sms_fallback.map(Some),
             notes: input.notes.map(Some),
             rate: input.rate,
             pacing: input.pacing,
@@ -783,6 +846,7 @@ impl Campaign {
         let mut edited = Edited {
             references: p.account_id.is_some()
                 || p.channel.is_some()
+                || p.sms_fallback.is_some()
                 || p.template.is_some()
                 || p.variables.is_some()
                 || p.url_variable.is_some(),
@@ -833,6 +897,12 @@ impl Campaign {
         }
         if let (Channel::Sms, Some(m)) = (c.channel, &c.message) {
             super::sms::check_message(m, &c.variables, c.max_segments)?;
+        }
+        if let Some(f) = p.sms_fallback {
+            c.sms_fallback = f;
+        }
+        if let Some(f) = &c.sms_fallback {
+            f.check(&c)?;
         }
         if let Some(n) = p.notes {
             c.notes = optional_text("notes", n, MAX_NOTES_CHARS)?;

@@ -143,6 +143,12 @@ pub struct HopperEntry {
     /// again later.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub marketing_holds: u32,
+    /// The WhatsApp-to-SMS fallback (issue 16): `due` once WhatsApp refused the number as
+    /// not on WhatsApp and the campaign names an SMS fallback (the entry waits in line to
+    /// go by SMS); `sent` from the claim of that SMS on, whatever its outcome, so an entry
+    /// falls back once at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms_fallback: Option<SmsFallback>,
     /// What Meta said of the current message when it took it (`message_status`:
     /// `accepted`, `held_for_quality_assessment`, `paused`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -199,6 +205,20 @@ const FAILED_BY_STATUS: [&str; 3] = [
     EXPERIMENT_DISPOSITION,
 ];
 
+/// Where an entry is in the WhatsApp-to-SMS fallback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmsFallback {
+    /// Waiting in line to go by SMS.
+    Due,
+    /// Its SMS was claimed (sent, or failed): never again.
+    Sent,
+}
+
+/// The reason of an entry waiting to be sent by SMS because its number is not on
+/// WhatsApp; its `error` keeps WhatsApp's refusal.
+pub const SMS_FALLBACK_REASON: &str = "not on WhatsApp: falling back to SMS";
+
 /// The error of an entry whose send was claimed but never recorded (R4.10).
 pub const OUTCOME_UNKNOWN: &str = "outcome unknown";
 pub use super::template::TEMPLATE_VARIABLES_REASON;
@@ -241,6 +261,7 @@ impl HopperEntry {
             changed_at: None,
             last_attempt_error: None,
             marketing_holds: 0,
+            sms_fallback: None,
             message_status: None,
             user_id: None,
             version: 0,
@@ -279,10 +300,41 @@ impl HopperEntry {
                 self.state = EntryState::Sending;
                 self.attempts += 1;
                 self.claimed_at = Some(now);
+                // The claim of the SMS fallback is its only one: never due again.
+                if self.sms_fallback == Some(SmsFallback::Due) {
+                    self.sms_fallback = Some(SmsFallback::Sent);
+                }
                 Ok(())
             }
             other => Err(NotClaimable(other)),
         }
+    }
+
+    /// Whether this claim sends the campaign's SMS fallback rather than its WhatsApp
+    /// message.
+    pub fn sends_sms_fallback(&self) -> bool {
+        self.sms_fallback == Some(SmsFallback::Sent)
+    }
+
+    /// WhatsApp refused the number as not on WhatsApp (the entry is FAILED with Meta's
+    /// 131026 or Kaleyra's invalid-number reason) and the campaign names an SMS fallback:
+    /// the entry goes back in line, due at `at`, to be sent by SMS once. An entry that
+    /// fell back already, or failed for another reason, stays as it is. Returns whether it
+    /// changed.
+    pub fn fall_back_to_sms(&mut self, at: Time) -> bool {
+        let refused = self.state == EntryState::Failed
+            && self
+                .reason
+                .as_deref()
+                .is_some_and(super::outcome::is_not_on_whatsapp_reason);
+        if !refused || self.sms_fallback.is_some() {
+            return false;
+        }
+        self.sms_fallback = Some(SmsFallback::Due);
+        self.back_in_line_after_limit();
+        self.wait_until = Some(at);
+        self.reason = Some(SMS_FALLBACK_REASON.into());
+        true
     }
 
     /// A claim older than `threshold` whose outcome was never recorded (the worker died

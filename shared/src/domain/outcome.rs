@@ -159,7 +159,7 @@ pub fn classify_meta(code: i64) -> FailureClass {
 /// The reason recorded on the entry for a Meta error (R4.7 wording).
 pub fn meta_reason(code: i64, message: &str) -> String {
     match code {
-        131026 => "Message Undeliverable".to_owned(),
+        131026 => META_UNDELIVERABLE_REASON.to_owned(),
         META_MARKETING_LIMIT_CODE => MARKETING_LIMIT_REASON.to_owned(),
         META_MARKETING_OPT_OUT_CODE => MARKETING_OPT_OUT_REASON.to_owned(),
         META_EXPERIMENT_CODE => EXPERIMENT_REASON.to_owned(),
@@ -177,6 +177,16 @@ pub const KALEYRA_INVALID_NUMBER_CODE: &str = "E413";
 /// The reason recorded on the entry for [`KALEYRA_INVALID_NUMBER_CODE`] (R4.7), verbatim.
 pub const KALEYRA_INVALID_NUMBER_REASON: &str =
     "'To' number invalid or WhatsApp account does not exist";
+
+/// The reason Meta's 131026 is recorded with ([`meta_reason`]).
+pub const META_UNDELIVERABLE_REASON: &str = "Message Undeliverable";
+
+/// Whether an entry's recorded reason says WhatsApp refused its number as not on
+/// WhatsApp: Meta's 131026 or Kaleyra's invalid-number error, the refusals a WhatsApp
+/// campaign's SMS fallback follows (issue 16).
+pub fn is_not_on_whatsapp_reason(reason: &str) -> bool {
+    reason == META_UNDELIVERABLE_REASON || reason == KALEYRA_INVALID_NUMBER_REASON
+}
 
 /// Kaleyra send API codes (PROVIDERS.md section 5). Codes compare case-insensitively.
 pub fn classify_kaleyra(code: &str) -> FailureClass {

@@ -8,7 +8,7 @@
 //! reason (`unspecified` when it has none), so the reason counters sum to those states.
 
 use super::campaign::Channel;
-use super::hopper::{EntryState, HopperEntry};
+use super::hopper::{EntryState, HopperEntry, SmsFallback};
 use super::outcome::MARKETING_LIMIT_HELD_REASON;
 use super::Time;
 use serde::{Deserialize, Serialize};
@@ -66,6 +66,10 @@ pub fn reason_counter(reason: &str) -> &'static str {
     k
 }
 
+/// The counter of entries whose SMS fallback went out (claimed): their number is not on
+/// WhatsApp.
+pub const SMS_FALLBACK: &str = "sms_fallback";
+
 /// The counter of entries waiting to be sent again after Meta's marketing limit (131049).
 pub const MARKETING_LIMIT_HELD: &str = "marketing_limit_held";
 
@@ -78,7 +82,7 @@ pub fn held_by_marketing_limit(e: &HopperEntry) -> bool {
 /// Which counters one entry contributes to: the funnel steps it reached, one counter per
 /// hopper state (named after the state) so hopper counts come from the same source, and
 /// the reason it did not reach its contact.
-fn membership(e: &HopperEntry) -> [(&'static str, bool); 10] {
+fn membership(e: &HopperEntry) -> [(&'static str, bool); 11] {
     let reason = match not_sent_reason(e) {
         Some(r) => (reason_counter(&r), true),
         None => ("", false),
@@ -100,6 +104,7 @@ fn membership(e: &HopperEntry) -> [(&'static str, bool); 10] {
         (e.state.as_str(), true),
         reason,
         (MARKETING_LIMIT_HELD, held_by_marketing_limit(e)),
+        (SMS_FALLBACK, e.sms_fallback == Some(SmsFallback::Sent)),
     ]
 }
 
@@ -314,6 +319,10 @@ pub struct Stats {
     /// Of `open`, the entries held by Meta's marketing limit (131049): waiting to be sent
     /// again automatically (hopper reason `held by Meta's marketing limit`).
     pub marketing_limit_held: i64,
+    /// Entries whose number WhatsApp refused as not on WhatsApp and that went to SMS
+    /// instead, once (the campaign's `sms_fallback`): counted apart, while their SMS
+    /// counts in `sent`, `delivered` and `replied` like any message.
+    pub sms_fallback: i64,
     /// Still to send or waiting for a reply.
     pub open: i64,
     /// Entries that did not reach their contact: FAILED + BLOCK_LIST + SKIPPED + RETRY.
@@ -357,6 +366,7 @@ impl Stats {
             no_response: g("no_response"),
             retry: g("RETRY"),
             marketing_limit_held: g(MARKETING_LIMIT_HELD),
+            sms_fallback: g(SMS_FALLBACK),
             open: g("FRESH") + g("SENDING") + g("PENDING"),
             not_sent: g("FAILED") + g("BLOCK_LIST") + g("SKIPPED") + g("RETRY"),
             not_sent_by_reason,

@@ -10,7 +10,7 @@ use crate::app::campaigns::{CampaignFilter, CampaignView, Campaigns, Progress};
 use crate::app::Operator;
 use crate::domain::campaign::{
     CallingHours, Campaign, CampaignPatch, CampaignStatus, Channel, NewCampaign, Pacing,
-    PacingUnit, TemplateRef,
+    PacingUnit, SmsFallbackSettings, TemplateRef,
 };
 use crate::domain::hopper::EntryState;
 use crate::domain::ids::CampaignId;
@@ -288,7 +288,7 @@ async fn delete_campaign(State(a): S, t: TenantId, Path(id): Path<CampaignId>) -
 #[utoipa::path(
     post, path = "/campaigns/{id}/launch", tag = "campaigns",
     description = "READY -> RUNNING, or SCHEDULED when `start_at` is in the future (a one-time \
-        EventBridge schedule starts it). Needs contacts in the hopper; only whatsapp campaigns launch today.",
+        EventBridge schedule starts it). Needs contacts in the hopper; whatsapp and sms campaigns launch, voice campaigns cannot yet.",
     params(("id" = String, Path, description = "Campaign id", pattern = r"^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 200, description = "RUNNING or SCHEDULED", body = CampaignView,
@@ -545,6 +545,7 @@ async fn admin_switch_tenant(
         CampaignPatch,
         CampaignStatus,
         Channel,
+        SmsFallbackSettings,
         TemplateRef,
         Pacing,
         PacingUnit,

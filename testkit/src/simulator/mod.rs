@@ -169,6 +169,9 @@ pub struct SimConfig {
     pub twilio_auth_token: String,
     /// Numbers (digits) whose SMS Twilio takes and then reports `undelivered` (30003).
     pub twilio_undelivered: Vec<String>,
+    /// Numbers (digits) not on WhatsApp: Meta (and AWS, Kaleyra behind it) takes their
+    /// message, reports it `sent`, then `failed` with 131026 "Message undeliverable".
+    pub not_on_whatsapp: Vec<String>,
 }
 
 /// The auth token of the simulator's Twilio accounts.
@@ -263,12 +266,13 @@ impl Default for SimConfig {
             latency: None,
             twilio_auth_token: SIM_TWILIO_AUTH_TOKEN.into(),
             twilio_undelivered: Vec::new(),
+            not_on_whatsapp: Vec::new(),
         }
     }
 }
 
 /// Which provider API a send came through.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SimProvider {
     /// The Cloud API route.

@@ -84,18 +84,30 @@ async fn deliver_by(
 pub(super) async fn status_flow(inner: &Arc<Inner>, sent: &SentRecord) {
     let phone = digits(&sent.to);
     let pnid = wire_phone_number_id(sent.provider, &sent.phone_number_id);
+    // A number not on WhatsApp: Meta takes the message, then reports it undeliverable.
+    let undeliverable = inner.cfg.not_on_whatsapp.iter().any(|n| digits(n) == phone);
     for (kind, status) in [
         (WebhookKind::Sent, "sent"),
         (WebhookKind::Delivered, "delivered"),
         (WebhookKind::Read, "read"),
     ] {
         pause(inner).await;
+        let status = if undeliverable && status != "sent" {
+            "failed"
+        } else {
+            status
+        };
         let mut item = json!({
             "id": sent.wamid,
             "status": status,
             "timestamp": inner.clock.now().timestamp().to_string(),
             "recipient_id": phone,
         });
+        if status == "failed" {
+            item["errors"] = json!([{"code": 131026, "title": "Message undeliverable",
+                "message": "Message undeliverable",
+                "error_data": {"details": "Message Undeliverable."}}]);
+        }
         if let Some(cb) = &sent.callback_data {
             item["biz_opaque_callback_data"] = Value::String(cb.clone());
         }
@@ -118,6 +130,9 @@ pub(super) async fn status_flow(inner: &Arc<Inner>, sent: &SentRecord) {
             &body,
         )
         .await;
+        if status == "failed" {
+            return;
+        }
     }
     if !will_reply(&phone, inner.cfg.reply_percent) {
         return;
