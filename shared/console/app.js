@@ -1291,18 +1291,24 @@ async function settingsView() {
   const t = await get('/tenant');
   const zone = h('input', { type: 'text', value: t.timezone });
   const words = h('input', { type: 'text', value: (t.opt_out_keywords || []).join(', ') });
+  const help = h('textarea', { maxlength: 320 }, t.sms_help_text || '');
   const form = h('form', {
     onsubmit: async (ev) => {
       ev.preventDefault();
       try {
-        const saved = (await call('PUT', '/tenant', { timezone: zone.value.trim(), opt_out_keywords: words.value.split(',').map((w) => w.trim()).filter(Boolean) })).data;
+        const saved = (await call('PUT', '/tenant', {
+          timezone: zone.value.trim(),
+          opt_out_keywords: words.value.split(',').map((w) => w.trim()).filter(Boolean),
+          sms_help_text: help.value.trim() || null,
+        })).data;
         tenantZone = saved.timezone;
         flash('Settings saved.');
       } catch (e) { showFieldError(form, e); }
     },
   }, h('div', { class: 'form-error' }),
   field('timezone', 'Time zone (IANA, e.g. Asia/Kolkata)', zone),
-  field('opt_out_keywords', 'Opt-out keywords', words, 'Comma-separated; STOP always opts out.'),
+  field('opt_out_keywords', 'Opt-out keywords', words, 'Comma-separated; STOP always opts out. On SMS, STOPALL, UNSUBSCRIBE, CANCEL, END and QUIT do too.'),
+  field('sms_help_text', 'Answer to an SMS HELP', help, 'At most 320 characters; empty: the SMS provider’s own HELP answer.'),
   h('button', { type: 'submit', class: 'primary' }, 'Save'));
   return h('section', {}, h('h1', {}, 'Settings'), h('p', {}, `Tenant ${t.id} · campaigns ${t.campaigns_enabled ? 'enabled' : 'disabled by the platform administrator'}`), form);
 }

@@ -565,3 +565,74 @@ async fn r12_the_cost_estimate_prices_each_contacts_parts_by_country() {
         "{us}"
     );
 }
+
+/// An SMS HELP is answered with the tenant's text from the number it came to, once per
+/// message even when Twilio delivers the webhook again; without a text, nothing is sent.
+#[tokio::test]
+async fn r12_help_is_answered_once_with_the_tenants_text() {
+    let h = spawn().await;
+    let account = twilio_account(&h).await;
+    let list = h.new_list(&[DELIVERED, REPLIES]).await;
+    let c = id_of(
+        &h.ok(
+            Method::POST,
+            "/campaigns",
+            Some(sms_campaign(&account, json!({}))),
+        )
+        .await,
+    );
+    h.ok(
+        Method::POST,
+        &format!("/campaigns/{c}/lists"),
+        Some(json!({ "list_id": list })),
+    )
+    .await;
+    common::launch(&h.api, &c).await;
+    run_tick(&h).await;
+    h.sys.drain_inbound().await.unwrap();
+    let to = |phone: &str| {
+        h.simulator()
+            .sent()
+            .into_iter()
+            .filter(|s| s.to.ends_with(phone))
+            .map(|s| s.params[0].clone())
+            .collect::<Vec<_>>()
+    };
+    // No text set: HELP is not answered here (nor taken as a reply).
+    h.simulator().twilio_reply(REPLIES, "help").await.unwrap();
+    h.sys.drain_inbound().await.unwrap();
+    assert_eq!(to(REPLIES).len(), 1, "only the campaign's SMS");
+    assert!(entry(&h, &c, REPLIES).await["replied_at"].is_null());
+
+    let help = "Acme Bistro: call 555-0100. Reply STOP to opt out.";
+    h.ok(Method::PUT, "/tenant", Some(json!({"sms_help_text": help})))
+        .await;
+    let asked = h.simulator().twilio_reply(DELIVERED, "HELP").await.unwrap();
+    h.sys.drain_inbound().await.unwrap();
+    assert_eq!(to(DELIVERED), ["Hi C, your code is K", help]);
+    // Twilio delivers the same webhook again: no second answer.
+    let base = h
+        .webhook_url
+        .as_deref()
+        .unwrap()
+        .trim_end_matches("/webhooks/meta")
+        .to_owned();
+    let url = format!("{base}/webhooks/twilio/{}/{account}", common::TENANT);
+    let params = twilio::form_params(asked.body.as_bytes());
+    let token = testkit::simulator::SIM_TWILIO_AUTH_TOKEN;
+    let status = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header(
+            twilio::SIGNATURE_HEADER,
+            twilio::signature(token, &url, &params),
+        )
+        .body(asked.body.clone())
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    h.sys.drain_inbound().await.unwrap();
+    assert_eq!(to(DELIVERED).len(), 2, "answered once");
+}

@@ -265,6 +265,7 @@ async fn inbound_batch_is_an_sqs_event_of_queued_webhooks_with_one_malformed_rec
         table: std::sync::Arc::new(testkit::memory::MemoryTable::new()),
         bus: std::sync::Arc::new(testkit::memory::MemoryBus::default()),
         clock: std::sync::Arc::new(testkit::memory::ManualClock::frozen(now)),
+        replies: None,
     };
     let resp = shared::lambda::inbound(&inbox, event).await;
     assert!(resp.batch_item_failures.is_empty(), "{resp:?}");
@@ -336,6 +337,7 @@ async fn inbound_aws_social_batch_is_an_sqs_event_of_aws_end_user_messaging_soci
         table: std::sync::Arc::new(testkit::memory::MemoryTable::new()),
         bus: std::sync::Arc::new(testkit::memory::MemoryBus::default()),
         clock: std::sync::Arc::new(shared::adapters::clock::SystemClock),
+        replies: None,
     };
     let resp = shared::lambda::inbound(&inbox, event).await;
     assert!(resp.batch_item_failures.is_empty());
@@ -377,6 +379,7 @@ async fn inbound_twilio_batch_is_a_delivery_status_and_an_inbound_stop() {
         table: std::sync::Arc::new(testkit::memory::MemoryTable::new()),
         bus: std::sync::Arc::new(testkit::memory::MemoryBus::default()),
         clock: std::sync::Arc::new(testkit::memory::ManualClock::frozen(now)),
+        replies: None,
     };
     let resp = shared::lambda::inbound(&inbox, event).await;
     assert!(resp.batch_item_failures.is_empty(), "{resp:?}");

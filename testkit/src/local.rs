@@ -70,6 +70,7 @@ impl System {
                 table: p.table.clone(),
                 bus: p.bus.clone(),
                 clock: p.clock.clone(),
+                replies: Some(p.provider.clone()),
             }),
             sweeper: Arc::new(SweepService {
                 table: p.table.clone(),

@@ -14,10 +14,13 @@ use std::sync::Arc;
 async fn main() -> Result<(), lambda_runtime::Error> {
     config::init_tracing();
     let sdk = aws::sdk_config().await;
+    // Answers to an SMS HELP go out through the account's SMS provider.
+    let http = shared::providers::http_client();
     let inbox = Arc::new(Inbox {
         table: aws::table_from_env(&sdk)?,
         bus: aws::bus_from_env(&sdk)?,
         clock: Arc::new(SystemClock),
+        replies: Some(shared::compose::Providers::from_env(&http, &sdk).messaging),
     });
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<SqsEvent>| {
         let inbox = inbox.clone();

@@ -42,7 +42,7 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::stats::{self, Delta};
 use crate::domain::tenant::Tenant;
 use crate::domain::Time;
-use crate::ports::{Clock, EventBus, Table};
+use crate::ports::{Clock, EventBus, MessagingProvider, OutboundSms, Table};
 use crate::repo;
 use crate::repo::conversations as conv;
 use futures::stream::{self, StreamExt};
@@ -53,6 +53,9 @@ pub struct Inbox {
     pub table: Arc<dyn Table>,
     pub bus: Arc<dyn EventBus>,
     pub clock: Arc<dyn Clock>,
+    /// Sends the tenant's answer to an SMS HELP from the number it came to; none: HELP
+    /// is left unanswered here (the provider's keyword handling may answer it).
+    pub replies: Option<Arc<dyn MessagingProvider>>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -446,18 +449,13 @@ impl Inbox {
             .or_else(|| window.as_ref().and_then(|w| w.tenant.clone()));
         let window_until = self.open_window(&m, tenant.as_deref(), window).await?;
 
-        // R5.7: an opt-out keyword.
+        // R5.7: an opt-out keyword; on SMS, HELP.
         if let Some(tenant) = &tenant {
-            let settings = cache.tenant(t, tenant).await?;
-            let keyword = match m.sms {
-                true => settings.sms_opt_out_keyword(m.text.as_deref()),
-                false => settings.opt_out_keyword(m.text.as_deref(), m.button.as_deref()),
-            };
-            if let Some(keyword) = keyword {
-                let events = self
-                    .opt_out(&m, tenant, &keyword, interaction.as_ref())
-                    .await?;
-                return Ok(Some(events));
+            let keyword = self
+                .keyword_events(&m, tenant, interaction.as_ref(), cache)
+                .await?;
+            if keyword.is_some() {
+                return Ok(keyword);
             }
         }
         let received = Received {
@@ -565,6 +563,72 @@ impl Inbox {
             .await?
             .filter(|e| e.holds_reply(&m.message_id))
             .map(|e| (e.reply_outcome(), e.replied_at == Some(m.at))))
+    }
+
+    /// What a keyword does: an opt-out keyword (R5.7; on SMS also SMS's own words) puts
+    /// the contact on the opt-out list; an SMS HELP gets the tenant's answer. `None`: not
+    /// a keyword, the message is read as a reply.
+    async fn keyword_events(
+        &self,
+        m: &InboundMessage,
+        tenant: &str,
+        interaction: Option<&Interaction>,
+        cache: &mut BatchCache,
+    ) -> AppResult<Option<Vec<DomainEvent>>> {
+        let settings = cache.tenant(&*self.table, tenant).await?;
+        let keyword = match m.sms {
+            true => settings.sms_opt_out_keyword(m.text.as_deref()),
+            false => settings.opt_out_keyword(m.text.as_deref(), m.button.as_deref()),
+        };
+        if let Some(keyword) = keyword {
+            return self
+                .opt_out(m, tenant, &keyword, interaction)
+                .await
+                .map(Some);
+        }
+        if !(m.sms && crate::domain::tenant::asks_for_help(m.text.as_deref())) {
+            return Ok(None);
+        }
+        // A HELP is never a reply; without the tenant's text the provider's own keyword
+        // handling answers it, if anything.
+        if let Some(help) = settings
+            .sms_help_reply(m.text.as_deref())
+            .map(str::to_owned)
+        {
+            self.answer_help(m, tenant, &help).await?;
+        }
+        Ok(Some(Vec::new()))
+    }
+
+    /// Sends the tenant's HELP answer from the number the message came to, once per
+    /// message. A send that fails is logged: the contact may ask again.
+    async fn answer_help(&self, m: &InboundMessage, tenant: &str, help: &str) -> AppResult<()> {
+        let Some(replies) = &self.replies else {
+            tracing::info!(phone = %m.from.masked(), "SMS HELP received; no sender to answer it here");
+            return Ok(());
+        };
+        let t = &*self.table;
+        let owner = repo::number_owner(t, &m.sender_id).await?;
+        let account = match owner.filter(|o| o.tenant == tenant) {
+            Some(o) => repo::get_account(t, tenant, &o.account_id).await?,
+            None => None,
+        };
+        let Some(account) = account.filter(|a| a.provider.sends_sms()) else {
+            return Ok(());
+        };
+        if !repo::claim_help_answer(t, &m.sender_id, &m.message_id, self.clock.now()).await? {
+            return Ok(());
+        }
+        let msg = OutboundSms {
+            to: m.from.clone(),
+            body: help.to_owned(),
+            segments: crate::domain::sms::parts(help).segments,
+            callback_data: String::new(),
+        };
+        if let Err(f) = replies.send_sms(&account, &msg).await {
+            tracing::warn!(phone = %m.from.masked(), reason = %f.reason, "SMS HELP answer not sent");
+        }
+        Ok(())
     }
 
     /// R5.7: the contact sent one of the tenant's opt-out keywords.

@@ -28,6 +28,10 @@ pub const DEFAULT_OPT_OUT_KEYWORDS: [&str; 4] =
 /// of the tenant's own: on SMS, unlike WhatsApp, CANCEL, END and QUIT are opt-outs.
 pub const SMS_OPT_OUT_KEYWORDS: [&str; 6] =
     ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"];
+/// The words that ask a business for help by SMS (carriers require an answer).
+pub const HELP_KEYWORDS: [&str; 2] = ["HELP", "INFO"];
+/// Longest SMS HELP answer: two GSM-7 parts or so.
+pub const MAX_HELP_CHARS: usize = 320;
 /// The keyword that always opts a contact out.
 pub const ALWAYS_OPT_OUT: &str = "STOP";
 /// Most keywords a tenant configures.
@@ -55,6 +59,10 @@ pub struct Tenant {
     /// punctuation aside) puts it on the tenant's opt-out list (R5.7). STOP always does.
     #[serde(default = "default_keywords")]
     pub opt_out_keywords: Vec<String>,
+    /// The answer to an SMS that says HELP (or INFO), sent from the number it was sent
+    /// to; none: HELP is left to the provider's own keyword handling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms_help_text: Option<String>,
     pub updated_at: Option<DateTime<Utc>>,
     /// Optimistic-concurrency version; 0 while nothing is stored.
     #[serde(default)]
@@ -76,6 +84,10 @@ pub struct TenantSettings {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Vec<String>>)]
     pub opt_out_keywords: Option<Option<Vec<String>>>,
+    /// The answer to an SMS HELP, at most 320 characters; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 320)]
+    pub sms_help_text: Option<Option<String>>,
 }
 
 /// `PUT /admin/tenants/{tenant_id}`: what only the platform's administrator sets on a
@@ -116,6 +128,7 @@ impl Tenant {
             campaigns_enabled: true,
             timezone: utc(),
             opt_out_keywords: default_keywords(),
+            sms_help_text: None,
             updated_at: None,
             version: 0,
         }
@@ -159,10 +172,31 @@ impl Tenant {
             Some(None) => default_keywords(),
             Some(Some(words)) => opt_out_keywords(words)?,
         };
+        let help = match s.sms_help_text {
+            None => self.sms_help_text.clone(),
+            Some(None) => None,
+            Some(Some(t)) if t.trim().is_empty() => None,
+            Some(Some(t)) if t.trim().chars().count() > MAX_HELP_CHARS => {
+                return Err(DomainError::invalid(
+                    "sms_help_text",
+                    format!("must be at most {MAX_HELP_CHARS} characters"),
+                ))
+            }
+            Some(Some(t)) => Some(t.trim().to_owned()),
+        };
         self.timezone = timezone;
         self.opt_out_keywords = keywords;
+        self.sms_help_text = help;
         self.updated_at = Some(now);
         Ok(())
+    }
+
+    /// The answer to an SMS saying `text`, when it asks for HELP ([`asks_for_help`]) and
+    /// the tenant set one.
+    pub fn sms_help_reply(&self, text: Option<&str>) -> Option<&str> {
+        self.sms_help_text
+            .as_deref()
+            .filter(|_| asks_for_help(text))
     }
 
     /// Applies an administrator's `PUT /admin/tenants/{tenant_id}`.
@@ -170,6 +204,17 @@ impl Tenant {
         self.campaigns_enabled = s.campaigns_enabled;
         self.updated_at = Some(now);
     }
+}
+
+/// Whether an SMS says HELP or INFO (case and punctuation aside): a keyword carriers
+/// require an answer to, never a reply to a campaign.
+pub fn asks_for_help(text: Option<&str>) -> bool {
+    text.is_some_and(|t| {
+        let said = super::answer::normalise(t);
+        HELP_KEYWORDS
+            .iter()
+            .any(|k| said == super::answer::normalise(k))
+    })
 }
 
 /// Validates a tenant's opt-out keywords: trimmed, upper case, no duplicates, STOP first
@@ -279,6 +324,31 @@ mod tests {
         );
         assert_eq!(t.sms_opt_out_keyword(Some("quit")).as_deref(), Some("QUIT"));
         assert_eq!(t.sms_opt_out_keyword(Some("cancel my order")), None);
+        // HELP is answered only with a text set; the text is bounded.
+        assert_eq!(t.sms_help_reply(Some("help")), None);
+        let mut h = t.clone();
+        let set = |v: serde_json::Value| serde_json::from_value::<TenantSettings>(v).unwrap();
+        h.apply(
+            set(
+                serde_json::json!({"sms_help_text": "Acme: call 555-0100. Reply STOP to opt out."}),
+            ),
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(
+            h.sms_help_reply(Some(" Help! ")),
+            Some("Acme: call 555-0100. Reply STOP to opt out.")
+        );
+        assert!(h.sms_help_reply(Some("info")).is_some());
+        assert_eq!(h.sms_help_reply(Some("help me with my order")), None);
+        let long = "x".repeat(321);
+        let e = h
+            .apply(set(serde_json::json!({"sms_help_text": long})), Utc::now())
+            .unwrap_err();
+        assert_eq!(e.field(), Some("sms_help_text"));
+        h.apply(set(serde_json::json!({"sms_help_text": null})), Utc::now())
+            .unwrap();
+        assert_eq!(h.sms_help_reply(Some("help")), None);
         let s: TenantSettings =
             serde_json::from_str(r#"{"opt_out_keywords": [" baja ", "Cancel", "BAJA"]}"#).unwrap();
         t.apply(s, now).unwrap();

@@ -199,8 +199,10 @@ impl MessagingProvider for AwsSmsProvider {
             .destination_phone_number(format!("+{}", msg.to.as_str()))
             .origination_identity(&account.sender_id)
             .message_body(&msg.body)
-            .message_type(MessageType::Transactional)
-            .context(REF_KEY, &msg.callback_data);
+            .message_type(MessageType::Transactional);
+        if !msg.callback_data.is_empty() {
+            req = req.context(REF_KEY, &msg.callback_data);
+        }
         if let Some(set) = &self.configuration_set {
             req = req.configuration_set_name(set);
         }

@@ -205,9 +205,11 @@ impl MessagingProvider for TwilioProvider {
             });
         };
         let token = super::credential(&*self.secrets, account, "Twilio").await?;
+        // A message of no entry (an answer to HELP) asks for no statuses.
         let callback = self
             .callback_base
             .as_deref()
+            .filter(|_| !msg.callback_data.is_empty())
             .map(|b| status_callback_url(b, account, &msg.callback_data));
         let form = send_form(&sender, msg, callback);
         let body = form_urlencoded::Serializer::new(String::new())

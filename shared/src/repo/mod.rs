@@ -19,6 +19,7 @@
 //! | hopper entry | `HOPPER#t#c#n` | `ENTRY#p` | GSI2 `READY#t#c#n` while FRESH; GSI1 `DUE#k` while PENDING; GSI1 `SENDING#k` while SENDING |
 //! | interaction | `INTERACTION#sender#p` | `INTERACTION` | TTL |
 //! | a sender's hold on a contact (R4.5, R4.6) | `TENANT#t#PHONE#p` | `HOLD` | TTL |
+//! | an SMS HELP answered (issue 16) | `HELP#<sender_id>#<message id>` | `HELP` | TTL |
 //! | 24-hour window, last recontact (`conversations`) | `INTERACTION#sender#p` | `WINDOW` | TTL |
 //! | conversation message (`conversations`) | `HOPPER#t#c#n` | `MSG#p#time#message` | |
 
@@ -855,6 +856,29 @@ pub async fn save_hold(table: &dyn Table, h: &mut ContactHold) -> PortResult<()>
     let ttl = (h.until + chrono::Duration::days(1)).timestamp();
     item.insert("ttl".into(), ttl.into());
     put_versioned(table, item, &mut h.version).await
+}
+
+// ---- answers to SMS HELP ----
+
+/// Marks the HELP message `message_id` to `sender_id` as answered; `false` when it was
+/// already (a webhook delivered again answers nothing twice). Kept a week (TTL).
+pub async fn claim_help_answer(
+    table: &dyn Table,
+    sender_id: &str,
+    message_id: &str,
+    now: crate::domain::Time,
+) -> PortResult<bool> {
+    let mut item = Item::new();
+    item.insert("PK".into(), format!("HELP#{sender_id}#{message_id}").into());
+    item.insert("SK".into(), "HELP".into());
+    item.insert("type".into(), "help_answer".into());
+    let ttl = (now + chrono::Duration::days(7)).timestamp();
+    item.insert("ttl".into(), ttl.into());
+    match table.put(item, Cond::NotExists).await {
+        Ok(()) => Ok(true),
+        Err(PortError::ConditionFailed) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 // ---- interactions ----
