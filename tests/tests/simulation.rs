@@ -29,8 +29,8 @@ use shared::domain::template::TemplateStatus;
 use shared::domain::Time;
 use shared::lambda::{self, sqs_event};
 use shared::ports::{
-    Accepted, Clock, Cond, EventBus, Index, Item, MessagingProvider, OutboundTemplate, Page,
-    PortError, PortResult, Query, Table,
+    Accepted, Clock, Cond, EventBus, Index, Item, MessagingProvider, OutboundSms, OutboundTemplate,
+    Page, PortError, PortResult, Query, Table,
 };
 use shared::repo;
 use std::collections::{BTreeMap, HashMap};
@@ -274,6 +274,8 @@ struct Delivered {
     code: Option<i64>,
     /// Its place among every message the provider took (several share a time).
     seq: usize,
+    /// An SMS (a WhatsApp campaign's fallback), not a WhatsApp message.
+    sms: bool,
 }
 
 /// A webhook on its way: delivered at or after `at`, again after a failure.
@@ -291,6 +293,8 @@ struct SimProvider {
     delivered: Mutex<Vec<Delivered>>,
     /// Sends refused with Meta's marketing limit (131049): callback data and time.
     limited: Mutex<Vec<(String, Time)>>,
+    /// Sends refused as not on WhatsApp (131026) at the send: callback data and time.
+    undeliverable: Mutex<Vec<(String, Time)>>,
     hooks: Mutex<Vec<Hook>>,
     next_id: Mutex<u64>,
 }
@@ -328,11 +332,12 @@ impl MessagingProvider for SimProvider {
             });
         }
         if self.faults.strikes(r.provider_permanent) {
-            return Err(SendFailure {
-                class: FailureClass::Permanent,
-                code: Some(131026),
-                reason: "Message undeliverable".into(),
-            });
+            let data = msg.callback_data.clone();
+            self.undeliverable
+                .lock()
+                .unwrap()
+                .push((data, self.clock.now()));
+            return Err(SendFailure::meta(131026, "Message undeliverable"));
         }
         let now = self.clock.now();
         if self.faults.strikes(r.provider_marketing_limit) {
@@ -366,6 +371,7 @@ impl MessagingProvider for SimProvider {
             unknown_to_engine: times_out,
             failed: fails,
             code,
+            sms: false,
         });
         drop(delivered);
         // Meta's Marketing Messages API takes no callback data: its statuses name the
@@ -407,6 +413,62 @@ impl MessagingProvider for SimProvider {
             return Err(SendFailure::outcome_unknown(
                 "Meta timeout: operation timed out",
             ));
+        }
+        Ok(id.into())
+    }
+
+    /// An SMS provider (a WhatsApp campaign's fallback): refuses now and then, or takes
+    /// the message and never answers; its statuses are sent and delivered.
+    async fn send_sms(
+        &self,
+        account: &Account,
+        msg: &OutboundSms,
+    ) -> Result<Accepted, SendFailure> {
+        let r = &self.faults.rates;
+        if self.faults.strikes(r.provider_temporary) {
+            return Err(SendFailure::twilio(21611, "queue full"));
+        }
+        let now = self.clock.now();
+        let id = {
+            let mut n = self.next_id.lock().unwrap();
+            *n += 1;
+            format!("SMsim{}", *n)
+        };
+        let times_out = self.faults.strikes(r.provider_accepts_then_times_out);
+        let mut delivered = self.delivered.lock().unwrap();
+        let seq = delivered.len();
+        delivered.push(Delivered {
+            seq,
+            sender_id: account.sender_id.clone(),
+            to: msg.to.as_str().to_owned(),
+            callback_data: msg.callback_data.clone(),
+            message_id: id.clone(),
+            at: now,
+            unknown_to_engine: times_out,
+            failed: false,
+            code: None,
+            sms: true,
+        });
+        drop(delivered);
+        let (entry, attempt) = match EntryRef::decode_attempt(&msg.callback_data) {
+            Some((e, a)) => (Some(e), a),
+            None => (None, None),
+        };
+        for (status, secs) in [(StatusKind::Sent, 1), (StatusKind::Delivered, 5)] {
+            let s = StatusUpdate {
+                recipient: Some(msg.to.clone()),
+                message_id: id.clone(),
+                status,
+                at: now + Duration::seconds(secs),
+                entry: entry.clone(),
+                attempt,
+                sender_id: Some(account.sender_id.clone()),
+                user_id: None,
+            };
+            self.hook(secs, Inbound::Status(s));
+        }
+        if times_out {
+            return Err(SendFailure::outcome_unknown("Twilio timeout"));
         }
         Ok(id.into())
     }
@@ -486,6 +548,8 @@ struct TenantW {
     name: String,
     account_id: String,
     sender_id: String,
+    /// Its SMS number (campaign C0's fallback).
+    sms_sender_id: String,
     waba_id: String,
     lists: Vec<String>,
     campaigns: Vec<CampaignW>,
@@ -543,6 +607,7 @@ impl World {
             hooks: Mutex::new(Vec::new()),
             next_id: Mutex::new(0),
             limited: Mutex::new(Vec::new()),
+            undeliverable: Mutex::new(Vec::new()),
         });
         let bus = Arc::new(Bus {
             faults: faults.clone(),
@@ -647,6 +712,21 @@ impl World {
                 )
                 .await;
             let account_id = account["id"].as_str().unwrap().to_owned();
+            // An SMS number of the tenant's own: campaign C0 falls back to it for numbers
+            // WhatsApp refuses as not on WhatsApp.
+            let sms = self
+                .must(
+                    &name,
+                    Method::POST,
+                    "/accounts",
+                    Some(json!({
+                        "name": "SMS", "provider": "twilio", "token_ref": "env:SIM_TOKEN",
+                        "sender_id": format!("AC{t:032x}:+1555000{t:04}"), "rate_limit": 5
+                    })),
+                )
+                .await;
+            let sms_account = sms["id"].as_str().unwrap().to_owned();
+            let sms_sender_id = sms["sender_id"].as_str().unwrap().to_owned();
             self.must(
                 &name,
                 Method::POST,
@@ -718,6 +798,10 @@ impl World {
                 if let Some(d) = duplicate_window_days {
                     body["duplicate_window_days"] = json!(d);
                 }
+                if c == 0 {
+                    body["sms_fallback"] =
+                        json!({"account_id": sms_account, "message": "Hi {{1}}, an offer by SMS"});
+                }
                 let created = self
                     .must(&name, Method::POST, "/campaigns", Some(body))
                     .await;
@@ -736,6 +820,7 @@ impl World {
                 name,
                 account_id,
                 sender_id,
+                sms_sender_id,
                 waba_id,
                 lists,
                 campaigns,
@@ -1209,7 +1294,7 @@ impl World {
         let owner: HashMap<&str, &TenantW> = self
             .tenants
             .iter()
-            .map(|t| (t.sender_id.as_str(), t))
+            .flat_map(|t| [(t.sender_id.as_str(), t), (t.sms_sender_id.as_str(), t)])
             .collect();
 
         // 1. Never twice: no attempt of an entry reached the customer twice, and an entry
@@ -1265,9 +1350,63 @@ impl World {
                 .filter(|(r, _, _)| r.campaign_id == *campaign && r.phone.as_str() == phone)
                 .count();
             let resets = resets.get(campaign.as_str()).copied().unwrap_or(0) as usize;
-            if *n > 1 + resets + holds {
+            // An SMS fallback is the entry's one more send (invariant 11 bounds it).
+            let sms = delivered
+                .iter()
+                .filter(|d| d.sms && d.to == *phone && d.callback_data.contains(campaign.as_str()))
+                .count();
+            if *n > 1 + resets + holds + sms {
                 broken.push(format!(
-                    "{campaign} sent {phone} {n} times with {resets} resets and {holds} marketing-limit holds",
+                    "{campaign} sent {phone} {n} times with {resets} resets, {holds} marketing-limit holds and {sms} SMS fallbacks",
+                ));
+            }
+        }
+
+        // 11. The SMS fallback: an entry goes by SMS only after WhatsApp refused its
+        // number as not on WhatsApp (131026 at the send, or in a failed status of an
+        // earlier attempt), and once per round (its campaign's resets start a new one).
+        let undeliverable: Vec<(EntryRef, u32, Time)> = {
+            let refused = self.provider.undeliverable.lock().unwrap().clone();
+            let failed = delivered
+                .iter()
+                .filter(|d| !d.sms && d.code == Some(131026))
+                .map(|d| (d.callback_data.clone(), d.at));
+            refused
+                .into_iter()
+                .chain(failed)
+                .filter_map(|(data, at)| {
+                    let (r, attempt) = EntryRef::decode_attempt(&data)?;
+                    Some((r, attempt?, at))
+                })
+                .collect()
+        };
+        let mut sms_per_entry: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for d in delivered.iter().filter(|d| d.sms) {
+            let Some((r, Some(a))) = EntryRef::decode_attempt(&d.callback_data) else {
+                broken.push(format!("an SMS without callback data: {d:?}"));
+                continue;
+            };
+            let after_refusal = undeliverable
+                .iter()
+                .any(|(u, ua, at)| *u == r && *ua < a && *at <= d.at);
+            if !after_refusal {
+                broken.push(format!(
+                    "{}/{} sent by SMS (attempt {a}) with no refusal as not on WhatsApp before",
+                    r.campaign_id,
+                    r.phone.as_str()
+                ));
+            }
+            *sms_per_entry
+                .entry((r.campaign_id.clone(), r.phone.as_str().to_owned()))
+                .or_insert(0) += 1;
+        }
+        for ((campaign, phone), n) in &sms_per_entry {
+            let rounds = 1 + resets.get(campaign.as_str()).copied().unwrap_or(0) as usize;
+            // An SMS whose answer was lost is never sent again automatically; a temporary
+            // refusal is not a send at all. So: at most one per round.
+            if *n > rounds {
+                broken.push(format!(
+                    "{campaign} sent {phone} {n} SMS fallbacks in {rounds} round(s)"
                 ));
             }
         }
@@ -1301,7 +1440,7 @@ impl World {
         // 10. A contact whose 131050 (stopped marketing) the engine handled gets no
         // MARKETING template of that tenant afterwards (every campaign here is MARKETING).
         for (sender, phone, taken) in &self.marketing_stops {
-            for d in delivered.iter().filter(|d| d.seq >= *taken) {
+            for d in delivered.iter().filter(|d| d.seq >= *taken && !d.sms) {
                 if d.sender_id == *sender && d.to == *phone {
                     broken.push(format!(
                         "{phone}: marketing sent at {} after its 131050 was handled",
@@ -1627,8 +1766,16 @@ fn run_seed(seed: u64) -> (Vec<String>, String) {
             .iter()
             .filter(|d| d.callback_data.starts_with("rc1|"))
             .count();
+        let sms = w
+            .provider
+            .delivered
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|d| d.sms)
+            .count();
         let summary = format!(
-            "sends {}, recontacts {recontacts}, replies {}, events {}, trace {:016x}",
+            "sends {} ({sms} SMS fallbacks), recontacts {recontacts}, replies {}, events {}, trace {:016x}",
             w.provider.delivered.lock().unwrap().len(),
             w.replies.len(),
             w.bus.events.lock().unwrap().len(),

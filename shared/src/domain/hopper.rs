@@ -847,6 +847,8 @@ impl HopperEntry {
         self.last_attempt_error = None;
         self.marketing_holds = 0;
         self.message_status = None;
+        // Sent again from the start: by WhatsApp first, the fallback available again.
+        self.sms_fallback = None;
         if *self == before {
             return false;
         }
