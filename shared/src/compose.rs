@@ -40,6 +40,16 @@ pub struct ProviderUrls {
     /// The configuration set whose event destination feeds the inbound queue
     /// (`SMS_CONFIGURATION_SET`); `None` sends without one.
     pub sms_configuration_set: Option<String>,
+    /// The protect configuration (country rules, SMS pumping protection) every SMS is
+    /// sent under (`SMS_PROTECT_CONFIGURATION`); `None`: the account's default.
+    pub sms_protect_configuration: Option<String>,
+}
+
+/// The protect configuration of the simulated AWS account ([`ProviderUrls::all_at`]).
+pub const SIMULATED_PROTECT_CONFIGURATION: &str = "protect-0123456789abcdef0123456789abcdef";
+
+fn env_set(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 impl ProviderUrls {
@@ -55,9 +65,8 @@ impl ProviderUrls {
             twilio_url: config::optional("TWILIO_API_URL", "https://api.twilio.com"),
             twilio_callback_base: config::public_webhook_url(),
             aws_sms_url: None,
-            sms_configuration_set: std::env::var("SMS_CONFIGURATION_SET")
-                .ok()
-                .filter(|v| !v.trim().is_empty()),
+            sms_configuration_set: env_set("SMS_CONFIGURATION_SET"),
+            sms_protect_configuration: env_set("SMS_PROTECT_CONFIGURATION"),
         }
     }
 
@@ -74,6 +83,7 @@ impl ProviderUrls {
             twilio_callback_base: None,
             aws_sms_url: Some(base),
             sms_configuration_set: Some("sim-configuration-set".into()),
+            sms_protect_configuration: Some(SIMULATED_PROTECT_CONFIGURATION.into()),
         }
     }
 
@@ -151,12 +161,15 @@ impl Providers {
                     urls.twilio_callback_base.clone(),
                     secrets.twilio.clone(),
                 )),
-                aws_sms: Arc::new(AwsSmsProvider::new(
-                    sdk,
-                    urls.aws_sms_url.as_deref(),
-                    urls.sms_configuration_set.clone(),
-                    secrets.aws_sms.clone(),
-                )),
+                aws_sms: Arc::new(
+                    AwsSmsProvider::new(
+                        sdk,
+                        urls.aws_sms_url.as_deref(),
+                        urls.sms_configuration_set.clone(),
+                        secrets.aws_sms.clone(),
+                    )
+                    .with_protect_configuration(urls.sms_protect_configuration.clone()),
+                ),
             }),
             templates: Arc::new(MetaTemplates::with_client(
                 http.clone(),

@@ -223,7 +223,8 @@ async fn r4_7_kaleyra_invalid_number_reason_is_recorded() {
         s.status,
         StatusKind::Failed {
             code: None,
-            reason: INVALID_REASON.into()
+            reason: INVALID_REASON.into(),
+            class: None,
         }
     );
 }
@@ -359,7 +360,8 @@ async fn r7_3_kaleyra_callbacks_parse_statuses_and_ref() {
         s.status,
         StatusKind::Failed {
             code: None,
-            reason: "Daily limit reached (WAV2101)".into()
+            reason: "Daily limit reached (WAV2101)".into(),
+            class: None,
         }
     );
     // Without a time of its own, a status is dated when the webhook received it.

@@ -220,6 +220,7 @@ async fn failed_status(h: &Spawned, id: &str, phone: &str, code: i64, at_secs: i
         status: StatusKind::Failed {
             code: Some(code),
             reason: shared::domain::outcome::meta_reason(code, ""),
+            class: None,
         },
         at: h.clock.now() + Duration::seconds(at_secs),
         entry: Some(r),
@@ -569,6 +570,7 @@ impl shared::ports::MessagingProvider for Overtaken {
             status: StatusKind::Failed {
                 code: Some(131049),
                 reason: "Meta's marketing limit".into(),
+                class: None,
             },
             at: self.clock.now(),
             entry: Some(r),

@@ -116,7 +116,7 @@ fn r6_1_statuses_parse_from_meta_fixtures() {
 fn r6_1_failed_status_carries_code_and_reason() {
     let failed = only_status("message_status", "failed");
     match failed.status {
-        StatusKind::Failed { code, reason } => {
+        StatusKind::Failed { code, reason, .. } => {
             assert_eq!(code, Some(130472));
             // Issue 18: Meta's experiment is an outcome of its own, under its own reason.
             assert_eq!(reason, "Meta marketing experiment");
@@ -131,7 +131,7 @@ fn r6_1_undeliverable_failure_uses_the_r4_7_wording() {
     body["entry"][0]["changes"][0]["value"]["statuses"][0]["errors"][0]["code"] = 131026.into();
     match parse(&body).as_slice() {
         [Inbound::Status(StatusUpdate {
-            status: StatusKind::Failed { code, reason },
+            status: StatusKind::Failed { code, reason, .. },
             ..
         })] => {
             assert_eq!(*code, Some(131026));

@@ -347,3 +347,64 @@ async fn r12_4_the_fallback_is_checked_naming_its_fields() {
         .await;
     assert_eq!(ok["sms_fallback"]["account_id"], sms_account.as_str());
 }
+
+/// Review of issue 16: fallback SMS went out at the WhatsApp campaign's pace (20/s here),
+/// counted as one unit each, whatever the SMS number allows. They must keep to the SMS
+/// account's rate, in message parts.
+#[tokio::test]
+async fn r12_4_fallback_sms_keep_to_the_sms_numbers_rate() {
+    let phones: Vec<String> = (0..12).map(|i| format!("9198123003{i:02}")).collect();
+    let h = Spawn::new(Arc::new(MemoryTable::new()))
+        .simulator(SimConfig {
+            reply_percent: 0,
+            not_on_whatsapp: phones.clone(),
+            rate_limit_per_sec: None,
+            ..SimConfig::default()
+        })
+        .serve_webhooks(true)
+        .spawn()
+        .await;
+    let sms_account = h
+        .ok(
+            Method::POST,
+            "/accounts",
+            Some(
+                json!({"name": "SMS", "provider": "twilio", "sender_id": SIM_TWILIO_SENDER,
+                "token_ref": SIM_TWILIO_TOKEN_REF, "rate_limit": 1}),
+            ),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refs: Vec<&str> = phones.iter().map(String::as_str).collect();
+    let c = h
+        .ready_campaign_with(
+            &refs,
+            json!({}),
+            json!({"rate": 20, "sms_fallback": {"account_id": sms_account, "message": "Hi {{1}}, code {{2}} (by SMS)"}}),
+        )
+        .await;
+    common::launch(&h.api, &c).await;
+    run_tick(&h).await;
+    for _ in 0..3 {
+        h.sys.sweeper.sweep().await.unwrap();
+        run_tick(&h).await;
+    }
+    let sms: Vec<_> = h
+        .simulator()
+        .sent()
+        .into_iter()
+        .filter(|s| s.provider == SimProvider::Twilio)
+        .collect();
+    assert_eq!(sms.len(), phones.len(), "every one fell back, once");
+    let mut per_second: HashMap<i64, usize> = HashMap::new();
+    for s in &sms {
+        *per_second.entry(s.at.timestamp()).or_insert(0) += 1;
+    }
+    let most = per_second.values().max().copied().unwrap_or(0);
+    assert_eq!(
+        most, 1,
+        "one part a second on the SMS number: {per_second:?}"
+    );
+}

@@ -398,6 +398,7 @@ impl MessagingProvider for SimProvider {
                     StatusKind::Failed {
                         code: Some(code),
                         reason: shared::domain::outcome::meta_reason(code, ""),
+                        class: None,
                     },
                     5,
                 )),

@@ -7,7 +7,7 @@
 use super::{update_campaign, AppResult};
 use crate::domain::account::Account;
 use crate::domain::campaign::{Campaign, CampaignStatus};
-use crate::domain::hopper::{EntryState, HopperEntry};
+use crate::domain::hopper::{EntryState, HopperEntry, SmsFallback};
 use crate::domain::ids::{CampaignId, TenantId};
 use crate::domain::inbound::SendJob;
 use crate::domain::pacing::{self, Slots};
@@ -717,6 +717,7 @@ impl Dispatcher {
         let mut reader = ShardReader::open(&*self.table, c, &cursors, now, limit).await?;
         // Calling hours parsed once per dispatch, not once per slot.
         let window = c.calling_hours.as_ref().map(|h| h.window());
+        let sms_rate = self.fallback_rate(c).await?;
         let mut msgs: Vec<OutMessage> = Vec::new();
         let mut deferred = 0;
         let mut slot = 0;
@@ -750,8 +751,14 @@ impl Dispatcher {
                     continue;
                 }
             }
-            // An SMS of several parts takes as many slots: the number's limit counts parts.
-            let units = c.pace_units(&e.contact);
+            // An SMS of several parts takes as many slots: the number's limit counts parts;
+            // a fallback SMS keeps to its own number's rate.
+            let units = match sms_rate {
+                Some(r) if e.sms_fallback == Some(SmsFallback::Due) => {
+                    c.fallback_pace_units(&e.contact, allowance.rate, r)
+                }
+                _ => c.pace_units(&e.contact),
+            };
             if slot > 0 && slot + units > limit {
                 reader.buffer.push_front(e);
                 break;
@@ -763,6 +770,16 @@ impl Dispatcher {
         let next_due = slots.next_due(slot);
         self.store_progress(c, cursors, next_due, msgs, deferred, allowance.rate)
             .await
+    }
+
+    /// The rate (parts per second) of the SMS account a WhatsApp campaign falls back to;
+    /// none without a fallback (or when its account is gone: the send then fails it).
+    async fn fallback_rate(&self, c: &Campaign) -> AppResult<Option<f64>> {
+        let Some(f) = &c.sms_fallback else {
+            return Ok(None);
+        };
+        let account = repo::get_account(&*self.table, &c.tenant, &f.account_id).await?;
+        Ok(account.map(|a| f64::from(a.rate_limit)))
     }
 
     /// Sends the tick's messages and moves the campaign's cursors past them; nothing at

@@ -25,7 +25,7 @@
 
 use super::blocklists::note_marketing_choice;
 use super::{retry_on_conflict, AppError, AppResult};
-use crate::domain::blocklist::MarketingPreference;
+use crate::domain::blocklist::{MarketingPreference, OptOut};
 use crate::domain::campaign::{Campaign, MarketingLimitHold};
 use crate::domain::conversation::{Answer, ConversationMessage, MessageKind, ServiceWindow};
 use crate::domain::eligibility::Interaction;
@@ -37,7 +37,9 @@ use crate::domain::hopper::{HopperEntry, Reply, ReplyOutcome};
 use crate::domain::inbound::{
     EntryRef, Inbound, InboundMessage, MarketingChoice, StatusKind, StatusUpdate,
 };
-use crate::domain::outcome::{META_MARKETING_LIMIT_CODE, META_MARKETING_OPT_OUT_CODE};
+use crate::domain::outcome::{
+    FailureClass, META_MARKETING_LIMIT_CODE, META_MARKETING_OPT_OUT_CODE,
+};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::stats::{self, Delta};
 use crate::domain::tenant::Tenant;
@@ -312,7 +314,7 @@ impl Inbox {
         let statuses = &own;
         let hold = &self.marketing_hold(r, statuses).await?;
         let falls_back = self.falls_back_to_sms(r, statuses).await?;
-        retry_on_conflict(|_| async move {
+        let applied = retry_on_conflict(|_| async move {
             let Some(mut e) = repo::get_entry(&*self.table, r).await? else {
                 tracing::info!(campaign_id = %r.campaign_id, "webhook for an entry that no longer exists");
                 return Ok((0, Delta::new()));
@@ -320,16 +322,25 @@ impl Inbox {
             let before = e.clone();
             let mut changed = 0;
             let mut stopped: Option<Time> = None;
+            let mut opted_out: Option<&StatusUpdate> = None;
             for s in statuses {
                 // Only a status about the entry's own message tells of its contact.
-                if e.reports_current_attempt(&s.message_id, s.attempt)
-                    && failed_with(s, META_MARKETING_OPT_OUT_CODE)
-                {
-                    stopped = Some(stopped.map_or(s.at, |t| t.min(s.at)));
+                if e.reports_current_attempt(&s.message_id, s.attempt) {
+                    if failed_with(s, META_MARKETING_OPT_OUT_CODE) {
+                        stopped = Some(stopped.map_or(s.at, |t| t.min(s.at)));
+                    }
+                    if failed_as(s, FailureClass::OptedOut) {
+                        opted_out = Some(s);
+                    }
                 }
                 if e.apply_update_held(s, hold.as_ref()) {
                     changed += 1;
                 }
+            }
+            // The provider refused it because the contact opted out of the number
+            // (Twilio's 21610): the tenant's opt-out list takes the contact.
+            if let Some(s) = opted_out {
+                self.note_provider_opt_out(r, s).await?;
             }
             // Not on WhatsApp, and the campaign names an SMS fallback: back in line to go
             // by SMS, once.
@@ -345,7 +356,53 @@ impl Inbox {
             repo::save_entry(&*self.table, &mut e, self.clock.now()).await?;
             Ok((changed, stats::delta(Some(&before), &e)))
         })
-        .await
+        .await?;
+        self.pause_for_campaign_fault(r, statuses).await;
+        Ok(applied)
+    }
+
+    /// A failed status whose code is the campaign's fault (Twilio's 30034: the number's
+    /// 10DLC registration; a From that cannot send) pauses the campaign with the reason,
+    /// as the same refusal of a send does (R4.7), instead of failing the rest of the
+    /// audience one by one. Best effort: a campaign already paused stays so, and a pause
+    /// that cannot be stored is logged (the next such status pauses it).
+    async fn pause_for_campaign_fault(&self, r: &EntryRef, statuses: &[&StatusUpdate]) {
+        let Some(reason) = statuses.iter().find_map(|s| match &s.status {
+            StatusKind::Failed {
+                reason,
+                class: Some(FailureClass::Campaign),
+                ..
+            } => Some(reason.clone()),
+            _ => None,
+        }) else {
+            return;
+        };
+        let now = self.clock.now();
+        let why = reason.clone();
+        let res = super::update_campaign(
+            &*self.table,
+            &*self.bus,
+            &r.tenant,
+            &r.campaign_id,
+            (Some(reason), now),
+            move |c| c.pause(Some(why.clone()), now),
+        )
+        .await;
+        if let Err(e) = res {
+            tracing::info!(campaign_id = %r.campaign_id, error = %e, "campaign not paused for a provider status (already paused?)");
+        }
+    }
+
+    /// The contact opted out of the number at the provider: on the tenant's opt-out list,
+    /// as of the status.
+    async fn note_provider_opt_out(&self, r: &EntryRef, s: &StatusUpdate) -> AppResult<()> {
+        let detail = match &s.status {
+            StatusKind::Failed { reason, .. } => reason.as_str(),
+            _ => "",
+        };
+        let rec = OptOut::by_provider(r.phone.clone(), detail, s.at);
+        repo::blocklists::put_opt_out(&*self.table, &r.tenant, &rec).await?;
+        Ok(())
     }
 
     /// The campaign's rule for Meta's marketing limit, read only when a status of the
@@ -739,6 +796,12 @@ impl Inbox {
 }
 
 /// Whether `s` reports a failure with Meta's `code`.
+/// Whether the status is a failure the provider classified as `class` (a provider whose
+/// codes are not Meta's: Twilio).
+fn failed_as(s: &StatusUpdate, class: FailureClass) -> bool {
+    matches!(&s.status, StatusKind::Failed { class: Some(c), .. } if *c == class)
+}
+
 fn failed_with(s: &StatusUpdate, code: i64) -> bool {
     matches!(&s.status, StatusKind::Failed { code: Some(c), .. } if *c == code)
 }

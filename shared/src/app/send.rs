@@ -727,7 +727,8 @@ impl SendService {
             self.note_marketing_stop(ctx, &entry.phone, &failure, now)
                 .await;
         }
-        if failure.class == FailureClass::OptedOut {
+        let provider = ctx.route(entry).account.provider;
+        if failure.class == FailureClass::OptedOut && provider.opt_out_refusal_is_the_tenants() {
             self.note_opt_out(ctx, &entry.phone, &failure, now).await;
         }
         let (f, hold) = (failure.clone(), ctx.campaign.marketing_limit_hold());

@@ -47,6 +47,17 @@ impl Provider {
         matches!(self, Provider::Twilio | Provider::AwsSms)
     }
 
+    /// Whether the provider's refusal of an opted-out number speaks for the tenant: a
+    /// Twilio opt-out is the contact's STOP to this very number, which belongs to the
+    /// tenant, so the tenant's opt-out list takes the contact. AWS End User Messaging
+    /// SMS keeps one opt-out list per AWS account unless each number is given its own,
+    /// and numbers of several tenants may share it: its refusal records the entry as opted
+    /// out and leaves the tenant's list alone (another tenant's customer's STOP is none of
+    /// this tenant's business).
+    pub fn opt_out_refusal_is_the_tenants(self) -> bool {
+        self == Provider::Twilio
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Provider::Meta => "meta",

@@ -651,6 +651,35 @@ impl Campaign {
             _ => 1,
         }
     }
+
+    /// The share of the campaign's pace one entry falling back to SMS takes: its SMS's
+    /// parts, each as many of the campaign's slots as the campaign's `rate` (messages/s)
+    /// is faster than the SMS number's `sms_rate` (parts/s). The fallback's SMS then keep
+    /// to the SMS number's rate however fast the WhatsApp campaign goes (the campaign
+    /// waits while they go out).
+    pub fn fallback_pace_units(
+        &self,
+        contact: &super::template::ContactData,
+        rate: f64,
+        sms_rate: f64,
+    ) -> usize {
+        let Some(f) = &self.sms_fallback else {
+            return 1;
+        };
+        let parts = super::sms::render(
+            &f.message,
+            &self.variables,
+            contact,
+            super::sms::MAX_SEGMENTS_LIMIT,
+        )
+        .map_or(1, |t| t.parts.segments.max(1) as usize);
+        let per_part = if sms_rate > 0.0 {
+            (rate / sms_rate).ceil().max(1.0) as usize
+        } else {
+            1
+        };
+        parts * per_part
+    }
 }
 
 /// A WhatsApp campaign's SMS fallback: the SMS account and the message, filled from the

@@ -198,11 +198,16 @@ pub const EXPERIMENT_DISPOSITION: &str = "marketing_experiment";
 /// Disposition, while SENDING, of an attempt whose 131049 status overtook the send's
 /// record: the record then puts the entry on its wait.
 const MARKETING_LIMIT_PENDING: &str = "marketing_limit";
+/// Disposition of a message the provider reported refused because the contact opted out
+/// of the number (Twilio's 21610 in a status callback): the entry is BLOCK_LIST "opted
+/// out", as when the send itself is refused so.
+pub const OPTED_OUT_BY_STATUS: &str = "opted_out_at_provider";
 /// The dispositions of a message the provider reported failed after accepting it.
-const FAILED_BY_STATUS: [&str; 3] = [
+const FAILED_BY_STATUS: [&str; 4] = [
     "undeliverable",
     MARKETING_OPT_OUT_DISPOSITION,
     EXPERIMENT_DISPOSITION,
+    OPTED_OUT_BY_STATUS,
 ];
 
 /// Where an entry is in the WhatsApp-to-SMS fallback.
@@ -379,7 +384,7 @@ impl HopperEntry {
         // back to PENDING until this timeout.
         self.expires_at = Some(now + timeout);
         if self.failed_by_status() {
-            self.state = EntryState::Failed;
+            self.settle_failed_by_status();
         } else {
             self.error = None;
             self.reason = None;
@@ -629,7 +634,14 @@ impl HopperEntry {
                 earliest(&mut self.read_at, at);
                 self.undo_status_failure();
             }
-            StatusKind::Failed { code, reason } => self.apply_failed(*code, reason, at, hold),
+            StatusKind::Failed {
+                code,
+                reason,
+                class,
+            } => {
+                let class = class.or_else(|| code.map(classify_meta));
+                self.apply_failed(class, reason, at, hold)
+            }
         }
         *self != before
     }
@@ -640,7 +652,7 @@ impl HopperEntry {
     /// an entry back in line (FRESH: held, its message failed already) takes none.
     fn apply_failed(
         &mut self,
-        code: Option<i64>,
+        class: Option<FailureClass>,
         reason: &str,
         at: Time,
         hold: Option<&MarketingLimitHold>,
@@ -652,7 +664,6 @@ impl HopperEntry {
         {
             return;
         }
-        let class = code.map(classify_meta);
         let waiting = matches!(
             self.state,
             EntryState::Pending | EntryState::Sending | EntryState::Retry
@@ -670,12 +681,24 @@ impl HopperEntry {
         let disposition = match class {
             Some(FailureClass::MarketingOptOut) => MARKETING_OPT_OUT_DISPOSITION,
             Some(FailureClass::Experiment) => EXPERIMENT_DISPOSITION,
+            Some(FailureClass::OptedOut) => OPTED_OUT_BY_STATUS,
             _ => "undeliverable",
         };
         self.error = Some(reason.to_owned());
         self.reason = Some(reason.to_owned());
         self.disposition = Some(disposition.into());
         if self.state == EntryState::Pending {
+            self.settle_failed_by_status();
+        }
+    }
+
+    /// A PENDING (or just recorded) message the provider reported failed: FAILED, or
+    /// BLOCK_LIST "opted out" when it was refused because the contact opted out.
+    fn settle_failed_by_status(&mut self) {
+        if self.disposition.as_deref() == Some(OPTED_OUT_BY_STATUS) {
+            self.state = EntryState::BlockList;
+            self.reason = Some(OPTED_OUT_REASON.into());
+        } else {
             self.state = EntryState::Failed;
         }
     }
@@ -976,6 +999,7 @@ mod tests {
         StatusKind::Failed {
             code: Some(131049),
             reason: "Meta's marketing limit".into(),
+            class: None,
         }
     }
 
@@ -1078,6 +1102,7 @@ mod tests {
         StatusKind::Failed {
             code: Some(131026),
             reason: "Message Undeliverable".into(),
+            class: None,
         }
     }
 
@@ -1179,6 +1204,7 @@ mod tests {
         let failed = StatusKind::Failed {
             code: Some(131026),
             reason: "Message Undeliverable".into(),
+            class: None,
         };
         assert!(
             !e.apply_status(&failed, now + Duration::seconds(10)),
@@ -1195,6 +1221,7 @@ mod tests {
         let failed = StatusKind::Failed {
             code: Some(131026),
             reason: "Message Undeliverable".into(),
+            class: None,
         };
         assert!(e.apply_status(&failed, now));
         e.record_sent("wamid.1".into(), now, Duration::days(1));
@@ -1253,6 +1280,7 @@ mod tests {
         let failed = StatusKind::Failed {
             code: Some(131026),
             reason: "Message Undeliverable".into(),
+            class: None,
         };
         let sent = |e: &mut HopperEntry| {
             e.claim(now).unwrap();

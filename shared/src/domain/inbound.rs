@@ -115,7 +115,15 @@ pub enum StatusKind {
     Sent,
     Delivered,
     Read,
-    Failed { code: Option<i64>, reason: String },
+    Failed {
+        code: Option<i64>,
+        reason: String,
+        /// What the provider's code means when the provider is not Meta (Twilio's codes
+        /// in its status callbacks); none: the code is Meta's (Meta, Kaleyra and AWS End
+        /// User Messaging Social pass Meta's codes on), classified with Meta's table.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        class: Option<super::outcome::FailureClass>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -107,9 +107,49 @@ pub fn classify_twilio(code: i64) -> FailureClass {
     }
 }
 
+/// A provider's text with every phone number in it replaced by `<number>`: a `+` or a
+/// digit starting a run of at least 8 digits, which may be grouped by single spaces,
+/// dashes or dots (`+14155550100`, `9198 1234 5678`). Error codes (Meta's six digits,
+/// Twilio's five) and counts stay. Provider messages reach the logs and become reason
+/// counters (one per reason), so no phone number may stay in them.
+pub fn redact_numbers(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let digit_at = |k: usize| chars.get(k).is_some_and(char::is_ascii_digit);
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let plus = chars[i] == '+' && digit_at(i + 1);
+        if !(plus || digit_at(i)) {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        let (mut j, mut end, mut digits) = (i + usize::from(plus), i, 0);
+        while j < chars.len() {
+            if digit_at(j) {
+                digits += 1;
+                j += 1;
+                end = j;
+            } else if matches!(chars[j], ' ' | '-' | '.') && digit_at(j + 1) {
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        if digits >= 8 {
+            out.push_str("<number>");
+        } else {
+            out.extend(&chars[i..end]);
+        }
+        i = end;
+    }
+    out
+}
+
 /// The reason recorded for a Twilio error: its message and code.
 pub fn twilio_reason(code: i64, message: &str) -> String {
-    let message = message.trim();
+    let message = redact_numbers(message.trim());
+    let message = message.as_str();
     match code {
         TWILIO_OPTED_OUT_CODE => "the contact replied STOP to this number (21610)".to_owned(),
         30003 => "Unreachable destination handset (30003)".to_owned(),
@@ -158,6 +198,8 @@ pub fn classify_meta(code: i64) -> FailureClass {
 
 /// The reason recorded on the entry for a Meta error (R4.7 wording).
 pub fn meta_reason(code: i64, message: &str) -> String {
+    let message = redact_numbers(message);
+    let message = message.as_str();
     match code {
         131026 => META_UNDELIVERABLE_REASON.to_owned(),
         META_MARKETING_LIMIT_CODE => MARKETING_LIMIT_REASON.to_owned(),
@@ -207,7 +249,7 @@ pub fn classify_kaleyra(code: &str) -> FailureClass {
 /// The reason recorded on the entry for a Kaleyra error (R4.7 wording).
 pub fn kaleyra_reason(code: &str, message: &str) -> String {
     let code = code.trim();
-    let message = message.trim();
+    let message = redact_numbers(message.trim());
     if code.eq_ignore_ascii_case(KALEYRA_INVALID_NUMBER_CODE) {
         KALEYRA_INVALID_NUMBER_REASON.to_owned()
     } else if message.is_empty() {
@@ -288,7 +330,10 @@ impl SendFailure {
         let reason = if message.trim().is_empty() {
             format!("AWS End User Messaging Social: {name}")
         } else {
-            format!("AWS End User Messaging Social: {name}: {}", message.trim())
+            format!(
+                "AWS End User Messaging Social: {name}: {}",
+                redact_numbers(message.trim())
+            )
         };
         let code = (error_type == "ThrottledRequestException").then_some(META_THROUGHPUT_CODE);
         SendFailure {
@@ -330,6 +375,32 @@ impl SendFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Review of issue 16: Twilio's 21211 message names the number ("The 'To' number
+    /// +14155550100 is not a valid phone number."); kept word for word it reached the
+    /// logs and made a reason counter per contact.
+    #[test]
+    fn provider_reasons_never_carry_a_phone_number() {
+        let twilio = twilio_reason(
+            21211,
+            "The 'To' number +14155550100 is not a valid phone number.",
+        );
+        assert_eq!(
+            twilio,
+            "The 'To' number <number> is not a valid phone number. (21211)"
+        );
+        let meta = meta_reason(131009, "Recipient 919812345678 is not valid");
+        assert!(!meta.contains("919812345678"), "{meta}");
+        let kaleyra = kaleyra_reason("E999", "number 9198 1234 5678 blocked");
+        assert!(!kaleyra.contains("1234"), "{kaleyra}");
+        let aws = SendFailure::aws_social("ValidationException", "bad +15550001111", 400);
+        assert!(!aws.reason.contains("15550001111"), "{}", aws.reason);
+        // Codes, counts and short numbers stay.
+        assert_eq!(
+            redact_numbers("(#131026) Message undeliverable, 3 parts"),
+            "(#131026) Message undeliverable, 3 parts"
+        );
+    }
 
     #[test]
     fn r4_7_meta_codes_are_classified() {

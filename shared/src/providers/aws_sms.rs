@@ -22,7 +22,7 @@
 
 use crate::domain::account::{grants_number, Account};
 use crate::domain::inbound::{EntryRef, Inbound, InboundMessage, StatusKind, StatusUpdate};
-use crate::domain::outcome::{FailureClass, SendFailure};
+use crate::domain::outcome::{redact_numbers, FailureClass, SendFailure};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::Time;
 use crate::ports::{Accepted, MessagingProvider, OutboundSms, OutboundTemplate, Secrets};
@@ -49,6 +49,9 @@ pub struct AwsSmsProvider {
     /// The deployment's configuration set, whose event destination is the events topic;
     /// none sends without one (no delivery events).
     configuration_set: Option<String>,
+    /// The protect configuration sends name (`ProtectConfigurationId`); none: the AWS
+    /// account's default.
+    protect_configuration: Option<String>,
     secrets: Arc<dyn Secrets>,
 }
 
@@ -56,6 +59,7 @@ impl std::fmt::Debug for AwsSmsProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AwsSmsProvider")
             .field("configuration_set", &self.configuration_set)
+            .field("protect_configuration", &self.protect_configuration)
             .finish_non_exhaustive()
     }
 }
@@ -84,8 +88,15 @@ impl AwsSmsProvider {
         AwsSmsProvider {
             client: aws_sdk_pinpointsmsvoicev2::Client::from_conf(conf.build()),
             configuration_set: configuration_set.filter(|c| !c.trim().is_empty()),
+            protect_configuration: None,
             secrets,
         }
+    }
+
+    /// Sends under this protect configuration (none: the account's default).
+    pub fn with_protect_configuration(mut self, id: Option<String>) -> Self {
+        self.protect_configuration = id.filter(|c| !c.trim().is_empty());
+        self
     }
 }
 
@@ -125,7 +136,7 @@ fn refusal(error_type: &str, reason: Option<&str>, message: &str, status: u16) -
         reason: if message.is_empty() {
             format!("{NAME}: {why}")
         } else {
-            format!("{NAME}: {why}: {message}")
+            format!("{NAME}: {why}: {}", redact_numbers(message))
         },
     }
 }
@@ -205,6 +216,9 @@ impl MessagingProvider for AwsSmsProvider {
         }
         if let Some(set) = &self.configuration_set {
             req = req.configuration_set_name(set);
+        }
+        if let Some(protect) = &self.protect_configuration {
+            req = req.protect_configuration_id(protect);
         }
         let result = match req.send().await {
             Ok(o) => match o.message_id().filter(|id| !id.is_empty()) {
@@ -303,7 +317,8 @@ fn events_of(e: &Value, received: Time) -> Result<Vec<Inbound>, EventError> {
                 .unwrap_or(event_type);
             StatusKind::Failed {
                 code: None,
-                reason: format!("{event_type}: {detail}"),
+                reason: format!("{event_type}: {}", redact_numbers(detail)),
+                class: None,
             }
         }
         // TEXT_PENDING, TEXT_QUEUED: on its way; TEXT_UNKNOWN: no receipt within 72 hours.

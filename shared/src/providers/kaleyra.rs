@@ -22,7 +22,7 @@
 
 use crate::domain::account::Account;
 use crate::domain::inbound::{EntryRef, Inbound, StatusKind, StatusUpdate};
-use crate::domain::outcome::{meta_reason, FailureClass, SendFailure};
+use crate::domain::outcome::{meta_reason, redact_numbers, FailureClass, SendFailure};
 use crate::domain::Time;
 use crate::ports::{Accepted, MessagingProvider, OutboundTemplate, Secrets};
 use crate::providers::meta::{parse_messages_value, template_body};
@@ -299,9 +299,13 @@ fn failure_of(v: &Value, meta_status: Option<&Value>, not_sent: bool) -> StatusK
         let reason = match code {
             Some(c) => meta_reason(c, text),
             None if text.is_empty() => "delivery failed".to_owned(),
-            None => text.to_owned(),
+            None => redact_numbers(text),
         };
-        return StatusKind::Failed { code, reason };
+        return StatusKind::Failed {
+            code,
+            reason,
+            class: None,
+        };
     }
     let error_obj = v.get("error").filter(|e| e.is_object());
     if let Some(code) = error_obj
@@ -312,6 +316,7 @@ fn failure_of(v: &Value, meta_status: Option<&Value>, not_sent: bool) -> StatusK
         return StatusKind::Failed {
             code: Some(code),
             reason: meta_reason(code, error_obj.map_or("", error_message)),
+            class: None,
         };
     }
     let kcode = kaleyra_code(error_obj.and_then(|e| e.get("code")))
@@ -325,11 +330,15 @@ fn failure_of(v: &Value, meta_status: Option<&Value>, not_sent: bool) -> StatusK
         .unwrap_or("");
     let reason = match kcode {
         Some(c) => SendFailure::kaleyra(c, message).reason,
-        None if !message.is_empty() => message.to_owned(),
+        None if !message.is_empty() => redact_numbers(message),
         None if not_sent => "not sent by Kaleyra".to_owned(),
         None => "delivery failed".to_owned(),
     };
-    StatusKind::Failed { code: None, reason }
+    StatusKind::Failed {
+        code: None,
+        reason,
+        class: None,
+    }
 }
 
 /// Statuses and customer messages of one Kaleyra v2 callback (PROVIDERS.md section 5).

@@ -9,7 +9,7 @@ use crate::domain::account::Account;
 use crate::domain::inbound::{
     EntryRef, Inbound, InboundMessage, MarketingChoice, StatusKind, StatusUpdate, TemplateUpdate,
 };
-use crate::domain::outcome::{meta_reason, SendFailure};
+use crate::domain::outcome::{meta_reason, redact_numbers, SendFailure};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::template::{Category, MediaHeader, MediaKind};
 use crate::domain::Time;
@@ -178,7 +178,8 @@ pub fn interpret_response(status: u16, body: &[u8]) -> Result<Accepted, SendFail
         return match err.get("code").and_then(as_i64_lenient) {
             Some(code) => Err(SendFailure::meta(code, message)),
             None => Err(SendFailure::transport(format!(
-                "HTTP {status}: Meta error without a code: {message}"
+                "HTTP {status}: Meta error without a code: {}",
+                redact_numbers(message)
             ))),
         };
     }
@@ -516,9 +517,13 @@ fn parse_status(item: StatusItem) -> Option<StatusUpdate> {
             let reason = match code {
                 Some(code) => meta_reason(code, text),
                 None if text.is_empty() => "delivery failed".to_owned(),
-                None => text.to_owned(),
+                None => redact_numbers(text),
             };
-            StatusKind::Failed { code, reason }
+            StatusKind::Failed {
+                code,
+                reason,
+                class: None,
+            }
         }
         // `played` (voice messages) and whatever Meta adds later mean nothing to a campaign.
         _ => return None,

@@ -20,7 +20,7 @@
 
 use crate::domain::account::{Account, TwilioFrom, TwilioSender};
 use crate::domain::inbound::{EntryRef, Inbound, InboundMessage, StatusKind, StatusUpdate};
-use crate::domain::outcome::{twilio_reason, FailureClass, SendFailure};
+use crate::domain::outcome::{classify_twilio, twilio_reason, FailureClass, SendFailure};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::Time;
 use crate::ports::{Accepted, MessagingProvider, OutboundSms, OutboundTemplate, Secrets};
@@ -309,7 +309,14 @@ pub fn parse_callback(cb: &Callback, sender_id: &str, at: Time) -> Vec<Inbound> 
                     Some(c) => twilio_reason(c, get("ErrorMessage").unwrap_or("")),
                     None => format!("{status} by Twilio"),
                 };
-                StatusKind::Failed { code, reason }
+                // Twilio's codes, not Meta's: 30xxx and 21610 arrive here, not in the
+                // send's answer.
+                let class = code.map(classify_twilio);
+                StatusKind::Failed {
+                    code,
+                    reason,
+                    class,
+                }
             }
             // queued, accepted, scheduled, sending, canceled: not a delivery fact.
             _ => return Vec::new(),

@@ -16,6 +16,9 @@ use shared::domain::sms;
 /// The origination numbers the simulated AWS account owns.
 pub const SIM_AWS_SMS_NUMBERS: [&str; 2] = ["+15550001111", "+15550002222"];
 
+/// The protect configuration the simulated AWS account has.
+pub const SIM_AWS_PROTECT_CONFIGURATION: &str = shared::compose::SIMULATED_PROTECT_CONFIGURATION;
+
 const TARGET: &str = "PinpointSMSVoiceV2.SendTextMessage";
 
 fn sms_error(status: StatusCode, name: &str, message: &str, reason: Option<&str>) -> Response {
@@ -103,6 +106,15 @@ async fn send_text_message(inner: &Arc<Inner>, input: &Value) -> Response {
     if !matches!(field("MessageType"), "" | "TRANSACTIONAL" | "PROMOTIONAL") {
         return invalid("messageType");
     }
+    let protect = field("ProtectConfigurationId");
+    if !protect.is_empty() && protect != SIM_AWS_PROTECT_CONFIGURATION {
+        return sms_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            &format!("protect configuration {protect} not found"),
+            None,
+        );
+    }
     if !SIM_AWS_SMS_NUMBERS.contains(&from) {
         return sms_error(
             StatusCode::NOT_FOUND,
@@ -179,6 +191,11 @@ async fn send_text_message(inner: &Arc<Inner>, input: &Value) -> Response {
             .and_then(Value::as_str)
             .map(str::to_owned),
         marketing_messages: false,
+        options: ["ConfigurationSetName", "ProtectConfigurationId"]
+            .into_iter()
+            .filter(|k| !field(k).is_empty())
+            .map(|k| (k.to_owned(), field(k).to_owned()))
+            .collect(),
         at: inner.clock.now(),
     };
     inner.state.lock().unwrap().sent.push(record.clone());

@@ -42,6 +42,7 @@ impl MessagingProvider for DirectMeta {
                 url_suffix: msg.url_suffix.as_ref().map(|u| u.text.clone()),
                 callback_data: (!msg.marketing_messages).then(|| msg.callback_data.clone()),
                 marketing_messages: msg.marketing_messages,
+                options: BTreeMap::new(),
                 at: inner.clock.now(),
             }),
             Admission::Throttle(_) => Err(SendFailure::meta(

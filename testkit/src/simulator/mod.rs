@@ -80,7 +80,7 @@ mod send_api;
 mod twilio;
 mod webhooks;
 
-pub use aws_sms::SIM_AWS_SMS_NUMBERS;
+pub use aws_sms::{SIM_AWS_PROTECT_CONFIGURATION, SIM_AWS_SMS_NUMBERS};
 use aws_social::*;
 pub use aws_social::{
     meta_phone_number_id, AwsEventSink, QueueEvents, SnsEvents, SIM_AWS_PHONE_NUMBER_IDS,
@@ -167,8 +167,10 @@ pub struct SimConfig {
     /// The auth token of every Twilio account: the Basic-auth password of the Messages
     /// API and the key its callbacks are signed with.
     pub twilio_auth_token: String,
-    /// Numbers (digits) whose SMS Twilio takes and then reports `undelivered` (30003).
-    pub twilio_undelivered: Vec<String>,
+    /// Numbers (digits) whose SMS Twilio takes and then reports `undelivered`, with the
+    /// `ErrorCode` its callback carries (30003 unreachable handset, 30034 an unregistered
+    /// 10DLC number, 21610 the contact texted STOP...).
+    pub twilio_undelivered: Vec<(String, i64)>,
     /// Numbers (digits) not on WhatsApp: Meta (and AWS, Kaleyra behind it) takes their
     /// message, reports it `sent`, then `failed` with 131026 "Message undeliverable".
     pub not_on_whatsapp: Vec<String>,
@@ -316,6 +318,10 @@ pub struct SentRecord {
     /// Came through Meta's Marketing Messages API (`.../marketing_messages`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub marketing_messages: bool,
+    /// Options of the request beyond the message (AWS End User Messaging SMS:
+    /// `ConfigurationSetName`, `ProtectConfigurationId`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
     /// When the request arrived: the clock second its sender's throughput limit counted
     /// it in (before the answer time of [`SimConfig::latency`]).
     pub at: Time,

@@ -335,6 +335,7 @@ pub(super) fn sent_record(
         url_suffix: url_suffix(req),
         callback_data: str_at(req, &["biz_opaque_callback_data"]).map(str::to_owned),
         marketing_messages: false,
+        options: BTreeMap::new(),
         at: inner.clock.now(),
     }
 }
@@ -450,6 +451,7 @@ pub(super) async fn kaleyra_send(
         url_suffix: url_suffix(m),
         callback_data,
         marketing_messages: false,
+        options: BTreeMap::new(),
         at: inner.clock.now(),
     };
     inner.state.lock().unwrap().sent.push(record.clone());

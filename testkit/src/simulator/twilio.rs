@@ -196,6 +196,7 @@ pub(super) async fn twilio_send(
         url_suffix: None,
         callback_data,
         marketing_messages: false,
+        options: BTreeMap::new(),
         at: inner.clock.now(),
     };
     {
@@ -308,14 +309,22 @@ async fn twilio_status_flow(
             "sent" => WebhookKind::Sent,
             _ => WebhookKind::Delivered,
         };
-        let undeliverable = status == "delivered" && inner.cfg.twilio_undelivered.contains(&phone);
-        if undeliverable {
+        let undeliverable = (status == "delivered")
+            .then(|| {
+                inner
+                    .cfg
+                    .twilio_undelivered
+                    .iter()
+                    .find(|(n, _)| *n == phone)
+            })
+            .flatten();
+        if let Some((_, code)) = undeliverable {
             params[4].1 = "undelivered".into();
             params[6].1 = "undelivered".into();
-            params.push(p("ErrorCode", "30003"));
+            params.push(p("ErrorCode", &code.to_string()));
         }
         post_signed(inner, url, params, kind, &sent.wamid, &phone).await;
-        if undeliverable {
+        if undeliverable.is_some() {
             return;
         }
     }
