@@ -12,6 +12,7 @@ use crate::http::operator::OperatorServices;
 use crate::ports::{MessagingProvider, ObjectStore, Secrets, TemplateSource};
 use crate::providers::aws_sms::AwsSmsProvider;
 use crate::providers::aws_social::AwsSocialProvider;
+use crate::providers::connect::ConnectProvider;
 use crate::providers::kaleyra::KaleyraProvider;
 use crate::providers::meta::MetaProvider;
 use crate::providers::meta_templates::MetaTemplates;
@@ -43,6 +44,8 @@ pub struct ProviderUrls {
     /// The protect configuration (country rules, SMS pumping protection) every SMS is
     /// sent under (`SMS_PROTECT_CONFIGURATION`); `None`: the account's default.
     pub sms_protect_configuration: Option<String>,
+    /// Amazon Connect's endpoint; `None`: AWS's own for the region.
+    pub connect_url: Option<String>,
 }
 
 /// The protect configuration of the simulated AWS account ([`ProviderUrls::all_at`]).
@@ -67,6 +70,7 @@ impl ProviderUrls {
             aws_sms_url: None,
             sms_configuration_set: env_set("SMS_CONFIGURATION_SET"),
             sms_protect_configuration: env_set("SMS_PROTECT_CONFIGURATION"),
+            connect_url: None,
         }
     }
 
@@ -81,9 +85,10 @@ impl ProviderUrls {
             aws_social_url: Some(base.clone()),
             twilio_url: base.clone(),
             twilio_callback_base: None,
-            aws_sms_url: Some(base),
+            aws_sms_url: Some(base.clone()),
             sms_configuration_set: Some("sim-configuration-set".into()),
             sms_protect_configuration: Some(SIMULATED_PROTECT_CONFIGURATION.into()),
+            connect_url: Some(base),
         }
     }
 
@@ -105,6 +110,7 @@ pub struct ProviderSecrets {
     pub aws_social: Arc<dyn Secrets>,
     pub twilio: Arc<dyn Secrets>,
     pub aws_sms: Arc<dyn Secrets>,
+    pub connect: Arc<dyn Secrets>,
 }
 
 impl ProviderSecrets {
@@ -114,7 +120,8 @@ impl ProviderSecrets {
             kaleyra: secrets.clone(),
             aws_social: secrets.clone(),
             twilio: secrets.clone(),
-            aws_sms: secrets,
+            aws_sms: secrets.clone(),
+            connect: secrets,
         }
     }
 }
@@ -170,6 +177,11 @@ impl Providers {
                     )
                     .with_protect_configuration(urls.sms_protect_configuration.clone()),
                 ),
+                connect: Arc::new(ConnectProvider::new(
+                    sdk,
+                    urls.connect_url.as_deref(),
+                    secrets.connect.clone(),
+                )),
             }),
             templates: Arc::new(MetaTemplates::with_client(
                 http.clone(),

@@ -251,6 +251,30 @@ pub struct OutboundSms {
     pub callback_data: String,
 }
 
+/// A voice call to one contact (Amazon Connect's `StartOutboundVoiceContact`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundCall {
+    pub to: PhoneNumber,
+    /// The number the call comes from (E.164), one the account claimed.
+    pub caller_id: String,
+    pub contact_flow_id: String,
+    pub queue_id: String,
+    /// The same for every start of the same attempt: the provider starts one call per
+    /// token ([`crate::domain::voice::client_token`]).
+    pub client_token: String,
+    /// Contact attributes the flow reads (`campaign_id`, `amd_action`,
+    /// `voicemail_message`, `voicemail_flow_id`); never a phone number.
+    pub attributes: std::collections::BTreeMap<String, String>,
+    /// Answering-machine detection, and whether to wait for the machine's beep (to leave
+    /// a voicemail).
+    pub amd: Option<AmdConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AmdConfig {
+    pub await_prompt: bool,
+}
+
 /// A message the provider took.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
@@ -291,6 +315,21 @@ pub trait MessagingProvider: Send + Sync {
             class: crate::domain::outcome::FailureClass::Campaign,
             code: None,
             reason: format!("a {} account sends no SMS", account.provider.as_str()),
+        })
+    }
+
+    /// Starts a voice call; the answer's message id is the provider's contact id. A
+    /// provider that places no calls refuses it as the campaign's failure.
+    async fn start_call(
+        &self,
+        account: &Account,
+        call: &OutboundCall,
+    ) -> Result<Accepted, SendFailure> {
+        let _ = call;
+        Err(SendFailure {
+            class: crate::domain::outcome::FailureClass::Campaign,
+            code: None,
+            reason: format!("a {} account places no calls", account.provider.as_str()),
         })
     }
 }

@@ -45,6 +45,8 @@ fn account(sender_id: &str) -> Account {
         messaging_tier: None,
         created_at: chrono::Utc::now(),
         portfolio_id: None,
+        caller_ids: Vec::new(),
+        max_concurrent_calls: None,
     }
 }
 

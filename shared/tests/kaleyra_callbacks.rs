@@ -25,6 +25,7 @@ async fn r7_3_kaleyra_callback_route_applies_statuses_and_rejects_a_wrong_token(
         bus: Arc::new(MemoryBus::default()),
         clock: Arc::new(ManualClock::frozen(now)),
         replies: None,
+        calls: None,
     });
     let campaign = Campaign::create(
         "t1",

@@ -1055,6 +1055,10 @@ fn check_events(events: &[Inbound]) -> Result<(), TestCaseError> {
                 prop_assert!(!t.language.trim().is_empty(), "{t:?}");
                 prop_assert!(!t.event.is_empty(), "{t:?}");
             }
+            Inbound::Call(c) => {
+                prop_assert!(!c.contact_id.trim().is_empty(), "{c:?}");
+                prop_assert!(!c.instance_id.trim().is_empty(), "{c:?}");
+            }
             Inbound::MarketingChoice(c) => {
                 prop_assert!(!c.sender_id.trim().is_empty(), "{c:?}");
                 prop_assert!(c.phone.as_str().bytes().all(|b| b.is_ascii_digit()));

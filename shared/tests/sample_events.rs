@@ -266,6 +266,7 @@ async fn inbound_batch_is_an_sqs_event_of_queued_webhooks_with_one_malformed_rec
         bus: std::sync::Arc::new(testkit::memory::MemoryBus::default()),
         clock: std::sync::Arc::new(testkit::memory::ManualClock::frozen(now)),
         replies: None,
+        calls: None,
     };
     let resp = shared::lambda::inbound(&inbox, event).await;
     assert!(resp.batch_item_failures.is_empty(), "{resp:?}");
@@ -338,6 +339,7 @@ async fn inbound_aws_social_batch_is_an_sqs_event_of_aws_end_user_messaging_soci
         bus: std::sync::Arc::new(testkit::memory::MemoryBus::default()),
         clock: std::sync::Arc::new(shared::adapters::clock::SystemClock),
         replies: None,
+        calls: None,
     };
     let resp = shared::lambda::inbound(&inbox, event).await;
     assert!(resp.batch_item_failures.is_empty());
@@ -380,6 +382,7 @@ async fn inbound_twilio_batch_is_a_delivery_status_and_an_inbound_stop() {
         bus: std::sync::Arc::new(testkit::memory::MemoryBus::default()),
         clock: std::sync::Arc::new(testkit::memory::ManualClock::frozen(now)),
         replies: None,
+        calls: None,
     };
     let resp = shared::lambda::inbound(&inbox, event).await;
     assert!(resp.batch_item_failures.is_empty(), "{resp:?}");

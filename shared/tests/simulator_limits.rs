@@ -89,6 +89,8 @@ fn meta_account(phone_number_id: &str) -> Account {
         messaging_tier: None,
         created_at: Utc::now(),
         portfolio_id: None,
+        caller_ids: Vec::new(),
+        max_concurrent_calls: None,
     }
 }
 
@@ -105,6 +107,8 @@ fn kaleyra_account() -> Account {
         messaging_tier: None,
         created_at: Utc::now(),
         portfolio_id: None,
+        caller_ids: Vec::new(),
+        max_concurrent_calls: None,
     }
 }
 

@@ -139,6 +139,8 @@ fn account(token_ref: &str) -> Account {
         messaging_tier: None,
         created_at: chrono::Utc::now(),
         portfolio_id: None,
+        caller_ids: Vec::new(),
+        max_concurrent_calls: None,
     }
 }
 

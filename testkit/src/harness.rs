@@ -197,6 +197,9 @@ pub fn frozen(at: DateTime<Utc>) -> Arc<ManualClock> {
 /// The grant an AWS End User Messaging SMS account on the simulator refers to.
 pub const SIM_AWS_SMS_GRANT_REF: &str = "env:SIM_AWS_SMS_NUMBERS";
 
+/// The grant an Amazon Connect account on the simulator refers to (its instances).
+pub const SIM_CONNECT_GRANT_REF: &str = "env:SIM_CONNECT_INSTANCES";
+
 /// The auth token a Twilio account on the simulator refers to.
 pub const SIM_TWILIO_TOKEN_REF: &str = "env:SIM_TWILIO_TOKEN";
 
@@ -205,7 +208,8 @@ pub const SIM_AWS_GRANT_REF: &str = "env:SIM_AWS_NUMBERS";
 
 /// The secrets the simulator's accounts refer to: `env:SIM_TOKEN` (Meta's token),
 /// [`SIM_AWS_GRANT_REF`] (the simulator's AWS WhatsApp numbers), [`SIM_TWILIO_TOKEN_REF`]
-/// (the Twilio auth token) and [`SIM_AWS_SMS_GRANT_REF`] (its AWS SMS numbers).
+/// (the Twilio auth token), [`SIM_AWS_SMS_GRANT_REF`] (its AWS SMS numbers) and
+/// [`SIM_CONNECT_GRANT_REF`] (its Connect instances).
 pub fn sim_secrets() -> Arc<MemorySecrets> {
     Arc::new(
         MemorySecrets::default()
@@ -221,6 +225,10 @@ pub fn sim_secrets() -> Arc<MemorySecrets> {
             .with(
                 SIM_AWS_SMS_GRANT_REF,
                 &crate::simulator::SIM_AWS_SMS_NUMBERS.join(","),
+            )
+            .with(
+                SIM_CONNECT_GRANT_REF,
+                &crate::simulator::SIM_CONNECT_INSTANCE_IDS.join(","),
             ),
     )
 }

@@ -40,6 +40,16 @@ pub struct System {
 impl System {
     pub fn new(ports: Ports, tick_seconds: u32) -> Self {
         let p = ports.clone();
+        let dispatcher = Arc::new(Dispatcher {
+            table: p.table.clone(),
+            queue: p.queue.clone(),
+            bus: p.bus.clone(),
+            clock: p.clock.clone(),
+            tick_seconds,
+            plan_ahead_secs: 0,
+            start_lead_ms: 0,
+            send_capacity: None,
+        });
         System {
             operator: Operator::new(OperatorPorts {
                 table: p.table.clone(),
@@ -47,16 +57,7 @@ impl System {
                 bus: p.bus.clone(),
                 clock: p.clock.clone(),
             }),
-            dispatcher: Arc::new(Dispatcher {
-                table: p.table.clone(),
-                queue: p.queue.clone(),
-                bus: p.bus.clone(),
-                clock: p.clock.clone(),
-                tick_seconds,
-                plan_ahead_secs: 0,
-                start_lead_ms: 0,
-                send_capacity: None,
-            }),
+            dispatcher: dispatcher.clone(),
             sender: Arc::new(SendService {
                 table: p.table.clone(),
                 provider: p.provider.clone(),
@@ -71,6 +72,7 @@ impl System {
                 bus: p.bus.clone(),
                 clock: p.clock.clone(),
                 replies: Some(p.provider.clone()),
+                calls: Some(dispatcher),
             }),
             sweeper: Arc::new(SweepService {
                 table: p.table.clone(),

@@ -200,6 +200,8 @@ async fn advance(
 /// One round of what AWS would do on its own.
 pub async fn step(l: &Local) {
     let res: anyhow::Result<()> = async {
+        // Calls play out on the clock: their contact events due by now go out first.
+        l.simulator.play_calls().await;
         // Webhooks that arrived so far are applied before the sweeper looks at timeouts.
         l.system.drain_inbound().await?;
         if let Some(s) = &l.scheduler {

@@ -18,7 +18,7 @@ use testkit::memory::{ManualClock, MemoryBus, MemoryQueue, MemoryScheduler, Memo
 use testkit::memory_objects::MemoryObjects;
 use testkit::simulator::{
     QueueEvents, SimConfig, Simulator, SIM_AWS_PHONE_NUMBER_IDS, SIM_AWS_SMS_NUMBERS,
-    SIM_TWILIO_AUTH_TOKEN,
+    SIM_CONNECT_INSTANCE_IDS, SIM_TWILIO_AUTH_TOKEN,
 };
 
 pub const APP_SECRET: &str = "test-app-secret";
@@ -128,6 +128,8 @@ pub async fn build(base_url: &str, demo: bool, aws: bool) -> anyhow::Result<Loca
             twilio: Arc::new(SimulatorToken(SIM_TWILIO_AUTH_TOKEN.into())),
             // Every tenant may send from the simulator's AWS SMS numbers.
             aws_sms: Arc::new(SimulatorToken(SIM_AWS_SMS_NUMBERS.join(","))),
+            // Every tenant may call through the simulator's Connect instances.
+            connect: Arc::new(SimulatorToken(SIM_CONNECT_INSTANCE_IDS.join(","))),
         },
         &aws::offline_sdk_config(),
     );

@@ -193,6 +193,9 @@ impl Campaigns {
                 .into());
             };
             c.channel.check_provider(account.provider, a)?;
+            if let Some(v) = &c.voice {
+                account.check_caller_id(&v.caller_id)?;
+            }
             if let Some(f) = &c.sms_fallback {
                 let sms = repo::get_account(&*self.table, &c.tenant, &f.account_id).await?;
                 let fits = sms.map(|s| Channel::Sms.check_provider(s.provider, &f.account_id));

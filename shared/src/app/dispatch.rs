@@ -235,6 +235,18 @@ fn send_message(e: &HopperEntry, slots: &Slots, slot: usize, now: Time) -> OutMe
     }
 }
 
+/// The slots an entry's message takes: an SMS of several parts as many as its parts (the
+/// number's limit counts parts); a WhatsApp campaign's fallback SMS as many as keep it to
+/// its own number's rate (`sms_rate`).
+fn units_of(c: &Campaign, e: &HopperEntry, rate: f64, sms_rate: Option<f64>) -> usize {
+    match sms_rate {
+        Some(r) if e.sms_fallback == Some(SmsFallback::Due) => {
+            c.fallback_pace_units(&e.contact, rate, r)
+        }
+        _ => c.pace_units(&e.contact),
+    }
+}
+
 /// Whether the account belongs to a business portfolio (whose messaging limit its
 /// accounts draw from together), or could not be read.
 fn in_portfolio(accounts: &Accounts, key: &(String, Option<String>)) -> bool {
@@ -550,6 +562,10 @@ impl Dispatcher {
             tracing::warn!(campaign_id = %first.id, "running campaign without its account; not dispatched");
             return Ok(Dispatched::default());
         };
+        // Calls go by lines, not by rate.
+        if account.provider.calls() {
+            return self.dispatch_calls(&account, campaigns).await;
+        }
         let now = self.clock.now();
         let t = &*self.table;
         let mut pace = repo::pacing::get_account_pace(t, tenant, &account.id).await?;
@@ -631,7 +647,7 @@ impl Dispatcher {
     }
 
     /// Whether any shard of the campaign's hopper has an entry in the READY index.
-    async fn has_ready(&self, c: &Campaign) -> AppResult<bool> {
+    pub(super) async fn has_ready(&self, c: &Campaign) -> AppResult<bool> {
         for shard in 0..c.hopper_shards.max(1) {
             if !repo::ready_entries(&*self.table, &c.tenant, &c.id, shard, None, 1)
                 .await?
@@ -751,14 +767,7 @@ impl Dispatcher {
                     continue;
                 }
             }
-            // An SMS of several parts takes as many slots: the number's limit counts parts;
-            // a fallback SMS keeps to its own number's rate.
-            let units = match sms_rate {
-                Some(r) if e.sms_fallback == Some(SmsFallback::Due) => {
-                    c.fallback_pace_units(&e.contact, allowance.rate, r)
-                }
-                _ => c.pace_units(&e.contact),
-            };
+            let units = units_of(c, &e, allowance.rate, sms_rate);
             if slot > 0 && slot + units > limit {
                 reader.buffer.push_front(e);
                 break;
@@ -820,7 +829,11 @@ impl Dispatcher {
     /// Holds an entry back until `until` (it leaves the dispatch order; the sweeper puts
     /// it back when the time comes). Returns whether it was stored that way; an entry
     /// changed meanwhile is left as it is.
-    async fn hold_back(&self, mut e: HopperEntry, until: crate::domain::Time) -> AppResult<bool> {
+    pub(super) async fn hold_back(
+        &self,
+        mut e: HopperEntry,
+        until: crate::domain::Time,
+    ) -> AppResult<bool> {
         e.defer(until, WAITING_FOR_CALLING_HOURS);
         match repo::save_entry(&*self.table, &mut e, self.clock.now()).await {
             Ok(()) => Ok(true),

@@ -58,6 +58,9 @@ pub struct Inbox {
     /// Sends the tenant's answer to an SMS HELP from the number it came to; none: HELP
     /// is left unanswered here (the provider's keyword handling may answer it).
     pub replies: Option<Arc<dyn MessagingProvider>>,
+    /// Refills the lines a call's end frees: the account's voice campaigns are
+    /// dispatched again at once; none: the next tick does.
+    pub calls: Option<Arc<super::dispatch::Dispatcher>>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -68,20 +71,20 @@ pub struct InboxReport {
 
 /// What one batch of webhook events reads once: campaigns and tenant settings.
 #[derive(Default)]
-struct BatchCache {
+pub(super) struct BatchCache {
     campaigns: HashMap<(String, String), Option<Campaign>>,
     tenants: HashMap<String, Tenant>,
-    owners: Owners,
+    pub(super) owners: Owners,
 }
 
 /// Which tenant owns each number a batch's webhooks came from, read once per batch.
 #[derive(Default)]
-struct Owners(std::sync::Mutex<HashMap<String, Option<String>>>);
+pub(super) struct Owners(std::sync::Mutex<HashMap<String, Option<String>>>);
 
 impl Owners {
     /// The tenant whose account sends from `sender_id` (or whose Kaleyra SID it is): a
     /// webhook from the number is theirs. `None` for a number no account has claimed.
-    async fn of(&self, t: &dyn Table, sender_id: &str) -> AppResult<Option<String>> {
+    pub(super) async fn of(&self, t: &dyn Table, sender_id: &str) -> AppResult<Option<String>> {
         if let Some(o) = self.0.lock().expect("not poisoned").get(sender_id) {
             return Ok(o.clone());
         }
@@ -103,7 +106,11 @@ impl Owners {
 }
 
 impl BatchCache {
-    async fn campaign(&mut self, t: &dyn Table, r: &EntryRef) -> AppResult<Option<Campaign>> {
+    pub(super) async fn campaign(
+        &mut self,
+        t: &dyn Table,
+        r: &EntryRef,
+    ) -> AppResult<Option<Campaign>> {
         let key = (r.tenant.clone(), r.campaign_id.clone());
         if let Some(c) = self.campaigns.get(&key) {
             return Ok(c.clone());
@@ -280,6 +287,7 @@ impl Inbox {
             Inbound::Status(_) => unreachable!("statuses are applied by entry"),
             Inbound::Message(m) => self.message(m, cache).await,
             Inbound::MarketingChoice(c) => self.marketing_choice(c, cache).await,
+            Inbound::Call(ev) => self.call_event(ev, cache).await,
             Inbound::TemplateStatus(u) => {
                 let now = self.clock.now();
                 Ok(
@@ -320,23 +328,11 @@ impl Inbox {
                 return Ok((0, Delta::new()));
             };
             let before = e.clone();
-            let mut changed = 0;
-            let mut stopped: Option<Time> = None;
-            let mut opted_out: Option<&StatusUpdate> = None;
-            for s in statuses {
-                // Only a status about the entry's own message tells of its contact.
-                if e.reports_current_attempt(&s.message_id, s.attempt) {
-                    if failed_with(s, META_MARKETING_OPT_OUT_CODE) {
-                        stopped = Some(stopped.map_or(s.at, |t| t.min(s.at)));
-                    }
-                    if failed_as(s, FailureClass::OptedOut) {
-                        opted_out = Some(s);
-                    }
-                }
-                if e.apply_update_held(s, hold.as_ref()) {
-                    changed += 1;
-                }
-            }
+            let Applied {
+                changed,
+                stopped,
+                opted_out,
+            } = apply_all(&mut e, statuses, hold.as_ref());
             // The provider refused it because the contact opted out of the number
             // (Twilio's 21610): the tenant's opt-out list takes the contact.
             if let Some(s) = opted_out {
@@ -796,6 +792,44 @@ impl Inbox {
 }
 
 /// Whether `s` reports a failure with Meta's `code`.
+/// What a group of statuses did to their entry.
+struct Applied<'a> {
+    /// How many changed it.
+    changed: usize,
+    /// The earliest 131050 of the entry's own message: the contact stopped marketing.
+    stopped: Option<Time>,
+    /// A refusal of the entry's own message because the contact opted out of the number.
+    opted_out: Option<&'a StatusUpdate>,
+}
+
+/// Applies each status to the entry in memory, under the campaign's marketing-limit rule.
+fn apply_all<'a>(
+    e: &mut HopperEntry,
+    statuses: &[&'a StatusUpdate],
+    hold: Option<&MarketingLimitHold>,
+) -> Applied<'a> {
+    let mut done = Applied {
+        changed: 0,
+        stopped: None,
+        opted_out: None,
+    };
+    for s in statuses {
+        // Only a status about the entry's own message tells of its contact.
+        if e.reports_current_attempt(&s.message_id, s.attempt) {
+            if failed_with(s, META_MARKETING_OPT_OUT_CODE) {
+                done.stopped = Some(done.stopped.map_or(s.at, |t| t.min(s.at)));
+            }
+            if failed_as(s, FailureClass::OptedOut) {
+                done.opted_out = Some(s);
+            }
+        }
+        if e.apply_update_held(s, hold) {
+            done.changed += 1;
+        }
+    }
+    done
+}
+
 /// Whether the status is a failure the provider classified as `class` (a provider whose
 /// codes are not Meta's: Twilio).
 fn failed_as(s: &StatusUpdate, class: FailureClass) -> bool {

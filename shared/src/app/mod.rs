@@ -36,6 +36,7 @@ pub mod reports;
 pub mod send;
 pub mod sweep;
 pub mod templates;
+pub mod voice;
 
 use crate::domain::campaign::{Campaign, CampaignStatus};
 use crate::domain::events::{CampaignStateChanged, DomainEvent};

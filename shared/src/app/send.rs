@@ -20,9 +20,11 @@ use crate::domain::phone::PhoneNumber;
 use crate::domain::sms;
 use crate::domain::stats::{self, Delta};
 use crate::domain::template::{status_from_send_error, Category, Rendered, Template};
+use crate::domain::voice::{self, AmdAction, VoiceSettings};
 use crate::domain::Time;
 use crate::ports::{
-    Accepted, Clock, EventBus, MessagingProvider, OutboundSms, OutboundTemplate, PortError, Table,
+    Accepted, AmdConfig, Clock, EventBus, MessagingProvider, OutboundCall, OutboundSms,
+    OutboundTemplate, PortError, Table,
 };
 use crate::repo;
 use futures::stream::{self, StreamExt};
@@ -55,6 +57,8 @@ pub enum SendOutcome {
     Sent(String),
     Failed(String),
     Retry(String),
+    /// The provider may have taken it (its answer was lost): RETRY "outcome unknown".
+    MaybeSent(String),
     /// Nothing was sent, with why (already claimed, campaign not running, ...).
     Skipped(&'static str),
     /// A check before the send ruled the contact out (R4.2): recorded with this reason.
@@ -63,17 +67,26 @@ pub enum SendOutcome {
     Waiting,
 }
 
-/// What a campaign sends: a WhatsApp template, or an SMS campaign's message.
+/// What a campaign sends: a WhatsApp template, an SMS campaign's message, or a voice
+/// campaign's call.
 enum Content {
     Template(Box<Template>),
     Sms(String),
+    Call(Box<VoiceSettings>),
 }
 
 impl Content {
     fn template(&self) -> Option<&Template> {
         match self {
             Content::Template(t) => Some(t),
-            Content::Sms(_) => None,
+            Content::Sms(_) | Content::Call(_) => None,
+        }
+    }
+
+    fn call(&self) -> Option<&VoiceSettings> {
+        match self {
+            Content::Call(v) => Some(v),
+            _ => None,
         }
     }
 
@@ -89,6 +102,7 @@ impl Content {
 enum Message {
     Template(OutboundTemplate),
     Sms(OutboundSms),
+    Call(OutboundCall),
 }
 
 /// Who sends an entry's message and what it is: the campaign's account and content, or
@@ -208,6 +222,38 @@ fn message_for(
             };
             Ok((Message::Sms(msg), sms.text))
         }
+        Content::Call(v) => Ok((
+            Message::Call(outbound_call(c, v, entry)),
+            format!("call from {}", v.caller_id),
+        )),
+    }
+}
+
+/// The call of a claimed voice entry's attempt: its client token names the entry and the
+/// attempt, so however often this attempt's start is sent, Connect starts one call; the
+/// flow gets the campaign and what to do with a machine as contact attributes.
+fn outbound_call(c: &Campaign, v: &VoiceSettings, entry: &HopperEntry) -> OutboundCall {
+    let mut attributes = std::collections::BTreeMap::new();
+    attributes.insert("campaign_id".to_owned(), c.id.clone());
+    if v.amd_enabled {
+        attributes.insert("amd_action".to_owned(), v.amd_action.as_str().to_owned());
+    }
+    if let Some(m) = &v.voicemail_message {
+        attributes.insert("voicemail_message".to_owned(), m.clone());
+    }
+    if let Some(f) = &v.voicemail_flow_id {
+        attributes.insert("voicemail_flow_id".to_owned(), f.clone());
+    }
+    OutboundCall {
+        to: entry.phone.clone(),
+        caller_id: v.caller_id.clone(),
+        contact_flow_id: v.contact_flow_id.clone(),
+        queue_id: v.queue_id.clone(),
+        client_token: voice::client_token(&entry.entry_ref(), entry.attempts),
+        attributes,
+        amd: v.amd_enabled.then_some(AmdConfig {
+            await_prompt: v.amd_action == AmdAction::Voicemail,
+        }),
     }
 }
 
@@ -418,6 +464,10 @@ impl SendService {
         };
         let content = match (campaign.channel, &campaign.template, &campaign.message) {
             (Channel::Sms, _, Some(message)) => Content::Sms(message.clone()),
+            (Channel::Voice, _, _) => match &campaign.voice {
+                Some(v) => Content::Call(Box::new(v.clone())),
+                None => return Ok(None),
+            },
             (Channel::Whatsapp, Some(tref), _) => {
                 let t = &*self.table;
                 match repo::get_template(t, tenant, account_id, &tref.name, &tref.language).await? {
@@ -477,7 +527,9 @@ impl SendService {
             if self.repair_interaction(ctx, r).await? {
                 return Ok(SendOutcome::Skipped(IN_FLIGHT));
             }
-            return Ok(SendOutcome::Skipped(why));
+            let res = Ok(SendOutcome::Skipped(why));
+            self.free_line_unless_calling(ctx, r, &res).await;
+            return res;
         }
         // The contact is held from before its checks until its interaction is written:
         // another campaign sending to it at the same moment waits and checks after.
@@ -489,12 +541,15 @@ impl SendService {
                 why: eligibility::HELD_REASON,
             };
             let verdict = move |_: &HopperEntry| verdict.clone();
-            return match counted(delta, self.claim(r, &verdict, now).await?)? {
+            let res = match counted(delta, self.claim(r, &verdict, now).await?)? {
                 Claim::Done(outcome) => Ok(outcome),
                 Claim::Claimed(_) => unreachable!("a waiting verdict never claims"),
             };
+            self.free_line_unless_calling(ctx, r, &res).await;
+            return res;
         }
         let res = self.send_held(ctx, r, delta).await;
+        self.free_line_unless_calling(ctx, r, &res).await;
         // A send that failed midway may have reached the provider with nothing recorded:
         // its hold stays until it lapses, after the sweeper has reclaimed the entry and
         // held the contact through its interaction (`HOLD_LEASE`).
@@ -545,8 +600,13 @@ impl SendService {
         let answer = match &msg {
             Message::Template(m) => self.provider.send(account, m).await,
             Message::Sms(m) => self.provider.send_sms(account, m).await,
+            Message::Call(m) => self.provider.start_call(account, m).await,
         };
         match answer {
+            Ok(accepted) if ctx.content.call().is_some() => {
+                self.dialled(ctx, &facts, &mut entry, delta, accepted, sent_text)
+                    .await
+            }
             Ok(accepted) => {
                 self.sent(ctx, &facts, &mut entry, delta, accepted, sent_text)
                     .await
@@ -560,6 +620,75 @@ impl SendService {
                 }
                 self.failed(ctx, &mut entry, delta, failure, now).await
             }
+        }
+    }
+
+    /// Records a started call: its contact id is remembered for its events (before the
+    /// entry, so no event finds an entry that names a contact it cannot look up), the
+    /// entry waits PENDING for the call's final event, and the contact's interaction
+    /// opens for the call's length, so the duplicate window sees it.
+    async fn dialled(
+        &self,
+        ctx: &CampaignCtx,
+        facts: &Facts,
+        entry: &mut HopperEntry,
+        delta: &mut Delta,
+        accepted: Accepted,
+        sent_text: String,
+    ) -> AppResult<SendOutcome> {
+        let Some(settings) = ctx.content.call() else {
+            unreachable!("only a voice campaign dials")
+        };
+        let contact_id = accepted.message_id;
+        let now = at_provider_resolution(self.clock.now());
+        let account = &ctx.account;
+        let call = repo::voice::CallRef {
+            entry: entry.entry_ref(),
+            attempt: entry.attempts,
+            account_id: account.id.clone(),
+        };
+        repo::voice::put_call(&*self.table, &account.sender_id, &contact_id, &call, now).await?;
+        let bound = settings.call_bound();
+        let id = contact_id.clone();
+        self.record(entry, delta, move |e| {
+            e.record_dialled(id.clone(), now, bound);
+            e.sent_text = Some(sent_text.clone());
+        })
+        .await?;
+        let previous = facts.interaction_on(&account.sender_id);
+        let interaction =
+            Interaction::opened(entry.entry_ref(), contact_id.clone(), now, bound, previous);
+        repo::put_interaction(&*self.table, &account.sender_id, &interaction).await?;
+        Ok(SendOutcome::Sent(contact_id))
+    }
+
+    /// A voice entry's line is freed when this run placed no call and none may be in
+    /// progress: the entry was not claimed for a call (not running, waiting, ruled out),
+    /// or Connect refused the call. A call that started, one whose answer was lost, and
+    /// an entry another run holds keep it (its final event, or the line's bound, frees
+    /// it).
+    async fn free_line_unless_calling(
+        &self,
+        ctx: &CampaignCtx,
+        r: &EntryRef,
+        res: &AppResult<SendOutcome>,
+    ) {
+        if ctx.content.call().is_none() {
+            return;
+        }
+        let keep = match res {
+            Ok(SendOutcome::Sent(_) | SendOutcome::MaybeSent(_)) => true,
+            Ok(SendOutcome::Skipped(why)) => *why == "already claimed" || *why == IN_FLIGHT,
+            Ok(_) => false,
+            // Not recorded: the record comes again.
+            Err(_) => true,
+        };
+        if keep {
+            return;
+        }
+        let (tenant, account) = (&ctx.campaign.tenant, &ctx.account.id);
+        if let Err(e) = super::voice::free_line(&*self.table, tenant, account, r).await {
+            tracing::warn!(account_id = %account, error = %e, "line not freed; it lapses at its bound");
         }
     }
 
@@ -751,6 +880,7 @@ impl SendService {
             EntryState::Fresh if entry.sms_fallback.is_some() => SendOutcome::Waiting,
             EntryState::BlockList => SendOutcome::NotSent(eligibility::OPTED_OUT_REASON),
             EntryState::Fresh if entry.wait_until.is_some() => SendOutcome::Waiting,
+            _ if failure.class == FailureClass::Unknown => SendOutcome::MaybeSent(failure.reason),
             _ => SendOutcome::Retry(failure.reason),
         })
     }

@@ -32,6 +32,11 @@ pub enum Provider {
     /// numbers it may send from ([`grants_number`]).
     #[serde(rename = "aws_sms")]
     AwsSms,
+    /// Amazon Connect, voice (`StartOutboundVoiceContact`, signed with the deployment's
+    /// AWS role): `sender_id` is the Connect instance id; `caller_ids` the numbers
+    /// claimed on it that calls may come from; `token_ref` names a grant, a secret of the
+    /// tenant listing the instance ids it may call through ([`grants_number`]).
+    Connect,
 }
 
 impl Provider {
@@ -42,9 +47,14 @@ impl Provider {
         matches!(self, Provider::Meta | Provider::Kaleyra)
     }
 
-    /// Whether the provider sends SMS (else WhatsApp); `Channel::of` names the channel.
+    /// Whether the provider sends SMS; `Channel::of` names the channel.
     pub fn sends_sms(self) -> bool {
         matches!(self, Provider::Twilio | Provider::AwsSms)
+    }
+
+    /// Whether the provider places voice calls.
+    pub fn calls(self) -> bool {
+        self == Provider::Connect
     }
 
     /// Whether the provider's refusal of an opted-out number speaks for the tenant: a
@@ -65,6 +75,7 @@ impl Provider {
             Provider::AwsSocial => "aws_social",
             Provider::Twilio => "twilio",
             Provider::AwsSms => "aws_sms",
+            Provider::Connect => "connect",
         }
     }
 }
@@ -114,10 +125,7 @@ impl TwilioSender {
 
 /// An aws_sms `sender_id` is the origination number in E.164: `+` and 8 to 15 digits.
 pub fn validate_e164_sender_id(s: &str) -> Result<(), DomainError> {
-    let ok = s
-        .strip_prefix('+')
-        .is_some_and(|d| (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()));
-    if ok {
+    if super::phone::is_e164(s) {
         Ok(())
     } else {
         Err(DomainError::invalid(
@@ -162,12 +170,36 @@ pub fn grants_number(grant: &str, sender_id: &str) -> bool {
         .any(|id| !id.is_empty() && id == sender_id)
 }
 
+/// An Amazon Connect instance id as the API takes it (`InstanceId`, 1-100 characters):
+/// the instance's UUID, letters, digits and dashes.
+pub fn validate_connect_sender_id(s: &str) -> Result<(), DomainError> {
+    let ok =
+        (1..=100).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::invalid(
+            "sender_id",
+            "a connect sender_id must be the Amazon Connect instance id (its UUID)",
+        ))
+    }
+}
+
+/// Concurrent calls a Connect account places unless it says otherwise: Amazon Connect's
+/// default quota of concurrent active calls per instance.
+pub const DEFAULT_CONCURRENT_CALLS: u32 = 10;
+/// Most caller ids one Connect account lists.
+pub const MAX_CALLER_IDS: usize = 100;
+
 /// Meta's default throughput per business number (PROVIDERS.md section 4).
 pub const DEFAULT_ACCOUNT_RATE: u32 = 80;
 /// An SMS number's rate in message parts per second: a US long code's (Twilio and AWS End
 /// User Messaging SMS both default to 1 part/s; toll-free and short codes allow more, set
 /// `rate_limit`). On SMS accounts `rate_limit` counts parts, not messages.
 pub const DEFAULT_SMS_RATE: u32 = 1;
+/// How many calls a second a Connect account's dispatch starts at most: Connect's
+/// `StartOutboundVoiceContact` is rate-limited per account (a few a second).
+pub const DEFAULT_CONNECT_RATE: u32 = 2;
 /// Kaleyra's tested outbound rate (PROVIDERS.md section 5): the default for its accounts.
 pub const DEFAULT_KALEYRA_RATE: u32 = 20;
 
@@ -229,6 +261,14 @@ pub struct Account {
     /// (Meta account only).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub marketing_messages: bool,
+    /// Connect: the numbers claimed on the instance that calls may come from (E.164); a
+    /// voice campaign's `caller_id` is one of them. Each belongs to this tenant alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caller_ids: Vec<String>,
+    /// Connect: the most calls in progress at once across the account's campaigns (the
+    /// instance's concurrent-calls quota), shared fairly by them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_calls: Option<u32>,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Time,
 }
@@ -272,6 +312,14 @@ pub struct NewAccount {
     /// onboarded to it at Meta). Meta accounts only; default false.
     #[serde(default)]
     pub marketing_messages: Option<bool>,
+    /// Connect (required there): the numbers claimed on the instance that calls may come
+    /// from, in E.164 (at most 100).
+    #[serde(default)]
+    pub caller_ids: Option<Vec<String>>,
+    /// Connect: the most calls in progress at once across the account's campaigns
+    /// (1-10,000, default 10, Connect's default quota per instance).
+    #[serde(default)]
+    pub max_concurrent_calls: Option<u32>,
 }
 
 /// A WhatsApp Business Account id is a Meta object id: digits only.
@@ -323,6 +371,8 @@ pub fn secret_ref_of_tenant(tenant: &str, r: &str) -> bool {
 
 impl Account {
     pub fn create(tenant: &str, input: NewAccount, now: Time) -> Result<Self, DomainError> {
+        let (caller_ids, max_concurrent_calls) =
+            voice_lines(input.provider.unwrap_or(Provider::Meta), &input)?;
         let name = required("name", input.name)?;
         let sender_id = required("sender_id", input.sender_id)?;
         let token_ref = required("token_ref", input.token_ref)?;
@@ -351,8 +401,10 @@ impl Account {
             Provider::AwsSocial => validate_aws_social_sender_id(&sender_id)?,
             Provider::Twilio => validate_twilio_sender_id(&sender_id)?,
             Provider::AwsSms => validate_e164_sender_id(&sender_id)?,
+            Provider::Connect => validate_connect_sender_id(&sender_id)?,
             Provider::Meta => {}
         }
+
         if provider.sends_sms() && input.messaging_tier.is_some() {
             return Err(DomainError::invalid(
                 "messaging_tier",
@@ -364,6 +416,9 @@ impl Account {
             Provider::Meta | Provider::AwsSocial => DEFAULT_ACCOUNT_RATE,
             Provider::Kaleyra => DEFAULT_KALEYRA_RATE,
             Provider::Twilio | Provider::AwsSms => DEFAULT_SMS_RATE,
+            // Calls are paced by concurrency (`max_concurrent_calls`); this caps how fast
+            // the dispatcher starts them.
+            Provider::Connect => DEFAULT_CONNECT_RATE,
         });
         if !(1..=1000).contains(&rate_limit) {
             return Err(DomainError::invalid(
@@ -389,6 +444,8 @@ impl Account {
             super::portfolio::validate_portfolio_id(p)?;
         }
         Ok(Account {
+            caller_ids,
+            max_concurrent_calls,
             messaging_tier: input.messaging_tier,
             portfolio_id,
             marketing_messages,
@@ -424,8 +481,92 @@ impl Account {
             }
         }
         ids.push(self.sender_id.clone());
+        // A caller id is the tenant's alone, like a sending number.
+        ids.extend(self.caller_ids.iter().cloned());
         ids
     }
+
+    /// A voice campaign's caller id must be one the account claimed on its instance; a
+    /// 422 naming `voice.caller_id` otherwise.
+    pub fn check_caller_id(&self, caller_id: &str) -> Result<(), DomainError> {
+        if self.caller_ids.iter().any(|c| c == caller_id) {
+            return Ok(());
+        }
+        Err(DomainError::invalid(
+            "voice.caller_id",
+            format!(
+                "{caller_id} is not one of account {}'s caller_ids ({})",
+                self.id,
+                self.caller_ids.join(", ")
+            ),
+        ))
+    }
+
+    /// The most calls the account has in progress at once (Connect accounts).
+    pub fn concurrent_calls(&self) -> u32 {
+        self.max_concurrent_calls
+            .unwrap_or(DEFAULT_CONCURRENT_CALLS)
+    }
+}
+
+/// A Connect account's caller ids and concurrent calls, checked; none on other providers
+/// (a 422 naming the field when given there).
+fn voice_lines(
+    provider: Provider,
+    input: &NewAccount,
+) -> Result<(Vec<String>, Option<u32>), DomainError> {
+    if !provider.calls() {
+        if input.caller_ids.is_some() {
+            return Err(DomainError::invalid(
+                "caller_ids",
+                "belong to a connect account (voice)",
+            ));
+        }
+        if input.max_concurrent_calls.is_some() {
+            return Err(DomainError::invalid(
+                "max_concurrent_calls",
+                "belongs to a connect account (voice)",
+            ));
+        }
+        return Ok((Vec::new(), None));
+    }
+    if input.messaging_tier.is_some() {
+        return Err(DomainError::invalid(
+            "messaging_tier",
+            "is WhatsApp's limit of new conversations; a connect account has none",
+        ));
+    }
+    let mut ids: Vec<String> = input
+        .caller_ids
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.trim().to_owned())
+        .collect();
+    if ids.is_empty() || ids.len() > MAX_CALLER_IDS {
+        return Err(DomainError::invalid(
+            "caller_ids",
+            format!("list 1 to {MAX_CALLER_IDS} numbers claimed on the Connect instance"),
+        ));
+    }
+    if let Some(bad) = ids.iter().find(|c| !super::phone::is_e164(c)) {
+        return Err(DomainError::invalid(
+            "caller_ids",
+            format!("'{bad}' is not a number in E.164 (+ and 8 to 15 digits)"),
+        ));
+    }
+    ids.sort();
+    ids.dedup();
+    let calls = input
+        .max_concurrent_calls
+        .unwrap_or(DEFAULT_CONCURRENT_CALLS);
+    if !(1..=10_000).contains(&calls) {
+        return Err(DomainError::invalid(
+            "max_concurrent_calls",
+            "must be between 1 and 10000 calls",
+        ));
+    }
+    Ok((ids, Some(calls)))
 }
 
 /// Which tenant a sending number belongs to. Provider webhooks name the number, never our

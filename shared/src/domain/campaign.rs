@@ -16,6 +16,7 @@
 use super::account::{required, Provider};
 use super::template::VariableSource;
 use super::tenant::{parse_timezone, present};
+pub use super::voice::VoiceSettings;
 use super::{new_id, DomainError, Time};
 use chrono::{DateTime, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -90,8 +91,8 @@ impl fmt::Display for CampaignStatus {
     }
 }
 
-/// The channel a campaign sends on (R1.1). WhatsApp and SMS campaigns launch; voice
-/// campaigns cannot yet.
+/// The channel a campaign sends on (R1.1): a WhatsApp template, an SMS message, or a
+/// voice call through Amazon Connect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
@@ -121,6 +122,8 @@ impl Channel {
     pub fn of(provider: Provider) -> Self {
         if provider.sends_sms() {
             Channel::Sms
+        } else if provider.calls() {
+            Channel::Voice
         } else {
             Channel::Whatsapp
         }
@@ -148,8 +151,9 @@ impl Channel {
         self == Channel::Whatsapp
     }
 
-    /// Whether campaigns on this channel can be launched with today's providers.
-    pub fn can_send(self) -> bool {
+    /// Whether the channel's messages are pieces of text, whose replies are the answer
+    /// (WhatsApp, SMS); a voice call is answered on the call.
+    pub fn has_replies(self) -> bool {
         self != Channel::Voice
     }
 }
@@ -388,6 +392,10 @@ pub struct Campaign {
     /// message from this SMS account instead, once, never both.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sms_fallback: Option<SmsFallbackSettings>,
+    /// A voice campaign's call settings (issue 17, seed 003): caller id, queue, flow,
+    /// maximum concurrent calls, retries, answering-machine detection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<VoiceSettings>,
     pub notes: Option<String>,
     /// Sending rate (R1.2).
     #[serde(default)]
@@ -478,6 +486,8 @@ pub struct NewCampaign {
     pub max_segments: Option<u32>,
     /// WhatsApp: send this SMS instead to a number that is not on WhatsApp.
     pub sms_fallback: Option<SmsFallbackSettings>,
+    /// Voice: the call settings (required on the voice channel).
+    pub voice: Option<VoiceSettings>,
     pub notes: Option<String>,
     /// Shorthand for `pacing: {"unit": "messages_per_second", "value": rate}`.
     pub rate: Option<u32>,
@@ -522,6 +532,10 @@ pub struct CampaignPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<SmsFallbackSettings>)]
     pub sms_fallback: Option<Option<SmsFallbackSettings>>,
+    /// Replaces the call settings as a whole; `null` clears them.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<VoiceSettings>)]
+    pub voice: Option<Option<VoiceSettings>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub notes: Option<Option<String>>,
@@ -567,6 +581,7 @@ impl CampaignPatch {
             || self.message.is_some()
             || self.max_segments.is_some()
             || self.sms_fallback.is_some()
+            || self.voice.is_some()
             || self.channel.is_some()
     }
 }
@@ -756,6 +771,7 @@ impl Campaign {
             message: None,
             max_segments: super::sms::DEFAULT_MAX_SEGMENTS,
             sms_fallback: None,
+            voice: None,
             notes: None,
             pacing: Pacing::default(),
             response_timeout_days: 1,
@@ -794,6 +810,7 @@ impl Campaign {
             message: input.message.map(Some),
             max_segments: input.max_segments,
             sms_fallback: input.sms_fallback.map(Some),
+            voice: input.voice.map(Some),
             notes: input.notes.map(Some),
             rate: input.rate,
             pacing: input.pacing,
@@ -824,6 +841,7 @@ impl Campaign {
         match self.channel {
             Channel::Whatsapp if self.template.is_none() => m.push("template"),
             Channel::Sms if self.message.is_none() => m.push("message"),
+            Channel::Voice if self.voice.is_none() => m.push("voice"),
             _ => {}
         }
         m
@@ -876,6 +894,7 @@ impl Campaign {
             references: p.account_id.is_some()
                 || p.channel.is_some()
                 || p.sms_fallback.is_some()
+                || p.voice.is_some()
                 || p.template.is_some()
                 || p.variables.is_some()
                 || p.url_variable.is_some(),
@@ -932,6 +951,18 @@ impl Campaign {
         }
         if let Some(f) = &c.sms_fallback {
             f.check(&c)?;
+        }
+        if let Some(v) = p.voice {
+            if let Some(v) = &v {
+                v.validate()?;
+            }
+            c.voice = v;
+        }
+        if c.voice.is_some() && c.channel != Channel::Voice {
+            return Err(DomainError::invalid(
+                "voice",
+                "call settings belong to a voice campaign (channel voice)",
+            ));
         }
         if let Some(n) = p.notes {
             c.notes = optional_text("notes", n, MAX_NOTES_CHARS)?;
@@ -1086,12 +1117,6 @@ impl Campaign {
                 )))
             }
             _ => return Err(self.illegal("launch")),
-        }
-        if !self.channel.can_send() {
-            return Err(DomainError::Conflict(format!(
-                "cannot launch campaign {}: the {} channel cannot send yet (whatsapp and sms campaigns launch today)",
-                self.id, self.channel
-            )));
         }
         if self.has_ended(now) {
             return Err(DomainError::Conflict(format!(
@@ -1363,12 +1388,6 @@ impl Campaign {
             return Err(DomainError::Conflict(format!(
                 "cannot test campaign {}: missing {f}",
                 self.id
-            )));
-        }
-        if !self.channel.can_send() {
-            return Err(DomainError::Conflict(format!(
-                "cannot test campaign {}: the {} channel cannot send yet",
-                self.id, self.channel
             )));
         }
         let mut t = self.clone();
@@ -1737,7 +1756,7 @@ mod tests {
     }
 
     #[test]
-    fn r1_3_whatsapp_and_sms_campaigns_launch_and_voice_campaigns_do_not_yet() {
+    fn r1_3_every_channel_launches_once_complete() {
         let now = Utc::now();
         let mut c = create(NewCampaign {
             channel: Some(Channel::Sms),
@@ -1747,14 +1766,32 @@ mod tests {
         .unwrap();
         assert_eq!(c.status, CampaignStatus::Ready);
         assert_eq!(c.launch(now).unwrap(), Launched::Running);
-        let mut v = create(NewCampaign {
+        let v = create(NewCampaign {
             channel: Some(Channel::Voice),
             ..complete_input()
         })
         .unwrap();
+        assert_eq!(v.status, CampaignStatus::Draft);
+        assert_eq!(v.missing_fields(), ["voice"]);
+        let settings: VoiceSettings = serde_json::from_value(serde_json::json!({
+            "caller_id": "+15550100100", "queue_id": "q-1", "contact_flow_id": "f-1"
+        }))
+        .unwrap();
+        let mut v = create(NewCampaign {
+            channel: Some(Channel::Voice),
+            voice: Some(settings.clone()),
+            ..complete_input()
+        })
+        .unwrap();
         assert_eq!(v.status, CampaignStatus::Ready);
-        let err = v.launch(now).unwrap_err();
-        assert!(matches!(err, DomainError::Conflict(m) if m.contains("voice")));
+        assert_eq!(v.launch(now).unwrap(), Launched::Running);
+        // Call settings on another channel are refused naming the field.
+        let err = create(NewCampaign {
+            voice: Some(settings),
+            ..complete_input()
+        })
+        .unwrap_err();
+        assert!(matches!(err, DomainError::Invalid { field, .. } if field == "voice"));
     }
 
     #[test]

@@ -2,12 +2,13 @@
 
 use super::answer::Answer;
 use super::campaign::{Campaign, MarketingLimitHold};
-use super::inbound::{EntryRef, StatusKind, StatusUpdate};
+use super::inbound::{CallEvent, CallEventKind, EntryRef, StatusKind, StatusUpdate};
 use super::outcome::{
     classify_meta, FailureClass, SendFailure, MARKETING_LIMIT_HELD_REASON, OPTED_OUT_REASON,
 };
 use super::phone::PhoneNumber;
 use super::template::ContactData;
+use super::voice::{CallAttempt, CallOutcome, VoiceSettings, NO_FINAL_EVENT};
 use super::{stable_hash, Time};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -157,12 +158,32 @@ pub struct HopperEntry {
     /// carried it; kept apart from the phone number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// A voice entry's calls (issue 17), oldest first: each attempt that reached Connect,
+    /// its times, answering-machine result and outcome.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<CallAttempt>,
+    /// A voice entry waiting to be called again (no answer, busy): FRESH and in line,
+    /// not claimed before this instant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<Time>,
     #[serde(default)]
     pub version: u64,
 }
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+/// What a call's contact event did to its entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallApplied {
+    /// Nothing: not one of the entry's calls, or nothing new.
+    Ignored,
+    /// The entry is still being claimed and its call not yet recorded: the event must
+    /// come again later.
+    NotYet,
+    /// Changed; `ended`: the entry's current call is over (its line is free).
+    Applied { ended: bool },
 }
 
 /// Why an entry could not be claimed for sending.
@@ -269,6 +290,8 @@ impl HopperEntry {
             sms_fallback: None,
             message_status: None,
             user_id: None,
+            calls: Vec::new(),
+            retry_at: None,
             version: 0,
         }
     }
@@ -300,8 +323,13 @@ impl HopperEntry {
             EntryState::Fresh if self.wait_until.is_some_and(|w| w > now) => {
                 Err(NotClaimable(EntryState::Fresh))
             }
+            // A call is retried after its delay, not before.
+            EntryState::Fresh if self.retry_at.is_some_and(|r| r > now) => {
+                Err(NotClaimable(EntryState::Fresh))
+            }
             EntryState::Fresh => {
                 self.wait_until = None;
+                self.retry_at = None;
                 self.state = EntryState::Sending;
                 self.attempts += 1;
                 self.claimed_at = Some(now);
@@ -365,6 +393,90 @@ impl HopperEntry {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Connect started the claimed attempt's call (`contact_id`): PENDING until its final
+    /// event, or until `bound` passes without one (the sweeper then settles it as
+    /// `no_final_event`).
+    pub fn record_dialled(&mut self, contact_id: String, now: Time, bound: chrono::Duration) {
+        self.record_sent(contact_id.clone(), now, bound);
+        if !self.calls.iter().any(|c| c.contact_id == contact_id) {
+            self.calls
+                .push(CallAttempt::new(self.attempts, contact_id, now));
+        }
+    }
+
+    /// A contact event of one of the entry's calls: its facts are kept on the call, and
+    /// the final one (DISCONNECTED) of the current call settles the entry by the
+    /// campaign's `settings`: called again after the delay while retries remain (no
+    /// answer, busy, failed on the way), else CLOSED with the call's outcome, or FAILED
+    /// for a number that cannot take calls. A late answering-machine result refines a
+    /// call settled as `connected`.
+    pub fn apply_call(&mut self, ev: &CallEvent, settings: &VoiceSettings) -> CallApplied {
+        let Some(i) = self
+            .calls
+            .iter()
+            .position(|c| c.contact_id == ev.contact_id)
+        else {
+            // Not (yet) recorded: the call's start may still be being written.
+            return if self.state == EntryState::Sending {
+                CallApplied::NotYet
+            } else {
+                CallApplied::Ignored
+            };
+        };
+        let current =
+            i + 1 == self.calls.len() && self.message_id.as_deref() == Some(ev.contact_id.as_str());
+        let mut changed = self.calls[i].learn(ev);
+        let call = &mut self.calls[i];
+        if ev.kind == CallEventKind::Disconnected && call.outcome.is_none() {
+            let outcome = call.judge(settings.amd_action);
+            call.outcome = Some(outcome);
+            if current && self.state == EntryState::Pending {
+                self.settle_call(outcome, settings, ev.at);
+            }
+            return CallApplied::Applied { ended: current };
+        }
+        let refined = call.outcome.map(|_| call.judge(settings.amd_action));
+        if current
+            && self.state == EntryState::Closed
+            && call.outcome == Some(CallOutcome::Connected)
+            && refined.is_some_and(|o| o != CallOutcome::Connected && !o.is_retried())
+        {
+            call.outcome = refined;
+            self.disposition = refined.map(|o| o.as_str().to_owned());
+            changed = true;
+        }
+        if changed {
+            CallApplied::Applied { ended: false }
+        } else {
+            CallApplied::Ignored
+        }
+    }
+
+    /// The current call ended as `outcome` at `at`.
+    fn settle_call(&mut self, outcome: CallOutcome, settings: &VoiceSettings, at: Time) {
+        self.expires_at = None;
+        if outcome.is_retried() && settings.may_retry(self.calls.len() as u32) {
+            // Back in line, keeping its place, for the next call after the delay.
+            self.state = EntryState::Fresh;
+            self.retry_at = Some(at + settings.retry_delay());
+            self.message_id = None;
+            self.claimed_at = None;
+            self.disposition = None;
+            self.reason = Some(format!("calling again after {}", outcome.as_str()));
+            self.error = None;
+        } else if outcome.fails_the_entry() {
+            self.state = EntryState::Failed;
+            self.disposition = Some(outcome.as_str().into());
+            self.reason = Some(outcome.reason().into());
+            self.error = None;
+        } else {
+            self.state = EntryState::Closed;
+            self.disposition = Some(outcome.as_str().into());
+            self.reason = None;
+            self.error = None;
         }
     }
 
@@ -833,7 +945,10 @@ impl HopperEntry {
         match (self.state, self.expires_at) {
             (EntryState::Pending, Some(at)) if at <= now => {
                 self.state = EntryState::Closed;
-                if self.replied_at.is_none() {
+                if !self.calls.is_empty() {
+                    // A call's final event never came within the campaign's bound.
+                    self.disposition = Some(NO_FINAL_EVENT.into());
+                } else if self.replied_at.is_none() {
                     self.disposition = Some("no_response".into());
                 }
                 self.expires_at = None;
@@ -872,6 +987,9 @@ impl HopperEntry {
         self.message_status = None;
         // Sent again from the start: by WhatsApp first, the fallback available again.
         self.sms_fallback = None;
+        // Called again from the start, with every retry.
+        self.calls.clear();
+        self.retry_at = None;
         if *self == before {
             return false;
         }

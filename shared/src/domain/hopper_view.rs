@@ -175,7 +175,7 @@ impl Outcome {
     /// The outcome of an entry: its state, refined by its disposition and wait.
     pub fn of(e: &HopperEntry) -> Outcome {
         match e.state {
-            EntryState::Fresh if e.wait_until.is_some() => Outcome::Waiting,
+            EntryState::Fresh if e.wait_until.is_some() || e.retry_at.is_some() => Outcome::Waiting,
             EntryState::Fresh => Outcome::Queued,
             EntryState::Sending => Outcome::Sending,
             EntryState::Pending => Outcome::Sent,
@@ -234,7 +234,9 @@ pub struct EntryView {
     /// The final outcome code: `replied`, `replied:<button>`, `agent_requested` (a reply
     /// matching no option: still waiting, an agent asked to take over), `no_response`,
     /// `undeliverable`, `expired`, `opted_out`, `not_sent`, `outcome_unknown`,
-    /// `marketing_opt_out` (Meta 131050), `marketing_experiment` (Meta 130472).
+    /// `marketing_opt_out` (Meta 131050), `marketing_experiment` (Meta 130472); a voice
+    /// call's `answered`, `connected`, `voicemail`, `machine_hung_up`, `no_answer`,
+    /// `busy`, `invalid_number`, `fax`, `call_failed` or `no_final_event`.
     pub disposition: Option<String>,
     /// Why it was not sent or did not succeed (`block list`, `duplicate`, `Invalid Number`,
     /// the provider's reason).
@@ -271,6 +273,14 @@ pub struct EntryView {
     /// The contact's business-scoped user id (Meta's `user_id`), when a webhook carried
     /// it.
     pub user_id: Option<String>,
+    /// A voice entry's calls, oldest first (each attempt's times, answering-machine
+    /// result and outcome); absent on the other channels.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<super::voice::CallAttempt>,
+    /// A voice entry called again no earlier than this (after no answer or busy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub retry_at: Option<Time>,
 }
 
 impl From<&HopperEntry> for EntryView {
@@ -289,6 +299,8 @@ impl From<&HopperEntry> for EntryView {
                 at: r.at,
             }),
             attempts: e.attempts,
+            calls: e.calls.clone(),
+            retry_at: e.retry_at,
             sent_at: e.sent_at,
             delivered_at: e.delivered_at,
             read_at: e.read_at,

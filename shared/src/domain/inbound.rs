@@ -201,6 +201,54 @@ pub enum Inbound {
     Message(InboundMessage),
     TemplateStatus(TemplateUpdate),
     MarketingChoice(MarketingChoice),
+    /// A voice call's contact event (Amazon Connect, issue 17).
+    Call(CallEvent),
+}
+
+/// What a contact event says happened to a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallEventKind {
+    /// The call is being placed.
+    Initiated,
+    /// Media was established: someone or something answered (the answering-machine
+    /// result, when detection ran, comes with it).
+    Connected,
+    /// Queued for an agent.
+    Queued,
+    /// An agent took the call.
+    ConnectedToAgent,
+    /// The call ended, answered or not: the final event of an attempt.
+    Disconnected,
+    /// Anything else (completed after-call work, data updates, types added later).
+    Other,
+}
+
+/// One contact event of a call (Amazon Connect's `Amazon Connect Contact Event`, read
+/// from EventBridge). Events arrive unordered and at least once; a call is told by its
+/// contact id, never by our data (the call's attributes are not in the events).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallEvent {
+    /// The Connect instance the call was placed through: its owner is the tenant.
+    pub instance_id: String,
+    pub contact_id: String,
+    pub kind: CallEventKind,
+    /// When it happened (the event's time).
+    pub at: Time,
+    /// When the callee's side answered (`connectedToSystemTimestamp`), if it did.
+    #[serde(default)]
+    pub connected_at: Option<Time>,
+    /// When an agent took the call, if one did.
+    #[serde(default)]
+    pub agent_at: Option<Time>,
+    /// The answering-machine detection result (`HUMAN_ANSWERED`, `VOICEMAIL_BEEP`,
+    /// `SIT_TONE_BUSY`, ...), when the event carries one.
+    #[serde(default)]
+    pub amd_status: Option<String>,
+    /// Why the call ended (`disconnectReason`: `TELECOM_BUSY`, `TELECOM_UNANSWERED`,
+    /// `CUSTOMER_DISCONNECT`, ...), when the event says.
+    #[serde(default)]
+    pub disconnect_reason: Option<String>,
 }
 
 /// A contact stopped or resumed marketing messages from the business (Meta's

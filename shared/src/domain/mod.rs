@@ -29,6 +29,7 @@ pub mod sms;
 pub mod stats;
 pub mod template;
 pub mod tenant;
+pub mod voice;
 
 pub use error::DomainError;
 

@@ -4,6 +4,12 @@ use super::DomainError;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// A number in E.164 as providers take it: `+` and 8 to 15 digits.
+pub fn is_e164(s: &str) -> bool {
+    s.strip_prefix('+')
+        .is_some_and(|d| (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// A phone number normalised to digits only, international form, no '+'.
 ///
 /// Parsing normalises what people type (`+91 98123-45678`, `0091 9812345678`,

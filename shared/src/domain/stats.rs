@@ -79,32 +79,54 @@ pub fn held_by_marketing_limit(e: &HopperEntry) -> bool {
     e.state == EntryState::Fresh && e.reason.as_deref() == Some(MARKETING_LIMIT_HELD_REASON)
 }
 
-/// Which counters one entry contributes to: the funnel steps it reached, one counter per
-/// hopper state (named after the state) so hopper counts come from the same source, and
-/// the reason it did not reach its contact.
-fn membership(e: &HopperEntry) -> [(&'static str, bool); 11] {
+/// Voice counters (issue 17): calls placed (an entry counts each of its calls), entries
+/// with a call that connected, and entries settled as answered by a person, by a
+/// machine (voicemail left or hung up), with no answer, or busy.
+pub const CALLS: &str = "calls";
+pub const CONNECTED: &str = "connected";
+pub const ANSWERED: &str = "answered";
+pub const VOICEMAIL: &str = "voicemail";
+pub const NO_ANSWER: &str = "no_answer";
+pub const BUSY: &str = "busy";
+
+/// Which counters one entry contributes to and by how much (one, or none; `calls` by its
+/// number of calls): the funnel steps it reached, one counter per hopper state (named
+/// after the state) so hopper counts come from the same source, the reason it did not
+/// reach its contact, and a voice entry's calls and their outcome.
+fn membership(e: &HopperEntry) -> [(&'static str, i64); 17] {
+    let one = i64::from;
     let reason = match not_sent_reason(e) {
-        Some(r) => (reason_counter(&r), true),
-        None => ("", false),
+        Some(r) => (reason_counter(&r), 1),
+        None => ("", 0),
     };
+    let d = e.disposition.as_deref();
     [
-        ("target", true),
-        ("sent", e.sent_at.is_some()),
-        ("delivered", e.delivered_at.is_some()),
-        ("read", e.read_at.is_some()),
-        ("replied", e.replied_at.is_some()),
-        (
-            "no_response",
-            e.disposition.as_deref() == Some("no_response"),
-        ),
+        ("target", 1),
+        ("sent", one(e.sent_at.is_some())),
+        ("delivered", one(e.delivered_at.is_some())),
+        ("read", one(e.read_at.is_some())),
+        ("replied", one(e.replied_at.is_some())),
+        ("no_response", one(d == Some("no_response"))),
         (
             "agent_requested",
-            e.disposition.as_deref() == Some(super::hopper::AGENT_REQUESTED),
+            one(d == Some(super::hopper::AGENT_REQUESTED)),
         ),
-        (e.state.as_str(), true),
+        (e.state.as_str(), 1),
         reason,
-        (MARKETING_LIMIT_HELD, held_by_marketing_limit(e)),
-        (SMS_FALLBACK, e.sms_fallback == Some(SmsFallback::Sent)),
+        (MARKETING_LIMIT_HELD, one(held_by_marketing_limit(e))),
+        (SMS_FALLBACK, one(e.sms_fallback == Some(SmsFallback::Sent))),
+        (CALLS, e.calls.len() as i64),
+        (
+            CONNECTED,
+            one(e.calls.iter().any(|c| c.connected_at.is_some())),
+        ),
+        (ANSWERED, one(d == Some("answered"))),
+        (
+            VOICEMAIL,
+            one(matches!(d, Some("voicemail" | "machine_hung_up"))),
+        ),
+        (NO_ANSWER, one(d == Some("no_answer"))),
+        (BUSY, one(d == Some("busy"))),
     ]
 }
 
@@ -114,15 +136,15 @@ pub type Delta = BTreeMap<&'static str, i64>;
 /// What changing `before` into `after` does to the counters (`None`: the entry is new).
 pub fn delta(before: Option<&HopperEntry>, after: &HopperEntry) -> Delta {
     let mut d = Delta::new();
-    for (name, member) in membership(after) {
-        if member {
-            *d.entry(name).or_insert(0) += 1;
+    for (name, n) in membership(after) {
+        if n != 0 {
+            *d.entry(name).or_insert(0) += n;
         }
     }
     if let Some(b) = before {
-        for (name, member) in membership(b) {
-            if member {
-                *d.entry(name).or_insert(0) -= 1;
+        for (name, n) in membership(b) {
+            if n != 0 {
+                *d.entry(name).or_insert(0) -= n;
             }
         }
     }
@@ -337,6 +359,35 @@ pub struct Stats {
     pub read_pct: Option<f64>,
     /// Replied of received: replied / delivered, in percent.
     pub replied_pct: f64,
+    /// A voice campaign's calls (issue 17); absent on the other channels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<VoiceStats>,
+}
+
+/// A voice campaign's statistics (issue 17), instead of WhatsApp's read and replied.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"dialled": 8, "calls": 11, "connected": 6, "answered": 4, "voicemail": 2, "no_answer": 1, "busy": 0, "failed": 1, "average_attempts": 1.38}))]
+pub struct VoiceStats {
+    /// Contacts called at least once.
+    pub dialled: i64,
+    /// Calls placed, retries included.
+    pub calls: i64,
+    /// Contacts with a call that was answered (by anyone or anything).
+    pub connected: i64,
+    /// Contacts a person answered (answering-machine detection said so, or an agent took
+    /// the call).
+    pub answered: i64,
+    /// Contacts whose call a machine answered (voicemail left, or hung up).
+    pub voicemail: i64,
+    /// Contacts settled with no answer after their last retry.
+    pub no_answer: i64,
+    /// Contacts settled busy after their last retry.
+    pub busy: i64,
+    /// Contacts whose number could not take the call (invalid, a fax, failed calls), or
+    /// ruled out before it: entries in FAILED.
+    pub failed: i64,
+    /// Calls per contact called: `calls / dialled`, two decimals.
+    pub average_attempts: f64,
 }
 
 fn pct(part: i64, whole: i64) -> f64 {
@@ -373,15 +424,33 @@ impl Stats {
             delivered_pct: pct(g("delivered"), g("sent")),
             read_pct: Some(pct(g("read"), g("delivered"))),
             replied_pct: pct(g("replied"), g("delivered")),
+            voice: Some(VoiceStats {
+                dialled: g("sent"),
+                calls: g(CALLS),
+                connected: g(CONNECTED),
+                answered: g(ANSWERED),
+                voicemail: g(VOICEMAIL),
+                no_answer: g(NO_ANSWER),
+                busy: g(BUSY),
+                failed: g("FAILED"),
+                average_attempts: if g("sent") > 0 {
+                    (g(CALLS) as f64 * 100.0 / g("sent") as f64).round() / 100.0
+                } else {
+                    0.0
+                },
+            }),
         }
     }
 
-    /// The statistics of a campaign on `channel`: one that reports no reads (SMS) shows
-    /// none rather than 0 %.
+    /// The statistics of a campaign on `channel`: one that reports no reads (SMS, voice)
+    /// shows none rather than 0 %; only a voice campaign shows its calls.
     pub fn on_channel(mut self, channel: Channel) -> Self {
         if !channel.reports_reads() {
             self.read = None;
             self.read_pct = None;
+        }
+        if channel != Channel::Voice {
+            self.voice = None;
         }
         self
     }

@@ -17,7 +17,7 @@ use crate::app::inbox::Inbox;
 use crate::app::send::SendService;
 use crate::app::sweep::{SweepReport, SweepService};
 use crate::app::AppError;
-use crate::providers::{aws_sms, aws_social};
+use crate::providers::{aws_sms, aws_social, connect};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use events::LauncherEvent;
 use inbound_queue::{DecodeError, QueuedWebhook};
@@ -74,9 +74,21 @@ pub async fn inbound(inbox: &Inbox, event: SqsEvent) -> SqsBatchResponse {
             .clone()
             .unwrap_or_else(|| format!("record-{i}"));
         let body = m.body.as_deref().unwrap_or_default();
-        // A record from the SMS topics (AWS End User Messaging SMS) or the WABA's SNS
-        // topic (AWS End User Messaging Social) is one JSON value; a webhook the webhook
-        // function queued is a header line and a body.
+        // A record from the SMS topics (AWS End User Messaging SMS), the WABA's SNS topic
+        // (AWS End User Messaging Social) or the Amazon Connect events rule is one JSON
+        // value; a webhook the webhook function queued is a header line and a body.
+        if let Some(parsed) = connect::parse_event(body) {
+            match parsed {
+                Ok(events) => {
+                    ids.push(id);
+                    records.push(events);
+                }
+                Err(e) => {
+                    tracing::warn!(message_id = %id, error = %e, "unreadable Amazon Connect contact event acknowledged");
+                }
+            }
+            continue;
+        }
         if let Some(parsed) = aws_sms::parse_event(body, inbox.clock.now()) {
             match parsed {
                 Ok(events) => {

@@ -219,7 +219,7 @@ fn events_of(mut value: Value) -> Result<Vec<Inbound>, EventError> {
             Inbound::Message(m) => Some(&mut m.sender_id),
             Inbound::Status(s) => s.sender_id.as_mut(),
             Inbound::MarketingChoice(c) => Some(&mut c.sender_id),
-            Inbound::TemplateStatus(_) => None,
+            Inbound::TemplateStatus(_) | Inbound::Call(_) => None,
         };
         if let Some(id) = sender.and_then(|s| ids.get(s.as_str()).map(|o| (s, o))) {
             *id.0 = id.1.clone();

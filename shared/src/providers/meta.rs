@@ -807,6 +807,8 @@ mod tests {
             messaging_tier: None,
             created_at: chrono::Utc::now(),
             portfolio_id: None,
+            caller_ids: Vec::new(),
+            max_concurrent_calls: None,
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod aws_sms;
 pub mod aws_social;
+pub mod connect;
 pub mod kaleyra;
 pub mod meta;
 pub mod meta_templates;
@@ -11,7 +12,7 @@ pub mod twilio;
 use crate::domain::account::{secret_ref_of_tenant, Account, Provider};
 use crate::domain::outcome::{FailureClass, SendFailure};
 use crate::ports::{
-    Accepted, MessagingProvider, OutboundSms, OutboundTemplate, PortError, Secrets,
+    Accepted, MessagingProvider, OutboundCall, OutboundSms, OutboundTemplate, PortError, Secrets,
 };
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -42,6 +43,7 @@ pub struct ByAccountProvider {
     pub aws_social: Arc<dyn MessagingProvider>,
     pub twilio: Arc<dyn MessagingProvider>,
     pub aws_sms: Arc<dyn MessagingProvider>,
+    pub connect: Arc<dyn MessagingProvider>,
 }
 
 #[async_trait]
@@ -57,6 +59,7 @@ impl MessagingProvider for ByAccountProvider {
             Provider::AwsSocial => self.aws_social.send(account, msg).await,
             Provider::Twilio => self.twilio.send(account, msg).await,
             Provider::AwsSms => self.aws_sms.send(account, msg).await,
+            Provider::Connect => self.connect.send(account, msg).await,
         }
     }
 
@@ -71,6 +74,22 @@ impl MessagingProvider for ByAccountProvider {
             Provider::AwsSocial => self.aws_social.send_sms(account, msg).await,
             Provider::Twilio => self.twilio.send_sms(account, msg).await,
             Provider::AwsSms => self.aws_sms.send_sms(account, msg).await,
+            Provider::Connect => self.connect.send_sms(account, msg).await,
+        }
+    }
+
+    async fn start_call(
+        &self,
+        account: &Account,
+        call: &OutboundCall,
+    ) -> Result<Accepted, SendFailure> {
+        match account.provider {
+            Provider::Connect => self.connect.start_call(account, call).await,
+            Provider::Meta => self.meta.start_call(account, call).await,
+            Provider::Kaleyra => self.kaleyra.start_call(account, call).await,
+            Provider::AwsSocial => self.aws_social.start_call(account, call).await,
+            Provider::Twilio => self.twilio.start_call(account, call).await,
+            Provider::AwsSms => self.aws_sms.start_call(account, call).await,
         }
     }
 }

@@ -154,6 +154,7 @@ pub mod outbox;
 pub mod pacing;
 pub mod reports;
 pub mod templates;
+pub mod voice;
 
 pub use audience::*;
 pub use templates::*;

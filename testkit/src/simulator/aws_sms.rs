@@ -34,7 +34,7 @@ fn sms_error(status: StatusCode, name: &str, message: &str, reason: Option<&str>
         .into_response()
 }
 
-fn e164(s: &str) -> bool {
+pub(super) fn e164(s: &str) -> bool {
     s.strip_prefix('+')
         .is_some_and(|d| (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
 }

@@ -73,6 +73,7 @@
 
 mod aws_sms;
 mod aws_social;
+mod connect;
 mod control;
 mod direct;
 mod failures;
@@ -84,6 +85,9 @@ pub use aws_sms::{SIM_AWS_PROTECT_CONFIGURATION, SIM_AWS_SMS_NUMBERS};
 use aws_social::*;
 pub use aws_social::{
     meta_phone_number_id, AwsEventSink, QueueEvents, SnsEvents, SIM_AWS_PHONE_NUMBER_IDS,
+};
+pub use connect::{
+    CallRecord, SimCallOutcome, DIAL_TIMEOUT_SECS, SIM_CONNECT_CALLER_IDS, SIM_CONNECT_INSTANCE_IDS,
 };
 use control::*;
 pub use direct::DirectMeta;
@@ -174,6 +178,21 @@ pub struct SimConfig {
     /// Numbers (digits) not on WhatsApp: Meta (and AWS, Kaleyra behind it) takes their
     /// message, reports it `sent`, then `failed` with 131026 "Message undeliverable".
     pub not_on_whatsapp: Vec<String>,
+    /// Amazon Connect: what the callee of a number (digits) does with a call.
+    pub call_outcomes: HashMap<String, SimCallOutcome>,
+    /// Amazon Connect: the outcomes of other numbers, weighted, chosen by the number's
+    /// hash (empty: every call answered by a person).
+    pub call_mix: Vec<(SimCallOutcome, u8)>,
+    /// Amazon Connect: seconds a call rings before it is answered.
+    pub ring_seconds: i64,
+    /// Amazon Connect: seconds an answered call lasts.
+    pub call_seconds: i64,
+    /// Amazon Connect: numbers (digits) whose calls' final event (`DISCONNECTED`) is
+    /// never published.
+    pub call_final_lost: Vec<String>,
+    /// Amazon Connect: calls in progress at once per instance beyond which a start
+    /// answers `LimitExceededException`; none: no limit.
+    pub connect_concurrent_limit: Option<u32>,
 }
 
 /// The auth token of the simulator's Twilio accounts.
@@ -269,6 +288,12 @@ impl Default for SimConfig {
             twilio_auth_token: SIM_TWILIO_AUTH_TOKEN.into(),
             twilio_undelivered: Vec::new(),
             not_on_whatsapp: Vec::new(),
+            call_outcomes: HashMap::new(),
+            call_mix: Vec::new(),
+            ring_seconds: 5,
+            call_seconds: 30,
+            call_final_lost: Vec::new(),
+            connect_concurrent_limit: None,
         }
     }
 }
@@ -290,6 +315,8 @@ pub enum SimProvider {
     /// AWS End User Messaging SMS's `SendTextMessage`.
     #[serde(rename = "aws_sms")]
     AwsSms,
+    /// Amazon Connect's `StartOutboundVoiceContact` (voice).
+    Connect,
 }
 
 /// A template send the simulator accepted.
@@ -335,6 +362,8 @@ pub enum WebhookKind {
     Read,
     ReplyText,
     ReplyButton,
+    /// An Amazon Connect contact event of a call.
+    CallEvent,
 }
 
 /// A webhook the simulator posted (or tried to).
@@ -418,6 +447,14 @@ struct State0 {
     twilio_inbound: HashMap<String, String>,
     /// Contacts (digits) on the simulated AWS account's SMS opt-out list.
     aws_sms_opted_out: std::collections::HashSet<String>,
+    /// Calls started, oldest first.
+    calls: Vec<CallRecord>,
+    /// `instance|ClientToken` -> the contact it started.
+    connect_tokens: HashMap<String, String>,
+    /// Starts answered from a token seen before.
+    connect_token_replays: usize,
+    /// Contacts (digits) whose next call's answer is lost.
+    connect_lost_answers: std::collections::HashSet<String>,
 }
 
 /// What becomes of a well-formed send.

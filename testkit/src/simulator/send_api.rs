@@ -18,6 +18,11 @@ pub(super) fn api_router(inner: Arc<Inner>) -> Router {
         )
         // AWS JSON 1.0 services post to the root (End User Messaging SMS).
         .route("/", post(super::aws_sms::aws_json))
+        // restJson1: Amazon Connect's StartOutboundVoiceContact.
+        .route(
+            "/contact/outbound-voice",
+            axum::routing::put(super::connect::start_outbound_voice_contact),
+        )
         // The id here is the WABA's; the segment shares the send route's name.
         .route(
             "/{version}/{phone_number_id}/message_templates",

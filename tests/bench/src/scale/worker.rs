@@ -21,6 +21,7 @@ use shared::lambda::sqs_event;
 use shared::ports::{EventBus, PortResult, Queue, Table};
 use shared::providers::aws_sms::AwsSmsProvider;
 use shared::providers::aws_social::AwsSocialProvider;
+use shared::providers::connect::ConnectProvider;
 use shared::providers::kaleyra::KaleyraProvider;
 use shared::providers::meta::MetaProvider;
 use shared::providers::twilio::TwilioProvider;
@@ -187,6 +188,11 @@ fn build(role: &str, args: &[String]) -> anyhow::Result<(Service, Arc<RemoteCloc
                     &shared::adapters::aws::offline_sdk_config(),
                     Some(&sim),
                     None,
+                    secrets.clone(),
+                )),
+                connect: Arc::new(ConnectProvider::new(
+                    &shared::adapters::aws::offline_sdk_config(),
+                    Some(&sim),
                     secrets,
                 )),
             });
