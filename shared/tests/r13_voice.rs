@@ -307,3 +307,240 @@ async fn r13_the_campaign_story_runs_on_voice() {
     let camp = h.ok(Method::GET, &format!("/campaigns/{c}"), None).await;
     assert_eq!(camp["status"], "COMPLETED", "{camp}");
 }
+
+/// Two campaigns on one Connect account: each keeps to its `max_concurrent`, together to
+/// the account's `max_concurrent_calls`, shared fairly; and two dispatchers at once (a
+/// tick and a line's refill) never give out more lines than there are.
+#[tokio::test]
+async fn r13_2_concurrency_is_never_exceeded_across_campaigns_on_one_instance() {
+    let h = spawn(SimConfig::default()).await;
+    let account = connect_account(&h, 3).await;
+    let a: Vec<String> = (0..8).map(|i| format!("141555503{i:02}")).collect();
+    let b: Vec<String> = (0..8).map(|i| format!("141555504{i:02}")).collect();
+    let refs = |v: &[String]| v.iter().map(|s| s.to_owned()).collect::<Vec<_>>();
+    let (ra, rb) = (refs(&a), refs(&b));
+    let ca = voice_campaign(
+        &h,
+        &account,
+        &ra.iter().map(String::as_str).collect::<Vec<_>>(),
+        voice(json!({"max_concurrent": 3})),
+    )
+    .await;
+    let cb = voice_campaign(
+        &h,
+        &account,
+        &rb.iter().map(String::as_str).collect::<Vec<_>>(),
+        voice(json!({"max_concurrent": 3})),
+    )
+    .await;
+    common::launch(&h.api, &ca).await;
+    common::launch(&h.api, &cb).await;
+    // Dispatchers racing: the tick and refills of the account, at once.
+    for _ in 0..5 {
+        let d = h.sys.dispatcher.clone();
+        let tenant = common::TENANT.to_owned();
+        let (x, y, z) = tokio::join!(
+            d.tick(),
+            d.refill_lines(&tenant, &account),
+            d.refill_lines(&tenant, &account)
+        );
+        x.unwrap();
+        y.unwrap();
+        z.unwrap();
+        let lines = shared::repo::voice::get_lines(&*h.table, common::TENANT, &account)
+            .await
+            .unwrap();
+        assert!(lines.in_use() <= 3, "{lines:?}");
+        run(&h, 20).await;
+    }
+    run(&h, 10 * 60).await;
+    let sim = h.simulator();
+    let inst = SIM_CONNECT_INSTANCE_IDS[0];
+    assert!(
+        sim.most_calls_at_once(inst, None) <= 3,
+        "the account's limit"
+    );
+    assert!(sim.most_calls_at_once(inst, Some(&ca)) <= 3);
+    assert!(sim.most_calls_at_once(inst, Some(&cb)) <= 3);
+    // Shared: both campaigns called while both had contacts left.
+    assert!(sim.most_calls_at_once(inst, None) >= 2);
+    assert_eq!(sim.calls().len(), 16, "every contact once");
+    for c in [&ca, &cb] {
+        let camp = h.ok(Method::GET, &format!("/campaigns/{c}"), None).await;
+        assert_eq!(camp["status"], "COMPLETED", "{camp}");
+    }
+    let lines = shared::repo::voice::get_lines(&*h.table, common::TENANT, &account)
+        .await
+        .unwrap();
+    assert_eq!(lines.in_use(), 0, "every line freed: {lines:?}");
+}
+
+/// A busy number is called again after the delay, at most `max_retries` times.
+#[tokio::test]
+async fn r13_retries_come_after_the_delay_up_to_the_maximum() {
+    let h = spawn(SimConfig::default()).await;
+    let account = connect_account(&h, 5).await;
+    let c = voice_campaign(
+        &h,
+        &account,
+        &[BUSY, NOBODY, HUMAN],
+        voice(json!({"max_concurrent": 3, "max_retries": 2, "retry_delay_seconds": 300})),
+    )
+    .await;
+    common::launch(&h.api, &c).await;
+    run(&h, 30 * 60).await;
+    for phone in [BUSY, NOBODY] {
+        let calls: Vec<_> = h
+            .simulator()
+            .calls()
+            .into_iter()
+            .filter(|c| c.to.ends_with(phone))
+            .collect();
+        assert_eq!(calls.len(), 3, "{phone}: the call and two retries");
+        for w in calls.windows(2) {
+            assert!(
+                w[1].started_at - w[0].ends_at >= Duration::seconds(300),
+                "{phone}: a retry before its delay"
+            );
+        }
+        let e = entry(&h, &c, phone).await;
+        assert_eq!(e["state"], "CLOSED", "{e}");
+        assert_eq!(e["attempts"], 3, "{e}");
+    }
+    assert_eq!(calls_to(&h, HUMAN), 1, "an answered call is not retried");
+}
+
+/// What a machine answering comes to depends on the campaign's setting; without
+/// detection a call is `connected`, whoever answered, and goes as ordinary traffic.
+#[tokio::test]
+async fn r13_answering_machine_outcomes_follow_the_setting() {
+    let h = spawn(SimConfig::default()).await;
+    let account = connect_account(&h, 10).await;
+    let hang_up = voice_campaign(
+        &h,
+        &account,
+        &[MACHINE, HUMAN],
+        voice(json!({"max_concurrent": 2, "amd_enabled": true, "amd_action": "hang_up"})),
+    )
+    .await;
+    let off = voice_campaign(
+        &h,
+        &account,
+        &[MACHINE, HUMAN_2],
+        voice(json!({"max_concurrent": 2})),
+    )
+    .await;
+    common::launch(&h.api, &hang_up).await;
+    common::launch(&h.api, &off).await;
+    run(&h, 10 * 60).await;
+    let d = |e: Value| e["disposition"].as_str().map(str::to_owned);
+    assert_eq!(
+        d(entry(&h, &hang_up, MACHINE).await).as_deref(),
+        Some("machine_hung_up")
+    );
+    assert_eq!(
+        d(entry(&h, &hang_up, HUMAN).await).as_deref(),
+        Some("answered")
+    );
+    assert_eq!(
+        d(entry(&h, &off, MACHINE).await).as_deref(),
+        Some("connected")
+    );
+    assert_eq!(
+        d(entry(&h, &off, HUMAN_2).await).as_deref(),
+        Some("connected")
+    );
+    for call in h.simulator().calls() {
+        let of_hang_up = call.attributes["campaign_id"] == hang_up;
+        if of_hang_up {
+            assert_eq!(
+                (call.amd, call.traffic_type.as_str()),
+                (Some(false), "CAMPAIGN")
+            );
+            assert_eq!(call.attributes["amd_action"], "hang_up");
+        } else {
+            assert_eq!((call.amd, call.traffic_type.as_str()), (None, "GENERAL"));
+            assert!(!call.attributes.contains_key("amd_action"));
+        }
+    }
+    let stats = h
+        .ok(Method::GET, &format!("/campaigns/{off}/stats"), None)
+        .await;
+    assert_eq!(stats["voice"]["connected"], 2, "{stats}");
+    assert_eq!(stats["voice"]["answered"], 0, "{stats}");
+}
+
+/// One call per attempt: a start whose answer was lost is sent again by the SDK with the
+/// same client token and Connect answers the contact it started; a send job delivered
+/// again finds the entry claimed and dials nothing.
+#[tokio::test]
+async fn r13_2_a_redelivered_or_retried_start_dials_once() {
+    let h = spawn(SimConfig::default()).await;
+    let account = connect_account(&h, 5).await;
+    h.simulator().lose_call_answer(HUMAN);
+    let c = voice_campaign(&h, &account, &[HUMAN], voice(json!({}))).await;
+    common::launch(&h.api, &c).await;
+    run(&h, 5).await;
+    assert_eq!(calls_to(&h, HUMAN), 1, "one call");
+    assert_eq!(
+        h.simulator().call_token_replays(),
+        1,
+        "the SDK's retry named the same token"
+    );
+    let e = entry(&h, &c, HUMAN).await;
+    assert_eq!(e["state"], "PENDING", "{e}");
+    let contact = &h.simulator().calls()[0].contact_id;
+    assert_eq!(e["calls"][0]["contact_id"], json!(contact), "{e}");
+    // The same send job again.
+    let r = shared::domain::inbound::EntryRef {
+        tenant: common::TENANT.into(),
+        campaign_id: c.clone(),
+        shard: shared::domain::hopper::shard_of(
+            &shared::domain::phone::PhoneNumber::parse(HUMAN).unwrap(),
+            16,
+        ),
+        phone: shared::domain::phone::PhoneNumber::parse(HUMAN).unwrap(),
+    };
+    let failed = h
+        .sys
+        .sender
+        .send_batch(vec![("again".into(), Ok(r.into()))])
+        .await;
+    assert!(failed.is_empty());
+    assert_eq!(calls_to(&h, HUMAN), 1, "delivered again, dialled once");
+    run(&h, 120).await;
+    assert_eq!(entry(&h, &c, HUMAN).await["disposition"], "connected");
+}
+
+/// A call whose final event never comes holds its line only until the campaign's bound:
+/// then the line is free for the next contact and the entry is settled `no_final_event`.
+#[tokio::test]
+async fn r13_2_a_lost_final_event_frees_its_line_after_the_bound() {
+    let h = spawn(SimConfig {
+        call_final_lost: vec![HUMAN.into()],
+        ..SimConfig::default()
+    })
+    .await;
+    let account = connect_account(&h, 5).await;
+    let c = voice_campaign(
+        &h,
+        &account,
+        &[HUMAN, HUMAN_2],
+        voice(json!({"max_concurrent": 1, "max_call_minutes": 3})),
+    )
+    .await;
+    common::launch(&h.api, &c).await;
+    run(&h, 4 * 60).await;
+    assert_eq!(
+        h.simulator().calls().len(),
+        1,
+        "the line is held while the call may go on"
+    );
+    // The bound: 3 minutes of call and 2 of dialling, then the next tick.
+    run(&h, 4 * 60).await;
+    let calls = h.simulator().calls();
+    assert_eq!(calls.len(), 2, "the line was freed for the next contact");
+    assert!(calls[1].started_at - calls[0].started_at >= Duration::minutes(5));
+    assert_eq!(entry(&h, &c, HUMAN).await["disposition"], "no_final_event");
+    assert_eq!(entry(&h, &c, HUMAN_2).await["disposition"], "connected");
+}

@@ -260,6 +260,9 @@ impl Inbox {
             .into()),
             CallApplied::Applied { ended } => {
                 if ended {
+                    // The call is over: other campaigns may call or write the contact.
+                    let (phone, at) = (&call.entry.phone, ev.at);
+                    repo::close_interaction(t, &ev.instance_id, phone, &ev.contact_id, at).await?;
                     self.line_freed(&call.entry, &call.account_id).await?;
                 }
                 Ok(true)
