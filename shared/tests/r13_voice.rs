@@ -201,12 +201,125 @@ async fn r13_1_voice_settings_are_checked_naming_the_field() {
     assert_eq!(body["field"], "caller_ids", "{body}");
 }
 
-/// The campaign story on voice: every outcome of seed 003's dispositions, retries after
-/// the delay, answering-machine detection leaving a voicemail, the statistics for voice,
-/// and never more calls at once than the campaign allows.
+/// The campaign story on voice, in memory.
 #[tokio::test]
 async fn r13_the_campaign_story_runs_on_voice() {
-    let h = spawn(SimConfig::default()).await;
+    voice_story(spawn(SimConfig::default()).await).await;
+}
+
+/// Contact events as the stack's rule delivers them: each put on an EventBridge bus (the
+/// emulator's default bus) with `source` `aws.connect`, matched by a rule with the SAM
+/// template's pattern, whose target is the inbound SQS queue.
+struct EventBridgeEvents {
+    client: aws_sdk_eventbridge::Client,
+}
+
+#[async_trait::async_trait]
+impl testkit::simulator::AwsEventSink for EventBridgeEvents {
+    async fn publish(&self, event: String) -> Result<(), String> {
+        use aws_sdk_eventbridge::primitives::{DateTime, DateTimeFormat};
+        let v: Value = serde_json::from_str(&event).map_err(|e| e.to_string())?;
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .source(v["source"].as_str().unwrap_or_default())
+            .detail_type(v["detail-type"].as_str().unwrap_or_default())
+            .detail(v["detail"].to_string())
+            .set_time(
+                v["time"]
+                    .as_str()
+                    .and_then(|t| DateTime::from_str(t, DateTimeFormat::DateTime).ok()),
+            )
+            .set_resources(v["resources"].as_array().map(|r| {
+                r.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            }))
+            .build();
+        let out = self
+            .client
+            .put_events()
+            .entries(entry)
+            .send()
+            .await
+            .map_err(|e| aws_sdk_eventbridge::error::DisplayErrorContext(e).to_string())?;
+        match out.failed_entry_count {
+            0 => Ok(()),
+            n => Err(format!("{n} events not put")),
+        }
+    }
+}
+
+/// The campaign story on DynamoDB and SQS served by the local emulator, the calls'
+/// contact events through an EventBridge rule (the template's pattern) onto the inbound
+/// queue: the lines and the calls' items as DynamoDB stores them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r13_the_campaign_story_runs_on_voice_on_aws_emulator() {
+    use shared::adapters::aws;
+    common::require_emulator("the voice story");
+    let cfg = aws::sdk_config().await;
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let ddb = aws_sdk_dynamodb::Client::new(&cfg);
+    let table_name = format!("e2e-voice-{suffix}");
+    aws::setup::ensure_table(&ddb, &table_name).await.unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&cfg);
+    let send_url = aws::setup::ensure_queue(&sqs, &format!("e2e-voice-{suffix}"))
+        .await
+        .unwrap();
+    let inbound_url = aws::setup::ensure_queue(&sqs, &format!("e2e-voice-{suffix}-inbound"))
+        .await
+        .unwrap();
+    let inbound_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&inbound_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    let eb = aws_sdk_eventbridge::Client::new(&cfg);
+    let rule = format!("connect-events-{suffix}");
+    let pattern = json!({
+        "source": ["aws.connect"], "detail-type": ["Amazon Connect Contact Event"],
+        "detail": {"instanceArn": [format!("arn:aws:connect:us-east-1:111122223333:instance/{}", SIM_CONNECT_INSTANCE_IDS[0])],
+            "eventType": ["INITIATED", "CONNECTED_TO_SYSTEM", "QUEUED", "CONNECTED_TO_AGENT", "DISCONNECTED"]}
+    });
+    eb.put_rule()
+        .name(&rule)
+        .event_pattern(pattern.to_string())
+        .send()
+        .await
+        .unwrap();
+    eb.put_targets()
+        .rule(&rule)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("inbound-queue")
+                .arn(&inbound_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let h = Spawn::new(Arc::new(aws::dynamo::DynamoTable::new(ddb, table_name)))
+        .simulator(SimConfig {
+            reply_percent: 0,
+            call_outcomes: outcomes(),
+            ..SimConfig::default()
+        })
+        .queue(Arc::new(aws::sqs::SqsQueue::new(sqs.clone(), send_url)))
+        .inbound_queue(Arc::new(aws::sqs::SqsQueue::new(sqs, inbound_url)))
+        .aws_events(Arc::new(EventBridgeEvents { client: eb }))
+        .spawn()
+        .await;
+    voice_story(h).await;
+}
+
+/// Every outcome of seed 003's dispositions, retries after the delay, answering-machine
+/// detection leaving a voicemail, the statistics for voice, and never more calls at once
+/// than the campaign allows.
+async fn voice_story(h: H) {
     let account = connect_account(&h, 10).await;
     let phones = [HUMAN, MACHINE, NOBODY, BUSY, INVALID, HUMAN_2];
     let c = voice_campaign(

@@ -81,6 +81,7 @@ fn every_sample_event_is_covered() {
         "importer-s3-put.json",
         "inbound-sqs.json",
         "inbound-aws-social.json",
+        "inbound-connect.json",
         "inbound-twilio.json",
         "launcher-launch.json",
         "launcher-tick.json",
@@ -381,6 +382,42 @@ async fn inbound_twilio_batch_is_a_delivery_status_and_an_inbound_stop() {
         table: std::sync::Arc::new(testkit::memory::MemoryTable::new()),
         bus: std::sync::Arc::new(testkit::memory::MemoryBus::default()),
         clock: std::sync::Arc::new(testkit::memory::ManualClock::frozen(now)),
+        replies: None,
+        calls: None,
+    };
+    let resp = shared::lambda::inbound(&inbox, event).await;
+    assert!(resp.batch_item_failures.is_empty(), "{resp:?}");
+}
+
+#[tokio::test]
+async fn inbound_connect_batch_is_a_calls_contact_events_as_the_eventbridge_rule_delivers_them() {
+    use shared::domain::inbound::{CallEventKind, Inbound};
+    use shared::providers::connect::parse_event;
+    let event: SqsEvent = serde_json::from_str(&read("inbound-connect.json")).expect("SqsEvent");
+    assert_eq!(event.records.len(), 3);
+    let body = |i: usize| event.records[i].body.as_deref().unwrap();
+    match &parse_event(body(0)).unwrap().unwrap()[..] {
+        [Inbound::Call(c)] => {
+            assert_eq!(c.kind, CallEventKind::Connected);
+            assert_eq!(c.instance_id, "11111111-2222-4333-8444-000000000001");
+            assert_eq!(c.amd_status.as_deref(), Some("HUMAN_ANSWERED"));
+        }
+        other => panic!("{other:?}"),
+    }
+    match &parse_event(body(1)).unwrap().unwrap()[..] {
+        [Inbound::Call(c)] => {
+            assert_eq!(c.kind, CallEventKind::Disconnected);
+            assert!(c.connected_at.is_some());
+            assert_eq!(c.disconnect_reason.as_deref(), Some("CUSTOMER_DISCONNECT"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(parse_event(body(2)).unwrap().is_err());
+    // No account owns the instance here: the events are acknowledged and change nothing.
+    let inbox = shared::app::inbox::Inbox {
+        table: std::sync::Arc::new(testkit::memory::MemoryTable::new()),
+        bus: std::sync::Arc::new(testkit::memory::MemoryBus::default()),
+        clock: std::sync::Arc::new(shared::adapters::clock::SystemClock),
         replies: None,
         calls: None,
     };

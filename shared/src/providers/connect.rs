@@ -291,8 +291,14 @@ fn event_of(envelope: &Value) -> Result<Vec<Inbound>, EventError> {
         Some(_) => CallEventKind::Other,
         None => return Err(EventError("no eventType".into())),
     };
-    let at = time(envelope, "time")
-        .or_else(|| time(d, "disconnectTimestamp"))
+    // The contact's own times first: the envelope's is when EventBridge took the event.
+    let own = match kind {
+        CallEventKind::Disconnected => time(d, "disconnectTimestamp"),
+        CallEventKind::Connected => time(d, "connectedToSystemTimestamp"),
+        _ => None,
+    };
+    let at = own
+        .or_else(|| time(envelope, "time"))
         .or_else(|| time(d, "initiationTimestamp"))
         .ok_or_else(|| EventError("no time".into()))?;
     let agent_at = key(d, "agentInfo").and_then(|a| time(a, "connectedToAgentTimestamp"));
