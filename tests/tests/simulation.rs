@@ -297,6 +297,22 @@ struct SimProvider {
     undeliverable: Mutex<Vec<(String, Time)>>,
     hooks: Mutex<Vec<Hook>>,
     next_id: Mutex<u64>,
+    /// Calls Connect started (voice campaigns, issue 17), and the contact of each client
+    /// token it saw (a start with a token seen before dials nothing).
+    calls: Mutex<Vec<CallW>>,
+    tokens: Mutex<HashMap<String, String>>,
+}
+
+/// A call as Connect placed it: on which instance, for which campaign and contact, from
+/// when to when it was really in progress (whatever its events later say or lose).
+#[derive(Debug, Clone)]
+struct CallW {
+    instance: String,
+    campaign: String,
+    to: String,
+    token: String,
+    started: Time,
+    ended: Time,
 }
 
 impl SimProvider {
@@ -418,6 +434,84 @@ impl MessagingProvider for SimProvider {
         Ok(id.into())
     }
 
+    /// Amazon Connect: refuses now and then (too many calls), or starts the call (and now
+    /// and then loses the answer); a token seen before answers its contact and dials
+    /// nothing. The call is answered by a person, a machine, nobody, or is busy; its
+    /// contact events go out as webhooks (late, duplicated, reordered like the others).
+    async fn start_call(
+        &self,
+        account: &Account,
+        call: &shared::ports::OutboundCall,
+    ) -> Result<Accepted, SendFailure> {
+        use shared::domain::inbound::{CallEvent, CallEventKind};
+        if let Some(id) = self.tokens.lock().unwrap().get(&call.client_token) {
+            return Ok(id.clone().into());
+        }
+        let r = &self.faults.rates;
+        if self.faults.strikes(r.provider_temporary) {
+            return Err(SendFailure {
+                class: FailureClass::NotAttempted,
+                code: None,
+                reason: "Amazon Connect: LimitExceededException".into(),
+            });
+        }
+        let now = self.clock.now();
+        let id = {
+            let mut n = self.next_id.lock().unwrap();
+            *n += 1;
+            format!("contact-sim{}", *n)
+        };
+        // A person (35 s), a voicemail (25 s), nobody (Connect's 60 s), busy (2 s).
+        let (secs, answered, amd, reason) = match below(&self.faults.rng, 4) {
+            0 => (35, true, "HUMAN_ANSWERED", "CUSTOMER_DISCONNECT"),
+            1 => (25, true, "VOICEMAIL_BEEP", "CUSTOMER_DISCONNECT"),
+            2 => (60, false, "AMD_UNANSWERED", "TELECOM_TIMEOUT"),
+            _ => (2, false, "SIT_TONE_BUSY", "TELECOM_BUSY"),
+        };
+        let ended = now + Duration::seconds(secs);
+        self.tokens
+            .lock()
+            .unwrap()
+            .insert(call.client_token.clone(), id.clone());
+        self.calls.lock().unwrap().push(CallW {
+            instance: account.sender_id.clone(),
+            campaign: call
+                .attributes
+                .get("campaign_id")
+                .cloned()
+                .unwrap_or_default(),
+            to: call.to.as_str().to_owned(),
+            token: call.client_token.clone(),
+            started: now,
+            ended,
+        });
+        let connected_at = answered.then(|| now + Duration::seconds(5));
+        let event = |kind, at| CallEvent {
+            instance_id: account.sender_id.clone(),
+            contact_id: id.clone(),
+            kind,
+            at,
+            connected_at,
+            agent_at: None,
+            amd_status: call.amd.map(|_| amd.to_owned()),
+            disconnect_reason: (kind == CallEventKind::Disconnected).then(|| reason.to_owned()),
+        };
+        if answered || call.amd.is_some() {
+            self.hook(
+                5,
+                Inbound::Call(event(CallEventKind::Connected, now + Duration::seconds(5))),
+            );
+        }
+        self.hook(
+            secs,
+            Inbound::Call(event(CallEventKind::Disconnected, ended)),
+        );
+        if self.faults.strikes(r.provider_accepts_then_times_out) {
+            return Err(SendFailure::outcome_unknown("Amazon Connect timeout"));
+        }
+        Ok(id.into())
+    }
+
     /// An SMS provider (a WhatsApp campaign's fallback): refuses now and then, or takes
     /// the message and never answers; its statuses are sent and delivered.
     async fn send_sms(
@@ -525,6 +619,10 @@ async fn killable<F: Future>(faults: &Faults, fut: F) -> Option<F::Output> {
 // ---- the world ---------------------------------------------------------------------------
 
 const TENANTS: usize = 3;
+/// Each tenant's Connect account's lines, and its voice campaign's.
+const VOICE_LINES: u32 = 2;
+const VOICE_CAMPAIGN_LINES: u32 = 1;
+const VOICE_RETRIES: u32 = 1;
 const PHONES: usize = 10;
 const STEPS: usize = 160;
 
@@ -551,6 +649,8 @@ struct TenantW {
     sender_id: String,
     /// Its SMS number (campaign C0's fallback).
     sms_sender_id: String,
+    /// Its Amazon Connect instance (campaign C2 calls through it).
+    instance: String,
     waba_id: String,
     lists: Vec<String>,
     campaigns: Vec<CampaignW>,
@@ -609,6 +709,8 @@ impl World {
             next_id: Mutex::new(0),
             limited: Mutex::new(Vec::new()),
             undeliverable: Mutex::new(Vec::new()),
+            calls: Mutex::new(Vec::new()),
+            tokens: Mutex::new(HashMap::new()),
         });
         let bus = Arc::new(Bus {
             faults: faults.clone(),
@@ -728,6 +830,21 @@ impl World {
                 .await;
             let sms_account = sms["id"].as_str().unwrap().to_owned();
             let sms_sender_id = sms["sender_id"].as_str().unwrap().to_owned();
+            // An Amazon Connect instance of the tenant's own, with two lines.
+            let instance = format!("inst-{t}");
+            let connect = self
+                .must(
+                    &name,
+                    Method::POST,
+                    "/accounts",
+                    Some(json!({
+                        "name": "Calls", "provider": "connect", "token_ref": "env:SIM_TOKEN",
+                        "sender_id": instance, "caller_ids": [format!("+1555010{t:04}")],
+                        "max_concurrent_calls": VOICE_LINES
+                    })),
+                )
+                .await;
+            let connect_account = connect["id"].as_str().unwrap().to_owned();
             self.must(
                 &name,
                 Method::POST,
@@ -817,11 +934,37 @@ impl World {
                     deleted_at: None,
                 });
             }
+            // C2 calls the same contacts: one line of the campaign's own, a retry a
+            // minute after no answer or busy, answering-machine detection on one tenant.
+            let voice = json!({
+                "caller_id": format!("+1555010{t:04}"), "queue_id": "q-1", "contact_flow_id": "f-1",
+                "max_concurrent": VOICE_CAMPAIGN_LINES, "max_retries": VOICE_RETRIES, "retry_delay_seconds": 60,
+                "amd_enabled": t == 2, "max_call_minutes": 5
+            });
+            let created = self
+                .must(
+                    &name,
+                    Method::POST,
+                    "/campaigns",
+                    Some(json!({"name": "C2", "channel": "voice", "account_id": connect_account, "voice": voice})),
+                )
+                .await;
+            campaigns.push(CampaignW {
+                id: created["id"].as_str().unwrap().to_owned(),
+                resets: 0,
+                reset_at: Vec::new(),
+                timeout_days: 1,
+                duplicate_window_days: None,
+                deleted: false,
+                ended_at: None,
+                deleted_at: None,
+            });
             self.tenants.push(TenantW {
                 name,
                 account_id,
                 sender_id,
                 sms_sender_id,
+                instance,
                 waba_id,
                 lists,
                 campaigns,
@@ -836,7 +979,7 @@ impl World {
     /// One random step: an operator action, a customer action, a function run, or time.
     async fn step(&mut self) {
         let t = self.pick(TENANTS);
-        let c = self.pick(2);
+        let c = self.pick(3);
         let tenant = self.tenants[t].name.clone();
         let id = self.tenants[t].campaigns[c].id.clone();
         let roll = self.pick(100);
@@ -1227,6 +1370,58 @@ impl World {
         at < open_until && !answered && !released
     }
 
+    /// Invariant 12 (see [`World::check`]).
+    fn calls_broken(&self, resets: &HashMap<&str, u32>) -> Vec<String> {
+        let mut broken = Vec::new();
+        let calls = self.provider.calls.lock().unwrap().clone();
+        let mut per_token: HashMap<&str, usize> = HashMap::new();
+        let mut per_contact: HashMap<(&str, &str), usize> = HashMap::new();
+        for c in &calls {
+            let owner = self.tenants.iter().find(|t| t.instance == c.instance);
+            let ours = self
+                .tenants
+                .iter()
+                .find(|t| t.campaigns.iter().any(|x| x.id == c.campaign));
+            if owner.map(|t| &t.name) != ours.map(|t| &t.name) {
+                broken.push(format!(
+                    "{} called on another tenant's instance {}",
+                    c.campaign, c.instance
+                ));
+            }
+            *per_token.entry(c.token.as_str()).or_insert(0) += 1;
+            *per_contact
+                .entry((c.campaign.as_str(), c.to.as_str()))
+                .or_insert(0) += 1;
+            let live_at = |t: Time| calls.iter().filter(move |o| o.started <= t && t < o.ended);
+            let on_instance = live_at(c.started)
+                .filter(|o| o.instance == c.instance)
+                .count();
+            let of_campaign = live_at(c.started)
+                .filter(|o| o.campaign == c.campaign)
+                .count();
+            if on_instance > VOICE_LINES as usize || of_campaign > VOICE_CAMPAIGN_LINES as usize {
+                broken.push(format!(
+                    "{} calls at once on {} ({of_campaign} of {}) at {}",
+                    on_instance, c.instance, c.campaign, c.started
+                ));
+            }
+        }
+        for (token, n) in per_token {
+            if n > 1 {
+                broken.push(format!("client token {token} dialled {n} times"));
+            }
+        }
+        for ((campaign, to), n) in per_contact {
+            let rounds = 1 + resets.get(campaign).copied().unwrap_or(0) as usize;
+            if n > rounds * (1 + VOICE_RETRIES as usize) {
+                broken.push(format!(
+                    "{campaign} called {to} {n} times in {rounds} round(s)"
+                ));
+            }
+        }
+        broken
+    }
+
     async fn entries(&self, tenant: &str, id: &str) -> Option<(String, Vec<HopperEntry>)> {
         let c = repo::get_campaign(&*self.mem, tenant, id).await.unwrap()?;
         let entries = repo::all_entries(&*self.mem, &c).await.unwrap();
@@ -1576,6 +1771,12 @@ impl World {
                 }
             }
         }
+
+        // 12. Voice (issue 17): a call on the tenant's own instance only; one call per
+        // client token (an attempt never dials twice); a contact called at most
+        // (1 + retries) times per round of its campaign; and never more calls really in
+        // progress at once than the account's lines, nor than the campaign's.
+        broken.extend(self.calls_broken(&resets));
 
         // 3. Never stranded, 4. exact statistics.
         for t in &self.tenants {

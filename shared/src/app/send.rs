@@ -586,6 +586,18 @@ impl SendService {
         if let Some(failure) = unusable_template(ctx, &entry) {
             return self.failed(ctx, &mut entry, delta, failure, now).await;
         }
+        // A call holds a line from now on: none free (its own lapsed while the job waited,
+        // and others took them), it goes back in line undialled.
+        if ctx.content.call().is_some() && !self.line_for_call(ctx, &entry, now).await? {
+            let none = SendFailure {
+                class: FailureClass::NotAttempted,
+                code: None,
+                reason: "no line free".into(),
+            };
+            self.record(&mut entry, delta, |e| e.record_failure(&none))
+                .await?;
+            return Ok(SendOutcome::Skipped("no line free"));
+        }
         // A contact without a value for a mapped variable is not sent to (R3.3), nor one
         // whose values make its SMS longer than the campaign allows.
         let (msg, sent_text) = match message_for(ctx, &entry) {
@@ -660,6 +672,17 @@ impl SendService {
             Interaction::opened(entry.entry_ref(), contact_id.clone(), now, bound, previous);
         repo::put_interaction(&*self.table, &account.sender_id, &interaction).await?;
         Ok(SendOutcome::Sent(contact_id))
+    }
+
+    /// Whether the claimed voice entry holds a line for its call now.
+    async fn line_for_call(
+        &self,
+        ctx: &CampaignCtx,
+        entry: &HopperEntry,
+        now: Time,
+    ) -> AppResult<bool> {
+        let r = entry.entry_ref();
+        super::voice::hold_line(&*self.table, &ctx.account, &ctx.campaign, &r, now).await
     }
 
     /// A voice entry's line is freed when this run placed no call and none may be in

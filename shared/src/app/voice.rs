@@ -42,6 +42,35 @@ pub(crate) async fn free_line(
     .await
 }
 
+/// Holds `r`'s line for a call about to be dialled now ([`Lines::confirm`]); false when it
+/// lapsed and no line is free (then nothing is dialled).
+pub(crate) async fn hold_line(
+    table: &dyn crate::ports::Table,
+    account: &Account,
+    c: &Campaign,
+    r: &EntryRef,
+    now: Time,
+) -> AppResult<bool> {
+    let Some(v) = &c.voice else {
+        return Ok(false);
+    };
+    let key = line_key(r);
+    let limit = account.concurrent_calls();
+    retry_on_conflict(|_| {
+        let key = key.clone();
+        async move {
+            let mut lines = repo::voice::get_lines(table, &account.tenant, &account.id).await?;
+            let before = lines.clone();
+            let held = lines.confirm(&key, &c.id, v.max_concurrent, limit, now, v.line_bound());
+            if lines != before {
+                repo::voice::save_lines(table, &account.tenant, &account.id, &mut lines).await?;
+            }
+            Ok(held)
+        }
+    })
+    .await
+}
+
 impl Dispatcher {
     /// Dispatches the running voice campaigns of one Connect account: lines whose bound
     /// passed are freed (their final event was lost), the account's lines are shared

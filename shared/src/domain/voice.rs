@@ -493,6 +493,29 @@ impl Lines {
         );
     }
 
+    /// The line of a call about to be dialled `now`: held since its dispatch, its bound
+    /// counted again from now (the call may start long after the dispatch: a queue's
+    /// delay, a redelivery); or, when it lapsed meanwhile, taken again if the campaign
+    /// (`campaign_max`) and the account (`limit`) still have one free. False: no line,
+    /// no call.
+    pub fn confirm(
+        &mut self,
+        key: &str,
+        campaign_id: &str,
+        campaign_max: u32,
+        limit: u32,
+        now: Time,
+        bound: chrono::Duration,
+    ) -> bool {
+        self.lapse(now);
+        let free = self.held_by(campaign_id) < campaign_max && self.in_use() < limit;
+        if !self.holds(key) && !free {
+            return false;
+        }
+        self.take(key.to_owned(), campaign_id, now, bound);
+        true
+    }
+
     /// Frees an entry's line; whether it held one.
     pub fn free(&mut self, key: &str) -> bool {
         self.calls.remove(key).is_some()
