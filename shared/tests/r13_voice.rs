@@ -460,9 +460,10 @@ async fn r13_2_concurrency_is_never_exceeded_across_campaigns_on_one_instance() 
         x.unwrap();
         y.unwrap();
         z.unwrap();
-        let lines = shared::repo::voice::get_lines(&*h.table, common::TENANT, &account)
-            .await
-            .unwrap();
+        let lines =
+            shared::repo::voice::get_lines(&*h.table, common::TENANT, SIM_CONNECT_INSTANCE_IDS[0])
+                .await
+                .unwrap();
         assert!(lines.in_use() <= 3, "{lines:?}");
         run(&h, 20).await;
     }
@@ -482,9 +483,10 @@ async fn r13_2_concurrency_is_never_exceeded_across_campaigns_on_one_instance() 
         let camp = h.ok(Method::GET, &format!("/campaigns/{c}"), None).await;
         assert_eq!(camp["status"], "COMPLETED", "{camp}");
     }
-    let lines = shared::repo::voice::get_lines(&*h.table, common::TENANT, &account)
-        .await
-        .unwrap();
+    let lines =
+        shared::repo::voice::get_lines(&*h.table, common::TENANT, SIM_CONNECT_INSTANCE_IDS[0])
+            .await
+            .unwrap();
     assert_eq!(lines.in_use(), 0, "every line freed: {lines:?}");
 }
 
@@ -656,4 +658,63 @@ async fn r13_2_a_lost_final_event_frees_its_line_after_the_bound() {
     assert!(calls[1].started_at - calls[0].started_at >= Duration::minutes(5));
     assert_eq!(entry(&h, &c, HUMAN).await["disposition"], "no_final_event");
     assert_eq!(entry(&h, &c, HUMAN_2).await["disposition"], "connected");
+}
+
+/// Review of issue 17: the SDK's retry of a start whose answer was lost may be refused
+/// (too many calls); the entry goes back in line, and its next claim must start with the
+/// same client token, or the contact is called a second time while the first call rings.
+#[tokio::test]
+async fn r13_2_a_claim_after_a_start_that_may_have_dialled_keeps_its_token() {
+    let h = spawn(SimConfig::default()).await;
+    let account = connect_account(&h, 5).await;
+    // Started, and the start and the SDK's two retries refused: the sender hears "too
+    // many calls" while the call rings.
+    h.simulator().start_call_and_refuse(HUMAN, 2);
+    let c = voice_campaign(&h, &account, &[HUMAN], voice(json!({}))).await;
+    common::launch(&h.api, &c).await;
+    run(&h, 5).await;
+    assert_eq!(calls_to(&h, HUMAN), 1, "the first start dialled");
+    let e = entry(&h, &c, HUMAN).await;
+    assert_eq!(e["state"], "FRESH", "back in line, nothing recorded: {e}");
+    // The next dispatch claims it again: Connect answers the contact it started.
+    run(&h, 3 * 60).await;
+    assert_eq!(calls_to(&h, HUMAN), 1, "dialled once");
+    assert!(h.simulator().call_token_replays() >= 1);
+    let e = entry(&h, &c, HUMAN).await;
+    assert_eq!(e["calls"].as_array().map(Vec::len), Some(1), "{e}");
+    assert_eq!(e["disposition"], "connected", "{e}");
+}
+
+/// Review of issue 17: a send job delivered again for an entry whose call is live, while
+/// its campaign is paused, must not free the call's line (another campaign would take it
+/// and the account would run one call over its lines).
+#[tokio::test]
+async fn r13_2_a_job_delivered_again_during_a_live_call_keeps_its_line() {
+    let h = spawn(SimConfig::default()).await;
+    let account = connect_account(&h, 5).await;
+    let c = voice_campaign(&h, &account, &[HUMAN], voice(json!({}))).await;
+    common::launch(&h.api, &c).await;
+    run(&h, 3).await;
+    assert_eq!(entry(&h, &c, HUMAN).await["state"], "PENDING");
+    h.ok(Method::POST, &format!("/campaigns/{c}/pause"), None)
+        .await;
+    let phone = shared::domain::phone::PhoneNumber::parse(HUMAN).unwrap();
+    let r = shared::domain::inbound::EntryRef {
+        tenant: common::TENANT.into(),
+        campaign_id: c.clone(),
+        shard: shared::domain::hopper::shard_of(&phone, 16),
+        phone,
+    };
+    h.sys
+        .sender
+        .send_batch(vec![("again".into(), Ok(r.clone().into()))])
+        .await;
+    let lines =
+        shared::repo::voice::get_lines(&*h.table, common::TENANT, SIM_CONNECT_INSTANCE_IDS[0])
+            .await
+            .unwrap();
+    assert!(
+        lines.holds(&shared::domain::voice::line_key(&r)),
+        "the live call keeps its line: {lines:?}"
+    );
 }

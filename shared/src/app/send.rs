@@ -249,7 +249,10 @@ fn outbound_call(c: &Campaign, v: &VoiceSettings, entry: &HopperEntry) -> Outbou
         caller_id: v.caller_id.clone(),
         contact_flow_id: v.contact_flow_id.clone(),
         queue_id: v.queue_id.clone(),
-        client_token: voice::client_token(&entry.entry_ref(), entry.attempts),
+        client_token: entry
+            .call_token
+            .clone()
+            .unwrap_or_else(|| voice::client_token(&entry.entry_ref(), entry.attempts)),
         attributes,
         amd: v.amd_enabled.then_some(AmdConfig {
             await_prompt: v.amd_action == AmdAction::Voicemail,
@@ -541,7 +544,7 @@ impl SendService {
                 why: eligibility::HELD_REASON,
             };
             let verdict = move |_: &HopperEntry| verdict.clone();
-            let res = match counted(delta, self.claim(r, &verdict, now).await?)? {
+            let res = match counted(delta, self.claim(r, &verdict, now, false).await?)? {
                 Claim::Done(outcome) => Ok(outcome),
                 Claim::Claimed(_) => unreachable!("a waiting verdict never claims"),
             };
@@ -573,7 +576,8 @@ impl SendService {
         let facts = self.facts(ctx, &r.phone).await?;
         let now = self.clock.now();
         let verdict = |e: &HopperEntry| ctx.verdict(e, &facts.contact, now);
-        let mut entry = match counted(delta, self.claim(r, &verdict, now).await?)? {
+        let calls = ctx.content.call().is_some();
+        let mut entry = match counted(delta, self.claim(r, &verdict, now, calls).await?)? {
             Claim::Claimed(entry) => *entry,
             Claim::Done(outcome @ SendOutcome::Skipped("already claimed")) => {
                 if self.repair_interaction(ctx, r).await? {
@@ -686,10 +690,11 @@ impl SendService {
     }
 
     /// A voice entry's line is freed when this run placed no call and none may be in
-    /// progress: the entry was not claimed for a call (not running, waiting, ruled out),
-    /// or Connect refused the call. A call that started, one whose answer was lost, and
-    /// an entry another run holds keep it (its final event, or the line's bound, frees
-    /// it).
+    /// progress, as the entry says: not SENDING (a call being placed), not PENDING (a call
+    /// in progress), not RETRY with an unknown outcome (a call may ring). A record
+    /// delivered again for an entry whose call is live (while the campaign is paused, say)
+    /// keeps its line; one for an entry already settled frees a line left behind. A run
+    /// that failed keeps it: the record comes again.
     async fn free_line_unless_calling(
         &self,
         ctx: &CampaignCtx,
@@ -699,19 +704,28 @@ impl SendService {
         if ctx.content.call().is_none() {
             return;
         }
-        let keep = match res {
-            Ok(SendOutcome::Sent(_) | SendOutcome::MaybeSent(_)) => true,
-            Ok(SendOutcome::Skipped(why)) => *why == "already claimed" || *why == IN_FLIGHT,
-            Ok(_) => false,
-            // Not recorded: the record comes again.
-            Err(_) => true,
-        };
-        if keep {
+        if matches!(
+            res,
+            Ok(SendOutcome::Sent(_) | SendOutcome::MaybeSent(_)) | Err(_)
+        ) {
             return;
         }
-        let (tenant, account) = (&ctx.campaign.tenant, &ctx.account.id);
-        if let Err(e) = super::voice::free_line(&*self.table, tenant, account, r).await {
-            tracing::warn!(account_id = %account, error = %e, "line not freed; it lapses at its bound");
+        let calling = match repo::get_entry(&*self.table, r).await {
+            Ok(Some(e)) => {
+                matches!(e.state, EntryState::Sending | EntryState::Pending)
+                    || (e.state == EntryState::Retry
+                        && e.disposition.as_deref() == Some("outcome_unknown"))
+            }
+            Ok(None) => false,
+            // Unknown: kept; it lapses at its bound.
+            Err(_) => true,
+        };
+        if calling {
+            return;
+        }
+        let (tenant, instance) = (&ctx.campaign.tenant, &ctx.account.sender_id);
+        if let Err(e) = super::voice::free_line(&*self.table, tenant, instance, r).await {
+            tracing::warn!(account_id = %ctx.account.id, error = %e, "line not freed; it lapses at its bound");
         }
     }
 
@@ -749,6 +763,7 @@ impl SendService {
         r: &EntryRef,
         verdict: &(dyn Fn(&HopperEntry) -> Verdict + Sync),
         now: Time,
+        calls: bool,
     ) -> AppResult<Stored<Claim>> {
         retry_on_conflict(|_| async move {
             let Some(mut entry) = repo::get_entry(&*self.table, r).await? else {
@@ -764,6 +779,11 @@ impl SendService {
             }
             // The checks judge the entry as claimed: an SMS fallback by SMS's rules.
             let outcome = match verdict(&entry) {
+                // A call's client token is stored with the claim.
+                Verdict::Send if calls => {
+                    entry.keep_call_token();
+                    None
+                }
                 Verdict::Send => None,
                 Verdict::NotSent {
                     state,

@@ -20,22 +20,22 @@ use crate::repo;
 /// already hold a line or wait for their retry.
 const MAX_READ_PER_SHARD: usize = 2000;
 
-/// Frees the line `r`'s call held on the account, if it held one.
+/// Frees the line `r`'s call held on the instance, if it held one.
 pub(crate) async fn free_line(
     table: &dyn crate::ports::Table,
     tenant: &str,
-    account: &str,
+    instance: &str,
     r: &EntryRef,
 ) -> AppResult<bool> {
     let key = line_key(r);
     retry_on_conflict(|_| {
         let key = key.clone();
         async move {
-            let mut lines = repo::voice::get_lines(table, tenant, account).await?;
+            let mut lines = repo::voice::get_lines(table, tenant, instance).await?;
             if !lines.free(&key) {
                 return Ok(false);
             }
-            repo::voice::save_lines(table, tenant, account, &mut lines).await?;
+            repo::voice::save_lines(table, tenant, instance, &mut lines).await?;
             Ok(true)
         }
     })
@@ -59,11 +59,13 @@ pub(crate) async fn hold_line(
     retry_on_conflict(|_| {
         let key = key.clone();
         async move {
-            let mut lines = repo::voice::get_lines(table, &account.tenant, &account.id).await?;
+            let mut lines =
+                repo::voice::get_lines(table, &account.tenant, &account.sender_id).await?;
             let before = lines.clone();
             let held = lines.confirm(&key, &c.id, v.max_concurrent, limit, now, v.line_bound());
             if lines != before {
-                repo::voice::save_lines(table, &account.tenant, &account.id, &mut lines).await?;
+                repo::voice::save_lines(table, &account.tenant, &account.sender_id, &mut lines)
+                    .await?;
             }
             Ok(held)
         }
@@ -86,7 +88,7 @@ impl Dispatcher {
     ) -> AppResult<Dispatched> {
         let now = self.clock.now();
         let t = &*self.table;
-        let mut lines = repo::voice::get_lines(t, &account.tenant, &account.id).await?;
+        let mut lines = repo::voice::get_lines(t, &account.tenant, &account.sender_id).await?;
         let lapsed = lines.lapse(now);
         if lapsed > 0 {
             tracing::warn!(account_id = %account.id, lapsed, "lines freed at their bound: the calls' final events never came");
@@ -137,7 +139,7 @@ impl Dispatcher {
             return Ok(done);
         }
         let t = &*self.table;
-        match repo::voice::save_lines(t, &account.tenant, &account.id, &mut lines).await {
+        match repo::voice::save_lines(t, &account.tenant, &account.sender_id, &mut lines).await {
             Ok(()) => {}
             // Another dispatcher gave the lines out meanwhile.
             Err(PortError::ConditionFailed) => return Ok(done),
@@ -292,7 +294,8 @@ impl Inbox {
                     // The call is over: other campaigns may call or write the contact.
                     let (phone, at) = (&call.entry.phone, ev.at);
                     repo::close_interaction(t, &ev.instance_id, phone, &ev.contact_id, at).await?;
-                    self.line_freed(&call.entry, &call.account_id).await?;
+                    self.line_freed(&call.entry, &ev.instance_id, &call.account_id)
+                        .await?;
                 }
                 Ok(true)
             }
@@ -324,8 +327,8 @@ impl Inbox {
 
     /// A call ended: its line is free, and the account's voice campaigns are dispatched
     /// again so the line is used at once (without a dispatcher here, at the next tick).
-    async fn line_freed(&self, r: &EntryRef, account_id: &str) -> AppResult<()> {
-        free_line(&*self.table, &r.tenant, account_id, r).await?;
+    async fn line_freed(&self, r: &EntryRef, instance: &str, account_id: &str) -> AppResult<()> {
+        free_line(&*self.table, &r.tenant, instance, r).await?;
         if let Some(d) = &self.calls {
             if let Err(e) = d.refill_lines(&r.tenant, account_id).await {
                 tracing::warn!(account_id, error = %e, "lines not refilled; the next tick does");

@@ -188,6 +188,8 @@ pub fn validate_connect_sender_id(s: &str) -> Result<(), DomainError> {
 /// Concurrent calls a Connect account places unless it says otherwise: Amazon Connect's
 /// default quota of concurrent active calls per instance.
 pub const DEFAULT_CONCURRENT_CALLS: u32 = 10;
+/// Most concurrent calls a Connect account may have (its lines are one item).
+pub const MAX_CONCURRENT_CALLS: u32 = 1000;
 /// Most caller ids one Connect account lists.
 pub const MAX_CALLER_IDS: usize = 100;
 
@@ -317,7 +319,7 @@ pub struct NewAccount {
     #[serde(default)]
     pub caller_ids: Option<Vec<String>>,
     /// Connect: the most calls in progress at once across the account's campaigns
-    /// (1-10,000, default 10, Connect's default quota per instance).
+    /// (1-1,000, default 10, Connect's default quota per instance).
     #[serde(default)]
     pub max_concurrent_calls: Option<u32>,
 }
@@ -560,10 +562,11 @@ fn voice_lines(
     let calls = input
         .max_concurrent_calls
         .unwrap_or(DEFAULT_CONCURRENT_CALLS);
-    if !(1..=10_000).contains(&calls) {
+    // The lines are one item: a thousand calls keep it far below DynamoDB's 400 KB.
+    if !(1..=MAX_CONCURRENT_CALLS).contains(&calls) {
         return Err(DomainError::invalid(
             "max_concurrent_calls",
-            "must be between 1 and 10000 calls",
+            format!("must be between 1 and {MAX_CONCURRENT_CALLS} calls"),
         ));
     }
     Ok((ids, Some(calls)))

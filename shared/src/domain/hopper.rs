@@ -166,6 +166,12 @@ pub struct HopperEntry {
     /// not claimed before this instant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_at: Option<Time>,
+    /// The client token of a voice entry's next call, kept from the claim that made it
+    /// until a call is recorded: a claim after one whose call may have started (a lost
+    /// answer, then a refusal of the SDK's retry) starts with the same token, so Connect
+    /// answers the contact it started instead of dialling again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_token: Option<String>,
     #[serde(default)]
     pub version: u64,
 }
@@ -292,6 +298,7 @@ impl HopperEntry {
             user_id: None,
             calls: Vec::new(),
             retry_at: None,
+            call_token: None,
             version: 0,
         }
     }
@@ -341,6 +348,17 @@ impl HopperEntry {
             }
             other => Err(NotClaimable(other)),
         }
+    }
+
+    /// The client token of the call this claim places: the one kept from an earlier claim
+    /// whose call may have started, else a new one naming this attempt (kept until the
+    /// call is recorded). Called on a claimed voice entry, before it is stored.
+    pub fn keep_call_token(&mut self) -> String {
+        let r = self.entry_ref();
+        let attempt = self.attempts;
+        self.call_token
+            .get_or_insert_with(|| super::voice::client_token(&r, attempt))
+            .clone()
     }
 
     /// Whether this claim sends the campaign's SMS fallback rather than its WhatsApp
@@ -401,6 +419,8 @@ impl HopperEntry {
     /// `no_final_event`).
     pub fn record_dialled(&mut self, contact_id: String, now: Time, bound: chrono::Duration) {
         self.record_sent(contact_id.clone(), now, bound);
+        // The next call is another: it gets its own token.
+        self.call_token = None;
         if !self.calls.iter().any(|c| c.contact_id == contact_id) {
             self.calls
                 .push(CallAttempt::new(self.attempts, contact_id, now));
@@ -426,8 +446,8 @@ impl HopperEntry {
                 CallApplied::Ignored
             };
         };
-        let current =
-            i + 1 == self.calls.len() && self.message_id.as_deref() == Some(ev.contact_id.as_str());
+        let latest = i + 1 == self.calls.len();
+        let current = latest && self.message_id.as_deref() == Some(ev.contact_id.as_str());
         let mut changed = self.calls[i].learn(ev);
         let call = &mut self.calls[i];
         if ev.kind == CallEventKind::Disconnected && call.outcome.is_none() {
@@ -436,7 +456,12 @@ impl HopperEntry {
             if current && self.state == EntryState::Pending {
                 self.settle_call(outcome, settings, ev.at);
             }
-            return CallApplied::Applied { ended: current };
+            return CallApplied::Applied { ended: latest };
+        }
+        // The final event of the entry's latest call delivered again (its handling may
+        // have died after the entry was stored): what its end frees is freed again.
+        if ev.kind == CallEventKind::Disconnected && latest {
+            return CallApplied::Applied { ended: true };
         }
         let refined = call.outcome.map(|_| call.judge(settings.amd_action));
         if current
@@ -990,6 +1015,7 @@ impl HopperEntry {
         // Called again from the start, with every retry.
         self.calls.clear();
         self.retry_at = None;
+        self.call_token = None;
         if *self == before {
             return false;
         }

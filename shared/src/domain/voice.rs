@@ -9,7 +9,7 @@
 //!   (the campaign's `max_call_minutes` after the call could start). At most
 //!   `max_concurrent` lines per campaign and the account's `max_concurrent_calls` in all,
 //!   shared max-min fairly by its campaigns with calls to make ([`fair_lines`]). The lines
-//!   are one versioned item per account, so two dispatchers never give out one line twice.
+//!   are one versioned item per instance, so two dispatchers never give out one line twice.
 //! - **Attempts.** Each call is one attempt of its entry: the client token the call is
 //!   started with is derived from the entry and the attempt ([`client_token`]), so a
 //!   redelivered or retried start of the same attempt dials once (Connect answers the same
@@ -357,9 +357,9 @@ impl CallAttempt {
         if ev.kind == CallEventKind::ConnectedToAgent {
             changed |= earliest(&mut self.agent_at, Some(ev.at));
         }
-        if ev.kind == CallEventKind::Connected {
-            changed |= earliest(&mut self.connected_at, Some(ev.at));
-        }
+        // Not the CONNECTED_TO_SYSTEM event itself: Connect sends it with every
+        // answering-machine result, an unanswered call's and a SIT tone's too. Only its
+        // `connectedToSystemTimestamp` says the callee's side answered.
         if let (None, Some(s)) = (&self.amd_status, &ev.amd_status) {
             self.amd_status = Some(s.to_ascii_uppercase());
             changed = true;
@@ -669,6 +669,110 @@ mod tests {
             ),
             (1, 0, 60, false, AmdAction::HangUp),
             "seed 003's defaults"
+        );
+    }
+
+    fn event(
+        kind: CallEventKind,
+        connected: bool,
+        amd: Option<&str>,
+        reason: Option<&str>,
+    ) -> CallEvent {
+        let at = Utc.with_ymd_and_hms(2026, 12, 7, 10, 0, 30).unwrap();
+        CallEvent {
+            instance_id: "i".into(),
+            contact_id: "c".into(),
+            kind,
+            at,
+            connected_at: connected.then_some(at),
+            agent_at: None,
+            amd_status: amd.map(str::to_owned),
+            disconnect_reason: reason.map(str::to_owned),
+        }
+    }
+
+    /// Review of issue 17: CONNECTED_TO_SYSTEM comes with every answering-machine result,
+    /// an unanswered call's too; only its timestamp says the callee answered.
+    #[test]
+    fn r13_1_calls_are_judged_by_what_their_events_say() {
+        use CallEventKind::*;
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 7, 10, 0, 0).unwrap();
+        let judge = |events: &[CallEvent], action: AmdAction| {
+            let mut c = CallAttempt::new(1, "c".into(), t0);
+            for e in events {
+                c.learn(e);
+            }
+            (c.judge(action), c.connected_at.is_some())
+        };
+        let hang_up = AmdAction::HangUp;
+        assert_eq!(
+            judge(
+                &[
+                    event(Connected, false, Some("AMD_UNANSWERED"), None),
+                    event(Disconnected, false, None, Some("TELECOM_TIMEOUT"))
+                ],
+                hang_up
+            ),
+            (CallOutcome::NoAnswer, false)
+        );
+        assert_eq!(
+            judge(
+                &[
+                    event(Connected, false, Some("SIT_TONE_DETECTED"), None),
+                    event(Disconnected, false, None, None)
+                ],
+                hang_up
+            ),
+            (CallOutcome::Failed, false)
+        );
+        assert_eq!(
+            judge(
+                &[
+                    event(Connected, false, Some("AMD_NOT_APPLICABLE"), None),
+                    event(Disconnected, false, None, None)
+                ],
+                hang_up
+            ),
+            (CallOutcome::NoAnswer, false),
+            "an undetermined result on a call nobody answered is retried"
+        );
+        // Unordered: the final event first, the detection's result after.
+        assert_eq!(
+            judge(
+                &[
+                    event(Disconnected, true, None, Some("CUSTOMER_DISCONNECT")),
+                    event(Connected, true, Some("VOICEMAIL_BEEP"), None)
+                ],
+                AmdAction::Voicemail
+            ),
+            (CallOutcome::Voicemail, true)
+        );
+        assert_eq!(
+            judge(
+                &[event(Disconnected, true, None, Some("CUSTOMER_DISCONNECT"))],
+                hang_up
+            ),
+            (CallOutcome::Connected, true),
+            "without detection, answered by someone or something"
+        );
+        assert_eq!(
+            judge(
+                &[event(Disconnected, false, None, Some("TELECOM_BUSY"))],
+                hang_up
+            ),
+            (CallOutcome::Busy, false)
+        );
+        assert_eq!(
+            judge(
+                &[event(
+                    Connected,
+                    false,
+                    Some("SIT_TONE_INVALID_NUMBER"),
+                    None
+                )],
+                hang_up
+            ),
+            (CallOutcome::InvalidNumber, false)
         );
     }
 

@@ -2,7 +2,7 @@
 //!
 //! | item | PK | SK |
 //! |---|---|---|
-//! | the lines a Connect account's calls hold | `PACE#t#a` | `LINES` |
+//! | the lines the calls through a Connect instance hold | `LINES#t#<instance>` | `LINES` |
 //! | a call's entry, by Connect's contact id (TTL a week) | `CALL#<instance>#<contact id>` | `CALL` |
 
 use super::{get_as, put_versioned, to_item};
@@ -12,12 +12,14 @@ use crate::domain::Time;
 use crate::ports::{Cond, PortResult, Table};
 use serde::{Deserialize, Serialize};
 
-fn lines_pk(tenant: &str, account: &str) -> String {
-    format!("PACE#{tenant}#{account}")
+/// Lines are counted per instance (its concurrent-calls quota), whichever of the tenant's
+/// accounts names it; an instance belongs to one tenant.
+fn lines_pk(tenant: &str, instance: &str) -> String {
+    format!("LINES#{tenant}#{instance}")
 }
 
-pub async fn get_lines(table: &dyn Table, tenant: &str, account: &str) -> PortResult<Lines> {
-    Ok(get_as(table, &lines_pk(tenant, account), "LINES")
+pub async fn get_lines(table: &dyn Table, tenant: &str, instance: &str) -> PortResult<Lines> {
+    Ok(get_as(table, &lines_pk(tenant, instance), "LINES")
         .await?
         .unwrap_or_default())
 }
@@ -27,13 +29,13 @@ pub async fn get_lines(table: &dyn Table, tenant: &str, account: &str) -> PortRe
 pub async fn save_lines(
     table: &dyn Table,
     tenant: &str,
-    account: &str,
+    instance: &str,
     lines: &mut Lines,
 ) -> PortResult<()> {
     let item = to_item(
         lines,
         "lines",
-        &[("PK", lines_pk(tenant, account)), ("SK", "LINES".into())],
+        &[("PK", lines_pk(tenant, instance)), ("SK", "LINES".into())],
     )?;
     put_versioned(table, item, &mut lines.version).await
 }

@@ -217,6 +217,14 @@ pub(super) async fn start_outbound_voice_contact(
     let phone = digits(to);
     {
         let mut st = inner.state.lock().unwrap();
+        if let Some(n) = st.connect_throttles.get_mut(&phone).filter(|n| **n > 0) {
+            *n -= 1;
+            return connect_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "LimitExceededException",
+                "Rate exceeded",
+            );
+        }
         if !token.is_empty() {
             if let Some(id) = st.connect_tokens.get(&format!("{instance}|{token}")) {
                 let id = id.clone();
@@ -303,15 +311,27 @@ pub(super) async fn start_outbound_voice_contact(
         ends_at,
         published: 0,
     };
-    let lost_answer = {
+    let (lost_answer, refused) = {
         let mut st = inner.state.lock().unwrap();
         if !token.is_empty() {
             st.connect_tokens
                 .insert(format!("{instance}|{token}"), contact_id.clone());
         }
         st.calls.push(record);
-        st.connect_lost_answers.remove(&phone)
+        (
+            st.connect_lost_answers.remove(&phone),
+            st.connect_started_refused.remove(&phone),
+        )
     };
+    if refused {
+        // Started, and a refusal answered: what a client hears when the answer of its
+        // first try was lost and a retry of it was refused.
+        return connect_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "LimitExceededException",
+            "Rate exceeded",
+        );
+    }
     if lost_answer {
         // Started, and the answer lost on the way: the client tries again.
         return connect_error(
@@ -446,6 +466,26 @@ impl Simulator {
             .unwrap()
             .connect_lost_answers
             .insert(digits(phone));
+    }
+
+    /// The next call to `phone` is started but answered `LimitExceededException`, and so
+    /// are the `retries` starts after it: the client hears "too many calls" although the
+    /// call rings.
+    pub fn start_call_and_refuse(&self, phone: &str, retries: u32) {
+        let mut st = self.inner.state.lock().unwrap();
+        st.connect_started_refused.insert(digits(phone));
+        st.connect_throttles.insert(digits(phone), retries);
+    }
+
+    /// The next `times` starts of calls to `phone` answer `LimitExceededException` (before
+    /// anything else is looked at).
+    pub fn throttle_calls(&self, phone: &str, times: u32) {
+        self.inner
+            .state
+            .lock()
+            .unwrap()
+            .connect_throttles
+            .insert(digits(phone), times);
     }
 
     /// Publishes every contact event due by the clock, oldest first, on the AWS event

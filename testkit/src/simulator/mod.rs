@@ -455,6 +455,11 @@ struct State0 {
     connect_token_replays: usize,
     /// Contacts (digits) whose next call's answer is lost.
     connect_lost_answers: std::collections::HashSet<String>,
+    /// Contacts (digits) whose next call is started and answered `LimitExceededException`.
+    connect_started_refused: std::collections::HashSet<String>,
+    /// Contacts (digits) whose next starts are refused with `LimitExceededException`, so
+    /// many times each.
+    connect_throttles: HashMap<String, u32>,
 }
 
 /// What becomes of a well-formed send.
