@@ -590,16 +590,7 @@ impl SendService {
         if let Some(failure) = unusable_template(ctx, &entry) {
             return self.failed(ctx, &mut entry, delta, failure, now).await;
         }
-        // A call holds a line from now on: none free (its own lapsed while the job waited,
-        // and others took them), it goes back in line undialled.
-        if ctx.content.call().is_some() && !self.line_for_call(ctx, &entry, now).await? {
-            let none = SendFailure {
-                class: FailureClass::NotAttempted,
-                code: None,
-                reason: "no line free".into(),
-            };
-            self.record(&mut entry, delta, |e| e.record_failure(&none))
-                .await?;
+        if calls && !self.line_for_call(ctx, &mut entry, delta, now).await? {
             return Ok(SendOutcome::Skipped("no line free"));
         }
         // A contact without a value for a mapped variable is not sent to (R3.3), nor one
@@ -613,13 +604,8 @@ impl SendService {
             }
         };
         let account = ctx.route(&entry).account;
-        let answer = match &msg {
-            Message::Template(m) => self.provider.send(account, m).await,
-            Message::Sms(m) => self.provider.send_sms(account, m).await,
-            Message::Call(m) => self.provider.start_call(account, m).await,
-        };
-        match answer {
-            Ok(accepted) if ctx.content.call().is_some() => {
+        match self.call_provider(account, &msg).await {
+            Ok(accepted) if calls => {
                 self.dialled(ctx, &facts, &mut entry, delta, accepted, sent_text)
                     .await
             }
@@ -678,15 +664,41 @@ impl SendService {
         Ok(SendOutcome::Sent(contact_id))
     }
 
-    /// Whether the claimed voice entry holds a line for its call now.
+    /// The provider's answer to one attempt's message.
+    async fn call_provider(
+        &self,
+        account: &Account,
+        msg: &Message,
+    ) -> Result<Accepted, SendFailure> {
+        match msg {
+            Message::Template(m) => self.provider.send(account, m).await,
+            Message::Sms(m) => self.provider.send_sms(account, m).await,
+            Message::Call(m) => self.provider.start_call(account, m).await,
+        }
+    }
+
+    /// Whether the claimed voice entry holds a line for its call now: a call holds one
+    /// from now on. None free (its own lapsed while the job waited and others took them):
+    /// the entry goes back in line undialled.
     async fn line_for_call(
         &self,
         ctx: &CampaignCtx,
-        entry: &HopperEntry,
+        entry: &mut HopperEntry,
+        delta: &mut Delta,
         now: Time,
     ) -> AppResult<bool> {
         let r = entry.entry_ref();
-        super::voice::hold_line(&*self.table, &ctx.account, &ctx.campaign, &r, now).await
+        if super::voice::hold_line(&*self.table, &ctx.account, &ctx.campaign, &r, now).await? {
+            return Ok(true);
+        }
+        let none = SendFailure {
+            class: FailureClass::NotAttempted,
+            code: None,
+            reason: "no line free".into(),
+        };
+        self.record(entry, delta, |e| e.record_failure(&none))
+            .await?;
+        Ok(false)
     }
 
     /// A voice entry's line is freed when this run placed no call and none may be in
