@@ -718,3 +718,44 @@ async fn r13_2_a_job_delivered_again_during_a_live_call_keeps_its_line() {
         "the live call keeps its line: {lines:?}"
     );
 }
+
+/// Calling hours apply to calls as to messages: none before the window opens, every call
+/// inside it.
+#[tokio::test]
+async fn r13_1_calls_keep_to_the_calling_hours() {
+    let h = spawn(SimConfig::default()).await;
+    let account = connect_account(&h, 5).await;
+    let list = h.new_list(&[HUMAN, HUMAN_2]).await;
+    let opens = common::t0() + Duration::minutes(30);
+    let hours = json!({"start": opens.format("%H:%M").to_string(),
+        "end": (opens + Duration::hours(1)).format("%H:%M").to_string(), "timezone": "UTC"});
+    let c = id_of(
+        &h.ok(
+            Method::POST,
+            "/campaigns",
+            Some(
+                json!({"name": "calls", "channel": "voice", "account_id": account,
+                "voice": voice(json!({"max_concurrent": 2})), "calling_hours": hours}),
+            ),
+        )
+        .await,
+    );
+    h.ok(
+        Method::POST,
+        &format!("/campaigns/{c}/lists"),
+        Some(json!({ "list_id": list })),
+    )
+    .await;
+    common::launch(&h.api, &c).await;
+    run(&h, 29 * 60).await;
+    assert!(
+        h.simulator().calls().is_empty(),
+        "no call before the window opens"
+    );
+    run(&h, 10 * 60).await;
+    let calls = h.simulator().calls();
+    assert_eq!(calls.len(), 2);
+    assert!(calls
+        .iter()
+        .all(|c| c.started_at >= opens && c.started_at < opens + Duration::hours(1)));
+}
