@@ -1053,11 +1053,28 @@ impl HopperEntry {
     }
 
     /// The campaign's end date passed before this entry was sent (R4.9): a FRESH entry,
-    /// waiting or not, becomes SKIPPED "campaign ended" and is never sent. Returns whether
+    /// waiting or not, becomes SKIPPED "campaign ended" and is never sent. A voice entry
+    /// waiting to be called again was called: it is settled with its last call's outcome
+    /// (no answer, busy: CLOSED; a failed call: FAILED), not "not sent". Returns whether
     /// the entry changed.
     pub fn expire_unsent(&mut self) -> bool {
         if self.state != EntryState::Fresh {
             return false;
+        }
+        if let Some(last) = self.calls.last().and_then(|c| c.outcome) {
+            self.retry_at = None;
+            self.wait_until = None;
+            self.call_token = None;
+            self.disposition = Some(last.as_str().into());
+            self.error = None;
+            if last.fails_the_entry() {
+                self.state = EntryState::Failed;
+                self.reason = Some(last.reason().into());
+            } else {
+                self.state = EntryState::Closed;
+                self.reason = None;
+            }
+            return true;
         }
         self.state = EntryState::Skipped;
         self.reason = Some(CAMPAIGN_ENDED_REASON.into());
@@ -1756,5 +1773,38 @@ mod tests {
         assert_eq!(live.get("replied"), Some(&1));
         assert_eq!(live.get("no_response"), None);
         assert_eq!(live.get("CLOSED"), Some(&1));
+    }
+
+    /// Review of issue 17: at the end date a voice entry waiting to be called again was
+    /// called already: it settles with its last call's outcome, not as "not sent".
+    #[test]
+    fn r13_a_voice_entry_waiting_for_its_retry_settles_with_its_last_call_at_the_end_date() {
+        let c = entry_campaign();
+        let now = Utc::now();
+        let mut e = HopperEntry::new(
+            &c,
+            crate::domain::phone::PhoneNumber::parse("14155550211").unwrap(),
+            ContactData::default(),
+            1,
+        );
+        e.claim(now).unwrap();
+        e.record_dialled("contact-1".into(), now, Duration::minutes(60));
+        e.calls[0].outcome = Some(CallOutcome::NoAnswer);
+        e.state = EntryState::Fresh;
+        e.retry_at = Some(now + Duration::minutes(1));
+        assert!(e.expire_unsent());
+        assert_eq!(
+            (e.state, e.disposition.as_deref(), e.retry_at),
+            (EntryState::Closed, Some("no_answer"), None)
+        );
+        // A fresh entry never called is still "not sent".
+        let mut f = HopperEntry::new(
+            &c,
+            crate::domain::phone::PhoneNumber::parse("14155550222").unwrap(),
+            ContactData::default(),
+            2,
+        );
+        assert!(f.expire_unsent());
+        assert_eq!(f.state, EntryState::Skipped);
     }
 }
