@@ -321,6 +321,7 @@ pub struct NewAccount {
     /// Connect: the most calls in progress at once across the account's campaigns
     /// (1-1,000, default 10, Connect's default quota per instance).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000)]
     pub max_concurrent_calls: Option<u32>,
 }
 

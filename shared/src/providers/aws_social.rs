@@ -101,25 +101,11 @@ impl MessagingProvider for AwsSocialProvider {
             .message(Blob::new(body))
             .send()
             .await;
-        let result = match out {
-            Ok(o) => match o.message_id().filter(|id| !id.is_empty()) {
-                Some(id) => Ok(Accepted::from(id.to_owned())),
-                None => Err(SendFailure::outcome_unknown(format!(
-                    "{NAME} accepted without a message id"
-                ))),
-            },
+        let answered = match out {
+            Ok(o) => Ok(o.message_id().map(str::to_owned)),
             Err(e) => Err(failure_of(e)),
         };
-        match &result {
-            Ok(a) => {
-                tracing::debug!(account = %account.id, to = %to, message_id = %a.message_id, "provider accepted")
-            }
-            Err(f) => tracing::warn!(
-                account = %account.id, to = %to, provider = NAME, code = ?f.code,
-                class = ?f.class, reason = %f.reason, "provider send failed"
-            ),
-        }
-        result
+        super::sdk_outcome(NAME, account, &to, answered)
     }
 }
 

@@ -201,25 +201,11 @@ impl MessagingProvider for ConnectProvider {
                 )
                 .traffic_type(TrafficType::Campaign);
         }
-        let result = match req.send().await {
-            Ok(o) => match o.contact_id().filter(|id| !id.is_empty()) {
-                Some(id) => Ok(Accepted::from(id.to_owned())),
-                None => Err(SendFailure::outcome_unknown(format!(
-                    "{NAME} started a call without a contact id"
-                ))),
-            },
+        let answered = match req.send().await {
+            Ok(o) => Ok(o.contact_id().map(str::to_owned)),
             Err(e) => Err(failure_of(e)),
         };
-        match &result {
-            Ok(a) => {
-                tracing::debug!(account = %account.id, to = %to, contact_id = %a.message_id, "call started")
-            }
-            Err(f) => tracing::warn!(
-                account = %account.id, to = %to, provider = NAME,
-                class = ?f.class, reason = %f.reason, "call not started"
-            ),
-        }
-        result
+        super::sdk_outcome(NAME, account, &to, answered)
     }
 }
 

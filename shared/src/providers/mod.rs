@@ -167,6 +167,34 @@ fn transport_error(provider: &str, e: &reqwest::Error) -> SendFailure {
     }
 }
 
+/// What an AWS SDK adapter's request came to (`answered`: the provider's id for the
+/// message or call, or the classified failure), logged with the masked recipient: an
+/// answer without an id may follow an accepted message, so its outcome is unknown.
+pub(crate) fn sdk_outcome(
+    provider: &str,
+    account: &Account,
+    to: &str,
+    answered: Result<Option<String>, SendFailure>,
+) -> Result<Accepted, SendFailure> {
+    let result = match answered {
+        Ok(Some(id)) if !id.is_empty() => Ok(Accepted::from(id)),
+        Ok(_) => Err(SendFailure::outcome_unknown(format!(
+            "{provider} accepted without an id"
+        ))),
+        Err(f) => Err(f),
+    };
+    match &result {
+        Ok(a) => {
+            tracing::debug!(account = %account.id, to, provider, message_id = %a.message_id, "provider accepted")
+        }
+        Err(f) => tracing::warn!(
+            account = %account.id, to, provider, code = ?f.code,
+            class = ?f.class, reason = %f.reason, "provider send failed"
+        ),
+    }
+    result
+}
+
 /// Sends a provider request and reads its answer with the provider's `interpret`
 /// (HTTP status and body -> message id or classified failure), logging the outcome
 /// with the masked recipient.
